@@ -1,0 +1,22 @@
+/**
+ * Makes sure the `temporal` and `minio` server binaries exist (building them from Go modules on
+ * first use) and prints their paths: `npx tsx scripts/ensure-servers.ts`.
+ *
+ * Why a separate script: CI runs it as its own step before the tests, so the multi-minute first
+ * build shows its progress in the CI log instead of inside vitest's global setup.
+ */
+import { ensureServerBinary, type ServerBinaryName } from '../src/embedded';
+
+async function main(): Promise<void> {
+  const names: readonly ServerBinaryName[] = ['temporal', 'minio'];
+  for (const name of names) {
+    const started = Date.now();
+    const binaryPath = await ensureServerBinary(name);
+    process.stdout.write(`${name}: ${binaryPath} (${((Date.now() - started) / 1000).toFixed(1)}s)\n`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}\n`);
+  process.exitCode = 1;
+});

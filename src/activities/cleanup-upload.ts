@@ -1,0 +1,115 @@
+/**
+ * The compensation of upload-parts: leave nothing outside a completed object.
+ *
+ * - Aborts the multipart upload. `NoSuchUpload` means it is already gone: done, not failed.
+ * - Confirms by listing, and aborts again: S3 documents that a part upload in flight during the
+ *   abort can still land afterwards, so one abort is not proof.
+ * - When the action died before it could report an upload id (its create answer was lost), finds
+ *   the uploads for the key that were initiated after the step began and aborts those.
+ * - Deletes staged part objects under the upload's staging prefix (used by protocol gateways that
+ *   receive chunks smaller than a part).
+ *
+ * Throws a retryable failure while anything remains, so the step's compensation policy keeps
+ * trying — e.g. until a store that is down comes back.
+ */
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { transientFailure, UploadFailureType } from '../upload/errors';
+import type { UploadActivityDeps } from './deps';
+import { isS3Error, s3Failure } from './s3/classify-error';
+import { listAllParts } from './s3/list-parts';
+
+export interface CleanupUploadInput {
+  bucket: string;
+  key: string;
+  /** The multipart upload to abort, when known. */
+  uploadId?: string;
+  /** Without an upload id: abort uploads of this key initiated at or after this time (epoch ms). */
+  initiatedAfterMs?: number;
+  /** Staged objects to delete, e.g. `.upload-saga/staging/<tenant>/<uploadId>/`. */
+  stagingPrefix?: string;
+}
+
+export interface CleanupUploadResult {
+  abortedUploadIds: string[];
+  stagedObjectsDeleted: number;
+}
+
+/** How many abort-and-confirm rounds one attempt makes before handing over to the retry policy. */
+const CONFIRM_ROUNDS = 3;
+
+async function uploadsForKey(s3: S3Client, bucket: string, key: string): Promise<{ uploadId: string; initiated?: Date }[]> {
+  const found: { uploadId: string; initiated?: Date }[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  for (;;) {
+    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+    for (const u of page.Uploads ?? []) {
+      if (u.Key === key && u.UploadId) found.push({ uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
+    }
+    if (!page.IsTruncated) return found;
+    keyMarker = page.NextKeyMarker;
+    uploadIdMarker = page.NextUploadIdMarker;
+  }
+}
+
+async function stillHasParts(s3: S3Client, bucket: string, key: string, uploadId: string): Promise<boolean> {
+  try {
+    await listAllParts(s3, { bucket, key, uploadId });
+    return true; // the upload still exists (with or without parts)
+  } catch (err) {
+    if (isS3Error(err, 'NoSuchUpload', 'Http404')) return false;
+    throw err;
+  }
+}
+
+async function deleteStaged(s3: S3Client, bucket: string, prefix: string): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1000 }));
+    const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+    if (keys.length === 0) return deleted;
+    const result = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+    if (result.Errors?.length) throw new Error(`could not delete ${result.Errors.length} staged objects under ${prefix}: ${result.Errors[0]?.Code}`);
+    deleted += keys.length;
+  }
+}
+
+export function cleanupUploadActivity(deps: UploadActivityDeps) {
+  return async function cleanupUpload(input: CleanupUploadInput): Promise<CleanupUploadResult> {
+    const where = `s3://${input.bucket}/${input.key}`;
+    try {
+      let ids = input.uploadId ? [input.uploadId] : [];
+      if (!input.uploadId && input.initiatedAfterMs !== undefined) {
+        const after = input.initiatedAfterMs;
+        ids = (await uploadsForKey(deps.s3, input.bucket, input.key))
+          .filter((u) => !u.initiated || u.initiated.getTime() >= after)
+          .map((u) => u.uploadId);
+      }
+      for (const uploadId of ids) {
+        let remaining = true;
+        for (let round = 0; round < CONFIRM_ROUNDS && remaining; round++) {
+          try {
+            await deps.s3.send(new AbortMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, UploadId: uploadId }));
+          } catch (err) {
+            if (!isS3Error(err, 'NoSuchUpload', 'Http404')) throw err;
+          }
+          remaining = await stillHasParts(deps.s3, input.bucket, input.key, uploadId);
+          if (remaining) await new Promise((r) => setTimeout(r, 500 * (round + 1)));
+        }
+        if (remaining) {
+          throw transientFailure(UploadFailureType.CleanupIncomplete, `multipart upload ${uploadId} of ${where} still exists after ${CONFIRM_ROUNDS} aborts`);
+        }
+      }
+      const stagedObjectsDeleted = input.stagingPrefix ? await deleteStaged(deps.s3, input.bucket, input.stagingPrefix) : 0;
+      return { abortedUploadIds: ids, stagedObjectsDeleted };
+    } catch (err) {
+      throw s3Failure(`clean up ${where}`, err);
+    }
+  };
+}

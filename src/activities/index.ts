@@ -1,0 +1,38 @@
+/**
+ * The upload activities, built from injected dependencies. Register the result with the worker:
+ * `Worker.create({ activities: createActivities(deps), ... })`. Workflow code imports only the
+ * *type* of this object.
+ */
+import { cleanupUploadActivity } from './cleanup-upload';
+import { completeUploadActivity } from './complete-upload';
+import type { UploadActivityDeps } from './deps';
+import { inspectSourceActivity } from './inspect-source';
+import { notifyActivity } from './notify';
+import { quotaActivities } from './quota';
+import { uploadPartsActivity } from './upload-parts';
+import { verifyUploadActivity } from './verify-upload';
+
+export function createActivities(deps: UploadActivityDeps) {
+  return {
+    inspectSource: inspectSourceActivity(deps),
+    ...quotaActivities(deps),
+    uploadParts: uploadPartsActivity(deps),
+    cleanupUpload: cleanupUploadActivity(deps),
+    verifyUpload: verifyUploadActivity(deps),
+    completeUpload: completeUploadActivity(deps),
+    notify: notifyActivity(deps),
+  };
+}
+
+export type UploadActivities = ReturnType<typeof createActivities>;
+
+export type { UploadActivityDeps, WebhookOptions } from './deps';
+export type { Inspection } from './inspect-source';
+export type { UploadPartsInput, UploadPartsResult, UploadPartsProgress, UploadPartsFailureDetails } from './upload-parts';
+export type { VerifyUploadInput, VerifyUploadResult } from './verify-upload';
+export type { CompleteUploadInput, CompleteUploadResult } from './complete-upload';
+export type { CleanupUploadInput, CleanupUploadResult } from './cleanup-upload';
+export type { NotifyInput, NotifyResult } from './notify';
+export { SIGNATURE_HEADER, IDEMPOTENCY_HEADER, signWebhookBody } from './notify';
+export type { ByteSource, SourceResolver, SourceStat } from './sources/byte-source';
+export { LocalFileResolver } from './sources/local-file';

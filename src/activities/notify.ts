@@ -1,0 +1,73 @@
+/**
+ * notify: POSTs the upload's outcome as JSON to the caller's webhook.
+ *
+ * The event body is built by the workflow, so every retry sends the same bytes; the receiver
+ * de-duplicates by the `Idempotency-Key` header (one key per upload and event type). When the
+ * worker has a webhook secret, `X-Upload-Saga-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+ * "<t>.<body>">` lets the receiver check the sender and reject replays. The secret lives only in
+ * the worker's configuration.
+ *
+ * 2xx is delivered. 408, 429 and 5xx are retried (honouring `Retry-After`); any other status
+ * means the receiver refuses the event, and retrying would not change its mind.
+ */
+import { createHmac } from 'node:crypto';
+import { permanentFailure, transientFailure, UploadFailureType } from '../upload/errors';
+import type { UploadActivityDeps } from './deps';
+
+export const SIGNATURE_HEADER = 'X-Upload-Saga-Signature';
+export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
+
+export interface NotifyInput {
+  url: string;
+  idempotencyKey: string;
+  /** The event, serialised by the receiver as-is. */
+  event: Record<string, unknown>;
+}
+
+export interface NotifyResult {
+  status: number;
+}
+
+/** The signature header value for `body` at `timestampSeconds`. */
+export function signWebhookBody(secret: string, timestampSeconds: number, body: string): string {
+  const mac = createHmac('sha256', secret).update(`${timestampSeconds}.${body}`).digest('hex');
+  return `t=${timestampSeconds},v1=${mac}`;
+}
+
+function retryAfterMs(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}
+
+export function notifyActivity(deps: UploadActivityDeps) {
+  const send = deps.webhook?.fetch ?? globalThis.fetch;
+  const timeoutMs = deps.webhook?.timeoutMs ?? 10_000;
+  return async function notify(input: NotifyInput): Promise<NotifyResult> {
+    const body = JSON.stringify(input.event);
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      'User-Agent': 'upload-saga',
+      [IDEMPOTENCY_HEADER]: input.idempotencyKey,
+    };
+    if (deps.webhook?.secret) headers[SIGNATURE_HEADER] = signWebhookBody(deps.webhook.secret, Math.floor(Date.now() / 1000), body);
+    const target = new URL(input.url);
+    const shown = `${target.origin}${target.pathname}`; // never echo query strings: they may hold tokens
+    let response: Response;
+    try {
+      response = await send(input.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+    } catch (err) {
+      throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} unreachable: ${(err as Error).message}`);
+    }
+    await response.body?.cancel().catch(() => undefined);
+    if (response.status >= 200 && response.status < 300) return { status: response.status };
+    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+      throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} answered HTTP ${response.status}`, {
+        retryAfterMs: retryAfterMs(response.headers.get('retry-after')),
+      });
+    }
+    throw permanentFailure(UploadFailureType.WebhookRejected, `webhook ${shown} refused the event with HTTP ${response.status}`);
+  };
+}

@@ -1,0 +1,25 @@
+/**
+ * reserve-space and its compensation, plus the commit after merge: thin adapters from the saga's
+ * steps to the injected {@link QuotaLedger}, which carries the idempotency and exactness.
+ */
+import type { QuotaUsage } from '../quota/ledger';
+import type { UploadActivityDeps } from './deps';
+
+export interface ReservationRef {
+  tenant: string;
+  uploadId: string;
+}
+
+export function quotaActivities(deps: UploadActivityDeps) {
+  return {
+    async reserveSpace(request: ReservationRef & { bytes: number }): Promise<QuotaUsage> {
+      return deps.quota.reserve(request);
+    },
+    async releaseReservation(ref: ReservationRef): Promise<QuotaUsage> {
+      return deps.quota.release(ref);
+    },
+    async commitReservation(ref: ReservationRef): Promise<QuotaUsage> {
+      return deps.quota.commit(ref);
+    },
+  };
+}

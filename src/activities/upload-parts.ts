@@ -1,0 +1,165 @@
+/**
+ * upload-parts: moves one batch of parts (the workflow calls it once per batch, so a 10,000-part
+ * upload costs a few dozen history events, not tens of thousands).
+ *
+ * - The first batch creates the multipart upload and heartbeats its id at once: if the activity
+ *   dies right after, the retry (heartbeat details) and the compensation (failure details, last
+ *   heartbeat) both know which upload to continue or abort.
+ * - A retry resumes: parts S3 already lists with the right size are skipped, so at most the
+ *   parts that were in flight are sent again.
+ * - Memory is bounded: each of `partConcurrency` workers holds one part, so about
+ *   partSize × partConcurrency, whatever the file size.
+ * - Each part carries an additional checksum S3 verifies on receipt, so a part corrupted in
+ *   flight is rejected (BadDigest), never stored.
+ * - Cancellation (delivered through heartbeats) aborts in-flight requests and stops the batch.
+ */
+import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { permanentFailure, UploadFailureType } from '../upload/errors';
+import { partRange, type PartPlan } from '../upload/part-plan';
+import type { ChecksumAlgorithm, SourceDescriptor } from '../upload/request';
+import type { UploadActivityDeps } from './deps';
+import { checksumField, partChecksum } from './s3/checksums';
+import { s3Failure } from './s3/classify-error';
+import { listAllParts } from './s3/list-parts';
+import { runPool } from './worker-pool';
+
+export interface UploadPartsInput {
+  bucket: string;
+  key: string;
+  /** Absent on the first batch: the activity creates the multipart upload. */
+  uploadId?: string;
+  source: SourceDescriptor;
+  sourceVersion: string;
+  plan: Pick<PartPlan, 'size' | 'partSize' | 'partCount'>;
+  firstPart: number;
+  lastPart: number;
+  partConcurrency: number;
+  checksumAlgorithm: ChecksumAlgorithm;
+  contentType: string;
+  metadata: Record<string, string>;
+}
+
+/** What the activity heartbeats: enough to resume, to abort, and to show progress. */
+export interface UploadPartsProgress {
+  uploadId: string;
+  firstPart: number;
+  lastPart: number;
+  /** Parts of this batch present in S3 (skipped + uploaded). */
+  partsDone: number;
+  /** Bytes of this batch present in S3. */
+  bytesDone: number;
+  /** Bytes this attempt actually sent (resume efficiency). */
+  bytesSent: number;
+}
+
+export interface UploadPartsResult {
+  uploadId: string;
+  partsUploaded: number;
+  partsSkipped: number;
+  bytesSent: number;
+  batchBytes: number;
+}
+
+/** Details attached to every failure of this activity, for the compensation. */
+export interface UploadPartsFailureDetails {
+  uploadId?: string;
+}
+
+function heartbeatUploadId(): string | undefined {
+  const details = Context.current().info.heartbeatDetails as Partial<UploadPartsProgress> | undefined;
+  return typeof details?.uploadId === 'string' ? details.uploadId : undefined;
+}
+
+export function uploadPartsActivity(deps: UploadActivityDeps) {
+  return async function uploadParts(input: UploadPartsInput): Promise<UploadPartsResult> {
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
+    const target = { bucket: input.bucket, key: input.key };
+    let uploadId = input.uploadId ?? heartbeatUploadId();
+
+    try {
+      if (!uploadId) {
+        const created = await deps.s3.send(
+          new CreateMultipartUploadCommand({
+            Bucket: input.bucket,
+            Key: input.key,
+            ContentType: input.contentType,
+            Metadata: input.metadata,
+            ChecksumAlgorithm: input.checksumAlgorithm,
+          }),
+          { abortSignal: signal },
+        );
+        if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+        uploadId = created.UploadId;
+      }
+      const id = uploadId;
+      const progress: UploadPartsProgress = { uploadId: id, firstPart: input.firstPart, lastPart: input.lastPart, partsDone: 0, bytesDone: 0, bytesSent: 0 };
+      ctx.heartbeat(progress);
+
+      const source = await deps.sources.open(input.source);
+      try {
+        const stat = await source.stat();
+        if (stat.version !== input.sourceVersion) {
+          throw permanentFailure(UploadFailureType.SourceChanged, `${source.description} changed since the upload started (size or modification time differ)`);
+        }
+
+        const present = new Map<number, number>();
+        for (const part of await listAllParts(deps.s3, { ...target, uploadId: id }, signal)) {
+          if (part.PartNumber !== undefined && part.Size !== undefined) present.set(part.PartNumber, part.Size);
+        }
+        const todo: number[] = [];
+        let skipped = 0;
+        for (let n = input.firstPart; n <= input.lastPart; n++) {
+          const { length } = partRange(input.plan, n);
+          if (present.get(n) === length) {
+            skipped++;
+            progress.partsDone++;
+            progress.bytesDone += length;
+          } else {
+            todo.push(n);
+          }
+        }
+        ctx.heartbeat(progress);
+
+        const field = checksumField(input.checksumAlgorithm);
+        await runPool(todo, input.partConcurrency, async (partNumber) => {
+          if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
+          const { offset, length } = partRange(input.plan, partNumber);
+          const body = await source.read(offset, length);
+          await deps.s3.send(
+            new UploadPartCommand({
+              Bucket: input.bucket,
+              Key: input.key,
+              UploadId: id,
+              PartNumber: partNumber,
+              Body: body,
+              ContentLength: length,
+              ChecksumAlgorithm: input.checksumAlgorithm,
+              [field]: partChecksum(input.checksumAlgorithm, body),
+            }),
+            { abortSignal: signal },
+          );
+          progress.partsDone++;
+          progress.bytesDone += length;
+          progress.bytesSent += length;
+          ctx.heartbeat(progress);
+        });
+
+        return { uploadId: id, partsUploaded: todo.length, partsSkipped: skipped, bytesSent: progress.bytesSent, batchBytes: progress.bytesDone };
+      } finally {
+        await source.close();
+      }
+    } catch (err) {
+      if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled', [{ uploadId } satisfies UploadPartsFailureDetails]);
+      const details: UploadPartsFailureDetails[] = [{ uploadId }];
+      if (err instanceof ApplicationFailure) {
+        // Same failure, plus the upload id the compensation needs; keep any retry-after hint.
+        const withDetails = ApplicationFailure.create({ type: err.type ?? 'Error', message: err.message, nonRetryable: err.nonRetryable ?? false, details, cause: err });
+        throw Object.assign(withDetails, { retryAfterMs: (err as { retryAfterMs?: number }).retryAfterMs });
+      }
+      throw s3Failure(`upload parts ${input.firstPart}–${input.lastPart} of s3://${input.bucket}/${input.key}`, err, details);
+    }
+  };
+}

@@ -1,0 +1,532 @@
+/**
+ * Finds, or builds from source, the two server executables the embedded stack runs:
+ * the Temporal CLI (`temporal server start-dev`) and MinIO.
+ *
+ * Why it is built this way:
+ * - No Docker and no prebuilt downloads are assumed; only a Go toolchain and the Go module proxy.
+ *   `go install <module>@<version>` is the one build path that needs nothing else.
+ * - Lookup order is explicit override → PATH → our cache → build, so CI images with preinstalled
+ *   binaries and developers with their own builds never pay for a build.
+ * - A build takes minutes, so it prints progress (start line with an estimate, a summary of
+ *   `go: downloading` lines, an elapsed-time line every ~15 s) instead of looking hung.
+ * - Builds go to a private staging GOBIN and are renamed into the cache dir, so a reader never
+ *   sees a half-written binary; a lock file in the cache dir makes concurrent processes (parallel
+ *   test workers, CI + demo) wait for the one build instead of compiling the same thing twice.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { EmbeddedStackError } from './errors';
+
+/** The servers this module knows how to provide. */
+export type ServerBinaryName = 'temporal' | 'minio';
+
+/** How to obtain one server executable. */
+export interface ServerBinarySpec {
+  /** Executable file name, as `go install` names it. */
+  readonly name: ServerBinaryName;
+  /** Go package path passed to `go install`. */
+  readonly module: string;
+  /** Module version passed to `go install` (`module@version`). */
+  readonly version: string;
+  /** Environment variable that, when set, names the executable to use and skips every other step. */
+  readonly envVar: string;
+  /** Human estimate of a first build on a 2-core machine with an empty Go cache (printed when a build starts). */
+  readonly firstBuildEstimate: string;
+}
+
+/** Go package of the Temporal CLI, whose `server start-dev` runs a full single-process Temporal server. */
+export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
+/**
+ * Temporal CLI version we build: v1.5.1 (Temporal Server 1.29.1, Web UI 2.42.1). It is the newest
+ * tag whose go.mod has no `replace` directive; `go install module@version` refuses modules with
+ * `replace`, so newer tags cannot be installed this way.
+ */
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+/** Go package of the MinIO server (its main package is the module root). */
+export const MINIO_MODULE = 'github.com/minio/minio';
+/**
+ * MinIO version we build. MinIO publishes no semver tags on the Go module, so `latest` resolves
+ * to the newest pseudo-version of the default branch (v0.0.0-20260212201848-7aac2a2c5b7c when
+ * this was written); the S3 API surface we use is stable across those builds.
+ */
+export const MINIO_VERSION = 'latest';
+
+/** Everything needed to obtain each server. */
+export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec>> = {
+  temporal: {
+    name: 'temporal',
+    module: TEMPORAL_CLI_MODULE,
+    version: TEMPORAL_CLI_VERSION,
+    envVar: 'UPLOAD_SAGA_TEMPORAL_BIN',
+    firstBuildEstimate: 'about 6 minutes',
+  },
+  minio: {
+    name: 'minio',
+    module: MINIO_MODULE,
+    version: MINIO_VERSION,
+    envVar: 'UPLOAD_SAGA_MINIO_BIN',
+    firstBuildEstimate: 'about 5 minutes',
+  },
+};
+
+/** Environment variable that overrides the binary cache directory. */
+export const CACHE_DIR_ENV_VAR = 'UPLOAD_SAGA_CACHE_DIR';
+
+/** Where progress lines are written; `process.stderr` and any writable stream fit. */
+export interface ProgressLogger {
+  write(text: string): unknown;
+}
+
+/** Options of {@link ensureServerBinary} and {@link findServerBinary}. */
+export interface EnsureServerBinaryOptions {
+  /**
+   * Environment used for the env-var override, `PATH`, the cache dir override and the Go build.
+   * @default process.env
+   */
+  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Directory holding built binaries (and the build lock files).
+   * @default env.UPLOAD_SAGA_CACHE_DIR, else ~/.cache/upload-saga/bin
+   */
+  readonly cacheDir?: string;
+  /**
+   * Receives build progress lines.
+   * @default process.stderr
+   */
+  readonly logger?: ProgressLogger;
+  /**
+   * Build with `go install` when no binary is found. When `false`, a missing binary is an error.
+   * @default true
+   */
+  readonly allowBuild?: boolean;
+  /**
+   * The `go` executable.
+   * @default `go` found on env.PATH, else /usr/local/go/bin/go
+   */
+  readonly goBinary?: string;
+  /**
+   * Interval of the "still building / still waiting" progress lines.
+   * @default 15_000
+   */
+  readonly progressIntervalMs?: number;
+  /**
+   * How long to wait for another process that holds the build lock before giving up.
+   * @default 1_800_000 (30 minutes)
+   */
+  readonly lockTimeoutMs?: number;
+  /**
+   * A lock older than this is considered abandoned even if its owner cannot be checked
+   * (e.g. it was taken on another host sharing the cache dir).
+   * @default 7_200_000 (2 hours)
+   */
+  readonly staleLockMs?: number;
+}
+
+/** Where {@link findServerBinary} found an executable. */
+export type BinarySource = 'env' | 'path' | 'cache';
+
+/** Result of {@link findServerBinary}. */
+export interface FoundBinary {
+  /** Absolute path of the executable. */
+  readonly path: string;
+  /** Which lookup step found it. */
+  readonly source: BinarySource;
+}
+
+/** The env-var override names something that is not an executable file. */
+export class ServerBinaryNotExecutableError extends EmbeddedStackError {
+  constructor(
+    readonly envVar: string,
+    readonly binaryPath: string,
+  ) {
+    super(`${envVar}=${binaryPath} is not an executable file`);
+  }
+}
+
+/** No binary was found and building was not allowed. */
+export class ServerBinaryNotFoundError extends EmbeddedStackError {
+  constructor(
+    readonly binary: ServerBinaryName,
+    readonly cacheDir: string,
+  ) {
+    const spec = SERVER_BINARIES[binary];
+    super(
+      `no ${binary} executable: ${spec.envVar} is unset, none on PATH, none in ${cacheDir}, and building is disabled`,
+    );
+  }
+}
+
+/** A build is needed but no Go toolchain could be found. */
+export class GoToolchainNotFoundError extends EmbeddedStackError {
+  constructor(readonly binary: ServerBinaryName) {
+    const spec = SERVER_BINARIES[binary];
+    super(
+      `building ${binary} needs the Go toolchain, but no \`go\` executable was found on PATH. ` +
+        `Install Go (https://go.dev/dl/) or point ${spec.envVar} at an existing ${binary} binary.`,
+    );
+  }
+}
+
+/** `go install` failed; `outputTail` holds the end of its output. */
+export class ServerBinaryBuildError extends EmbeddedStackError {
+  constructor(
+    readonly binary: ServerBinaryName,
+    readonly exitCode: number | null,
+    readonly outputTail: string,
+    cause?: unknown,
+  ) {
+    const spec = SERVER_BINARIES[binary];
+    super(
+      `go install ${spec.module}@${spec.version} failed (exit ${String(exitCode)}). Last output:\n${outputTail}`,
+      { cause },
+    );
+  }
+}
+
+/** Another process held the build lock for longer than `lockTimeoutMs`. */
+export class BuildLockTimeoutError extends EmbeddedStackError {
+  constructor(
+    readonly binary: ServerBinaryName,
+    readonly lockFile: string,
+    readonly waitedMs: number,
+  ) {
+    super(
+      `gave up waiting ${Math.round(waitedMs / 1000)}s for another process building ${binary} ` +
+        `(lock ${lockFile}); delete the lock file if no build is running`,
+    );
+  }
+}
+
+/** The default binary cache directory for an environment. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const override = env[CACHE_DIR_ENV_VAR];
+  if (override) return path.resolve(override);
+  return path.join(os.homedir(), '.cache', 'upload-saga', 'bin');
+}
+
+/**
+ * Looks for an existing executable without building: env var, then PATH, then the cache dir.
+ *
+ * @returns where it was found, or `undefined`
+ * @throws {@link ServerBinaryNotExecutableError} if the env-var override is set but unusable
+ */
+export async function findServerBinary(
+  name: ServerBinaryName,
+  options: EnsureServerBinaryOptions = {},
+): Promise<FoundBinary | undefined> {
+  const env = options.env ?? process.env;
+  const spec = SERVER_BINARIES[name];
+
+  const override = env[spec.envVar];
+  if (override) {
+    const resolved = path.resolve(override);
+    if (!(await isExecutableFile(resolved))) throw new ServerBinaryNotExecutableError(spec.envVar, resolved);
+    return { path: resolved, source: 'env' };
+  }
+
+  const onPath = await findOnPath(name, env);
+  if (onPath) return { path: onPath, source: 'path' };
+
+  const cached = await findInCache(spec, options.cacheDir ?? defaultCacheDir(env));
+  if (cached) return { path: cached, source: 'cache' };
+  return undefined;
+}
+
+/**
+ * Returns the absolute path of a usable `temporal` or `minio` executable, building it with
+ * `go install` into the cache dir if needed (see the module header for the lookup order).
+ *
+ * @throws {@link ServerBinaryNotExecutableError} if the env-var override is unusable
+ * @throws {@link ServerBinaryNotFoundError} if nothing is found and `allowBuild` is false
+ * @throws {@link GoToolchainNotFoundError} if a build is needed and `go` is missing
+ * @throws {@link ServerBinaryBuildError} if `go install` fails
+ * @throws {@link BuildLockTimeoutError} if another process builds for longer than `lockTimeoutMs`
+ */
+export async function ensureServerBinary(
+  name: ServerBinaryName,
+  options: EnsureServerBinaryOptions = {},
+): Promise<string> {
+  const found = await findServerBinary(name, options);
+  if (found) return found.path;
+
+  const env = options.env ?? process.env;
+  const spec = SERVER_BINARIES[name];
+  const cacheDir = options.cacheDir ?? defaultCacheDir(env);
+  if (options.allowBuild === false) throw new ServerBinaryNotFoundError(name, cacheDir);
+
+  const logger = options.logger ?? process.stderr;
+  await fsp.mkdir(cacheDir, { recursive: true });
+  const release = await acquireBuildLock(spec, cacheDir, logger, options);
+  try {
+    // The process we waited for may have built it meanwhile.
+    const cached = await findInCache(spec, cacheDir);
+    if (cached) return cached;
+    const goBinary = options.goBinary ?? (await findGo(env));
+    if (!goBinary) throw new GoToolchainNotFoundError(name);
+    return await buildWithGo(spec, cacheDir, goBinary, env, logger, options.progressIntervalMs ?? 15_000);
+  } finally {
+    await release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookup
+
+async function isExecutableFile(file: string): Promise<boolean> {
+  try {
+    const stat = await fsp.stat(file);
+    if (!stat.isFile()) return false;
+    await fsp.access(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findOnPath(executable: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const dirs = (env.PATH ?? '').split(path.delimiter).filter((dir) => dir !== '');
+  for (const dir of dirs) {
+    const candidate = path.resolve(dir, executable);
+    if (await isExecutableFile(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function versionStampFile(spec: ServerBinarySpec, cacheDir: string): string {
+  return path.join(cacheDir, `${spec.name}.version`);
+}
+
+/**
+ * A cached binary counts if it is executable and its version stamp (written by our builds)
+ * matches the wanted module@version. A binary without a stamp (placed there by hand or by a
+ * plain `GOBIN=... go install`) is trusted.
+ */
+async function findInCache(spec: ServerBinarySpec, cacheDir: string): Promise<string | undefined> {
+  const candidate = path.resolve(cacheDir, spec.name);
+  if (!(await isExecutableFile(candidate))) return undefined;
+  try {
+    const stamp = (await fsp.readFile(versionStampFile(spec, cacheDir), 'utf8')).trim();
+    if (stamp !== `${spec.module}@${spec.version}`) return undefined;
+  } catch {
+    // No stamp: trust it.
+  }
+  return candidate;
+}
+
+async function findGo(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const onPath = await findOnPath('go', env);
+  if (onPath) return onPath;
+  const wellKnown = '/usr/local/go/bin/go';
+  return (await isExecutableFile(wellKnown)) ? wellKnown : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Build lock
+
+interface LockOwner {
+  readonly pid: number;
+  readonly hostname: string;
+  readonly startedAt: string;
+}
+
+async function acquireBuildLock(
+  spec: ServerBinarySpec,
+  cacheDir: string,
+  logger: ProgressLogger,
+  options: EnsureServerBinaryOptions,
+): Promise<() => Promise<void>> {
+  const lockFile = path.join(cacheDir, `.${spec.name}.build.lock`);
+  const me: LockOwner = { pid: process.pid, hostname: os.hostname(), startedAt: new Date().toISOString() };
+  const myContent = JSON.stringify(me);
+  const lockTimeoutMs = options.lockTimeoutMs ?? 30 * 60_000;
+  const staleLockMs = options.staleLockMs ?? 2 * 60 * 60_000;
+  const progressIntervalMs = options.progressIntervalMs ?? 15_000;
+  const waitStart = Date.now();
+  let lastReport = 0;
+
+  for (;;) {
+    try {
+      await fsp.writeFile(lockFile, myContent, { flag: 'wx' });
+      return async () => {
+        try {
+          if ((await fsp.readFile(lockFile, 'utf8')) === myContent) await fsp.unlink(lockFile);
+        } catch {
+          // Already gone.
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+
+    const observed = await readLock(lockFile);
+    if (observed && isStale(observed, staleLockMs)) {
+      await breakStaleLock(lockFile, observed.raw);
+      continue;
+    }
+
+    const waited = Date.now() - waitStart;
+    if (waited > lockTimeoutMs) throw new BuildLockTimeoutError(spec.name, lockFile, waited);
+    if (lastReport === 0 || Date.now() - lastReport >= progressIntervalMs) {
+      const who = observed?.owner ? `pid ${observed.owner.pid} on ${observed.owner.hostname}` : 'another process';
+      logger.write(
+        `[upload-saga] waiting for ${who} to finish building ${spec.name} ` +
+          `(${formatDuration(waited)} so far, lock ${lockFile})\n`,
+      );
+      lastReport = Date.now();
+    }
+    await sleep(500);
+  }
+}
+
+interface ObservedLock {
+  readonly raw: string;
+  readonly owner: LockOwner | undefined;
+  readonly ageMs: number;
+}
+
+async function readLock(lockFile: string): Promise<ObservedLock | undefined> {
+  try {
+    const [raw, stat] = await Promise.all([fsp.readFile(lockFile, 'utf8'), fsp.stat(lockFile)]);
+    let owner: LockOwner | undefined;
+    try {
+      const parsed = JSON.parse(raw) as Partial<LockOwner>;
+      if (typeof parsed.pid === 'number' && typeof parsed.hostname === 'string') {
+        owner = { pid: parsed.pid, hostname: parsed.hostname, startedAt: String(parsed.startedAt) };
+      }
+    } catch {
+      // Being written right now, or garbage.
+    }
+    return { raw, owner, ageMs: Date.now() - stat.mtimeMs };
+  } catch {
+    return undefined; // Released between our attempt and this read.
+  }
+}
+
+function isStale(lock: ObservedLock, staleLockMs: number): boolean {
+  if (lock.ageMs > staleLockMs) return true;
+  if (!lock.owner) return lock.ageMs > 30_000; // unreadable for a long time: a crashed writer
+  if (lock.owner.hostname !== os.hostname()) return false;
+  try {
+    process.kill(lock.owner.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Removes an abandoned lock without deleting a fresh lock another waiter may have taken in the
+ * meantime: move it aside atomically, and put it back if what we moved is not what we judged.
+ */
+async function breakStaleLock(lockFile: string, staleContent: string): Promise<void> {
+  const aside = `${lockFile}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await fsp.rename(lockFile, aside);
+  } catch {
+    return; // Someone else moved or released it.
+  }
+  const moved = await fsp.readFile(aside, 'utf8').catch(() => staleContent);
+  if (moved !== staleContent) {
+    await fsp.link(aside, lockFile).catch(() => undefined);
+  }
+  await fsp.unlink(aside).catch(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Build
+
+async function buildWithGo(
+  spec: ServerBinarySpec,
+  cacheDir: string,
+  goBinary: string,
+  env: NodeJS.ProcessEnv,
+  logger: ProgressLogger,
+  progressIntervalMs: number,
+): Promise<string> {
+  const target = `${spec.module}@${spec.version}`;
+  const staging = await fsp.mkdtemp(path.join(cacheDir, `.build-${spec.name}-`));
+  const started = Date.now();
+  logger.write(
+    `[upload-saga] building ${spec.name} from source: go install ${target}\n` +
+      `[upload-saga]   first build takes ${spec.firstBuildEstimate} (module downloads + compile); ` +
+      `later runs reuse ${path.join(cacheDir, spec.name)}\n`,
+  );
+
+  const progress = { downloads: 0, lastDownload: '', packages: 0 };
+  const tail: string[] = [];
+  const onLine = (line: string): void => {
+    if (line.trim() === '') return;
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    const download = /^go: downloading (\S+) (\S+)/.exec(line);
+    if (download) {
+      progress.downloads++;
+      progress.lastDownload = `${download[1] ?? ''} ${download[2] ?? ''}`;
+    } else if (!line.startsWith('go:') && !line.startsWith('#') && /^[\w.-]+(\/[\w.@~+-]+)*$/.test(line)) {
+      progress.packages++; // `go install -v` prints each package it compiles
+    }
+  };
+
+  const ticker = setInterval(() => {
+    const parts = [`${progress.downloads} modules downloaded`, `${progress.packages} packages compiled`];
+    if (progress.downloads > 0 && progress.packages === 0) parts.push(`last: ${progress.lastDownload}`);
+    logger.write(`[upload-saga] building ${spec.name}… ${formatDuration(Date.now() - started)} (${parts.join(', ')})\n`);
+  }, progressIntervalMs);
+  ticker.unref();
+
+  try {
+    const exitCode = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(goBinary, ['install', '-v', target], {
+        env: { ...env, GOBIN: staging },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.once('error', reject);
+      for (const stream of [child.stdout, child.stderr]) {
+        let pending = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => {
+          pending += chunk;
+          const lines = pending.split('\n');
+          pending = lines.pop() ?? '';
+          lines.forEach(onLine);
+        });
+        stream.on('end', () => {
+          if (pending) onLine(pending);
+        });
+      }
+      child.once('close', (code) => resolve(code));
+    }).catch((error: unknown) => {
+      throw new ServerBinaryBuildError(spec.name, null, tail.join('\n'), error);
+    });
+
+    const built = path.join(staging, spec.name);
+    if (exitCode !== 0 || !(await isExecutableFile(built))) {
+      throw new ServerBinaryBuildError(spec.name, exitCode, tail.join('\n') || '(no output)');
+    }
+    const final = path.join(cacheDir, spec.name);
+    await fsp.rename(built, final);
+    await fsp.writeFile(versionStampFile(spec, cacheDir), `${target}\n`);
+    logger.write(
+      `[upload-saga] built ${spec.name} in ${formatDuration(Date.now() - started)} ` +
+        `(${progress.downloads} modules downloaded, ${progress.packages} packages compiled) → ${final}\n`,
+    );
+    return final;
+  } finally {
+    clearInterval(ticker);
+    await fsp.rm(staging, { recursive: true, force: true });
+  }
+}
+
+function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  const minutes = Math.floor(seconds / 60);
+  return minutes > 0 ? `${minutes}m${String(seconds % 60).padStart(2, '0')}s` : `${seconds}s`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,62 @@
+/**
+ * Public surface of the embedded stack: real Temporal and MinIO servers built from Go modules
+ * and run as child processes, for tests, the demo and the `stack` CLI command.
+ *
+ * Why a barrel: callers import from `src/embedded` only; the one-job modules behind it
+ * (binaries, process management, ports, exit cleanup) can be reshuffled freely.
+ */
+export { EmbeddedStackError } from './errors';
+export {
+  BuildLockTimeoutError,
+  CACHE_DIR_ENV_VAR,
+  GoToolchainNotFoundError,
+  MINIO_MODULE,
+  MINIO_VERSION,
+  SERVER_BINARIES,
+  ServerBinaryBuildError,
+  ServerBinaryNotExecutableError,
+  ServerBinaryNotFoundError,
+  TEMPORAL_CLI_MODULE,
+  TEMPORAL_CLI_VERSION,
+  defaultCacheDir,
+  ensureServerBinary,
+  findServerBinary,
+  type BinarySource,
+  type EnsureServerBinaryOptions,
+  type FoundBinary,
+  type ProgressLogger,
+  type ServerBinaryName,
+  type ServerBinarySpec,
+} from './binaries';
+export {
+  InvalidSearchAttributeError,
+  SearchAttributeTypeConflictError,
+  TemporalDevServerExitedError,
+  TemporalDevServerTimeoutError,
+  startTemporalDevServer,
+  workflowUiUrl,
+  type SearchAttributeTypeName,
+  type TemporalDevServer,
+  type TemporalDevServerOptions,
+  type WorkflowUiTarget,
+} from './temporal-dev-server';
+export {
+  DEFAULT_MINIO_ROOT_PASSWORD,
+  DEFAULT_MINIO_ROOT_USER,
+  InvalidMinioCredentialsError,
+  MINIO_REGION,
+  MinioServerExitedError,
+  MinioServerTimeoutError,
+  startMinioServer,
+  type MinioServer,
+  type MinioServerOptions,
+} from './minio-server';
+export { ensureBuckets, s3ClientConfig, type S3EndpointInfo } from './s3-buckets';
+export {
+  EmbeddedStackStopError,
+  startEmbeddedStack,
+  type EmbeddedStack,
+  type EmbeddedStackOptions,
+} from './stack';
+export { ProcessSpawnError, type ProcessExit } from './managed-process';
+export { findFreePort, findFreePorts } from './free-port';

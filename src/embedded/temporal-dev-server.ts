@@ -1,0 +1,412 @@
+/**
+ * Runs a real Temporal server (`temporal server start-dev`) as a child process.
+ *
+ * Why it is built this way:
+ * - `start-dev` is the full server (frontend, history, matching, worker, Web UI) in one process;
+ *   with `--db-filename` it persists to SQLite, so restarting with the same `dataDir` keeps every
+ *   workflow, which is what crash/resume tests and the demo rely on.
+ * - Every port it would otherwise default (7233, 8233) is picked free by us, so parallel stacks
+ *   and a developer's own dev server never collide. If a picked port is stolen before the server
+ *   binds it, the start is retried with fresh ports.
+ * - Readiness is checked over the real gRPC API (`GetSystemInfo` + `DescribeNamespace`) and the
+ *   Web UI over HTTP, racing the process exit so a crash fails fast with its log tail.
+ * - `--search-attribute` only takes effect when the SQLite file is created; on a restart with an
+ *   existing database we add missing attributes through the OperatorService, so the attribute
+ *   list can grow between runs.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
+import { EmbeddedStackError } from './errors';
+import { findFreePorts } from './free-port';
+import { ManagedProcess, type ProcessExit } from './managed-process';
+
+/** Search attribute types as the Temporal CLI spells them in `--search-attribute Name=Type`. */
+export type SearchAttributeTypeName = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
+
+/**
+ * Proto `IndexedValueType` numbers (temporal/api/enums/v1/common.proto) by CLI type name;
+ * stable wire values, used for `AddSearchAttributes` and to read `ListSearchAttributes`.
+ */
+const INDEXED_VALUE_TYPES: Readonly<Record<SearchAttributeTypeName, number>> = {
+  Text: 1,
+  Keyword: 2,
+  Int: 3,
+  Double: 4,
+  Bool: 5,
+  Datetime: 6,
+  KeywordList: 7,
+};
+
+/** Options of {@link startTemporalDevServer}. */
+export interface TemporalDevServerOptions {
+  /** Directory for `temporal.db` (SQLite) and `temporal.log`; created if missing. Reuse it to keep state. */
+  readonly dataDir: string;
+  /**
+   * The `temporal` executable.
+   * @default the result of `ensureServerBinary('temporal', binary)`
+   */
+  readonly binaryPath?: string;
+  /**
+   * Options for finding/building the binary when `binaryPath` is not given.
+   * @default {}
+   */
+  readonly binary?: EnsureServerBinaryOptions;
+  /**
+   * Interface every port binds to.
+   * @default '127.0.0.1'
+   */
+  readonly ip?: string;
+  /**
+   * Frontend gRPC port.
+   * @default a free port
+   */
+  readonly port?: number;
+  /**
+   * Web UI port.
+   * @default a free port
+   */
+  readonly uiPort?: number;
+  /**
+   * Frontend HTTP API port.
+   * @default a free port
+   */
+  readonly httpPort?: number;
+  /**
+   * Prometheus `/metrics` port.
+   * @default a free port
+   */
+  readonly metricsPort?: number;
+  /**
+   * Namespace created at start (besides `default`, which always exists) and checked for readiness.
+   * @default 'default'
+   */
+  readonly namespace?: string;
+  /**
+   * Custom search attributes to register, name → CLI type name (`Keyword`, `Int`, ...; case-insensitive).
+   * @default {}
+   */
+  readonly searchAttributes?: Readonly<Record<string, string>>;
+  /**
+   * Extra dynamic config, key → JSON-serialisable value (`--dynamic-config-value key=json`).
+   * @default {}
+   */
+  readonly dynamicConfig?: Readonly<Record<string, unknown>>;
+  /**
+   * Server log level.
+   * @default 'warn'
+   */
+  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * How long to wait for the server (gRPC + namespace + Web UI) to become ready.
+   * @default 60_000
+   */
+  readonly readyTimeoutMs?: number;
+  /**
+   * How long `stop()` waits after SIGTERM before SIGKILL.
+   * @default 10_000
+   */
+  readonly stopGraceMs?: number;
+  /**
+   * Start attempts when auto-picked ports turn out to be taken.
+   * @default 3
+   */
+  readonly startAttempts?: number;
+}
+
+/** A running embedded Temporal server. */
+export interface TemporalDevServer {
+  /** gRPC `host:port` for `Connection.connect({ address })` and workers. */
+  readonly address: string;
+  /** The namespace created and checked at start. */
+  readonly namespace: string;
+  /** Base URL of the Web UI, without trailing slash. */
+  readonly uiUrl: string;
+  /** Directory holding `temporal.db` and `temporal.log`. */
+  readonly dataDir: string;
+  /** The server's log file. */
+  readonly logFile: string;
+  /** Process id of the server. */
+  readonly pid: number;
+  /** Every port the server was told to bind. */
+  readonly ports: { readonly frontend: number; readonly ui: number; readonly http: number; readonly metrics: number };
+  /** Resolves when the server process exits (for whatever reason). */
+  readonly exited: Promise<ProcessExit>;
+  /** SIGTERM, then SIGKILL after the grace period; resolves once the process has exited. Idempotent. */
+  stop(): Promise<void>;
+  /** Sends a signal right away, synchronously (for crash tests and exit handlers). */
+  kill(signal?: NodeJS.Signals): boolean;
+}
+
+/** A search attribute name or type cannot be passed to the server. */
+export class InvalidSearchAttributeError extends EmbeddedStackError {
+  constructor(
+    readonly attribute: string,
+    readonly type: string,
+  ) {
+    super(
+      `invalid search attribute ${attribute}=${type}: the name must be an identifier and the type one of ` +
+        Object.keys(INDEXED_VALUE_TYPES).join(', '),
+    );
+  }
+}
+
+/** An existing database already registers a search attribute with another type. */
+export class SearchAttributeTypeConflictError extends EmbeddedStackError {
+  constructor(
+    readonly attribute: string,
+    readonly wanted: SearchAttributeTypeName,
+    readonly existing: string,
+  ) {
+    super(`search attribute ${attribute} is registered as ${existing} but ${wanted} was requested`);
+  }
+}
+
+/** The server process exited before it became ready. */
+export class TemporalDevServerExitedError extends EmbeddedStackError {
+  constructor(
+    readonly exit: ProcessExit,
+    readonly logTail: string,
+  ) {
+    super(
+      `temporal server start-dev exited before becoming ready (code ${String(exit.code)}, signal ` +
+        `${String(exit.signal)}). Log tail:\n${logTail}`,
+    );
+  }
+}
+
+/** The server did not become ready within `readyTimeoutMs`. */
+export class TemporalDevServerTimeoutError extends EmbeddedStackError {
+  constructor(
+    readonly timeoutMs: number,
+    readonly logTail: string,
+    cause: unknown,
+  ) {
+    super(
+      `temporal server start-dev was not ready after ${timeoutMs} ms ` +
+        `(last error: ${cause instanceof Error ? cause.message : String(cause)}). Log tail:\n${logTail}`,
+      { cause },
+    );
+  }
+}
+
+/** Where to point a browser for one workflow execution. */
+export interface WorkflowUiTarget {
+  /** Base URL of the Temporal Web UI (e.g. {@link TemporalDevServer.uiUrl}). */
+  readonly uiUrl: string;
+  /** Namespace of the workflow. */
+  readonly namespace: string;
+  /** Workflow id. */
+  readonly workflowId: string;
+  /** A specific run; without it the UI shows the latest run. */
+  readonly runId?: string;
+}
+
+/** The Web UI URL of a workflow (and optionally of one of its runs). */
+export function workflowUiUrl(target: WorkflowUiTarget): string {
+  const base = `${target.uiUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(target.workflowId)}`;
+  return target.runId ? `${base}/${encodeURIComponent(target.runId)}` : base;
+}
+
+/**
+ * Starts `temporal server start-dev` with SQLite persistence in `dataDir` and waits until it
+ * serves gRPC, the namespace and the Web UI.
+ *
+ * @throws {@link InvalidSearchAttributeError} before spawning, for a bad attribute
+ * @throws {@link TemporalDevServerExitedError} if the process dies during start-up
+ * @throws {@link TemporalDevServerTimeoutError} if it is not ready in time (the process is killed)
+ * @throws {@link SearchAttributeTypeConflictError} if the existing database disagrees on a type
+ */
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const searchAttributes = normaliseSearchAttributes(options.searchAttributes ?? {});
+  const binary = options.binaryPath ?? (await ensureServerBinary('temporal', options.binary));
+  const dataDir = path.resolve(options.dataDir);
+  await fsp.mkdir(dataDir, { recursive: true });
+  const ip = options.ip ?? '127.0.0.1';
+  const namespace = options.namespace ?? 'default';
+  const autoPorts = [options.port, options.uiPort, options.httpPort, options.metricsPort].some((p) => p === undefined);
+  const attempts = autoPorts ? Math.max(1, options.startAttempts ?? 3) : 1;
+
+  for (let attempt = 1; ; attempt++) {
+    const [frontend, ui, http, metrics] = await pickPorts(ip, options);
+    const ports = { frontend, ui, http, metrics };
+    const child = await ManagedProcess.start({
+      command: binary,
+      args: buildArgs({ dataDir, ip, namespace, ports, searchAttributes, options }),
+      logFile: path.join(dataDir, 'temporal.log'),
+    });
+    const address = `${ip}:${frontend}`;
+    const uiUrl = `http://${ip}:${ui}`;
+    try {
+      await waitUntilReady({ child, address, namespace, uiUrl, searchAttributes, options });
+    } catch (error) {
+      await child.stop({ graceMs: 2_000 });
+      const portTaken = error instanceof TemporalDevServerExitedError && /address already in use|can't set|can't use/i.test(error.logTail);
+      if (portTaken && attempt < attempts) continue;
+      throw error;
+    }
+
+    let stopping: Promise<void> | undefined;
+    return {
+      address,
+      namespace,
+      uiUrl,
+      dataDir,
+      logFile: child.logFile,
+      pid: child.pid,
+      ports,
+      exited: child.exited,
+      stop: () => (stopping ??= child.stop({ graceMs: options.stopGraceMs ?? 10_000 }).then(() => undefined)),
+      kill: (signal: NodeJS.Signals = 'SIGTERM') => child.kill(signal),
+    };
+  }
+}
+
+async function pickPorts(ip: string, options: TemporalDevServerOptions): Promise<[number, number, number, number]> {
+  const free = await findFreePorts(4, ip);
+  const pick = (given: number | undefined, index: number): number => given ?? free[index] ?? 0;
+  return [
+    pick(options.port, 0),
+    pick(options.uiPort, 1),
+    pick(options.httpPort, 2),
+    pick(options.metricsPort, 3),
+  ];
+}
+
+function buildArgs(input: {
+  dataDir: string;
+  ip: string;
+  namespace: string;
+  ports: { frontend: number; ui: number; http: number; metrics: number };
+  searchAttributes: ReadonlyMap<string, SearchAttributeTypeName>;
+  options: TemporalDevServerOptions;
+}): string[] {
+  const { dataDir, ip, namespace, ports, searchAttributes, options } = input;
+  const args = [
+    'server',
+    'start-dev',
+    '--db-filename',
+    path.join(dataDir, 'temporal.db'),
+    '--ip',
+    ip,
+    '--port',
+    String(ports.frontend),
+    '--ui-port',
+    String(ports.ui),
+    '--http-port',
+    String(ports.http),
+    '--metrics-port',
+    String(ports.metrics),
+    '--namespace',
+    namespace,
+    '--log-level',
+    options.logLevel ?? 'warn',
+    '--color',
+    'never',
+  ];
+  for (const [name, type] of searchAttributes) args.push('--search-attribute', `${name}=${type}`);
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  }
+  return args;
+}
+
+function normaliseSearchAttributes(input: Readonly<Record<string, string>>): Map<string, SearchAttributeTypeName> {
+  const result = new Map<string, SearchAttributeTypeName>();
+  const typeNames = Object.keys(INDEXED_VALUE_TYPES) as SearchAttributeTypeName[];
+  for (const [name, type] of Object.entries(input)) {
+    const canonical = typeNames.find((candidate) => candidate.toLowerCase() === type.toLowerCase());
+    if (!canonical || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidSearchAttributeError(name, type);
+    result.set(name, canonical);
+  }
+  return result;
+}
+
+async function waitUntilReady(input: {
+  child: ManagedProcess;
+  address: string;
+  namespace: string;
+  uiUrl: string;
+  searchAttributes: ReadonlyMap<string, SearchAttributeTypeName>;
+  options: TemporalDevServerOptions;
+}): Promise<void> {
+  const { child, address, namespace, uiUrl, searchAttributes, options } = input;
+  const timeoutMs = options.readyTimeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = new Error('not checked yet');
+  let processExit: ProcessExit | undefined;
+  void child.exited.then((exit) => (processExit = exit));
+
+  const failIfExited = async (): Promise<void> => {
+    if (processExit) throw new TemporalDevServerExitedError(processExit, await child.logTail());
+  };
+
+  // 1. gRPC frontend answers and the namespace exists.
+  let connection: Connection | undefined;
+  while (!connection) {
+    await failIfExited();
+    let candidate: Connection | undefined;
+    try {
+      candidate = await Connection.connect({ address, connectTimeout: 1_000 });
+      await candidate.workflowService.getSystemInfo({});
+      await candidate.workflowService.describeNamespace({ namespace });
+      connection = candidate;
+    } catch (error) {
+      lastError = error;
+      await candidate?.close().catch(() => undefined);
+      if (Date.now() > deadline) break;
+      await Promise.race([sleep(250), child.exited]);
+    }
+  }
+  try {
+    await failIfExited();
+    if (!connection) throw new TemporalDevServerTimeoutError(timeoutMs, await child.logTail(), lastError);
+
+    // 2. Search attributes (only needed when the database already existed).
+    await reconcileSearchAttributes(connection, namespace, searchAttributes);
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+
+  // 3. Web UI answers.
+  for (;;) {
+    await failIfExited();
+    try {
+      const response = await fetch(uiUrl, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.ok) return;
+      lastError = new Error(`Web UI answered HTTP ${response.status}`);
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new TemporalDevServerTimeoutError(timeoutMs, await child.logTail(), lastError);
+    await Promise.race([sleep(250), child.exited]);
+  }
+}
+
+async function reconcileSearchAttributes(
+  connection: Connection,
+  namespace: string,
+  wanted: ReadonlyMap<string, SearchAttributeTypeName>,
+): Promise<void> {
+  if (wanted.size === 0) return;
+  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing: Record<string, number> = {};
+  for (const [name, type] of wanted) {
+    const existing = customAttributes[name];
+    if (existing === undefined) {
+      missing[name] = INDEXED_VALUE_TYPES[type];
+    } else if (existing !== INDEXED_VALUE_TYPES[type]) {
+      const existingName = Object.entries(INDEXED_VALUE_TYPES).find(([, value]) => value === existing)?.[0];
+      throw new SearchAttributeTypeConflictError(name, type, existingName ?? `type #${existing}`);
+    }
+  }
+  if (Object.keys(missing).length > 0) {
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

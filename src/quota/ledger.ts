@@ -1,0 +1,37 @@
+/**
+ * The quota port: what the reserve-space step needs from a quota store. The embedded default is
+ * a Temporal workflow per tenant (see temporal-ledger.ts); a deployment with its own billing or
+ * quota service implements this interface and passes it to `createActivities`.
+ *
+ * Contract, which every implementation must keep:
+ * - `reserve` is idempotent per (tenant, uploadId) and exact under concurrency: the sum of used
+ *   and reserved bytes never exceeds the limit. When the upload does not fit it throws a
+ *   non-retryable failure of type `QuotaExceeded`.
+ * - `release` and `commit` are idempotent; releasing or committing an unknown upload is a no-op.
+ */
+export interface QuotaUsage {
+  tenant: string;
+  usedBytes: number;
+  reservedBytes: number;
+  reservations: number;
+}
+
+export interface QuotaLedger {
+  reserve(request: { tenant: string; uploadId: string; bytes: number }): Promise<QuotaUsage>;
+  release(request: { tenant: string; uploadId: string }): Promise<QuotaUsage>;
+  /** Moves the reservation to "used" once the object is merged. */
+  commit(request: { tenant: string; uploadId: string }): Promise<QuotaUsage>;
+  usage(tenant: string): Promise<QuotaUsage>;
+}
+
+/** Quota limits by tenant. */
+export interface QuotaLimits {
+  /** Bytes a tenant may store when it has no entry of its own. */
+  defaultBytes: number;
+  /** Per-tenant overrides. */
+  perTenant?: Record<string, number>;
+}
+
+export function quotaLimitFor(limits: QuotaLimits, tenant: string): number {
+  return limits.perTenant?.[tenant] ?? limits.defaultBytes;
+}

@@ -1,0 +1,70 @@
+/**
+ * How a saga is declared: every step in one object, each with its action activity, its optional
+ * compensation activity, and the retry policy and timeouts of both. A reader sees at a glance what
+ * each step retries, what it never retries and how it is undone; the engine derives everything
+ * else (activity proxies, headers, the failure report) from this one declaration.
+ */
+import type { RetryPolicy } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { JitterMode } from '../shared/backoff';
+
+/** Temporal's retry policy plus the jitter Temporal does not have. */
+export interface StepRetryPolicy extends RetryPolicy {
+  /**
+   * Spread of each retry delay, applied by the saga's activity interceptor through the failure's
+   * `nextRetryDelay`. Requires the interceptors (see `sagaWorkerInterceptors`).
+   * @default 'none'
+   */
+  jitter?: JitterMode;
+}
+
+/** Activity timeouts of one step; at least `startToClose` or `scheduleToClose` is required. */
+export interface StepTimeouts {
+  startToClose?: Duration;
+  scheduleToClose?: Duration;
+  scheduleToStart?: Duration;
+  /** Set it for long activities that heartbeat, so a dead worker is noticed quickly. */
+  heartbeat?: Duration;
+}
+
+/** One activity call: which activity, how it retries, how long it may take. */
+export interface ActivityCallDefinition<ActivityName extends string = string> {
+  activity: ActivityName;
+  retry: StepRetryPolicy;
+  timeouts: StepTimeouts;
+  /**
+   * What cancelling the saga does to this activity while it runs: `try` requests cancellation and
+   * moves on; `wait` waits until the activity has stopped (use it when the compensation must not
+   * race the action, e.g. parts still being sent while the upload is aborted); `abandon` does not
+   * tell the activity.
+   * @default 'try'
+   */
+  cancellation?: 'try' | 'wait' | 'abandon';
+}
+
+export interface StepDefinition<ActivityName extends string = string> {
+  /** The forward action. */
+  action: ActivityCallDefinition<ActivityName>;
+  /**
+   * How to undo the action. Registered before the action runs, because an action can
+   * half-succeed (time out after the store already did the work). Omit for steps with nothing to undo.
+   */
+  compensation?: ActivityCallDefinition<ActivityName>;
+  /**
+   * The point of no return. Once a pivot step completed, no step is compensated any more: later
+   * steps are retried forward, and if one still fails the saga fails without compensating.
+   * @default false
+   */
+  pivot?: boolean;
+}
+
+/** A saga's steps by name. The names are what the Web UI, failures and reports show. */
+export type SagaDefinition<ActivityName extends string = string> = Record<string, StepDefinition<ActivityName>>;
+
+/**
+ * Declares a saga's steps against an activities interface so that activity names are checked
+ * by the compiler: `defineSaga<typeof activities>()({ ... })`.
+ */
+export function defineSaga<Activities extends object>() {
+  return <const Def extends SagaDefinition<Extract<keyof Activities, string>>>(definition: Def): Def => definition;
+}

@@ -1,0 +1,325 @@
+/**
+ * A generic saga engine for Temporal TypeScript workflows.
+ *
+ * The TypeScript SDK has no saga helper, and the usual hand-rolled pattern (push a compensation
+ * after each step succeeds, run them in a `catch`) loses exactly the cases that matter:
+ * - a step that half-succeeded (its activity timed out after the store did the work) is never
+ *   undone, because its compensation was only pushed on success. Here the compensation is
+ *   registered *before* the action runs, and receives the action's outcome (result, or failure
+ *   with last heartbeat details) so it can find what was created.
+ * - a cancelled workflow skips its compensations, because their activities are cancelled with the
+ *   workflow. Here they run inside `CancellationScope.nonCancellable`.
+ * - a failing compensation either hides the original error or stops the others. Here every
+ *   compensation's outcome is reported, and by default the rest still run.
+ * - nothing stops a compensation after the point of no return. Here a `pivot` step ends
+ *   compensation: later steps are retried forward, never undone, and are themselves shielded
+ *   from cancellation so the saga finishes what the pivot committed it to.
+ *
+ * Deterministic workflow code: imports only `@temporalio/workflow` and pure modules.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  isCancellation,
+  proxyActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { ActivityCallDefinition, SagaDefinition } from './definition';
+import {
+  describeReport,
+  failureDetailsOf,
+  failureTypeForStep,
+  lastHeartbeatDetailsOf,
+  summarizeFailure,
+  type CompensationOutcome,
+  type FailureSummary,
+  type SagaFailureReport,
+} from './failure-report';
+import { retryHintInterceptorInstalled, scheduleWithRetryHint } from './retry-hints';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyActivity = (...args: any[]) => Promise<any>;
+
+/** What became of a step's action, handed to its compensation's argument builder. */
+export type StepOutcome<Result> =
+  | { status: 'running' }
+  | { status: 'completed'; result: Result }
+  | {
+      status: 'failed';
+      failure: FailureSummary;
+      /** Heartbeat details of the last attempt when it timed out: progress it had recorded. */
+      lastHeartbeatDetails?: unknown;
+      /** Details the activity attached to its failure. */
+      failureDetails?: unknown[];
+    };
+
+type ActionName<D extends SagaDefinition, S extends keyof D> = D[S]['action']['activity'];
+type ActionOf<A, D extends SagaDefinition, S extends keyof D> = A[ActionName<D, S> & keyof A] extends AnyActivity
+  ? A[ActionName<D, S> & keyof A]
+  : never;
+type ResultOf<A, D extends SagaDefinition, S extends keyof D> = Awaited<ReturnType<ActionOf<A, D, S>>>;
+
+/** The per-call options of {@link Saga.run}; `compensateWith` is required exactly when the step declares a compensation. */
+export type RunOptions<A, D extends SagaDefinition, S extends keyof D> = {
+  /** One line for the Web UI's activity summary, e.g. "upload parts 1–64 of 128". */
+  summary?: string;
+} & (D[S]['compensation'] extends ActivityCallDefinition<infer C>
+  ? {
+      /**
+       * Builds the compensation's arguments when compensation runs — from the action's outcome
+       * and whatever the workflow knows by then.
+       */
+      compensateWith: (
+        outcome: StepOutcome<ResultOf<A, D, S>>,
+      ) => A[C & keyof A] extends AnyActivity ? Parameters<A[C & keyof A]> : never;
+    }
+  : { compensateWith?: never });
+
+/** @see SagaOptions */
+export interface SagaOptions {
+  /**
+   * Run all compensations at once instead of one after another in reverse order. Only safe
+   * when compensations do not depend on each other.
+   * @default false
+   */
+  parallelCompensation?: boolean;
+  /**
+   * Keep compensating after a compensation failed (its outcome is reported). When false, the
+   * first failed compensation stops the rest; they are reported as `skipped`.
+   * @default true
+   */
+  continueOnCompensationFailure?: boolean;
+  /** Called when a step's action is about to run (e.g. to update search attributes). */
+  onStepStarted?: (step: string) => void;
+  /** Called when compensation begins, with the steps about to be undone, in order. */
+  onCompensationStarted?: (steps: string[]) => void;
+}
+
+export type StepStatus = 'running' | 'completed' | 'failed';
+
+/** A live, query-friendly view of the saga. */
+export interface SagaState {
+  steps: { name: string; status: StepStatus; runs: number }[];
+  pivotReached: boolean;
+  compensations: CompensationOutcome[];
+}
+
+const CANCELLATION_TYPES = {
+  try: ActivityCancellationType.TRY_CANCEL,
+  wait: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  abandon: ActivityCancellationType.ABANDON,
+} as const;
+
+interface RegisteredCompensation {
+  step: string;
+  call: ActivityCallDefinition;
+  buildArgs: (outcome: StepOutcome<unknown>) => unknown[];
+  outcome: StepOutcome<unknown>;
+}
+
+/**
+ * Runs the steps of one saga. Create one per workflow run:
+ *
+ * ```ts
+ * const saga = new Saga<typeof activities, typeof steps>(steps);
+ * return saga.execute(async () => {
+ *   const r = await saga.run('reserve-space', [input], { compensateWith: () => [release] });
+ *   ...
+ * });
+ * ```
+ */
+export class Saga<A extends object, D extends SagaDefinition> {
+  private readonly options: Required<Pick<SagaOptions, 'parallelCompensation' | 'continueOnCompensationFailure'>> &
+    SagaOptions;
+  /** In order of first registration; compensated in reverse. */
+  private readonly compensations: RegisteredCompensation[] = [];
+  private readonly steps = new Map<string, { status: StepStatus; runs: number }>();
+  private readonly compensationOutcomes: CompensationOutcome[] = [];
+  private pivotReached = false;
+  private failedStep: string | undefined;
+
+  constructor(
+    private readonly definition: D,
+    options: SagaOptions = {},
+  ) {
+    this.options = { parallelCompensation: false, continueOnCompensationFailure: true, ...options };
+  }
+
+  /**
+   * Runs one step's action. Its compensation (if declared) is registered first, so it runs even
+   * if the action half-succeeded. A step may run several times (e.g. batches of parts): its
+   * compensation is registered once, and built from the latest `compensateWith` and outcome.
+   * After the pivot, actions are shielded from cancellation and never compensated.
+   */
+  async run<S extends keyof D & string>(
+    step: S,
+    args: Parameters<ActionOf<A, D, S>>,
+    options: RunOptions<A, D, S>,
+  ): Promise<ResultOf<A, D, S>> {
+    const declared = this.definition[step];
+    if (!declared) throw new TypeError(`saga step "${step}" is not declared`);
+    this.assertJitterCanWork(step, declared.action);
+
+    const state = this.steps.get(step) ?? { status: 'running' as StepStatus, runs: 0 };
+    state.status = 'running';
+    state.runs += 1;
+    this.steps.set(step, state);
+
+    let registration: RegisteredCompensation | undefined;
+    if (declared.compensation && !this.pivotReached) {
+      const compensateWith = options.compensateWith as RegisteredCompensation['buildArgs'];
+      registration = this.compensations.find((c) => c.step === step);
+      if (registration) {
+        registration.buildArgs = compensateWith;
+        registration.outcome = { status: 'running' };
+      } else {
+        registration = { step, call: declared.compensation, buildArgs: compensateWith, outcome: { status: 'running' } };
+        this.compensations.push(registration);
+      }
+    }
+    this.options.onStepStarted?.(step);
+
+    const invoke = () => this.callActivity(declared.action, args as unknown[], options.summary);
+    try {
+      // After the pivot the saga is committed: finish forward even if the workflow is cancelled.
+      const result = (this.pivotReached ? await CancellationScope.nonCancellable(invoke) : await invoke()) as ResultOf<
+        A,
+        D,
+        S
+      >;
+      state.status = 'completed';
+      if (registration) registration.outcome = { status: 'completed', result };
+      if (declared.pivot) this.pivotReached = true;
+      return result;
+    } catch (err) {
+      state.status = 'failed';
+      this.failedStep ??= step;
+      if (registration) {
+        registration.outcome = {
+          status: 'failed',
+          failure: summarizeFailure(err),
+          lastHeartbeatDetails: lastHeartbeatDetailsOf(err),
+          failureDetails: failureDetailsOf(err),
+        };
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Runs the saga's body. If it throws before the pivot completed, every registered compensation
+   * runs (in a non-cancellable scope) and the saga fails with one `ApplicationFailure` named after
+   * the failed step — or, when the workflow was cancelled, with a `CancelledFailure` — whose
+   * details carry the {@link SagaFailureReport}. After the pivot nothing is compensated.
+   */
+  async execute<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      throw await this.compensateAndDescribe(err);
+    }
+  }
+
+  /** The live state, for a query handler. */
+  state(): SagaState {
+    return {
+      steps: [...this.steps.entries()].map(([name, s]) => ({ name, status: s.status, runs: s.runs })),
+      pivotReached: this.pivotReached,
+      compensations: [...this.compensationOutcomes],
+    };
+  }
+
+  private async compensateAndDescribe(err: unknown): Promise<Error> {
+    const cancelled = isCancellation(err);
+    const failedStep = this.failedStep ?? 'workflow';
+    const cause = summarizeFailure(err);
+    const report: SagaFailureReport = {
+      failedStep,
+      cause,
+      cancelled,
+      afterPivot: this.pivotReached,
+      compensations: this.pivotReached ? [] : await this.compensate(),
+    };
+    const message = describeReport(report);
+    if (cancelled) return new CancelledFailure(message, [report]);
+    return ApplicationFailure.create({
+      type: failureTypeForStep(failedStep),
+      message,
+      nonRetryable: true,
+      details: [report],
+      cause: err instanceof Error ? err : undefined,
+    });
+  }
+
+  private async compensate(): Promise<CompensationOutcome[]> {
+    const pending = [...this.compensations].reverse();
+    this.options.onCompensationStarted?.(pending.map((c) => c.step));
+    return CancellationScope.nonCancellable(async () => {
+      if (this.options.parallelCompensation) {
+        return Promise.all(pending.map((c) => this.runCompensation(c)));
+      }
+      const outcomes: CompensationOutcome[] = [];
+      let stopped: CompensationOutcome | undefined;
+      for (const compensation of pending) {
+        if (stopped) {
+          outcomes.push(this.record({
+            step: compensation.step,
+            activity: compensation.call.activity,
+            status: 'skipped',
+            error: { type: 'CompensationSkipped', message: `an earlier compensation (${stopped.step}) failed` },
+          }));
+          continue;
+        }
+        const outcome = await this.runCompensation(compensation);
+        outcomes.push(outcome);
+        if (outcome.status === 'failed' && !this.options.continueOnCompensationFailure) stopped = outcome;
+      }
+      return outcomes;
+    });
+  }
+
+  private async runCompensation(compensation: RegisteredCompensation): Promise<CompensationOutcome> {
+    const base = { step: compensation.step, activity: compensation.call.activity };
+    try {
+      const args = compensation.buildArgs(compensation.outcome);
+      await this.callActivity(compensation.call, args, `undo ${compensation.step}`);
+      return this.record({ ...base, status: 'compensated' });
+    } catch (err) {
+      return this.record({ ...base, status: 'failed', error: summarizeFailure(err) });
+    }
+  }
+
+  private record(outcome: CompensationOutcome): CompensationOutcome {
+    this.compensationOutcomes.push(outcome);
+    return outcome;
+  }
+
+  private callActivity(call: ActivityCallDefinition, args: unknown[], summary: string | undefined): Promise<unknown> {
+    const { jitter, ...retry } = call.retry;
+    const options: ActivityOptions = {
+      retry,
+      startToCloseTimeout: call.timeouts.startToClose,
+      scheduleToCloseTimeout: call.timeouts.scheduleToClose,
+      scheduleToStartTimeout: call.timeouts.scheduleToStart,
+      heartbeatTimeout: call.timeouts.heartbeat,
+      summary,
+      cancellationType: CANCELLATION_TYPES[call.cancellation ?? 'try'],
+    };
+    const activities = proxyActivities<Record<string, AnyActivity>>(options);
+    const activity = activities[call.activity]!;
+    const hint = jitter && jitter !== 'none' ? { jitter } : undefined;
+    return scheduleWithRetryHint(hint, () => activity(...args));
+  }
+
+  private assertJitterCanWork(step: string, call: ActivityCallDefinition): void {
+    if (call.retry.jitter && call.retry.jitter !== 'none' && !retryHintInterceptorInstalled()) {
+      throw ApplicationFailure.nonRetryable(
+        `saga step "${step}" declares jitter "${call.retry.jitter}", but the worker does not register the saga's ` +
+          'workflow interceptors; add sagaWorkflowInterceptorsPath to interceptors.workflowModules',
+        'SagaMisconfigured',
+      );
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * What an upload reports: its result, its live progress, and the webhook events it sends.
+ * Plain data shared by the workflow, the client and webhook receivers. No secrets, ever.
+ */
+import type { SagaFailureReport } from '../saga/workflow';
+import type { ChecksumAlgorithm } from './request';
+
+export type UploadPhase =
+  | 'inspect-source'
+  | 'reserve-space'
+  | 'upload-parts'
+  | 'verify'
+  | 'merge'
+  | 'commit-quota'
+  | 'notify'
+  | 'compensating'
+  | 'done';
+
+export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed';
+
+export interface UploadResult {
+  uploadId: string;
+  tenant: string;
+  workflowId: string;
+  bucket: string;
+  key: string;
+  size: number;
+  etag: string;
+  versionId?: string;
+  /** The checksum S3 reports for the object (composite over parts: "<base64>-<parts>"). */
+  checksum?: { algorithm: ChecksumAlgorithm; value: string };
+  /** SHA-256 of the whole object (hex), when the request gave an expected checksum. */
+  sha256?: string;
+  partCount: number;
+  partSize: number;
+  /** Present when the part size was raised to stay within 10,000 parts. */
+  partSizeAdjusted?: { requestedPartSize: number; reason: string };
+  /** Milliseconds spent in each step. */
+  timings: Record<string, number>;
+  notification: { status: 'delivered' | 'failed' | 'not-requested'; error?: string };
+}
+
+export interface UploadProgress {
+  phase: UploadPhase;
+  outcome: UploadOutcomeKind;
+  totalBytes?: number;
+  totalParts?: number;
+  /** Parts and bytes of finished batches. The running batch's share is in its heartbeat. */
+  partsUploaded: number;
+  bytesUploaded: number;
+  batchesDone: number;
+  batchesTotal?: number;
+  uploadId?: string;
+}
+
+export type UploadEventType = 'upload.completed' | 'upload.failed' | 'upload.cancelled';
+
+export interface UploadEvent {
+  type: UploadEventType;
+  /** Unique per upload and event type: also the `Idempotency-Key` header. */
+  id: string;
+  uploadId: string;
+  tenant: string;
+  workflowId: string;
+  bucket: string;
+  key: string;
+  /** ISO time the workflow produced the event. */
+  occurredAt: string;
+  result?: Omit<UploadResult, 'notification'>;
+  failure?: SagaFailureReport;
+}

@@ -1,0 +1,6 @@
+/**
+ * The workflows this worker runs. Bundled by the worker for Temporal's deterministic sandbox:
+ * nothing here may use Node built-ins, I/O, timers or randomness outside Temporal's APIs.
+ */
+export { uploadWorkflow, progressQuery, sagaStateQuery } from './upload-workflow';
+export { quotaLedgerWorkflow } from './quota-ledger';

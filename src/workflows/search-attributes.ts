@@ -1,0 +1,27 @@
+/**
+ * Custom search attributes the upload workflow sets, so that the Web UI and
+ * `temporal workflow list --query` can find uploads by tenant, destination and outcome.
+ *
+ * The embedded dev server registers them at start; a self-hosted cluster registers them once with
+ * `temporal operator search-attribute create --name <name> --type <type>` (see README).
+ */
+import { defineSearchAttributeKey } from '@temporalio/common';
+
+export const UploadTenant = defineSearchAttributeKey('UploadTenant', 'KEYWORD');
+export const UploadBucket = defineSearchAttributeKey('UploadBucket', 'KEYWORD');
+export const UploadKey = defineSearchAttributeKey('UploadKey', 'KEYWORD');
+export const UploadSizeBytes = defineSearchAttributeKey('UploadSizeBytes', 'INT');
+/** The saga step the upload is in now: inspect, reserve-space, upload-parts, verify, merge, notify, compensate, done. */
+export const UploadPhase = defineSearchAttributeKey('UploadPhase', 'KEYWORD');
+/** running | completed | compensated | cancelled | failed */
+export const UploadOutcome = defineSearchAttributeKey('UploadOutcome', 'KEYWORD');
+
+/** Name → type as the Temporal CLI's `--search-attribute name=Type` flag spells them. */
+export const UPLOAD_SEARCH_ATTRIBUTE_TYPES = {
+  UploadTenant: 'Keyword',
+  UploadBucket: 'Keyword',
+  UploadKey: 'Keyword',
+  UploadSizeBytes: 'Int',
+  UploadPhase: 'Keyword',
+  UploadOutcome: 'Keyword',
+} as const;

@@ -1,0 +1,36 @@
+/**
+ * Vitest global setup: ONE embedded stack (real Temporal dev server + real MinIO) per test run.
+ *
+ * Why it is built this way: starting the servers takes a couple of seconds (and minutes the
+ * very first time, when the binaries are built from Go modules), so every test file shares one
+ * stack and isolates itself by workflow id / object key instead. The stack lives in a fresh
+ * temp dir on free ports, so concurrent runs on one machine do not collide. Global setup has
+ * no timeout in vitest, so a long first build cannot time out here; the returned teardown runs
+ * whether tests passed or failed, and the stack's exit handlers cover a killed vitest.
+ *
+ * Set UPLOAD_SAGA_KEEP_STACK_DIR=1 to keep the data dir (server logs, SQLite, objects) afterwards.
+ */
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedStack } from '../src/embedded';
+
+/** Buckets every test can rely on. */
+const TEST_BUCKETS = ['uploads', 'uploads-other'] as const;
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stack = await startEmbeddedStack({
+    buckets: TEST_BUCKETS,
+    keepDataDir: process.env.UPLOAD_SAGA_KEEP_STACK_DIR === '1',
+  });
+  project.provide('temporalAddress', stack.temporal.address);
+  project.provide('namespace', stack.temporal.namespace);
+  project.provide('temporalUiUrl', stack.temporal.uiUrl);
+  project.provide('s3Endpoint', stack.s3.endpoint);
+  project.provide('s3Region', stack.s3.region);
+  project.provide('s3AccessKeyId', stack.s3.accessKeyId);
+  project.provide('s3SecretAccessKey', stack.s3.secretAccessKey);
+  process.stderr.write(
+    `[embedded-stack] temporal ${stack.temporal.address} (ns ${stack.temporal.namespace}, ui ${stack.temporal.uiUrl}) · ` +
+      `s3 ${stack.s3.endpoint} (buckets ${TEST_BUCKETS.join(', ')}) · data ${stack.dataDir}\n`,
+  );
+  return () => stack.stop();
+}

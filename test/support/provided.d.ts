@@ -1,0 +1,27 @@
+/**
+ * Types of the values `test/global-setup.ts` hands to every test file through `inject(...)`.
+ *
+ * Why a declaration file: vitest's `provide`/`inject` are typed by augmenting its
+ * `ProvidedContext` interface, and keeping that augmentation in one place makes a missing or
+ * misspelled key a type error both in the setup and in tests.
+ */
+import 'vitest';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** gRPC `host:port` of the embedded Temporal dev server. */
+    temporalAddress: string;
+    /** Temporal namespace the stack created (with the upload search attributes registered). */
+    namespace: string;
+    /** Base URL of the Temporal Web UI. */
+    temporalUiUrl: string;
+    /** S3 endpoint URL of the embedded MinIO (use `forcePathStyle: true`). */
+    s3Endpoint: string;
+    /** Region to sign S3 requests for. */
+    s3Region: string;
+    /** S3 access key id. */
+    s3AccessKeyId: string;
+    /** S3 secret access key. */
+    s3SecretAccessKey: string;
+  }
+}
