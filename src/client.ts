@@ -10,7 +10,7 @@
 import { WorkflowFailedError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { UploadPartsProgress } from './activities/upload-parts';
-import type { SagaFailureReport } from './saga/workflow';
+import type { SagaFailureReport, SagaState } from './saga/workflow';
 import { normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
@@ -56,7 +56,9 @@ export class UploadHandle {
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
         const cause = err.cause;
-        const report = (cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details?.[0] : undefined) as SagaFailureReport | undefined;
+        let report = (cause instanceof ApplicationFailure ? cause.details?.[0] : undefined) as SagaFailureReport | undefined;
+        // A cancellation is recorded without details; the saga's query still has the report.
+        if (cause instanceof CancelledFailure) report = (await this.handle.query<SagaState>('sagaState').catch(() => undefined))?.failure;
         const outcome = cause instanceof CancelledFailure ? 'cancelled' : report?.compensations.every((c) => c.status === 'compensated') ? 'compensated' : 'failed';
         throw new UploadFailedError(cause?.message ?? err.message, outcome, report, err);
       }

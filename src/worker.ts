@@ -9,6 +9,7 @@ import { Client } from '@temporalio/client';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createActivities } from './activities';
 import { LocalFileResolver } from './activities/sources/local-file';
+import { siblingModule } from './module-path';
 import { loadConfig, type WorkerConfig } from './config';
 import { connectClient, connectWorker, createS3Client } from './connections';
 import { TemporalQuotaLedger } from './quota/temporal-ledger';
@@ -16,7 +17,7 @@ import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors } from './saga/activity';
 
 /** Path of the workflows module, for `workflowsPath` or `bundleWorkflowCode`. */
-export const workflowsPath = require.resolve('./workflows');
+export const workflowsPath = siblingModule(__dirname, './workflows');
 
 export interface UploadWorkerOptions {
   config: WorkerConfig;

@@ -104,6 +104,11 @@ export interface SagaState {
   steps: { name: string; status: StepStatus; runs: number }[];
   pivotReached: boolean;
   compensations: CompensationOutcome[];
+  /**
+   * The failure report once the saga failed or was cancelled. For a cancelled saga this query is
+   * where the report lives: Temporal records a cancellation without details.
+   */
+  failure?: SagaFailureReport;
 }
 
 const CANCELLATION_TYPES = {
@@ -139,6 +144,7 @@ export class Saga<A extends object, D extends SagaDefinition> {
   private readonly compensationOutcomes: CompensationOutcome[] = [];
   private pivotReached = false;
   private failedStep: string | undefined;
+  private failureReport: SagaFailureReport | undefined;
 
   constructor(
     private readonly definition: D,
@@ -211,8 +217,9 @@ export class Saga<A extends object, D extends SagaDefinition> {
   /**
    * Runs the saga's body. If it throws before the pivot completed, every registered compensation
    * runs (in a non-cancellable scope) and the saga fails with one `ApplicationFailure` named after
-   * the failed step — or, when the workflow was cancelled, with a `CancelledFailure` — whose
-   * details carry the {@link SagaFailureReport}. After the pivot nothing is compensated.
+   * the failed step, whose details carry the {@link SagaFailureReport}. When the workflow was
+   * cancelled it ends cancelled (a `CancelledFailure` with the report in its message; the full
+   * report is in {@link Saga.state}). After the pivot nothing is compensated.
    */
   async execute<T>(body: () => Promise<T>): Promise<T> {
     try {
@@ -228,6 +235,7 @@ export class Saga<A extends object, D extends SagaDefinition> {
       steps: [...this.steps.entries()].map(([name, s]) => ({ name, status: s.status, runs: s.runs })),
       pivotReached: this.pivotReached,
       compensations: [...this.compensationOutcomes],
+      ...(this.failureReport ? { failure: this.failureReport } : {}),
     };
   }
 
@@ -242,6 +250,7 @@ export class Saga<A extends object, D extends SagaDefinition> {
       afterPivot: this.pivotReached,
       compensations: this.pivotReached ? [] : await this.compensate(),
     };
+    this.failureReport = report;
     const message = describeReport(report);
     if (cancelled) return new CancelledFailure(message, [report]);
     return ApplicationFailure.create({

@@ -1,0 +1,155 @@
+/**
+ * The embedded stack works end to end (real MinIO, real Temporal, Web UI), and server binaries
+ * are looked up in the documented order (env var → PATH → cache) without ever building.
+ */
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  ServerBinaryNotExecutableError,
+  ServerBinaryNotFoundError,
+  TEMPORAL_CLI_MODULE,
+  TEMPORAL_CLI_VERSION,
+  ensureServerBinary,
+  findServerBinary,
+  s3ClientConfig,
+  workflowUiUrl,
+} from '../src/embedded';
+import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes';
+
+describe('embedded stack', () => {
+  const s3Info = {
+    endpoint: inject('s3Endpoint'),
+    region: inject('s3Region'),
+    accessKeyId: inject('s3AccessKeyId'),
+    secretAccessKey: inject('s3SecretAccessKey'),
+  };
+  let s3: S3Client;
+  let connection: Connection;
+
+  beforeAll(async () => {
+    s3 = new S3Client(s3ClientConfig(s3Info));
+    connection = await Connection.connect({ address: inject('temporalAddress') });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await connection?.close();
+  });
+
+  it('serves S3 from MinIO with both test buckets', async () => {
+    const { Buckets = [] } = await s3.send(new ListBucketsCommand({}));
+    expect(Buckets.map((bucket) => bucket.Name)).toEqual(expect.arrayContaining(['uploads', 'uploads-other']));
+
+    const key = `embedded-stack-test/${Date.now()}-${Math.random().toString(36).slice(2)}.txt`;
+    const body = 'hello from the embedded stack ✓';
+    await s3.send(new PutObjectCommand({ Bucket: 'uploads', Key: key, Body: body }));
+    const object = await s3.send(new GetObjectCommand({ Bucket: 'uploads', Key: key }));
+    expect(await object.Body?.transformToString()).toBe(body);
+  });
+
+  it('serves Temporal with the upload search attributes registered', async () => {
+    const info = await connection.workflowService.getSystemInfo({});
+    expect(info.serverVersion).toMatch(/^\d+\.\d+/);
+
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({
+      namespace: inject('namespace'),
+    });
+    // Proto IndexedValueType numbers: Keyword = 2, Int = 3.
+    const expectedNumbers = { Keyword: 2, Int: 3 } as const;
+    for (const [name, type] of Object.entries(UPLOAD_SEARCH_ATTRIBUTE_TYPES)) {
+      expect(customAttributes[name], name).toBe(expectedNumbers[type]);
+    }
+  });
+
+  it('serves the Web UI, including workflow pages', async () => {
+    const url = workflowUiUrl({
+      uiUrl: inject('temporalUiUrl'),
+      namespace: inject('namespace'),
+      workflowId: 'upload/tenant-a/some file.bin',
+      runId: '00000000-0000-0000-0000-000000000000',
+    });
+    expect(url).toBe(
+      `${inject('temporalUiUrl')}/namespaces/${inject('namespace')}/workflows/` +
+        'upload%2Ftenant-a%2Fsome%20file.bin/00000000-0000-0000-0000-000000000000',
+    );
+    const response = await fetch(url);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toMatch(/<html/i);
+  });
+});
+
+describe('server binary lookup', () => {
+  let root: string;
+
+  beforeAll(async () => {
+    root = await fsp.mkdtemp(path.join(os.tmpdir(), 'upload-saga-binaries-'));
+  });
+  afterAll(async () => {
+    await fsp.rm(root, { recursive: true, force: true });
+  });
+
+  async function fakeExecutable(file: string): Promise<string> {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(file, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    return file;
+  }
+
+  it('prefers the env var, then PATH, then the cache dir, and never builds when told not to', async () => {
+    const fromEnv = await fakeExecutable(path.join(root, 'custom', 'my-temporal'));
+    const pathDir = path.join(root, 'path-bin');
+    const fromPath = await fakeExecutable(path.join(pathDir, 'temporal'));
+    const cacheDir = path.join(root, 'cache');
+    const fromCache = await fakeExecutable(path.join(cacheDir, 'temporal'));
+    const emptyDir = path.join(root, 'empty');
+    await fsp.mkdir(emptyDir, { recursive: true });
+    const noBuild = { allowBuild: false } as const;
+
+    const all = { UPLOAD_SAGA_TEMPORAL_BIN: fromEnv, PATH: pathDir, UPLOAD_SAGA_CACHE_DIR: cacheDir };
+    expect(await findServerBinary('temporal', { env: all })).toEqual({ path: fromEnv, source: 'env' });
+    expect(await ensureServerBinary('temporal', { env: all, ...noBuild })).toBe(fromEnv);
+
+    const noEnvVar = { PATH: `${emptyDir}${path.delimiter}${pathDir}`, UPLOAD_SAGA_CACHE_DIR: cacheDir };
+    expect(await findServerBinary('temporal', { env: noEnvVar })).toEqual({ path: fromPath, source: 'path' });
+
+    const cacheOnly = { PATH: emptyDir, UPLOAD_SAGA_CACHE_DIR: cacheDir };
+    expect(await findServerBinary('temporal', { env: cacheOnly })).toEqual({ path: fromCache, source: 'cache' });
+    // An explicit cacheDir option wins over the env var.
+    expect(await findServerBinary('temporal', { env: { PATH: emptyDir }, cacheDir })).toEqual({
+      path: fromCache,
+      source: 'cache',
+    });
+
+    // Another server's variable does not apply, and nothing is found for minio.
+    const nothing = { PATH: emptyDir, UPLOAD_SAGA_CACHE_DIR: emptyDir, UPLOAD_SAGA_TEMPORAL_BIN: fromEnv };
+    expect(await findServerBinary('minio', { env: nothing })).toBeUndefined();
+    await expect(ensureServerBinary('minio', { env: nothing, ...noBuild })).rejects.toBeInstanceOf(
+      ServerBinaryNotFoundError,
+    );
+  });
+
+  it('rejects an env var that does not name an executable file', async () => {
+    const notExecutable = path.join(root, 'not-executable');
+    await fsp.writeFile(notExecutable, 'just text', { mode: 0o644 });
+    const env = { UPLOAD_SAGA_MINIO_BIN: notExecutable, PATH: '' };
+    await expect(findServerBinary('minio', { env })).rejects.toBeInstanceOf(ServerBinaryNotExecutableError);
+    await expect(
+      findServerBinary('minio', { env: { UPLOAD_SAGA_MINIO_BIN: path.join(root, 'missing'), PATH: '' } }),
+    ).rejects.toBeInstanceOf(ServerBinaryNotExecutableError);
+  });
+
+  it('ignores a cached binary whose version stamp names another version', async () => {
+    const cacheDir = path.join(root, 'stamped-cache');
+    await fakeExecutable(path.join(cacheDir, 'temporal'));
+    const env = { PATH: '' };
+    await fsp.writeFile(path.join(cacheDir, 'temporal.version'), `${TEMPORAL_CLI_MODULE}@v0.0.1\n`);
+    expect(await findServerBinary('temporal', { env, cacheDir })).toBeUndefined();
+    await fsp.writeFile(path.join(cacheDir, 'temporal.version'), `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}\n`);
+    expect(await findServerBinary('temporal', { env, cacheDir })).toEqual({
+      path: path.join(cacheDir, 'temporal'),
+      source: 'cache',
+    });
+  });
+});

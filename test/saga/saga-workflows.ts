@@ -1,0 +1,63 @@
+/**
+ * Workflows that exercise the saga engine's semantics with stand-in activities. The activities
+ * (see saga-activities.ts) only record what ran and fail on cue: the point is orchestration.
+ */
+import { defineQuery, setHandler, sleep } from '@temporalio/workflow';
+import { defineSaga, Saga, type SagaOptions, type SagaState } from '../../src/saga/workflow';
+import type { StandInActivities } from './saga-activities';
+
+const quick = { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 1 } as const;
+const timeouts = { startToClose: '20s' } as const;
+
+export const sagaSteps = defineSaga<StandInActivities>()({
+  a: { action: { activity: 'act', retry: quick, timeouts }, compensation: { activity: 'undo', retry: quick, timeouts } },
+  b: {
+    action: { activity: 'act', retry: quick, timeouts: { startToClose: '20s', heartbeat: '2s' } },
+    compensation: { activity: 'undo', retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3 }, timeouts },
+  },
+  c: { action: { activity: 'act', retry: quick, timeouts }, compensation: { activity: 'undo', retry: quick, timeouts } },
+  pivot: { action: { activity: 'act', retry: quick, timeouts }, pivot: true },
+  after: { action: { activity: 'act', retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3 }, timeouts } },
+});
+
+export interface ScenarioInput {
+  runId: string;
+  /** Which steps to run, in order. */
+  steps: (keyof typeof sagaSteps)[];
+  options?: Pick<SagaOptions, 'parallelCompensation' | 'continueOnCompensationFailure'>;
+}
+
+export async function sagaScenario(input: ScenarioInput): Promise<string[]> {
+  const saga = new Saga<StandInActivities, typeof sagaSteps>(sagaSteps, input.options ?? {});
+  setHandler(defineQuery<SagaState>('sagaState'), () => saga.state());
+  return saga.execute(async () => {
+    const done: string[] = [];
+    for (const step of input.steps) {
+      const result = await saga.run(step, [{ runId: input.runId, step }], {
+        compensateWith: (outcome: unknown) => [{ runId: input.runId, step, outcome }],
+      } as never);
+      done.push(result);
+    }
+    return done;
+  });
+}
+
+/** One step whose retries are jittered; used to measure the spread of retry delays. */
+export const jitterSteps = defineSaga<StandInActivities>()({
+  flaky: {
+    action: { activity: 'flaky', retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: 2, jitter: 'full' }, timeouts },
+  },
+  flakyNoJitter: {
+    action: { activity: 'flaky', retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: 2 }, timeouts },
+  },
+});
+
+export async function jitterScenario(input: { runId: string; step: 'flaky' | 'flakyNoJitter'; retryAfterMs?: number }): Promise<string> {
+  const saga = new Saga<StandInActivities, typeof jitterSteps>(jitterSteps);
+  return saga.execute(() => saga.run(input.step, [{ runId: input.runId, retryAfterMs: input.retryAfterMs }], {}));
+}
+
+/** Waits for a cancellation that never comes unless the test sends it; keeps the timer deterministic. */
+export async function idle(): Promise<void> {
+  await sleep('1h');
+}
