@@ -3,11 +3,12 @@
  * cancel it, list uploads.
  *
  * Requests are validated here first, so a bad request fails with {@link InvalidUploadRequestError}
- * before any workflow exists. Starting the same upload (tenant + upload id) twice returns the
- * running upload instead of a second one. Progress combines the workflow's own counters (finished
+ * before any workflow exists. Starting the same upload (tenant + upload id) again returns the
+ * running or completed upload instead of a second one; only a failed or cancelled upload may be
+ * started again under the same id. Progress combines the workflow's own counters (finished
  * batches) with the heartbeat of the batch in flight, so it is current to about a second.
  */
-import { WorkflowFailedError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { UploadPartsProgress } from './activities/upload-parts';
 import type { SagaFailureReport, SagaState } from './saga/workflow';
@@ -121,11 +122,13 @@ export class UploadClient {
     const normalized = normalizeUploadRequest(request);
     const workflowId = uploadWorkflowId(normalized.tenant, normalized.uploadId);
     const { bucket, key } = normalized.destination;
-    const handle = await this.client.workflow.start<typeof uploadWorkflow>('uploadWorkflow', {
+    const started = this.client.workflow.start<typeof uploadWorkflow>('uploadWorkflow', {
       workflowId,
       taskQueue: this.taskQueue,
       args: [normalized],
+      // Running: attach to it. Completed: never upload again. Failed or cancelled: may be retried.
       workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       staticSummary: `upload ${normalized.source.path} → s3://${bucket}/${key} (tenant ${normalized.tenant})`,
       staticDetails: [
         `**source** ${normalized.source.type} \`${normalized.source.path}\``,
@@ -142,7 +145,12 @@ export class UploadClient {
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
     });
-    return new UploadHandle(workflowId, handle);
+    try {
+      return new UploadHandle(workflowId, await started);
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return this.getHandle(normalized.tenant, normalized.uploadId);
+      throw err;
+    }
   }
 
   /** A handle to an existing upload. */

@@ -4,17 +4,17 @@
  * `createUploadWorker` is for embedding (tests, the CLI, your own process); running this file
  * starts a worker configured from the environment (see config.ts), validated before connecting.
  */
-import { Worker, type WorkerOptions, type NativeConnection } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Worker, type NativeConnection, type WorkflowBundleWithSourceMap, type WorkerOptions } from '@temporalio/worker';
 import { Client } from '@temporalio/client';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createActivities } from './activities';
+import { createActivities, type UploadActivities } from './activities';
 import { LocalFileResolver } from './activities/sources/local-file';
 import { siblingModule } from './module-path';
 import { loadConfig, type WorkerConfig } from './config';
 import { connectClient, connectWorker, createS3Client } from './connections';
 import { TemporalQuotaLedger } from './quota/temporal-ledger';
 import type { QuotaLedger } from './quota/ledger';
-import { sagaWorkerInterceptors } from './saga/activity';
+import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
 
 /** Path of the workflows module, for `workflowsPath` or `bundleWorkflowCode`. */
 export const workflowsPath = siblingModule(__dirname, './workflows');
@@ -27,7 +27,12 @@ export interface UploadWorkerOptions {
   s3: S3Client;
   /** Replace the embedded quota ledger. @default TemporalQuotaLedger on the worker's task queue */
   quota?: QuotaLedger;
-  /** Pre-built workflow bundle, to skip bundling (tests create many workers). */
+  /**
+   * The activities to register. @default createActivities() over the injected clients, local-file
+   * sources under `config.allowedRoots`, and the quota ledger
+   */
+  activities?: UploadActivities;
+  /** Pre-built workflow bundle (see {@link bundleUploadWorkflows}), to skip bundling per worker. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
@@ -35,25 +40,34 @@ export interface UploadWorkerOptions {
 
 export async function createUploadWorker(options: UploadWorkerOptions): Promise<Worker> {
   const { config } = options;
-  const activities = createActivities({
+  const activities =
+    options.activities ??
+    createActivities({
     s3: options.s3,
     sources: new LocalFileResolver({ allowedRoots: config.allowedRoots }),
     quota: options.quota ?? new TemporalQuotaLedger({ client: options.client, taskQueue: config.temporal.taskQueue, limits: config.quota }),
     webhook: config.webhook,
   });
+  const interceptors = sagaWorkerInterceptors();
   return Worker.create({
     connection: options.connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities,
-    interceptors: sagaWorkerInterceptors(),
+    // A pre-built bundle already contains the workflow interceptor modules.
+    interceptors: options.workflowBundle ? { activity: interceptors.activity } : interceptors,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     // Heartbeats carry progress: send them often enough for a live progress bar and fast cancellation.
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
     ...options.workerOptions,
   });
+}
+
+/** Bundles the workflows with the saga's interceptors once, for many workers. */
+export function bundleUploadWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [sagaWorkflowInterceptorsPath], logger: new DefaultLogger('WARN') });
 }
 
 /** Runs a worker from the environment until SIGINT/SIGTERM. */
