@@ -72,7 +72,7 @@ export const MAX_METADATA_BYTES = 2048;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8');
-// eslint-disable-next-line no-control-regex
+ 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /** S3 bucket naming rules (general purpose buckets). */
@@ -103,13 +103,13 @@ const requestSchema = z
   .object({
     uploadId: z
       .string({ error: 'is required (a string)' })
-      .min(1, 'must not be empty')
-      .max(128, 'must be at most 128 characters')
+      .min(1, { message: 'must not be empty', abort: true })
+      .max(128, { message: 'must be at most 128 characters', abort: true })
       .regex(ID_PATTERN, 'may contain only letters, digits, ".", "_" and "-", starting with a letter or digit'),
     tenant: z
       .string({ error: 'is required (a string)' })
-      .min(1, 'must not be empty')
-      .max(63, 'must be at most 63 characters')
+      .min(1, { message: 'must not be empty', abort: true })
+      .max(63, { message: 'must be at most 63 characters', abort: true })
       .regex(ID_PATTERN, 'may contain only letters, digits, ".", "_" and "-", starting with a letter or digit'),
     source: z.discriminatedUnion('type', [
       z.object({

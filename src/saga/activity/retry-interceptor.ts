@@ -7,7 +7,7 @@
  * Errors that will not be retried (non-retryable failures, declared non-retryable types,
  * cancellations) pass through untouched, and so does everything when no hint header is present.
  */
-import { Context, type Info } from '@temporalio/activity';
+import { type Context, type Info } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import { msOptionalToNumber } from '@temporalio/common/lib/time';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';

@@ -1,0 +1,122 @@
+/**
+ * `upload-saga upload <file> --bucket B --key K --tenant T …`: start an upload and follow it.
+ *
+ * Why it is built this way: the request is validated here first (the same `findRequestProblems`
+ * the client and the worker use), so a typo exits 2 naming the field before anything connects.
+ * The upload itself runs on a worker, durably: Ctrl-C only detaches this command (the upload goes
+ * on; `status` and `cancel` find it by tenant + upload id), and re-running with the same
+ * `--upload-id` attaches to the running upload instead of starting a second one.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { UploadFailedError } from '../../client';
+import { InvalidUploadRequestError } from '../../upload/errors';
+import { findRequestProblems, uploadWorkflowId, type ChecksumAlgorithm, type UploadRequest } from '../../upload/request';
+import type { UploadResult } from '../../upload/outcome';
+import { withUploads } from '../connect';
+import { CliError, ExitCode } from '../errors';
+import { note, out, type CliIo } from '../io';
+import { UploadProgressBar } from '../progress-bar';
+import { waitForShutdownSignal } from '../signals';
+import { defaultUploadId } from '../upload-id';
+import { failureReportLines, resultLines } from '../upload-report';
+import { watchUpload } from '../watch-upload';
+import { uploadUiLink, webUiBaseUrl } from '../web-ui';
+
+/** Options of the `upload` command, as commander parses them. */
+export interface UploadCommandOptions {
+  bucket: string;
+  key: string;
+  tenant: string;
+  /** @default slug of the file name + random suffix (see upload-id.ts) */
+  uploadId?: string;
+  partSize?: number;
+  concurrency?: number;
+  checksum?: ChecksumAlgorithm;
+  contentType?: string;
+  meta?: Record<string, string>;
+  webhook?: string;
+  expectSha256?: string;
+  failIfExists?: boolean;
+  /** `--no-wait` sets this to false: start and return. @default true */
+  wait?: boolean;
+  /** `--no-progress` sets this to false: no progress bar. @default true */
+  progress?: boolean;
+}
+
+/** The request the options describe (not yet validated). `file` is resolved to an absolute path. */
+export function buildUploadRequest(file: string, options: UploadCommandOptions): UploadRequest {
+  const source = path.resolve(file);
+  return {
+    uploadId: options.uploadId ?? defaultUploadId(source),
+    tenant: options.tenant,
+    source: { type: 'file', path: source },
+    destination: { bucket: options.bucket, key: options.key },
+    ...(options.partSize !== undefined ? { partSize: options.partSize } : {}),
+    ...(options.concurrency !== undefined ? { partConcurrency: options.concurrency } : {}),
+    ...(options.checksum ? { checksumAlgorithm: options.checksum } : {}),
+    ...(options.contentType ? { contentType: options.contentType } : {}),
+    ...(options.meta && Object.keys(options.meta).length ? { metadata: options.meta } : {}),
+    ...(options.webhook ? { webhookUrl: options.webhook } : {}),
+    ...(options.expectSha256 ? { expectedChecksum: { algorithm: 'SHA256' as const, value: options.expectSha256 } } : {}),
+    ...(options.failIfExists ? { failIfExists: true } : {}),
+  };
+}
+
+/** The size of the file as this machine sees it, for the bar until the worker reports the real size. */
+async function localSize(file: string): Promise<number | undefined> {
+  try {
+    const s = await stat(file);
+    return s.isFile() ? s.size : undefined;
+  } catch {
+    return undefined; // The file only has to exist on the worker's host.
+  }
+}
+
+/**
+ * Runs the command. Prints the result to stdout.
+ * @throws InvalidUploadRequestError (exit 2) before connecting, CliError for a failed or detached upload
+ */
+export async function runUpload(file: string, options: UploadCommandOptions, io: CliIo): Promise<UploadResult | undefined> {
+  const request = buildUploadRequest(file, options);
+  const problems = findRequestProblems(request);
+  if (problems.length) throw new InvalidUploadRequestError(problems);
+  const fallbackTotal = await localSize(request.source.path);
+  if (fallbackTotal === undefined) note(io, `note: ${request.source.path} is not a file here; the worker reads it on its own host`);
+
+  return withUploads(io.env, async ({ uploads, config }) => {
+    const handle = await uploads.start(request);
+    const workflowId = uploadWorkflowId(request.tenant, request.uploadId);
+    const uiLink = uploadUiLink({ workflowId, namespace: config.temporal.namespace, uiUrl: webUiBaseUrl(io.env) });
+    const follow = [`  status: upload-saga status ${request.tenant} ${request.uploadId}`, `  cancel: upload-saga cancel ${request.tenant} ${request.uploadId}`];
+
+    if (options.wait === false) {
+      out(io, `started ${workflowId}`, `  web ui: ${uiLink}`, ...follow);
+      return undefined;
+    }
+    note(io, `upload ${request.source.path} → s3://${request.destination.bucket}/${request.destination.key}`, `workflow ${workflowId}`);
+
+    const bar = options.progress === false ? undefined : new UploadProgressBar({ stream: io.stderr, ...(fallbackTotal !== undefined ? { fallbackTotal } : {}) });
+    const interrupt = waitForShutdownSignal();
+    try {
+      const outcome = await Promise.race([
+        watchUpload(handle, bar ? { sink: bar } : {}).then((result) => ({ result })),
+        interrupt.received.then((signal) => ({ signal })),
+      ]);
+      if ('signal' in outcome) {
+        bar?.stop();
+        throw new CliError(`\n${outcome.signal}: detached; the upload continues on the worker`, ExitCode.Interrupted, follow);
+      }
+      out(io, ...resultLines(outcome.result, { uiLink }));
+      return outcome.result;
+    } catch (error) {
+      if (error instanceof UploadFailedError) {
+        const [first = '', ...rest] = failureReportLines(error, { workflowId, uiLink });
+        throw new CliError(first, ExitCode.Failure, rest, { cause: error });
+      }
+      throw error;
+    } finally {
+      interrupt.dispose();
+    }
+  });
+}

@@ -1,0 +1,31 @@
+/**
+ * Parsers for option values, in the shape commander expects (`(value, previous) => parsed`).
+ *
+ * Why here: each throws commander's `InvalidArgumentError`, so a bad value is reported like any
+ * other usage error ("option '--part-size <size>' argument '8 bananas' is invalid. …") and exits
+ * with the usage code before anything connects. Sizes reuse `parseByteSize` from the config
+ * module, so `--part-size 8MiB` and `UPLOAD_SAGA_QUOTA_DEFAULT=500GiB` accept the same spellings.
+ */
+import { InvalidArgumentError } from 'commander';
+import { parseByteSize } from '../config';
+
+/** `"8MiB"` → 8388608. Binary (KiB…TiB) and decimal (KB…TB) units; a bare number is bytes. */
+export function parseSizeOption(value: string): number {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError('not a size; use e.g. 8MiB, 64MiB, 1GiB or a number of bytes.');
+  return bytes;
+}
+
+/** A whole number ≥ 1. */
+export function parsePositiveIntOption(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number ≥ 1.');
+  return n;
+}
+
+/** Collects repeated `--meta key=value` options into one record (later keys win). */
+export function collectKeyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError('must be key=value, e.g. --meta project=apollo.');
+  return { ...previous, [value.slice(0, eq).trim()]: value.slice(eq + 1) };
+}

@@ -1,0 +1,82 @@
+/**
+ * What the CLI prints about an upload: the result of a completed one, the saga's report of a
+ * failed one, and a one-screen status.
+ *
+ * Why a module of its own: `upload`, `status`, `cancel --wait` and `demo` all print these, and
+ * the failure report is the one place a person learns what the saga undid — it must read the
+ * same everywhere. Functions return lines; callers decide the stream.
+ */
+import type { LiveProgress, UploadFailedError } from '../client';
+import type { UploadResult } from '../upload/outcome';
+import type { SagaFailureReport } from '../saga/workflow';
+import { formatBytes, formatDuration } from './format';
+
+/** Two-column "label  value" lines with aligned values. */
+export function labelled(pairs: readonly (readonly [string, string | undefined])[], indent = '  '): string[] {
+  const present = pairs.filter((pair): pair is readonly [string, string] => pair[1] !== undefined);
+  const width = Math.max(0, ...present.map(([label]) => label.length));
+  return present.map(([label, value]) => `${indent}${label.padEnd(width)}  ${value}`);
+}
+
+/** Lines describing a completed upload. `uiLink` is the Web UI page of its workflow. */
+export function resultLines(result: UploadResult, extra: { uiLink?: string; runId?: string } = {}): string[] {
+  const seconds = Object.values(result.timings).reduce((sum, ms) => sum + ms, 0) / 1000;
+  return [
+    `uploaded s3://${result.bucket}/${result.key}`,
+    ...labelled([
+      ['bucket', result.bucket],
+      ['key', result.key],
+      ['size', `${formatBytes(result.size)} (${result.size} bytes)`],
+      ['etag', result.etag],
+      ['checksum', result.checksum ? `${result.checksum.algorithm} ${result.checksum.value}` : undefined],
+      ['sha256', result.sha256],
+      ['parts', `${result.partCount} × ${formatBytes(result.partSize)}${result.partSizeAdjusted ? ` (raised from ${formatBytes(result.partSizeAdjusted.requestedPartSize)}: ${result.partSizeAdjusted.reason})` : ''}`],
+      ['version', result.versionId],
+      ['took', seconds > 0 ? formatDuration(seconds) : undefined],
+      ['webhook', result.notification.status === 'not-requested' ? undefined : `${result.notification.status}${result.notification.error ? ` (${result.notification.error})` : ''}`],
+      ['workflow id', result.workflowId],
+      ['run id', extra.runId],
+      ['web ui', extra.uiLink],
+    ]),
+  ];
+}
+
+/** Lines of the saga's failure report: failed step, cause, each compensation's outcome. */
+export function sagaReportLines(report: SagaFailureReport, indent = '  '): string[] {
+  const lines = labelled(
+    [
+      [report.cancelled ? 'cancelled in' : 'failed step', report.failedStep],
+      ['cause', `${report.cause.type}: ${report.cause.message}`],
+    ],
+    indent,
+  );
+  if (report.afterPivot) {
+    lines.push(`${indent}after the pivot: the object was already merged, so nothing was compensated`);
+  } else if (report.compensations.length === 0) {
+    lines.push(`${indent}compensations: none needed (nothing had been done yet)`);
+  } else {
+    lines.push(`${indent}compensations:`);
+    for (const c of report.compensations) {
+      lines.push(`${indent}  - ${c.step} (${c.activity}): ${c.status}${c.error ? ` — ${c.error.type}: ${c.error.message}` : ''}`);
+    }
+  }
+  return lines;
+}
+
+/** Lines for an upload that did not complete. */
+export function failureReportLines(error: UploadFailedError, extra: { workflowId?: string; uiLink?: string } = {}): string[] {
+  const lines = [`upload ${error.outcome}: ${error.message}`];
+  if (error.report) lines.push(...sagaReportLines(error.report));
+  else lines.push('  (no saga report: the workflow ended before the saga could record one)');
+  lines.push(...labelled([['workflow id', extra.workflowId], ['web ui', extra.uiLink]]));
+  return lines;
+}
+
+/** One line of live progress: `upload-parts 37.5% · 24.0 MiB / 64.0 MiB · parts 3/8`. */
+export function progressLine(progress: LiveProgress): string {
+  const total = progress.totalBytes;
+  const percent = total ? ` ${((100 * progress.bytesDone) / total).toFixed(1)}%` : '';
+  const bytes = `${formatBytes(progress.bytesDone)} / ${total === undefined ? '?' : formatBytes(total)}`;
+  const parts = `parts ${progress.partsDone}/${progress.totalParts ?? '?'}`;
+  return `${progress.phase}${percent} · ${bytes} · ${parts}`;
+}
