@@ -1,0 +1,136 @@
+/**
+ * The `upload-saga` command line: command wiring only.
+ *
+ * Why it is built this way: commander parses and documents the options; each command lives in
+ * its own module under commands/ and just throws on failure; `describeCliError` (errors.ts) turns
+ * any error into readable lines and an exit code in one place: 0 done, 1 failed, 2 invalid command
+ * line or upload request (nothing started), 130 interrupted. Run it with `node bin/upload-saga.cjs`
+ * (what `npx upload-saga` runs) or `tsx src/cli/main.ts`.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { CONFIG_VARIABLES } from '../config';
+import { CHECKSUM_ALGORITHMS } from '../upload/request';
+import packageJson from '../../package.json';
+import { runCancel } from './commands/cancel';
+import { runDemo } from './commands/demo';
+import { LIST_OUTCOMES, runList } from './commands/list';
+import { runStack } from './commands/stack';
+import { runStatus } from './commands/status';
+import { runUpload, type UploadCommandOptions } from './commands/upload';
+import { runWorker } from './commands/worker';
+import { describeCliError, ExitCode } from './errors';
+import { note, processIo, type CliIo } from './io';
+import { collectKeyValue, parsePositiveIntOption, parseSizeOption } from './options';
+import { DEFAULT_TEMPORAL_UI_URL, TEMPORAL_UI_URL_VARIABLE } from './web-ui';
+
+/** The environment variables, for the end of `--help`. */
+function environmentHelp(): string {
+  const rows = [
+    ...CONFIG_VARIABLES.map((v) => [v.name, `${v.description}${v.default ? ` (default: ${v.default})` : ''}`] as const),
+    [TEMPORAL_UI_URL_VARIABLE, `Temporal Web UI base URL, for links (CLI only; default: ${DEFAULT_TEMPORAL_UI_URL})`] as const,
+  ];
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return ['', 'Environment (read by the worker and the CLI):', ...rows.map(([name, text]) => `  ${name.padEnd(width)}  ${text}`)].join('\n');
+}
+
+/** Builds the program; commands write to `io` and read `io.env`. */
+export function buildProgram(io: CliIo = processIo()): Command {
+  const program = new Command('upload-saga')
+    .description('Durable uploads of large files into S3-compatible storage, run as sagas on Temporal.')
+    .version(packageJson.version)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText('after', environmentHelp());
+
+  program
+    .command('stack')
+    .description('run a local Temporal dev server + MinIO (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it')
+    .option('--keep-data', 'keep the generated data directory on exit')
+    .option('--data-dir <dir>', 'use this data directory (never deleted; state survives restarts)')
+    .action((options: { keepData?: boolean; dataDir?: string }) => runStack(options, io));
+
+  program
+    .command('worker')
+    .description('run an upload worker configured from the environment, until Ctrl-C')
+    .action(() => runWorker(io));
+
+  program
+    .command('upload')
+    .description('upload a file (a path on the worker host) and follow it with a progress bar')
+    .argument('<file>', 'file to upload; resolved to an absolute path')
+    .requiredOption('--bucket <bucket>', 'destination bucket')
+    .requiredOption('--key <key>', 'destination object key')
+    .requiredOption('--tenant <tenant>', 'tenant whose quota pays for the upload')
+    .option('--upload-id <id>', 'upload id; the same id attaches to the running upload (default: file name + random suffix)')
+    .option('--part-size <size>', 'part size, e.g. 8MiB (default: 8MiB, raised if the file needs more than 10,000 parts)', parseSizeOption)
+    .option('--concurrency <n>', 'parts in flight at once (default: 4)', parsePositiveIntOption)
+    .addOption(new Option('--checksum <algorithm>', 'per-part checksum S3 verifies (default: CRC32C)').choices(CHECKSUM_ALGORITHMS))
+    .option('--content-type <type>', 'content type of the object (default: application/octet-stream)')
+    .option('--meta <key=value>', 'user metadata; repeat for more', collectKeyValue)
+    .option('--webhook <url>', 'URL that receives upload.completed / upload.failed / upload.cancelled')
+    .option('--expect-sha256 <hex>', 'SHA-256 the object must have; verified before the object is merged')
+    .option('--fail-if-exists', 'refuse to replace an existing object')
+    .option('--no-wait', 'start the upload and return at once')
+    .option('--no-progress', 'no progress bar; just wait for the result')
+    .action((file: string, options: UploadCommandOptions) => runUpload(file, options, io).then(() => undefined));
+
+  program
+    .command('status')
+    .description("an upload's phase, outcome and progress; its result or failure report once it ended")
+    .argument('<tenant>')
+    .argument('<uploadId>')
+    .action((tenant: string, uploadId: string) => runStatus(tenant, uploadId, {}, io));
+
+  program
+    .command('cancel')
+    .description('cancel a running upload; the saga undoes what was done')
+    .argument('<tenant>')
+    .argument('<uploadId>')
+    .option('--wait', 'wait for the compensations and print their outcome')
+    .action((tenant: string, uploadId: string, options: { wait?: boolean }) => runCancel(tenant, uploadId, options, io));
+
+  program
+    .command('list')
+    .description('recent uploads, newest first')
+    .option('--tenant <tenant>', 'only this tenant')
+    .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(LIST_OUTCOMES))
+    .option('--limit <n>', 'at most this many (default: 20)', parsePositiveIntOption)
+    .action((options: Parameters<typeof runList>[0]) => runList(options, io));
+
+  program
+    .command('demo')
+    .description('start a local stack and a worker, upload a random file with a progress bar, verify it, shut down')
+    .option('--keep-running', 'keep the stack and the worker running afterwards, until Ctrl-C')
+    .option('--size <size>', 'size of the generated file (default: 64MiB)', parseSizeOption)
+    .action((options: { keepRunning?: boolean; size?: number }) => runDemo(options, io));
+
+  return program;
+}
+
+/** Parses `argv` and runs the command. @returns the exit code */
+export async function main(argv: readonly string[] = process.argv, io: CliIo = processIo()): Promise<number> {
+  try {
+    await buildProgram(io).parseAsync([...argv]);
+    return ExitCode.Ok;
+  } catch (error) {
+    // Commander has printed its own message (or the help / version) already.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    const { exitCode, lines } = describeCliError(error, io.env);
+    note(io, ...lines);
+    return exitCode;
+  }
+}
+
+/**
+ * Runs {@link main} for this process and sets the exit code. If something still holds the event
+ * loop open a few seconds after the command finished (a lingering socket), the process exits anyway.
+ */
+export function run(argv: readonly string[] = process.argv): void {
+  void main(argv).then((code) => {
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 5000).unref();
+  });
+}
+
+if (require.main === module) run();
