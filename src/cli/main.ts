@@ -127,6 +127,9 @@ export async function main(argv: readonly string[] = process.argv, io: CliIo = p
  * loop open a few seconds after the command finished (a lingering socket), the process exits anyway.
  */
 export function run(argv: readonly string[] = process.argv): void {
+  // The AWS SDK warns once per process that releases after January 2027 need Node 22; this
+  // project supports Node 20 until then, and the warning would land in every command's output.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   void main(argv).then((code) => {
     process.exitCode = code;
     setTimeout(() => process.exit(code), 5000).unref();

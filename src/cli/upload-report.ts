@@ -63,11 +63,20 @@ export function sagaReportLines(report: SagaFailureReport, indent = '  '): strin
   return lines;
 }
 
+/** One sentence on how an upload ended, from its outcome and the saga's report. */
+export function failureHeadline(outcome: UploadFailedError['outcome'], report: SagaFailureReport): string {
+  const what = outcome === 'cancelled' ? 'upload cancelled' : 'upload failed';
+  if (report.afterPivot) return `${what} after the object was merged`;
+  if (report.compensations.length === 0) return `${what}; nothing had been done, so nothing was undone`;
+  if (report.compensations.every((c) => c.status === 'compensated')) return `${what}; the saga undid every step it had taken`;
+  return `${what}; some steps could NOT be undone (see below)`;
+}
+
 /** Lines for an upload that did not complete. */
 export function failureReportLines(error: UploadFailedError, extra: { workflowId?: string; uiLink?: string } = {}): string[] {
-  const lines = [`upload ${error.outcome}: ${error.message}`];
-  if (error.report) lines.push(...sagaReportLines(error.report));
-  else lines.push('  (no saga report: the workflow ended before the saga could record one)');
+  const lines = error.report
+    ? [`${failureHeadline(error.outcome, error.report)}:`, ...sagaReportLines(error.report)]
+    : [`upload ${error.outcome}: ${error.message}`, '  (no saga report: the workflow ended before the saga could record one)'];
   lines.push(...labelled([['workflow id', extra.workflowId], ['web ui', extra.uiLink]]));
   return lines;
 }

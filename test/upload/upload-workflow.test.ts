@@ -163,6 +163,15 @@ describe('upload saga', () => {
     const expected = createHmac('sha256', WEBHOOK_SECRET).update(`${t!.slice(2)}.${hook!.body}`).digest('hex');
     expect(v1).toBe(`v1=${expected}`);
     expect(hook!.body).not.toContain(WEBHOOK_SECRET);
+
+    // Secrets are worker configuration: they never reach the workflow's history.
+    const history = await handle.workflow.fetchHistory();
+    // Protobuf renders payload bytes as base64 in `data` fields: decode them to text.
+    const text = JSON.stringify(history, (k, v: unknown) => (k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v));
+    expect(text).toContain(req.destination.key); // the decoding works: payloads are readable here
+    for (const secret of [WEBHOOK_SECRET, stack.config.s3.credentials!.secretAccessKey, stack.config.s3.credentials!.accessKeyId]) {
+      expect(text).not.toContain(secret);
+    }
   });
 
   it('compensates when the expected checksum does not match: aborted, released, failure event sent', async () => {
