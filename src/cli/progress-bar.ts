@@ -33,6 +33,7 @@ export class UploadProgressBar {
   private readonly meter = new RateMeter();
   private total: number;
   private started = false;
+  private startedAt = 0;
 
   constructor(options: UploadProgressBarOptions = {}) {
     this.total = options.fallbackTotal ?? 0;
@@ -59,6 +60,7 @@ export class UploadProgressBar {
     const payload = this.payload(progress.phase, done);
     if (!this.started) {
       this.started = true;
+      this.startedAt = Date.now();
       this.bar.start(this.total, done, payload);
     } else {
       this.bar.setTotal(this.total);
@@ -71,7 +73,9 @@ export class UploadProgressBar {
     this.total = size;
     if (!this.started) return;
     this.bar.setTotal(size);
-    this.bar.update(size, { ...this.payload('done', size), etaText: '0s' });
+    // The window rate is near zero by now (the last seconds were verify/merge): show the average.
+    const seconds = (Date.now() - this.startedAt) / 1000;
+    this.bar.update(size, { ...this.payload('done', size), rate: formatRate(seconds > 0 ? size / seconds : undefined), etaText: '0s' });
     this.bar.stop();
   }
 

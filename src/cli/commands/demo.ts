@@ -63,10 +63,13 @@ class Interrupted extends CliError {
   }
 }
 
-/** Worker lifecycle chatter would tear through the progress bar; warnings and errors still show. */
+/**
+ * Worker lifecycle chatter would tear through the progress bar; warnings and errors still show.
+ * The runtime must not stop the worker on Ctrl-C by itself: the demo shuts everything down in order.
+ */
 function quietTemporalRuntime(): void {
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
   } catch {
     // A runtime already exists in this process (embedding): keep its logger.
   }
@@ -81,6 +84,8 @@ interface DemoResources {
   s3?: S3Client;
   worker?: Worker;
   workerRun?: Promise<void>;
+  /** Aborts client calls still in flight, before the connection closes (see connect.ts). */
+  inflight: AbortController;
 }
 
 async function shutDown(r: DemoResources, io: CliIo): Promise<void> {
@@ -94,6 +99,7 @@ async function shutDown(r: DemoResources, io: CliIo): Promise<void> {
     }
   };
   note(io, '[6/6] shutting down: worker, connections, stack…');
+  r.inflight.abort();
   if (r.worker && r.worker.getState() === 'RUNNING') r.worker.shutdown();
   if (r.workerRun) await attempt('worker shutdown', () => r.workerRun);
   r.s3?.destroy();
@@ -108,7 +114,7 @@ async function shutDown(r: DemoResources, io: CliIo): Promise<void> {
 export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<void> {
   const size = options.size ?? DEFAULT_DEMO_SIZE;
   quietTemporalRuntime();
-  const r: DemoResources = {};
+  const r: DemoResources = { inflight: new AbortController() };
   const step = (n: number, text: string) => note(io, `[${n}/6] ${text}`);
 
   step(1, 'starting Temporal + MinIO on free ports (the first run builds both from Go modules: several minutes)…');
@@ -162,7 +168,7 @@ export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<v
     const bar = new UploadProgressBar({ stream: io.stderr, fallbackTotal: size });
     let result;
     try {
-      result = await guard(watchUpload(handle, { sink: bar }));
+      result = await guard(client.withAbortSignal(r.inflight.signal, () => watchUpload(handle, { sink: bar })));
     } catch (error) {
       bar.stop();
       if (error instanceof UploadFailedError) {
@@ -172,6 +178,7 @@ export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<v
       throw error;
     }
     out(io, '', ...resultLines(result, { uiLink }), '');
+    if (!options.keepRunning) note(io, '      (the Web UI stops with the demo; run with --keep-running to browse it)');
 
     step(5, 'verifying: reading the object back from S3 and comparing SHA-256…');
     const actual = await guard(sha256OfObject(r.s3, result.bucket, result.key));
