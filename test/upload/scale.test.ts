@@ -4,9 +4,9 @@
  * a 10,000-part plan, and we count what it costs in history.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { UploadActivities } from '../../src/activities';
 import { UploadClient } from '../../src/client';
-import { MiB, planParts } from '../../src/upload/part-plan';
+import { MiB } from '../../src/upload/part-plan';
+import { standInUploadActivities } from '../support/stand-in-upload-activities';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 
@@ -14,29 +14,10 @@ let stack: TestStack;
 let worker: RunningWorker;
 const batches: { firstPart: number; lastPart: number }[] = [];
 
-function standIns(): UploadActivities {
-  const usage = { tenant: 't', usedBytes: 0, reservedBytes: 0, reservations: 0 };
-  return {
-    inspectSource: async (request) => ({ plan: planParts(10_000 * 5 * MiB, request.partSize), sourceVersion: 'v1', sourceDescription: 'stand-in' }),
-    reserveSpace: async () => usage,
-    releaseReservation: async () => usage,
-    commitReservation: async () => usage,
-    uploadParts: async (input) => {
-      batches.push({ firstPart: input.firstPart, lastPart: input.lastPart });
-      const bytes = (input.lastPart - input.firstPart + 1) * input.plan.partSize;
-      return { uploadId: input.uploadId ?? 'mpu-1', partsUploaded: input.lastPart - input.firstPart + 1, partsSkipped: 0, bytesSent: bytes, batchBytes: bytes };
-    },
-    cleanupUpload: async () => ({ abortedUploadIds: [], stagedObjectsDeleted: 0 }),
-    verifyUpload: async (input) => ({ partCount: input.plan.partCount, size: input.plan.size, expectedETag: '"e-10000"' }),
-    completeUpload: async () => ({ etag: '"e-10000"', alreadyCompleted: false }),
-    notify: async () => ({ status: 204 }),
-  };
-}
-
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = runInBackground(
-    await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, activities: standIns(), workflowBundle: await bundleUploadWorkflows() }),
+    await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, activities: standInUploadActivities({ size: 10_000 * 5 * MiB, onBatch: (b) => batches.push(b) }), workflowBundle: await bundleUploadWorkflows() }),
   );
 });
 

@@ -1,0 +1,45 @@
+/** Measuring helpers for the benchmark: files, timing, percentiles, a process's peak RSS. */
+import { randomBytes } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+
+export const MiB = 1024 * 1024;
+
+/** A file of `size` bytes: a 16 MiB random block repeated, each copy stamped so no two parts are equal. */
+export async function makeBenchFile(path: string, size: number): Promise<void> {
+  const block = randomBytes(16 * MiB);
+  const handle = await open(path, 'w');
+  try {
+    for (let offset = 0, n = 0; offset < size; offset += block.length, n++) {
+      block.writeUInt32BE(n, 0);
+      await handle.write(block, 0, Math.min(block.length, size - offset), offset);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const start = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - start, value };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+
+/** Peak resident set size of a process so far (Linux VmHWM), in MiB. */
+export async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+export async function currentRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN) / 1024;
+}

@@ -1,0 +1,342 @@
+/**
+ * `npm run bench`: the saga side by side with the plain tools, in one run, on the same MinIO,
+ * with the same part size and concurrency. Starts its own servers; prints a Markdown table, or one
+ * JSON document with `--json` (progress goes to stderr either way).
+ *
+ * - throughput: the saga vs `@aws-sdk/lib-storage` Upload (the baseline), plus `aws s3 cp`,
+ *   `rclone` (when installed) and one streaming PutObject (the ceiling). Best of `--reps` runs each.
+ * - memory: peak RSS (VmHWM) of a fresh worker process uploading a multi-GiB file, against the
+ *   documented bound: idle worker + 2 × partSize × concurrency + 64 MiB.
+ * - latency: 50 concurrent 1 MiB uploads through the saga vs a minimal hand-written workflow that
+ *   makes the same S3 calls.
+ * - history: events per run of the real upload workflow walking 10,000 parts (stand-in activities).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { Command } from 'commander';
+import { UploadClient } from '../src/client';
+import { loadConfig, parseByteSize, type WorkerConfig } from '../src/config';
+import { createS3Client } from '../src/connections';
+import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded';
+import { siblingModule } from '../src/module-path';
+import { createUploadWorker } from '../src/worker';
+import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
+import { createBaselineActivities } from './baseline-activities';
+import { currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
+
+const BUCKET = 'bench';
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+interface Options {
+  json: boolean;
+  sizes: string;
+  memorySize: string;
+  partSize: string;
+  concurrency: string;
+  reps: string;
+  latencyUploads: string;
+  skip: string[];
+}
+
+interface ThroughputRow {
+  bytes: number;
+  partSize: number;
+  concurrency: number;
+  sagaMBps: number;
+  libStorageMBps: number;
+  ratio: number;
+  awsCliMBps?: number;
+  rcloneMBps?: number;
+  putObjectMBps?: number;
+}
+
+function which(binary: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });
+    child.on('exit', (code) => resolve(code === 0));
+  });
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}: ${stderr.slice(-500)}`))));
+  });
+}
+
+/** A worker in its own process, so its memory is its own. */
+async function startWorkerProcess(env: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', siblingModule(__dirname, '../src/worker')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    child.stderr!.on('data', (c: Buffer) => {
+      seen += c.toString();
+      if (seen.includes('upload-saga worker on task queue')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`worker exited ${code}: ${seen.slice(-1000)}`)));
+  });
+  await new Promise((r) => setTimeout(r, 1500)); // let it start polling
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .option('--json', 'print one JSON document instead of Markdown', false)
+    .option('--sizes <list>', 'throughput file sizes', '128MiB,1GiB')
+    .option('--memory-size <size>', 'file size of the memory run', '2GiB')
+    .option('--part-size <size>', 'part size for every tool', '8MiB')
+    .option('--concurrency <n>', 'parts in flight for every tool', '4')
+    .option('--reps <n>', 'runs per tool and size (best counts)', '2')
+    .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
+    .option('--skip <parts...>', 'skip throughput, memory, latency or history', [])
+    .parse();
+  const opts = program.opts<Options>();
+  const partSize = parseByteSize(opts.partSize)!;
+  const concurrency = Number(opts.concurrency);
+  const reps = Number(opts.reps);
+  const skip = new Set(opts.skip);
+
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const work = await mkdtemp(path.join(os.tmpdir(), 'upload-saga-bench-'));
+  log(`starting Temporal dev server and MinIO (data in ${work})`);
+  const stack: EmbeddedStack = await startEmbeddedStack({ buckets: [BUCKET] });
+  const env = {
+    TEMPORAL_ADDRESS: stack.temporal.address,
+    TEMPORAL_NAMESPACE: stack.temporal.namespace,
+    S3_ENDPOINT: stack.s3.endpoint,
+    S3_REGION: stack.s3.region,
+    S3_ACCESS_KEY_ID: stack.s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
+    UPLOAD_SAGA_ALLOWED_ROOTS: work,
+    UPLOAD_SAGA_QUOTA_DEFAULT: '100TiB',
+    UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES: '64',
+  };
+  const config: WorkerConfig = loadConfig(env);
+  const s3: S3Client = createS3Client(config.s3);
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const uploads = new UploadClient({ client, taskQueue: 'upload-saga' });
+  const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version };
+  const results: Record<string, unknown> = { machine, partSize, concurrency };
+  let n = 0;
+  const key = (tool: string) => `bench/${tool}-${Date.now()}-${n++}`;
+
+  const sagaUpload = async (file: string, size: number) => {
+    const handle = await uploads.start({
+      uploadId: `bench-${Date.now()}-${n++}`,
+      tenant: 'bench',
+      source: { type: 'file', path: file },
+      destination: { bucket: BUCKET, key: key('saga') },
+      partSize,
+      partConcurrency: concurrency,
+      declaredSize: size,
+    });
+    return handle.result();
+  };
+
+  try {
+    if (!skip.has('throughput')) {
+      const worker = await startWorkerProcess(env);
+      const haveAws = await which('aws');
+      const haveRclone = await which('rclone');
+      const awsConfig = path.join(work, 'aws-config');
+      await writeFile(awsConfig, `[default]\nregion = ${stack.s3.region}\ns3 =\n  multipart_chunksize = ${partSize / MiB}MB\n  multipart_threshold = ${partSize / MiB}MB\n  max_concurrent_requests = ${concurrency}\n`);
+      // rclone refuses a custom CA bundle on plain-HTTP endpoints; the local MinIO needs none.
+      const { AWS_CA_BUNDLE: _caBundle, ...inherited } = process.env;
+      const toolEnv = { ...inherited, AWS_ACCESS_KEY_ID: stack.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: stack.s3.secretAccessKey, AWS_CONFIG_FILE: awsConfig };
+      const rows: ThroughputRow[] = [];
+      for (const sizeText of opts.sizes.split(',')) {
+        const size = parseByteSize(sizeText)!;
+        const file = path.join(work, `throughput-${sizeText}.bin`);
+        await makeBenchFile(file, size);
+        await readFile(file).catch(() => undefined); // warm the page cache for every tool alike (≤ 2 GiB)
+        const best: Record<string, number> = {};
+        const measure = async (tool: string, fn: () => Promise<unknown>) => {
+          const { ms } = await timed(fn);
+          best[tool] = Math.max(best[tool] ?? 0, mbps(size, ms));
+          log(`${sizeText} ${tool}: ${mbps(size, ms).toFixed(1)} MB/s`);
+        };
+        for (let rep = 0; rep < reps; rep++) {
+          await measure('libStorage', () =>
+            new Upload({ client: s3, params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(file) }, partSize, queueSize: concurrency }).done(),
+          );
+          await measure('saga', () => sagaUpload(file, size));
+          await measure('putObject', () => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('put'), Body: createReadStream(file), ContentLength: size })));
+          if (haveAws) await measure('awsCli', () => run('aws', ['--endpoint-url', stack.s3.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://${BUCKET}/${key('aws')}`], toolEnv));
+          if (haveRclone) {
+            await measure('rclone', () =>
+              run('rclone', ['copyto', file, `:s3:${BUCKET}/${key('rclone')}`, '--s3-provider', 'Minio', '--s3-endpoint', stack.s3.endpoint, '--s3-access-key-id', stack.s3.accessKeyId, '--s3-secret-access-key', stack.s3.secretAccessKey, '--s3-chunk-size', `${partSize / MiB}M`, '--s3-upload-concurrency', String(concurrency), '--s3-upload-cutoff', `${partSize / MiB}M`], toolEnv),
+            );
+          }
+        }
+        rows.push({
+          bytes: size,
+          partSize,
+          concurrency,
+          sagaMBps: round(best.saga!),
+          libStorageMBps: round(best.libStorage!),
+          ratio: round(best.saga! / best.libStorage!, 3),
+          ...(best.awsCli ? { awsCliMBps: round(best.awsCli) } : {}),
+          ...(best.rclone ? { rcloneMBps: round(best.rclone) } : {}),
+          putObjectMBps: round(best.putObject!),
+        });
+        await rm(file, { force: true });
+      }
+      results.throughput = rows;
+      await stopProcess(worker);
+    }
+
+    if (!skip.has('memory')) {
+      const size = parseByteSize(opts.memorySize)!;
+      const file = path.join(work, 'memory.bin');
+      await makeBenchFile(file, size);
+      const worker = await startWorkerProcess(env);
+      await new Promise((r) => setTimeout(r, 2000));
+      const idle = await currentRssMiB(worker.pid!);
+      const { ms } = await timed(() => sagaUpload(file, size));
+      const peak = await peakRssMiB(worker.pid!);
+      const bound = idle + (2 * partSize * concurrency) / MiB + 64;
+      log(`memory: ${size / MiB} MiB in ${(ms / 1000).toFixed(1)} s, idle ${idle.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB, bound ${bound.toFixed(0)} MiB`);
+      results.memory = { fileBytes: size, partSize, concurrency, idleRssMiB: round(idle), peakRssMiB: round(peak), boundMiB: round(bound), withinBound: peak <= bound };
+      await stopProcess(worker);
+      await rm(file, { force: true });
+    }
+
+    if (!skip.has('latency')) {
+      const count = Number(opts.latencyUploads);
+      const file = path.join(work, 'small.bin');
+      await makeBenchFile(file, MiB);
+      const worker = await startWorkerProcess(env);
+      const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
+      const baselineWorker = await Worker.create({
+        connection: workerConnection,
+        namespace: config.temporal.namespace,
+        taskQueue: 'bench-baseline',
+        workflowsPath: siblingModule(__dirname, './baseline'),
+        activities: createBaselineActivities(s3),
+        maxConcurrentActivityTaskExecutions: 64,
+      });
+      const latencies = async (one: (i: number) => Promise<unknown>) => {
+        const started = performance.now();
+        const each = await Promise.all(Array.from({ length: count }, async (_, i) => (await timed(() => one(i))).ms));
+        return { each, totalMs: performance.now() - started };
+      };
+      const result = await baselineWorker.runUntil(async () => {
+        // one warm-up of each, so bundling and first connections are not measured
+        await sagaUpload(file, MiB);
+        await client.workflow.execute('baselineUploadWorkflow', { taskQueue: 'bench-baseline', workflowId: `baseline-warmup-${Date.now()}`, args: [{ bucket: BUCKET, key: key('base'), path: file }] });
+        const saga = await latencies(() => sagaUpload(file, MiB));
+        const baseline = await latencies((i) =>
+          client.workflow.execute('baselineUploadWorkflow', { taskQueue: 'bench-baseline', workflowId: `baseline-${Date.now()}-${i}`, args: [{ bucket: BUCKET, key: key('base'), path: file }] }),
+        );
+        return { saga, baseline };
+      });
+      await workerConnection.close();
+      const p50 = percentile(result.saga.each, 50);
+      const baselineP50 = percentile(result.baseline.each, 50);
+      results.latency = {
+        uploads: count,
+        fileBytes: MiB,
+        p50Ms: round(p50),
+        p95Ms: round(percentile(result.saga.each, 95)),
+        sagasPerSecond: round(count / (result.saga.totalMs / 1000)),
+        baselineP50Ms: round(baselineP50),
+        baselineP95Ms: round(percentile(result.baseline.each, 95)),
+        overheadRatio: round(p50 / baselineP50, 3),
+      };
+      log(`latency: saga p50 ${p50.toFixed(0)} ms vs baseline p50 ${baselineP50.toFixed(0)} ms`);
+      await stopProcess(worker);
+    }
+
+    if (!skip.has('history')) {
+      const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
+      const historyConfig = { ...config, temporal: { ...config.temporal, taskQueue: 'bench-history' } };
+      const worker = await createUploadWorker({
+        config: historyConfig,
+        connection: workerConnection,
+        client,
+        s3,
+        activities: standInUploadActivities({ size: 10_000 * 5 * MiB }),
+      });
+      const history = await worker.runUntil(async () => {
+        const handle = await new UploadClient({ client, taskQueue: 'bench-history' }).start({
+          uploadId: `history-${Date.now()}`,
+          tenant: 'bench',
+          source: { type: 'file', path: '/stand-in/10000-parts.bin' },
+          destination: { bucket: BUCKET, key: 'bench/10000-parts.bin' },
+          partSize: 5 * MiB,
+        });
+        await handle.result();
+        const events = (await handle.workflow.fetchHistory()).events?.length ?? 0;
+        return { parts: 10_000, maxEventsPerRun: events, runs: 1 };
+      });
+      await workerConnection.close();
+      results.history = history;
+      log(`history: 10,000 parts in ${history.maxEventsPerRun} events`);
+    }
+  } finally {
+    s3.destroy();
+    await connection.close();
+    await stack.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+
+  if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else process.stdout.write(markdown(results));
+}
+
+function round(value: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function markdown(results: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const machine = results.machine as Record<string, unknown>;
+  lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`, '');
+  const rows = results.throughput as ThroughputRow[] | undefined;
+  if (rows) {
+    lines.push('| size | part size × concurrency | saga MB/s | lib-storage MB/s | ratio | aws s3 cp | rclone | PutObject (ceiling) |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const r of rows) {
+      lines.push(`| ${r.bytes / MiB} MiB | ${r.partSize / MiB} MiB × ${r.concurrency} | ${r.sagaMBps} | ${r.libStorageMBps} | ${r.ratio} | ${r.awsCliMBps ?? '—'} | ${r.rcloneMBps ?? '—'} | ${r.putObjectMBps ?? '—'} |`);
+    }
+    lines.push('');
+  }
+  const memory = results.memory as Record<string, number> | undefined;
+  if (memory) lines.push(`Memory: ${memory.fileBytes! / MiB} MiB upload, worker peak RSS ${memory.peakRssMiB} MiB (idle ${memory.idleRssMiB} MiB), bound ${memory.boundMiB} MiB`, '');
+  const latency = results.latency as Record<string, number> | undefined;
+  if (latency) {
+    lines.push(
+      `Latency (${latency.uploads} concurrent 1 MiB uploads): saga p50 ${latency.p50Ms} ms, p95 ${latency.p95Ms} ms, ${latency.sagasPerSecond} sagas/s; baseline p50 ${latency.baselineP50Ms} ms; overhead ×${latency.overheadRatio}`,
+      '',
+    );
+  }
+  const history = results.history as Record<string, number> | undefined;
+  if (history) lines.push(`History: ${history.parts} parts in ${history.runs} run(s), ${history.maxEventsPerRun} events at most per run`, '');
+  return `${lines.join('\n')}\n`;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

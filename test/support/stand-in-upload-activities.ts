@@ -1,0 +1,27 @@
+/**
+ * Upload activities that move no bytes: they answer as the real ones would for a file of `size`
+ * bytes, so the real upload workflow can be driven at any scale (10,000 parts) in seconds. For
+ * orchestration tests and the history benchmark only; everything about bytes runs against MinIO.
+ */
+import type { UploadActivities } from '../../src/activities';
+import { planParts } from '../../src/upload/part-plan';
+
+export function standInUploadActivities(options: { size: number; onBatch?: (batch: { firstPart: number; lastPart: number }) => void }): UploadActivities {
+  const usage = { tenant: 'stand-in', usedBytes: 0, reservedBytes: 0, reservations: 0 };
+  return {
+    inspectSource: async (request) => ({ plan: planParts(options.size, request.partSize), sourceVersion: 'v1', sourceDescription: 'stand-in' }),
+    reserveSpace: async () => usage,
+    releaseReservation: async () => usage,
+    commitReservation: async () => usage,
+    uploadParts: async (input) => {
+      options.onBatch?.({ firstPart: input.firstPart, lastPart: input.lastPart });
+      const parts = input.lastPart - input.firstPart + 1;
+      const bytes = parts * input.plan.partSize;
+      return { uploadId: input.uploadId ?? 'stand-in-upload', partsUploaded: parts, partsSkipped: 0, bytesSent: bytes, batchBytes: bytes };
+    },
+    cleanupUpload: async () => ({ abortedUploadIds: [], stagedObjectsDeleted: 0 }),
+    verifyUpload: async (input) => ({ partCount: input.plan.partCount, size: input.plan.size, expectedETag: `"stand-in-${input.plan.partCount}"` }),
+    completeUpload: async (input) => ({ etag: input.expectedETag, alreadyCompleted: false }),
+    notify: async () => ({ status: 204 }),
+  };
+}
