@@ -78,6 +78,8 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
     const signal = ctx.cancellationSignal;
     const target = { bucket: input.bucket, key: input.key };
     let uploadId = input.uploadId ?? heartbeatUploadId();
+    // A multipart upload created by this very attempt has no parts yet: no need to list them.
+    let createdNow = false;
 
     try {
       if (!uploadId) {
@@ -93,6 +95,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         );
         if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
         uploadId = created.UploadId;
+        createdNow = true;
       }
       const id = uploadId;
       const progress: UploadPartsProgress = { uploadId: id, firstPart: input.firstPart, lastPart: input.lastPart, partsDone: 0, bytesDone: 0, bytesSent: 0 };
@@ -106,7 +109,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         }
 
         const present = new Map<number, number>();
-        for (const part of await listAllParts(deps.s3, { ...target, uploadId: id }, signal)) {
+        for (const part of createdNow ? [] : await listAllParts(deps.s3, { ...target, uploadId: id }, signal)) {
           if (part.PartNumber !== undefined && part.Size !== undefined) present.set(part.PartNumber, part.Size);
         }
         const todo: number[] = [];
