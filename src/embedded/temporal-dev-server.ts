@@ -346,15 +346,19 @@ async function waitUntilReady(input: {
   let connection: Connection | undefined;
   while (!connection) {
     await failIfExited();
-    let candidate: Connection | undefined;
+    // `lazy` + `ensureConnected` rather than `Connection.connect`, which leaks its gRPC channel
+    // when the first connect fails; every call gets a deadline so a wedged port cannot hang us.
+    const candidate = Connection.lazy({ address, connectTimeout: 1_000 });
     try {
-      candidate = await Connection.connect({ address, connectTimeout: 1_000 });
-      await candidate.workflowService.getSystemInfo({});
-      await candidate.workflowService.describeNamespace({ namespace });
+      await candidate.ensureConnected();
+      await candidate.withDeadline(Date.now() + 2_000, async () => {
+        await candidate.workflowService.getSystemInfo({});
+        await candidate.workflowService.describeNamespace({ namespace });
+      });
       connection = candidate;
     } catch (error) {
       lastError = error;
-      await candidate?.close().catch(() => undefined);
+      await candidate.close().catch(() => undefined);
       if (Date.now() > deadline) break;
       await Promise.race([sleep(250), child.exited]);
     }
@@ -391,7 +395,10 @@ async function reconcileSearchAttributes(
   wanted: ReadonlyMap<string, SearchAttributeTypeName>,
 ): Promise<void> {
   if (wanted.size === 0) return;
-  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const deadline = (): number => Date.now() + 10_000;
+  const { customAttributes } = await connection.withDeadline(deadline(), () =>
+    connection.operatorService.listSearchAttributes({ namespace }),
+  );
   const missing: Record<string, number> = {};
   for (const [name, type] of wanted) {
     const existing = customAttributes[name];
@@ -403,7 +410,9 @@ async function reconcileSearchAttributes(
     }
   }
   if (Object.keys(missing).length > 0) {
-    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing });
+    await connection.withDeadline(deadline(), () =>
+      connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing }),
+    );
   }
 }
 

@@ -1,0 +1,42 @@
+/**
+ * A loopback TCP relay that counts the bytes a client sends to a server: an independent measure
+ * of how much a worker really transmitted to S3, resends included.
+ */
+import net from 'node:net';
+
+export interface TcpCounter {
+  /** `http://127.0.0.1:<port>`: point the client here instead of at the server. */
+  url: string;
+  bytesUp(): number;
+  close(): Promise<void>;
+}
+
+export async function startTcpCounter(target: { host: string; port: number }): Promise<TcpCounter> {
+  let up = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host);
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk: Buffer) => (up += chunk.length));
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    bytesUp: () => up,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
