@@ -55,18 +55,12 @@ export async function connectUploads(env: NodeJS.ProcessEnv = process.env): Prom
   };
 }
 
-/**
- * Runs `fn` with a connection and always closes it afterwards. Calls still in flight when `fn`
- * ends (a long-poll for a result after Ctrl-C, a progress query) are cancelled first: the client
- * would otherwise retry them on the closed channel and crash the process.
- */
+/** Runs `fn` with a connection and always closes it afterwards. */
 export async function withUploads<T>(env: NodeJS.ProcessEnv, fn: (connection: CliConnection) => Promise<T>): Promise<T> {
   const connection = await connectUploads(env);
-  const inflight = new AbortController();
   try {
-    return await connection.client.withAbortSignal(inflight.signal, () => fn(connection));
+    return await fn(connection);
   } finally {
-    inflight.abort();
     await connection.close();
   }
 }

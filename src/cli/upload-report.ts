@@ -76,7 +76,12 @@ export function failureHeadline(outcome: UploadFailedError['outcome'], report: S
 export function failureReportLines(error: UploadFailedError, extra: { workflowId?: string; uiLink?: string } = {}): string[] {
   const lines = error.report
     ? [`${failureHeadline(error.outcome, error.report)}:`, ...sagaReportLines(error.report)]
-    : [`upload ${error.outcome}: ${error.message}`, '  (no saga report: the workflow ended before the saga could record one)'];
+    : [
+        `upload ${error.outcome}: ${error.message}`,
+        error.outcome === 'cancelled'
+          ? "  (a cancelled upload's report is read with a query, and no worker answered it)"
+          : '  (no saga report: the workflow ended before the saga could record one)',
+      ];
   lines.push(...labelled([['workflow id', extra.workflowId], ['web ui', extra.uiLink]]));
   return lines;
 }

@@ -6,6 +6,12 @@
  * cheap for the server and current enough for a person. A failed poll is not an error — the query
  * can fail while no worker is polling or the workflow is being replayed — the next poll retries;
  * only the result decides how the command ends.
+ *
+ * Why each call gets its own AbortSignal: when the caller stops watching (Ctrl-C) it closes the
+ * connection next, and a call still in flight on a closed channel makes the Temporal client's
+ * retry timer throw outside any promise. So every call runs under a signal the stop cancels. The
+ * client never removes the listener it adds to a call's signal, hence one short-lived signal per
+ * call instead of one long-lived signal collecting a listener every 500 ms.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveProgress, UploadHandle } from '../client';
@@ -18,44 +24,75 @@ export interface ProgressSink {
   stop(): void;
 }
 
+/** Runs client calls under an abort signal: a Temporal `Client` or `Connection` fits. */
+export interface AbortScope {
+  withAbortSignal<R>(signal: AbortSignal, fn: () => Promise<R>): Promise<R>;
+}
+
 /** Options of {@link watchUpload}. */
 export interface WatchUploadOptions {
   /** Receives each poll's progress. @default none (just await the result) */
   sink?: ProgressSink;
   /** Time between polls. @default 500 ms */
   intervalMs?: number;
+  /** Stop watching: cancels the calls in flight and rejects with the signal's reason. @default never */
+  stop?: AbortSignal;
+  /** Makes `stop` cancel calls in flight (pass the Temporal client). @default calls are left to finish */
+  scope?: AbortScope;
+}
+
+/** Runs `fn` under a fresh signal that aborts when `stop` does. */
+async function cancellable<R>(scope: AbortScope | undefined, stop: AbortSignal | undefined, fn: () => Promise<R>): Promise<R> {
+  if (!scope || !stop) return fn();
+  const call = new AbortController();
+  const onStop = () => call.abort(stop.reason);
+  stop.addEventListener('abort', onStop, { once: true });
+  try {
+    return await scope.withAbortSignal(call.signal, fn);
+  } finally {
+    stop.removeEventListener('abort', onStop);
+  }
 }
 
 /**
  * Awaits the upload's result, reporting progress meanwhile.
- * @throws whatever `handle.result()` throws (`UploadFailedError` with the saga's report)
+ * @throws whatever `handle.result()` throws (`UploadFailedError` with the saga's report), or
+ *   `stop.reason` once `stop` is aborted
  */
 export async function watchUpload(handle: Pick<UploadHandle, 'result' | 'progress'>, options: WatchUploadOptions = {}): Promise<UploadResult> {
-  const { sink } = options;
+  const { sink, scope, stop } = options;
   const intervalMs = options.intervalMs ?? 500;
-  const stopPolling = new AbortController();
+  stop?.throwIfAborted();
+  const done = new AbortController();
+  const onStop = () => done.abort();
+  stop?.addEventListener('abort', onStop, { once: true });
 
   const poll = async () => {
-    while (!stopPolling.signal.aborted) {
+    while (!done.signal.aborted) {
       try {
-        const progress = await handle.progress();
-        if (!stopPolling.signal.aborted) sink?.update(progress);
+        const progress = await cancellable(scope, done.signal, () => handle.progress());
+        if (!done.signal.aborted) sink?.update(progress);
       } catch {
         // No answer this time (no worker polling yet, replay in progress): try again next tick.
       }
-      await sleep(intervalMs, undefined, { signal: stopPolling.signal }).catch(() => undefined);
+      await sleep(intervalMs, undefined, { signal: done.signal }).catch(() => undefined);
     }
   };
   if (sink) void poll();
 
+  const stopped = new Promise<never>((_, reject) => {
+    if (stop) done.signal.addEventListener('abort', () => stop.aborted && reject(stop.reason), { once: true });
+  });
   try {
-    const result = await handle.result();
-    stopPolling.abort();
+    const result = await Promise.race([cancellable(scope, done.signal, () => handle.result()), stopped]);
+    done.abort();
     sink?.finish(result.size);
     return result;
   } catch (error) {
-    stopPolling.abort();
+    done.abort();
     sink?.stop();
     throw error;
+  } finally {
+    stop?.removeEventListener('abort', onStop);
   }
 }

@@ -8,8 +8,10 @@
  * - Every port it would otherwise default (7233, 8233) is picked free by us, so parallel stacks
  *   and a developer's own dev server never collide. If a picked port is stolen before the server
  *   binds it, the start is retried with fresh ports.
- * - Readiness is checked over the real gRPC API (`GetSystemInfo` + `DescribeNamespace`) and the
- *   Web UI over HTTP, racing the process exit so a crash fails fast with its log tail.
+ * - Readiness is polled over the frontend HTTP API (namespace answers), then confirmed once over
+ *   the gRPC API workers use (`GetSystemInfo` + `DescribeNamespace`), then the Web UI; every
+ *   step races the process exit so a crash fails fast with its log tail. (Polling with gRPC
+ *   directly leaks a channel per failed `Connection.connect`.)
  * - `--search-attribute` only takes effect when the SQLite file is created; on a restart with an
  *   existing database we add missing attributes through the OperatorService, so the attribute
  *   list can grow between runs.
@@ -239,7 +241,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     const address = `${ip}:${frontend}`;
     const uiUrl = `http://${ip}:${ui}`;
     try {
-      await waitUntilReady({ child, address, namespace, uiUrl, searchAttributes, options });
+      await waitUntilReady({ child, address, httpUrl: `http://${ip}:${http}`, namespace, uiUrl, searchAttributes, options });
     } catch (error) {
       await child.stop({ graceMs: 2_000 });
       const portTaken = error instanceof TemporalDevServerExitedError && /address already in use|can't set|can't use/i.test(error.logTail);
@@ -326,67 +328,61 @@ function normaliseSearchAttributes(input: Readonly<Record<string, string>>): Map
 async function waitUntilReady(input: {
   child: ManagedProcess;
   address: string;
+  httpUrl: string;
   namespace: string;
   uiUrl: string;
   searchAttributes: ReadonlyMap<string, SearchAttributeTypeName>;
   options: TemporalDevServerOptions;
 }): Promise<void> {
-  const { child, address, namespace, uiUrl, searchAttributes, options } = input;
+  const { child, address, httpUrl, namespace, uiUrl, searchAttributes, options } = input;
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = new Error('not checked yet');
   let processExit: ProcessExit | undefined;
   void child.exited.then((exit) => (processExit = exit));
 
-  const failIfExited = async (): Promise<void> => {
-    if (processExit) throw new TemporalDevServerExitedError(processExit, await child.logTail());
-  };
-
-  // 1. gRPC frontend answers and the namespace exists.
-  let connection: Connection | undefined;
-  while (!connection) {
-    await failIfExited();
-    // `lazy` + `ensureConnected` rather than `Connection.connect`, which leaks its gRPC channel
-    // when the first connect fails; every call gets a deadline so a wedged port cannot hang us.
-    const candidate = Connection.lazy({ address, connectTimeout: 1_000 });
-    try {
-      await candidate.ensureConnected();
-      await candidate.withDeadline(Date.now() + 2_000, async () => {
-        await candidate.workflowService.getSystemInfo({});
-        await candidate.workflowService.describeNamespace({ namespace });
-      });
-      connection = candidate;
-    } catch (error) {
-      lastError = error;
-      await candidate.close().catch(() => undefined);
-      if (Date.now() > deadline) break;
+  /** Runs `attempt` until it returns true, failing fast on process exit and at the deadline. */
+  const pollUntil = async (attempt: () => Promise<boolean>): Promise<void> => {
+    let lastError: unknown = new Error('not checked yet');
+    for (;;) {
+      if (processExit) throw new TemporalDevServerExitedError(processExit, await child.logTail());
+      try {
+        if (await attempt()) return;
+      } catch (error) {
+        lastError = error;
+      }
+      if (processExit) throw new TemporalDevServerExitedError(processExit, await child.logTail());
+      if (Date.now() > deadline) throw new TemporalDevServerTimeoutError(timeoutMs, await child.logTail(), lastError);
       await Promise.race([sleep(250), child.exited]);
     }
-  }
-  try {
-    await failIfExited();
-    if (!connection) throw new TemporalDevServerTimeoutError(timeoutMs, await child.logTail(), lastError);
+  };
+  const httpOk = async (url: string): Promise<boolean> => {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await response.arrayBuffer();
+    if (!response.ok) throw new Error(`GET ${url} answered HTTP ${response.status}`);
+    return true;
+  };
 
-    // 2. Search attributes (only needed when the database already existed).
-    await reconcileSearchAttributes(connection, namespace, searchAttributes);
-  } finally {
-    await connection?.close().catch(() => undefined);
-  }
+  // 1. Poll over the frontend's HTTP API (fetch sockets are torn down on every failure, unlike a
+  //    gRPC channel that fails its first connect): the namespace answers once the server is up.
+  await pollUntil(() => httpOk(`${httpUrl}/api/v1/namespaces/${encodeURIComponent(namespace)}`));
 
-  // 3. Web UI answers.
-  for (;;) {
-    await failIfExited();
+  // 2. The gRPC API our workers and clients use answers too; register missing search attributes.
+  await pollUntil(async () => {
+    const connection = await Connection.connect({ address, connectTimeout: 2_000 });
     try {
-      const response = await fetch(uiUrl, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (response.ok) return;
-      lastError = new Error(`Web UI answered HTTP ${response.status}`);
-    } catch (error) {
-      lastError = error;
+      await connection.withDeadline(Date.now() + 5_000, async () => {
+        await connection.workflowService.getSystemInfo({});
+        await connection.workflowService.describeNamespace({ namespace });
+      });
+      await reconcileSearchAttributes(connection, namespace, searchAttributes);
+      return true;
+    } finally {
+      await connection.close().catch(() => undefined);
     }
-    if (Date.now() > deadline) throw new TemporalDevServerTimeoutError(timeoutMs, await child.logTail(), lastError);
-    await Promise.race([sleep(250), child.exited]);
-  }
+  });
+
+  // 3. The Web UI answers.
+  await pollUntil(() => httpOk(uiUrl));
 }
 
 async function reconcileSearchAttributes(

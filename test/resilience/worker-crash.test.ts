@@ -65,4 +65,49 @@ describe('worker crash', () => {
     console.log(`worker crash: ${partsBeforeCrash} of 32 parts done at SIGKILL; ${(resent / MiB).toFixed(2)} MiB sent beyond the file size (bound ${(concurrency * partSize) / MiB} MiB + request overhead)`);
     expect(resent).toBeLessThanOrEqual(concurrency * partSize + 512 * 1024);
   }, 180_000);
+
+  it('fails over: with two workers on the queue, killing the one uploading lets the other finish', async () => {
+    const file = await makeRandomFile(tmp.dir, 'failover.bin', 120 * MiB);
+    const env = { ...stack.env, S3_ENDPOINT: counter.url };
+    const pair = [await startWorkerProcess(env), await startWorkerProcess(env)];
+    workers.push(...pair);
+    const key = `failover/${uniqueId('obj')}.bin`;
+    const handle = await new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue }).start({
+      uploadId: uniqueId('failover'),
+      tenant: 'acme',
+      source: { type: 'file', path: file.path },
+      destination: { bucket: 'uploads', key },
+      partSize: 5 * MiB,
+      partConcurrency: 2,
+    });
+    // The worker running upload-parts is the one whose identity (pid@host) the pending activity names.
+    let uploader: WorkerProcess | undefined;
+    await expect
+      .poll(
+        async () => {
+          const { raw } = await handle.workflow.describe();
+          const pending = raw.pendingActivities?.find((a) => a.activityType?.name === 'uploadParts' && a.lastWorkerIdentity);
+          const pid = Number(pending?.lastWorkerIdentity?.split('@')[0]);
+          uploader = pair.find((w) => w.child.pid === pid);
+          return uploader !== undefined && (await handle.progress()).partsDone >= 2;
+        },
+        { timeout: 60_000, interval: 100 },
+      )
+      .toBe(true);
+    await uploader!.kill('SIGKILL');
+    const survivor = pair.find((w) => w !== uploader)!;
+
+    const result = await handle.result();
+    expect(result.size).toBe(file.size);
+    expect(await objectSha256(stack.s3, 'uploads', key)).toBe(file.sha256);
+    // The attempt of upload-parts that completed ran on the survivor.
+    const events = (await handle.workflow.fetchHistory()).events ?? [];
+    const byId = new Map(events.map((e) => [Number(e.eventId), e]));
+    const completedUpload = events.find(
+      (e) => e.activityTaskCompletedEventAttributes && byId.get(Number(e.activityTaskCompletedEventAttributes.scheduledEventId))?.activityTaskScheduledEventAttributes?.activityType?.name === 'uploadParts',
+    );
+    const started = byId.get(Number(completedUpload?.activityTaskCompletedEventAttributes?.startedEventId));
+    expect(started?.activityTaskStartedEventAttributes?.identity).toMatch(new RegExp(`^${survivor.child.pid}@`));
+    expect(started?.activityTaskStartedEventAttributes?.attempt).toBeGreaterThan(1);
+  }, 180_000);
 });

@@ -84,7 +84,7 @@ interface DemoResources {
   s3?: S3Client;
   worker?: Worker;
   workerRun?: Promise<void>;
-  /** Aborts client calls still in flight, before the connection closes (see connect.ts). */
+  /** Cancels client calls still in flight before the connection closes (see watch-upload.ts). */
   inflight: AbortController;
 }
 
@@ -168,7 +168,7 @@ export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<v
     const bar = new UploadProgressBar({ stream: io.stderr, fallbackTotal: size });
     let result;
     try {
-      result = await guard(client.withAbortSignal(r.inflight.signal, () => watchUpload(handle, { sink: bar })));
+      result = await guard(watchUpload(handle, { sink: bar, stop: r.inflight.signal, scope: client }));
     } catch (error) {
       bar.stop();
       if (error instanceof UploadFailedError) {

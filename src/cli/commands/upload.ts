@@ -84,7 +84,7 @@ export async function runUpload(file: string, options: UploadCommandOptions, io:
   const fallbackTotal = await localSize(request.source.path);
   if (fallbackTotal === undefined) note(io, `note: ${request.source.path} is not a file here; the worker reads it on its own host`);
 
-  return withUploads(io.env, async ({ uploads, config }) => {
+  return withUploads(io.env, async ({ uploads, config, client }) => {
     const handle = await uploads.start(request);
     const workflowId = uploadWorkflowId(request.tenant, request.uploadId);
     const uiLink = uploadUiLink({ workflowId, namespace: config.temporal.namespace, uiUrl: webUiBaseUrl(io.env) });
@@ -97,18 +97,16 @@ export async function runUpload(file: string, options: UploadCommandOptions, io:
     note(io, `upload ${request.source.path} → s3://${request.destination.bucket}/${request.destination.key}`, `workflow ${workflowId}`);
 
     const bar = options.progress === false ? undefined : new UploadProgressBar({ stream: io.stderr, ...(fallbackTotal !== undefined ? { fallbackTotal } : {}) });
+    // Ctrl-C detaches: the calls in flight are cancelled before the connection closes.
+    const detach = new AbortController();
     const interrupt = waitForShutdownSignal();
+    void interrupt.received.then((signal) =>
+      detach.abort(new CliError(`\n${signal}: detached; the upload continues on the worker`, ExitCode.Interrupted, follow)),
+    );
     try {
-      const outcome = await Promise.race([
-        watchUpload(handle, bar ? { sink: bar } : {}).then((result) => ({ result })),
-        interrupt.received.then((signal) => ({ signal })),
-      ]);
-      if ('signal' in outcome) {
-        bar?.stop();
-        throw new CliError(`\n${outcome.signal}: detached; the upload continues on the worker`, ExitCode.Interrupted, follow);
-      }
-      out(io, ...resultLines(outcome.result, { uiLink }));
-      return outcome.result;
+      const result = await watchUpload(handle, { ...(bar ? { sink: bar } : {}), stop: detach.signal, scope: client });
+      out(io, ...resultLines(result, { uiLink }));
+      return result;
     } catch (error) {
       if (error instanceof UploadFailedError) {
         const [first = '', ...rest] = failureReportLines(error, { workflowId, uiLink });
