@@ -12,7 +12,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client,
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { UploadPartsProgress } from './activities/upload-parts';
 import type { SagaFailureReport, SagaState } from './saga/workflow';
-import { normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
+import { describeSource, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
 import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './workflows/search-attributes';
@@ -129,14 +129,14 @@ export class UploadClient {
       // Running: attach to it. Completed: never upload again. Failed or cancelled: may be retried.
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      staticSummary: `upload ${normalized.source.path} → s3://${bucket}/${key} (tenant ${normalized.tenant})`,
+      staticSummary: `upload ${describeSource(normalized.source)} → s3://${bucket}/${key} (tenant ${normalized.tenant})`,
       staticDetails: [
-        `**source** ${normalized.source.type} \`${normalized.source.path}\``,
+        `**source** ${normalized.source.type} \`${describeSource(normalized.source)}\``,
         `**destination** s3://${bucket}/${key}`,
         `**tenant** ${normalized.tenant} · **upload id** ${normalized.uploadId}`,
         `**parts** ${normalized.partSize} bytes × ${normalized.partConcurrency} in flight · checksum ${normalized.checksumAlgorithm}`,
       ].join('\n\n'),
-      memo: { source: `${normalized.source.type}:${normalized.source.path}`, destination: `s3://${bucket}/${key}` },
+      memo: { source: `${normalized.source.type}:${describeSource(normalized.source)}`, destination: `s3://${bucket}/${key}` },
       typedSearchAttributes: [
         { key: UploadTenant, value: normalized.tenant },
         { key: UploadBucket, value: bucket },

@@ -8,7 +8,9 @@ import { bundleWorkflowCode, DefaultLogger, Worker, type NativeConnection, type 
 import { Client } from '@temporalio/client';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createActivities, type UploadActivities } from './activities';
+import { HttpUrlResolver } from './activities/sources/http-url';
 import { LocalFileResolver } from './activities/sources/local-file';
+import { SourceRegistry } from './activities/sources/registry';
 import { siblingModule } from './module-path';
 import { loadConfig, type WorkerConfig } from './config';
 import { connectClient, connectWorker, createS3Client } from './connections';
@@ -44,7 +46,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     options.activities ??
     createActivities({
     s3: options.s3,
-    sources: new LocalFileResolver({ allowedRoots: config.allowedRoots }),
+    sources: new SourceRegistry({ file: new LocalFileResolver({ allowedRoots: config.allowedRoots }), url: new HttpUrlResolver() }),
     quota: options.quota ?? new TemporalQuotaLedger({ client: options.client, taskQueue: config.temporal.taskQueue, limits: config.quota }),
     webhook: config.webhook,
   });

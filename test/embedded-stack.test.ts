@@ -9,6 +9,7 @@ import { GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from
 import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  ServerBinaryBuildError,
   ServerBinaryNotExecutableError,
   ServerBinaryNotFoundError,
   TEMPORAL_CLI_MODULE,
@@ -151,5 +152,67 @@ describe('server binary lookup', () => {
       path: path.join(cacheDir, 'temporal'),
       source: 'cache',
     });
+  });
+
+  it('builds once with go install into the cache, even when asked twice at the same time', async () => {
+    const cacheDir = path.join(root, 'build-cache');
+    const invocations = path.join(root, 'go-invocations.log');
+    // A stand-in for `go install -v module@version`: logs like go, takes a moment, writes $GOBIN/temporal.
+    const fakeGo = await fakeExecutable(path.join(root, 'fake-go', 'go'));
+    await fsp.writeFile(
+      fakeGo,
+      [
+        '#!/bin/sh',
+        `echo "$*" >> '${invocations}'`,
+        'echo "go: downloading example.com/dep v1.2.3" >&2',
+        '/bin/sleep 1',
+        'echo "example.com/dep/pkg" >&2',
+        'printf "#!/bin/sh\\nexit 0\\n" > "$GOBIN/temporal" && /bin/chmod +x "$GOBIN/temporal"',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const lines: string[] = [];
+    const options = {
+      env: { PATH: '' },
+      cacheDir,
+      goBinary: fakeGo,
+      progressIntervalMs: 200,
+      logger: { write: (text: string) => lines.push(text) },
+    };
+
+    const [first, second] = await Promise.all([
+      ensureServerBinary('temporal', options),
+      ensureServerBinary('temporal', options),
+    ]);
+    expect(first).toBe(path.join(cacheDir, 'temporal'));
+    expect(second).toBe(first);
+    expect((await fsp.readFile(invocations, 'utf8')).trim().split('\n')).toEqual([
+      `install -v ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`,
+    ]);
+    expect(await fsp.readFile(path.join(cacheDir, 'temporal.version'), 'utf8')).toBe(
+      `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}\n`,
+    );
+    const log = lines.join('');
+    expect(log).toContain('building temporal from source');
+    expect(log).toContain('waiting for pid');
+    expect(log).toMatch(/built temporal in \d+s \(1 modules downloaded, 1 packages compiled\)/);
+    // Nothing but the binary, its stamp and no leftover lock or staging dir.
+    expect((await fsp.readdir(cacheDir)).sort()).toEqual(['temporal', 'temporal.version']);
+  });
+
+  it('reports a failed build with the tail of go output', async () => {
+    const failingGo = await fakeExecutable(path.join(root, 'failing-go', 'go'));
+    await fsp.writeFile(failingGo, '#!/bin/sh\necho "main.go:1:1: something broke" >&2\nexit 2\n', { mode: 0o755 });
+    const cacheDir = path.join(root, 'failing-cache');
+    const error = await ensureServerBinary('minio', {
+      env: { PATH: '' },
+      cacheDir,
+      goBinary: failingGo,
+      logger: { write: () => undefined },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServerBinaryBuildError);
+    expect((error as ServerBinaryBuildError).exitCode).toBe(2);
+    expect((error as ServerBinaryBuildError).outputTail).toContain('something broke');
+    expect(await fsp.readdir(cacheDir)).toEqual([]);
   });
 });

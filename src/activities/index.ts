@@ -36,3 +36,5 @@ export type { NotifyInput, NotifyResult } from './notify';
 export { SIGNATURE_HEADER, IDEMPOTENCY_HEADER, signWebhookBody } from './notify';
 export type { ByteSource, SourceResolver, SourceStat } from './sources/byte-source';
 export { LocalFileResolver } from './sources/local-file';
+export { HttpUrlResolver } from './sources/http-url';
+export { SourceRegistry, type SourceResolvers } from './sources/registry';

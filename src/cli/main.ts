@@ -10,18 +10,37 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES } from '../config';
 import { CHECKSUM_ALGORITHMS } from '../upload/request';
+import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
-import { runCancel } from './commands/cancel';
-import { runDemo } from './commands/demo';
-import { LIST_OUTCOMES, runList } from './commands/list';
-import { runStack } from './commands/stack';
-import { runStatus } from './commands/status';
-import { runUpload, type UploadCommandOptions } from './commands/upload';
-import { runWorker } from './commands/worker';
+import type * as CancelCommand from './commands/cancel';
+import type * as DemoCommand from './commands/demo';
+import type * as ListCommand from './commands/list';
+import type * as StackCommand from './commands/stack';
+import type * as StatusCommand from './commands/status';
+import type * as UploadCommand from './commands/upload';
+import type * as WorkerCommand from './commands/worker';
 import { describeCliError, ExitCode } from './errors';
 import { note, processIo, type CliIo } from './io';
 import { collectKeyValue, parsePositiveIntOption, parseSizeOption } from './options';
 import { DEFAULT_TEMPORAL_UI_URL, TEMPORAL_UI_URL_VARIABLE } from './web-ui';
+
+/**
+ * Command modules load when their command runs: the worker's dependencies (Temporal's native
+ * core, webpack, the S3 SDK) take a second or more to load, which `--help` and usage errors skip.
+ */
+const commands = {
+  cancel: () => require('./commands/cancel') as typeof CancelCommand,
+  demo: () => require('./commands/demo') as typeof DemoCommand,
+  list: () => require('./commands/list') as typeof ListCommand,
+  stack: () => require('./commands/stack') as typeof StackCommand,
+  status: () => require('./commands/status') as typeof StatusCommand,
+  upload: () => require('./commands/upload') as typeof UploadCommand,
+  worker: () => require('./commands/worker') as typeof WorkerCommand,
+};
+
+/** Outcomes `list --outcome` accepts: every {@link UploadOutcomeKind} (the type check below fails if one is missing). */
+const LIST_OUTCOMES = ['running', 'completed', 'compensated', 'cancelled', 'failed'] as const satisfies readonly UploadOutcomeKind[];
+const _everyOutcomeListed: Exclude<UploadOutcomeKind, (typeof LIST_OUTCOMES)[number]> extends never ? true : never = true;
 
 /** The environment variables, for the end of `--help`. */
 function environmentHelp(): string {
@@ -48,12 +67,12 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .description('run a local Temporal dev server + MinIO (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it')
     .option('--keep-data', 'keep the generated data directory on exit')
     .option('--data-dir <dir>', 'use this data directory (never deleted; state survives restarts)')
-    .action((options: { keepData?: boolean; dataDir?: string }) => runStack(options, io));
+    .action((options: { keepData?: boolean; dataDir?: string }) => commands.stack().runStack(options, io));
 
   program
     .command('worker')
     .description('run an upload worker configured from the environment, until Ctrl-C')
-    .action(() => runWorker(io));
+    .action(() => commands.worker().runWorker(io));
 
   program
     .command('upload')
@@ -73,14 +92,14 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .option('--fail-if-exists', 'refuse to replace an existing object')
     .option('--no-wait', 'start the upload and return at once')
     .option('--no-progress', 'no progress bar; just wait for the result')
-    .action((file: string, options: UploadCommandOptions) => runUpload(file, options, io).then(() => undefined));
+    .action((file: string, options: UploadCommand.UploadCommandOptions) => commands.upload().runUpload(file, options, io).then(() => undefined));
 
   program
     .command('status')
     .description("an upload's phase, outcome and progress; its result or failure report once it ended")
     .argument('<tenant>')
     .argument('<uploadId>')
-    .action((tenant: string, uploadId: string) => runStatus(tenant, uploadId, {}, io));
+    .action((tenant: string, uploadId: string) => commands.status().runStatus(tenant, uploadId, {}, io));
 
   program
     .command('cancel')
@@ -88,7 +107,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .argument('<tenant>')
     .argument('<uploadId>')
     .option('--wait', 'wait for the compensations and print their outcome')
-    .action((tenant: string, uploadId: string, options: { wait?: boolean }) => runCancel(tenant, uploadId, options, io));
+    .action((tenant: string, uploadId: string, options: { wait?: boolean }) => commands.cancel().runCancel(tenant, uploadId, options, io));
 
   program
     .command('list')
@@ -96,14 +115,14 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .option('--tenant <tenant>', 'only this tenant')
     .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(LIST_OUTCOMES))
     .option('--limit <n>', 'at most this many (default: 20)', parsePositiveIntOption)
-    .action((options: Parameters<typeof runList>[0]) => runList(options, io));
+    .action((options: ListCommand.ListCommandOptions) => commands.list().runList(options, io));
 
   program
     .command('demo')
     .description('start a local stack and a worker, upload a random file with a progress bar, verify it, shut down')
     .option('--keep-running', 'keep the stack and the worker running afterwards, until Ctrl-C')
     .option('--size <size>', 'size of the generated file (default: 64MiB)', parseSizeOption)
-    .action((options: { keepRunning?: boolean; size?: number }) => runDemo(options, io));
+    .action((options: { keepRunning?: boolean; size?: number }) => commands.demo().runDemo(options, io));
 
   return program;
 }

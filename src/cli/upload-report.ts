@@ -19,7 +19,7 @@ export function labelled(pairs: readonly (readonly [string, string | undefined])
 }
 
 /** Lines describing a completed upload. `uiLink` is the Web UI page of its workflow. */
-export function resultLines(result: UploadResult, extra: { uiLink?: string; runId?: string } = {}): string[] {
+export function resultLines(result: UploadResult, extra: { uiLink?: string } = {}): string[] {
   const seconds = Object.values(result.timings).reduce((sum, ms) => sum + ms, 0) / 1000;
   return [
     `uploaded s3://${result.bucket}/${result.key}`,
@@ -35,7 +35,6 @@ export function resultLines(result: UploadResult, extra: { uiLink?: string; runI
       ['took', seconds > 0 ? formatDuration(seconds) : undefined],
       ['webhook', result.notification.status === 'not-requested' ? undefined : `${result.notification.status}${result.notification.error ? ` (${result.notification.error})` : ''}`],
       ['workflow id', result.workflowId],
-      ['run id', extra.runId],
       ['web ui', extra.uiLink],
     ]),
   ];

@@ -51,3 +51,17 @@ function listenOnEphemeralPort(server: net.Server, host: string): Promise<number
     });
   });
 }
+
+/** `true` if every port in `ports` can be bound on `host` right now (an empty list is `true`). */
+export async function arePortsFree(ports: readonly number[], host = '127.0.0.1'): Promise<boolean> {
+  for (const port of ports) {
+    const server = net.createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen({ port, host, exclusive: true }, () => resolve(true));
+    });
+    if (free) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (!free) return false;
+  }
+  return true;
+}

@@ -59,4 +59,4 @@ export {
   type EmbeddedStackOptions,
 } from './stack';
 export { ProcessSpawnError, type ProcessExit } from './managed-process';
-export { findFreePort, findFreePorts } from './free-port';
+export { arePortsFree, findFreePort, findFreePorts } from './free-port';

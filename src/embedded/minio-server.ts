@@ -15,7 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
-import { findFreePorts } from './free-port';
+import { arePortsFree, findFreePorts } from './free-port';
 import { ManagedProcess, type ProcessExit } from './managed-process';
 
 /** Default MinIO root user (the S3 access key id). */
@@ -204,8 +204,10 @@ export async function startMinioServer(options: MinioServerOptions): Promise<Min
     try {
       current = await launch(port, consolePort);
     } catch (error) {
-      const portTaken = error instanceof MinioServerExitedError && /address already in use/i.test(error.logTail);
-      if (!(portTaken && autoPorts && attempt < 3)) throw error;
+      const portTaken = error instanceof MinioServerExitedError && /already in use/i.test(error.logTail);
+      const explicitPorts = [options.port, options.consolePort].filter((p): p is number => p !== undefined);
+      // Fresh ports only help if the taken one was ours to choose.
+      if (!(portTaken && autoPorts && attempt < 3 && (await arePortsFree(explicitPorts, host)))) throw error;
     }
   }
   let running: ManagedProcess = current;

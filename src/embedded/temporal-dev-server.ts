@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
-import { findFreePorts } from './free-port';
+import { arePortsFree, findFreePorts } from './free-port';
 import { ManagedProcess, type ProcessExit } from './managed-process';
 
 /** Search attribute types as the Temporal CLI spells them in `--search-attribute Name=Type`. */
@@ -227,8 +227,10 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   await fsp.mkdir(dataDir, { recursive: true });
   const ip = options.ip ?? '127.0.0.1';
   const namespace = options.namespace ?? 'default';
-  const autoPorts = [options.port, options.uiPort, options.httpPort, options.metricsPort].some((p) => p === undefined);
-  const attempts = autoPorts ? Math.max(1, options.startAttempts ?? 3) : 1;
+  const explicitPorts = [options.port, options.uiPort, options.httpPort, options.metricsPort].filter(
+    (p): p is number => p !== undefined,
+  );
+  const attempts = explicitPorts.length < 4 ? Math.max(1, options.startAttempts ?? 3) : 1;
 
   for (let attempt = 1; ; attempt++) {
     const [frontend, ui, http, metrics] = await pickPorts(ip, options);
@@ -244,8 +246,10 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       await waitUntilReady({ child, address, httpUrl: `http://${ip}:${http}`, namespace, uiUrl, searchAttributes, options });
     } catch (error) {
       await child.stop({ graceMs: 2_000 });
-      const portTaken = error instanceof TemporalDevServerExitedError && /address already in use|can't set|can't use/i.test(error.logTail);
-      if (portTaken && attempt < attempts) continue;
+      const portTaken =
+        error instanceof TemporalDevServerExitedError && /address already in use|can't set|can't use/i.test(error.logTail);
+      // Fresh ports only help if the taken one was ours to choose.
+      if (portTaken && attempt < attempts && (await arePortsFree(explicitPorts, ip))) continue;
       throw error;
     }
 
@@ -348,6 +352,7 @@ async function waitUntilReady(input: {
       try {
         if (await attempt()) return;
       } catch (error) {
+        if (error instanceof SearchAttributeTypeConflictError) throw error; // retrying cannot help
         lastError = error;
       }
       if (processExit) throw new TemporalDevServerExitedError(processExit, await child.logTail());
@@ -368,8 +373,9 @@ async function waitUntilReady(input: {
 
   // 2. The gRPC API our workers and clients use answers too; register missing search attributes.
   await pollUntil(async () => {
-    const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+    const connection = Connection.lazy({ address, connectTimeout: 2_000 });
     try {
+      await connection.ensureConnected();
       await connection.withDeadline(Date.now() + 5_000, async () => {
         await connection.workflowService.getSystemInfo({});
         await connection.workflowService.describeNamespace({ namespace });

@@ -16,8 +16,32 @@ import { DEFAULT_PART_SIZE, partSizeProblem, S3_LIMITS } from './part-plan';
 export const CHECKSUM_ALGORITHMS = ['CRC32', 'CRC32C', 'SHA1', 'SHA256'] as const;
 export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number];
 
-/** Where the bytes come from. One kind for now; each kind has a reader on the worker (see sources/). */
-export type SourceDescriptor = { type: 'file'; path: string };
+/**
+ * Where the bytes come from; each kind has a reader on the worker (see activities/sources/).
+ * - `file`: a path on the worker host, under the worker's allowed roots.
+ * - `url`: an http(s) URL the worker downloads (ranged GETs when the server supports them).
+ */
+export type SourceDescriptor = { type: 'file'; path: string } | { type: 'url'; url: string };
+
+/** One line for summaries and messages; a URL loses its query string (it may carry a token). */
+export function describeSource(source: SourceDescriptor): string {
+  if (source.type === 'file') return source.path;
+  try {
+    const url = new URL(source.url);
+    return `${url.origin}${url.pathname}`;
+  } catch {
+    return 'an invalid URL';
+  }
+}
+
+const isHttpUrlWithoutCredentials = (u: string) => {
+  try {
+    const url = new URL(u);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !url.username && !url.password;
+  } catch {
+    return false;
+  }
+};
 
 export interface UploadRequest {
   /** The application's id for this upload; the workflow id derives from it. Letters, digits, `.`, `_`, `-`; 1–128. */
@@ -111,12 +135,23 @@ const requestSchema = z
       .min(1, { message: 'must not be empty', abort: true })
       .max(63, { message: 'must be at most 63 characters', abort: true })
       .regex(ID_PATTERN, 'may contain only letters, digits, ".", "_" and "-", starting with a letter or digit'),
-    source: z.discriminatedUnion('type', [
-      z.object({
-        type: z.literal('file'),
-        path: z.string({ error: 'is required (an absolute file path on the worker host)' }).refine((p) => p.startsWith('/'), 'must be an absolute path'),
-      }),
-    ], { error: 'must be { type: "file", path: "/absolute/path" }' }),
+    source: z.discriminatedUnion(
+      'type',
+      [
+        z.object({
+          type: z.literal('file'),
+          path: z.string({ error: 'is required (an absolute file path on the worker host)' }).refine((p) => p.startsWith('/'), 'must be an absolute path'),
+        }),
+        z.object({
+          type: z.literal('url'),
+          url: z
+            .string({ error: 'is required (an http:// or https:// URL)' })
+            .max(2048, 'must be at most 2048 characters')
+            .refine(isHttpUrlWithoutCredentials, 'must be an absolute http:// or https:// URL without credentials (they would be stored in workflow history)'),
+        }),
+      ],
+      { error: 'must be { type: "file", path: "/absolute/path" } or { type: "url", url: "https://…" }' },
+    ),
     destination: z.object(
       {
         bucket: z.string({ error: 'is required (a string)' }).superRefine((b, ctx) => {
@@ -171,17 +206,7 @@ const requestSchema = z
         `must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)`,
       )
       .optional(),
-    webhookUrl: z
-      .string()
-      .refine((u) => {
-        try {
-          const url = new URL(u);
-          return (url.protocol === 'http:' || url.protocol === 'https:') && !url.username && !url.password;
-        } catch {
-          return false;
-        }
-      }, 'must be an absolute http:// or https:// URL without credentials')
-      .optional(),
+    webhookUrl: z.string().refine(isHttpUrlWithoutCredentials, 'must be an absolute http:// or https:// URL without credentials').optional(),
     failIfExists: z.boolean({ error: 'must be true or false' }).optional(),
     partsPerActivity: z.number().int('must be a whole number').min(1, 'must be at least 1').max(10_000, 'must be at most 10000').optional(),
   })

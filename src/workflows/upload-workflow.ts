@@ -20,7 +20,7 @@ import {
 import type { UploadActivities } from '../activities';
 import { Saga, summarizeFailure, type SagaFailureReport, type SagaState, type StepOutcome } from '../saga/workflow';
 import { partBatches } from '../upload/part-plan';
-import type { UploadRequestWithDefaults } from '../upload/request';
+import { describeSource, type UploadRequestWithDefaults } from '../upload/request';
 import type { UploadEvent, UploadEventType, UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
 import { uploadSteps } from './upload-steps';
@@ -81,7 +81,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
 
   try {
     const result = await saga.execute(async () => {
-      const inspection = await saga.run('inspect-source', [request], { summary: `inspect ${request.source.path}` });
+      const inspection = await saga.run('inspect-source', [request], { summary: `inspect ${describeSource(request.source)}` });
       const { plan } = inspection;
       progress.totalBytes = plan.size;
       progress.totalParts = plan.partCount;

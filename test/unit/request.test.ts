@@ -46,6 +46,8 @@ describe('upload request validation', () => {
     ['key in the staging area', { destination: { bucket: 'uploads', key: '.upload-saga/x' } }, 'destination.key', 'reserved for staged parts'],
     ['relative source path', { source: { type: 'file', path: 'in.bin' } }, 'source.path', 'must be an absolute path'],
     ['unknown source type', { source: { type: 'ftp', path: '/x' } }, 'source.type', ''],
+    ['source URL with credentials', { source: { type: 'url', url: 'https://user:pw@example.com/f.bin' } }, 'source.url', 'without credentials (they would be stored in workflow history)'],
+    ['source URL not http', { source: { type: 'url', url: 'file:///etc/passwd' } }, 'source.url', 'must be an absolute http:// or https:// URL'],
     ['tenant with spaces', { tenant: 'a b' }, 'tenant', 'may contain only letters, digits, ".", "_" and "-"'],
     ['empty upload id', { uploadId: '' }, 'uploadId', 'must not be empty'],
     ['concurrency 0', { partConcurrency: 0 }, 'partConcurrency', 'must be at least 1'],

@@ -64,6 +64,7 @@ export class LocalFileResolver implements SourceResolver {
   }
 
   async open(source: SourceDescriptor): Promise<ByteSource> {
+    if (source.type !== 'file') throw new TypeError(`LocalFileResolver cannot open ${source.type} sources`);
     const requested = source.path;
     let real: string;
     try {

@@ -10,9 +10,6 @@ import { withUploads } from '../connect';
 import { renderTable } from '../format';
 import { note, out, type CliIo } from '../io';
 
-/** Outcomes `--outcome` accepts. */
-export const LIST_OUTCOMES: readonly UploadOutcomeKind[] = ['running', 'completed', 'compensated', 'cancelled', 'failed'];
-
 /** Options of the `list` command. */
 export interface ListCommandOptions {
   tenant?: string;
