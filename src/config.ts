@@ -38,6 +38,7 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   { name: 'UPLOAD_SAGA_QUOTAS', description: 'Per-tenant quotas, e.g. "acme=10GiB,beta=2TiB"' },
   { name: 'UPLOAD_SAGA_WEBHOOK_SECRET', description: 'HMAC-SHA256 key for webhook signatures', secret: true },
   { name: 'UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS', description: 'Timeout of one webhook request', default: '10000' },
+  { name: 'TEMPORAL_UI_URL', description: 'Temporal Web UI base URL, for the links the CLI prints (CLI only)', default: 'http://localhost:8233' },
   { name: 'UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES', description: 'Activities one worker runs at once (each upload-parts holds partSize × partConcurrency)', default: '8' },
 ];
 

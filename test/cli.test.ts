@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTable } from '../src/cli/format';
 import { collectKeyValue, parseSizeOption } from '../src/cli/options';
 import { RateMeter } from '../src/cli/rate-meter';
+import { sourceFromArgument, sourceName } from '../src/cli/source-argument';
 import { failureHeadline, sagaReportLines } from '../src/cli/upload-report';
 import { defaultUploadId } from '../src/cli/upload-id';
 import { CONFIG_VARIABLES } from '../src/config';
@@ -155,6 +156,13 @@ describe('CLI building blocks', () => {
       expect(problems, `${name} → ${uploadId}`).toEqual([]);
     }
     expect(defaultUploadId('/data/My Video (final).mp4', { random: () => Buffer.from('abcdef', 'hex') })).toBe('my-video-final-.mp4-abcdef');
+  });
+
+  it('reads the upload source as a URL or an absolute file path', () => {
+    expect(sourceFromArgument('https://example.com/data/big.iso?token=x')).toEqual({ type: 'url', url: 'https://example.com/data/big.iso?token=x' });
+    expect(sourceFromArgument('big.iso')).toEqual({ type: 'file', path: path.resolve('big.iso') });
+    expect(sourceName(sourceFromArgument('https://example.com/data/big.iso?token=x'))).toBe('big.iso');
+    expect(sourceName(sourceFromArgument('https://example.com/'))).toBe('example.com');
   });
 
   it('parses sizes with the config module’s units and key=value metadata', () => {

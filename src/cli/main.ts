@@ -76,8 +76,8 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('upload')
-    .description('upload a file (a path on the worker host) and follow it with a progress bar')
-    .argument('<file>', 'file to upload; resolved to an absolute path')
+    .description('upload a file (a path on the worker host) or an http(s) URL, and follow it with a progress bar')
+    .argument('<source>', 'file to upload (resolved to an absolute path), or an http:// or https:// URL the worker downloads')
     .requiredOption('--bucket <bucket>', 'destination bucket')
     .requiredOption('--key <key>', 'destination object key')
     .requiredOption('--tenant <tenant>', 'tenant whose quota pays for the upload')
@@ -92,7 +92,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .option('--fail-if-exists', 'refuse to replace an existing object')
     .option('--no-wait', 'start the upload and return at once')
     .option('--no-progress', 'no progress bar; just wait for the result')
-    .action((file: string, options: UploadCommand.UploadCommandOptions) => commands.upload().runUpload(file, options, io).then(() => undefined));
+    .action((source: string, options: UploadCommand.UploadCommandOptions) => commands.upload().runUpload(source, options, io).then(() => undefined));
 
   program
     .command('status')

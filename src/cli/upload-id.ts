@@ -1,9 +1,9 @@
 /**
- * The default upload id of `upload <file>` when `--upload-id` is not given.
+ * The default upload id of `upload <source>` when `--upload-id` is not given.
  *
  * Why this shape: the upload id is half of the workflow id (`upload:<tenant>:<uploadId>`), which
- * people read in the Web UI and type into `status`/`cancel`; the file name makes it recognizable,
- * the random suffix makes two uploads of files with the same name two uploads. Passing an explicit
+ * people read in the Web UI and type into `status`/`cancel`; the file (or URL) name makes it
+ * recognizable, the random suffix makes two uploads of sources with the same name two uploads. Passing an explicit
  * `--upload-id` instead makes a retried command attach to the same upload (idempotent start).
  */
 import { randomBytes } from 'node:crypto';
@@ -34,9 +34,9 @@ export interface DefaultUploadIdOptions {
   random?: (bytes: number) => Buffer;
 }
 
-/** A slug of the file name plus a short random suffix, e.g. `report.pdf` → `report.pdf-3f9a1c`. */
-export function defaultUploadId(filePath: string, options: DefaultUploadIdOptions = {}): string {
+/** A slug of `name` (a file name or path) plus a short random suffix, e.g. `report.pdf` → `report.pdf-3f9a1c`. */
+export function defaultUploadId(name: string, options: DefaultUploadIdOptions = {}): string {
   const length = options.suffixLength ?? 6;
   const suffix = (options.random ?? randomBytes)(Math.ceil(length / 2)).toString('hex').slice(0, length);
-  return `${slugify(path.basename(filePath))}-${suffix}`;
+  return `${slugify(path.basename(name))}-${suffix}`;
 }

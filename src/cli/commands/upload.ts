@@ -1,5 +1,6 @@
 /**
- * `upload-saga upload <file> --bucket B --key K --tenant T …`: start an upload and follow it.
+ * `upload-saga upload <source> --bucket B --key K --tenant T …`: start an upload and follow it.
+ * The source is a file path on the worker's host or an http(s) URL the worker downloads.
  *
  * Why it is built this way: the request is validated here first (the same `findRequestProblems`
  * the client and the worker use), so a typo exits 2 naming the field before anything connects.
@@ -8,16 +9,16 @@
  * `--upload-id` attaches to the running upload instead of starting a second one.
  */
 import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import { UploadFailedError } from '../../client';
 import { InvalidUploadRequestError } from '../../upload/errors';
-import { findRequestProblems, uploadWorkflowId, type ChecksumAlgorithm, type UploadRequest } from '../../upload/request';
+import { describeSource, findRequestProblems, uploadWorkflowId, type ChecksumAlgorithm, type SourceDescriptor, type UploadRequest } from '../../upload/request';
 import type { UploadResult } from '../../upload/outcome';
 import { withUploads } from '../connect';
 import { CliError, ExitCode } from '../errors';
 import { note, out, type CliIo } from '../io';
 import { UploadProgressBar } from '../progress-bar';
 import { waitForShutdownSignal } from '../signals';
+import { sourceFromArgument, sourceName } from '../source-argument';
 import { defaultUploadId } from '../upload-id';
 import { failureReportLines, resultLines } from '../upload-report';
 import { watchUpload } from '../watch-upload';
@@ -28,7 +29,7 @@ export interface UploadCommandOptions {
   bucket: string;
   key: string;
   tenant: string;
-  /** @default slug of the file name + random suffix (see upload-id.ts) */
+  /** @default slug of the file (or URL) name + random suffix (see upload-id.ts) */
   uploadId?: string;
   partSize?: number;
   concurrency?: number;
@@ -44,13 +45,13 @@ export interface UploadCommandOptions {
   progress?: boolean;
 }
 
-/** The request the options describe (not yet validated). `file` is resolved to an absolute path. */
-export function buildUploadRequest(file: string, options: UploadCommandOptions): UploadRequest {
-  const source = path.resolve(file);
+/** The request the options describe (not yet validated); see source-argument.ts for `source`. */
+export function buildUploadRequest(sourceArgument: string, options: UploadCommandOptions): UploadRequest {
+  const source = sourceFromArgument(sourceArgument);
   return {
-    uploadId: options.uploadId ?? defaultUploadId(source),
+    uploadId: options.uploadId ?? defaultUploadId(sourceName(source)),
     tenant: options.tenant,
-    source: { type: 'file', path: source },
+    source,
     destination: { bucket: options.bucket, key: options.key },
     ...(options.partSize !== undefined ? { partSize: options.partSize } : {}),
     ...(options.concurrency !== undefined ? { partConcurrency: options.concurrency } : {}),
@@ -63,10 +64,11 @@ export function buildUploadRequest(file: string, options: UploadCommandOptions):
   };
 }
 
-/** The size of the file as this machine sees it, for the bar until the worker reports the real size. */
-async function localSize(file: string): Promise<number | undefined> {
+/** The size of a file source as this machine sees it, for the bar until the worker reports the real size. */
+async function localSize(source: SourceDescriptor): Promise<number | undefined> {
+  if (source.type !== 'file') return undefined;
   try {
-    const s = await stat(file);
+    const s = await stat(source.path);
     return s.isFile() ? s.size : undefined;
   } catch {
     return undefined; // The file only has to exist on the worker's host.
@@ -77,12 +79,14 @@ async function localSize(file: string): Promise<number | undefined> {
  * Runs the command. Prints the result to stdout.
  * @throws InvalidUploadRequestError (exit 2) before connecting, CliError for a failed or detached upload
  */
-export async function runUpload(file: string, options: UploadCommandOptions, io: CliIo): Promise<UploadResult | undefined> {
-  const request = buildUploadRequest(file, options);
+export async function runUpload(sourceArgument: string, options: UploadCommandOptions, io: CliIo): Promise<UploadResult | undefined> {
+  const request = buildUploadRequest(sourceArgument, options);
   const problems = findRequestProblems(request);
   if (problems.length) throw new InvalidUploadRequestError(problems);
-  const fallbackTotal = await localSize(request.source.path);
-  if (fallbackTotal === undefined) note(io, `note: ${request.source.path} is not a file here; the worker reads it on its own host`);
+  const fallbackTotal = await localSize(request.source);
+  if (fallbackTotal === undefined && request.source.type === 'file') {
+    note(io, `note: ${request.source.path} is not a file here; the worker reads it on its own host`);
+  }
 
   return withUploads(io.env, async ({ uploads, config, client }) => {
     const handle = await uploads.start(request);
@@ -94,7 +98,7 @@ export async function runUpload(file: string, options: UploadCommandOptions, io:
       out(io, `started ${workflowId}`, `  web ui: ${uiLink}`, ...follow);
       return undefined;
     }
-    note(io, `upload ${request.source.path} → s3://${request.destination.bucket}/${request.destination.key}`, `workflow ${workflowId}`);
+    note(io, `upload ${describeSource(request.source)} → s3://${request.destination.bucket}/${request.destination.key}`, `workflow ${workflowId}`);
 
     const bar = options.progress === false ? undefined : new UploadProgressBar({ stream: io.stderr, ...(fallbackTotal !== undefined ? { fallbackTotal } : {}) });
     // Ctrl-C detaches: the calls in flight are cancelled before the connection closes.
