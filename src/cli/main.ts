@@ -22,7 +22,6 @@ import type * as WorkerCommand from './commands/worker';
 import { describeCliError, ExitCode } from './errors';
 import { note, processIo, type CliIo } from './io';
 import { collectKeyValue, parsePositiveIntOption, parseSizeOption } from './options';
-import { DEFAULT_TEMPORAL_UI_URL, TEMPORAL_UI_URL_VARIABLE } from './web-ui';
 
 /**
  * Command modules load when their command runs: the worker's dependencies (Temporal's native
@@ -44,10 +43,7 @@ const _everyOutcomeListed: Exclude<UploadOutcomeKind, (typeof LIST_OUTCOMES)[num
 
 /** The environment variables, for the end of `--help`. */
 function environmentHelp(): string {
-  const rows = [
-    ...CONFIG_VARIABLES.map((v) => [v.name, `${v.description}${v.default ? ` (default: ${v.default})` : ''}`] as const),
-    [TEMPORAL_UI_URL_VARIABLE, `Temporal Web UI base URL, for links (CLI only; default: ${DEFAULT_TEMPORAL_UI_URL})`] as const,
-  ];
+  const rows = CONFIG_VARIABLES.map((v) => [v.name, `${v.description}${v.default ? ` (default: ${v.default})` : ''}`] as const);
   const width = Math.max(...rows.map(([name]) => name.length));
   return ['', 'Environment (read by the worker and the CLI):', ...rows.map(([name, text]) => `  ${name.padEnd(width)}  ${text}`)].join('\n');
 }
