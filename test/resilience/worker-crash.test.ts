@@ -11,6 +11,9 @@ import { objectSha256, incompleteUploads } from '../support/s3-inspect';
 import { startTcpCounter, type TcpCounter } from '../support/tcp-counter';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
+/** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
+const TENANT = uniqueId('acme');
+
 let stack: TestStack;
 let counter: TcpCounter;
 let tmp: { dir: string; remove(): Promise<void> };
@@ -42,7 +45,7 @@ describe('worker crash', () => {
     const key = `crash/${uniqueId('obj')}.bin`;
     const handle = await uploads.start({
       uploadId: uniqueId('crash'),
-      tenant: 'acme',
+      tenant: TENANT,
       source: { type: 'file', path: file.path },
       destination: { bucket: 'uploads', key },
       partSize,
@@ -74,7 +77,7 @@ describe('worker crash', () => {
     const key = `failover/${uniqueId('obj')}.bin`;
     const handle = await new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue }).start({
       uploadId: uniqueId('failover'),
-      tenant: 'acme',
+      tenant: TENANT,
       source: { type: 'file', path: file.path },
       destination: { bucket: 'uploads', key },
       partSize: 5 * MiB,

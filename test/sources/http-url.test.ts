@@ -11,6 +11,9 @@ import { startFileServer } from '../support/file-server';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 
+/** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
+const TENANT = uniqueId('acme');
+
 let stack: TestStack;
 let worker: RunningWorker;
 let uploads: UploadClient;
@@ -34,7 +37,7 @@ describe('URL sources', () => {
     const server = await startFileServer(content, { ranges: true });
     try {
       const key = `url/${uniqueId('ranged')}.bin`;
-      const result = await (await uploads.start({ uploadId: uniqueId('url'), tenant: 'acme', source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB })).result();
+      const result = await (await uploads.start({ uploadId: uniqueId('url'), tenant: TENANT, source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB })).result();
       expect(result).toMatchObject({ size: content.length, partCount: 4 });
       expect(await objectSha256(stack.s3, 'uploads', key)).toBe(sha256(content));
       const ranged = server.requests.filter((r) => r.method === 'GET' && r.range);
@@ -50,7 +53,7 @@ describe('URL sources', () => {
     const server = await startFileServer(content, { ranges: false });
     try {
       const key = `url/${uniqueId('sequential')}.bin`;
-      await (await uploads.start({ uploadId: uniqueId('url'), tenant: 'acme', source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB, partConcurrency: 3 })).result();
+      await (await uploads.start({ uploadId: uniqueId('url'), tenant: TENANT, source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB, partConcurrency: 3 })).result();
       expect(await objectSha256(stack.s3, 'uploads', key)).toBe(sha256(content));
       expect(server.requests.filter((r) => r.range)).toHaveLength(0);
     } finally {
@@ -63,7 +66,7 @@ describe('URL sources', () => {
     const server = await startFileServer(content, { ranges: true });
     try {
       const key = `url/${uniqueId('changes')}.bin`;
-      const handle = await uploads.start({ uploadId: uniqueId('url'), tenant: 'acme', source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB, partConcurrency: 1 });
+      const handle = await uploads.start({ uploadId: uniqueId('url'), tenant: TENANT, source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB, partConcurrency: 1 });
       await expect.poll(() => server.requests.filter((r) => r.range).length, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
       server.setContent(randomBytes(30 * MiB));
       const err = (await handle.result().catch((e: unknown) => e)) as UploadFailedError;

@@ -13,6 +13,9 @@ import { createUploadWorker } from '../../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 
+/** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
+const TENANT = uniqueId('acme');
+
 const run = promisify(execFile);
 let stack: TestStack;
 let worker: RunningWorker;
@@ -36,7 +39,7 @@ describe('independent client', () => {
     const key = `independent/${uniqueId('obj')}.bin`;
     const handle = await new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue }).start({
       uploadId: uniqueId('independent'),
-      tenant: 'acme',
+      tenant: TENANT,
       source: { type: 'file', path: file.path },
       destination: { bucket: 'uploads', key },
       partSize: 5 * MiB,

@@ -24,6 +24,9 @@ import { incompleteUploads, keysUnder, objectExists, objectSha256 } from '../sup
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 
+/** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
+const TENANT = uniqueId('acme');
+
 const WEBHOOK_SECRET = 'test-webhook-secret-0123456789';
 const BUCKET = 'uploads';
 
@@ -96,7 +99,7 @@ afterAll(async () => {
 
 function request(overrides: Partial<UploadRequest> & { source: UploadRequest['source'] }): UploadRequest {
   const uploadId = uniqueId('up');
-  return { uploadId, tenant: 'acme', destination: { bucket: BUCKET, key: `tests/${uploadId}.bin` }, partSize: 5 * MiB, ...overrides };
+  return { uploadId, tenant: TENANT, destination: { bucket: BUCKET, key: `tests/${uploadId}.bin` }, partSize: 5 * MiB, ...overrides };
 }
 
 async function expectNothingLeftBehind(req: UploadRequest): Promise<void> {
@@ -117,13 +120,13 @@ describe('upload saga', () => {
     const handle = await uploads.start(req);
     const result = await handle.result();
 
-    expect(result).toMatchObject({ bucket: BUCKET, key: req.destination.key, size: file.size, partCount: 5, partSize: 5 * MiB, tenant: 'acme' });
+    expect(result).toMatchObject({ bucket: BUCKET, key: req.destination.key, size: file.size, partCount: 5, partSize: 5 * MiB, tenant: TENANT });
     expect(result.etag).toMatch(/-5"?$/);
     expect(result.checksum).toMatchObject({ algorithm: 'CRC32C' });
     expect(Object.keys(result.timings)).toEqual(expect.arrayContaining(['inspect-source', 'reserve-space', 'upload-parts', 'verify', 'merge']));
     expect(await objectSha256(stack.s3, BUCKET, req.destination.key)).toBe(file.sha256);
     expect(await incompleteUploads(stack.s3, BUCKET, req.destination.key)).toEqual([]);
-    expect(handle.workflowId).toBe(`upload:acme:${req.uploadId}`);
+    expect(handle.workflowId).toBe(`upload:${TENANT}:${req.uploadId}`);
     const progress = await handle.progress();
     expect(progress).toMatchObject({ phase: 'done', outcome: 'completed', partsDone: 5, bytesDone: file.size, batchesDone: 3, batchesTotal: 3 });
   });
