@@ -3,7 +3,7 @@
  * byte-identical, and what was sent again is at most the parts that were in flight
  * (concurrency × part size). Bytes are counted on the wire by a TCP relay in front of MinIO.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UploadClient } from '../../src/client';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
@@ -26,8 +26,12 @@ beforeAll(async () => {
   tmp = await makeTempDir();
 });
 
+// Each test starts its own workers on the shared task queue; none may linger into the next test.
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.kill()));
+});
+
 afterAll(async () => {
-  await Promise.all(workers.map((w) => w.kill()));
   await counter?.close();
   await stack?.close();
   await tmp?.remove();

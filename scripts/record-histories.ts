@@ -1,0 +1,410 @@
+/**
+ * Records the workflow histories that `test/replay.test.ts` replays: `npm run histories:record`
+ * (all scenarios) or `npm run histories:record -- completed url-source` (some of them).
+ *
+ * Why: a replay test only catches a change that would break running uploads if it replays what
+ * the real system wrote. So this script starts its own embedded stack (Temporal dev server +
+ * MinIO), runs each scenario against the real activities and MinIO — a failure on cue only by
+ * wrapping a real activity or the source, as the end-to-end tests do — checks that the run ended
+ * the way the scenario says, and writes its full history to `test/histories/<scenario>.json`,
+ * overwriting. Files it did not write (e.g. histories exported from production) are left alone.
+ *
+ * Re-record deliberately, after a workflow change that is *meant* to be incompatible has been
+ * made safe (README, "Changing workflow code safely"); never to make a failing replay test pass.
+ * Whatever happens, it leaves nothing running: workers, worker processes, local servers, the
+ * stack and the temp files are stopped or removed in reverse order of creation.
+ */
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createActivities, HttpUrlResolver, LocalFileResolver, SourceRegistry, type ByteSource, type SourceResolver, type UploadActivities } from '../src/activities';
+import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
+import { loadConfig, type WorkerConfig } from '../src/config';
+import { createS3Client } from '../src/connections';
+import { startEmbeddedStack } from '../src/embedded';
+import { TemporalQuotaLedger } from '../src/quota/temporal-ledger';
+import type { UploadOutcomeKind } from '../src/upload/outcome';
+import type { UploadRequest } from '../src/upload/request';
+import { bundleUploadWorkflows, createUploadWorker } from '../src/worker';
+import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
+import { historyToJson } from '../test/replay/history-json';
+import { startFileServer } from '../test/support/file-server';
+import { makeRandomFile, makeTempDir, MiB } from '../test/support/files';
+import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
+import { startWebhookReceiver, type WebhookReceiver } from '../test/support/webhook-receiver';
+import { startWorkerProcess } from '../test/support/worker-process';
+
+const HISTORY_DIR = path.resolve(__dirname, '../test/histories');
+const BUCKET = 'uploads';
+/** The main worker's queue: it runs the real activities and hosts every tenant's quota ledger. */
+const MAIN_QUEUE = 'upload-saga';
+/** The recorder's own local receiver; not a secret of anything. */
+const WEBHOOK_SECRET = 'history-recorder-webhook-secret';
+
+/** What a scenario gets: the stack's clients, a main worker, and ways to add workers and servers. */
+interface Recorder {
+  config: WorkerConfig;
+  /** Environment that configures a worker process for this stack. */
+  env: Record<string, string>;
+  client: Client;
+  s3: S3Client;
+  /** Uploads through the main worker. */
+  uploads: UploadClient;
+  webhooks: WebhookReceiver;
+  /** Temp dir for source files (one of the worker's allowed roots). */
+  dir: string;
+  /** Starts an in-process worker on its own queue with (wrapped) real activities; returns its client. */
+  startWorker(taskQueue: string, activities: (real: UploadActivities) => UploadActivities, options?: { sourceDelayMs?: number }): Promise<UploadClient>;
+  /** Runs `close` at the end, before the stack stops (last registered, first closed). */
+  defer(close: () => Promise<unknown>): void;
+}
+
+interface Scenario {
+  name: string;
+  /** How the run must end; anything else is an error, and nothing is written. */
+  outcome: Exclude<UploadOutcomeKind, 'running'>;
+  /** Starts the upload and drives it (cancel, crash…); the recorder awaits its end. */
+  start(r: Recorder): Promise<UploadHandle>;
+}
+
+/** An upload of the scenario's name: fixed ids keep re-recorded histories easy to compare. */
+function request(scenario: string, overrides: Partial<UploadRequest> & Pick<UploadRequest, 'source'>): UploadRequest {
+  return { uploadId: scenario, tenant: 'acme', destination: { bucket: BUCKET, key: `histories/${scenario}.bin` }, partSize: 5 * MiB, ...overrides };
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'completed',
+    outcome: 'completed',
+    async start(r) {
+      const file = await makeRandomFile(r.dir, 'completed.bin', 12 * MiB);
+      return r.uploads.start(
+        request('completed', {
+          source: { type: 'file', path: file.path },
+          partsPerActivity: 1,
+          expectedChecksum: { algorithm: 'SHA256', value: file.sha256 },
+          webhookUrl: r.webhooks.url('/completed'),
+        }),
+      );
+    },
+  },
+  {
+    name: 'compensated-after-retries',
+    outcome: 'compensated',
+    async start(r) {
+      // verify's policy allows 5 attempts; each one fails retryably, so the policy runs out.
+      const client = await r.startWorker('record-verify-retries', (real) => ({
+        ...real,
+        verifyUpload: async () => {
+          throw ApplicationFailure.retryable('injected: ListParts keeps timing out', 'VerifyUnavailable');
+        },
+      }));
+      const file = await makeRandomFile(r.dir, 'retries.bin', 6 * MiB);
+      return client.start(request('compensated-after-retries', { source: { type: 'file', path: file.path } }));
+    },
+  },
+  {
+    name: 'cancelled-mid-upload',
+    outcome: 'cancelled',
+    async start(r) {
+      const client = await r.startWorker('record-slow-source', (real) => real, { sourceDelayMs: 700 });
+      const file = await makeRandomFile(r.dir, 'cancelled.bin', 40 * MiB);
+      const handle = await client.start(
+        request('cancelled-mid-upload', { source: { type: 'file', path: file.path }, partConcurrency: 1, webhookUrl: r.webhooks.url('/cancelled') }),
+      );
+      await waitUntil('a part is uploaded', async () => (await handle.progress()).partsDone > 0);
+      await handle.cancel();
+      return handle;
+    },
+  },
+  {
+    name: 'resumed-after-worker-crash',
+    outcome: 'completed',
+    async start(r) {
+      // A worker process behind a slow link to MinIO, so the crash surely lands mid-upload.
+      const relay = await startThrottledRelay(new URL(r.config.s3.endpoint!), 8 * MiB);
+      r.defer(() => relay.close());
+      const env = { ...r.env, TEMPORAL_TASK_QUEUE: 'record-worker-crash', S3_ENDPOINT: relay.url };
+      const first = await startWorkerProcess(env);
+      r.defer(() => first.kill());
+      const client = new UploadClient({ client: r.client, taskQueue: 'record-worker-crash' });
+      const file = await makeRandomFile(r.dir, 'crash.bin', 48 * MiB);
+      // Its own tenant: the ledger lives on the queue that first served the tenant (this one).
+      const handle = await client.start(request('resumed-after-worker-crash', { tenant: 'crash', source: { type: 'file', path: file.path }, partConcurrency: 2 }));
+      await waitUntil('two parts are uploaded', async () => (await handle.progress()).partsDone >= 2);
+      await first.kill('SIGKILL');
+      const second = await startWorkerProcess(env);
+      r.defer(() => second.kill('SIGTERM'));
+      return handle; // upload-parts is retried after its 30 s heartbeat timeout, on the second worker
+    },
+  },
+  {
+    name: 'quota-exceeded',
+    outcome: 'compensated',
+    async start(r) {
+      const file = await makeRandomFile(r.dir, 'too-big.bin', 13 * MiB);
+      return r.uploads.start(request('quota-exceeded', { tenant: 'tight', source: { type: 'file', path: file.path } }));
+    },
+  },
+  {
+    name: 'ten-thousand-parts',
+    outcome: 'completed',
+    async start(r) {
+      const client = await r.startWorker('record-ten-thousand-parts', () => standInUploadActivities({ size: 10_000 * 5 * MiB }));
+      return client.start(request('ten-thousand-parts', { tenant: 'stand-in', source: { type: 'file', path: '/stand-in/50GiB.bin' } }));
+    },
+  },
+  {
+    name: 'url-source',
+    outcome: 'completed',
+    async start(r) {
+      const file = await makeRandomFile(r.dir, 'served.bin', 11 * MiB);
+      const server = await startFileServer(await readFile(file.path), { ranges: true });
+      r.defer(() => server.close());
+      return r.uploads.start(request('url-source', { source: { type: 'url', url: server.url }, declaredSize: file.size }));
+    },
+  },
+  {
+    name: 'checksum-mismatch',
+    outcome: 'compensated',
+    async start(r) {
+      const file = await makeRandomFile(r.dir, 'mismatch.bin', 11 * MiB);
+      return r.uploads.start(
+        request('checksum-mismatch', {
+          source: { type: 'file', path: file.path },
+          expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) },
+          webhookUrl: r.webhooks.url('/failed'),
+        }),
+      );
+    },
+  },
+  {
+    name: 'webhook-rejected',
+    outcome: 'completed',
+    async start(r) {
+      // After the pivot: the object stays and the result says the notification failed.
+      r.webhooks.respondWith.set('/gone', 410);
+      const file = await makeRandomFile(r.dir, 'unheard.bin', 3 * MiB);
+      return r.uploads.start(request('webhook-rejected', { source: { type: 'file', path: file.path }, webhookUrl: r.webhooks.url('/gone') }));
+    },
+  },
+];
+
+/** The quota ledger of one tenant through a few reserves, releases and commits, refusals included. */
+async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; outcome: string }> {
+  const tenant = 'ledger';
+  const ledger = new TemporalQuotaLedger({ client: r.client, taskQueue: MAIN_QUEUE, limits: { defaultBytes: 10 * MiB } });
+  const refused = (work: Promise<unknown>) => work.then(
+    () => Promise.reject(new Error('the ledger accepted what it should refuse')),
+    (err: unknown) => (err instanceof ApplicationFailure ? err.type : Promise.reject(err)),
+  );
+  await ledger.reserve({ tenant, uploadId: 'a', bytes: 4 * MiB });
+  await ledger.reserve({ tenant, uploadId: 'a', bytes: 4 * MiB }); // a retried reserve: already held
+  await ledger.reserve({ tenant, uploadId: 'b', bytes: 4 * MiB });
+  const overQuota = await refused(ledger.reserve({ tenant, uploadId: 'c', bytes: 4 * MiB }));
+  await ledger.release({ tenant, uploadId: 'a' });
+  await ledger.commit({ tenant, uploadId: 'b' });
+  await ledger.commit({ tenant, uploadId: 'b' }); // a repeated commit: no-op
+  await ledger.reserve({ tenant, uploadId: 'c', bytes: 4 * MiB });
+  await ledger.release({ tenant, uploadId: 'c' });
+  const settled = await refused(ledger.reserve({ tenant, uploadId: 'a', bytes: 1 * MiB }));
+  const usage = await ledger.usage(tenant);
+  if (usage.usedBytes !== 4 * MiB || usage.reservedBytes !== 0) throw new Error(`unexpected ledger usage ${JSON.stringify(usage)}`);
+  return { workflowId: quotaLedgerWorkflowId(tenant), outcome: `running (${overQuota}, ${settled} refused)` };
+}
+
+/** Waits for an upload to end and names how it ended. */
+async function outcomeOf(handle: UploadHandle): Promise<UploadOutcomeKind> {
+  try {
+    await handle.result();
+    return 'completed';
+  } catch (err) {
+    if (err instanceof UploadFailedError) return err.outcome;
+    throw err;
+  }
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function writeHistory(client: Client, workflowId: string, name: string): Promise<number> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  await writeFile(path.join(HISTORY_DIR, `${name}.json`), `${historyToJson(history)}\n`);
+  return history.events?.length ?? 0;
+}
+
+/** A source whose every read takes `delayMs`, so a scenario can act while parts are in flight. */
+function slowSource(inner: SourceResolver, delayMs: number): SourceResolver {
+  return {
+    async open(source): Promise<ByteSource> {
+      const opened = await inner.open(source);
+      return {
+        description: opened.description,
+        stat: () => opened.stat(),
+        close: () => opened.close(),
+        async read(offset, length) {
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          return opened.read(offset, length);
+        },
+      };
+    },
+  };
+}
+
+/** A loopback TCP relay that passes at most `bytesPerSecond` upstream per connection. */
+async function startThrottledRelay(target: URL, bytesPerSecond: number): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      client.pause();
+      setTimeout(() => client.resume(), (chunk.length / bytesPerSecond) * 1000);
+    });
+    upstream.pipe(client);
+    const end = () => {
+      for (const socket of [client, upstream]) {
+        socket.destroy();
+        sockets.delete(socket);
+      }
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean } {
+  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger'];
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  const wanted = (name: string) => names.length === 0 || names.includes(name);
+  return { uploads: SCENARIOS.filter((s) => wanted(s.name)), ledger: wanted('quota-ledger') };
+}
+
+async function main(names: string[]): Promise<void> {
+  const selected = selectScenarios(names);
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // a runtime exists already
+  }
+  const closers: (() => Promise<unknown>)[] = [];
+  const defer = (close: () => Promise<unknown>) => void closers.push(close);
+  try {
+    const started = Date.now();
+    process.stdout.write('starting Temporal + MinIO and bundling the workflows…\n');
+    const stack = await startEmbeddedStack({ buckets: [BUCKET] });
+    defer(() => stack.stop());
+    const tmp = await makeTempDir('upload-saga-histories-');
+    defer(() => tmp.remove());
+    const env = {
+      TEMPORAL_ADDRESS: stack.temporal.address,
+      TEMPORAL_NAMESPACE: stack.temporal.namespace,
+      TEMPORAL_TASK_QUEUE: MAIN_QUEUE,
+      S3_ENDPOINT: stack.s3.endpoint,
+      S3_REGION: stack.s3.region,
+      S3_ACCESS_KEY_ID: stack.s3.accessKeyId,
+      S3_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
+      UPLOAD_SAGA_ALLOWED_ROOTS: tmp.dir,
+      UPLOAD_SAGA_QUOTAS: 'tight=12MiB',
+      UPLOAD_SAGA_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    };
+    const config = loadConfig(env);
+    const connection = await Connection.connect({ address: config.temporal.address });
+    defer(() => connection.close());
+    const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
+    defer(() => workerConnection.close());
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const s3 = createS3Client(config.s3);
+    defer(async () => s3.destroy());
+    const webhooks = await startWebhookReceiver();
+    defer(() => webhooks.close());
+    const bundle: WorkflowBundleWithSourceMap = await bundleUploadWorkflows();
+    const ledger = new TemporalQuotaLedger({ client, taskQueue: MAIN_QUEUE, limits: config.quota });
+
+    const run = (worker: Worker) => {
+      const running = worker.run();
+      defer(async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      });
+    };
+    run(await createUploadWorker({ config, connection: workerConnection, client, s3, workflowBundle: bundle }));
+
+    const recorder: Recorder = {
+      config,
+      env,
+      client,
+      s3,
+      uploads: new UploadClient({ client, taskQueue: MAIN_QUEUE }),
+      webhooks,
+      dir: tmp.dir,
+      defer,
+      async startWorker(taskQueue, activities, options = {}) {
+        const files: SourceResolver = new LocalFileResolver({ allowedRoots: config.allowedRoots });
+        const real = createActivities({
+          s3,
+          sources: new SourceRegistry({ file: options.sourceDelayMs ? slowSource(files, options.sourceDelayMs) : files, url: new HttpUrlResolver() }),
+          quota: ledger,
+          webhook: config.webhook,
+        });
+        const queueConfig = { ...config, temporal: { ...config.temporal, taskQueue } };
+        run(await createUploadWorker({ config: queueConfig, connection: workerConnection, client, s3, workflowBundle: bundle, activities: activities(real) }));
+        return new UploadClient({ client, taskQueue });
+      },
+    };
+    process.stdout.write(`ready in ${seconds(started)}; recording into ${path.relative(process.cwd(), HISTORY_DIR)}/\n`);
+
+    await mkdir(HISTORY_DIR, { recursive: true });
+    const written = new Set<string>();
+    for (const scenario of selected.uploads) {
+      const t0 = Date.now();
+      const handle = await scenario.start(recorder);
+      const outcome = await outcomeOf(handle);
+      if (outcome !== scenario.outcome) throw new Error(`scenario ${scenario.name} ended ${outcome}, expected ${scenario.outcome}; nothing written`);
+      const events = await writeHistory(client, handle.workflowId, scenario.name);
+      written.add(`${scenario.name}.json`);
+      process.stdout.write(`${scenario.name.padEnd(28)} ${outcome.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
+    }
+    if (selected.ledger) {
+      const t0 = Date.now();
+      const { workflowId, outcome } = await recordQuotaLedger(recorder);
+      const events = await writeHistory(client, workflowId, 'quota-ledger');
+      written.add('quota-ledger.json');
+      process.stdout.write(`${'quota-ledger'.padEnd(28)} ${outcome}, ${events} events  ${seconds(t0)}\n`);
+    }
+    const others = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json') && !written.has(f));
+    if (others.length) process.stdout.write(`left as they were: ${others.join(', ')}\n`);
+  } finally {
+    for (const close of closers.reverse()) {
+      await close().catch((err: unknown) => process.stderr.write(`cleanup: ${err instanceof Error ? err.message : String(err)}\n`));
+    }
+  }
+}
+
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
