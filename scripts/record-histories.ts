@@ -20,7 +20,6 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { createActivities, HttpUrlResolver, LocalFileResolver, SourceRegistry, type ByteSource, type SourceResolver, type UploadActivities } from '../src/activities';
 import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
 import { loadConfig, type WorkerConfig } from '../src/config';
@@ -31,7 +30,7 @@ import type { UploadOutcomeKind } from '../src/upload/outcome';
 import type { UploadRequest } from '../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
-import { historyToJson } from '../test/replay/history-json';
+import { historyToJson, type History } from '../test/replay/history-json';
 import { startFileServer } from '../test/support/file-server';
 import { makeRandomFile, makeTempDir, MiB } from '../test/support/files';
 import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
@@ -51,7 +50,6 @@ interface Recorder {
   /** Environment that configures a worker process for this stack. */
   env: Record<string, string>;
   client: Client;
-  s3: S3Client;
   /** Uploads through the main worker. */
   uploads: UploadClient;
   webhooks: WebhookReceiver;
@@ -67,6 +65,8 @@ interface Scenario {
   name: string;
   /** How the run must end; anything else is an error, and nothing is written. */
   outcome: Exclude<UploadOutcomeKind, 'running'>;
+  /** An activity that must show a retry in the history, so the run really is what the name says. */
+  retried?: { activity: keyof UploadActivities; attempts: number };
   /** Starts the upload and drives it (cancel, crash…); the recorder awaits its end. */
   start(r: Recorder): Promise<UploadHandle>;
 }
@@ -95,6 +95,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'compensated-after-retries',
     outcome: 'compensated',
+    retried: { activity: 'verifyUpload', attempts: 5 },
     async start(r) {
       // verify's policy allows 5 attempts; each one fails retryably, so the policy runs out.
       const client = await r.startWorker('record-verify-retries', (real) => ({
@@ -124,6 +125,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'resumed-after-worker-crash',
     outcome: 'completed',
+    retried: { activity: 'uploadParts', attempts: 2 },
     async start(r) {
       // A worker process behind a slow link to MinIO, so the crash surely lands mid-upload.
       const relay = await startThrottledRelay(new URL(r.config.s3.endpoint!), 8 * MiB);
@@ -195,26 +197,27 @@ const SCENARIOS: Scenario[] = [
 ];
 
 /** The quota ledger of one tenant through a few reserves, releases and commits, refusals included. */
-async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; outcome: string }> {
+async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; refused: string[] }> {
   const tenant = 'ledger';
   const ledger = new TemporalQuotaLedger({ client: r.client, taskQueue: MAIN_QUEUE, limits: { defaultBytes: 10 * MiB } });
-  const refused = (work: Promise<unknown>) => work.then(
-    () => Promise.reject(new Error('the ledger accepted what it should refuse')),
-    (err: unknown) => (err instanceof ApplicationFailure ? err.type : Promise.reject(err)),
-  );
+  const refused = async (type: string, work: Promise<unknown>): Promise<string> => {
+    const err = await work.then(() => undefined, (e: unknown) => e);
+    if (!(err instanceof ApplicationFailure) || err.type !== type) throw new Error(`the ledger should refuse with ${type}, but ${err ? String(err) : 'it accepted'}`);
+    return type;
+  };
   await ledger.reserve({ tenant, uploadId: 'a', bytes: 4 * MiB });
   await ledger.reserve({ tenant, uploadId: 'a', bytes: 4 * MiB }); // a retried reserve: already held
   await ledger.reserve({ tenant, uploadId: 'b', bytes: 4 * MiB });
-  const overQuota = await refused(ledger.reserve({ tenant, uploadId: 'c', bytes: 4 * MiB }));
+  const overQuota = await refused('QuotaExceeded', ledger.reserve({ tenant, uploadId: 'c', bytes: 4 * MiB }));
   await ledger.release({ tenant, uploadId: 'a' });
   await ledger.commit({ tenant, uploadId: 'b' });
   await ledger.commit({ tenant, uploadId: 'b' }); // a repeated commit: no-op
   await ledger.reserve({ tenant, uploadId: 'c', bytes: 4 * MiB });
   await ledger.release({ tenant, uploadId: 'c' });
-  const settled = await refused(ledger.reserve({ tenant, uploadId: 'a', bytes: 1 * MiB }));
+  const settled = await refused('ReservationSettled', ledger.reserve({ tenant, uploadId: 'a', bytes: 1 * MiB }));
   const usage = await ledger.usage(tenant);
   if (usage.usedBytes !== 4 * MiB || usage.reservedBytes !== 0) throw new Error(`unexpected ledger usage ${JSON.stringify(usage)}`);
-  return { workflowId: quotaLedgerWorkflowId(tenant), outcome: `running (${overQuota}, ${settled} refused)` };
+  return { workflowId: quotaLedgerWorkflowId(tenant), refused: [overQuota, settled] };
 }
 
 /** Waits for an upload to end and names how it ended. */
@@ -236,8 +239,19 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
   }
 }
 
-async function writeHistory(client: Client, workflowId: string, name: string): Promise<number> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+/** The highest attempt at which `activity` started in the history. */
+function attemptsOf(history: History, activity: string): number {
+  const events = history.events ?? [];
+  const scheduled = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => Number(e.eventId)));
+  const started = events.flatMap((e) => e.activityTaskStartedEventAttributes ?? []).filter((a) => scheduled.has(Number(a.scheduledEventId)));
+  return Math.max(0, ...started.map((a) => a.attempt ?? 1));
+}
+
+async function fetchHistory(client: Client, workflowId: string): Promise<History> {
+  return client.workflow.getHandle(workflowId).fetchHistory();
+}
+
+async function writeHistory(name: string, history: History): Promise<number> {
   await writeFile(path.join(HISTORY_DIR, `${name}.json`), `${historyToJson(history)}\n`);
   return history.events?.length ?? 0;
 }
@@ -304,7 +318,8 @@ function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolea
 async function main(names: string[]): Promise<void> {
   const selected = selectScenarios(names);
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    // Scenarios fail activities on purpose; the SDK would log each failure with its stack.
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     // a runtime exists already
   }
@@ -355,7 +370,6 @@ async function main(names: string[]): Promise<void> {
       config,
       env,
       client,
-      s3,
       uploads: new UploadClient({ client, taskQueue: MAIN_QUEUE }),
       webhooks,
       dir: tmp.dir,
@@ -382,16 +396,21 @@ async function main(names: string[]): Promise<void> {
       const handle = await scenario.start(recorder);
       const outcome = await outcomeOf(handle);
       if (outcome !== scenario.outcome) throw new Error(`scenario ${scenario.name} ended ${outcome}, expected ${scenario.outcome}; nothing written`);
-      const events = await writeHistory(client, handle.workflowId, scenario.name);
+      const history = await fetchHistory(client, handle.workflowId);
+      const retried = scenario.retried;
+      if (retried && attemptsOf(history, retried.activity) < retried.attempts) {
+        throw new Error(`scenario ${scenario.name}: ${retried.activity} ran ${attemptsOf(history, retried.activity)} attempt(s), expected ${retried.attempts}; nothing written`);
+      }
+      const events = await writeHistory(scenario.name, history);
       written.add(`${scenario.name}.json`);
       process.stdout.write(`${scenario.name.padEnd(28)} ${outcome.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
     }
     if (selected.ledger) {
       const t0 = Date.now();
-      const { workflowId, outcome } = await recordQuotaLedger(recorder);
-      const events = await writeHistory(client, workflowId, 'quota-ledger');
+      const { workflowId, refused } = await recordQuotaLedger(recorder);
+      const events = await writeHistory('quota-ledger', await fetchHistory(client, workflowId));
       written.add('quota-ledger.json');
-      process.stdout.write(`${'quota-ledger'.padEnd(28)} ${outcome}, ${events} events  ${seconds(t0)}\n`);
+      process.stdout.write(`${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`);
     }
     const others = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json') && !written.has(f));
     if (others.length) process.stdout.write(`left as they were: ${others.join(', ')}\n`);

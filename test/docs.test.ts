@@ -34,5 +34,6 @@ describe('README', () => {
     expect(readme).toContain(`\`partConcurrency\` ${UPLOAD_DEFAULTS.partConcurrency}`);
     expect(readme).toContain(`\`checksumAlgorithm\` \`${UPLOAD_DEFAULTS.checksumAlgorithm}\``);
     expect(readme).toContain(`\`partsPerActivity\` ${UPLOAD_DEFAULTS.partsPerActivity}`);
+    expect(readme).toContain(`\`verify\` \`${UPLOAD_DEFAULTS.verify}\``);
   });
 });

@@ -10,7 +10,8 @@
  * - Memory is bounded: each of `partConcurrency` workers holds one part, so about
  *   partSize × partConcurrency, whatever the file size.
  * - Each part carries an additional checksum S3 verifies on receipt, so a part corrupted in
- *   flight is rejected (BadDigest), never stored.
+ *   flight is rejected (BadDigest), never stored. The batch returns a fingerprint of those
+ *   checksums (44 bytes), which verify compares with what S3 lists.
  * - Cancellation (delivered through heartbeats) aborts in-flight requests and stops the batch.
  */
 import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
@@ -20,7 +21,7 @@ import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { partRange, type PartPlan } from '../upload/part-plan';
 import type { ChecksumAlgorithm, SourceDescriptor } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
-import { checksumField, partChecksum } from './s3/checksums';
+import { checksumField, checksumFingerprint, partChecksum } from './s3/checksums';
 import { s3Failure } from './s3/classify-error';
 import { listAllParts } from './s3/list-parts';
 import { runPool } from './worker-pool';
@@ -56,6 +57,8 @@ export interface UploadPartsProgress {
 
 export interface UploadPartsResult {
   uploadId: string;
+  /** {@link checksumFingerprint} of this batch's parts, for verify. */
+  checksumFingerprint: string;
   partsUploaded: number;
   partsSkipped: number;
   bytesSent: number;
@@ -108,15 +111,21 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
           throw permanentFailure(UploadFailureType.SourceChanged, `${source.description} changed since the upload started (size or modification time differ)`);
         }
 
+        const field = checksumField(input.checksumAlgorithm);
         const present = new Map<number, number>();
+        const checksums = new Map<number, string>();
         for (const part of createdNow ? [] : await listAllParts(deps.s3, { ...target, uploadId: id }, signal)) {
-          if (part.PartNumber !== undefined && part.Size !== undefined) present.set(part.PartNumber, part.Size);
+          if (part.PartNumber === undefined || part.Size === undefined) continue;
+          present.set(part.PartNumber, part.Size);
+          // A part an earlier attempt sent: S3 validated its checksum against the bytes on receipt.
+          const listed = part[field];
+          if (listed) checksums.set(part.PartNumber, listed);
         }
         const todo: number[] = [];
         let skipped = 0;
         for (let n = input.firstPart; n <= input.lastPart; n++) {
           const { length } = partRange(input.plan, n);
-          if (present.get(n) === length) {
+          if (present.get(n) === length && checksums.has(n)) {
             skipped++;
             progress.partsDone++;
             progress.bytesDone += length;
@@ -126,11 +135,11 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         }
         ctx.heartbeat(progress);
 
-        const field = checksumField(input.checksumAlgorithm);
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
           const { offset, length } = partRange(input.plan, partNumber);
           const body = await source.read(offset, length);
+          const checksum = partChecksum(input.checksumAlgorithm, body);
           await deps.s3.send(
             new UploadPartCommand({
               Bucket: input.bucket,
@@ -140,17 +149,25 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
               Body: body,
               ContentLength: length,
               ChecksumAlgorithm: input.checksumAlgorithm,
-              [field]: partChecksum(input.checksumAlgorithm, body),
+              [field]: checksum,
             }),
             { abortSignal: signal },
           );
+          checksums.set(partNumber, checksum);
           progress.partsDone++;
           progress.bytesDone += length;
           progress.bytesSent += length;
           ctx.heartbeat(progress);
         });
 
-        return { uploadId: id, partsUploaded: todo.length, partsSkipped: skipped, bytesSent: progress.bytesSent, batchBytes: progress.bytesDone };
+        return {
+          uploadId: id,
+          checksumFingerprint: checksumFingerprint(checksums, input.firstPart, input.lastPart),
+          partsUploaded: todo.length,
+          partsSkipped: skipped,
+          bytesSent: progress.bytesSent,
+          batchBytes: progress.bytesDone,
+        };
       } finally {
         await source.close();
       }

@@ -70,13 +70,20 @@ export interface UploadRequest {
   failIfExists?: boolean;
   /** Parts uploaded by one activity; bounds the history to a few events per batch. @default 512 */
   partsPerActivity?: number;
+  /**
+   * How verify proves S3 holds the source: `checksums` compares the part checksums S3 lists (and
+   * validated on receipt) with those computed from the source during the upload; `reread` also
+   * reads the whole source again and checks every part against it. An `expectedChecksum` implies
+   * a re-read. @default 'checksums'
+   */
+  verify?: 'checksums' | 'reread';
 }
 
 /** {@link UploadRequest} with every default filled in: what the workflow runs on. */
 export type UploadRequestWithDefaults = Required<
-  Pick<UploadRequest, 'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata'>
+  Pick<UploadRequest, 'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata' | 'verify'>
 > &
-  Omit<UploadRequest, 'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata'>;
+  Omit<UploadRequest, 'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata' | 'verify'>;
 
 export const UPLOAD_DEFAULTS = {
   partSize: DEFAULT_PART_SIZE,
@@ -85,6 +92,7 @@ export const UPLOAD_DEFAULTS = {
   contentType: 'application/octet-stream',
   failIfExists: false,
   partsPerActivity: 512,
+  verify: 'checksums' as 'checksums' | 'reread',
 };
 
 /** The most parts in flight we allow; each holds a part in memory. */
@@ -209,6 +217,7 @@ const requestSchema = z
     webhookUrl: z.string().refine(isHttpUrlWithoutCredentials, 'must be an absolute http:// or https:// URL without credentials').optional(),
     failIfExists: z.boolean({ error: 'must be true or false' }).optional(),
     partsPerActivity: z.number().int('must be a whole number').min(1, 'must be at least 1').max(10_000, 'must be at most 10000').optional(),
+    verify: z.enum(['checksums', 'reread'], { error: 'must be "checksums" or "reread"' }).optional(),
   })
   .strict();
 
@@ -239,6 +248,7 @@ export function normalizeUploadRequest(input: unknown): UploadRequestWithDefault
     failIfExists: request.failIfExists ?? UPLOAD_DEFAULTS.failIfExists,
     partsPerActivity: request.partsPerActivity ?? UPLOAD_DEFAULTS.partsPerActivity,
     metadata: request.metadata ?? {},
+    verify: request.verify ?? UPLOAD_DEFAULTS.verify,
   };
 }
 

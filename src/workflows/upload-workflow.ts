@@ -96,6 +96,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       const batches = partBatches(plan.partCount, request.partsPerActivity);
       progress.batchesTotal = batches.length;
       let uploadId: string | undefined;
+      const fingerprints: { firstPart: number; lastPart: number; checksumFingerprint: string }[] = [];
       const uploadStartedAt = Date.now();
       const uploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
         if (outcome.status !== 'failed') return undefined;
@@ -141,6 +142,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           },
         );
         uploadId = done.uploadId;
+        fingerprints.push({ ...batch, checksumFingerprint: done.checksumFingerprint });
         progress.uploadId = uploadId;
         progress.batchesDone++;
         progress.partsUploaded += batch.lastPart - batch.firstPart + 1;
@@ -163,6 +165,8 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
             plan,
             checksumAlgorithm: request.checksumAlgorithm,
             ...(request.expectedChecksum ? { expectedChecksum: request.expectedChecksum } : {}),
+            batches: fingerprints,
+            rereadSource: request.verify === 'reread',
           },
         ],
         { summary: `verify ${plan.partCount} parts against the source` },

@@ -17,10 +17,10 @@ export function standInUploadActivities(options: { size: number; onBatch?: (batc
       options.onBatch?.({ firstPart: input.firstPart, lastPart: input.lastPart });
       const parts = input.lastPart - input.firstPart + 1;
       const bytes = parts * input.plan.partSize;
-      return { uploadId: input.uploadId ?? 'stand-in-upload', partsUploaded: parts, partsSkipped: 0, bytesSent: bytes, batchBytes: bytes };
+      return { uploadId: input.uploadId ?? 'stand-in-upload', checksumFingerprint: 'stand-in', partsUploaded: parts, partsSkipped: 0, bytesSent: bytes, batchBytes: bytes };
     },
     cleanupUpload: async () => ({ abortedUploadIds: [], stagedObjectsDeleted: 0 }),
-    verifyUpload: async (input) => ({ partCount: input.plan.partCount, size: input.plan.size, expectedETag: `"stand-in-${input.plan.partCount}"` }),
+    verifyUpload: async (input) => ({ partCount: input.plan.partCount, size: input.plan.size, expectedETag: `"stand-in-${input.plan.partCount}"`, rereadSource: false }),
     completeUpload: async (input) => ({ etag: input.expectedETag, alreadyCompleted: false }),
     notify: async () => ({ status: 204 }),
   };

@@ -86,13 +86,22 @@ describe('upload activities against MinIO', () => {
     const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { uploadId: first.uploadId } });
     const heartbeats: unknown[] = [];
     retry.on('heartbeat', (d: unknown) => heartbeats.push(d));
-    const second = await retry.run(activities.uploadParts, partsInput(key, version, { firstPart: 1, lastPart: 4 }));
+    const second = (await retry.run(activities.uploadParts, partsInput(key, version, { firstPart: 1, lastPart: 4 }))) as Awaited<ReturnType<UploadActivities['uploadParts']>>;
     expect(second).toMatchObject({ uploadId: first.uploadId, partsUploaded: 2, partsSkipped: 2, bytesSent: 7 * MiB, batchBytes: 17 * MiB });
     expect(heartbeats.at(-1)).toMatchObject({ uploadId: first.uploadId, partsDone: 4, bytesDone: 17 * MiB });
+
+    // The fingerprint of a resumed batch (skipped parts taken from ListParts) matches what S3 lists.
+    const byChecksums = await run(activities.verifyUpload, {}, {
+      bucket: BUCKET, key, uploadId: first.uploadId, source: { type: 'file' as const, path: file.path }, sourceVersion: version,
+      plan: planParts(file.size, 5 * MiB), checksumAlgorithm: 'CRC32C' as const,
+      batches: [{ firstPart: 1, lastPart: 4, checksumFingerprint: second.checksumFingerprint }], rereadSource: false,
+    });
+    expect(byChecksums).toMatchObject({ partCount: 4, rereadSource: false });
 
     const verified = await run(activities.verifyUpload, {}, {
       bucket: BUCKET, key, uploadId: first.uploadId, source: { type: 'file' as const, path: file.path }, sourceVersion: version,
       plan: planParts(file.size, 5 * MiB), checksumAlgorithm: 'CRC32C' as const, expectedChecksum: { algorithm: 'SHA256' as const, value: file.sha256 },
+      batches: [{ firstPart: 1, lastPart: 4, checksumFingerprint: second.checksumFingerprint }], rereadSource: false,
     });
     expect(verified).toMatchObject({ partCount: 4, size: file.size, sha256: file.sha256 });
 
@@ -111,14 +120,19 @@ describe('upload activities against MinIO', () => {
     const version = await sourceVersion(copy.path);
     const plan = planParts(copy.size, 5 * MiB);
     const input = { ...partsInput(key, version, { firstPart: 1, lastPart: 3 }), source: { type: 'file' as const, path: copy.path }, plan };
-    const { uploadId } = await run(activities.uploadParts, {}, input);
+    const { uploadId, checksumFingerprint } = await run(activities.uploadParts, {}, input);
     // Overwrite part 2 in S3 with other bytes of the same size: the part is "corrupted".
     // (with a valid checksum of the new bytes, or MinIO would refuse it)
     const other = Buffer.alloc(5 * MiB, 7);
     await stack.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber: 2, Body: other, ChecksumAlgorithm: 'CRC32C', ChecksumCRC32C: partChecksum('CRC32C', other) }));
-    const err = await run(activities.verifyUpload, {}, { bucket: BUCKET, key, uploadId, source: input.source, sourceVersion: version, plan, checksumAlgorithm: 'CRC32C' as const })
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApplicationFailure);
+    const verifyInput = { bucket: BUCKET, key, uploadId, source: input.source, sourceVersion: version, plan, checksumAlgorithm: 'CRC32C' as const, batches: [{ firstPart: 1, lastPart: 3, checksumFingerprint }] };
+    // Default: the checksums S3 lists no longer match the fingerprint computed during the upload.
+    const byFingerprint = await run(activities.verifyUpload, {}, { ...verifyInput, rereadSource: false }).catch((e: unknown) => e);
+    expect(byFingerprint).toBeInstanceOf(ApplicationFailure);
+    expect(byFingerprint).toMatchObject({ type: 'ChecksumMismatch', nonRetryable: true });
+    expect((byFingerprint as Error).message).toContain(`parts 1–3 of s3://${BUCKET}/${key}: the CRC32C checksums S3 lists differ from those computed from the source`);
+    // Re-reading the source names the part.
+    const err = await run(activities.verifyUpload, {}, { ...verifyInput, rereadSource: true }).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'ChecksumMismatch', nonRetryable: true });
     expect((err as Error).message).toContain(`part 2 of s3://${BUCKET}/${key}: S3 holds CRC32C`);
     await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, uploadId });

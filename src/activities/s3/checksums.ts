@@ -36,3 +36,16 @@ export function checksumField(algorithm: ChecksumAlgorithm): 'ChecksumCRC32' | '
 export function sha256Hex(value: string): string {
   return /^[0-9a-fA-F]{64}$/.test(value) ? value.toLowerCase() : Buffer.from(value, 'base64').toString('hex');
 }
+
+/**
+ * A fingerprint of the per-part checksums of a batch: SHA-256 over "<part>:<checksum>\n" for each
+ * part in order. upload-parts returns it (computed from the source bytes it read, or from what S3
+ * listed for parts an earlier attempt sent); verify recomputes it from ListParts. Equal
+ * fingerprints prove S3 holds, part for part, the checksums computed from the source — with 44
+ * bytes of history per batch instead of one checksum per part.
+ */
+export function checksumFingerprint(checksums: Map<number, string>, firstPart: number, lastPart: number): string {
+  const hash = createHash('sha256');
+  for (let n = firstPart; n <= lastPart; n++) hash.update(`${n}:${checksums.get(n) ?? 'missing'}\n`);
+  return hash.digest('base64');
+}

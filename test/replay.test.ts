@@ -1,0 +1,156 @@
+/**
+ * Replay tests: the guard on workflow code. Every history in `test/histories` — recorded from real
+ * runs against Temporal and MinIO by `npm run histories:record` — is replayed against the workflow
+ * bundle as it is now: the same bundle, saga interceptor included, that workers run. A change that
+ * would break uploads already running (a step added, removed or reordered, another activity, one
+ * timer or search-attribute update more or less) fails here, naming the history file and the event
+ * where replay diverged, instead of failing in production on the next workflow task.
+ *
+ * No server is needed: replay feeds the recorded events to the workflow code alone.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { bundleWorkflowCode, DefaultLogger, ReplayError, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { siblingModule } from '../src/module-path';
+import { sagaWorkflowInterceptorsPath } from '../src/saga/activity';
+import { uploadWorkflowId } from '../src/upload/request';
+import { bundleUploadWorkflows, workflowsPath } from '../src/worker';
+import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
+import { historyFromJson, type History } from './replay/history-json';
+
+// Replays that are meant to fail make the SDK core warn about the failed workflow task.
+try {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+} catch {
+  // already installed in this process
+}
+
+const HISTORY_DIR = path.join(__dirname, 'histories');
+const historyFiles = readdirSync(HISTORY_DIR).filter((f) => f.endsWith('.json')).sort();
+const bundlerLogger = new DefaultLogger('WARN');
+
+interface RecordedHistory {
+  file: string;
+  history: History;
+  workflowType: string;
+  /** Histories carry no workflow id; it is derived from the input, as the client derives it. */
+  workflowId: string;
+  closedAs: string;
+}
+
+function loadHistory(file: string): RecordedHistory {
+  const history = historyFromJson(JSON.parse(readFileSync(path.join(HISTORY_DIR, file), 'utf8')));
+  const events = history.events ?? [];
+  const started = events[0]?.workflowExecutionStartedEventAttributes;
+  if (!started) throw new Error(`${file}: the first event is not WorkflowExecutionStarted`);
+  const workflowType = started.workflowType?.name ?? '';
+  const first = started.input?.payloads?.[0];
+  const input = (first ? defaultPayloadConverter.fromPayload(first) : {}) as { tenant?: string; uploadId?: string };
+  const workflowId =
+    workflowType === 'uploadWorkflow' && input.tenant && input.uploadId
+      ? uploadWorkflowId(input.tenant, input.uploadId)
+      : workflowType === 'quotaLedgerWorkflow' && input.tenant
+        ? quotaLedgerWorkflowId(input.tenant)
+        : `replay:${file}`;
+  const last = events.at(-1);
+  const closedAs = last?.workflowExecutionCompletedEventAttributes
+    ? 'completed'
+    : last?.workflowExecutionFailedEventAttributes
+      ? 'failed'
+      : last?.workflowExecutionCanceledEventAttributes
+        ? 'cancelled'
+        : 'open';
+  return { file, history, workflowType, workflowId, closedAs };
+}
+
+/**
+ * What a failed replay reports: the history file, the event where replay diverged (the SDK core
+ * names it as `HistoryEvent(id: 5, UpsertWorkflowSearchAttributes)`), and the way forward.
+ */
+function describeReplayFailure(file: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const at = /HistoryEvent\(id: (\d+), (\w+)\)/.exec(message);
+  const where = at ? `at event ${at[1]} (${at[2]})` : 'at an event the error does not name';
+  const kind = err instanceof DeterminismViolationError ? 'nondeterminism' : err instanceof ReplayError ? 'replay error' : 'error';
+  return (
+    `test/histories/${file} does not replay on the current workflow code: ${kind} ${where}.\n${message}\n` +
+    'Running workflows would fail like this. Guard the change with patched(), or ship it to a new worker ' +
+    'deployment; re-record (npm run histories:record) only once old runs are safe. See README, "Changing workflow code safely".'
+  );
+}
+
+async function replay(bundle: WorkflowBundleWithSourceMap, recorded: RecordedHistory): Promise<void> {
+  // A pre-built bundle carries its workflow interceptors: the SDK ignores interceptors.workflowModules
+  // next to workflowBundle, so none are passed here (see the interceptor tests below).
+  await Worker.runReplayHistory({ workflowBundle: bundle }, recorded.history, recorded.workflowId);
+}
+
+let bundle: WorkflowBundleWithSourceMap;
+const timings = { ms: 0, events: 0, histories: 0 };
+
+beforeAll(async () => {
+  bundle = await bundleUploadWorkflows(); // once, with the saga's interceptor module, as workers do
+});
+
+afterAll(() => {
+  if (timings.histories) console.log(`replay: ${timings.histories} histories, ${timings.events} events in ${timings.ms} ms`);
+});
+
+describe('recorded histories', () => {
+  it('include at least six upload histories, each of a finished run', () => {
+    const uploads = historyFiles.map(loadHistory).filter((h) => h.workflowType === 'uploadWorkflow');
+    expect(uploads.length).toBeGreaterThanOrEqual(6);
+    for (const h of uploads) expect(h.closedAs, h.file).not.toBe('open');
+  });
+
+  it.each(historyFiles)('%s replays on the current workflow code', async (file) => {
+    const recorded = loadHistory(file);
+    const started = Date.now();
+    try {
+      await replay(bundle, recorded);
+    } catch (err) {
+      throw new Error(describeReplayFailure(file, err), { cause: err });
+    }
+    timings.ms += Date.now() - started;
+    timings.events += recorded.history.events?.length ?? 0;
+    timings.histories++;
+  });
+});
+
+describe('the replay guard', () => {
+  it('rejects a workflow that schedules an activity before inspect-source, naming the event where it diverged', async () => {
+    const variant = await bundleWorkflowCode({
+      workflowsPath: siblingModule(__dirname, './replay/incompatible-workflows'),
+      workflowInterceptorModules: [sagaWorkflowInterceptorsPath],
+      logger: bundlerLogger,
+    });
+    const err = await replay(variant, loadHistory('completed.json')).then(
+      () => expect.fail('an incompatible workflow replayed completed.json'),
+      (e: unknown) => e,
+    );
+
+    expect(err).toBeInstanceOf(DeterminismViolationError);
+    // Where the history has the saga's first search-attribute update, the variant scheduled an activity.
+    expect((err as Error).message).toMatch(/Activity machine does not handle this event: HistoryEvent\(id: 5, UpsertWorkflowSearchAttributes\)/);
+    expect(describeReplayFailure('completed.json', err)).toMatch(/^test\/histories\/completed\.json does not replay .*: nondeterminism at event 5 \(UpsertWorkflowSearchAttributes\)/);
+  });
+
+  it('replays with the saga interceptor module registered in the bundle, as workers run it', () => {
+    const registered = /importInterceptors\(\) \{([\s\S]*?)\n\}/.exec(bundle.code)?.[1] ?? '';
+    expect(registered).toContain(path.relative(path.join(__dirname, '..'), sagaWorkflowInterceptorsPath));
+  });
+
+  it('fails without the saga interceptor module: the recorded runs depend on it', async () => {
+    // Without it, the saga refuses its first jittered step (SagaMisconfigured) instead of scheduling it.
+    const bare = await bundleWorkflowCode({ workflowsPath, logger: bundlerLogger });
+    const err = await replay(bare, loadHistory('completed.json')).then(
+      () => expect.fail('completed.json replayed without the interceptor module'),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DeterminismViolationError);
+    expect((err as Error).message).toMatch(/HistoryEvent\(id: \d+, ActivityTaskScheduled\)/);
+  });
+});
