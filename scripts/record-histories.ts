@@ -307,10 +307,13 @@ async function startThrottledRelay(target: URL, bytesPerSecond: number): Promise
   };
 }
 
+/** A bad command line: reported by its message alone. */
+class UsageError extends Error {}
+
 function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean } {
   const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger'];
   const unknown = names.filter((n) => !known.includes(n));
-  if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
   const wanted = (name: string) => names.length === 0 || names.includes(name);
   return { uploads: SCENARIOS.filter((s) => wanted(s.name)), ledger: wanted('quota-ledger') };
 }
@@ -424,6 +427,6 @@ async function main(names: string[]): Promise<void> {
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(`${err instanceof UsageError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });

@@ -23,7 +23,7 @@ import { historyFromJson, type History } from './replay/history-json';
 
 // Replays that are meant to fail make the SDK core warn about the failed workflow task.
 try {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
 } catch {
   // already installed in this process
 }
