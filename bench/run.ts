@@ -73,12 +73,16 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<v
   });
 }
 
+/** Every worker process the benchmark started; all are stopped on the way out, error or not. */
+const workerProcesses = new Set<ChildProcess>();
+
 /** A worker in its own process, so its memory is its own. */
 async function startWorkerProcess(env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', siblingModule(__dirname, '../src/worker')], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  workerProcesses.add(child);
   await new Promise<void>((resolve, reject) => {
     let seen = '';
     child.stderr!.on('data', (c: Buffer) => {
@@ -295,6 +299,7 @@ async function main(): Promise<void> {
       log(`history: 10,000 parts in ${history.maxEventsPerRun} events`);
     }
   } finally {
+    await Promise.all([...workerProcesses].map(stopProcess));
     s3.destroy();
     await connection.close();
     await stack.stop();
