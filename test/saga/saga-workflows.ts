@@ -17,6 +17,10 @@ export const sagaSteps = defineSaga<StandInActivities>()({
   },
   c: { action: { activity: 'act', retry: quick, timeouts }, compensation: { activity: 'undo', retry: quick, timeouts } },
   pivot: { action: { activity: 'act', retry: quick, timeouts }, pivot: true },
+  local: {
+    action: { activity: 'act', retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3, jitter: 'full' }, timeouts, local: true },
+    compensation: { activity: 'undo', retry: quick, timeouts, local: true },
+  },
   after: { action: { activity: 'act', retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3 }, timeouts } },
 });
 

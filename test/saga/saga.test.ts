@@ -188,6 +188,23 @@ describe('saga engine', () => {
     expect(failure.message).toContain('after the pivot');
   });
 
+  it('runs local-activity steps with their retries, and compensates them', async () => {
+    const runId = uniqueId('local');
+    script.set(runId, 'act', 'local', { kind: 'fail-times', times: 2 });
+    script.set(runId, 'act', 'c', { kind: 'fail' });
+    const handle = await start({ runId, steps: ['a', 'local', 'c'] });
+    const { report } = await failureOf(handle.result());
+
+    expect(script.of(runId, 'act').filter((c) => c.step === 'local').map((c) => c.attempt)).toEqual([1, 2, 3]);
+    expect(undoneSteps(runId)).toEqual(['c', 'local', 'a']);
+    expect(report.compensations.every((c) => c.status === 'compensated')).toBe(true);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).length;
+    const markers = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length;
+    expect(markers).toBe(2); // the local action and its local compensation: one marker each, no activity events
+    expect(scheduled).toBe(4); // a, c and their compensations
+  });
+
   it('finishes forward when cancelled after the pivot', async () => {
     const runId = uniqueId('pivot-cancel');
     script.set(runId, 'act', 'after', { kind: 'sleep', ms: 3000 });

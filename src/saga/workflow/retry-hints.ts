@@ -14,6 +14,16 @@ import { RETRY_HINT_HEADER, type RetryHint } from '../shared/retry-hint';
 
 let pendingHint: RetryHint | undefined;
 let interceptorInstalled = false;
+/**
+ * A local activity's later attempts are scheduled after a backoff timer, outside the synchronous
+ * turn: its hint is remembered by the options object, which the SDK passes unchanged to each attempt.
+ */
+const localActivityHints = new WeakMap<object, RetryHint>();
+
+const withHint = <T extends { headers: Record<string, unknown> }>(input: T, hint: RetryHint): T => ({
+  ...input,
+  headers: { ...input.headers, [RETRY_HINT_HEADER]: defaultPayloadConverter.toPayload(hint) },
+});
 
 /** Runs `schedule` (which must call an activity proxy synchronously) with `hint` attached. */
 export function scheduleWithRetryHint<T>(hint: RetryHint | undefined, schedule: () => T): T {
@@ -38,11 +48,13 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
         scheduleActivity(input, next) {
           const hint = pendingHint;
           pendingHint = undefined;
-          if (!hint) return next(input);
-          return next({
-            ...input,
-            headers: { ...input.headers, [RETRY_HINT_HEADER]: defaultPayloadConverter.toPayload(hint) },
-          });
+          return next(hint ? withHint(input, hint) : input);
+        },
+        scheduleLocalActivity(input, next) {
+          const hint = pendingHint ?? localActivityHints.get(input.options);
+          if (pendingHint) localActivityHints.set(input.options, pendingHint);
+          pendingHint = undefined;
+          return next(hint ? withHint(input, hint) : input);
         },
       },
     ],

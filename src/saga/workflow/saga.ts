@@ -24,6 +24,7 @@ import {
   CancelledFailure,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ActivityCallDefinition, SagaDefinition } from './definition';
@@ -316,7 +317,15 @@ export class Saga<A extends object, D extends SagaDefinition> {
       summary,
       cancellationType: CANCELLATION_TYPES[call.cancellation ?? 'try'],
     };
-    const activities = proxyActivities<Record<string, AnyActivity>>(options);
+    const activities = call.local
+      ? proxyLocalActivities<Record<string, AnyActivity>>({
+          retry,
+          startToCloseTimeout: call.timeouts.startToClose,
+          scheduleToCloseTimeout: call.timeouts.scheduleToClose,
+          summary,
+          cancellationType: options.cancellationType,
+        })
+      : proxyActivities<Record<string, AnyActivity>>(options);
     const activity = activities[call.activity]!;
     const hint = jitter && jitter !== 'none' ? { jitter } : undefined;
     return scheduleWithRetryHint(hint, () => activity(...args));
