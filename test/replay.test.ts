@@ -127,15 +127,17 @@ describe('the replay guard', () => {
       workflowInterceptorModules: [sagaWorkflowInterceptorsPath],
       logger: bundlerLogger,
     });
-    const err = await replay(variant, loadHistory('completed.json')).then(
-      () => expect.fail('an incompatible workflow replayed completed.json'),
+    const err = await replay(variant, loadHistory('completed-before-local-short-steps.json')).then(
+      () => expect.fail('an incompatible workflow replayed the history'),
       (e: unknown) => e,
     );
 
     expect(err).toBeInstanceOf(DeterminismViolationError);
     // Where the history has the saga's first search-attribute update, the variant scheduled an activity.
     expect((err as Error).message).toMatch(/Activity machine does not handle this event: HistoryEvent\(id: 5, UpsertWorkflowSearchAttributes\)/);
-    expect(describeReplayFailure('completed.json', err)).toMatch(/^test\/histories\/completed\.json does not replay .*: nondeterminism at event 5 \(UpsertWorkflowSearchAttributes\)/);
+    expect(describeReplayFailure('completed-before-local-short-steps.json', err)).toMatch(
+      /^test\/histories\/completed-before-local-short-steps\.json does not replay .*: nondeterminism at event 5 \(UpsertWorkflowSearchAttributes\)/,
+    );
   });
 
   it('replays with the saga interceptor module registered in the bundle, as workers run it', () => {
@@ -146,11 +148,28 @@ describe('the replay guard', () => {
   it('fails without the saga interceptor module: the recorded runs depend on it', async () => {
     // Without it, the saga refuses its first jittered step (SagaMisconfigured) instead of scheduling it.
     const bare = await bundleWorkflowCode({ workflowsPath, logger: bundlerLogger });
-    const err = await replay(bare, loadHistory('completed.json')).then(
-      () => expect.fail('completed.json replayed without the interceptor module'),
+    const err = await replay(bare, loadHistory('completed-before-local-short-steps.json')).then(
+      () => expect.fail('the history replayed without the interceptor module'),
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(DeterminismViolationError);
     expect((err as Error).message).toMatch(/HistoryEvent\(id: \d+, ActivityTaskScheduled\)/);
+  });
+
+  it('keeps runs started before the local-short-steps patch on regular activities, and new runs on local ones', () => {
+    const activityTypes = (h: RecordedHistory) =>
+      (h.history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+    const patchMarkers = (h: RecordedHistory) =>
+      (h.history.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length;
+
+    const before = loadHistory('completed-before-local-short-steps.json');
+    expect(patchMarkers(before)).toBe(0);
+    expect(activityTypes(before)).toEqual(expect.arrayContaining(['inspectSource', 'reserveSpace', 'commitReservation', 'notify']));
+
+    const after = loadHistory('completed.json');
+    expect(patchMarkers(after)).toBe(1);
+    expect(activityTypes(after)).not.toContain('inspectSource');
+    expect(activityTypes(after)).toEqual(expect.arrayContaining(['uploadParts', 'verifyUpload', 'completeUpload']));
+    // Both replay on today's code (see "replays on the current workflow code" above): the patch keeps old runs on their path.
   });
 });

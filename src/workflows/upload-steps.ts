@@ -99,3 +99,30 @@ export const uploadSteps = defineSaga<UploadActivities>()({
     },
   },
 });
+
+/**
+ * The same saga with its short steps (inspect-source, reserve-space and its release,
+ * commit-quota, notify) as local activities: a small upload makes four fewer trips through the
+ * task queue and writes a marker instead of three events per step. The long steps (upload-parts,
+ * verify, merge) stay regular activities: they heartbeat or may take minutes.
+ *
+ * Introduced behind the patch {@link LOCAL_SHORT_STEPS_PATCH}: uploads started before it keep
+ * the regular activities when replayed (test/histories/*-before-local-short-steps.json prove it).
+ */
+export const LOCAL_SHORT_STEPS_PATCH = 'local-short-steps';
+
+function asLocal<S extends { action: object; compensation?: object }>(step: S): S {
+  return {
+    ...step,
+    action: { ...step.action, local: true },
+    ...(step.compensation ? { compensation: { ...step.compensation, local: true } } : {}),
+  };
+}
+
+export const uploadStepsWithLocalShortSteps: typeof uploadSteps = {
+  ...uploadSteps,
+  'inspect-source': asLocal(uploadSteps['inspect-source']),
+  'reserve-space': asLocal(uploadSteps['reserve-space']),
+  'commit-quota': asLocal(uploadSteps['commit-quota']),
+  notify: asLocal(uploadSteps.notify),
+};

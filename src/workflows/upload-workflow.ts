@@ -14,6 +14,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
   log,
+  patched,
   ApplicationFailure,
   CancelledFailure,
 } from '@temporalio/workflow';
@@ -23,7 +24,7 @@ import { partBatches } from '../upload/part-plan';
 import { describeSource, type UploadRequestWithDefaults } from '../upload/request';
 import type { UploadEvent, UploadEventType, UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
-import { uploadSteps } from './upload-steps';
+import { LOCAL_SHORT_STEPS_PATCH, uploadSteps, uploadStepsWithLocalShortSteps } from './upload-steps';
 
 export const progressQuery = defineQuery<UploadProgress>('progress');
 export const sagaStateQuery = defineQuery<SagaState>('sagaState');
@@ -57,7 +58,9 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
   };
 
-  const saga = new Saga<UploadActivities, typeof uploadSteps>(uploadSteps, {
+  // A versioning patch: runs started before it replay with every step as a regular activity.
+  const steps = patched(LOCAL_SHORT_STEPS_PATCH) ? uploadStepsWithLocalShortSteps : uploadSteps;
+  const saga = new Saga<UploadActivities, typeof uploadSteps>(steps, {
     onStepStarted: (step) => setPhase(step as UploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');
