@@ -1,0 +1,97 @@
+/**
+ * What a person sees in the Temporal Web UI: headless Chromium (Debian's `chromium`, driven by
+ * playwright-core) opens the dev server's UI, finds a completed and a compensated upload by the
+ * tenant search attribute, and reads their summary, details and failure. Screenshots are saved to
+ * test/artifacts/ for a human to look at.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { UploadClient, UploadFailedError } from '../src/client';
+import { workflowUiUrl } from '../src/embedded';
+import { createUploadWorker } from '../src/worker';
+import { makeRandomFile, makeTempDir, MiB } from './support/files';
+import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from './support/harness';
+
+const ARTIFACTS = path.join(__dirname, 'artifacts');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const TENANT = uniqueId('webui');
+
+let stack: TestStack;
+let worker: RunningWorker;
+let browser: Browser;
+let tmp: { dir: string; remove(): Promise<void> };
+let completedId: string;
+let compensatedId: string;
+let key: string;
+
+beforeAll(async () => {
+  stack = await connectTestStack();
+  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+  tmp = await makeTempDir();
+  await mkdir(ARTIFACTS, { recursive: true });
+  const uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
+
+  const good = await makeRandomFile(tmp.dir, 'shown.bin', 11 * MiB);
+  key = `webui/${uniqueId('obj')}.bin`;
+  const completed = await uploads.start({ uploadId: uniqueId('shown'), tenant: TENANT, source: { type: 'file', path: good.path }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB });
+  await completed.result();
+  completedId = completed.workflowId;
+
+  const compensated = await uploads.start({
+    uploadId: uniqueId('undone'),
+    tenant: TENANT,
+    source: { type: 'file', path: good.path },
+    destination: { bucket: 'uploads', key: `webui/${uniqueId('obj')}.bin` },
+    partSize: 5 * MiB,
+    expectedChecksum: { algorithm: 'SHA256', value: 'f'.repeat(64) },
+  });
+  await expect(compensated.result()).rejects.toBeInstanceOf(UploadFailedError);
+  compensatedId = compensated.workflowId;
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await stack?.close();
+  await tmp?.remove();
+});
+
+async function open(url: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  return page;
+}
+
+describe('Temporal Web UI', () => {
+  it('lists the completed and the compensated upload of a tenant by search attribute', async () => {
+    const query = `UploadTenant="${TENANT}"`;
+    const page = await open(`${inject('temporalUiUrl')}/namespaces/${inject('namespace')}/workflows?query=${encodeURIComponent(query)}`);
+    await expect.poll(() => page.getByText(completedId).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await expect.poll(() => page.getByText(compensatedId).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-list.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('shows a completed upload with its summary and final details', async () => {
+    const page = await open(workflowUiUrl({ uiUrl: inject('temporalUiUrl'), namespace: inject('namespace'), workflowId: completedId }));
+    await expect.poll(() => page.getByText(`s3://uploads/${key}`, { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await expect.poll(() => page.getByText('Completed', { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-completed.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('shows a compensated upload with the failed step, the cause and each compensation', async () => {
+    const page = await open(workflowUiUrl({ uiUrl: inject('temporalUiUrl'), namespace: inject('namespace'), workflowId: compensatedId }));
+    await expect.poll(() => page.getByText('step "verify" failed: ChecksumMismatch', { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await expect.poll(() => page.getByText('upload-parts compensated', { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-compensated.png'), fullPage: true });
+    await page.close();
+  });
+});
