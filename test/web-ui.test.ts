@@ -76,14 +76,31 @@ describe('Temporal Web UI', () => {
     await expect.poll(() => page.getByText(completedId).count(), { timeout: 30_000 }).toBeGreaterThan(0);
     await expect.poll(() => page.getByText(compensatedId).count(), { timeout: 30_000 }).toBeGreaterThan(0);
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-list.png'), fullPage: true });
+
+    // "All compensated uploads of tenant X"
+    const compensatedQuery = `UploadTenant="${TENANT}" AND UploadOutcome="compensated"`;
+    await page.goto(`${inject('temporalUiUrl')}/namespaces/${inject('namespace')}/workflows?query=${encodeURIComponent(compensatedQuery)}`);
+    await expect.poll(() => page.getByText(compensatedId).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await page.getByText(completedId).count()).toBe(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-compensated-list.png'), fullPage: true });
     await page.close();
   });
 
-  it('shows a completed upload with its summary and final details', async () => {
+  it('shows a completed upload with its summary, details and final progress details', async () => {
     const page = await open(workflowUiUrl({ uiUrl: inject('temporalUiUrl'), namespace: inject('namespace'), workflowId: completedId }));
     await expect.poll(() => page.getByText(`s3://uploads/${key}`, { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
     await expect.poll(() => page.getByText('Completed', { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-completed.png'), fullPage: true });
+    // The static summary and details, and the last current details, live under "User Metadata".
+    await page.getByText('User Metadata', { exact: true }).first().click();
+    // The UI renders summary and details as Markdown in sandboxed frames: read the text of every frame.
+    const text = async () =>
+      (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n').replace(/\s+/g, ' ');
+    await expect.poll(text, { timeout: 30_000 }).toContain(`→ s3://uploads/${key} (tenant ${TENANT})`); // static summary
+    await expect.poll(text, { timeout: 30_000 }).toContain(`destination s3://uploads/${key}`); // static details
+    await expect.poll(text, { timeout: 30_000 }).toContain(`completed — s3://uploads/${key}, ${11 * MiB} bytes in 3 parts`); // current details
+    await expect.poll(text, { timeout: 30_000 }).toContain('upload parts 1–3 of 3'); // activity summary
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-completed-metadata.png'), fullPage: true });
     await page.close();
   });
 
