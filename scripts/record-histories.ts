@@ -15,12 +15,11 @@
  * stack and the temp files are stopped or removed in reverse order of creation.
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities, HttpUrlResolver, LocalFileResolver, SourceRegistry, type ByteSource, type SourceResolver, type UploadActivities } from '../src/activities';
+import { createActivities, HttpUrlResolver, LocalFileResolver, SourceRegistry, type SourceResolver, type UploadActivities } from '../src/activities';
 import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
 import { loadConfig, type WorkerConfig } from '../src/config';
 import { createS3Client } from '../src/connections';
@@ -32,6 +31,8 @@ import { bundleUploadWorkflows, createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { historyToJson, type History } from '../test/replay/history-json';
 import { startFileServer } from '../test/support/file-server';
+import { slowSource } from '../test/support/slow-source';
+import { startTcpCounter } from '../test/support/tcp-counter';
 import { makeRandomFile, makeTempDir, MiB } from '../test/support/files';
 import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
 import { startWebhookReceiver, type WebhookReceiver } from '../test/support/webhook-receiver';
@@ -128,7 +129,8 @@ const SCENARIOS: Scenario[] = [
     retried: { activity: 'uploadParts', attempts: 2 },
     async start(r) {
       // A worker process behind a slow link to MinIO, so the crash surely lands mid-upload.
-      const relay = await startThrottledRelay(new URL(r.config.s3.endpoint!), 8 * MiB);
+      const minio = new URL(r.config.s3.endpoint!);
+      const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 8 * MiB });
       r.defer(() => relay.close());
       const env = { ...r.env, TEMPORAL_TASK_QUEUE: 'record-worker-crash', S3_ENDPOINT: relay.url };
       const first = await startWorkerProcess(env);
@@ -256,56 +258,7 @@ async function writeHistory(name: string, history: History): Promise<number> {
   return history.events?.length ?? 0;
 }
 
-/** A source whose every read takes `delayMs`, so a scenario can act while parts are in flight. */
-function slowSource(inner: SourceResolver, delayMs: number): SourceResolver {
-  return {
-    async open(source): Promise<ByteSource> {
-      const opened = await inner.open(source);
-      return {
-        description: opened.description,
-        stat: () => opened.stat(),
-        close: () => opened.close(),
-        async read(offset, length) {
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
-          return opened.read(offset, length);
-        },
-      };
-    },
-  };
-}
 
-/** A loopback TCP relay that passes at most `bytesPerSecond` upstream per connection. */
-async function startThrottledRelay(target: URL, bytesPerSecond: number): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      client.pause();
-      setTimeout(() => client.resume(), (chunk.length / bytesPerSecond) * 1000);
-    });
-    upstream.pipe(client);
-    const end = () => {
-      for (const socket of [client, upstream]) {
-        socket.destroy();
-        sockets.delete(socket);
-      }
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** A bad command line: reported by its message alone. */
 class UsageError extends Error {}

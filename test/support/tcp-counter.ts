@@ -1,6 +1,7 @@
 /**
  * A loopback TCP relay that counts the bytes a client sends to a server: an independent measure
- * of how much a worker really transmitted to S3, resends included.
+ * of how much a worker really transmitted to S3, resends included. Optionally throttled, so a
+ * test can make an upload last long enough to act in the middle of it.
  */
 import net from 'node:net';
 
@@ -11,13 +12,24 @@ export interface TcpCounter {
   close(): Promise<void>;
 }
 
-export async function startTcpCounter(target: { host: string; port: number }): Promise<TcpCounter> {
+export interface TcpCounterOptions {
+  /** At most this many bytes per second upstream, per connection. @default unlimited */
+  bytesPerSecond?: number;
+}
+
+export async function startTcpCounter(target: { host: string; port: number }, options: TcpCounterOptions = {}): Promise<TcpCounter> {
   let up = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
     sockets.add(client).add(upstream);
-    client.on('data', (chunk: Buffer) => (up += chunk.length));
+    const { bytesPerSecond } = options;
+    client.on('data', (chunk: Buffer) => {
+      up += chunk.length;
+      if (!bytesPerSecond) return;
+      client.pause();
+      setTimeout(() => client.resume(), (chunk.length / bytesPerSecond) * 1000);
+    });
     client.pipe(upstream).pipe(client);
     const end = () => {
       client.destroy();

@@ -10,7 +10,6 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
-import type { ByteSource, SourceResolver } from '../../src/activities/sources/byte-source';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { InvalidUploadRequestError } from '../../src/upload/errors';
@@ -19,6 +18,7 @@ import type { UploadRequest } from '../../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
 import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
+import { slowSource } from '../support/slow-source';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, keysUnder, objectExists, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
@@ -37,33 +37,13 @@ let receiver: WebhookReceiver;
 let tmp: { dir: string; remove(): Promise<void> };
 const workers: RunningWorker[] = [];
 
-/** A source that takes its time per read, so a test can act while parts are in flight. */
-class SlowResolver implements SourceResolver {
-  constructor(
-    private readonly inner: SourceResolver,
-    private readonly delayMs: number,
-  ) {}
-  async open(source: Parameters<SourceResolver['open']>[0]): Promise<ByteSource> {
-    const opened = await this.inner.open(source);
-    const delayMs = this.delayMs;
-    return {
-      description: opened.description,
-      stat: () => opened.stat(),
-      close: () => opened.close(),
-      async read(offset, length) {
-        await new Promise((r) => setTimeout(r, delayMs));
-        return opened.read(offset, length);
-      },
-    };
-  }
-}
 
 async function startUploadWorker(taskQueue: string, customize?: (real: UploadActivities) => UploadActivities, sourceDelayMs = 0): Promise<void> {
   const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue } };
   const files = new LocalFileResolver({ allowedRoots: config.allowedRoots });
   const real = createActivities({
     s3: stack.s3,
-    sources: sourceDelayMs ? new SlowResolver(files, sourceDelayMs) : files,
+    sources: sourceDelayMs ? slowSource(files, sourceDelayMs) : files,
     quota: ledger,
     webhook: config.webhook,
   });
