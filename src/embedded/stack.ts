@@ -5,8 +5,9 @@
  * - Tests, the demo and the `stack` CLI command all need "a real Temporal + a real S3" with no
  *   Docker; this wires the two server modules, the buckets and the cleanup in one call.
  * - Binaries are resolved first, one after the other, so a first-time build prints readable
- *   progress; then both servers start in parallel (start-up is a few seconds each). If either
- *   fails, the other is stopped and the temp dir removed before the error propagates.
+ *   progress; then MinIO starts, then the dev server — one after the other, so that neither can
+ *   take a port the other picked but had not bound yet. If either fails, the other is stopped
+ *   and the temp dir removed before the error propagates.
  * - Both servers share one data directory: by default a fresh temp dir that `stop()` deletes,
  *   or a caller-provided directory that is never deleted (so state survives restarts).
  * - Process exit / SIGINT / SIGTERM handlers kill the children if the parent ends without
@@ -133,24 +134,25 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Pr
   try {
     const temporalBinary = options.temporal?.binaryPath ?? (await ensureServerBinary('temporal', options.binaries));
     const minioBinary = options.minio?.binaryPath ?? (await ensureServerBinary('minio', options.binaries));
-    const [temporalResult, minioResult] = await Promise.allSettled([
-      startTemporalDevServer({
-        ...options.temporal,
-        binaryPath: temporalBinary,
-        dataDir,
-        namespace: options.namespace ?? 'default',
-        searchAttributes: options.searchAttributes ?? UPLOAD_SEARCH_ATTRIBUTE_TYPES,
-      }).then((server) => (temporal = server)),
-      startMinioServer({ ...options.minio, binaryPath: minioBinary, dataDir }).then((server) => (s3 = server)),
-    ]);
-    if (temporalResult.status === 'rejected') throw temporalResult.reason;
-    if (minioResult.status === 'rejected') throw minioResult.reason;
-    await ensureBuckets(minioResult.value, options.buckets ?? []);
+    // One after the other, not in parallel: each server's free ports are picked only once the other
+    // has bound its own. In parallel, the dev server's internal services (which pick their ports at
+    // run time) once took the port chosen for MinIO before MinIO had bound it.
+    const minio = await startMinioServer({ ...options.minio, binaryPath: minioBinary, dataDir });
+    s3 = minio;
+    const temporalServer = await startTemporalDevServer({
+      ...options.temporal,
+      binaryPath: temporalBinary,
+      dataDir,
+      namespace: options.namespace ?? 'default',
+      searchAttributes: options.searchAttributes ?? UPLOAD_SEARCH_ATTRIBUTE_TYPES,
+    });
+    temporal = temporalServer;
+    await ensureBuckets(minio, options.buckets ?? []);
 
     let stopping: Promise<void> | undefined;
     return {
-      temporal: temporalResult.value,
-      s3: minioResult.value,
+      temporal: temporalServer,
+      s3: minio,
       dataDir,
       buckets: [...(options.buckets ?? [])],
       stop: () =>
