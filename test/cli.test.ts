@@ -17,9 +17,8 @@ import { failureHeadline, sagaReportLines } from '../src/cli/upload-report';
 import { defaultUploadId } from '../src/cli/upload-id';
 import { CONFIG_VARIABLES } from '../src/config';
 import { findRequestProblems, uploadWorkflowId } from '../src/upload/request';
-import { createUploadWorker } from '../src/worker';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from './support/files';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from './support/harness';
+import { connectTestStack, uniqueId, type RunningWorker, type TestStack, startUploadWorker } from './support/harness';
 
 const BIN = path.resolve(__dirname, '../bin/upload-saga.cjs');
 
@@ -59,7 +58,7 @@ let tmp: { dir: string; remove(): Promise<void> };
 
 beforeAll(async () => {
   stack = await connectTestStack();
-  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+  worker = await startUploadWorker(stack);
   tmp = await makeTempDir('upload-saga-cli-');
 });
 

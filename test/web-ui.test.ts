@@ -10,9 +10,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { UploadClient, UploadFailedError } from '../src/client';
 import { workflowUiUrl } from '../src/embedded';
-import { createUploadWorker } from '../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from './support/files';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from './support/harness';
+import { connectTestStack, uniqueId, type RunningWorker, type TestStack, startUploadWorker } from './support/harness';
 
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -28,7 +27,7 @@ let key: string;
 
 beforeAll(async () => {
   stack = await connectTestStack();
-  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+  worker = await startUploadWorker(stack);
   tmp = await makeTempDir();
   await mkdir(ARTIFACTS, { recursive: true });
   const uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });

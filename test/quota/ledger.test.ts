@@ -4,8 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
-import { createUploadWorker } from '../../src/worker';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { connectTestStack, uniqueId, type RunningWorker, type TestStack, startUploadWorker } from '../support/harness';
 
 const MiB = 1024 * 1024;
 let stack: TestStack;
@@ -14,7 +13,7 @@ let ledger: TemporalQuotaLedger;
 
 beforeAll(async () => {
   stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTA_DEFAULT: '5MiB' } });
-  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+  worker = await startUploadWorker(stack);
   ledger = new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
 });
 

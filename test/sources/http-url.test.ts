@@ -5,10 +5,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadClient, UploadFailedError } from '../../src/client';
-import { createUploadWorker } from '../../src/worker';
 import { MiB } from '../support/files';
 import { startFileServer } from '../support/file-server';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { connectTestStack, uniqueId, type RunningWorker, type TestStack, startUploadWorker } from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 
 /** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
@@ -20,7 +19,7 @@ let uploads: UploadClient;
 
 beforeAll(async () => {
   stack = await connectTestStack();
-  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+  worker = await startUploadWorker(stack);
   uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
 });
 

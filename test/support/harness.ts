@@ -11,6 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { loadConfig, type WorkerConfig } from '../../src/config';
 import { createS3Client } from '../../src/connections';
+import { createUploadWorker } from '../../src/worker';
 
 // Worker lifecycle chatter drowns test output; warnings and errors still show.
 try {
@@ -97,3 +98,8 @@ export async function startWorker(stack: TestStack, options: Omit<WorkerOptions,
 }
 
 export const uniqueId = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+/** The real upload worker (real activities, embedded quota ledger) on the stack's task queue, running until `stop()`. */
+export async function startUploadWorker(stack: TestStack): Promise<RunningWorker> {
+  return runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+}

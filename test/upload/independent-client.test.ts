@@ -9,9 +9,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadClient } from '../../src/client';
-import { createUploadWorker } from '../../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { connectTestStack, uniqueId, type RunningWorker, type TestStack, startUploadWorker } from '../support/harness';
 
 /** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
 const TENANT = uniqueId('acme');
@@ -23,7 +22,7 @@ let tmp: { dir: string; remove(): Promise<void> };
 
 beforeAll(async () => {
   stack = await connectTestStack();
-  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+  worker = await startUploadWorker(stack);
   tmp = await makeTempDir();
 });
 
