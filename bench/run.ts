@@ -8,7 +8,9 @@
  * - memory: peak RSS (VmHWM) of a fresh worker process uploading a multi-GiB file, against the
  *   documented bound: idle worker + 2 × partSize × concurrency + 64 MiB.
  * - latency: 50 concurrent 1 MiB uploads through the saga vs a minimal hand-written workflow that
- *   makes the same S3 calls.
+ *   makes the same S3 calls, in `--latency-rounds` rounds of both (which side goes first alternates); the
+ *   percentiles pool every round's uploads of a side. One round of each is at the mercy of what
+ *   else the 2-core machine did in that half minute (single rounds ranged ×1.15–×1.79).
  * - history: events per run of the real upload workflow walking 10,000 parts (stand-in activities).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,9 +29,11 @@ import { createS3Client } from '../src/connections';
 import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded';
 import { siblingModule } from '../src/module-path';
 import { createUploadWorker } from '../src/worker';
+import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
 import { createBaselineActivities } from './baseline-activities';
-import { currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
+import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
+import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
 
 const BUCKET = 'bench';
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -42,7 +46,9 @@ interface Options {
   concurrency: string;
   reps: string;
   latencyUploads: string;
+  latencyRounds: string;
   skip: string[];
+  breakdown: boolean;
 }
 
 interface ThroughputRow {
@@ -112,7 +118,9 @@ async function main(): Promise<void> {
     .option('--concurrency <n>', 'parts in flight for every tool', '4')
     .option('--reps <n>', 'runs per tool and size (best counts)', '2')
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
+    .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
     .option('--skip <parts...>', 'skip throughput, memory, latency or history', [])
+    .option('--breakdown', 'after the latency run, print where the time went (from the recorded histories)', false)
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
@@ -145,6 +153,7 @@ async function main(): Promise<void> {
   let n = 0;
   const key = (tool: string) => `bench/${tool}-${Date.now()}-${n++}`;
 
+  const sagaWorkflowIds: string[] = [];
   const sagaUpload = async (file: string, size: number) => {
     const handle = await uploads.start({
       uploadId: `bench-${Date.now()}-${n++}`,
@@ -155,6 +164,7 @@ async function main(): Promise<void> {
       partConcurrency: concurrency,
       declaredSize: size,
     });
+    sagaWorkflowIds.push(handle.workflowId);
     return handle.result();
   };
 
@@ -240,20 +250,58 @@ async function main(): Promise<void> {
         activities: createBaselineActivities(s3),
         maxConcurrentActivityTaskExecutions: 64,
       });
+      // CPU seconds each process spent during a phase: on a machine shared with other work this
+      // says what each side costs, where wall-clock latency also measures everyone else's load.
+      const processes = { temporal: stack.temporal.pid, minio: stack.s3.pid, sagaWorker: worker.pid!, bench: process.pid };
+      const cpu = async () => Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([name, pid]) => [name, await cpuSeconds(pid)] as const)));
       const latencies = async (one: (i: number) => Promise<unknown>) => {
+        const cpuBefore = await cpu();
         const started = performance.now();
         const each = await Promise.all(Array.from({ length: count }, async (_, i) => (await timed(() => one(i))).ms));
-        return { each, totalMs: performance.now() - started };
+        const totalMs = performance.now() - started;
+        const cpuAfter = await cpu();
+        const cpuMsPerUpload = Object.fromEntries(Object.keys(processes).map((name) => [name, round(((cpuAfter[name]! - cpuBefore[name]!) * 1000) / count)]));
+        return { each, totalMs, cpuMsPerUpload };
       };
       const result = await baselineWorker.runUntil(async () => {
         // one warm-up of each, so bundling and first connections are not measured
         await sagaUpload(file, MiB);
         await client.workflow.execute('baselineUploadWorkflow', { taskQueue: 'bench-baseline', workflowId: `baseline-warmup-${Date.now()}`, args: [{ bucket: BUCKET, key: key('base'), path: file }] });
-        const saga = await latencies(() => sagaUpload(file, MiB));
-        const baseline = await latencies((i) =>
-          client.workflow.execute('baselineUploadWorkflow', { taskQueue: 'bench-baseline', workflowId: `baseline-${Date.now()}-${i}`, args: [{ bucket: BUCKET, key: key('base'), path: file }] }),
-        );
-        return { saga, baseline };
+        const rounds = Number(opts.latencyRounds);
+        const sagaRounds: Awaited<ReturnType<typeof latencies>>[] = [];
+        const baselineRounds: Awaited<ReturnType<typeof latencies>>[] = [];
+        const baselineWorkflowIds: string[] = [];
+        for (let r = 0; r < rounds; r++) {
+          // The breakdown reads the last round's histories.
+          sagaWorkflowIds.length = 0;
+          baselineWorkflowIds.length = 0;
+          const sagaRound = () => latencies(() => sagaUpload(file, MiB));
+          const baselineRound = () =>
+            latencies((i) => {
+              const workflowId = `baseline-${Date.now()}-${i}`;
+              baselineWorkflowIds.push(workflowId);
+              return client.workflow.execute('baselineUploadWorkflow', { taskQueue: 'bench-baseline', workflowId, args: [{ bucket: BUCKET, key: key('base'), path: file }] });
+            });
+          // Alternating which side goes first: the dev server's SQLite grows with every round, so
+          // the side that always ran second would always meet the bigger database.
+          if (r % 2 === 0) {
+            sagaRounds.push(await sagaRound());
+            baselineRounds.push(await baselineRound());
+          } else {
+            baselineRounds.push(await baselineRound());
+            sagaRounds.push(await sagaRound());
+          }
+          log(`latency round ${r + 1} of ${rounds}: saga p50 ${percentile(sagaRounds.at(-1)!.each, 50).toFixed(0)} ms, baseline p50 ${percentile(baselineRounds.at(-1)!.each, 50).toFixed(0)} ms`);
+        }
+        const pooled = (all: typeof sagaRounds) => ({
+          each: all.flatMap((r) => r.each),
+          totalMs: all.reduce((sum, r) => sum + r.totalMs, 0),
+          cpuMsPerUpload: Object.fromEntries(Object.keys(processes).map((name) => [name, round(all.reduce((sum, r) => sum + r.cpuMsPerUpload[name]!, 0) / all.length)])),
+          roundP50Ms: all.map((r) => round(percentile(r.each, 50))),
+        });
+        const saga = pooled(sagaRounds);
+        const baseline = pooled(baselineRounds);
+        return { saga, baseline, baselineWorkflowIds };
       });
       await workerConnection.close();
       const p50 = percentile(result.saga.each, 50);
@@ -263,12 +311,25 @@ async function main(): Promise<void> {
         fileBytes: MiB,
         p50Ms: round(p50),
         p95Ms: round(percentile(result.saga.each, 95)),
-        sagasPerSecond: round(count / (result.saga.totalMs / 1000)),
+        sagasPerSecond: round(result.saga.each.length / (result.saga.totalMs / 1000)),
+        rounds: result.saga.roundP50Ms.length,
+        roundP50Ms: { saga: result.saga.roundP50Ms, baseline: result.baseline.roundP50Ms },
         baselineP50Ms: round(baselineP50),
         baselineP95Ms: round(percentile(result.baseline.each, 95)),
         overheadRatio: round(p50 / baselineP50, 3),
+        cpuMsPerUpload: { saga: result.saga.cpuMsPerUpload, baseline: result.baseline.cpuMsPerUpload },
       };
       log(`latency: saga p50 ${p50.toFixed(0)} ms vs baseline p50 ${baselineP50.toFixed(0)} ms`);
+      log(`CPU ms per upload: saga ${JSON.stringify(result.saga.cpuMsPerUpload)}, baseline ${JSON.stringify(result.baseline.cpuMsPerUpload)}`);
+      if (opts.breakdown) {
+        const breakdown = await latencyBreakdown(client, {
+          sagaWorkflowIds: [...sagaWorkflowIds],
+          baselineWorkflowIds: result.baselineWorkflowIds,
+          ledgerWorkflowId: quotaLedgerWorkflowId('bench'),
+        });
+        (results.latency as Record<string, unknown>).breakdown = breakdown;
+        process.stderr.write(breakdownMarkdown(breakdown));
+      }
       await stopProcess(worker);
     }
 

@@ -14,7 +14,9 @@
  * Whatever happens, it leaves nothing running: workers, worker processes, local servers, the
  * stack and the temp files are stopped or removed in reverse order of creation.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -30,6 +32,7 @@ import type { UploadRequest } from '../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { historyToJson, type History } from '../test/replay/history-json';
+import { CLIENT_UPLOAD_SCENARIOS, type ClientUploadScenario } from './client-upload-histories';
 import { startFileServer } from '../test/support/file-server';
 import { slowSource } from '../test/support/slow-source';
 import { startTcpCounter } from '../test/support/tcp-counter';
@@ -96,9 +99,9 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'compensated-after-retries',
     outcome: 'compensated',
-    retried: { activity: 'verifyUpload', attempts: 5 },
+    retried: { activity: 'verifyUpload', attempts: 8 },
     async start(r) {
-      // verify's policy allows 5 attempts; each one fails retryably, so the policy runs out.
+      // verify's policy allows 8 attempts (about 2 minutes); each one fails retryably, so the policy runs out.
       const client = await r.startWorker('record-verify-retries', (real) => ({
         ...real,
         verifyUpload: async () => {
@@ -173,6 +176,18 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 's3-object-source',
+    outcome: 'completed',
+    async start(r) {
+      // An object in the worker's own store: its parts are copied server-side (UploadPartCopy), in two batches.
+      const s3 = createS3Client(r.config.s3);
+      r.defer(async () => s3.destroy());
+      const key = 'histories/sources/s3-object-source.bin';
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: randomBytes(11 * MiB) }));
+      return r.uploads.start(request('s3-object-source', { source: { type: 's3', bucket: BUCKET, key }, partsPerActivity: 2 }));
+    },
+  },
+  {
     name: 'checksum-mismatch',
     outcome: 'compensated',
     async start(r) {
@@ -217,8 +232,13 @@ async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; ref
   await ledger.reserve({ tenant, uploadId: 'c', bytes: 4 * MiB });
   await ledger.release({ tenant, uploadId: 'c' });
   const settled = await refused('ReservationSettled', ledger.reserve({ tenant, uploadId: 'a', bytes: 1 * MiB }));
+  // Made in one tick, these leave as one batch each: a reserveBatch update with two reservations
+  // (one refused), then one settleReservations signal with a commit and a release.
+  const [d, e] = await Promise.allSettled([ledger.reserve({ tenant, uploadId: 'd', bytes: 2 * MiB }), ledger.reserve({ tenant, uploadId: 'e', bytes: 5 * MiB })]);
+  if (d.status !== 'fulfilled' || e.status !== 'rejected' || (e.reason as ApplicationFailure).type !== 'QuotaExceeded') throw new Error('the batch of d and e should grant d and refuse e');
+  await Promise.all([ledger.commit({ tenant, uploadId: 'd' }), ledger.release({ tenant, uploadId: 'never-reserved' })]);
   const usage = await ledger.usage(tenant);
-  if (usage.usedBytes !== 4 * MiB || usage.reservedBytes !== 0) throw new Error(`unexpected ledger usage ${JSON.stringify(usage)}`);
+  if (usage.usedBytes !== 6 * MiB || usage.reservedBytes !== 0) throw new Error(`unexpected ledger usage ${JSON.stringify(usage)}`);
   return { workflowId: quotaLedgerWorkflowId(tenant), refused: [overQuota, settled] };
 }
 
@@ -263,12 +283,12 @@ async function writeHistory(name: string, history: History): Promise<number> {
 /** A bad command line: reported by its message alone. */
 class UsageError extends Error {}
 
-function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean } {
-  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger'];
+function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean; clientUploads: ClientUploadScenario[] } {
+  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', ...CLIENT_UPLOAD_SCENARIOS.map((s) => s.name)];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
   const wanted = (name: string) => names.length === 0 || names.includes(name);
-  return { uploads: SCENARIOS.filter((s) => wanted(s.name)), ledger: wanted('quota-ledger') };
+  return { uploads: SCENARIOS.filter((s) => wanted(s.name)), ledger: wanted('quota-ledger'), clientUploads: CLIENT_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)) };
 }
 
 async function main(names: string[]): Promise<void> {
@@ -299,6 +319,9 @@ async function main(names: string[]): Promise<void> {
       UPLOAD_SAGA_ALLOWED_ROOTS: tmp.dir,
       UPLOAD_SAGA_QUOTAS: 'tight=12MiB',
       UPLOAD_SAGA_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      // The scenarios' file server and webhook receiver listen on loopback, refused by default.
+      UPLOAD_SAGA_URL_ALLOWED_HOSTS: '127.0.0.0/8',
+      UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: '127.0.0.0/8',
     };
     const config = loadConfig(env);
     const connection = await Connection.connect({ address: config.temporal.address });
@@ -334,7 +357,7 @@ async function main(names: string[]): Promise<void> {
         const files: SourceResolver = new LocalFileResolver({ allowedRoots: config.allowedRoots });
         const real = createActivities({
           s3,
-          sources: new SourceRegistry({ file: options.sourceDelayMs ? slowSource(files, options.sourceDelayMs) : files, url: new HttpUrlResolver() }),
+          sources: new SourceRegistry({ file: options.sourceDelayMs ? slowSource(files, options.sourceDelayMs) : files, url: new HttpUrlResolver({ allowedHosts: config.urlSources.allowedHosts }) }),
           quota: ledger,
           webhook: config.webhook,
         });
@@ -367,6 +390,16 @@ async function main(names: string[]): Promise<void> {
       const events = await writeHistory('quota-ledger', await fetchHistory(client, workflowId));
       written.add('quota-ledger.json');
       process.stdout.write(`${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`);
+    }
+    for (const scenario of selected.clientUploads) {
+      // Client uploads through an in-process HTTP gateway on the main queue (scripts/client-upload-histories.ts).
+      const t0 = Date.now();
+      const workflowId = await scenario.run({ client, s3, taskQueue: MAIN_QUEUE, webhookUrl: webhooks.url('/client') });
+      const state = await client.workflow.getHandle(workflowId).query<{ outcome: string }>('clientUploadState');
+      if (state.outcome !== scenario.outcome) throw new Error(`scenario ${scenario.name} ended ${state.outcome}, expected ${scenario.outcome}; nothing written`);
+      const events = await writeHistory(scenario.name, await fetchHistory(client, workflowId));
+      written.add(`${scenario.name}.json`);
+      process.stdout.write(`${scenario.name.padEnd(28)} ${state.outcome.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
     }
     const others = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json') && !written.has(f));
     if (others.length) process.stdout.write(`left as they were: ${others.join(', ')}\n`);

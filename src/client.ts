@@ -7,12 +7,28 @@
  * running or completed upload instead of a second one; only a failed or cancelled upload may be
  * started again under the same id. Progress combines the workflow's own counters (finished
  * batches) with the heartbeat of the batch in flight, so it is current to about a second.
+ *
+ * Tenants: a client constructed with `tenant` acts for that tenant only — it starts, finds,
+ * cancels and lists that tenant's uploads and refuses any other with {@link TenantAccessDeniedError}.
+ * Workflow ids are `upload:<tenant>:<uploadId>` with both parts validated (no `:` inside), so an
+ * id never names another tenant's upload, and a bound handle also checks the workflow's
+ * `UploadTenant` search attribute before it reads, awaits or cancels the upload (a workflow
+ * started around the client under a crafted id is refused too). A client without `tenant` is the
+ * operator's view of all tenants.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowExecutionInfo,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { UploadPartsProgress } from './activities/upload-parts';
 import type { SagaFailureReport, SagaState } from './saga/workflow';
-import { describeSource, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
+import { InvalidUploadRequestError } from './upload/errors';
+import { describeSource, findUploadIdProblems, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
 import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './workflows/search-attributes';
@@ -21,7 +37,33 @@ export interface UploadClientOptions {
   client: Client;
   /** @default 'upload-saga' */
   taskQueue?: string;
+  /**
+   * Set the `UploadBucket` and `UploadKey` search attributes. Search attributes are never encrypted
+   * (the server indexes them), so a client whose data converter has a payload codec leaves the
+   * destination out of them: object keys often carry names people consider private.
+   * @default true without a payload codec, false with one
+   */
+  indexDestination?: boolean;
+  /**
+   * Bind the client to one tenant: it starts, finds, cancels and lists only that tenant's uploads,
+   * and throws {@link TenantAccessDeniedError} for any other (for code acting on a tenant's
+   * behalf, such as an HTTP gateway). @default undefined (every tenant: an operator's view)
+   */
+  tenant?: string;
 }
+
+/** Thrown by a tenant-bound {@link UploadClient} asked about another tenant's upload. */
+export class TenantAccessDeniedError extends Error {
+  override readonly name = 'TenantAccessDeniedError';
+  constructor(
+    /** The tenant the client is bound to. */
+    readonly tenant: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 
 /** Progress as a person wants it: bytes and parts done, including the batch in flight. */
 export interface LiveProgress extends UploadProgress {
@@ -45,13 +87,36 @@ export class UploadFailedError extends Error {
 }
 
 export class UploadHandle {
+  private verified: Promise<WorkflowExecutionDescription> | undefined;
+
   constructor(
     readonly workflowId: string,
     private readonly handle: WorkflowHandle<typeof uploadWorkflow>,
+    /** When set, every call first checks that the workflow's `UploadTenant` is this tenant. */
+    readonly tenant?: string,
   ) {}
+
+  /** Describes the workflow, and for a tenant-bound handle checks that it is that tenant's upload. */
+  private async describeChecked(): Promise<WorkflowExecutionDescription> {
+    if (this.tenant === undefined) return this.handle.describe();
+    const tenant = this.tenant;
+    this.verified ??= this.handle.describe().then((description) => {
+      const owner = description.typedSearchAttributes.get(UploadTenant);
+      if (owner !== tenant) {
+        throw new TenantAccessDeniedError(tenant, `workflow ${this.workflowId} is not an upload of tenant ${tenant} (its UploadTenant is ${owner === undefined ? 'not set' : `"${owner}"`})`);
+      }
+      return description;
+    });
+    // Only a passed check is kept: a network error is retried by the next call.
+    return this.verified.catch((err: unknown) => {
+      if (!(err instanceof TenantAccessDeniedError)) this.verified = undefined;
+      throw err;
+    });
+  }
 
   /** Waits for the upload to end. @throws UploadFailedError with the saga's report. */
   async result(): Promise<UploadResult> {
+    if (this.tenant !== undefined) await this.describeChecked();
     try {
       return await this.handle.result();
     } catch (err) {
@@ -69,12 +134,17 @@ export class UploadHandle {
 
   /** Current progress, from the workflow and the heartbeat of the running batch. */
   async progress(): Promise<LiveProgress> {
-    const [progress, description] = await Promise.all([this.handle.query<UploadProgress>('progress'), this.handle.describe()]);
+    const description = await this.describeChecked();
+    const progress = await this.handle.query<UploadProgress>('progress');
     let bytesDone = progress.bytesUploaded;
     let partsDone = progress.partsUploaded;
+    const { payloadCodecs, payloadConverter } = this.handle.client.options.loadedDataConverter;
     for (const pending of description.raw.pendingActivities ?? []) {
       if (pending.activityType?.name !== 'uploadParts' || !pending.heartbeatDetails?.payloads?.length) continue;
-      const details = this.handle.client.options.loadedDataConverter.payloadConverter.fromPayload<UploadPartsProgress>(pending.heartbeatDetails.payloads[0]!);
+      // Raw heartbeat details are as stored: decode them (decrypt, with encryption on) before converting.
+      let payloads = pending.heartbeatDetails.payloads;
+      for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
+      const details = payloadConverter.fromPayload<UploadPartsProgress>(payloads[0]!);
       bytesDone += details.bytesDone;
       partsDone += details.partsDone;
     }
@@ -83,10 +153,11 @@ export class UploadHandle {
 
   /** Requests cancellation: the saga compensates whatever was done before the merge. */
   async cancel(): Promise<void> {
+    if (this.tenant !== undefined) await this.describeChecked();
     await this.handle.cancel();
   }
 
-  /** The raw Temporal handle, for anything else. */
+  /** The raw Temporal handle, for anything else (no tenant check). */
   get workflow(): WorkflowHandle<typeof uploadWorkflow> {
     return this.handle;
   }
@@ -108,18 +179,29 @@ export interface UploadSummary {
 export class UploadClient {
   private readonly client: Client;
   private readonly taskQueue: string;
+  private readonly indexDestination: boolean;
+  private readonly tenant: string | undefined;
 
+  /** @throws InvalidUploadRequestError when `options.tenant` is not a valid tenant name */
   constructor(options: UploadClientOptions) {
+    if (options.tenant !== undefined) {
+      const problems = findUploadIdProblems({ tenant: options.tenant });
+      if (problems.length) throw new InvalidUploadRequestError(problems);
+    }
+    this.tenant = options.tenant;
     this.client = options.client;
     this.taskQueue = options.taskQueue ?? 'upload-saga';
+    this.indexDestination = options.indexDestination ?? this.client.options.loadedDataConverter.payloadCodecs.length === 0;
   }
 
   /**
    * Starts an upload, or returns the running one with the same tenant and upload id.
    * @throws InvalidUploadRequestError before anything starts, listing every problem.
+   * @throws TenantAccessDeniedError when the client is bound to another tenant
    */
   async start(request: UploadRequest): Promise<UploadHandle> {
     const normalized = normalizeUploadRequest(request);
+    this.checkTenant(normalized.tenant, `start an upload for tenant ${normalized.tenant}`);
     const workflowId = uploadWorkflowId(normalized.tenant, normalized.uploadId);
     const { bucket, key } = normalized.destination;
     const started = this.client.workflow.start<typeof uploadWorkflow>('uploadWorkflow', {
@@ -139,37 +221,66 @@ export class UploadClient {
       memo: { source: `${normalized.source.type}:${describeSource(normalized.source)}`, destination: `s3://${bucket}/${key}` },
       typedSearchAttributes: [
         { key: UploadTenant, value: normalized.tenant },
-        { key: UploadBucket, value: bucket },
-        { key: UploadKey, value: key },
+        ...(this.indexDestination
+          ? [
+              { key: UploadBucket, value: bucket },
+              { key: UploadKey, value: key },
+            ]
+          : []),
         { key: UploadPhase, value: 'inspect-source' },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
     });
     try {
-      return new UploadHandle(workflowId, await started);
+      return new UploadHandle(workflowId, await started, this.tenant);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return this.getHandle(normalized.tenant, normalized.uploadId);
       throw err;
     }
   }
 
-  /** A handle to an existing upload. */
+  /**
+   * A handle to an existing upload.
+   * @throws InvalidUploadRequestError when the tenant or upload id is malformed
+   * @throws TenantAccessDeniedError when the client is bound to another tenant
+   */
   getHandle(tenant: string, uploadId: string): UploadHandle {
+    const problems = findUploadIdProblems({ tenant, uploadId });
+    if (problems.length) throw new InvalidUploadRequestError(problems);
+    this.checkTenant(tenant, `reach upload ${uploadId} of tenant ${tenant}`);
     const workflowId = uploadWorkflowId(tenant, uploadId);
-    return new UploadHandle(workflowId, this.client.workflow.getHandle<typeof uploadWorkflow>(workflowId));
+    return new UploadHandle(workflowId, this.client.workflow.getHandle<typeof uploadWorkflow>(workflowId), this.tenant);
   }
 
-  /** Recent uploads, newest first, optionally of one tenant and/or outcome. */
+  /**
+   * Recent uploads, newest first, optionally of one tenant and/or outcome; a tenant-bound client
+   * lists only its tenant's.
+   * @throws TenantAccessDeniedError when a bound client is asked for another tenant
+   */
   async list(filter: { tenant?: string; outcome?: UploadOutcomeKind; limit?: number } = {}): Promise<UploadSummary[]> {
+    if (filter.tenant !== undefined) {
+      const problems = findUploadIdProblems({ tenant: filter.tenant });
+      if (problems.length) throw new InvalidUploadRequestError(problems);
+      this.checkTenant(filter.tenant, `list the uploads of tenant ${filter.tenant}`);
+    }
+    const tenant = this.tenant ?? filter.tenant;
     const clauses = [`WorkflowType = 'uploadWorkflow'`];
-    if (filter.tenant) clauses.push(`UploadTenant = '${filter.tenant.replace(/'/g, '')}'`);
+    if (tenant) clauses.push(`UploadTenant = '${tenant}'`);
     if (filter.outcome) clauses.push(`UploadOutcome = '${filter.outcome}'`);
     const summaries: UploadSummary[] = [];
     for await (const info of this.client.workflow.list({ query: clauses.join(' AND ') })) {
-      summaries.push(toSummary(info));
+      const summary = toSummary(info);
+      if (tenant && summary.tenant !== tenant) continue; // the query already filters; never trust one line of it
+      summaries.push(summary);
       if (summaries.length >= (filter.limit ?? 20)) break;
     }
     return summaries;
+  }
+
+  private checkTenant(tenant: string, what: string): void {
+    if (this.tenant !== undefined && tenant !== this.tenant) {
+      throw new TenantAccessDeniedError(this.tenant, `this client acts for tenant ${this.tenant} and may not ${what}`);
+    }
   }
 }
 

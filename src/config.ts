@@ -9,6 +9,10 @@
 import os from 'node:os';
 import { z } from 'zod';
 import type { QuotaLimits } from './quota/ledger';
+import { parseAllowedHosts } from './net/address-policy';
+import { parseEncryptionKeys, type EncryptionConfig } from './codec/keys';
+import { GATEWAY_CONFIG_VARIABLES } from './gateway/config-variables';
+import { parseS3SourceProfiles, type S3SourceProfile } from './s3-source-profiles';
 
 export interface ConfigVariable {
   name: string;
@@ -33,6 +37,7 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   { name: 'S3_ACCESS_KEY_ID', description: 'S3 access key; unset to use the AWS default credential chain', secret: true },
   { name: 'S3_SECRET_ACCESS_KEY', description: 'S3 secret key', secret: true },
   { name: 'S3_FORCE_PATH_STYLE', description: 'Path-style bucket addressing (true/false)', default: 'true when S3_ENDPOINT is set' },
+  { name: 'S3_IDLE_TIMEOUT_MS', description: 'Abort an S3 request after this long without a byte moving on its connection (a stalled connection); the SDK then retries it', default: '60000' },
   { name: 'UPLOAD_SAGA_ALLOWED_ROOTS', description: 'Directories local-file sources may come from, separated by ":"', default: 'the working directory and the OS temp directory' },
   { name: 'UPLOAD_SAGA_QUOTA_DEFAULT', description: 'Bytes each tenant may store (e.g. 500GiB)', default: '1TiB' },
   { name: 'UPLOAD_SAGA_QUOTAS', description: 'Per-tenant quotas, e.g. "acme=10GiB,beta=2TiB"' },
@@ -40,6 +45,25 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   { name: 'UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS', description: 'Timeout of one webhook request', default: '10000' },
   { name: 'TEMPORAL_UI_URL', description: 'Temporal Web UI base URL, for the links the CLI prints (CLI only)', default: 'http://localhost:8233' },
   { name: 'UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES', description: 'Activities one worker runs at once (each upload-parts holds partSize × partConcurrency)', default: '8' },
+  {
+    name: 'UPLOAD_SAGA_S3_SOURCE_PROFILES',
+    description: 'Other S3 stores S3-object sources may name as `profile`, JSON: {"archive":{"endpoint":"https://…","region":"…","accessKeyId":"…","secretAccessKey":"…","forcePathStyle":true}}',
+    default: '(none: S3 sources only from the worker\'s own store)',
+    secret: true,
+  },
+  {
+    name: 'UPLOAD_SAGA_URL_ALLOWED_HOSTS',
+    description: 'Non-public hosts URL sources may reach anyway: IPs, CIDR ranges or host names, each optionally with :port, comma-separated (e.g. "10.0.0.0/8,files.internal:8443")',
+    default: '(none: public addresses only)',
+  },
+  { name: 'UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS', description: 'Non-public hosts webhooks may reach anyway, in the same form', default: '(none: public addresses only)' },
+  { name: 'UPLOAD_SAGA_TENANT_KEY_PREFIX', description: 'Object keys must start with this prefix, "{tenant}" replaced by the upload\'s tenant (e.g. "tenants/{tenant}/")', default: '(any key)' },
+  { name: 'UPLOAD_SAGA_ENCRYPTION_KEY', description: 'AES-256 key (32 bytes, base64) that encrypts every workflow payload; set the same key on workers and clients', default: '(payloads not encrypted)', secret: true },
+  { name: 'UPLOAD_SAGA_ENCRYPTION_KEY_ID', description: 'Id stored with each payload that key encrypts', default: 'key-<first 8 hex digits of the key\'s SHA-256>' },
+  { name: 'UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS', description: 'Keys that only decrypt, after a rotation: "id:base64,id:base64"', secret: true },
+  { name: 'UPLOAD_SAGA_CODEC_SERVER_TOKEN', description: 'Bearer token `upload-saga codec-server` requires (≥ 16 characters)', default: '(no authentication; loopback only)', secret: true },
+  // The HTTP gateway's own variables (src/gateway/config.ts reads them).
+  ...GATEWAY_CONFIG_VARIABLES,
 ];
 
 export class ConfigError extends Error {
@@ -70,6 +94,12 @@ const byteSize = z.string().transform((text, ctx) => {
   return value ?? 0;
 });
 
+/** A whole number from an environment variable, with a message that says the allowed range. */
+const wholeNumber = (min: number, max: number, unit?: string) => {
+  const allowed = `must be a whole number from ${min} to ${max}${unit ? ` (${unit})` : ''}`;
+  return z.coerce.number({ error: allowed }).int(allowed).min(min, allowed).max(max, allowed);
+};
+
 const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -85,12 +115,30 @@ const envSchema = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_FORCE_PATH_STYLE: flag.optional(),
-  UPLOAD_SAGA_ALLOWED_ROOTS: z.string().optional(),
+  S3_IDLE_TIMEOUT_MS: wholeNumber(1_000, 3_600_000, 'milliseconds').default(60_000),
+  UPLOAD_SAGA_ALLOWED_ROOTS: z
+    .string()
+    .refine((v) => v.split(':').filter(Boolean).every((root) => root.startsWith('/')), 'must be absolute directories separated by ":" (e.g. /data:/srv/in)')
+    .optional(),
   UPLOAD_SAGA_QUOTA_DEFAULT: byteSize.default(1024 ** 4),
   UPLOAD_SAGA_QUOTAS: z.string().optional(),
   UPLOAD_SAGA_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-  UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
-  UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(8),
+  UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS: wholeNumber(100, 300_000, 'milliseconds').default(10_000),
+  UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES: wholeNumber(1, 1000).default(8),
+  // Validated by parseS3SourceProfiles (src/s3-source-profiles.ts), which never echoes a value.
+  UPLOAD_SAGA_S3_SOURCE_PROFILES: z.string().optional(),
+  UPLOAD_SAGA_URL_ALLOWED_HOSTS: z.string().optional(),
+  UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: z.string().optional(),
+  UPLOAD_SAGA_TENANT_KEY_PREFIX: z
+    .string()
+    .refine((v) => v.includes('{tenant}'), 'must contain "{tenant}" (e.g. "{tenant}/"), or be unset')
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v) && !v.startsWith('/'), 'must not start with "/" or contain control characters')
+    .optional(),
+  // Validated by parseEncryptionKeys (src/codec/keys.ts), which never echoes a key.
+  UPLOAD_SAGA_ENCRYPTION_KEY: z.string().optional(),
+  UPLOAD_SAGA_ENCRYPTION_KEY_ID: z.string().optional(),
+  UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
+  UPLOAD_SAGA_CODEC_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 24`)').optional(),
 });
 
 export interface TemporalConnectionConfig {
@@ -106,6 +154,8 @@ export interface S3Config {
   region: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
   forcePathStyle: boolean;
+  /** Abort a request after this long without a byte moving on its connection. @default 60_000 */
+  idleTimeoutMs?: number;
 }
 
 export interface WorkerConfig {
@@ -113,19 +163,39 @@ export interface WorkerConfig {
   s3: S3Config;
   allowedRoots: string[];
   quota: QuotaLimits;
-  webhook: { secret?: string; timeoutMs: number };
+  /** `allowedHosts`: non-public destinations webhooks may reach (see src/net/address-policy.ts). */
+  webhook: { secret?: string; timeoutMs: number; allowedHosts: string[] };
   maxConcurrentActivities: number;
+  /** URL sources: `allowedHosts` are the non-public destinations they may reach anyway. */
+  urlSources: { allowedHosts: string[] };
+  /** Other S3 stores S3-object sources may come from, by profile name (holds credentials: worker only). */
+  s3SourceProfiles: Record<string, S3SourceProfile>;
+  /** When set, every object key must start with it, `{tenant}` replaced by the upload's tenant. */
+  tenantKeyPrefix?: string;
+  /** Payload encryption keys; undefined when `UPLOAD_SAGA_ENCRYPTION_KEY` is unset (no encryption). */
+  encryption?: EncryptionConfig;
+  /** The codec server's settings (`upload-saga codec-server`). */
+  codecServer: { token?: string };
 }
 
+const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
 function parseQuotas(text: string | undefined, problems: string[]): Record<string, number> {
-  const quotas: Record<string, number> = {};
+  // No prototype: a tenant named "constructor" or "toString" must not find Object's members.
+  const quotas: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const entry of (text ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
-    const [tenant, size] = entry.split('=');
-    const bytes = size === undefined ? undefined : parseByteSize(size);
-    if (!tenant || bytes === undefined) problems.push(`UPLOAD_SAGA_QUOTAS: "${entry}" is not tenant=size (e.g. acme=10GiB)`);
-    else quotas[tenant.trim()] = bytes;
+    const [tenant, size, ...rest] = entry.split('=').map((part) => part.trim());
+    const bytes = size === undefined || rest.length ? undefined : parseByteSize(size);
+    if (!tenant || !TENANT_PATTERN.test(tenant) || bytes === undefined) problems.push(`UPLOAD_SAGA_QUOTAS: "${entry}" is not tenant=size (e.g. acme=10GiB)`);
+    else quotas[tenant] = bytes;
   }
   return quotas;
+}
+
+function parseHostList(variable: string, text: string | undefined, problems: string[]): string[] {
+  const parsed = parseAllowedHosts(text);
+  problems.push(...parsed.problems.map((p) => `${variable}: ${p}`));
+  return parsed.entries.map((e) => e.text);
 }
 
 /**
@@ -133,12 +203,18 @@ function parseQuotas(text: string | undefined, problems: string[]): Record<strin
  * @throws ConfigError listing every problem.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')) as Record<string, string>;
+  const keys = parseEncryptionKeys({
+    key: present.UPLOAD_SAGA_ENCRYPTION_KEY,
+    keyId: present.UPLOAD_SAGA_ENCRYPTION_KEY_ID,
+    previousKeys: present.UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS,
+  });
+  const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+    throw new ConfigError([...parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`), ...keys.problems]);
   }
   const e = parsed.data;
-  const problems: string[] = [];
+  const problems: string[] = [...keys.problems];
   if (Boolean(e.S3_ACCESS_KEY_ID) !== Boolean(e.S3_SECRET_ACCESS_KEY)) {
     problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or both unset for the AWS default chain)');
   }
@@ -146,6 +222,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
   }
   const perTenant = parseQuotas(e.UPLOAD_SAGA_QUOTAS, problems);
+  const urlAllowedHosts = parseHostList('UPLOAD_SAGA_URL_ALLOWED_HOSTS', e.UPLOAD_SAGA_URL_ALLOWED_HOSTS, problems);
+  const webhookAllowedHosts = parseHostList('UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS', e.UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS, problems);
+  const sourceProfiles = parseS3SourceProfiles(e.UPLOAD_SAGA_S3_SOURCE_PROFILES);
+  problems.push(...sourceProfiles.problems);
   if (problems.length) throw new ConfigError(problems);
 
   const tlsWanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT_PATH);
@@ -168,10 +248,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
       region: e.S3_REGION,
       ...(e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY ? { credentials: { accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY } } : {}),
       forcePathStyle: e.S3_FORCE_PATH_STYLE ?? Boolean(e.S3_ENDPOINT),
+      idleTimeoutMs: e.S3_IDLE_TIMEOUT_MS,
     },
     allowedRoots: e.UPLOAD_SAGA_ALLOWED_ROOTS ? e.UPLOAD_SAGA_ALLOWED_ROOTS.split(':').filter(Boolean) : [process.cwd(), os.tmpdir()],
     quota: { defaultBytes: e.UPLOAD_SAGA_QUOTA_DEFAULT, perTenant },
-    webhook: { ...(e.UPLOAD_SAGA_WEBHOOK_SECRET ? { secret: e.UPLOAD_SAGA_WEBHOOK_SECRET } : {}), timeoutMs: e.UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS },
+    webhook: {
+      ...(e.UPLOAD_SAGA_WEBHOOK_SECRET ? { secret: e.UPLOAD_SAGA_WEBHOOK_SECRET } : {}),
+      timeoutMs: e.UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS,
+      allowedHosts: webhookAllowedHosts,
+    },
     maxConcurrentActivities: e.UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES,
+    urlSources: { allowedHosts: urlAllowedHosts },
+    s3SourceProfiles: sourceProfiles.profiles,
+    ...(e.UPLOAD_SAGA_TENANT_KEY_PREFIX ? { tenantKeyPrefix: e.UPLOAD_SAGA_TENANT_KEY_PREFIX } : {}),
+    ...(keys.encryption ? { encryption: keys.encryption } : {}),
+    codecServer: { ...(e.UPLOAD_SAGA_CODEC_SERVER_TOKEN ? { token: e.UPLOAD_SAGA_CODEC_SERVER_TOKEN } : {}) },
   };
 }

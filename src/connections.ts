@@ -3,11 +3,12 @@
  * activities receive these objects already built (see activities/deps.ts).
  */
 import { readFile } from 'node:fs/promises';
-import { Connection, type ConnectionOptions } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { S3Config, TemporalConnectionConfig } from './config';
+import type { S3Config, TemporalConnectionConfig, WorkerConfig } from './config';
+import { uploadDataConverter } from './codec/data-converter';
 
 async function tlsOptions(config: TemporalConnectionConfig): Promise<ConnectionOptions['tls']> {
   if (!config.tls) return false;
@@ -24,6 +25,16 @@ export async function connectClient(config: TemporalConnectionConfig): Promise<C
   return Connection.connect({ address: config.address, tls: await tlsOptions(config), ...(config.apiKey ? { apiKey: config.apiKey } : {}) });
 }
 
+/**
+ * A client in the configured namespace that encrypts and decrypts payloads when keys are configured
+ * (see src/codec). Every client of an encrypting deployment — the CLI's, the application's, the quota
+ * ledger's inside the worker — must be made this way, or it writes plain text into history.
+ */
+export function createTemporalClient(connection: Connection, config: Pick<WorkerConfig, 'temporal' | 'encryption'>): Client {
+  const dataConverter = uploadDataConverter(config.encryption);
+  return new Client({ connection, namespace: config.temporal.namespace, ...(dataConverter ? { dataConverter } : {}) });
+}
+
 /** A worker connection. */
 export async function connectWorker(config: TemporalConnectionConfig): Promise<NativeConnection> {
   const tls = (await tlsOptions(config)) as NativeConnectionOptions['tls'];
@@ -33,6 +44,10 @@ export async function connectWorker(config: TemporalConnectionConfig): Promise<N
 /**
  * An S3 client tuned for multipart uploads: keep-alive sockets enough for every part in flight,
  * and checksums only where we send our own (the SDK would otherwise add a CRC32 to every part).
+ * A request whose connection moves no byte for `idleTimeoutMs` fails (`TimeoutError`, retried by
+ * the SDK and then by the step): without it a stalled connection hangs until the OS gives up,
+ * which for a connection a middlebox still acknowledges is never. Slow but moving transfers and
+ * long CompleteMultipartUploads (S3 and MinIO send whitespace while they work) are not cut.
  */
 export function createS3Client(config: S3Config, options: { maxSockets?: number } = {}): S3Client {
   return new S3Client({
@@ -42,6 +57,10 @@ export function createS3Client(config: S3Config, options: { maxSockets?: number 
     forcePathStyle: config.forcePathStyle,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({ httpAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 }, httpsAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 } }),
+    requestHandler: new NodeHttpHandler({
+      httpAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
+      httpsAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
+      socketTimeout: config.idleTimeoutMs ?? 60_000,
+    }),
   });
 }

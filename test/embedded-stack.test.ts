@@ -6,7 +6,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   ServerBinaryBuildError,
@@ -17,6 +17,7 @@ import {
   ensureServerBinary,
   findServerBinary,
   s3ClientConfig,
+  startTemporalDevServer,
   workflowUiUrl,
 } from '../src/embedded';
 import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes';
@@ -79,6 +80,29 @@ describe('embedded stack', () => {
     const response = await fetch(url);
     expect(response.status).toBe(200);
     expect(await response.text()).toMatch(/<html/i);
+  });
+
+  it('restarts a killed Temporal dev server on the same address with its workflows kept (SQLite)', async () => {
+    const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'upload-saga-restart-'));
+    const server = await startTemporalDevServer({ dataDir, searchAttributes: {} });
+    let client: Client | undefined;
+    try {
+      client = new Client({ connection: await Connection.connect({ address: server.address }) });
+      // No worker: the workflow just stays running, recorded in the database.
+      const handle = await client.workflow.start('notServedByAnyWorker', { taskQueue: 'restart-test', workflowId: 'survives-a-restart' });
+      const pidBefore = server.pid;
+      server.kill('SIGKILL');
+      await server.exited;
+      await server.restart();
+      expect(server.pid).not.toBe(pidBefore);
+      const description = await client.workflow.getHandle(handle.workflowId).describe();
+      expect(description.status.name).toBe('RUNNING');
+      expect(description.runId).toBe(handle.firstExecutionRunId);
+    } finally {
+      await client?.connection.close();
+      await server.stop();
+      await fsp.rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

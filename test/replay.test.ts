@@ -88,6 +88,19 @@ async function replay(bundle: WorkflowBundleWithSourceMap, recorded: RecordedHis
   await Worker.runReplayHistory({ workflowBundle: bundle }, recorded.history, recorded.workflowId);
 }
 
+/** The patch ids a run recorded, in order. */
+function patchIds(h: RecordedHistory): string[] {
+  return (h.history.events ?? []).flatMap((e) => {
+    const data = e.markerRecordedEventAttributes?.markerName === 'core_patch' ? e.markerRecordedEventAttributes.details?.['patch-data']?.payloads?.[0] : undefined;
+    return data ? [(defaultPayloadConverter.fromPayload(data) as { id: string }).id] : [];
+  });
+}
+
+/** Activity types a run scheduled (regular activities only), in order. */
+function activityTypes(h: RecordedHistory): string[] {
+  return (h.history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+}
+
 let bundle: WorkflowBundleWithSourceMap;
 const timings = { ms: 0, events: 0, histories: 0 };
 
@@ -157,19 +170,67 @@ describe('the replay guard', () => {
   });
 
   it('keeps runs started before the local-short-steps patch on regular activities, and new runs on local ones', () => {
-    const activityTypes = (h: RecordedHistory) =>
-      (h.history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
-    const patchMarkers = (h: RecordedHistory) =>
-      (h.history.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length;
+    const patchMarkers = (h: RecordedHistory) => patchIds(h).length;
 
     const before = loadHistory('completed-before-local-short-steps.json');
     expect(patchMarkers(before)).toBe(0);
     expect(activityTypes(before)).toEqual(expect.arrayContaining(['inspectSource', 'reserveSpace', 'commitReservation', 'notify']));
 
-    const after = loadHistory('completed.json');
-    expect(patchMarkers(after)).toBe(1);
+    const after = loadHistory('completed-before-local-quota-steps.json');
+    expect(patchIds(after)).toEqual(['local-short-steps']);
     expect(activityTypes(after)).not.toContain('inspectSource');
     expect(activityTypes(after)).toEqual(expect.arrayContaining(['uploadParts', 'verifyUpload', 'completeUpload']));
     // Both replay on today's code (see "replays on the current workflow code" above): the patch keeps old runs on their path.
+  });
+
+  it('runs new uploads under the local-quota-steps-folded-phases patch alone: quota steps local, fewer search-attribute updates', () => {
+    const upserts = (h: RecordedHistory) => (h.history.events ?? []).filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length;
+    const localActivities = (h: RecordedHistory) =>
+      (h.history.events ?? []).flatMap((e) => {
+        const data = e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0] : undefined;
+        return data ? [(defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type] : [];
+      });
+
+    const before = loadHistory('completed-before-local-quota-steps.json');
+    const after = loadHistory('completed.json');
+    // A new run asks only the newest patch: one marker (and the SDK's TemporalChangeVersion update), not one per patch.
+    expect(patchIds(after)).toEqual(['local-quota-steps-folded-phases']);
+    expect(localActivities(after)).toEqual(['inspectSource', 'reserveSpace', 'commitReservation', 'notify']);
+    expect(activityTypes(after)).toEqual(['uploadParts', 'uploadParts', 'uploadParts', 'verifyUpload', 'completeUpload']);
+    // Same scenario (3 batches, SHA-256 re-read, webhook). Before: 11 search-attribute updates, one
+    // per phase plus size, outcome and the patch's TemporalChangeVersion. Now 6: TemporalChangeVersion;
+    // size with upload-parts (inspect-source and reserve-space folded in); verify (it re-reads here);
+    // merge; notify (commit-quota folded in); done with the outcome.
+    expect(upserts(before)).toBe(11);
+    expect(upserts(after)).toBe(6);
+
+    // Runs under the patch that made the quota steps regular activities keep them on replay.
+    const quotaAsActivities = loadHistory('s3-object-source.json');
+    expect(patchIds(quotaAsActivities)).toContain('quota-steps-as-activities');
+    expect(activityTypes(quotaAsActivities)).toEqual(expect.arrayContaining(['reserveSpace', 'commitReservation']));
+  });
+  it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {
+    const localActivities = (h: RecordedHistory) =>
+      (h.history.events ?? []).flatMap((e) => {
+        const data = e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0] : undefined;
+        return data ? [(defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type] : [];
+      });
+
+    // No expected checksum: verify lists the parts, inside the workflow task that saw upload-parts end.
+    const listing = loadHistory('url-source.json');
+    expect(patchIds(listing)).toEqual(['local-listing-verify']);
+    expect(localActivities(listing)).toEqual(['inspectSource', 'reserveSpace', 'verifyUpload', 'commitReservation']);
+    expect(activityTypes(listing)).toEqual(['uploadParts', 'completeUpload']);
+
+    // An expected SHA-256 makes verify re-read the source: it stays a regular activity, heartbeating.
+    const rereading = loadHistory('checksum-mismatch.json');
+    expect(patchIds(rereading)).toEqual(['local-listing-verify']);
+    expect(activityTypes(rereading)).toContain('verifyUpload');
+    expect(localActivities(rereading)).not.toContain('verifyUpload');
+
+    // Runs started under the previous patch keep verify a regular activity on replay.
+    const earlier = loadHistory('checksum-mismatch-before-local-listing-verify.json');
+    expect(patchIds(earlier)).toEqual(['local-quota-steps-folded-phases']);
+    expect(activityTypes(earlier)).toContain('verifyUpload');
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { QuotaLedger } from '../quota/ledger';
+import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
 
 export interface WebhookOptions {
@@ -12,8 +13,13 @@ export interface WebhookOptions {
   secret?: string;
   /** Per-request timeout. @default 10000 */
   timeoutMs?: number;
-  /** @default globalThis.fetch */
-  fetch?: typeof fetch;
+  /**
+   * Non-public destinations webhooks may reach anyway: IPs, CIDR ranges or host names, each
+   * optionally with `:port` (see src/net/address-policy.ts). @default [] (public addresses only)
+   */
+  allowedHosts?: readonly string[];
+  /** How host names are resolved (tests inject one). @default the system resolver */
+  resolve?: ResolveHost;
 }
 
 export interface UploadActivityDeps {
@@ -21,4 +27,10 @@ export interface UploadActivityDeps {
   sources: SourceResolver;
   quota: QuotaLedger;
   webhook?: WebhookOptions;
+  /**
+   * When set, every destination key must start with this prefix, `{tenant}` replaced by the
+   * upload's tenant (e.g. `tenants/{tenant}/`); inspect-source refuses other keys with
+   * `DestinationNotAllowed`. @default undefined (any key)
+   */
+  tenantKeyPrefix?: string;
 }

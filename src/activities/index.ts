@@ -4,6 +4,7 @@
  * *type* of this object.
  */
 import { cleanupUploadActivity } from './cleanup-upload';
+import { clientUploadActivities } from './client-upload';
 import { completeUploadActivity } from './complete-upload';
 import type { UploadActivityDeps } from './deps';
 import { inspectSourceActivity } from './inspect-source';
@@ -21,6 +22,8 @@ export function createActivities(deps: UploadActivityDeps) {
     verifyUpload: verifyUploadActivity(deps),
     completeUpload: completeUploadActivity(deps),
     notify: notifyActivity(deps),
+    // client uploads through the HTTP gateway (src/workflows/client-upload-workflow.ts)
+    ...clientUploadActivities(deps),
   };
 }
 
@@ -33,8 +36,10 @@ export type { VerifyUploadInput, VerifyUploadResult } from './verify-upload';
 export type { CompleteUploadInput, CompleteUploadResult } from './complete-upload';
 export type { CleanupUploadInput, CleanupUploadResult } from './cleanup-upload';
 export type { NotifyInput, NotifyResult } from './notify';
+export type { OpenMultipartUploadInput, OpenMultipartUploadResult, VerifyClientUploadInput, VerifyClientUploadResult, ClientUploadExpectation } from './client-upload';
 export { SIGNATURE_HEADER, IDEMPOTENCY_HEADER, signWebhookBody } from './notify';
-export type { ByteSource, SourceResolver, SourceStat } from './sources/byte-source';
+export type { ByteSource, SourceResolver, SourceStat, ServerSideCopy, PartCopyTarget, TransferMode } from './sources/byte-source';
+export { S3ObjectResolver, type S3ObjectResolverOptions } from './sources/s3-object';
 export { LocalFileResolver } from './sources/local-file';
 export { HttpUrlResolver } from './sources/http-url';
 export { SourceRegistry, type SourceResolvers } from './sources/registry';

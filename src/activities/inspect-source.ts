@@ -1,14 +1,18 @@
 /**
  * inspect-source: everything that can be checked before a byte moves. Re-validates the request
- * (it may not have come through our client), stats the source, compares the declared size, checks
- * that the bucket exists, and plans the parts. Read-only, so it needs no compensation.
+ * (it may not have come through our client), applies the worker's policies (the tenant's key
+ * prefix, the webhook's address), stats the source, compares the declared size, checks that the
+ * bucket exists, and plans the parts. Read-only, so it needs no compensation.
  */
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { PartPlanError, planParts, type PartPlan } from '../upload/part-plan';
+import { checkUrlTarget, shownUrl } from '../net/guarded-fetch';
 import { findRequestProblems, type UploadRequestWithDefaults } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
+import { transferModeOf, type TransferMode } from './sources/byte-source';
+import { webhookPolicy } from './notify';
 import { isS3Error, s3Failure } from './s3/classify-error';
 
 export interface Inspection {
@@ -16,9 +20,21 @@ export interface Inspection {
   /** The source's version at inspection; later steps fail with SourceChanged if it differs. */
   sourceVersion: string;
   sourceDescription: string;
+  /**
+   * How upload-parts will move the bytes: `server-side-copy` when the source lives in the store
+   * the upload writes to (see ByteSource.serverSideCopy). Absent in inspections recorded before
+   * server-side copies existed: `stream`.
+   */
+  transfer?: TransferMode;
+}
+
+/** The key prefix `template` gives `tenant` (`{tenant}` replaced). */
+export function tenantKeyPrefixFor(template: string, tenant: string): string {
+  return template.split('{tenant}').join(tenant);
 }
 
 export function inspectSourceActivity(deps: UploadActivityDeps) {
+  const webhooks = webhookPolicy(deps.webhook);
   return async function inspectSource(request: UploadRequestWithDefaults): Promise<Inspection> {
     const problems = findRequestProblems(request);
     if (problems.length) {
@@ -28,6 +44,20 @@ export function inspectSourceActivity(deps: UploadActivityDeps) {
         message: `invalid upload request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
         details: [problems],
       });
+    }
+    if (deps.tenantKeyPrefix) {
+      const prefix = tenantKeyPrefixFor(deps.tenantKeyPrefix, request.tenant);
+      if (!request.destination.key.startsWith(prefix)) {
+        throw permanentFailure(
+          UploadFailureType.DestinationNotAllowed,
+          `key "${request.destination.key}" is outside tenant ${request.tenant}'s prefix: keys must start with "${prefix}" (UPLOAD_SAGA_TENANT_KEY_PREFIX)`,
+        );
+      }
+    }
+    if (request.webhookUrl) {
+      // Refused now rather than after the merge, when the object exists and the event has nowhere to go.
+      const refusal = await checkUrlTarget(request.webhookUrl, webhooks, deps.webhook?.resolve);
+      if (refusal) throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shownUrl(request.webhookUrl)}: ${refusal.message}`);
     }
     const source = await deps.sources.open(request.source);
     try {
@@ -53,7 +83,7 @@ export function inspectSourceActivity(deps: UploadActivityDeps) {
         }
         throw s3Failure(`HeadBucket ${request.destination.bucket}`, err);
       }
-      return { plan, sourceVersion: stat.version, sourceDescription: source.description };
+      return { plan, sourceVersion: stat.version, sourceDescription: source.description, transfer: transferModeOf(source) };
     } finally {
       await source.close();
     }

@@ -9,13 +9,26 @@
  *
  * 2xx is delivered. 408, 429 and 5xx are retried (honouring `Retry-After`); any other status
  * means the receiver refuses the event, and retrying would not change its mind.
+ *
+ * The POST goes through the guarded client (src/net/guarded-fetch.ts) with the webhook policy:
+ * public addresses only, unless `UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS` names the destination; a
+ * refused address, or a URL that is not http(s), fails at once with `WebhookNotAllowed`. Redirects
+ * are not followed (a 3xx is a refusal), so a receiver cannot bounce the signed event elsewhere.
  */
 import { createHmac } from 'node:crypto';
+import { AddressNotAllowedError, createGuardedFetch, OutboundPolicy, shownUrl } from '../net/guarded-fetch';
 import { permanentFailure, transientFailure, UploadFailureType } from '../upload/errors';
 import type { UploadActivityDeps } from './deps';
 
 export const SIGNATURE_HEADER = 'X-Upload-Saga-Signature';
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
+/** The variable that allows non-public webhook destinations (named in refusals). */
+export const WEBHOOK_ALLOWED_HOSTS_VARIABLE = 'UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS';
+
+/** The webhook address policy of `options` (public addresses, plus the allow-list). */
+export function webhookPolicy(options: { allowedHosts?: readonly string[] } | undefined): OutboundPolicy {
+  return new OutboundPolicy({ allowedHosts: options?.allowedHosts ?? [], subject: 'webhooks', variable: WEBHOOK_ALLOWED_HOSTS_VARIABLE });
+}
 
 export interface NotifyInput {
   url: string;
@@ -43,7 +56,7 @@ function retryAfterMs(value: string | null): number | undefined {
 }
 
 export function notifyActivity(deps: UploadActivityDeps) {
-  const send = deps.webhook?.fetch ?? globalThis.fetch;
+  const send = createGuardedFetch({ policy: webhookPolicy(deps.webhook), ...(deps.webhook?.resolve ? { resolve: deps.webhook.resolve } : {}), maxRedirects: 0 });
   const timeoutMs = deps.webhook?.timeoutMs ?? 10_000;
   return async function notify(input: NotifyInput): Promise<NotifyResult> {
     const body = JSON.stringify(input.event);
@@ -53,12 +66,21 @@ export function notifyActivity(deps: UploadActivityDeps) {
       [IDEMPOTENCY_HEADER]: input.idempotencyKey,
     };
     if (deps.webhook?.secret) headers[SIGNATURE_HEADER] = signWebhookBody(deps.webhook.secret, Math.floor(Date.now() / 1000), body);
-    const target = new URL(input.url);
-    const shown = `${target.origin}${target.pathname}`; // never echo query strings: they may hold tokens
+    let target: URL | undefined;
+    try {
+      target = new URL(input.url);
+    } catch {
+      // the request was never validated (it did not come through the client): refuse, do not retry
+    }
+    if (!target || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
+      throw permanentFailure(UploadFailureType.WebhookNotAllowed, 'webhook URL is not an absolute http:// or https:// URL');
+    }
+    const shown = shownUrl(target); // never echo query strings: they may hold tokens
     let response: Response;
     try {
       response = await send(input.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
     } catch (err) {
+      if (err instanceof AddressNotAllowedError) throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shown}: ${err.message}`);
       throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} unreachable: ${(err as Error).message}`);
     }
     await response.body?.cancel().catch(() => undefined);

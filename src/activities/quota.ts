@@ -15,11 +15,11 @@ export function quotaActivities(deps: UploadActivityDeps) {
     async reserveSpace(request: ReservationRef & { bytes: number }): Promise<QuotaUsage> {
       return deps.quota.reserve(request);
     },
-    async releaseReservation(ref: ReservationRef): Promise<QuotaUsage> {
-      return deps.quota.release(ref);
+    async releaseReservation(ref: ReservationRef): Promise<void> {
+      await deps.quota.release(ref);
     },
-    async commitReservation(ref: ReservationRef): Promise<QuotaUsage> {
-      return deps.quota.commit(ref);
+    async commitReservation(ref: ReservationRef): Promise<void> {
+      await deps.quota.commit(ref);
     },
   };
 }

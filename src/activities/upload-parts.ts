@@ -12,16 +12,24 @@
  * - Each part carries an additional checksum S3 verifies on receipt, so a part corrupted in
  *   flight is rejected (BadDigest), never stored. The batch returns a fingerprint of those
  *   checksums (44 bytes), which verify compares with what S3 lists.
+ * - A source in the destination store itself (`transfer: 'server-side-copy'`) is not read at all:
+ *   each part is an UploadPartCopy of its range, conditional on the source's ETag. Such parts carry
+ *   no additional checksum (see upload/integrity.ts); the fingerprint is over their ETags.
  * - Cancellation (delivered through heartbeats) aborts in-flight requests and stops the batch.
+ * - Heartbeats tick on a timer, not per part: the heartbeat timeout detects a dead worker, and
+ *   a part slower than it on a slow link is not mistaken for one. Stalls are the S3 client's to
+ *   detect (its idle timeout), see connections.ts.
  */
 import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { partRange, type PartPlan } from '../upload/part-plan';
+import type { MultipartChecksumType, TransferMode } from '../upload/integrity';
 import type { ChecksumAlgorithm, SourceDescriptor } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
-import { checksumField, checksumFingerprint, partChecksum } from './s3/checksums';
+import { sourceVersionMatches } from './sources/byte-source';
+import { bareETag, checksumField, checksumFingerprint, partChecksum } from './s3/checksums';
 import { s3Failure } from './s3/classify-error';
 import { listAllParts } from './s3/list-parts';
 import { runPool } from './worker-pool';
@@ -37,7 +45,12 @@ export interface UploadPartsInput {
   firstPart: number;
   lastPart: number;
   partConcurrency: number;
-  checksumAlgorithm: ChecksumAlgorithm;
+  /** The additional checksum every part carries. Absent: none (server-side copies). */
+  checksumAlgorithm?: ChecksumAlgorithm;
+  /** The multipart upload's checksum type. @default S3's default for the algorithm (inputs from before full-object checksums) */
+  checksumType?: MultipartChecksumType;
+  /** How the parts get there (decided by inspect-source). @default 'stream' (inputs from before server-side copies) */
+  transfer?: TransferMode;
   contentType: string;
   metadata: Record<string, string>;
 }
@@ -51,7 +64,7 @@ export interface UploadPartsProgress {
   partsDone: number;
   /** Bytes of this batch present in S3. */
   bytesDone: number;
-  /** Bytes this attempt actually sent (resume efficiency). */
+  /** Bytes this attempt actually sent (resume efficiency); server-side copies send none. */
   bytesSent: number;
 }
 
@@ -83,6 +96,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
     let uploadId = input.uploadId ?? heartbeatUploadId();
     // A multipart upload created by this very attempt has no parts yet: no need to list them.
     let createdNow = false;
+    let ticker: NodeJS.Timeout | undefined;
 
     try {
       if (!uploadId) {
@@ -93,6 +107,8 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             ContentType: input.contentType,
             Metadata: input.metadata,
             ChecksumAlgorithm: input.checksumAlgorithm,
+            // COMPOSITE is S3's default for the algorithms that allow it: only FULL_OBJECT is named.
+            ...(input.checksumAlgorithm && input.checksumType === 'FULL_OBJECT' ? { ChecksumType: 'FULL_OBJECT' as const } : {}),
           }),
           { abortSignal: signal },
         );
@@ -103,22 +119,33 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
       const id = uploadId;
       const progress: UploadPartsProgress = { uploadId: id, firstPart: input.firstPart, lastPart: input.lastPart, partsDone: 0, bytesDone: 0, bytesSent: 0 };
       ctx.heartbeat(progress);
+      // Heartbeats say "this worker is alive", so they must not wait for a part to finish: on a
+      // slow link one part can take longer than the heartbeat timeout, and a timed-out attempt
+      // would keep running here while its retry starts. A stalled connection is cut by the S3
+      // client's idle timeout (S3_IDLE_TIMEOUT_MS) and fails this attempt, retryably.
+      ticker = setInterval(() => ctx.heartbeat(progress), heartbeatIntervalMs(ctx.info.heartbeatTimeoutMs));
 
       const source = await deps.sources.open(input.source);
       try {
         const stat = await source.stat();
-        if (stat.version !== input.sourceVersion) {
-          throw permanentFailure(UploadFailureType.SourceChanged, `${source.description} changed since the upload started (size or modification time differ)`);
+        if (!sourceVersionMatches(input.sourceVersion, stat.version)) {
+          throw permanentFailure(UploadFailureType.SourceChanged, `${source.description} changed since the upload started (its size, modification or change time differ)`);
         }
 
-        const field = checksumField(input.checksumAlgorithm);
+        const copier = input.transfer === 'server-side-copy' ? source.serverSideCopy : undefined;
+        if (input.transfer === 'server-side-copy' && !copier) {
+          throw permanentFailure(UploadFailureType.SourceNotAllowed, `${source.description} was inspected as copyable inside the store, but this worker cannot copy it server-side`);
+        }
+        const algorithm = input.checksumAlgorithm;
+        const field = algorithm ? checksumField(algorithm) : undefined;
         const present = new Map<number, number>();
         const checksums = new Map<number, string>();
         for (const part of createdNow ? [] : await listAllParts(deps.s3, { ...target, uploadId: id }, signal)) {
           if (part.PartNumber === undefined || part.Size === undefined) continue;
           present.set(part.PartNumber, part.Size);
-          // A part an earlier attempt sent: S3 validated its checksum against the bytes on receipt.
-          const listed = part[field];
+          // A part an earlier attempt sent: S3 validated its checksum against the bytes on receipt
+          // (without an additional checksum, its ETag stands in).
+          const listed = field ? part[field] : bareETag(part.ETag);
           if (listed) checksums.set(part.PartNumber, listed);
         }
         const todo: number[] = [];
@@ -138,25 +165,33 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
           const { offset, length } = partRange(input.plan, partNumber);
-          const body = await source.read(offset, length);
-          const checksum = partChecksum(input.checksumAlgorithm, body);
-          await deps.s3.send(
-            new UploadPartCommand({
-              Bucket: input.bucket,
-              Key: input.key,
-              UploadId: id,
-              PartNumber: partNumber,
-              Body: body,
-              ContentLength: length,
-              ChecksumAlgorithm: input.checksumAlgorithm,
-              [field]: checksum,
-            }),
-            { abortSignal: signal },
-          );
-          checksums.set(partNumber, checksum);
+          if (copier && length > 0) {
+            // The store copies the range; the worker sends a request, never the bytes.
+            const { etag } = await copier.copyPart({ ...target, uploadId: id, partNumber }, { offset, length }, signal);
+            checksums.set(partNumber, bareETag(etag)!);
+          } else {
+            // (An empty source is one empty part, which no byte range can describe: it is sent.)
+            const body = copier ? Buffer.alloc(0) : await source.read(offset, length);
+            const checksum = algorithm ? await partChecksum(algorithm, body) : undefined;
+            const sent = await deps.s3.send(
+              new UploadPartCommand({
+                Bucket: input.bucket,
+                Key: input.key,
+                UploadId: id,
+                PartNumber: partNumber,
+                Body: body,
+                ContentLength: length,
+                ...(algorithm && field ? { ChecksumAlgorithm: algorithm, [field]: checksum } : {}),
+              }),
+              { abortSignal: signal },
+            );
+            const recorded = checksum ?? bareETag(sent.ETag);
+            if (!recorded) throw new Error(`UploadPart ${partNumber} of s3://${input.bucket}/${input.key} returned no ETag`);
+            checksums.set(partNumber, recorded);
+            progress.bytesSent += length;
+          }
           progress.partsDone++;
           progress.bytesDone += length;
-          progress.bytesSent += length;
           ctx.heartbeat(progress);
         });
 
@@ -180,6 +215,13 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         throw Object.assign(withDetails, { retryAfterMs: (err as { retryAfterMs?: number }).retryAfterMs });
       }
       throw s3Failure(`upload parts ${input.firstPart}–${input.lastPart} of s3://${input.bucket}/${input.key}`, err, details);
+    } finally {
+      clearInterval(ticker);
     }
   };
+}
+
+/** A third of the heartbeat timeout (the SDK throttles to 80 % of it anyway), 10 s without one. */
+function heartbeatIntervalMs(heartbeatTimeoutMs: number | undefined): number {
+  return heartbeatTimeoutMs ? Math.max(1_000, Math.floor(heartbeatTimeoutMs / 3)) : 10_000;
 }

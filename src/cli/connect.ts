@@ -6,10 +6,10 @@
  * stack and a typo fails with the same list of problems. A connection failure names the address
  * and the variable to fix, instead of a bare gRPC error.
  */
-import { Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { UploadClient } from '../client';
 import { loadConfig, type WorkerConfig } from '../config';
-import { connectClient } from '../connections';
+import { connectClient, createTemporalClient } from '../connections';
 import { CliError, ExitCode } from './errors';
 
 /** A connected CLI session. Call {@link CliConnection.close} when done. */
@@ -46,7 +46,8 @@ export async function connectUploads(env: NodeJS.ProcessEnv = process.env): Prom
   } catch (error) {
     throw new TemporalUnreachableError(config.temporal.address, error);
   }
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  // With UPLOAD_SAGA_ENCRYPTION_KEY set, the client encrypts what it sends and decrypts what it reads.
+  const client = createTemporalClient(connection, config);
   return {
     config,
     client,

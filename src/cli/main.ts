@@ -13,7 +13,9 @@ import { CHECKSUM_ALGORITHMS } from '../upload/request';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
 import type * as CancelCommand from './commands/cancel';
+import type * as CodecServerCommand from './commands/codec-server';
 import type * as DemoCommand from './commands/demo';
+import type * as GatewayCommand from './commands/gateway';
 import type * as ListCommand from './commands/list';
 import type * as StackCommand from './commands/stack';
 import type * as StatusCommand from './commands/status';
@@ -21,7 +23,7 @@ import type * as UploadCommand from './commands/upload';
 import type * as WorkerCommand from './commands/worker';
 import { describeCliError, ExitCode } from './errors';
 import { note, processIo, type CliIo } from './io';
-import { collectKeyValue, parsePositiveIntOption, parseSizeOption } from './options';
+import { collectKeyValue, collectOrigin, parsePortOption, parsePositiveIntOption, parseSizeOption } from './options';
 
 /**
  * Command modules load when their command runs: the worker's dependencies (Temporal's native
@@ -29,7 +31,9 @@ import { collectKeyValue, parsePositiveIntOption, parseSizeOption } from './opti
  */
 const commands = {
   cancel: () => require('./commands/cancel') as typeof CancelCommand,
+  codecServer: () => require('./commands/codec-server') as typeof CodecServerCommand,
   demo: () => require('./commands/demo') as typeof DemoCommand,
+  gateway: () => require('./commands/gateway') as typeof GatewayCommand,
   list: () => require('./commands/list') as typeof ListCommand,
   stack: () => require('./commands/stack') as typeof StackCommand,
   status: () => require('./commands/status') as typeof StatusCommand,
@@ -38,7 +42,7 @@ const commands = {
 };
 
 /** Outcomes `list --outcome` accepts: every {@link UploadOutcomeKind} (the type check below fails if one is missing). */
-const LIST_OUTCOMES = ['running', 'completed', 'compensated', 'cancelled', 'failed'] as const satisfies readonly UploadOutcomeKind[];
+const LIST_OUTCOMES = ['running', 'completed', 'compensated', 'cancelled', 'failed', 'expired'] as const satisfies readonly UploadOutcomeKind[];
 const _everyOutcomeListed: Exclude<UploadOutcomeKind, (typeof LIST_OUTCOMES)[number]> extends never ? true : never = true;
 
 /** The environment variables, for the end of `--help`. */
@@ -63,12 +67,20 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .description('run a local Temporal dev server + MinIO (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it')
     .option('--keep-data', 'keep the generated data directory on exit')
     .option('--data-dir <dir>', 'use this data directory (never deleted; state survives restarts)')
-    .action((options: { keepData?: boolean; dataDir?: string }) => commands.stack().runStack(options, io));
+    .option('--encrypt', 'also start a codec server and point the Web UI at it; prints the encryption key to export (UPLOAD_SAGA_ENCRYPTION_KEY from the environment if set, else a new one)')
+    .action((options: StackCommand.StackCommandOptions) => commands.stack().runStack(options, io));
 
   program
     .command('worker')
     .description('run an upload worker configured from the environment, until Ctrl-C')
     .action(() => commands.worker().runWorker(io));
+
+  program
+    .command('gateway')
+    .description('run the HTTP gateway (tus at /files; tokens, limits and Redis from UPLOAD_SAGA_GATEWAY_*) until Ctrl-C; needs a worker on the same task queue')
+    .option('--host <ip>', 'interface to listen on (default: UPLOAD_SAGA_GATEWAY_HOST or 127.0.0.1)')
+    .option('--port <port>', 'port to listen on (default: UPLOAD_SAGA_GATEWAY_PORT or 8080)', parsePortOption)
+    .action((options: GatewayCommand.GatewayCommandOptions) => commands.gateway().runGatewayCommand(options, io));
 
   program
     .command('upload')
@@ -112,6 +124,16 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(LIST_OUTCOMES))
     .option('--limit <n>', 'at most this many (default: 20)', parsePositiveIntOption)
     .action((options: ListCommand.ListCommandOptions) => commands.list().runList(options, io));
+
+  program
+    .command('codec-server')
+    .description('decrypt payloads for the Temporal Web UI and the temporal CLI (keys from UPLOAD_SAGA_ENCRYPTION_KEY*), until Ctrl-C')
+    .option('--port <port>', 'port to listen on (default: 8888)', parsePortOption)
+    .option('--host <ip>', 'interface to listen on; not loopback only with UPLOAD_SAGA_CODEC_SERVER_TOKEN set (default: 127.0.0.1)')
+    .option('--ui-origin <url>', 'browser origin allowed to call (the Web UI); repeat for more (default: TEMPORAL_UI_URL)', collectOrigin)
+    .option('--namespace <namespace>', 'serve only this namespace (X-Namespace header); repeat for more (default: all)', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--insecure-no-auth', 'allow a non-loopback --host without a token (anyone who reaches it can decrypt)')
+    .action((options: CodecServerCommand.CodecServerCommandOptions) => commands.codecServer().runCodecServer(options, io));
 
   program
     .command('demo')

@@ -29,3 +29,22 @@ export function collectKeyValue(value: string, previous: Record<string, string> 
   if (eq <= 0) throw new InvalidArgumentError('must be key=value, e.g. --meta project=apollo.');
   return { ...previous, [value.slice(0, eq).trim()]: value.slice(eq + 1) };
 }
+
+/** A TCP port, 0–65535 (0: any free port). */
+export function parsePortOption(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n > 65535) throw new InvalidArgumentError('must be a port number, 0–65535.');
+  return n;
+}
+
+/** Collects repeated `--ui-origin` options as origins (`http://host:port`); a path is dropped. */
+export function collectOrigin(value: string, previous: string[] = []): string[] {
+  let origin: string;
+  try {
+    origin = new URL(value).origin;
+  } catch {
+    throw new InvalidArgumentError('must be a URL such as http://localhost:8233.');
+  }
+  if (origin === 'null') throw new InvalidArgumentError('must be an http:// or https:// URL such as http://localhost:8233.');
+  return [...previous, origin];
+}

@@ -1,6 +1,7 @@
 /**
- * Finds, or builds from source, the two server executables the embedded stack runs:
- * the Temporal CLI (`temporal server start-dev`) and MinIO.
+ * Finds, or builds from source, the server executables the embedded stack runs: the Temporal CLI
+ * (`temporal server start-dev`) and MinIO, plus toxiproxy, the TCP fault proxy the
+ * fault-injection suite puts between workers and S3.
  *
  * Why it is built this way:
  * - No Docker and no prebuilt downloads are assumed; only a Go toolchain and the Go module proxy.
@@ -22,12 +23,19 @@ import * as path from 'node:path';
 import { EmbeddedStackError } from './errors';
 
 /** The servers this module knows how to provide. */
-export type ServerBinaryName = 'temporal' | 'minio';
+export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server';
 
 /** How to obtain one server executable. */
 export interface ServerBinarySpec {
-  /** Executable file name, as `go install` names it. */
+  /** Executable file name: looked up on PATH and written to the cache dir under this name. */
   readonly name: ServerBinaryName;
+  /**
+   * The file name `go install` produces, when it differs from {@link name} (it is the last
+   * element of the package path: toxiproxy's `cmd/server` installs as `server`, a name too
+   * generic for PATH or the cache dir).
+   * @default name
+   */
+  readonly installedName?: string;
   /** Go package path passed to `go install`. */
   readonly module: string;
   /** Module version passed to `go install` (`module@version`). */
@@ -55,6 +63,15 @@ export const MINIO_MODULE = 'github.com/minio/minio';
  */
 export const MINIO_VERSION = 'latest';
 
+/** Go package of the toxiproxy server (a TCP proxy whose faults are set over an HTTP API). */
+export const TOXIPROXY_MODULE = 'github.com/Shopify/toxiproxy/v2/cmd/server';
+/**
+ * Toxiproxy version we build. v2.12.0 (March 2025): its go.mod has no `replace` directive, so
+ * `go install module@version` works. The module proxy's `@latest` still answers v2.5.0 (later
+ * tags are not listed as versions), so the version is pinned instead.
+ */
+export const TOXIPROXY_VERSION = 'v2.12.0';
+
 /** Everything needed to obtain each server. */
 export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec>> = {
   temporal: {
@@ -70,6 +87,14 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     version: MINIO_VERSION,
     envVar: 'UPLOAD_SAGA_MINIO_BIN',
     firstBuildEstimate: 'about 5 minutes',
+  },
+  'toxiproxy-server': {
+    name: 'toxiproxy-server',
+    installedName: 'server',
+    module: TOXIPROXY_MODULE,
+    version: TOXIPROXY_VERSION,
+    envVar: 'UPLOAD_SAGA_TOXIPROXY_BIN',
+    firstBuildEstimate: 'about 1 minute',
   },
 };
 
@@ -237,7 +262,7 @@ export async function findServerBinary(
 }
 
 /**
- * Returns the absolute path of a usable `temporal` or `minio` executable, building it with
+ * Returns the absolute path of a usable `temporal`, `minio` or `toxiproxy-server` executable, building it with
  * `go install` into the cache dir if needed (see the module header for the lookup order).
  *
  * @throws {@link ServerBinaryNotExecutableError} if the env-var override is unusable
@@ -503,7 +528,7 @@ async function buildWithGo(
       throw new ServerBinaryBuildError(spec.name, null, tail.join('\n'), error);
     });
 
-    const built = path.join(staging, spec.name);
+    const built = path.join(staging, spec.installedName ?? spec.name);
     if (exitCode !== 0 || !(await isExecutableFile(built))) {
       throw new ServerBinaryBuildError(spec.name, exitCode, tail.join('\n') || '(no output)');
     }

@@ -1,6 +1,7 @@
 /**
- * Public surface of the embedded stack: real Temporal and MinIO servers built from Go modules
- * and run as child processes, for tests, the demo and the `stack` CLI command.
+ * Public surface of the embedded stack: real Temporal and MinIO servers (and toxiproxy, for fault
+ * injection) built from Go modules and run as child processes, for tests, the demo and the
+ * `stack` CLI command.
  *
  * Why a barrel: callers import from `src/embedded` only; the one-job modules behind it
  * (binaries, process management, ports, exit cleanup) can be reshuffled freely.
@@ -18,6 +19,8 @@ export {
   ServerBinaryNotFoundError,
   TEMPORAL_CLI_MODULE,
   TEMPORAL_CLI_VERSION,
+  TOXIPROXY_MODULE,
+  TOXIPROXY_VERSION,
   defaultCacheDir,
   ensureServerBinary,
   findServerBinary,
@@ -51,6 +54,24 @@ export {
   type MinioServer,
   type MinioServerOptions,
 } from './minio-server';
+export {
+  ToxiproxyApiError,
+  ToxiproxyClient,
+  ToxiproxyProxy,
+  ToxiproxyServerExitedError,
+  ToxiproxyServerTimeoutError,
+  startToxiproxyServer,
+  type AddToxicOptions,
+  type CreateProxyOptions,
+  type ProxyState,
+  type Toxic,
+  type ToxicSpec,
+  type ToxicStream,
+  type ToxicType,
+  type ToxiproxyClientOptions,
+  type ToxiproxyServer,
+  type ToxiproxyServerOptions,
+} from './toxiproxy';
 export { ensureBuckets, s3ClientConfig, type S3EndpointInfo } from './s3-buckets';
 export {
   EmbeddedStackStopError,
@@ -58,5 +79,5 @@ export {
   type EmbeddedStack,
   type EmbeddedStackOptions,
 } from './stack';
-export { ProcessSpawnError, type ProcessExit } from './managed-process';
+export { ProcessSpawnError, type ProcessExit, type RunningServerProcess } from './managed-process';
 export { arePortsFree, findFreePort, findFreePorts } from './free-port';

@@ -27,6 +27,18 @@ export interface ProcessExit {
   readonly signal: NodeJS.Signals | null;
 }
 
+/** What every embedded server (Temporal, MinIO, toxiproxy) exposes about its process. */
+export interface RunningServerProcess {
+  /** The server's log file. */
+  readonly logFile: string;
+  /** Process id of the current server process (servers that restart get a new one). */
+  readonly pid: number;
+  /** Resolves when the current server process exits (for whatever reason). */
+  readonly exited: Promise<ProcessExit>;
+  /** SIGTERM, then SIGKILL after the grace period; resolves once the process has exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
 /** Options of {@link ManagedProcess.start}. */
 export interface ManagedProcessOptions {
   /** Absolute path of the executable. */

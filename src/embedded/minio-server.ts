@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { arePortsFree, findFreePorts } from './free-port';
-import { ManagedProcess, type ProcessExit } from './managed-process';
+import { ManagedProcess, type ProcessExit, type RunningServerProcess } from './managed-process';
 
 /** Default MinIO root user (the S3 access key id). */
 export const DEFAULT_MINIO_ROOT_USER = 'minioadmin';
@@ -82,7 +82,7 @@ export interface MinioServerOptions {
 }
 
 /** A running embedded MinIO server. */
-export interface MinioServer {
+export interface MinioServer extends RunningServerProcess {
   /** S3 endpoint URL, e.g. `http://127.0.0.1:40123` (use with `forcePathStyle: true`). */
   readonly endpoint: string;
   /** Region to sign requests for. */
@@ -95,14 +95,6 @@ export interface MinioServer {
   readonly consoleUrl: string;
   /** Directory holding `minio/` (data), `minio-certs/` (empty: plain HTTP) and `minio.log`. */
   readonly dataDir: string;
-  /** The server's log file. */
-  readonly logFile: string;
-  /** Process id of the current server process (changes on `restart()`). */
-  readonly pid: number;
-  /** Resolves when the current server process exits. */
-  readonly exited: Promise<ProcessExit>;
-  /** SIGTERM, then SIGKILL after the grace period; resolves once the process has exited. */
-  stop(): Promise<void>;
   /** Sends a signal to the current process right away, synchronously. */
   kill(signal?: NodeJS.Signals): boolean;
   /** Stops the server (if running) and starts it again on the same ports, data and credentials. */

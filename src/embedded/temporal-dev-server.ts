@@ -15,6 +15,8 @@
  * - `--search-attribute` only takes effect when the SQLite file is created; on a restart with an
  *   existing database we add missing attributes through the OperatorService, so the attribute
  *   list can grow between runs.
+ * - `restart()` brings the server back on the same ports with the same database (fault-injection
+ *   tests kill it mid-upload): clients and workers reconnect to the same address by themselves.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -22,7 +24,7 @@ import { Connection } from '@temporalio/client';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { arePortsFree, findFreePorts } from './free-port';
-import { ManagedProcess, type ProcessExit } from './managed-process';
+import { ManagedProcess, type ProcessExit, type RunningServerProcess } from './managed-process';
 
 /** Search attribute types as the Temporal CLI spells them in `--search-attribute Name=Type`. */
 export type SearchAttributeTypeName = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
@@ -96,6 +98,12 @@ export interface TemporalDevServerOptions {
    */
   readonly dynamicConfig?: Readonly<Record<string, unknown>>;
   /**
+   * Codec server the Web UI sends payloads to for decoding (`--ui-codec-endpoint`), e.g. the
+   * `upload-saga codec-server` URL, so an encrypting deployment's payloads show decoded in the UI.
+   * @default none (the UI shows encoded payloads as they are)
+   */
+  readonly uiCodecEndpoint?: string;
+  /**
    * Server log level.
    * @default 'warn'
    */
@@ -118,7 +126,7 @@ export interface TemporalDevServerOptions {
 }
 
 /** A running embedded Temporal server. */
-export interface TemporalDevServer {
+export interface TemporalDevServer extends RunningServerProcess {
   /** gRPC `host:port` for `Connection.connect({ address })` and workers. */
   readonly address: string;
   /** The namespace created and checked at start. */
@@ -127,18 +135,16 @@ export interface TemporalDevServer {
   readonly uiUrl: string;
   /** Directory holding `temporal.db` and `temporal.log`. */
   readonly dataDir: string;
-  /** The server's log file. */
-  readonly logFile: string;
-  /** Process id of the server. */
-  readonly pid: number;
   /** Every port the server was told to bind. */
   readonly ports: { readonly frontend: number; readonly ui: number; readonly http: number; readonly metrics: number };
-  /** Resolves when the server process exits (for whatever reason). */
-  readonly exited: Promise<ProcessExit>;
-  /** SIGTERM, then SIGKILL after the grace period; resolves once the process has exited. Idempotent. */
-  stop(): Promise<void>;
   /** Sends a signal right away, synchronously (for crash tests and exit handlers). */
   kill(signal?: NodeJS.Signals): boolean;
+  /**
+   * Stops the server (if running) and starts it again on the same ports and the same SQLite
+   * database, so clients and workers reconnect to the same address and find every workflow
+   * where it was (used by fault-injection tests: "Temporal dies mid-upload, comes back").
+   */
+  restart(): Promise<void>;
 }
 
 /** A search attribute name or type cannot be passed to the server. */
@@ -232,20 +238,28 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   );
   const attempts = explicitPorts.length < 4 ? Math.max(1, options.startAttempts ?? 3) : 1;
 
-  for (let attempt = 1; ; attempt++) {
-    const [frontend, ui, http, metrics] = await pickPorts(ip, options);
-    const ports = { frontend, ui, http, metrics };
+  const launch = async (ports: TemporalDevServer['ports']): Promise<ManagedProcess> => {
     const child = await ManagedProcess.start({
       command: binary,
       args: buildArgs({ dataDir, ip, namespace, ports, searchAttributes, options }),
       logFile: path.join(dataDir, 'temporal.log'),
     });
-    const address = `${ip}:${frontend}`;
-    const uiUrl = `http://${ip}:${ui}`;
     try {
-      await waitUntilReady({ child, address, httpUrl: `http://${ip}:${http}`, namespace, uiUrl, searchAttributes, options });
+      await waitUntilReady({ child, address: `${ip}:${ports.frontend}`, httpUrl: `http://${ip}:${ports.http}`, namespace, uiUrl: `http://${ip}:${ports.ui}`, searchAttributes, options });
     } catch (error) {
       await child.stop({ graceMs: 2_000 });
+      throw error;
+    }
+    return child;
+  };
+
+  for (let attempt = 1; ; attempt++) {
+    const [frontend, ui, http, metrics] = await pickPorts(ip, options);
+    const ports = { frontend, ui, http, metrics };
+    let child: ManagedProcess;
+    try {
+      child = await launch(ports);
+    } catch (error) {
       const portTaken =
         error instanceof TemporalDevServerExitedError && /address already in use|can't set|can't use/i.test(error.logTail);
       // Fresh ports only help if the taken one was ours to choose.
@@ -253,18 +267,31 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       throw error;
     }
 
+    let running = child;
     let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      (stopping ??= running.stop({ graceMs: options.stopGraceMs ?? 10_000 }).then(() => undefined));
     return {
-      address,
+      address: `${ip}:${frontend}`,
       namespace,
-      uiUrl,
+      uiUrl: `http://${ip}:${ui}`,
       dataDir,
       logFile: child.logFile,
-      pid: child.pid,
+      get pid() {
+        return running.pid;
+      },
       ports,
-      exited: child.exited,
-      stop: () => (stopping ??= child.stop({ graceMs: options.stopGraceMs ?? 10_000 }).then(() => undefined)),
-      kill: (signal: NodeJS.Signals = 'SIGTERM') => child.kill(signal),
+      get exited() {
+        return running.exited;
+      },
+      stop,
+      kill: (signal: NodeJS.Signals = 'SIGTERM') => running.kill(signal),
+      restart: async () => {
+        await stop();
+        // Same ports, same database: the server comes back where it was.
+        running = await launch(ports);
+        stopping = undefined;
+      },
     };
   }
 }
@@ -311,6 +338,7 @@ function buildArgs(input: {
     '--color',
     'never',
   ];
+  if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
   for (const [name, type] of searchAttributes) args.push('--search-attribute', `${name}=${type}`);
   for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);

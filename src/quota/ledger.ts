@@ -8,6 +8,8 @@
  *   and reserved bytes never exceeds the limit. When the upload does not fit it throws a
  *   non-retryable failure of type `QuotaExceeded`.
  * - `release` and `commit` are idempotent; releasing or committing an unknown upload is a no-op.
+ *   They may take effect after they return (the embedded ledger sends them as signals), but never
+ *   later than a request that reaches the ledger after them, and never lost once they returned.
  */
 export interface QuotaUsage {
   tenant: string;
@@ -18,9 +20,9 @@ export interface QuotaUsage {
 
 export interface QuotaLedger {
   reserve(request: { tenant: string; uploadId: string; bytes: number }): Promise<QuotaUsage>;
-  release(request: { tenant: string; uploadId: string }): Promise<QuotaUsage>;
+  release(request: { tenant: string; uploadId: string }): Promise<void>;
   /** Moves the reservation to "used" once the object is merged. */
-  commit(request: { tenant: string; uploadId: string }): Promise<QuotaUsage>;
+  commit(request: { tenant: string; uploadId: string }): Promise<void>;
   usage(tenant: string): Promise<QuotaUsage>;
 }
 
@@ -33,5 +35,7 @@ export interface QuotaLimits {
 }
 
 export function quotaLimitFor(limits: QuotaLimits, tenant: string): number {
-  return limits.perTenant?.[tenant] ?? limits.defaultBytes;
+  // Own entries only: a tenant named "constructor" or "toString" must not find Object's members.
+  const perTenant = limits.perTenant;
+  return perTenant && Object.prototype.hasOwnProperty.call(perTenant, tenant) ? (perTenant[tenant] ?? limits.defaultBytes) : limits.defaultBytes;
 }

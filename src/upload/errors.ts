@@ -21,6 +21,10 @@ export const UploadFailureType = {
   ObjectAlreadyExists: 'ObjectAlreadyExists',
   WebhookRejected: 'WebhookRejected',
   WebhookUnavailable: 'WebhookUnavailable',
+  /** The webhook URL is invalid or points at an address the worker may not reach (see UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS). */
+  WebhookNotAllowed: 'WebhookNotAllowed',
+  /** The destination key is outside the tenant's prefix (UPLOAD_SAGA_TENANT_KEY_PREFIX). */
+  DestinationNotAllowed: 'DestinationNotAllowed',
   CleanupIncomplete: 'CleanupIncomplete',
 } as const;
 export type UploadFailureType = (typeof UploadFailureType)[keyof typeof UploadFailureType];
@@ -39,6 +43,8 @@ export const PERMANENT_UPLOAD_FAILURES: UploadFailureType[] = [
   UploadFailureType.ChecksumMismatch,
   UploadFailureType.ObjectAlreadyExists,
   UploadFailureType.WebhookRejected,
+  UploadFailureType.WebhookNotAllowed,
+  UploadFailureType.DestinationNotAllowed,
 ];
 
 /** A permanent failure of the given type. */

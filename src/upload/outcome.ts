@@ -14,9 +14,14 @@ export type UploadPhase =
   | 'commit-quota'
   | 'notify'
   | 'compensating'
-  | 'done';
+  | 'done'
+  // client uploads through the HTTP gateway (src/workflows/client-upload-workflow.ts)
+  | 'open-multipart'
+  | 'receive-parts'
+  | 'delete-staged';
 
-export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed';
+/** `expired`: a client upload not finished before its expiry, compensated. */
+export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed' | 'expired';
 
 export interface UploadResult {
   uploadId: string;
@@ -27,8 +32,12 @@ export interface UploadResult {
   size: number;
   etag: string;
   versionId?: string;
-  /** The checksum S3 reports for the object (composite over parts: "<base64>-<parts>"). */
-  checksum?: { algorithm: ChecksumAlgorithm; value: string };
+  /**
+   * The checksum S3 reports for the object: `COMPOSITE` over parts ("<base64>-<parts>"), or
+   * `FULL_OBJECT` (the CRC of the whole object; CRC64NVME, or a CRC given as expectedChecksum).
+   * Absent for server-side copies (no additional checksum).
+   */
+  checksum?: { algorithm: ChecksumAlgorithm; value: string; type?: 'COMPOSITE' | 'FULL_OBJECT' };
   /** SHA-256 of the whole object (hex), when the request gave an expected checksum. */
   sha256?: string;
   partCount: number;

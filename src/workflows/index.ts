@@ -4,3 +4,4 @@
  */
 export { uploadWorkflow, progressQuery, sagaStateQuery } from './upload-workflow';
 export { quotaLedgerWorkflow } from './quota-ledger';
+export { clientUploadWorkflow } from './client-upload-workflow';

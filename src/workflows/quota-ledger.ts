@@ -6,6 +6,18 @@
  * uploads can never both take the last gigabyte. Activities reach it with Update-with-Start, so
  * the first upload of a tenant creates its ledger.
  *
+ * Why batches and signals (measured, see README "Measured"): many concurrent updates to one
+ * workflow are expensive — each opens its own speculative workflow task, they collide, and the
+ * worker ends up replaying the ledger's history over and over (≈ 30 ms of server and ≈ 55 ms of
+ * worker CPU per update with 20 in flight, against ≈ 1 ms per reservation when the same 20 arrive
+ * as one update). So a worker sends the reservations waiting at one moment as ONE `reserveBatch`
+ * update and gets one outcome per reservation back; the handler decides them one after another
+ * without awaiting, so exactness is unchanged. Commit and release need no answer: they are
+ * signals — durable once the server has them, ordered with the updates, applied idempotently, and
+ * batched the same way (one signal carries the settlements that waited for the previous one: each
+ * signal is a transaction on the ledger's execution, and fifty at once queue up for it). The single-item updates stay for
+ * workers of earlier versions.
+ *
  * Every operation is idempotent per upload id: a retried reserve returns the same reservation, a
  * repeated release or commit is a no-op. The ledger continues-as-new with its state when the
  * history grows, so it can run for years.
@@ -16,6 +28,7 @@ import {
   condition,
   continueAsNew,
   defineQuery,
+  defineSignal,
   defineUpdate,
   setHandler,
   workflowInfo,
@@ -50,13 +63,53 @@ export const releaseUpdate = defineUpdate<QuotaUsage, [{ uploadId: string }]>('r
 export const commitUpdate = defineUpdate<QuotaUsage, [{ uploadId: string }]>('commit');
 export const usageQuery = defineQuery<QuotaUsage>('usage');
 
+/** One reservation's outcome in a {@link reserveBatchUpdate}: the usage after it, or why it was refused. */
+export type ReserveOutcome =
+  | { ok: true; usage: QuotaUsage }
+  | { ok: false; failure: { type: string; message: string; nonRetryable: boolean; details?: unknown[] } };
+
+/**
+ * Several reservations in one update, decided in order; each gets its own outcome (one refused
+ * reservation does not fail the others). At most {@link MAX_LEDGER_BATCH} per update.
+ */
+export const reserveBatchUpdate = defineUpdate<ReserveOutcome[], [ReserveRequest[]]>('reserveBatch');
+/** Reservations to settle, by upload id: at most {@link MAX_LEDGER_BATCH} in one signal. */
+export interface Settlements {
+  /** Move these reservations to "used" (their uploads were merged). */
+  commit?: string[];
+  /** Give these reservations back (compensation). */
+  release?: string[];
+}
+/** Commits and releases reservations. Idempotent; unknown ids are ignored. */
+export const settleSignal = defineSignal<[Settlements]>('settleReservations');
+
+/** Largest {@link reserveBatchUpdate} or {@link settleSignal}: keeps one payload and history event small. */
+export const MAX_LEDGER_BATCH = 200;
+
+/**
+ * Where one upload stands in the ledger: holding a reservation, settled one way or the other, or
+ * `unknown` (it never reserved — e.g. refused for quota — or it was settled so long ago that the
+ * bounded `settled` map forgot it). Read-only, so adding it changed no command of the ledger.
+ */
+export type ReservationStatus = { status: 'reserved'; bytes: number } | { status: 'committed' | 'released' | 'unknown' };
+export const reservationQuery = defineQuery<ReservationStatus, [string]>('reservation');
+
 /** The ledger's failure type when a reservation does not fit. Non-retryable. */
 export const QUOTA_EXCEEDED = 'QuotaExceeded';
 
 /** Settled ids remembered across continue-as-new; older ones are forgotten. */
 const MAX_SETTLED = 10_000;
-/** Updates handled before the ledger continues as new, to keep each run's history small. */
+/** Requests (updates, batched reservations, signals) handled before the ledger continues as new, to keep each run's history small. */
 const UPDATES_PER_RUN = 500;
+
+/** Why a reservation request is malformed, or undefined when it is well-formed. */
+function invalidReservation(request: ReserveRequest | undefined): string | undefined {
+  const { uploadId, bytes, limitBytes } = request ?? ({} as ReserveRequest);
+  if (!uploadId || typeof uploadId !== 'string' || !Number.isSafeInteger(bytes) || bytes < 0 || !Number.isSafeInteger(limitBytes) || limitBytes < 0) {
+    return 'reserve needs { uploadId, bytes ≥ 0, limitBytes ≥ 0 } with whole byte counts';
+  }
+  return undefined;
+}
 
 export function quotaLedgerWorkflowId(tenant: string): string {
   return `quota-ledger:${tenant}`;
@@ -75,6 +128,9 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
       reservations: amounts.length,
     };
   };
+  // Own keys only: an upload id such as "constructor" must not find Object's members.
+  const holds = (uploadId: string) => Object.prototype.hasOwnProperty.call(state.reservations, uploadId);
+  const settledAs = (uploadId: string) => (Object.prototype.hasOwnProperty.call(state.settled, uploadId) ? state.settled[uploadId] : undefined);
   const settle = (uploadId: string, how: 'committed' | 'released') => {
     delete state.reservations[uploadId];
     state.settled[uploadId] = how;
@@ -83,32 +139,73 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
   };
 
   setHandler(usageQuery, usage);
+  setHandler(reservationQuery, (uploadId): ReservationStatus => {
+    const bytes = state.reservations[uploadId];
+    if (bytes !== undefined) return { status: 'reserved', bytes };
+    return { status: state.settled[uploadId] ?? 'unknown' };
+  });
+
+  /** Decides one reservation; throws the refusal as a non-retryable ApplicationFailure. */
+  const reserve = ({ uploadId, bytes, limitBytes }: ReserveRequest): QuotaUsage => {
+    if (holds(uploadId)) return usage(); // a retried reserve: already held
+    const settled = settledAs(uploadId);
+    if (settled) throw ApplicationFailure.nonRetryable(`upload ${uploadId} was already ${settled}; it cannot reserve again`, 'ReservationSettled');
+    const current = usage();
+    if (current.usedBytes + current.reservedBytes + bytes > limitBytes) {
+      throw ApplicationFailure.create({
+        type: QUOTA_EXCEEDED,
+        nonRetryable: true,
+        message:
+          `tenant "${state.tenant}" has ${limitBytes - current.usedBytes - current.reservedBytes} of ${limitBytes} bytes left ` +
+          `(${current.usedBytes} used, ${current.reservedBytes} reserved); the upload needs ${bytes}`,
+        details: [{ ...current, limitBytes, requestedBytes: bytes }],
+      });
+    }
+    state.reservations[uploadId] = bytes;
+    return usage();
+  };
+  const release = (uploadId: string) => {
+    if (holds(uploadId)) settle(uploadId, 'released');
+  };
+  const commit = (uploadId: string) => {
+    if (!holds(uploadId)) return;
+    state.usedBytes += state.reservations[uploadId]!;
+    settle(uploadId, 'committed');
+  };
 
   setHandler(
     reserveUpdate,
-    ({ uploadId, bytes, limitBytes }) => {
+    (request) => {
       handled++;
-      if (uploadId in state.reservations) return usage(); // a retried reserve: already held
-      const settled = state.settled[uploadId];
-      if (settled) throw ApplicationFailure.nonRetryable(`upload ${uploadId} was already ${settled}; it cannot reserve again`, 'ReservationSettled');
-      const current = usage();
-      if (current.usedBytes + current.reservedBytes + bytes > limitBytes) {
-        throw ApplicationFailure.create({
-          type: QUOTA_EXCEEDED,
-          nonRetryable: true,
-          message:
-            `tenant "${state.tenant}" has ${limitBytes - current.usedBytes - current.reservedBytes} of ${limitBytes} bytes left ` +
-            `(${current.usedBytes} used, ${current.reservedBytes} reserved); the upload needs ${bytes}`,
-          details: [{ ...current, limitBytes, requestedBytes: bytes }],
-        });
-      }
-      state.reservations[uploadId] = bytes;
-      return usage();
+      return reserve(request);
     },
     {
-      validator: ({ uploadId, bytes, limitBytes }) => {
-        if (!uploadId || !Number.isSafeInteger(bytes) || bytes < 0 || !Number.isSafeInteger(limitBytes) || limitBytes < 0) {
-          throw new Error('reserve needs { uploadId, bytes ≥ 0, limitBytes ≥ 0 } with whole byte counts');
+      validator: (request) => {
+        const problem = invalidReservation(request);
+        if (problem) throw new Error(problem);
+      },
+    },
+  );
+
+  setHandler(
+    reserveBatchUpdate,
+    (requests) => {
+      handled += requests.length;
+      return requests.map((request): ReserveOutcome => {
+        const problem = invalidReservation(request);
+        if (problem) return { ok: false, failure: { type: 'InvalidReservation', message: problem, nonRetryable: true } };
+        try {
+          return { ok: true, usage: reserve(request) };
+        } catch (err) {
+          const failure = err as ApplicationFailure;
+          return { ok: false, failure: { type: failure.type ?? 'Error', message: failure.message, nonRetryable: true, ...(failure.details ? { details: [...failure.details] } : {}) } };
+        }
+      });
+    },
+    {
+      validator: (requests) => {
+        if (!Array.isArray(requests) || requests.length === 0 || requests.length > MAX_LEDGER_BATCH) {
+          throw new Error(`reserveBatch needs 1 to ${MAX_LEDGER_BATCH} reservations`);
         }
       },
     },
@@ -116,18 +213,26 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
 
   setHandler(releaseUpdate, ({ uploadId }) => {
     handled++;
-    if (uploadId in state.reservations) settle(uploadId, 'released');
+    release(uploadId);
     return usage();
   });
 
   setHandler(commitUpdate, ({ uploadId }) => {
     handled++;
-    const bytes = state.reservations[uploadId];
-    if (bytes !== undefined) {
-      state.usedBytes += bytes;
-      settle(uploadId, 'committed');
-    }
+    commit(uploadId);
     return usage();
+  });
+
+  setHandler(settleSignal, (settlements) => {
+    // A signal cannot be refused: anything malformed in it is ignored rather than thrown.
+    for (const uploadId of Array.isArray(settlements?.commit) ? settlements.commit : []) {
+      handled++;
+      if (typeof uploadId === 'string') commit(uploadId);
+    }
+    for (const uploadId of Array.isArray(settlements?.release) ? settlements.release : []) {
+      handled++;
+      if (typeof uploadId === 'string') release(uploadId);
+    }
   });
 
   await condition(() => handled >= UPDATES_PER_RUN || workflowInfo().continueAsNewSuggested);

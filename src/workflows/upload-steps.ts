@@ -28,6 +28,8 @@ export const PERMANENT_S3_FAILURES = [
   'S3.InvalidBucketName',
   'S3.KeyTooLongError',
   'S3.XAmzContentChecksumMismatch',
+  // The body's SHA-256 (signed over plain HTTP) does not match: a part corrupted in flight.
+  'S3.XAmzContentSHA256Mismatch',
   'S3.InvalidAccessKeyId',
   'S3.SignatureDoesNotMatch',
 ];
@@ -40,6 +42,20 @@ const compensationRetry = {
   backoffCoefficient: 2,
   maximumInterval: '2m',
   jitter: 'full',
+} as const;
+
+/**
+ * Steps that must outlast a storage outage: equal jitter (at least half of each backoff) keeps the
+ * 8 attempts spread over ≥ 91 s, so an outage shorter than that is always ridden out; full jitter
+ * could, rarely, spend them all within 30 s.
+ */
+export const OUTAGE_RIDING_RETRY = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '1m',
+  maximumAttempts: 8,
+  jitter: 'equal',
+  nonRetryableErrorTypes: NEVER_RETRIED,
 } as const;
 
 export const uploadSteps = defineSaga<UploadActivities>()({
@@ -62,7 +78,7 @@ export const uploadSteps = defineSaga<UploadActivities>()({
     action: {
       activity: 'uploadParts',
       // A retry resumes from the parts S3 already has, so retrying is cheap.
-      retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8, jitter: 'full', nonRetryableErrorTypes: NEVER_RETRIED },
+      retry: OUTAGE_RIDING_RETRY,
       // The heartbeat timeout notices a dead worker; startToClose only bounds a stuck batch.
       timeouts: { startToClose: '12h', heartbeat: '30s' },
       cancellation: 'wait',
@@ -72,15 +88,19 @@ export const uploadSteps = defineSaga<UploadActivities>()({
   verify: {
     action: {
       activity: 'verifyUpload',
-      retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 5, jitter: 'full', nonRetryableErrorTypes: NEVER_RETRIED },
+      // The same outage budget as upload-parts (≥ 91 s): an outage that begins during verify is
+      // ridden out too, instead of failing an upload whose bytes are all in S3.
+      retry: OUTAGE_RIDING_RETRY,
       timeouts: { startToClose: '12h', heartbeat: '1m' },
     },
   },
   merge: {
     action: {
       activity: 'completeUpload',
-      retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 10, jitter: 'full', nonRetryableErrorTypes: NEVER_RETRIED },
-      timeouts: { startToClose: '10m' },
+      // Equal jitter, as for upload-parts: ten attempts that cannot all bunch up in the first seconds.
+      retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, jitter: 'equal', nonRetryableErrorTypes: NEVER_RETRIED },
+      // completeUpload heartbeats while S3 merges: a dead worker is noticed in 30 s, not 10 minutes.
+      timeouts: { startToClose: '10m', heartbeat: '30s' },
     },
     pivot: true,
   },
@@ -125,4 +145,99 @@ export const uploadStepsWithLocalShortSteps: typeof uploadSteps = {
   'reserve-space': asLocal(uploadSteps['reserve-space']),
   'commit-quota': asLocal(uploadSteps['commit-quota']),
   notify: asLocal(uploadSteps.notify),
+};
+
+/**
+ * The steps that talk to the quota ledger — reserve-space (and its release) and commit-quota —
+ * back to regular activities; inspect-source and notify stay local.
+ *
+ * Why: a local activity keeps its workflow task, and with it one of the worker's workflow-task
+ * slots, until it returns; these steps wait for the tenant's ledger, which is a workflow served
+ * by the same workers. The fault suite (scenario 11: 100 uploads of one tenant at once) found
+ * that once every slot (40 by default) is held by an upload waiting in reserve-space, the
+ * ledger's own workflow task never runs: every reservation times out and retries for minutes.
+ * Regular activities wait in activity slots instead, and the ledger keeps getting its turn.
+ *
+ * Introduced behind the patch {@link QUOTA_STEPS_AS_ACTIVITIES_PATCH}, checked only when
+ * {@link LOCAL_SHORT_STEPS_PATCH} is: runs started before it replay with the steps they started with.
+ */
+export const QUOTA_STEPS_AS_ACTIVITIES_PATCH = 'quota-steps-as-activities';
+
+export const uploadStepsWithLocalInspectAndNotify: typeof uploadSteps = {
+  ...uploadSteps,
+  'inspect-source': asLocal(uploadSteps['inspect-source']),
+  notify: asLocal(uploadSteps.notify),
+};
+
+/**
+ * The quota steps local again, now that they cannot starve the ledger, and fewer search-attribute
+ * updates.
+ *
+ * Why the steps can be local again: commit-quota and the release only send a signal to the
+ * ledger (they never wait for its workflow task), and reserve-space waits for it only while fewer
+ * than `maxWaitingReservations` reservations of the worker wait (half its workflow-task slots by
+ * default); beyond that it is refused at once with the retryable `QuotaLedgerBusy`, and because
+ * its `localRetryThreshold` is 0 every retry waits on a workflow timer, with the slot free. So the
+ * ledger's workflow task always finds a slot, and a small upload saves two trips through the task
+ * queue and two workflow tasks (measured: README, "Measured").
+ *
+ * Why fewer search-attribute updates: each is a command, an event and a visibility write, and the
+ * phase of a step that starts and ends inside one workflow task (inspect-source, reserve-space,
+ * commit-quota) is overwritten before anyone can see it. Those phases, verify when it only lists
+ * the parts (no re-read of the source), the size and `done` are folded into the next update that
+ * matters: when upload-parts, merge, notify, a re-reading verify or compensation starts, and the
+ * outcome. Current details and the progress query still name every step as it runs. The run asks
+ * only this patch, not the older ones, and tells the saga that its pivot is shielded without
+ * asking the engine's patch: each patch a new run asks is a marker and a search-attribute update.
+ *
+ * Introduced behind the patch {@link LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH}, checked only when
+ * {@link LOCAL_SHORT_STEPS_PATCH} is and before {@link QUOTA_STEPS_AS_ACTIVITIES_PATCH}, so runs
+ * started under either earlier patch replay as they ran.
+ */
+export const LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH = 'local-quota-steps-folded-phases';
+
+/** The phases whose search-attribute update waits for the next one (see above). */
+export const FOLDED_PHASES: ReadonlySet<string> = new Set(['inspect-source', 'reserve-space', 'commit-quota', 'done']);
+
+/** Whether the search-attribute update of `phase` waits for the next one (see above). */
+export function phaseIsFolded(phase: string, request: { verify?: string; expectedChecksum?: { algorithm: string } } | undefined): boolean {
+  if (FOLDED_PHASES.has(phase)) return true;
+  // Verify by checksums is one listing of the parts: as short as the local steps.
+  return phase === 'verify' && request?.verify !== 'reread' && request?.expectedChecksum?.algorithm !== 'SHA256';
+}
+
+function retryThroughTimers<S extends { action: object }>(step: S): S {
+  return { ...step, action: { ...step.action, localRetryThreshold: '0s' } };
+}
+
+export const uploadStepsWithLocalQuotaSteps: typeof uploadSteps = {
+  ...uploadStepsWithLocalShortSteps,
+  'reserve-space': retryThroughTimers(uploadStepsWithLocalShortSteps['reserve-space']),
+};
+
+/**
+ * Verify as a local activity when it only lists the parts: no expected checksum to compare and no
+ * re-read of the source, so the step is one or a few ListParts calls (1,000 parts a page) and its
+ * result is decided from the fingerprints upload-parts recorded.
+ *
+ * Why: a small upload then goes from upload-parts to merge in one workflow task instead of two,
+ * without a trip of verify through the task queue (measured: README, "Measured"). A verify that
+ * re-reads the source (`verify: "reread"`, an expected SHA-256) may take as long as the upload and
+ * heartbeats, so it stays a regular activity.
+ *
+ * Introduced behind the patch {@link LOCAL_LISTING_VERIFY_PATCH}, asked before
+ * {@link LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH}; runs under it fold phases like that patch.
+ */
+export const LOCAL_LISTING_VERIFY_PATCH = 'local-listing-verify';
+
+/** Whether verify only lists the parts (see {@link LOCAL_LISTING_VERIFY_PATCH}); safe on an unchecked request. */
+export function verifyOnlyLists(request: { verify?: string; expectedChecksum?: unknown } | undefined): boolean {
+  return request?.verify !== 'reread' && request?.expectedChecksum === undefined;
+}
+
+export const uploadStepsWithLocalListingVerify: typeof uploadSteps = {
+  ...uploadStepsWithLocalQuotaSteps,
+  // A local activity cannot heartbeat: the engine drops verify's heartbeat timeout. A stuck
+  // ListParts is cut by the S3 client's idle timeout (S3_IDLE_TIMEOUT_MS) and retried.
+  verify: asLocal(uploadStepsWithLocalQuotaSteps.verify),
 };

@@ -7,24 +7,37 @@
  * and on failure one failure naming the step, the cause and each compensation's outcome.
  */
 import {
-  CancellationScope,
   defineQuery,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  log,
   patched,
-  ApplicationFailure,
   CancelledFailure,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { UploadActivities } from '../activities';
-import { Saga, summarizeFailure, type SagaFailureReport, type SagaState, type StepOutcome } from '../saga/workflow';
+import { Saga, type SagaState, type StepOutcome } from '../saga/workflow';
+import { multipartChecksums } from '../upload/integrity';
 import { partBatches } from '../upload/part-plan';
-import { describeSource, type UploadRequestWithDefaults } from '../upload/request';
-import type { UploadEvent, UploadEventType, UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
+import type { UploadRequestWithDefaults } from '../upload/request';
+import { describeSource } from '../upload/request-types';
+import type { UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
-import { LOCAL_SHORT_STEPS_PATCH, uploadSteps, uploadStepsWithLocalShortSteps } from './upload-steps';
+import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
+import {
+  LOCAL_LISTING_VERIFY_PATCH,
+  LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH,
+  LOCAL_SHORT_STEPS_PATCH,
+  phaseIsFolded,
+  QUOTA_STEPS_AS_ACTIVITIES_PATCH,
+  uploadSteps,
+  uploadStepsWithLocalInspectAndNotify,
+  uploadStepsWithLocalListingVerify,
+  uploadStepsWithLocalQuotaSteps,
+  uploadStepsWithLocalShortSteps,
+  verifyOnlyLists,
+} from './upload-steps';
 
 export const progressQuery = defineQuery<UploadProgress>('progress');
 export const sagaStateQuery = defineQuery<SagaState>('sagaState');
@@ -38,10 +51,33 @@ const formatGiB = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 
 export async function uploadWorkflow(request: UploadRequestWithDefaults): Promise<UploadResult> {
   const { workflowId } = workflowInfo();
-  const { bucket, key } = request.destination;
+  // A request that did not come through the client may be anything (null, no destination, …):
+  // inspect-source rejects it with InvalidUploadRequest, and until then nothing here may throw on
+  // it — an exception in workflow code would retry the workflow task forever instead of failing.
+  const { bucket, key } = request?.destination ?? ({} as UploadRequestWithDefaults['destination']);
+  const sourceSummary = (() => {
+    try {
+      return describeSource(request.source);
+    } catch {
+      return 'an invalid source';
+    }
+  })();
   const progress: UploadProgress = { phase: 'inspect-source', outcome: 'running', partsUploaded: 0, bytesUploaded: 0, batchesDone: 0 };
   const timings: Record<string, number> = {};
   let stepStartedAt = Date.now();
+
+  // Search-attribute updates. Under the folded-phases patch an update marked `fold` waits and is
+  // merged into the next one that is not (see phaseIsFolded in upload-steps.ts); before it, each
+  // is its own command, as recorded histories expect.
+  let foldPhases = false;
+  const pendingAttributes = new Map<string, SearchAttributeUpdatePair>();
+  const upsert = (pair: SearchAttributeUpdatePair, fold: boolean) => {
+    if (!foldPhases) return upsertSearchAttributes([pair]);
+    pendingAttributes.set(pair.key.name, pair);
+    if (fold) return;
+    upsertSearchAttributes([...pendingAttributes.values()]);
+    pendingAttributes.clear();
+  };
 
   // Called at every step start, including each batch of parts: only a change of phase counts.
   const setPhase = (phase: UploadPhase) => {
@@ -50,17 +86,35 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     if (progress.phase !== phase) timings[progress.phase] = (timings[progress.phase] ?? 0) + (now - stepStartedAt);
     stepStartedAt = now;
     progress.phase = phase;
-    upsertSearchAttributes([{ key: UploadPhaseAttribute, value: phase }]);
+    // Once the outcome is set, UploadPhase stays `done`: a failure webhook sent afterwards shows in
+    // the current details only (before the folded-phases patch it turned the phase back to notify).
+    upsert({ key: UploadPhaseAttribute, value: phase }, phaseIsFolded(phase, request) || progress.outcome !== 'running');
     setCurrentDetails(`**${phase}** — s3://${bucket}/${key}`);
   };
   const setOutcome = (outcome: UploadOutcomeKind) => {
     progress.outcome = outcome;
-    upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
+    upsert({ key: UploadOutcome, value: outcome }, false);
   };
 
-  // A versioning patch: runs started before it replay with every step as a regular activity.
-  const steps = patched(LOCAL_SHORT_STEPS_PATCH) ? uploadStepsWithLocalShortSteps : uploadSteps;
+  // Versioning patches: runs started before each one replay with the steps they started with.
+  // The newest patch is asked first: a new run records only its marker (each patch check of a new
+  // run is a marker and a search-attribute update); older runs do not have it and go on to theirs.
+  const localListingVerify = patched(LOCAL_LISTING_VERIFY_PATCH);
+  foldPhases = localListingVerify || patched(LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH);
+  const steps = localListingVerify
+    ? verifyOnlyLists(request)
+      ? uploadStepsWithLocalListingVerify
+      : uploadStepsWithLocalQuotaSteps
+    : foldPhases
+      ? uploadStepsWithLocalQuotaSteps
+      : !patched(LOCAL_SHORT_STEPS_PATCH)
+        ? uploadSteps
+        : patched(QUOTA_STEPS_AS_ACTIVITIES_PATCH)
+          ? uploadStepsWithLocalInspectAndNotify
+          : uploadStepsWithLocalShortSteps;
   const saga = new Saga<UploadActivities, typeof uploadSteps>(steps, {
+    // Runs under the folded-phases patch started after the pivot patch: no need to ask for it.
+    ...(foldPhases ? { shieldPivot: true as const } : {}),
     onStepStarted: (step) => setPhase(step as UploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');
@@ -70,25 +124,15 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
   setHandler(progressQuery, () => ({ ...progress }));
   setHandler(sagaStateQuery, () => saga.state());
 
-  const event = (type: UploadEventType, extra: Partial<UploadEvent>): UploadEvent => ({
-    type,
-    id: `${workflowId}/${type}`,
-    uploadId: request.uploadId,
-    tenant: request.tenant,
-    workflowId,
-    bucket,
-    key,
-    occurredAt: new Date(Date.now()).toISOString(),
-    ...extra,
-  });
+  const event = uploadEvents({ workflowId, uploadId: request?.uploadId, tenant: request?.tenant, bucket, key });
 
   try {
     const result = await saga.execute(async () => {
-      const inspection = await saga.run('inspect-source', [request], { summary: `inspect ${describeSource(request.source)}` });
+      const inspection = await saga.run('inspect-source', [request], { summary: `inspect ${sourceSummary}` });
       const { plan } = inspection;
       progress.totalBytes = plan.size;
       progress.totalParts = plan.partCount;
-      upsertSearchAttributes([{ key: UploadSizeBytes, value: plan.size }]);
+      upsert({ key: UploadSizeBytes, value: plan.size }, true);
 
       const reservation = { tenant: request.tenant, uploadId: request.uploadId };
       await saga.run('reserve-space', [{ ...reservation, bytes: plan.size }], {
@@ -96,6 +140,11 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
         compensateWith: () => [reservation],
       });
 
+      // Decided once, from the inspection recorded in history: copy server-side or stream, and the
+      // checksum configuration that goes with it. Only activity arguments depend on it, so runs
+      // recorded before S3-object sources (no `transfer`: stream) replay unchanged.
+      const transfer = inspection.transfer ?? 'stream';
+      const checksums = multipartChecksums(request, transfer);
       const batches = partBatches(plan.partCount, request.partsPerActivity);
       progress.batchesTotal = batches.length;
       let uploadId: string | undefined;
@@ -124,13 +173,15 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
               firstPart: batch.firstPart,
               lastPart: batch.lastPart,
               partConcurrency: request.partConcurrency,
-              checksumAlgorithm: request.checksumAlgorithm,
+              ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
+              ...(checksums.type ? { checksumType: checksums.type } : {}),
+              transfer,
               contentType: request.contentType,
               metadata: request.metadata,
             },
           ],
           {
-            summary: `upload parts ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
+            summary: `${transfer === 'server-side-copy' ? 'copy parts server-side' : 'upload parts'} ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
             compensateWith: (outcome) => {
               const known = uploadId ?? uploadIdFromFailure(outcome);
               return [
@@ -166,8 +217,9 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
             source: request.source,
             sourceVersion: inspection.sourceVersion,
             plan,
-            checksumAlgorithm: request.checksumAlgorithm,
+            ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
             ...(request.expectedChecksum ? { expectedChecksum: request.expectedChecksum } : {}),
+            transfer,
             batches: fingerprints,
             rereadSource: request.verify === 'reread',
           },
@@ -177,7 +229,18 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
 
       const merged = await saga.run(
         'merge',
-        [{ bucket, key, uploadId: multipartUploadId, expectedETag: verified.expectedETag, failIfExists: request.failIfExists, checksumAlgorithm: request.checksumAlgorithm }],
+        [
+          {
+            bucket,
+            key,
+            uploadId: multipartUploadId,
+            expectedETag: verified.expectedETag,
+            failIfExists: request.failIfExists,
+            ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
+            ...(checksums.type ? { checksumType: checksums.type } : {}),
+            ...(checksums.expectedFullObject ? { expectedChecksum: checksums.expectedFullObject } : {}),
+          },
+        ],
         { summary: `complete s3://${bucket}/${key}${request.failIfExists ? ' if absent' : ''}` },
       );
 
@@ -203,48 +266,26 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
 
       if (request.webhookUrl) {
         const { notification: _, ...eventResult } = result;
-        const completed = event('upload.completed', { result: eventResult });
-        try {
-          await saga.run('notify', [{ url: request.webhookUrl, idempotencyKey: completed.id, event: { ...completed } }], {
-            summary: 'notify upload.completed',
-          });
-          result.notification = { status: 'delivered' };
-        } catch (err) {
-          // After the pivot the object stays: a webhook that is down for good is reported, not undone.
-          const cause = summarizeFailure(err);
-          result.notification = { status: 'failed', error: `${cause.type}: ${cause.message}` };
-          log.warn('webhook delivery failed after the object was merged', { error: result.notification.error });
-        }
+        result.notification = await notifyCompleted(saga, request.webhookUrl, event('upload.completed', { result: eventResult }));
       }
       return result;
     });
     setPhase('done');
     result.timings = timings;
     setOutcome('completed');
-    setCurrentDetails(`**completed** — s3://${bucket}/${key}, ${result.size} bytes in ${result.partCount} parts`);
+    // A webhook that failed for good is part of the ending people look at in the Web UI (the
+    // search attribute says completed: the object exists).
+    const webhookFailure = result.notification.status === 'failed' ? `; **webhook not delivered**: ${result.notification.error}` : '';
+    setCurrentDetails(`**completed** — s3://${bucket}/${key}, ${result.size} bytes in ${result.partCount} parts${webhookFailure}`);
     return result;
   } catch (err) {
-    const report = reportOf(err);
+    const report = failureReportOf(err);
     setPhase('done');
     setOutcome(err instanceof CancelledFailure ? 'cancelled' : report && report.compensations.every((c) => c.status === 'compensated') ? 'compensated' : 'failed');
     setCurrentDetails(`**${progress.outcome}** — ${err instanceof Error ? err.message : String(err)}`);
-    if (request.webhookUrl && report) {
-      // Sent after the compensations ran, with the notify step's policy; it never masks the failure.
-      const failed = event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report });
-      await CancellationScope.nonCancellable(() =>
-        saga
-          .run('notify', [{ url: request.webhookUrl!, idempotencyKey: failed.id, event: { ...failed } }], { summary: `notify ${failed.type}` })
-          .catch((notifyErr: unknown) => log.warn('failure webhook could not be delivered', { error: summarizeFailure(notifyErr) })),
-      );
+    if (request?.webhookUrl && report) {
+      await notifyFailed(saga, request.webhookUrl, event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report }));
     }
     throw err;
   }
-}
-
-function reportOf(err: unknown): SagaFailureReport | undefined {
-  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) {
-    const first = err.details?.[0] as SagaFailureReport | undefined;
-    if (first && typeof first === 'object' && 'failedStep' in first) return first;
-  }
-  return undefined;
 }

@@ -3,13 +3,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
-import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
+import { temporal } from '@temporalio/proto';
+import { QUOTA_LEDGER_BUSY, TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
+import { quotaLedgerWorkflowId } from '../../src/workflows/quota-ledger';
 import { connectTestStack, uniqueId, type RunningWorker, type TestStack, startUploadWorker } from '../support/harness';
 
 const MiB = 1024 * 1024;
 let stack: TestStack;
 let worker: RunningWorker;
 let ledger: TemporalQuotaLedger;
+const EventType = temporal.api.enums.v1.EventType;
+
+/** How many events of `type` the tenant's ledger history holds. */
+async function ledgerEvents(tenant: string, type: temporal.api.enums.v1.EventType): Promise<number> {
+  const history = await stack.client.workflow.getHandle(quotaLedgerWorkflowId(tenant)).fetchHistory();
+  return (history.events ?? []).filter((e) => e.eventType === type).length;
+}
 
 beforeAll(async () => {
   stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTA_DEFAULT: '5MiB' } });
@@ -59,6 +68,50 @@ describe('quota ledger', () => {
     await expect(ledger.reserve({ tenant, uploadId: 'b', bytes: 2 * MiB })).rejects.toThrow(
       `tenant "${tenant}" has ${MiB} of ${5 * MiB} bytes left (0 used, ${4 * MiB} reserved); the upload needs ${2 * MiB}`,
     );
+  });
+
+  it('never over-commits 50 concurrent reservations of which only 12 fit, and sends them as one batch', async () => {
+    const tenant = uniqueId('race50');
+    const bytes = 400 * 1024; // 5 MiB / 400 KiB = 12.8
+    const outcomes = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => ledger.reserve({ tenant, uploadId: `u${i}`, bytes })));
+    const granted = outcomes.filter((o) => o.status === 'fulfilled');
+    const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(granted).toHaveLength(12);
+    for (const r of refused) expect(r.reason).toMatchObject({ type: 'QuotaExceeded', nonRetryable: true });
+    expect(await ledger.usage(tenant)).toMatchObject({ usedBytes: 0, reservedBytes: 12 * bytes, reservations: 12 });
+    // Group commit: the 50 reservations reached the ledger as one update, not 50.
+    expect(await ledgerEvents(tenant, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)).toBe(1);
+  });
+
+  it('settles concurrent commits and releases exactly once each, in fewer signals than settlements', async () => {
+    const tenant = uniqueId('settle');
+    await Promise.all(Array.from({ length: 10 }, (_, i) => ledger.reserve({ tenant, uploadId: `u${i}`, bytes: 100 * 1024 })));
+    await Promise.all([
+      ...Array.from({ length: 5 }, (_, i) => ledger.commit({ tenant, uploadId: `u${i}` })),
+      ...Array.from({ length: 5 }, (_, i) => ledger.release({ tenant, uploadId: `u${i + 5}` })),
+      // repeats and an unknown id change nothing
+      ledger.commit({ tenant, uploadId: 'u0' }),
+      ledger.release({ tenant, uploadId: 'u0' }),
+      ledger.commit({ tenant, uploadId: 'never-reserved' }),
+    ]);
+    expect(await ledger.usage(tenant)).toMatchObject({ usedBytes: 5 * 100 * 1024, reservedBytes: 0, reservations: 0 });
+    expect(await ledger.reservation(tenant, 'u0')).toEqual({ status: 'committed' });
+    expect(await ledger.reservation(tenant, 'u9')).toEqual({ status: 'released' });
+    // The 13 settlements made in one tick left as one signal.
+    expect(await ledgerEvents(tenant, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)).toBe(1);
+  });
+
+  it('refuses reservations beyond maxWaitingReservations at once, retryably, and lets the waiting ones through', async () => {
+    const tenant = uniqueId('busy');
+    const narrow = new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota, maxWaitingReservations: 3 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => narrow.reserve({ tenant, uploadId: `u${i}`, bytes: 1024 })));
+    expect(outcomes.slice(0, 3).map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    for (const o of outcomes.slice(3)) {
+      expect(o.status).toBe('rejected');
+      expect((o as PromiseRejectedResult).reason).toMatchObject({ type: QUOTA_LEDGER_BUSY, nonRetryable: false });
+    }
+    // Once those returned, there is room again.
+    await expect(narrow.reserve({ tenant, uploadId: 'u3', bytes: 1024 })).resolves.toMatchObject({ reservations: 4 });
   });
 
   it('reports zero usage for a tenant it has never seen', async () => {

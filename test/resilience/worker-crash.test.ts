@@ -8,6 +8,7 @@ import { UploadClient } from '../../src/client';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 import { objectSha256, incompleteUploads } from '../support/s3-inspect';
+import { completedActivityAttempts, pendingActivityWorkerPid } from '../support/activity-attempts';
 import { startTcpCounter, type TcpCounter } from '../support/tcp-counter';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
@@ -92,9 +93,7 @@ describe('worker crash', () => {
     await expect
       .poll(
         async () => {
-          const { raw } = await handle.workflow.describe();
-          const pending = raw.pendingActivities?.find((a) => a.activityType?.name === 'uploadParts' && a.lastWorkerIdentity);
-          const pid = Number(pending?.lastWorkerIdentity?.split('@')[0]);
+          const pid = await pendingActivityWorkerPid(handle.workflow, 'uploadParts');
           uploader = pair.find((w) => w.child.pid === pid);
           return uploader !== undefined && (await handle.progress()).partsDone >= 2;
         },
@@ -108,13 +107,8 @@ describe('worker crash', () => {
     expect(result.size).toBe(file.size);
     expect(await objectSha256(stack.s3, 'uploads', key)).toBe(file.sha256);
     // The attempt of upload-parts that completed ran on the survivor.
-    const events = (await handle.workflow.fetchHistory()).events ?? [];
-    const byId = new Map(events.map((e) => [Number(e.eventId), e]));
-    const completedUpload = events.find(
-      (e) => e.activityTaskCompletedEventAttributes && byId.get(Number(e.activityTaskCompletedEventAttributes.scheduledEventId))?.activityTaskScheduledEventAttributes?.activityType?.name === 'uploadParts',
-    );
-    const started = byId.get(Number(completedUpload?.activityTaskCompletedEventAttributes?.startedEventId));
-    expect(started?.activityTaskStartedEventAttributes?.identity).toMatch(new RegExp(`^${survivor.child.pid}@`));
-    expect(started?.activityTaskStartedEventAttributes?.attempt).toBeGreaterThan(1);
+    const [completed] = await completedActivityAttempts(handle.workflow, 'uploadParts');
+    expect(completed?.identity).toMatch(new RegExp(`^${survivor.child.pid}@`));
+    expect(completed?.attempt).toBeGreaterThan(1);
   }, 180_000);
 });

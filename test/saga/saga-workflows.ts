@@ -2,7 +2,7 @@
  * Workflows that exercise the saga engine's semantics with stand-in activities. The activities
  * (see saga-activities.ts) only record what ran and fail on cue: the point is orchestration.
  */
-import { defineQuery, setHandler, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, continueAsNew, defineQuery, setHandler, sleep } from '@temporalio/workflow';
 import { defineSaga, Saga, type SagaOptions, type SagaState } from '../../src/saga/workflow';
 import type { StandInActivities } from './saga-activities';
 
@@ -64,4 +64,45 @@ export async function jitterScenario(input: { runId: string; step: 'flaky' | 'fl
 /** Waits for a cancellation that never comes unless the test sends it; keeps the timer deterministic. */
 export async function idle(): Promise<void> {
   await sleep('1h');
+}
+
+/** A saga with a step that is workflow code, continuing as new in the middle of it. */
+export const continuedSteps = defineSaga<StandInActivities>()({
+  a: sagaSteps.a,
+  wait: { action: { inWorkflow: 'waits (here: continues as new once, then fails or returns on cue)' }, compensation: { activity: 'undo', retry: quick, timeouts } },
+  c: sagaSteps.c,
+});
+
+export interface ContinuedInput {
+  runId: string;
+  /** Failure type the wait step throws in the second run; unset: it succeeds. */
+  failWaitWith?: string;
+  /** Set by the first run when it continues as new. */
+  restored?: { a: string };
+}
+
+export async function continuedSaga(input: ContinuedInput): Promise<string[]> {
+  const saga = new Saga<StandInActivities, typeof continuedSteps>(continuedSteps);
+  setHandler(defineQuery<SagaState>('sagaState'), () => saga.state());
+  const undo = (step: string) => (outcome: unknown) => [{ runId: input.runId, step, outcome }] as [{ runId: string; step: string; outcome: unknown }];
+  return saga.execute(async () => {
+    let a: string;
+    if (input.restored) {
+      saga.restoreCompleted('a', { result: input.restored.a, compensateWith: undo('a') });
+      a = input.restored.a;
+    } else {
+      a = await saga.run('a', [{ runId: input.runId, step: 'a' }], { compensateWith: undo('a') });
+    }
+    const waited = await saga.runInWorkflow(
+      'wait',
+      async () => {
+        if (!input.restored) await continueAsNew<typeof continuedSaga>({ ...input, restored: { a } });
+        if (input.failWaitWith) throw ApplicationFailure.nonRetryable('the wait failed on cue', input.failWaitWith);
+        return 'waited';
+      },
+      { compensateWith: undo('wait') },
+    );
+    const c = await saga.run('c', [{ runId: input.runId, step: 'c' }], { compensateWith: undo('c') });
+    return [a, waited, c];
+  });
 }

@@ -9,7 +9,7 @@ import { sagaWorkerInterceptors } from '../../src/saga/activity';
 import type { SagaFailureReport, SagaState, StepOutcome } from '../../src/saga/workflow';
 import { connectTestStack, startWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { createStandInActivities, StandInScript } from './saga-activities';
-import type { sagaScenario, ScenarioInput } from './saga-workflows';
+import type { continuedSaga, sagaScenario, ScenarioInput } from './saga-workflows';
 
 const workflowsPath = siblingModule(__dirname, './saga-workflows');
 const script = new StandInScript();
@@ -213,5 +213,59 @@ describe('saga engine', () => {
     await handle.cancel();
     expect(await handle.result()).toEqual(['act:a', 'act:pivot', 'act:after']);
     expect(script.of(runId, 'undo')).toHaveLength(0);
+  });
+
+  it('does not interrupt the pivot when cancelled while it runs, and finishes forward', async () => {
+    // Found by the fault suite (scenario 12, cancel during merge): a cancelled pivot activity may
+    // still take effect, so compensating around it would race it.
+    const runId = uniqueId('pivot-running-cancel');
+    script.set(runId, 'act', 'pivot', { kind: 'sleep', ms: 3000 });
+    const handle = await start({ runId, steps: ['a', 'pivot', 'after'] });
+    await expect.poll(() => script.of(runId, 'act').some((c) => c.step === 'pivot'), { timeout: 20_000 }).toBe(true);
+    await handle.cancel();
+    expect(await handle.result()).toEqual(['act:a', 'act:pivot', 'act:after']);
+    expect(script.of(runId, 'undo')).toHaveLength(0);
+    const events = (await handle.fetchHistory()).events ?? [];
+    expect(events.some((e) => e.activityTaskCancelRequestedEventAttributes)).toBe(false);
+  });
+});
+
+describe('saga engine: workflow-code steps and continue-as-new', () => {
+  const startContinued = (runId: string, failWaitWith?: string) =>
+    stack.client.workflow.start<typeof continuedSaga>('continuedSaga', {
+      workflowId: `saga-${runId}`,
+      taskQueue: stack.config.temporal.taskQueue,
+      args: [{ runId, ...(failWaitWith ? { failWaitWith } : {}) }],
+    });
+
+  it('passes continue-as-new through a step and the saga without compensating, and finishes in the next run', async () => {
+    const runId = uniqueId('continued');
+    const handle = await startContinued(runId);
+    expect(await handle.result()).toEqual(['act:a', 'waited', 'act:c']);
+    expect(script.of(runId, 'act').map((c) => c.step)).toEqual(['a', 'c']); // a ran once, in the first run
+    expect(script.of(runId, 'undo')).toHaveLength(0);
+    const firstRun = await stack.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).fetchHistory();
+    expect(firstRun.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+  });
+
+  it('names a failing workflow-code step in the report and undoes it, then the steps restored from the earlier run', async () => {
+    const runId = uniqueId('restored');
+    const handle = await startContinued(runId, 'WaitGone');
+    const { failure, report } = await failureOf(handle.result());
+    expect((failure as ApplicationFailure).type).toBe('WaitFailed');
+    expect(report).toMatchObject({
+      failedStep: 'wait',
+      cause: { type: 'WaitGone', message: 'the wait failed on cue' },
+      compensations: [
+        { step: 'wait', activity: 'undo', status: 'compensated' },
+        { step: 'a', activity: 'undo', status: 'compensated' },
+      ],
+    });
+    const undone = script.of(runId, 'undo');
+    expect(undone.map((c) => c.step)).toEqual(['wait', 'a']);
+    // The restored step's compensation gets the result the earlier run had.
+    expect((undone[1]!.arg as { outcome: StepOutcome<string> }).outcome).toEqual({ status: 'completed', result: 'act:a' });
+    expect((undone[0]!.arg as { outcome: StepOutcome<string> }).outcome).toMatchObject({ status: 'failed', failure: { type: 'WaitGone' } });
+    expect(script.of(runId, 'act').map((c) => c.step)).toEqual(['a']);
   });
 });

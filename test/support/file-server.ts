@@ -14,7 +14,16 @@ export interface FileServer {
   close(): Promise<void>;
 }
 
-export async function startFileServer(content: Buffer, options: { ranges: boolean }): Promise<FileServer> {
+/** Options of {@link startFileServer}. */
+export interface FileServerOptions {
+  ranges: boolean;
+  /** Loopback address to listen on. @default '127.0.0.1' */
+  host?: string;
+  /** @default a free port */
+  port?: number;
+}
+
+export async function startFileServer(content: Buffer, options: FileServerOptions): Promise<FileServer> {
   let body = content;
   let etag = `"${createHash('md5').update(body).digest('hex')}"`;
   let modified = new Date(Date.now() - 60_000).toUTCString();
@@ -41,10 +50,14 @@ export async function startFileServer(content: Buffer, options: { ranges: boolea
     res.setHeader('Content-Length', body.length);
     res.end(req.method === 'HEAD' ? undefined : body);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, resolve);
+  });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/files/source.bin?token=not-logged`,
+    url: `http://${host}:${port}/files/source.bin?token=not-logged`,
     requests,
     setContent(next: Buffer) {
       body = next;

@@ -5,12 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { Client, Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { loadConfig, type WorkerConfig } from '../../src/config';
-import { createS3Client } from '../../src/connections';
+import { createS3Client, createTemporalClient } from '../../src/connections';
 import { createUploadWorker } from '../../src/worker';
 
 // Worker lifecycle chatter drowns test output; warnings and errors still show.
@@ -41,6 +41,9 @@ export function stackEnv(taskQueue: string, extra: Record<string, string> = {}):
     S3_ACCESS_KEY_ID: inject('s3AccessKeyId'),
     S3_SECRET_ACCESS_KEY: inject('s3SecretAccessKey'),
     UPLOAD_SAGA_ALLOWED_ROOTS: os.tmpdir(),
+    // Test file servers and webhook receivers listen on loopback, which a worker refuses by default.
+    UPLOAD_SAGA_URL_ALLOWED_HOSTS: '127.0.0.0/8,::1',
+    UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: '127.0.0.0/8,::1',
     ...extra,
   };
 }
@@ -51,7 +54,8 @@ export async function connectTestStack(options: { taskQueue?: string; env?: Reco
   const config = loadConfig(env);
   const connection = await Connection.connect({ address: config.temporal.address });
   const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  // Encrypts and decrypts payloads when `env` holds UPLOAD_SAGA_ENCRYPTION_KEY (see src/codec).
+  const client = createTemporalClient(connection, config);
   const s3 = createS3Client(config.s3);
   return {
     client,

@@ -11,8 +11,8 @@ export function standInUploadActivities(options: { size: number; onBatch?: (batc
   return {
     inspectSource: async (request) => ({ plan: planParts(options.size, request.partSize), sourceVersion: 'v1', sourceDescription: 'stand-in' }),
     reserveSpace: async () => usage,
-    releaseReservation: async () => usage,
-    commitReservation: async () => usage,
+    releaseReservation: async () => undefined,
+    commitReservation: async () => undefined,
     uploadParts: async (input) => {
       options.onBatch?.({ firstPart: input.firstPart, lastPart: input.lastPart });
       const parts = input.lastPart - input.firstPart + 1;
@@ -23,5 +23,8 @@ export function standInUploadActivities(options: { size: number; onBatch?: (batc
     verifyUpload: async (input) => ({ partCount: input.plan.partCount, size: input.plan.size, expectedETag: `"stand-in-${input.plan.partCount}"`, rereadSource: false }),
     completeUpload: async (input) => ({ etag: input.expectedETag, alreadyCompleted: false }),
     notify: async () => ({ status: 204 }),
+    // The client-upload workflow's own activities (not driven by these stand-ins).
+    openMultipartUpload: async () => ({ uploadId: 'stand-in-upload' }),
+    verifyClientUpload: async () => ({ size: options.size, partCount: 1, expectedETag: '"stand-in-1"' }),
   };
 }

@@ -8,7 +8,10 @@ import net from 'node:net';
 export interface TcpCounter {
   /** `http://127.0.0.1:<port>`: point the client here instead of at the server. */
   url: string;
+  /** Bytes the clients sent to the server. */
   bytesUp(): number;
+  /** Bytes the server sent back to the clients (downloads). */
+  bytesDown(): number;
   close(): Promise<void>;
 }
 
@@ -19,6 +22,7 @@ export interface TcpCounterOptions {
 
 export async function startTcpCounter(target: { host: string; port: number }, options: TcpCounterOptions = {}): Promise<TcpCounter> {
   let up = 0;
+  let down = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
@@ -29,6 +33,9 @@ export async function startTcpCounter(target: { host: string; port: number }, op
       if (!bytesPerSecond) return;
       client.pause();
       setTimeout(() => client.resume(), (chunk.length / bytesPerSecond) * 1000);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      down += chunk.length;
     });
     client.pipe(upstream).pipe(client);
     const end = () => {
@@ -45,6 +52,7 @@ export async function startTcpCounter(target: { host: string; port: number }, op
   return {
     url: `http://127.0.0.1:${port}`,
     bytesUp: () => up,
+    bytesDown: () => down,
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();

@@ -11,8 +11,12 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', siblingModule(__dirname, '../../src/worker')], {
+/**
+ * Starts a worker process and resolves once it polls. `entry` is the module it runs
+ * (@default src/worker.ts; the fault suite passes one that loads a pre-built workflow bundle).
+ */
+export async function startWorkerProcess(env: Record<string, string>, options: { entry?: string } = {}): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', options.entry ?? siblingModule(__dirname, '../../src/worker')], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

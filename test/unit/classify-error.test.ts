@@ -33,6 +33,12 @@ describe('S3 error classification', () => {
     expect(classifyS3Error(Object.assign(new Error('timed out'), { name: 'TimeoutError' })).retryable).toBe(true);
   });
 
+  it('calls a reset after the SDK gave up a network error, not an S3 answer', () => {
+    // What @aws-sdk/client-s3 rejects with when toxiproxy resets every connection (seen in test/faults/fault-helpers.test.ts).
+    const sdkReset = Object.assign(new Error('read ECONNRESET'), { name: 'TimeoutError', code: 'ECONNRESET', $metadata: { attempts: 3, totalRetryDelay: 71 } });
+    expect(classifyS3Error(sdkReset)).toMatchObject({ type: 'S3.NetworkError', retryable: true, message: 'ECONNRESET: read ECONNRESET' });
+  });
+
   it('builds a failure that names the operation and keeps the hint', () => {
     const failure = s3Failure('UploadPart 3 of s3://b/k', s3Error('SlowDown', 503));
     expect(failure.type).toBe('S3.SlowDown');

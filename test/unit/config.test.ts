@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseByteSize } from '../../src/config';
+import { quotaLimitFor } from '../../src/quota/ledger';
 
 describe('configuration from the environment', () => {
   it('has working defaults for a local stack', () => {
     const config = loadConfig({});
     expect(config.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'upload-saga', tls: false });
-    expect(config.s3).toEqual({ region: 'us-east-1', forcePathStyle: false });
+    expect(config.s3).toEqual({ region: 'us-east-1', forcePathStyle: false, idleTimeoutMs: 60_000 });
     expect(config.quota.defaultBytes).toBe(1024 ** 4);
   });
 
@@ -45,6 +46,34 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ S3_ACCESS_KEY_ID: 'id' })).toThrow('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together');
     expect(() => loadConfig({ UPLOAD_SAGA_QUOTAS: 'acme' })).toThrow('UPLOAD_SAGA_QUOTAS: "acme" is not tenant=size');
     expect(() => loadConfig({ UPLOAD_SAGA_WEBHOOK_SECRET: 'short' })).toThrow('UPLOAD_SAGA_WEBHOOK_SECRET: must be at least 16 characters');
+  });
+
+  it('reads the S3 idle timeout and refuses unusable ones', () => {
+    expect(loadConfig({ S3_IDLE_TIMEOUT_MS: '5000' }).s3.idleTimeoutMs).toBe(5_000);
+    expect(() => loadConfig({ S3_IDLE_TIMEOUT_MS: '10' })).toThrow('S3_IDLE_TIMEOUT_MS: must be a whole number from 1000 to 3600000 (milliseconds)');
+    expect(() => loadConfig({ S3_IDLE_TIMEOUT_MS: 'soon' })).toThrow('S3_IDLE_TIMEOUT_MS: must be a whole number from 1000 to 3600000 (milliseconds)');
+  });
+
+  it('reads the outbound allow-lists and the tenant key prefix, and defaults to public addresses and any key', () => {
+    const config = loadConfig({
+      UPLOAD_SAGA_URL_ALLOWED_HOSTS: '10.0.0.0/8, files.internal:8443,[::1]:9000',
+      UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+      UPLOAD_SAGA_TENANT_KEY_PREFIX: 'tenants/{tenant}/',
+    });
+    expect(config.urlSources.allowedHosts).toEqual(['10.0.0.0/8', 'files.internal:8443', '[::1]:9000']);
+    expect(config.webhook.allowedHosts).toEqual(['127.0.0.1']);
+    expect(config.tenantKeyPrefix).toBe('tenants/{tenant}/');
+    const defaults = loadConfig({});
+    expect(defaults.urlSources.allowedHosts).toEqual([]);
+    expect(defaults.webhook.allowedHosts).toEqual([]);
+    expect(defaults.tenantKeyPrefix).toBeUndefined();
+  });
+
+  it('gives a tenant named like an Object member the default quota, not the member', () => {
+    const config = loadConfig({ UPLOAD_SAGA_QUOTAS: 'acme=1GiB', UPLOAD_SAGA_QUOTA_DEFAULT: '2GiB' });
+    expect(quotaLimitFor(config.quota, 'constructor')).toBe(2 * 1024 ** 3);
+    expect(quotaLimitFor({ defaultBytes: 5, perTenant: { acme: 1 } }, 'toString')).toBe(5);
+    expect(quotaLimitFor(config.quota, 'acme')).toBe(1024 ** 3);
   });
 
   it('parses binary and decimal sizes', () => {

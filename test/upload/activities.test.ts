@@ -124,7 +124,7 @@ describe('upload activities against MinIO', () => {
     // Overwrite part 2 in S3 with other bytes of the same size: the part is "corrupted".
     // (with a valid checksum of the new bytes, or MinIO would refuse it)
     const other = Buffer.alloc(5 * MiB, 7);
-    await stack.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber: 2, Body: other, ChecksumAlgorithm: 'CRC32C', ChecksumCRC32C: partChecksum('CRC32C', other) }));
+    await stack.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber: 2, Body: other, ChecksumAlgorithm: 'CRC32C', ChecksumCRC32C: await partChecksum('CRC32C', other) }));
     const verifyInput = { bucket: BUCKET, key, uploadId, source: input.source, sourceVersion: version, plan, checksumAlgorithm: 'CRC32C' as const, batches: [{ firstPart: 1, lastPart: 3, checksumFingerprint }] };
     // Default: the checksums S3 lists no longer match the fingerprint computed during the upload.
     const byFingerprint = await run(activities.verifyUpload, {}, { ...verifyInput, rereadSource: false }).catch((e: unknown) => e);

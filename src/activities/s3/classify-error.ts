@@ -39,7 +39,10 @@ function retryAfterHeaderMs(err: S3ServiceException): number | undefined {
 }
 
 export function classifyS3Error(err: unknown): ClassifiedS3Error {
-  if (err instanceof S3ServiceException || (err instanceof Error && '$metadata' in err)) {
+  // An answer from the store has an HTTP status. The SDK also attaches `$metadata` (attempts only)
+  // to socket errors after its own retries, and names a reset `TimeoutError`: those are network errors.
+  const answered = err instanceof S3ServiceException || (err instanceof Error && (err as S3ServiceException).$metadata?.httpStatusCode !== undefined);
+  if (answered) {
     const e = err as S3ServiceException;
     const status = e.$metadata?.httpStatusCode;
     const code = e.name && e.name !== 'Error' ? e.name : status ? `Http${status}` : 'Unknown';

@@ -2,14 +2,36 @@
  * The source port: everything the upload activities need from where the bytes come from. One
  * small interface, so a new kind of source (HTTP, another bucket, a tus staging area) is one new
  * class and one line in the resolver, with no change to the activities.
+ *
+ * One optional capability, {@link ServerSideCopy}: a source that lives in the very store the
+ * upload writes to can have its parts copied there by the store (UploadPartCopy), so no byte
+ * passes through the worker. It is a typed member rather than a flag or a string, so a source
+ * either offers the operation or does not, and the compiler checks every use.
  */
+import type { TransferMode } from '../../upload/integrity';
 import type { SourceDescriptor } from '../../upload/request';
+
+export type { TransferMode };
 
 /** A snapshot of a source's identity; if it differs later, the source changed under the upload. */
 export interface SourceStat {
   size: number;
-  /** Opaque; equal versions mean unchanged content (e.g. mtime + size + inode, or an ETag). */
+  /** Opaque; equal versions mean unchanged content (e.g. inode + size + mtime + ctime, or an ETag). Compare with {@link sourceVersionMatches}. */
   version: string;
+}
+
+/** A local-file version as workers wrote it before the change time was part of it: `inode:size:mtimeMs`. */
+const LOCAL_VERSION_WITHOUT_CTIME = /^\d+:\d+:\d+(\.\d+)?$/;
+
+/**
+ * Whether a source is still the version recorded when the upload was inspected. Versions are
+ * compared as strings, with one allowance: local-file versions gained the change time
+ * (`:ctime=…`) while uploads were running, and a version recorded without it still matches a
+ * current one that only adds it (such an upload keeps the older, weaker check).
+ */
+export function sourceVersionMatches(recorded: string, current: string): boolean {
+  if (current === recorded) return true;
+  return LOCAL_VERSION_WITHOUT_CTIME.test(recorded) && current.startsWith(`${recorded}:ctime=`) && !current.slice(recorded.length + 1).includes(':');
 }
 
 export interface ByteSource {
@@ -22,6 +44,35 @@ export interface ByteSource {
    */
   read(offset: number, length: number): Promise<Buffer>;
   close(): Promise<void>;
+  /**
+   * Present when the source lives in the store the upload writes to (same endpoint, same
+   * credentials): its ranges can be copied into a multipart upload there without passing through
+   * the worker. Absent: parts are read with {@link ByteSource.read} and sent.
+   */
+  readonly serverSideCopy?: ServerSideCopy;
+}
+
+/** Where one copied part goes: a part of a multipart upload in the destination store. */
+export interface PartCopyTarget {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  partNumber: number;
+}
+
+/** "I can be copied server-side into this store": the capability of a {@link ByteSource}. */
+export interface ServerSideCopy {
+  /**
+   * Copies bytes `offset … offset + length − 1` of the source into `target`, conditional on the
+   * source still being the version seen when it was opened (a changed source fails with
+   * `SourceChanged`). Returns the part's ETag as the store reports it.
+   */
+  copyPart(target: PartCopyTarget, range: { offset: number; length: number }, signal?: AbortSignal): Promise<{ etag: string }>;
+}
+
+/** The transfer mode a source allows. */
+export function transferModeOf(source: ByteSource): TransferMode {
+  return source.serverSideCopy ? 'server-side-copy' : 'stream';
 }
 
 /** Opens sources by descriptor, enforcing the worker's policy (e.g. allowed roots). */

@@ -13,16 +13,41 @@
  * has": bytes are re-downloaded, never re-uploaded.
  *
  * URLs with credentials are refused at validation (they would be stored in workflow history).
+ *
+ * Every request goes through the guarded client (src/net/guarded-fetch.ts): it connects only to
+ * public addresses, or to those the worker's allow-list names (`UPLOAD_SAGA_URL_ALLOWED_HOSTS`),
+ * checked on the address the socket actually connects to, for every redirect hop. A refused
+ * address fails the upload with the permanent `SourceNotAllowed`, naming the address and the
+ * variable that would allow it.
  */
+import { AddressNotAllowedError, createGuardedFetch, OutboundPolicy, RedirectRefusedError, type HttpFetch, type ResolveHost } from '../../net/guarded-fetch';
 import { permanentFailure, transientFailure, UploadFailureType } from '../../upload/errors';
 import type { SourceDescriptor } from '../../upload/request';
 import type { ByteSource, SourceResolver, SourceStat } from './byte-source';
 
+/** The variable that allows non-public URL sources (named in refusals). */
+export const URL_ALLOWED_HOSTS_VARIABLE = 'UPLOAD_SAGA_URL_ALLOWED_HOSTS';
+
 export interface HttpSourceOptions {
   /** Per-request timeout. @default 60000 */
   timeoutMs?: number;
-  /** @default globalThis.fetch */
-  fetch?: typeof fetch;
+  /**
+   * Non-public hosts URL sources may reach anyway: IPs, CIDR ranges or host names, each optionally
+   * with `:port` (see `OutboundPolicyOptions.allowedHosts` in src/net/address-policy.ts). @default [] (public addresses only)
+   */
+  allowedHosts?: readonly string[];
+  /** How host names are resolved (tests inject one). @default the system resolver */
+  resolve?: ResolveHost;
+  /** Redirects followed per request, each hop checked. @default 5 */
+  maxRedirects?: number;
+}
+
+/** A refused destination as the permanent `SourceNotAllowed`; any other error unchanged. */
+function refusalFailure(shown: string, err: unknown): Error | undefined {
+  if (err instanceof AddressNotAllowedError || err instanceof RedirectRefusedError) {
+    return permanentFailure(UploadFailureType.SourceNotAllowed, `URL ${shown}: ${err.message}`);
+  }
+  return undefined;
 }
 
 interface Identity {
@@ -45,7 +70,7 @@ class HttpUrlSource implements ByteSource {
   constructor(
     private readonly url: string,
     private readonly identity: Identity,
-    private readonly fetchImpl: typeof fetch,
+    private readonly fetchImpl: HttpFetch,
     private readonly timeoutMs: number,
   ) {
     const shown = new URL(url);
@@ -135,7 +160,7 @@ class HttpUrlSource implements ByteSource {
     try {
       return await this.fetchImpl(this.url, { headers, signal: AbortSignal.timeout(this.timeoutMs), redirect: 'follow' });
     } catch (err) {
-      throw transientFailure(UploadFailureType.SourceUnreadable, `${this.description} unreachable: ${(err as Error).message}`);
+      throw refusalFailure(this.description.replace(/^URL /, ''), err) ?? transientFailure(UploadFailureType.SourceUnreadable, `${this.description} unreachable: ${(err as Error).message}`);
     }
   }
 }
@@ -144,13 +169,13 @@ function versionOf(identity: Identity): string {
   return `${identity.size}:${identity.etag ?? ''}:${identity.lastModified ?? ''}`;
 }
 
-async function probe(url: string, fetchImpl: typeof fetch, timeoutMs: number): Promise<Identity> {
+async function probe(url: string, fetchImpl: HttpFetch, timeoutMs: number): Promise<Identity> {
   const shown = `${new URL(url).origin}${new URL(url).pathname}`;
   let response: Response;
   try {
     response = await fetchImpl(url, { method: 'HEAD', signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
   } catch (err) {
-    throw transientFailure(UploadFailureType.SourceUnreadable, `URL ${shown} unreachable: ${(err as Error).message}`);
+    throw refusalFailure(shown, err) ?? transientFailure(UploadFailureType.SourceUnreadable, `URL ${shown} unreachable: ${(err as Error).message}`);
   }
   if (response.status === 404 || response.status === 410) throw permanentFailure(UploadFailureType.SourceNotFound, `URL ${shown} answered HTTP ${response.status}`);
   if (response.status >= 500 || response.status === 429 || response.status === 408) {
@@ -169,12 +194,15 @@ async function probe(url: string, fetchImpl: typeof fetch, timeoutMs: number): P
   };
 }
 
+/** Opens `url` sources through the guarded client; see the module comment. */
 export class HttpUrlResolver implements SourceResolver {
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: HttpFetch;
   private readonly timeoutMs: number;
 
+  /** @throws TypeError when an `allowedHosts` entry is malformed */
   constructor(options: HttpSourceOptions = {}) {
-    this.fetchImpl = options.fetch ?? globalThis.fetch;
+    const policy = new OutboundPolicy({ allowedHosts: options.allowedHosts ?? [], subject: 'URL sources', variable: URL_ALLOWED_HOSTS_VARIABLE });
+    this.fetchImpl = createGuardedFetch({ policy, ...(options.resolve ? { resolve: options.resolve } : {}), ...(options.maxRedirects !== undefined ? { maxRedirects: options.maxRedirects } : {}) });
     this.timeoutMs = options.timeoutMs ?? 60_000;
   }
 

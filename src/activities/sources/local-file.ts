@@ -3,6 +3,12 @@
  * path is resolved with `realpath` first, so neither `..` nor a symlink can point outside them.
  * Reads use positional `read` on one file handle, so parts load in parallel without streams and
  * a retry can start at any part.
+ *
+ * Checking a path and then opening it leaves a window in which the file (or a directory above
+ * it) can be swapped for a symlink to somewhere else. So the check is made again on what was
+ * opened: the final component is opened with `O_NOFOLLOW`, and after the open the descriptor's
+ * own path (`/proc/self/fd/N` on Linux) must be under a root and the file at the checked path
+ * must be the opened one (same device and inode). The descriptor is what every read uses.
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -31,7 +37,9 @@ class LocalFileSource implements ByteSource {
 
   async stat(): Promise<SourceStat> {
     const s = await this.handle.stat();
-    return { size: s.size, version: `${s.ino}:${s.size}:${s.mtimeMs}` };
+    // The change time too: a same-size rewrite whose modification time was set back (rsync
+    // --inplace --times, cp -p onto the file) changes only ctime, which no one can set back.
+    return { size: s.size, version: `${s.ino}:${s.size}:${s.mtimeMs}:ctime=${s.ctimeMs}` };
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
@@ -55,12 +63,22 @@ class LocalFileSource implements ByteSource {
   }
 }
 
-export class LocalFileResolver implements SourceResolver {
-  private readonly roots: Promise<string[]>;
+/** The path the kernel has for an open file descriptor (Linux), or undefined where /proc is not available. */
+async function pathOfDescriptor(fd: number): Promise<string | undefined> {
+  try {
+    return await fs.readlink(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
 
-  constructor(options: LocalFileSourceOptions) {
-    // Roots are resolved too, so that /tmp → /private/tmp style links compare correctly.
-    this.roots = Promise.all(options.allowedRoots.map((root) => fs.realpath(root).catch(() => path.resolve(root))));
+/** Opens `file` sources under the allowed roots; see the module comment. */
+export class LocalFileResolver implements SourceResolver {
+  constructor(private readonly options: LocalFileSourceOptions) {}
+
+  /** The roots with symlinks resolved (so that a root that is itself a link, e.g. /tmp → /private/tmp, compares correctly). */
+  private roots(): Promise<string[]> {
+    return Promise.all(this.options.allowedRoots.map((root) => fs.realpath(root).catch(() => path.resolve(root))));
   }
 
   async open(source: SourceDescriptor): Promise<ByteSource> {
@@ -74,24 +92,45 @@ export class LocalFileResolver implements SourceResolver {
       if (code === 'ENOENT' || code === 'ENOTDIR') throw permanentFailure(UploadFailureType.SourceNotFound, `source file ${requested} does not exist on the worker host`);
       throw permanentFailure(UploadFailureType.SourceUnreadable, `source file ${requested} cannot be resolved: ${code ?? String(err)}`);
     }
-    const roots = await this.roots;
+    const roots = await this.roots();
+    const rootList = `${roots.join(', ') || '(none configured)'}; set UPLOAD_SAGA_ALLOWED_ROOTS`;
     if (!roots.some((root) => isInside(root, real))) {
       throw permanentFailure(
         UploadFailureType.SourceNotAllowed,
-        `source file ${requested}${real !== requested ? ` (resolves to ${real})` : ''} is outside the worker's allowed roots: ${roots.join(', ') || '(none configured)'}; set UPLOAD_SAGA_ALLOWED_ROOTS`,
+        `source file ${requested}${real !== requested ? ` (resolves to ${real})` : ''} is outside the worker's allowed roots: ${rootList}`,
       );
     }
+    const swapped = (what: string) => permanentFailure(UploadFailureType.SourceNotAllowed, `source file ${requested} ${what}; refused, as it could lead outside the allowed roots`);
     let handle: fs.FileHandle;
     try {
-      handle = await fs.open(real, constants.O_RDONLY);
+      // O_NOFOLLOW: if the file was replaced by a symlink since realpath, the open fails instead of
+      // following it. O_NONBLOCK: a FIFO opens at once (and is refused below) instead of hanging.
+      handle = await fs.open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
-      throw permanentFailure(UploadFailureType.SourceUnreadable, `source file ${requested} cannot be opened: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') throw swapped(`(${real}) was replaced by a symbolic link after its path was checked`);
+      if (code === 'ENOENT') throw permanentFailure(UploadFailureType.SourceNotFound, `source file ${requested} does not exist on the worker host`);
+      throw permanentFailure(UploadFailureType.SourceUnreadable, `source file ${requested} cannot be opened: ${code ?? String(err)}`);
     }
-    const stat = await handle.stat();
-    if (!stat.isFile()) {
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw permanentFailure(UploadFailureType.SourceUnreadable, `source ${requested} is not a regular file`);
+      // A directory on the way may have been swapped for a link between the check and the open:
+      // what counts is the file the descriptor refers to. The kernel's path for it must be under a
+      // root (Linux), and the file now at the checked path must be that same file (everywhere).
+      const opened = await pathOfDescriptor(handle.fd);
+      if (opened !== undefined && !roots.some((root) => isInside(root, opened))) {
+        throw permanentFailure(
+          UploadFailureType.SourceNotAllowed,
+          `source file ${requested} changed while it was opened: the opened file is ${opened}, outside the worker's allowed roots: ${rootList}`,
+        );
+      }
+      const now = await fs.lstat(real).catch(() => undefined);
+      if (!now || now.dev !== stat.dev || now.ino !== stat.ino) throw swapped(`changed while it was opened (${real} is no longer the opened file)`);
+      return new LocalFileSource(handle, real);
+    } catch (err) {
       await handle.close();
-      throw permanentFailure(UploadFailureType.SourceUnreadable, `source ${requested} is not a regular file`);
+      throw err;
     }
-    return new LocalFileSource(handle, real);
   }
 }

@@ -8,6 +8,8 @@
  * that already ended cannot be cancelled, and the command says so instead of a bare "not found".
  */
 import { UploadFailedError } from '../../client';
+import { InvalidUploadRequestError } from '../../upload/errors';
+import { findUploadIdProblems } from '../../upload/request';
 import { withUploads } from '../connect';
 import { CliError, ExitCode } from '../errors';
 import { note, out, type CliIo } from '../io';
@@ -21,6 +23,8 @@ export interface CancelCommandOptions {
 
 /** Runs the command. @throws CliError when the upload already ended, WorkflowNotFoundError when there is none */
 export async function runCancel(tenant: string, uploadId: string, options: CancelCommandOptions, io: CliIo): Promise<void> {
+  const problems = findUploadIdProblems({ tenant, uploadId });
+  if (problems.length) throw new InvalidUploadRequestError(problems); // exit 2, before connecting
   await withUploads(io.env, async ({ uploads }) => {
     const handle = uploads.getHandle(tenant, uploadId);
     const { status } = await handle.workflow.describe();

@@ -14,13 +14,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, type Connection } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, type NativeConnection, type Worker } from '@temporalio/worker';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { UploadClient, UploadFailedError } from '../../client';
 import { loadConfig } from '../../config';
-import { connectClient, connectWorker, createS3Client } from '../../connections';
+import { connectClient, connectWorker, createS3Client, createTemporalClient } from '../../connections';
 import { startEmbeddedStack, type EmbeddedStack } from '../../embedded';
+import { hashToken } from '../../gateway/config';
+import { startGatewayFromEnv, type RunningGateway } from '../../gateway/run';
 import { uploadWorkflowId } from '../../upload/request';
 import { createUploadWorker } from '../../worker';
 import { CliError, ExitCode } from '../errors';
@@ -84,6 +86,8 @@ interface DemoResources {
   s3?: S3Client;
   worker?: Worker;
   workerRun?: Promise<void>;
+  /** The HTTP gateway (with --keep-running). */
+  gateway?: RunningGateway;
   /** Cancels client calls still in flight before the connection closes (see watch-upload.ts). */
   inflight: AbortController;
 }
@@ -100,6 +104,7 @@ async function shutDown(r: DemoResources, io: CliIo): Promise<void> {
   };
   note(io, '[6/6] shutting down: worker, connections, stack…');
   r.inflight.abort();
+  if (r.gateway) await attempt('stopping the gateway', () => r.gateway?.close());
   if (r.worker && r.worker.getState() === 'RUNNING') r.worker.shutdown();
   if (r.workerRun) await attempt('worker shutdown', () => r.workerRun);
   r.s3?.destroy();
@@ -140,7 +145,7 @@ export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<v
     const config = loadConfig(env);
     r.workerConnection = await guard(connectWorker(config.temporal));
     r.clientConnection = await guard(connectClient(config.temporal));
-    const client = new Client({ connection: r.clientConnection, namespace: config.temporal.namespace });
+    const client = createTemporalClient(r.clientConnection, config);
     r.s3 = createS3Client(config.s3);
     r.worker = await guard(createUploadWorker({ config, connection: r.workerConnection, client, s3: r.s3 }));
     r.workerRun = r.worker.run();
@@ -186,6 +191,14 @@ export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<v
     out(io, `verified: bytes identical (sha256 ${actual})`);
 
     if (options.keepRunning) {
+      // The HTTP gateway on the same worker: uploads from a browser or tus client, as tenant "demo".
+      const token = randomBytes(18).toString('base64url');
+      r.gateway = await guard(
+        startGatewayFromEnv({ ...env, UPLOAD_SAGA_GATEWAY_TOKENS: `${DEMO_TENANT}=${hashToken(token)}`, UPLOAD_SAGA_GATEWAY_PORT: io.env.UPLOAD_SAGA_GATEWAY_PORT ?? '0' }),
+      );
+      out(io, '', `HTTP gateway: ${r.gateway.url} (tus endpoint ${r.gateway.url}/files), tenant ${DEMO_TENANT}, token ${token}`);
+      // The fragment never reaches the server: the page reads the token from it and drops it from the address bar.
+      out(io, `upload page: ${r.gateway.url}/#token=${token} (drop a file, watch its saga)`);
       out(
         io,
         '',

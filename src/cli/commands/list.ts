@@ -5,7 +5,9 @@
  * upload's search attributes, so the list needs no database of our own; it is eventually
  * consistent (an upload started a second ago may not be listed yet).
  */
+import { InvalidUploadRequestError } from '../../upload/errors';
 import type { UploadOutcomeKind } from '../../upload/outcome';
+import { findUploadIdProblems } from '../../upload/request';
 import { withUploads } from '../connect';
 import { renderTable } from '../format';
 import { note, out, type CliIo } from '../io';
@@ -20,6 +22,8 @@ export interface ListCommandOptions {
 
 /** Runs the command: a table on stdout, or a note on stderr when nothing matches. */
 export async function runList(options: ListCommandOptions, io: CliIo): Promise<void> {
+  const problems = findUploadIdProblems({ tenant: options.tenant });
+  if (problems.length) throw new InvalidUploadRequestError(problems); // exit 2, before connecting
   await withUploads(io.env, async ({ uploads }) => {
     const summaries = await uploads.list({
       ...(options.tenant ? { tenant: options.tenant } : {}),

@@ -6,12 +6,20 @@
  * run `upload-saga worker` and `upload-saga upload` by hand. It prints the `export` lines for
  * exactly the variables those commands read. Ctrl-C stops both servers gracefully; a second
  * Ctrl-C exits at once (the servers die with the process, see src/embedded/exit-cleanup.ts).
+ * With `--encrypt` it also runs a codec server (loopback only: it is for the person at this
+ * machine) before the dev server, so the dev server's Web UI can be pointed at it with
+ * `--ui-codec-endpoint`; the UI's origin is allowed once its port is known. The key comes from
+ * `UPLOAD_SAGA_ENCRYPTION_KEY*` if set, else a new random one is printed with the other exports.
  */
+import { randomBytes } from 'node:crypto';
+import { AesGcmPayloadCodec, fingerprintKeyId, startCodecServer, type EncryptionConfig, type RunningCodecServer } from '../../codec';
+import { loadConfig } from '../../config';
 import { startEmbeddedStack } from '../../embedded';
 import { note, out, type CliIo } from '../io';
 import { waitForShutdownSignal } from '../signals';
 import { embeddedStackEnv, exportLines } from '../stack-env';
 import { labelled } from '../upload-report';
+import { uiOrigins } from './codec-server';
 
 /** The bucket the stack creates. */
 export const STACK_BUCKET = 'uploads';
@@ -22,17 +30,40 @@ export interface StackCommandOptions {
   keepData?: boolean;
   /** Use (and never delete) this data dir; state survives restarts. @default a fresh temp dir */
   dataDir?: string;
+  /** Start a codec server and point the Web UI at it. @default false */
+  encrypt?: boolean;
+}
+
+/** The keys for `--encrypt`: the environment's, or a new key (returned as base64 to export). */
+function stackEncryption(env: NodeJS.ProcessEnv): { encryption: EncryptionConfig; generatedKey?: string } {
+  const configured = loadConfig(env).encryption;
+  if (configured) return { encryption: configured };
+  const key = randomBytes(32);
+  return { encryption: { keys: [{ id: fingerprintKeyId(key), key }] }, generatedKey: key.toString('base64') };
 }
 
 /** Runs the command until SIGINT/SIGTERM. */
 export async function runStack(options: StackCommandOptions, io: CliIo): Promise<void> {
   note(io, 'starting Temporal + MinIO (the first run builds both servers from Go modules, which takes several minutes)…');
-  const stack = await startEmbeddedStack({
-    buckets: [STACK_BUCKET],
-    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-    keepDataDir: options.keepData ?? false,
-    binaries: { logger: io.stderr },
-  });
+  const keys = options.encrypt ? stackEncryption(io.env) : undefined;
+  const codecServer: RunningCodecServer | undefined = keys ? await startCodecServer({ codec: new AesGcmPayloadCodec({ encryption: keys.encryption }) }) : undefined;
+  let stack;
+  try {
+    stack = await startEmbeddedStack({
+      buckets: [STACK_BUCKET],
+      ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+      keepDataDir: options.keepData ?? false,
+      binaries: { logger: io.stderr },
+      ...(codecServer ? { temporal: { uiCodecEndpoint: codecServer.url } } : {}),
+    });
+  } catch (error) {
+    await codecServer?.close();
+    throw error;
+  }
+  for (const origin of uiOrigins(stack.temporal.uiUrl)) codecServer?.allowOrigin(origin);
+  const encryptionEnv: Record<string, string> = keys?.generatedKey
+    ? { UPLOAD_SAGA_ENCRYPTION_KEY: keys.generatedKey, UPLOAD_SAGA_ENCRYPTION_KEY_ID: keys.encryption.keys[0].id }
+    : {};
   const shutdown = waitForShutdownSignal();
   try {
     const dataKept = Boolean(options.dataDir || options.keepData);
@@ -44,19 +75,22 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
         ['web ui', stack.temporal.uiUrl],
         ['s3', `${stack.s3.endpoint} (bucket ${STACK_BUCKET}, region ${stack.s3.region})`],
         ['minio console', stack.s3.consoleUrl],
+        ['codec server', codecServer ? `${codecServer.url} (the Web UI decrypts through it; key ${keys?.encryption.keys[0].id}${keys?.generatedKey ? ', new' : ', from the environment'})` : undefined],
         ['data', `${stack.dataDir}${dataKept ? ' (kept on exit)' : ' (deleted on exit)'}`],
       ]),
       '',
       'point a worker or the CLI at it:',
-      ...exportLines(embeddedStackEnv(stack)),
+      ...exportLines({ ...embeddedStackEnv(stack), ...encryptionEnv }),
       '',
       'then, in other terminals: upload-saga worker   and   upload-saga upload <file> --bucket uploads --key <key> --tenant <tenant>',
+      'for uploads from browsers and tus clients also: UPLOAD_SAGA_GATEWAY_TOKENS=<tenant>=<sha256 of a token> upload-saga gateway',
       'press Ctrl-C to stop',
     );
     const signal = await shutdown.received;
     note(io, `\n${signal}: stopping the stack…`);
   } finally {
     await stack.stop();
+    await codecServer?.close();
     shutdown.dispose();
   }
   note(io, 'stack stopped');

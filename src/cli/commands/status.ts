@@ -9,6 +9,8 @@
  * with a note, when no worker answers.
  */
 import { UploadFailedError } from '../../client';
+import { InvalidUploadRequestError } from '../../upload/errors';
+import { findUploadIdProblems } from '../../upload/request';
 import type { UploadResult } from '../../upload/outcome';
 import { UploadOutcome, UploadPhase } from '../../workflows/search-attributes';
 import { withUploads } from '../connect';
@@ -24,6 +26,8 @@ export interface StatusCommandOptions {
 
 /** Runs the command. @throws WorkflowNotFoundError when there is no such upload */
 export async function runStatus(tenant: string, uploadId: string, options: StatusCommandOptions, io: CliIo): Promise<void> {
+  const problems = findUploadIdProblems({ tenant, uploadId });
+  if (problems.length) throw new InvalidUploadRequestError(problems); // exit 2, before connecting
   const timeoutMs = options.queryTimeoutMs ?? 5000;
   await withUploads(io.env, async ({ uploads, config, client }) => {
     const handle = uploads.getHandle(tenant, uploadId);

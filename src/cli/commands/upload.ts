@@ -29,7 +29,7 @@ export interface UploadCommandOptions {
   bucket: string;
   key: string;
   tenant: string;
-  /** @default slug of the file (or URL) name + random suffix (see upload-id.ts) */
+  /** @default slug of the file (or URL) name + random suffix (see upload-id.ts); `upload-` + random hex with encryption on */
   uploadId?: string;
   partSize?: number;
   concurrency?: number;
@@ -45,11 +45,15 @@ export interface UploadCommandOptions {
   progress?: boolean;
 }
 
-/** The request the options describe (not yet validated); see source-argument.ts for `source`. */
-export function buildUploadRequest(sourceArgument: string, options: UploadCommandOptions): UploadRequest {
+/**
+ * The request the options describe (not yet validated); see source-argument.ts for `source`.
+ * `opaqueUploadId`: the default upload id carries no file name — with payload encryption on, the
+ * workflow id (`upload:<tenant>:<uploadId>`) is the one part of the request stored in plain text.
+ */
+export function buildUploadRequest(sourceArgument: string, options: UploadCommandOptions, { opaqueUploadId = false } = {}): UploadRequest {
   const source = sourceFromArgument(sourceArgument);
   return {
-    uploadId: options.uploadId ?? defaultUploadId(sourceName(source)),
+    uploadId: options.uploadId ?? (opaqueUploadId ? defaultUploadId('upload', { suffixLength: 12 }) : defaultUploadId(sourceName(source))),
     tenant: options.tenant,
     source,
     destination: { bucket: options.bucket, key: options.key },
@@ -80,7 +84,7 @@ async function localSize(source: SourceDescriptor): Promise<number | undefined> 
  * @throws InvalidUploadRequestError (exit 2) before connecting, CliError for a failed or detached upload
  */
 export async function runUpload(sourceArgument: string, options: UploadCommandOptions, io: CliIo): Promise<UploadResult | undefined> {
-  const request = buildUploadRequest(sourceArgument, options);
+  const request = buildUploadRequest(sourceArgument, options, { opaqueUploadId: Boolean(io.env.UPLOAD_SAGA_ENCRYPTION_KEY) });
   const problems = findRequestProblems(request);
   if (problems.length) throw new InvalidUploadRequestError(problems);
   const fallbackTotal = await localSize(request.source);

@@ -47,11 +47,29 @@ export interface ActivityCallDefinition<ActivityName extends string = string> {
    * @default false
    */
   local?: boolean;
+  /**
+   * Local activities only: a retry whose backoff exceeds this waits on a workflow timer (the
+   * workflow task completes meanwhile and frees its slot); shorter ones wait inside the workflow
+   * task. `'0s'` sends every retry through a timer: for steps that may be refused because the
+   * worker is busy and should not hold a slot while they back off.
+   * @default 1 minute (the SDK's)
+   */
+  localRetryThreshold?: Duration;
+}
+
+/**
+ * An action that is the workflow's own code rather than one activity: waiting for a client's
+ * updates, a timer, a child workflow. Run it with `Saga.runInWorkflow`; the step is tracked (status,
+ * failure report, compensation) like any other. Retries and timeouts are the code's business.
+ */
+export interface WorkflowActionDefinition {
+  /** What the workflow does in this step, for readers of the declaration. */
+  inWorkflow: string;
 }
 
 export interface StepDefinition<ActivityName extends string = string> {
-  /** The forward action. */
-  action: ActivityCallDefinition<ActivityName>;
+  /** The forward action: one activity, or the workflow's own code ({@link WorkflowActionDefinition}). */
+  action: ActivityCallDefinition<ActivityName> | WorkflowActionDefinition;
   /**
    * How to undo the action. Registered before the action runs, because an action can
    * half-succeed (time out after the store already did the work). Omit for steps with nothing to undo.

@@ -13,7 +13,12 @@
  *   compensation's outcome is reported, and by default the rest still run.
  * - nothing stops a compensation after the point of no return. Here a `pivot` step ends
  *   compensation: later steps are retried forward, never undone, and are themselves shielded
- *   from cancellation so the saga finishes what the pivot committed it to.
+ *   from cancellation so the saga finishes what the pivot committed it to. The pivot step is
+ *   shielded too: a cancelled pivot activity may still take effect, and undoing around it races it.
+ * - a step that is not one activity (waiting for a client, a timer) has no place in the pattern.
+ *   Here `runInWorkflow` tracks workflow code as a step, and a saga that continues as new hands
+ *   its completed steps to the next run, which re-registers their compensations with
+ *   `restoreCompleted`; continue-as-new itself passes through `execute` without compensating.
  *
  * Deterministic workflow code: imports only `@temporalio/workflow` and pure modules.
  */
@@ -22,12 +27,14 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  ContinueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { ActivityCallDefinition, SagaDefinition } from './definition';
+import type { ActivityCallDefinition, SagaDefinition, WorkflowActionDefinition } from './definition';
 import {
   describeReport,
   failureDetailsOf,
@@ -56,27 +63,46 @@ export type StepOutcome<Result> =
       failureDetails?: unknown[];
     };
 
-type ActionName<D extends SagaDefinition, S extends keyof D> = D[S]['action']['activity'];
+/** Steps whose action is one activity (run with {@link Saga.run}). */
+export type ActivityStepOf<D extends SagaDefinition> = {
+  [K in keyof D & string]: D[K]['action'] extends ActivityCallDefinition ? K : never;
+}[keyof D & string];
+/** Steps whose action is the workflow's own code (run with {@link Saga.runInWorkflow}). */
+export type WorkflowStepOf<D extends SagaDefinition> = {
+  [K in keyof D & string]: D[K]['action'] extends WorkflowActionDefinition ? K : never;
+}[keyof D & string];
+
+type ActionName<D extends SagaDefinition, S extends keyof D> = D[S]['action'] extends ActivityCallDefinition<infer N> ? N : never;
 type ActionOf<A, D extends SagaDefinition, S extends keyof D> = A[ActionName<D, S> & keyof A] extends AnyActivity
   ? A[ActionName<D, S> & keyof A]
   : never;
 type ResultOf<A, D extends SagaDefinition, S extends keyof D> = Awaited<ReturnType<ActionOf<A, D, S>>>;
 
-/** The per-call options of {@link Saga.run}; `compensateWith` is required exactly when the step declares a compensation. */
-export type RunOptions<A, D extends SagaDefinition, S extends keyof D> = {
-  /** One line for the Web UI's activity summary, e.g. "upload parts 1–64 of 128". */
-  summary?: string;
-} & (D[S]['compensation'] extends ActivityCallDefinition<infer C>
+/** `compensateWith`, required exactly when the step declares a compensation. */
+export type CompensateWithOption<A, D extends SagaDefinition, S extends keyof D, Result> = D[S]['compensation'] extends ActivityCallDefinition<infer C>
   ? {
       /**
        * Builds the compensation's arguments when compensation runs — from the action's outcome
        * and whatever the workflow knows by then.
        */
-      compensateWith: (
-        outcome: StepOutcome<ResultOf<A, D, S>>,
-      ) => A[C & keyof A] extends AnyActivity ? Parameters<A[C & keyof A]> : never;
+      compensateWith: (outcome: StepOutcome<Result>) => A[C & keyof A] extends AnyActivity ? Parameters<A[C & keyof A]> : never;
     }
-  : { compensateWith?: never });
+  : { compensateWith?: never };
+
+/** The per-call options of {@link Saga.run}; `compensateWith` is required exactly when the step declares a compensation. */
+export type RunOptions<A, D extends SagaDefinition, S extends keyof D> = {
+  /** One line for the Web UI's activity summary, e.g. "upload parts 1–64 of 128". */
+  summary?: string;
+} & CompensateWithOption<A, D, S, ResultOf<A, D, S>>;
+
+/** What {@link Saga.restoreCompleted} needs: the step's result in the earlier run, and how to undo it. */
+export type RestoreOptions<A, D extends SagaDefinition, S extends keyof D, Result> = { result: Result } & CompensateWithOption<A, D, S, Result>;
+
+/**
+ * Patch id (Temporal `patched()`) under which the pivot step runs shielded from cancellation.
+ * Recorded once per saga, when its pivot step starts.
+ */
+export const PIVOT_NOT_CANCELLABLE_PATCH = 'saga-pivot-not-cancellable';
 
 /** @see SagaOptions */
 export interface SagaOptions {
@@ -96,6 +122,15 @@ export interface SagaOptions {
   onStepStarted?: (step: string) => void;
   /** Called when compensation begins, with the steps about to be undone, in order. */
   onCompensationStarted?: (steps: string[]) => void;
+  /**
+   * How a run decides that its pivot step is shielded from cancellation: `'patched'` asks
+   * `patched(PIVOT_NOT_CANCELLABLE_PATCH)` when the pivot starts (runs started before that patch
+   * replay unshielded); `true` shields it without asking — for a workflow whose own, later patch
+   * already tells that the run is new enough, since every patch check of a new run costs a marker
+   * and a search-attribute update in its history.
+   * @default 'patched'
+   */
+  shieldPivot?: 'patched' | true;
 }
 
 export type StepStatus = 'running' | 'completed' | 'failed';
@@ -158,25 +193,63 @@ export class Saga<A extends object, D extends SagaDefinition> {
    * Runs one step's action. Its compensation (if declared) is registered first, so it runs even
    * if the action half-succeeded. A step may run several times (e.g. batches of parts): its
    * compensation is registered once, and built from the latest `compensateWith` and outcome.
-   * After the pivot, actions are shielded from cancellation and never compensated.
+   * The pivot's action and every action after it are shielded from cancellation and never compensated.
    */
-  async run<S extends keyof D & string>(
-    step: S,
-    args: Parameters<ActionOf<A, D, S>>,
-    options: RunOptions<A, D, S>,
-  ): Promise<ResultOf<A, D, S>> {
+  async run<S extends ActivityStepOf<D>>(step: S, args: Parameters<ActionOf<A, D, S>>, options: RunOptions<A, D, S>): Promise<ResultOf<A, D, S>> {
     const declared = this.definition[step];
     if (!declared) throw new TypeError(`saga step "${step}" is not declared`);
-    this.assertJitterCanWork(step, declared.action);
+    const action = declared.action;
+    if (!('activity' in action)) throw new TypeError(`saga step "${step}" is workflow code; run it with runInWorkflow`);
+    this.assertJitterCanWork(step, action);
+    const invoke = () => this.callActivity(action, args as unknown[], options.summary);
+    return this.track(step, options.compensateWith as RegisteredCompensation['buildArgs'] | undefined, invoke) as Promise<ResultOf<A, D, S>>;
+  }
 
+  /**
+   * Runs a step whose action is the workflow's own code (declared with `action: { inWorkflow: '…' }`):
+   * waiting for a client's updates, a timer, a child workflow. Tracked like an activity step: its
+   * compensation is registered first, a failure it throws names the step in the report, and after
+   * the pivot it is shielded from cancellation. A `continueAsNew` inside it is not a failure.
+   */
+  async runInWorkflow<S extends WorkflowStepOf<D>, T>(step: S, body: () => Promise<T>, options: CompensateWithOption<A, D, S, T>): Promise<T> {
+    const declared = this.definition[step];
+    if (!declared) throw new TypeError(`saga step "${step}" is not declared`);
+    if (!('inWorkflow' in declared.action)) throw new TypeError(`saga step "${step}" is an activity; run it with run`);
+    return this.track(step, options.compensateWith as RegisteredCompensation['buildArgs'] | undefined, body);
+  }
+
+  /**
+   * Records a step that completed in an earlier run of this workflow (before it continued as new)
+   * and registers its compensation, so that a failure or cancellation in this run undoes it too.
+   * Issues no command: safe to call at the start of every continued run.
+   */
+  restoreCompleted<S extends keyof D & string, T>(step: S, options: RestoreOptions<A, D, S, T>): void {
+    const declared = this.definition[step];
+    if (!declared) throw new TypeError(`saga step "${step}" is not declared`);
+    const state = this.steps.get(step) ?? { status: 'completed' as StepStatus, runs: 0 };
+    state.status = 'completed';
+    state.runs += 1;
+    this.steps.set(step, state);
+    const compensateWith = (options as { compensateWith?: RegisteredCompensation['buildArgs'] }).compensateWith;
+    if (declared.compensation && !this.pivotReached && compensateWith) {
+      const outcome: StepOutcome<unknown> = { status: 'completed', result: options.result };
+      const registration = this.compensations.find((c) => c.step === step);
+      if (registration) Object.assign(registration, { buildArgs: compensateWith, outcome });
+      else this.compensations.push({ step, call: declared.compensation, buildArgs: compensateWith, outcome });
+    }
+    if (declared.pivot) this.pivotReached = true;
+  }
+
+  /** The bookkeeping around one run of a step's action, whatever the action is. */
+  private async track<T>(step: string, compensateWith: RegisteredCompensation['buildArgs'] | undefined, invoke: () => Promise<T>): Promise<T> {
+    const declared = this.definition[step]!;
     const state = this.steps.get(step) ?? { status: 'running' as StepStatus, runs: 0 };
     state.status = 'running';
     state.runs += 1;
     this.steps.set(step, state);
 
     let registration: RegisteredCompensation | undefined;
-    if (declared.compensation && !this.pivotReached) {
-      const compensateWith = options.compensateWith as RegisteredCompensation['buildArgs'];
+    if (declared.compensation && !this.pivotReached && compensateWith) {
       registration = this.compensations.find((c) => c.step === step);
       if (registration) {
         registration.buildArgs = compensateWith;
@@ -188,19 +261,21 @@ export class Saga<A extends object, D extends SagaDefinition> {
     }
     this.options.onStepStarted?.(step);
 
-    const invoke = () => this.callActivity(declared.action, args as unknown[], options.summary);
     try {
       // After the pivot the saga is committed: finish forward even if the workflow is cancelled.
-      const result = (this.pivotReached ? await CancellationScope.nonCancellable(invoke) : await invoke()) as ResultOf<
-        A,
-        D,
-        S
-      >;
+      // The pivot itself too: its effect cannot be recalled once its activity has been sent (an S3
+      // CompleteMultipartUpload in flight lands whatever the workflow does), so cancelling it
+      // would race the compensations against it. Runs started before this change replay without
+      // the patch marker and keep the old behaviour.
+      const shielded = this.pivotReached || (declared.pivot === true && (this.options.shieldPivot === true || patched(PIVOT_NOT_CANCELLABLE_PATCH)));
+      const result = shielded ? await CancellationScope.nonCancellable(invoke) : await invoke();
       state.status = 'completed';
       if (registration) registration.outcome = { status: 'completed', result };
       if (declared.pivot) this.pivotReached = true;
       return result;
     } catch (err) {
+      // Continuing as new is how a long step hands over to the next run, not a failure.
+      if (err instanceof ContinueAsNew) throw err;
       state.status = 'failed';
       this.failedStep ??= step;
       if (registration) {
@@ -220,12 +295,15 @@ export class Saga<A extends object, D extends SagaDefinition> {
    * runs (in a non-cancellable scope) and the saga fails with one `ApplicationFailure` named after
    * the failed step, whose details carry the {@link SagaFailureReport}. When the workflow was
    * cancelled it ends cancelled (a `CancelledFailure` with the report in its message; the full
-   * report is in {@link Saga.state}). After the pivot nothing is compensated.
+   * report is in {@link Saga.state}). After the pivot nothing is compensated. A `continueAsNew`
+   * passes through without compensating: the next run restores the completed steps
+   * ({@link Saga.restoreCompleted}).
    */
   async execute<T>(body: () => Promise<T>): Promise<T> {
     try {
       return await body();
     } catch (err) {
+      if (err instanceof ContinueAsNew) throw err;
       throw await this.compensateAndDescribe(err);
     }
   }
@@ -322,6 +400,7 @@ export class Saga<A extends object, D extends SagaDefinition> {
           retry,
           startToCloseTimeout: call.timeouts.startToClose,
           scheduleToCloseTimeout: call.timeouts.scheduleToClose,
+          ...(call.localRetryThreshold !== undefined ? { localRetryThreshold: call.localRetryThreshold } : {}),
           summary,
           cancellationType: options.cancellationType,
         })

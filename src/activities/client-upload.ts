@@ -1,0 +1,164 @@
+/**
+ * The activities only a client-driven upload needs (see src/workflows/client-upload-workflow.ts):
+ * opening its multipart upload, and verifying what the client (or the gateway on its behalf)
+ * put there before the merge. Everything else — reserve, cleanup, merge, commit, notify — is the
+ * upload saga's own activities, reused.
+ *
+ * - `openMultipartUpload` creates the multipart upload. Its compensation is `cleanupUpload`,
+ *   registered before it runs; if the answer is lost and the activity retried, the compensation
+ *   finds uploads of the key initiated after the step began, so no attempt's upload is orphaned.
+ * - `verifyClientUpload` is the last look before the pivot. ListParts must show exactly the parts
+ *   that were recorded: for tus, parts 1..n of the planned sizes whose listed checksums (S3
+ *   validated them on receipt) fold into the fingerprint the gateways recorded; for presigned
+ *   uploads, exactly the parts the client reported, with the same ETags, each but the last at
+ *   least 5 MiB. The size must be the declared one and within the tenant's limit. Any mismatch
+ *   is permanent: the saga compensates instead of merging a wrong object.
+ */
+import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ClientUploadFailureType, partCountOf, type ClientPart } from '../upload/client-upload';
+import { permanentFailure, UploadFailureType } from '../upload/errors';
+import { S3_LIMITS } from '../upload/part-plan';
+import type { ChecksumAlgorithm } from '../upload/request';
+import type { UploadActivityDeps } from './deps';
+import { checksumField } from './s3/checksums';
+import { s3Failure } from './s3/classify-error';
+import { listAllParts } from './s3/list-parts';
+import { multipartETag, sameETag } from './s3/multipart-etag';
+import { extendPartsFingerprint } from './s3/parts-fingerprint';
+
+export interface OpenMultipartUploadInput {
+  bucket: string;
+  key: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  /** The per-part checksum every part must carry; omit for parts sent with presigned URLs. */
+  checksumAlgorithm?: ChecksumAlgorithm;
+}
+
+export interface OpenMultipartUploadResult {
+  uploadId: string;
+}
+
+/** What verify expects: the tus gateway's record, or the parts a presigned client reported. */
+export type ClientUploadExpectation =
+  | {
+      kind: 'tus';
+      length: number;
+      partSize: number;
+      partsCompleted: number;
+      fingerprint: string;
+      checksumAlgorithm: ChecksumAlgorithm;
+    }
+  | {
+      kind: 'client-parts';
+      parts: ClientPart[];
+      /** The size declared at creation, if any. */
+      length?: number;
+    };
+
+export interface VerifyClientUploadInput {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  expected: ClientUploadExpectation;
+  /** The tenant's maximum upload size. */
+  maxLength: number;
+}
+
+export interface VerifyClientUploadResult {
+  size: number;
+  partCount: number;
+  /** The ETag the completed object will have. */
+  expectedETag: string;
+}
+
+/** A permanent failure of a client upload: retrying cannot change what S3 holds. */
+function clientFailure(type: ClientUploadFailureType, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+export function clientUploadActivities(deps: UploadActivityDeps) {
+  return {
+    async openMultipartUpload(input: OpenMultipartUploadInput): Promise<OpenMultipartUploadResult> {
+      const where = `s3://${input.bucket}/${input.key}`;
+      try {
+        const created = await deps.s3.send(
+          new CreateMultipartUploadCommand({
+            Bucket: input.bucket,
+            Key: input.key,
+            ContentType: input.contentType,
+            Metadata: input.metadata,
+            ...(input.checksumAlgorithm ? { ChecksumAlgorithm: input.checksumAlgorithm } : {}),
+          }),
+          { abortSignal: Context.current().cancellationSignal },
+        );
+        if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+        return { uploadId: created.UploadId };
+      } catch (err) {
+        throw s3Failure(`CreateMultipartUpload of ${where}`, err);
+      }
+    },
+
+    async verifyClientUpload(input: VerifyClientUploadInput): Promise<VerifyClientUploadResult> {
+      const where = `s3://${input.bucket}/${input.key}`;
+      let parts;
+      try {
+        parts = await listAllParts(deps.s3, input, Context.current().cancellationSignal);
+      } catch (err) {
+        throw s3Failure(`ListParts of ${where}`, err);
+      }
+      const mismatch = (message: string) => clientFailure(ClientUploadFailureType.PartsMismatch, `${where}: ${message}`);
+      const size = parts.reduce((sum, p) => sum + (p.Size ?? 0), 0);
+      try {
+        const { expected } = input;
+        if (expected.kind === 'tus') {
+          const count = partCountOf(expected.length, expected.partSize);
+          if (expected.partsCompleted !== count) throw mismatch(`the gateway recorded ${expected.partsCompleted} parts, but ${expected.length} bytes need ${count}`);
+          if (parts.length !== count) throw mismatch(`S3 lists ${parts.length} parts, but ${count} were recorded`);
+          const field = checksumField(expected.checksumAlgorithm);
+          let fingerprint = '';
+          for (let n = 1; n <= count; n++) {
+            const part = parts[n - 1]!;
+            const planned = n < count ? expected.partSize : expected.length - (count - 1) * expected.partSize;
+            if (part.PartNumber !== n) throw mismatch(`part ${n} is missing`);
+            if (part.Size !== planned) throw mismatch(`part ${n} has ${part.Size} bytes in S3, but ${planned} were recorded`);
+            const checksum = part[field];
+            if (!checksum) throw mismatch(`S3 lists no ${expected.checksumAlgorithm} checksum for part ${n}`);
+            fingerprint = extendPartsFingerprint(fingerprint, n, checksum);
+          }
+          if (fingerprint !== expected.fingerprint) {
+            throw permanentFailure(
+              UploadFailureType.ChecksumMismatch,
+              `${where}: the ${expected.checksumAlgorithm} checksums S3 lists for the ${count} parts differ from those the gateway computed from the bytes it received`,
+            );
+          }
+        } else {
+          const listed = new Map(parts.map((p) => [p.PartNumber, p]));
+          if (parts.length !== expected.parts.length) {
+            throw mismatch(`S3 lists ${parts.length} parts, but the client reported ${expected.parts.length}`);
+          }
+          expected.parts.forEach((reported, i) => {
+            const part = listed.get(reported.partNumber);
+            if (!part) throw mismatch(`part ${reported.partNumber}, which the client reported, is not in S3`);
+            if (!sameETag(part.ETag, reported.etag)) throw mismatch(`part ${reported.partNumber} has ETag ${part.ETag} in S3, but the client reported ${reported.etag}`);
+            if (i < expected.parts.length - 1 && (part.Size ?? 0) < S3_LIMITS.minPartSize) {
+              throw mismatch(`part ${reported.partNumber} has ${part.Size} bytes; every part but the last needs at least 5 MiB`);
+            }
+          });
+          if (expected.length !== undefined && size !== expected.length) {
+            throw mismatch(`the parts hold ${size} bytes, but ${expected.length} were declared`);
+          }
+        }
+        if (size > input.maxLength) {
+          throw clientFailure(ClientUploadFailureType.UploadTooLarge, `${where}: ${size} bytes exceed the tenant's maximum upload size of ${input.maxLength}`);
+        }
+        return { size, partCount: parts.length, expectedETag: multipartETag(parts.map((p) => p.ETag ?? '')) };
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        throw s3Failure(`verify ${where}`, err);
+      }
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * `upload-saga gateway [--host IP] [--port N]`: the HTTP gateway (tus at /files, plus the
+ * registered plugins) until Ctrl-C, configured from the environment like the worker.
+ *
+ * Why so small: `startGatewayFromEnv` (src/gateway/run.ts) is the one place a gateway is wired,
+ * for this command and the demo alike; configuration is validated before anything connects (a
+ * ConfigError reaches main.ts, which lists every problem). The gateway needs upload workers on
+ * the same task queue (`upload-saga worker`); it keeps no state, so run as many as you like behind
+ * a load balancer, with UPLOAD_SAGA_GATEWAY_REDIS_URL set so that they share locks and limits.
+ */
+import { startGatewayFromEnv } from '../../gateway/run';
+import { note, out, type CliIo } from '../io';
+import { waitForShutdownSignal } from '../signals';
+import { labelled } from '../upload-report';
+
+/** Options of the `gateway` command; they override UPLOAD_SAGA_GATEWAY_HOST / _PORT. */
+export interface GatewayCommandOptions {
+  host?: string;
+  port?: number;
+}
+
+/** Runs the gateway until SIGINT/SIGTERM. */
+export async function runGatewayCommand(options: GatewayCommandOptions, io: CliIo): Promise<void> {
+  const env: NodeJS.ProcessEnv = {
+    ...io.env,
+    ...(options.host ? { UPLOAD_SAGA_GATEWAY_HOST: options.host } : {}),
+    ...(options.port !== undefined ? { UPLOAD_SAGA_GATEWAY_PORT: String(options.port) } : {}),
+  };
+  const gateway = await startGatewayFromEnv(env);
+  const shutdown = waitForShutdownSignal();
+  try {
+    const tenants = new Set(gateway.config.tokenHashes.values());
+    out(
+      io,
+      'upload-saga gateway listening',
+      ...labelled([
+        ['url', gateway.url],
+        ['tus', `${gateway.url}/files`],
+        ['page', `${gateway.url}/ (open as /#token=<token>; S3 multipart for Uppy under /uppy, progress at /uploads/<id>/events)`],
+        ['tenants', tenants.size ? [...tenants].sort().join(', ') : 'none: set UPLOAD_SAGA_GATEWAY_TOKENS (tenant=<sha256 of the token>), every request gets 401'],
+        ['replicas', gateway.config.redisUrl ? 'any number (locks and rate limits in Redis)' : 'one (no UPLOAD_SAGA_GATEWAY_REDIS_URL: locks and limits in this process)'],
+        ['task queue', env.TEMPORAL_TASK_QUEUE ?? 'upload-saga'],
+      ]),
+      'press Ctrl-C to stop',
+    );
+    const signal = await shutdown.received;
+    note(io, `\n${signal}: stopping the gateway (requests in flight finish first)…`);
+  } finally {
+    await gateway.close();
+    shutdown.dispose();
+  }
+  note(io, 'gateway stopped');
+}

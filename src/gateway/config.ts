@@ -1,0 +1,183 @@
+/**
+ * Configuration of the HTTP gateway, from the environment, validated once at start.
+ *
+ * Why it is built this way: the gateway is configured like the worker (src/config.ts reads the
+ * Temporal and S3 variables both share; this module reads only the gateway's own, all named
+ * `UPLOAD_SAGA_GATEWAY_*` and listed in {@link GATEWAY_CONFIG_VARIABLES}, which src/config.ts
+ * includes in CONFIG_VARIABLES so the README table is checked against them). Bearer tokens are
+ * never configured in clear: the environment holds their SHA-256, so a leaked environment dump
+ * does not leak a credential. A bad value stops the gateway at start with every problem listed.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { ConfigError, parseByteSize } from '../config';
+import { MiB, S3_LIMITS } from '../upload/part-plan';
+import { bucketNameProblem } from '../upload/request';
+
+export { GATEWAY_CONFIG_VARIABLES } from './config-variables';
+
+
+/** One tenant's limits and settings. */
+export interface TenantSettings {
+  /** Largest upload in bytes (413 above). */
+  maxUploadBytes: number;
+  /** Requests per second (429 above). */
+  requestsPerSecond: number;
+  /** Receives `upload.completed` / `upload.failed` / `upload.cancelled`. */
+  webhookUrl?: string;
+}
+
+/** The gateway's configuration, defaults filled in (see {@link loadGatewayConfig}). */
+export interface GatewayConfig {
+  /** @default '127.0.0.1' */
+  host: string;
+  /** @default 8080 */
+  port: number;
+  /** Tenant by SHA-256 (hex) of its bearer token. */
+  tokenHashes: Map<string, string>;
+  /** @default 'uploads' */
+  bucket: string;
+  /** Limits of tenants without an entry of their own. */
+  defaults: TenantSettings;
+  /** Per-tenant overrides, merged over {@link GatewayConfig.defaults} by {@link tenantSettings}. */
+  tenants: Record<string, Partial<TenantSettings>>;
+  /** Lifetime of an unfinished upload, in milliseconds. @default 24 h */
+  uploadExpiryMs: number;
+  /** Size of every tus part but the last, in bytes. @default 5 MiB */
+  partSize: number;
+  /** @default undefined: locks and rate limits are per process (one replica) */
+  redisUrl?: string;
+  /** The S3 endpoint browsers reach (presigned URLs are signed for it). @default the worker's S3_ENDPOINT */
+  s3PublicEndpoint?: string;
+}
+
+/** SHA-256 hex of a bearer token: what `UPLOAD_SAGA_GATEWAY_TOKENS` holds. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "30m" → 1800000. Units ms, s, m, h, d; a bare number is milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!match) return undefined;
+  const value = Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']!);
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}
+
+const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** Splits "a=1,b=2" into pairs; reports entries that are not name=value with a valid tenant name. */
+function tenantPairs(variable: string, text: string | undefined, problems: string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (const entry of (text ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+    const at = entry.indexOf('=');
+    const tenant = at > 0 ? entry.slice(0, at).trim() : '';
+    const value = at > 0 ? entry.slice(at + 1).trim() : '';
+    if (!TENANT_PATTERN.test(tenant) || !value) {
+      problems.push(`${variable}: "${entry}" is not tenant=value (tenant: letters, digits, ".", "_", "-", 1–63 characters)`);
+      continue;
+    }
+    pairs.push([tenant, value]);
+  }
+  return pairs;
+}
+
+const envSchema = z.object({
+  UPLOAD_SAGA_GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
+  UPLOAD_SAGA_GATEWAY_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8080),
+  UPLOAD_SAGA_GATEWAY_TOKENS: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_BUCKET: z.string().default('uploads'),
+  UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: z.string().default('5GiB'),
+  UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZES: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_RATE_LIMIT: z.coerce.number({ error: 'must be a number of requests per second' }).int().min(1).max(1_000_000).default(50),
+  UPLOAD_SAGA_GATEWAY_RATE_LIMITS: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: z.string().default('24h'),
+  UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
+  UPLOAD_SAGA_GATEWAY_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  UPLOAD_SAGA_GATEWAY_WEBHOOKS: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+});
+
+/** The largest tus part we accept: a PATCH holds about one part in memory. */
+export const MAX_GATEWAY_PART_SIZE = 64 * MiB;
+
+/**
+ * Reads and validates the gateway's variables.
+ * @throws ConfigError listing every problem.
+ */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  const e = parsed.data;
+  const problems: string[] = [];
+
+  const size = (variable: string, text: string): number => {
+    const bytes = parseByteSize(text);
+    if (bytes === undefined || bytes < 0) problems.push(`${variable}: "${text}" is not a size; use e.g. 5GiB, 100MB or a number of bytes`);
+    else if (bytes > S3_LIMITS.maxObjectSize) problems.push(`${variable}: ${text} exceeds S3's object limit of 5 TiB`);
+    return bytes ?? 0;
+  };
+
+  const bucketProblem = bucketNameProblem(e.UPLOAD_SAGA_GATEWAY_BUCKET);
+  if (bucketProblem) problems.push(`UPLOAD_SAGA_GATEWAY_BUCKET: ${bucketProblem}`);
+
+  const tokenHashes = new Map<string, string>();
+  for (const [tenant, hash] of tenantPairs('UPLOAD_SAGA_GATEWAY_TOKENS', e.UPLOAD_SAGA_GATEWAY_TOKENS, problems)) {
+    if (!/^[0-9a-fA-F]{64}$/.test(hash)) {
+      problems.push(`UPLOAD_SAGA_GATEWAY_TOKENS: the entry of tenant "${tenant}" is not a SHA-256 in hex (64 characters); hash the token, never configure it in clear`);
+    } else {
+      tokenHashes.set(hash.toLowerCase(), tenant);
+    }
+  }
+
+  const tenants: Record<string, Partial<TenantSettings>> = {};
+  const tenant = (name: string) => (tenants[name] ??= {});
+  for (const [name, text] of tenantPairs('UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZES', e.UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZES, problems)) {
+    tenant(name).maxUploadBytes = size(`UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZES (${name})`, text);
+  }
+  for (const [name, text] of tenantPairs('UPLOAD_SAGA_GATEWAY_RATE_LIMITS', e.UPLOAD_SAGA_GATEWAY_RATE_LIMITS, problems)) {
+    const rate = Number(text);
+    if (!Number.isInteger(rate) || rate < 1) problems.push(`UPLOAD_SAGA_GATEWAY_RATE_LIMITS: "${name}=${text}" must be a whole number of requests per second ≥ 1`);
+    else tenant(name).requestsPerSecond = rate;
+  }
+  for (const [name, url] of tenantPairs('UPLOAD_SAGA_GATEWAY_WEBHOOKS', e.UPLOAD_SAGA_GATEWAY_WEBHOOKS, problems)) {
+    let ok = false;
+    try {
+      const parsedUrl = new URL(url);
+      ok = (parsedUrl.protocol === 'http:' || parsedUrl.protocol === 'https:') && !parsedUrl.username && !parsedUrl.password;
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`UPLOAD_SAGA_GATEWAY_WEBHOOKS: the URL of tenant "${name}" must be an absolute http:// or https:// URL without credentials`);
+    else tenant(name).webhookUrl = url;
+  }
+
+  const uploadExpiryMs = parseDuration(e.UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY);
+  if (uploadExpiryMs === undefined) problems.push(`UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: "${e.UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY}" is not a duration; use e.g. 30m, 24h or 7d`);
+  const partSize = size('UPLOAD_SAGA_GATEWAY_PART_SIZE', e.UPLOAD_SAGA_GATEWAY_PART_SIZE);
+  if (partSize && (partSize < S3_LIMITS.minPartSize || partSize > MAX_GATEWAY_PART_SIZE)) {
+    problems.push(`UPLOAD_SAGA_GATEWAY_PART_SIZE: must be 5 MiB–64 MiB (S3's minimum part size; each PATCH holds about one part in memory), got ${e.UPLOAD_SAGA_GATEWAY_PART_SIZE}`);
+  }
+  const maxUploadBytes = size('UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE', e.UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE);
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    host: e.UPLOAD_SAGA_GATEWAY_HOST,
+    port: e.UPLOAD_SAGA_GATEWAY_PORT,
+    tokenHashes,
+    bucket: e.UPLOAD_SAGA_GATEWAY_BUCKET,
+    defaults: { maxUploadBytes, requestsPerSecond: e.UPLOAD_SAGA_GATEWAY_RATE_LIMIT },
+    tenants,
+    uploadExpiryMs: uploadExpiryMs!,
+    partSize,
+    ...(e.UPLOAD_SAGA_GATEWAY_REDIS_URL ? { redisUrl: e.UPLOAD_SAGA_GATEWAY_REDIS_URL } : {}),
+    ...(e.UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT ? { s3PublicEndpoint: e.UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT.replace(/\/+$/, '') } : {}),
+  };
+}
+
+/** The settings of `tenant`: its overrides over the defaults. */
+export function tenantSettings(config: Pick<GatewayConfig, 'defaults' | 'tenants'>, tenant: string): TenantSettings {
+  return { ...config.defaults, ...config.tenants[tenant] };
+}

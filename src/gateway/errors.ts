@@ -1,0 +1,107 @@
+/**
+ * The gateway's failures, one class per HTTP answer. The uploads service throws them; each
+ * protocol maps them to its wire format (tus: status + body; the presigned endpoints: JSON),
+ * so a protocol handler never inspects Temporal errors itself.
+ *
+ * Messages are meant for the client: they say what was wrong and what is allowed, and never
+ * reveal whether an upload of another tenant exists (that is always a plain 404).
+ */
+
+/** Base class: an HTTP status, a stable code, and a message for the client. */
+export class GatewayError extends Error {
+  override readonly name: string = 'GatewayError';
+  constructor(
+    /** HTTP status to answer with. */
+    readonly status: number,
+    /** Stable code, e.g. `UploadNotFound`. */
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** 400: the request is malformed (a field, a header); the message names it and what is allowed. */
+export class InvalidRequestError extends GatewayError {
+  override readonly name = 'InvalidRequestError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(400, 'InvalidRequest', message, options);
+  }
+}
+
+/** 401: no or unknown credentials. */
+export class UnauthorizedError extends GatewayError {
+  override readonly name = 'UnauthorizedError';
+  constructor(message = 'a valid bearer token is required (Authorization: Bearer <token>)') {
+    super(401, 'Unauthorized', message);
+  }
+}
+
+/** 404: no such upload for this tenant (also for another tenant's upload: existence is never revealed). */
+export class UploadNotFoundError extends GatewayError {
+  override readonly name = 'UploadNotFoundError';
+  constructor(uploadId: string) {
+    super(404, 'UploadNotFound', `no upload ${uploadId}`);
+  }
+}
+
+/** 410: the upload existed but is gone: expired, cancelled or compensated, and cleaned up. */
+export class UploadGoneError extends GatewayError {
+  override readonly name = 'UploadGoneError';
+  constructor(
+    uploadId: string,
+    /** How it ended: `expired`, `cancelled`, `compensated`, `failed`. */
+    readonly outcome: string,
+    detail?: string,
+  ) {
+    super(410, 'UploadGone', `upload ${uploadId} is gone (${outcome})${detail ? `: ${detail}` : ''}; nothing of it was kept`);
+  }
+}
+
+/** 409: the chunk does not start at the upload's offset, or the upload no longer receives bytes. */
+export class UploadConflictError extends GatewayError {
+  override readonly name = 'UploadConflictError';
+  constructor(
+    message: string,
+    /** The upload's offset as the workflow recorded it, when known. */
+    readonly offset?: number,
+  ) {
+    super(409, 'UploadConflict', message);
+  }
+}
+
+/** 413: larger than the tenant may upload, or than its remaining quota. */
+export class UploadTooLargeError extends GatewayError {
+  override readonly name = 'UploadTooLargeError';
+  constructor(message: string) {
+    super(413, 'UploadTooLarge', message);
+  }
+}
+
+/** 429: the tenant's request rate is exceeded. */
+export class RateLimitedError extends GatewayError {
+  override readonly name = 'RateLimitedError';
+  constructor(
+    readonly retryAfterSeconds: number,
+    limit: number,
+  ) {
+    super(429, 'RateLimited', `more than ${limit} requests per second; retry after ${retryAfterSeconds} s`);
+  }
+}
+
+/** 422: the upload ended without an object (verify found a mismatch, …); the report says why. */
+export class UploadFailedError extends GatewayError {
+  override readonly name = 'UploadFailedError';
+  constructor(message: string) {
+    super(422, 'UploadFailed', message);
+  }
+}
+
+/** 503: Temporal did not answer in time (no worker, server down); the client may retry. */
+export class GatewayUnavailableError extends GatewayError {
+  override readonly name = 'GatewayUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(503, 'Unavailable', message, options);
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Starting a gateway from configuration: the one place where its clients are constructed
+ * (Temporal client with the deployment's data converter, S3, Redis), for the `gateway` command,
+ * the demo and tests that run it as its own process.
+ *
+ * Why it is built this way: like `runWorkerFromEnv`, configuration is validated before anything
+ * connects (a ConfigError lists every problem), and `close()` undoes what `startGateway…` made,
+ * in reverse order, so nothing is left open.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Connection } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { loadConfig, type WorkerConfig } from '../config';
+import { connectClient, createS3Client, createTemporalClient } from '../connections';
+import { loadGatewayConfig, type GatewayConfig } from './config';
+import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
+import { createGateway, type GatewayOptions } from './server';
+
+/** A listening gateway. */
+export interface RunningGateway {
+  app: FastifyInstance;
+  /** `http://host:port` it listens on. */
+  url: string;
+  config: GatewayConfig;
+  /** Stops listening (waiting for requests in flight) and closes the connections it opened. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startGatewayFromEnv}. */
+export interface StartGatewayOptions {
+  /** Overrides of the gateway's configuration (after the environment is read). */
+  config?: Partial<GatewayConfig>;
+  /** @default DEFAULT_GATEWAY_PLUGINS */
+  plugins?: GatewayOptions['plugins'];
+  logger?: GatewayOptions['logger'];
+  service?: GatewayOptions['service'];
+  tus?: GatewayOptions['tus'];
+}
+
+/**
+ * Reads the worker's Temporal/S3 variables and the gateway's own, connects, and listens.
+ * @throws ConfigError listing every problem, before anything connects
+ */
+export async function startGatewayFromEnv(env: NodeJS.ProcessEnv = process.env, options: StartGatewayOptions = {}): Promise<RunningGateway> {
+  const workerConfig: WorkerConfig = loadConfig(env);
+  const config: GatewayConfig = { ...loadGatewayConfig(env), ...options.config };
+  const closers: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const fn of closers.splice(0).reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    const connection: Connection = await connectClient(workerConfig.temporal);
+    closers.push(() => connection.close());
+    const client = createTemporalClient(connection, workerConfig);
+    const s3: S3Client = createS3Client(workerConfig.s3);
+    closers.push(async () => s3.destroy());
+    let redis: Redis | undefined;
+    if (config.redisUrl) {
+      redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
+      closers.push(() => redis!.quit());
+    }
+    const app = await createGateway({
+      config,
+      client,
+      taskQueue: workerConfig.temporal.taskQueue,
+      s3,
+      ...(redis ? { redis } : {}),
+      plugins: options.plugins ?? DEFAULT_GATEWAY_PLUGINS,
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+      service: { ...(workerConfig.tenantKeyPrefix ? { tenantKeyPrefix: workerConfig.tenantKeyPrefix } : {}), ...options.service },
+      ...(options.tus ? { tus: options.tus } : {}),
+    });
+    closers.push(() => app.close());
+    const address = await app.listen({ host: config.host, port: config.port });
+    return { app, url: address, config, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The tus 1.0.0 endpoint (`/files`): @tus/server speaks the protocol — core, creation,
+ * creation-with-upload, termination, expiration — and {@link ClientUploadStore} drives the saga.
+ * The checksum extension, which @tus/server does not implement, is added around it: the route
+ * parses `Upload-Checksum` (400 for a malformed header or an algorithm not offered), the store
+ * verifies the body and answers 460 on a mismatch without recording anything.
+ *
+ * Why it is built this way: a well-kept protocol implementation instead of hand-parsing, mounted
+ * in fastify with the body left unread (an encapsulated catch-all content-type parser that does
+ * nothing), so @tus/server streams it. The authenticated tenant reaches the store through an
+ * AsyncLocalStorage; upload locks are keyed by tenant and id (a Redis locker across replicas).
+ * Gateway errors become tus answers in `onResponseError`. A finishing PATCH waits (up to
+ * `finishWaitMs`) until the saga merged the object, so a client told "done" finds it in S3.
+ */
+import { randomBytes } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Server, type Locker } from '@tus/server';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { tenantSettings, type GatewayConfig } from './config';
+import { GatewayError, InvalidRequestError, UploadFailedError } from './errors';
+import { ClientUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
+import type { UploadsService } from './uploads-service';
+
+/** @see tusPlugin */
+export interface TusPluginOptions {
+  uploads: UploadsService;
+  s3: S3Client;
+  config: Pick<GatewayConfig, 'defaults' | 'tenants'>;
+  /** Serialises requests on one upload (a RedisLocker across replicas). */
+  locker: Locker;
+  /** @default '/files' */
+  path?: string;
+  /**
+   * How long the PATCH that sends the last byte waits for the saga to verify and merge before it
+   * answers (it answers 204 anyway afterwards; the merge goes on).
+   * @default 60000
+   */
+  finishWaitMs?: number;
+  /** How often, at most, one PATCH records the parts S3 has (always at its end); see tus-store.ts. @default 1000 */
+  recordIntervalMs?: number;
+}
+
+/** Request headers the tus endpoint accepts beyond @tus/server's own (CORS). */
+const EXTRA_ALLOWED_HEADERS = ['Upload-Checksum'];
+/** Response headers a browser may read beyond @tus/server's own (CORS). */
+const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm'];
+
+export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, options) => {
+  const path = options.path ?? '/files';
+  const finishWaitMs = options.finishWaitMs ?? 60_000;
+  const context = () => {
+    const current = tusRequestContext.getStore();
+    if (!current) throw new Error('tus request outside the gateway route');
+    return current;
+  };
+  const server = new Server({
+    path,
+    datastore: new ClientUploadStore({ uploads: options.uploads, s3: options.s3, ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}) }),
+    relativeLocation: true,
+    namingFunction: () => randomBytes(16).toString('hex'),
+    maxSize: () => context().maxUploadBytes,
+    // Lock keys carry the tenant: one tenant's requests can never ask another's to release.
+    locker: () => ({ newLock: (id: string) => options.locker.newLock(`${context().tenant}/${id}`) }),
+    disableTerminationForFinishedUploads: true,
+    allowedHeaders: EXTRA_ALLOWED_HEADERS,
+    exposedHeaders: EXTRA_EXPOSED_HEADERS,
+    onUploadFinish: async (_req, upload) => {
+      const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
+      if (state.outcome === 'completed' || state.outcome === 'running') return {};
+      throw new UploadFailedError(
+        `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
+      );
+    },
+    onResponseError: (_req, err) => (err instanceof GatewayError ? { status_code: err.status, body: `${err.message}\n` } : undefined),
+  });
+
+  // Leave the body unread: @tus/server streams it from the raw request.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    // tus requires this type on PATCH; @tus/server answers 400/403, tusd and the spec's spirit 415.
+    if (request.method === 'PATCH' && request.headers['content-type'] !== 'application/offset+octet-stream') {
+      return reply
+        .code(415)
+        .header('Tus-Resumable', '1.0.0')
+        .type('text/plain')
+        .send('a PATCH must have Content-Type: application/offset+octet-stream\n');
+    }
+    let uploadChecksum: UploadChecksum | undefined;
+    const header = request.headers['upload-checksum'];
+    if (typeof header === 'string' && (request.method === 'PATCH' || request.method === 'POST')) {
+      try {
+        uploadChecksum = parseUploadChecksum(header);
+      } catch (err) {
+        if (!(err instanceof InvalidRequestError)) throw err;
+        return reply.code(400).header('Tus-Resumable', '1.0.0').type('text/plain').send(`${err.message}\n`);
+      }
+    }
+    const limits = tenantSettings(options.config, request.tenant);
+    reply.hijack();
+    reply.raw.setHeader('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS.join(','));
+    await tusRequestContext.run(
+      {
+        tenant: request.tenant,
+        maxUploadBytes: limits.maxUploadBytes,
+        ...(uploadChecksum ? { uploadChecksum } : {}),
+        setHeader: (name, value) => {
+          if (!reply.raw.headersSent) reply.raw.setHeader(name, value);
+        },
+      },
+      () => server.handle(request.raw, reply.raw),
+    );
+  };
+  const methods = ['POST', 'HEAD', 'PATCH', 'OPTIONS', 'DELETE'] as const;
+  app.route({ method: [...methods], url: path, handler: handle });
+  app.route({ method: [...methods], url: `${path}/*`, handler: handle });
+};

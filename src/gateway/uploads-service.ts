@@ -1,0 +1,408 @@
+/**
+ * The uploads service: the protocol-neutral API both gateway protocols (tus, S3 presigned
+ * multipart) use. Every upload is one `clientUploadWorkflow` (src/workflows/client-upload-workflow.ts);
+ * this class only talks to Temporal, so the gateway itself keeps no state.
+ *
+ * CONTRACT (for protocol handlers; keep it stable):
+ * - Every method takes the authenticated tenant first. An id is only ever looked up as
+ *   `upload:<tenant>:<id>`, so another tenant's upload is indistinguishable from a missing one:
+ *   both throw {@link UploadNotFoundError} (404). Never build workflow ids anywhere else.
+ * - Failures are {@link GatewayError}s carrying the HTTP status: 400 InvalidRequestError,
+ *   404 UploadNotFoundError, 409 UploadConflictError (wrong offset; upload not receiving),
+ *   410 UploadGoneError (expired, cancelled, compensated), 413 UploadTooLargeError (over the
+ *   tenant's maximum upload size or its quota), 422 UploadFailedError (verify found a mismatch),
+ *   503 GatewayUnavailableError (Temporal did not answer in time). Anything else is a bug (500).
+ * - `create` returns once the multipart upload is open: `state.multipartUploadId` is S3's
+ *   upload id (presign UploadPart URLs with it), `state.key` the object key (always under
+ *   `<tenant>/`), `state.expiresAt` the expiry (epoch ms). Space is reserved first when the
+ *   length is given (413 when the quota does not allow it).
+ * - `state` reports any upload of the tenant, ended ones included (`outcome` says how);
+ *   `get` is for protocol requests on a live upload: it throws 410 for an upload that ended
+ *   without an object.
+ * - `recordChunk` is tus-only (the gateway wrote bytes to S3 itself). `complete` is presigned-only:
+ *   the client's `{ partNumber, etag }` list; the workflow checks it against ListParts, merges,
+ *   and `complete` waits (up to `waitMs`) for that, returning the final state (`result`) or
+ *   throwing 422 with the failure report's message.
+ * - `cancel` cancels the saga (tus DELETE, Uppy abort) and waits (up to `waitMs`) until the
+ *   compensations ran: then nothing of the upload is left in S3 and its reservation is released.
+ *   Cancelling a completed upload changes nothing (the object stays; after the merge nothing is undone).
+ * - Calls are bounded by `callTimeoutMs`; a worker that is down yields 503, never a hung request.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  QueryNotRegisteredError,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { ChunkRejection, type ChunkRecord, type ClientPart, type ClientUploadInput, type ClientUploadMode, type ClientUploadState } from '../upload/client-upload';
+import { MiB } from '../upload/part-plan';
+import { MAX_METADATA_BYTES, objectKeyProblem, uploadWorkflowId, type ChecksumAlgorithm } from '../upload/request';
+import type { UploadOutcomeKind } from '../upload/outcome';
+import {
+  clientUploadStateQuery,
+  completeUpdate,
+  recordChunkUpdate,
+  waitUntilOpenUpdate,
+  type clientUploadWorkflow,
+} from '../workflows/client-upload-workflow';
+import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../workflows/search-attributes';
+import { tenantSettings, type GatewayConfig } from './config';
+import {
+  GatewayError,
+  GatewayUnavailableError,
+  InvalidRequestError,
+  UploadConflictError,
+  UploadFailedError,
+  UploadGoneError,
+  UploadNotFoundError,
+  UploadTooLargeError,
+} from './errors';
+
+/** What a protocol asks for when a client starts an upload. */
+export interface CreateUploadRequest {
+  tenant: string;
+  /** @default a random 32-hex-digit id */
+  uploadId?: string;
+  /** Total bytes. Required for tus; presigned uploads may leave it out (space is then reserved after verify). */
+  length?: number;
+  /** The client's file name; the default key is `<tenant>/<uploadId>/<filename>`. */
+  filename?: string;
+  /** @default 'application/octet-stream' (also for an invalid one) */
+  contentType?: string;
+  /** Stored as `x-amz-meta-*`: keys letters, digits and "-"; printable ASCII values; 2 KiB in all. */
+  metadata?: Record<string, string>;
+  mode: ClientUploadMode;
+  /** @default the gateway's `uploadExpiryMs` */
+  expiresInMs?: number;
+  /** Object key below the tenant's prefix (`<tenant>/`). @default `<uploadId>/<filename or "file">` */
+  key?: string;
+}
+
+/** @see UploadsService */
+export interface UploadsServiceOptions {
+  client: Client;
+  /** The task queue of the upload workers. */
+  taskQueue: string;
+  config: Pick<GatewayConfig, 'bucket' | 'partSize' | 'uploadExpiryMs' | 'defaults' | 'tenants'>;
+  /**
+   * Longest wait for one Temporal call (query, update); beyond it the request fails with 503.
+   * @default 30000
+   */
+  callTimeoutMs?: number;
+  /**
+   * Updates one workflow run handles before continuing as new.
+   * @default 500 (the workflow's default)
+   */
+  updatesPerRun?: number;
+  /** Per-part checksum of tus parts. @default 'CRC32C' */
+  checksumAlgorithm?: ChecksumAlgorithm;
+  /**
+   * Where a tenant's objects go: `{tenant}` is replaced by the tenant (the worker's
+   * `UPLOAD_SAGA_TENANT_KEY_PREFIX` when set). Must contain `{tenant}`.
+   * @default '{tenant}/'
+   */
+  tenantKeyPrefix?: string;
+  /**
+   * Set the `UploadBucket` and `UploadKey` search attributes (never encrypted: the server indexes them).
+   * @default true without a payload codec, false with one
+   */
+  indexDestination?: boolean;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** A file name reduced to something safe as the last segment of an object key. */
+export function safeFileName(filename: string | undefined): string {
+  const base = (filename ?? '').split(/[\\/]/).pop() ?? '';
+  const cleaned = base.replace(CONTROL_CHARS, '').trim().slice(0, 200);
+  return !cleaned || cleaned === '.' || cleaned === '..' ? 'file' : cleaned;
+}
+
+/** Why metadata cannot be stored as S3 user metadata, or undefined. */
+export function metadataProblem(metadata: Record<string, string>): string | undefined {
+  let bytes = 0;
+  for (const [key, value] of Object.entries(metadata)) {
+    if (!/^[A-Za-z0-9-]+$/.test(key)) return `metadata key "${key}" may contain only letters, digits and "-"`;
+    if (typeof value !== 'string' || !/^[\x20-\x7e]*$/.test(value)) return `metadata value of "${key}" must be printable ASCII`;
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  }
+  return bytes > MAX_METADATA_BYTES ? `metadata must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)` : undefined;
+}
+
+export class UploadsService {
+  private readonly client: Client;
+  private readonly options: UploadsServiceOptions;
+  private readonly callTimeoutMs: number;
+
+  constructor(options: UploadsServiceOptions) {
+    this.client = options.client;
+    this.options = options;
+    this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
+    const prefix = options.tenantKeyPrefix ?? '{tenant}/';
+    if (!prefix.includes('{tenant}')) throw new TypeError(`tenantKeyPrefix must contain "{tenant}", got ${JSON.stringify(prefix)}`);
+    this.tenantKeyPrefix = prefix;
+    this.indexDestination = options.indexDestination ?? this.client.options.loadedDataConverter.payloadCodecs.length === 0;
+  }
+
+  private readonly tenantKeyPrefix: string;
+  private readonly indexDestination: boolean;
+  private readonly observers = new Set<(state: ClientUploadState) => void>();
+
+  /**
+   * Calls `observer` with the state after every change this instance makes or waits for (create,
+   * recordChunk, and the end of an upload seen by `waitForEnd`, hence by complete and cancel): how
+   * the progress stream learns of them (src/gateway/progress.ts). An observer must not throw or
+   * block; returns the function that removes it.
+   */
+  observe(observer: (state: ClientUploadState) => void): () => void {
+    this.observers.add(observer);
+    return () => void this.observers.delete(observer);
+  }
+
+  private changed(state: ClientUploadState): ClientUploadState {
+    for (const observer of this.observers) {
+      try {
+        observer(state);
+      } catch {
+        // an observer's failure is never the request's
+      }
+    }
+    return state;
+  }
+
+  /** The key prefix every object of `tenant` has. */
+  keyPrefixOf(tenant: string): string {
+    return this.tenantKeyPrefix.replaceAll('{tenant}', tenant);
+  }
+
+  /**
+   * Starts the upload's saga and returns once its multipart upload is open.
+   * @throws InvalidRequestError, UploadTooLargeError (size or quota), UploadConflictError (id taken)
+   */
+  async create(request: CreateUploadRequest): Promise<ClientUploadState> {
+    const { tenant, mode } = request;
+    if (!ID_PATTERN.test(tenant) || tenant.length > 63) throw new InvalidRequestError(`tenant "${tenant}" is not a valid tenant name`);
+    const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
+    if (!ID_PATTERN.test(uploadId)) {
+      throw new InvalidRequestError('upload id may contain only letters, digits, ".", "_" and "-", starting with a letter or digit, at most 128 characters');
+    }
+    const limits = tenantSettings(this.options.config, tenant);
+    if (request.length !== undefined) {
+      if (!Number.isSafeInteger(request.length) || request.length < 0) throw new InvalidRequestError(`length must be a whole number of bytes ≥ 0, got ${request.length}`);
+      if (request.length > limits.maxUploadBytes) {
+        throw new UploadTooLargeError(`${request.length} bytes exceed the maximum upload size of tenant ${tenant}: ${limits.maxUploadBytes} bytes`);
+      }
+    } else if (mode === 'tus') {
+      throw new InvalidRequestError('a tus upload needs Upload-Length (deferred length is not supported)');
+    }
+    const relativeKey = request.key ?? `${uploadId}/${safeFileName(request.filename)}`;
+    const key = `${this.keyPrefixOf(tenant)}${relativeKey}`;
+    const keyProblem = objectKeyProblem(relativeKey) ?? objectKeyProblem(key);
+    if (keyProblem) throw new InvalidRequestError(`object key ${JSON.stringify(relativeKey)}: ${keyProblem}`);
+    const metadata = request.metadata ?? {};
+    const problem = metadataProblem(metadata);
+    if (problem) throw new InvalidRequestError(problem);
+    const contentType = request.contentType && CONTENT_TYPE.test(request.contentType) && request.contentType.length <= 255 ? request.contentType : 'application/octet-stream';
+    const expiresInMs = request.expiresInMs ?? this.options.config.uploadExpiryMs;
+    if (!Number.isSafeInteger(expiresInMs) || expiresInMs <= 0) throw new InvalidRequestError(`expiresInMs must be a positive number of milliseconds, got ${expiresInMs}`);
+
+    const { bucket, partSize } = this.options.config;
+    const input: ClientUploadInput = {
+      tenant,
+      uploadId,
+      mode,
+      bucket,
+      key,
+      ...(request.length !== undefined ? { length: request.length } : {}),
+      maxLength: limits.maxUploadBytes,
+      ...(request.filename ? { filename: request.filename } : {}),
+      contentType,
+      metadata,
+      partSize: mode === 'tus' ? partSize : 5 * MiB,
+      ...(mode === 'tus' ? { checksumAlgorithm: this.options.checksumAlgorithm ?? 'CRC32C' } : {}),
+      expiresAt: Date.now() + expiresInMs,
+      ...(limits.webhookUrl ? { webhookUrl: limits.webhookUrl } : {}),
+      ...(this.options.updatesPerRun ? { updatesPerRun: this.options.updatesPerRun } : {}),
+    };
+    const workflowId = uploadWorkflowId(tenant, uploadId);
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof clientUploadWorkflow>('clientUploadWorkflow', {
+      workflowId,
+      taskQueue: this.options.taskQueue,
+      args: [input],
+      // An upload id is used once: never attach to or replace another upload.
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      staticSummary: `client upload (${mode}) → s3://${bucket}/${key} (tenant ${tenant})`,
+      staticDetails: [
+        `**mode** ${mode} · **tenant** ${tenant} · **upload id** ${uploadId}`,
+        `**destination** s3://${bucket}/${key}`,
+        `**length** ${request.length ?? 'unknown until complete'} · **expires** ${new Date(input.expiresAt).toISOString()}`,
+      ].join('\n\n'),
+      memo: { destination: `s3://${bucket}/${key}`, mode },
+      typedSearchAttributes: [
+        { key: UploadTenant, value: tenant },
+        ...(this.indexDestination
+          ? [
+              { key: UploadBucket, value: bucket },
+              { key: UploadKey, value: key },
+            ]
+          : []),
+        ...(request.length !== undefined ? [{ key: UploadSizeBytes, value: request.length }] : []),
+        { key: UploadPhase, value: request.length !== undefined ? 'reserve-space' : 'open-multipart' },
+        { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
+      ],
+    });
+    let state: ClientUploadState;
+    try {
+      state = await this.bounded(() => this.client.workflow.executeUpdateWithStart(waitUntilOpenUpdate, { startWorkflowOperation }));
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new UploadConflictError(`upload id ${uploadId} is already taken`);
+      throw this.translate(err, uploadId);
+    }
+    if (state.outcome !== 'running') {
+      const cause = state.failure?.cause;
+      if (cause?.type === 'QuotaExceeded') throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}`);
+      throw new UploadFailedError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
+    }
+    return this.changed(state);
+  }
+
+  /**
+   * Any upload of the tenant, ended ones included.
+   * @throws UploadNotFoundError for unknown ids and other tenants' uploads
+   */
+  async state(tenant: string, uploadId: string): Promise<ClientUploadState> {
+    if (!ID_PATTERN.test(uploadId)) throw new UploadNotFoundError(uploadId);
+    try {
+      return await this.bounded(() => this.handle(tenant, uploadId).query(clientUploadStateQuery));
+    } catch (err) {
+      throw this.translate(err, uploadId);
+    }
+  }
+
+  /**
+   * A live or completed upload, for protocol requests.
+   * @throws UploadNotFoundError, UploadGoneError (expired, cancelled, compensated, failed)
+   */
+  async get(tenant: string, uploadId: string): Promise<ClientUploadState> {
+    const state = await this.state(tenant, uploadId);
+    if (state.outcome !== 'running' && state.outcome !== 'completed') {
+      throw new UploadGoneError(uploadId, state.outcome, state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : undefined);
+    }
+    return state;
+  }
+
+  /**
+   * tus: records bytes the gateway wrote to S3. Accepted only if `record.from` is where the upload stands.
+   * @throws UploadConflictError (409: offset moved, not receiving), UploadGoneError (410), UploadNotFoundError
+   */
+  async recordChunk(tenant: string, uploadId: string, record: ChunkRecord): Promise<ClientUploadState> {
+    return this.changed(await this.update(tenant, uploadId, (handle) => handle.executeUpdate(recordChunkUpdate, { args: [record] })));
+  }
+
+  /**
+   * Presigned: the client sent its parts; verify them against ListParts and merge. Waits up to
+   * `waitMs` for the outcome and returns the final state (`result` set), or the running state if
+   * it takes longer.
+   * @throws UploadFailedError (422) when the saga ended without an object, UploadConflictError, UploadGoneError
+   */
+  async complete(tenant: string, uploadId: string, parts: ClientPart[], options: { waitMs?: number } = {}): Promise<ClientUploadState> {
+    await this.update(tenant, uploadId, (handle) => handle.executeUpdate(completeUpdate, { args: [{ parts }] }));
+    const state = await this.waitForEnd(tenant, uploadId, options.waitMs ?? 60_000);
+    if (state.outcome !== 'running' && state.outcome !== 'completed') {
+      throw new UploadFailedError(state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : `the upload ended ${state.outcome}`);
+    }
+    return state;
+  }
+
+  /**
+   * Cancels the upload's saga and waits (up to `waitMs`) until it compensated. A completed upload
+   * stays completed. Returns the state afterwards.
+   * @throws UploadNotFoundError
+   */
+  async cancel(tenant: string, uploadId: string, options: { waitMs?: number } = {}): Promise<ClientUploadState> {
+    const state = await this.state(tenant, uploadId);
+    if (state.outcome !== 'running') return state;
+    try {
+      await this.bounded(() => this.handle(tenant, uploadId).cancel());
+    } catch (err) {
+      throw this.translate(err, uploadId);
+    }
+    return this.waitForEnd(tenant, uploadId, options.waitMs ?? 30_000);
+  }
+
+  /** Waits up to `timeoutMs` for the upload's workflow to end, then returns its state. */
+  async waitForEnd(tenant: string, uploadId: string, timeoutMs: number): Promise<ClientUploadState> {
+    const handle = this.handle(tenant, uploadId);
+    try {
+      await this.client.withDeadline(Date.now() + timeoutMs, () => handle.result());
+    } catch {
+      // Failed, cancelled, or still running at the deadline: the state says which.
+    }
+    return this.changed(await this.state(tenant, uploadId));
+  }
+
+  private handle(tenant: string, uploadId: string): WorkflowHandle<typeof clientUploadWorkflow> {
+    return this.client.workflow.getHandle<typeof clientUploadWorkflow>(uploadWorkflowId(tenant, uploadId));
+  }
+
+  private bounded<T>(call: () => Promise<T>): Promise<T> {
+    return this.client.withDeadline(Date.now() + this.callTimeoutMs, call);
+  }
+
+  /** An update, with its rejections translated; retried once when it met a run that just continued as new. */
+  private async update<T>(tenant: string, uploadId: string, send: (handle: WorkflowHandle<typeof clientUploadWorkflow>) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.bounded(() => send(this.handle(tenant, uploadId)));
+      } catch (err) {
+        const rejection = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+        if (rejection) {
+          switch (rejection.type) {
+            case ChunkRejection.OffsetConflict:
+              throw new UploadConflictError(rejection.message);
+            case ChunkRejection.NotReceiving:
+              throw new UploadConflictError(rejection.message);
+            case ChunkRejection.UploadExpired:
+              throw new UploadGoneError(uploadId, 'expired', rejection.message);
+            case ChunkRejection.InvalidChunk:
+              throw new InvalidRequestError(rejection.message);
+          }
+        }
+        const translated = this.translate(err, uploadId);
+        if (translated instanceof GatewayUnavailableError || translated instanceof UploadNotFoundError) throw translated;
+        // The run ended under the update: a continue-as-new (retry on the new run), or the end of the upload.
+        const state = await this.state(tenant, uploadId);
+        if (state.outcome === 'running' && attempt < 2) continue;
+        if (state.outcome === 'running' || state.outcome === 'completed') throw new UploadConflictError(`upload ${uploadId} is in phase ${state.phase}`, state.offset);
+        throw new UploadGoneError(uploadId, state.outcome);
+      }
+    }
+  }
+
+  /** Temporal's errors as gateway errors; other tenants' and non-client uploads look missing. */
+  private translate(err: unknown, uploadId: string): Error {
+    if (err instanceof GatewayError) return err;
+    if (err instanceof WorkflowNotFoundError || err instanceof QueryNotRegisteredError) return new UploadNotFoundError(uploadId);
+    if (err instanceof WorkflowFailedError) return new UploadFailedError(err.cause?.message ?? err.message);
+    // The SDK reports a deadline met during an update as its own error, without the gRPC code.
+    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      return new GatewayUnavailableError(`Temporal did not answer in time for upload ${uploadId}; retry later`, { cause: err });
+    }
+    const code = (err as { code?: unknown })?.code;
+    // gRPC DEADLINE_EXCEEDED (4), UNAVAILABLE (14), CANCELLED (1): Temporal or its workers did not answer.
+    if (code === 4 || code === 14 || code === 1 || (err instanceof Error && /deadline|UNAVAILABLE/i.test(err.message))) {
+      return new GatewayUnavailableError(`Temporal did not answer in time for upload ${uploadId}; retry later`, { cause: err });
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * The client-upload domain, pure: what a client-driven upload is (bytes sent by a browser or a
+ * phone through the HTTP gateway, rather than read by a worker), its durable state, and the rules
+ * every state change must obey.
+ *
+ * Why it is built this way: the workflow holds the durable state (offset, parts, staged tail,
+ * expiry) and the gateway holds none, so every change a gateway proposes is checked against the
+ * workflow's state by {@link chunkRecordProblem} — a pure function, deterministic, so it can run
+ * as an Update validator inside the workflow (a rejected update leaves no trace in history) and
+ * be tested on its own. Offsets are the currency: a chunk that does not start at the recorded
+ * offset is rejected, which makes a PATCH retried after a gateway died harmless.
+ *
+ * No bytes and no per-part list live here: parts are identified by a running fingerprint over
+ * their checksums (see src/activities/s3/parts-fingerprint.ts), which verify recomputes from
+ * ListParts.
+ */
+import type { QuotaUsage } from '../quota/ledger';
+import type { SagaFailureReport } from '../saga/workflow';
+import type { UploadOutcomeKind, UploadPhase, UploadResult } from './outcome';
+import type { ChecksumAlgorithm } from './request';
+
+/** How the bytes reach S3: through the gateway (tus), or straight from the client with presigned URLs. */
+export type ClientUploadMode = 'tus' | 'presigned';
+
+/** Failure types specific to client uploads (besides the upload's own, see errors.ts). */
+export const ClientUploadFailureType = {
+  /** The upload was not finished before its expiry; it was compensated. */
+  UploadExpired: 'UploadExpired',
+  /** The parts in S3 are not the ones the client or the gateway recorded. */
+  PartsMismatch: 'PartsMismatch',
+  /** The parts add up to more than the tenant may upload. */
+  UploadTooLarge: 'UploadTooLarge',
+} as const;
+export type ClientUploadFailureType = (typeof ClientUploadFailureType)[keyof typeof ClientUploadFailureType];
+
+/** Rejections of a proposed state change (Update validators); the gateway maps them to HTTP statuses. */
+export const ChunkRejection = {
+  /** The chunk does not start where the upload stands (409). */
+  OffsetConflict: 'OffsetConflict',
+  /** The upload expired (410). */
+  UploadExpired: 'UploadExpired',
+  /** The upload no longer receives bytes: finished, cancelled, or of the other mode (409). */
+  NotReceiving: 'NotReceiving',
+  /** The proposed state breaks a rule (400: a gateway bug or a forged request). */
+  InvalidChunk: 'InvalidChunk',
+} as const;
+export type ChunkRejection = (typeof ChunkRejection)[keyof typeof ChunkRejection];
+
+/** At most this many staged segments per upload; the gateway folds them into one beyond that. */
+export const MAX_STAGED_SEGMENTS = 16;
+
+/** Bytes `[start, end)` of the upload, staged as one temporary object under the staging prefix. */
+export interface StagedSegment {
+  start: number;
+  end: number;
+}
+
+/** The key of a staged segment: derived from its byte range, so it needs no list of its own. */
+export function stagedSegmentKey(stagingPrefix: string, segment: StagedSegment): string {
+  return `${stagingPrefix}segment-${String(segment.start).padStart(16, '0')}-${String(segment.end).padStart(16, '0')}`;
+}
+
+/** What the workflow is asked to run: one client upload. Built by the gateway's uploads service. */
+export interface ClientUploadInput {
+  tenant: string;
+  /** The upload's id; the workflow id is `upload:<tenant>:<uploadId>`. */
+  uploadId: string;
+  mode: ClientUploadMode;
+  bucket: string;
+  /** Always under `<tenant>/`. */
+  key: string;
+  /** Total bytes, when known at creation (tus: always). Without it, space is reserved once the parts are verified. */
+  length?: number;
+  /** The tenant's maximum upload size: the verified size must not exceed it. */
+  maxLength: number;
+  filename?: string;
+  contentType: string;
+  /** User metadata stored with the object (`x-amz-meta-*`). */
+  metadata: Record<string, string>;
+  /** tus: every part but the last has exactly this size. */
+  partSize: number;
+  /** tus: the per-part checksum S3 verifies on receipt. Presigned parts carry none. */
+  checksumAlgorithm?: ChecksumAlgorithm;
+  /** Epoch ms after which an unfinished upload is compensated. */
+  expiresAt: number;
+  /** Receives `upload.completed` / `upload.failed` / `upload.cancelled`. */
+  webhookUrl?: string;
+  /**
+   * Updates one run handles before it continues as new (carrying its small state), bounding history.
+   * @default 500
+   */
+  updatesPerRun?: number;
+  /** Set when a run continues as new: what the previous runs established. */
+  carried?: CarriedState;
+}
+
+/** The state a run hands to the next when it continues as new. */
+export interface CarriedState {
+  createdAt: number;
+  /** The ledger's answer to reserve-space, when it ran (it runs after verify when the length was unknown). */
+  reservation?: QuotaUsage;
+  multipartUploadId: string;
+  offset: number;
+  partsCompleted: number;
+  fingerprint: string;
+  staged: StagedSegment[];
+  runs: number;
+}
+
+/** Phases of a client upload, as shown by the `UploadPhase` search attribute and queries. */
+export type ClientUploadPhase = Extract<UploadPhase, 'reserve-space' | 'open-multipart' | 'receive-parts' | 'verify' | 'merge' | 'delete-staged' | 'commit-quota' | 'notify' | 'compensating' | 'done'>;
+
+/** The durable state of one client upload, as the workflow reports it (query `clientUploadState`). */
+export interface ClientUploadState {
+  tenant: string;
+  uploadId: string;
+  workflowId: string;
+  mode: ClientUploadMode;
+  bucket: string;
+  key: string;
+  filename?: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  length?: number;
+  /** Bytes durably received (tus): parts completed plus staged segments. */
+  offset: number;
+  partSize: number;
+  partsCompleted: number;
+  /** Running fingerprint over the completed parts' checksums (tus); '' before the first part. */
+  fingerprint: string;
+  staged: StagedSegment[];
+  checksumAlgorithm?: ChecksumAlgorithm;
+  /** S3's id of the multipart upload, once opened. */
+  multipartUploadId?: string;
+  phase: ClientUploadPhase;
+  outcome: UploadOutcomeKind;
+  createdAt: number;
+  expiresAt: number;
+  /** Runs so far (continue-as-new). */
+  runs: number;
+  /** Once completed. */
+  result?: UploadResult;
+  /** Once failed, compensated, expired or cancelled. */
+  failure?: SagaFailureReport;
+}
+
+/**
+ * A state change a tus gateway proposes after it sent bytes to S3: the upload stood at
+ * `from` (as the gateway read it), and now stands at the rest. Parts are 1..partsCompleted;
+ * bytes `[partsCompleted × partSize, offset)` are the staged segments, in order.
+ */
+export interface ChunkRecord {
+  from: { offset: number; partsCompleted: number };
+  offset: number;
+  partsCompleted: number;
+  fingerprint: string;
+  staged: StagedSegment[];
+}
+
+/** A part the client sent straight to S3 (presigned mode), as it reports it on completion. */
+export interface ClientPart {
+  partNumber: number;
+  etag: string;
+}
+
+/** S3's most parts per upload. */
+const MAX_PARTS = 10_000;
+
+/** Parts an upload of `length` bytes has at `partSize` (a zero-byte upload has one empty part). */
+export function partCountOf(length: number, partSize: number): number {
+  return Math.max(1, Math.ceil(length / partSize));
+}
+
+/**
+ * Why `record` cannot be applied to `state`, or undefined when it can. Pure and deterministic:
+ * the workflow's Update validator. `now` is workflow time.
+ */
+export function chunkRecordProblem(
+  state: Pick<ClientUploadState, 'mode' | 'phase' | 'outcome' | 'offset' | 'partsCompleted' | 'fingerprint' | 'length' | 'partSize' | 'expiresAt'>,
+  record: ChunkRecord,
+  now: number,
+): { type: ChunkRejection; message: string } | undefined {
+  const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
+  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
+    return { type: ChunkRejection.NotReceiving, message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})` };
+  }
+  if (now >= state.expiresAt) {
+    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
+  }
+  if (record.from.offset !== state.offset || record.from.partsCompleted !== state.partsCompleted) {
+    return {
+      type: ChunkRejection.OffsetConflict,
+      message: `the chunk was written from offset ${record.from.offset} (${record.from.partsCompleted} parts), but the upload stands at ${state.offset} (${state.partsCompleted} parts)`,
+    };
+  }
+  const whole = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  if (!whole(record.offset) || !whole(record.partsCompleted)) return invalid('offset and partsCompleted must be whole numbers ≥ 0');
+  if (record.offset < state.offset) return invalid(`the offset may not go back (from ${state.offset} to ${record.offset})`);
+  if (record.partsCompleted < state.partsCompleted) return invalid(`completed parts may not go back (from ${state.partsCompleted} to ${record.partsCompleted})`);
+  if (state.length !== undefined && record.offset > state.length) return invalid(`offset ${record.offset} is beyond the upload's length ${state.length}`);
+  if (record.partsCompleted > MAX_PARTS) return invalid(`an upload has at most ${MAX_PARTS} parts`);
+  if (typeof record.fingerprint !== 'string' || record.fingerprint.length > 128) return invalid('fingerprint must be a string of at most 128 characters');
+  if ((record.partsCompleted === state.partsCompleted) !== (record.fingerprint === state.fingerprint)) {
+    return invalid('the fingerprint must change exactly when parts were completed');
+  }
+  if (!Array.isArray(record.staged) || record.staged.length > MAX_STAGED_SEGMENTS) return invalid(`at most ${MAX_STAGED_SEGMENTS} staged segments`);
+
+  const final = state.length !== undefined && record.offset === state.length;
+  if (final) {
+    const parts = partCountOf(state.length!, state.partSize);
+    if (record.partsCompleted !== parts || record.staged.length > 0) {
+      return invalid(`at the end of the upload all ${parts} parts must be completed and nothing staged`);
+    }
+    return undefined;
+  }
+  const partsEnd = record.partsCompleted * state.partSize;
+  if (partsEnd > record.offset) return invalid(`${record.partsCompleted} parts of ${state.partSize} bytes end beyond the offset ${record.offset}`);
+  let at = partsEnd;
+  for (const segment of record.staged) {
+    if (!whole(segment?.start) || !whole(segment?.end) || segment.start !== at || segment.end <= segment.start) {
+      return invalid(`staged segments must be non-empty and contiguous from byte ${partsEnd}`);
+    }
+    at = segment.end;
+  }
+  if (at !== record.offset) return invalid(`staged segments end at byte ${at}, but the offset is ${record.offset}`);
+  if (record.offset - partsEnd >= state.partSize) return invalid('staged bytes must be fewer than one part: a full part is uploaded, not staged');
+  return undefined;
+}
+
+/** Why a presigned upload's part list cannot complete it, or undefined. Pure. */
+export function clientPartsProblem(parts: unknown): string | undefined {
+  if (!Array.isArray(parts) || parts.length === 0) return 'parts must be a non-empty list of { partNumber, etag }';
+  if (parts.length > MAX_PARTS) return `at most ${MAX_PARTS} parts`;
+  let previous = 0;
+  for (const part of parts as Partial<ClientPart>[]) {
+    const n = part?.partNumber;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_PARTS) return `partNumber must be a whole number 1–${MAX_PARTS}, got ${String(n)}`;
+    if (n <= previous) return 'parts must be in ascending order of partNumber, without repeats';
+    if (typeof part.etag !== 'string' || part.etag.length === 0 || part.etag.length > 128) return `part ${n}: etag must be a non-empty string (at most 128 characters)`;
+    previous = n;
+  }
+  return undefined;
+}

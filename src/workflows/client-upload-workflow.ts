@@ -1,0 +1,358 @@
+/**
+ * The client-upload workflow: one saga per upload a client sends through the HTTP gateway
+ * (tus, or S3 presigned multipart). The durable state of the upload lives here — offset, parts,
+ * staged tail, reservation, expiry — so gateways keep none and any replica can serve any request.
+ *
+ * Why it is built this way:
+ * - The client drives `receive-parts`: each chunk a gateway wrote to S3 is recorded with an
+ *   Update whose validator ({@link chunkRecordProblem}) accepts it only if it starts where the
+ *   upload stands. A rejected update leaves no event in history, so conflicting or retried PATCHes
+ *   cost nothing, and the recorded offset is the truth a resumed client continues from.
+ * - No bytes and no per-part list are held: parts are summarised by a running fingerprint
+ *   (checksums S3 validated), which verify recomputes from ListParts before the merge.
+ * - Expiry is a durable timer (a `condition` with a timeout): when it fires first, the step fails
+ *   with `UploadExpired` and the saga compensates — multipart upload aborted, staged segments
+ *   deleted, reservation released. Cancellation (tus DELETE, an aborted Uppy upload) is workflow
+ *   cancellation and compensates the same way.
+ * - History stays bounded however many chunks arrive: after `updatesPerRun` updates (or when
+ *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
+ *   carrying the small state; the next run restores the completed steps' compensations.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  ContinueAsNew,
+  continueAsNew,
+  defineQuery,
+  defineUpdate,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { UploadActivities } from '../activities';
+import type { QuotaUsage } from '../quota/ledger';
+import { Saga, type SagaState } from '../saga/workflow';
+import {
+  chunkRecordProblem,
+  ChunkRejection,
+  ClientUploadFailureType,
+  clientPartsProblem,
+  partCountOf,
+  type ChunkRecord,
+  type ClientPart,
+  type ClientUploadInput,
+  type ClientUploadPhase,
+  type ClientUploadState,
+} from '../upload/client-upload';
+import type { UploadOutcomeKind, UploadProgress, UploadResult } from '../upload/outcome';
+import { clientUploadSteps } from './client-upload-steps';
+import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
+import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
+import { stagingPrefixOf } from './upload-workflow';
+
+/** The upload's durable state (offset, parts, phase, outcome, expiry…). */
+export const clientUploadStateQuery = defineQuery<ClientUploadState>('clientUploadState');
+/** The same shape as the upload workflow's progress query, for tools that show both. */
+export const clientUploadProgressQuery = defineQuery<UploadProgress>('progress');
+export const clientUploadSagaStateQuery = defineQuery<SagaState>('sagaState');
+/** Returns once the multipart upload is open (or the saga ended): what `create` waits for. */
+export const waitUntilOpenUpdate = defineUpdate<ClientUploadState>('waitUntilOpen');
+/** tus: a gateway records the bytes it wrote. Rejected (no history) unless it starts at the recorded offset. */
+export const recordChunkUpdate = defineUpdate<ClientUploadState, [ChunkRecord]>('recordChunk');
+/** Presigned: the client finished sending parts; verify and merge them. */
+export const completeUpdate = defineUpdate<ClientUploadState, [{ parts: ClientPart[] }]>('complete');
+
+/** Updates one run handles before continuing as new. */
+export const DEFAULT_UPDATES_PER_RUN = 500;
+
+const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+
+export async function clientUploadWorkflow(input: ClientUploadInput): Promise<UploadResult> {
+  const { workflowId } = workflowInfo();
+  const { bucket, key, tenant, uploadId, carried } = input;
+  const stagingPrefix = stagingPrefixOf(tenant, uploadId);
+  const updatesPerRun = input.updatesPerRun ?? DEFAULT_UPDATES_PER_RUN;
+  const reservationRef = { tenant, uploadId };
+
+  const state: ClientUploadState = {
+    tenant,
+    uploadId,
+    workflowId,
+    mode: input.mode,
+    bucket,
+    key,
+    ...(input.filename !== undefined ? { filename: input.filename } : {}),
+    contentType: input.contentType,
+    metadata: input.metadata,
+    ...(input.length !== undefined ? { length: input.length } : {}),
+    offset: carried?.offset ?? 0,
+    partSize: input.partSize,
+    partsCompleted: carried?.partsCompleted ?? 0,
+    fingerprint: carried?.fingerprint ?? '',
+    staged: carried?.staged ?? [],
+    ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
+    ...(carried ? { multipartUploadId: carried.multipartUploadId } : {}),
+    phase: carried ? 'receive-parts' : input.length !== undefined ? 'reserve-space' : 'open-multipart',
+    outcome: 'running',
+    createdAt: carried?.createdAt ?? Date.now(),
+    expiresAt: input.expiresAt,
+    runs: (carried?.runs ?? 0) + 1,
+  };
+  let reservation: QuotaUsage | undefined = carried?.reservation;
+  let reportedParts: ClientPart[] | undefined;
+  let updatesThisRun = 0;
+  const timings: Record<string, number> = {};
+  let phaseStartedAt = Date.now();
+
+  const describeBytes = () =>
+    `${formatMiB(state.offset)}${state.length !== undefined ? ` of ${formatMiB(state.length)}` : ''} received, ${state.partsCompleted} parts`;
+  const setPhase = (phase: ClientUploadPhase) => {
+    if (state.phase === phase) return;
+    const now = Date.now();
+    timings[state.phase] = (timings[state.phase] ?? 0) + (now - phaseStartedAt);
+    phaseStartedAt = now;
+    state.phase = phase;
+    upsertSearchAttributes([{ key: UploadPhaseAttribute, value: phase }]);
+    setCurrentDetails(`**${phase}** — ${describeBytes()} → s3://${bucket}/${key}`);
+  };
+  const setOutcome = (outcome: UploadOutcomeKind) => {
+    state.outcome = outcome;
+    upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
+  };
+  const snapshot = (): ClientUploadState => ({ ...state, staged: [...state.staged] });
+  // tus: every part recorded (a zero-byte upload has one empty part); presigned: the client reported its parts.
+  const received = () =>
+    state.mode === 'tus'
+      ? state.length !== undefined && state.offset === state.length && state.partsCompleted === partCountOf(state.length, state.partSize)
+      : reportedParts !== undefined;
+
+  const saga = new Saga<UploadActivities, typeof clientUploadSteps>(clientUploadSteps, {
+    onStepStarted: (step) => setPhase(step as ClientUploadPhase),
+    onCompensationStarted: (steps) => {
+      setPhase('compensating');
+      setCurrentDetails(`**compensating** — undoing ${steps.join(', ') || 'nothing'} for s3://${bucket}/${key}`);
+    },
+  });
+
+  setHandler(clientUploadStateQuery, snapshot);
+  setHandler(clientUploadSagaStateQuery, () => saga.state());
+  setHandler(clientUploadProgressQuery, () => ({
+    phase: state.phase,
+    outcome: state.outcome,
+    ...(state.length !== undefined ? { totalBytes: state.length, totalParts: partCountOf(state.length, state.partSize) } : {}),
+    partsUploaded: state.partsCompleted,
+    bytesUploaded: state.offset,
+    batchesDone: 0,
+    ...(state.multipartUploadId ? { uploadId: state.multipartUploadId } : {}),
+  }));
+  setHandler(waitUntilOpenUpdate, async () => {
+    await condition(() => state.multipartUploadId !== undefined || state.outcome !== 'running');
+    return snapshot();
+  });
+  setHandler(
+    recordChunkUpdate,
+    (record) => {
+      updatesThisRun++;
+      state.offset = record.offset;
+      state.partsCompleted = record.partsCompleted;
+      state.fingerprint = record.fingerprint;
+      state.staged = record.staged.map(({ start, end }) => ({ start, end }));
+      setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
+      return snapshot();
+    },
+    {
+      validator: (record) => {
+        const problem = chunkRecordProblem(state, record, Date.now());
+        if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
+      },
+    },
+  );
+  setHandler(
+    completeUpdate,
+    ({ parts }) => {
+      updatesThisRun++;
+      reportedParts = parts.map(({ partNumber, etag }) => ({ partNumber, etag }));
+      return snapshot();
+    },
+    {
+      validator: (request) => {
+        if (state.mode !== 'presigned' || state.phase !== 'receive-parts' || state.outcome !== 'running' || reportedParts) {
+          const why = state.mode !== 'presigned' ? 'a tus upload completes when its length is reached' : `the upload is in phase ${state.phase}, outcome ${state.outcome}`;
+          throw ApplicationFailure.create({ type: ChunkRejection.NotReceiving, message: `cannot complete: ${why}`, nonRetryable: true });
+        }
+        if (Date.now() >= state.expiresAt) {
+          throw ApplicationFailure.create({ type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}`, nonRetryable: true });
+        }
+        const problem = clientPartsProblem(request?.parts);
+        if (problem) throw ApplicationFailure.create({ type: ChunkRejection.InvalidChunk, message: problem, nonRetryable: true });
+      },
+    },
+  );
+
+  const event = uploadEvents({ workflowId, uploadId, tenant, bucket, key });
+
+  try {
+    const result = await saga.execute(async () => {
+      const reserve = async (bytes: number) => {
+        reservation = await saga.run('reserve-space', [{ ...reservationRef, bytes }], {
+          summary: `reserve ${bytes} bytes for tenant ${tenant}`,
+          compensateWith: () => [reservationRef],
+        });
+      };
+      if (carried) {
+        // Steps done by earlier runs: register their compensations again, without running them.
+        if (carried.reservation) saga.restoreCompleted('reserve-space', { result: carried.reservation, compensateWith: () => [reservationRef] });
+        saga.restoreCompleted('open-multipart', {
+          result: { uploadId: carried.multipartUploadId },
+          compensateWith: () => [{ bucket, key, uploadId: carried.multipartUploadId, stagingPrefix }],
+        });
+      } else {
+        if (input.length !== undefined) await reserve(input.length);
+        const openedAt = Date.now();
+        const opened = await saga.run(
+          'open-multipart',
+          [{ bucket, key, contentType: input.contentType, metadata: input.metadata, ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}) }],
+          {
+            summary: `open the multipart upload of s3://${bucket}/${key}`,
+            compensateWith: (outcome) =>
+              outcome.status === 'completed'
+                ? [{ bucket, key, uploadId: outcome.result.uploadId, stagingPrefix }]
+                : // The answer was lost: abort whatever this step may have created for the key.
+                  [{ bucket, key, initiatedAfterMs: openedAt - 5_000, stagingPrefix }],
+          },
+        );
+        state.multipartUploadId = opened.uploadId;
+      }
+      const multipartUploadId = state.multipartUploadId!;
+
+      await saga.runInWorkflow(
+        'receive-parts',
+        async () => {
+          for (;;) {
+            const handOver = () => updatesThisRun >= updatesPerRun || workflowInfo().continueAsNewSuggested;
+            const inTime = await condition(() => received() || handOver(), Math.max(1, state.expiresAt - Date.now()));
+            if (received()) return;
+            if (!inTime) {
+              throw ApplicationFailure.create({
+                type: ClientUploadFailureType.UploadExpired,
+                nonRetryable: true,
+                message: `the upload expired at ${new Date(state.expiresAt).toISOString()} with ${describeBytes()}`,
+              });
+            }
+            // Updates being handled must finish in this run; then only the small state moves on.
+            await condition(allHandlersFinished);
+            if (received()) return;
+            await continueAsNew<typeof clientUploadWorkflow>({
+              ...input,
+              carried: {
+                createdAt: state.createdAt,
+                ...(reservation ? { reservation } : {}),
+                multipartUploadId,
+                offset: state.offset,
+                partsCompleted: state.partsCompleted,
+                fingerprint: state.fingerprint,
+                staged: state.staged,
+                runs: state.runs,
+              },
+            });
+          }
+        },
+        {},
+      );
+
+      const verified = await saga.run(
+        'verify',
+        [
+          {
+            bucket,
+            key,
+            uploadId: multipartUploadId,
+            maxLength: input.maxLength,
+            expected:
+              state.mode === 'tus'
+                ? {
+                    kind: 'tus',
+                    length: state.length!,
+                    partSize: state.partSize,
+                    partsCompleted: state.partsCompleted,
+                    fingerprint: state.fingerprint,
+                    checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
+                  }
+                : { kind: 'client-parts', parts: reportedParts!, ...(input.length !== undefined ? { length: input.length } : {}) },
+          },
+        ],
+        { summary: `verify the parts of s3://${bucket}/${key}` },
+      );
+      if (input.length === undefined) {
+        state.length = verified.size;
+        upsertSearchAttributes([{ key: UploadSizeBytes, value: verified.size }]);
+        await reserve(verified.size);
+      }
+      state.offset = verified.size;
+
+      const merged = await saga.run(
+        'merge',
+        [{ bucket, key, uploadId: multipartUploadId, expectedETag: verified.expectedETag, failIfExists: false, checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C' }],
+        { summary: `complete s3://${bucket}/${key}` },
+      );
+      if (state.mode === 'tus') {
+        await saga.run('delete-staged', [{ bucket, key, stagingPrefix }], { summary: `delete what is left under ${stagingPrefix}` });
+      }
+      await saga.run('commit-quota', [reservationRef], { summary: `commit ${verified.size} bytes to tenant ${tenant}` });
+
+      const result: UploadResult = {
+        uploadId,
+        tenant,
+        workflowId,
+        bucket,
+        key,
+        size: verified.size,
+        etag: merged.etag,
+        ...(merged.versionId ? { versionId: merged.versionId } : {}),
+        ...(merged.checksum ? { checksum: merged.checksum } : {}),
+        partCount: verified.partCount,
+        partSize: state.partSize,
+        timings,
+        notification: { status: 'not-requested' },
+      };
+      if (input.webhookUrl) {
+        const { notification: _, ...eventResult } = result;
+        result.notification = await notifyCompleted(saga, input.webhookUrl, event('upload.completed', { result: eventResult }));
+      }
+      return result;
+    });
+    setPhase('done');
+    state.result = result;
+    setOutcome('completed');
+    setCurrentDetails(`**completed** — s3://${bucket}/${key}, ${result.size} bytes in ${result.partCount} parts`);
+    await condition(allHandlersFinished);
+    return result;
+  } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
+    const report = failureReportOf(err);
+    setPhase('done');
+    if (report) state.failure = report;
+    setOutcome(
+      err instanceof CancelledFailure
+        ? 'cancelled'
+        : report?.cause.type === ClientUploadFailureType.UploadExpired
+          ? 'expired'
+          : report && report.compensations.every((c) => c.status === 'compensated')
+            ? 'compensated'
+            : 'failed',
+    );
+    setCurrentDetails(`**${state.outcome}** — ${err instanceof Error ? err.message : String(err)}`);
+    await CancellationScope.nonCancellable(async () => {
+      if (input.webhookUrl && report) {
+        await notifyFailed(saga, input.webhookUrl, event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report }));
+      }
+      // Callers waiting in waitUntilOpen learn the outcome before the run closes.
+      await condition(allHandlersFinished);
+    });
+    throw err;
+  }
+}

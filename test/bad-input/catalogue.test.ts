@@ -1,0 +1,403 @@
+/**
+ * The bad-input catalogue in README.md (`## Bad input`) is the specification: this test reads its
+ * tables, and for every row produces the error the row describes — from the real validation, the
+ * real worker (activities, dev server, MinIO), the real CLI and the real configuration loader —
+ * and checks that every `code span` in the row's error column appears in it (`…` stands for text
+ * that varies: paths, ports, ids). A row without a case here, or a case without a row, fails, so
+ * the README and the code cannot drift apart.
+ *
+ * Request rows start from one valid request and change one thing. Command-line rows run the CLI's
+ * `main` with captured output. Configuration rows are data:
+ * the code spans in their input column are the environment (`NAME=value`). Command-line rows say
+ * their exit code, `(exit 2)`.
+ */
+import { createServer, type RequestListener } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { Writable } from 'node:stream';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { type WorkflowFailedError } from '@temporalio/client';
+import { type ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inspectSourceActivity } from '../../src/activities/inspect-source';
+import type * as CliMain from '../../src/cli/main';
+import { UploadClient, UploadFailedError } from '../../src/client';
+import { ConfigError, loadConfig } from '../../src/config';
+import type { SagaFailureReport } from '../../src/saga/workflow';
+import { planParts } from '../../src/upload/part-plan';
+import { findRequestProblems, normalizeUploadRequest, type UploadRequest } from '../../src/upload/request';
+import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
+import { makeRandomFile, makeTempDir, MiB } from '../support/files';
+import { startFileServer } from '../support/file-server';
+import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+
+// ---- the README tables (a code span in an error cell is an assertion: keep prose out of them)
+
+interface Row {
+  table: string;
+  input: string;
+  error: string;
+}
+
+function catalogueRows(): Row[] {
+  const readme = readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
+  const start = readme.indexOf('\n## Bad input\n');
+  const end = readme.indexOf('\n## ', start + 1);
+  expect(start, 'README has a "## Bad input" section').toBeGreaterThan(0);
+  const rows: Row[] = [];
+  let table = '';
+  for (const line of readme.slice(start, end).split('\n')) {
+    const heading = /^### (.+)$/.exec(line);
+    if (heading) table = heading[1]!.trim();
+    if (!line.startsWith('|') || /^\|\s*-/.test(line)) continue;
+    const cells = line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, '|'));
+    if (cells[0] === 'input') continue; // header
+    rows.push({ table, input: cells[0]!, error: cells.at(-1)! });
+  }
+  return rows;
+}
+
+const codeSpans = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+/** `a … b` → a regular expression in which `…` is any text. */
+const fragmentPattern = (fragment: string) => new RegExp(fragment.split('…').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[\\s\\S]*?'));
+
+// ---- the stack, a worker, and what the worker rows need
+
+const TENANT = uniqueId('catalogue');
+const TIGHT = uniqueId('tight');
+/** The loopback worker's tenant (a tenant's quota ledger lives on the queue that first served it). */
+const LOOPBACK_TENANT = uniqueId('catalogue-loopback');
+const BUCKET = 'uploads';
+let stack: TestStack;
+let worker: RunningWorker;
+let prefixWorker: RunningWorker;
+let uploads: UploadClient;
+let prefixUploads: UploadClient;
+let loopbackWorker: RunningWorker;
+/** A worker whose URL sources may reach loopback, where this test's HTTP servers listen. */
+let loopbackUploads: UploadClient;
+let tmp: { dir: string; remove(): Promise<void> };
+const closers: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTAS: `${TIGHT}=12MiB`, UPLOAD_SAGA_URL_ALLOWED_HOSTS: '', UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: '' } });
+  tmp = await makeTempDir();
+  // The worker's roots: one directory of the temp dir, so that the rest of it is "outside".
+  const rootDir = path.join(tmp.dir, 'root');
+  await mkdir(rootDir);
+  const config = { ...stack.config, allowedRoots: [rootDir], urlSources: { allowedHosts: [] as string[] } };
+  const workflowBundle = await bundleUploadWorkflows();
+  worker = runInBackground(await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, workflowBundle }));
+  uploads = new UploadClient({ client: stack.client, taskQueue: config.temporal.taskQueue });
+  const prefixQueue = uniqueId('catalogue-prefix');
+  prefixWorker = runInBackground(
+    await createUploadWorker({
+      config: { ...config, temporal: { ...config.temporal, taskQueue: prefixQueue }, tenantKeyPrefix: 'tenants/{tenant}/' },
+      connection: stack.workerConnection,
+      client: stack.client,
+      s3: stack.s3,
+      workflowBundle,
+    }),
+  );
+  prefixUploads = new UploadClient({ client: stack.client, taskQueue: prefixQueue });
+  const loopbackQueue = uniqueId('catalogue-loopback');
+  loopbackWorker = runInBackground(
+    await createUploadWorker({
+      config: { ...config, temporal: { ...config.temporal, taskQueue: loopbackQueue }, urlSources: { allowedHosts: ['127.0.0.1'] } },
+      connection: stack.workerConnection,
+      client: stack.client,
+      s3: stack.s3,
+      workflowBundle,
+    }),
+  );
+  loopbackUploads = new UploadClient({ client: stack.client, taskQueue: loopbackQueue });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await prefixWorker?.stop();
+  await loopbackWorker?.stop();
+  for (const close of closers) await close();
+  await stack?.close();
+  await tmp?.remove();
+});
+
+const root = () => path.join(tmp.dir, 'root');
+
+async function fileInRoot(name: string, size: number): Promise<string> {
+  return (await makeRandomFile(root(), name, size)).path;
+}
+
+function request(source: UploadRequest['source'], extra: Partial<UploadRequest> = {}): UploadRequest {
+  const uploadId = uniqueId('row');
+  return { uploadId, tenant: TENANT, source, destination: { bucket: BUCKET, key: `catalogue/${uploadId}.bin` }, partSize: 5 * MiB, ...extra };
+}
+
+/** The failure's cause as "Type: message" — what the report, the CLI and the Web UI show. */
+async function workerError(req: UploadRequest, client = uploads): Promise<string> {
+  const err = await (await client.start(req)).result().catch((e: unknown) => e);
+  if (!(err instanceof UploadFailedError)) throw new Error(`expected the upload to fail, got ${String(err)}`);
+  return `${err.report!.cause.type}: ${err.report!.cause.message}`;
+}
+
+async function server(handler: RequestListener): Promise<string> {
+  const s = createServer(handler);
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((resolve) => s.close(resolve)));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+// ---- the cases, by table and row
+
+const valid: UploadRequest = { uploadId: 'invoice-2026-11', tenant: 'acme', source: { type: 'file', path: '/data/in.bin' }, destination: { bucket: 'uploads', key: 'invoices/2026/11.pdf' } };
+
+/** A valid request with one change: `{ 'destination.key': '' }` sets a nested field, `undefined` removes one. */
+function changed(patch: Record<string, unknown>): unknown {
+  const copy = JSON.parse(JSON.stringify(valid)) as Record<string, unknown>;
+  for (const [dotted, value] of Object.entries(patch)) {
+    const parts = dotted.split('.');
+    let target = copy;
+    for (const part of parts.slice(0, -1)) target = target[part] as Record<string, unknown>;
+    if (value === undefined) delete target[parts.at(-1)!];
+    else target[parts.at(-1)!] = value;
+  }
+  return copy;
+}
+
+const requestCases: Record<string, unknown> = {
+  'not an object': null,
+  'an unknown field': changed({ partsize: 5 * MiB }),
+  'an unknown field inside `source` or `destination`': changed({ 'destination.region': 'eu', source: { type: 's3', bucket: 'uploads', key: 'k', accessKeyId: 'AKIA' } }),
+  '`uploadId` missing': changed({ uploadId: undefined }),
+  '`uploadId` empty': changed({ uploadId: '' }),
+  '`uploadId` over 128 characters': changed({ uploadId: 'u'.repeat(129) }),
+  '`uploadId` with other characters (`:`, `/`, spaces, …)': changed({ uploadId: 'a/b' }),
+  '`tenant` empty': changed({ tenant: '' }),
+  '`tenant` over 63 characters': changed({ tenant: 't'.repeat(64) }),
+  '`tenant` with other characters': changed({ tenant: 'a b' }),
+  '`source` missing or of an unknown type': changed({ source: { type: 'ftp', path: '/x' } }),
+  '`source.path` relative': changed({ 'source.path': 'in.bin' }),
+  '`source.path` with control characters': changed({ 'source.path': '/a\u0000b' }),
+  '`source.path` over 4096 bytes': changed({ 'source.path': `/${'p'.repeat(4096)}` }),
+  '`source.url` not http(s), or with credentials': changed({ source: { type: 'url', url: 'https://user:pw@example.com/f.bin' } }),
+  '`source.url` over 2048 characters': changed({ source: { type: 'url', url: `https://example.com/${'x'.repeat(2048)}` } }),
+  '`destination` missing': changed({ destination: undefined }),
+  '`destination.bucket` shorter than 3 or longer than 63 characters': changed({ 'destination.bucket': 'ab' }),
+  '`destination.bucket` with capitals, `_` or other characters': changed({ 'destination.bucket': 'My_Bucket' }),
+  '`destination.bucket` with `..`': changed({ 'destination.bucket': 'a..b' }),
+  '`destination.bucket` like an IP address': changed({ 'destination.bucket': '10.0.0.1' }),
+  '`destination.bucket` with a prefix S3 reserves (`xn--`, `sthree-`, `amzn-s3-demo-`)': changed({ 'destination.bucket': 'xn--uploads' }),
+  '`destination.bucket` with a suffix S3 reserves (`-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3`)': changed({ 'destination.bucket': 'uploads-s3alias' }),
+  '`destination.key` empty': changed({ 'destination.key': '' }),
+  '`destination.key` over 1024 bytes of UTF-8': changed({ 'destination.key': 'é'.repeat(513) }),
+  '`destination.key` with control characters': changed({ 'destination.key': 'a\nb' }),
+  '`destination.key` with an unpaired surrogate': changed({ 'destination.key': 'a\ud800b' }),
+  '`destination.key` with U+FFFE or U+FFFF': changed({ 'destination.key': 'a\uffffb' }),
+  '`destination.key` starting with `/`': changed({ 'destination.key': '/a' }),
+  '`destination.key` ending with `/`': changed({ 'destination.key': 'dir/' }),
+  '`destination.key` with `//`': changed({ 'destination.key': 'a//b' }),
+  '`destination.key` with `.` or `..` segments': changed({ 'destination.key': 'a/../b' }),
+  '`destination.key` with a segment over 255 bytes': changed({ 'destination.key': `a/${'s'.repeat(256)}` }),
+  '`destination.key` under `.upload-saga/`': changed({ 'destination.key': '.upload-saga/x' }),
+  '`declaredSize` not a number': changed({ declaredSize: '10MB' }),
+  '`declaredSize` negative': changed({ declaredSize: -1 }),
+  '`declaredSize` fractional': changed({ declaredSize: 1.5 }),
+  '`declaredSize` over 5 TiB': changed({ declaredSize: 5 * 1024 ** 4 + 1 }),
+  '`expectedChecksum` not `{ algorithm, value }`': changed({ expectedChecksum: 'abc' }),
+  '`expectedChecksum.algorithm` unknown': changed({ expectedChecksum: { algorithm: 'MD5', value: 'x' } }),
+  '`expectedChecksum` SHA-256 malformed': changed({ expectedChecksum: { algorithm: 'SHA256', value: 'abc' } }),
+  '`expectedChecksum` CRC malformed': changed({ expectedChecksum: { algorithm: 'CRC32C', value: 'abc' } }),
+  '`checksumAlgorithm` other than a CRC given as `expectedChecksum`': changed({ expectedChecksum: { algorithm: 'CRC32C', value: '3q2+7w==' }, checksumAlgorithm: 'SHA256' }),
+  '`partSize` below 5 MiB or above 5 GiB': changed({ partSize: 1024 }),
+  '`partSize` fractional': changed({ partSize: 5 * MiB + 0.5 }),
+  '`partSize` not a number': changed({ partSize: '8MiB' }),
+  '`partConcurrency` below 1': changed({ partConcurrency: 0 }),
+  '`partConcurrency` above 64': changed({ partConcurrency: 65 }),
+  '`checksumAlgorithm` unknown': changed({ checksumAlgorithm: 'MD5' }),
+  '`contentType` not a MIME type': changed({ contentType: 'pdf' }),
+  '`contentType` with non-ASCII parameters': changed({ contentType: 'text/plain; name=ü' }),
+  '`contentType` over 255 characters': changed({ contentType: `text/${'x'.repeat(260)}` }),
+  '`metadata` key with other characters': changed({ metadata: { 'a b': 'v' } }),
+  '`metadata` value not printable ASCII': changed({ metadata: { k: 'ü' } }),
+  '`metadata` over 2 KiB': changed({ metadata: { big: 'x'.repeat(2100) } }),
+  '`metadata` keys that differ only in case': changed({ metadata: { Project: 'a', project: 'b' } }),
+  '`webhookUrl` not an http(s) URL, or with credentials': changed({ webhookUrl: 'ftp://example.com/hook' }),
+  '`webhookUrl` over 2048 characters': changed({ webhookUrl: `https://example.com/${'x'.repeat(2048)}` }),
+  '`failIfExists` not a boolean': changed({ failIfExists: 'yes' }),
+  '`partsPerActivity` below 1 or above 10000': changed({ partsPerActivity: 0 }),
+  '`verify` unknown': changed({ verify: 'never' }),
+};
+
+const workerCases: Record<string, () => Promise<string>> = {
+  'a request that bypassed the client': async () => {
+    const bad = { ...request({ type: 'file', path: await fileInRoot('bypass.bin', MiB) }), partSize: 1024 };
+    const handle = await stack.client.workflow.start('uploadWorkflow', { workflowId: `upload:${TENANT}:${bad.uploadId}`, taskQueue: stack.config.temporal.taskQueue, args: [bad] });
+    const err = await handle.result().catch((e: unknown) => e);
+    const report = ((err as WorkflowFailedError).cause as ApplicationFailure).details?.[0] as SagaFailureReport;
+    return `${report.cause.type}: ${report.cause.message}`;
+  },
+  'source file missing': () => workerError(request({ type: 'file', path: path.join(root(), 'missing.bin') })),
+  'source is a directory, FIFO or device': () => workerError(request({ type: 'file', path: root() })),
+  'source file outside the allowed roots': async () => workerError(request({ type: 'file', path: (await makeRandomFile(tmp.dir, 'outside.bin', MiB)).path })),
+  'source file reaching outside through a symlink or `..`': async () => {
+    await makeRandomFile(tmp.dir, 'target.bin', MiB);
+    return workerError(request({ type: 'file', path: `${root()}/../target.bin` }));
+  },
+  '`declaredSize` different from the source': async () => workerError(request({ type: 'file', path: await fileInRoot('sized.bin', MiB) }, { declaredSize: 2 * MiB })),
+  'an object over 5 TiB (size not declared)': async () => {
+    const huge = { description: 'file /data/huge.bin', stat: () => Promise.resolve({ size: 5 * 1024 ** 4 + 1, version: 'v' }), read: () => Promise.reject(new Error('never read')), close: () => Promise.resolve() };
+    const inspect = inspectSourceActivity({ s3: stack.s3, sources: { open: () => Promise.resolve(huge) }, quota: undefined as never });
+    const err = (await inspect(normalizeUploadRequest(request({ type: 'file', path: '/data/huge.bin' }))).catch((e: unknown) => e)) as ApplicationFailure;
+    return `${err.type}: ${err.message}`;
+  },
+  'more than 10,000 parts at the requested part size': () => Promise.resolve(planParts(12_288 * 5 * MiB, 5 * MiB).adjusted!.reason),
+  'bucket missing': async () => workerError(request({ type: 'file', path: await fileInRoot('nobucket.bin', MiB) }, { destination: { bucket: 'no-such-bucket', key: 'k' } })),
+  'key outside the tenant\'s prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)': async () =>
+    workerError(request({ type: 'file', path: await fileInRoot('prefix.bin', MiB) }, { destination: { bucket: BUCKET, key: 'tenants/someone-else/x.bin' } }), prefixUploads),
+  'tenant over quota': async () => workerError(request({ type: 'file', path: await fileInRoot('quota.bin', 13 * MiB) }, { tenant: TIGHT })),
+  'URL answering 404 or 410': async () =>
+    workerError(request({ type: 'url', url: `${await server((_q, s) => ((s.statusCode = 404), s.end()))}/gone.bin?token=t` }, { tenant: LOOPBACK_TENANT }), loopbackUploads),
+  'URL without a Content-Length': async () => {
+    const base = await server((_q, s) => {
+      s.setHeader('Transfer-Encoding', 'chunked');
+      s.end();
+    });
+    return workerError(request({ type: 'url', url: `${base}/stream.bin` }, { tenant: LOOPBACK_TENANT }), loopbackUploads);
+  },
+  'URL to a loopback, private, link-local, CGNAT or other non-public address': async () => workerError(request({ type: 'url', url: 'http://127.0.0.1:9/admin?token=t' })),
+  'URL whose host name resolves to a non-public address': async () => workerError(request({ type: 'url', url: 'http://localhost:9/admin' })),
+  'URL redirecting more than 5 times': async () => {
+    const looping = await server((q, s) => {
+      s.statusCode = 302;
+      s.setHeader('Location', `${q.url}x`);
+      s.end();
+    });
+    // The worker may reach this server (on loopback): only the hop count stops it.
+    return workerError(request({ type: 'url', url: `${looping}/r` }, { tenant: LOOPBACK_TENANT }), loopbackUploads);
+  },
+  'webhook URL to a non-public address': async () => workerError(request({ type: 'file', path: await fileInRoot('hook.bin', MiB) }, { webhookUrl: 'http://127.0.0.1:9/hook?sig=s' })),
+  'expected SHA-256 wrong': async () => {
+    const file = await fileInRoot('sum.bin', 6 * MiB);
+    const sha = await workerError(request({ type: 'file', path: file }, { expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) } }));
+    const crc = await workerError(request({ type: 'file', path: file }, { expectedChecksum: { algorithm: 'CRC32C', value: '3q2+7w==' } }));
+    return `${sha}\n${crc}`;
+  },
+  'object exists and `failIfExists`': async () => {
+    const req = request({ type: 'file', path: await fileInRoot('exists.bin', MiB) }, { failIfExists: true });
+    await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: req.destination.key, Body: 'already here' }));
+    return workerError(req);
+  },
+  'S3 source object missing': () => workerError(request({ type: 's3', bucket: BUCKET, key: `catalogue/${uniqueId('absent')}.bin` })),
+  'S3 source profile not configured on the worker': () => workerError(request({ type: 's3', bucket: BUCKET, key: 'catalogue/any.bin', profile: 'elsewhere' })),
+  'source changed during the upload': async () => {
+    // The file on the server changes after its first part was read.
+    const files = await startFileServer(randomBytes(30 * MiB), { ranges: true });
+    closers.push(() => files.close());
+    const handle = await loopbackUploads.start(request({ type: 'url', url: files.url }, { partConcurrency: 1, tenant: LOOPBACK_TENANT }));
+    await expect.poll(() => files.requests.filter((r) => r.range).length, { timeout: 60_000, interval: 20 }).toBeGreaterThan(0);
+    files.setContent(randomBytes(30 * MiB));
+    const err = (await handle.result().catch((e: unknown) => e)) as UploadFailedError;
+    return `${err.report!.cause.type}: ${err.report!.cause.message}`;
+  },
+};
+
+const cliCases: Record<string, string[]> = {
+  'an unknown command': ['uplaod'],
+  'a missing argument': ['upload', '--bucket', 'b', '--key', 'k', '--tenant', 't'],
+  'a missing required option': ['upload', './x.bin', '--key', 'k', '--tenant', 't'],
+  '`--part-size` not a size': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--part-size', '8 bananas'],
+  '`--concurrency`, `--limit` not a whole number ≥ 1': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--concurrency', '0'],
+  '`--checksum`, `--outcome` not one of the choices': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--checksum', 'MD5'],
+  '`--meta` not key=value': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--meta', 'project'],
+  'an invalid request (any row of the first table)': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'a/../b', '--tenant', 't'],
+  '`status`, `cancel` or `list --tenant` with a malformed tenant or upload id': ['status', 'acme:1', 'x'],
+  '`status` of an upload that does not exist': ['status', 'acme', 'no-such-upload'],
+  'an invalid configuration (any row of the last table)': ['list'],
+};
+
+/**
+ * The CLI loaded the way bin/upload-saga.cjs loads it (tsx's CommonJS hook, then src/cli/main.ts),
+ * in this process — a child process per row costs seconds each on a loaded 2-core machine — and
+ * run with exactly `env`, its stdout and stderr captured. test/cli.test.ts runs the real binary.
+ */
+function runCli(argv: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
+  const load = createRequire(__filename);
+  load('tsx/cjs');
+  const cli = load(path.resolve(__dirname, '../../src/cli/main.ts')) as typeof CliMain;
+  let output = '';
+  const capture = () => new Writable({ write: (chunk: Buffer, _encoding, done) => ((output += chunk.toString()), done()) });
+  return cli.main(['node', 'upload-saga', ...argv], { env, stdout: capture(), stderr: capture() }).then((code) => ({ code, output }));
+}
+
+async function actual(row: Row): Promise<{ text: string; exitCode?: number | null }> {
+  switch (row.table) {
+    case 'Upload requests': {
+      if (!(row.input in requestCases)) throw new Error(`no case for request row "${row.input}"`);
+      const problems = findRequestProblems(requestCases[row.input]);
+      expect(problems.length, row.input).toBeGreaterThan(0);
+      return { text: problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
+    }
+    case 'On the worker': {
+      const run = workerCases[row.input];
+      if (!run) throw new Error(`no case for worker row "${row.input}"`);
+      return { text: await run() };
+    }
+    case 'Command line': {
+      const argv = cliCases[row.input];
+      if (!argv) throw new Error(`no case for command-line row "${row.input}"`);
+      const env = row.input.startsWith('an invalid configuration') ? { ...stack.env, TEMPORAL_ADDRESS: 'nonsense' } : stack.env;
+      const { code, output } = await runCli(argv, env);
+      return { text: output, exitCode: code };
+    }
+    case 'Worker configuration': {
+      const env = Object.fromEntries(codeSpans(row.input).filter((span) => span.includes('=')).map((assignment) => [assignment.slice(0, assignment.indexOf('=')), assignment.slice(assignment.indexOf('=') + 1)]));
+      expect(Object.keys(env).length, `configuration row "${row.input}" names no NAME=value`).toBeGreaterThan(0);
+      try {
+        loadConfig(env);
+      } catch (err) {
+        if (err instanceof ConfigError) return { text: err.problems.join('\n') };
+        throw err;
+      }
+      throw new Error(`the configuration ${JSON.stringify(env)} was accepted`);
+    }
+    default:
+      throw new Error(`unknown table "${row.table}" in the Bad input section`);
+  }
+}
+
+const rows = catalogueRows();
+
+describe('the bad-input catalogue in the README', () => {
+  it('has a case here for every row, and a row for every case here', () => {
+    const tables = new Set(rows.map((r) => r.table));
+    expect([...tables].sort()).toEqual(['Command line', 'On the worker', 'Upload requests', 'Worker configuration']);
+    const documented = (table: string) => rows.filter((r) => r.table === table).map((r) => r.input).sort();
+    expect(documented('Upload requests')).toEqual(Object.keys(requestCases).sort());
+    expect(documented('On the worker')).toEqual(Object.keys(workerCases).sort());
+    expect(documented('Command line')).toEqual(Object.keys(cliCases).sort());
+    for (const row of rows) expect(codeSpans(row.error).length, `row "${row.input}" shows no error in a code span`).toBeGreaterThan(0);
+  });
+
+  it.each(rows.filter((r) => r.table === 'Upload requests' || r.table === 'Worker configuration').map((r) => [`${r.table}: ${r.input}`, r] as const))('%s', async (_name, row) => {
+    const { text } = await actual(row);
+    for (const fragment of codeSpans(row.error)) expect(text, `README says: ${fragment}`).toMatch(fragmentPattern(fragment));
+  });
+
+  // These rows run real uploads or connect to the dev server: concurrently, to keep the file's time reasonable.
+  it.each(['Command line', 'On the worker'])('%s: every row (uploads through the real worker, dev server and MinIO)', async (table) => {
+    const results = await Promise.all(
+      rows.filter((r) => r.table === table).map(async (row) => ({ row, ...(await actual(row).catch((e: unknown) => ({ text: `threw ${String(e)}`, exitCode: undefined }))) })),
+    );
+    const mismatches = results.flatMap(({ row, text, exitCode }) => [
+      ...codeSpans(row.error)
+        .filter((fragment) => !fragmentPattern(fragment).test(text))
+        .map((fragment) => `${row.input}\n  README says: ${fragment}\n  actual:      ${text}`),
+      ...(table === 'Command line' && exitCode !== Number(/\(exit (\d+)/.exec(row.error)?.[1]) ? [`${row.input}\n  README says ${row.error}\n  exit code:   ${exitCode}`] : []),
+    ]);
+    expect(mismatches.join('\n\n')).toBe('');
+  });
+});

@@ -1,0 +1,40 @@
+/**
+ * Scenario 1: the worker is SIGKILLed in the middle of upload-parts and started again. The retry
+ * resumes from the parts S3 already has (ListParts), so what is sent again is bounded by the
+ * parts that were in flight; bytes are counted on the wire by a TCP relay in front of MinIO
+ * (the approach of test/resilience/worker-crash.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { MiB } from '../../support/files';
+import { startTcpCounter } from '../../support/tcp-counter';
+import type { FaultScenario } from '../framework';
+
+export const scenario: FaultScenario = {
+  name: 'worker-sigkill-resume',
+  proves: 'a worker SIGKILLed during upload-parts and restarted resumes from ListParts: byte-identical, resending at most the parts in flight',
+  async run(ctx) {
+    const partSize = 5 * MiB;
+    const concurrency = 2;
+    const minio = new URL(ctx.minio.endpoint);
+    const counter = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) });
+    ctx.defer(() => counter.close());
+    const env = { S3_ENDPOINT: counter.url };
+
+    const file = await ctx.makeFile(160 * MiB);
+    const first = await ctx.startWorker({ env, label: 'first' });
+    const upload = await ctx.startUpload({ file, request: { partSize, partConcurrency: concurrency } });
+    const partsBeforeCrash = await ctx.waitFor('4 parts uploaded', async () => {
+      const { partsDone } = await upload.handle.progress();
+      return partsDone >= 4 && partsDone;
+    }, { intervalMs: 100 });
+    await first.kill('SIGKILL');
+    assert.ok(partsBeforeCrash < 32, `the crash must happen mid-upload (${partsBeforeCrash} of 32 parts were done)`);
+
+    await ctx.startWorker({ env, label: 'restarted' });
+    const report = await ctx.assertInvariants(upload, { outcome: 'completed' });
+    assert.equal(report.outcome, 'completed');
+    const resent = counter.bytesUp() - file.size;
+    ctx.summary(`${partsBeforeCrash}/32 parts done at SIGKILL, ${(resent / MiB).toFixed(2)} MiB resent (bound ${(concurrency * partSize) / MiB} MiB)`);
+    assert.ok(resent <= concurrency * partSize + 512 * 1024, `resent ${resent} bytes, more than the ${concurrency} parts in flight`);
+  },
+};

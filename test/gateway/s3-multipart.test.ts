@@ -1,0 +1,287 @@
+/**
+ * The Uppy S3 multipart endpoints over HTTP, driven the way @uppy/aws-s3 v6 drives a Companion
+ * endpoint (same paths, bodies and answers it reads), against in-process gateways, the real worker,
+ * Temporal and MinIO. Parts go straight to MinIO with the presigned URLs. What S3 holds afterwards
+ * is checked independently (test/support/s3-inspect.ts), and the quota ledger for reservations.
+ * The browser itself (Uppy in Chromium) is test/gateway/browser.test.ts.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { progressPlugin } from '../../src/gateway/progress';
+import { s3MultipartPlugin } from '../../src/gateway/s3-multipart';
+import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
+import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
+import { MiB } from '../support/files';
+import { incompleteUploads, objectExists, objectSha256 } from '../support/s3-inspect';
+import { startTestGateway, testTenant, type TestGateway, type TestTenant } from './gateway-harness';
+
+const BUCKET = 'uploads';
+let stack: TestStack;
+let worker: RunningWorker;
+let gateway: TestGateway;
+const acme = testTenant('s3acme');
+const beta = testTenant('s3beta');
+
+const plugins = () => [s3MultipartPlugin(), progressPlugin()];
+
+beforeAll(async () => {
+  stack = await connectTestStack();
+  worker = await startUploadWorker(stack);
+  gateway = await startTestGateway(stack, [acme, beta], { plugins: plugins() });
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await worker?.stop();
+  await stack?.close();
+});
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const ledger = () => new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
+
+/** A Companion-style client speaking to one endpoint, as Uppy's S3Companion does (JSON in, JSON out). */
+class CompanionClient {
+  constructor(
+    readonly endpoint: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
+
+  async request(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+    const response = await fetch(`${this.endpoint}/s3${path}`, {
+      method,
+      headers: { ...this.headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, json: text ? JSON.parse(text) : undefined };
+  }
+
+  async create(filename: string, metadata: Record<string, unknown> = {}): Promise<{ uploadId: string; key: string }> {
+    const { status, json } = await this.request('POST', '/multipart', { filename, type: 'application/x-test', metadata });
+    expect(status, JSON.stringify(json)).toBe(200);
+    return json as { uploadId: string; key: string };
+  }
+
+  async sign(uploadId: string, key: string, partNumber: number): Promise<string> {
+    const { status, json } = await this.request('GET', `/multipart/${encodeURIComponent(uploadId)}/${partNumber}?${new URLSearchParams({ key })}`);
+    expect(status, JSON.stringify(json)).toBe(200);
+    return (json as { url: string }).url;
+  }
+
+  /** Signs and PUTs one part straight to S3; returns its ETag as Uppy keeps it (quotes stripped). */
+  async putPart(uploadId: string, key: string, partNumber: number, data: Buffer): Promise<string> {
+    const url = await this.sign(uploadId, key, partNumber);
+    const response = await fetch(url, { method: 'PUT', body: data });
+    expect(response.status, await response.clone().text()).toBe(200);
+    return response.headers.get('etag')!.replace(/^"+|"+$/g, '');
+  }
+
+  list(uploadId: string, key: string) {
+    return this.request('GET', `/multipart/${encodeURIComponent(uploadId)}?${new URLSearchParams({ key })}`);
+  }
+
+  complete(uploadId: string, key: string, parts: { PartNumber: number; ETag: string }[]) {
+    return this.request('POST', `/multipart/${encodeURIComponent(uploadId)}/complete?${new URLSearchParams({ key })}`, { parts });
+  }
+
+  abort(uploadId: string, key: string) {
+    return this.request('DELETE', `/multipart/${encodeURIComponent(uploadId)}?${new URLSearchParams({ key })}`);
+  }
+}
+
+/** An upload session and a client on its endpoint, as the page does for Uppy v6. */
+async function sessionClient(target: TestGateway, tenant: TestTenant): Promise<CompanionClient> {
+  const response = await fetch(`${target.url}/uppy/sessions`, { method: 'POST', headers: tenant.auth });
+  expect(response.status).toBe(201);
+  const session = (await response.json()) as { companionEndpoint: string; expiresAt: string };
+  expect(session.companionEndpoint).toMatch(/^\/uppy\/session\/[A-Za-z0-9_-]{43}$/);
+  expect(Date.parse(session.expiresAt)).toBeGreaterThan(Date.now() + 50 * 60_000);
+  return new CompanionClient(new URL(session.companionEndpoint, target.url).href);
+}
+
+/** Sends `data` in parts of `partSize`; returns the list Uppy would complete with. */
+async function sendParts(client: CompanionClient, uploadId: string, key: string, data: Buffer, partSize = 5 * MiB) {
+  const parts: { PartNumber: number; ETag: string }[] = [];
+  for (let offset = 0, n = 1; offset < data.length; offset += partSize, n++) {
+    parts.push({ PartNumber: n, ETag: await client.putPart(uploadId, key, n, data.subarray(offset, offset + partSize)) });
+  }
+  return parts;
+}
+
+describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', () => {
+  it('uploads 12 MiB in three presigned parts: byte-identical under the tenant prefix, nothing left behind, quota committed', async () => {
+    const client = await sessionClient(gateway, acme);
+    const data = randomBytes(12 * MiB);
+    const { uploadId, key } = await client.create('twelve.bin', { name: 'twelve.bin', type: 'application/x-test', 'upload-length': String(data.length), project: 'apollo' });
+    expect(key).toBe(`${acme.name}/${uploadId}/twelve.bin`);
+    // The declared length was reserved before any byte moved.
+    expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'reserved', bytes: 12 * MiB });
+
+    const parts = await sendParts(client, uploadId, key, data);
+    const listed = await client.list(uploadId, key);
+    expect(listed.status).toBe(200);
+    expect((listed.json as { PartNumber: number; Size: number }[]).map((p) => [p.PartNumber, p.Size])).toEqual([
+      [1, 5 * MiB],
+      [2, 5 * MiB],
+      [3, 2 * MiB],
+    ]);
+
+    const completed = await client.complete(uploadId, key, parts);
+    expect(completed.status).toBe(200);
+    expect(completed.json).toMatchObject({ key, bucket: BUCKET, size: 12 * MiB, location: `${stack.config.s3.endpoint}/${BUCKET}/${key}` });
+    expect((completed.json as { etag: string }).etag).toMatch(/-3"?$/);
+
+    expect(await objectSha256(stack.s3, BUCKET, key)).toBe(sha256(data));
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(state).toMatchObject({ mode: 'presigned', outcome: 'completed', metadata: { project: 'apollo' }, contentType: 'application/x-test' });
+    expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'committed' });
+  });
+
+  it('signs part URLs for the public endpoint, valid for at most 15 minutes and only for UploadPart', async () => {
+    const client = await sessionClient(gateway, acme);
+    const { uploadId, key } = await client.create('signed.bin');
+    const url = new URL(await client.sign(uploadId, key, 7));
+    expect(url.origin).toBe(new URL(stack.config.s3.endpoint!).origin);
+    expect(url.pathname).toBe(`/${BUCKET}/${key}`);
+    expect(url.searchParams.get('partNumber')).toBe('7');
+    expect(Number(url.searchParams.get('X-Amz-Expires'))).toBeLessThanOrEqual(900);
+    expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe('host');
+    // The URL carries neither the secret key nor a checksum a browser could not compute.
+    expect(url.href).not.toContain(stack.config.s3.credentials!.secretAccessKey);
+    expect([...url.searchParams.keys()].filter((k) => /checksum/i.test(k))).toEqual([]);
+    // A signature for a part is no signature for anything else on the key.
+    const get = await fetch(url, { method: 'GET' });
+    expect(get.status).toBe(403);
+    await client.abort(uploadId, key);
+  });
+
+  it('signs for UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT when browsers reach S3 elsewhere than the gateway does', async () => {
+    const behindProxy = await startTestGateway(stack, [acme], { plugins: plugins(), overrides: { s3PublicEndpoint: 'https://s3.public.example:9443' } });
+    try {
+      const client = await sessionClient(behindProxy, acme);
+      const { uploadId, key } = await client.create('proxied.bin');
+      const url = new URL(await client.sign(uploadId, key, 1));
+      expect(url.origin).toBe('https://s3.public.example:9443');
+      expect(url.pathname).toBe(`/${BUCKET}/${key}`);
+      const completed = await client.complete(uploadId, key, [{ PartNumber: 1, ETag: 'none-sent' }]);
+      expect(completed.status).toBe(422);
+    } finally {
+      await behindProxy.close();
+    }
+  });
+
+  it('lets a browser on another origin PUT a part and read its ETag: MinIO answers CORS for any origin and exposes ETag', async () => {
+    const client = await sessionClient(gateway, acme);
+    const { uploadId, key } = await client.create('cors.bin');
+    const url = await client.sign(uploadId, key, 1);
+    const origin = 'http://page.example:8080';
+    const preflight = await fetch(url, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type' } });
+    expect(preflight.status).toBeLessThan(300);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('PUT');
+    const put = await fetch(url, { method: 'PUT', body: randomBytes(1024), headers: { Origin: origin, 'Content-Type': 'application/octet-stream' } });
+    expect(put.status).toBe(200);
+    expect(put.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(put.headers.get('access-control-expose-headers')?.split(/\s*,\s*/).map((h) => h.toLowerCase())).toContain('etag');
+    await client.abort(uploadId, key);
+  });
+
+  it('answers only for the caller’s uploads: another tenant gets 404, a foreign key or a bad part number 400, no credentials 401', async () => {
+    const client = await sessionClient(gateway, acme);
+    const { uploadId, key } = await client.create('mine.bin');
+    const other = await sessionClient(gateway, beta);
+    expect((await other.request('GET', `/multipart/${uploadId}/1?${new URLSearchParams({ key })}`)).status).toBe(404);
+    expect((await other.list(uploadId, key)).status).toBe(404);
+    expect((await other.complete(uploadId, key, [{ PartNumber: 1, ETag: 'x' }])).status).toBe(404);
+    expect((await other.abort(uploadId, key)).status).toBe(404);
+
+    const foreignKey = await client.request('GET', `/multipart/${uploadId}/1?${new URLSearchParams({ key: `${beta.name}/x/y.bin` })}`);
+    expect(foreignKey).toMatchObject({ status: 400, json: { error: 'InvalidRequest', message: expect.stringContaining('is not the key of upload') } });
+    for (const bad of ['0', '10001', 'x']) {
+      const answer = await client.request('GET', `/multipart/${uploadId}/${bad}?${new URLSearchParams({ key })}`);
+      expect(answer, bad).toMatchObject({ status: 400, json: { message: expect.stringContaining('part number must be a whole number from 1 to 10000') } });
+    }
+
+    const unknownSession = new CompanionClient(`${gateway.url}/uppy/session/${'A'.repeat(43)}`);
+    expect(await unknownSession.list(uploadId, key)).toMatchObject({ status: 401, json: { error: 'Unauthorized' } });
+    const noBearer = new CompanionClient(`${gateway.url}/uppy`);
+    expect((await noBearer.request('POST', '/multipart', { filename: 'x.bin' })).status).toBe(401);
+    expect((await fetch(`${gateway.url}/uppy/sessions`, { method: 'POST' })).status).toBe(401);
+    // The same routes answer with the bearer header instead of a session (Uppy v5's `endpoint` + `headers`).
+    const bearer = new CompanionClient(`${gateway.url}/uppy`, acme.auth);
+    expect((await bearer.list(uploadId, key)).status).toBe(200);
+    await client.abort(uploadId, key);
+  });
+
+  it('refuses single-request uploads, which would bypass the saga, saying how to use multipart', async () => {
+    const client = await sessionClient(gateway, acme);
+    const answer = await client.request('GET', `/params?${new URLSearchParams({ filename: 'small.bin', type: 'text/plain' })}`);
+    expect(answer).toMatchObject({ status: 400, json: { message: expect.stringContaining('shouldUseMultipart: true') } });
+  });
+
+  it('refuses a declared length above the tenant’s maximum upload size with 413 before anything is created', async () => {
+    const small = await startTestGateway(stack, [acme], { plugins: plugins(), overrides: { defaults: { ...gateway.config.defaults, maxUploadBytes: 10 * MiB } } });
+    try {
+      const client = await sessionClient(small, acme);
+      const answer = await client.request('POST', '/multipart', { filename: 'big.bin', metadata: { 'upload-length': String(11 * MiB) } });
+      expect(answer).toMatchObject({ status: 413, json: { error: 'UploadTooLarge' } });
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('fails an upload whose reported parts are not the ones in S3 (422), and compensates it', async () => {
+    const client = await sessionClient(gateway, acme);
+    const data = randomBytes(6 * MiB);
+    const { uploadId, key } = await client.create('forged.bin', { 'upload-length': String(data.length) });
+    const parts = await sendParts(client, uploadId, key, data);
+    const forged = parts.map((p, i) => (i === 0 ? { ...p, ETag: 'ffffffffffffffffffffffffffffffff' } : p));
+    const answer = await client.complete(uploadId, key, forged);
+    expect(answer).toMatchObject({ status: 422, json: { error: 'UploadFailed', message: expect.stringContaining('PartsMismatch') } });
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(state.outcome).toBe('compensated');
+    expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
+    expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
+  });
+
+  it('aborts on DELETE: the saga is cancelled, the multipart upload aborted, the reservation released', async () => {
+    const client = await sessionClient(gateway, acme);
+    const { uploadId, key } = await client.create('aborted.bin', { 'upload-length': String(10 * MiB) });
+    await client.putPart(uploadId, key, 1, randomBytes(5 * MiB));
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toHaveLength(1);
+    const answer = await client.abort(uploadId, key);
+    expect(answer).toMatchObject({ status: 200, json: { outcome: 'cancelled' } });
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
+    expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
+    // Gone for good: no more signatures.
+    expect((await client.request('GET', `/multipart/${uploadId}/2?${new URLSearchParams({ key })}`)).status).toBe(410);
+  });
+
+  it('expires an abandoned upload (created, one part signed and sent, then nothing): multipart upload aborted, reservation released', async () => {
+    const abandoning = testTenant('s3abandon');
+    const short = await startTestGateway(stack, [abandoning], { plugins: plugins(), overrides: { uploadExpiryMs: 4000 } });
+    try {
+      const client = await sessionClient(short, abandoning);
+      const { uploadId, key } = await client.create('abandoned.bin', { 'upload-length': String(12 * MiB) });
+      // A part URL never outlives the upload.
+      const url = new URL(await client.sign(uploadId, key, 1));
+      expect(Number(url.searchParams.get('X-Amz-Expires'))).toBeLessThanOrEqual(4);
+      expect((await fetch(url, { method: 'PUT', body: randomBytes(5 * MiB) })).status).toBe(200);
+      expect(await incompleteUploads(stack.s3, BUCKET, key)).toHaveLength(1);
+      expect((await ledger().usage(abandoning.name)).reservedBytes).toBe(12 * MiB);
+
+      const state = await short.app.uploads.waitForEnd(abandoning.name, uploadId, 60_000);
+      expect(state.outcome).toBe('expired');
+      expect(state.failure?.compensations.map((c) => `${c.step}:${c.status}`)).toEqual(['open-multipart:compensated', 'reserve-space:compensated']);
+      expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
+      expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
+      expect(await ledger().usage(abandoning.name)).toMatchObject({ reservedBytes: 0, usedBytes: 0 });
+      // The client coming back finds it gone.
+      expect((await client.request('GET', `/multipart/${uploadId}/2?${new URLSearchParams({ key })}`)).status).toBe(410);
+    } finally {
+      await short.close();
+    }
+  });
+});

@@ -1,0 +1,304 @@
+/**
+ * The tus endpoint with a real client: tus-js-client in Node against in-process gateways, the real
+ * worker, Temporal and MinIO. Every test checks what S3 holds afterwards independently of the code
+ * under test (test/support/s3-inspect.ts): the object's SHA-256, no incomplete multipart upload, no
+ * staged segment — and for uploads that end without an object, that the quota reservation is gone.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UploadPartCommand } from '@aws-sdk/client-s3';
+import type { Redis } from 'ioredis';
+import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
+import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
+import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
+import { MiB } from '../support/files';
+import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
+import { startTcpCounter } from '../support/tcp-counter';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+import { createTusUpload, idOf, startTestGateway, startTus, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+
+const BUCKET = 'uploads';
+let stack: TestStack;
+let worker: RunningWorker;
+let redis: Redis;
+let gateway: TestGateway;
+let replica: TestGateway;
+let webhooks: WebhookReceiver;
+const acme = testTenant('acme');
+const beta = testTenant('beta');
+
+beforeAll(async () => {
+  stack = await connectTestStack();
+  worker = await startUploadWorker(stack);
+  redis = testRedis();
+  webhooks = await startWebhookReceiver();
+  const overrides = { tenants: { [acme.name]: { webhookUrl: webhooks.url('/acme') } } };
+  // Two replicas sharing Redis (locks, rate limits), as behind a load balancer.
+  gateway = await startTestGateway(stack, [acme, beta], { redis, overrides });
+  replica = await startTestGateway(stack, [acme, beta], { redis, overrides });
+});
+
+afterAll(async () => {
+  await replica?.close();
+  await gateway?.close();
+  await webhooks?.close();
+  await redis?.quit();
+  await worker?.stop();
+  await stack?.close();
+});
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const ledger = () => new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
+
+/** Nothing of the upload in S3 but (when `object`) the object itself. */
+async function expectNothingLeftBehind(tenant: string, uploadId: string, key: string): Promise<void> {
+  expect(await incompleteUploads(stack.s3, BUCKET, key), 'incomplete multipart uploads').toEqual([]);
+  expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(tenant, uploadId)), 'staged segments').toEqual([]);
+}
+
+async function headOffset(url: string, auth: Record<string, string>): Promise<number> {
+  const response = await tusRequest(url, 'HEAD', auth);
+  expect(response.status).toBe(200);
+  return Number(response.headers.get('upload-offset'));
+}
+
+describe('tus with tus-js-client', () => {
+  it('uploads 12 MiB in 1 MiB chunks, folding staged chunks into 5 MiB parts: byte-identical, nothing left behind, webhook sent', async () => {
+    const data = randomBytes(12 * MiB);
+    const run = startTus(data, { endpoint: `${gateway.url}/files`, chunkSize: 1 * MiB, headers: acme.auth, metadata: { filename: 'twelve.bin', filetype: 'application/x-test' } });
+    await run.done;
+
+    // The PATCH that sent the last byte answered once the object was merged.
+    const uploadId = idOf(run.upload.url);
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(state).toMatchObject({ outcome: 'completed', offset: 12 * MiB, partsCompleted: 3, key: `${acme.name}/${uploadId}/twelve.bin`, contentType: 'application/x-test' });
+    expect(state.result).toMatchObject({ size: 12 * MiB, partCount: 3, notification: { status: 'delivered' } });
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    expect(webhooks.received.find((w) => w.json.uploadId === uploadId)?.json).toMatchObject({ type: 'upload.completed', tenant: acme.name, key: state.key });
+    // HEAD after completion: the full offset, from the finished workflow.
+    expect(await headOffset(run.upload.url!, acme.auth)).toBe(12 * MiB);
+  });
+
+  it('resumes with a new client from the offset HEAD reports after the connection died mid-PATCH', async () => {
+    const data = randomBytes(12 * MiB);
+    const gatewayPort = Number(new URL(gateway.url).port);
+    const relay = await startTcpCounter({ host: '127.0.0.1', port: gatewayPort }, { bytesPerSecond: 3 * MiB });
+    // One PATCH for the whole file (no chunkSize): the cut lands inside it.
+    const first = startTus(data, { endpoint: `${relay.url}/files`, headers: acme.auth, metadata: { filename: 'resumed.bin' } });
+    const failed = first.done.then(
+      () => expect.fail('the first client should have lost its connection'),
+      (err: unknown) => err,
+    );
+    const deadline = Date.now() + 60_000;
+    while (relay.bytesUp() < 7 * MiB && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const sentBeforeCut = relay.bytesUp();
+    await relay.close(); // destroys both sockets
+    expect(await failed).toBeInstanceOf(Error);
+
+    const url = new URL(new URL(first.upload.url!).pathname, gateway.url).toString();
+    const offset = await headOffset(url, acme.auth);
+    // What arrived before the cut was kept: the first part (5 MiB) and a staged remainder.
+    expect(offset).toBeGreaterThan(5 * MiB);
+    expect(offset).toBeLessThan(12 * MiB);
+    const uploadId = idOf(url);
+    const before = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(before.partsCompleted).toBe(1);
+    expect(before.staged).toEqual([{ start: 5 * MiB, end: offset }]);
+
+    let resent = 0;
+    const second = startTus(data, { uploadUrl: url, headers: acme.auth, onProgress: (sent) => (resent = sent) });
+    await second.done;
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(state.outcome).toBe('completed');
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    console.log(
+      `resume: ${(sentBeforeCut / MiB).toFixed(2)} MiB sent before the cut, ${(offset / MiB).toFixed(2)} MiB kept, ` +
+        `the new client sent ${((resent - offset) / MiB).toFixed(2)} MiB from offset ${offset}`,
+    );
+  });
+
+  it('continues the workflow as new when many chunks arrive (the first sent with the POST), and still ends byte-identical', async () => {
+    const small = await startTestGateway(stack, [acme], { redis, service: { updatesPerRun: 4 } });
+    try {
+      const data = randomBytes(11 * MiB + 123);
+      const run = startTus(data, { endpoint: `${small.url}/files`, chunkSize: 1 * MiB, headers: acme.auth, uploadDataDuringCreation: true });
+      await run.done;
+      const state = await small.app.uploads.state(acme.name, idOf(run.upload.url));
+      expect(state.outcome).toBe('completed');
+      expect(state.runs).toBeGreaterThanOrEqual(3);
+      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+      await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('tus across replicas', () => {
+  it('accepts PATCHes alternately on two gateways: the offset lives in the workflow, not in a gateway', async () => {
+    const data = randomBytes(7 * MiB + 5);
+    const url = await createTusUpload(gateway, acme, data.length, 'alternating.bin');
+    const path = new URL(url).pathname;
+    let offset = 0;
+    for (let i = 0; offset < data.length; i++) {
+      const target = i % 2 === 0 ? gateway : replica;
+      const chunk = data.subarray(offset, offset + MiB);
+      const response = await tusRequest(`${target.url}${path}`, 'PATCH', { ...acme.auth, 'Upload-Offset': String(offset) }, chunk);
+      expect(response.status, await response.text()).toBe(204);
+      offset = Number(response.headers.get('upload-offset'));
+      if (offset < data.length) expect(await headOffset(`${(i % 2 === 0 ? replica : gateway).url}${path}`, acme.auth)).toBe(offset);
+    }
+    const state = await replica.app.uploads.state(acme.name, idOf(url));
+    expect(state.outcome).toBe('completed');
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
+  });
+
+  it('lets only one of two concurrent PATCHes at the same offset through; the other gets 409', async () => {
+    const data = randomBytes(3 * MiB);
+    const url = await createTusUpload(gateway, acme, data.length);
+    const path = new URL(url).pathname;
+    const chunk = data.subarray(0, MiB);
+    const statuses = await Promise.all(
+      [gateway, replica].map(async (target) => (await tusRequest(`${target.url}${path}`, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, chunk)).status),
+    );
+    expect(statuses.sort()).toEqual([204, 409]);
+    expect(await headOffset(url, acme.auth)).toBe(MiB);
+    await tusRequest(url, 'DELETE', acme.auth);
+  });
+});
+
+describe('tus protocol errors', () => {
+  it('answers 401 without a valid token, and 404 for another tenant’s upload on every method', async () => {
+    const url = await createTusUpload(gateway, acme, 2 * MiB);
+    expect((await tusRequest(url, 'HEAD', {})).status).toBe(401);
+    expect((await tusRequest(url, 'HEAD', { Authorization: 'Bearer not-a-token' })).status).toBe(401);
+    expect((await tusRequest(url, 'HEAD', beta.auth)).status).toBe(404);
+    expect((await tusRequest(url, 'PATCH', { ...beta.auth, 'Upload-Offset': '0' }, randomBytes(1024))).status).toBe(404);
+    expect((await tusRequest(url, 'DELETE', beta.auth)).status).toBe(404);
+    // The owner's upload is untouched.
+    expect(await headOffset(url, acme.auth)).toBe(0);
+    await tusRequest(url, 'DELETE', acme.auth);
+  });
+
+  it('answers 409 for a PATCH at the wrong offset, 415 for a wrong Content-Type, 412 without Tus-Resumable, and records nothing', async () => {
+    const url = await createTusUpload(gateway, acme, 2 * MiB);
+    const response = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '1024' }, randomBytes(1024));
+    expect(response.status).toBe(409);
+    const wrongType = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Content-Type': 'application/octet-stream' }, randomBytes(1024));
+    expect(wrongType.status).toBe(415);
+    const noVersion = await fetch(url, { method: 'HEAD', headers: acme.auth });
+    expect(noVersion.status).toBe(412);
+    expect(await headOffset(url, acme.auth)).toBe(0);
+    await tusRequest(url, 'DELETE', acme.auth);
+  });
+
+  it('answers 460 for a body that does not match Upload-Checksum and records nothing; a matching one is accepted', async () => {
+    const data = randomBytes(2 * MiB);
+    const url = await createTusUpload(gateway, acme, data.length, 'checked.bin');
+    const first = data.subarray(0, MiB);
+    const digest = (algorithm: string, bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64');
+
+    const wrong = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', randomBytes(16))}` }, first);
+    expect(wrong.status).toBe(460);
+    expect(await headOffset(url, acme.auth)).toBe(0);
+    const unsupported = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha512 ${digest('sha512', first)}` }, first);
+    expect(unsupported.status).toBe(400);
+    expect(await unsupported.text()).toContain('sha1, md5, crc32, sha256');
+
+    const right = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', first)}` }, first);
+    expect(right.status).toBe(204);
+    const last = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(MiB), 'Upload-Checksum': `md5 ${digest('md5', data.subarray(MiB))}` }, data.subarray(MiB));
+    expect(last.status).toBe(204);
+    const state = await gateway.app.uploads.state(acme.name, idOf(url));
+    expect(state.outcome).toBe('completed');
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+  });
+
+  it('answers 413 for an upload larger than the tenant may send, and 429 beyond its request rate', async () => {
+    const limited = testTenant('limited');
+    const small = await startTestGateway(stack, [limited], { overrides: { tenants: { [limited.name]: { maxUploadBytes: 10 * MiB, requestsPerSecond: 3 } } } });
+    try {
+      const tooLarge = await tusRequest(`${small.url}/files`, 'POST', { ...limited.auth, 'Upload-Length': String(10 * MiB + 1) });
+      expect(tooLarge.status).toBe(413);
+      const options = await tusRequest(`${small.url}/files`, 'OPTIONS', {});
+      expect(options.headers.get('tus-extension')).toBe('creation,creation-with-upload,termination,expiration,checksum');
+      expect(options.headers.get('tus-checksum-algorithm')).toBe('sha1,md5,crc32,sha256');
+
+      await new Promise((r) => setTimeout(r, 1000)); // a fresh one-second window
+      const answers = await Promise.all(Array.from({ length: 10 }, () => tusRequest(`${small.url}/files/nope`, 'HEAD', limited.auth)));
+      const limitedAnswers = answers.filter((r) => r.status === 429);
+      // 3 per second; a burst may straddle a second boundary, so at most 6 get through.
+      expect(limitedAnswers.length).toBeGreaterThanOrEqual(4);
+      expect(limitedAnswers[0]!.headers.get('retry-after')).toBe('1');
+      expect(answers.filter((r) => r.status === 404).length).toBe(10 - limitedAnswers.length);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('uploads that end without an object leave nothing behind', () => {
+  it('terminates an upload on DELETE: multipart upload aborted, staged segment deleted, reservation released, then 410', async () => {
+    const url = await createTusUpload(gateway, acme, 8 * MiB, 'terminated.bin');
+    const patch = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, randomBytes(6 * MiB));
+    expect(patch.status).toBe(204);
+    const uploadId = idOf(url);
+    const during = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(during).toMatchObject({ partsCompleted: 1, staged: [{ start: 5 * MiB, end: 6 * MiB }] });
+    expect(await incompleteUploads(stack.s3, BUCKET, during.key)).toHaveLength(1);
+    expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId))).toHaveLength(1);
+
+    expect((await tusRequest(url, 'DELETE', acme.auth)).status).toBe(204);
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(state.outcome).toBe('cancelled');
+    expect(state.failure?.compensations.map((c) => `${c.step}:${c.status}`)).toEqual(['open-multipart:compensated', 'reserve-space:compensated']);
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    expect((await tusRequest(url, 'HEAD', acme.auth)).status).toBe(410);
+    expect((await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(6 * MiB) }, randomBytes(1024))).status).toBe(410);
+  });
+
+  it('refuses to merge when a part in S3 is not what the gateway sent (replaced behind its back): 422, compensated', async () => {
+    const data = randomBytes(6 * MiB);
+    const url = await createTusUpload(gateway, acme, data.length, 'tampered.bin');
+    expect((await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, data.subarray(0, 5 * MiB))).status).toBe(204);
+    const uploadId = idOf(url);
+    const during = await gateway.app.uploads.state(acme.name, uploadId);
+    // Part 1 replaced with other bytes of the same size, with a valid checksum of its own.
+    await stack.s3.send(
+      new UploadPartCommand({ Bucket: BUCKET, Key: during.key, UploadId: during.multipartUploadId, PartNumber: 1, Body: randomBytes(5 * MiB), ChecksumAlgorithm: 'CRC32C' }),
+    );
+    const last = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(5 * MiB) }, data.subarray(5 * MiB));
+    expect(last.status).toBe(422);
+    expect(await last.text()).toMatch(/ChecksumMismatch: .*checksums S3 lists for the 2 parts differ/);
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(state.outcome).toBe('compensated');
+    expect(state.failure?.failedStep).toBe('verify');
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+  });
+
+  it('expires an upload not finished in time: compensated by the workflow’s timer, then 410', async () => {
+    const expiring = testTenant('expiring');
+    const short = await startTestGateway(stack, [expiring], { overrides: { uploadExpiryMs: 4000 } });
+    try {
+      const url = await createTusUpload(short, expiring, 8 * MiB, 'expiring.bin');
+      const patch = await tusRequest(url, 'PATCH', { ...expiring.auth, 'Upload-Offset': '0' }, randomBytes(6 * MiB));
+      expect(patch.status).toBe(204);
+      expect(Date.parse(patch.headers.get('upload-expires')!)).toBeGreaterThan(Date.now() - 5000);
+      const uploadId = idOf(url);
+      expect((await ledger().usage(expiring.name)).reservedBytes).toBe(8 * MiB);
+
+      const state = await short.app.uploads.waitForEnd(expiring.name, uploadId, 60_000);
+      expect(state.outcome).toBe('expired');
+      expect(state.failure?.cause.type).toBe('UploadExpired');
+      await expectNothingLeftBehind(expiring.name, uploadId, state.key);
+      expect(await ledger().usage(expiring.name)).toMatchObject({ reservedBytes: 0, usedBytes: 0 });
+      expect((await tusRequest(url, 'HEAD', expiring.auth)).status).toBe(410);
+      expect((await tusRequest(url, 'PATCH', { ...expiring.auth, 'Upload-Offset': String(6 * MiB) }, randomBytes(1024))).status).toBe(410);
+    } finally {
+      await short.close();
+    }
+  });
+});

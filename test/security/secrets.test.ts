@@ -1,0 +1,238 @@
+/**
+ * Secrets never leave the worker's configuration: S3 credentials, the webhook secret and the
+ * Temporal API key appear nowhere in workflow inputs, results, memos, search attributes,
+ * heartbeat details, failure messages or details, worker logs (every level, the Rust core's
+ * included), CLI output, webhook bodies — nor in the recorded histories in test/histories.
+ *
+ * Tokens in URLs (a presigned source URL's signature, a token in a webhook URL) are a different
+ * matter: the URL *is* the request, so it is stored in the workflow's input, and only there —
+ * never in summaries, memos, search attributes, messages, results or logs. This test pins that
+ * down to the exact places in history where the tokens may appear.
+ *
+ * The worker runs in this process, built the way `upload-saga worker` builds it (connections from
+ * the configuration, the API key on them), and the CLI runs as a child process with the same
+ * environment. Every history is fetched in full and its payloads decoded before scanning.
+ */
+import { capturedLogText } from '../support/log-capture'; // first: it installs the runtime's logger
+import { spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UploadClient, UploadFailedError } from '../../src/client';
+import { loadConfig, type WorkerConfig } from '../../src/config';
+import { connectClient, connectWorker, createS3Client, createTemporalClient } from '../../src/connections';
+import { DEFAULT_MINIO_ROOT_PASSWORD, DEFAULT_MINIO_ROOT_USER } from '../../src/embedded';
+import { createUploadWorker } from '../../src/worker';
+import { quotaLedgerWorkflowId } from '../../src/workflows/quota-ledger';
+import { makeRandomFile, makeTempDir, MiB } from '../support/files';
+import { startFileServer, type FileServer } from '../support/file-server';
+import { runInBackground, stackEnv, uniqueId, type RunningWorker } from '../support/harness';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+
+const WEBHOOK_SECRET = `whsec-${randomBytes(12).toString('hex')}`;
+const TEMPORAL_API_KEY = `tmprl-key-${randomBytes(12).toString('hex')}`;
+const URL_TOKEN = `urltoken${randomBytes(8).toString('hex')}`;
+const HOOK_TOKEN = `hooktoken${randomBytes(8).toString('hex')}`;
+const TENANT = uniqueId('secrets');
+const BIN = path.resolve(__dirname, '../../bin/upload-saga.cjs');
+
+let env: Record<string, string>;
+let config: WorkerConfig;
+let client: Client;
+let closeAll: (() => Promise<void>)[] = [];
+let worker: RunningWorker;
+let uploads: UploadClient;
+let receiver: WebhookReceiver;
+let server: FileServer;
+let tmp: { dir: string; remove(): Promise<void> };
+const workflowIds: string[] = [];
+const cliOutput: string[] = [];
+/** Descriptions taken while an upload ran, with heartbeat details of its pending activities. */
+const runningDescriptions: unknown[] = [];
+
+beforeAll(async () => {
+  env = stackEnv(uniqueId('secrets'), {
+    // The dev server ignores the key, but it rides on every connection, as against Temporal Cloud.
+    TEMPORAL_API_KEY,
+    TEMPORAL_TLS: 'false',
+    UPLOAD_SAGA_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  });
+  config = loadConfig(env);
+  const connection = await connectClient(config.temporal);
+  const workerConnection = await connectWorker(config.temporal);
+  client = createTemporalClient(connection, config);
+  const s3 = createS3Client(config.s3);
+  closeAll = [async () => s3.destroy(), () => connection.close(), () => workerConnection.close()];
+  worker = runInBackground(await createUploadWorker({ config, connection: workerConnection, client, s3 }));
+  uploads = new UploadClient({ client, taskQueue: config.temporal.taskQueue });
+  receiver = await startWebhookReceiver();
+  tmp = await makeTempDir();
+  server = await startFileServer(randomBytes(6 * MiB), { ranges: true });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  for (const close of closeAll) await close();
+  await receiver?.close();
+  await server?.close();
+  await tmp?.remove();
+});
+
+function runCli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      cliOutput.push(output); // the output only: the command line itself holds the URLs
+      resolve({ code, output });
+    });
+  });
+}
+
+/** A history (or description) as text, with every payload's bytes decoded (no codec here: JSON). */
+function decoded(value: unknown): string {
+  return JSON.stringify(value, (key, v: unknown) => {
+    if (key === 'data' && typeof v === 'string') return Buffer.from(v, 'base64').toString('utf8');
+    if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+    return v;
+  });
+}
+
+/** Every place in `tree` (decoded) whose string contains `needle`: event type and field path. */
+function placesOf(tree: unknown, needle: string): string[] {
+  const places: string[] = [];
+  const walk = (node: unknown, trail: string[]) => {
+    if (typeof node === 'string') {
+      if (node.includes(needle)) places.push(trail.join('.'));
+    } else if (Array.isArray(node)) {
+      node.forEach((child, i) => walk(child, [...trail, /^\d+$/.test(String(i)) && trail.at(-1) === 'events' ? '*' : String(i)]));
+    } else if (node && typeof node === 'object') {
+      for (const [k, child] of Object.entries(node)) walk(child, [...trail, k]);
+    }
+  };
+  walk(JSON.parse(decoded(tree)), []);
+  return places;
+}
+
+async function uploadAll(): Promise<void> {
+  const file = await makeRandomFile(tmp.dir, 'ok.bin', 6 * MiB);
+  const hook = `${receiver.url('/hook')}?sig=${HOOK_TOKEN}`;
+  const sourceUrl = `${server.url.split('?')[0]}?X-Amz-Signature=${URL_TOKEN}&X-Amz-Credential=${URL_TOKEN}`;
+  const base = (name: string) => ({ uploadId: uniqueId(name), tenant: TENANT, destination: { bucket: 'uploads', key: `secrets/${uniqueId(name)}.bin` }, partSize: 5 * MiB });
+
+  // success, with a signed webhook whose URL carries a token
+  const ok = await uploads.start({ ...base('ok'), source: { type: 'file', path: file.path }, webhookUrl: hook });
+  // failure with compensation (wrong checksum), the failure event sent to the same webhook
+  const bad = await uploads.start({ ...base('bad'), source: { type: 'file', path: file.path }, expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) }, webhookUrl: hook });
+  // a presigned-style URL source, its signature in the query
+  const url = await uploads.start({ ...base('url'), source: { type: 'url', url: sourceUrl }, webhookUrl: hook });
+  // a URL source that fails (the server answers 404) — its message must not echo the query either
+  const missingPath = `/missing?X-Amz-Signature=${URL_TOKEN}`;
+  receiver.respondWith.set(missingPath, 404);
+  const missing = await uploads.start({ ...base('missing'), source: { type: 'url', url: `${receiver.url('/')}${missingPath.slice(1)}` } });
+
+  // While they run, keep what `describe` shows of them: pending activities with their heartbeat details.
+  const watching = [ok, bad, url].map(async (handle) => {
+    for (;;) {
+      const description = await handle.workflow.describe();
+      if (description.status.name !== 'RUNNING') return;
+      if (description.raw.pendingActivities?.some((a) => a.heartbeatDetails?.payloads?.length)) runningDescriptions.push(description.raw);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+  expect((await ok.result()).notification.status).toBe('delivered');
+  expect(await bad.result().catch((e: unknown) => e)).toBeInstanceOf(UploadFailedError);
+  expect((await url.result()).size).toBe(6 * MiB);
+  expect(await missing.result().catch((e: unknown) => e)).toBeInstanceOf(UploadFailedError);
+  await Promise.all(watching);
+  workflowIds.push(ok.workflowId, bad.workflowId, url.workflowId, missing.workflowId);
+
+  // the CLI, with the same environment: an upload (webhook with a token), status, list, and a bad configuration
+  const cliId = uniqueId('cli');
+  const up = await runCli(['upload', file.path, '--bucket', 'uploads', '--key', `secrets/${cliId}.bin`, '--tenant', TENANT, '--upload-id', cliId, '--webhook', hook, '--no-progress']);
+  expect(up.code, up.output).toBe(0);
+  workflowIds.push(`upload:${TENANT}:${cliId}`);
+  expect((await runCli(['status', TENANT, cliId])).code).toBe(0);
+  expect((await runCli(['list', '--tenant', TENANT])).code).toBe(0);
+  const badConfig = await runCli(['list'], { UPLOAD_SAGA_WEBHOOK_SECRET: 'short', S3_ACCESS_KEY_ID: '' });
+  expect(badConfig.code).toBe(1);
+  expect(badConfig.output).toContain('invalid configuration');
+  workflowIds.push(quotaLedgerWorkflowId(TENANT));
+}
+
+describe('secrets', () => {
+  it('appear nowhere: histories (inputs, results, failures), descriptions (memo, search attributes, heartbeat details), logs, CLI output, webhook bodies', async () => {
+    await uploadAll();
+    const secrets: Record<string, string> = {
+      'S3 access key id': config.s3.credentials!.accessKeyId,
+      'S3 secret key': config.s3.credentials!.secretAccessKey,
+      'webhook secret': WEBHOOK_SECRET,
+      'Temporal API key': TEMPORAL_API_KEY,
+    };
+    expect(config.temporal.apiKey).toBe(TEMPORAL_API_KEY); // the key really was on the connections this worker and client use
+
+    const histories = await Promise.all(workflowIds.map((id) => client.workflow.getHandle(id).fetchHistory()));
+    const descriptions = await Promise.all(workflowIds.map((id) => client.workflow.getHandle(id).describe().then((d) => ({ raw: d.raw, memo: d.memo, searchAttributes: d.typedSearchAttributes }))));
+    const sources: Record<string, string> = {
+      histories: decoded(histories),
+      descriptions: decoded(descriptions),
+      'descriptions while running': decoded(runningDescriptions),
+      'worker logs': capturedLogText(),
+      'CLI output': cliOutput.join('\n'),
+      'webhook bodies': receiver.received.map((r) => r.body).join('\n'),
+    };
+    // The scan reads what it should: decoded payloads, and logs at every level.
+    expect(sources.histories).toContain('uploadId');
+    expect(sources.histories).toContain(`secrets/`);
+    expect(sources['worker logs']).toMatch(/DEBUG|TRACE/);
+    expect(sources['worker logs']).toContain('ChecksumMismatch');
+    console.log(`scanned: ${workflowIds.length} histories, ${runningDescriptions.length} descriptions with heartbeat details, ${capturedLogText().split('\n').length} log lines, ${cliOutput.length} CLI runs`);
+    const events = receiver.received.filter((r) => r.path.startsWith('/hook'));
+    expect(events.length).toBeGreaterThanOrEqual(4);
+    expect(events.every((r) => String(r.headers['x-upload-saga-signature']).startsWith('t='))).toBe(true); // the secret was in use
+
+    for (const [what, secret] of Object.entries(secrets)) {
+      for (const [where, text] of Object.entries(sources)) expect(text.includes(secret), `${what} found in ${where}`).toBe(false);
+    }
+  });
+
+  it('URL tokens are stored in the workflow input and only there: not in summaries, memos, search attributes, messages, results or logs', async () => {
+    const histories = await Promise.all(workflowIds.filter((id) => id.startsWith('upload:')).map((id) => client.workflow.getHandle(id).fetchHistory()));
+    const descriptions = await Promise.all(workflowIds.map((id) => client.workflow.getHandle(id).describe().then((d) => ({ raw: d.raw, memo: d.memo, searchAttributes: d.typedSearchAttributes }))));
+    for (const token of [URL_TOKEN, HOOK_TOKEN]) {
+      const places = new Set(placesOf(histories, token).map((p) => p.replace(/^\d+\.events\.\*\./, '').replace(/\.payloads\.\d+\.data$/, '')));
+      // the request (workflow input) and the inputs of the activities that fetch the URL
+      expect(places.size, token).toBeGreaterThan(0);
+      expect([...places].sort(), token).toEqual(
+        [...places].filter((p) => p === 'workflowExecutionStartedEventAttributes.input' || p === 'activityTaskScheduledEventAttributes.input').sort(),
+      );
+      expect(placesOf(descriptions, token), token).toEqual([]);
+      expect(placesOf(runningDescriptions, token), token).toEqual([]);
+      expect(capturedLogText().includes(token), `${token} in worker logs`).toBe(false);
+      expect(cliOutput.join('\n').includes(token), `${token} in CLI output`).toBe(false);
+      expect(receiver.received.some((r) => r.body.includes(token)), `${token} in a webhook body`).toBe(false);
+    }
+  });
+
+  it('the recorded histories in test/histories hold none of the recorder\'s secrets', async () => {
+    const recorder = await readFile(path.resolve(__dirname, '../../scripts/record-histories.ts'), 'utf8');
+    const webhookSecret = /const WEBHOOK_SECRET = '([^']+)'/.exec(recorder)?.[1];
+    expect(webhookSecret).toBeDefined();
+    const dir = path.resolve(__dirname, '../histories');
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) {
+      const text = decoded(JSON.parse(await readFile(path.join(dir, file), 'utf8')));
+      expect(text, file).toContain('upload'); // decoded and readable
+      for (const secret of [webhookSecret!, DEFAULT_MINIO_ROOT_PASSWORD, DEFAULT_MINIO_ROOT_USER]) expect(text.includes(secret), `${secret} in ${file}`).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,131 @@
+/**
+ * The client-upload rules as pure functions: what the workflow's Update validators accept, the
+ * parts fingerprint, the gateway's configuration and its Upload-Checksum parsing.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { partsFingerprint, extendPartsFingerprint } from '../../src/activities/s3/parts-fingerprint';
+import { ConfigError } from '../../src/config';
+import { hashToken, loadGatewayConfig, parseDuration, tenantSettings } from '../../src/gateway/config';
+import { parseUploadChecksum } from '../../src/gateway/tus-store';
+import { metadataProblem, safeFileName } from '../../src/gateway/uploads-service';
+import { chunkRecordProblem, clientPartsProblem, MAX_STAGED_SEGMENTS, stagedSegmentKey, type ChunkRecord, type ClientUploadState } from '../../src/upload/client-upload';
+
+const MiB = 1024 * 1024;
+const receiving = (over: Partial<ClientUploadState> = {}) =>
+  ({ mode: 'tus', phase: 'receive-parts', outcome: 'running', offset: 0, partsCompleted: 0, fingerprint: '', length: 12 * MiB, partSize: 5 * MiB, expiresAt: 10_000, ...over }) as const;
+const record = (over: Partial<ChunkRecord>): ChunkRecord => ({ from: { offset: 0, partsCompleted: 0 }, offset: 0, partsCompleted: 0, fingerprint: '', staged: [], ...over });
+
+describe('chunkRecordProblem (the recordChunk validator)', () => {
+  it('accepts a staged chunk, a completed part, and the final part', () => {
+    expect(chunkRecordProblem(receiving(), record({ offset: MiB, staged: [{ start: 0, end: MiB }] }), 0)).toBeUndefined();
+    expect(chunkRecordProblem(receiving(), record({ offset: 5 * MiB, partsCompleted: 1, fingerprint: 'f1' }), 0)).toBeUndefined();
+    const atTwoParts = receiving({ offset: 11 * MiB, partsCompleted: 2, fingerprint: 'f2' });
+    expect(chunkRecordProblem(atTwoParts, record({ from: { offset: 11 * MiB, partsCompleted: 2 }, offset: 12 * MiB, partsCompleted: 3, fingerprint: 'f3' }), 0)).toBeUndefined();
+  });
+
+  it('rejects a chunk that does not start where the upload stands with OffsetConflict', () => {
+    fc.assert(
+      fc.property(fc.nat(12 * MiB), fc.nat(2), (offset, parts) => {
+        fc.pre(offset !== MiB || parts !== 0);
+        const problem = chunkRecordProblem(receiving({ offset: MiB, staged: [{ start: 0, end: MiB }] } as never), record({ from: { offset, partsCompleted: parts }, offset: offset + 1 }), 0);
+        expect(problem?.type).toBe('OffsetConflict');
+      }),
+    );
+  });
+
+  it('rejects what would break the part arithmetic, saying why', () => {
+    const cases: [Partial<ChunkRecord>, RegExp][] = [
+      [{ offset: 13 * MiB }, /beyond the upload's length/],
+      [{ offset: 6 * MiB, staged: [{ start: 0, end: 6 * MiB }] }, /fewer than one part/],
+      [{ offset: 2 * MiB, staged: [{ start: MiB, end: 2 * MiB }] }, /contiguous from byte 0/],
+      [{ offset: 5 * MiB, partsCompleted: 1 }, /fingerprint must change/],
+      [{ offset: 12 * MiB, partsCompleted: 2, fingerprint: 'x', staged: [{ start: 10 * MiB, end: 12 * MiB }] }, /all 3 parts/],
+      [{ offset: MiB, staged: Array.from({ length: MAX_STAGED_SEGMENTS + 1 }, (_, i) => ({ start: i, end: i + 1 })) }, /at most 16 staged segments/],
+    ];
+    for (const [over, message] of cases) {
+      const problem = chunkRecordProblem(receiving(), record(over), 0);
+      expect(problem?.type, JSON.stringify(over)).toBe('InvalidChunk');
+      expect(problem?.message).toMatch(message);
+    }
+  });
+
+  it('rejects chunks after expiry (410) and when the upload no longer receives (409)', () => {
+    expect(chunkRecordProblem(receiving(), record({ offset: 1, staged: [{ start: 0, end: 1 }] }), 10_000)?.type).toBe('UploadExpired');
+    expect(chunkRecordProblem(receiving({ phase: 'verify' }), record({}), 0)?.type).toBe('NotReceiving');
+    expect(chunkRecordProblem(receiving({ mode: 'presigned' }), record({}), 0)?.type).toBe('NotReceiving');
+  });
+});
+
+describe('clientPartsProblem (the complete validator)', () => {
+  it('accepts ascending part numbers with ETags and names what is wrong otherwise', () => {
+    expect(clientPartsProblem([{ partNumber: 1, etag: '"a"' }, { partNumber: 3, etag: '"b"' }])).toBeUndefined();
+    expect(clientPartsProblem([])).toMatch(/non-empty/);
+    expect(clientPartsProblem([{ partNumber: 2, etag: 'a' }, { partNumber: 2, etag: 'b' }])).toMatch(/ascending/);
+    expect(clientPartsProblem([{ partNumber: 10_001, etag: 'a' }])).toMatch(/1–10000/);
+    expect(clientPartsProblem([{ partNumber: 1, etag: '' }])).toMatch(/etag/);
+  });
+});
+
+describe('parts fingerprint', () => {
+  it('changes with any part replaced or reordered, and extends one part at a time', () => {
+    const base = partsFingerprint(['AAAAAA==', 'BBBBBB==', 'CCCCCC==']);
+    expect(partsFingerprint(['AAAAAA==', 'BBBBBB==', 'DDDDDD=='])).not.toBe(base);
+    expect(partsFingerprint(['BBBBBB==', 'AAAAAA==', 'CCCCCC=='])).not.toBe(base);
+    expect(extendPartsFingerprint(partsFingerprint(['AAAAAA==', 'BBBBBB==']), 3, 'CCCCCC==')).toBe(base);
+    expect(stagedSegmentKey('p/', { start: 5, end: 10 })).toBe('p/segment-0000000000000005-0000000000000010');
+  });
+});
+
+describe('gateway configuration', () => {
+  it('reads tokens as SHA-256 hashes, per-tenant limits and durations', () => {
+    const config = loadGatewayConfig({
+      UPLOAD_SAGA_GATEWAY_TOKENS: `acme=${hashToken('secret-a')},beta=${hashToken('secret-b')}`,
+      UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZES: 'acme=1GiB',
+      UPLOAD_SAGA_GATEWAY_RATE_LIMITS: 'beta=7',
+      UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: '30m',
+      UPLOAD_SAGA_GATEWAY_WEBHOOKS: 'acme=https://example.com/hook?x=1',
+    });
+    expect(config.tokenHashes.get(hashToken('secret-a'))).toBe('acme');
+    expect(tenantSettings(config, 'acme')).toMatchObject({ maxUploadBytes: 1024 ** 3, requestsPerSecond: 50, webhookUrl: 'https://example.com/hook?x=1' });
+    expect(tenantSettings(config, 'beta')).toMatchObject({ maxUploadBytes: 5 * 1024 ** 3, requestsPerSecond: 7 });
+    expect(config.uploadExpiryMs).toBe(30 * 60_000);
+    expect(config.partSize).toBe(5 * MiB);
+    expect(parseDuration('1.5h')).toBe(5_400_000);
+    expect(parseDuration('soon')).toBeUndefined();
+  });
+
+  it('lists every bad variable at once, and refuses tokens in clear', () => {
+    const err = (() => {
+      try {
+        loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TOKENS: 'acme=my-plain-token', UPLOAD_SAGA_GATEWAY_PART_SIZE: '1MiB', UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: 'later', UPLOAD_SAGA_GATEWAY_BUCKET: 'Bad_Bucket' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_TOKENS: .*not a SHA-256 in hex/);
+    expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_PART_SIZE: must be 5 MiB–64 MiB/);
+    expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: "later" is not a duration/);
+    expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_BUCKET: /);
+  });
+});
+
+describe('request details', () => {
+  it('parses Upload-Checksum and refuses malformed headers and algorithms not offered', () => {
+    expect(parseUploadChecksum('sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=')).toEqual({ algorithm: 'sha1', digest: 'Kq5sNclPz7QV2+lfQIuc6R7oRu0=' });
+    expect(() => parseUploadChecksum('sha1')).toThrow(/"<algorithm> <base64 digest>"/);
+    expect(() => parseUploadChecksum('blake3 AAAA')).toThrow(/not supported; use one of sha1, md5, crc32, sha256/);
+  });
+
+  it('makes file names safe as a key segment, and checks metadata against S3’s rules', () => {
+    expect(safeFileName('../../etc/passwd')).toBe('passwd');
+    expect(safeFileName('C:\\Users\\me\\report.pdf')).toBe('report.pdf');
+    expect(safeFileName('..')).toBe('file');
+    expect(safeFileName(undefined)).toBe('file');
+    expect(metadataProblem({ 'x-ok': 'fine' })).toBeUndefined();
+    expect(metadataProblem({ 'bad key': 'v' })).toMatch(/letters, digits and "-"/);
+    expect(metadataProblem({ k: 'ünïcode' })).toMatch(/printable ASCII/);
+  });
+});
