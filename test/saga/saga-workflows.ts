@@ -17,6 +17,8 @@ export const sagaSteps = defineSaga<StandInActivities>()({
   },
   c: { action: { activity: 'act', retry: quick, timeouts }, compensation: { activity: 'undo', retry: quick, timeouts } },
   pivot: { action: { activity: 'act', retry: quick, timeouts }, pivot: true },
+  /** Waits for its activity to finish when cancelled: its result and the cancellation reach the workflow together. */
+  settles: { action: { activity: 'act', retry: quick, timeouts, cancellation: 'wait' }, compensation: { activity: 'undo', retry: quick, timeouts } },
   local: {
     action: { activity: 'act', retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3, jitter: 'full' }, timeouts, local: true },
     compensation: { activity: 'undo', retry: quick, timeouts, local: true },

@@ -215,6 +215,23 @@ describe('saga engine', () => {
     expect(script.of(runId, 'undo')).toHaveLength(0);
   });
 
+  it('does not start the pivot when the cancellation arrived with the result of the step before it, and compensates', async () => {
+    // Found by the fault suite (scenario 12, cancel during verify): the step before the pivot
+    // returned, the cancellation was already there, and the shielded pivot completed forward.
+    const runId = uniqueId('cancel-before-pivot');
+    script.set(runId, 'act', 'settles', { kind: 'sleep', ms: 2000 });
+    const handle = await start({ runId, steps: ['a', 'settles', 'pivot', 'after'] });
+    await expect.poll(() => script.of(runId, 'act').some((c) => c.step === 'settles'), { timeout: 20_000 }).toBe(true);
+    await handle.cancel();
+    const { failure } = await failureOf(handle.result());
+    expect(failure).toBeInstanceOf(CancelledFailure);
+    expect(script.of(runId, 'act').map((c) => c.step)).toEqual(['a', 'settles']);
+    expect(undoneSteps(runId)).toEqual(['settles', 'a']);
+    const state = await handle.query<SagaState>('sagaState');
+    expect(state.failure).toMatchObject({ failedStep: 'settles', cancelled: true, afterPivot: false });
+    expect(state.pivotReached).toBe(false);
+  });
+
   it('does not interrupt the pivot when cancelled while it runs, and finishes forward', async () => {
     // Found by the fault suite (scenario 12, cancel during merge): a cancelled pivot activity may
     // still take effect, so compensating around it would race it.

@@ -104,6 +104,13 @@ export type RestoreOptions<A, D extends SagaDefinition, S extends keyof D, Resul
  */
 export const PIVOT_NOT_CANCELLABLE_PATCH = 'saga-pivot-not-cancellable';
 
+/**
+ * Patch id under which a saga cancelled before its pivot started does not start the pivot. Asked
+ * only in that situation (a cancellation that arrived with the result of the step before the
+ * pivot, in one workflow activation), so runs that never meet it record nothing.
+ */
+export const CANCELLED_BEFORE_PIVOT_PATCH = 'saga-cancelled-before-pivot';
+
 /** @see SagaOptions */
 export interface SagaOptions {
   /**
@@ -179,6 +186,8 @@ export class Saga<A extends object, D extends SagaDefinition> {
   private readonly steps = new Map<string, { status: StepStatus; runs: number }>();
   private readonly compensationOutcomes: CompensationOutcome[] = [];
   private pivotReached = false;
+  /** The step whose action started last: where a cancellation seen between steps is reported. */
+  private lastStep: string | undefined;
   private failedStep: string | undefined;
   private failureReport: SagaFailureReport | undefined;
 
@@ -243,6 +252,15 @@ export class Saga<A extends object, D extends SagaDefinition> {
   /** The bookkeeping around one run of a step's action, whatever the action is. */
   private async track<T>(step: string, compensateWith: RegisteredCompensation['buildArgs'] | undefined, invoke: () => Promise<T>): Promise<T> {
     const declared = this.definition[step]!;
+    // A cancellation that arrived together with the result of the step before the pivot (one
+    // workflow activation holds both) must not be outrun by the pivot, which would then be
+    // shielded and complete forward: the saga is still before its point of no return, so it
+    // compensates. The cancellation is reported at the step that was running when it arrived.
+    if (declared.pivot === true && !this.pivotReached && CancellationScope.current().consideredCancelled && patched(CANCELLED_BEFORE_PIVOT_PATCH)) {
+      this.failedStep ??= this.lastStep ?? step;
+      throw new CancelledFailure(`cancelled before the pivot step "${step}" started`);
+    }
+    this.lastStep = step;
     const state = this.steps.get(step) ?? { status: 'running' as StepStatus, runs: 0 };
     state.status = 'running';
     state.runs += 1;

@@ -34,8 +34,17 @@ async function cancelAtHeldRequest(ctx: FaultContext, operation: S3Operation, ph
   await waitForPhase(ctx, upload, phase);
   ctx.log(`${operation} held in phase ${phase}: cancelling`);
   await upload.handle.cancel();
-  // Give a wrong reaction (an abort racing the held request) time to happen before S3 answers.
-  await ctx.sleep(3_000);
+  // Let the saga react while S3 still holds the request: before the pivot it compensates; at the
+  // pivot, give a wrong reaction (an abort racing the held request) time to happen. The wait is
+  // longer than a workflow-task heartbeat (80 % of the 10 s workflow-task timeout): verify runs
+  // as a local activity, and a cancellation reaches a workflow whose local activity is running
+  // only with that heartbeat (README, "Cancelling an upload").
+  await ctx
+    .waitFor('the saga reacting to the cancellation', async () => {
+      const progress = await upload.handle.progress();
+      return progress.phase === 'compensating' || progress.outcome !== 'running';
+    }, { timeoutMs: 12_000, intervalMs: 200 })
+    .catch(() => undefined);
   hold.release();
   return upload;
 }
