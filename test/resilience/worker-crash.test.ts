@@ -3,7 +3,7 @@
  * byte-identical, and what was sent again is at most the parts that were in flight
  * (concurrency × part size). Bytes are counted on the wire by a TCP relay in front of MinIO.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { UploadClient } from '../../src/client';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
@@ -23,7 +23,9 @@ const workers: WorkerProcess[] = [];
 beforeAll(async () => {
   stack = await connectTestStack();
   const minio = new URL(stack.env.S3_ENDPOINT!);
-  counter = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) });
+  // Throttled (4 MiB/s per connection) so the crash lands mid-upload: unthrottled, 160 MiB went
+  // up in under two seconds and the kill came with 30 of 32 parts done.
+  counter = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 4 * MiB });
   tmp = await makeTempDir();
 });
 
@@ -42,7 +44,8 @@ describe('worker crash', () => {
   it('resumes after SIGKILL mid-upload, byte-identical, resending at most concurrency × part size', async () => {
     const partSize = 5 * MiB;
     const concurrency = 2;
-    const file = await makeRandomFile(tmp.dir, 'crash.bin', 160 * MiB);
+    const file = await makeRandomFile(tmp.dir, 'crash.bin', 64 * MiB);
+    const parts = Math.ceil(file.size / partSize);
     const env = { ...stack.env, S3_ENDPOINT: counter.url };
     workers.push(await startWorkerProcess(env));
 
@@ -59,7 +62,7 @@ describe('worker crash', () => {
     let partsBeforeCrash = 0;
     await expect.poll(async () => (partsBeforeCrash = (await handle.progress()).partsDone), { timeout: 60_000, interval: 100 }).toBeGreaterThanOrEqual(4);
     await workers[0]!.kill('SIGKILL'); // no worker now: not even queries are answered until the next one starts
-    expect(partsBeforeCrash).toBeLessThan(32); // the crash really happened mid-upload
+    expect(partsBeforeCrash).toBeLessThan(parts); // the crash really happened mid-upload
 
     workers.push(await startWorkerProcess(env));
     const result = await handle.result(); // the retry starts after the 30 s heartbeat timeout
@@ -70,13 +73,18 @@ describe('worker crash', () => {
     // Everything sent up the wire: each part once, plus what was in flight at the crash, plus
     // HTTP requests (a few KiB each).
     const resent = counter.bytesUp() - file.size;
-    console.log(`worker crash: ${partsBeforeCrash} of 32 parts done at SIGKILL; ${(resent / MiB).toFixed(2)} MiB sent beyond the file size (bound ${(concurrency * partSize) / MiB} MiB + request overhead)`);
+    console.log(`worker crash: ${partsBeforeCrash} of ${parts} parts done at SIGKILL; ${(resent / MiB).toFixed(2)} MiB sent beyond the file size (bound ${(concurrency * partSize) / MiB} MiB + request overhead)`);
     expect(resent).toBeLessThanOrEqual(concurrency * partSize + 512 * 1024);
   }, 180_000);
 
   it('fails over: with two workers on the queue, killing the one uploading lets the other finish', async () => {
-    const file = await makeRandomFile(tmp.dir, 'failover.bin', 120 * MiB);
-    const env = { ...stack.env, S3_ENDPOINT: counter.url };
+    // Through a throttled relay (2 MiB/s per connection), so the batch lasts long enough to be
+    // caught in the middle: unthrottled on an idle machine, 120 MiB went up between two polls.
+    const minio = new URL(stack.env.S3_ENDPOINT!);
+    const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 2 * MiB });
+    onTestFinished(() => relay.close());
+    const file = await makeRandomFile(tmp.dir, 'failover.bin', 40 * MiB);
+    const env = { ...stack.env, S3_ENDPOINT: relay.url };
     const pair = [await startWorkerProcess(env), await startWorkerProcess(env)];
     workers.push(...pair);
     const key = `failover/${uniqueId('obj')}.bin`;
@@ -100,7 +108,9 @@ describe('worker crash', () => {
         { timeout: 60_000, interval: 100 },
       )
       .toBe(true);
+    const partsAtKill = (await handle.progress()).partsDone;
     await uploader!.kill('SIGKILL');
+    expect(partsAtKill).toBeLessThan(8); // the kill really happened mid-upload
     const survivor = pair.find((w) => w !== uploader)!;
 
     const result = await handle.result();
