@@ -184,6 +184,17 @@ export class TemporalDevServerExitedError extends EmbeddedStackError {
   }
 }
 
+/**
+ * What to show of a server that exited: from Go's `panic:` line on when it panicked, else the last
+ * lines. A panic's stack trace (40-odd lines through fx and dig) pushes its cause — often a port
+ * taken by another process — out of a plain tail, and then a retry on fresh ports never happens.
+ */
+async function exitLogExcerpt(child: ManagedProcess): Promise<string> {
+  const lines = (await child.logTail(1_000)).split('\n');
+  const panicAt = lines.findIndex((line) => line.startsWith('panic:'));
+  return (panicAt >= 0 ? lines.slice(Math.max(0, panicAt - 5), panicAt + 35) : lines.slice(-40)).join('\n');
+}
+
 /** The server did not become ready within `readyTimeoutMs`. */
 export class TemporalDevServerTimeoutError extends EmbeddedStackError {
   constructor(
@@ -376,14 +387,14 @@ async function waitUntilReady(input: {
   const pollUntil = async (attempt: () => Promise<boolean>): Promise<void> => {
     let lastError: unknown = new Error('not checked yet');
     for (;;) {
-      if (processExit) throw new TemporalDevServerExitedError(processExit, await child.logTail());
+      if (processExit) throw new TemporalDevServerExitedError(processExit, await exitLogExcerpt(child));
       try {
         if (await attempt()) return;
       } catch (error) {
         if (error instanceof SearchAttributeTypeConflictError) throw error; // retrying cannot help
         lastError = error;
       }
-      if (processExit) throw new TemporalDevServerExitedError(processExit, await child.logTail());
+      if (processExit) throw new TemporalDevServerExitedError(processExit, await exitLogExcerpt(child));
       if (Date.now() > deadline) throw new TemporalDevServerTimeoutError(timeoutMs, await child.logTail(), lastError);
       await Promise.race([sleep(250), child.exited]);
     }
