@@ -37,7 +37,7 @@ export const scenario: FaultScenario = {
     const report = await ctx.assertInvariants(upload, { outcome: 'completed' });
     assert.equal(report.outcome, 'completed');
     const resent = counter.bytesUp() - file.size;
-    ctx.summary(`${partsBeforeCrash}/${parts} parts done at SIGKILL, ${(resent / MiB).toFixed(2)} MiB resent (bound ${(concurrency * partSize) / MiB} MiB)`);
+    ctx.summary(`${partsBeforeCrash}/${parts} parts done at SIGKILL, ${(resent / MiB).toFixed(2)} MiB resent (bound ${(concurrency * partSize) / MiB} MiB of parts in flight + 0.5 MiB of requests)`);
     assert.ok(resent <= concurrency * partSize + 512 * 1024, `resent ${resent} bytes, more than the ${concurrency} parts in flight`);
   },
 };
