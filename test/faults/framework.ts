@@ -24,7 +24,9 @@
  * 4. Fail by throwing (node:assert/strict is fine). `ctx.log()` goes to the scenario's log file,
  *    which the runner names when the scenario fails; `ctx.summary()` adds a short note to the
  *    scenario's result line (measured figures).
- * 5. Clean-up of anything the scenario starts itself (proxies, servers): `ctx.defer(fn)`.
+ * 5. Clean-up of anything the scenario starts itself (proxies, servers): `ctx.defer(fn)`. A
+ *    counting, optionally throttled relay in front of MinIO is `ctx.s3Relay({ bytesPerSecond })`
+ *    (closed by the runner; start workers with `env: { S3_ENDPOINT: relay.url }`).
  *    Workers, the webhook sink, the servers and temp files are cleaned up by the runner.
  * Run: `npm run test:faults` (all) or `npm run test:faults -- 03 cancel` (ids or name parts).
  *
@@ -47,6 +49,7 @@ import type { UploadRequest } from '../../src/upload/request';
 import { uploadWorkflowId } from '../../src/upload/request';
 import { siblingModule } from '../../src/module-path';
 import { makeRandomFile, type TestFile } from '../support/files';
+import { startTcpCounterFor, type TcpCounter, type TcpCounterOptions } from '../support/tcp-counter';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 import { startWebhookSink, type WebhookSink } from './webhook-sink';
 import type { InvariantExpectation, InvariantReport } from './invariants';
@@ -202,6 +205,12 @@ export interface FaultContext {
   summary(note: string): void;
   /** Runs `cleanup` after the scenario (last registered, first run), whatever happened. */
   defer(cleanup: () => Promise<unknown> | unknown): void;
+  /**
+   * A TCP relay in front of this scenario's MinIO that counts the bytes sent through it and, with
+   * `bytesPerSecond`, throttles each connection (to make an upload last long enough to act in
+   * the middle of it). Closed after the scenario; it survives MinIO restarts (same port).
+   */
+  s3Relay(options?: TcpCounterOptions): Promise<TcpCounter>;
 }
 
 /** The runner's side of a context. */
@@ -442,6 +451,11 @@ export async function createFaultContext(options: {
     log,
     summary: (note) => notes.push(note),
     defer: (cleanup) => cleanups.push(cleanup),
+    s3Relay: async (relayOptions) => {
+      const relay = await startTcpCounterFor(minio.endpoint, relayOptions);
+      cleanups.push(() => relay.close());
+      return relay;
+    },
   };
 
   return {

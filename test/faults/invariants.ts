@@ -82,6 +82,23 @@ export interface InvariantReport {
 const settledCache = new WeakMap<TrackedUpload, Promise<Settled>>();
 
 /**
+ * What a workflow that did not end is waiting for, for the failure message: its pending
+ * activities with their attempt and last failure (a hang is diagnosed from this line, after the
+ * scenario's servers are gone). Local activities and timers are not listed by the server.
+ */
+async function stillPending(upload: TrackedUpload): Promise<string> {
+  try {
+    const { raw } = await upload.handle.workflow.describe();
+    const pending = (raw.pendingActivities ?? []).map(
+      (a) => `${a.activityType?.name ?? '?'} attempt ${a.attempt ?? 1}, state ${String(a.state)}, last failure: ${a.lastFailure?.message ?? 'none'}`,
+    );
+    return pending.length > 0 ? `pending: ${pending.join(' | ')}` : 'no pending activity (a local activity or a timer, if anything)';
+  } catch (error) {
+    return `describe failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+/**
  * Waits until the upload's workflow has closed and tells how it ended. Compensations and the
  * failure webhook run before the workflow closes, so once this resolves everything has settled.
  */
@@ -91,7 +108,9 @@ export function settle(upload: TrackedUpload, timeoutMs = 300_000): Promise<Sett
     settled = (async (): Promise<Settled> => {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${upload.workflowId} did not end within ${timeoutMs / 1000} s`)), timeoutMs);
+        timer = setTimeout(() => {
+          void stillPending(upload).then((pending) => reject(new Error(`${upload.workflowId} did not end within ${timeoutMs / 1000} s; ${pending}`)));
+        }, timeoutMs);
       });
       try {
         const result = await Promise.race([upload.handle.result(), timeout]);

@@ -9,7 +9,7 @@ import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 import { objectSha256, incompleteUploads } from '../support/s3-inspect';
 import { completedActivityAttempts, pendingActivityWorkerPid } from '../support/activity-attempts';
-import { startTcpCounter, type TcpCounter } from '../support/tcp-counter';
+import { startTcpCounterFor, type TcpCounter } from '../support/tcp-counter';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 /** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
@@ -22,10 +22,9 @@ const workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
   stack = await connectTestStack();
-  const minio = new URL(stack.env.S3_ENDPOINT!);
   // Throttled (4 MiB/s per connection) so the crash lands mid-upload: unthrottled, 160 MiB went
   // up in under two seconds and the kill came with 30 of 32 parts done.
-  counter = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 4 * MiB });
+  counter = await startTcpCounterFor(stack.env.S3_ENDPOINT!, { bytesPerSecond: 4 * MiB });
   tmp = await makeTempDir();
 });
 
@@ -80,8 +79,7 @@ describe('worker crash', () => {
   it('fails over: with two workers on the queue, killing the one uploading lets the other finish', async () => {
     // Through a throttled relay (2 MiB/s per connection), so the batch lasts long enough to be
     // caught in the middle: unthrottled on an idle machine, 120 MiB went up between two polls.
-    const minio = new URL(stack.env.S3_ENDPOINT!);
-    const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 2 * MiB });
+    const relay = await startTcpCounterFor(stack.env.S3_ENDPOINT!, { bytesPerSecond: 2 * MiB });
     onTestFinished(() => relay.close());
     const file = await makeRandomFile(tmp.dir, 'failover.bin', 40 * MiB);
     const env = { ...stack.env, S3_ENDPOINT: relay.url };

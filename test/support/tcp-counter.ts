@@ -20,6 +20,12 @@ export interface TcpCounterOptions {
   bytesPerSecond?: number;
 }
 
+/** {@link startTcpCounter} in front of an HTTP endpoint given as a URL (`http://host:port`, e.g. a MinIO's). */
+export function startTcpCounterFor(endpoint: string, options: TcpCounterOptions = {}): Promise<TcpCounter> {
+  const { hostname, port } = new URL(endpoint);
+  return startTcpCounter({ host: hostname, port: Number(port) }, options);
+}
+
 export async function startTcpCounter(target: { host: string; port: number }, options: TcpCounterOptions = {}): Promise<TcpCounter> {
   let up = 0;
   let down = 0;

@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { MiB } from '../../support/files';
-import { startTcpCounter } from '../../support/tcp-counter';
 import type { FaultScenario } from '../framework';
 
 export const scenario: FaultScenario = {
@@ -15,11 +14,9 @@ export const scenario: FaultScenario = {
   async run(ctx) {
     const partSize = 5 * MiB;
     const concurrency = 2;
-    const minio = new URL(ctx.minio.endpoint);
     // Throttled (4 MiB/s per connection) so the SIGKILL lands mid-upload: unthrottled on an idle
     // machine, 160 MiB went up in under two seconds and the kill came with 30 of 32 parts done.
-    const counter = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 4 * MiB });
-    ctx.defer(() => counter.close());
+    const counter = await ctx.s3Relay({ bytesPerSecond: 4 * MiB });
     const env = { S3_ENDPOINT: counter.url };
 
     const file = await ctx.makeFile(64 * MiB);

@@ -9,16 +9,13 @@
 import assert from 'node:assert/strict';
 import { completedActivityAttempts, pendingActivityWorkerPid } from '../../support/activity-attempts';
 import { MiB } from '../../support/files';
-import { startTcpCounter } from '../../support/tcp-counter';
 import type { FaultScenario, FaultWorker } from '../framework';
 
 export const scenario: FaultScenario = {
   name: 'worker-failover',
   proves: 'with two workers, killing the one running upload-parts lets the other finish the upload from where it stopped',
   async run(ctx) {
-    const minio = new URL(ctx.minio.endpoint);
-    const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 2 * MiB });
-    ctx.defer(() => relay.close());
+    const relay = await ctx.s3Relay({ bytesPerSecond: 2 * MiB });
     const env = { S3_ENDPOINT: relay.url };
     const pair = [await ctx.startWorker({ env, label: 'worker-a' }), await ctx.startWorker({ env, label: 'worker-b' })];
     const partSize = 5 * MiB;

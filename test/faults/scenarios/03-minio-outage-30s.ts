@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { completedActivityAttempts } from '../../support/activity-attempts';
 import { MiB } from '../../support/files';
-import { startTcpCounter } from '../../support/tcp-counter';
 import type { FaultScenario } from '../framework';
 
 const OUTAGE_MS = 30_000;
@@ -18,9 +17,7 @@ export const scenario: FaultScenario = {
   name: 'minio-outage-30s',
   proves: 'storage gone for 30 s mid-upload: upload-parts is retried with backoff and completes byte-identical once MinIO is back',
   async run(ctx) {
-    const minio = new URL(ctx.minio.endpoint);
-    const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 1 * MiB });
-    ctx.defer(() => relay.close());
+    const relay = await ctx.s3Relay({ bytesPerSecond: 1 * MiB });
     await ctx.startWorker({ env: { S3_ENDPOINT: relay.url } });
 
     const file = await ctx.makeFile(64 * MiB);

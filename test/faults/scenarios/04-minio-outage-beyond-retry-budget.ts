@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { pendingActivityAttempt } from '../../support/activity-attempts';
 import { MiB } from '../../support/files';
-import { startTcpCounter } from '../../support/tcp-counter';
 import type { FaultScenario } from '../framework';
 
 export const scenario: FaultScenario = {
@@ -15,9 +14,7 @@ export const scenario: FaultScenario = {
   proves: 'storage gone longer than the retry budget: the saga compensates, the abort keeps retrying while MinIO is down and cleans up once it is back',
   timeoutMs: 600_000,
   async run(ctx) {
-    const minio = new URL(ctx.minio.endpoint);
-    const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 1 * MiB });
-    ctx.defer(() => relay.close());
+    const relay = await ctx.s3Relay({ bytesPerSecond: 1 * MiB });
     await ctx.startWorker({ env: { S3_ENDPOINT: relay.url } });
 
     const file = await ctx.makeFile(64 * MiB);

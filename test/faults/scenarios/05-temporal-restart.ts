@@ -6,16 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { MiB } from '../../support/files';
-import { startTcpCounter } from '../../support/tcp-counter';
 import type { FaultScenario } from '../framework';
 
 export const scenario: FaultScenario = {
   name: 'temporal-restart',
   proves: 'the Temporal server SIGKILLed mid-upload and restarted (SQLite persistence): worker and client reconnect, the upload completes',
   async run(ctx) {
-    const minio = new URL(ctx.minio.endpoint);
-    const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 1 * MiB });
-    ctx.defer(() => relay.close());
+    const relay = await ctx.s3Relay({ bytesPerSecond: 1 * MiB });
     await ctx.startWorker({ env: { S3_ENDPOINT: relay.url } });
 
     const file = await ctx.makeFile(48 * MiB);

@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { quotaLedgerWorkflowId, type quotaLedgerWorkflow } from '../../../src/workflows/quota-ledger';
 import { MiB } from '../../support/files';
-import { startTcpCounter } from '../../support/tcp-counter';
 import type { FaultContext, FaultScenario, TrackedUpload } from '../framework';
 import { startS3Gate, type S3Operation } from '../s3-gate';
 
@@ -80,9 +79,7 @@ export const scenarios: FaultScenario[] = [
     name: 'cancel-during-upload',
     proves: 'cancelled during upload-parts: the batch stops, the multipart upload is aborted, the reservation released',
     async run(ctx) {
-      const minio = new URL(ctx.minio.endpoint);
-      const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 2 * MiB });
-      ctx.defer(() => relay.close());
+      const relay = await ctx.s3Relay({ bytesPerSecond: 2 * MiB });
       await ctx.startWorker({ env: { S3_ENDPOINT: relay.url } });
       const upload = await ctx.startUpload({ file: await ctx.makeFile(64 * MiB), request: { partSize: 5 * MiB, partConcurrency: 2 } });
       await ctx.waitFor('1 part uploaded', async () => (await upload.handle.progress()).partsDone >= 1, { timeoutMs: 120_000, intervalMs: 100 });

@@ -7,16 +7,13 @@
 import assert from 'node:assert/strict';
 import { completedActivityAttempts, pendingActivityWorkerPid } from '../../support/activity-attempts';
 import { MiB } from '../../support/files';
-import { startTcpCounter } from '../../support/tcp-counter';
 import type { FaultScenario, FaultWorker } from '../framework';
 
 export const scenario: FaultScenario = {
   name: 'worker-sigterm-handover',
   proves: 'a worker sent SIGTERM mid-upload (a rolling deploy) shuts down and the other worker finishes the upload from ListParts',
   async run(ctx) {
-    const minio = new URL(ctx.minio.endpoint);
-    const relay = await startTcpCounter({ host: minio.hostname, port: Number(minio.port) }, { bytesPerSecond: 2 * MiB });
-    ctx.defer(() => relay.close());
+    const relay = await ctx.s3Relay({ bytesPerSecond: 2 * MiB });
     const env = { S3_ENDPOINT: relay.url };
     const pair = [await ctx.startWorker({ env, label: 'old' }), await ctx.startWorker({ env, label: 'new' })];
     const file = await ctx.makeFile(40 * MiB);
