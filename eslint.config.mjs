@@ -1,12 +1,32 @@
 // Lint guards what the type checker cannot: the workflow sandbox (no Node built-ins or I/O
 // libraries in deterministic code), floating promises, and type-only imports of activities.
 import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
 
-const nodeBuiltins = ['fs', 'path', 'os', 'crypto', 'http', 'https', 'net', 'child_process', 'stream', 'zlib', 'url', 'util', 'worker_threads', 'timers', 'events', 'dns', 'tls'];
+const nodeBuiltins = [
+  'fs',
+  'path',
+  'os',
+  'crypto',
+  'http',
+  'https',
+  'net',
+  'child_process',
+  'stream',
+  'zlib',
+  'url',
+  'util',
+  'worker_threads',
+  'timers',
+  'events',
+  'dns',
+  'tls',
+];
 
 export default tseslint.config(
   { ignores: ['.tmp/**', 'node_modules/**', 'dist/**', 'coverage/**', 'test/artifacts/**', 'bin/**'] },
   ...tseslint.configs.recommended,
+  prettier,
   {
     files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
@@ -14,7 +34,10 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/no-require-imports': 'off',
     },
   },
@@ -35,7 +58,13 @@ export default tseslint.config(
             { name: '@temporalio/worker', message: 'Workflows cannot use the worker.' },
             { name: '@aws-sdk/client-s3', message: 'I/O belongs in activities.' },
           ],
-          patterns: [{ group: ['**/activities', '**/activities/*', '!**/activities/index'], message: 'Import activities as types only (import type).', allowTypeImports: true }],
+          patterns: [
+            {
+              group: ['**/activities', '**/activities/*', '!**/activities/index'],
+              message: 'Import activities as types only (import type).',
+              allowTypeImports: true,
+            },
+          ],
         },
       ],
     },

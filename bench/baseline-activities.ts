@@ -10,12 +10,19 @@ export function createBaselineActivities(s3: S3Client) {
     },
     async baselinePart(input: { bucket: string; key: string; path: string; uploadId: string }): Promise<string> {
       const body = await readFile(input.path);
-      const r = await s3.send(new UploadPartCommand({ Bucket: input.bucket, Key: input.key, UploadId: input.uploadId, PartNumber: 1, Body: body }));
+      const r = await s3.send(
+        new UploadPartCommand({ Bucket: input.bucket, Key: input.key, UploadId: input.uploadId, PartNumber: 1, Body: body }),
+      );
       return r.ETag!;
     },
     async baselineComplete(input: { bucket: string; key: string; uploadId: string; etag: string }): Promise<string> {
       const r = await s3.send(
-        new CompleteMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, UploadId: input.uploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: input.etag }] } }),
+        new CompleteMultipartUploadCommand({
+          Bucket: input.bucket,
+          Key: input.key,
+          UploadId: input.uploadId,
+          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: input.etag }] },
+        }),
       );
       return r.ETag!;
     },

@@ -28,7 +28,14 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 async function codecFigures(): Promise<Record<string, { bytes: number; microsPerRoundTrip: number }>> {
   const codec = new AesGcmPayloadCodec({ encryption: { keys: [{ id: 'bench', key: randomBytes(32) }] } });
-  const request = { uploadId: 'bench-1', tenant: 'acme', source: { type: 'file', path: '/data/inbox/some/file.bin' }, destination: { bucket: 'uploads', key: 'some/key.bin' }, partSize: 8 * MiB, partConcurrency: 4 };
+  const request = {
+    uploadId: 'bench-1',
+    tenant: 'acme',
+    source: { type: 'file', path: '/data/inbox/some/file.bin' },
+    destination: { bucket: 'uploads', key: 'some/key.bin' },
+    partSize: 8 * MiB,
+    partConcurrency: 4,
+  };
   const samples = { request, '64 KiB': 'x'.repeat(64 * 1024), '1 MiB': 'x'.repeat(MiB) };
   const figures: Record<string, { bytes: number; microsPerRoundTrip: number }> = {};
   for (const [name, value] of Object.entries(samples)) {
@@ -64,7 +71,11 @@ async function main(): Promise<void> {
   };
   const modes = {
     plain: loadConfig({ ...baseEnv, TEMPORAL_TASK_QUEUE: 'bench-plain' }),
-    encrypted: loadConfig({ ...baseEnv, TEMPORAL_TASK_QUEUE: 'bench-encrypted', UPLOAD_SAGA_ENCRYPTION_KEY: randomBytes(32).toString('base64') }),
+    encrypted: loadConfig({
+      ...baseEnv,
+      TEMPORAL_TASK_QUEUE: 'bench-encrypted',
+      UPLOAD_SAGA_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    }),
   };
   const connection = await Connection.connect({ address: stack.temporal.address });
   const workerConnection = await NativeConnection.connect({ address: stack.temporal.address });
@@ -81,7 +92,12 @@ async function main(): Promise<void> {
     const [plain, encrypted] = running as [(typeof running)[0], (typeof running)[0]];
     const once = async (mode: keyof typeof modes, uploads: UploadClient, i: number) => {
       const started = performance.now();
-      const handle = await uploads.start({ uploadId: `${mode}-${i}`, tenant: `bench-${mode}`, source: { type: 'file', path: file }, destination: { bucket: 'uploads', key: `${mode}/${i}.bin` } });
+      const handle = await uploads.start({
+        uploadId: `${mode}-${i}`,
+        tenant: `bench-${mode}`,
+        source: { type: 'file', path: file },
+        destination: { bucket: 'uploads', key: `${mode}/${i}.bin` },
+      });
       await handle.result();
       return performance.now() - started;
     };

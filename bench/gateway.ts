@@ -26,7 +26,7 @@ const log = (line: string) => process.stderr.write(`[bench:gateway] ${line}\n`);
 
 async function main(): Promise<void> {
   const sizeArg = process.argv.indexOf('--size');
-  const size = sizeArg > 0 ? parseByteSize(process.argv[sizeArg + 1] ?? '') ?? 256 * MiB : 256 * MiB;
+  const size = sizeArg > 0 ? (parseByteSize(process.argv[sizeArg + 1] ?? '') ?? 256 * MiB) : 256 * MiB;
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const stack = await startEmbeddedStack({ buckets: ['uploads'] });
   const closers: (() => Promise<unknown>)[] = [() => stack.stop()];
@@ -58,7 +58,12 @@ async function main(): Promise<void> {
 
     const token = randomBytes(18).toString('base64url');
     const gateway = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../src/cli/main.ts'), 'gateway', '--port', '0'], {
-      env: { ...env, UPLOAD_SAGA_GATEWAY_TOKENS: `bench=${hashToken(token)}`, UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: '10GiB', UPLOAD_SAGA_GATEWAY_RATE_LIMIT: '1000' },
+      env: {
+        ...env,
+        UPLOAD_SAGA_GATEWAY_TOKENS: `bench=${hashToken(token)}`,
+        UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: '10GiB',
+        UPLOAD_SAGA_GATEWAY_RATE_LIMIT: '1000',
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     closers.push(async () => {
@@ -102,10 +107,18 @@ async function main(): Promise<void> {
       );
       const history = await client.workflow.getHandle(uploadWorkflowId('bench', uploadUrl.split('/').pop()!)).fetchHistory();
       const peak = await peakRssMiB(gateway.pid!);
-      rows.push(`| ${label} | ${(size / MiB).toFixed(0)} MiB | ${mbps(size, ms).toFixed(1)} | ${peak.toFixed(0)} | ${history.events?.length ?? 0} |`);
+      rows.push(
+        `| ${label} | ${(size / MiB).toFixed(0)} MiB | ${mbps(size, ms).toFixed(1)} | ${peak.toFixed(0)} | ${history.events?.length ?? 0} |`,
+      );
       log(rows.at(-1)!);
     }
-    process.stdout.write(['| chunking | size | MB/s | gateway peak RSS (MiB, cumulative) | events (last run) |', '| --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n');
+    process.stdout.write(
+      [
+        '| chunking | size | MB/s | gateway peak RSS (MiB, cumulative) | events (last run) |',
+        '| --- | --- | --- | --- | --- |',
+        ...rows,
+      ].join('\n') + '\n',
+    );
   } finally {
     for (const close of closers.reverse()) await close().catch((err: unknown) => log(`cleanup: ${String(err)}`));
   }

@@ -84,7 +84,8 @@ export function breakdownOf(events: HistoryEvent[]): Breakdown {
         // Local activity markers follow the completion they belong to; count them first.
         let next = Number(e.eventId) + 1;
         for (let m = byId.get(next); m && m.eventType !== EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED; m = byId.get(++next)) {
-          if (m.eventType !== EventType.EVENT_TYPE_MARKER_RECORDED || m.markerRecordedEventAttributes?.markerName !== 'core_local_activity') continue;
+          if (m.eventType !== EventType.EVENT_TYPE_MARKER_RECORDED || m.markerRecordedEventAttributes?.markerName !== 'core_local_activity')
+            continue;
           const data = markerData(m);
           if (!data?.complete_time) continue;
           const done = data.complete_time.seconds * 1000 + data.complete_time.nanos / 1e6;
@@ -130,7 +131,13 @@ export function breakdownOf(events: HistoryEvent[]): Breakdown {
 function median(runs: Breakdown[]): Breakdown {
   const keys = new Set(runs.flatMap((r) => Object.keys(r)));
   const out: Breakdown = {};
-  for (const k of keys) out[k] = Math.round(percentile(runs.map((r) => r[k] ?? 0), 50));
+  for (const k of keys)
+    out[k] = Math.round(
+      percentile(
+        runs.map((r) => r[k] ?? 0),
+        50,
+      ),
+    );
   return out;
 }
 
@@ -159,7 +166,10 @@ export function ledgerBreakdownOf(events: HistoryEvent[], from: number, to: numb
     }
   }
   if (accepted) perTask.push(accepted);
-  const stat = (xs: number[]) => ({ p50: Math.round(xs.length ? percentile(xs, 50) : 0), max: Math.round(xs.length ? Math.max(...xs) : 0) });
+  const stat = (xs: number[]) => ({
+    p50: Math.round(xs.length ? percentile(xs, 50) : 0),
+    max: Math.round(xs.length ? Math.max(...xs) : 0),
+  });
   return {
     workflowTasks: run.length,
     updates,

@@ -148,7 +148,12 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const uploads = new UploadClient({ client, taskQueue: 'upload-saga' });
-  const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version };
+  const machine = {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+  };
   const results: Record<string, unknown> = { machine, partSize, concurrency };
   let n = 0;
   const key = (tool: string) => `bench/${tool}-${Date.now()}-${n++}`;
@@ -174,10 +179,18 @@ async function main(): Promise<void> {
       const haveAws = await which('aws');
       const haveRclone = await which('rclone');
       const awsConfig = path.join(work, 'aws-config');
-      await writeFile(awsConfig, `[default]\nregion = ${stack.s3.region}\ns3 =\n  multipart_chunksize = ${partSize / MiB}MB\n  multipart_threshold = ${partSize / MiB}MB\n  max_concurrent_requests = ${concurrency}\n`);
+      await writeFile(
+        awsConfig,
+        `[default]\nregion = ${stack.s3.region}\ns3 =\n  multipart_chunksize = ${partSize / MiB}MB\n  multipart_threshold = ${partSize / MiB}MB\n  max_concurrent_requests = ${concurrency}\n`,
+      );
       // rclone refuses a custom CA bundle on plain-HTTP endpoints; the local MinIO needs none.
       const { AWS_CA_BUNDLE: _caBundle, ...inherited } = process.env;
-      const toolEnv = { ...inherited, AWS_ACCESS_KEY_ID: stack.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: stack.s3.secretAccessKey, AWS_CONFIG_FILE: awsConfig };
+      const toolEnv = {
+        ...inherited,
+        AWS_ACCESS_KEY_ID: stack.s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
+        AWS_CONFIG_FILE: awsConfig,
+      };
       const rows: ThroughputRow[] = [];
       for (const sizeText of opts.sizes.split(',')) {
         const size = parseByteSize(sizeText)!;
@@ -192,14 +205,50 @@ async function main(): Promise<void> {
         };
         for (let rep = 0; rep < reps; rep++) {
           await measure('libStorage', () =>
-            new Upload({ client: s3, params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(file) }, partSize, queueSize: concurrency }).done(),
+            new Upload({
+              client: s3,
+              params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(file) },
+              partSize,
+              queueSize: concurrency,
+            }).done(),
           );
           await measure('saga', () => sagaUpload(file, size));
-          await measure('putObject', () => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('put'), Body: createReadStream(file), ContentLength: size })));
-          if (haveAws) await measure('awsCli', () => run('aws', ['--endpoint-url', stack.s3.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://${BUCKET}/${key('aws')}`], toolEnv));
+          await measure('putObject', () =>
+            s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('put'), Body: createReadStream(file), ContentLength: size })),
+          );
+          if (haveAws)
+            await measure('awsCli', () =>
+              run(
+                'aws',
+                ['--endpoint-url', stack.s3.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://${BUCKET}/${key('aws')}`],
+                toolEnv,
+              ),
+            );
           if (haveRclone) {
             await measure('rclone', () =>
-              run('rclone', ['copyto', file, `:s3:${BUCKET}/${key('rclone')}`, '--s3-provider', 'Minio', '--s3-endpoint', stack.s3.endpoint, '--s3-access-key-id', stack.s3.accessKeyId, '--s3-secret-access-key', stack.s3.secretAccessKey, '--s3-chunk-size', `${partSize / MiB}M`, '--s3-upload-concurrency', String(concurrency), '--s3-upload-cutoff', `${partSize / MiB}M`], toolEnv),
+              run(
+                'rclone',
+                [
+                  'copyto',
+                  file,
+                  `:s3:${BUCKET}/${key('rclone')}`,
+                  '--s3-provider',
+                  'Minio',
+                  '--s3-endpoint',
+                  stack.s3.endpoint,
+                  '--s3-access-key-id',
+                  stack.s3.accessKeyId,
+                  '--s3-secret-access-key',
+                  stack.s3.secretAccessKey,
+                  '--s3-chunk-size',
+                  `${partSize / MiB}M`,
+                  '--s3-upload-concurrency',
+                  String(concurrency),
+                  '--s3-upload-cutoff',
+                  `${partSize / MiB}M`,
+                ],
+                toolEnv,
+              ),
             );
           }
         }
@@ -230,8 +279,18 @@ async function main(): Promise<void> {
       const { ms } = await timed(() => sagaUpload(file, size));
       const peak = await peakRssMiB(worker.pid!);
       const bound = idle + (2 * partSize * concurrency) / MiB + 64;
-      log(`memory: ${size / MiB} MiB in ${(ms / 1000).toFixed(1)} s, idle ${idle.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB, bound ${bound.toFixed(0)} MiB`);
-      results.memory = { fileBytes: size, partSize, concurrency, idleRssMiB: round(idle), peakRssMiB: round(peak), boundMiB: round(bound), withinBound: peak <= bound };
+      log(
+        `memory: ${size / MiB} MiB in ${(ms / 1000).toFixed(1)} s, idle ${idle.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB, bound ${bound.toFixed(0)} MiB`,
+      );
+      results.memory = {
+        fileBytes: size,
+        partSize,
+        concurrency,
+        idleRssMiB: round(idle),
+        peakRssMiB: round(peak),
+        boundMiB: round(bound),
+        withinBound: peak <= bound,
+      };
       await stopProcess(worker);
       await rm(file, { force: true });
     }
@@ -253,20 +312,27 @@ async function main(): Promise<void> {
       // CPU seconds each process spent during a phase: on a machine shared with other work this
       // says what each side costs, where wall-clock latency also measures everyone else's load.
       const processes = { temporal: stack.temporal.pid, minio: stack.s3.pid, sagaWorker: worker.pid!, bench: process.pid };
-      const cpu = async () => Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([name, pid]) => [name, await cpuSeconds(pid)] as const)));
+      const cpu = async () =>
+        Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([name, pid]) => [name, await cpuSeconds(pid)] as const)));
       const latencies = async (one: (i: number) => Promise<unknown>) => {
         const cpuBefore = await cpu();
         const started = performance.now();
         const each = await Promise.all(Array.from({ length: count }, async (_, i) => (await timed(() => one(i))).ms));
         const totalMs = performance.now() - started;
         const cpuAfter = await cpu();
-        const cpuMsPerUpload = Object.fromEntries(Object.keys(processes).map((name) => [name, round(((cpuAfter[name]! - cpuBefore[name]!) * 1000) / count)]));
+        const cpuMsPerUpload = Object.fromEntries(
+          Object.keys(processes).map((name) => [name, round(((cpuAfter[name]! - cpuBefore[name]!) * 1000) / count)]),
+        );
         return { each, totalMs, cpuMsPerUpload };
       };
       const result = await baselineWorker.runUntil(async () => {
         // one warm-up of each, so bundling and first connections are not measured
         await sagaUpload(file, MiB);
-        await client.workflow.execute('baselineUploadWorkflow', { taskQueue: 'bench-baseline', workflowId: `baseline-warmup-${Date.now()}`, args: [{ bucket: BUCKET, key: key('base'), path: file }] });
+        await client.workflow.execute('baselineUploadWorkflow', {
+          taskQueue: 'bench-baseline',
+          workflowId: `baseline-warmup-${Date.now()}`,
+          args: [{ bucket: BUCKET, key: key('base'), path: file }],
+        });
         const rounds = Number(opts.latencyRounds);
         const sagaRounds: Awaited<ReturnType<typeof latencies>>[] = [];
         const baselineRounds: Awaited<ReturnType<typeof latencies>>[] = [];
@@ -280,7 +346,11 @@ async function main(): Promise<void> {
             latencies((i) => {
               const workflowId = `baseline-${Date.now()}-${i}`;
               baselineWorkflowIds.push(workflowId);
-              return client.workflow.execute('baselineUploadWorkflow', { taskQueue: 'bench-baseline', workflowId, args: [{ bucket: BUCKET, key: key('base'), path: file }] });
+              return client.workflow.execute('baselineUploadWorkflow', {
+                taskQueue: 'bench-baseline',
+                workflowId,
+                args: [{ bucket: BUCKET, key: key('base'), path: file }],
+              });
             });
           // Alternating which side goes first: the dev server's SQLite grows with every round, so
           // the side that always ran second would always meet the bigger database.
@@ -291,12 +361,16 @@ async function main(): Promise<void> {
             baselineRounds.push(await baselineRound());
             sagaRounds.push(await sagaRound());
           }
-          log(`latency round ${r + 1} of ${rounds}: saga p50 ${percentile(sagaRounds.at(-1)!.each, 50).toFixed(0)} ms, baseline p50 ${percentile(baselineRounds.at(-1)!.each, 50).toFixed(0)} ms`);
+          log(
+            `latency round ${r + 1} of ${rounds}: saga p50 ${percentile(sagaRounds.at(-1)!.each, 50).toFixed(0)} ms, baseline p50 ${percentile(baselineRounds.at(-1)!.each, 50).toFixed(0)} ms`,
+          );
         }
         const pooled = (all: typeof sagaRounds) => ({
           each: all.flatMap((r) => r.each),
           totalMs: all.reduce((sum, r) => sum + r.totalMs, 0),
-          cpuMsPerUpload: Object.fromEntries(Object.keys(processes).map((name) => [name, round(all.reduce((sum, r) => sum + r.cpuMsPerUpload[name]!, 0) / all.length)])),
+          cpuMsPerUpload: Object.fromEntries(
+            Object.keys(processes).map((name) => [name, round(all.reduce((sum, r) => sum + r.cpuMsPerUpload[name]!, 0) / all.length)]),
+          ),
           roundP50Ms: all.map((r) => round(percentile(r.each, 50))),
         });
         const saga = pooled(sagaRounds);
@@ -320,7 +394,9 @@ async function main(): Promise<void> {
         cpuMsPerUpload: { saga: result.saga.cpuMsPerUpload, baseline: result.baseline.cpuMsPerUpload },
       };
       log(`latency: saga p50 ${p50.toFixed(0)} ms vs baseline p50 ${baselineP50.toFixed(0)} ms`);
-      log(`CPU ms per upload: saga ${JSON.stringify(result.saga.cpuMsPerUpload)}, baseline ${JSON.stringify(result.baseline.cpuMsPerUpload)}`);
+      log(
+        `CPU ms per upload: saga ${JSON.stringify(result.saga.cpuMsPerUpload)}, baseline ${JSON.stringify(result.baseline.cpuMsPerUpload)}`,
+      );
       if (opts.breakdown) {
         const breakdown = await latencyBreakdown(client, {
           sagaWorkflowIds: [...sagaWorkflowIds],
@@ -382,14 +458,23 @@ function markdown(results: Record<string, unknown>): string {
   lines.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`, '');
   const rows = results.throughput as ThroughputRow[] | undefined;
   if (rows) {
-    lines.push('| size | part size × concurrency | saga MB/s | lib-storage MB/s | ratio | aws s3 cp | rclone | PutObject (ceiling) |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    lines.push(
+      '| size | part size × concurrency | saga MB/s | lib-storage MB/s | ratio | aws s3 cp | rclone | PutObject (ceiling) |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
     for (const r of rows) {
-      lines.push(`| ${r.bytes / MiB} MiB | ${r.partSize / MiB} MiB × ${r.concurrency} | ${r.sagaMBps} | ${r.libStorageMBps} | ${r.ratio} | ${r.awsCliMBps ?? '—'} | ${r.rcloneMBps ?? '—'} | ${r.putObjectMBps ?? '—'} |`);
+      lines.push(
+        `| ${r.bytes / MiB} MiB | ${r.partSize / MiB} MiB × ${r.concurrency} | ${r.sagaMBps} | ${r.libStorageMBps} | ${r.ratio} | ${r.awsCliMBps ?? '—'} | ${r.rcloneMBps ?? '—'} | ${r.putObjectMBps ?? '—'} |`,
+      );
     }
     lines.push('');
   }
   const memory = results.memory as Record<string, number> | undefined;
-  if (memory) lines.push(`Memory: ${memory.fileBytes! / MiB} MiB upload, worker peak RSS ${memory.peakRssMiB} MiB (idle ${memory.idleRssMiB} MiB), bound ${memory.boundMiB} MiB`, '');
+  if (memory)
+    lines.push(
+      `Memory: ${memory.fileBytes! / MiB} MiB upload, worker peak RSS ${memory.peakRssMiB} MiB (idle ${memory.idleRssMiB} MiB), bound ${memory.boundMiB} MiB`,
+      '',
+    );
   const latency = results.latency as Record<string, number> | undefined;
   if (latency) {
     lines.push(
@@ -398,7 +483,8 @@ function markdown(results: Record<string, unknown>): string {
     );
   }
   const history = results.history as Record<string, number> | undefined;
-  if (history) lines.push(`History: ${history.parts} parts in ${history.runs} run(s), ${history.maxEventsPerRun} events at most per run`, '');
+  if (history)
+    lines.push(`History: ${history.parts} parts in ${history.runs} run(s), ${history.maxEventsPerRun} events at most per run`, '');
   return `${lines.join('\n')}\n`;
 }
 

@@ -39,7 +39,10 @@ async function withGateway<T>(
   r: ClientUploadRecording,
   overrides: Partial<GatewayConfig>,
   service: GatewayOptions['service'],
-  use: (tus: (method: string, path: string, headers?: Record<string, string>, body?: Buffer) => Promise<Response>, gateway: Awaited<ReturnType<typeof createGateway>>) => Promise<T>,
+  use: (
+    tus: (method: string, path: string, headers?: Record<string, string>, body?: Buffer) => Promise<Response>,
+    gateway: Awaited<ReturnType<typeof createGateway>>,
+  ) => Promise<T>,
 ): Promise<T> {
   const token = randomBytes(18).toString('base64url');
   const config = { ...loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TOKENS: `${TENANT}=${hashToken(token)}` }), ...overrides };
@@ -50,7 +53,12 @@ async function withGateway<T>(
       (method, path, headers = {}, body) =>
         fetch(`${base}${path}`, {
           method,
-          headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/offset+octet-stream' } : {}), ...headers },
+          headers: {
+            'Tus-Resumable': '1.0.0',
+            Authorization: `Bearer ${token}`,
+            ...(body ? { 'Content-Type': 'application/offset+octet-stream' } : {}),
+            ...headers,
+          },
           ...(body ? { body } : {}),
         }),
       app,
@@ -61,8 +69,16 @@ async function withGateway<T>(
 }
 
 /** POSTs an upload of `length` bytes and PATCHes `send` bytes of it in 1 MiB chunks; returns its id. */
-async function tusUpload(tus: (method: string, path: string, headers?: Record<string, string>, body?: Buffer) => Promise<Response>, length: number, send: number, name: string): Promise<string> {
-  const created = await tus('POST', '/files', { 'Upload-Length': String(length), 'Upload-Metadata': `filename ${Buffer.from(name).toString('base64')}` });
+async function tusUpload(
+  tus: (method: string, path: string, headers?: Record<string, string>, body?: Buffer) => Promise<Response>,
+  length: number,
+  send: number,
+  name: string,
+): Promise<string> {
+  const created = await tus('POST', '/files', {
+    'Upload-Length': String(length),
+    'Upload-Metadata': `filename ${Buffer.from(name).toString('base64')}`,
+  });
   if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${await created.text()}`);
   const path = created.headers.get('location')!;
   const data = randomBytes(send);
@@ -99,6 +115,8 @@ export const CLIENT_UPLOAD_SCENARIOS: ClientUploadScenario[] = [
     outcome: 'completed',
     // Three updates per run: the recorded history is the last run, started with the carried state.
     run: (r) =>
-      withGateway(r, {}, { updatesPerRun: 3 }, async (tus) => uploadWorkflowId(TENANT, await tusUpload(tus, 7 * MiB, 7 * MiB, 'client-upload-continued.bin'))),
+      withGateway(r, {}, { updatesPerRun: 3 }, async (tus) =>
+        uploadWorkflowId(TENANT, await tusUpload(tus, 7 * MiB, 7 * MiB, 'client-upload-continued.bin')),
+      ),
   },
 ];

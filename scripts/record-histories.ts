@@ -21,7 +21,14 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities, HttpUrlResolver, LocalFileResolver, SourceRegistry, type SourceResolver, type UploadActivities } from '../src/activities';
+import {
+  createActivities,
+  HttpUrlResolver,
+  LocalFileResolver,
+  SourceRegistry,
+  type SourceResolver,
+  type UploadActivities,
+} from '../src/activities';
 import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
 import { loadConfig, type WorkerConfig } from '../src/config';
 import { createS3Client } from '../src/connections';
@@ -60,7 +67,11 @@ interface Recorder {
   /** Temp dir for source files (one of the worker's allowed roots). */
   dir: string;
   /** Starts an in-process worker on its own queue with (wrapped) real activities; returns its client. */
-  startWorker(taskQueue: string, activities: (real: UploadActivities) => UploadActivities, options?: { sourceDelayMs?: number }): Promise<UploadClient>;
+  startWorker(
+    taskQueue: string,
+    activities: (real: UploadActivities) => UploadActivities,
+    options?: { sourceDelayMs?: number },
+  ): Promise<UploadClient>;
   /** Runs `close` at the end, before the stack stops (last registered, first closed). */
   defer(close: () => Promise<unknown>): void;
 }
@@ -77,7 +88,13 @@ interface Scenario {
 
 /** An upload of the scenario's name: fixed ids keep re-recorded histories easy to compare. */
 function request(scenario: string, overrides: Partial<UploadRequest> & Pick<UploadRequest, 'source'>): UploadRequest {
-  return { uploadId: scenario, tenant: 'acme', destination: { bucket: BUCKET, key: `histories/${scenario}.bin` }, partSize: 5 * MiB, ...overrides };
+  return {
+    uploadId: scenario,
+    tenant: 'acme',
+    destination: { bucket: BUCKET, key: `histories/${scenario}.bin` },
+    partSize: 5 * MiB,
+    ...overrides,
+  };
 }
 
 const SCENARIOS: Scenario[] = [
@@ -119,7 +136,11 @@ const SCENARIOS: Scenario[] = [
       const client = await r.startWorker('record-slow-source', (real) => real, { sourceDelayMs: 700 });
       const file = await makeRandomFile(r.dir, 'cancelled.bin', 40 * MiB);
       const handle = await client.start(
-        request('cancelled-mid-upload', { source: { type: 'file', path: file.path }, partConcurrency: 1, webhookUrl: r.webhooks.url('/cancelled') }),
+        request('cancelled-mid-upload', {
+          source: { type: 'file', path: file.path },
+          partConcurrency: 1,
+          webhookUrl: r.webhooks.url('/cancelled'),
+        }),
       );
       await waitUntil('a part is uploaded', async () => (await handle.progress()).partsDone > 0);
       await handle.cancel();
@@ -141,7 +162,9 @@ const SCENARIOS: Scenario[] = [
       const client = new UploadClient({ client: r.client, taskQueue: 'record-worker-crash' });
       const file = await makeRandomFile(r.dir, 'crash.bin', 48 * MiB);
       // Its own tenant: the ledger lives on the queue that first served the tenant (this one).
-      const handle = await client.start(request('resumed-after-worker-crash', { tenant: 'crash', source: { type: 'file', path: file.path }, partConcurrency: 2 }));
+      const handle = await client.start(
+        request('resumed-after-worker-crash', { tenant: 'crash', source: { type: 'file', path: file.path }, partConcurrency: 2 }),
+      );
       await waitUntil('two parts are uploaded', async () => (await handle.progress()).partsDone >= 2);
       await first.kill('SIGKILL');
       const second = await startWorkerProcess(env);
@@ -208,7 +231,9 @@ const SCENARIOS: Scenario[] = [
       // After the pivot: the object stays and the result says the notification failed.
       r.webhooks.respondWith.set('/gone', 410);
       const file = await makeRandomFile(r.dir, 'unheard.bin', 3 * MiB);
-      return r.uploads.start(request('webhook-rejected', { source: { type: 'file', path: file.path }, webhookUrl: r.webhooks.url('/gone') }));
+      return r.uploads.start(
+        request('webhook-rejected', { source: { type: 'file', path: file.path }, webhookUrl: r.webhooks.url('/gone') }),
+      );
     },
   },
 ];
@@ -218,8 +243,12 @@ async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; ref
   const tenant = 'ledger';
   const ledger = new TemporalQuotaLedger({ client: r.client, taskQueue: MAIN_QUEUE, limits: { defaultBytes: 10 * MiB } });
   const refused = async (type: string, work: Promise<unknown>): Promise<string> => {
-    const err = await work.then(() => undefined, (e: unknown) => e);
-    if (!(err instanceof ApplicationFailure) || err.type !== type) throw new Error(`the ledger should refuse with ${type}, but ${err ? String(err) : 'it accepted'}`);
+    const err = await work.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (!(err instanceof ApplicationFailure) || err.type !== type)
+      throw new Error(`the ledger should refuse with ${type}, but ${err ? String(err) : 'it accepted'}`);
     return type;
   };
   await ledger.reserve({ tenant, uploadId: 'a', bytes: 4 * MiB });
@@ -234,8 +263,12 @@ async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; ref
   const settled = await refused('ReservationSettled', ledger.reserve({ tenant, uploadId: 'a', bytes: 1 * MiB }));
   // Made in one tick, these leave as one batch each: a reserveBatch update with two reservations
   // (one refused), then one settleReservations signal with a commit and a release.
-  const [d, e] = await Promise.allSettled([ledger.reserve({ tenant, uploadId: 'd', bytes: 2 * MiB }), ledger.reserve({ tenant, uploadId: 'e', bytes: 5 * MiB })]);
-  if (d.status !== 'fulfilled' || e.status !== 'rejected' || (e.reason as ApplicationFailure).type !== 'QuotaExceeded') throw new Error('the batch of d and e should grant d and refuse e');
+  const [d, e] = await Promise.allSettled([
+    ledger.reserve({ tenant, uploadId: 'd', bytes: 2 * MiB }),
+    ledger.reserve({ tenant, uploadId: 'e', bytes: 5 * MiB }),
+  ]);
+  if (d.status !== 'fulfilled' || e.status !== 'rejected' || (e.reason as ApplicationFailure).type !== 'QuotaExceeded')
+    throw new Error('the batch of d and e should grant d and refuse e');
   await Promise.all([ledger.commit({ tenant, uploadId: 'd' }), ledger.release({ tenant, uploadId: 'never-reserved' })]);
   const usage = await ledger.usage(tenant);
   if (usage.usedBytes !== 6 * MiB || usage.reservedBytes !== 0) throw new Error(`unexpected ledger usage ${JSON.stringify(usage)}`);
@@ -264,8 +297,12 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
 /** The highest attempt at which `activity` started in the history. */
 function attemptsOf(history: History, activity: string): number {
   const events = history.events ?? [];
-  const scheduled = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => Number(e.eventId)));
-  const started = events.flatMap((e) => e.activityTaskStartedEventAttributes ?? []).filter((a) => scheduled.has(Number(a.scheduledEventId)));
+  const scheduled = new Set(
+    events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => Number(e.eventId)),
+  );
+  const started = events
+    .flatMap((e) => e.activityTaskStartedEventAttributes ?? [])
+    .filter((a) => scheduled.has(Number(a.scheduledEventId)));
   return Math.max(0, ...started.map((a) => a.attempt ?? 1));
 }
 
@@ -278,8 +315,6 @@ async function writeHistory(name: string, history: History): Promise<number> {
   return history.events?.length ?? 0;
 }
 
-
-
 /** A bad command line: reported by its message alone. */
 class UsageError extends Error {}
 
@@ -288,7 +323,11 @@ function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolea
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
   const wanted = (name: string) => names.length === 0 || names.includes(name);
-  return { uploads: SCENARIOS.filter((s) => wanted(s.name)), ledger: wanted('quota-ledger'), clientUploads: CLIENT_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)) };
+  return {
+    uploads: SCENARIOS.filter((s) => wanted(s.name)),
+    ledger: wanted('quota-ledger'),
+    clientUploads: CLIENT_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
+  };
 }
 
 async function main(names: string[]): Promise<void> {
@@ -357,12 +396,24 @@ async function main(names: string[]): Promise<void> {
         const files: SourceResolver = new LocalFileResolver({ allowedRoots: config.allowedRoots });
         const real = createActivities({
           s3,
-          sources: new SourceRegistry({ file: options.sourceDelayMs ? slowSource(files, options.sourceDelayMs) : files, url: new HttpUrlResolver({ allowedHosts: config.urlSources.allowedHosts }) }),
+          sources: new SourceRegistry({
+            file: options.sourceDelayMs ? slowSource(files, options.sourceDelayMs) : files,
+            url: new HttpUrlResolver({ allowedHosts: config.urlSources.allowedHosts }),
+          }),
           quota: ledger,
           webhook: config.webhook,
         });
         const queueConfig = { ...config, temporal: { ...config.temporal, taskQueue } };
-        run(await createUploadWorker({ config: queueConfig, connection: workerConnection, client, s3, workflowBundle: bundle, activities: activities(real) }));
+        run(
+          await createUploadWorker({
+            config: queueConfig,
+            connection: workerConnection,
+            client,
+            s3,
+            workflowBundle: bundle,
+            activities: activities(real),
+          }),
+        );
         return new UploadClient({ client, taskQueue });
       },
     };
@@ -374,32 +425,42 @@ async function main(names: string[]): Promise<void> {
       const t0 = Date.now();
       const handle = await scenario.start(recorder);
       const outcome = await outcomeOf(handle);
-      if (outcome !== scenario.outcome) throw new Error(`scenario ${scenario.name} ended ${outcome}, expected ${scenario.outcome}; nothing written`);
+      if (outcome !== scenario.outcome)
+        throw new Error(`scenario ${scenario.name} ended ${outcome}, expected ${scenario.outcome}; nothing written`);
       const history = await fetchHistory(client, handle.workflowId);
       const retried = scenario.retried;
       if (retried && attemptsOf(history, retried.activity) < retried.attempts) {
-        throw new Error(`scenario ${scenario.name}: ${retried.activity} ran ${attemptsOf(history, retried.activity)} attempt(s), expected ${retried.attempts}; nothing written`);
+        throw new Error(
+          `scenario ${scenario.name}: ${retried.activity} ran ${attemptsOf(history, retried.activity)} attempt(s), expected ${retried.attempts}; nothing written`,
+        );
       }
       const events = await writeHistory(scenario.name, history);
       written.add(`${scenario.name}.json`);
-      process.stdout.write(`${scenario.name.padEnd(28)} ${outcome.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
+      process.stdout.write(
+        `${scenario.name.padEnd(28)} ${outcome.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
+      );
     }
     if (selected.ledger) {
       const t0 = Date.now();
       const { workflowId, refused } = await recordQuotaLedger(recorder);
       const events = await writeHistory('quota-ledger', await fetchHistory(client, workflowId));
       written.add('quota-ledger.json');
-      process.stdout.write(`${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`);
+      process.stdout.write(
+        `${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`,
+      );
     }
     for (const scenario of selected.clientUploads) {
       // Client uploads through an in-process HTTP gateway on the main queue (scripts/client-upload-histories.ts).
       const t0 = Date.now();
       const workflowId = await scenario.run({ client, s3, taskQueue: MAIN_QUEUE, webhookUrl: webhooks.url('/client') });
       const state = await client.workflow.getHandle(workflowId).query<{ outcome: string }>('clientUploadState');
-      if (state.outcome !== scenario.outcome) throw new Error(`scenario ${scenario.name} ended ${state.outcome}, expected ${scenario.outcome}; nothing written`);
+      if (state.outcome !== scenario.outcome)
+        throw new Error(`scenario ${scenario.name} ended ${state.outcome}, expected ${scenario.outcome}; nothing written`);
       const events = await writeHistory(scenario.name, await fetchHistory(client, workflowId));
       written.add(`${scenario.name}.json`);
-      process.stdout.write(`${scenario.name.padEnd(28)} ${state.outcome.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
+      process.stdout.write(
+        `${scenario.name.padEnd(28)} ${state.outcome.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
+      );
     }
     const others = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json') && !written.has(f));
     if (others.length) process.stdout.write(`left as they were: ${others.join(', ')}\n`);

@@ -64,7 +64,6 @@ export class TenantAccessDeniedError extends Error {
   }
 }
 
-
 /** Progress as a person wants it: bytes and parts done, including the batch in flight. */
 export interface LiveProgress extends UploadProgress {
   /** Bytes present in S3, including the running batch. */
@@ -103,7 +102,10 @@ export class UploadHandle {
     this.verified ??= this.handle.describe().then((description) => {
       const owner = description.typedSearchAttributes.get(UploadTenant);
       if (owner !== tenant) {
-        throw new TenantAccessDeniedError(tenant, `workflow ${this.workflowId} is not an upload of tenant ${tenant} (its UploadTenant is ${owner === undefined ? 'not set' : `"${owner}"`})`);
+        throw new TenantAccessDeniedError(
+          tenant,
+          `workflow ${this.workflowId} is not an upload of tenant ${tenant} (its UploadTenant is ${owner === undefined ? 'not set' : `"${owner}"`})`,
+        );
       }
       return description;
     });
@@ -125,7 +127,12 @@ export class UploadHandle {
         let report = (cause instanceof ApplicationFailure ? cause.details?.[0] : undefined) as SagaFailureReport | undefined;
         // A cancellation is recorded without details; the saga's query still has the report.
         if (cause instanceof CancelledFailure) report = (await this.handle.query<SagaState>('sagaState').catch(() => undefined))?.failure;
-        const outcome = cause instanceof CancelledFailure ? 'cancelled' : report?.compensations.every((c) => c.status === 'compensated') ? 'compensated' : 'failed';
+        const outcome =
+          cause instanceof CancelledFailure
+            ? 'cancelled'
+            : report?.compensations.every((c) => c.status === 'compensated')
+              ? 'compensated'
+              : 'failed';
         throw new UploadFailedError(cause?.message ?? err.message, outcome, report, err);
       }
       throw err;

@@ -27,7 +27,11 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   { name: 'TEMPORAL_NAMESPACE', description: 'Temporal namespace', default: 'default' },
   { name: 'TEMPORAL_TASK_QUEUE', description: 'Task queue of the upload worker', default: 'upload-saga' },
   { name: 'TEMPORAL_API_KEY', description: 'API key for Temporal Cloud (turns TLS on)', secret: true },
-  { name: 'TEMPORAL_TLS', description: 'Use TLS to reach Temporal (true/false)', default: 'false (true with an API key or client certificate)' },
+  {
+    name: 'TEMPORAL_TLS',
+    description: 'Use TLS to reach Temporal (true/false)',
+    default: 'false (true with an API key or client certificate)',
+  },
   { name: 'TEMPORAL_TLS_CERT_PATH', description: 'mTLS client certificate (PEM file)' },
   { name: 'TEMPORAL_TLS_KEY_PATH', description: 'mTLS client key (PEM file)', secret: true },
   { name: 'TEMPORAL_TLS_CA_PATH', description: 'CA bundle for the server certificate (PEM file)' },
@@ -37,31 +41,76 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   { name: 'S3_ACCESS_KEY_ID', description: 'S3 access key; unset to use the AWS default credential chain', secret: true },
   { name: 'S3_SECRET_ACCESS_KEY', description: 'S3 secret key', secret: true },
   { name: 'S3_FORCE_PATH_STYLE', description: 'Path-style bucket addressing (true/false)', default: 'true when S3_ENDPOINT is set' },
-  { name: 'S3_IDLE_TIMEOUT_MS', description: 'Abort an S3 request after this long without a byte moving on its connection (a stalled connection); the SDK then retries it', default: '60000' },
-  { name: 'UPLOAD_SAGA_ALLOWED_ROOTS', description: 'Directories local-file sources may come from, separated by ":"', default: 'the working directory and the OS temp directory' },
+  {
+    name: 'S3_IDLE_TIMEOUT_MS',
+    description:
+      'Abort an S3 request after this long without a byte moving on its connection (a stalled connection); the SDK then retries it',
+    default: '60000',
+  },
+  {
+    name: 'UPLOAD_SAGA_ALLOWED_ROOTS',
+    description: 'Directories local-file sources may come from, separated by ":"',
+    default: 'the working directory and the OS temp directory',
+  },
   { name: 'UPLOAD_SAGA_QUOTA_DEFAULT', description: 'Bytes each tenant may store (e.g. 500GiB)', default: '1TiB' },
   { name: 'UPLOAD_SAGA_QUOTAS', description: 'Per-tenant quotas, e.g. "acme=10GiB,beta=2TiB"' },
   { name: 'UPLOAD_SAGA_WEBHOOK_SECRET', description: 'HMAC-SHA256 key for webhook signatures', secret: true },
   { name: 'UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS', description: 'Timeout of one webhook request', default: '10000' },
-  { name: 'TEMPORAL_UI_URL', description: 'Temporal Web UI base URL, for the links the CLI prints (CLI only)', default: 'http://localhost:8233' },
-  { name: 'UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES', description: 'Activities one worker runs at once (each upload-parts holds partSize × partConcurrency)', default: '8' },
+  {
+    name: 'TEMPORAL_UI_URL',
+    description: 'Temporal Web UI base URL, for the links the CLI prints (CLI only)',
+    default: 'http://localhost:8233',
+  },
+  {
+    name: 'UPLOAD_SAGA_MAX_CONCURRENT_ACTIVITIES',
+    description: 'Activities one worker runs at once (each upload-parts holds partSize × partConcurrency)',
+    default: '8',
+  },
   {
     name: 'UPLOAD_SAGA_S3_SOURCE_PROFILES',
-    description: 'Other S3 stores S3-object sources may name as `profile`, JSON: {"archive":{"endpoint":"https://…","region":"…","accessKeyId":"…","secretAccessKey":"…","forcePathStyle":true}}',
-    default: '(none: S3 sources only from the worker\'s own store)',
+    description:
+      'Other S3 stores S3-object sources may name as `profile`, JSON: {"archive":{"endpoint":"https://…","region":"…","accessKeyId":"…","secretAccessKey":"…","forcePathStyle":true}}',
+    default: "(none: S3 sources only from the worker's own store)",
     secret: true,
   },
   {
     name: 'UPLOAD_SAGA_URL_ALLOWED_HOSTS',
-    description: 'Non-public hosts URL sources may reach anyway: IPs, CIDR ranges or host names, each optionally with :port, comma-separated (e.g. "10.0.0.0/8,files.internal:8443")',
+    description:
+      'Non-public hosts URL sources may reach anyway: IPs, CIDR ranges or host names, each optionally with :port, comma-separated (e.g. "10.0.0.0/8,files.internal:8443")',
     default: '(none: public addresses only)',
   },
-  { name: 'UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS', description: 'Non-public hosts webhooks may reach anyway, in the same form', default: '(none: public addresses only)' },
-  { name: 'UPLOAD_SAGA_TENANT_KEY_PREFIX', description: 'Object keys must start with this prefix, "{tenant}" replaced by the upload\'s tenant (e.g. "tenants/{tenant}/")', default: '(any key)' },
-  { name: 'UPLOAD_SAGA_ENCRYPTION_KEY', description: 'AES-256 key (32 bytes, base64) that encrypts every workflow payload; set the same key on workers and clients', default: '(payloads not encrypted)', secret: true },
-  { name: 'UPLOAD_SAGA_ENCRYPTION_KEY_ID', description: 'Id stored with each payload that key encrypts', default: 'key-<first 8 hex digits of the key\'s SHA-256>' },
-  { name: 'UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS', description: 'Keys that only decrypt, after a rotation: "id:base64,id:base64"', secret: true },
-  { name: 'UPLOAD_SAGA_CODEC_SERVER_TOKEN', description: 'Bearer token `upload-saga codec-server` requires (≥ 16 characters)', default: '(no authentication; loopback only)', secret: true },
+  {
+    name: 'UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS',
+    description: 'Non-public hosts webhooks may reach anyway, in the same form',
+    default: '(none: public addresses only)',
+  },
+  {
+    name: 'UPLOAD_SAGA_TENANT_KEY_PREFIX',
+    description: 'Object keys must start with this prefix, "{tenant}" replaced by the upload\'s tenant (e.g. "tenants/{tenant}/")',
+    default: '(any key)',
+  },
+  {
+    name: 'UPLOAD_SAGA_ENCRYPTION_KEY',
+    description: 'AES-256 key (32 bytes, base64) that encrypts every workflow payload; set the same key on workers and clients',
+    default: '(payloads not encrypted)',
+    secret: true,
+  },
+  {
+    name: 'UPLOAD_SAGA_ENCRYPTION_KEY_ID',
+    description: 'Id stored with each payload that key encrypts',
+    default: "key-<first 8 hex digits of the key's SHA-256>",
+  },
+  {
+    name: 'UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS',
+    description: 'Keys that only decrypt, after a rotation: "id:base64,id:base64"',
+    secret: true,
+  },
+  {
+    name: 'UPLOAD_SAGA_CODEC_SERVER_TOKEN',
+    description: 'Bearer token `upload-saga codec-server` requires (≥ 16 characters)',
+    default: '(no authentication; loopback only)',
+    secret: true,
+  },
   // The HTTP gateway's own variables (src/gateway/config.ts reads them).
   ...GATEWAY_CONFIG_VARIABLES,
 ];
@@ -73,7 +122,17 @@ export class ConfigError extends Error {
   }
 }
 
-const UNITS: Record<string, number> = { B: 1, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3, TIB: 1024 ** 4, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
+const UNITS: Record<string, number> = {
+  B: 1,
+  KIB: 1024,
+  MIB: 1024 ** 2,
+  GIB: 1024 ** 3,
+  TIB: 1024 ** 4,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+};
 
 /** "10GiB" → 10737418240. Binary (KiB…TiB) and decimal (KB…TB) units; a bare number is bytes. */
 export function parseByteSize(text: string): number | undefined {
@@ -101,7 +160,10 @@ const wholeNumber = (min: number, max: number, unit?: string) => {
 };
 
 const envSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:7233'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port')
+    .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('upload-saga'),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
@@ -118,7 +180,14 @@ const envSchema = z.object({
   S3_IDLE_TIMEOUT_MS: wholeNumber(1_000, 3_600_000, 'milliseconds').default(60_000),
   UPLOAD_SAGA_ALLOWED_ROOTS: z
     .string()
-    .refine((v) => v.split(':').filter(Boolean).every((root) => root.startsWith('/')), 'must be absolute directories separated by ":" (e.g. /data:/srv/in)')
+    .refine(
+      (v) =>
+        v
+          .split(':')
+          .filter(Boolean)
+          .every((root) => root.startsWith('/')),
+      'must be absolute directories separated by ":" (e.g. /data:/srv/in)',
+    )
     .optional(),
   UPLOAD_SAGA_QUOTA_DEFAULT: byteSize.default(1024 ** 4),
   UPLOAD_SAGA_QUOTAS: z.string().optional(),
@@ -183,10 +252,14 @@ const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 function parseQuotas(text: string | undefined, problems: string[]): Record<string, number> {
   // No prototype: a tenant named "constructor" or "toString" must not find Object's members.
   const quotas: Record<string, number> = Object.create(null) as Record<string, number>;
-  for (const entry of (text ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of (text ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [tenant, size, ...rest] = entry.split('=').map((part) => part.trim());
     const bytes = size === undefined || rest.length ? undefined : parseByteSize(size);
-    if (!tenant || !TENANT_PATTERN.test(tenant) || bytes === undefined) problems.push(`UPLOAD_SAGA_QUOTAS: "${entry}" is not tenant=size (e.g. acme=10GiB)`);
+    if (!tenant || !TENANT_PATTERN.test(tenant) || bytes === undefined)
+      problems.push(`UPLOAD_SAGA_QUOTAS: "${entry}" is not tenant=size (e.g. acme=10GiB)`);
     else quotas[tenant] = bytes;
   }
   return quotas;
@@ -246,7 +319,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     s3: {
       ...(e.S3_ENDPOINT ? { endpoint: e.S3_ENDPOINT } : {}),
       region: e.S3_REGION,
-      ...(e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY ? { credentials: { accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY } } : {}),
+      ...(e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY
+        ? { credentials: { accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY } }
+        : {}),
       forcePathStyle: e.S3_FORCE_PATH_STYLE ?? Boolean(e.S3_ENDPOINT),
       idleTimeoutMs: e.S3_IDLE_TIMEOUT_MS,
     },

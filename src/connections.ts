@@ -16,13 +16,19 @@ async function tlsOptions(config: TemporalConnectionConfig): Promise<ConnectionO
   return {
     ...(serverName ? { serverNameOverride: serverName } : {}),
     ...(caPath ? { serverRootCACertificate: await readFile(caPath) } : {}),
-    ...(clientCertPath && clientKeyPath ? { clientCertPair: { crt: await readFile(clientCertPath), key: await readFile(clientKeyPath) } } : {}),
+    ...(clientCertPath && clientKeyPath
+      ? { clientCertPair: { crt: await readFile(clientCertPath), key: await readFile(clientKeyPath) } }
+      : {}),
   };
 }
 
 /** A client connection (for starting and inspecting uploads). */
 export async function connectClient(config: TemporalConnectionConfig): Promise<Connection> {
-  return Connection.connect({ address: config.address, tls: await tlsOptions(config), ...(config.apiKey ? { apiKey: config.apiKey } : {}) });
+  return Connection.connect({
+    address: config.address,
+    tls: await tlsOptions(config),
+    ...(config.apiKey ? { apiKey: config.apiKey } : {}),
+  });
 }
 
 /**

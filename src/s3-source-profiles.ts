@@ -32,7 +32,10 @@ const profileSchema = z
     forcePathStyle: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .strict()
-  .refine((p) => Boolean(p.accessKeyId) === Boolean(p.secretAccessKey), 'accessKeyId and secretAccessKey must be set together (or both left out for the AWS default chain)');
+  .refine(
+    (p) => Boolean(p.accessKeyId) === Boolean(p.secretAccessKey),
+    'accessKeyId and secretAccessKey must be set together (or both left out for the AWS default chain)',
+  );
 
 const EXAMPLE = '{"archive":{"endpoint":"https://s3.example.com","region":"us-east-1","accessKeyId":"…","secretAccessKey":"…"}}';
 
@@ -40,7 +43,10 @@ const EXAMPLE = '{"archive":{"endpoint":"https://s3.example.com","region":"us-ea
  * Parses the variable's value. Problems name the profile and field, never a value.
  * @returns the profiles by name (empty when `text` is unset), and every problem found
  */
-export function parseS3SourceProfiles(text: string | undefined, variable = 'UPLOAD_SAGA_S3_SOURCE_PROFILES'): { profiles: Record<string, S3SourceProfile>; problems: string[] } {
+export function parseS3SourceProfiles(
+  text: string | undefined,
+  variable = 'UPLOAD_SAGA_S3_SOURCE_PROFILES',
+): { profiles: Record<string, S3SourceProfile>; problems: string[] } {
   // No prototype: a profile named "constructor" must not find Object's members.
   const profiles = Object.create(null) as Record<string, S3SourceProfile>;
   if (text === undefined || text.trim() === '') return { profiles, problems: [] };
@@ -49,7 +55,10 @@ export function parseS3SourceProfiles(text: string | undefined, variable = 'UPLO
     raw = JSON.parse(text);
   } catch (err) {
     const position = /position (\d+)/.exec((err as Error).message)?.[1];
-    return { profiles, problems: [`${variable}: is not valid JSON${position ? ` (at character ${position})` : ''}; expected e.g. ${EXAMPLE}`] };
+    return {
+      profiles,
+      problems: [`${variable}: is not valid JSON${position ? ` (at character ${position})` : ''}; expected e.g. ${EXAMPLE}`],
+    };
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { profiles, problems: [`${variable}: must be a JSON object of profiles by name, e.g. ${EXAMPLE}`] };
@@ -57,14 +66,18 @@ export function parseS3SourceProfiles(text: string | undefined, variable = 'UPLO
   const problems: string[] = [];
   for (const [name, value] of Object.entries(raw)) {
     if (!PROFILE_PATTERN.test(name)) {
-      problems.push(`${variable}: profile name "${name.slice(0, 64)}" may contain only letters, digits, "_" and "-" (1–63, starting with a letter or digit)`);
+      problems.push(
+        `${variable}: profile name "${name.slice(0, 64)}" may contain only letters, digits, "_" and "-" (1–63, starting with a letter or digit)`,
+      );
       continue;
     }
     const parsed = profileSchema.safeParse(value);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
         const field = issue.path.length ? `.${issue.path.join('.')}` : '';
-        problems.push(`${variable}: profile "${name}"${field}: ${issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message}`);
+        problems.push(
+          `${variable}: profile "${name}"${field}: ${issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message}`,
+        );
       }
       continue;
     }

@@ -4,7 +4,14 @@
  * `createUploadWorker` is for embedding (tests, the CLI, your own process); running this file
  * starts a worker configured from the environment (see config.ts), validated before connecting.
  */
-import { bundleWorkflowCode, DefaultLogger, Worker, type NativeConnection, type WorkflowBundleWithSourceMap, type WorkerOptions } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Worker,
+  type NativeConnection,
+  type WorkflowBundleWithSourceMap,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createActivities, type UploadActivities } from './activities';
@@ -55,25 +62,36 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
   const activities =
     options.activities ??
     createActivities({
-    s3: options.s3,
-    sources: new SourceRegistry({
-      file: new LocalFileResolver({ allowedRoots: config.allowedRoots }),
-      url: new HttpUrlResolver({ allowedHosts: config.urlSources.allowedHosts }),
-      // S3 objects: in the worker's own store (copied server-side), or behind a configured profile.
-      s3: new S3ObjectResolver({ store: options.s3, profiles: Object.fromEntries(Object.entries(config.s3SourceProfiles).map(([name, profile]) => [name, createS3Client({ ...profile, idleTimeoutMs: config.s3.idleTimeoutMs })])) }),
-    }),
-    quota:
-      options.quota ??
-      new TemporalQuotaLedger({
-        client: options.client,
-        taskQueue: config.temporal.taskQueue,
-        limits: config.quota,
-        // Reservations wait in local activities, each holding a workflow-task slot: half stay free for the ledger.
-        maxWaitingReservations: Math.max(1, Math.floor((options.workerOptions?.maxConcurrentWorkflowTaskExecutions ?? SDK_WORKFLOW_TASK_SLOTS) / 2)),
+      s3: options.s3,
+      sources: new SourceRegistry({
+        file: new LocalFileResolver({ allowedRoots: config.allowedRoots }),
+        url: new HttpUrlResolver({ allowedHosts: config.urlSources.allowedHosts }),
+        // S3 objects: in the worker's own store (copied server-side), or behind a configured profile.
+        s3: new S3ObjectResolver({
+          store: options.s3,
+          profiles: Object.fromEntries(
+            Object.entries(config.s3SourceProfiles).map(([name, profile]) => [
+              name,
+              createS3Client({ ...profile, idleTimeoutMs: config.s3.idleTimeoutMs }),
+            ]),
+          ),
+        }),
       }),
-    webhook: config.webhook,
-    ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
-  });
+      quota:
+        options.quota ??
+        new TemporalQuotaLedger({
+          client: options.client,
+          taskQueue: config.temporal.taskQueue,
+          limits: config.quota,
+          // Reservations wait in local activities, each holding a workflow-task slot: half stay free for the ledger.
+          maxWaitingReservations: Math.max(
+            1,
+            Math.floor((options.workerOptions?.maxConcurrentWorkflowTaskExecutions ?? SDK_WORKFLOW_TASK_SLOTS) / 2),
+          ),
+        }),
+      webhook: config.webhook,
+      ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
+    });
   const interceptors = sagaWorkerInterceptors();
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
@@ -128,7 +146,13 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
   const clientConnection = await connectClient(config.temporal);
   const client = createTemporalClient(clientConnection, config);
   const s3 = createS3Client(config.s3);
-  const worker = await createUploadWorker({ config, connection, client, s3, ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}) });
+  const worker = await createUploadWorker({
+    config,
+    connection,
+    client,
+    s3,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+  });
   console.error(
     `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
       (config.encryption ? `, payloads encrypted with key "${config.encryption.keys[0].id}"` : ''),

@@ -33,7 +33,12 @@ function runCli(args: string[], env: Record<string, string>, timeoutMs = 90_000)
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: path.dirname(BIN),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -85,7 +90,22 @@ describe('upload-saga CLI', () => {
   it('uploads a file, prints the result with the workflow id, and the object is byte-identical', async () => {
     file = await makeRandomFile(tmp.dir, 'twelve.bin', 12 * MiB + 123);
     const run = await runCli(
-      ['upload', file.path, '--bucket', 'uploads', '--key', key, '--tenant', tenant, '--upload-id', uploadId, '--part-size', '5MiB', '--meta', 'origin=cli-test'],
+      [
+        'upload',
+        file.path,
+        '--bucket',
+        'uploads',
+        '--key',
+        key,
+        '--tenant',
+        tenant,
+        '--upload-id',
+        uploadId,
+        '--part-size',
+        '5MiB',
+        '--meta',
+        'origin=cli-test',
+      ],
       stack.env,
     );
 
@@ -115,7 +135,10 @@ describe('upload-saga CLI', () => {
 
   it('reports a failed upload with exit code 1: the failed step, the cause and the compensations', async () => {
     const missing = path.join(tmp.dir, 'missing.bin');
-    const run = await runCli(['upload', missing, '--bucket', 'uploads', '--key', `cli/${uniqueId('missing')}.bin`, '--tenant', tenant, '--no-progress'], stack.env);
+    const run = await runCli(
+      ['upload', missing, '--bucket', 'uploads', '--key', `cli/${uniqueId('missing')}.bin`, '--tenant', tenant, '--no-progress'],
+      stack.env,
+    );
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('upload failed');
     expect(run.stderr).toMatch(/failed step\s+inspect-source/);
@@ -125,7 +148,10 @@ describe('upload-saga CLI', () => {
   });
 
   it('rejects an invalid bucket name with exit code 2, naming the field, before anything starts', async () => {
-    const run = await runCli(['upload', path.join(tmp.dir, 'whatever.bin'), '--bucket', 'Not_A_Bucket', '--key', 'k', '--tenant', tenant], stack.env);
+    const run = await runCli(
+      ['upload', path.join(tmp.dir, 'whatever.bin'), '--bucket', 'Not_A_Bucket', '--key', 'k', '--tenant', tenant],
+      stack.env,
+    );
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('invalid upload request');
     expect(run.stderr).toMatch(/destination\.bucket: .*lowercase/);
@@ -151,14 +177,24 @@ describe('CLI building blocks', () => {
     for (const name of ['/data/My Video (final).mp4', '/x/....', '/x/日本語.bin', `/x/${'a'.repeat(300)}.iso`, '/x/-leading-dash']) {
       const uploadId = defaultUploadId(name);
       expect(uploadId).toMatch(/-[0-9a-f]{6}$/);
-      const problems = findRequestProblems({ uploadId, tenant: 't', source: { type: 'file', path: name }, destination: { bucket: 'uploads', key: 'k' } });
+      const problems = findRequestProblems({
+        uploadId,
+        tenant: 't',
+        source: { type: 'file', path: name },
+        destination: { bucket: 'uploads', key: 'k' },
+      });
       expect(problems, `${name} → ${uploadId}`).toEqual([]);
     }
-    expect(defaultUploadId('/data/My Video (final).mp4', { random: () => Buffer.from('abcdef', 'hex') })).toBe('my-video-final-.mp4-abcdef');
+    expect(defaultUploadId('/data/My Video (final).mp4', { random: () => Buffer.from('abcdef', 'hex') })).toBe(
+      'my-video-final-.mp4-abcdef',
+    );
   });
 
   it('reads the upload source as a URL or an absolute file path', () => {
-    expect(sourceFromArgument('https://example.com/data/big.iso?token=x')).toEqual({ type: 'url', url: 'https://example.com/data/big.iso?token=x' });
+    expect(sourceFromArgument('https://example.com/data/big.iso?token=x')).toEqual({
+      type: 'url',
+      url: 'https://example.com/data/big.iso?token=x',
+    });
     expect(sourceFromArgument('big.iso')).toEqual({ type: 'file', path: path.resolve('big.iso') });
     expect(sourceName(sourceFromArgument('https://example.com/data/big.iso?token=x'))).toBe('big.iso');
     expect(sourceName(sourceFromArgument('https://example.com/'))).toBe('example.com');
@@ -183,7 +219,15 @@ describe('CLI building blocks', () => {
   });
 
   it('renders aligned tables', () => {
-    expect(renderTable(['A', 'LONGER'], [['x', undefined], ['yyyy', 'z']])).toEqual(['A     LONGER', 'x     -', 'yyyy  z']);
+    expect(
+      renderTable(
+        ['A', 'LONGER'],
+        [
+          ['x', undefined],
+          ['yyyy', 'z'],
+        ],
+      ),
+    ).toEqual(['A     LONGER', 'x     -', 'yyyy  z']);
   });
 
   it('says what the saga undid', () => {
@@ -194,7 +238,12 @@ describe('CLI building blocks', () => {
       afterPivot: false,
       compensations: [
         { step: 'upload-parts', activity: 'cleanupUpload', status: 'compensated' as const },
-        { step: 'reserve-space', activity: 'releaseReservation', status: 'failed' as const, error: { type: 'Timeout', message: 'timed out' } },
+        {
+          step: 'reserve-space',
+          activity: 'releaseReservation',
+          status: 'failed' as const,
+          error: { type: 'Timeout', message: 'timed out' },
+        },
       ],
     };
     expect(failureHeadline('failed', report)).toBe('upload failed; some steps could NOT be undone (see below)');

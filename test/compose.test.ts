@@ -13,7 +13,14 @@ import { CONFIG_VARIABLES, loadConfig } from '../src/config';
 import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes';
 
 const ROOT = path.resolve(__dirname, '..');
-const REQUIRED = ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_TASK_QUEUE', 'S3_ENDPOINT', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'];
+const REQUIRED = [
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_NAMESPACE',
+  'TEMPORAL_TASK_QUEUE',
+  'S3_ENDPOINT',
+  'S3_ACCESS_KEY_ID',
+  'S3_SECRET_ACCESS_KEY',
+];
 
 interface ComposeService {
   image?: string;
@@ -54,7 +61,9 @@ function environmentOf(service: ComposeService): Record<string, string> {
 
 /** Container-side ports a service publishes or exposes. */
 function containerPorts(service: ComposeService): number[] {
-  const fromPorts = (service.ports ?? []).map((p) => (typeof p === 'object' ? p.target : Number(String(p).split(':').pop()!.split('/')[0])));
+  const fromPorts = (service.ports ?? []).map((p) =>
+    typeof p === 'object' ? p.target : Number(String(p).split(':').pop()!.split('/')[0]),
+  );
   return [...fromPorts, ...(service.expose ?? []).map((p) => Number(String(p).split('/')[0]))];
 }
 
@@ -74,7 +83,9 @@ const workerEnv = environmentOf(worker);
 
 describe('docker-compose.yml', () => {
   it('has the services of the production-like stack', () => {
-    expect(Object.keys(services)).toEqual(expect.arrayContaining(['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-ui', 'minio', 'minio-setup', 'worker']));
+    expect(Object.keys(services)).toEqual(
+      expect.arrayContaining(['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-ui', 'minio', 'minio-setup', 'worker']),
+    );
     expect(interpolate(services.temporal!.image!)).toMatch(/^temporalio\/auto-setup:/);
     expect(environmentOf(services.temporal!)).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgresql' });
     expect(interpolate(services['temporal-ui']!.image!)).toMatch(/^temporalio\/ui:/);
@@ -137,7 +148,9 @@ describe('docker-compose.yml', () => {
     const script = commandText(setup)
       .replace(/\$(\w+)/g, (_, v: string) => env[v] ?? '')
       .replace(/"/g, '');
-    expect(script, name).toContain(`mc alias set local ${workerEnv.S3_ENDPOINT} ${workerEnv.S3_ACCESS_KEY_ID} ${workerEnv.S3_SECRET_ACCESS_KEY}`);
+    expect(script, name).toContain(
+      `mc alias set local ${workerEnv.S3_ENDPOINT} ${workerEnv.S3_ACCESS_KEY_ID} ${workerEnv.S3_SECRET_ACCESS_KEY}`,
+    );
     expect(script).toMatch(/mc mb --ignore-existing local\/uploads\b/);
   });
 
@@ -189,7 +202,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps local modules and history out of the build context', () => {
-    const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', '.git']));
     for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin', 'src']) expect(ignored).not.toContain(needed);
   });

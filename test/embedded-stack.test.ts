@@ -150,9 +150,7 @@ describe('server binary lookup', () => {
     // Another server's variable does not apply, and nothing is found for minio.
     const nothing = { PATH: emptyDir, UPLOAD_SAGA_CACHE_DIR: emptyDir, UPLOAD_SAGA_TEMPORAL_BIN: fromEnv };
     expect(await findServerBinary('minio', { env: nothing })).toBeUndefined();
-    await expect(ensureServerBinary('minio', { env: nothing, ...noBuild })).rejects.toBeInstanceOf(
-      ServerBinaryNotFoundError,
-    );
+    await expect(ensureServerBinary('minio', { env: nothing, ...noBuild })).rejects.toBeInstanceOf(ServerBinaryNotFoundError);
   });
 
   it('rejects an env var that does not name an executable file', async () => {
@@ -204,18 +202,13 @@ describe('server binary lookup', () => {
       logger: { write: (text: string) => lines.push(text) },
     };
 
-    const [first, second] = await Promise.all([
-      ensureServerBinary('temporal', options),
-      ensureServerBinary('temporal', options),
-    ]);
+    const [first, second] = await Promise.all([ensureServerBinary('temporal', options), ensureServerBinary('temporal', options)]);
     expect(first).toBe(path.join(cacheDir, 'temporal'));
     expect(second).toBe(first);
     expect((await fsp.readFile(invocations, 'utf8')).trim().split('\n')).toEqual([
       `install -v ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`,
     ]);
-    expect(await fsp.readFile(path.join(cacheDir, 'temporal.version'), 'utf8')).toBe(
-      `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}\n`,
-    );
+    expect(await fsp.readFile(path.join(cacheDir, 'temporal.version'), 'utf8')).toBe(`${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}\n`);
     const log = lines.join('');
     expect(log).toContain('building temporal from source');
     expect(log).toContain('waiting for pid');

@@ -29,7 +29,9 @@ try {
 }
 
 const HISTORY_DIR = path.join(__dirname, 'histories');
-const historyFiles = readdirSync(HISTORY_DIR).filter((f) => f.endsWith('.json')).sort();
+const historyFiles = readdirSync(HISTORY_DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const bundlerLogger = new DefaultLogger('WARN');
 
 interface RecordedHistory {
@@ -91,14 +93,19 @@ async function replay(bundle: WorkflowBundleWithSourceMap, recorded: RecordedHis
 /** The patch ids a run recorded, in order. */
 function patchIds(h: RecordedHistory): string[] {
   return (h.history.events ?? []).flatMap((e) => {
-    const data = e.markerRecordedEventAttributes?.markerName === 'core_patch' ? e.markerRecordedEventAttributes.details?.['patch-data']?.payloads?.[0] : undefined;
+    const data =
+      e.markerRecordedEventAttributes?.markerName === 'core_patch'
+        ? e.markerRecordedEventAttributes.details?.['patch-data']?.payloads?.[0]
+        : undefined;
     return data ? [(defaultPayloadConverter.fromPayload(data) as { id: string }).id] : [];
   });
 }
 
 /** Activity types a run scheduled (regular activities only), in order. */
 function activityTypes(h: RecordedHistory): string[] {
-  return (h.history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+  return (h.history.events ?? []).flatMap((e) =>
+    e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : [],
+  );
 }
 
 let bundle: WorkflowBundleWithSourceMap;
@@ -147,7 +154,9 @@ describe('the replay guard', () => {
 
     expect(err).toBeInstanceOf(DeterminismViolationError);
     // Where the history has the saga's first search-attribute update, the variant scheduled an activity.
-    expect((err as Error).message).toMatch(/Activity machine does not handle this event: HistoryEvent\(id: 5, UpsertWorkflowSearchAttributes\)/);
+    expect((err as Error).message).toMatch(
+      /Activity machine does not handle this event: HistoryEvent\(id: 5, UpsertWorkflowSearchAttributes\)/,
+    );
     expect(describeReplayFailure('completed-before-local-short-steps.json', err)).toMatch(
       /^test\/histories\/completed-before-local-short-steps\.json does not replay .*: nondeterminism at event 5 \(UpsertWorkflowSearchAttributes\)/,
     );
@@ -187,7 +196,10 @@ describe('the replay guard', () => {
     const upserts = (h: RecordedHistory) => (h.history.events ?? []).filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length;
     const localActivities = (h: RecordedHistory) =>
       (h.history.events ?? []).flatMap((e) => {
-        const data = e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0] : undefined;
+        const data =
+          e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
+            ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0]
+            : undefined;
         return data ? [(defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type] : [];
       });
 
@@ -212,7 +224,10 @@ describe('the replay guard', () => {
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {
     const localActivities = (h: RecordedHistory) =>
       (h.history.events ?? []).flatMap((e) => {
-        const data = e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0] : undefined;
+        const data =
+          e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
+            ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0]
+            : undefined;
         return data ? [(defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type] : [];
       });
 

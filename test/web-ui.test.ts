@@ -34,7 +34,13 @@ beforeAll(async () => {
 
   const good = await makeRandomFile(tmp.dir, 'shown.bin', 11 * MiB);
   key = `webui/${uniqueId('obj')}.bin`;
-  const completed = await uploads.start({ uploadId: uniqueId('shown'), tenant: TENANT, source: { type: 'file', path: good.path }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB });
+  const completed = await uploads.start({
+    uploadId: uniqueId('shown'),
+    tenant: TENANT,
+    source: { type: 'file', path: good.path },
+    destination: { bucket: 'uploads', key },
+    partSize: 5 * MiB,
+  });
   await completed.result();
   completedId = completed.workflowId;
 
@@ -51,7 +57,15 @@ beforeAll(async () => {
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -94,7 +108,18 @@ describe('Temporal Web UI', () => {
     await page.getByText('User Metadata', { exact: true }).first().click();
     // The UI renders summary and details as Markdown in sandboxed frames: read the text of every frame.
     const text = async () =>
-      (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n').replace(/\s+/g, ' ');
+      (
+        await Promise.all(
+          page.frames().map((f) =>
+            f
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          ),
+        )
+      )
+        .join('\n')
+        .replace(/\s+/g, ' ');
     await expect.poll(text, { timeout: 30_000 }).toContain(`→ s3://uploads/${key} (tenant ${TENANT})`); // static summary
     await expect.poll(text, { timeout: 30_000 }).toContain(`destination s3://uploads/${key}`); // static details
     await expect.poll(text, { timeout: 30_000 }).toContain(`completed — s3://uploads/${key}, ${11 * MiB} bytes in 3 parts`); // current details
@@ -105,7 +130,9 @@ describe('Temporal Web UI', () => {
 
   it('shows a compensated upload with the failed step, the cause and each compensation', async () => {
     const page = await open(workflowUiUrl({ uiUrl: inject('temporalUiUrl'), namespace: inject('namespace'), workflowId: compensatedId }));
-    await expect.poll(() => page.getByText('step "verify" failed: ChecksumMismatch', { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await expect
+      .poll(() => page.getByText('step "verify" failed: ChecksumMismatch', { exact: false }).count(), { timeout: 30_000 })
+      .toBeGreaterThan(0);
     await expect.poll(() => page.getByText('upload-parts compensated', { exact: false }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-compensated.png'), fullPage: true });
     await page.close();

@@ -48,7 +48,9 @@ async function uploadsForKey(s3: S3Client, bucket: string, key: string): Promise
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   for (;;) {
-    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+    const page = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+    );
     for (const u of page.Uploads ?? []) {
       if (u.Key === key && u.UploadId) found.push({ uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
     }
@@ -75,7 +77,8 @@ async function deleteStaged(s3: S3Client, bucket: string, prefix: string): Promi
     const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
     if (keys.length === 0) return deleted;
     const result = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-    if (result.Errors?.length) throw new Error(`could not delete ${result.Errors.length} staged objects under ${prefix}: ${result.Errors[0]?.Code}`);
+    if (result.Errors?.length)
+      throw new Error(`could not delete ${result.Errors.length} staged objects under ${prefix}: ${result.Errors[0]?.Code}`);
     deleted += keys.length;
   }
 }
@@ -103,7 +106,10 @@ export function cleanupUploadActivity(deps: UploadActivityDeps) {
           if (remaining) await new Promise((r) => setTimeout(r, 500 * (round + 1)));
         }
         if (remaining) {
-          throw transientFailure(UploadFailureType.CleanupIncomplete, `multipart upload ${uploadId} of ${where} still exists after ${CONFIRM_ROUNDS} aborts`);
+          throw transientFailure(
+            UploadFailureType.CleanupIncomplete,
+            `multipart upload ${uploadId} of ${where} still exists after ${CONFIRM_ROUNDS} aborts`,
+          );
         }
       }
       const stagedObjectsDeleted = input.stagingPrefix ? await deleteStaged(deps.s3, input.bucket, input.stagingPrefix) : 0;

@@ -115,7 +115,8 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
         const { expected } = input;
         if (expected.kind === 'tus') {
           const count = partCountOf(expected.length, expected.partSize);
-          if (expected.partsCompleted !== count) throw mismatch(`the gateway recorded ${expected.partsCompleted} parts, but ${expected.length} bytes need ${count}`);
+          if (expected.partsCompleted !== count)
+            throw mismatch(`the gateway recorded ${expected.partsCompleted} parts, but ${expected.length} bytes need ${count}`);
           if (parts.length !== count) throw mismatch(`S3 lists ${parts.length} parts, but ${count} were recorded`);
           const field = checksumField(expected.checksumAlgorithm);
           let fingerprint = '';
@@ -142,7 +143,8 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
           expected.parts.forEach((reported, i) => {
             const part = listed.get(reported.partNumber);
             if (!part) throw mismatch(`part ${reported.partNumber}, which the client reported, is not in S3`);
-            if (!sameETag(part.ETag, reported.etag)) throw mismatch(`part ${reported.partNumber} has ETag ${part.ETag} in S3, but the client reported ${reported.etag}`);
+            if (!sameETag(part.ETag, reported.etag))
+              throw mismatch(`part ${reported.partNumber} has ETag ${part.ETag} in S3, but the client reported ${reported.etag}`);
             if (i < expected.parts.length - 1 && (part.Size ?? 0) < S3_LIMITS.minPartSize) {
               throw mismatch(`part ${reported.partNumber} has ${part.Size} bytes; every part but the last needs at least 5 MiB`);
             }
@@ -152,7 +154,10 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
           }
         }
         if (size > input.maxLength) {
-          throw clientFailure(ClientUploadFailureType.UploadTooLarge, `${where}: ${size} bytes exceed the tenant's maximum upload size of ${input.maxLength}`);
+          throw clientFailure(
+            ClientUploadFailureType.UploadTooLarge,
+            `${where}: ${size} bytes exceed the tenant's maximum upload size of ${input.maxLength}`,
+          );
         }
         return { size, partCount: parts.length, expectedETag: multipartETag(parts.map((p) => p.ETag ?? '')) };
       } catch (err) {

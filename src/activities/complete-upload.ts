@@ -47,7 +47,11 @@ export interface CompleteUploadResult {
 type ObjectChecksums = Partial<Record<`Checksum${ChecksumAlgorithm}`, string>> & { ChecksumType?: string };
 
 /** The object's checksum in `answer`; `knownType` stands in when the store does not say (MinIO's CompleteMultipartUpload does not). */
-function checksumOf(answer: ObjectChecksums, algorithm: ChecksumAlgorithm | undefined, knownType?: MultipartChecksumType): CompleteUploadResult['checksum'] {
+function checksumOf(
+  answer: ObjectChecksums,
+  algorithm: ChecksumAlgorithm | undefined,
+  knownType?: MultipartChecksumType,
+): CompleteUploadResult['checksum'] {
   if (!algorithm) return undefined;
   const value = answer[checksumField(algorithm)];
   if (!value) return undefined;
@@ -84,7 +88,9 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
     const where = `s3://${input.bucket}/${input.key}`;
     let head;
     try {
-      head = await deps.s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key, VersionId: merged.versionId, ChecksumMode: 'ENABLED' }));
+      head = await deps.s3.send(
+        new HeadObjectCommand({ Bucket: input.bucket, Key: input.key, VersionId: merged.versionId, ChecksumMode: 'ENABLED' }),
+      );
     } catch (err) {
       throw s3Failure(`HeadObject ${where} (reading its ${crc.algorithm} back after the merge)`, err);
     }
@@ -143,7 +149,10 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
       if (isS3Error(err, 'PreconditionFailed', 'Http412')) {
         const existing = await confirmExisting(input, 'PreconditionFailed');
         if (existing) return confirmFullObjectCrc(input, existing);
-        throw permanentFailure(UploadFailureType.ObjectAlreadyExists, `${where} already exists and the request set failIfExists; nothing was overwritten`);
+        throw permanentFailure(
+          UploadFailureType.ObjectAlreadyExists,
+          `${where} already exists and the request set failIfExists; nothing was overwritten`,
+        );
       }
       if (crc && isS3Error(err, 'XAmzContentChecksumMismatch', 'BadDigest', 'InvalidDigest')) {
         throw permanentFailure(

@@ -36,7 +36,13 @@ export type { VerifyUploadInput, VerifyUploadResult } from './verify-upload';
 export type { CompleteUploadInput, CompleteUploadResult } from './complete-upload';
 export type { CleanupUploadInput, CleanupUploadResult } from './cleanup-upload';
 export type { NotifyInput, NotifyResult } from './notify';
-export type { OpenMultipartUploadInput, OpenMultipartUploadResult, VerifyClientUploadInput, VerifyClientUploadResult, ClientUploadExpectation } from './client-upload';
+export type {
+  OpenMultipartUploadInput,
+  OpenMultipartUploadResult,
+  VerifyClientUploadInput,
+  VerifyClientUploadResult,
+  ClientUploadExpectation,
+} from './client-upload';
 export { SIGNATURE_HEADER, IDEMPOTENCY_HEADER, signWebhookBody } from './notify';
 export type { ByteSource, SourceResolver, SourceStat, ServerSideCopy, PartCopyTarget, TransferMode } from './sources/byte-source';
 export { S3ObjectResolver, type S3ObjectResolverOptions } from './sources/s3-object';

@@ -57,7 +57,8 @@ export function inspectSourceActivity(deps: UploadActivityDeps) {
     if (request.webhookUrl) {
       // Refused now rather than after the merge, when the object exists and the event has nowhere to go.
       const refusal = await checkUrlTarget(request.webhookUrl, webhooks, deps.webhook?.resolve);
-      if (refusal) throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shownUrl(request.webhookUrl)}: ${refusal.message}`);
+      if (refusal)
+        throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shownUrl(request.webhookUrl)}: ${refusal.message}`);
     }
     const source = await deps.sources.open(request.source);
     try {
@@ -72,7 +73,8 @@ export function inspectSourceActivity(deps: UploadActivityDeps) {
       try {
         plan = planParts(stat.size, request.partSize);
       } catch (err) {
-        if (err instanceof PartPlanError) throw permanentFailure(UploadFailureType.InvalidUploadRequest, `${source.description}: ${err.message}`);
+        if (err instanceof PartPlanError)
+          throw permanentFailure(UploadFailureType.InvalidUploadRequest, `${source.description}: ${err.message}`);
         throw err;
       }
       try {

@@ -56,7 +56,11 @@ function retryAfterMs(value: string | null): number | undefined {
 }
 
 export function notifyActivity(deps: UploadActivityDeps) {
-  const send = createGuardedFetch({ policy: webhookPolicy(deps.webhook), ...(deps.webhook?.resolve ? { resolve: deps.webhook.resolve } : {}), maxRedirects: 0 });
+  const send = createGuardedFetch({
+    policy: webhookPolicy(deps.webhook),
+    ...(deps.webhook?.resolve ? { resolve: deps.webhook.resolve } : {}),
+    maxRedirects: 0,
+  });
   const timeoutMs = deps.webhook?.timeoutMs ?? 10_000;
   return async function notify(input: NotifyInput): Promise<NotifyResult> {
     const body = JSON.stringify(input.event);
@@ -80,7 +84,8 @@ export function notifyActivity(deps: UploadActivityDeps) {
     try {
       response = await send(input.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
     } catch (err) {
-      if (err instanceof AddressNotAllowedError) throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shown}: ${err.message}`);
+      if (err instanceof AddressNotAllowedError)
+        throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shown}: ${err.message}`);
       throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} unreachable: ${(err as Error).message}`);
     }
     await response.body?.cancel().catch(() => undefined);

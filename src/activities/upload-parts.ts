@@ -117,7 +117,14 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         createdNow = true;
       }
       const id = uploadId;
-      const progress: UploadPartsProgress = { uploadId: id, firstPart: input.firstPart, lastPart: input.lastPart, partsDone: 0, bytesDone: 0, bytesSent: 0 };
+      const progress: UploadPartsProgress = {
+        uploadId: id,
+        firstPart: input.firstPart,
+        lastPart: input.lastPart,
+        partsDone: 0,
+        bytesDone: 0,
+        bytesSent: 0,
+      };
       ctx.heartbeat(progress);
       // Heartbeats say "this worker is alive", so they must not wait for a part to finish: on a
       // slow link one part can take longer than the heartbeat timeout, and a timed-out attempt
@@ -129,12 +136,18 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
       try {
         const stat = await source.stat();
         if (!sourceVersionMatches(input.sourceVersion, stat.version)) {
-          throw permanentFailure(UploadFailureType.SourceChanged, `${source.description} changed since the upload started (its size, modification or change time differ)`);
+          throw permanentFailure(
+            UploadFailureType.SourceChanged,
+            `${source.description} changed since the upload started (its size, modification or change time differ)`,
+          );
         }
 
         const copier = input.transfer === 'server-side-copy' ? source.serverSideCopy : undefined;
         if (input.transfer === 'server-side-copy' && !copier) {
-          throw permanentFailure(UploadFailureType.SourceNotAllowed, `${source.description} was inspected as copyable inside the store, but this worker cannot copy it server-side`);
+          throw permanentFailure(
+            UploadFailureType.SourceNotAllowed,
+            `${source.description} was inspected as copyable inside the store, but this worker cannot copy it server-side`,
+          );
         }
         const algorithm = input.checksumAlgorithm;
         const field = algorithm ? checksumField(algorithm) : undefined;
@@ -211,7 +224,13 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
       const details: UploadPartsFailureDetails[] = [{ uploadId }];
       if (err instanceof ApplicationFailure) {
         // Same failure, plus the upload id the compensation needs; keep any retry-after hint.
-        const withDetails = ApplicationFailure.create({ type: err.type ?? 'Error', message: err.message, nonRetryable: err.nonRetryable ?? false, details, cause: err });
+        const withDetails = ApplicationFailure.create({
+          type: err.type ?? 'Error',
+          message: err.message,
+          nonRetryable: err.nonRetryable ?? false,
+          details,
+          cause: err,
+        });
         throw Object.assign(withDetails, { retryAfterMs: (err as { retryAfterMs?: number }).retryAfterMs });
       }
       throw s3Failure(`upload parts ${input.firstPart}–${input.lastPart} of s3://${input.bucket}/${input.key}`, err, details);

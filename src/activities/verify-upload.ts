@@ -80,25 +80,40 @@ export function verifyUploadActivity(deps: UploadActivityDeps) {
     for (let n = 1; n <= input.plan.partCount; n++) {
       const part = byNumber.get(n);
       const { length } = partRange(input.plan, n);
-      if (!part) throw permanentFailure(UploadFailureType.PartMissing, `part ${n} of ${input.plan.partCount} is missing from the multipart upload of ${where}`);
+      if (!part)
+        throw permanentFailure(
+          UploadFailureType.PartMissing,
+          `part ${n} of ${input.plan.partCount} is missing from the multipart upload of ${where}`,
+        );
       if (part.Size !== length) {
-        throw permanentFailure(UploadFailureType.PartMissing, `part ${n} of ${where} has ${part.Size} bytes in S3, but ${length} were planned`);
+        throw permanentFailure(
+          UploadFailureType.PartMissing,
+          `part ${n} of ${where} has ${part.Size} bytes in S3, but ${length} were planned`,
+        );
       }
     }
     if (parts.length !== input.plan.partCount) {
-      throw permanentFailure(UploadFailureType.PartMissing, `S3 lists ${parts.length} parts for ${where}, but ${input.plan.partCount} were planned`);
+      throw permanentFailure(
+        UploadFailureType.PartMissing,
+        `S3 lists ${parts.length} parts for ${where}, but ${input.plan.partCount} were planned`,
+      );
     }
 
     const algorithm = input.checksumAlgorithm;
     const field = algorithm ? checksumField(algorithm) : undefined;
     /** What identifies each part's content in S3: its additional checksum, or without one its ETag. */
     const listedOf = (p: Part) => (field ? p[field] : bareETag(p.ETag));
-    const listed = new Map(parts.flatMap((p) => (p.PartNumber !== undefined && listedOf(p) ? [[p.PartNumber, listedOf(p)!] as const] : [])));
+    const listed = new Map(
+      parts.flatMap((p) => (p.PartNumber !== undefined && listedOf(p) ? [[p.PartNumber, listedOf(p)!] as const] : [])),
+    );
     const crc = expectedCrc(input.expectedChecksum);
     const partsCarryCrc = crc !== undefined && algorithm === crc.algorithm && listed.size === parts.length;
     // Re-reading compares every part with the source directly (and names the part), so it replaces the fingerprints.
     const reread =
-      input.rereadSource || input.expectedChecksum?.algorithm === 'SHA256' || (crc !== undefined && !partsCarryCrc) || listed.size !== parts.length;
+      input.rereadSource ||
+      input.expectedChecksum?.algorithm === 'SHA256' ||
+      (crc !== undefined && !partsCarryCrc) ||
+      listed.size !== parts.length;
     if (!reread) {
       for (const batch of input.batches) {
         if (checksumFingerprint(listed, batch.firstPart, batch.lastPart) !== batch.checksumFingerprint) {
@@ -134,7 +149,13 @@ export function verifyUploadActivity(deps: UploadActivityDeps) {
         throw permanentFailure(UploadFailureType.SourceChanged, `${source.description} changed since the upload started`);
       }
       if (!reread) {
-        return { partCount: input.plan.partCount, size: input.plan.size, expectedETag, rereadSource: false, ...(fullObjectCrc ? { fullObjectCrc } : {}) };
+        return {
+          partCount: input.plan.partCount,
+          size: input.plan.size,
+          expectedETag,
+          rereadSource: false,
+          ...(fullObjectCrc ? { fullObjectCrc } : {}),
+        };
       }
       const wholeAlgorithm = input.expectedChecksum?.algorithm;
       const whole = wholeAlgorithm ? createChecksum(wholeAlgorithm) : undefined;
@@ -148,13 +169,19 @@ export function verifyUploadActivity(deps: UploadActivityDeps) {
         if (algorithm && listedChecksum !== undefined) {
           const computed = await partChecksum(algorithm, data);
           if (listedChecksum !== computed) {
-            throw permanentFailure(UploadFailureType.ChecksumMismatch, `part ${n} of ${where}: S3 holds ${algorithm} ${listedChecksum}, the source has ${computed}`);
+            throw permanentFailure(
+              UploadFailureType.ChecksumMismatch,
+              `part ${n} of ${where}: S3 holds ${algorithm} ${listedChecksum}, the source has ${computed}`,
+            );
           }
         } else {
           const md5 = createHash('md5').update(data).digest('hex');
           const etag = bareETag(part.ETag);
           if (etag !== md5) {
-            throw permanentFailure(UploadFailureType.ChecksumMismatch, `part ${n} of ${where}: S3 holds ETag ${etag}, the source's MD5 is ${md5}`);
+            throw permanentFailure(
+              UploadFailureType.ChecksumMismatch,
+              `part ${n} of ${where}: S3 holds ETag ${etag}, the source's MD5 is ${md5}`,
+            );
           }
         }
         ctx.heartbeat({ verifiedParts: n, partCount: input.plan.partCount });
@@ -171,7 +198,10 @@ export function verifyUploadActivity(deps: UploadActivityDeps) {
         }
       } else if (crc) {
         if (digest !== crc.value) {
-          throw permanentFailure(UploadFailureType.ChecksumMismatch, `${crc.algorithm} of ${source.description} is ${digest}, but the request expected ${crc.value}`);
+          throw permanentFailure(
+            UploadFailureType.ChecksumMismatch,
+            `${crc.algorithm} of ${source.description} is ${digest}, but the request expected ${crc.value}`,
+          );
         }
         fullObjectCrc = { algorithm: crc.algorithm, value: digest };
       }

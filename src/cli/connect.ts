@@ -27,7 +27,10 @@ export class TemporalUnreachableError extends CliError {
     super(
       `cannot reach Temporal at ${address}: ${cause instanceof Error ? cause.message : String(cause)}`,
       ExitCode.Failure,
-      ['  check TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* for a remote cluster),', '  or start a local stack with `upload-saga stack`'],
+      [
+        '  check TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS* for a remote cluster),',
+        '  or start a local stack with `upload-saga stack`',
+      ],
       { cause },
     );
   }

@@ -48,7 +48,11 @@ export interface TableOptions {
  * A plain-text table: a header row and left-aligned columns sized to their widest cell.
  * Returns the lines without trailing newline characters.
  */
-export function renderTable(headers: readonly string[], rows: readonly (readonly (string | undefined)[])[], options: TableOptions = {}): string[] {
+export function renderTable(
+  headers: readonly string[],
+  rows: readonly (readonly (string | undefined)[])[],
+  options: TableOptions = {},
+): string[] {
   const empty = options.empty ?? '-';
   const gap = ' '.repeat(options.gap ?? 2);
   const cells = rows.map((row) => headers.map((_, i) => (row[i] === undefined || row[i] === '' ? empty : row[i]!)));

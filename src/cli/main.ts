@@ -42,14 +42,23 @@ const commands = {
 };
 
 /** Outcomes `list --outcome` accepts: every {@link UploadOutcomeKind} (the type check below fails if one is missing). */
-const LIST_OUTCOMES = ['running', 'completed', 'compensated', 'cancelled', 'failed', 'expired'] as const satisfies readonly UploadOutcomeKind[];
+const LIST_OUTCOMES = [
+  'running',
+  'completed',
+  'compensated',
+  'cancelled',
+  'failed',
+  'expired',
+] as const satisfies readonly UploadOutcomeKind[];
 const _everyOutcomeListed: Exclude<UploadOutcomeKind, (typeof LIST_OUTCOMES)[number]> extends never ? true : never = true;
 
 /** The environment variables, for the end of `--help`. */
 function environmentHelp(): string {
   const rows = CONFIG_VARIABLES.map((v) => [v.name, `${v.description}${v.default ? ` (default: ${v.default})` : ''}`] as const);
   const width = Math.max(...rows.map(([name]) => name.length));
-  return ['', 'Environment (read by the worker and the CLI):', ...rows.map(([name, text]) => `  ${name.padEnd(width)}  ${text}`)].join('\n');
+  return ['', 'Environment (read by the worker and the CLI):', ...rows.map(([name, text]) => `  ${name.padEnd(width)}  ${text}`)].join(
+    '\n',
+  );
 }
 
 /** Builds the program; commands write to `io` and read `io.env`. */
@@ -64,10 +73,15 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('stack')
-    .description('run a local Temporal dev server + MinIO (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it')
+    .description(
+      'run a local Temporal dev server + MinIO (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it',
+    )
     .option('--keep-data', 'keep the generated data directory on exit')
     .option('--data-dir <dir>', 'use this data directory (never deleted; state survives restarts)')
-    .option('--encrypt', 'also start a codec server and point the Web UI at it; prints the encryption key to export (UPLOAD_SAGA_ENCRYPTION_KEY from the environment if set, else a new one)')
+    .option(
+      '--encrypt',
+      'also start a codec server and point the Web UI at it; prints the encryption key to export (UPLOAD_SAGA_ENCRYPTION_KEY from the environment if set, else a new one)',
+    )
     .action((options: StackCommand.StackCommandOptions) => commands.stack().runStack(options, io));
 
   program
@@ -77,7 +91,9 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('gateway')
-    .description('run the HTTP gateway (tus at /files; tokens, limits and Redis from UPLOAD_SAGA_GATEWAY_*) until Ctrl-C; needs a worker on the same task queue')
+    .description(
+      'run the HTTP gateway (tus at /files; tokens, limits and Redis from UPLOAD_SAGA_GATEWAY_*) until Ctrl-C; needs a worker on the same task queue',
+    )
     .option('--host <ip>', 'interface to listen on (default: UPLOAD_SAGA_GATEWAY_HOST or 127.0.0.1)')
     .option('--port <port>', 'port to listen on (default: UPLOAD_SAGA_GATEWAY_PORT or 8080)', parsePortOption)
     .action((options: GatewayCommand.GatewayCommandOptions) => commands.gateway().runGatewayCommand(options, io));
@@ -100,7 +116,12 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .option('--fail-if-exists', 'refuse to replace an existing object')
     .option('--no-wait', 'start the upload and return at once')
     .option('--no-progress', 'no progress bar; just wait for the result')
-    .action((source: string, options: UploadCommand.UploadCommandOptions) => commands.upload().runUpload(source, options, io).then(() => undefined));
+    .action((source: string, options: UploadCommand.UploadCommandOptions) =>
+      commands
+        .upload()
+        .runUpload(source, options, io)
+        .then(() => undefined),
+    );
 
   program
     .command('status')
@@ -131,7 +152,11 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .option('--port <port>', 'port to listen on (default: 8888)', parsePortOption)
     .option('--host <ip>', 'interface to listen on; not loopback only with UPLOAD_SAGA_CODEC_SERVER_TOKEN set (default: 127.0.0.1)')
     .option('--ui-origin <url>', 'browser origin allowed to call (the Web UI); repeat for more (default: TEMPORAL_UI_URL)', collectOrigin)
-    .option('--namespace <namespace>', 'serve only this namespace (X-Namespace header); repeat for more (default: all)', (value: string, previous: string[] = []) => [...previous, value])
+    .option(
+      '--namespace <namespace>',
+      'serve only this namespace (X-Namespace header); repeat for more (default: all)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('--insecure-no-auth', 'allow a non-loopback --host without a token (anyone who reaches it can decrypt)')
     .action((options: CodecServerCommand.CodecServerCommandOptions) => commands.codecServer().runCodecServer(options, io));
 

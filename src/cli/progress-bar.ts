@@ -55,7 +55,8 @@ export class UploadProgressBar {
   update(progress: LiveProgress): void {
     if (progress.totalBytes !== undefined) this.total = progress.totalBytes;
     // Once parts are done the bytes are all there: verify/merge/notify show a full bar.
-    const done = progress.phase === 'done' || ['verify', 'merge', 'commit-quota', 'notify'].includes(progress.phase) ? this.total : progress.bytesDone;
+    const done =
+      progress.phase === 'done' || ['verify', 'merge', 'commit-quota', 'notify'].includes(progress.phase) ? this.total : progress.bytesDone;
     this.meter.record(done);
     const payload = this.payload(progress.phase, done);
     if (!this.started) {

@@ -37,6 +37,8 @@ export interface DefaultUploadIdOptions {
 /** A slug of `name` (a file name or path) plus a short random suffix, e.g. `report.pdf` → `report.pdf-3f9a1c`. */
 export function defaultUploadId(name: string, options: DefaultUploadIdOptions = {}): string {
   const length = options.suffixLength ?? 6;
-  const suffix = (options.random ?? randomBytes)(Math.ceil(length / 2)).toString('hex').slice(0, length);
+  const suffix = (options.random ?? randomBytes)(Math.ceil(length / 2))
+    .toString('hex')
+    .slice(0, length);
   return `${slugify(path.basename(name))}-${suffix}`;
 }

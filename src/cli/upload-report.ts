@@ -30,10 +30,18 @@ export function resultLines(result: UploadResult, extra: { uiLink?: string } = {
       ['etag', result.etag],
       ['checksum', result.checksum ? `${result.checksum.algorithm} ${result.checksum.value}` : undefined],
       ['sha256', result.sha256],
-      ['parts', `${result.partCount} × ${formatBytes(result.partSize)}${result.partSizeAdjusted ? ` (raised from ${formatBytes(result.partSizeAdjusted.requestedPartSize)}: ${result.partSizeAdjusted.reason})` : ''}`],
+      [
+        'parts',
+        `${result.partCount} × ${formatBytes(result.partSize)}${result.partSizeAdjusted ? ` (raised from ${formatBytes(result.partSizeAdjusted.requestedPartSize)}: ${result.partSizeAdjusted.reason})` : ''}`,
+      ],
       ['version', result.versionId],
       ['took', seconds > 0 ? formatDuration(seconds) : undefined],
-      ['webhook', result.notification.status === 'not-requested' ? undefined : `${result.notification.status}${result.notification.error ? ` (${result.notification.error})` : ''}`],
+      [
+        'webhook',
+        result.notification.status === 'not-requested'
+          ? undefined
+          : `${result.notification.status}${result.notification.error ? ` (${result.notification.error})` : ''}`,
+      ],
       ['workflow id', result.workflowId],
       ['web ui', extra.uiLink],
     ]),
@@ -81,7 +89,12 @@ export function failureReportLines(error: UploadFailedError, extra: { workflowId
           ? "  (a cancelled upload's report is read with a query, and no worker answered it)"
           : '  (no saga report: the workflow ended before the saga could record one)',
       ];
-  lines.push(...labelled([['workflow id', extra.workflowId], ['web ui', extra.uiLink]]));
+  lines.push(
+    ...labelled([
+      ['workflow id', extra.workflowId],
+      ['web ui', extra.uiLink],
+    ]),
+  );
   return lines;
 }
 

@@ -59,7 +59,10 @@ async function cancellable<R>(scope: AbortScope | undefined, stop: AbortSignal |
  * @throws whatever `handle.result()` throws (`UploadFailedError` with the saga's report), or
  *   `stop.reason` once `stop` is aborted
  */
-export async function watchUpload(handle: Pick<UploadHandle, 'result' | 'progress'>, options: WatchUploadOptions = {}): Promise<UploadResult> {
+export async function watchUpload(
+  handle: Pick<UploadHandle, 'result' | 'progress'>,
+  options: WatchUploadOptions = {},
+): Promise<UploadResult> {
   const { sink, scope, stop } = options;
   const intervalMs = options.intervalMs ?? 500;
   stop?.throwIfAborted();

@@ -121,7 +121,8 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     const key = this.byId.get(keyId);
     if (!key) throw new UnknownEncryptionKeyError(keyId, this.keyIds);
     const data = payload.data ?? new Uint8Array();
-    if (data.length < IV_BYTES + TAG_BYTES) throw new PayloadDecryptionError(keyId, `it has ${data.length} bytes, fewer than IV and tag (${IV_BYTES + TAG_BYTES})`);
+    if (data.length < IV_BYTES + TAG_BYTES)
+      throw new PayloadDecryptionError(keyId, `it has ${data.length} bytes, fewer than IV and tag (${IV_BYTES + TAG_BYTES})`);
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const decipher = createDecipheriv(CIPHER, key, bytes.subarray(0, IV_BYTES));
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
@@ -129,7 +130,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     try {
       plaintext = Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]);
     } catch {
-      throw new PayloadDecryptionError(keyId, 'authentication failed (the ciphertext, IV or tag was altered, or the key stored under this id is not the one that encrypted it)');
+      throw new PayloadDecryptionError(
+        keyId,
+        'authentication failed (the ciphertext, IV or tag was altered, or the key stored under this id is not the one that encrypted it)',
+      );
     }
     return temporal.api.common.v1.Payload.decode(plaintext);
   }

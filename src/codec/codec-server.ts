@@ -112,14 +112,23 @@ export function createCodecServer(options: CodecServerOptions): CodecServer {
   const namespaces = options.namespaces ? new Set(options.namespaces) : undefined;
   const expected = options.token === undefined ? undefined : digest(`Bearer ${options.token}`);
   // No type coercion: a malformed body is refused with the field named, never reinterpreted.
-  const app = Fastify({ bodyLimit: options.bodyLimitBytes ?? 16 * 1024 * 1024, logger: false, ajv: { customOptions: { coerceTypes: false } } });
+  const app = Fastify({
+    bodyLimit: options.bodyLimitBytes ?? 16 * 1024 * 1024,
+    logger: false,
+    ajv: { customOptions: { coerceTypes: false } },
+  });
 
   const refuse = (reply: FastifyReply, status: number, error: string) => reply.code(status).send({ error });
 
   app.addHook('onRequest', async (request, reply) => {
     const origin = request.headers.origin;
     if (origin !== undefined) {
-      if (!origins.has(origin)) return refuse(reply, 403, `origin ${origin} is not allowed to use this codec server (allowed: ${[...origins].join(', ') || 'none'})`);
+      if (!origins.has(origin))
+        return refuse(
+          reply,
+          403,
+          `origin ${origin} is not allowed to use this codec server (allowed: ${[...origins].join(', ') || 'none'})`,
+        );
       reply.header('Access-Control-Allow-Origin', origin).header('Access-Control-Allow-Credentials', 'true').header('Vary', 'Origin');
     }
     if (request.method === 'OPTIONS') return;
@@ -127,7 +136,11 @@ export function createCodecServer(options: CodecServerOptions): CodecServer {
       const given = request.headers.authorization;
       if (given === undefined || !timingSafeEqual(digest(given), expected)) {
         reply.header('WWW-Authenticate', 'Bearer realm="upload-saga codec server"');
-        return refuse(reply, 401, given === undefined ? 'authentication required: send Authorization: Bearer <token>' : 'the bearer token is not valid');
+        return refuse(
+          reply,
+          401,
+          given === undefined ? 'authentication required: send Authorization: Bearer <token>' : 'the bearer token is not valid',
+        );
       }
     }
     const namespace = request.headers['x-namespace'];
@@ -148,7 +161,9 @@ export function createCodecServer(options: CodecServerOptions): CodecServer {
       const body = request.body as { payloads?: unknown[] } | undefined;
       const count = Array.isArray(body?.payloads) ? `${body.payloads.length} payloads, ` : '';
       const namespace = request.headers['x-namespace'];
-      log(`${request.method} ${request.url}${typeof namespace === 'string' ? ` (namespace ${namespace})` : ''} → ${reply.statusCode} (${count}${reply.elapsedTime.toFixed(0)} ms)`);
+      log(
+        `${request.method} ${request.url}${typeof namespace === 'string' ? ` (namespace ${namespace})` : ''} → ${reply.statusCode} (${count}${reply.elapsedTime.toFixed(0)} ms)`,
+      );
     });
   }
 

@@ -4,7 +4,14 @@
  *
  * Why a barrel: callers import from `src/codec`; the modules behind it each do one job.
  */
-export { AesGcmPayloadCodec, ENCRYPTED_ENCODING, METADATA_ENCRYPTION_KEY_ID, PayloadDecryptionError, UnknownEncryptionKeyError, type AesGcmPayloadCodecOptions } from './aes-gcm-codec';
+export {
+  AesGcmPayloadCodec,
+  ENCRYPTED_ENCODING,
+  METADATA_ENCRYPTION_KEY_ID,
+  PayloadDecryptionError,
+  UnknownEncryptionKeyError,
+  type AesGcmPayloadCodecOptions,
+} from './aes-gcm-codec';
 export {
   CODEC_REQUEST_HEADERS,
   CodecServerExposedError,
@@ -16,5 +23,18 @@ export {
   type RunningCodecServer,
   type StartCodecServerOptions,
 } from './codec-server';
-export { assertBundleEncryptsFailures, ENCRYPTED_FAILURE_CONVERTER_PATH, EncryptionMisconfiguredError, uploadDataConverter } from './data-converter';
-export { ENCRYPTION_KEY_BYTES, fingerprintKeyId, parseEncryptionKeys, parseKeyMaterial, type EncryptionConfig, type EncryptionKey, type EncryptionKeyVariables } from './keys';
+export {
+  assertBundleEncryptsFailures,
+  ENCRYPTED_FAILURE_CONVERTER_PATH,
+  EncryptionMisconfiguredError,
+  uploadDataConverter,
+} from './data-converter';
+export {
+  ENCRYPTION_KEY_BYTES,
+  fingerprintKeyId,
+  parseEncryptionKeys,
+  parseKeyMaterial,
+  type EncryptionConfig,
+  type EncryptionKey,
+  type EncryptionKeyVariables,
+} from './keys';

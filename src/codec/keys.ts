@@ -58,7 +58,9 @@ export function parseKeyMaterial(text: string): Buffer | string {
  * one may be a key pasted in the wrong place.
  */
 export function keyIdProblem(id: string): string | undefined {
-  return KEY_ID.test(id) ? undefined : `key id must be 1–64 characters of A–Z a–z 0–9 . _ - (got ${id.length} characters${/[+/=]/.test(id) ? ', some of them base64: is a key in the place of an id?' : ''})`;
+  return KEY_ID.test(id)
+    ? undefined
+    : `key id must be 1–64 characters of A–Z a–z 0–9 . _ - (got ${id.length} characters${/[+/=]/.test(id) ? ', some of them base64: is a key in the place of an id?' : ''})`;
 }
 
 /** What {@link parseEncryptionKeys} reads, by variable. */
@@ -83,8 +85,14 @@ export const ENCRYPTION_PREVIOUS_KEYS_VARIABLE = 'UPLOAD_SAGA_ENCRYPTION_PREVIOU
 export function parseEncryptionKeys(vars: EncryptionKeyVariables): { encryption?: EncryptionConfig; problems: string[] } {
   const problems: string[] = [];
   if (!vars.key) {
-    if (vars.keyId) problems.push(`${ENCRYPTION_KEY_ID_VARIABLE}: is set, but ${ENCRYPTION_KEY_VARIABLE} is not; set both, or neither to turn encryption off`);
-    if (vars.previousKeys) problems.push(`${ENCRYPTION_PREVIOUS_KEYS_VARIABLE}: is set, but ${ENCRYPTION_KEY_VARIABLE} is not; previous keys only decrypt, one current key must encrypt`);
+    if (vars.keyId)
+      problems.push(
+        `${ENCRYPTION_KEY_ID_VARIABLE}: is set, but ${ENCRYPTION_KEY_VARIABLE} is not; set both, or neither to turn encryption off`,
+      );
+    if (vars.previousKeys)
+      problems.push(
+        `${ENCRYPTION_PREVIOUS_KEYS_VARIABLE}: is set, but ${ENCRYPTION_KEY_VARIABLE} is not; previous keys only decrypt, one current key must encrypt`,
+      );
     return { problems };
   }
   const current = parseKeyMaterial(vars.key);
@@ -93,7 +101,10 @@ export function parseEncryptionKeys(vars: EncryptionKeyVariables): { encryption?
   if (currentIdProblem) problems.push(`${ENCRYPTION_KEY_ID_VARIABLE}: ${currentIdProblem}`);
 
   const previous: EncryptionKey[] = [];
-  const entries = (vars.previousKeys ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  const entries = (vars.previousKeys ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   for (const [index, entry] of entries.entries()) {
     const colon = entry.indexOf(':');
     const where = `${ENCRYPTION_PREVIOUS_KEYS_VARIABLE}: entry ${index + 1}`;
@@ -109,7 +120,10 @@ export function parseEncryptionKeys(vars: EncryptionKeyVariables): { encryption?
   const keys: [EncryptionKey, ...EncryptionKey[]] = [{ id: vars.keyId ?? fingerprintKeyId(current), key: current }, ...previous];
   const seen = new Set<string>();
   for (const { id } of keys) {
-    if (seen.has(id)) problems.push(`${ENCRYPTION_PREVIOUS_KEYS_VARIABLE}: key id "${id}" appears more than once (the current key included); every key needs its own id`);
+    if (seen.has(id))
+      problems.push(
+        `${ENCRYPTION_PREVIOUS_KEYS_VARIABLE}: key id "${id}" appears more than once (the current key included); every key needs its own id`,
+      );
     seen.add(id);
   }
   return problems.length ? { problems } : { encryption: { keys }, problems };

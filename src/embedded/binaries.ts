@@ -179,9 +179,7 @@ export class ServerBinaryNotFoundError extends EmbeddedStackError {
     readonly cacheDir: string,
   ) {
     const spec = SERVER_BINARIES[binary];
-    super(
-      `no ${binary} executable: ${spec.envVar} is unset, none on PATH, none in ${cacheDir}, and building is disabled`,
-    );
+    super(`no ${binary} executable: ${spec.envVar} is unset, none on PATH, none in ${cacheDir}, and building is disabled`);
   }
 }
 
@@ -205,10 +203,7 @@ export class ServerBinaryBuildError extends EmbeddedStackError {
     cause?: unknown,
   ) {
     const spec = SERVER_BINARIES[binary];
-    super(
-      `go install ${spec.module}@${spec.version} failed (exit ${String(exitCode)}). Last output:\n${outputTail}`,
-      { cause },
-    );
+    super(`go install ${spec.module}@${spec.version} failed (exit ${String(exitCode)}). Last output:\n${outputTail}`, { cause });
   }
 }
 
@@ -239,10 +234,7 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * @returns where it was found, or `undefined`
  * @throws {@link ServerBinaryNotExecutableError} if the env-var override is set but unusable
  */
-export async function findServerBinary(
-  name: ServerBinaryName,
-  options: EnsureServerBinaryOptions = {},
-): Promise<FoundBinary | undefined> {
+export async function findServerBinary(name: ServerBinaryName, options: EnsureServerBinaryOptions = {}): Promise<FoundBinary | undefined> {
   const env = options.env ?? process.env;
   const spec = SERVER_BINARIES[name];
 
@@ -271,10 +263,7 @@ export async function findServerBinary(
  * @throws {@link ServerBinaryBuildError} if `go install` fails
  * @throws {@link BuildLockTimeoutError} if another process builds for longer than `lockTimeoutMs`
  */
-export async function ensureServerBinary(
-  name: ServerBinaryName,
-  options: EnsureServerBinaryOptions = {},
-): Promise<string> {
+export async function ensureServerBinary(name: ServerBinaryName, options: EnsureServerBinaryOptions = {}): Promise<string> {
   const found = await findServerBinary(name, options);
   if (found) return found.path;
 
@@ -398,8 +387,7 @@ async function acquireBuildLock(
     if (lastReport === 0 || Date.now() - lastReport >= progressIntervalMs) {
       const who = observed?.owner ? `pid ${observed.owner.pid} on ${observed.owner.hostname}` : 'another process';
       logger.write(
-        `[upload-saga] waiting for ${who} to finish building ${spec.name} ` +
-          `(${formatDuration(waited)} so far, lock ${lockFile})\n`,
+        `[upload-saga] waiting for ${who} to finish building ${spec.name} ` + `(${formatDuration(waited)} so far, lock ${lockFile})\n`,
       );
       lastReport = Date.now();
     }

@@ -73,11 +73,6 @@ export {
   type ToxiproxyServerOptions,
 } from './toxiproxy';
 export { ensureBuckets, s3ClientConfig, type S3EndpointInfo } from './s3-buckets';
-export {
-  EmbeddedStackStopError,
-  startEmbeddedStack,
-  type EmbeddedStack,
-  type EmbeddedStackOptions,
-} from './stack';
+export { EmbeddedStackStopError, startEmbeddedStack, type EmbeddedStack, type EmbeddedStackOptions } from './stack';
 export { ProcessSpawnError, type ProcessExit, type RunningServerProcess } from './managed-process';
 export { arePortsFree, findFreePort, findFreePorts } from './free-port';

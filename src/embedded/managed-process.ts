@@ -226,11 +226,7 @@ export async function readLogTail(
   }
 }
 
-function wrapForParentDeath(
-  command: string,
-  args: readonly string[],
-  dieWithParent: boolean,
-): [string, readonly string[]] {
+function wrapForParentDeath(command: string, args: readonly string[], dieWithParent: boolean): [string, readonly string[]] {
   if (!dieWithParent || process.platform !== 'linux') return [command, args];
   const setpriv = SETPRIV_CANDIDATES.find((candidate) => isExecutable(candidate));
   if (!setpriv) return [command, args];

@@ -108,8 +108,7 @@ export class MinioServerExitedError extends EmbeddedStackError {
     readonly logTail: string,
   ) {
     super(
-      `minio server exited before becoming ready (code ${String(exit.code)}, signal ${String(exit.signal)}). ` +
-        `Log tail:\n${logTail}`,
+      `minio server exited before becoming ready (code ${String(exit.code)}, signal ${String(exit.signal)}). ` + `Log tail:\n${logTail}`,
     );
   }
 }

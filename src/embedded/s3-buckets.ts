@@ -5,12 +5,7 @@
  * MinIO" with the same non-obvious settings (path-style addressing, static credentials), and
  * creating buckets must be idempotent because a kept data directory already has them.
  */
-import {
-  BucketAlreadyOwnedByYou,
-  CreateBucketCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 
 /** The connection facts of an S3-compatible endpoint (a `MinioServer` handle fits). */
 export interface S3EndpointInfo {

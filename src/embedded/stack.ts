@@ -91,10 +91,9 @@ export interface EmbeddedStack {
 /** One or both servers failed to stop cleanly; the data dir cleanup still ran. */
 export class EmbeddedStackStopError extends EmbeddedStackError {
   constructor(readonly errors: readonly unknown[]) {
-    super(
-      `stopping the embedded stack failed: ${errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')}`,
-      { cause: errors[0] },
-    );
+    super(`stopping the embedded stack failed: ${errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')}`, {
+      cause: errors[0],
+    });
   }
 }
 
@@ -104,9 +103,7 @@ export class EmbeddedStackStopError extends EmbeddedStackError {
  */
 export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Promise<EmbeddedStack> {
   const ownsDataDir = options.dataDir === undefined;
-  const dataDir = options.dataDir
-    ? path.resolve(options.dataDir)
-    : await fsp.mkdtemp(path.join(os.tmpdir(), 'upload-saga-stack-'));
+  const dataDir = options.dataDir ? path.resolve(options.dataDir) : await fsp.mkdtemp(path.join(os.tmpdir(), 'upload-saga-stack-'));
   const removeDataDir = ownsDataDir && !options.keepDataDir;
   await fsp.mkdir(dataDir, { recursive: true });
 

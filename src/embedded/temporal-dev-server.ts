@@ -244,9 +244,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   await fsp.mkdir(dataDir, { recursive: true });
   const ip = options.ip ?? '127.0.0.1';
   const namespace = options.namespace ?? 'default';
-  const explicitPorts = [options.port, options.uiPort, options.httpPort, options.metricsPort].filter(
-    (p): p is number => p !== undefined,
-  );
+  const explicitPorts = [options.port, options.uiPort, options.httpPort, options.metricsPort].filter((p): p is number => p !== undefined);
   const attempts = explicitPorts.length < 4 ? Math.max(1, options.startAttempts ?? 3) : 1;
 
   const launch = async (ports: TemporalDevServer['ports']): Promise<ManagedProcess> => {
@@ -256,7 +254,15 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       logFile: path.join(dataDir, 'temporal.log'),
     });
     try {
-      await waitUntilReady({ child, address: `${ip}:${ports.frontend}`, httpUrl: `http://${ip}:${ports.http}`, namespace, uiUrl: `http://${ip}:${ports.ui}`, searchAttributes, options });
+      await waitUntilReady({
+        child,
+        address: `${ip}:${ports.frontend}`,
+        httpUrl: `http://${ip}:${ports.http}`,
+        namespace,
+        uiUrl: `http://${ip}:${ports.ui}`,
+        searchAttributes,
+        options,
+      });
     } catch (error) {
       await child.stop({ graceMs: 2_000 });
       throw error;
@@ -271,8 +277,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     try {
       child = await launch(ports);
     } catch (error) {
-      const portTaken =
-        error instanceof TemporalDevServerExitedError && /address already in use|can't set|can't use/i.test(error.logTail);
+      const portTaken = error instanceof TemporalDevServerExitedError && /address already in use|can't set|can't use/i.test(error.logTail);
       // Fresh ports only help if the taken one was ours to choose.
       if (portTaken && attempt < attempts && (await arePortsFree(explicitPorts, ip))) continue;
       throw error;
@@ -280,8 +285,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
 
     let running = child;
     let stopping: Promise<void> | undefined;
-    const stop = (): Promise<void> =>
-      (stopping ??= running.stop({ graceMs: options.stopGraceMs ?? 10_000 }).then(() => undefined));
+    const stop = (): Promise<void> => (stopping ??= running.stop({ graceMs: options.stopGraceMs ?? 10_000 }).then(() => undefined));
     return {
       address: `${ip}:${frontend}`,
       namespace,
@@ -310,12 +314,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
 async function pickPorts(ip: string, options: TemporalDevServerOptions): Promise<[number, number, number, number]> {
   const free = await findFreePorts(4, ip);
   const pick = (given: number | undefined, index: number): number => given ?? free[index] ?? 0;
-  return [
-    pick(options.port, 0),
-    pick(options.uiPort, 1),
-    pick(options.httpPort, 2),
-    pick(options.metricsPort, 3),
-  ];
+  return [pick(options.port, 0), pick(options.uiPort, 1), pick(options.httpPort, 2), pick(options.metricsPort, 3)];
 }
 
 function buildArgs(input: {

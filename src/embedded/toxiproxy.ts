@@ -326,7 +326,9 @@ export class ToxiproxyServerExitedError extends EmbeddedStackError {
     readonly exit: ProcessExit,
     readonly logTail: string,
   ) {
-    super(`toxiproxy-server exited before becoming ready (code ${String(exit.code)}, signal ${String(exit.signal)}). Log tail:\n${logTail}`);
+    super(
+      `toxiproxy-server exited before becoming ready (code ${String(exit.code)}, signal ${String(exit.signal)}). Log tail:\n${logTail}`,
+    );
   }
 }
 

@@ -13,18 +13,31 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     name: 'UPLOAD_SAGA_GATEWAY_TOKENS',
     description: 'Bearer tokens by tenant, as SHA-256 hex of the token: "acme=<sha256>,beta=<sha256>" (a tenant may have several)',
   },
-  { name: 'UPLOAD_SAGA_GATEWAY_BUCKET', description: 'Bucket client uploads go to (each tenant under its own "<tenant>/" prefix)', default: 'uploads' },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_BUCKET',
+    description: 'Bucket client uploads go to (each tenant under its own "<tenant>/" prefix)',
+    default: 'uploads',
+  },
   { name: 'UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE', description: 'Largest upload a tenant may send (413 above)', default: '5GiB' },
   { name: 'UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZES', description: 'Per-tenant maximum upload sizes, e.g. "acme=50GiB,beta=100MiB"' },
   { name: 'UPLOAD_SAGA_GATEWAY_RATE_LIMIT', description: 'Requests per second a tenant may make (429 above)', default: '50' },
   { name: 'UPLOAD_SAGA_GATEWAY_RATE_LIMITS', description: 'Per-tenant request rates, e.g. "acme=200,beta=10"' },
-  { name: 'UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY', description: 'How long an unfinished upload lives before it is compensated (e.g. 30m, 24h, 7d)', default: '24h' },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY',
+    description: 'How long an unfinished upload lives before it is compensated (e.g. 30m, 24h, 7d)',
+    default: '24h',
+  },
   { name: 'UPLOAD_SAGA_GATEWAY_PART_SIZE', description: 'Part size of tus uploads (memory per PATCH is about one part)', default: '5MiB' },
-  { name: 'UPLOAD_SAGA_GATEWAY_REDIS_URL', description: 'Redis for cross-replica upload locks, rate limits and progress fan-out; unset: one replica only', secret: true },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_REDIS_URL',
+    description: 'Redis for cross-replica upload locks, rate limits and progress fan-out; unset: one replica only',
+    secret: true,
+  },
   { name: 'UPLOAD_SAGA_GATEWAY_WEBHOOKS', description: 'Per-tenant webhook URLs for upload events, e.g. "acme=https://example.com/hooks"' },
   {
     name: 'UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT',
-    description: 'S3 endpoint browsers reach, which presigned part URLs are signed for (when it differs from S3_ENDPOINT, e.g. behind a proxy)',
+    description:
+      'S3 endpoint browsers reach, which presigned part URLs are signed for (when it differs from S3_ENDPOINT, e.g. behind a proxy)',
     default: 'S3_ENDPOINT',
   },
 ];

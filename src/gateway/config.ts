@@ -16,7 +16,6 @@ import { bucketNameProblem } from '../upload/request';
 
 export { GATEWAY_CONFIG_VARIABLES } from './config-variables';
 
-
 /** One tenant's limits and settings. */
 export interface TenantSettings {
   /** Largest upload in bytes (413 above). */
@@ -71,7 +70,10 @@ const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** Splits "a=1,b=2" into pairs; reports entries that are not name=value with a valid tenant name. */
 function tenantPairs(variable: string, text: string | undefined, problems: string[]): [string, string][] {
   const pairs: [string, string][] = [];
-  for (const entry of (text ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of (text ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const at = entry.indexOf('=');
     const tenant = at > 0 ? entry.slice(0, at).trim() : '';
     const value = at > 0 ? entry.slice(at + 1).trim() : '';
@@ -91,11 +93,19 @@ const envSchema = z.object({
   UPLOAD_SAGA_GATEWAY_BUCKET: z.string().default('uploads'),
   UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: z.string().default('5GiB'),
   UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZES: z.string().optional(),
-  UPLOAD_SAGA_GATEWAY_RATE_LIMIT: z.coerce.number({ error: 'must be a number of requests per second' }).int().min(1).max(1_000_000).default(50),
+  UPLOAD_SAGA_GATEWAY_RATE_LIMIT: z.coerce
+    .number({ error: 'must be a number of requests per second' })
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(50),
   UPLOAD_SAGA_GATEWAY_RATE_LIMITS: z.string().optional(),
   UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: z.string().default('24h'),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
-  UPLOAD_SAGA_GATEWAY_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  UPLOAD_SAGA_GATEWAY_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
   UPLOAD_SAGA_GATEWAY_WEBHOOKS: z.string().optional(),
   UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
 });
@@ -126,7 +136,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   const tokenHashes = new Map<string, string>();
   for (const [tenant, hash] of tenantPairs('UPLOAD_SAGA_GATEWAY_TOKENS', e.UPLOAD_SAGA_GATEWAY_TOKENS, problems)) {
     if (!/^[0-9a-fA-F]{64}$/.test(hash)) {
-      problems.push(`UPLOAD_SAGA_GATEWAY_TOKENS: the entry of tenant "${tenant}" is not a SHA-256 in hex (64 characters); hash the token, never configure it in clear`);
+      problems.push(
+        `UPLOAD_SAGA_GATEWAY_TOKENS: the entry of tenant "${tenant}" is not a SHA-256 in hex (64 characters); hash the token, never configure it in clear`,
+      );
     } else {
       tokenHashes.set(hash.toLowerCase(), tenant);
     }
@@ -139,7 +151,8 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   }
   for (const [name, text] of tenantPairs('UPLOAD_SAGA_GATEWAY_RATE_LIMITS', e.UPLOAD_SAGA_GATEWAY_RATE_LIMITS, problems)) {
     const rate = Number(text);
-    if (!Number.isInteger(rate) || rate < 1) problems.push(`UPLOAD_SAGA_GATEWAY_RATE_LIMITS: "${name}=${text}" must be a whole number of requests per second ≥ 1`);
+    if (!Number.isInteger(rate) || rate < 1)
+      problems.push(`UPLOAD_SAGA_GATEWAY_RATE_LIMITS: "${name}=${text}" must be a whole number of requests per second ≥ 1`);
     else tenant(name).requestsPerSecond = rate;
   }
   for (const [name, url] of tenantPairs('UPLOAD_SAGA_GATEWAY_WEBHOOKS', e.UPLOAD_SAGA_GATEWAY_WEBHOOKS, problems)) {
@@ -150,15 +163,21 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     } catch {
       ok = false;
     }
-    if (!ok) problems.push(`UPLOAD_SAGA_GATEWAY_WEBHOOKS: the URL of tenant "${name}" must be an absolute http:// or https:// URL without credentials`);
+    if (!ok)
+      problems.push(
+        `UPLOAD_SAGA_GATEWAY_WEBHOOKS: the URL of tenant "${name}" must be an absolute http:// or https:// URL without credentials`,
+      );
     else tenant(name).webhookUrl = url;
   }
 
   const uploadExpiryMs = parseDuration(e.UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY);
-  if (uploadExpiryMs === undefined) problems.push(`UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: "${e.UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY}" is not a duration; use e.g. 30m, 24h or 7d`);
+  if (uploadExpiryMs === undefined)
+    problems.push(`UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: "${e.UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY}" is not a duration; use e.g. 30m, 24h or 7d`);
   const partSize = size('UPLOAD_SAGA_GATEWAY_PART_SIZE', e.UPLOAD_SAGA_GATEWAY_PART_SIZE);
   if (partSize && (partSize < S3_LIMITS.minPartSize || partSize > MAX_GATEWAY_PART_SIZE)) {
-    problems.push(`UPLOAD_SAGA_GATEWAY_PART_SIZE: must be 5 MiB–64 MiB (S3's minimum part size; each PATCH holds about one part in memory), got ${e.UPLOAD_SAGA_GATEWAY_PART_SIZE}`);
+    problems.push(
+      `UPLOAD_SAGA_GATEWAY_PART_SIZE: must be 5 MiB–64 MiB (S3's minimum part size; each PATCH holds about one part in memory), got ${e.UPLOAD_SAGA_GATEWAY_PART_SIZE}`,
+    );
   }
   const maxUploadBytes = size('UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE', e.UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE);
   if (problems.length) throw new ConfigError(problems);

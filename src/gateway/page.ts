@@ -50,10 +50,13 @@ export function pagePlugin(options: PagePluginOptions = {}): GatewayPlugin {
       'cache-control': 'no-cache',
       'x-content-type-options': 'nosniff',
       // The page talks to this origin only (API, tus, progress); parts go to S3 (connect-src *).
-      'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src *; img-src 'self' data:; frame-ancestors 'none'",
+      'content-security-policy':
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src *; img-src 'self' data:; frame-ancestors 'none'",
     };
 
-    app.get('/', { config: { public: true } }, async (_request, reply) => reply.headers(headers).type('text/html; charset=utf-8').send(html));
+    app.get('/', { config: { public: true } }, async (_request, reply) =>
+      reply.headers(headers).type('text/html; charset=utf-8').send(html),
+    );
 
     // Browsers ask for it on their own; without this route they would get a 401.
     app.get('/favicon.ico', { config: { public: true } }, async (_request, reply) => reply.code(204).send());
@@ -61,14 +64,19 @@ export function pagePlugin(options: PagePluginOptions = {}): GatewayPlugin {
     app.get('/app.js', { config: { public: true } }, async (request, reply) => {
       bundle ??= buildPageBundle(options);
       try {
-        return reply.headers(headers).type('text/javascript; charset=utf-8').send(await bundle);
+        return reply
+          .headers(headers)
+          .type('text/javascript; charset=utf-8')
+          .send(await bundle);
       } catch (err) {
         bundle = undefined;
         request.log.error({ err }, 'the upload page could not be bundled');
         return reply
           .code(503)
           .type('text/plain; charset=utf-8')
-          .send(`the upload page needs esbuild and @uppy/core, @uppy/aws-s3, @uppy/tus installed: ${err instanceof Error ? err.message : String(err)}`);
+          .send(
+            `the upload page needs esbuild and @uppy/core, @uppy/aws-s3, @uppy/tus installed: ${err instanceof Error ? err.message : String(err)}`,
+          );
       }
     });
   };

@@ -192,7 +192,8 @@ export class RedisProgressBus implements ProgressBus {
       }
     }
     return async () => {
-      if (this.listeners.remove(channel, listener)) await this.subscriber.unsubscribe(channel).catch((err: unknown) => this.onError(err as Error));
+      if (this.listeners.remove(channel, listener))
+        await this.subscriber.unsubscribe(channel).catch((err: unknown) => this.onError(err as Error));
     };
   }
 
@@ -214,7 +215,15 @@ export function observationOfState(state: ClientUploadState, at: number = Date.n
     ...(result ? { bytes: result.size, totalBytes: result.size } : { bytes: state.offset }),
     ...(!result && state.length !== undefined ? { totalBytes: state.length } : {}),
     ...(result
-      ? { object: { bucket: result.bucket, key: result.key, etag: result.etag, size: result.size, ...(result.versionId ? { versionId: result.versionId } : {}) } }
+      ? {
+          object: {
+            bucket: result.bucket,
+            key: result.key,
+            etag: result.etag,
+            size: result.size,
+            ...(result.versionId ? { versionId: result.versionId } : {}),
+          },
+        }
       : {}),
     ...(state.failure ? { error: `${state.failure.cause.type}: ${state.failure.cause.message}` } : {}),
   };
@@ -336,14 +345,29 @@ export interface ProgressSource {
 }
 
 /** An observation from the workflow, with ListParts bytes for a presigned upload not yet merged. */
-export async function pollObservation(source: ProgressSource, s3: S3Client | undefined, tenant: string, uploadId: string): Promise<ProgressObservation> {
+export async function pollObservation(
+  source: ProgressSource,
+  s3: S3Client | undefined,
+  tenant: string,
+  uploadId: string,
+): Promise<ProgressObservation> {
   const at = Date.now();
   const state = await source.state(tenant, uploadId);
   const observation = observationOfState(state, at);
   // Until the merge, the parts S3 holds are the bytes received (the workflow learns the size at verify).
-  if (s3 && state.mode === 'presigned' && state.outcome === 'running' && (state.phase === 'receive-parts' || state.phase === 'verify') && state.multipartUploadId) {
+  if (
+    s3 &&
+    state.mode === 'presigned' &&
+    state.outcome === 'running' &&
+    (state.phase === 'receive-parts' || state.phase === 'verify') &&
+    state.multipartUploadId
+  ) {
     try {
-      const parts = await listAllParts(s3, { bucket: state.bucket, key: state.key, uploadId: state.multipartUploadId }, AbortSignal.timeout(10_000));
+      const parts = await listAllParts(
+        s3,
+        { bucket: state.bucket, key: state.key, uploadId: state.multipartUploadId },
+        AbortSignal.timeout(10_000),
+      );
       observation.bytes = parts.reduce((sum, part) => sum + (part.Size ?? 0), 0);
     } catch {
       // Aborted meanwhile (completed, cancelled, expired): the next poll shows the outcome.

@@ -113,9 +113,12 @@ class RedisLock implements Lock {
       await new Promise((resolve) => setTimeout(resolve, this.locker.retryMs));
     }
     this.locker.hold(this.key, cancelReq);
-    this.renewal = setInterval(() => {
-      void redis.eval(RENEW_SCRIPT, 1, this.key, this.token, String(this.locker.ttlMs)).catch(() => undefined);
-    }, Math.max(1000, this.locker.ttlMs / 3));
+    this.renewal = setInterval(
+      () => {
+        void redis.eval(RENEW_SCRIPT, 1, this.key, this.token, String(this.locker.ttlMs)).catch(() => undefined);
+      },
+      Math.max(1000, this.locker.ttlMs / 3),
+    );
     this.renewal.unref();
   }
 

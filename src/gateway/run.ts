@@ -42,7 +42,10 @@ export interface StartGatewayOptions {
  * Reads the worker's Temporal/S3 variables and the gateway's own, connects, and listens.
  * @throws ConfigError listing every problem, before anything connects
  */
-export async function startGatewayFromEnv(env: NodeJS.ProcessEnv = process.env, options: StartGatewayOptions = {}): Promise<RunningGateway> {
+export async function startGatewayFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  options: StartGatewayOptions = {},
+): Promise<RunningGateway> {
   const workerConfig: WorkerConfig = loadConfig(env);
   const config: GatewayConfig = { ...loadGatewayConfig(env), ...options.config };
   const closers: (() => Promise<unknown>)[] = [];

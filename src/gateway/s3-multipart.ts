@@ -168,7 +168,9 @@ export function declaredLengthOf(meta: unknown): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   const length = typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value;
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
-    throw new InvalidRequestError(`metadata "${UPLOAD_LENGTH_META}" must be the file's size as a whole number of bytes, got ${JSON.stringify(value)}`);
+    throw new InvalidRequestError(
+      `metadata "${UPLOAD_LENGTH_META}" must be the file's size as a whole number of bytes, got ${JSON.stringify(value)}`,
+    );
   }
   return length;
 }
@@ -176,7 +178,8 @@ export function declaredLengthOf(meta: unknown): number | undefined {
 /** The client's `{ PartNumber, ETag }` list as the workflow takes it, in part order. */
 export function clientPartsOf(body: unknown): ClientPart[] {
   const parts = (body as { parts?: unknown } | undefined)?.parts;
-  if (!Array.isArray(parts) || parts.length === 0) throw new InvalidRequestError('the body must be { "parts": [{ "PartNumber": 1, "ETag": "…" }, …] } with at least one part');
+  if (!Array.isArray(parts) || parts.length === 0)
+    throw new InvalidRequestError('the body must be { "parts": [{ "PartNumber": 1, "ETag": "…" }, …] } with at least one part');
   return parts
     .map((part: unknown, index) => {
       const p = (part ?? {}) as { PartNumber?: unknown; ETag?: unknown };
@@ -184,7 +187,8 @@ export function clientPartsOf(body: unknown): ClientPart[] {
       if (typeof partNumber !== 'number' || !Number.isInteger(partNumber) || partNumber < MIN_PART_NUMBER || partNumber > MAX_PART_NUMBER) {
         throw new InvalidRequestError(`parts[${index}].PartNumber must be a whole number from ${MIN_PART_NUMBER} to ${MAX_PART_NUMBER}`);
       }
-      if (typeof p.ETag !== 'string' || p.ETag.length === 0) throw new InvalidRequestError(`parts[${index}].ETag must be the ETag S3 answered for part ${partNumber}`);
+      if (typeof p.ETag !== 'string' || p.ETag.length === 0)
+        throw new InvalidRequestError(`parts[${index}].ETag must be the ETag S3 answered for part ${partNumber}`);
       return { partNumber, etag: p.ETag };
     })
     .sort((a, b) => a.partNumber - b.partNumber);
@@ -193,7 +197,9 @@ export function clientPartsOf(body: unknown): ClientPart[] {
 /** The object's URL as a path-style address on the public endpoint (informational: Uppy shows it). */
 export function objectLocation(endpoint: string | undefined, region: string, bucket: string, key: string): string {
   const encodedKey = key.split('/').map(encodeURIComponent).join('/');
-  return endpoint ? `${endpoint.replace(/\/+$/, '')}/${bucket}/${encodedKey}` : `https://${bucket}.s3.${region}.amazonaws.com/${encodedKey}`;
+  return endpoint
+    ? `${endpoint.replace(/\/+$/, '')}/${bucket}/${encodedKey}`
+    : `https://${bucket}.s3.${region}.amazonaws.com/${encodedKey}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,19 +255,29 @@ interface UploadParams {
 }
 
 /** The upload, which must be a presigned one; the `key` the client sent, if any, must be its key. */
-async function presignedUpload(options: S3MultipartRouteOptions, tenant: string, uploadId: string, key: unknown): Promise<ClientUploadState> {
+async function presignedUpload(
+  options: S3MultipartRouteOptions,
+  tenant: string,
+  uploadId: string,
+  key: unknown,
+): Promise<ClientUploadState> {
   const state = await options.uploads.get(tenant, uploadId);
-  if (key !== undefined && key !== state.key) throw new InvalidRequestError(`key ${JSON.stringify(key)} is not the key of upload ${uploadId} (${state.key})`);
-  if (state.mode !== 'presigned') throw new UploadConflictError(`upload ${uploadId} is a tus upload; its bytes go through the tus endpoint`);
+  if (key !== undefined && key !== state.key)
+    throw new InvalidRequestError(`key ${JSON.stringify(key)} is not the key of upload ${uploadId} (${state.key})`);
+  if (state.mode !== 'presigned')
+    throw new UploadConflictError(`upload ${uploadId} is a tus upload; its bytes go through the tus endpoint`);
   return state;
 }
 
 /** S3's multipart upload id of an upload still receiving parts. */
 function receivingMultipartId(state: ClientUploadState): string {
   if (state.outcome !== 'running' || state.phase !== 'receive-parts' || !state.multipartUploadId) {
-    throw new UploadConflictError(`upload ${state.uploadId} does not receive parts any more (phase ${state.phase}, outcome ${state.outcome})`);
+    throw new UploadConflictError(
+      `upload ${state.uploadId} does not receive parts any more (phase ${state.phase}, outcome ${state.outcome})`,
+    );
   }
-  if (Date.now() >= state.expiresAt) throw new UploadGoneError(state.uploadId, 'expired', `it expired at ${new Date(state.expiresAt).toISOString()}`);
+  if (Date.now() >= state.expiresAt)
+    throw new UploadGoneError(state.uploadId, 'expired', `it expired at ${new Date(state.expiresAt).toISOString()}`);
   return state.multipartUploadId;
 }
 
@@ -327,7 +343,9 @@ async function createPresignerFor(s3: S3ClientType, publicEndpoint: string | und
 function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRouteOptions): void {
   app.post('/uppy/sessions', async (request, reply) => {
     const session = await options.sessions.issue(request.tenant, options.sessionTtlMs);
-    return reply.code(201).send({ companionEndpoint: `/uppy/session/${session.token}`, expiresAt: new Date(session.expiresAt).toISOString() });
+    return reply
+      .code(201)
+      .send({ companionEndpoint: `/uppy/session/${session.token}`, expiresAt: new Date(session.expiresAt).toISOString() });
   });
 
   const routes = (prefix: string, sessionAuth: boolean) => {
@@ -350,22 +368,26 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       );
     });
 
-    app.post<{ Body: { filename?: unknown; type?: unknown; metadata?: unknown } | undefined }>(`${prefix}/s3/multipart`, routeConfig, async (request) => {
-      const tenant = await tenantOf(request);
-      const body = request.body ?? {};
-      if (body.filename !== undefined && typeof body.filename !== 'string') throw new InvalidRequestError('filename must be text');
-      if (body.type !== undefined && typeof body.type !== 'string') throw new InvalidRequestError('type must be a MIME type as text');
-      const length = declaredLengthOf(body.metadata);
-      const state = await options.uploads.create({
-        tenant,
-        mode: 'presigned',
-        ...(length !== undefined ? { length } : {}),
-        ...(body.filename ? { filename: body.filename } : {}),
-        ...(body.type ? { contentType: body.type } : {}),
-        metadata: userMetadataOf(body.metadata),
-      });
-      return { uploadId: state.uploadId, key: state.key, bucket: state.bucket, expiresAt: new Date(state.expiresAt).toISOString() };
-    });
+    app.post<{ Body: { filename?: unknown; type?: unknown; metadata?: unknown } | undefined }>(
+      `${prefix}/s3/multipart`,
+      routeConfig,
+      async (request) => {
+        const tenant = await tenantOf(request);
+        const body = request.body ?? {};
+        if (body.filename !== undefined && typeof body.filename !== 'string') throw new InvalidRequestError('filename must be text');
+        if (body.type !== undefined && typeof body.type !== 'string') throw new InvalidRequestError('type must be a MIME type as text');
+        const length = declaredLengthOf(body.metadata);
+        const state = await options.uploads.create({
+          tenant,
+          mode: 'presigned',
+          ...(length !== undefined ? { length } : {}),
+          ...(body.filename ? { filename: body.filename } : {}),
+          ...(body.type ? { contentType: body.type } : {}),
+          metadata: userMetadataOf(body.metadata),
+        });
+        return { uploadId: state.uploadId, key: state.key, bucket: state.bucket, expiresAt: new Date(state.expiresAt).toISOString() };
+      },
+    );
 
     app.get<{ Params: UploadParams & { partNumber: string }; Querystring: { key?: string } }>(
       `${prefix}/s3/multipart/:uploadId/:partNumber`,
@@ -409,13 +431,17 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       },
     );
 
-    app.delete<{ Params: UploadParams; Querystring: { key?: string } }>(`${prefix}/s3/multipart/:uploadId`, routeConfig, async (request) => {
-      const tenant = await tenantOf(request);
-      const { uploadId } = request.params;
-      await presignedUpload(options, tenant, uploadId, request.query.key);
-      const state = await options.uploads.cancel(tenant, uploadId);
-      return { outcome: state.outcome };
-    });
+    app.delete<{ Params: UploadParams; Querystring: { key?: string } }>(
+      `${prefix}/s3/multipart/:uploadId`,
+      routeConfig,
+      async (request) => {
+        const tenant = await tenantOf(request);
+        const { uploadId } = request.params;
+        await presignedUpload(options, tenant, uploadId, request.query.key);
+        const state = await options.uploads.cancel(tenant, uploadId);
+        return { outcome: state.outcome };
+      },
+    );
   };
 
   routes('/uppy', false);

@@ -85,7 +85,10 @@ export interface GatewayOptions {
 }
 
 /** The tenant a request's bearer token (or `access_token` query parameter, for EventSource) names. */
-export function authenticate(request: Pick<FastifyRequest, 'headers' | 'query'>, config: Pick<GatewayConfig, 'tokenHashes'>): string | undefined {
+export function authenticate(
+  request: Pick<FastifyRequest, 'headers' | 'query'>,
+  config: Pick<GatewayConfig, 'tokenHashes'>,
+): string | undefined {
   const header = request.headers.authorization;
   const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
   const query = (request.query as Record<string, unknown> | undefined)?.access_token;
@@ -100,7 +103,9 @@ export function authenticate(request: Pick<FastifyRequest, 'headers' | 'query'>,
 export async function createGateway(options: GatewayOptions): Promise<FastifyInstance> {
   const { config, s3, redis } = options;
   const uploads = new UploadsService({ ...options.service, client: options.client, taskQueue: options.taskQueue, config });
-  const locker: Locker & { close?: () => Promise<void> } = redis ? await RedisLocker.create({ redis, subscriber: redis.duplicate() }) : new MemoryLocker();
+  const locker: Locker & { close?: () => Promise<void> } = redis
+    ? await RedisLocker.create({ redis, subscriber: redis.duplicate() })
+    : new MemoryLocker();
   const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
 
   const app = Fastify({ logger: options.logger ?? false, return503OnClosing: true });
@@ -140,7 +145,9 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
       await options.client.withDeadline(Date.now() + 3000, () => options.client.workflowService.getSystemInfo({}));
       return { status: 'ok' };
     } catch (err) {
-      return reply.code(503).send({ status: 'unavailable', message: `Temporal does not answer: ${err instanceof Error ? err.message : String(err)}` });
+      return reply
+        .code(503)
+        .send({ status: 'unavailable', message: `Temporal does not answer: ${err instanceof Error ? err.message : String(err)}` });
     }
   });
 

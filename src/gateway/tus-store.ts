@@ -74,7 +74,11 @@ export interface UploadChecksum {
 export class ChecksumMismatchError extends GatewayError {
   override readonly name = 'ChecksumMismatchError';
   constructor(algorithm: string) {
-    super(460, 'ChecksumMismatch', `Checksum Mismatch: the ${algorithm} of the request body differs from Upload-Checksum; nothing was recorded`);
+    super(
+      460,
+      'ChecksumMismatch',
+      `Checksum Mismatch: the ${algorithm} of the request body differs from Upload-Checksum; nothing was recorded`,
+    );
   }
 }
 
@@ -84,10 +88,13 @@ export class ChecksumMismatchError extends GatewayError {
  */
 export function parseUploadChecksum(header: string): UploadChecksum {
   const match = /^\s*([A-Za-z0-9-]+) ([A-Za-z0-9+/]+={0,2})\s*$/.exec(header);
-  if (!match) throw new InvalidRequestError('Upload-Checksum must be "<algorithm> <base64 digest>", e.g. "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="');
+  if (!match)
+    throw new InvalidRequestError('Upload-Checksum must be "<algorithm> <base64 digest>", e.g. "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="');
   const algorithm = match[1]!.toLowerCase();
   if (!(TUS_CHECKSUM_ALGORITHMS as readonly string[]).includes(algorithm)) {
-    throw new InvalidRequestError(`Upload-Checksum algorithm "${match[1]}" is not supported; use one of ${TUS_CHECKSUM_ALGORITHMS.join(', ')}`);
+    throw new InvalidRequestError(
+      `Upload-Checksum algorithm "${match[1]}" is not supported; use one of ${TUS_CHECKSUM_ALGORITHMS.join(', ')}`,
+    );
   }
   return { algorithm: algorithm as TusChecksumAlgorithm, digest: match[2]! };
 }
@@ -176,7 +183,11 @@ export class ClientUploadStore extends DataStore {
     const state = await this.options.uploads.get(context.tenant, id);
     context.state = state;
     if (state.outcome === 'running') context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
-    const metadata: Record<string, string> = { ...state.metadata, ...(state.filename ? { filename: state.filename } : {}), filetype: state.contentType };
+    const metadata: Record<string, string> = {
+      ...state.metadata,
+      ...(state.filename ? { filename: state.filename } : {}),
+      filetype: state.contentType,
+    };
     return new Upload({
       id,
       ...(state.length !== undefined ? { size: state.length } : {}),
@@ -190,9 +201,13 @@ export class ClientUploadStore extends DataStore {
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
     const context = currentContext();
     const state = context.state?.uploadId === id ? context.state : await this.options.uploads.get(context.tenant, id);
-    if (state.offset !== offset) throw new UploadConflictError(`Upload-Offset ${offset} does not match the upload's offset ${state.offset}`, state.offset);
+    if (state.offset !== offset)
+      throw new UploadConflictError(`Upload-Offset ${offset} does not match the upload's offset ${state.offset}`, state.offset);
     if (state.phase !== 'receive-parts' || state.outcome !== 'running') {
-      throw new UploadConflictError(`upload ${id} does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`, state.offset);
+      throw new UploadConflictError(
+        `upload ${id} does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
+        state.offset,
+      );
     }
     const verifier = context.uploadChecksum ? new BodyChecksum(context.uploadChecksum) : undefined;
     const writer = new ChunkWriter(this.options, context.tenant, state, { recordEachPart: !verifier });
@@ -270,7 +285,12 @@ class ChunkWriter {
     state: ClientUploadState,
     private readonly behaviour: { recordEachPart: boolean } = { recordEachPart: true },
   ) {
-    this.committed = { offset: state.offset, partsCompleted: state.partsCompleted, fingerprint: state.fingerprint, staged: [...state.staged] };
+    this.committed = {
+      offset: state.offset,
+      partsCompleted: state.partsCompleted,
+      fingerprint: state.fingerprint,
+      staged: [...state.staged],
+    };
     this.sent = { ...this.committed, staged: [...state.staged] };
     this.pending = { ...this.committed, staged: [...state.staged] };
     this.latest = state;

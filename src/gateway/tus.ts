@@ -55,7 +55,11 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
   };
   const server = new Server({
     path,
-    datastore: new ClientUploadStore({ uploads: options.uploads, s3: options.s3, ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}) }),
+    datastore: new ClientUploadStore({
+      uploads: options.uploads,
+      s3: options.s3,
+      ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}),
+    }),
     relativeLocation: true,
     namingFunction: () => randomBytes(16).toString('hex'),
     maxSize: () => context().maxUploadBytes,

@@ -41,7 +41,14 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { ChunkRejection, type ChunkRecord, type ClientPart, type ClientUploadInput, type ClientUploadMode, type ClientUploadState } from '../upload/client-upload';
+import {
+  ChunkRejection,
+  type ChunkRecord,
+  type ClientPart,
+  type ClientUploadInput,
+  type ClientUploadMode,
+  type ClientUploadState,
+} from '../upload/client-upload';
 import { MiB } from '../upload/part-plan';
 import { MAX_METADATA_BYTES, objectKeyProblem, uploadWorkflowId, type ChecksumAlgorithm } from '../upload/request';
 import type { UploadOutcomeKind } from '../upload/outcome';
@@ -193,13 +200,18 @@ export class UploadsService {
     if (!ID_PATTERN.test(tenant) || tenant.length > 63) throw new InvalidRequestError(`tenant "${tenant}" is not a valid tenant name`);
     const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
     if (!ID_PATTERN.test(uploadId)) {
-      throw new InvalidRequestError('upload id may contain only letters, digits, ".", "_" and "-", starting with a letter or digit, at most 128 characters');
+      throw new InvalidRequestError(
+        'upload id may contain only letters, digits, ".", "_" and "-", starting with a letter or digit, at most 128 characters',
+      );
     }
     const limits = tenantSettings(this.options.config, tenant);
     if (request.length !== undefined) {
-      if (!Number.isSafeInteger(request.length) || request.length < 0) throw new InvalidRequestError(`length must be a whole number of bytes ≥ 0, got ${request.length}`);
+      if (!Number.isSafeInteger(request.length) || request.length < 0)
+        throw new InvalidRequestError(`length must be a whole number of bytes ≥ 0, got ${request.length}`);
       if (request.length > limits.maxUploadBytes) {
-        throw new UploadTooLargeError(`${request.length} bytes exceed the maximum upload size of tenant ${tenant}: ${limits.maxUploadBytes} bytes`);
+        throw new UploadTooLargeError(
+          `${request.length} bytes exceed the maximum upload size of tenant ${tenant}: ${limits.maxUploadBytes} bytes`,
+        );
       }
     } else if (mode === 'tus') {
       throw new InvalidRequestError('a tus upload needs Upload-Length (deferred length is not supported)');
@@ -211,9 +223,13 @@ export class UploadsService {
     const metadata = request.metadata ?? {};
     const problem = metadataProblem(metadata);
     if (problem) throw new InvalidRequestError(problem);
-    const contentType = request.contentType && CONTENT_TYPE.test(request.contentType) && request.contentType.length <= 255 ? request.contentType : 'application/octet-stream';
+    const contentType =
+      request.contentType && CONTENT_TYPE.test(request.contentType) && request.contentType.length <= 255
+        ? request.contentType
+        : 'application/octet-stream';
     const expiresInMs = request.expiresInMs ?? this.options.config.uploadExpiryMs;
-    if (!Number.isSafeInteger(expiresInMs) || expiresInMs <= 0) throw new InvalidRequestError(`expiresInMs must be a positive number of milliseconds, got ${expiresInMs}`);
+    if (!Number.isSafeInteger(expiresInMs) || expiresInMs <= 0)
+      throw new InvalidRequestError(`expiresInMs must be a positive number of milliseconds, got ${expiresInMs}`);
 
     const { bucket, partSize } = this.options.config;
     const input: ClientUploadInput = {
@@ -296,7 +312,11 @@ export class UploadsService {
   async get(tenant: string, uploadId: string): Promise<ClientUploadState> {
     const state = await this.state(tenant, uploadId);
     if (state.outcome !== 'running' && state.outcome !== 'completed') {
-      throw new UploadGoneError(uploadId, state.outcome, state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : undefined);
+      throw new UploadGoneError(
+        uploadId,
+        state.outcome,
+        state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : undefined,
+      );
     }
     return state;
   }
@@ -319,7 +339,9 @@ export class UploadsService {
     await this.update(tenant, uploadId, (handle) => handle.executeUpdate(completeUpdate, { args: [{ parts }] }));
     const state = await this.waitForEnd(tenant, uploadId, options.waitMs ?? 60_000);
     if (state.outcome !== 'running' && state.outcome !== 'completed') {
-      throw new UploadFailedError(state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : `the upload ended ${state.outcome}`);
+      throw new UploadFailedError(
+        state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : `the upload ended ${state.outcome}`,
+      );
     }
     return state;
   }
@@ -360,7 +382,11 @@ export class UploadsService {
   }
 
   /** An update, with its rejections translated; retried once when it met a run that just continued as new. */
-  private async update<T>(tenant: string, uploadId: string, send: (handle: WorkflowHandle<typeof clientUploadWorkflow>) => Promise<T>): Promise<T> {
+  private async update<T>(
+    tenant: string,
+    uploadId: string,
+    send: (handle: WorkflowHandle<typeof clientUploadWorkflow>) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.bounded(() => send(this.handle(tenant, uploadId)));
@@ -383,7 +409,8 @@ export class UploadsService {
         // The run ended under the update: a continue-as-new (retry on the new run), or the end of the upload.
         const state = await this.state(tenant, uploadId);
         if (state.outcome === 'running' && attempt < 2) continue;
-        if (state.outcome === 'running' || state.outcome === 'completed') throw new UploadConflictError(`upload ${uploadId} is in phase ${state.phase}`, state.offset);
+        if (state.outcome === 'running' || state.outcome === 'completed')
+          throw new UploadConflictError(`upload ${uploadId} is in phase ${state.phase}`, state.offset);
         throw new UploadGoneError(uploadId, state.outcome);
       }
     }

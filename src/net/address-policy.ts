@@ -96,7 +96,9 @@ export function parseAllowedHosts(text: string | readonly string[] | undefined):
       const [base, bits] = ipaddr.parseCIDR(item);
       // A range of IPv4-mapped IPv6 addresses means the IPv4 range (addresses are unwrapped before matching).
       const range: [ipaddr.IPv4 | ipaddr.IPv6, number] =
-        base.kind() === 'ipv6' && (base as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96 ? [(base as ipaddr.IPv6).toIPv4Address(), bits - 96] : [base, bits];
+        base.kind() === 'ipv6' && (base as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96
+          ? [(base as ipaddr.IPv6).toIPv4Address(), bits - 96]
+          : [base, bits];
       entries.push({ kind: 'range', text: item, range });
       continue;
     }
@@ -107,9 +109,19 @@ export function parseAllowedHosts(text: string | readonly string[] | undefined):
     }
     const address = parseAddress(split.host);
     if (address) {
-      entries.push({ kind: 'range', text: item, range: [address, address.kind() === 'ipv4' ? 32 : 128], ...(split.port !== undefined ? { port: split.port } : {}) });
+      entries.push({
+        kind: 'range',
+        text: item,
+        range: [address, address.kind() === 'ipv4' ? 32 : 128],
+        ...(split.port !== undefined ? { port: split.port } : {}),
+      });
     } else if (HOST_NAME.test(split.host) && !/^[\d.]+$/.test(split.host)) {
-      entries.push({ kind: 'name', text: item, name: split.host.toLowerCase().replace(/\.$/, ''), ...(split.port !== undefined ? { port: split.port } : {}) });
+      entries.push({
+        kind: 'name',
+        text: item,
+        name: split.host.toLowerCase().replace(/\.$/, ''),
+        ...(split.port !== undefined ? { port: split.port } : {}),
+      });
     } else {
       invalid();
     }
@@ -155,17 +167,20 @@ export class OutboundPolicy {
   check(hostname: string, port: number, addressText: string): AddressNotAllowedError | undefined {
     if (this.trustsName(hostname, port)) return undefined;
     const address = parseAddress(addressText);
-    if (!address) return new AddressNotAllowedError(`${hostname} resolved to "${addressText}", which is not an IP address`, hostname, addressText);
+    if (!address)
+      return new AddressNotAllowedError(`${hostname} resolved to "${addressText}", which is not an IP address`, hostname, addressText);
     const range = addressRange(address);
     if (range === 'unicast') return undefined;
     const allowed = this.entries.some(
-      (e) => e.kind === 'range' && e.range[0].kind() === address.kind() && address.match(e.range) && (e.port === undefined || e.port === port),
+      (e) =>
+        e.kind === 'range' && e.range[0].kind() === address.kind() && address.match(e.range) && (e.port === undefined || e.port === port),
     );
     if (allowed) return undefined;
     const shown = address.toString();
     const what = `${RANGE_WORDS[range] ?? `a special-purpose (${range})`} address`;
     const bare = hostname.replace(/^\[|\]$/g, '');
-    const subjectOf = bare === shown || parseAddress(bare)?.toString() === shown ? `${shown} is ${what}` : `${hostname} resolves to ${shown}, ${what}`;
+    const subjectOf =
+      bare === shown || parseAddress(bare)?.toString() === shown ? `${shown} is ${what}` : `${hostname} resolves to ${shown}, ${what}`;
     const entry = address.kind() === 'ipv6' ? `[${shown}]:${port}` : `${shown}:${port}`;
     return new AddressNotAllowedError(
       `${subjectOf}, and ${this.options.subject} may reach only public addresses; to allow it, add ${entry} (or ${shown}, or a range such as ${suggestedRange(address)}) to ${this.options.variable}`,

@@ -112,7 +112,11 @@ function toResponse(res: http.IncomingMessage, method: string): Response {
   }
   const noBody = method === 'HEAD' || NULL_BODY_STATUS.has(status);
   if (noBody) res.resume();
-  return new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? '', headers });
+  return new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+    status,
+    statusText: res.statusMessage ?? '',
+    headers,
+  });
 }
 
 /**
@@ -133,7 +137,8 @@ export function createGuardedFetch(options: GuardedFetchOptions): HttpFetch {
     const transport = url.protocol === 'https:' ? https : http;
     const body = method === 'GET' || method === 'HEAD' ? undefined : init.body;
     const headers: Record<string, string | number> = { ...init.headers };
-    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) headers['Content-Length'] = Buffer.byteLength(body);
+    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length'))
+      headers['Content-Length'] = Buffer.byteLength(body);
     return new Promise<Response>((resolveResponse, reject) => {
       const request = transport.request(
         {
@@ -165,12 +170,14 @@ export function createGuardedFetch(options: GuardedFetchOptions): HttpFetch {
     let method: string = init.method ?? 'GET';
     let body = init.body;
     for (let hop = 0; ; hop++) {
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RedirectRefusedError(`refused to follow a redirect to a ${url.protocol} URL`);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new RedirectRefusedError(`refused to follow a redirect to a ${url.protocol} URL`);
       const response = await once(url, method, { ...init, ...(body !== undefined ? { body } : {}) });
       const location = response.headers.get('location');
       if (init.redirect === 'manual' || !REDIRECT_STATUS.has(response.status) || !location) return response;
       await response.body?.cancel().catch(() => undefined);
-      if (hop >= maxRedirects) throw new RedirectRefusedError(`more than ${maxRedirects} redirects, the last to ${shownUrl(new URL(location, url))}`);
+      if (hop >= maxRedirects)
+        throw new RedirectRefusedError(`more than ${maxRedirects} redirects, the last to ${shownUrl(new URL(location, url))}`);
       url = new URL(location, url);
       if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')) {
         method = method === 'HEAD' ? 'HEAD' : 'GET';
@@ -186,7 +193,11 @@ export function createGuardedFetch(options: GuardedFetchOptions): HttpFetch {
  * connection, when it comes, is checked again.
  * @returns the refusal, or undefined
  */
-export async function checkUrlTarget(url: string, policy: OutboundPolicy, resolve: ResolveHost = systemResolve): Promise<AddressNotAllowedError | undefined> {
+export async function checkUrlTarget(
+  url: string,
+  policy: OutboundPolicy,
+  resolve: ResolveHost = systemResolve,
+): Promise<AddressNotAllowedError | undefined> {
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -37,5 +37,7 @@ export interface QuotaLimits {
 export function quotaLimitFor(limits: QuotaLimits, tenant: string): number {
   // Own entries only: a tenant named "constructor" or "toString" must not find Object's members.
   const perTenant = limits.perTenant;
-  return perTenant && Object.prototype.hasOwnProperty.call(perTenant, tenant) ? (perTenant[tenant] ?? limits.defaultBytes) : limits.defaultBytes;
+  return perTenant && Object.prototype.hasOwnProperty.call(perTenant, tenant)
+    ? (perTenant[tenant] ?? limits.defaultBytes)
+    : limits.defaultBytes;
 }

@@ -165,7 +165,9 @@ export class TemporalQuotaLedger implements QuotaLedger {
     try {
       try {
         // The ledger usually runs: a plain update is cheaper for the client than Update-with-Start.
-        return await this.options.client.workflow.getHandle<typeof quotaLedgerWorkflow>(workflowId).executeUpdate(reserveBatchUpdate, { args: [requests] });
+        return await this.options.client.workflow
+          .getHandle<typeof quotaLedgerWorkflow>(workflowId)
+          .executeUpdate(reserveBatchUpdate, { args: [requests] });
       } catch (err) {
         if (!isNotFound(err)) throw err;
         return await this.options.client.workflow.executeUpdateWithStart(reserveBatchUpdate, {
@@ -183,7 +185,10 @@ export class TemporalQuotaLedger implements QuotaLedger {
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
         // A ledger still running the code of an earlier version knows no batches: retry until it moved on.
         if (/No registered handler for update/.test(err.cause.message)) {
-          throw ApplicationFailure.retryable(`the quota ledger of tenant "${tenant}" runs an earlier version without batched reservations: ${err.cause.message}`, 'QuotaLedgerOutdated');
+          throw ApplicationFailure.retryable(
+            `the quota ledger of tenant "${tenant}" runs an earlier version without batched reservations: ${err.cause.message}`,
+            'QuotaLedgerOutdated',
+          );
         }
         throw err.cause;
       }

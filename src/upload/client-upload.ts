@@ -108,7 +108,19 @@ export interface CarriedState {
 }
 
 /** Phases of a client upload, as shown by the `UploadPhase` search attribute and queries. */
-export type ClientUploadPhase = Extract<UploadPhase, 'reserve-space' | 'open-multipart' | 'receive-parts' | 'verify' | 'merge' | 'delete-staged' | 'commit-quota' | 'notify' | 'compensating' | 'done'>;
+export type ClientUploadPhase = Extract<
+  UploadPhase,
+  | 'reserve-space'
+  | 'open-multipart'
+  | 'receive-parts'
+  | 'verify'
+  | 'merge'
+  | 'delete-staged'
+  | 'commit-quota'
+  | 'notify'
+  | 'compensating'
+  | 'done'
+>;
 
 /** The durable state of one client upload, as the workflow reports it (query `clientUploadState`). */
 export interface ClientUploadState {
@@ -176,13 +188,19 @@ export function partCountOf(length: number, partSize: number): number {
  * the workflow's Update validator. `now` is workflow time.
  */
 export function chunkRecordProblem(
-  state: Pick<ClientUploadState, 'mode' | 'phase' | 'outcome' | 'offset' | 'partsCompleted' | 'fingerprint' | 'length' | 'partSize' | 'expiresAt'>,
+  state: Pick<
+    ClientUploadState,
+    'mode' | 'phase' | 'outcome' | 'offset' | 'partsCompleted' | 'fingerprint' | 'length' | 'partSize' | 'expiresAt'
+  >,
   record: ChunkRecord,
   now: number,
 ): { type: ChunkRejection; message: string } | undefined {
   const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
   if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
-    return { type: ChunkRejection.NotReceiving, message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})` };
+    return {
+      type: ChunkRejection.NotReceiving,
+      message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
+    };
   }
   if (now >= state.expiresAt) {
     return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
@@ -196,14 +214,18 @@ export function chunkRecordProblem(
   const whole = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
   if (!whole(record.offset) || !whole(record.partsCompleted)) return invalid('offset and partsCompleted must be whole numbers ≥ 0');
   if (record.offset < state.offset) return invalid(`the offset may not go back (from ${state.offset} to ${record.offset})`);
-  if (record.partsCompleted < state.partsCompleted) return invalid(`completed parts may not go back (from ${state.partsCompleted} to ${record.partsCompleted})`);
-  if (state.length !== undefined && record.offset > state.length) return invalid(`offset ${record.offset} is beyond the upload's length ${state.length}`);
+  if (record.partsCompleted < state.partsCompleted)
+    return invalid(`completed parts may not go back (from ${state.partsCompleted} to ${record.partsCompleted})`);
+  if (state.length !== undefined && record.offset > state.length)
+    return invalid(`offset ${record.offset} is beyond the upload's length ${state.length}`);
   if (record.partsCompleted > MAX_PARTS) return invalid(`an upload has at most ${MAX_PARTS} parts`);
-  if (typeof record.fingerprint !== 'string' || record.fingerprint.length > 128) return invalid('fingerprint must be a string of at most 128 characters');
+  if (typeof record.fingerprint !== 'string' || record.fingerprint.length > 128)
+    return invalid('fingerprint must be a string of at most 128 characters');
   if ((record.partsCompleted === state.partsCompleted) !== (record.fingerprint === state.fingerprint)) {
     return invalid('the fingerprint must change exactly when parts were completed');
   }
-  if (!Array.isArray(record.staged) || record.staged.length > MAX_STAGED_SEGMENTS) return invalid(`at most ${MAX_STAGED_SEGMENTS} staged segments`);
+  if (!Array.isArray(record.staged) || record.staged.length > MAX_STAGED_SEGMENTS)
+    return invalid(`at most ${MAX_STAGED_SEGMENTS} staged segments`);
 
   const final = state.length !== undefined && record.offset === state.length;
   if (final) {
@@ -214,7 +236,8 @@ export function chunkRecordProblem(
     return undefined;
   }
   const partsEnd = record.partsCompleted * state.partSize;
-  if (partsEnd > record.offset) return invalid(`${record.partsCompleted} parts of ${state.partSize} bytes end beyond the offset ${record.offset}`);
+  if (partsEnd > record.offset)
+    return invalid(`${record.partsCompleted} parts of ${state.partSize} bytes end beyond the offset ${record.offset}`);
   let at = partsEnd;
   for (const segment of record.staged) {
     if (!whole(segment?.start) || !whole(segment?.end) || segment.start !== at || segment.end <= segment.start) {
@@ -223,7 +246,8 @@ export function chunkRecordProblem(
     at = segment.end;
   }
   if (at !== record.offset) return invalid(`staged segments end at byte ${at}, but the offset is ${record.offset}`);
-  if (record.offset - partsEnd >= state.partSize) return invalid('staged bytes must be fewer than one part: a full part is uploaded, not staged');
+  if (record.offset - partsEnd >= state.partSize)
+    return invalid('staged bytes must be fewer than one part: a full part is uploaded, not staged');
   return undefined;
 }
 
@@ -234,9 +258,11 @@ export function clientPartsProblem(parts: unknown): string | undefined {
   let previous = 0;
   for (const part of parts as Partial<ClientPart>[]) {
     const n = part?.partNumber;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_PARTS) return `partNumber must be a whole number 1–${MAX_PARTS}, got ${String(n)}`;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_PARTS)
+      return `partNumber must be a whole number 1–${MAX_PARTS}, got ${String(n)}`;
     if (n <= previous) return 'parts must be in ascending order of partNumber, without repeats';
-    if (typeof part.etag !== 'string' || part.etag.length === 0 || part.etag.length > 128) return `part ${n}: etag must be a non-empty string (at most 128 characters)`;
+    if (typeof part.etag !== 'string' || part.etag.length === 0 || part.etag.length > 128)
+      return `part ${n}: etag must be a non-empty string (at most 128 characters)`;
     previous = n;
   }
   return undefined;

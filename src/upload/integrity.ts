@@ -33,7 +33,10 @@ export interface MultipartChecksums {
 }
 
 /** The checksum configuration for `request` moved by `transfer`. */
-export function multipartChecksums(request: Pick<UploadRequestWithDefaults, 'checksumAlgorithm' | 'expectedChecksum'>, transfer: TransferMode): MultipartChecksums {
+export function multipartChecksums(
+  request: Pick<UploadRequestWithDefaults, 'checksumAlgorithm' | 'expectedChecksum'>,
+  transfer: TransferMode,
+): MultipartChecksums {
   if (transfer === 'server-side-copy') return {};
   const crc = expectedCrc(request.expectedChecksum);
   // Validation guarantees checksumAlgorithm === crc.algorithm when a CRC is expected.

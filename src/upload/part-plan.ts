@@ -81,7 +81,9 @@ export function planParts(size: number, requestedPartSize: number = DEFAULT_PART
   if (Math.ceil(size / partSize) > limits.maxParts) {
     partSize = Math.ceil(size / limits.maxParts / MiB) * MiB;
     if (partSize > limits.maxPartSize) {
-      throw new PartPlanError(`object of ${size} bytes needs parts over ${formatBytes(limits.maxPartSize)} to fit in ${limits.maxParts} parts`);
+      throw new PartPlanError(
+        `object of ${size} bytes needs parts over ${formatBytes(limits.maxPartSize)} to fit in ${limits.maxParts} parts`,
+      );
     }
     adjusted = {
       requestedPartSize,

@@ -26,7 +26,8 @@ export type FullObjectCrcAlgorithm = (typeof FULL_OBJECT_CRC_ALGORITHMS)[number]
  *   before the merge, CompleteMultipartUpload carries the value (S3 refuses a mismatch before the
  *   object exists), and the merged object's checksum is read back before success is reported.
  */
-export type ExpectedChecksum = { algorithm: 'SHA256'; /** hex or base64 */ value: string } | { algorithm: FullObjectCrcAlgorithm; /** base64 */ value: string };
+export type ExpectedChecksum =
+  { algorithm: 'SHA256'; /** hex or base64 */ value: string } | { algorithm: FullObjectCrcAlgorithm; /** base64 */ value: string };
 
 /** A CRC given in advance, if `expected` is one (the SHA-256 form is checked by re-reading). */
 export function expectedCrc(expected: ExpectedChecksum | undefined): { algorithm: FullObjectCrcAlgorithm; value: string } | undefined {

@@ -84,9 +84,15 @@ export interface UploadRequest {
 
 /** {@link UploadRequest} with every default filled in: what the workflow runs on. */
 export type UploadRequestWithDefaults = Required<
-  Pick<UploadRequest, 'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata' | 'verify'>
+  Pick<
+    UploadRequest,
+    'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata' | 'verify'
+  >
 > &
-  Omit<UploadRequest, 'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata' | 'verify'>;
+  Omit<
+    UploadRequest,
+    'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata' | 'verify'
+  >;
 
 export const UPLOAD_DEFAULTS = {
   partSize: DEFAULT_PART_SIZE,
@@ -109,7 +115,7 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 /** Names of S3 source profiles (keys of UPLOAD_SAGA_S3_SOURCE_PROFILES). */
 export const PROFILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8');
- 
+
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 /** An unpaired UTF-16 surrogate: a string that has no UTF-8 form (the S3 SDK throws "URI malformed" on it). */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -152,7 +158,8 @@ export function objectKeyProblem(key: string): string | undefined {
   if (key.includes('//')) return 'must not contain empty path segments ("//")';
   if (key.split('/').some((segment) => segment === '.' || segment === '..')) return 'must not contain "." or ".." path segments';
   const long = key.split('/').find((segment) => utf8Length(segment) > MAX_KEY_SEGMENT_BYTES);
-  if (long !== undefined) return `each "/"-separated segment must be at most ${MAX_KEY_SEGMENT_BYTES} bytes, got one of ${utf8Length(long)} (MinIO stores segments as file names)`;
+  if (long !== undefined)
+    return `each "/"-separated segment must be at most ${MAX_KEY_SEGMENT_BYTES} bytes, got one of ${utf8Length(long)} (MinIO stores segments as file names)`;
   if (key.startsWith(STAGING_PREFIX)) return `must not start with "${STAGING_PREFIX}" (reserved for staged parts)`;
   return undefined;
 }
@@ -177,124 +184,162 @@ const keyField = z.string({ error: 'is required (a string)' }).superRefine((k, c
 });
 
 const requestSchema = z
-  .object({
-    uploadId: z
-      .string({ error: 'is required (a string)' })
-      .min(1, { message: 'must not be empty', abort: true })
-      .max(128, { message: 'must be at most 128 characters', abort: true })
-      .regex(ID_PATTERN, 'may contain only letters, digits, ".", "_" and "-", starting with a letter or digit'),
-    tenant: z
-      .string({ error: 'is required (a string)' })
-      .min(1, { message: 'must not be empty', abort: true })
-      .max(63, { message: 'must be at most 63 characters', abort: true })
-      .regex(ID_PATTERN, 'may contain only letters, digits, ".", "_" and "-", starting with a letter or digit'),
-    source: z.discriminatedUnion(
-      'type',
-      [
-        z.object({
-          type: z.literal('file'),
-          path: z
-            .string({ error: 'is required (an absolute file path on the worker host)' })
-            .refine((p) => p.startsWith('/'), { message: 'must be an absolute path', abort: true })
-            .refine((p) => !CONTROL_CHARS.test(p) && !LONE_SURROGATE.test(p), { message: 'must not contain control characters or unpaired surrogates', abort: true })
-            .refine((p) => utf8Length(p) <= 4096, 'must be at most 4096 bytes'),
-        }).strict(),
-        z.object({
-          type: z.literal('url'),
-          url: z
-            .string({ error: 'is required (an http:// or https:// URL)' })
-            .max(2048, 'must be at most 2048 characters')
-            .refine(isHttpUrlWithoutCredentials, 'must be an absolute http:// or https:// URL without credentials (they would be stored in workflow history)'),
-        }).strict(),
-        z
-          .object({
-            type: z.literal('s3'),
-            bucket: bucketField,
-            key: keyField,
-            versionId: z.string({ error: 'must be a string' }).regex(VERSION_ID_PATTERN, 'must be 1–1024 printable ASCII characters without spaces').optional(),
-            profile: z
-              .string({ error: 'must be a string (the name of a source profile configured on the worker)' })
-              .regex(PROFILE_PATTERN, 'must be a profile name configured on the worker (letters, digits, "_" and "-", 1–63, starting with a letter or digit); credentials never go in the request')
-              .optional(),
-          })
-          .strict(),
-      ],
-      { error: 'must be { type: "file", path: "/absolute/path" }, { type: "url", url: "https://…" } or { type: "s3", bucket, key }' },
-    ),
-    destination: z.object({ bucket: bucketField, key: keyField }, { error: 'is required ({ bucket, key })' }).strict(),
-    declaredSize: z
-      .number({ error: 'must be a number of bytes' })
-      .int('must be a whole number of bytes')
-      .min(0, 'must be ≥ 0')
-      .max(S3_LIMITS.maxObjectSize, `must be at most ${S3_LIMITS.maxObjectSize} bytes (5 TiB, S3's object limit)`)
-      .optional(),
-    expectedChecksum: z
-      .object(
-        {
-          algorithm: z.enum(['SHA256', ...FULL_OBJECT_CRC_ALGORITHMS], { error: `must be one of SHA256, ${FULL_OBJECT_CRC_ALGORITHMS.join(', ')}` }),
-          value: z.string({ error: 'is required (a string)' }),
-        },
-        { error: 'must be { algorithm, value }' },
-      )
-      .strict()
-      .superRefine(({ algorithm, value }, ctx) => {
-        if (algorithm === 'SHA256') {
-          if (!hexOrBase64Sha256(value)) ctx.addIssue({ code: 'custom', path: ['value'], message: 'must be a SHA-256 digest: 64 hex characters or 44 base64 characters' });
-        } else if (!BASE64_CRC[algorithm].pattern.test(value)) {
-          ctx.addIssue({ code: 'custom', path: ['value'], message: `must be ${BASE64_CRC[algorithm].what}` });
-        }
-      })
-      .optional(),
-    partSize: z
-      .number({ error: 'must be a number of bytes' })
-      .superRefine((n, ctx) => {
-        const problem = partSizeProblem(n);
-        if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      })
-      .optional(),
-    partConcurrency: z
-      .number({ error: 'must be a number' })
-      .int('must be a whole number')
-      .min(1, 'must be at least 1')
-      .max(MAX_PART_CONCURRENCY, `must be at most ${MAX_PART_CONCURRENCY}`)
-      .optional(),
-    checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS, { error: `must be one of ${CHECKSUM_ALGORITHMS.join(', ')}` }).optional(),
-    contentType: z
-      .string({ error: 'must be a string (a MIME type such as "video/mp4")' })
-      .regex(/^[\w.+-]+\/[\w.+-]+(\s*;[\x20-\x7e]*)?$/, 'must be a MIME type such as "video/mp4" (parameters in printable ASCII)')
-      .max(255, 'must be at most 255 characters')
-      .optional(),
-    metadata: z
-      .record(
-        z.string().regex(/^[A-Za-z0-9-]+$/, 'metadata keys may contain only letters, digits and "-"'),
-        z.string({ error: 'metadata values must be strings' }).refine((v) => !CONTROL_CHARS.test(v) && /^[\x20-\x7e]*$/.test(v), 'metadata values must be printable ASCII'),
-        {
-          error: (issue) =>
-            issue.code === 'invalid_key' ? 'metadata keys may contain only letters, digits and "-"' : issue.code === 'invalid_type' ? 'must be an object of string keys and values' : undefined,
-        },
-      )
-      .refine(
-        (m) => Object.entries(m).reduce((n, [k, v]) => n + utf8Length(k) + utf8Length(v), 0) <= MAX_METADATA_BYTES,
-        `must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)`,
-      )
-      .refine(
-        (m) => new Set(Object.keys(m).map((k) => k.toLowerCase())).size === Object.keys(m).length,
-        'metadata keys must differ in more than letter case (S3 stores them lower-cased)',
-      )
-      .optional(),
-    webhookUrl: z
-      .string({ error: 'must be a string (an http:// or https:// URL)' })
-      .max(2048, { message: 'must be at most 2048 characters', abort: true })
-      .refine(isHttpUrlWithoutCredentials, 'must be an absolute http:// or https:// URL without credentials')
-      .optional(),
-    failIfExists: z.boolean({ error: 'must be true or false' }).optional(),
-    partsPerActivity: z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(10_000, 'must be at most 10000').optional(),
-    verify: z.enum(['checksums', 'reread'], { error: 'must be "checksums" or "reread"' }).optional(),
-  }, { error: 'must be an object: { uploadId, tenant, source, destination, … }' })
+  .object(
+    {
+      uploadId: z
+        .string({ error: 'is required (a string)' })
+        .min(1, { message: 'must not be empty', abort: true })
+        .max(128, { message: 'must be at most 128 characters', abort: true })
+        .regex(ID_PATTERN, 'may contain only letters, digits, ".", "_" and "-", starting with a letter or digit'),
+      tenant: z
+        .string({ error: 'is required (a string)' })
+        .min(1, { message: 'must not be empty', abort: true })
+        .max(63, { message: 'must be at most 63 characters', abort: true })
+        .regex(ID_PATTERN, 'may contain only letters, digits, ".", "_" and "-", starting with a letter or digit'),
+      source: z.discriminatedUnion(
+        'type',
+        [
+          z
+            .object({
+              type: z.literal('file'),
+              path: z
+                .string({ error: 'is required (an absolute file path on the worker host)' })
+                .refine((p) => p.startsWith('/'), { message: 'must be an absolute path', abort: true })
+                .refine((p) => !CONTROL_CHARS.test(p) && !LONE_SURROGATE.test(p), {
+                  message: 'must not contain control characters or unpaired surrogates',
+                  abort: true,
+                })
+                .refine((p) => utf8Length(p) <= 4096, 'must be at most 4096 bytes'),
+            })
+            .strict(),
+          z
+            .object({
+              type: z.literal('url'),
+              url: z
+                .string({ error: 'is required (an http:// or https:// URL)' })
+                .max(2048, 'must be at most 2048 characters')
+                .refine(
+                  isHttpUrlWithoutCredentials,
+                  'must be an absolute http:// or https:// URL without credentials (they would be stored in workflow history)',
+                ),
+            })
+            .strict(),
+          z
+            .object({
+              type: z.literal('s3'),
+              bucket: bucketField,
+              key: keyField,
+              versionId: z
+                .string({ error: 'must be a string' })
+                .regex(VERSION_ID_PATTERN, 'must be 1–1024 printable ASCII characters without spaces')
+                .optional(),
+              profile: z
+                .string({ error: 'must be a string (the name of a source profile configured on the worker)' })
+                .regex(
+                  PROFILE_PATTERN,
+                  'must be a profile name configured on the worker (letters, digits, "_" and "-", 1–63, starting with a letter or digit); credentials never go in the request',
+                )
+                .optional(),
+            })
+            .strict(),
+        ],
+        { error: 'must be { type: "file", path: "/absolute/path" }, { type: "url", url: "https://…" } or { type: "s3", bucket, key }' },
+      ),
+      destination: z.object({ bucket: bucketField, key: keyField }, { error: 'is required ({ bucket, key })' }).strict(),
+      declaredSize: z
+        .number({ error: 'must be a number of bytes' })
+        .int('must be a whole number of bytes')
+        .min(0, 'must be ≥ 0')
+        .max(S3_LIMITS.maxObjectSize, `must be at most ${S3_LIMITS.maxObjectSize} bytes (5 TiB, S3's object limit)`)
+        .optional(),
+      expectedChecksum: z
+        .object(
+          {
+            algorithm: z.enum(['SHA256', ...FULL_OBJECT_CRC_ALGORITHMS], {
+              error: `must be one of SHA256, ${FULL_OBJECT_CRC_ALGORITHMS.join(', ')}`,
+            }),
+            value: z.string({ error: 'is required (a string)' }),
+          },
+          { error: 'must be { algorithm, value }' },
+        )
+        .strict()
+        .superRefine(({ algorithm, value }, ctx) => {
+          if (algorithm === 'SHA256') {
+            if (!hexOrBase64Sha256(value))
+              ctx.addIssue({
+                code: 'custom',
+                path: ['value'],
+                message: 'must be a SHA-256 digest: 64 hex characters or 44 base64 characters',
+              });
+          } else if (!BASE64_CRC[algorithm].pattern.test(value)) {
+            ctx.addIssue({ code: 'custom', path: ['value'], message: `must be ${BASE64_CRC[algorithm].what}` });
+          }
+        })
+        .optional(),
+      partSize: z
+        .number({ error: 'must be a number of bytes' })
+        .superRefine((n, ctx) => {
+          const problem = partSizeProblem(n);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .optional(),
+      partConcurrency: z
+        .number({ error: 'must be a number' })
+        .int('must be a whole number')
+        .min(1, 'must be at least 1')
+        .max(MAX_PART_CONCURRENCY, `must be at most ${MAX_PART_CONCURRENCY}`)
+        .optional(),
+      checksumAlgorithm: z.enum(CHECKSUM_ALGORITHMS, { error: `must be one of ${CHECKSUM_ALGORITHMS.join(', ')}` }).optional(),
+      contentType: z
+        .string({ error: 'must be a string (a MIME type such as "video/mp4")' })
+        .regex(/^[\w.+-]+\/[\w.+-]+(\s*;[\x20-\x7e]*)?$/, 'must be a MIME type such as "video/mp4" (parameters in printable ASCII)')
+        .max(255, 'must be at most 255 characters')
+        .optional(),
+      metadata: z
+        .record(
+          z.string().regex(/^[A-Za-z0-9-]+$/, 'metadata keys may contain only letters, digits and "-"'),
+          z
+            .string({ error: 'metadata values must be strings' })
+            .refine((v) => !CONTROL_CHARS.test(v) && /^[\x20-\x7e]*$/.test(v), 'metadata values must be printable ASCII'),
+          {
+            error: (issue) =>
+              issue.code === 'invalid_key'
+                ? 'metadata keys may contain only letters, digits and "-"'
+                : issue.code === 'invalid_type'
+                  ? 'must be an object of string keys and values'
+                  : undefined,
+          },
+        )
+        .refine(
+          (m) => Object.entries(m).reduce((n, [k, v]) => n + utf8Length(k) + utf8Length(v), 0) <= MAX_METADATA_BYTES,
+          `must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)`,
+        )
+        .refine(
+          (m) => new Set(Object.keys(m).map((k) => k.toLowerCase())).size === Object.keys(m).length,
+          'metadata keys must differ in more than letter case (S3 stores them lower-cased)',
+        )
+        .optional(),
+      webhookUrl: z
+        .string({ error: 'must be a string (an http:// or https:// URL)' })
+        .max(2048, { message: 'must be at most 2048 characters', abort: true })
+        .refine(isHttpUrlWithoutCredentials, 'must be an absolute http:// or https:// URL without credentials')
+        .optional(),
+      failIfExists: z.boolean({ error: 'must be true or false' }).optional(),
+      partsPerActivity: z
+        .number({ error: 'must be a number' })
+        .int('must be a whole number')
+        .min(1, 'must be at least 1')
+        .max(10_000, 'must be at most 10000')
+        .optional(),
+      verify: z.enum(['checksums', 'reread'], { error: 'must be "checksums" or "reread"' }).optional(),
+    },
+    { error: 'must be an object: { uploadId, tenant, source, destination, … }' },
+  )
   .strict()
   .superRefine((request, ctx) => {
     // S3 builds a full-object CRC only from part checksums of the same CRC.
-    const crc = request.expectedChecksum && request.expectedChecksum.algorithm !== 'SHA256' ? request.expectedChecksum.algorithm : undefined;
+    const crc =
+      request.expectedChecksum && request.expectedChecksum.algorithm !== 'SHA256' ? request.expectedChecksum.algorithm : undefined;
     if (crc && request.checksumAlgorithm !== undefined && request.checksumAlgorithm !== crc) {
       ctx.addIssue({
         code: 'custom',

@@ -30,7 +30,10 @@ export const clientUploadSteps = defineSaga<UploadActivities>()({
     compensation: uploadSteps['upload-parts'].compensation,
   },
   'receive-parts': {
-    action: { inWorkflow: 'the client sends parts through the gateway (Updates) until the length is reached or completion is requested; a durable timer expires the upload' },
+    action: {
+      inWorkflow:
+        'the client sends parts through the gateway (Updates) until the length is reached or completion is requested; a durable timer expires the upload',
+    },
   },
   verify: {
     action: {

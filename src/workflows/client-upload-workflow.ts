@@ -181,11 +181,18 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
     {
       validator: (request) => {
         if (state.mode !== 'presigned' || state.phase !== 'receive-parts' || state.outcome !== 'running' || reportedParts) {
-          const why = state.mode !== 'presigned' ? 'a tus upload completes when its length is reached' : `the upload is in phase ${state.phase}, outcome ${state.outcome}`;
+          const why =
+            state.mode !== 'presigned'
+              ? 'a tus upload completes when its length is reached'
+              : `the upload is in phase ${state.phase}, outcome ${state.outcome}`;
           throw ApplicationFailure.create({ type: ChunkRejection.NotReceiving, message: `cannot complete: ${why}`, nonRetryable: true });
         }
         if (Date.now() >= state.expiresAt) {
-          throw ApplicationFailure.create({ type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: ChunkRejection.UploadExpired,
+            message: `the upload expired at ${new Date(state.expiresAt).toISOString()}`,
+            nonRetryable: true,
+          });
         }
         const problem = clientPartsProblem(request?.parts);
         if (problem) throw ApplicationFailure.create({ type: ChunkRejection.InvalidChunk, message: problem, nonRetryable: true });
@@ -205,7 +212,8 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
       };
       if (carried) {
         // Steps done by earlier runs: register their compensations again, without running them.
-        if (carried.reservation) saga.restoreCompleted('reserve-space', { result: carried.reservation, compensateWith: () => [reservationRef] });
+        if (carried.reservation)
+          saga.restoreCompleted('reserve-space', { result: carried.reservation, compensateWith: () => [reservationRef] });
         saga.restoreCompleted('open-multipart', {
           result: { uploadId: carried.multipartUploadId },
           compensateWith: () => [{ bucket, key, uploadId: carried.multipartUploadId, stagingPrefix }],
@@ -215,7 +223,15 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
         const openedAt = Date.now();
         const opened = await saga.run(
           'open-multipart',
-          [{ bucket, key, contentType: input.contentType, metadata: input.metadata, ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}) }],
+          [
+            {
+              bucket,
+              key,
+              contentType: input.contentType,
+              metadata: input.metadata,
+              ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
+            },
+          ],
           {
             summary: `open the multipart upload of s3://${bucket}/${key}`,
             compensateWith: (outcome) =>
@@ -296,7 +312,16 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
 
       const merged = await saga.run(
         'merge',
-        [{ bucket, key, uploadId: multipartUploadId, expectedETag: verified.expectedETag, failIfExists: false, checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C' }],
+        [
+          {
+            bucket,
+            key,
+            uploadId: multipartUploadId,
+            expectedETag: verified.expectedETag,
+            failIfExists: false,
+            checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
+          },
+        ],
         { summary: `complete s3://${bucket}/${key}` },
       );
       if (state.mode === 'tus') {

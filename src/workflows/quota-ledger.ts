@@ -65,8 +65,7 @@ export const usageQuery = defineQuery<QuotaUsage>('usage');
 
 /** One reservation's outcome in a {@link reserveBatchUpdate}: the usage after it, or why it was refused. */
 export type ReserveOutcome =
-  | { ok: true; usage: QuotaUsage }
-  | { ok: false; failure: { type: string; message: string; nonRetryable: boolean; details?: unknown[] } };
+  { ok: true; usage: QuotaUsage } | { ok: false; failure: { type: string; message: string; nonRetryable: boolean; details?: unknown[] } };
 
 /**
  * Several reservations in one update, decided in order; each gets its own outcome (one refused
@@ -105,7 +104,14 @@ const UPDATES_PER_RUN = 500;
 /** Why a reservation request is malformed, or undefined when it is well-formed. */
 function invalidReservation(request: ReserveRequest | undefined): string | undefined {
   const { uploadId, bytes, limitBytes } = request ?? ({} as ReserveRequest);
-  if (!uploadId || typeof uploadId !== 'string' || !Number.isSafeInteger(bytes) || bytes < 0 || !Number.isSafeInteger(limitBytes) || limitBytes < 0) {
+  if (
+    !uploadId ||
+    typeof uploadId !== 'string' ||
+    !Number.isSafeInteger(bytes) ||
+    bytes < 0 ||
+    !Number.isSafeInteger(limitBytes) ||
+    limitBytes < 0
+  ) {
     return 'reserve needs { uploadId, bytes ≥ 0, limitBytes ≥ 0 } with whole byte counts';
   }
   return undefined;
@@ -130,7 +136,8 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
   };
   // Own keys only: an upload id such as "constructor" must not find Object's members.
   const holds = (uploadId: string) => Object.prototype.hasOwnProperty.call(state.reservations, uploadId);
-  const settledAs = (uploadId: string) => (Object.prototype.hasOwnProperty.call(state.settled, uploadId) ? state.settled[uploadId] : undefined);
+  const settledAs = (uploadId: string) =>
+    Object.prototype.hasOwnProperty.call(state.settled, uploadId) ? state.settled[uploadId] : undefined;
   const settle = (uploadId: string, how: 'committed' | 'released') => {
     delete state.reservations[uploadId];
     state.settled[uploadId] = how;
@@ -149,7 +156,8 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
   const reserve = ({ uploadId, bytes, limitBytes }: ReserveRequest): QuotaUsage => {
     if (holds(uploadId)) return usage(); // a retried reserve: already held
     const settled = settledAs(uploadId);
-    if (settled) throw ApplicationFailure.nonRetryable(`upload ${uploadId} was already ${settled}; it cannot reserve again`, 'ReservationSettled');
+    if (settled)
+      throw ApplicationFailure.nonRetryable(`upload ${uploadId} was already ${settled}; it cannot reserve again`, 'ReservationSettled');
     const current = usage();
     if (current.usedBytes + current.reservedBytes + bytes > limitBytes) {
       throw ApplicationFailure.create({
@@ -198,7 +206,15 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
           return { ok: true, usage: reserve(request) };
         } catch (err) {
           const failure = err as ApplicationFailure;
-          return { ok: false, failure: { type: failure.type ?? 'Error', message: failure.message, nonRetryable: true, ...(failure.details ? { details: [...failure.details] } : {}) } };
+          return {
+            ok: false,
+            failure: {
+              type: failure.type ?? 'Error',
+              message: failure.message,
+              nonRetryable: true,
+              ...(failure.details ? { details: [...failure.details] } : {}),
+            },
+          };
         }
       });
     },

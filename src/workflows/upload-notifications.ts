@@ -63,12 +63,10 @@ export async function notifyCompleted(saga: NotifyingSaga, url: string, event: U
  */
 export async function notifyFailed(saga: NotifyingSaga, url: string, event: UploadEvent): Promise<void> {
   await CancellationScope.nonCancellable(() =>
-    saga
-      .run('notify', [{ url, idempotencyKey: event.id, event: { ...event } }], { summary: `notify ${event.type}` })
-      .then(
-        () => undefined,
-        (notifyErr: unknown) => log.warn('failure webhook could not be delivered', { error: summarizeFailure(notifyErr) }),
-      ),
+    saga.run('notify', [{ url, idempotencyKey: event.id, event: { ...event } }], { summary: `notify ${event.type}` }).then(
+      () => undefined,
+      (notifyErr: unknown) => log.warn('failure webhook could not be delivered', { error: summarizeFailure(notifyErr) }),
+    ),
   );
 }
 

@@ -69,7 +69,13 @@ export const uploadSteps = defineSaga<UploadActivities>()({
   'reserve-space': {
     action: {
       activity: 'reserveSpace',
-      retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, jitter: 'full', nonRetryableErrorTypes: ['QuotaExceeded', 'ReservationSettled'] },
+      retry: {
+        initialInterval: '1s',
+        maximumInterval: '30s',
+        maximumAttempts: 10,
+        jitter: 'full',
+        nonRetryableErrorTypes: ['QuotaExceeded', 'ReservationSettled'],
+      },
       timeouts: { startToClose: '30s' },
     },
     compensation: { activity: 'releaseReservation', retry: compensationRetry, timeouts: { startToClose: '30s' } },
@@ -98,7 +104,14 @@ export const uploadSteps = defineSaga<UploadActivities>()({
     action: {
       activity: 'completeUpload',
       // Equal jitter, as for upload-parts: ten attempts that cannot all bunch up in the first seconds.
-      retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, jitter: 'equal', nonRetryableErrorTypes: NEVER_RETRIED },
+      retry: {
+        initialInterval: '2s',
+        backoffCoefficient: 2,
+        maximumInterval: '1m',
+        maximumAttempts: 10,
+        jitter: 'equal',
+        nonRetryableErrorTypes: NEVER_RETRIED,
+      },
       // completeUpload heartbeats while S3 merges: a dead worker is noticed in 30 s, not 10 minutes.
       timeouts: { startToClose: '10m', heartbeat: '30s' },
     },
@@ -114,7 +127,14 @@ export const uploadSteps = defineSaga<UploadActivities>()({
   notify: {
     action: {
       activity: 'notify',
-      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '10m', maximumAttempts: 12, jitter: 'full', nonRetryableErrorTypes: ['WebhookRejected'] },
+      retry: {
+        initialInterval: '5s',
+        backoffCoefficient: 2,
+        maximumInterval: '10m',
+        maximumAttempts: 12,
+        jitter: 'full',
+        nonRetryableErrorTypes: ['WebhookRejected'],
+      },
       timeouts: { startToClose: '30s' },
     },
   },

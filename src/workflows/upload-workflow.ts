@@ -281,7 +281,13 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
   } catch (err) {
     const report = failureReportOf(err);
     setPhase('done');
-    setOutcome(err instanceof CancelledFailure ? 'cancelled' : report && report.compensations.every((c) => c.status === 'compensated') ? 'compensated' : 'failed');
+    setOutcome(
+      err instanceof CancelledFailure
+        ? 'cancelled'
+        : report && report.compensations.every((c) => c.status === 'compensated')
+          ? 'compensated'
+          : 'failed',
+    );
     setCurrentDetails(`**${progress.outcome}** — ${err instanceof Error ? err.message : String(err)}`);
     if (request?.webhookUrl && report) {
       await notifyFailed(saga, request.webhookUrl, event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report }));

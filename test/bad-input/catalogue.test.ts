@@ -54,7 +54,10 @@ function catalogueRows(): Row[] {
     const heading = /^### (.+)$/.exec(line);
     if (heading) table = heading[1]!.trim();
     if (!line.startsWith('|') || /^\|\s*-/.test(line)) continue;
-    const cells = line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, '|'));
+    const cells = line
+      .slice(1, -1)
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim().replace(/\\\|/g, '|'));
     if (cells[0] === 'input') continue; // header
     rows.push({ table, input: cells[0]!, error: cells.at(-1)! });
   }
@@ -63,7 +66,13 @@ function catalogueRows(): Row[] {
 
 const codeSpans = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
 /** `a … b` → a regular expression in which `…` is any text. */
-const fragmentPattern = (fragment: string) => new RegExp(fragment.split('…').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[\\s\\S]*?'));
+const fragmentPattern = (fragment: string) =>
+  new RegExp(
+    fragment
+      .split('…')
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[\\s\\S]*?'),
+  );
 
 // ---- the stack, a worker, and what the worker rows need
 
@@ -84,14 +93,18 @@ let tmp: { dir: string; remove(): Promise<void> };
 const closers: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
-  stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTAS: `${TIGHT}=12MiB`, UPLOAD_SAGA_URL_ALLOWED_HOSTS: '', UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: '' } });
+  stack = await connectTestStack({
+    env: { UPLOAD_SAGA_QUOTAS: `${TIGHT}=12MiB`, UPLOAD_SAGA_URL_ALLOWED_HOSTS: '', UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: '' },
+  });
   tmp = await makeTempDir();
   // The worker's roots: one directory of the temp dir, so that the rest of it is "outside".
   const rootDir = path.join(tmp.dir, 'root');
   await mkdir(rootDir);
   const config = { ...stack.config, allowedRoots: [rootDir], urlSources: { allowedHosts: [] as string[] } };
   const workflowBundle = await bundleUploadWorkflows();
-  worker = runInBackground(await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, workflowBundle }));
+  worker = runInBackground(
+    await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, workflowBundle }),
+  );
   uploads = new UploadClient({ client: stack.client, taskQueue: config.temporal.taskQueue });
   const prefixQueue = uniqueId('catalogue-prefix');
   prefixWorker = runInBackground(
@@ -134,7 +147,14 @@ async function fileInRoot(name: string, size: number): Promise<string> {
 
 function request(source: UploadRequest['source'], extra: Partial<UploadRequest> = {}): UploadRequest {
   const uploadId = uniqueId('row');
-  return { uploadId, tenant: TENANT, source, destination: { bucket: BUCKET, key: `catalogue/${uploadId}.bin` }, partSize: 5 * MiB, ...extra };
+  return {
+    uploadId,
+    tenant: TENANT,
+    source,
+    destination: { bucket: BUCKET, key: `catalogue/${uploadId}.bin` },
+    partSize: 5 * MiB,
+    ...extra,
+  };
 }
 
 /** The failure's cause as "Type: message" — what the report, the CLI and the Web UI show. */
@@ -153,7 +173,12 @@ async function server(handler: RequestListener): Promise<string> {
 
 // ---- the cases, by table and row
 
-const valid: UploadRequest = { uploadId: 'invoice-2026-11', tenant: 'acme', source: { type: 'file', path: '/data/in.bin' }, destination: { bucket: 'uploads', key: 'invoices/2026/11.pdf' } };
+const valid: UploadRequest = {
+  uploadId: 'invoice-2026-11',
+  tenant: 'acme',
+  source: { type: 'file', path: '/data/in.bin' },
+  destination: { bucket: 'uploads', key: 'invoices/2026/11.pdf' },
+};
 
 /** A valid request with one change: `{ 'destination.key': '' }` sets a nested field, `undefined` removes one. */
 function changed(patch: Record<string, unknown>): unknown {
@@ -171,7 +196,10 @@ function changed(patch: Record<string, unknown>): unknown {
 const requestCases: Record<string, unknown> = {
   'not an object': null,
   'an unknown field': changed({ partsize: 5 * MiB }),
-  'an unknown field inside `source` or `destination`': changed({ 'destination.region': 'eu', source: { type: 's3', bucket: 'uploads', key: 'k', accessKeyId: 'AKIA' } }),
+  'an unknown field inside `source` or `destination`': changed({
+    'destination.region': 'eu',
+    source: { type: 's3', bucket: 'uploads', key: 'k', accessKeyId: 'AKIA' },
+  }),
   '`uploadId` missing': changed({ uploadId: undefined }),
   '`uploadId` empty': changed({ uploadId: '' }),
   '`uploadId` over 128 characters': changed({ uploadId: 'u'.repeat(129) }),
@@ -191,7 +219,9 @@ const requestCases: Record<string, unknown> = {
   '`destination.bucket` with `..`': changed({ 'destination.bucket': 'a..b' }),
   '`destination.bucket` like an IP address': changed({ 'destination.bucket': '10.0.0.1' }),
   '`destination.bucket` with a prefix S3 reserves (`xn--`, `sthree-`, `amzn-s3-demo-`)': changed({ 'destination.bucket': 'xn--uploads' }),
-  '`destination.bucket` with a suffix S3 reserves (`-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3`)': changed({ 'destination.bucket': 'uploads-s3alias' }),
+  '`destination.bucket` with a suffix S3 reserves (`-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3`)': changed({
+    'destination.bucket': 'uploads-s3alias',
+  }),
   '`destination.key` empty': changed({ 'destination.key': '' }),
   '`destination.key` over 1024 bytes of UTF-8': changed({ 'destination.key': 'é'.repeat(513) }),
   '`destination.key` with control characters': changed({ 'destination.key': 'a\nb' }),
@@ -211,7 +241,10 @@ const requestCases: Record<string, unknown> = {
   '`expectedChecksum.algorithm` unknown': changed({ expectedChecksum: { algorithm: 'MD5', value: 'x' } }),
   '`expectedChecksum` SHA-256 malformed': changed({ expectedChecksum: { algorithm: 'SHA256', value: 'abc' } }),
   '`expectedChecksum` CRC malformed': changed({ expectedChecksum: { algorithm: 'CRC32C', value: 'abc' } }),
-  '`checksumAlgorithm` other than a CRC given as `expectedChecksum`': changed({ expectedChecksum: { algorithm: 'CRC32C', value: '3q2+7w==' }, checksumAlgorithm: 'SHA256' }),
+  '`checksumAlgorithm` other than a CRC given as `expectedChecksum`': changed({
+    expectedChecksum: { algorithm: 'CRC32C', value: '3q2+7w==' },
+    checksumAlgorithm: 'SHA256',
+  }),
   '`partSize` below 5 MiB or above 5 GiB': changed({ partSize: 1024 }),
   '`partSize` fractional': changed({ partSize: 5 * MiB + 0.5 }),
   '`partSize` not a number': changed({ partSize: '8MiB' }),
@@ -235,32 +268,60 @@ const requestCases: Record<string, unknown> = {
 const workerCases: Record<string, () => Promise<string>> = {
   'a request that bypassed the client': async () => {
     const bad = { ...request({ type: 'file', path: await fileInRoot('bypass.bin', MiB) }), partSize: 1024 };
-    const handle = await stack.client.workflow.start('uploadWorkflow', { workflowId: `upload:${TENANT}:${bad.uploadId}`, taskQueue: stack.config.temporal.taskQueue, args: [bad] });
+    const handle = await stack.client.workflow.start('uploadWorkflow', {
+      workflowId: `upload:${TENANT}:${bad.uploadId}`,
+      taskQueue: stack.config.temporal.taskQueue,
+      args: [bad],
+    });
     const err = await handle.result().catch((e: unknown) => e);
     const report = ((err as WorkflowFailedError).cause as ApplicationFailure).details?.[0] as SagaFailureReport;
     return `${report.cause.type}: ${report.cause.message}`;
   },
   'source file missing': () => workerError(request({ type: 'file', path: path.join(root(), 'missing.bin') })),
   'source is a directory, FIFO or device': () => workerError(request({ type: 'file', path: root() })),
-  'source file outside the allowed roots': async () => workerError(request({ type: 'file', path: (await makeRandomFile(tmp.dir, 'outside.bin', MiB)).path })),
+  'source file outside the allowed roots': async () =>
+    workerError(request({ type: 'file', path: (await makeRandomFile(tmp.dir, 'outside.bin', MiB)).path })),
   'source file reaching outside through a symlink or `..`': async () => {
     await makeRandomFile(tmp.dir, 'target.bin', MiB);
     return workerError(request({ type: 'file', path: `${root()}/../target.bin` }));
   },
-  '`declaredSize` different from the source': async () => workerError(request({ type: 'file', path: await fileInRoot('sized.bin', MiB) }, { declaredSize: 2 * MiB })),
+  '`declaredSize` different from the source': async () =>
+    workerError(request({ type: 'file', path: await fileInRoot('sized.bin', MiB) }, { declaredSize: 2 * MiB })),
   'an object over 5 TiB (size not declared)': async () => {
-    const huge = { description: 'file /data/huge.bin', stat: () => Promise.resolve({ size: 5 * 1024 ** 4 + 1, version: 'v' }), read: () => Promise.reject(new Error('never read')), close: () => Promise.resolve() };
+    const huge = {
+      description: 'file /data/huge.bin',
+      stat: () => Promise.resolve({ size: 5 * 1024 ** 4 + 1, version: 'v' }),
+      read: () => Promise.reject(new Error('never read')),
+      close: () => Promise.resolve(),
+    };
     const inspect = inspectSourceActivity({ s3: stack.s3, sources: { open: () => Promise.resolve(huge) }, quota: undefined as never });
-    const err = (await inspect(normalizeUploadRequest(request({ type: 'file', path: '/data/huge.bin' }))).catch((e: unknown) => e)) as ApplicationFailure;
+    const err = (await inspect(normalizeUploadRequest(request({ type: 'file', path: '/data/huge.bin' }))).catch(
+      (e: unknown) => e,
+    )) as ApplicationFailure;
     return `${err.type}: ${err.message}`;
   },
   'more than 10,000 parts at the requested part size': () => Promise.resolve(planParts(12_288 * 5 * MiB, 5 * MiB).adjusted!.reason),
-  'bucket missing': async () => workerError(request({ type: 'file', path: await fileInRoot('nobucket.bin', MiB) }, { destination: { bucket: 'no-such-bucket', key: 'k' } })),
-  'key outside the tenant\'s prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)': async () =>
-    workerError(request({ type: 'file', path: await fileInRoot('prefix.bin', MiB) }, { destination: { bucket: BUCKET, key: 'tenants/someone-else/x.bin' } }), prefixUploads),
+  'bucket missing': async () =>
+    workerError(
+      request({ type: 'file', path: await fileInRoot('nobucket.bin', MiB) }, { destination: { bucket: 'no-such-bucket', key: 'k' } }),
+    ),
+  "key outside the tenant's prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)": async () =>
+    workerError(
+      request(
+        { type: 'file', path: await fileInRoot('prefix.bin', MiB) },
+        { destination: { bucket: BUCKET, key: 'tenants/someone-else/x.bin' } },
+      ),
+      prefixUploads,
+    ),
   'tenant over quota': async () => workerError(request({ type: 'file', path: await fileInRoot('quota.bin', 13 * MiB) }, { tenant: TIGHT })),
   'URL answering 404 or 410': async () =>
-    workerError(request({ type: 'url', url: `${await server((_q, s) => ((s.statusCode = 404), s.end()))}/gone.bin?token=t` }, { tenant: LOOPBACK_TENANT }), loopbackUploads),
+    workerError(
+      request(
+        { type: 'url', url: `${await server((_q, s) => ((s.statusCode = 404), s.end()))}/gone.bin?token=t` },
+        { tenant: LOOPBACK_TENANT },
+      ),
+      loopbackUploads,
+    ),
   'URL without a Content-Length': async () => {
     const base = await server((_q, s) => {
       s.setHeader('Transfer-Encoding', 'chunked');
@@ -268,8 +329,10 @@ const workerCases: Record<string, () => Promise<string>> = {
     });
     return workerError(request({ type: 'url', url: `${base}/stream.bin` }, { tenant: LOOPBACK_TENANT }), loopbackUploads);
   },
-  'URL to a loopback, private, link-local, CGNAT or other non-public address': async () => workerError(request({ type: 'url', url: 'http://127.0.0.1:9/admin?token=t' })),
-  'URL whose host name resolves to a non-public address': async () => workerError(request({ type: 'url', url: 'http://localhost:9/admin' })),
+  'URL to a loopback, private, link-local, CGNAT or other non-public address': async () =>
+    workerError(request({ type: 'url', url: 'http://127.0.0.1:9/admin?token=t' })),
+  'URL whose host name resolves to a non-public address': async () =>
+    workerError(request({ type: 'url', url: 'http://localhost:9/admin' })),
   'URL redirecting more than 5 times': async () => {
     const looping = await server((q, s) => {
       s.statusCode = 302;
@@ -279,10 +342,13 @@ const workerCases: Record<string, () => Promise<string>> = {
     // The worker may reach this server (on loopback): only the hop count stops it.
     return workerError(request({ type: 'url', url: `${looping}/r` }, { tenant: LOOPBACK_TENANT }), loopbackUploads);
   },
-  'webhook URL to a non-public address': async () => workerError(request({ type: 'file', path: await fileInRoot('hook.bin', MiB) }, { webhookUrl: 'http://127.0.0.1:9/hook?sig=s' })),
+  'webhook URL to a non-public address': async () =>
+    workerError(request({ type: 'file', path: await fileInRoot('hook.bin', MiB) }, { webhookUrl: 'http://127.0.0.1:9/hook?sig=s' })),
   'expected SHA-256 wrong': async () => {
     const file = await fileInRoot('sum.bin', 6 * MiB);
-    const sha = await workerError(request({ type: 'file', path: file }, { expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) } }));
+    const sha = await workerError(
+      request({ type: 'file', path: file }, { expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) } }),
+    );
     const crc = await workerError(request({ type: 'file', path: file }, { expectedChecksum: { algorithm: 'CRC32C', value: '3q2+7w==' } }));
     return `${sha}\n${crc}`;
   },
@@ -292,7 +358,8 @@ const workerCases: Record<string, () => Promise<string>> = {
     return workerError(req);
   },
   'S3 source object missing': () => workerError(request({ type: 's3', bucket: BUCKET, key: `catalogue/${uniqueId('absent')}.bin` })),
-  'S3 source profile not configured on the worker': () => workerError(request({ type: 's3', bucket: BUCKET, key: 'catalogue/any.bin', profile: 'elsewhere' })),
+  'S3 source profile not configured on the worker': () =>
+    workerError(request({ type: 's3', bucket: BUCKET, key: 'catalogue/any.bin', profile: 'elsewhere' })),
   'source changed during the upload': async () => {
     // The file on the server changes after its first part was read.
     const files = await startFileServer(randomBytes(30 * MiB), { ranges: true });
@@ -310,8 +377,30 @@ const cliCases: Record<string, string[]> = {
   'a missing argument': ['upload', '--bucket', 'b', '--key', 'k', '--tenant', 't'],
   'a missing required option': ['upload', './x.bin', '--key', 'k', '--tenant', 't'],
   '`--part-size` not a size': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--part-size', '8 bananas'],
-  '`--concurrency`, `--limit` not a whole number ≥ 1': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--concurrency', '0'],
-  '`--checksum`, `--outcome` not one of the choices': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--checksum', 'MD5'],
+  '`--concurrency`, `--limit` not a whole number ≥ 1': [
+    'upload',
+    './x.bin',
+    '--bucket',
+    'uploads',
+    '--key',
+    'k',
+    '--tenant',
+    't',
+    '--concurrency',
+    '0',
+  ],
+  '`--checksum`, `--outcome` not one of the choices': [
+    'upload',
+    './x.bin',
+    '--bucket',
+    'uploads',
+    '--key',
+    'k',
+    '--tenant',
+    't',
+    '--checksum',
+    'MD5',
+  ],
   '`--meta` not key=value': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--meta', 'project'],
   'an invalid request (any row of the first table)': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'a/../b', '--tenant', 't'],
   '`status`, `cancel` or `list --tenant` with a malformed tenant or upload id': ['status', 'acme:1', 'x'],
@@ -354,7 +443,11 @@ async function actual(row: Row): Promise<{ text: string; exitCode?: number | nul
       return { text: output, exitCode: code };
     }
     case 'Worker configuration': {
-      const env = Object.fromEntries(codeSpans(row.input).filter((span) => span.includes('=')).map((assignment) => [assignment.slice(0, assignment.indexOf('=')), assignment.slice(assignment.indexOf('=') + 1)]));
+      const env = Object.fromEntries(
+        codeSpans(row.input)
+          .filter((span) => span.includes('='))
+          .map((assignment) => [assignment.slice(0, assignment.indexOf('=')), assignment.slice(assignment.indexOf('=') + 1)]),
+      );
       expect(Object.keys(env).length, `configuration row "${row.input}" names no NAME=value`).toBeGreaterThan(0);
       try {
         loadConfig(env);
@@ -375,14 +468,22 @@ describe('the bad-input catalogue in the README', () => {
   it('has a case here for every row, and a row for every case here', () => {
     const tables = new Set(rows.map((r) => r.table));
     expect([...tables].sort()).toEqual(['Command line', 'On the worker', 'Upload requests', 'Worker configuration']);
-    const documented = (table: string) => rows.filter((r) => r.table === table).map((r) => r.input).sort();
+    const documented = (table: string) =>
+      rows
+        .filter((r) => r.table === table)
+        .map((r) => r.input)
+        .sort();
     expect(documented('Upload requests')).toEqual(Object.keys(requestCases).sort());
     expect(documented('On the worker')).toEqual(Object.keys(workerCases).sort());
     expect(documented('Command line')).toEqual(Object.keys(cliCases).sort());
     for (const row of rows) expect(codeSpans(row.error).length, `row "${row.input}" shows no error in a code span`).toBeGreaterThan(0);
   });
 
-  it.each(rows.filter((r) => r.table === 'Upload requests' || r.table === 'Worker configuration').map((r) => [`${r.table}: ${r.input}`, r] as const))('%s', async (_name, row) => {
+  it.each(
+    rows
+      .filter((r) => r.table === 'Upload requests' || r.table === 'Worker configuration')
+      .map((r) => [`${r.table}: ${r.input}`, r] as const),
+  )('%s', async (_name, row) => {
     const { text } = await actual(row);
     for (const fragment of codeSpans(row.error)) expect(text, `README says: ${fragment}`).toMatch(fragmentPattern(fragment));
   });
@@ -390,13 +491,17 @@ describe('the bad-input catalogue in the README', () => {
   // These rows run real uploads or connect to the dev server: concurrently, to keep the file's time reasonable.
   it.each(['Command line', 'On the worker'])('%s: every row (uploads through the real worker, dev server and MinIO)', async (table) => {
     const results = await Promise.all(
-      rows.filter((r) => r.table === table).map(async (row) => ({ row, ...(await actual(row).catch((e: unknown) => ({ text: `threw ${String(e)}`, exitCode: undefined }))) })),
+      rows
+        .filter((r) => r.table === table)
+        .map(async (row) => ({ row, ...(await actual(row).catch((e: unknown) => ({ text: `threw ${String(e)}`, exitCode: undefined }))) })),
     );
     const mismatches = results.flatMap(({ row, text, exitCode }) => [
       ...codeSpans(row.error)
         .filter((fragment) => !fragmentPattern(fragment).test(text))
         .map((fragment) => `${row.input}\n  README says: ${fragment}\n  actual:      ${text}`),
-      ...(table === 'Command line' && exitCode !== Number(/\(exit (\d+)/.exec(row.error)?.[1]) ? [`${row.input}\n  README says ${row.error}\n  exit code:   ${exitCode}`] : []),
+      ...(table === 'Command line' && exitCode !== Number(/\(exit (\d+)/.exec(row.error)?.[1])
+        ? [`${row.input}\n  README says ${row.error}\n  exit code:   ${exitCode}`]
+        : []),
     ]);
     expect(mismatches.join('\n\n')).toBe('');
   });

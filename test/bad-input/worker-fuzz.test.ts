@@ -52,23 +52,40 @@ function invalidValues(): Record<string, fc.Arbitrary<unknown>> {
     uploadId: fc.oneof(fc.constantFrom('', 'a:b', 'x'.repeat(129), '-x', 'a b'), garbage),
     tenant: fc.oneof(fc.constantFrom('', 't:1', 'x'.repeat(64), 'ü'), garbage),
     source: fc.oneof(
-      fc.constantFrom({ type: 'file', path: 'relative.bin' }, { type: 'file', path: '/a\u0000b' }, { type: 'url', url: 'file:///etc/passwd' }, { type: 'url', url: 'http://u:p@127.0.0.1/x' }, { type: 'ftp', path: '/x' }),
+      fc.constantFrom(
+        { type: 'file', path: 'relative.bin' },
+        { type: 'file', path: '/a\u0000b' },
+        { type: 'url', url: 'file:///etc/passwd' },
+        { type: 'url', url: 'http://u:p@127.0.0.1/x' },
+        { type: 'ftp', path: '/x' },
+      ),
       garbage,
     ),
     destination: fc.oneof(
-      fc.constantFrom('a//b', 'dir/', 'x\u0000y', '../up', 'é'.repeat(600), `${'s'.repeat(256)}/k`, 'x\ud800').map((k) => ({ bucket: BUCKET, key: `${PREFIX}${k}` })),
+      fc
+        .constantFrom('a//b', 'dir/', 'x\u0000y', '../up', 'é'.repeat(600), `${'s'.repeat(256)}/k`, 'x\ud800')
+        .map((k) => ({ bucket: BUCKET, key: `${PREFIX}${k}` })),
       fc.constantFrom('Uploads', 'ab', '10.0.0.1', 'xn--uploads').map((bucket) => ({ bucket, key: `${PREFIX}k` })),
       fc.constant({ bucket: BUCKET, key: '.upload-saga/staging/x' }),
       garbage,
     ),
-    declaredSize: fc.oneof(fc.constantFrom(-1, 1.5, 5 * 1024 ** 4 + 1), garbage.filter((v) => typeof v !== 'number')),
+    declaredSize: fc.oneof(
+      fc.constantFrom(-1, 1.5, 5 * 1024 ** 4 + 1),
+      garbage.filter((v) => typeof v !== 'number'),
+    ),
     partSize: fc.oneof(fc.constantFrom(1024, 6 * 1024 ** 3, 5 * MiB + 0.5), garbage),
     partConcurrency: fc.oneof(fc.constantFrom(0, 65, 2.5), garbage),
     checksumAlgorithm: fc.oneof(fc.constantFrom('MD5', 'crc32c'), garbage),
-    contentType: fc.oneof(fc.constantFrom('pdf', 'text/plain; x=ü', 'a/b;\u0000'), garbage.filter((v) => typeof v !== 'string')),
+    contentType: fc.oneof(
+      fc.constantFrom('pdf', 'text/plain; x=ü', 'a/b;\u0000'),
+      garbage.filter((v) => typeof v !== 'string'),
+    ),
     metadata: fc.oneof(fc.constantFrom({ big: 'x'.repeat(2100) }, { k: 'ü' }, { 'a b': 'v' }, { A: '1', a: '2' }), fc.constant([1, 2])),
     webhookUrl: fc.oneof(fc.constantFrom('not a url', 'ftp://example.com/x', 'https://u:p@example.com/x'), fc.integer(), fc.constant({})),
-    expectedChecksum: fc.oneof(fc.constantFrom({ algorithm: 'SHA256', value: 'abc' }, { algorithm: 'MD5', value: 'x' }), fc.constant('deadbeef')),
+    expectedChecksum: fc.oneof(
+      fc.constantFrom({ algorithm: 'SHA256', value: 'abc' }, { algorithm: 'MD5', value: 'x' }),
+      fc.constant('deadbeef'),
+    ),
     partsPerActivity: fc.oneof(fc.constantFrom(0, 10_001, 1.5), garbage),
     verify: fc.oneof(fc.constant('never'), garbage),
     failIfExists: fc.oneof(fc.constant('yes'), fc.integer()),
@@ -88,7 +105,9 @@ function invalidRequests(): unknown[] {
   });
   const mutated = fc
     .tuple(fc.nat(), fc.uniqueArray(fc.constantFrom(...fields), { minLength: 1, maxLength: 3 }))
-    .chain(([i, chosen]) => fc.tuple(...chosen.map((f) => values[f]!)).map((bad) => ({ ...valid(i), ...Object.fromEntries(chosen.map((f, n) => [f, bad[n]])) })));
+    .chain(([i, chosen]) =>
+      fc.tuple(...chosen.map((f) => values[f]!)).map((bad) => ({ ...valid(i), ...Object.fromEntries(chosen.map((f, n) => [f, bad[n]])) })),
+    );
   const notAnObject = fc.constantFrom(null, 42, 'upload', [], {}, { tenant: TENANT });
   return fc
     .sample(fc.oneof({ weight: 9, arbitrary: mutated }, { weight: 1, arbitrary: notAnObject }), { seed: SEED, numRuns: COUNT * 3 })
@@ -103,13 +122,21 @@ describe('invalid requests started around the client', () => {
     expect(requests).toHaveLength(COUNT);
     const outcomes = await Promise.all(
       requests.map(async (request, n) => {
-        const handle = await stack.client.workflow.start('uploadWorkflow', { workflowId: `fuzz-${n}-${randomUUID()}`, taskQueue: stack.config.temporal.taskQueue, args: [request] });
-        const error = await stack.client.withAbortSignal(AbortSignal.timeout(90_000), () => handle.result()).then(
-          () => new Error('completed'),
-          (e: unknown) => e,
-        );
+        const handle = await stack.client.workflow.start('uploadWorkflow', {
+          workflowId: `fuzz-${n}-${randomUUID()}`,
+          taskQueue: stack.config.temporal.taskQueue,
+          args: [request],
+        });
+        const error = await stack.client
+          .withAbortSignal(AbortSignal.timeout(90_000), () => handle.result())
+          .then(
+            () => new Error('completed'),
+            (e: unknown) => e,
+          );
         const history = await handle.fetchHistory();
-        const scheduled = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+        const scheduled = (history.events ?? []).flatMap((e) =>
+          e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : [],
+        );
         return { request, error, scheduled };
       }),
     );
@@ -122,13 +149,18 @@ describe('invalid requests started around the client', () => {
       expect(report, label).toMatchObject({ failedStep: 'inspect-source', cause: { type: 'InvalidUploadRequest' }, compensations: [] });
       expect(report.cause.message, label).toMatch(/^invalid upload request: /);
       // no step after inspect-source ran (notify of upload.failed may, for a request with a webhook URL)
-      expect(scheduled.filter((a) => a !== 'notify' && a !== 'inspectSource'), label).toEqual([]);
+      expect(
+        scheduled.filter((a) => a !== 'notify' && a !== 'inspectSource'),
+        label,
+      ).toEqual([]);
     }
     const uploads = await stack.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: PREFIX }));
     expect(uploads.Uploads ?? []).toEqual([]);
     const objects = await stack.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: PREFIX }));
     expect(objects.Contents ?? []).toEqual([]);
-    const staged = await stack.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: stagingPrefixOf(TENANT, '').replace(/\/$/, '') }));
+    const staged = await stack.s3.send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: stagingPrefixOf(TENANT, '').replace(/\/$/, '') }),
+    );
     expect(staged.Contents ?? []).toEqual([]);
   });
 });

@@ -26,7 +26,12 @@ interface Running {
 function startCli(args: string[], env: Record<string, string>): Running {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: path.dirname(BIN),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -45,7 +50,8 @@ function startCli(args: string[], env: Record<string, string>): Running {
       for (;;) {
         const match = stdout.match(pattern);
         if (match) return match;
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no ${pattern} in the output of upload-saga ${args.join(' ')}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+        if (child.exitCode !== null || Date.now() > deadline)
+          throw new Error(`no ${pattern} in the output of upload-saga ${args.join(' ')}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -73,11 +79,19 @@ describe('upload-saga codec-server', () => {
     expect(cli.stdout()).not.toContain(key.toString('base64'));
     expect(cli.stdout()).not.toContain(token);
 
-    const [sealed] = await new AesGcmPayloadCodec({ encryption: { keys: [{ id: 'cli-key', key }] } }).encode([defaultPayloadConverter.toPayload({ key: 'a/b.bin' })]);
-    const body = JSON.stringify({ payloads: [{ metadata: Object.fromEntries(Object.entries(sealed!.metadata!).map(([k, v]) => [k, b64(v)])), data: b64(sealed!.data) }] });
+    const [sealed] = await new AesGcmPayloadCodec({ encryption: { keys: [{ id: 'cli-key', key }] } }).encode([
+      defaultPayloadConverter.toPayload({ key: 'a/b.bin' }),
+    ]);
+    const body = JSON.stringify({
+      payloads: [{ metadata: Object.fromEntries(Object.entries(sealed!.metadata!).map(([k, v]) => [k, b64(v)])), data: b64(sealed!.data) }],
+    });
     const refused = await fetch(`${url}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
     expect(refused.status).toBe(401);
-    const response = await fetch(`${url}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Authorization: `Bearer ${token}` }, body });
+    const response = await fetch(`${url}/decode`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Authorization: `Bearer ${token}` },
+      body,
+    });
     expect(response.status).toBe(200);
     const [decoded] = ((await response.json()) as { payloads: { data: string }[] }).payloads;
     expect(JSON.parse(Buffer.from(decoded!.data, 'base64').toString())).toEqual({ key: 'a/b.bin' });
@@ -96,7 +110,9 @@ describe('upload-saga codec-server', () => {
     const short = randomBytes(24).toString('base64');
     const bad = startCli(['codec-server', '--port', '0'], { UPLOAD_SAGA_ENCRYPTION_KEY: short });
     expect(await bad.exited).toBe(1);
-    expect(bad.stderr()).toContain('UPLOAD_SAGA_ENCRYPTION_KEY: must be 32 bytes for AES-256 (44 base64 characters), but decodes to 24 bytes');
+    expect(bad.stderr()).toContain(
+      'UPLOAD_SAGA_ENCRYPTION_KEY: must be 32 bytes for AES-256 (44 base64 characters), but decodes to 24 bytes',
+    );
     expect(bad.stderr()).not.toContain(short);
   });
 });
@@ -114,7 +130,10 @@ describe('upload-saga stack --encrypt', () => {
     const settings = (await (await fetch(`${uiUrl}/api/v1/settings`)).json()) as { Codec?: { Endpoint?: string } };
     expect(settings.Codec?.Endpoint).toBe(codecUrl);
     // And the codec server accepts the UI's origin.
-    const preflight = await fetch(`${codecUrl}/decode`, { method: 'OPTIONS', headers: { Origin: new URL(uiUrl!).origin, 'Access-Control-Request-Method': 'POST' } });
+    const preflight = await fetch(`${codecUrl}/decode`, {
+      method: 'OPTIONS',
+      headers: { Origin: new URL(uiUrl!).origin, 'Access-Control-Request-Method': 'POST' },
+    });
     expect(preflight.status).toBe(204);
 
     cli.child.kill('SIGINT');

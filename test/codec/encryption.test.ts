@@ -19,7 +19,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../src/activities';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
 import { UploadClient, UploadFailedError } from '../../src/client';
-import { AesGcmPayloadCodec, EncryptionMisconfiguredError, startCodecServer, uploadDataConverter, type RunningCodecServer } from '../../src/codec';
+import {
+  AesGcmPayloadCodec,
+  EncryptionMisconfiguredError,
+  startCodecServer,
+  uploadDataConverter,
+  type RunningCodecServer,
+} from '../../src/codec';
 import { ensureServerBinary } from '../../src/embedded';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
@@ -57,7 +63,11 @@ let failedId: string;
 
 beforeAll(async () => {
   stack = await connectTestStack({
-    env: { UPLOAD_SAGA_ENCRYPTION_KEY: KEY.toString('base64'), UPLOAD_SAGA_ENCRYPTION_KEY_ID: 'test-key', UPLOAD_SAGA_WEBHOOK_SECRET: 'webhook-secret-0123456789' },
+    env: {
+      UPLOAD_SAGA_ENCRYPTION_KEY: KEY.toString('base64'),
+      UPLOAD_SAGA_ENCRYPTION_KEY_ID: 'test-key',
+      UPLOAD_SAGA_WEBHOOK_SECRET: 'webhook-secret-0123456789',
+    },
   });
   plain = new Client({ connection: stack.connection, namespace: stack.config.temporal.namespace });
   uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
@@ -73,7 +83,16 @@ beforeAll(async () => {
     quota: new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota }),
     webhook: stack.config.webhook,
   });
-  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, workflowBundle: bundle, activities }));
+  worker = runInBackground(
+    await createUploadWorker({
+      config: stack.config,
+      connection: stack.workerConnection,
+      client: stack.client,
+      s3: stack.s3,
+      workflowBundle: bundle,
+      activities,
+    }),
+  );
   codecServer = await startCodecServer({ codec, token: TOKEN, allowedOrigins: [UI_ORIGIN], log: (line) => codecLog.push(line) });
 });
 
@@ -103,10 +122,13 @@ const encodingOf = (p: Payload) => Buffer.from(p.metadata?.encoding ?? []).toStr
  * activity marker's `data` (activity type, id, attempt, times). A local activity's result is encrypted.
  */
 const neverEncoded = (at: string) =>
-  /\/(searchAttributes|upsertedSearchAttributes|indexedFields)\//i.test(at) || /\/header\/fields\//.test(at) || /\/markerRecordedEventAttributes\/details\/(patch-data|data)\//.test(at);
+  /\/(searchAttributes|upsertedSearchAttributes|indexedFields)\//i.test(at) ||
+  /\/header\/fields\//.test(at) ||
+  /\/markerRecordedEventAttributes\/details\/(patch-data|data)\//.test(at);
 
 function expectNoPlaintext(bytes: Buffer, what: string): void {
-  for (const [name, value] of Object.entries(secrets)) expect(bytes.includes(Buffer.from(value)), `${what} contains the ${name} in plain text`).toBe(false);
+  for (const [name, value] of Object.entries(secrets))
+    expect(bytes.includes(Buffer.from(value)), `${what} contains the ${name} in plain text`).toBe(false);
 }
 
 async function rawHistory(workflowId: string): Promise<temporal.api.history.v1.IHistory> {
@@ -154,7 +176,9 @@ describe('payload encryption, end to end', () => {
     const encrypted = payloads.filter((p) => !neverEncoded(p.at));
     // Input, memo, summary and details, activity arguments and results, local activity markers, the result…
     expect(encrypted.length).toBeGreaterThan(10);
-    expect(encrypted.filter((p) => encodingOf(p.payload) !== 'binary/encrypted').map((p) => `${p.at}: ${encodingOf(p.payload)}`)).toEqual([]);
+    expect(encrypted.filter((p) => encodingOf(p.payload) !== 'binary/encrypted').map((p) => `${p.at}: ${encodingOf(p.payload)}`)).toEqual(
+      [],
+    );
     const expectedPlaces = [
       'workflowExecutionStartedEventAttributes/input',
       'workflowExecutionStartedEventAttributes/memo',
@@ -165,23 +189,36 @@ describe('payload encryption, end to end', () => {
       'workflowExecutionCompletedEventAttributes/result',
     ];
     for (const where of expectedPlaces) {
-      expect(encrypted.some((p) => p.at.includes(where)), `an encrypted payload under ${where}`).toBe(true);
+      expect(
+        encrypted.some((p) => p.at.includes(where)),
+        `an encrypted payload under ${where}`,
+      ).toBe(true);
     }
 
     // Search attributes stay plain (the server indexes them): the tenant is there, the destination is not.
     // (The SDK's describe() would fail here: it decodes the memo, which needs the key.)
-    const described = await plain.workflowService.describeWorkflowExecution({ namespace: stack.config.temporal.namespace, execution: { workflowId: completedId } });
+    const described = await plain.workflowService.describeWorkflowExecution({
+      namespace: stack.config.temporal.namespace,
+      execution: { workflowId: completedId },
+    });
     const indexed = described.workflowExecutionInfo?.searchAttributes?.indexedFields ?? {};
     expect(defaultPayloadConverter.fromPayload(indexed[UploadTenant.name]!)).toBe(TENANT);
     expect(Object.keys(indexed)).not.toContain(UploadBucket.name);
     expect(Object.keys(indexed)).not.toContain(UploadKey.name);
     expect(encodingOf(described.workflowExecutionInfo!.memo!.fields!.destination!)).toBe('binary/encrypted');
-    expectNoPlaintext(Buffer.from(temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse.encode(described).finish()), 'the description');
+    expectNoPlaintext(
+      Buffer.from(temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse.encode(described).finish()),
+      'the description',
+    );
 
     // With the key, each payload decrypts: the workflow input is the request.
     const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
     const [input] = await codec.decode(started!.input!.payloads!);
-    expect(defaultPayloadConverter.fromPayload(input!)).toMatchObject({ tenant: TENANT, source: { type: 'file', path: file.path }, destination: { bucket: BUCKET, key: secrets.key } });
+    expect(defaultPayloadConverter.fromPayload(input!)).toMatchObject({
+      tenant: TENANT,
+      source: { type: 'file', path: file.path },
+      destination: { bucket: BUCKET, key: secrets.key },
+    });
   });
 
   it('fails an upload and encrypts its failure messages and report too; the key holder reads them', async () => {
@@ -236,13 +273,22 @@ describe('payload encryption, end to end', () => {
 
   it('refuses to start an encrypting worker on a bundle that would leave failure messages in plain text', async () => {
     await expect(
-      createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, workflowBundle: { code: '/* bundled without the converter */', sourceMap: '' } }),
+      createUploadWorker({
+        config: stack.config,
+        connection: stack.workerConnection,
+        client: stack.client,
+        s3: stack.s3,
+        workflowBundle: { code: '/* bundled without the converter */', sourceMap: '' },
+      }),
     ).rejects.toBeInstanceOf(EncryptionMisconfiguredError);
   });
 });
 
 describe('codec server, over HTTP', () => {
-  const toJson = (p: Payload) => ({ metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data ?? []).toString('base64') });
+  const toJson = (p: Payload) => ({
+    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    data: Buffer.from(p.data ?? []).toString('base64'),
+  });
 
   it('decodes the workflow input of that history for a token holder', async () => {
     const input = (await rawHistory(completedId)).events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
@@ -254,12 +300,20 @@ describe('codec server, over HTTP', () => {
     expect(response.status).toBe(200);
     const [decoded] = ((await response.json()) as { payloads: { metadata: Record<string, string>; data: string }[] }).payloads;
     expect(Buffer.from(decoded!.metadata.encoding!, 'base64').toString()).toBe('json/plain');
-    expect(JSON.parse(Buffer.from(decoded!.data, 'base64').toString())).toMatchObject({ tenant: TENANT, destination: { bucket: BUCKET, key: secrets.key }, source: { path: file.path } });
+    expect(JSON.parse(Buffer.from(decoded!.data, 'base64').toString())).toMatchObject({
+      tenant: TENANT,
+      destination: { bucket: BUCKET, key: secrets.key },
+      source: { path: file.path },
+    });
   });
 
   it('refuses to decode without the token', async () => {
     const input = (await rawHistory(completedId)).events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    const response = await fetch(`${codecServer.url}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ payloads: [toJson(input!)] }) });
+    const response = await fetch(`${codecServer.url}/decode`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ payloads: [toJson(input!)] }),
+    });
     expect(response.status).toBe(401);
     expect(await response.text()).not.toContain(secrets.key);
   });
@@ -279,11 +333,26 @@ describe('codec server, over HTTP', () => {
     const show = (...extra: string[]) =>
       promisify(execFile)(
         temporalCli,
-        ['workflow', 'show', '--workflow-id', completedId, '--address', inject('temporalAddress'), '--namespace', inject('namespace'), '--output', 'json', '--codec-endpoint', codecServer.url, ...extra],
+        [
+          'workflow',
+          'show',
+          '--workflow-id',
+          completedId,
+          '--address',
+          inject('temporalAddress'),
+          '--namespace',
+          inject('namespace'),
+          '--output',
+          'json',
+          '--codec-endpoint',
+          codecServer.url,
+          ...extra,
+        ],
         { maxBuffer: 64 * MiB },
       );
     // JSON output shows each payload as stored after decoding: metadata and data in base64.
-    const payloadData = (json: string) => [...json.matchAll(/"data": "([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
+    const payloadData = (json: string) =>
+      [...json.matchAll(/"data": "([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
     const decoded = await show('--codec-auth', `Bearer ${TOKEN}`);
     expect(payloadData(decoded.stdout)).toContain(secrets.key);
     expect(payloadData(decoded.stdout)).toContain(file.path);

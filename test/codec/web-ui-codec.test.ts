@@ -38,8 +38,15 @@ beforeAll(async () => {
   tmp = await makeTempDir();
   file = await makeRandomFile(tmp.dir, `ui-confidential-${uniqueId('f')}.bin`, 6 * MiB);
   // The codec server first: the dev server is told its URL at start; the UI's origin is allowed once known.
-  codecServer = await startCodecServer({ codec: new AesGcmPayloadCodec({ encryption: { keys: [{ id: 'ui-key', key: KEY }] } }), log: (line) => codecLog.push(line) });
-  devServer = await startTemporalDevServer({ dataDir: path.join(tmp.dir, 'temporal'), uiCodecEndpoint: codecServer.url, searchAttributes: UPLOAD_SEARCH_ATTRIBUTE_TYPES });
+  codecServer = await startCodecServer({
+    codec: new AesGcmPayloadCodec({ encryption: { keys: [{ id: 'ui-key', key: KEY }] } }),
+    log: (line) => codecLog.push(line),
+  });
+  devServer = await startTemporalDevServer({
+    dataDir: path.join(tmp.dir, 'temporal'),
+    uiCodecEndpoint: codecServer.url,
+    searchAttributes: UPLOAD_SEARCH_ATTRIBUTE_TYPES,
+  });
   for (const origin of uiOrigins(devServer.uiUrl)) codecServer.allowOrigin(origin);
 
   decodingStack = await connectTestStack({ env: { ...ENV, TEMPORAL_ADDRESS: devServer.address } });
@@ -48,7 +55,15 @@ beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -64,34 +79,56 @@ afterAll(async () => {
 
 async function encryptedUpload(stack: TestStack, key: string): Promise<string> {
   const uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
-  const handle = await uploads.start({ uploadId: uniqueId('ui'), tenant: TENANT, source: { type: 'file', path: file.path }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB });
+  const handle = await uploads.start({
+    uploadId: uniqueId('ui'),
+    tenant: TENANT,
+    source: { type: 'file', path: file.path },
+    destination: { bucket: 'uploads', key },
+    partSize: 5 * MiB,
+  });
   await handle.result();
   return handle.workflowId;
 }
 
 /** Text of the page and of every frame (the UI renders some payloads in sandboxed frames). */
-const pageText = async (page: Page) => (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
+const pageText = async (page: Page) =>
+  (
+    await Promise.all(
+      page.frames().map((f) =>
+        f
+          .locator('body')
+          .innerText()
+          .catch(() => ''),
+      ),
+    )
+  ).join('\n');
 
 describe('Web UI with the codec server', () => {
   it('shows the decoded workflow input of an encrypted upload', async () => {
     const key = `webui-enc/${uniqueId('private')}.bin`;
     const workflowId = await encryptedUpload(decodingStack, key);
     const page = await browser.newPage({ viewport: { width: 1440, height: 1200 } });
-    await page.goto(workflowUiUrl({ uiUrl: devServer.uiUrl, namespace: devServer.namespace, workflowId }), { waitUntil: 'domcontentloaded' });
+    await page.goto(workflowUiUrl({ uiUrl: devServer.uiUrl, namespace: devServer.namespace, workflowId }), {
+      waitUntil: 'domcontentloaded',
+    });
     await expect.poll(() => pageText(page), { timeout: 60_000 }).toContain(key);
     await expect.poll(() => pageText(page), { timeout: 30_000 }).toContain(path.basename(file.path));
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-codec-decoded.png'), fullPage: true });
     await page.close();
     // The browser called the codec server: preflight first, then decode.
     expect(codecLog.some((line) => line.startsWith('OPTIONS /decode') && line.includes('→ 204'))).toBe(true);
-    expect(codecLog.some((line) => line.startsWith('POST /decode') && line.includes('(namespace default)') && line.includes('→ 200'))).toBe(true);
+    expect(codecLog.some((line) => line.startsWith('POST /decode') && line.includes('(namespace default)') && line.includes('→ 200'))).toBe(
+      true,
+    );
   });
 
   it('shows none of the request where the UI has no codec endpoint', async () => {
     const key = `webui-enc/${uniqueId('hidden')}.bin`;
     const workflowId = await encryptedUpload(plainUiStack, key);
     const page = await browser.newPage({ viewport: { width: 1440, height: 1200 } });
-    await page.goto(workflowUiUrl({ uiUrl: inject('temporalUiUrl'), namespace: inject('namespace'), workflowId }), { waitUntil: 'domcontentloaded' });
+    await page.goto(workflowUiUrl({ uiUrl: inject('temporalUiUrl'), namespace: inject('namespace'), workflowId }), {
+      waitUntil: 'domcontentloaded',
+    });
     await expect.poll(() => pageText(page), { timeout: 60_000 }).toContain(workflowId); // the page has loaded the workflow
     await expect.poll(() => pageText(page), { timeout: 30_000 }).toMatch(/Completed/i);
     await new Promise((r) => setTimeout(r, 2000)); // let every panel render

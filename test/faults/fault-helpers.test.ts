@@ -121,16 +121,37 @@ describe('a MinIO user whose writes are denied mid-way', () => {
   it('is allowed to write, then gets AccessDenied under the prefix (a permanent failure), then is allowed again', async () => {
     const prefix = `faults/denied/${uniqueId('p')}/`;
     const user = await createRestrictableS3User(
-      { endpoint: stack.env.S3_ENDPOINT!, region: stack.config.s3.region, accessKeyId: stack.env.S3_ACCESS_KEY_ID!, secretAccessKey: stack.env.S3_SECRET_ACCESS_KEY! },
+      {
+        endpoint: stack.env.S3_ENDPOINT!,
+        region: stack.config.s3.region,
+        accessKeyId: stack.env.S3_ACCESS_KEY_ID!,
+        secretAccessKey: stack.env.S3_SECRET_ACCESS_KEY!,
+      },
       { bucket: 'uploads', keyPrefix: prefix },
     );
     const s3 = s3Via(stack.env.S3_ENDPOINT!, { accessKeyId: user.accessKeyId, secretAccessKey: user.secretAccessKey });
     const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'uploads', Key: `${prefix}a.bin` }));
-    await s3.send(new UploadPartCommand({ Bucket: 'uploads', Key: `${prefix}a.bin`, UploadId: created.UploadId, PartNumber: 1, Body: Buffer.alloc(1024) }));
+    await s3.send(
+      new UploadPartCommand({
+        Bucket: 'uploads',
+        Key: `${prefix}a.bin`,
+        UploadId: created.UploadId,
+        PartNumber: 1,
+        Body: Buffer.alloc(1024),
+      }),
+    );
 
     await user.denyWrites();
     const denied = await failureOf(
-      s3.send(new UploadPartCommand({ Bucket: 'uploads', Key: `${prefix}a.bin`, UploadId: created.UploadId, PartNumber: 2, Body: Buffer.alloc(1024) })),
+      s3.send(
+        new UploadPartCommand({
+          Bucket: 'uploads',
+          Key: `${prefix}a.bin`,
+          UploadId: created.UploadId,
+          PartNumber: 2,
+          Body: Buffer.alloc(1024),
+        }),
+      ),
     );
     const classified = classifyS3Error(denied);
     expect(classified).toMatchObject({ type: 'S3.AccessDenied', retryable: false, httpStatus: 403 });

@@ -368,10 +368,15 @@ export async function createFaultContext(options: {
       const label = workerOptions.label ?? `worker-${workers.length + 1}`;
       const startedAt = Date.now();
       const process = options.workflowBundlePath
-        ? await startWorkerProcess({ ...env, FAULTS_WORKFLOW_BUNDLE: options.workflowBundlePath }, { entry: siblingModule(__dirname, './bundled-worker') })
+        ? await startWorkerProcess(
+            { ...env, FAULTS_WORKFLOW_BUNDLE: options.workflowBundlePath },
+            { entry: siblingModule(__dirname, './bundled-worker') },
+          )
         : await startWorkerProcess(env);
       const pid = process.child.pid ?? -1;
-      log(`${label} (pid ${pid}) polling ${env.TEMPORAL_TASK_QUEUE} after ${((Date.now() - startedAt) / 1000).toFixed(1)} s${workerOptions.env ? ` with ${Object.keys(workerOptions.env).join(', ')} overridden` : ''}`);
+      log(
+        `${label} (pid ${pid}) polling ${env.TEMPORAL_TASK_QUEUE} after ${((Date.now() - startedAt) / 1000).toFixed(1)} s${workerOptions.env ? ` with ${Object.keys(workerOptions.env).join(', ')} overridden` : ''}`,
+      );
       const worker = {
         label,
         pid,
@@ -425,7 +430,9 @@ export async function createFaultContext(options: {
     async assertInvariants(upload, expectation = {}) {
       const report = await assertUploadInvariants(ctx, upload, expectation);
       upload.checked = true;
-      log(`invariants hold for ${upload.workflowId}: ${report.outcome}${report.failedStep ? ` at ${report.failedStep} (${report.causeType})` : ''}, ledger ${report.reservation}, ${report.deliveries} webhook deliveries`);
+      log(
+        `invariants hold for ${upload.workflowId}: ${report.outcome}${report.failedStep ? ` at ${report.failedStep} (${report.causeType})` : ''}, ledger ${report.reservation}, ${report.deliveries} webhook deliveries`,
+      );
       return report;
     },
     async waitFor(what, probe, waitOptions = {}) {

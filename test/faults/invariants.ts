@@ -39,7 +39,11 @@ export type SettledOutcome = 'completed' | 'compensated' | 'cancelled' | 'failed
 /** The end of an upload, as the client reports it. */
 export type Settled =
   | { readonly outcome: 'completed'; readonly result: UploadResult }
-  | { readonly outcome: 'compensated' | 'cancelled' | 'failed'; readonly error: UploadFailedError; readonly report: SagaFailureReport | undefined };
+  | {
+      readonly outcome: 'compensated' | 'cancelled' | 'failed';
+      readonly error: UploadFailedError;
+      readonly report: SagaFailureReport | undefined;
+    };
 
 /** What a scenario expects on top of the invariants. */
 export interface InvariantExpectation {
@@ -90,7 +94,8 @@ async function stillPending(upload: TrackedUpload): Promise<string> {
   try {
     const { raw } = await upload.handle.workflow.describe();
     const pending = (raw.pendingActivities ?? []).map(
-      (a) => `${a.activityType?.name ?? '?'} attempt ${a.attempt ?? 1}, state ${String(a.state)}, last failure: ${a.lastFailure?.message ?? 'none'}`,
+      (a) =>
+        `${a.activityType?.name ?? '?'} attempt ${a.attempt ?? 1}, state ${String(a.state)}, last failure: ${a.lastFailure?.message ?? 'none'}`,
     );
     return pending.length > 0 ? `pending: ${pending.join(' | ')}` : 'no pending activity (a local activity or a timer, if anything)';
   } catch (error) {
@@ -109,7 +114,9 @@ export function settle(upload: TrackedUpload, timeoutMs = 300_000): Promise<Sett
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          void stillPending(upload).then((pending) => reject(new Error(`${upload.workflowId} did not end within ${timeoutMs / 1000} s; ${pending}`)));
+          void stillPending(upload).then((pending) =>
+            reject(new Error(`${upload.workflowId} did not end within ${timeoutMs / 1000} s; ${pending}`)),
+          );
         }, timeoutMs);
       });
       try {
@@ -146,7 +153,11 @@ async function withTimeout<T>(what: string, ms: number, work: Promise<T>): Promi
 /** Where the upload stands in its tenant's ledger, through the ledger module's own API. */
 export function reservationOf(ctx: FaultContext, tenant: string, uploadId: string): Promise<ReservationStatus> {
   const ledger = new TemporalQuotaLedger({ client: ctx.client, taskQueue: ctx.taskQueue, limits: { defaultBytes: 0 } });
-  return withTimeout(`the quota ledger of tenant ${tenant} (is a worker running on its task queue?)`, 30_000, ledger.reservation(tenant, uploadId));
+  return withTimeout(
+    `the quota ledger of tenant ${tenant} (is a worker running on its task queue?)`,
+    30_000,
+    ledger.reservation(tenant, uploadId),
+  );
 }
 
 async function objectExists(ctx: FaultContext, bucket: string, key: string): Promise<boolean> {
@@ -196,16 +207,21 @@ export async function assertUploadInvariants(
   if (settled.outcome !== 'completed') {
     if (!report) violations.push(`the failure carries no saga report (${settled.error.message})`);
     if (expectation.causeType !== undefined && !matches(expectation.causeType, report?.cause.type)) {
-      violations.push(`cause type is ${report?.cause.type ?? '(none)'}, expected ${String(expectation.causeType)}: ${report?.cause.message ?? ''}`);
+      violations.push(
+        `cause type is ${report?.cause.type ?? '(none)'}, expected ${String(expectation.causeType)}: ${report?.cause.message ?? ''}`,
+      );
     }
     if (expectation.failedStep !== undefined && report?.failedStep !== expectation.failedStep) {
       violations.push(`failed step is ${report?.failedStep ?? '(none)'}, expected ${expectation.failedStep}`);
     }
     for (const c of report?.compensations ?? []) {
-      if (c.status !== 'compensated' && !allowed.includes('failed')) violations.push(`compensation ${c.activity} of ${c.step} ${c.status}: ${c.error?.message ?? ''}`);
+      if (c.status !== 'compensated' && !allowed.includes('failed'))
+        violations.push(`compensation ${c.activity} of ${c.step} ${c.status}: ${c.error?.message ?? ''}`);
     }
   } else if (expectation.causeType !== undefined || expectation.failedStep !== undefined) {
-    violations.push(`the upload completed, but the scenario expected a failure (${String(expectation.causeType ?? expectation.failedStep)})`);
+    violations.push(
+      `the upload completed, but the scenario expected a failure (${String(expectation.causeType ?? expectation.failedStep)})`,
+    );
   }
 
   // 1. Byte-identical or absent — present exactly when completed.
@@ -214,9 +230,11 @@ export async function assertUploadInvariants(
     if (!present) violations.push(`the upload completed but ${where} does not exist`);
     else {
       const sha256 = await objectSha256(ctx.s3, upload.bucket, upload.key);
-      if (sha256 !== upload.source.sha256) violations.push(`${where} is not byte-identical to the source: SHA-256 ${sha256}, source ${upload.source.sha256}`);
+      if (sha256 !== upload.source.sha256)
+        violations.push(`${where} is not byte-identical to the source: SHA-256 ${sha256}, source ${upload.source.sha256}`);
     }
-    if (settled.result.size !== upload.source.size) violations.push(`the result says ${settled.result.size} bytes, the source has ${upload.source.size}`);
+    if (settled.result.size !== upload.source.size)
+      violations.push(`the result says ${settled.result.size} bytes, the source has ${upload.source.size}`);
   } else if (present) {
     violations.push(`the upload ended ${settled.outcome} but ${where} exists`);
   }
@@ -245,7 +263,9 @@ export async function assertUploadInvariants(
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     if (!expected.includes(reservation)) {
-      violations.push(`the ledger has the reservation ${reservation}, expected ${expected.join(' or ')} (the upload ended ${settled.outcome}${report ? ` at ${report.failedStep}` : ''})`);
+      violations.push(
+        `the ledger has the reservation ${reservation}, expected ${expected.join(' or ')} (the upload ended ${settled.outcome}${report ? ` at ${report.failedStep}` : ''})`,
+      );
     }
   } catch (error) {
     violations.push(`could not read the ledger: ${error instanceof Error ? error.message : String(error)}`);
@@ -285,7 +305,8 @@ function webhookViolations(
   for (const d of deliveries) {
     const key = d.headers['idempotency-key'];
     const type = String(d.json.type);
-    if (typeof key !== 'string' || key !== d.json.id) violations.push(`a ${type} delivery has Idempotency-Key ${String(key)}, but the event id is ${String(d.json.id)}`);
+    if (typeof key !== 'string' || key !== d.json.id)
+      violations.push(`a ${type} delivery has Idempotency-Key ${String(key)}, but the event id is ${String(d.json.id)}`);
     if (typeof key === 'string') {
       const earlier = bodyByKey.get(key);
       if (earlier !== undefined && earlier !== d.body) {
@@ -293,7 +314,8 @@ function webhookViolations(
         // sent again by the retried task, with that task's later time as `occurredAt`: the same
         // event for a receiver that de-duplicates by key. Anything else differing is a violation.
         const fields = differingFields(earlier, d.body);
-        if (/^occurredAt: [^;]*$/.test(fields)) ctx.log(`${upload.workflowId}: a repeated ${type} delivery differs only in occurredAt (${fields})`);
+        if (/^occurredAt: [^;]*$/.test(fields))
+          ctx.log(`${upload.workflowId}: a repeated ${type} delivery differs only in occurredAt (${fields})`);
         else violations.push(`two deliveries with Idempotency-Key ${key} differ (${fields}): a receiver could not de-duplicate them`);
       }
       bodyByKey.set(key, d.body);
@@ -309,12 +331,17 @@ function webhookViolations(
   }
   const delivered = deliveries.filter((d) => d.json.type === expectedType && d.status >= 200 && d.status < 300);
   if (mode === 'delivered' && delivered.length === 0) {
-    violations.push(`the receiver never acknowledged ${expectedType} (${deliveries.length} deliveries: ${deliveries.map((d) => `${String(d.json.type)}→${d.status}`).join(', ') || 'none'})`);
+    violations.push(
+      `the receiver never acknowledged ${expectedType} (${deliveries.length} deliveries: ${deliveries.map((d) => `${String(d.json.type)}→${d.status}`).join(', ') || 'none'})`,
+    );
   }
   if (mode === 'undelivered') {
-    if (settled.outcome !== 'completed') violations.push(`expected a completed upload whose webhook failed, but it ended ${settled.outcome}`);
-    else if (settled.result.notification.status !== 'failed') violations.push(`the webhook was down for good, but the result says notification ${settled.result.notification.status}`);
-    if (delivered.length > 0) violations.push(`the webhook was expected to stay undelivered, but ${delivered.length} deliveries were acknowledged`);
+    if (settled.outcome !== 'completed')
+      violations.push(`expected a completed upload whose webhook failed, but it ended ${settled.outcome}`);
+    else if (settled.result.notification.status !== 'failed')
+      violations.push(`the webhook was down for good, but the result says notification ${settled.result.notification.status}`);
+    if (delivered.length > 0)
+      violations.push(`the webhook was expected to stay undelivered, but ${delivered.length} deliveries were acknowledged`);
   }
   return violations;
 }
@@ -363,7 +390,9 @@ export async function assertTenantLedgerInvariants(ctx: FaultContext, tenant: st
   }
   const problems: string[] = [];
   if (usage.usedBytes !== committedBytes) {
-    problems.push(`used bytes are ${usage.usedBytes}, but the completed uploads add up to ${committedBytes} (a commit counted ${usage.usedBytes > committedBytes ? 'more than once' : 'not at all'})`);
+    problems.push(
+      `used bytes are ${usage.usedBytes}, but the completed uploads add up to ${committedBytes} (a commit counted ${usage.usedBytes > committedBytes ? 'more than once' : 'not at all'})`,
+    );
   }
   if (usage.reservedBytes !== 0 || usage.reservations !== 0) {
     problems.push(`${usage.reservations} reservation(s) of ${usage.reservedBytes} bytes left open after every upload ended`);

@@ -88,7 +88,12 @@ async function runOne(entry: Entry, keep: boolean, workflowBundlePath: string): 
         }
       }
       const tenants = new Set(ctx.tracked.map((u) => u.tenant));
-      for (const tenant of tenants) await assertTenantLedgerInvariants(ctx, tenant, ctx.tracked.filter((u) => u.tenant === tenant));
+      for (const tenant of tenants)
+        await assertTenantLedgerInvariants(
+          ctx,
+          tenant,
+          ctx.tracked.filter((u) => u.tenant === tenant),
+        );
     })();
     body.catch(() => undefined); // a timed-out body may still fail later; its failure is already reported
     try {
@@ -125,7 +130,9 @@ async function main(): Promise<number> {
   const keep = args.includes('--keep');
   const filters = args.filter((a) => !a.startsWith('--'));
   const all = loadScenarios();
-  const selected = all.filter(({ id, scenario }) => filters.length === 0 || filters.some((f) => f === id || `${id} ${scenario.name}`.includes(f)));
+  const selected = all.filter(
+    ({ id, scenario }) => filters.length === 0 || filters.some((f) => f === id || `${id} ${scenario.name}`.includes(f)),
+  );
   if (args.includes('--list')) {
     for (const { id, scenario } of selected) console.log(`${id} ${scenario.name}: ${scenario.proves}`);
     return 0;

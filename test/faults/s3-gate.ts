@@ -149,7 +149,8 @@ export async function startS3Gate(target: string): Promise<S3Gate> {
           const deadline = Date.now() + timeoutMs;
           while (state.total < count) {
             const left = deadline - Date.now();
-            if (left <= 0) throw new Error(`no ${operation} request reached the S3 gate within ${timeoutMs / 1000} s (${state.total} of ${count})`);
+            if (left <= 0)
+              throw new Error(`no ${operation} request reached the S3 gate within ${timeoutMs / 1000} s (${state.total} of ${count})`);
             await new Promise<void>((resolve) => {
               const timer = setTimeout(resolve, Math.min(left, 1_000));
               state.waiters.push(() => {

@@ -42,7 +42,15 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     // playwright starts it headless with a fresh temporary profile.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -54,7 +62,6 @@ afterAll(async () => {
   await worker?.stop();
   await stack?.close();
 });
-
 
 /** The page, opened as a person would with the token in the fragment; console errors collected. */
 async function openPage(target: TestGateway, tenant: TestTenant): Promise<{ page: Page; errors: string[] }> {
@@ -82,11 +89,23 @@ interface PageOutcome {
 async function readPage(page: Page): Promise<PageOutcome> {
   const text = (id: string) => page.locator(`#${id}`).innerText();
   return {
-    state: await page.locator('body').getAttribute('data-state').then((s) => s ?? undefined),
+    state: await page
+      .locator('body')
+      .getAttribute('data-state')
+      .then((s) => s ?? undefined),
     uploadId: await text('upload-id'),
-    result: { bucket: await text('result-bucket'), key: await text('result-key'), etag: await text('result-etag'), size: await text('result-size') },
+    result: {
+      bucket: await text('result-bucket'),
+      key: await text('result-key'),
+      etag: await text('result-etag'),
+      size: await text('result-size'),
+    },
     events: await page.locator('#events li').evaluateAll((items) =>
-      items.map((li) => ({ phase: li.getAttribute('data-phase')!, outcome: li.getAttribute('data-outcome')!, bytes: Number(li.getAttribute('data-bytes')) })),
+      items.map((li) => ({
+        phase: li.getAttribute('data-phase')!,
+        outcome: li.getAttribute('data-outcome')!,
+        bytes: Number(li.getAttribute('data-bytes')),
+      })),
     ),
     sent: await text('sent'),
     error: await text('error'),
@@ -100,7 +119,9 @@ async function uploadThroughPage(page: Page, protocol: 'tus' | 's3', file: TestF
   await page.setInputFiles('#file', file.path);
   await page.waitForSelector('body[data-state=done], body[data-state=failed]', { timeout: 110_000 });
   // A figure, not an assertion: from choosing the file to the page showing the outcome.
-  process.stderr.write(`[browser] ${protocol}: ${(file.size / 1024 ** 2).toFixed(0)} MiB chosen → outcome shown in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  process.stderr.write(
+    `[browser] ${protocol}: ${(file.size / 1024 ** 2).toFixed(0)} MiB chosen → outcome shown in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+  );
   return readPage(page);
 }
 
@@ -131,7 +152,11 @@ describe('the upload page with Uppy in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'gateway-page-s3-multipart.png'), fullPage: true });
     expect(outcome.error).toBe('');
     expect(outcome.state).toBe('done');
-    expect(outcome.result).toMatchObject({ bucket: BUCKET, key: `${acme.name}/${outcome.uploadId}/browser-s3.bin`, size: `${12 * MiB} bytes` });
+    expect(outcome.result).toMatchObject({
+      bucket: BUCKET,
+      key: `${acme.name}/${outcome.uploadId}/browser-s3.bin`,
+      size: `${12 * MiB} bytes`,
+    });
     expect(outcome.result.etag).toMatch(/-3"?$/); // three 5 MiB parts
     expect(outcome.sent).toBe('12.0 MiB of 12.0 MiB');
     expect(outcome.events.length).toBeGreaterThanOrEqual(2);
@@ -153,7 +178,11 @@ describe('the upload page with Uppy in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'gateway-page-tus.png'), fullPage: true });
     expect(outcome.error).toBe('');
     expect(outcome.state).toBe('done');
-    expect(outcome.result).toMatchObject({ bucket: BUCKET, key: `${acme.name}/${outcome.uploadId}/browser-tus.bin`, size: `${12 * MiB} bytes` });
+    expect(outcome.result).toMatchObject({
+      bucket: BUCKET,
+      key: `${acme.name}/${outcome.uploadId}/browser-tus.bin`,
+      size: `${12 * MiB} bytes`,
+    });
     expect(outcome.sent).toBe('12.0 MiB of 12.0 MiB');
     expect(outcome.events.at(-1)).toMatchObject({ outcome: 'completed', phase: 'done', bytes: 12 * MiB });
     // Offsets only grow.
@@ -168,13 +197,18 @@ describe('the upload page with Uppy in Chromium', () => {
 
   it('a person who closes the tab mid-upload leaves nothing: the presigned upload expires, its multipart upload is aborted and its reservation released', async () => {
     const leaving = testTenant('pageleave');
-    const short = await startTestGateway(stack, [leaving], { redis, plugins: DEFAULT_GATEWAY_PLUGINS, overrides: { uploadExpiryMs: 15_000 } });
+    const short = await startTestGateway(stack, [leaving], {
+      redis,
+      plugins: DEFAULT_GATEWAY_PLUGINS,
+      overrides: { uploadExpiryMs: 15_000 },
+    });
     try {
       const { page } = await openPage(short, leaving);
       // Part 1 reaches MinIO; part 2 is held in the browser until the tab is gone.
       let part1Done = false;
       page.on('response', (response) => {
-        if (response.request().method() === 'PUT' && /[?&]partNumber=1(&|$)/.test(response.url()) && response.status() === 200) part1Done = true;
+        if (response.request().method() === 'PUT' && /[?&]partNumber=1(&|$)/.test(response.url()) && response.status() === 200)
+          part1Done = true;
       });
       await page.route(/[?&]partNumber=2(&|$)/, () => undefined);
       await page.check('input[name=protocol][value=s3]');
@@ -183,7 +217,11 @@ describe('the upload page with Uppy in Chromium', () => {
       const uploadId = await page.locator('#upload-id').innerText();
       const key = `${leaving.name}/${uploadId}/left-behind.bin`;
       expect(await incompleteUploads(stack.s3, BUCKET, key)).toHaveLength(1);
-      const ledger = new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
+      const ledger = new TemporalQuotaLedger({
+        client: stack.client,
+        taskQueue: stack.config.temporal.taskQueue,
+        limits: stack.config.quota,
+      });
       expect((await ledger.usage(leaving.name)).reservedBytes).toBe(12 * MiB);
       await page.close();
 

@@ -40,7 +40,9 @@ export interface TestGateway {
 export async function startTestGateway(
   stack: TestStack,
   tenants: TestTenant[],
-  options: { overrides?: Partial<GatewayConfig>; env?: Record<string, string>; redis?: Redis } & Partial<Pick<GatewayOptions, 'service' | 'tus' | 'plugins'>> = {},
+  options: { overrides?: Partial<GatewayConfig>; env?: Record<string, string>; redis?: Redis } & Partial<
+    Pick<GatewayOptions, 'service' | 'tus' | 'plugins'>
+  > = {},
 ): Promise<TestGateway> {
   const config = {
     ...loadGatewayConfig({
@@ -118,7 +120,12 @@ export async function tusRequest(
 }
 
 /** POSTs a new upload and returns its absolute URL. */
-export async function createTusUpload(gateway: { url: string }, tenant: TestTenant, length: number, filename = 'file.bin'): Promise<string> {
+export async function createTusUpload(
+  gateway: { url: string },
+  tenant: TestTenant,
+  length: number,
+  filename = 'file.bin',
+): Promise<string> {
   const response = await tusRequest(`${gateway.url}/files`, 'POST', {
     ...tenant.auth,
     'Upload-Length': String(length),

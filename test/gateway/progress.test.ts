@@ -51,7 +51,10 @@ interface Stream {
 /** Opens `GET /uploads/:id/events` and collects its events (a minimal SSE reader). */
 async function openStream(gateway: TestGateway, uploadId: string, auth: Record<string, string>): Promise<Stream> {
   const controller = new AbortController();
-  const response = await fetch(`${gateway.url}/uploads/${uploadId}/events`, { headers: { ...auth, Accept: 'text/event-stream' }, signal: controller.signal });
+  const response = await fetch(`${gateway.url}/uploads/${uploadId}/events`, {
+    headers: { ...auth, Accept: 'text/event-stream' },
+    signal: controller.signal,
+  });
   const events: ProgressEvent[] = [];
   const read = async () => {
     if (!response.ok || !response.body) return;
@@ -91,7 +94,12 @@ describe('the progress stream across replicas', () => {
       const data = randomBytes(12 * MiB);
       const delays: number[] = [];
       for (let offset = 0; offset < data.length; offset += 4 * MiB) {
-        const patch = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(offset) }, data.subarray(offset, offset + 4 * MiB));
+        const patch = await tusRequest(
+          url,
+          'PATCH',
+          { ...acme.auth, 'Upload-Offset': String(offset) },
+          data.subarray(offset, offset + 4 * MiB),
+        );
         expect(patch.status).toBe(204);
         const answered = Date.now();
         // B shows the recorded offset without polling: it came from A over Redis.
@@ -111,20 +119,38 @@ describe('the progress stream across replicas', () => {
     expect(bytesSeen).toEqual(expect.arrayContaining([0, 4 * MiB, 8 * MiB, 12 * MiB]));
     expect(stream.events.some((e) => e.outcome === 'running' && e.rateBytesPerSecond > 0)).toBe(true);
     const last = stream.events[stream.events.length - 1]!;
-    expect(last).toMatchObject({ outcome: 'completed', phase: 'done', bytes: 12 * MiB, rateBytesPerSecond: 0, object: { bucket: 'uploads', key: `${acme.name}/${uploadId}/watched.bin`, size: 12 * MiB } });
+    expect(last).toMatchObject({
+      outcome: 'completed',
+      phase: 'done',
+      bytes: 12 * MiB,
+      rateBytesPerSecond: 0,
+      object: { bucket: 'uploads', key: `${acme.name}/${uploadId}/watched.bin`, size: 12 * MiB },
+    });
     expect(last.object!.etag).toMatch(/-3"?$/);
     expect(stream.events.filter((e) => e.outcome !== 'running')).toHaveLength(1);
   });
 
   it('polls what no gateway sees: parts sent straight to S3 (ListParts), then the upload’s expiry as the final event', async () => {
     const expiring = testTenant('progexpire');
-    const short = await startTestGateway(stack, [expiring], { redis, plugins: [progressPlugin({ pollIntervalMs: 500 })], overrides: { uploadExpiryMs: 8_000 } });
+    const short = await startTestGateway(stack, [expiring], {
+      redis,
+      plugins: [progressPlugin({ pollIntervalMs: 500 })],
+      overrides: { uploadExpiryMs: 8_000 },
+    });
     try {
       const state = await short.app.uploads.create({ tenant: expiring.name, mode: 'presigned', filename: 'direct.bin', length: 10 * MiB });
       const stream = await openStream(short, state.uploadId, expiring.auth);
       try {
         // A browser's PUT with a presigned URL: S3 only, no gateway involved.
-        await stack.s3.send(new UploadPartCommand({ Bucket: state.bucket, Key: state.key, UploadId: state.multipartUploadId!, PartNumber: 1, Body: randomBytes(5 * MiB) }));
+        await stack.s3.send(
+          new UploadPartCommand({
+            Bucket: state.bucket,
+            Key: state.key,
+            UploadId: state.multipartUploadId!,
+            PartNumber: 1,
+            Body: randomBytes(5 * MiB),
+          }),
+        );
         await expect.poll(() => stream.events.some((e) => e.bytes === 5 * MiB && e.outcome === 'running'), { timeout: 10_000 }).toBe(true);
         await stream.ended;
       } finally {
@@ -174,9 +200,15 @@ describe('the progress stream across replicas', () => {
     try {
       await expect.poll(() => stream.events.length).toBe(1);
       // A forged message on acme's channel claiming to be about beta's upload of the same id.
-      await redis.publish(`upload-saga:progress:${acme.name}:${uploadId}`, JSON.stringify({ tenant: beta.name, uploadId, at: Date.now(), bytes: MiB, outcome: 'running' }));
+      await redis.publish(
+        `upload-saga:progress:${acme.name}:${uploadId}`,
+        JSON.stringify({ tenant: beta.name, uploadId, at: Date.now(), bytes: MiB, outcome: 'running' }),
+      );
       // A well-formed one on the right channel gets through (so the forged one had its chance).
-      await redis.publish(`upload-saga:progress:${acme.name}:${uploadId}`, JSON.stringify({ tenant: acme.name, uploadId, at: Date.now(), bytes: 1, outcome: 'running' }));
+      await redis.publish(
+        `upload-saga:progress:${acme.name}:${uploadId}`,
+        JSON.stringify({ tenant: acme.name, uploadId, at: Date.now(), bytes: 1, outcome: 'running' }),
+      );
       await expect.poll(() => stream.events.some((e) => e.bytes === 1)).toBe(true);
       expect(stream.events.some((e) => e.bytes === MiB)).toBe(false);
     } finally {

@@ -37,7 +37,8 @@ afterAll(async () => {
 });
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const ledger = () => new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
+const ledger = () =>
+  new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
 
 /** A Companion-style client speaking to one endpoint, as Uppy's S3Companion does (JSON in, JSON out). */
 class CompanionClient {
@@ -63,7 +64,10 @@ class CompanionClient {
   }
 
   async sign(uploadId: string, key: string, partNumber: number): Promise<string> {
-    const { status, json } = await this.request('GET', `/multipart/${encodeURIComponent(uploadId)}/${partNumber}?${new URLSearchParams({ key })}`);
+    const { status, json } = await this.request(
+      'GET',
+      `/multipart/${encodeURIComponent(uploadId)}/${partNumber}?${new URLSearchParams({ key })}`,
+    );
     expect(status, JSON.stringify(json)).toBe(200);
     return (json as { url: string }).url;
   }
@@ -112,7 +116,12 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
   it('uploads 12 MiB in three presigned parts: byte-identical under the tenant prefix, nothing left behind, quota committed', async () => {
     const client = await sessionClient(gateway, acme);
     const data = randomBytes(12 * MiB);
-    const { uploadId, key } = await client.create('twelve.bin', { name: 'twelve.bin', type: 'application/x-test', 'upload-length': String(data.length), project: 'apollo' });
+    const { uploadId, key } = await client.create('twelve.bin', {
+      name: 'twelve.bin',
+      type: 'application/x-test',
+      'upload-length': String(data.length),
+      project: 'apollo',
+    });
     expect(key).toBe(`${acme.name}/${uploadId}/twelve.bin`);
     // The declared length was reserved before any byte moved.
     expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'reserved', bytes: 12 * MiB });
@@ -134,7 +143,12 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     expect(await objectSha256(stack.s3, BUCKET, key)).toBe(sha256(data));
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
     const state = await gateway.app.uploads.state(acme.name, uploadId);
-    expect(state).toMatchObject({ mode: 'presigned', outcome: 'completed', metadata: { project: 'apollo' }, contentType: 'application/x-test' });
+    expect(state).toMatchObject({
+      mode: 'presigned',
+      outcome: 'completed',
+      metadata: { project: 'apollo' },
+      contentType: 'application/x-test',
+    });
     expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'committed' });
   });
 
@@ -157,7 +171,10 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
   });
 
   it('signs for UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT when browsers reach S3 elsewhere than the gateway does', async () => {
-    const behindProxy = await startTestGateway(stack, [acme], { plugins: plugins(), overrides: { s3PublicEndpoint: 'https://s3.public.example:9443' } });
+    const behindProxy = await startTestGateway(stack, [acme], {
+      plugins: plugins(),
+      overrides: { s3PublicEndpoint: 'https://s3.public.example:9443' },
+    });
     try {
       const client = await sessionClient(behindProxy, acme);
       const { uploadId, key } = await client.create('proxied.bin');
@@ -176,14 +193,26 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     const { uploadId, key } = await client.create('cors.bin');
     const url = await client.sign(uploadId, key, 1);
     const origin = 'http://page.example:8080';
-    const preflight = await fetch(url, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type' } });
+    const preflight = await fetch(url, {
+      method: 'OPTIONS',
+      headers: { Origin: origin, 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type' },
+    });
     expect(preflight.status).toBeLessThan(300);
     expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
     expect(preflight.headers.get('access-control-allow-methods')).toContain('PUT');
-    const put = await fetch(url, { method: 'PUT', body: randomBytes(1024), headers: { Origin: origin, 'Content-Type': 'application/octet-stream' } });
+    const put = await fetch(url, {
+      method: 'PUT',
+      body: randomBytes(1024),
+      headers: { Origin: origin, 'Content-Type': 'application/octet-stream' },
+    });
     expect(put.status).toBe(200);
     expect(put.headers.get('access-control-allow-origin')).toBe(origin);
-    expect(put.headers.get('access-control-expose-headers')?.split(/\s*,\s*/).map((h) => h.toLowerCase())).toContain('etag');
+    expect(
+      put.headers
+        .get('access-control-expose-headers')
+        ?.split(/\s*,\s*/)
+        .map((h) => h.toLowerCase()),
+    ).toContain('etag');
     await client.abort(uploadId, key);
   });
 
@@ -197,10 +226,16 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     expect((await other.abort(uploadId, key)).status).toBe(404);
 
     const foreignKey = await client.request('GET', `/multipart/${uploadId}/1?${new URLSearchParams({ key: `${beta.name}/x/y.bin` })}`);
-    expect(foreignKey).toMatchObject({ status: 400, json: { error: 'InvalidRequest', message: expect.stringContaining('is not the key of upload') } });
+    expect(foreignKey).toMatchObject({
+      status: 400,
+      json: { error: 'InvalidRequest', message: expect.stringContaining('is not the key of upload') },
+    });
     for (const bad of ['0', '10001', 'x']) {
       const answer = await client.request('GET', `/multipart/${uploadId}/${bad}?${new URLSearchParams({ key })}`);
-      expect(answer, bad).toMatchObject({ status: 400, json: { message: expect.stringContaining('part number must be a whole number from 1 to 10000') } });
+      expect(answer, bad).toMatchObject({
+        status: 400,
+        json: { message: expect.stringContaining('part number must be a whole number from 1 to 10000') },
+      });
     }
 
     const unknownSession = new CompanionClient(`${gateway.url}/uppy/session/${'A'.repeat(43)}`);
@@ -221,7 +256,10 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
   });
 
   it('refuses a declared length above the tenant’s maximum upload size with 413 before anything is created', async () => {
-    const small = await startTestGateway(stack, [acme], { plugins: plugins(), overrides: { defaults: { ...gateway.config.defaults, maxUploadBytes: 10 * MiB } } });
+    const small = await startTestGateway(stack, [acme], {
+      plugins: plugins(),
+      overrides: { defaults: { ...gateway.config.defaults, maxUploadBytes: 10 * MiB } },
+    });
     try {
       const client = await sessionClient(small, acme);
       const answer = await client.request('POST', '/multipart', { filename: 'big.bin', metadata: { 'upload-length': String(11 * MiB) } });
@@ -274,7 +312,10 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
 
       const state = await short.app.uploads.waitForEnd(abandoning.name, uploadId, 60_000);
       expect(state.outcome).toBe('expired');
-      expect(state.failure?.compensations.map((c) => `${c.step}:${c.status}`)).toEqual(['open-multipart:compensated', 'reserve-space:compensated']);
+      expect(state.failure?.compensations.map((c) => `${c.step}:${c.status}`)).toEqual([
+        'open-multipart:compensated',
+        'reserve-space:compensated',
+      ]);
       expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
       expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
       expect(await ledger().usage(abandoning.name)).toMatchObject({ reservedBytes: 0, usedBytes: 0 });

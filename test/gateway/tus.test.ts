@@ -48,7 +48,8 @@ afterAll(async () => {
 });
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const ledger = () => new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
+const ledger = () =>
+  new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
 
 /** Nothing of the upload in S3 but (when `object`) the object itself. */
 async function expectNothingLeftBehind(tenant: string, uploadId: string, key: string): Promise<void> {
@@ -65,17 +66,32 @@ async function headOffset(url: string, auth: Record<string, string>): Promise<nu
 describe('tus with tus-js-client', () => {
   it('uploads 12 MiB in 1 MiB chunks, folding staged chunks into 5 MiB parts: byte-identical, nothing left behind, webhook sent', async () => {
     const data = randomBytes(12 * MiB);
-    const run = startTus(data, { endpoint: `${gateway.url}/files`, chunkSize: 1 * MiB, headers: acme.auth, metadata: { filename: 'twelve.bin', filetype: 'application/x-test' } });
+    const run = startTus(data, {
+      endpoint: `${gateway.url}/files`,
+      chunkSize: 1 * MiB,
+      headers: acme.auth,
+      metadata: { filename: 'twelve.bin', filetype: 'application/x-test' },
+    });
     await run.done;
 
     // The PATCH that sent the last byte answered once the object was merged.
     const uploadId = idOf(run.upload.url);
     const state = await gateway.app.uploads.state(acme.name, uploadId);
-    expect(state).toMatchObject({ outcome: 'completed', offset: 12 * MiB, partsCompleted: 3, key: `${acme.name}/${uploadId}/twelve.bin`, contentType: 'application/x-test' });
+    expect(state).toMatchObject({
+      outcome: 'completed',
+      offset: 12 * MiB,
+      partsCompleted: 3,
+      key: `${acme.name}/${uploadId}/twelve.bin`,
+      contentType: 'application/x-test',
+    });
     expect(state.result).toMatchObject({ size: 12 * MiB, partCount: 3, notification: { status: 'delivered' } });
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
     await expectNothingLeftBehind(acme.name, uploadId, state.key);
-    expect(webhooks.received.find((w) => w.json.uploadId === uploadId)?.json).toMatchObject({ type: 'upload.completed', tenant: acme.name, key: state.key });
+    expect(webhooks.received.find((w) => w.json.uploadId === uploadId)?.json).toMatchObject({
+      type: 'upload.completed',
+      tenant: acme.name,
+      key: state.key,
+    });
     // HEAD after completion: the full offset, from the finished workflow.
     expect(await headOffset(run.upload.url!, acme.auth)).toBe(12 * MiB);
   });
@@ -123,7 +139,12 @@ describe('tus with tus-js-client', () => {
     const small = await startTestGateway(stack, [acme], { redis, service: { updatesPerRun: 4 } });
     try {
       const data = randomBytes(11 * MiB + 123);
-      const run = startTus(data, { endpoint: `${small.url}/files`, chunkSize: 1 * MiB, headers: acme.auth, uploadDataDuringCreation: true });
+      const run = startTus(data, {
+        endpoint: `${small.url}/files`,
+        chunkSize: 1 * MiB,
+        headers: acme.auth,
+        uploadDataDuringCreation: true,
+      });
       await run.done;
       const state = await small.app.uploads.state(acme.name, idOf(run.upload.url));
       expect(state.outcome).toBe('completed');
@@ -162,7 +183,9 @@ describe('tus across replicas', () => {
     const path = new URL(url).pathname;
     const chunk = data.subarray(0, MiB);
     const statuses = await Promise.all(
-      [gateway, replica].map(async (target) => (await tusRequest(`${target.url}${path}`, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, chunk)).status),
+      [gateway, replica].map(
+        async (target) => (await tusRequest(`${target.url}${path}`, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, chunk)).status,
+      ),
     );
     expect(statuses.sort()).toEqual([204, 409]);
     expect(await headOffset(url, acme.auth)).toBe(MiB);
@@ -187,7 +210,12 @@ describe('tus protocol errors', () => {
     const url = await createTusUpload(gateway, acme, 2 * MiB);
     const response = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '1024' }, randomBytes(1024));
     expect(response.status).toBe(409);
-    const wrongType = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Content-Type': 'application/octet-stream' }, randomBytes(1024));
+    const wrongType = await tusRequest(
+      url,
+      'PATCH',
+      { ...acme.auth, 'Upload-Offset': '0', 'Content-Type': 'application/octet-stream' },
+      randomBytes(1024),
+    );
     expect(wrongType.status).toBe(415);
     const noVersion = await fetch(url, { method: 'HEAD', headers: acme.auth });
     expect(noVersion.status).toBe(412);
@@ -201,16 +229,36 @@ describe('tus protocol errors', () => {
     const first = data.subarray(0, MiB);
     const digest = (algorithm: string, bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64');
 
-    const wrong = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', randomBytes(16))}` }, first);
+    const wrong = await tusRequest(
+      url,
+      'PATCH',
+      { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', randomBytes(16))}` },
+      first,
+    );
     expect(wrong.status).toBe(460);
     expect(await headOffset(url, acme.auth)).toBe(0);
-    const unsupported = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha512 ${digest('sha512', first)}` }, first);
+    const unsupported = await tusRequest(
+      url,
+      'PATCH',
+      { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha512 ${digest('sha512', first)}` },
+      first,
+    );
     expect(unsupported.status).toBe(400);
     expect(await unsupported.text()).toContain('sha1, md5, crc32, sha256');
 
-    const right = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', first)}` }, first);
+    const right = await tusRequest(
+      url,
+      'PATCH',
+      { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', first)}` },
+      first,
+    );
     expect(right.status).toBe(204);
-    const last = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(MiB), 'Upload-Checksum': `md5 ${digest('md5', data.subarray(MiB))}` }, data.subarray(MiB));
+    const last = await tusRequest(
+      url,
+      'PATCH',
+      { ...acme.auth, 'Upload-Offset': String(MiB), 'Upload-Checksum': `md5 ${digest('md5', data.subarray(MiB))}` },
+      data.subarray(MiB),
+    );
     expect(last.status).toBe(204);
     const state = await gateway.app.uploads.state(acme.name, idOf(url));
     expect(state.outcome).toBe('completed');
@@ -219,7 +267,9 @@ describe('tus protocol errors', () => {
 
   it('answers 413 for an upload larger than the tenant may send, and 429 beyond its request rate', async () => {
     const limited = testTenant('limited');
-    const small = await startTestGateway(stack, [limited], { overrides: { tenants: { [limited.name]: { maxUploadBytes: 10 * MiB, requestsPerSecond: 3 } } } });
+    const small = await startTestGateway(stack, [limited], {
+      overrides: { tenants: { [limited.name]: { maxUploadBytes: 10 * MiB, requestsPerSecond: 3 } } },
+    });
     try {
       const tooLarge = await tusRequest(`${small.url}/files`, 'POST', { ...limited.auth, 'Upload-Length': String(10 * MiB + 1) });
       expect(tooLarge.status).toBe(413);
@@ -254,7 +304,10 @@ describe('uploads that end without an object leave nothing behind', () => {
     expect((await tusRequest(url, 'DELETE', acme.auth)).status).toBe(204);
     const state = await gateway.app.uploads.state(acme.name, uploadId);
     expect(state.outcome).toBe('cancelled');
-    expect(state.failure?.compensations.map((c) => `${c.step}:${c.status}`)).toEqual(['open-multipart:compensated', 'reserve-space:compensated']);
+    expect(state.failure?.compensations.map((c) => `${c.step}:${c.status}`)).toEqual([
+      'open-multipart:compensated',
+      'reserve-space:compensated',
+    ]);
     await expectNothingLeftBehind(acme.name, uploadId, state.key);
     expect((await tusRequest(url, 'HEAD', acme.auth)).status).toBe(410);
     expect((await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(6 * MiB) }, randomBytes(1024))).status).toBe(410);
@@ -268,7 +321,14 @@ describe('uploads that end without an object leave nothing behind', () => {
     const during = await gateway.app.uploads.state(acme.name, uploadId);
     // Part 1 replaced with other bytes of the same size, with a valid checksum of its own.
     await stack.s3.send(
-      new UploadPartCommand({ Bucket: BUCKET, Key: during.key, UploadId: during.multipartUploadId, PartNumber: 1, Body: randomBytes(5 * MiB), ChecksumAlgorithm: 'CRC32C' }),
+      new UploadPartCommand({
+        Bucket: BUCKET,
+        Key: during.key,
+        UploadId: during.multipartUploadId,
+        PartNumber: 1,
+        Body: randomBytes(5 * MiB),
+        ChecksumAlgorithm: 'CRC32C',
+      }),
     );
     const last = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(5 * MiB) }, data.subarray(5 * MiB));
     expect(last.status).toBe(422);

@@ -7,7 +7,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadClient } from '../../src/client';
-import { GatewayUnavailableError, InvalidRequestError, UploadConflictError, UploadFailedError, UploadNotFoundError, UploadTooLargeError } from '../../src/gateway/errors';
+import {
+  GatewayUnavailableError,
+  InvalidRequestError,
+  UploadConflictError,
+  UploadFailedError,
+  UploadNotFoundError,
+  UploadTooLargeError,
+} from '../../src/gateway/errors';
 import { UploadsService } from '../../src/gateway/uploads-service';
 import { loadGatewayConfig } from '../../src/gateway/config';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
@@ -35,13 +42,27 @@ afterAll(async () => {
 });
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const ledger = () => new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
+const ledger = () =>
+  new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
 
 /** PUTs `data` as parts of `partSize` straight to S3, as a client with presigned URLs would. */
-async function sendParts(key: string, multipartUploadId: string, data: Buffer, partSize: number): Promise<{ partNumber: number; etag: string }[]> {
+async function sendParts(
+  key: string,
+  multipartUploadId: string,
+  data: Buffer,
+  partSize: number,
+): Promise<{ partNumber: number; etag: string }[]> {
   const parts: { partNumber: number; etag: string }[] = [];
   for (let offset = 0, n = 1; offset < data.length; offset += partSize, n++) {
-    const sent = await stack.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: multipartUploadId, PartNumber: n, Body: data.subarray(offset, offset + partSize) }));
+    const sent = await stack.s3.send(
+      new UploadPartCommand({
+        Bucket: BUCKET,
+        Key: key,
+        UploadId: multipartUploadId,
+        PartNumber: n,
+        Body: data.subarray(offset, offset + partSize),
+      }),
+    );
     parts.push({ partNumber: n, etag: sent.ETag! });
   }
   return parts;
@@ -95,10 +116,22 @@ describe('presigned uploads through the uploads service', () => {
 describe('recording tus chunks', () => {
   it('accepts a chunk only from the recorded offset: a retried record (a gateway that died after recording) is refused with 409', async () => {
     const created = await uploads.create({ tenant: acme, mode: 'tus', length: 6 * MiB });
-    const record = { from: { offset: 0, partsCompleted: 0 }, offset: MiB, partsCompleted: 0, fingerprint: '', staged: [{ start: 0, end: MiB }] };
+    const record = {
+      from: { offset: 0, partsCompleted: 0 },
+      offset: MiB,
+      partsCompleted: 0,
+      fingerprint: '',
+      staged: [{ start: 0, end: MiB }],
+    };
     expect(await uploads.recordChunk(acme, created.uploadId, record)).toMatchObject({ offset: MiB, staged: [{ start: 0, end: MiB }] });
     await expect(uploads.recordChunk(acme, created.uploadId, record)).rejects.toBeInstanceOf(UploadConflictError);
-    const broken = { from: { offset: MiB, partsCompleted: 0 }, offset: 2 * MiB, partsCompleted: 0, fingerprint: '', staged: [{ start: MiB, end: 2 * MiB }] };
+    const broken = {
+      from: { offset: MiB, partsCompleted: 0 },
+      offset: 2 * MiB,
+      partsCompleted: 0,
+      fingerprint: '',
+      staged: [{ start: MiB, end: 2 * MiB }],
+    };
     await expect(uploads.recordChunk(acme, created.uploadId, broken)).rejects.toBeInstanceOf(InvalidRequestError); // not contiguous from byte 0
     expect((await uploads.state(acme, created.uploadId)).offset).toBe(MiB);
     await uploads.cancel(acme, created.uploadId);
@@ -132,7 +165,12 @@ describe('tenant boundaries', () => {
 });
 
 it('answers 503, not a hung request, when no worker serves the task queue', async () => {
-  const stranded = new UploadsService({ client: stack.client, taskQueue: `no-worker-${uniqueId('q')}`, config: loadGatewayConfig({}), callTimeoutMs: 2000 });
+  const stranded = new UploadsService({
+    client: stack.client,
+    taskQueue: `no-worker-${uniqueId('q')}`,
+    config: loadGatewayConfig({}),
+    callTimeoutMs: 2000,
+  });
   const uploadId = uniqueId('stranded');
   const err = await stranded.create({ tenant: acme, uploadId, mode: 'presigned', length: MiB }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(GatewayUnavailableError);

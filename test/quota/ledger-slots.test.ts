@@ -49,13 +49,20 @@ describe('quota steps on a worker with few workflow-task slots', () => {
     const files = await Promise.all(Array.from({ length: UPLOADS }, (_, i) => makeRandomFile(tmp.dir, `f${i}.bin`, size)));
     const handles = await Promise.all(
       files.map((file, i) =>
-        uploads.start({ uploadId: `u${i}`, tenant: TENANT, source: { type: 'file', path: file.path }, destination: { bucket: 'uploads', key: `${TENANT}/f${i}.bin` } }),
+        uploads.start({
+          uploadId: `u${i}`,
+          tenant: TENANT,
+          source: { type: 'file', path: file.path },
+          destination: { bucket: 'uploads', key: `${TENANT}/f${i}.bin` },
+        }),
       ),
     );
     const results = await Promise.all(handles.map((h) => h.result()));
     expect(results.map((r) => r.size)).toEqual(Array(UPLOADS).fill(size));
 
-    const ledger = await stack.client.workflow.getHandle(`quota-ledger:${TENANT}`).query<{ usedBytes: number; reservedBytes: number }>('usage');
+    const ledger = await stack.client.workflow
+      .getHandle(`quota-ledger:${TENANT}`)
+      .query<{ usedBytes: number; reservedBytes: number }>('usage');
     expect(ledger).toMatchObject({ usedBytes: UPLOADS * size, reservedBytes: 0 });
 
     // How often a reservation was refused because the worker's waiting budget was used up: each

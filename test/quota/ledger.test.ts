@@ -34,7 +34,9 @@ afterAll(async () => {
 describe('quota ledger', () => {
   it('never over-commits: of 20 concurrent 1 MiB reservations against 5 MiB, exactly 5 succeed', async () => {
     const tenant = uniqueId('race');
-    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => ledger.reserve({ tenant, uploadId: `u${i}`, bytes: MiB })));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => ledger.reserve({ tenant, uploadId: `u${i}`, bytes: MiB })),
+    );
     const granted = outcomes.filter((o) => o.status === 'fulfilled');
     const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
     expect(granted).toHaveLength(5);
@@ -103,8 +105,15 @@ describe('quota ledger', () => {
 
   it('refuses reservations beyond maxWaitingReservations at once, retryably, and lets the waiting ones through', async () => {
     const tenant = uniqueId('busy');
-    const narrow = new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota, maxWaitingReservations: 3 });
-    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => narrow.reserve({ tenant, uploadId: `u${i}`, bytes: 1024 })));
+    const narrow = new TemporalQuotaLedger({
+      client: stack.client,
+      taskQueue: stack.config.temporal.taskQueue,
+      limits: stack.config.quota,
+      maxWaitingReservations: 3,
+    });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => narrow.reserve({ tenant, uploadId: `u${i}`, bytes: 1024 })),
+    );
     expect(outcomes.slice(0, 3).map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
     for (const o of outcomes.slice(3)) {
       expect(o.status).toBe('rejected');

@@ -28,7 +28,9 @@ const requireFromCommon = createRequire(require.resolve('@temporalio/common'));
 const protoPath = requireFromCommon.resolve('@temporalio/proto');
 const requireFromProto = createRequire(protoPath);
 const proto = requireFromProto(protoPath) as { temporal: { api: { history: { v1: { History: HistoryCodec } } } } };
-const { patchProtobufRoot } = requireFromProto('@temporalio/proto/lib/patch-protobuf-root') as { patchProtobufRoot<T>(root: T): T & { lookupType(name: string): unknown } };
+const { patchProtobufRoot } = requireFromProto('@temporalio/proto/lib/patch-protobuf-root') as {
+  patchProtobufRoot<T>(root: T): T & { lookupType(name: string): unknown };
+};
 const protojson = requireFromProto('protobufjs/ext/protojson') as ProtoJson;
 const historyType = patchProtobufRoot(proto).lookupType('temporal.api.history.v1.History');
 

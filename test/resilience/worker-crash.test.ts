@@ -59,7 +59,9 @@ describe('worker crash', () => {
       partConcurrency: concurrency,
     });
     let partsBeforeCrash = 0;
-    await expect.poll(async () => (partsBeforeCrash = (await handle.progress()).partsDone), { timeout: 60_000, interval: 100 }).toBeGreaterThanOrEqual(4);
+    await expect
+      .poll(async () => (partsBeforeCrash = (await handle.progress()).partsDone), { timeout: 60_000, interval: 100 })
+      .toBeGreaterThanOrEqual(4);
     await workers[0]!.kill('SIGKILL'); // no worker now: not even queries are answered until the next one starts
     expect(partsBeforeCrash).toBeLessThan(parts); // the crash really happened mid-upload
 
@@ -72,7 +74,9 @@ describe('worker crash', () => {
     // Everything sent up the wire: each part once, plus what was in flight at the crash, plus
     // HTTP requests (a few KiB each).
     const resent = counter.bytesUp() - file.size;
-    console.log(`worker crash: ${partsBeforeCrash} of ${parts} parts done at SIGKILL; ${(resent / MiB).toFixed(2)} MiB sent beyond the file size (bound ${(concurrency * partSize) / MiB} MiB + request overhead)`);
+    console.log(
+      `worker crash: ${partsBeforeCrash} of ${parts} parts done at SIGKILL; ${(resent / MiB).toFixed(2)} MiB sent beyond the file size (bound ${(concurrency * partSize) / MiB} MiB + request overhead)`,
+    );
     expect(resent).toBeLessThanOrEqual(concurrency * partSize + 512 * 1024);
   }, 180_000);
 

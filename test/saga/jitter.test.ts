@@ -54,7 +54,9 @@ describe('jittered retries', () => {
     // about 1 s, so in practice the delays fall in [1 s, 2 s]. With 20 sagas, a spread under
     // 500 ms would take every draw to land in one quarter of that range: p < 0.5 %.
     const delays = await retryDelays(20, 'flaky');
-    console.log(`full jitter, 20 sagas, 2 s backoff: retry delays ${delays.sort((a, b) => a - b).join(', ')} ms (spread ${spread(delays)} ms)`);
+    console.log(
+      `full jitter, 20 sagas, 2 s backoff: retry delays ${delays.sort((a, b) => a - b).join(', ')} ms (spread ${spread(delays)} ms)`,
+    );
     for (const d of delays) expect(d).toBeLessThan(2000 + 700);
     expect(spread(delays)).toBeGreaterThan(500);
   });

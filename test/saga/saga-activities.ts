@@ -56,7 +56,8 @@ async function perform(script: StandInScript, fn: 'act' | 'undo', arg: { runId: 
           details: behaviour.details,
         });
       case 'fail-times':
-        if (ctx.info.attempt <= behaviour.times) throw ApplicationFailure.retryable(`${fn} ${arg.step} attempt ${ctx.info.attempt} failed on cue`, 'Flaky');
+        if (ctx.info.attempt <= behaviour.times)
+          throw ApplicationFailure.retryable(`${fn} ${arg.step} attempt ${ctx.info.attempt} failed on cue`, 'Flaky');
         return `${fn}:${arg.step}`;
       case 'half-succeed-then-timeout':
         ctx.heartbeat({ created: `resource-of-${arg.step}` });

@@ -18,9 +18,17 @@ export const sagaSteps = defineSaga<StandInActivities>()({
   c: { action: { activity: 'act', retry: quick, timeouts }, compensation: { activity: 'undo', retry: quick, timeouts } },
   pivot: { action: { activity: 'act', retry: quick, timeouts }, pivot: true },
   /** Waits for its activity to finish when cancelled: its result and the cancellation reach the workflow together. */
-  settles: { action: { activity: 'act', retry: quick, timeouts, cancellation: 'wait' }, compensation: { activity: 'undo', retry: quick, timeouts } },
+  settles: {
+    action: { activity: 'act', retry: quick, timeouts, cancellation: 'wait' },
+    compensation: { activity: 'undo', retry: quick, timeouts },
+  },
   local: {
-    action: { activity: 'act', retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3, jitter: 'full' }, timeouts, local: true },
+    action: {
+      activity: 'act',
+      retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3, jitter: 'full' },
+      timeouts,
+      local: true,
+    },
     compensation: { activity: 'undo', retry: quick, timeouts, local: true },
   },
   after: { action: { activity: 'act', retry: { initialInterval: '50ms', backoffCoefficient: 1, maximumAttempts: 3 }, timeouts } },
@@ -71,7 +79,10 @@ export async function idle(): Promise<void> {
 /** A saga with a step that is workflow code, continuing as new in the middle of it. */
 export const continuedSteps = defineSaga<StandInActivities>()({
   a: sagaSteps.a,
-  wait: { action: { inWorkflow: 'waits (here: continues as new once, then fails or returns on cue)' }, compensation: { activity: 'undo', retry: quick, timeouts } },
+  wait: {
+    action: { inWorkflow: 'waits (here: continues as new once, then fails or returns on cue)' },
+    compensation: { activity: 'undo', retry: quick, timeouts },
+  },
   c: sagaSteps.c,
 });
 
@@ -86,7 +97,8 @@ export interface ContinuedInput {
 export async function continuedSaga(input: ContinuedInput): Promise<string[]> {
   const saga = new Saga<StandInActivities, typeof continuedSteps>(continuedSteps);
   setHandler(defineQuery<SagaState>('sagaState'), () => saga.state());
-  const undo = (step: string) => (outcome: unknown) => [{ runId: input.runId, step, outcome }] as [{ runId: string; step: string; outcome: unknown }];
+  const undo = (step: string) => (outcome: unknown) =>
+    [{ runId: input.runId, step, outcome }] as [{ runId: string; step: string; outcome: unknown }];
   return saga.execute(async () => {
     let a: string;
     if (input.restored) {

@@ -38,7 +38,9 @@ function start(input: ScenarioInput) {
   });
 }
 
-async function failureOf(promise: Promise<unknown>): Promise<{ failure: ApplicationFailure | CancelledFailure; report: SagaFailureReport }> {
+async function failureOf(
+  promise: Promise<unknown>,
+): Promise<{ failure: ApplicationFailure | CancelledFailure; report: SagaFailureReport }> {
   const err = await promise.then(
     () => expect.fail('the saga should have failed'),
     (e: unknown) => e,
@@ -97,7 +99,10 @@ describe('saga engine', () => {
     script.set(runId, 'act', 'b', { kind: 'fail', details: [{ uploadId: 'u-123' }] });
     await failureOf((await start({ runId, steps: ['a', 'b'] })).result());
     const undoB = script.of(runId, 'undo').find((c) => c.step === 'b');
-    expect((undoB?.arg as { outcome: StepOutcome<unknown> }).outcome).toMatchObject({ status: 'failed', failureDetails: [{ uploadId: 'u-123' }] });
+    expect((undoB?.arg as { outcome: StepOutcome<unknown> }).outcome).toMatchObject({
+      status: 'failed',
+      failureDetails: [{ uploadId: 'u-123' }],
+    });
   });
 
   it('runs compensations when the workflow is cancelled, and ends cancelled with the report', async () => {
@@ -142,7 +147,9 @@ describe('saga engine', () => {
     const runId = uniqueId('stop');
     script.set(runId, 'act', 'c', { kind: 'fail' });
     script.set(runId, 'undo', 'b', { kind: 'fail' });
-    const { report } = await failureOf((await start({ runId, steps: ['a', 'b', 'c'], options: { continueOnCompensationFailure: false } })).result());
+    const { report } = await failureOf(
+      (await start({ runId, steps: ['a', 'b', 'c'], options: { continueOnCompensationFailure: false } })).result(),
+    );
 
     expect(report.compensations.map((c) => [c.step, c.status])).toEqual([
       ['c', 'compensated'],
@@ -159,7 +166,12 @@ describe('saga engine', () => {
     script.set(runId, 'undo', 'a', { kind: 'fail-times', times: 1 }); // a's allows only 1
     const { report } = await failureOf((await start({ runId, steps: ['a', 'b', 'c'] })).result());
 
-    expect(script.of(runId, 'undo').filter((c) => c.step === 'b').map((c) => c.attempt)).toEqual([1, 2, 3]);
+    expect(
+      script
+        .of(runId, 'undo')
+        .filter((c) => c.step === 'b')
+        .map((c) => c.attempt),
+    ).toEqual([1, 2, 3]);
     expect(report.compensations.find((c) => c.step === 'b')?.status).toBe('compensated');
     expect(report.compensations.find((c) => c.step === 'a')?.status).toBe('failed');
   });
@@ -182,7 +194,12 @@ describe('saga engine', () => {
     script.set(runId, 'act', 'after', { kind: 'fail-times', times: 5 }); // more than its 3 attempts
     const { report, failure } = await failureOf((await start({ runId, steps: ['a', 'pivot', 'after'] })).result());
 
-    expect(script.of(runId, 'act').filter((c) => c.step === 'after').map((c) => c.attempt)).toEqual([1, 2, 3]);
+    expect(
+      script
+        .of(runId, 'act')
+        .filter((c) => c.step === 'after')
+        .map((c) => c.attempt),
+    ).toEqual([1, 2, 3]);
     expect(script.of(runId, 'undo')).toHaveLength(0);
     expect(report).toMatchObject({ failedStep: 'after', afterPivot: true, compensations: [] });
     expect(failure.message).toContain('after the pivot');
@@ -195,7 +212,12 @@ describe('saga engine', () => {
     const handle = await start({ runId, steps: ['a', 'local', 'c'] });
     const { report } = await failureOf(handle.result());
 
-    expect(script.of(runId, 'act').filter((c) => c.step === 'local').map((c) => c.attempt)).toEqual([1, 2, 3]);
+    expect(
+      script
+        .of(runId, 'act')
+        .filter((c) => c.step === 'local')
+        .map((c) => c.attempt),
+    ).toEqual([1, 2, 3]);
     expect(undoneSteps(runId)).toEqual(['c', 'local', 'a']);
     expect(report.compensations.every((c) => c.status === 'compensated')).toBe(true);
     const events = (await handle.fetchHistory()).events ?? [];

@@ -17,7 +17,12 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, body, ...(req.headers['content-length'] ? { length: req.headers['content-length'] } : {}) });
+      seen.push({
+        method: req.method!,
+        url: req.url!,
+        body,
+        ...(req.headers['content-length'] ? { length: req.headers['content-length'] } : {}),
+      });
       const redirect = /^\/redirect\/(\d+)\/(.*)$/.exec(req.url!);
       if (redirect) {
         res.statusCode = Number(redirect[1]);
@@ -36,7 +41,8 @@ beforeAll(async () => {
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const allowing = () => createGuardedFetch({ policy: new OutboundPolicy({ allowedHosts: [`127.0.0.1:${port}`], subject: 'tests', variable: 'V' }) });
+const allowing = () =>
+  createGuardedFetch({ policy: new OutboundPolicy({ allowedHosts: [`127.0.0.1:${port}`], subject: 'tests', variable: 'V' }) });
 
 describe('the guarded HTTP client', () => {
   it('sends a body with its Content-Length and returns status, headers and body like fetch', async () => {
@@ -62,8 +68,13 @@ describe('the guarded HTTP client', () => {
   });
 
   it('refuses a redirect to a non-http URL, and a chain longer than maxRedirects', async () => {
-    await expect(allowing()(`${base}/redirect/302/file`)).rejects.toThrow(new RedirectRefusedError('refused to follow a redirect to a file: URL'));
-    const twice = createGuardedFetch({ policy: new OutboundPolicy({ allowedHosts: [`127.0.0.1:${port}`], subject: 's', variable: 'V' }), maxRedirects: 1 });
+    await expect(allowing()(`${base}/redirect/302/file`)).rejects.toThrow(
+      new RedirectRefusedError('refused to follow a redirect to a file: URL'),
+    );
+    const twice = createGuardedFetch({
+      policy: new OutboundPolicy({ allowedHosts: [`127.0.0.1:${port}`], subject: 's', variable: 'V' }),
+      maxRedirects: 1,
+    });
     await expect(twice(`${base}/redirect/302/redirect/302/done`)).rejects.toThrow(`more than 1 redirects, the last to ${base}/done`);
   });
 

@@ -63,7 +63,9 @@ describe('local-file sources and the allowed roots', () => {
 
   it('refuses a path that climbs out with ..', async () => {
     const climbing = `${root}/../outside/secret.bin`;
-    expect(await refusal(new LocalFileResolver({ allowedRoots: [root] }), climbing)).toContain(`SourceNotAllowed: source file ${climbing} (resolves to ${path.join(outside, 'secret.bin')}) is outside`);
+    expect(await refusal(new LocalFileResolver({ allowedRoots: [root] }), climbing)).toContain(
+      `SourceNotAllowed: source file ${climbing} (resolves to ${path.join(outside, 'secret.bin')}) is outside`,
+    );
   });
 
   it('accepts a symlink that stays inside a root, and a root that is itself a symlink', async () => {
@@ -79,7 +81,9 @@ describe('local-file sources and the allowed roots', () => {
       expect((await source.read(0, 6)).toString()).toBe('inside');
       await source.close();
     }
-    expect(await refusal(new LocalFileResolver({ allowedRoots: [rootLink] }), path.join(outside, 'secret.bin'))).toMatch(/^SourceNotAllowed: /);
+    expect(await refusal(new LocalFileResolver({ allowedRoots: [rootLink] }), path.join(outside, 'secret.bin'))).toMatch(
+      /^SourceNotAllowed: /,
+    );
   });
 
   it('refuses a FIFO without waiting for a writer, and a directory', async () => {
@@ -111,7 +115,16 @@ describe('local-file sources and the allowed roots', () => {
           fs.renameSync(w.dir, w.dir + '.real'); fs.symlinkSync(w.outsideDir, w.dir); fs.unlinkSync(w.dir); fs.renameSync(w.dir + '.real', w.dir);
         } catch {}
       }`,
-      { eval: true, workerData: { ms: 3000, dir: raceDir, g: path.join(raceDir, 'g.bin'), outsideDir: path.join(outside, 'race'), outsideFile: path.join(outside, 'race', 'f.bin') } },
+      {
+        eval: true,
+        workerData: {
+          ms: 3000,
+          dir: raceDir,
+          g: path.join(raceDir, 'g.bin'),
+          outsideDir: path.join(outside, 'race'),
+          outsideFile: path.join(outside, 'race', 'f.bin'),
+        },
+      },
     );
     const done = new Promise((resolve) => swapper.once('exit', resolve));
     const resolver = new LocalFileResolver({ allowedRoots: [root] });
@@ -132,7 +145,11 @@ describe('local-file sources and the allowed roots', () => {
           },
           (e: unknown) => {
             const message = (e as Error).message;
-            const how = message.includes('replaced by a symbolic link') ? ' (O_NOFOLLOW)' : message.includes('changed while it was opened') ? ' (descriptor check)' : '';
+            const how = message.includes('replaced by a symbolic link')
+              ? ' (O_NOFOLLOW)'
+              : message.includes('changed while it was opened')
+                ? ' (descriptor check)'
+                : '';
             return `${(e as ApplicationFailure).type}${how}`;
           },
         );
@@ -175,7 +192,15 @@ describe('a source file replaced by a symlink after inspect-source, end to end',
       quota: new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota }),
       webhook: stack.config.webhook,
     });
-    worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, activities }));
+    worker = runInBackground(
+      await createUploadWorker({
+        config: stack.config,
+        connection: stack.workerConnection,
+        client: stack.client,
+        s3: stack.s3,
+        activities,
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -191,13 +216,23 @@ describe('a source file replaced by a symlink after inspect-source, end to end',
       const file = await makeRandomFile(e2eRoot.dir, 'source.bin', 6 * MiB);
       const uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
       const key = `roots/${uniqueId('swapped')}.bin`;
-      const err = await (await uploads.start({ uploadId: uniqueId('swap'), tenant: TENANT, source: { type: 'file', path: file.path }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB }))
+      const err = await (
+        await uploads.start({
+          uploadId: uniqueId('swap'),
+          tenant: TENANT,
+          source: { type: 'file', path: file.path },
+          destination: { bucket: 'uploads', key },
+          partSize: 5 * MiB,
+        })
+      )
         .result()
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(UploadFailedError);
       const failed = err as UploadFailedError;
       expect(failed.report).toMatchObject({ failedStep: 'upload-parts', cause: { type: 'SourceNotAllowed' } });
-      expect(failed.report?.cause.message).toContain(`source file ${file.path} (resolves to ${path.join(outside, 'big-secret.bin')}) is outside the worker's allowed roots`);
+      expect(failed.report?.cause.message).toContain(
+        `source file ${file.path} (resolves to ${path.join(outside, 'big-secret.bin')}) is outside the worker's allowed roots`,
+      );
       expect(failed.outcome).toBe('compensated');
       expect(await incompleteUploads(stack.s3, 'uploads', key)).toEqual([]);
       expect(await objectExists(stack.s3, 'uploads', key)).toBe(false);

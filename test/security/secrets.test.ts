@@ -126,12 +126,22 @@ async function uploadAll(): Promise<void> {
   const file = await makeRandomFile(tmp.dir, 'ok.bin', 6 * MiB);
   const hook = `${receiver.url('/hook')}?sig=${HOOK_TOKEN}`;
   const sourceUrl = `${server.url.split('?')[0]}?X-Amz-Signature=${URL_TOKEN}&X-Amz-Credential=${URL_TOKEN}`;
-  const base = (name: string) => ({ uploadId: uniqueId(name), tenant: TENANT, destination: { bucket: 'uploads', key: `secrets/${uniqueId(name)}.bin` }, partSize: 5 * MiB });
+  const base = (name: string) => ({
+    uploadId: uniqueId(name),
+    tenant: TENANT,
+    destination: { bucket: 'uploads', key: `secrets/${uniqueId(name)}.bin` },
+    partSize: 5 * MiB,
+  });
 
   // success, with a signed webhook whose URL carries a token
   const ok = await uploads.start({ ...base('ok'), source: { type: 'file', path: file.path }, webhookUrl: hook });
   // failure with compensation (wrong checksum), the failure event sent to the same webhook
-  const bad = await uploads.start({ ...base('bad'), source: { type: 'file', path: file.path }, expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) }, webhookUrl: hook });
+  const bad = await uploads.start({
+    ...base('bad'),
+    source: { type: 'file', path: file.path },
+    expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) },
+    webhookUrl: hook,
+  });
   // a presigned-style URL source, its signature in the query
   const url = await uploads.start({ ...base('url'), source: { type: 'url', url: sourceUrl }, webhookUrl: hook });
   // a URL source that fails (the server answers 404) — its message must not echo the query either
@@ -157,7 +167,21 @@ async function uploadAll(): Promise<void> {
 
   // the CLI, with the same environment: an upload (webhook with a token), status, list, and a bad configuration
   const cliId = uniqueId('cli');
-  const up = await runCli(['upload', file.path, '--bucket', 'uploads', '--key', `secrets/${cliId}.bin`, '--tenant', TENANT, '--upload-id', cliId, '--webhook', hook, '--no-progress']);
+  const up = await runCli([
+    'upload',
+    file.path,
+    '--bucket',
+    'uploads',
+    '--key',
+    `secrets/${cliId}.bin`,
+    '--tenant',
+    TENANT,
+    '--upload-id',
+    cliId,
+    '--webhook',
+    hook,
+    '--no-progress',
+  ]);
   expect(up.code, up.output).toBe(0);
   workflowIds.push(`upload:${TENANT}:${cliId}`);
   expect((await runCli(['status', TENANT, cliId])).code).toBe(0);
@@ -180,7 +204,14 @@ describe('secrets', () => {
     expect(config.temporal.apiKey).toBe(TEMPORAL_API_KEY); // the key really was on the connections this worker and client use
 
     const histories = await Promise.all(workflowIds.map((id) => client.workflow.getHandle(id).fetchHistory()));
-    const descriptions = await Promise.all(workflowIds.map((id) => client.workflow.getHandle(id).describe().then((d) => ({ raw: d.raw, memo: d.memo, searchAttributes: d.typedSearchAttributes }))));
+    const descriptions = await Promise.all(
+      workflowIds.map((id) =>
+        client.workflow
+          .getHandle(id)
+          .describe()
+          .then((d) => ({ raw: d.raw, memo: d.memo, searchAttributes: d.typedSearchAttributes })),
+      ),
+    );
     const sources: Record<string, string> = {
       histories: decoded(histories),
       descriptions: decoded(descriptions),
@@ -194,7 +225,9 @@ describe('secrets', () => {
     expect(sources.histories).toContain(`secrets/`);
     expect(sources['worker logs']).toMatch(/DEBUG|TRACE/);
     expect(sources['worker logs']).toContain('ChecksumMismatch');
-    console.log(`scanned: ${workflowIds.length} histories, ${runningDescriptions.length} descriptions with heartbeat details, ${capturedLogText().split('\n').length} log lines, ${cliOutput.length} CLI runs`);
+    console.log(
+      `scanned: ${workflowIds.length} histories, ${runningDescriptions.length} descriptions with heartbeat details, ${capturedLogText().split('\n').length} log lines, ${cliOutput.length} CLI runs`,
+    );
     const events = receiver.received.filter((r) => r.path.startsWith('/hook'));
     expect(events.length).toBeGreaterThanOrEqual(4);
     expect(events.every((r) => String(r.headers['x-upload-saga-signature']).startsWith('t='))).toBe(true); // the secret was in use
@@ -205,24 +238,40 @@ describe('secrets', () => {
   });
 
   it('URL tokens are stored in the workflow input and only there: not in summaries, memos, search attributes, messages, results or logs', async () => {
-    const histories = await Promise.all(workflowIds.filter((id) => id.startsWith('upload:')).map((id) => client.workflow.getHandle(id).fetchHistory()));
-    const descriptions = await Promise.all(workflowIds.map((id) => client.workflow.getHandle(id).describe().then((d) => ({ raw: d.raw, memo: d.memo, searchAttributes: d.typedSearchAttributes }))));
+    const histories = await Promise.all(
+      workflowIds.filter((id) => id.startsWith('upload:')).map((id) => client.workflow.getHandle(id).fetchHistory()),
+    );
+    const descriptions = await Promise.all(
+      workflowIds.map((id) =>
+        client.workflow
+          .getHandle(id)
+          .describe()
+          .then((d) => ({ raw: d.raw, memo: d.memo, searchAttributes: d.typedSearchAttributes })),
+      ),
+    );
     for (const token of [URL_TOKEN, HOOK_TOKEN]) {
-      const places = new Set(placesOf(histories, token).map((p) => p.replace(/^\d+\.events\.\*\./, '').replace(/\.payloads\.\d+\.data$/, '')));
+      const places = new Set(
+        placesOf(histories, token).map((p) => p.replace(/^\d+\.events\.\*\./, '').replace(/\.payloads\.\d+\.data$/, '')),
+      );
       // the request (workflow input) and the inputs of the activities that fetch the URL
       expect(places.size, token).toBeGreaterThan(0);
       expect([...places].sort(), token).toEqual(
-        [...places].filter((p) => p === 'workflowExecutionStartedEventAttributes.input' || p === 'activityTaskScheduledEventAttributes.input').sort(),
+        [...places]
+          .filter((p) => p === 'workflowExecutionStartedEventAttributes.input' || p === 'activityTaskScheduledEventAttributes.input')
+          .sort(),
       );
       expect(placesOf(descriptions, token), token).toEqual([]);
       expect(placesOf(runningDescriptions, token), token).toEqual([]);
       expect(capturedLogText().includes(token), `${token} in worker logs`).toBe(false);
       expect(cliOutput.join('\n').includes(token), `${token} in CLI output`).toBe(false);
-      expect(receiver.received.some((r) => r.body.includes(token)), `${token} in a webhook body`).toBe(false);
+      expect(
+        receiver.received.some((r) => r.body.includes(token)),
+        `${token} in a webhook body`,
+      ).toBe(false);
     }
   });
 
-  it('the recorded histories in test/histories hold none of the recorder\'s secrets', async () => {
+  it("the recorded histories in test/histories hold none of the recorder's secrets", async () => {
     const recorder = await readFile(path.resolve(__dirname, '../../scripts/record-histories.ts'), 'utf8');
     const webhookSecret = /const WEBHOOK_SECRET = '([^']+)'/.exec(recorder)?.[1];
     expect(webhookSecret).toBeDefined();
@@ -232,7 +281,8 @@ describe('secrets', () => {
     for (const file of files) {
       const text = decoded(JSON.parse(await readFile(path.join(dir, file), 'utf8')));
       expect(text, file).toContain('upload'); // decoded and readable
-      for (const secret of [webhookSecret!, DEFAULT_MINIO_ROOT_PASSWORD, DEFAULT_MINIO_ROOT_USER]) expect(text.includes(secret), `${secret} in ${file}`).toBe(false);
+      for (const secret of [webhookSecret!, DEFAULT_MINIO_ROOT_PASSWORD, DEFAULT_MINIO_ROOT_USER])
+        expect(text.includes(secret), `${secret} in ${file}`).toBe(false);
     }
   });
 });

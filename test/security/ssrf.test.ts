@@ -52,22 +52,40 @@ interface PolicyWorker {
 }
 
 /** A real upload worker on its own task queue whose URL sources and webhooks follow `options`. */
-async function startPolicyWorker(options: { urlAllowed?: string[]; webhookAllowed?: string[]; resolve?: ResolveHost } = {}): Promise<PolicyWorker> {
+async function startPolicyWorker(
+  options: { urlAllowed?: string[]; webhookAllowed?: string[]; resolve?: ResolveHost } = {},
+): Promise<PolicyWorker> {
   const taskQueue = uniqueId('ssrf');
   const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue } };
   const resolve = options.resolve ? { resolve: options.resolve } : {};
   const activities = createActivities({
     s3: stack.s3,
-    sources: new SourceRegistry({ file: new LocalFileResolver({ allowedRoots: config.allowedRoots }), url: new HttpUrlResolver({ allowedHosts: options.urlAllowed ?? [], ...resolve }) }),
+    sources: new SourceRegistry({
+      file: new LocalFileResolver({ allowedRoots: config.allowedRoots }),
+      url: new HttpUrlResolver({ allowedHosts: options.urlAllowed ?? [], ...resolve }),
+    }),
     quota: new TemporalQuotaLedger({ client: stack.client, taskQueue, limits: config.quota }),
     webhook: { ...config.webhook, allowedHosts: options.webhookAllowed ?? [], ...resolve },
   });
-  workers.push(runInBackground(await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, workflowBundle: await bundle, activities })));
+  workers.push(
+    runInBackground(
+      await createUploadWorker({
+        config,
+        connection: stack.workerConnection,
+        client: stack.client,
+        s3: stack.s3,
+        workflowBundle: await bundle,
+        activities,
+      }),
+    ),
+  );
   return { uploads: new UploadClient({ client: stack.client, taskQueue }), tenant: uniqueId('ssrf') };
 }
 
 /** A real server that counts requests and answers each with `handler` (or 200 "internal"). */
-async function startCountingServer(options: { host?: string; port?: number; handler?: http.RequestListener } = {}): Promise<{ port: number; hits: () => number }> {
+async function startCountingServer(
+  options: { host?: string; port?: number; handler?: http.RequestListener } = {},
+): Promise<{ port: number; hits: () => number }> {
   let hits = 0;
   const server = http.createServer((req, res) => {
     hits++;
@@ -90,7 +108,14 @@ async function fileServer(content: Buffer, options: { host?: string; port?: numb
 
 function urlUpload(worker: PolicyWorker, url: string, extra: Partial<UploadRequest> = {}): UploadRequest {
   const uploadId = uniqueId('url');
-  return { uploadId, tenant: worker.tenant, source: { type: 'url', url }, destination: { bucket: BUCKET, key: `ssrf/${uploadId}.bin` }, partSize: 5 * MiB, ...extra };
+  return {
+    uploadId,
+    tenant: worker.tenant,
+    source: { type: 'url', url },
+    destination: { bucket: BUCKET, key: `ssrf/${uploadId}.bin` },
+    partSize: 5 * MiB,
+    ...extra,
+  };
 }
 
 async function failureOf(worker: PolicyWorker, request: UploadRequest): Promise<UploadFailedError> {
@@ -133,13 +158,24 @@ describe('URL sources: no requests to non-public addresses', () => {
   });
 
   it('refuses host names that resolve to loopback, private or link-local addresses (localhost, injected DNS)', async () => {
-    const worker = await startPolicyWorker({ resolve: fakeDns({ 'files.corp.test': '10.0.0.5', 'metadata.test': '169.254.169.254', 'v6.test': 'fd00::1', 'mapped.test': '::ffff:192.168.1.1' }) });
+    const worker = await startPolicyWorker({
+      resolve: fakeDns({
+        'files.corp.test': '10.0.0.5',
+        'metadata.test': '169.254.169.254',
+        'v6.test': 'fd00::1',
+        'mapped.test': '::ffff:192.168.1.1',
+      }),
+    });
     const system = await startPolicyWorker(); // the system resolver: /etc/hosts has localhost
     const internal = await startCountingServer();
     const cases: [PolicyWorker, string, RegExp][] = [
       [system, `http://localhost:${internal.port}/x`, /localhost resolves to (127\.0\.0\.1|::1), a loopback address/],
       [worker, 'http://files.corp.test/x', /files\.corp\.test resolves to 10\.0\.0\.5, a private \(RFC 1918\) address/],
-      [worker, 'http://metadata.test/latest/meta-data/', /metadata\.test resolves to 169\.254\.169\.254, a link-local \(e\.g\. cloud metadata\) address/],
+      [
+        worker,
+        'http://metadata.test/latest/meta-data/',
+        /metadata\.test resolves to 169\.254\.169\.254, a link-local \(e\.g\. cloud metadata\) address/,
+      ],
       [worker, 'https://v6.test/x', /v6\.test resolves to fd00::1, a unique-local \(fc00::\/7\) address/],
       [worker, 'http://mapped.test/x', /mapped\.test resolves to 192\.168\.1\.1, a private \(RFC 1918\) address/],
     ];
@@ -168,7 +204,9 @@ describe('URL sources: no requests to non-public addresses', () => {
     const request = urlUpload(worker, `http://127.0.0.1:${redirecting.port}/file.bin`);
     const err = await failureOf(worker, request);
     expect(err.report).toMatchObject({ failedStep: 'inspect-source', cause: { type: 'SourceNotAllowed' } });
-    expect(err.report?.cause.message).toContain(`127.0.0.1 is a loopback address, and URL sources may reach only public addresses; to allow it, add 127.0.0.1:${internal.port}`);
+    expect(err.report?.cause.message).toContain(
+      `127.0.0.1 is a loopback address, and URL sources may reach only public addresses; to allow it, add 127.0.0.1:${internal.port}`,
+    );
     expect(redirecting.hits()).toBeGreaterThan(0);
     expect(internal.hits()).toBe(0);
     await expectNothingInS3(request);
@@ -199,7 +237,10 @@ describe('URL sources: no requests to non-public addresses', () => {
     const port = Number(new URL(allowed.url).port);
     const internal = await startCountingServer({ port });
     let lookups = 0;
-    const worker = await startPolicyWorker({ urlAllowed: ['127.0.0.2'], resolve: fakeDns({ 'rebind.test': () => (++lookups % 2 === 1 ? '127.0.0.2' : '127.0.0.1') }) });
+    const worker = await startPolicyWorker({
+      urlAllowed: ['127.0.0.2'],
+      resolve: fakeDns({ 'rebind.test': () => (++lookups % 2 === 1 ? '127.0.0.2' : '127.0.0.1') }),
+    });
     const request = urlUpload(worker, `http://rebind.test:${port}/files/source.bin`);
     const err = await failureOf(worker, request);
     expect(err.report?.cause).toMatchObject({ type: 'SourceNotAllowed' });
@@ -221,10 +262,18 @@ describe('webhooks: the same policy, with its own allow-list', () => {
   it('refuses a webhook to a loopback address in inspect-source, before a byte moves', async () => {
     const worker = await startPolicyWorker();
     const file = await makeRandomFile(tmp.dir, 'hooked.bin', 1 * MiB);
-    const request: UploadRequest = { uploadId: uniqueId('hook'), tenant: worker.tenant, source: { type: 'file', path: file.path }, destination: { bucket: BUCKET, key: `ssrf/${uniqueId('hook')}.bin` }, webhookUrl: receiver.url('/refused?sig=not-logged') };
+    const request: UploadRequest = {
+      uploadId: uniqueId('hook'),
+      tenant: worker.tenant,
+      source: { type: 'file', path: file.path },
+      destination: { bucket: BUCKET, key: `ssrf/${uniqueId('hook')}.bin` },
+      webhookUrl: receiver.url('/refused?sig=not-logged'),
+    };
     const err = await failureOf(worker, request);
     expect(err.report).toMatchObject({ failedStep: 'inspect-source', cause: { type: 'WebhookNotAllowed' } });
-    expect(err.report?.cause.message).toMatch(/^webhook http:\/\/127\.0\.0\.1:\d+\/refused: 127\.0\.0\.1 is a loopback address, and webhooks may reach only public addresses; .* to UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS$/);
+    expect(err.report?.cause.message).toMatch(
+      /^webhook http:\/\/127\.0\.0\.1:\d+\/refused: 127\.0\.0\.1 is a loopback address, and webhooks may reach only public addresses; .* to UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS$/,
+    );
     expect(err.message).not.toContain('not-logged');
     // the upload.failed event is not sent there either
     expect(receiver.received.filter((r) => r.path.startsWith('/refused'))).toEqual([]);
@@ -237,10 +286,18 @@ describe('webhooks: the same policy, with its own allow-list', () => {
     // inspect-source sees a public address; notify's connection resolves to loopback.
     const worker = await startPolicyWorker({ resolve: fakeDns({ 'hooks.test': () => (++lookups <= 1 ? '93.184.216.34' : '127.0.0.1') }) });
     const file = await makeRandomFile(tmp.dir, 'rebound.bin', 1 * MiB);
-    const request: UploadRequest = { uploadId: uniqueId('hook'), tenant: worker.tenant, source: { type: 'file', path: file.path }, destination: { bucket: BUCKET, key: `ssrf/${uniqueId('hook')}.bin` }, webhookUrl: `http://hooks.test:${port}/rebound` };
+    const request: UploadRequest = {
+      uploadId: uniqueId('hook'),
+      tenant: worker.tenant,
+      source: { type: 'file', path: file.path },
+      destination: { bucket: BUCKET, key: `ssrf/${uniqueId('hook')}.bin` },
+      webhookUrl: `http://hooks.test:${port}/rebound`,
+    };
     const result = await (await worker.uploads.start(request)).result();
     expect(result.notification).toMatchObject({ status: 'failed' });
-    expect(result.notification.status === 'failed' && result.notification.error).toMatch(/^WebhookNotAllowed: webhook http:\/\/hooks\.test:\d+\/rebound: hooks\.test resolves to 127\.0\.0\.1, a loopback address/);
+    expect(result.notification.status === 'failed' && result.notification.error).toMatch(
+      /^WebhookNotAllowed: webhook http:\/\/hooks\.test:\d+\/rebound: hooks\.test resolves to 127\.0\.0\.1, a loopback address/,
+    );
     expect(lookups).toBe(2); // inspect-source's check and one delivery attempt: the refusal is permanent, not retried 12 times
     expect(receiver.received.filter((r) => r.path === '/rebound')).toEqual([]);
   });

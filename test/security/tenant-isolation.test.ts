@@ -46,7 +46,13 @@ afterAll(async () => {
 async function request(tenant: string, extra: Partial<UploadRequest> = {}): Promise<UploadRequest> {
   const uploadId = uniqueId('up');
   const file = await makeRandomFile(tmp.dir, `${uploadId}.bin`, 1 * MiB);
-  return { uploadId, tenant, source: { type: 'file', path: file.path }, destination: { bucket: BUCKET, key: `tenants/${tenant}/${uploadId}.bin` }, ...extra };
+  return {
+    uploadId,
+    tenant,
+    source: { type: 'file', path: file.path },
+    destination: { bucket: BUCKET, key: `tenants/${tenant}/${uploadId}.bin` },
+    ...extra,
+  };
 }
 
 const thrown = async (fn: () => unknown): Promise<unknown> => {
@@ -84,10 +90,14 @@ describe('a client bound to a tenant', () => {
     expect(await thrown(() => asB.list({ tenant: A }))).toBeInstanceOf(TenantAccessDeniedError);
     const reqB = await request(B);
     await (await asB.start(reqB)).result();
-    await expect.poll(async () => (await asB.list()).map((s) => s.workflowId), { timeout: 20_000 }).toContain(`upload:${B}:${reqB.uploadId}`);
+    await expect
+      .poll(async () => (await asB.list()).map((s) => s.workflowId), { timeout: 20_000 })
+      .toContain(`upload:${B}:${reqB.uploadId}`);
     const listedByB = await asB.list({ limit: 100 });
     expect(listedByB.every((s) => s.tenant === B)).toBe(true);
-    await expect.poll(async () => (await admin.list({ tenant: A })).map((s) => s.workflowId), { timeout: 20_000 }).toContain(`upload:${A}:${reqA.uploadId}`);
+    await expect
+      .poll(async () => (await admin.list({ tenant: A })).map((s) => s.workflowId), { timeout: 20_000 })
+      .toContain(`upload:${A}:${reqA.uploadId}`);
 
     // A still reaches its own
     expect((await asA.getHandle(A, reqA.uploadId).result()).key).toBe(reqA.destination.key);
@@ -132,7 +142,9 @@ describe('a worker with a tenant key prefix', () => {
   beforeAll(async () => {
     const taskQueue = uniqueId('prefix');
     const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue }, tenantKeyPrefix: 'tenants/{tenant}/' };
-    prefixed = runInBackground(await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+    prefixed = runInBackground(
+      await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }),
+    );
     uploads = new UploadClient({ client: stack.client, taskQueue, tenant });
   });
 
@@ -144,7 +156,11 @@ describe('a worker with a tenant key prefix', () => {
     const outside = await request(tenant, { destination: { bucket: BUCKET, key: `tenants/${A}/stolen.bin` } });
     const err = await (await uploads.start(outside)).result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UploadFailedError);
-    expect((err as UploadFailedError).report).toMatchObject({ failedStep: 'inspect-source', cause: { type: 'DestinationNotAllowed' }, compensations: [] });
+    expect((err as UploadFailedError).report).toMatchObject({
+      failedStep: 'inspect-source',
+      cause: { type: 'DestinationNotAllowed' },
+      compensations: [],
+    });
     expect((err as UploadFailedError).report?.cause.message).toBe(
       `key "tenants/${A}/stolen.bin" is outside tenant ${tenant}'s prefix: keys must start with "tenants/${tenant}/" (UPLOAD_SAGA_TENANT_KEY_PREFIX)`,
     );

@@ -36,7 +36,15 @@ describe('URL sources', () => {
     const server = await startFileServer(content, { ranges: true });
     try {
       const key = `url/${uniqueId('ranged')}.bin`;
-      const result = await (await uploads.start({ uploadId: uniqueId('url'), tenant: TENANT, source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB })).result();
+      const result = await (
+        await uploads.start({
+          uploadId: uniqueId('url'),
+          tenant: TENANT,
+          source: { type: 'url', url: server.url },
+          destination: { bucket: 'uploads', key },
+          partSize: 5 * MiB,
+        })
+      ).result();
       expect(result).toMatchObject({ size: content.length, partCount: 4 });
       expect(await objectSha256(stack.s3, 'uploads', key)).toBe(sha256(content));
       const ranged = server.requests.filter((r) => r.method === 'GET' && r.range);
@@ -55,7 +63,16 @@ describe('URL sources', () => {
     const server = await startFileServer(content, { ranges: false });
     try {
       const key = `url/${uniqueId('sequential')}.bin`;
-      await (await uploads.start({ uploadId: uniqueId('url'), tenant: TENANT, source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB, partConcurrency: 3 })).result();
+      await (
+        await uploads.start({
+          uploadId: uniqueId('url'),
+          tenant: TENANT,
+          source: { type: 'url', url: server.url },
+          destination: { bucket: 'uploads', key },
+          partSize: 5 * MiB,
+          partConcurrency: 3,
+        })
+      ).result();
       expect(await objectSha256(stack.s3, 'uploads', key)).toBe(sha256(content));
       expect(server.requests.filter((r) => r.range)).toHaveLength(0);
     } finally {
@@ -68,7 +85,14 @@ describe('URL sources', () => {
     const server = await startFileServer(content, { ranges: true });
     try {
       const key = `url/${uniqueId('changes')}.bin`;
-      const handle = await uploads.start({ uploadId: uniqueId('url'), tenant: TENANT, source: { type: 'url', url: server.url }, destination: { bucket: 'uploads', key }, partSize: 5 * MiB, partConcurrency: 1 });
+      const handle = await uploads.start({
+        uploadId: uniqueId('url'),
+        tenant: TENANT,
+        source: { type: 'url', url: server.url },
+        destination: { bucket: 'uploads', key },
+        partSize: 5 * MiB,
+        partConcurrency: 1,
+      });
       await expect.poll(() => server.requests.filter((r) => r.range).length, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
       server.setContent(randomBytes(30 * MiB));
       const err = (await handle.result().catch((e: unknown) => e)) as UploadFailedError;

@@ -42,7 +42,9 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** The workflow's history as text, payloads decoded (proto JSON renders their bytes as base64). */
 async function historyText(workflowId: string): Promise<string> {
   const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
-  return JSON.stringify(history, (k, v: unknown) => (k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v));
+  return JSON.stringify(history, (k, v: unknown) =>
+    k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v,
+  );
 }
 
 async function putSource(size: number): Promise<{ key: string; content: Buffer }> {
@@ -93,7 +95,14 @@ async function startHookedWorker(hook: (kind: 'read' | 'copy', partOrOffset: num
   });
   bundle ??= bundleUploadWorkflows();
   const running = runInBackground(
-    await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, activities, workflowBundle: await bundle }),
+    await createUploadWorker({
+      config,
+      connection: stack.workerConnection,
+      client: stack.client,
+      s3: stack.s3,
+      activities,
+      workflowBundle: await bundle,
+    }),
   );
   closers.push(() => running.stop());
   return new UploadClient({ client: stack.client, taskQueue });
@@ -107,14 +116,21 @@ beforeAll(async () => {
   stack = await connectTestStack({
     env: {
       UPLOAD_SAGA_S3_SOURCE_PROFILES: JSON.stringify({
-        elsewhere: { endpoint: profileRelay.url, region: inject('s3Region'), accessKeyId: inject('s3AccessKeyId'), secretAccessKey: inject('s3SecretAccessKey') },
+        elsewhere: {
+          endpoint: profileRelay.url,
+          region: inject('s3Region'),
+          accessKeyId: inject('s3AccessKeyId'),
+          secretAccessKey: inject('s3SecretAccessKey'),
+        },
       }),
     },
   });
   // The worker's own store, reached through the counting relay.
   const countedS3 = createS3Client({ ...stack.config.s3, endpoint: storeRelay.url });
   closers.push(async () => countedS3.destroy());
-  worker = runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: countedS3 }));
+  worker = runInBackground(
+    await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: countedS3 }),
+  );
   uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
 });
 
@@ -127,7 +143,7 @@ afterAll(async () => {
 });
 
 describe('S3-object sources', () => {
-  it('copies an object in the worker\'s own store server-side: byte-identical, no source byte through the worker', async () => {
+  it("copies an object in the worker's own store server-side: byte-identical, no source byte through the worker", async () => {
     const { key: sourceKey, content } = await putSource(4 * 5 * MiB + 12345); // 5 parts
     const key = `s3-source/${uniqueId('copied')}.bin`;
     const [upBefore, downBefore] = [storeRelay.bytesUp(), storeRelay.bytesDown()];
@@ -150,7 +166,9 @@ describe('S3-object sources', () => {
     // Requests only: a few KiB per part, far below the 20 MiB object, both ways.
     expect(sent).toBeLessThan(256 * 1024);
     expect(received).toBeLessThan(256 * 1024);
-    console.log(`[s3-object] server-side copy of ${(content.length / MiB).toFixed(2)} MiB: worker sent ${(sent / 1024).toFixed(1)} KiB, received ${(received / 1024).toFixed(1)} KiB`);
+    console.log(
+      `[s3-object] server-side copy of ${(content.length / MiB).toFixed(2)} MiB: worker sent ${(sent / 1024).toFixed(1)} KiB, received ${(received / 1024).toFixed(1)} KiB`,
+    );
 
     // The request names bucket and key; the history holds no credentials.
     const history = await historyText(handle.workflowId);
@@ -193,15 +211,29 @@ describe('S3-object sources', () => {
     const crc = await partChecksum('CRC64NVME', content);
     const downBefore = storeRelay.bytesDown();
     const key = `s3-source/${uniqueId('copy-crc')}.bin`;
-    const request = { tenant: TENANT, source: { type: 's3' as const, bucket: SOURCE_BUCKET, key: sourceKey }, destination: { bucket: DEST_BUCKET, key }, partSize: 5 * MiB };
+    const request = {
+      tenant: TENANT,
+      source: { type: 's3' as const, bucket: SOURCE_BUCKET, key: sourceKey },
+      destination: { bucket: DEST_BUCKET, key },
+      partSize: 5 * MiB,
+    };
 
-    const result = await (await uploads.start({ ...request, uploadId: uniqueId('copy-crc'), expectedChecksum: { algorithm: 'CRC64NVME', value: crc } })).result();
+    const result = await (
+      await uploads.start({ ...request, uploadId: uniqueId('copy-crc'), expectedChecksum: { algorithm: 'CRC64NVME', value: crc } })
+    ).result();
     expect(result.size).toBe(content.length);
     expect(storeRelay.bytesDown() - downBefore).toBeGreaterThanOrEqual(content.length); // verify read it once
     expect(await objectSha256(stack.s3, DEST_BUCKET, key)).toBe(sha256(content));
 
     const wrong = await partChecksum('CRC64NVME', Buffer.from('not the content'));
-    const err = (await (await uploads.start({ ...request, uploadId: uniqueId('copy-crc-wrong'), destination: { bucket: DEST_BUCKET, key: `${key}.wrong` }, expectedChecksum: { algorithm: 'CRC64NVME', value: wrong } }))
+    const err = (await (
+      await uploads.start({
+        ...request,
+        uploadId: uniqueId('copy-crc-wrong'),
+        destination: { bucket: DEST_BUCKET, key: `${key}.wrong` },
+        expectedChecksum: { algorithm: 'CRC64NVME', value: wrong },
+      })
+    )
       .result()
       .catch((e: unknown) => e)) as UploadFailedError;
     expect(err).toBeInstanceOf(UploadFailedError);
@@ -214,49 +246,73 @@ describe('S3-object sources', () => {
   it.each([
     ['copied server-side', 'copy', undefined],
     ['read through a profile', 'read', 'elsewhere'],
-  ] as const)('fails with SourceChanged and leaves nothing when the object is overwritten during the upload (%s)', async (_name, kind, profile) => {
-    const { key: sourceKey } = await putSource(3 * 5 * MiB); // 3 parts, one per batch
-    let calls = 0;
-    // Part 2 of 3: after batch 1 finished and batch 2 checked the source's ETag, another writer replaces the object.
-    const client = await startHookedWorker(async (called) => {
-      if (called !== kind) return;
-      calls++;
-      if (calls === 2) await stack.s3.send(new PutObjectCommand({ Bucket: SOURCE_BUCKET, Key: sourceKey, Body: randomBytes(3 * 5 * MiB) }));
-    });
-    const tenant = uniqueId('changed');
-    const uploadId = uniqueId('changed');
-    const key = `s3-source/${uniqueId('changed')}.bin`;
-    const handle = await client.start({
-      uploadId,
-      tenant,
-      source: { type: 's3', bucket: SOURCE_BUCKET, key: sourceKey, ...(profile ? { profile } : {}) },
-      destination: { bucket: DEST_BUCKET, key },
-      partSize: 5 * MiB,
-      partsPerActivity: 1,
-      partConcurrency: 1,
-    });
-    const err = (await handle.result().catch((e: unknown) => e)) as UploadFailedError;
-    expect(err).toBeInstanceOf(UploadFailedError);
-    expect(err.report).toMatchObject({ failedStep: 'upload-parts', cause: { type: 'SourceChanged' } });
-    expect(err.report?.cause.message).toContain(`S3 object s3://${SOURCE_BUCKET}/${sourceKey}`);
-    expect(err.report?.cause.message).toContain('its ETag is no longer');
-    expect(err.outcome).toBe('compensated');
-    expect(err.report?.compensations.map((c) => [c.activity, c.status])).toEqual([
-      ['cleanupUpload', 'compensated'],
-      ['releaseReservation', 'compensated'],
-    ]);
-    expect(await incompleteUploads(stack.s3, DEST_BUCKET, key)).toEqual([]);
-    expect(await objectExists(stack.s3, DEST_BUCKET, key)).toBe(false);
-    expect(await keysUnder(stack.s3, DEST_BUCKET, stagingPrefixOf(tenant, uploadId))).toEqual([]);
-  });
+  ] as const)(
+    'fails with SourceChanged and leaves nothing when the object is overwritten during the upload (%s)',
+    async (_name, kind, profile) => {
+      const { key: sourceKey } = await putSource(3 * 5 * MiB); // 3 parts, one per batch
+      let calls = 0;
+      // Part 2 of 3: after batch 1 finished and batch 2 checked the source's ETag, another writer replaces the object.
+      const client = await startHookedWorker(async (called) => {
+        if (called !== kind) return;
+        calls++;
+        if (calls === 2)
+          await stack.s3.send(new PutObjectCommand({ Bucket: SOURCE_BUCKET, Key: sourceKey, Body: randomBytes(3 * 5 * MiB) }));
+      });
+      const tenant = uniqueId('changed');
+      const uploadId = uniqueId('changed');
+      const key = `s3-source/${uniqueId('changed')}.bin`;
+      const handle = await client.start({
+        uploadId,
+        tenant,
+        source: { type: 's3', bucket: SOURCE_BUCKET, key: sourceKey, ...(profile ? { profile } : {}) },
+        destination: { bucket: DEST_BUCKET, key },
+        partSize: 5 * MiB,
+        partsPerActivity: 1,
+        partConcurrency: 1,
+      });
+      const err = (await handle.result().catch((e: unknown) => e)) as UploadFailedError;
+      expect(err).toBeInstanceOf(UploadFailedError);
+      expect(err.report).toMatchObject({ failedStep: 'upload-parts', cause: { type: 'SourceChanged' } });
+      expect(err.report?.cause.message).toContain(`S3 object s3://${SOURCE_BUCKET}/${sourceKey}`);
+      expect(err.report?.cause.message).toContain('its ETag is no longer');
+      expect(err.outcome).toBe('compensated');
+      expect(err.report?.compensations.map((c) => [c.activity, c.status])).toEqual([
+        ['cleanupUpload', 'compensated'],
+        ['releaseReservation', 'compensated'],
+      ]);
+      expect(await incompleteUploads(stack.s3, DEST_BUCKET, key)).toEqual([]);
+      expect(await objectExists(stack.s3, DEST_BUCKET, key)).toBe(false);
+      expect(await keysUnder(stack.s3, DEST_BUCKET, stagingPrefixOf(tenant, uploadId))).toEqual([]);
+    },
+  );
 
   it.each([
-    ['a missing object', { key: 'sources/no-such-object.bin' }, 'SourceNotFound', `S3 object s3://${SOURCE_BUCKET}/sources/no-such-object.bin does not exist`],
-    ['a missing object behind a profile', { key: 'sources/no-such-object.bin', profile: 'elsewhere' }, 'SourceNotFound', 'via profile "elsewhere" does not exist'],
-    ['a profile the worker does not have', { key: 'sources/any.bin', profile: 'nowhere' }, 'SourceNotAllowed', 'S3 source profile "nowhere" is not configured on this worker (configured: elsewhere); set UPLOAD_SAGA_S3_SOURCE_PROFILES'],
+    [
+      'a missing object',
+      { key: 'sources/no-such-object.bin' },
+      'SourceNotFound',
+      `S3 object s3://${SOURCE_BUCKET}/sources/no-such-object.bin does not exist`,
+    ],
+    [
+      'a missing object behind a profile',
+      { key: 'sources/no-such-object.bin', profile: 'elsewhere' },
+      'SourceNotFound',
+      'via profile "elsewhere" does not exist',
+    ],
+    [
+      'a profile the worker does not have',
+      { key: 'sources/any.bin', profile: 'nowhere' },
+      'SourceNotAllowed',
+      'S3 source profile "nowhere" is not configured on this worker (configured: elsewhere); set UPLOAD_SAGA_S3_SOURCE_PROFILES',
+    ],
   ])('refuses %s at inspect-source, before any byte is written', async (_name, source, type, message) => {
     const key = `s3-source/${uniqueId('refused')}.bin`;
-    const handle = await uploads.start({ uploadId: uniqueId('refused'), tenant: TENANT, source: { type: 's3', bucket: SOURCE_BUCKET, ...source }, destination: { bucket: DEST_BUCKET, key } });
+    const handle = await uploads.start({
+      uploadId: uniqueId('refused'),
+      tenant: TENANT,
+      source: { type: 's3', bucket: SOURCE_BUCKET, ...source },
+      destination: { bucket: DEST_BUCKET, key },
+    });
     const err = (await handle.result().catch((e: unknown) => e)) as UploadFailedError;
     expect(err).toBeInstanceOf(UploadFailedError);
     expect(err.report).toMatchObject({ failedStep: 'inspect-source', cause: { type } });

@@ -22,7 +22,10 @@ export async function pendingActivityAttempt(handle: WorkflowHandle, activityTyp
 }
 
 /** Every completed attempt of `activityType`, in history order: which worker ran it and which attempt it was. */
-export async function completedActivityAttempts(handle: WorkflowHandle, activityType: string): Promise<{ identity: string; attempt: number }[]> {
+export async function completedActivityAttempts(
+  handle: WorkflowHandle,
+  activityType: string,
+): Promise<{ identity: string; attempt: number }[]> {
   const events = (await handle.fetchHistory()).events ?? [];
   const byId = new Map(events.map((e) => [Number(e.eventId), e]));
   const attempts: { identity: string; attempt: number }[] = [];

@@ -89,7 +89,10 @@ export function runInBackground(worker: Worker): RunningWorker {
   };
 }
 
-export async function startWorker(stack: TestStack, options: Omit<WorkerOptions, 'connection' | 'namespace' | 'taskQueue'>): Promise<RunningWorker> {
+export async function startWorker(
+  stack: TestStack,
+  options: Omit<WorkerOptions, 'connection' | 'namespace' | 'taskQueue'>,
+): Promise<RunningWorker> {
   const worker = await Worker.create({
     connection: stack.workerConnection,
     namespace: stack.config.temporal.namespace,
@@ -105,5 +108,7 @@ export const uniqueId = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8
 
 /** The real upload worker (real activities, embedded quota ledger) on the stack's task queue, running until `stop()`. */
 export async function startUploadWorker(stack: TestStack): Promise<RunningWorker> {
-  return runInBackground(await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }));
+  return runInBackground(
+    await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3 }),
+  );
 }

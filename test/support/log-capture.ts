@@ -19,5 +19,10 @@ Runtime.install({
 
 /** The captured entries as text, metadata and errors (with causes and details) included. */
 export function capturedLogText(): string {
-  return capturedLogs.map((e) => `${e.level} ${e.message} ${inspect(e.meta, { depth: 20, breakLength: Infinity, maxStringLength: Infinity, maxArrayLength: Infinity })}`).join('\n');
+  return capturedLogs
+    .map(
+      (e) =>
+        `${e.level} ${e.message} ${inspect(e.meta, { depth: 20, breakLength: Infinity, maxStringLength: Infinity, maxArrayLength: Infinity })}`,
+    )
+    .join('\n');
 }

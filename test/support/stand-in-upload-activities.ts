@@ -6,10 +6,17 @@
 import type { UploadActivities } from '../../src/activities';
 import { planParts } from '../../src/upload/part-plan';
 
-export function standInUploadActivities(options: { size: number; onBatch?: (batch: { firstPart: number; lastPart: number }) => void }): UploadActivities {
+export function standInUploadActivities(options: {
+  size: number;
+  onBatch?: (batch: { firstPart: number; lastPart: number }) => void;
+}): UploadActivities {
   const usage = { tenant: 'stand-in', usedBytes: 0, reservedBytes: 0, reservations: 0 };
   return {
-    inspectSource: async (request) => ({ plan: planParts(options.size, request.partSize), sourceVersion: 'v1', sourceDescription: 'stand-in' }),
+    inspectSource: async (request) => ({
+      plan: planParts(options.size, request.partSize),
+      sourceVersion: 'v1',
+      sourceDescription: 'stand-in',
+    }),
     reserveSpace: async () => usage,
     releaseReservation: async () => undefined,
     commitReservation: async () => undefined,
@@ -17,10 +24,22 @@ export function standInUploadActivities(options: { size: number; onBatch?: (batc
       options.onBatch?.({ firstPart: input.firstPart, lastPart: input.lastPart });
       const parts = input.lastPart - input.firstPart + 1;
       const bytes = parts * input.plan.partSize;
-      return { uploadId: input.uploadId ?? 'stand-in-upload', checksumFingerprint: 'stand-in', partsUploaded: parts, partsSkipped: 0, bytesSent: bytes, batchBytes: bytes };
+      return {
+        uploadId: input.uploadId ?? 'stand-in-upload',
+        checksumFingerprint: 'stand-in',
+        partsUploaded: parts,
+        partsSkipped: 0,
+        bytesSent: bytes,
+        batchBytes: bytes,
+      };
     },
     cleanupUpload: async () => ({ abortedUploadIds: [], stagedObjectsDeleted: 0 }),
-    verifyUpload: async (input) => ({ partCount: input.plan.partCount, size: input.plan.size, expectedETag: `"stand-in-${input.plan.partCount}"`, rereadSource: false }),
+    verifyUpload: async (input) => ({
+      partCount: input.plan.partCount,
+      size: input.plan.size,
+      expectedETag: `"stand-in-${input.plan.partCount}"`,
+      rereadSource: false,
+    }),
     completeUpload: async (input) => ({ etag: input.expectedETag, alreadyCompleted: false }),
     notify: async () => ({ status: 204 }),
     // The client-upload workflow's own activities (not driven by these stand-ins).

@@ -3,15 +3,23 @@ import { describe, expect, it } from 'vitest';
 import { classifyS3Error, s3Failure, THROTTLE_MIN_DELAY_MS } from '../../src/activities/s3/classify-error';
 
 function s3Error(name: string, status: number, headers: Record<string, string> = {}) {
-  const err = new S3ServiceException({ name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status }, message: `${name} happened` });
+  const err = new S3ServiceException({
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status },
+    message: `${name} happened`,
+  });
   // The SDK attaches the raw response (with its headers) after construction.
   return Object.assign(err, { $response: { statusCode: status, headers } });
 }
 
 describe('S3 error classification', () => {
-  it.each(['AccessDenied', 'NoSuchBucket', 'InvalidPart', 'EntityTooSmall', 'BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch'])('treats %s as permanent', (code) => {
-    expect(classifyS3Error(s3Error(code, 400))).toMatchObject({ type: `S3.${code}`, retryable: false });
-  });
+  it.each(['AccessDenied', 'NoSuchBucket', 'InvalidPart', 'EntityTooSmall', 'BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch'])(
+    'treats %s as permanent',
+    (code) => {
+      expect(classifyS3Error(s3Error(code, 400))).toMatchObject({ type: `S3.${code}`, retryable: false });
+    },
+  );
 
   it.each([
     ['InternalError', 500],
@@ -35,7 +43,11 @@ describe('S3 error classification', () => {
 
   it('calls a reset after the SDK gave up a network error, not an S3 answer', () => {
     // What @aws-sdk/client-s3 rejects with when toxiproxy resets every connection (seen in test/faults/fault-helpers.test.ts).
-    const sdkReset = Object.assign(new Error('read ECONNRESET'), { name: 'TimeoutError', code: 'ECONNRESET', $metadata: { attempts: 3, totalRetryDelay: 71 } });
+    const sdkReset = Object.assign(new Error('read ECONNRESET'), {
+      name: 'TimeoutError',
+      code: 'ECONNRESET',
+      $metadata: { attempts: 3, totalRetryDelay: 71 },
+    });
     expect(classifyS3Error(sdkReset)).toMatchObject({ type: 'S3.NetworkError', retryable: true, message: 'ECONNRESET: read ECONNRESET' });
   });
 

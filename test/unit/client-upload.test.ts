@@ -9,26 +9,61 @@ import { ConfigError } from '../../src/config';
 import { hashToken, loadGatewayConfig, parseDuration, tenantSettings } from '../../src/gateway/config';
 import { parseUploadChecksum } from '../../src/gateway/tus-store';
 import { metadataProblem, safeFileName } from '../../src/gateway/uploads-service';
-import { chunkRecordProblem, clientPartsProblem, MAX_STAGED_SEGMENTS, stagedSegmentKey, type ChunkRecord, type ClientUploadState } from '../../src/upload/client-upload';
+import {
+  chunkRecordProblem,
+  clientPartsProblem,
+  MAX_STAGED_SEGMENTS,
+  stagedSegmentKey,
+  type ChunkRecord,
+  type ClientUploadState,
+} from '../../src/upload/client-upload';
 
 const MiB = 1024 * 1024;
 const receiving = (over: Partial<ClientUploadState> = {}) =>
-  ({ mode: 'tus', phase: 'receive-parts', outcome: 'running', offset: 0, partsCompleted: 0, fingerprint: '', length: 12 * MiB, partSize: 5 * MiB, expiresAt: 10_000, ...over }) as const;
-const record = (over: Partial<ChunkRecord>): ChunkRecord => ({ from: { offset: 0, partsCompleted: 0 }, offset: 0, partsCompleted: 0, fingerprint: '', staged: [], ...over });
+  ({
+    mode: 'tus',
+    phase: 'receive-parts',
+    outcome: 'running',
+    offset: 0,
+    partsCompleted: 0,
+    fingerprint: '',
+    length: 12 * MiB,
+    partSize: 5 * MiB,
+    expiresAt: 10_000,
+    ...over,
+  }) as const;
+const record = (over: Partial<ChunkRecord>): ChunkRecord => ({
+  from: { offset: 0, partsCompleted: 0 },
+  offset: 0,
+  partsCompleted: 0,
+  fingerprint: '',
+  staged: [],
+  ...over,
+});
 
 describe('chunkRecordProblem (the recordChunk validator)', () => {
   it('accepts a staged chunk, a completed part, and the final part', () => {
     expect(chunkRecordProblem(receiving(), record({ offset: MiB, staged: [{ start: 0, end: MiB }] }), 0)).toBeUndefined();
     expect(chunkRecordProblem(receiving(), record({ offset: 5 * MiB, partsCompleted: 1, fingerprint: 'f1' }), 0)).toBeUndefined();
     const atTwoParts = receiving({ offset: 11 * MiB, partsCompleted: 2, fingerprint: 'f2' });
-    expect(chunkRecordProblem(atTwoParts, record({ from: { offset: 11 * MiB, partsCompleted: 2 }, offset: 12 * MiB, partsCompleted: 3, fingerprint: 'f3' }), 0)).toBeUndefined();
+    expect(
+      chunkRecordProblem(
+        atTwoParts,
+        record({ from: { offset: 11 * MiB, partsCompleted: 2 }, offset: 12 * MiB, partsCompleted: 3, fingerprint: 'f3' }),
+        0,
+      ),
+    ).toBeUndefined();
   });
 
   it('rejects a chunk that does not start where the upload stands with OffsetConflict', () => {
     fc.assert(
       fc.property(fc.nat(12 * MiB), fc.nat(2), (offset, parts) => {
         fc.pre(offset !== MiB || parts !== 0);
-        const problem = chunkRecordProblem(receiving({ offset: MiB, staged: [{ start: 0, end: MiB }] } as never), record({ from: { offset, partsCompleted: parts }, offset: offset + 1 }), 0);
+        const problem = chunkRecordProblem(
+          receiving({ offset: MiB, staged: [{ start: 0, end: MiB }] } as never),
+          record({ from: { offset, partsCompleted: parts }, offset: offset + 1 }),
+          0,
+        );
         expect(problem?.type).toBe('OffsetConflict');
       }),
     );
@@ -41,7 +76,10 @@ describe('chunkRecordProblem (the recordChunk validator)', () => {
       [{ offset: 2 * MiB, staged: [{ start: MiB, end: 2 * MiB }] }, /contiguous from byte 0/],
       [{ offset: 5 * MiB, partsCompleted: 1 }, /fingerprint must change/],
       [{ offset: 12 * MiB, partsCompleted: 2, fingerprint: 'x', staged: [{ start: 10 * MiB, end: 12 * MiB }] }, /all 3 parts/],
-      [{ offset: MiB, staged: Array.from({ length: MAX_STAGED_SEGMENTS + 1 }, (_, i) => ({ start: i, end: i + 1 })) }, /at most 16 staged segments/],
+      [
+        { offset: MiB, staged: Array.from({ length: MAX_STAGED_SEGMENTS + 1 }, (_, i) => ({ start: i, end: i + 1 })) },
+        /at most 16 staged segments/,
+      ],
     ];
     for (const [over, message] of cases) {
       const problem = chunkRecordProblem(receiving(), record(over), 0);
@@ -59,9 +97,19 @@ describe('chunkRecordProblem (the recordChunk validator)', () => {
 
 describe('clientPartsProblem (the complete validator)', () => {
   it('accepts ascending part numbers with ETags and names what is wrong otherwise', () => {
-    expect(clientPartsProblem([{ partNumber: 1, etag: '"a"' }, { partNumber: 3, etag: '"b"' }])).toBeUndefined();
+    expect(
+      clientPartsProblem([
+        { partNumber: 1, etag: '"a"' },
+        { partNumber: 3, etag: '"b"' },
+      ]),
+    ).toBeUndefined();
     expect(clientPartsProblem([])).toMatch(/non-empty/);
-    expect(clientPartsProblem([{ partNumber: 2, etag: 'a' }, { partNumber: 2, etag: 'b' }])).toMatch(/ascending/);
+    expect(
+      clientPartsProblem([
+        { partNumber: 2, etag: 'a' },
+        { partNumber: 2, etag: 'b' },
+      ]),
+    ).toMatch(/ascending/);
     expect(clientPartsProblem([{ partNumber: 10_001, etag: 'a' }])).toMatch(/1–10000/);
     expect(clientPartsProblem([{ partNumber: 1, etag: '' }])).toMatch(/etag/);
   });
@@ -87,7 +135,11 @@ describe('gateway configuration', () => {
       UPLOAD_SAGA_GATEWAY_WEBHOOKS: 'acme=https://example.com/hook?x=1',
     });
     expect(config.tokenHashes.get(hashToken('secret-a'))).toBe('acme');
-    expect(tenantSettings(config, 'acme')).toMatchObject({ maxUploadBytes: 1024 ** 3, requestsPerSecond: 50, webhookUrl: 'https://example.com/hook?x=1' });
+    expect(tenantSettings(config, 'acme')).toMatchObject({
+      maxUploadBytes: 1024 ** 3,
+      requestsPerSecond: 50,
+      webhookUrl: 'https://example.com/hook?x=1',
+    });
     expect(tenantSettings(config, 'beta')).toMatchObject({ maxUploadBytes: 5 * 1024 ** 3, requestsPerSecond: 7 });
     expect(config.uploadExpiryMs).toBe(30 * 60_000);
     expect(config.partSize).toBe(5 * MiB);
@@ -98,7 +150,12 @@ describe('gateway configuration', () => {
   it('lists every bad variable at once, and refuses tokens in clear', () => {
     const err = (() => {
       try {
-        loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TOKENS: 'acme=my-plain-token', UPLOAD_SAGA_GATEWAY_PART_SIZE: '1MiB', UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: 'later', UPLOAD_SAGA_GATEWAY_BUCKET: 'Bad_Bucket' });
+        loadGatewayConfig({
+          UPLOAD_SAGA_GATEWAY_TOKENS: 'acme=my-plain-token',
+          UPLOAD_SAGA_GATEWAY_PART_SIZE: '1MiB',
+          UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: 'later',
+          UPLOAD_SAGA_GATEWAY_BUCKET: 'Bad_Bucket',
+        });
       } catch (e) {
         return e;
       }

@@ -15,7 +15,10 @@ const server = createCodecServer({ codec, token: TOKEN, allowedOrigins: [UI], na
 afterAll(() => server.app.close());
 
 const b64 = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString('base64');
-const toJson = (p: Payload) => ({ metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(p.data) });
+const toJson = (p: Payload) => ({
+  metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])),
+  data: b64(p.data),
+});
 const fromJson = (p: { metadata: Record<string, string>; data: string }): Payload => ({
   metadata: Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
   data: Buffer.from(p.data, 'base64'),
@@ -24,8 +27,16 @@ const uiHeaders = { 'content-type': 'application/json', 'x-namespace': 'default'
 
 describe('codec server protocol', () => {
   it('decodes what the codec encoded, one payload out per payload in, with CORS headers for the UI', async () => {
-    const encrypted = await codec.encode([defaultPayloadConverter.toPayload({ key: 'plans/q3.pdf' }), defaultPayloadConverter.toPayload(42)]);
-    const response = await server.app.inject({ method: 'POST', url: '/decode', headers: uiHeaders, payload: { payloads: encrypted.map(toJson) } });
+    const encrypted = await codec.encode([
+      defaultPayloadConverter.toPayload({ key: 'plans/q3.pdf' }),
+      defaultPayloadConverter.toPayload(42),
+    ]);
+    const response = await server.app.inject({
+      method: 'POST',
+      url: '/decode',
+      headers: uiHeaders,
+      payload: { payloads: encrypted.map(toJson) },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['access-control-allow-origin']).toBe(UI);
     expect(response.headers['access-control-allow-credentials']).toBe('true');
@@ -34,7 +45,12 @@ describe('codec server protocol', () => {
   });
 
   it('encodes, so that the codec decodes the result', async () => {
-    const response = await server.app.inject({ method: 'POST', url: '/encode', headers: uiHeaders, payload: { payloads: [toJson(defaultPayloadConverter.toPayload('hello'))] } });
+    const response = await server.app.inject({
+      method: 'POST',
+      url: '/encode',
+      headers: uiHeaders,
+      payload: { payloads: [toJson(defaultPayloadConverter.toPayload('hello'))] },
+    });
     expect(response.statusCode).toBe(200);
     const [encoded] = response.json<{ payloads: { metadata: Record<string, string>; data: string }[] }>().payloads;
     expect(Buffer.from(encoded!.metadata.encoding!, 'base64').toString()).toBe('binary/encrypted');
@@ -45,20 +61,33 @@ describe('codec server protocol', () => {
     const response = await server.app.inject({
       method: 'OPTIONS',
       url: '/decode',
-      headers: { origin: UI, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace,authorization' },
+      headers: {
+        origin: UI,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-namespace,authorization',
+      },
     });
     expect(response.statusCode).toBe(204);
     expect(response.headers['access-control-allow-origin']).toBe(UI);
     expect(response.headers['access-control-allow-methods']).toContain('POST');
-    expect(String(response.headers['access-control-allow-headers']).toLowerCase().split(', ')).toEqual(expect.arrayContaining(['content-type', 'x-namespace', 'authorization']));
+    expect(String(response.headers['access-control-allow-headers']).toLowerCase().split(', ')).toEqual(
+      expect.arrayContaining(['content-type', 'x-namespace', 'authorization']),
+    );
   });
 
   it('refuses other origins, even on a preflight', async () => {
     for (const method of ['OPTIONS', 'POST'] as const) {
-      const response = await server.app.inject({ method, url: '/decode', headers: { ...uiHeaders, origin: 'https://evil.example' }, payload: method === 'POST' ? { payloads: [] } : undefined });
+      const response = await server.app.inject({
+        method,
+        url: '/decode',
+        headers: { ...uiHeaders, origin: 'https://evil.example' },
+        payload: method === 'POST' ? { payloads: [] } : undefined,
+      });
       expect(response.statusCode).toBe(403);
       expect(response.headers['access-control-allow-origin']).toBeUndefined();
-      expect(response.json<{ error: string }>().error).toBe('origin https://evil.example is not allowed to use this codec server (allowed: http://127.0.0.1:8233)');
+      expect(response.json<{ error: string }>().error).toBe(
+        'origin https://evil.example is not allowed to use this codec server (allowed: http://127.0.0.1:8233)',
+      );
     }
   });
 
@@ -68,13 +97,23 @@ describe('codec server protocol', () => {
     expect(missing.statusCode).toBe(401);
     expect(missing.headers['www-authenticate']).toMatch(/^Bearer/);
     expect(missing.json<{ error: string }>().error).toBe('authentication required: send Authorization: Bearer <token>');
-    const wrong = await server.app.inject({ method: 'POST', url: '/decode', headers: { ...uiHeaders, authorization: 'Bearer nope' }, payload: { payloads: [] } });
+    const wrong = await server.app.inject({
+      method: 'POST',
+      url: '/decode',
+      headers: { ...uiHeaders, authorization: 'Bearer nope' },
+      payload: { payloads: [] },
+    });
     expect(wrong.statusCode).toBe(401);
     expect(wrong.json<{ error: string }>().error).toBe('the bearer token is not valid');
   });
 
   it('serves only the configured namespaces', async () => {
-    const other = await server.app.inject({ method: 'POST', url: '/decode', headers: { ...uiHeaders, 'x-namespace': 'payments' }, payload: { payloads: [] } });
+    const other = await server.app.inject({
+      method: 'POST',
+      url: '/decode',
+      headers: { ...uiHeaders, 'x-namespace': 'payments' },
+      payload: { payloads: [] },
+    });
     expect(other.statusCode).toBe(403);
     expect(other.json<{ error: string }>().error).toBe('namespace payments is not served here (served: default)');
     const { 'x-namespace': _, ...noNamespace } = uiHeaders;

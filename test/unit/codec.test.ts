@@ -6,14 +6,25 @@ import { createDecipheriv, randomBytes } from 'node:crypto';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
-import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, PayloadDecryptionError, UnknownEncryptionKeyError, fingerprintKeyId, type EncryptionConfig } from '../../src/codec';
+import {
+  AesGcmPayloadCodec,
+  ENCRYPTED_ENCODING,
+  PayloadDecryptionError,
+  UnknownEncryptionKeyError,
+  fingerprintKeyId,
+  type EncryptionConfig,
+} from '../../src/codec';
 import { ConfigError, loadConfig } from '../../src/config';
 
 const keyA = randomBytes(32);
 const keyB = randomBytes(32);
 const only = (id: string, key: Buffer): EncryptionConfig => ({ keys: [{ id, key }] });
 const text = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString('utf8');
-const request = { tenant: 'acme', source: { type: 'file', path: '/data/secret-plans.pdf' }, destination: { bucket: 'uploads', key: 'plans/q3.pdf' } };
+const request = {
+  tenant: 'acme',
+  source: { type: 'file', path: '/data/secret-plans.pdf' },
+  destination: { bucket: 'uploads', key: 'plans/q3.pdf' },
+};
 
 async function encodeOne(codec: AesGcmPayloadCodec, value: unknown): Promise<Payload> {
   const [encoded] = await codec.encode([defaultPayloadConverter.toPayload(value)]);
@@ -33,7 +44,11 @@ function configError(env: Record<string, string>): ConfigError {
 describe('AesGcmPayloadCodec', () => {
   it('round-trips payloads, leaving nothing of the plaintext in the stored form', async () => {
     const codec = new AesGcmPayloadCodec({ encryption: only('k1', keyA) });
-    const original = [defaultPayloadConverter.toPayload(request), defaultPayloadConverter.toPayload(undefined), defaultPayloadConverter.toPayload('')];
+    const original = [
+      defaultPayloadConverter.toPayload(request),
+      defaultPayloadConverter.toPayload(undefined),
+      defaultPayloadConverter.toPayload(''),
+    ];
     const encoded = await codec.encode(original);
     expect(encoded).toHaveLength(3);
     for (const payload of encoded) {
@@ -62,7 +77,9 @@ describe('AesGcmPayloadCodec', () => {
     // Decrypt by hand, as a codec written from the samples (Go, Python, .NET) would.
     const decipher = createDecipheriv('aes-256-gcm', keyA, data.subarray(0, 12));
     decipher.setAuthTag(data.subarray(data.length - 16));
-    const inner = temporal.api.common.v1.Payload.decode(Buffer.concat([decipher.update(data.subarray(12, data.length - 16)), decipher.final()]));
+    const inner = temporal.api.common.v1.Payload.decode(
+      Buffer.concat([decipher.update(data.subarray(12, data.length - 16)), decipher.final()]),
+    );
     expect(defaultPayloadConverter.fromPayload(inner)).toEqual(request);
   });
 
@@ -82,7 +99,9 @@ describe('AesGcmPayloadCodec', () => {
         'payload encrypted with key "k1" cannot be decrypted: authentication failed (the ciphertext, IV or tag was altered, or the key stored under this id is not the one that encrypted it)',
       );
     }
-    await expect(codec.decode([{ ...encoded, data: data.subarray(0, 20) }])).rejects.toThrow('payload encrypted with key "k1" cannot be decrypted: it has 20 bytes, fewer than IV and tag (28)');
+    await expect(codec.decode([{ ...encoded, data: data.subarray(0, 20) }])).rejects.toThrow(
+      'payload encrypted with key "k1" cannot be decrypted: it has 20 bytes, fewer than IV and tag (28)',
+    );
   });
 
   it('rejects a payload whose id names a different key than the one that sealed it', async () => {
@@ -102,11 +121,21 @@ describe('AesGcmPayloadCodec', () => {
 
   it('after a rotation, encrypts with the new key and still decrypts what the old one sealed', async () => {
     const before = new AesGcmPayloadCodec({ encryption: only('old', keyA) });
-    const after = new AesGcmPayloadCodec({ encryption: { keys: [{ id: 'new', key: keyB }, { id: 'old', key: keyA }] } });
+    const after = new AesGcmPayloadCodec({
+      encryption: {
+        keys: [
+          { id: 'new', key: keyB },
+          { id: 'old', key: keyA },
+        ],
+      },
+    });
     const oldPayload = await encodeOne(before, 'written before the rotation');
     const newPayload = await encodeOne(after, 'written after');
     expect(text(newPayload.metadata?.['encryption-key-id'])).toBe('new');
-    expect((await after.decode([oldPayload, newPayload])).map((p) => defaultPayloadConverter.fromPayload(p))).toEqual(['written before the rotation', 'written after']);
+    expect((await after.decode([oldPayload, newPayload])).map((p) => defaultPayloadConverter.fromPayload(p))).toEqual([
+      'written before the rotation',
+      'written after',
+    ]);
     await expect(before.decode([newPayload])).rejects.toBeInstanceOf(UnknownEncryptionKeyError);
   });
 
@@ -179,7 +208,13 @@ describe('encryption configuration', () => {
   });
 
   it('refuses two keys under one id, and an id or previous keys without a current key', () => {
-    expect(configError({ UPLOAD_SAGA_ENCRYPTION_KEY: key, UPLOAD_SAGA_ENCRYPTION_KEY_ID: 'k', UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS: `k:${keyB.toString('base64')}` }).problems).toEqual([
+    expect(
+      configError({
+        UPLOAD_SAGA_ENCRYPTION_KEY: key,
+        UPLOAD_SAGA_ENCRYPTION_KEY_ID: 'k',
+        UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS: `k:${keyB.toString('base64')}`,
+      }).problems,
+    ).toEqual([
       'UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS: key id "k" appears more than once (the current key included); every key needs its own id',
     ]);
     expect(configError({ UPLOAD_SAGA_ENCRYPTION_KEY_ID: 'k', UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS: `old:${key}` }).problems).toEqual([
@@ -189,6 +224,8 @@ describe('encryption configuration', () => {
   });
 
   it('refuses a short codec server token', () => {
-    expect(configError({ UPLOAD_SAGA_CODEC_SERVER_TOKEN: 'short' }).problems).toEqual(['UPLOAD_SAGA_CODEC_SERVER_TOKEN: must be at least 16 characters (e.g. `openssl rand -hex 24`)']);
+    expect(configError({ UPLOAD_SAGA_CODEC_SERVER_TOKEN: 'short' }).problems).toEqual([
+      'UPLOAD_SAGA_CODEC_SERVER_TOKEN: must be at least 16 characters (e.g. `openssl rand -hex 24`)',
+    ]);
   });
 });

@@ -22,7 +22,11 @@ describe('configuration from the environment', () => {
     });
     expect(config.temporal.tls).toEqual({});
     expect(config.temporal.apiKey).toBe('key');
-    expect(config.s3).toMatchObject({ endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, credentials: { accessKeyId: 'id', secretAccessKey: 'secret' } });
+    expect(config.s3).toMatchObject({
+      endpoint: 'http://127.0.0.1:9000',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'id', secretAccessKey: 'secret' },
+    });
     expect(config.quota.perTenant).toEqual({ acme: 10 * 1024 ** 3, beta: 1e12 });
     expect(config.allowedRoots).toEqual(['/data', '/srv/in']);
   });
@@ -30,7 +34,12 @@ describe('configuration from the environment', () => {
   it('lists every problem, naming the variable and what is allowed', () => {
     let error: unknown;
     try {
-      loadConfig({ TEMPORAL_ADDRESS: 'nonsense', S3_ENDPOINT: 'not a url', S3_FORCE_PATH_STYLE: 'maybe', UPLOAD_SAGA_QUOTA_DEFAULT: 'lots' });
+      loadConfig({
+        TEMPORAL_ADDRESS: 'nonsense',
+        S3_ENDPOINT: 'not a url',
+        S3_FORCE_PATH_STYLE: 'maybe',
+        UPLOAD_SAGA_QUOTA_DEFAULT: 'lots',
+      });
     } catch (e) {
       error = e;
     }
@@ -50,8 +59,12 @@ describe('configuration from the environment', () => {
 
   it('reads the S3 idle timeout and refuses unusable ones', () => {
     expect(loadConfig({ S3_IDLE_TIMEOUT_MS: '5000' }).s3.idleTimeoutMs).toBe(5_000);
-    expect(() => loadConfig({ S3_IDLE_TIMEOUT_MS: '10' })).toThrow('S3_IDLE_TIMEOUT_MS: must be a whole number from 1000 to 3600000 (milliseconds)');
-    expect(() => loadConfig({ S3_IDLE_TIMEOUT_MS: 'soon' })).toThrow('S3_IDLE_TIMEOUT_MS: must be a whole number from 1000 to 3600000 (milliseconds)');
+    expect(() => loadConfig({ S3_IDLE_TIMEOUT_MS: '10' })).toThrow(
+      'S3_IDLE_TIMEOUT_MS: must be a whole number from 1000 to 3600000 (milliseconds)',
+    );
+    expect(() => loadConfig({ S3_IDLE_TIMEOUT_MS: 'soon' })).toThrow(
+      'S3_IDLE_TIMEOUT_MS: must be a whole number from 1000 to 3600000 (milliseconds)',
+    );
   });
 
   it('reads the outbound allow-lists and the tenant key prefix, and defaults to public addresses and any key', () => {

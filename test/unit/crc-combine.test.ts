@@ -12,7 +12,10 @@ import { FULL_OBJECT_CRC_ALGORITHMS } from '../../src/upload/request';
 async function splitAndCombine(algorithm: (typeof FULL_OBJECT_CRC_ALGORITHMS)[number], data: Buffer, cuts: number[]): Promise<string> {
   const bounds = [0, ...[...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b), data.length];
   const parts = bounds.slice(1).map((end, i) => data.subarray(bounds[i], end));
-  return combineBase64Crcs(algorithm, await Promise.all(parts.map(async (p) => ({ checksum: await partChecksum(algorithm, p), length: p.length }))));
+  return combineBase64Crcs(
+    algorithm,
+    await Promise.all(parts.map(async (p) => ({ checksum: await partChecksum(algorithm, p), length: p.length }))),
+  );
 }
 
 describe('combining CRCs', () => {
@@ -21,7 +24,8 @@ describe('combining CRCs', () => {
     expect(Buffer.from(await partChecksum('CRC32', digits), 'base64').toString('hex')).toBe('cbf43926');
     expect(Buffer.from(await partChecksum('CRC32C', digits), 'base64').toString('hex')).toBe('e3069283');
     expect(Buffer.from(await partChecksum('CRC64NVME', digits), 'base64').toString('hex')).toBe('ae8b14860a799888');
-    for (const algorithm of FULL_OBJECT_CRC_ALGORITHMS) expect(await splitAndCombine(algorithm, digits, [3, 4])).toBe(await partChecksum(algorithm, digits));
+    for (const algorithm of FULL_OBJECT_CRC_ALGORITHMS)
+      expect(await splitAndCombine(algorithm, digits, [3, 4])).toBe(await partChecksum(algorithm, digits));
   });
 
   it.each(FULL_OBJECT_CRC_ALGORITHMS)('%s: the combination of any split equals the CRC of the whole', async (algorithm) => {

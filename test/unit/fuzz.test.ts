@@ -72,27 +72,79 @@ const idArb = fc.oneof(
 );
 const bucketArb = fc.oneof(
   { weight: 4, arbitrary: fc.stringMatching(/^[a-z0-9][a-z0-9.-]{1,20}[a-z0-9]$/) },
-  { weight: 2, arbitrary: fc.constantFrom('uploads', 'xn--bucket', 'sthree-b', 'b-s3alias', 'b--ol-s3', 'b.mrap', 'b--x-s3', 'b--table-s3', '10.0.0.1', 'a..b', 'ab', 'A-b', 'a-', 'a'.repeat(64)) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'uploads',
+      'xn--bucket',
+      'sthree-b',
+      'b-s3alias',
+      'b--ol-s3',
+      'b.mrap',
+      'b--x-s3',
+      'b--table-s3',
+      '10.0.0.1',
+      'a..b',
+      'ab',
+      'A-b',
+      'a-',
+      'a'.repeat(64),
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 70 }) },
 );
 const keyArb = fc.oneof(
   { weight: 4, arbitrary: fc.stringMatching(/^[a-z0-9][a-z0-9/._ -]{0,40}$/) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 64 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 200, maxLength: 1100 }) },
-  { weight: 1, arbitrary: fc.constantFrom('a//b', 'dir/', '/abs', '.upload-saga/x', 'a/../b', './a', 'x\ud800y', 'x\uffffy', 'é'.repeat(513), `${'s'.repeat(256)}/k`, 'ok/key.bin') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      'a//b',
+      'dir/',
+      '/abs',
+      '.upload-saga/x',
+      'a/../b',
+      './a',
+      'x\ud800y',
+      'x\uffffy',
+      'é'.repeat(513),
+      `${'s'.repeat(256)}/k`,
+      'ok/key.bin',
+    ),
+  },
 );
 const sourceArb = fc.oneof(
   { weight: 4, arbitrary: fc.record({ type: fc.constant('file'), path: fc.stringMatching(/^\/[a-z0-9/._-]{1,30}$/) }) },
-  fc.record({ type: fc.constant('file'), path: fc.oneof(fc.stringMatching(/^\/[a-z0-9/._-]{1,30}$/), fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('rel/x', '/a\u0000b', `/${'p'.repeat(4100)}`)) }),
+  fc.record({
+    type: fc.constant('file'),
+    path: fc.oneof(
+      fc.stringMatching(/^\/[a-z0-9/._-]{1,30}$/),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.constantFrom('rel/x', '/a\u0000b', `/${'p'.repeat(4100)}`),
+    ),
+  }),
   fc.record({
     type: fc.constant('url'),
-    url: fc.oneof(fc.webUrl({ withQueryParameters: true, withFragments: true }), fc.string({ maxLength: 40 }), fc.constantFrom('https://u:p@example.com/x', 'ftp://example.com/x', `https://example.com/${'x'.repeat(2100)}`)),
+    url: fc.oneof(
+      fc.webUrl({ withQueryParameters: true, withFragments: true }),
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom('https://u:p@example.com/x', 'ftp://example.com/x', `https://example.com/${'x'.repeat(2100)}`),
+    ),
   }),
   fc.record({ type: fc.constantFrom('ftp', 's3', 'file'), path: anyValue }, { requiredKeys: ['type'] }),
   anyValue,
 );
-const sizeArb = fc.oneof(fc.integer({ min: 0, max: 5 * TiB + 1 }), fc.constantFrom(0, 1, 5 * MiB, 5 * TiB, 5 * TiB + 1, -1, 1.5, Number.MAX_SAFE_INTEGER + 2), anyValue);
-const partSizeArb = fc.oneof(fc.integer({ min: 5 * MiB - 1, max: 5 * GiB + 1 }), fc.constantFrom(5 * MiB, 5 * GiB, 8 * MiB + 0.5, 1024), anyValue);
+const sizeArb = fc.oneof(
+  fc.integer({ min: 0, max: 5 * TiB + 1 }),
+  fc.constantFrom(0, 1, 5 * MiB, 5 * TiB, 5 * TiB + 1, -1, 1.5, Number.MAX_SAFE_INTEGER + 2),
+  anyValue,
+);
+const partSizeArb = fc.oneof(
+  fc.integer({ min: 5 * MiB - 1, max: 5 * GiB + 1 }),
+  fc.constantFrom(5 * MiB, 5 * GiB, 8 * MiB + 0.5, 1024),
+  anyValue,
+);
 const metadataArb = fc.oneof(
   fc.dictionary(fc.stringMatching(/^[A-Za-z0-9-]{1,12}$/), fc.string({ unit: 'binary-ascii', maxLength: 40 }), { maxKeys: 6 }),
   fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 600 }), { maxKeys: 5 }),
@@ -101,7 +153,8 @@ const metadataArb = fc.oneof(
 );
 
 /** Mostly-valid values first: the property needs accepted requests as much as refused ones. */
-const mostly = <T>(valid: fc.Arbitrary<T>, other: fc.Arbitrary<unknown>) => fc.oneof({ weight: 5, arbitrary: valid }, { weight: 1, arbitrary: other });
+const mostly = <T>(valid: fc.Arbitrary<T>, other: fc.Arbitrary<unknown>) =>
+  fc.oneof({ weight: 5, arbitrary: valid }, { weight: 1, arbitrary: other });
 
 const requestArb = fc
   .record(
@@ -113,22 +166,45 @@ const requestArb = fc
         fc.record({
           bucket: mostly(fc.constantFrom('uploads', 'uploads-other', 'a.b-c', 'b0b'), bucketArb),
           key: mostly(fc.stringMatching(/^[a-z0-9]{1,10}(\/[a-z0-9._ -]{0,9}[a-z0-9]){0,3}$/), keyArb),
-        }), fc.oneof(fc.record({ bucket: bucketArb, key: keyArb, extra: anyValue }), anyValue)),
+        }),
+        fc.oneof(fc.record({ bucket: bucketArb, key: keyArb, extra: anyValue }), anyValue),
+      ),
       declaredSize: mostly(fc.integer({ min: 0, max: 5 * TiB }), sizeArb),
-      expectedChecksum: mostly(fc.record({ algorithm: fc.constant('SHA256'), value: fc.stringMatching(/^[0-9a-f]{64}$/) }), fc.oneof(fc.record({ algorithm: fc.constantFrom('SHA256', 'MD5', 'CRC32C'), value: fc.string() }), anyValue)),
+      expectedChecksum: mostly(
+        fc.record({ algorithm: fc.constant('SHA256'), value: fc.stringMatching(/^[0-9a-f]{64}$/) }),
+        fc.oneof(fc.record({ algorithm: fc.constantFrom('SHA256', 'MD5', 'CRC32C'), value: fc.string() }), anyValue),
+      ),
       partSize: mostly(fc.integer({ min: 5 * MiB, max: 5 * GiB }), partSizeArb),
       partConcurrency: mostly(fc.integer({ min: 1, max: 64 }), fc.oneof(fc.integer({ min: -1, max: 70 }), anyValue)),
       checksumAlgorithm: mostly(fc.constantFrom('CRC32', 'CRC32C', 'SHA1', 'SHA256'), fc.oneof(fc.constant('MD5'), anyValue)),
-      contentType: mostly(fc.constantFrom('video/mp4', 'text/plain; charset=utf-8'), fc.oneof(fc.constantFrom('text/plain; x=ü', 'a/b;\n', 'pdf'), fc.string({ unit: 'binary', maxLength: 300 }), anyValue)),
-      metadata: mostly(fc.dictionary(fc.stringMatching(/^[a-z0-9-]{1,12}$/), fc.stringMatching(/^[\x20-\x7e]{0,40}$/), { maxKeys: 4 }), metadataArb),
-      webhookUrl: mostly(fc.webUrl({ withQueryParameters: true }), fc.oneof(fc.string({ unit: 'binary', maxLength: 30 }), fc.constantFrom('https://u:p@h/x', `https://h/${'x'.repeat(2100)}`), anyValue)),
+      contentType: mostly(
+        fc.constantFrom('video/mp4', 'text/plain; charset=utf-8'),
+        fc.oneof(fc.constantFrom('text/plain; x=ü', 'a/b;\n', 'pdf'), fc.string({ unit: 'binary', maxLength: 300 }), anyValue),
+      ),
+      metadata: mostly(
+        fc.dictionary(fc.stringMatching(/^[a-z0-9-]{1,12}$/), fc.stringMatching(/^[\x20-\x7e]{0,40}$/), { maxKeys: 4 }),
+        metadataArb,
+      ),
+      webhookUrl: mostly(
+        fc.webUrl({ withQueryParameters: true }),
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 30 }),
+          fc.constantFrom('https://u:p@h/x', `https://h/${'x'.repeat(2100)}`),
+          anyValue,
+        ),
+      ),
       failIfExists: mostly(fc.boolean(), anyValue),
       partsPerActivity: mostly(fc.integer({ min: 1, max: 10_000 }), fc.oneof(fc.integer({ min: 0, max: 10_001 }), anyValue)),
       verify: mostly(fc.constantFrom('checksums', 'reread'), fc.oneof(fc.constant('never'), anyValue)),
     },
     { requiredKeys: ['uploadId', 'tenant', 'source', 'destination'] },
   )
-  .chain((request) => mostly(fc.constant(request), fc.record({ unknownField: anyValue }).map((extra) => ({ ...request, ...extra }))));
+  .chain((request) =>
+    mostly(
+      fc.constant(request),
+      fc.record({ unknownField: anyValue }).map((extra) => ({ ...request, ...extra })),
+    ),
+  );
 
 function satisfiesStoreRules(r: UploadRequestWithDefaults): void {
   expect(s3AcceptsBucket(r.destination.bucket), `bucket ${JSON.stringify(r.destination.bucket)}`).toBe(true);
@@ -143,7 +219,10 @@ function satisfiesStoreRules(r: UploadRequestWithDefaults): void {
   expect(new Set(metadata.map(([k]) => k.toLowerCase())).size).toBe(metadata.length);
   if (r.webhookUrl !== undefined) expect(isHttpUrl(r.webhookUrl), `webhook ${r.webhookUrl}`).toBe(true);
   if (r.source.type === 'url') expect(isHttpUrl(r.source.url)).toBe(true);
-  if (r.source.type === 'file') expect(r.source.path.startsWith('/') && !/[\u0000-\u001f]/.test(r.source.path) && Buffer.from(r.source.path).toString() === r.source.path).toBe(true);
+  if (r.source.type === 'file')
+    expect(
+      r.source.path.startsWith('/') && !/[\u0000-\u001f]/.test(r.source.path) && Buffer.from(r.source.path).toString() === r.source.path,
+    ).toBe(true);
   // the workflow id splits back into exactly tenant and upload id
   expect(uploadWorkflowId(r.tenant, r.uploadId).split(':')).toEqual(['upload', r.tenant, r.uploadId]);
   // it survives Temporal's JSON payload converter unchanged
@@ -215,11 +294,29 @@ describe('worker configuration, fuzzed', () => {
   const secretArb = fc.oneof(fc.stringMatching(/^SeCrEt[A-Za-z0-9+/=_-]{2,40}$/), fc.constantFrom('SeCrEt', 'SeCrEt-too-short'));
   const valueArb = fc.oneof(
     fc.string({ unit: 'binary', maxLength: 40 }),
-    fc.constantFrom('true', 'no', 'maybe', '10GiB', '1.5 TB', 'lots', '127.0.0.1:7233', 'http://127.0.0.1:9000', 'acme=1GiB,constructor=2GiB', '10.0.0.0/8,files.internal:8443', '{tenant}/', '/data:/srv', '0', '99999999'),
+    fc.constantFrom(
+      'true',
+      'no',
+      'maybe',
+      '10GiB',
+      '1.5 TB',
+      'lots',
+      '127.0.0.1:7233',
+      'http://127.0.0.1:9000',
+      'acme=1GiB,constructor=2GiB',
+      '10.0.0.0/8,files.internal:8443',
+      '{tenant}/',
+      '/data:/srv',
+      '0',
+      '99999999',
+    ),
     fc.integer().map(String),
   );
   const envArb = fc
-    .tuple(fc.dictionary(fc.constantFrom(...names, 'PATH', 'HOME'), valueArb, { maxKeys: 8 }), fc.dictionary(fc.constantFrom(...secretNames), secretArb, { maxKeys: 4 }))
+    .tuple(
+      fc.dictionary(fc.constantFrom(...names, 'PATH', 'HOME'), valueArb, { maxKeys: 8 }),
+      fc.dictionary(fc.constantFrom(...secretNames), secretArb, { maxKeys: 4 }),
+    )
     .map(([plain, secrets]) => ({ ...plain, ...secrets }));
 
   it('loadConfig returns a configuration or throws ConfigError, whose problems are ours and never echo a secret', () => {
@@ -251,10 +348,14 @@ describe('worker configuration, fuzzed', () => {
       RUNS,
     );
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 4096 }), fc.constantFrom(['B', 1], ['KiB', 1024], ['MiB', MiB], ['GiB', GiB], ['TiB', TiB], ['KB', 1e3], ['GB', 1e9]), (n, [unit, factor]) => {
-        expect(parseByteSize(`${n}${unit}`)).toBe(n * (factor as number));
-        expect(parseByteSize(` ${n} ${(unit as string).toLowerCase()} `)).toBe(n * (factor as number));
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 4096 }),
+        fc.constantFrom(['B', 1], ['KiB', 1024], ['MiB', MiB], ['GiB', GiB], ['TiB', TiB], ['KB', 1e3], ['GB', 1e9]),
+        (n, [unit, factor]) => {
+          expect(parseByteSize(`${n}${unit}`)).toBe(n * (factor as number));
+          expect(parseByteSize(` ${n} ${(unit as string).toLowerCase()} `)).toBe(n * (factor as number));
+        },
+      ),
     );
   });
 });
@@ -295,11 +396,13 @@ describe('outbound address policy, fuzzed', () => {
       }),
       RUNS,
     );
-    for (const address of ['::1', '::', '::ffff:169.254.169.254', '64:ff9b::a00:1']) expect(policy.check('h.example', 443, address), address).toBeInstanceOf(Error);
+    for (const address of ['::1', '::', '::ffff:169.254.169.254', '64:ff9b::a00:1'])
+      expect(policy.check('h.example', 443, address), address).toBeInstanceOf(Error);
   });
 
   it('allows public addresses, and exactly the allow-listed private ones', () => {
-    for (const address of ['93.184.216.34', '8.8.8.8', '2606:4700:4700::1111']) expect(policy.check('h.example', 443, address)).toBeUndefined();
+    for (const address of ['93.184.216.34', '8.8.8.8', '2606:4700:4700::1111'])
+      expect(policy.check('h.example', 443, address)).toBeUndefined();
     const allowing = new OutboundPolicy({ allowedHosts: ['10.1.0.0/16', '127.0.0.1:8080', 'files.internal'], subject: 's', variable: 'V' });
     expect(allowing.check('h', 443, '10.1.2.3')).toBeUndefined();
     expect(allowing.check('h', 443, '10.2.0.1')).toBeInstanceOf(Error);
@@ -310,10 +413,16 @@ describe('outbound address policy, fuzzed', () => {
 
   it('parseAllowedHosts never throws, and every entry it keeps is one the policy accepts', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), fc.domain(), fc.string()), { maxLength: 5 }).map((a) => a.join(','))), (text) => {
-        const { entries } = parseAllowedHosts(text);
-        expect(() => new OutboundPolicy({ allowedHosts: entries.map((e) => e.text), subject: 's', variable: 'V' })).not.toThrow();
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary' }),
+          fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), fc.domain(), fc.string()), { maxLength: 5 }).map((a) => a.join(',')),
+        ),
+        (text) => {
+          const { entries } = parseAllowedHosts(text);
+          expect(() => new OutboundPolicy({ allowedHosts: entries.map((e) => e.text), subject: 's', variable: 'V' })).not.toThrow();
+        },
+      ),
       RUNS,
     );
   });

@@ -43,8 +43,18 @@ const observation = (o: Partial<ProgressObservation>): ProgressObservation => ({
 
 describe('ProgressView', () => {
   it('sends an event when bytes, phase or outcome change, and nothing when nothing changed', () => {
-    const view = new ProgressView('u', observation({ at: 1_000, phase: 'receive-parts', outcome: 'running', bytes: 0, totalBytes: 12 * MiB }));
-    expect(view.next(1_000)).toMatchObject({ uploadId: 'u', phase: 'receive-parts', bytes: 0, totalBytes: 12 * MiB, outcome: 'running', rateBytesPerSecond: 0 });
+    const view = new ProgressView(
+      'u',
+      observation({ at: 1_000, phase: 'receive-parts', outcome: 'running', bytes: 0, totalBytes: 12 * MiB }),
+    );
+    expect(view.next(1_000)).toMatchObject({
+      uploadId: 'u',
+      phase: 'receive-parts',
+      bytes: 0,
+      totalBytes: 12 * MiB,
+      outcome: 'running',
+      rateBytesPerSecond: 0,
+    });
     expect(view.next(1_000)).toBeUndefined();
     view.apply(observation({ at: 2_000, bytes: 5 * MiB, phase: 'receive-parts', outcome: 'running' }));
     expect(view.next(2_000)).toMatchObject({ bytes: 5 * MiB, rateBytesPerSecond: 5 * MiB });
@@ -94,7 +104,14 @@ describe('the Uppy S3 multipart endpoints check what the client sends', () => {
   });
 
   it('the completion list becomes { partNumber, etag } in part order', () => {
-    expect(clientPartsOf({ parts: [{ PartNumber: 2, ETag: 'b' }, { PartNumber: '1', ETag: 'a' }] })).toEqual([
+    expect(
+      clientPartsOf({
+        parts: [
+          { PartNumber: 2, ETag: 'b' },
+          { PartNumber: '1', ETag: 'a' },
+        ],
+      }),
+    ).toEqual([
       { partNumber: 1, etag: 'a' },
       { partNumber: 2, etag: 'b' },
     ]);
@@ -105,7 +122,9 @@ describe('the Uppy S3 multipart endpoints check what the client sends', () => {
   });
 
   it("Uppy's own meta fields are not stored as user metadata; numbers become text; objects are refused", () => {
-    expect(userMetadataOf({ name: 'a.bin', type: 'x/y', relativePath: null, 'upload-length': '5', project: 'apollo', version: 3, draft: false })).toEqual({
+    expect(
+      userMetadataOf({ name: 'a.bin', type: 'x/y', relativePath: null, 'upload-length': '5', project: 'apollo', version: 3, draft: false }),
+    ).toEqual({
       project: 'apollo',
       version: '3',
       draft: 'false',
@@ -125,16 +144,22 @@ describe('the Uppy S3 multipart endpoints check what the client sends', () => {
   });
 
   it('UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT must be an http(s) URL; unset, the S3 endpoint is used', () => {
-    expect(loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: 'https://s3.example.com/' }).s3PublicEndpoint).toBe('https://s3.example.com');
+    expect(loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: 'https://s3.example.com/' }).s3PublicEndpoint).toBe(
+      'https://s3.example.com',
+    );
     expect(loadGatewayConfig({}).s3PublicEndpoint).toBeUndefined();
     for (const bad of ['s3.example.com', 'ftp://s3.example.com']) {
       expect(() => loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: bad }), bad).toThrow(ConfigError);
-      expect(() => loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: bad }), bad).toThrow(/UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: must be an http:\/\/ or https:\/\/ URL/);
+      expect(() => loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: bad }), bad).toThrow(
+        /UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: must be an http:\/\/ or https:\/\/ URL/,
+      );
     }
   });
 
   it('the location is a path-style URL on the public endpoint, key segments escaped', () => {
-    expect(objectLocation('http://127.0.0.1:9000/', 'us-east-1', 'uploads', 'acme/id/a b.bin')).toBe('http://127.0.0.1:9000/uploads/acme/id/a%20b.bin');
+    expect(objectLocation('http://127.0.0.1:9000/', 'us-east-1', 'uploads', 'acme/id/a b.bin')).toBe(
+      'http://127.0.0.1:9000/uploads/acme/id/a%20b.bin',
+    );
     expect(objectLocation(undefined, 'eu-west-1', 'uploads', 'k')).toBe('https://uploads.s3.eu-west-1.amazonaws.com/k');
   });
 });

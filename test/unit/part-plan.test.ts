@@ -36,7 +36,9 @@ describe('planParts', () => {
   });
 
   it('rejects objects over 5 TiB and part sizes outside 5 MiB–5 GiB with what is allowed', () => {
-    expect(() => planParts(5 * TiB + 1)).toThrow(new PartPlanError(`object of ${5 * TiB + 1} bytes exceeds the maximum object size of 5 TiB`));
+    expect(() => planParts(5 * TiB + 1)).toThrow(
+      new PartPlanError(`object of ${5 * TiB + 1} bytes exceeds the maximum object size of 5 TiB`),
+    );
     expect(() => planParts(10, 5 * MiB - 1)).toThrow("outside S3's bounds: 5 MiB to 5 GiB");
     expect(() => planParts(10, 5 * GiB + 1)).toThrow("outside S3's bounds: 5 MiB to 5 GiB");
     expect(() => planParts(-1)).toThrow('size must be a whole number of bytes ≥ 0');

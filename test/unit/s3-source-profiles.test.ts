@@ -11,11 +11,19 @@ const SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';
 describe('S3 source profiles', () => {
   it('parses profiles with the documented defaults', () => {
     const { profiles, problems } = parseS3SourceProfiles(
-      JSON.stringify({ archive: { endpoint: 'http://127.0.0.1:9100', accessKeyId: 'ak', secretAccessKey: SECRET }, aws: { region: 'eu-west-1' } }),
+      JSON.stringify({
+        archive: { endpoint: 'http://127.0.0.1:9100', accessKeyId: 'ak', secretAccessKey: SECRET },
+        aws: { region: 'eu-west-1' },
+      }),
     );
     expect(problems).toEqual([]);
     expect({ ...profiles }).toEqual({
-      archive: { endpoint: 'http://127.0.0.1:9100', region: 'us-east-1', credentials: { accessKeyId: 'ak', secretAccessKey: SECRET }, forcePathStyle: true },
+      archive: {
+        endpoint: 'http://127.0.0.1:9100',
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'ak', secretAccessKey: SECRET },
+        forcePathStyle: true,
+      },
       aws: { region: 'eu-west-1', forcePathStyle: false },
     });
   });
@@ -28,7 +36,11 @@ describe('S3 source profiles', () => {
   it.each([
     ['broken JSON', `{"archive":{"secretAccessKey":"${SECRET}"`, 'is not valid JSON'],
     ['an array', `["${SECRET}"]`, 'must be a JSON object of profiles by name'],
-    ['a key without its secret', JSON.stringify({ a: { accessKeyId: SECRET } }), 'profile "a": accessKeyId and secretAccessKey must be set together'],
+    [
+      'a key without its secret',
+      JSON.stringify({ a: { accessKeyId: SECRET } }),
+      'profile "a": accessKeyId and secretAccessKey must be set together',
+    ],
     ['a bad endpoint', JSON.stringify({ a: { endpoint: SECRET } }), 'profile "a".endpoint: must be a URL'],
     ['an unknown field', JSON.stringify({ a: { password: SECRET } }), 'profile "a": unknown field(s) password'],
     ['a bad profile name', JSON.stringify({ 'a b': {} }), 'profile name "a b" may contain only letters'],

@@ -7,7 +7,9 @@ import { sourceVersionMatches } from '../../src/activities/sources/byte-source';
 
 describe('sourceVersionMatches', () => {
   it('matches equal versions and nothing else', () => {
-    expect(sourceVersionMatches('12:100:1700000000000.5:ctime=1700000000001.25', '12:100:1700000000000.5:ctime=1700000000001.25')).toBe(true);
+    expect(sourceVersionMatches('12:100:1700000000000.5:ctime=1700000000001.25', '12:100:1700000000000.5:ctime=1700000000001.25')).toBe(
+      true,
+    );
     expect(sourceVersionMatches('12:100:1700000000000.5:ctime=1700000000001.25', '12:100:1700000000000.5:ctime=1700000000009')).toBe(false);
     expect(sourceVersionMatches('"etag-1"', '"etag-2"')).toBe(false);
   });

@@ -48,13 +48,23 @@ async function sourceVersion(filePath: string): Promise<string> {
   const inspection = await run(
     activities.inspectSource,
     {},
-    normalizeUploadRequest({ uploadId: uniqueId('i'), tenant: 't', source: { type: 'file', path: filePath }, destination: { bucket: BUCKET, key: 'k' }, partSize: 5 * MiB }),
+    normalizeUploadRequest({
+      uploadId: uniqueId('i'),
+      tenant: 't',
+      source: { type: 'file', path: filePath },
+      destination: { bucket: BUCKET, key: 'k' },
+      partSize: 5 * MiB,
+    }),
   );
   return inspection.sourceVersion;
 }
 
 /** Runs an activity in the SDK's mock activity context (optionally as a retried attempt with heartbeat details). */
-function run<A extends unknown[], R>(fn: (...args: A) => Promise<R>, info: ConstructorParameters<typeof MockActivityEnvironment>[0], ...args: A): Promise<R> {
+function run<A extends unknown[], R>(
+  fn: (...args: A) => Promise<R>,
+  info: ConstructorParameters<typeof MockActivityEnvironment>[0],
+  ...args: A
+): Promise<R> {
   const env = new MockActivityEnvironment(info);
   return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
 }
@@ -86,26 +96,56 @@ describe('upload activities against MinIO', () => {
     const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { uploadId: first.uploadId } });
     const heartbeats: unknown[] = [];
     retry.on('heartbeat', (d: unknown) => heartbeats.push(d));
-    const second = (await retry.run(activities.uploadParts, partsInput(key, version, { firstPart: 1, lastPart: 4 }))) as Awaited<ReturnType<UploadActivities['uploadParts']>>;
+    const second = (await retry.run(activities.uploadParts, partsInput(key, version, { firstPart: 1, lastPart: 4 }))) as Awaited<
+      ReturnType<UploadActivities['uploadParts']>
+    >;
     expect(second).toMatchObject({ uploadId: first.uploadId, partsUploaded: 2, partsSkipped: 2, bytesSent: 7 * MiB, batchBytes: 17 * MiB });
     expect(heartbeats.at(-1)).toMatchObject({ uploadId: first.uploadId, partsDone: 4, bytesDone: 17 * MiB });
 
     // The fingerprint of a resumed batch (skipped parts taken from ListParts) matches what S3 lists.
-    const byChecksums = await run(activities.verifyUpload, {}, {
-      bucket: BUCKET, key, uploadId: first.uploadId, source: { type: 'file' as const, path: file.path }, sourceVersion: version,
-      plan: planParts(file.size, 5 * MiB), checksumAlgorithm: 'CRC32C' as const,
-      batches: [{ firstPart: 1, lastPart: 4, checksumFingerprint: second.checksumFingerprint }], rereadSource: false,
-    });
+    const byChecksums = await run(
+      activities.verifyUpload,
+      {},
+      {
+        bucket: BUCKET,
+        key,
+        uploadId: first.uploadId,
+        source: { type: 'file' as const, path: file.path },
+        sourceVersion: version,
+        plan: planParts(file.size, 5 * MiB),
+        checksumAlgorithm: 'CRC32C' as const,
+        batches: [{ firstPart: 1, lastPart: 4, checksumFingerprint: second.checksumFingerprint }],
+        rereadSource: false,
+      },
+    );
     expect(byChecksums).toMatchObject({ partCount: 4, rereadSource: false });
 
-    const verified = await run(activities.verifyUpload, {}, {
-      bucket: BUCKET, key, uploadId: first.uploadId, source: { type: 'file' as const, path: file.path }, sourceVersion: version,
-      plan: planParts(file.size, 5 * MiB), checksumAlgorithm: 'CRC32C' as const, expectedChecksum: { algorithm: 'SHA256' as const, value: file.sha256 },
-      batches: [{ firstPart: 1, lastPart: 4, checksumFingerprint: second.checksumFingerprint }], rereadSource: false,
-    });
+    const verified = await run(
+      activities.verifyUpload,
+      {},
+      {
+        bucket: BUCKET,
+        key,
+        uploadId: first.uploadId,
+        source: { type: 'file' as const, path: file.path },
+        sourceVersion: version,
+        plan: planParts(file.size, 5 * MiB),
+        checksumAlgorithm: 'CRC32C' as const,
+        expectedChecksum: { algorithm: 'SHA256' as const, value: file.sha256 },
+        batches: [{ firstPart: 1, lastPart: 4, checksumFingerprint: second.checksumFingerprint }],
+        rereadSource: false,
+      },
+    );
     expect(verified).toMatchObject({ partCount: 4, size: file.size, sha256: file.sha256 });
 
-    const completeInput = { bucket: BUCKET, key, uploadId: first.uploadId, expectedETag: verified.expectedETag, failIfExists: false, checksumAlgorithm: 'CRC32C' as const };
+    const completeInput = {
+      bucket: BUCKET,
+      key,
+      uploadId: first.uploadId,
+      expectedETag: verified.expectedETag,
+      failIfExists: false,
+      checksumAlgorithm: 'CRC32C' as const,
+    };
     const merged = await run(activities.completeUpload, {}, completeInput);
     expect(merged).toMatchObject({ alreadyCompleted: false, etag: verified.expectedETag });
     // The answer was "lost" and the merge retried: it recognises its own object.
@@ -124,13 +164,34 @@ describe('upload activities against MinIO', () => {
     // Overwrite part 2 in S3 with other bytes of the same size: the part is "corrupted".
     // (with a valid checksum of the new bytes, or MinIO would refuse it)
     const other = Buffer.alloc(5 * MiB, 7);
-    await stack.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber: 2, Body: other, ChecksumAlgorithm: 'CRC32C', ChecksumCRC32C: await partChecksum('CRC32C', other) }));
-    const verifyInput = { bucket: BUCKET, key, uploadId, source: input.source, sourceVersion: version, plan, checksumAlgorithm: 'CRC32C' as const, batches: [{ firstPart: 1, lastPart: 3, checksumFingerprint }] };
+    await stack.s3.send(
+      new UploadPartCommand({
+        Bucket: BUCKET,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: 2,
+        Body: other,
+        ChecksumAlgorithm: 'CRC32C',
+        ChecksumCRC32C: await partChecksum('CRC32C', other),
+      }),
+    );
+    const verifyInput = {
+      bucket: BUCKET,
+      key,
+      uploadId,
+      source: input.source,
+      sourceVersion: version,
+      plan,
+      checksumAlgorithm: 'CRC32C' as const,
+      batches: [{ firstPart: 1, lastPart: 3, checksumFingerprint }],
+    };
     // Default: the checksums S3 lists no longer match the fingerprint computed during the upload.
     const byFingerprint = await run(activities.verifyUpload, {}, { ...verifyInput, rereadSource: false }).catch((e: unknown) => e);
     expect(byFingerprint).toBeInstanceOf(ApplicationFailure);
     expect(byFingerprint).toMatchObject({ type: 'ChecksumMismatch', nonRetryable: true });
-    expect((byFingerprint as Error).message).toContain(`parts 1–3 of s3://${BUCKET}/${key}: the CRC32C checksums S3 lists differ from those computed from the source`);
+    expect((byFingerprint as Error).message).toContain(
+      `parts 1–3 of s3://${BUCKET}/${key}: the CRC32C checksums S3 lists differ from those computed from the source`,
+    );
     // Re-reading the source names the part.
     const err = await run(activities.verifyUpload, {}, { ...verifyInput, rereadSource: true }).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'ChecksumMismatch', nonRetryable: true });
@@ -172,9 +233,21 @@ describe('upload activities against MinIO', () => {
     const inspection = await run(
       activities.inspectSource,
       {},
-      normalizeUploadRequest({ uploadId: 'big', tenant: 't', source: { type: 'file', path: sparse }, destination: { bucket: BUCKET, key: 'big.bin' }, partSize: 5 * MiB, declaredSize: 60 * 1024 ** 3 }),
+      normalizeUploadRequest({
+        uploadId: 'big',
+        tenant: 't',
+        source: { type: 'file', path: sparse },
+        destination: { bucket: BUCKET, key: 'big.bin' },
+        partSize: 5 * MiB,
+        declaredSize: 60 * 1024 ** 3,
+      }),
     );
-    expect(inspection.plan).toMatchObject({ size: 60 * 1024 ** 3, partSize: 7 * MiB, partCount: 8778, adjusted: { requestedPartSize: 5 * MiB } });
+    expect(inspection.plan).toMatchObject({
+      size: 60 * 1024 ** 3,
+      partSize: 7 * MiB,
+      partCount: 8778,
+      adjusted: { requestedPartSize: 5 * MiB },
+    });
     expect(inspection.plan.adjusted?.reason).toContain('12288 parts of 5 MiB exceed');
   });
 
@@ -182,8 +255,16 @@ describe('upload activities against MinIO', () => {
     const { symlink } = await import('node:fs/promises');
     const link = path.join(tmp.dir, 'escape-link');
     await symlink('/etc/hostname', link);
-    const err = await run(activities.inspectSource, {}, normalizeUploadRequest({ uploadId: 'x', tenant: 't', source: { type: 'file', path: link }, destination: { bucket: BUCKET, key: 'k' } }))
-      .catch((e: unknown) => e);
+    const err = await run(
+      activities.inspectSource,
+      {},
+      normalizeUploadRequest({
+        uploadId: 'x',
+        tenant: 't',
+        source: { type: 'file', path: link },
+        destination: { bucket: BUCKET, key: 'k' },
+      }),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'SourceNotAllowed', nonRetryable: true });
     expect((err as Error).message).toContain(`source file ${link} (resolves to /etc/hostname) is outside the worker's allowed roots`);
   });

@@ -65,15 +65,18 @@ const request = (key: string, extra: Record<string, unknown>) => ({
 });
 
 describe('full-object CRCs through the saga', () => {
-  it.each(['CRC64NVME', 'CRC32C', 'CRC32'] as const)('%s given in advance: S3 reports exactly that full-object checksum', async (algorithm) => {
-    const value = await partChecksum(algorithm, content);
-    const key = `full-object/${uniqueId(algorithm)}.bin`;
-    const result = await (await uploads.start(request(key, { expectedChecksum: { algorithm, value } }))).result();
-    expect(result.checksum).toEqual({ algorithm, value, type: 'FULL_OBJECT' });
-    const head = await stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key, ChecksumMode: 'ENABLED' }));
-    expect({ value: head[`Checksum${algorithm}`], type: head.ChecksumType }).toEqual({ value, type: 'FULL_OBJECT' });
-    expect(await objectSha256(stack.s3, BUCKET, key)).toBe(file.sha256);
-  });
+  it.each(['CRC64NVME', 'CRC32C', 'CRC32'] as const)(
+    '%s given in advance: S3 reports exactly that full-object checksum',
+    async (algorithm) => {
+      const value = await partChecksum(algorithm, content);
+      const key = `full-object/${uniqueId(algorithm)}.bin`;
+      const result = await (await uploads.start(request(key, { expectedChecksum: { algorithm, value } }))).result();
+      expect(result.checksum).toEqual({ algorithm, value, type: 'FULL_OBJECT' });
+      const head = await stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key, ChecksumMode: 'ENABLED' }));
+      expect({ value: head[`Checksum${algorithm}`], type: head.ChecksumType }).toEqual({ value, type: 'FULL_OBJECT' });
+      expect(await objectSha256(stack.s3, BUCKET, key)).toBe(file.sha256);
+    },
+  );
 
   it('CRC64NVME part checksums without an expected value: the object gets its full-object CRC64NVME', async () => {
     const key = `full-object/${uniqueId('crc64')}.bin`;
@@ -84,10 +87,16 @@ describe('full-object CRCs through the saga', () => {
   it('a wrong CRC fails verify before the merge (part CRCs combined, no re-read) and is compensated', async () => {
     const key = `full-object/${uniqueId('wrong')}.bin`;
     const wrong = await partChecksum('CRC32C', Buffer.from('another file'));
-    const err = (await (await uploads.start(request(key, { expectedChecksum: { algorithm: 'CRC32C', value: wrong } }))).result().catch((e: unknown) => e)) as UploadFailedError;
+    const err = (await (
+      await uploads.start(request(key, { expectedChecksum: { algorithm: 'CRC32C', value: wrong } }))
+    )
+      .result()
+      .catch((e: unknown) => e)) as UploadFailedError;
     expect(err).toBeInstanceOf(UploadFailedError);
     expect(err.report).toMatchObject({ failedStep: 'verify', cause: { type: 'ChecksumMismatch' } });
-    expect(err.report?.cause.message).toContain(`(combined from the part checksums S3 verified) is ${await partChecksum('CRC32C', content)}, but the request expected ${wrong}`);
+    expect(err.report?.cause.message).toContain(
+      `(combined from the part checksums S3 verified) is ${await partChecksum('CRC32C', content)}, but the request expected ${wrong}`,
+    );
     expect(err.outcome).toBe('compensated');
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
     expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
@@ -98,7 +107,13 @@ describe('the merge with a full-object CRC', () => {
   async function uploadedParts(key: string) {
     const inspection = await run(
       activities.inspectSource,
-      normalizeUploadRequest({ uploadId: uniqueId('i'), tenant: 't', source: { type: 'file', path: file.path }, destination: { bucket: BUCKET, key }, partSize: 5 * MiB }),
+      normalizeUploadRequest({
+        uploadId: uniqueId('i'),
+        tenant: 't',
+        source: { type: 'file', path: file.path },
+        destination: { bucket: BUCKET, key },
+        partSize: 5 * MiB,
+      }),
     );
     const plan = planParts(file.size, 5 * MiB);
     const parts = await run(activities.uploadParts, {
@@ -128,7 +143,10 @@ describe('the merge with a full-object CRC', () => {
       rereadSource: false,
     });
     // Checked from the part CRCs alone: no re-read of the file.
-    expect(verified).toMatchObject({ rereadSource: false, fullObjectCrc: { algorithm: 'CRC64NVME', value: await partChecksum('CRC64NVME', content) } });
+    expect(verified).toMatchObject({
+      rereadSource: false,
+      fullObjectCrc: { algorithm: 'CRC64NVME', value: await partChecksum('CRC64NVME', content) },
+    });
     return { uploadId: parts.uploadId, expectedETag: verified.expectedETag };
   }
 
@@ -148,7 +166,9 @@ describe('the merge with a full-object CRC', () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect(err).toMatchObject({ type: 'ChecksumMismatch', nonRetryable: true });
-    expect((err as Error).message).toContain(`S3 refused to complete s3://${BUCKET}/${key}: the full-object CRC64NVME of its parts is not the expected ${wrong} (XAmzContentChecksumMismatch); nothing was merged`);
+    expect((err as Error).message).toContain(
+      `S3 refused to complete s3://${BUCKET}/${key}: the full-object CRC64NVME of its parts is not the expected ${wrong} (XAmzContentChecksumMismatch); nothing was merged`,
+    );
     expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([uploadId]); // left for the compensation
     await run(activities.cleanupUpload, { bucket: BUCKET, key, uploadId });
@@ -168,15 +188,23 @@ describe('the merge with a full-object CRC', () => {
       checksumType: 'FULL_OBJECT' as const,
       expectedChecksum: { algorithm: 'CRC64NVME' as const, value },
     };
-    expect(await run(activities.completeUpload, input)).toMatchObject({ alreadyCompleted: false, checksum: { algorithm: 'CRC64NVME', value, type: 'FULL_OBJECT' } });
+    expect(await run(activities.completeUpload, input)).toMatchObject({
+      alreadyCompleted: false,
+      checksum: { algorithm: 'CRC64NVME', value, type: 'FULL_OBJECT' },
+    });
     // Its answer "lost", the merge runs again: NoSuchUpload, then HeadObject finds the object with the expected checksum.
     expect(await run(activities.completeUpload, input)).toMatchObject({ alreadyCompleted: true, checksum: { value, type: 'FULL_OBJECT' } });
 
     // The same object read back against another expected CRC: never reported as success, and removed.
     const other = await partChecksum('CRC64NVME', Buffer.from('something else'));
-    const err = await run(activities.completeUpload, { ...input, expectedChecksum: { algorithm: 'CRC64NVME' as const, value: other } }).catch((e: unknown) => e);
+    const err = await run(activities.completeUpload, {
+      ...input,
+      expectedChecksum: { algorithm: 'CRC64NVME' as const, value: other },
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'ChecksumMismatch', nonRetryable: true });
-    expect((err as Error).message).toContain(`after the merge S3 reports the CRC64NVME of s3://${BUCKET}/${key} as ${value} (FULL_OBJECT), but the request expected the full-object ${other}; the object was deleted`);
+    expect((err as Error).message).toContain(
+      `after the merge S3 reports the CRC64NVME of s3://${BUCKET}/${key} as ${value} (FULL_OBJECT), but the request expected the full-object ${other}; the object was deleted`,
+    );
     expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
   });
 });

@@ -46,13 +46,26 @@ describe('independent client', () => {
     await handle.result();
 
     const { AWS_CA_BUNDLE: _ca, ...inherited } = process.env;
-    const env = { ...inherited, AWS_ACCESS_KEY_ID: stack.env.S3_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: stack.env.S3_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION: stack.env.S3_REGION };
+    const env = {
+      ...inherited,
+      AWS_ACCESS_KEY_ID: stack.env.S3_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: stack.env.S3_SECRET_ACCESS_KEY,
+      AWS_DEFAULT_REGION: stack.env.S3_REGION,
+    };
     const endpoint = ['--endpoint-url', stack.env.S3_ENDPOINT!];
     const downloaded = path.join(tmp.dir, 'downloaded.bin');
     await run('aws', [...endpoint, 's3', 'cp', '--only-show-errors', `s3://uploads/${key}`, downloaded], { env });
-    expect(createHash('sha256').update(await readFile(downloaded)).digest('hex')).toBe(file.sha256);
+    expect(
+      createHash('sha256')
+        .update(await readFile(downloaded))
+        .digest('hex'),
+    ).toBe(file.sha256);
 
-    const { stdout } = await run('aws', [...endpoint, 's3api', 'list-multipart-uploads', '--bucket', 'uploads', '--prefix', key, '--output', 'json'], { env });
+    const { stdout } = await run(
+      'aws',
+      [...endpoint, 's3api', 'list-multipart-uploads', '--bucket', 'uploads', '--prefix', key, '--output', 'json'],
+      { env },
+    );
     expect(JSON.parse(stdout || '{}').Uploads ?? []).toEqual([]);
   });
 });

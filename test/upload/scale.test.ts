@@ -17,7 +17,14 @@ const batches: { firstPart: number; lastPart: number }[] = [];
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = runInBackground(
-    await createUploadWorker({ config: stack.config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, activities: standInUploadActivities({ size: 10_000 * 5 * MiB, onBatch: (b) => batches.push(b) }), workflowBundle: await bundleUploadWorkflows() }),
+    await createUploadWorker({
+      config: stack.config,
+      connection: stack.workerConnection,
+      client: stack.client,
+      s3: stack.s3,
+      activities: standInUploadActivities({ size: 10_000 * 5 * MiB, onBatch: (b) => batches.push(b) }),
+      workflowBundle: await bundleUploadWorkflows(),
+    }),
   );
 });
 
@@ -45,7 +52,9 @@ describe('upload at 10,000 parts', () => {
     const history = await handle.workflow.fetchHistory();
     const events = history.events?.length ?? 0;
     const bytes = Buffer.byteLength(JSON.stringify(history));
-    console.log(`10,000 parts: ${batches.length} upload-parts activities, ${events} history events, ~${Math.round(bytes / 1024)} KiB of history`);
+    console.log(
+      `10,000 parts: ${batches.length} upload-parts activities, ${events} history events, ~${Math.round(bytes / 1024)} KiB of history`,
+    );
     expect(events).toBeLessThanOrEqual(2_000);
     expect(bytes).toBeLessThan(1024 * 1024);
   });

@@ -37,8 +37,11 @@ let receiver: WebhookReceiver;
 let tmp: { dir: string; remove(): Promise<void> };
 const workers: RunningWorker[] = [];
 
-
-async function startUploadWorker(taskQueue: string, customize?: (real: UploadActivities) => UploadActivities, sourceDelayMs = 0): Promise<void> {
+async function startUploadWorker(
+  taskQueue: string,
+  customize?: (real: UploadActivities) => UploadActivities,
+  sourceDelayMs = 0,
+): Promise<void> {
   const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue } };
   const files = new LocalFileResolver({ allowedRoots: config.allowedRoots });
   const real = createActivities({
@@ -96,19 +99,41 @@ const eventsFor = (workflowId: string) => receiver.received.filter((r) => (r.jso
 describe('upload saga', () => {
   it('uploads a file in parts, byte-identical, and reports size, ETag, checksum, parts and timings', async () => {
     const file = await makeRandomFile(tmp.dir, 'ok.bin', 23 * MiB + 12345);
-    const req = request({ source: { type: 'file', path: file.path }, partsPerActivity: 2, partConcurrency: 3, metadata: { origin: 'test' }, contentType: 'application/x-test' });
+    const req = request({
+      source: { type: 'file', path: file.path },
+      partsPerActivity: 2,
+      partConcurrency: 3,
+      metadata: { origin: 'test' },
+      contentType: 'application/x-test',
+    });
     const handle = await uploads.start(req);
     const result = await handle.result();
 
-    expect(result).toMatchObject({ bucket: BUCKET, key: req.destination.key, size: file.size, partCount: 5, partSize: 5 * MiB, tenant: TENANT });
+    expect(result).toMatchObject({
+      bucket: BUCKET,
+      key: req.destination.key,
+      size: file.size,
+      partCount: 5,
+      partSize: 5 * MiB,
+      tenant: TENANT,
+    });
     expect(result.etag).toMatch(/-5"?$/);
     expect(result.checksum).toMatchObject({ algorithm: 'CRC32C' });
-    expect(Object.keys(result.timings)).toEqual(expect.arrayContaining(['inspect-source', 'reserve-space', 'upload-parts', 'verify', 'merge']));
+    expect(Object.keys(result.timings)).toEqual(
+      expect.arrayContaining(['inspect-source', 'reserve-space', 'upload-parts', 'verify', 'merge']),
+    );
     expect(await objectSha256(stack.s3, BUCKET, req.destination.key)).toBe(file.sha256);
     expect(await incompleteUploads(stack.s3, BUCKET, req.destination.key)).toEqual([]);
     expect(handle.workflowId).toBe(`upload:${TENANT}:${req.uploadId}`);
     const progress = await handle.progress();
-    expect(progress).toMatchObject({ phase: 'done', outcome: 'completed', partsDone: 5, bytesDone: file.size, batchesDone: 3, batchesTotal: 3 });
+    expect(progress).toMatchObject({
+      phase: 'done',
+      outcome: 'completed',
+      partsDone: 5,
+      bytesDone: file.size,
+      batchesDone: 3,
+      batchesTotal: 3,
+    });
   });
 
   it('returns the running or completed upload when the same upload is started again', async () => {
@@ -131,7 +156,11 @@ describe('upload saga', () => {
 
   it('verifies a caller-given SHA-256 and sends a signed completion webhook with an idempotency key', async () => {
     const file = await makeRandomFile(tmp.dir, 'hooked.bin', 7 * MiB);
-    const req = request({ source: { type: 'file', path: file.path }, expectedChecksum: { algorithm: 'SHA256', value: file.sha256 }, webhookUrl: receiver.url('/ok') });
+    const req = request({
+      source: { type: 'file', path: file.path },
+      expectedChecksum: { algorithm: 'SHA256', value: file.sha256 },
+      webhookUrl: receiver.url('/ok'),
+    });
     const handle = await uploads.start(req);
     const result = await handle.result();
     expect(result.sha256).toBe(file.sha256);
@@ -140,17 +169,26 @@ describe('upload saga', () => {
     const [hook] = eventsFor(handle.workflowId);
     expect(hook).toBeDefined();
     const event = hook!.json as unknown as UploadEvent;
-    expect(event).toMatchObject({ type: 'upload.completed', uploadId: req.uploadId, key: req.destination.key, result: { size: file.size, sha256: file.sha256 } });
+    expect(event).toMatchObject({
+      type: 'upload.completed',
+      uploadId: req.uploadId,
+      key: req.destination.key,
+      result: { size: file.size, sha256: file.sha256 },
+    });
     expect(hook!.headers['idempotency-key']).toBe(`${handle.workflowId}/upload.completed`);
     const [t, v1] = String(hook!.headers['x-upload-saga-signature']).split(',');
-    const expected = createHmac('sha256', WEBHOOK_SECRET).update(`${t!.slice(2)}.${hook!.body}`).digest('hex');
+    const expected = createHmac('sha256', WEBHOOK_SECRET)
+      .update(`${t!.slice(2)}.${hook!.body}`)
+      .digest('hex');
     expect(v1).toBe(`v1=${expected}`);
     expect(hook!.body).not.toContain(WEBHOOK_SECRET);
 
     // Secrets are worker configuration: they never reach the workflow's history.
     const history = await handle.workflow.fetchHistory();
     // Protobuf renders payload bytes as base64 in `data` fields: decode them to text.
-    const text = JSON.stringify(history, (k, v: unknown) => (k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v));
+    const text = JSON.stringify(history, (k, v: unknown) =>
+      k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v,
+    );
     expect(text).toContain(req.destination.key); // the decoding works: payloads are readable here
     for (const secret of [WEBHOOK_SECRET, stack.config.s3.credentials!.secretAccessKey, stack.config.s3.credentials!.accessKeyId]) {
       expect(text).not.toContain(secret);
@@ -159,7 +197,11 @@ describe('upload saga', () => {
 
   it('compensates when the expected checksum does not match: aborted, released, failure event sent', async () => {
     const file = await makeRandomFile(tmp.dir, 'mismatch.bin', 11 * MiB);
-    const req = request({ source: { type: 'file', path: file.path }, expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) }, webhookUrl: receiver.url('/fail') });
+    const req = request({
+      source: { type: 'file', path: file.path },
+      expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) },
+      webhookUrl: receiver.url('/fail'),
+    });
     const handle = await uploads.start(req);
     const err = await handle.result().catch((e: unknown) => e);
 
@@ -184,7 +226,12 @@ describe('upload saga', () => {
       async uploadParts(input) {
         if (input.firstPart > 1) {
           refused++;
-          throw ApplicationFailure.create({ type: 'S3.AccessDenied', message: 'injected: the store refuses part 3', nonRetryable: true, details: [{ uploadId: input.uploadId }] });
+          throw ApplicationFailure.create({
+            type: 'S3.AccessDenied',
+            message: 'injected: the store refuses part 3',
+            nonRetryable: true,
+            details: [{ uploadId: input.uploadId }],
+          });
         }
         return real.uploadParts(input); // batch 1 really lands in MinIO
       },
@@ -253,7 +300,9 @@ describe('upload saga', () => {
   it('fails with a specific error before any byte moves when the source is bad', async () => {
     const missing = request({ source: { type: 'file', path: `${tmp.dir}/does-not-exist.bin` } });
     const e1 = (await (await uploads.start(missing)).result().catch((e: unknown) => e)) as UploadFailedError;
-    expect(e1.message).toContain(`step "inspect-source" failed: SourceNotFound: source file ${tmp.dir}/does-not-exist.bin does not exist on the worker host`);
+    expect(e1.message).toContain(
+      `step "inspect-source" failed: SourceNotFound: source file ${tmp.dir}/does-not-exist.bin does not exist on the worker host`,
+    );
 
     const file = await makeRandomFile(tmp.dir, 'declared.bin', 1 * MiB);
     const wrongSize = request({ source: { type: 'file', path: file.path }, declaredSize: 2 * MiB });
@@ -262,7 +311,7 @@ describe('upload saga', () => {
 
     const outside = request({ source: { type: 'file', path: '/etc/hostname' } });
     const e3 = (await (await uploads.start(outside)).result().catch((e: unknown) => e)) as UploadFailedError;
-    expect(e3.message).toContain('SourceNotAllowed: source file /etc/hostname is outside the worker\'s allowed roots');
+    expect(e3.message).toContain("SourceNotAllowed: source file /etc/hostname is outside the worker's allowed roots");
 
     const noBucket = request({ source: { type: 'file', path: file.path }, destination: { bucket: 'no-such-bucket', key: 'x.bin' } });
     const e4 = (await (await uploads.start(noBucket)).result().catch((e: unknown) => e)) as UploadFailedError;
@@ -286,11 +335,30 @@ describe('upload saga', () => {
   });
 
   it('rejects an invalid request in the client, listing every problem, before any workflow starts', async () => {
-    const bad = { uploadId: 'bad id!', tenant: '', source: { type: 'file', path: 'relative.bin' }, destination: { bucket: 'UPPER', key: '' }, partSize: 1024, partConcurrency: 0, webhookUrl: 'ftp://x' };
+    const bad = {
+      uploadId: 'bad id!',
+      tenant: '',
+      source: { type: 'file', path: 'relative.bin' },
+      destination: { bucket: 'UPPER', key: '' },
+      partSize: 1024,
+      partConcurrency: 0,
+      webhookUrl: 'ftp://x',
+    };
     const err = await uploads.start(bad as unknown as UploadRequest).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidUploadRequestError);
     const fields = (err as InvalidUploadRequestError).problems.map((p) => p.field);
-    expect(fields).toEqual(expect.arrayContaining(['uploadId', 'tenant', 'source.path', 'destination.bucket', 'destination.key', 'partSize', 'partConcurrency', 'webhookUrl']));
+    expect(fields).toEqual(
+      expect.arrayContaining([
+        'uploadId',
+        'tenant',
+        'source.path',
+        'destination.bucket',
+        'destination.key',
+        'partSize',
+        'partConcurrency',
+        'webhookUrl',
+      ]),
+    );
     const listed = await stack.client.workflow.list({ query: `WorkflowId = 'upload:${bad.tenant}:${bad.uploadId}'` });
     for await (const _ of listed) expect.fail('no workflow should exist');
   });

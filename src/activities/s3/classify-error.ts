@@ -13,12 +13,32 @@ import { ApplicationFailure } from '@temporalio/common';
 import { S3ServiceException } from '@aws-sdk/client-s3';
 
 /** 4xx codes that S3 documents as worth retrying. */
-const RETRYABLE_CLIENT_CODES = new Set(['RequestTimeout', 'RequestTimeTooSkewed', 'OperationAborted', 'TooManyRequests', 'Throttling', 'ThrottlingException', 'SlowDown', 'RequestLimitExceeded']);
+const RETRYABLE_CLIENT_CODES = new Set([
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'OperationAborted',
+  'TooManyRequests',
+  'Throttling',
+  'ThrottlingException',
+  'SlowDown',
+  'RequestLimitExceeded',
+]);
 /** Throttling codes: wait at least this long, whatever the backoff says. */
 const THROTTLE_CODES = new Set(['SlowDown', 'TooManyRequests', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded']);
 export const THROTTLE_MIN_DELAY_MS = 2000;
 
-const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+]);
 
 export interface ClassifiedS3Error {
   type: string;
@@ -41,7 +61,8 @@ function retryAfterHeaderMs(err: S3ServiceException): number | undefined {
 export function classifyS3Error(err: unknown): ClassifiedS3Error {
   // An answer from the store has an HTTP status. The SDK also attaches `$metadata` (attempts only)
   // to socket errors after its own retries, and names a reset `TimeoutError`: those are network errors.
-  const answered = err instanceof S3ServiceException || (err instanceof Error && (err as S3ServiceException).$metadata?.httpStatusCode !== undefined);
+  const answered =
+    err instanceof S3ServiceException || (err instanceof Error && (err as S3ServiceException).$metadata?.httpStatusCode !== undefined);
   if (answered) {
     const e = err as S3ServiceException;
     const status = e.$metadata?.httpStatusCode;

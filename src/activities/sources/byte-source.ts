@@ -31,7 +31,11 @@ const LOCAL_VERSION_WITHOUT_CTIME = /^\d+:\d+:\d+(\.\d+)?$/;
  */
 export function sourceVersionMatches(recorded: string, current: string): boolean {
   if (current === recorded) return true;
-  return LOCAL_VERSION_WITHOUT_CTIME.test(recorded) && current.startsWith(`${recorded}:ctime=`) && !current.slice(recorded.length + 1).includes(':');
+  return (
+    LOCAL_VERSION_WITHOUT_CTIME.test(recorded) &&
+    current.startsWith(`${recorded}:ctime=`) &&
+    !current.slice(recorded.length + 1).includes(':')
+  );
 }
 
 export interface ByteSource {

@@ -20,7 +20,14 @@
  * address fails the upload with the permanent `SourceNotAllowed`, naming the address and the
  * variable that would allow it.
  */
-import { AddressNotAllowedError, createGuardedFetch, OutboundPolicy, RedirectRefusedError, type HttpFetch, type ResolveHost } from '../../net/guarded-fetch';
+import {
+  AddressNotAllowedError,
+  createGuardedFetch,
+  OutboundPolicy,
+  RedirectRefusedError,
+  type HttpFetch,
+  type ResolveHost,
+} from '../../net/guarded-fetch';
 import { permanentFailure, transientFailure, UploadFailureType } from '../../upload/errors';
 import type { SourceDescriptor } from '../../upload/request';
 import type { ByteSource, SourceResolver, SourceStat } from './byte-source';
@@ -108,9 +115,16 @@ class HttpUrlSource implements ByteSource {
       throw this.changed(`a ranged GET answered HTTP ${response.status} instead of 206`);
     }
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(response.headers.get('content-range') ?? '');
-    if (!range || Number(range[1]) !== offset || Number(range[2]) !== offset + length - 1 || (range[3] !== '*' && Number(range[3]) !== this.identity.size)) {
+    if (
+      !range ||
+      Number(range[1]) !== offset ||
+      Number(range[2]) !== offset + length - 1 ||
+      (range[3] !== '*' && Number(range[3]) !== this.identity.size)
+    ) {
       await response.body?.cancel();
-      throw this.changed(`asked for bytes ${offset}-${offset + length - 1} of ${this.identity.size}, got Content-Range "${response.headers.get('content-range')}"`);
+      throw this.changed(
+        `asked for bytes ${offset}-${offset + length - 1} of ${this.identity.size}, got Content-Range "${response.headers.get('content-range')}"`,
+      );
     }
     const body = Buffer.from(await response.arrayBuffer());
     if (body.length !== length) throw this.changed(`expected ${length} bytes at ${offset}, got ${body.length}`);
@@ -123,7 +137,8 @@ class HttpUrlSource implements ByteSource {
       if (!this.sequential || this.sequential.position > offset) {
         await this.close();
         const response = await this.get({});
-        if (!response.ok || !response.body) throw transientFailure(UploadFailureType.SourceUnreadable, `${this.description} answered HTTP ${response.status}`);
+        if (!response.ok || !response.body)
+          throw transientFailure(UploadFailureType.SourceUnreadable, `${this.description} answered HTTP ${response.status}`);
         this.sequential = { reader: response.body.getReader(), position: 0, pending: Buffer.alloc(0) };
       }
       const s = this.sequential;
@@ -133,7 +148,10 @@ class HttpUrlSource implements ByteSource {
       while (need > 0 || skip > 0) {
         if (s.pending.length === 0) {
           const { value, done } = await s.reader.read();
-          if (done) throw this.changed(`the stream ended at byte ${s.position + chunks.reduce((n, c) => n + c.length, 0)}, before ${offset + length}`);
+          if (done)
+            throw this.changed(
+              `the stream ended at byte ${s.position + chunks.reduce((n, c) => n + c.length, 0)}, before ${offset + length}`,
+            );
           s.pending = Buffer.from(value);
         }
         if (skip > 0) {
@@ -160,7 +178,10 @@ class HttpUrlSource implements ByteSource {
     try {
       return await this.fetchImpl(this.url, { headers, signal: AbortSignal.timeout(this.timeoutMs), redirect: 'follow' });
     } catch (err) {
-      throw refusalFailure(this.description.replace(/^URL /, ''), err) ?? transientFailure(UploadFailureType.SourceUnreadable, `${this.description} unreachable: ${(err as Error).message}`);
+      throw (
+        refusalFailure(this.description.replace(/^URL /, ''), err) ??
+        transientFailure(UploadFailureType.SourceUnreadable, `${this.description} unreachable: ${(err as Error).message}`)
+      );
     }
   }
 }
@@ -175,16 +196,23 @@ async function probe(url: string, fetchImpl: HttpFetch, timeoutMs: number): Prom
   try {
     response = await fetchImpl(url, { method: 'HEAD', signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
   } catch (err) {
-    throw refusalFailure(shown, err) ?? transientFailure(UploadFailureType.SourceUnreadable, `URL ${shown} unreachable: ${(err as Error).message}`);
+    throw (
+      refusalFailure(shown, err) ??
+      transientFailure(UploadFailureType.SourceUnreadable, `URL ${shown} unreachable: ${(err as Error).message}`)
+    );
   }
-  if (response.status === 404 || response.status === 410) throw permanentFailure(UploadFailureType.SourceNotFound, `URL ${shown} answered HTTP ${response.status}`);
+  if (response.status === 404 || response.status === 410)
+    throw permanentFailure(UploadFailureType.SourceNotFound, `URL ${shown} answered HTTP ${response.status}`);
   if (response.status >= 500 || response.status === 429 || response.status === 408) {
     throw transientFailure(UploadFailureType.SourceUnreadable, `URL ${shown} answered HTTP ${response.status}`);
   }
   if (!response.ok) throw permanentFailure(UploadFailureType.SourceUnreadable, `URL ${shown} answered HTTP ${response.status}`);
   const length = response.headers.get('content-length');
   if (length === null || !/^\d+$/.test(length)) {
-    throw permanentFailure(UploadFailureType.SourceUnreadable, `URL ${shown} does not declare a Content-Length; the upload needs the size in advance`);
+    throw permanentFailure(
+      UploadFailureType.SourceUnreadable,
+      `URL ${shown} does not declare a Content-Length; the upload needs the size in advance`,
+    );
   }
   return {
     size: Number(length),
@@ -201,8 +229,16 @@ export class HttpUrlResolver implements SourceResolver {
 
   /** @throws TypeError when an `allowedHosts` entry is malformed */
   constructor(options: HttpSourceOptions = {}) {
-    const policy = new OutboundPolicy({ allowedHosts: options.allowedHosts ?? [], subject: 'URL sources', variable: URL_ALLOWED_HOSTS_VARIABLE });
-    this.fetchImpl = createGuardedFetch({ policy, ...(options.resolve ? { resolve: options.resolve } : {}), ...(options.maxRedirects !== undefined ? { maxRedirects: options.maxRedirects } : {}) });
+    const policy = new OutboundPolicy({
+      allowedHosts: options.allowedHosts ?? [],
+      subject: 'URL sources',
+      variable: URL_ALLOWED_HOSTS_VARIABLE,
+    });
+    this.fetchImpl = createGuardedFetch({
+      policy,
+      ...(options.resolve ? { resolve: options.resolve } : {}),
+      ...(options.maxRedirects !== undefined ? { maxRedirects: options.maxRedirects } : {}),
+    });
     this.timeoutMs = options.timeoutMs ?? 60_000;
   }
 

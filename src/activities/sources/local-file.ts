@@ -89,7 +89,8 @@ export class LocalFileResolver implements SourceResolver {
       real = await fs.realpath(requested);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw permanentFailure(UploadFailureType.SourceNotFound, `source file ${requested} does not exist on the worker host`);
+      if (code === 'ENOENT' || code === 'ENOTDIR')
+        throw permanentFailure(UploadFailureType.SourceNotFound, `source file ${requested} does not exist on the worker host`);
       throw permanentFailure(UploadFailureType.SourceUnreadable, `source file ${requested} cannot be resolved: ${code ?? String(err)}`);
     }
     const roots = await this.roots();
@@ -100,7 +101,11 @@ export class LocalFileResolver implements SourceResolver {
         `source file ${requested}${real !== requested ? ` (resolves to ${real})` : ''} is outside the worker's allowed roots: ${rootList}`,
       );
     }
-    const swapped = (what: string) => permanentFailure(UploadFailureType.SourceNotAllowed, `source file ${requested} ${what}; refused, as it could lead outside the allowed roots`);
+    const swapped = (what: string) =>
+      permanentFailure(
+        UploadFailureType.SourceNotAllowed,
+        `source file ${requested} ${what}; refused, as it could lead outside the allowed roots`,
+      );
     let handle: fs.FileHandle;
     try {
       // O_NOFOLLOW: if the file was replaced by a symlink since realpath, the open fails instead of
@@ -109,7 +114,8 @@ export class LocalFileResolver implements SourceResolver {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ELOOP') throw swapped(`(${real}) was replaced by a symbolic link after its path was checked`);
-      if (code === 'ENOENT') throw permanentFailure(UploadFailureType.SourceNotFound, `source file ${requested} does not exist on the worker host`);
+      if (code === 'ENOENT')
+        throw permanentFailure(UploadFailureType.SourceNotFound, `source file ${requested} does not exist on the worker host`);
       throw permanentFailure(UploadFailureType.SourceUnreadable, `source file ${requested} cannot be opened: ${code ?? String(err)}`);
     }
     try {
@@ -126,7 +132,8 @@ export class LocalFileResolver implements SourceResolver {
         );
       }
       const now = await fs.lstat(real).catch(() => undefined);
-      if (!now || now.dev !== stat.dev || now.ino !== stat.ino) throw swapped(`changed while it was opened (${real} is no longer the opened file)`);
+      if (!now || now.dev !== stat.dev || now.ino !== stat.ino)
+        throw swapped(`changed while it was opened (${real} is no longer the opened file)`);
       return new LocalFileSource(handle, real);
     } catch (err) {
       await handle.close();

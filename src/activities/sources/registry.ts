@@ -15,7 +15,9 @@ export class SourceRegistry implements SourceResolver {
     const resolver = this.resolvers[source.type];
     if (!resolver) {
       const known = Object.keys(this.resolvers).join(', ') || 'none';
-      return Promise.reject(permanentFailure(UploadFailureType.SourceNotAllowed, `this worker does not read "${source.type}" sources (it reads: ${known})`));
+      return Promise.reject(
+        permanentFailure(UploadFailureType.SourceNotAllowed, `this worker does not read "${source.type}" sources (it reads: ${known})`),
+      );
     }
     return resolver.open(source);
   }

@@ -57,10 +57,14 @@ function sourceFailure(description: string, operation: string, err: unknown): Er
     return permanentFailure(UploadFailureType.SourceNotFound, `${description} does not exist (${code})`);
   }
   if (isS3Error(err, 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Http403')) {
-    return permanentFailure(UploadFailureType.SourceNotAllowed, `${description} cannot be read with the credentials configured for it: ${code}`);
+    return permanentFailure(
+      UploadFailureType.SourceNotAllowed,
+      `${description} cannot be read with the credentials configured for it: ${code}`,
+    );
   }
   // 5xx, throttling, timeouts, resets: the store may come back.
-  if (status === undefined || status >= 500 || status === 429 || status === 408) return transientFailure(UploadFailureType.SourceUnreadable, message);
+  if (status === undefined || status >= 500 || status === 429 || status === 408)
+    return transientFailure(UploadFailureType.SourceUnreadable, message);
   return permanentFailure(UploadFailureType.SourceUnreadable, message);
 }
 
@@ -76,7 +80,10 @@ async function head(client: S3Client, source: S3ObjectSource, description: strin
     throw sourceFailure(description, 'HeadObject', err);
   }
   if (answer.ContentLength === undefined || !answer.ETag) {
-    throw permanentFailure(UploadFailureType.SourceUnreadable, `${description}: HeadObject returned no size or no ETag; the upload needs both`);
+    throw permanentFailure(
+      UploadFailureType.SourceUnreadable,
+      `${description}: HeadObject returned no size or no ETag; the upload needs both`,
+    );
   }
   if (answer.DeleteMarker) throw permanentFailure(UploadFailureType.SourceNotFound, `${description} is a delete marker`);
   return { size: answer.ContentLength, etag: answer.ETag, ...(answer.VersionId ? { versionId: answer.VersionId } : {}) };
@@ -116,7 +123,13 @@ class S3ObjectByteSource implements ByteSource {
     let answer;
     try {
       answer = await this.client.send(
-        new GetObjectCommand({ Bucket: this.source.bucket, Key: this.source.key, VersionId: this.versionId, Range: range, IfMatch: this.identity.etag }),
+        new GetObjectCommand({
+          Bucket: this.source.bucket,
+          Key: this.source.key,
+          VersionId: this.versionId,
+          Range: range,
+          IfMatch: this.identity.etag,
+        }),
       );
     } catch (err) {
       if (isS3Error(err, 'PreconditionFailed', 'Http412')) throw this.changed(`its ETag is no longer ${this.identity.etag}`);
@@ -124,7 +137,12 @@ class S3ObjectByteSource implements ByteSource {
       throw sourceFailure(this.description, `GET ${range}`, err);
     }
     const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(answer.ContentRange ?? '');
-    if (!contentRange || Number(contentRange[1]) !== offset || Number(contentRange[2]) !== offset + length - 1 || Number(contentRange[3]) !== this.identity.size) {
+    if (
+      !contentRange ||
+      Number(contentRange[1]) !== offset ||
+      Number(contentRange[2]) !== offset + length - 1 ||
+      Number(contentRange[3]) !== this.identity.size
+    ) {
       await answer.Body?.transformToByteArray().catch(() => undefined);
       throw this.changed(`asked for ${range} of ${this.identity.size}, got Content-Range "${answer.ContentRange}"`);
     }
@@ -133,7 +151,11 @@ class S3ObjectByteSource implements ByteSource {
     return body;
   }
 
-  private async copyPart(target: PartCopyTarget, range: { offset: number; length: number }, signal?: AbortSignal): Promise<{ etag: string }> {
+  private async copyPart(
+    target: PartCopyTarget,
+    range: { offset: number; length: number },
+    signal?: AbortSignal,
+  ): Promise<{ etag: string }> {
     const sourceRange = `bytes=${range.offset}-${range.offset + range.length - 1}`;
     let answer;
     try {
@@ -150,7 +172,8 @@ class S3ObjectByteSource implements ByteSource {
         { abortSignal: signal },
       );
     } catch (err) {
-      if (isS3Error(err, 'PreconditionFailed', 'Http412')) throw this.changed(`its ETag is no longer ${this.identity.etag} (UploadPartCopy of ${sourceRange})`);
+      if (isS3Error(err, 'PreconditionFailed', 'Http412'))
+        throw this.changed(`its ETag is no longer ${this.identity.etag} (UploadPartCopy of ${sourceRange})`);
       if (isS3Error(err, 'NoSuchKey', 'NoSuchVersion')) throw this.changed(`it was deleted (UploadPartCopy of ${sourceRange})`);
       throw err; // a destination-side error: upload-parts classifies it as S3.<Code>
     }

@@ -85,7 +85,9 @@ export async function runCodecServer(options: CodecServerCommandOptions, io: Cli
       '',
       'Web UI: start the dev server with   temporal server start-dev --ui-codec-endpoint ' + server.url,
       '        or set it under "Codec Server" in the UI (per browser)',
-      'CLI:    temporal workflow show --workflow-id <id> --codec-endpoint ' + server.url + (token ? ' --codec-auth "Bearer $UPLOAD_SAGA_CODEC_SERVER_TOKEN"' : ''),
+      'CLI:    temporal workflow show --workflow-id <id> --codec-endpoint ' +
+        server.url +
+        (token ? ' --codec-auth "Bearer $UPLOAD_SAGA_CODEC_SERVER_TOKEN"' : ''),
       'press Ctrl-C to stop',
     );
     const signal = await shutdown.received;

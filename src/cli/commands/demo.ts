@@ -54,7 +54,10 @@ export const DEFAULT_DEMO_SIZE = 64 * 1024 * 1024;
 export class DemoVerificationError extends CliError {
   override readonly name = 'DemoVerificationError';
   constructor(expected: string, actual: string) {
-    super('verification failed: the object in S3 differs from the uploaded file', ExitCode.Failure, [`  file   sha256 ${expected}`, `  object sha256 ${actual}`]);
+    super('verification failed: the object in S3 differs from the uploaded file', ExitCode.Failure, [
+      `  file   sha256 ${expected}`,
+      `  object sha256 ${actual}`,
+    ]);
   }
 }
 
@@ -194,7 +197,11 @@ export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<v
       // The HTTP gateway on the same worker: uploads from a browser or tus client, as tenant "demo".
       const token = randomBytes(18).toString('base64url');
       r.gateway = await guard(
-        startGatewayFromEnv({ ...env, UPLOAD_SAGA_GATEWAY_TOKENS: `${DEMO_TENANT}=${hashToken(token)}`, UPLOAD_SAGA_GATEWAY_PORT: io.env.UPLOAD_SAGA_GATEWAY_PORT ?? '0' }),
+        startGatewayFromEnv({
+          ...env,
+          UPLOAD_SAGA_GATEWAY_TOKENS: `${DEMO_TENANT}=${hashToken(token)}`,
+          UPLOAD_SAGA_GATEWAY_PORT: io.env.UPLOAD_SAGA_GATEWAY_PORT ?? '0',
+        }),
       );
       out(io, '', `HTTP gateway: ${r.gateway.url} (tus endpoint ${r.gateway.url}/files), tenant ${DEMO_TENANT}, token ${token}`);
       // The fragment never reaches the server: the page reads the token from it and drops it from the address bar.

@@ -37,8 +37,18 @@ export async function runGatewayCommand(options: GatewayCommandOptions, io: CliI
         ['url', gateway.url],
         ['tus', `${gateway.url}/files`],
         ['page', `${gateway.url}/ (open as /#token=<token>; S3 multipart for Uppy under /uppy, progress at /uploads/<id>/events)`],
-        ['tenants', tenants.size ? [...tenants].sort().join(', ') : 'none: set UPLOAD_SAGA_GATEWAY_TOKENS (tenant=<sha256 of the token>), every request gets 401'],
-        ['replicas', gateway.config.redisUrl ? 'any number (locks and rate limits in Redis)' : 'one (no UPLOAD_SAGA_GATEWAY_REDIS_URL: locks and limits in this process)'],
+        [
+          'tenants',
+          tenants.size
+            ? [...tenants].sort().join(', ')
+            : 'none: set UPLOAD_SAGA_GATEWAY_TOKENS (tenant=<sha256 of the token>), every request gets 401',
+        ],
+        [
+          'replicas',
+          gateway.config.redisUrl
+            ? 'any number (locks and rate limits in Redis)'
+            : 'one (no UPLOAD_SAGA_GATEWAY_REDIS_URL: locks and limits in this process)',
+        ],
         ['task queue', env.TEMPORAL_TASK_QUEUE ?? 'upload-saga'],
       ]),
       'press Ctrl-C to stop',

@@ -46,7 +46,9 @@ function stackEncryption(env: NodeJS.ProcessEnv): { encryption: EncryptionConfig
 export async function runStack(options: StackCommandOptions, io: CliIo): Promise<void> {
   note(io, 'starting Temporal + MinIO (the first run builds both servers from Go modules, which takes several minutes)…');
   const keys = options.encrypt ? stackEncryption(io.env) : undefined;
-  const codecServer: RunningCodecServer | undefined = keys ? await startCodecServer({ codec: new AesGcmPayloadCodec({ encryption: keys.encryption }) }) : undefined;
+  const codecServer: RunningCodecServer | undefined = keys
+    ? await startCodecServer({ codec: new AesGcmPayloadCodec({ encryption: keys.encryption }) })
+    : undefined;
   let stack;
   try {
     stack = await startEmbeddedStack({
@@ -75,7 +77,12 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
         ['web ui', stack.temporal.uiUrl],
         ['s3', `${stack.s3.endpoint} (bucket ${STACK_BUCKET}, region ${stack.s3.region})`],
         ['minio console', stack.s3.consoleUrl],
-        ['codec server', codecServer ? `${codecServer.url} (the Web UI decrypts through it; key ${keys?.encryption.keys[0].id}${keys?.generatedKey ? ', new' : ', from the environment'})` : undefined],
+        [
+          'codec server',
+          codecServer
+            ? `${codecServer.url} (the Web UI decrypts through it; key ${keys?.encryption.keys[0].id}${keys?.generatedKey ? ', new' : ', from the environment'})`
+            : undefined,
+        ],
         ['data', `${stack.dataDir}${dataKept ? ' (kept on exit)' : ' (deleted on exit)'}`],
       ]),
       '',

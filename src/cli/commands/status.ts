@@ -35,7 +35,9 @@ export async function runStatus(tenant: string, uploadId: string, options: Statu
     const attrs = description.typedSearchAttributes;
     const running = description.status.name === 'RUNNING';
     // A closed upload's result says more than its last progress, and needs no worker (unless cancelled).
-    const progress = running ? await client.withAbortSignal(AbortSignal.timeout(timeoutMs), () => handle.progress()).catch(() => undefined) : undefined;
+    const progress = running
+      ? await client.withAbortSignal(AbortSignal.timeout(timeoutMs), () => handle.progress()).catch(() => undefined)
+      : undefined;
     const uiLink = uploadUiLink({ workflowId: handle.workflowId, namespace: config.temporal.namespace, uiUrl: webUiBaseUrl(io.env) });
 
     out(
@@ -51,7 +53,11 @@ export async function runStatus(tenant: string, uploadId: string, options: Statu
         ['web ui', uiLink],
       ]),
     );
-    if (!running) await printEnding(client.withAbortSignal(AbortSignal.timeout(timeoutMs), () => handle.result()), io);
+    if (!running)
+      await printEnding(
+        client.withAbortSignal(AbortSignal.timeout(timeoutMs), () => handle.result()),
+        io,
+      );
   });
 }
 

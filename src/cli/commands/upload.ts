@@ -11,7 +11,14 @@
 import { stat } from 'node:fs/promises';
 import { UploadFailedError } from '../../client';
 import { InvalidUploadRequestError } from '../../upload/errors';
-import { describeSource, findRequestProblems, uploadWorkflowId, type ChecksumAlgorithm, type SourceDescriptor, type UploadRequest } from '../../upload/request';
+import {
+  describeSource,
+  findRequestProblems,
+  uploadWorkflowId,
+  type ChecksumAlgorithm,
+  type SourceDescriptor,
+  type UploadRequest,
+} from '../../upload/request';
 import type { UploadResult } from '../../upload/outcome';
 import { withUploads } from '../connect';
 import { CliError, ExitCode } from '../errors';
@@ -96,15 +103,25 @@ export async function runUpload(sourceArgument: string, options: UploadCommandOp
     const handle = await uploads.start(request);
     const workflowId = uploadWorkflowId(request.tenant, request.uploadId);
     const uiLink = uploadUiLink({ workflowId, namespace: config.temporal.namespace, uiUrl: webUiBaseUrl(io.env) });
-    const follow = [`  status: upload-saga status ${request.tenant} ${request.uploadId}`, `  cancel: upload-saga cancel ${request.tenant} ${request.uploadId}`];
+    const follow = [
+      `  status: upload-saga status ${request.tenant} ${request.uploadId}`,
+      `  cancel: upload-saga cancel ${request.tenant} ${request.uploadId}`,
+    ];
 
     if (options.wait === false) {
       out(io, `started ${workflowId}`, `  web ui: ${uiLink}`, ...follow);
       return undefined;
     }
-    note(io, `upload ${describeSource(request.source)} → s3://${request.destination.bucket}/${request.destination.key}`, `workflow ${workflowId}`);
+    note(
+      io,
+      `upload ${describeSource(request.source)} → s3://${request.destination.bucket}/${request.destination.key}`,
+      `workflow ${workflowId}`,
+    );
 
-    const bar = options.progress === false ? undefined : new UploadProgressBar({ stream: io.stderr, ...(fallbackTotal !== undefined ? { fallbackTotal } : {}) });
+    const bar =
+      options.progress === false
+        ? undefined
+        : new UploadProgressBar({ stream: io.stderr, ...(fallbackTotal !== undefined ? { fallbackTotal } : {}) });
     // Ctrl-C detaches: the calls in flight are cancelled before the connection closes.
     const detach = new AbortController();
     const interrupt = waitForShutdownSignal();

@@ -59,7 +59,8 @@ function uploadIdOf(file) {
 }
 
 function resetView() {
-  for (const id of ['sent', 'upload-id', 'phase', 'bytes', 'rate', 'outcome', 'result-bucket', 'result-key', 'result-etag', 'result-size']) setText(id, '—');
+  for (const id of ['sent', 'upload-id', 'phase', 'bytes', 'rate', 'outcome', 'result-bucket', 'result-key', 'result-etag', 'result-size'])
+    setText(id, '—');
   setText('error', '');
   $('events').replaceChildren();
   $('sent-bar').value = 0;
@@ -94,7 +95,9 @@ async function watch(uploadId) {
   let outcome = 'running';
   for (let attempt = 1; outcome === 'running' && attempt <= 20; attempt++) {
     try {
-      const response = await fetch(`/uploads/${encodeURIComponent(uploadId)}/events`, { headers: { ...authHeaders(), Accept: 'text/event-stream' } });
+      const response = await fetch(`/uploads/${encodeURIComponent(uploadId)}/events`, {
+        headers: { ...authHeaders(), Accept: 'text/event-stream' },
+      });
       if (!response.ok) throw new Error(`progress stream: HTTP ${response.status} ${await response.text()}`);
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';

@@ -52,29 +52,29 @@ export function createRetryInterceptor(options: RetryInterceptorOptions = {}): A
   const random = options.random ?? Math.random;
   return (ctx: Context) => ({
     inbound: {
-     async execute(input, next) {
-      try {
-        return await next(input);
-      } catch (err) {
-        const hint = decodeHint(input.headers);
-        const storeHintMs = storeRetryAfterMs(err);
-        if ((!hint && storeHintMs === undefined) || willNotBeRetried(err, ctx.info)) throw err;
-        const delayMs = nextRetryDelayMs({
-          schedule: scheduleOf(ctx.info),
-          attempt: ctx.info.attempt,
-          jitter: hint?.jitter ?? 'none',
-          random: random(),
-          storeHintMs,
-        });
-        throw ApplicationFailure.create({
-          type: (err instanceof ApplicationFailure ? err.type : err instanceof Error ? err.name : undefined) ?? 'Error',
-          message: err instanceof Error ? err.message : String(err),
-          details: err instanceof ApplicationFailure ? (err.details ?? undefined) : undefined,
-          cause: err instanceof Error ? err : undefined,
-          nextRetryDelay: delayMs,
-        });
-      }
-     },
+      async execute(input, next) {
+        try {
+          return await next(input);
+        } catch (err) {
+          const hint = decodeHint(input.headers);
+          const storeHintMs = storeRetryAfterMs(err);
+          if ((!hint && storeHintMs === undefined) || willNotBeRetried(err, ctx.info)) throw err;
+          const delayMs = nextRetryDelayMs({
+            schedule: scheduleOf(ctx.info),
+            attempt: ctx.info.attempt,
+            jitter: hint?.jitter ?? 'none',
+            random: random(),
+            storeHintMs,
+          });
+          throw ApplicationFailure.create({
+            type: (err instanceof ApplicationFailure ? err.type : err instanceof Error ? err.name : undefined) ?? 'Error',
+            message: err instanceof Error ? err.message : String(err),
+            details: err instanceof ApplicationFailure ? (err.details ?? undefined) : undefined,
+            cause: err instanceof Error ? err : undefined,
+            nextRetryDelay: delayMs,
+          });
+        }
+      },
     },
   });
 }

@@ -1,8 +1,24 @@
 /**
  * The saga engine's workflow-side public surface. Deterministic: safe to import from workflow code.
  */
-export { defineSaga, type SagaDefinition, type StepDefinition, type StepRetryPolicy, type StepTimeouts, type ActivityCallDefinition, type WorkflowActionDefinition } from './definition';
-export { PIVOT_NOT_CANCELLABLE_PATCH, Saga, type SagaOptions, type SagaState, type StepOutcome, type RunOptions, type StepStatus } from './saga';
+export {
+  defineSaga,
+  type SagaDefinition,
+  type StepDefinition,
+  type StepRetryPolicy,
+  type StepTimeouts,
+  type ActivityCallDefinition,
+  type WorkflowActionDefinition,
+} from './definition';
+export {
+  PIVOT_NOT_CANCELLABLE_PATCH,
+  Saga,
+  type SagaOptions,
+  type SagaState,
+  type StepOutcome,
+  type RunOptions,
+  type StepStatus,
+} from './saga';
 export {
   describeReport,
   summarizeFailure,

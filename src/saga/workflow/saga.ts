@@ -79,15 +79,16 @@ type ActionOf<A, D extends SagaDefinition, S extends keyof D> = A[ActionName<D, 
 type ResultOf<A, D extends SagaDefinition, S extends keyof D> = Awaited<ReturnType<ActionOf<A, D, S>>>;
 
 /** `compensateWith`, required exactly when the step declares a compensation. */
-export type CompensateWithOption<A, D extends SagaDefinition, S extends keyof D, Result> = D[S]['compensation'] extends ActivityCallDefinition<infer C>
-  ? {
-      /**
-       * Builds the compensation's arguments when compensation runs — from the action's outcome
-       * and whatever the workflow knows by then.
-       */
-      compensateWith: (outcome: StepOutcome<Result>) => A[C & keyof A] extends AnyActivity ? Parameters<A[C & keyof A]> : never;
-    }
-  : { compensateWith?: never };
+export type CompensateWithOption<A, D extends SagaDefinition, S extends keyof D, Result> =
+  D[S]['compensation'] extends ActivityCallDefinition<infer C>
+    ? {
+        /**
+         * Builds the compensation's arguments when compensation runs — from the action's outcome
+         * and whatever the workflow knows by then.
+         */
+        compensateWith: (outcome: StepOutcome<Result>) => A[C & keyof A] extends AnyActivity ? Parameters<A[C & keyof A]> : never;
+      }
+    : { compensateWith?: never };
 
 /** The per-call options of {@link Saga.run}; `compensateWith` is required exactly when the step declares a compensation. */
 export type RunOptions<A, D extends SagaDefinition, S extends keyof D> = {
@@ -96,7 +97,12 @@ export type RunOptions<A, D extends SagaDefinition, S extends keyof D> = {
 } & CompensateWithOption<A, D, S, ResultOf<A, D, S>>;
 
 /** What {@link Saga.restoreCompleted} needs: the step's result in the earlier run, and how to undo it. */
-export type RestoreOptions<A, D extends SagaDefinition, S extends keyof D, Result> = { result: Result } & CompensateWithOption<A, D, S, Result>;
+export type RestoreOptions<A, D extends SagaDefinition, S extends keyof D, Result> = { result: Result } & CompensateWithOption<
+  A,
+  D,
+  S,
+  Result
+>;
 
 /**
  * Patch id (Temporal `patched()`) under which the pivot step runs shielded from cancellation.
@@ -179,8 +185,7 @@ interface RegisteredCompensation {
  * ```
  */
 export class Saga<A extends object, D extends SagaDefinition> {
-  private readonly options: Required<Pick<SagaOptions, 'parallelCompensation' | 'continueOnCompensationFailure'>> &
-    SagaOptions;
+  private readonly options: Required<Pick<SagaOptions, 'parallelCompensation' | 'continueOnCompensationFailure'>> & SagaOptions;
   /** In order of first registration; compensated in reverse. */
   private readonly compensations: RegisteredCompensation[] = [];
   private readonly steps = new Map<string, { status: StepStatus; runs: number }>();
@@ -204,14 +209,20 @@ export class Saga<A extends object, D extends SagaDefinition> {
    * compensation is registered once, and built from the latest `compensateWith` and outcome.
    * The pivot's action and every action after it are shielded from cancellation and never compensated.
    */
-  async run<S extends ActivityStepOf<D>>(step: S, args: Parameters<ActionOf<A, D, S>>, options: RunOptions<A, D, S>): Promise<ResultOf<A, D, S>> {
+  async run<S extends ActivityStepOf<D>>(
+    step: S,
+    args: Parameters<ActionOf<A, D, S>>,
+    options: RunOptions<A, D, S>,
+  ): Promise<ResultOf<A, D, S>> {
     const declared = this.definition[step];
     if (!declared) throw new TypeError(`saga step "${step}" is not declared`);
     const action = declared.action;
     if (!('activity' in action)) throw new TypeError(`saga step "${step}" is workflow code; run it with runInWorkflow`);
     this.assertJitterCanWork(step, action);
     const invoke = () => this.callActivity(action, args as unknown[], options.summary);
-    return this.track(step, options.compensateWith as RegisteredCompensation['buildArgs'] | undefined, invoke) as Promise<ResultOf<A, D, S>>;
+    return this.track(step, options.compensateWith as RegisteredCompensation['buildArgs'] | undefined, invoke) as Promise<
+      ResultOf<A, D, S>
+    >;
   }
 
   /**
@@ -220,7 +231,11 @@ export class Saga<A extends object, D extends SagaDefinition> {
    * compensation is registered first, a failure it throws names the step in the report, and after
    * the pivot it is shielded from cancellation. A `continueAsNew` inside it is not a failure.
    */
-  async runInWorkflow<S extends WorkflowStepOf<D>, T>(step: S, body: () => Promise<T>, options: CompensateWithOption<A, D, S, T>): Promise<T> {
+  async runInWorkflow<S extends WorkflowStepOf<D>, T>(
+    step: S,
+    body: () => Promise<T>,
+    options: CompensateWithOption<A, D, S, T>,
+  ): Promise<T> {
     const declared = this.definition[step];
     if (!declared) throw new TypeError(`saga step "${step}" is not declared`);
     if (!('inWorkflow' in declared.action)) throw new TypeError(`saga step "${step}" is an activity; run it with run`);
@@ -250,13 +265,22 @@ export class Saga<A extends object, D extends SagaDefinition> {
   }
 
   /** The bookkeeping around one run of a step's action, whatever the action is. */
-  private async track<T>(step: string, compensateWith: RegisteredCompensation['buildArgs'] | undefined, invoke: () => Promise<T>): Promise<T> {
+  private async track<T>(
+    step: string,
+    compensateWith: RegisteredCompensation['buildArgs'] | undefined,
+    invoke: () => Promise<T>,
+  ): Promise<T> {
     const declared = this.definition[step]!;
     // A cancellation that arrived together with the result of the step before the pivot (one
     // workflow activation holds both) must not be outrun by the pivot, which would then be
     // shielded and complete forward: the saga is still before its point of no return, so it
     // compensates. The cancellation is reported at the step that was running when it arrived.
-    if (declared.pivot === true && !this.pivotReached && CancellationScope.current().consideredCancelled && patched(CANCELLED_BEFORE_PIVOT_PATCH)) {
+    if (
+      declared.pivot === true &&
+      !this.pivotReached &&
+      CancellationScope.current().consideredCancelled &&
+      patched(CANCELLED_BEFORE_PIVOT_PATCH)
+    ) {
       this.failedStep ??= this.lastStep ?? step;
       throw new CancelledFailure(`cancelled before the pivot step "${step}" started`);
     }
@@ -285,7 +309,8 @@ export class Saga<A extends object, D extends SagaDefinition> {
       // CompleteMultipartUpload in flight lands whatever the workflow does), so cancelling it
       // would race the compensations against it. Runs started before this change replay without
       // the patch marker and keep the old behaviour.
-      const shielded = this.pivotReached || (declared.pivot === true && (this.options.shieldPivot === true || patched(PIVOT_NOT_CANCELLABLE_PATCH)));
+      const shielded =
+        this.pivotReached || (declared.pivot === true && (this.options.shieldPivot === true || patched(PIVOT_NOT_CANCELLABLE_PATCH)));
       const result = shielded ? await CancellationScope.nonCancellable(invoke) : await invoke();
       state.status = 'completed';
       if (registration) registration.outcome = { status: 'completed', result };
@@ -370,12 +395,14 @@ export class Saga<A extends object, D extends SagaDefinition> {
       let stopped: CompensationOutcome | undefined;
       for (const compensation of pending) {
         if (stopped) {
-          outcomes.push(this.record({
-            step: compensation.step,
-            activity: compensation.call.activity,
-            status: 'skipped',
-            error: { type: 'CompensationSkipped', message: `an earlier compensation (${stopped.step}) failed` },
-          }));
+          outcomes.push(
+            this.record({
+              step: compensation.step,
+              activity: compensation.call.activity,
+              status: 'skipped',
+              error: { type: 'CompensationSkipped', message: `an earlier compensation (${stopped.step}) failed` },
+            }),
+          );
           continue;
         }
         const outcome = await this.runCompensation(compensation);

@@ -49,7 +49,10 @@ export interface CorruptingRelay {
 
 const HEADER_END = Buffer.from('\r\n\r\n');
 
-export async function startCorruptingRelay(target: { host: string; port: number }, options: CorruptingRelayOptions): Promise<CorruptingRelay> {
+export async function startCorruptingRelay(
+  target: { host: string; port: number },
+  options: CorruptingRelayOptions,
+): Promise<CorruptingRelay> {
   const sockets = new Set<net.Socket>();
   const relay: CorruptingRelay = { url: '', corrupted: [], unframed: 0, close: () => Promise.resolve() };
   const budget = () => relay.corrupted.length < (options.times ?? 1);

@@ -49,7 +49,11 @@ export class MinioAdminError extends Error {
 /** node:crypto behind the hash interface the SDK signer expects (plain SHA-256, or HMAC with a key). */
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 const bytes = (data: SourceData): BinaryLike =>
-  typeof data === 'string' ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+  typeof data === 'string'
+    ? data
+    : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data);
 
 class NodeSha256 {
   private readonly hash;
@@ -160,14 +164,21 @@ export interface RestrictableS3User {
  * Creates a MinIO user (unique name) allowed `s3:*` everywhere, whose writes to
  * `<bucket>/<keyPrefix>*` the returned handle can deny in the middle of an upload.
  */
-export async function createRestrictableS3User(target: MinioAdminTarget, deny: { bucket: string; keyPrefix: string }): Promise<RestrictableS3User> {
+export async function createRestrictableS3User(
+  target: MinioAdminTarget,
+  deny: { bucket: string; keyPrefix: string },
+): Promise<RestrictableS3User> {
   const admin = new MinioAdmin(target);
   const suffix = randomBytes(4).toString('hex');
   const accessKeyId = `fault-user-${suffix}`;
   const secretAccessKey = randomBytes(18).toString('base64url');
   const policyName = `fault-policy-${suffix}`;
   const allowAll: PolicyDocument['Statement'][number] = { Effect: 'Allow', Action: ['s3:*'], Resource: ['arn:aws:s3:::*'] };
-  const denyPut: PolicyDocument['Statement'][number] = { Effect: 'Deny', Action: ['s3:PutObject'], Resource: [`arn:aws:s3:::${deny.bucket}/${deny.keyPrefix}*`] };
+  const denyPut: PolicyDocument['Statement'][number] = {
+    Effect: 'Deny',
+    Action: ['s3:PutObject'],
+    Resource: [`arn:aws:s3:::${deny.bucket}/${deny.keyPrefix}*`],
+  };
 
   await admin.putPolicy(policyName, { Version: '2012-10-17', Statement: [allowAll] });
   await admin.addUser(accessKeyId, secretAccessKey);

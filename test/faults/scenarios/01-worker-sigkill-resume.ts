@@ -10,7 +10,8 @@ import type { FaultScenario } from '../framework';
 
 export const scenario: FaultScenario = {
   name: 'worker-sigkill-resume',
-  proves: 'a worker SIGKILLed during upload-parts and restarted resumes from ListParts: byte-identical, resending at most the parts in flight',
+  proves:
+    'a worker SIGKILLed during upload-parts and restarted resumes from ListParts: byte-identical, resending at most the parts in flight',
   async run(ctx) {
     const partSize = 5 * MiB;
     const concurrency = 2;
@@ -23,10 +24,14 @@ export const scenario: FaultScenario = {
     const parts = Math.ceil(file.size / partSize);
     const first = await ctx.startWorker({ env, label: 'first' });
     const upload = await ctx.startUpload({ file, request: { partSize, partConcurrency: concurrency } });
-    const partsBeforeCrash = await ctx.waitFor('4 parts uploaded', async () => {
-      const { partsDone } = await upload.handle.progress();
-      return partsDone >= 4 && partsDone;
-    }, { intervalMs: 100 });
+    const partsBeforeCrash = await ctx.waitFor(
+      '4 parts uploaded',
+      async () => {
+        const { partsDone } = await upload.handle.progress();
+        return partsDone >= 4 && partsDone;
+      },
+      { intervalMs: 100 },
+    );
     await first.kill('SIGKILL');
     assert.ok(partsBeforeCrash < parts, `the crash must happen mid-upload (${partsBeforeCrash} of ${parts} parts were done)`);
 
@@ -34,7 +39,9 @@ export const scenario: FaultScenario = {
     const report = await ctx.assertInvariants(upload, { outcome: 'completed' });
     assert.equal(report.outcome, 'completed');
     const resent = counter.bytesUp() - file.size;
-    ctx.summary(`${partsBeforeCrash}/${parts} parts done at SIGKILL, ${(resent / MiB).toFixed(2)} MiB resent (bound ${(concurrency * partSize) / MiB} MiB of parts in flight + 0.5 MiB of requests)`);
+    ctx.summary(
+      `${partsBeforeCrash}/${parts} parts done at SIGKILL, ${(resent / MiB).toFixed(2)} MiB resent (bound ${(concurrency * partSize) / MiB} MiB of parts in flight + 0.5 MiB of requests)`,
+    );
     assert.ok(resent <= concurrency * partSize + 512 * 1024, `resent ${resent} bytes, more than the ${concurrency} parts in flight`);
   },
 };

@@ -23,11 +23,15 @@ export const scenario: FaultScenario = {
     const parts = Math.ceil(file.size / partSize);
     const upload = await ctx.startUpload({ file, request: { partSize, partConcurrency: 2 } });
 
-    const uploader = await ctx.waitFor<FaultWorker>('the worker running upload-parts, 2 parts in', async () => {
-      const pid = await pendingActivityWorkerPid(upload.handle.workflow, 'uploadParts');
-      const worker = pair.find((w) => w.pid === pid);
-      return worker && (await upload.handle.progress()).partsDone >= 2 ? worker : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 100 });
+    const uploader = await ctx.waitFor<FaultWorker>(
+      'the worker running upload-parts, 2 parts in',
+      async () => {
+        const pid = await pendingActivityWorkerPid(upload.handle.workflow, 'uploadParts');
+        const worker = pair.find((w) => w.pid === pid);
+        return worker && (await upload.handle.progress()).partsDone >= 2 ? worker : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
     const partsAtKill = (await upload.handle.progress()).partsDone;
     await uploader.kill('SIGKILL');
     assert.ok(partsAtKill < parts, `the kill must happen mid-upload (${partsAtKill} of ${parts} parts were done)`);
@@ -35,7 +39,11 @@ export const scenario: FaultScenario = {
 
     await ctx.assertInvariants(upload, { outcome: 'completed' });
     const [completed] = await completedActivityAttempts(upload.handle.workflow, 'uploadParts');
-    assert.match(completed?.identity ?? '', new RegExp(`^${survivor.pid}@`), 'the completed attempt of upload-parts ran on the surviving worker');
+    assert.match(
+      completed?.identity ?? '',
+      new RegExp(`^${survivor.pid}@`),
+      'the completed attempt of upload-parts ran on the surviving worker',
+    );
     assert.ok((completed?.attempt ?? 1) > 1, 'it was a retry');
     ctx.summary(`${uploader.label} killed at ${partsAtKill}/${parts} parts, ${survivor.label} finished (attempt ${completed?.attempt})`);
   },

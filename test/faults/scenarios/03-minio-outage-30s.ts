@@ -22,10 +22,14 @@ export const scenario: FaultScenario = {
 
     const file = await ctx.makeFile(64 * MiB);
     const upload = await ctx.startUpload({ file, request: { partSize: 5 * MiB, partConcurrency: 2 } });
-    const partsBefore = await ctx.waitFor('2 parts uploaded', async () => {
-      const { partsDone } = await upload.handle.progress();
-      return partsDone >= 2 && partsDone;
-    }, { timeoutMs: 120_000 });
+    const partsBefore = await ctx.waitFor(
+      '2 parts uploaded',
+      async () => {
+        const { partsDone } = await upload.handle.progress();
+        return partsDone >= 2 && partsDone;
+      },
+      { timeoutMs: 120_000 },
+    );
     assert.ok(partsBefore < 13, 'the outage must start mid-upload');
 
     ctx.log(`stopping MinIO at ${partsBefore}/13 parts`);
@@ -41,6 +45,8 @@ export const scenario: FaultScenario = {
     await ctx.assertInvariants(upload, { outcome: 'completed' });
     const [completed] = await completedActivityAttempts(upload.handle.workflow, 'uploadParts');
     assert.ok((completed?.attempt ?? 1) > 1, 'upload-parts completed on a retry');
-    ctx.summary(`outage at ${partsBefore}/13 parts; completed on attempt ${completed?.attempt}, ${((Date.now() - restartedAt) / 1000).toFixed(0)} s after MinIO came back`);
+    ctx.summary(
+      `outage at ${partsBefore}/13 parts; completed on attempt ${completed?.attempt}, ${((Date.now() - restartedAt) / 1000).toFixed(0)} s after MinIO came back`,
+    );
   },
 };

@@ -11,7 +11,8 @@ import type { FaultScenario } from '../framework';
 
 export const scenario: FaultScenario = {
   name: 'minio-outage-beyond-retry-budget',
-  proves: 'storage gone longer than the retry budget: the saga compensates, the abort keeps retrying while MinIO is down and cleans up once it is back',
+  proves:
+    'storage gone longer than the retry budget: the saga compensates, the abort keeps retrying while MinIO is down and cleans up once it is back',
   timeoutMs: 600_000,
   async run(ctx) {
     const relay = await ctx.s3Relay({ bytesPerSecond: 1 * MiB });
@@ -25,10 +26,17 @@ export const scenario: FaultScenario = {
     ctx.log('MinIO stopped; waiting for upload-parts to exhaust its 8 attempts');
 
     // The saga gives up on upload-parts and starts compensating while MinIO is still down.
-    await ctx.waitFor('the saga to compensate', async () => (await upload.handle.progress()).phase === 'compensating', { timeoutMs: 420_000, intervalMs: 1_000 });
+    await ctx.waitFor('the saga to compensate', async () => (await upload.handle.progress()).phase === 'compensating', {
+      timeoutMs: 420_000,
+      intervalMs: 1_000,
+    });
     const gaveUpAfter = (Date.now() - downAt) / 1000;
     // The abort fails while MinIO is gone, and is retried rather than given up.
-    await ctx.waitFor('cleanupUpload to fail at least twice', async () => ((await pendingActivityAttempt(upload.handle.workflow, 'cleanupUpload')) ?? 0) >= 3, { timeoutMs: 120_000, intervalMs: 1_000 });
+    await ctx.waitFor(
+      'cleanupUpload to fail at least twice',
+      async () => ((await pendingActivityAttempt(upload.handle.workflow, 'cleanupUpload')) ?? 0) >= 3,
+      { timeoutMs: 120_000, intervalMs: 1_000 },
+    );
     await ctx.sleep(10_000);
     const during = await upload.handle.progress();
     assert.equal(during.outcome, 'running', 'the workflow must still be compensating, not finished with a failed compensation');
@@ -39,6 +47,8 @@ export const scenario: FaultScenario = {
     ctx.log('MinIO is back');
     const report = await ctx.assertInvariants(upload, { outcome: 'compensated', failedStep: 'upload-parts' });
     const attempts = report.settled.outcome === 'compensated' ? report.settled.report?.compensations.length : 0;
-    ctx.summary(`gave up ${gaveUpAfter.toFixed(0)} s into the outage; ${attempts} compensations done ${((Date.now() - backAt) / 1000).toFixed(0)} s after MinIO returned`);
+    ctx.summary(
+      `gave up ${gaveUpAfter.toFixed(0)} s into the outage; ${attempts} compensations done ${((Date.now() - backAt) / 1000).toFixed(0)} s after MinIO returned`,
+    );
   },
 };

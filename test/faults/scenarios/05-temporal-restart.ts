@@ -17,10 +17,14 @@ export const scenario: FaultScenario = {
 
     const file = await ctx.makeFile(48 * MiB);
     const upload = await ctx.startUpload({ file, request: { partSize: 5 * MiB, partConcurrency: 2 } });
-    const partsBefore = await ctx.waitFor('2 parts uploaded', async () => {
-      const { partsDone } = await upload.handle.progress();
-      return partsDone >= 2 && partsDone;
-    }, { timeoutMs: 120_000 });
+    const partsBefore = await ctx.waitFor(
+      '2 parts uploaded',
+      async () => {
+        const { partsDone } = await upload.handle.progress();
+        return partsDone >= 2 && partsDone;
+      },
+      { timeoutMs: 120_000 },
+    );
     const pidBefore = ctx.temporal.pid;
     await ctx.temporal.kill('SIGKILL');
     ctx.log(`Temporal SIGKILLed at ${partsBefore}/10 parts`);
@@ -30,7 +34,10 @@ export const scenario: FaultScenario = {
     const backAt = Date.now();
 
     // The workflow survived in the database and still answers with its progress.
-    const after = await ctx.waitFor('the upload to answer queries again', () => upload.handle.progress(), { timeoutMs: 120_000, intervalMs: 1_000 });
+    const after = await ctx.waitFor('the upload to answer queries again', () => upload.handle.progress(), {
+      timeoutMs: 120_000,
+      intervalMs: 1_000,
+    });
     ctx.log(`after the restart: phase ${after.phase}, ${after.partsDone} parts`);
     await ctx.assertInvariants(upload, { outcome: 'completed' });
     ctx.summary(`killed at ${partsBefore}/10 parts, completed ${((Date.now() - backAt) / 1000).toFixed(0)} s after the restart`);

@@ -17,7 +17,11 @@ import { completedAttempts, pendingAttempt, startS3Proxy, type PendingAttempt } 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /** Polls until the pending uploadParts attempt has failed at least once; returns what it saw. */
-async function firstFailedAttempt(ctx: FaultContext, upload: Parameters<typeof pendingAttempt>[0], timeoutMs: number): Promise<PendingAttempt> {
+async function firstFailedAttempt(
+  ctx: FaultContext,
+  upload: Parameters<typeof pendingAttempt>[0],
+  timeoutMs: number,
+): Promise<PendingAttempt> {
   return ctx.waitFor(
     'an uploadParts attempt to fail',
     async () => {
@@ -48,7 +52,8 @@ export const scenarios: FaultScenario[] = [
   },
   {
     name: 's3-bandwidth-limit',
-    proves: 'at 160 KB/s per connection one 5 MiB part takes longer than the 30 s heartbeat timeout, and the upload still completes at its first attempt',
+    proves:
+      'at 160 KB/s per connection one 5 MiB part takes longer than the 30 s heartbeat timeout, and the upload still completes at its first attempt',
     async run(ctx) {
       const proxy = await startS3Proxy(ctx);
       await proxy.addToxic({ type: 'bandwidth', attributes: { rate: 160 } }, { name: 'narrow', stream: 'upstream' });
@@ -58,7 +63,10 @@ export const scenarios: FaultScenario[] = [
       const upload = await ctx.startUpload({ file, request: { partSize: 5 * MiB, partConcurrency: 2 } });
       await ctx.assertInvariants(upload, { outcome: 'completed' });
       const elapsed = Date.now() - started;
-      assert.ok(elapsed > 30_000, `the link was meant to make a part outlast the heartbeat timeout, but the upload took ${seconds(elapsed)}`);
+      assert.ok(
+        elapsed > 30_000,
+        `the link was meant to make a part outlast the heartbeat timeout, but the upload took ${seconds(elapsed)}`,
+      );
       const attempts = await completedAttempts(upload);
       assert.deepEqual(attempts, [1], `upload-parts must not be timed out while bytes are moving (attempts ${attempts.join(', ')})`);
       ctx.summary(`10 MiB as 2 parts of 5 MiB at 160 KB/s each: ${seconds(elapsed)}, one attempt`);
@@ -66,7 +74,8 @@ export const scenarios: FaultScenario[] = [
   },
   {
     name: 's3-connection-resets',
-    proves: 'connections reset (TCP RST) in the middle of upload-parts fail the attempt with a retryable S3.NetworkError; the retry resumes and completes',
+    proves:
+      'connections reset (TCP RST) in the middle of upload-parts fail the attempt with a retryable S3.NetworkError; the retry resumes and completes',
     timeoutMs: 300_000,
     async run(ctx) {
       const proxy = await startS3Proxy(ctx);
@@ -80,7 +89,11 @@ export const scenarios: FaultScenario[] = [
       await proxy.addToxic({ type: 'reset_peer', attributes: { timeout: 100 } }, { name: 'rst', stream: 'upstream' });
       const failed = await firstFailedAttempt(ctx, upload, 120_000);
       ctx.log(`attempt ${failed.attempt} after ${failed.lastFailureType}: ${failed.lastFailureMessage ?? ''}`);
-      assert.equal(failed.lastFailureType, 'S3.NetworkError', `a reset is a retryable network error, got ${failed.lastFailureType}: ${failed.lastFailureMessage}`);
+      assert.equal(
+        failed.lastFailureType,
+        'S3.NetworkError',
+        `a reset is a retryable network error, got ${failed.lastFailureType}: ${failed.lastFailureMessage}`,
+      );
       await proxy.removeToxic('rst');
 
       await ctx.assertInvariants(upload, { outcome: 'completed' });
@@ -91,7 +104,8 @@ export const scenarios: FaultScenario[] = [
   },
   {
     name: 's3-stalled-connection',
-    proves: 'a connection that stalls mid-part is cut by the S3 idle timeout (not left hanging until the heartbeat timeout); the attempt fails retryably and the retry resumes once the network is back',
+    proves:
+      'a connection that stalls mid-part is cut by the S3 idle timeout (not left hanging until the heartbeat timeout); the attempt fails retryably and the retry resumes once the network is back',
     timeoutMs: 300_000,
     async run(ctx) {
       const proxy = await startS3Proxy(ctx);
@@ -107,15 +121,23 @@ export const scenarios: FaultScenario[] = [
       await proxy.addToxic({ type: 'timeout', attributes: { timeout: 0 } }, { name: 'stall', stream: 'upstream' });
       const failed = await firstFailedAttempt(ctx, upload, 90_000);
       const detectedAfter = Date.now() - stalledAt;
-      ctx.log(`attempt ${failed.attempt} after ${failed.lastFailureType} (${seconds(detectedAfter)} after the stall): ${failed.lastFailureMessage ?? ''}`);
-      assert.equal(failed.lastFailureType, 'S3.NetworkError', `a stalled request must fail as a network error, got ${failed.lastFailureType}: ${failed.lastFailureMessage}`);
+      ctx.log(
+        `attempt ${failed.attempt} after ${failed.lastFailureType} (${seconds(detectedAfter)} after the stall): ${failed.lastFailureMessage ?? ''}`,
+      );
+      assert.equal(
+        failed.lastFailureType,
+        'S3.NetworkError',
+        `a stalled request must fail as a network error, got ${failed.lastFailureType}: ${failed.lastFailureMessage}`,
+      );
       assert.match(failed.lastFailureMessage ?? '', /inactivity|timed out/i);
       await proxy.removeToxic('stall');
 
       await ctx.assertInvariants(upload, { outcome: 'completed' });
       const attempts = await completedAttempts(upload);
       assert.ok(attempts[0]! >= 2, `the batch completed at attempt ${attempts[0]}, after the stall`);
-      ctx.summary(`stall detected after ${seconds(detectedAfter)} (idle timeout ${seconds(idleTimeoutMs)} × SDK attempts), completed at attempt ${attempts[0]}`);
+      ctx.summary(
+        `stall detected after ${seconds(detectedAfter)} (idle timeout ${seconds(idleTimeoutMs)} × SDK attempts), completed at attempt ${attempts[0]}`,
+      );
     },
   },
 ];

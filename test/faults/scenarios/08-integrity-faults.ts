@@ -18,7 +18,8 @@ import { startCorruptingRelay } from '../helpers/corrupting-relay';
 export const scenarios: FaultScenario[] = [
   {
     name: 'part-corrupted-in-flight',
-    proves: 'one bit flipped in one UploadPart body on the wire: S3 rejects the part, upload-parts fails permanently and the saga compensates',
+    proves:
+      'one bit flipped in one UploadPart body on the wire: S3 rejects the part, upload-parts fails permanently and the saga compensates',
     async run(ctx) {
       const minio = new URL(ctx.minio.endpoint);
       const relay = await startCorruptingRelay(
@@ -35,13 +36,18 @@ export const scenarios: FaultScenario[] = [
         failedStep: 'upload-parts',
         causeType: /^S3\.(XAmzContentSHA256Mismatch|BadDigest|XAmzContentChecksumMismatch|InvalidDigest)$/,
       });
-      assert.equal(relay.corrupted.length, 1, `exactly one part body was corrupted (${relay.corrupted.length}, ${relay.unframed} requests not framed)`);
+      assert.equal(
+        relay.corrupted.length,
+        1,
+        `exactly one part body was corrupted (${relay.corrupted.length}, ${relay.unframed} requests not framed)`,
+      );
       ctx.summary(`bit flipped in part 3 → ${report.causeType}, compensated`);
     },
   },
   {
     name: 'wrong-expected-checksum',
-    proves: 'an expected SHA-256 that is not the file\'s fails verify with ChecksumMismatch before the merge; the saga compensates and no object appears',
+    proves:
+      "an expected SHA-256 that is not the file's fails verify with ChecksumMismatch before the merge; the saga compensates and no object appears",
     async run(ctx) {
       await ctx.startWorker();
       const file = await ctx.makeFile(12 * MiB);

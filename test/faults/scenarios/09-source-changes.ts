@@ -29,10 +29,14 @@ async function uploadUntilTwoParts(ctx: FaultContext, options: { mtimeSeconds?: 
   const file = await ctx.makeFile(8 * PART);
   if (options.mtimeSeconds !== undefined) await fsp.utimes(file.path, options.mtimeSeconds, options.mtimeSeconds);
   const upload = await ctx.startUpload({ file, request: { partSize: PART, partConcurrency: 2, partsPerActivity: 1 } });
-  const partsDone = await ctx.waitFor('2 parts uploaded', async () => {
-    const { partsDone: done } = await upload.handle.progress();
-    return done >= 2 && done;
-  }, { intervalMs: 100 });
+  const partsDone = await ctx.waitFor(
+    '2 parts uploaded',
+    async () => {
+      const { partsDone: done } = await upload.handle.progress();
+      return done >= 2 && done;
+    },
+    { intervalMs: 100 },
+  );
   return { file, upload, partsDone };
 }
 
@@ -64,7 +68,8 @@ export const scenarios: FaultScenario[] = [
   },
   {
     name: 'source-rewritten-times-restored',
-    proves: 'a same-size in-place rewrite with the modification time set back (rsync --inplace --times) is detected by the change time: SourceChanged, compensated, no mixed object',
+    proves:
+      'a same-size in-place rewrite with the modification time set back (rsync --inplace --times) is detected by the change time: SourceChanged, compensated, no mixed object',
     async run(ctx) {
       // Whole seconds, as a copied file's times often are: setting them back is then exact.
       const mtime = Math.floor(Date.now() / 1000) - 3600;

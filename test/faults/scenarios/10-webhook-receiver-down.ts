@@ -48,13 +48,16 @@ async function currentDetails(upload: TrackedUpload): Promise<string> {
 export const scenarios: FaultScenario[] = [
   {
     name: 'webhook-down-for-a-while',
-    proves: 'a receiver refusing connections after the merge gets upload.completed once it is back; meanwhile the upload waits in phase notify, and nothing is undone',
+    proves:
+      'a receiver refusing connections after the merge gets upload.completed once it is back; meanwhile the upload waits in phase notify, and nothing is undone',
     async run(ctx) {
       await ctx.startWorker();
       await ctx.webhook.down();
       const file = await ctx.makeFile(6 * MiB);
       const upload = await ctx.startUpload({ file });
-      await ctx.waitFor('the upload to reach phase notify', async () => (await upload.handle.progress()).phase === 'notify', { timeoutMs: 120_000 });
+      await ctx.waitFor('the upload to reach phase notify', async () => (await upload.handle.progress()).phase === 'notify', {
+        timeoutMs: 120_000,
+      });
       const details = await currentDetails(upload);
       assert.match(details, /\*\*notify\*\*/, `the Web UI shows the phase while it waits: ${details}`);
       // Several attempts fail against the closed port (5 s, 10 s, … backoff, jittered).
@@ -73,7 +76,8 @@ export const scenarios: FaultScenario[] = [
   },
   {
     name: 'webhook-down-for-good',
-    proves: 'a receiver that answers 410 Gone for good: the upload completes, the object stays, and notification failed shows in the result, `upload-saga status` and the Web UI current details',
+    proves:
+      'a receiver that answers 410 Gone for good: the upload completes, the object stays, and notification failed shows in the result, `upload-saga status` and the Web UI current details',
     async run(ctx) {
       await ctx.startWorker();
       ctx.webhook.status = 410;

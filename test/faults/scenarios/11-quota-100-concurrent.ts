@@ -32,10 +32,12 @@ export const scenario: FaultScenario = {
     const startedAt = Date.now();
     const uploads: TrackedUpload[] = await Promise.all(Array.from({ length: UPLOADS }, () => ctx.startUpload({ file })));
     const endedAt = new Map<TrackedUpload, number>();
-    await Promise.all(uploads.map(async (u) => {
-      await settle(u, 420_000).catch(() => undefined);
-      endedAt.set(u, Date.now());
-    }));
+    await Promise.all(
+      uploads.map(async (u) => {
+        await settle(u, 420_000).catch(() => undefined);
+        endedAt.set(u, Date.now());
+      }),
+    );
     const allEndedAfter = (Date.now() - startedAt) / 1000;
 
     const reports = await inBatches(uploads, 10, async (u) => {
@@ -50,10 +52,18 @@ export const scenario: FaultScenario = {
     // Refusals never reserve, so nothing is given back: exactly what fits completes.
     assert.equal(completed.length, FITS, `${completed.length} uploads completed, ${FITS} fit the quota`);
     for (const r of refused) {
-      assert.ok(r.settled.outcome !== 'completed' && r.settled.report?.compensations.every((c) => c.step === 'reserve-space'), 'a refused upload had nothing but its reservation to undo: no byte moved');
+      assert.ok(
+        r.settled.outcome !== 'completed' && r.settled.report?.compensations.every((c) => c.step === 'reserve-space'),
+        'a refused upload had nothing but its reservation to undo: no byte moved',
+      );
     }
-    const refusalSeconds = uploads.filter((u, i) => reports[i]!.outcome !== 'completed').map((u) => ((endedAt.get(u) ?? startedAt) - startedAt) / 1000).sort((a, b) => a - b);
+    const refusalSeconds = uploads
+      .filter((u, i) => reports[i]!.outcome !== 'completed')
+      .map((u) => ((endedAt.get(u) ?? startedAt) - startedAt) / 1000)
+      .sort((a, b) => a - b);
     const median = refusalSeconds[Math.floor(refusalSeconds.length / 2)] ?? 0;
-    ctx.summary(`${completed.length} completed, ${refused.length} refused (median ${median.toFixed(1)} s after start), all ended after ${allEndedAfter.toFixed(0)} s`);
+    ctx.summary(
+      `${completed.length} completed, ${refused.length} refused (median ${median.toFixed(1)} s after start), all ended after ${allEndedAfter.toFixed(0)} s`,
+    );
   },
 };

@@ -14,11 +14,15 @@ import type { FaultContext, FaultScenario, TrackedUpload } from '../framework';
 import { startS3Gate, type S3Operation } from '../s3-gate';
 
 async function waitForPhase(ctx: FaultContext, upload: TrackedUpload, phase: string, timeoutMs = 120_000): Promise<void> {
-  await ctx.waitFor(`phase ${phase}`, async () => {
-    const progress = await upload.handle.progress();
-    if (progress.outcome !== 'running') throw new Error(`the upload ended ${progress.outcome} before reaching ${phase}`);
-    return progress.phase === phase;
-  }, { timeoutMs, intervalMs: 100 });
+  await ctx.waitFor(
+    `phase ${phase}`,
+    async () => {
+      const progress = await upload.handle.progress();
+      if (progress.outcome !== 'running') throw new Error(`the upload ended ${progress.outcome} before reaching ${phase}`);
+      return progress.phase === phase;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
 /** Parks the upload at an S3 request of `operation` (held at a gate), cancels it there, lets S3 answer. */
@@ -39,10 +43,14 @@ async function cancelAtHeldRequest(ctx: FaultContext, operation: S3Operation, ph
   // as a local activity, and a cancellation reaches a workflow whose local activity is running
   // only with that heartbeat (README, "Cancelling an upload").
   await ctx
-    .waitFor('the saga reacting to the cancellation', async () => {
-      const progress = await upload.handle.progress();
-      return progress.phase === 'compensating' || progress.outcome !== 'running';
-    }, { timeoutMs: 12_000, intervalMs: 200 })
+    .waitFor(
+      'the saga reacting to the cancellation',
+      async () => {
+        const progress = await upload.handle.progress();
+        return progress.phase === 'compensating' || progress.outcome !== 'running';
+      },
+      { timeoutMs: 12_000, intervalMs: 200 },
+    )
     .catch(() => undefined);
   hold.release();
   return upload;
@@ -82,7 +90,10 @@ export const scenarios: FaultScenario[] = [
       const relay = await ctx.s3Relay({ bytesPerSecond: 2 * MiB });
       await ctx.startWorker({ env: { S3_ENDPOINT: relay.url } });
       const upload = await ctx.startUpload({ file: await ctx.makeFile(64 * MiB), request: { partSize: 5 * MiB, partConcurrency: 2 } });
-      await ctx.waitFor('1 part uploaded', async () => (await upload.handle.progress()).partsDone >= 1, { timeoutMs: 120_000, intervalMs: 100 });
+      await ctx.waitFor('1 part uploaded', async () => (await upload.handle.progress()).partsDone >= 1, {
+        timeoutMs: 120_000,
+        intervalMs: 100,
+      });
       await waitForPhase(ctx, upload, 'upload-parts');
       await upload.handle.cancel();
       const report = await ctx.assertInvariants(upload, { outcome: 'cancelled', failedStep: 'upload-parts' });
@@ -112,7 +123,10 @@ export const scenarios: FaultScenario[] = [
       await ctx.startWorker({ env: { UPLOAD_SAGA_WEBHOOK_TIMEOUT_MS: '60000' } });
       ctx.webhook.hold();
       const upload = await ctx.startUpload({ file: await ctx.makeFile(6 * MiB) });
-      await ctx.waitFor('a webhook request waiting for its answer', () => ctx.webhook.heldCount >= 1, { timeoutMs: 120_000, intervalMs: 100 });
+      await ctx.waitFor('a webhook request waiting for its answer', () => ctx.webhook.heldCount >= 1, {
+        timeoutMs: 120_000,
+        intervalMs: 100,
+      });
       await waitForPhase(ctx, upload, 'notify');
       await upload.handle.cancel();
       await ctx.sleep(3_000);

@@ -16,7 +16,8 @@ import { startS3Gate } from '../s3-gate';
 
 export const scenario: FaultScenario = {
   name: 'worker-sigkill-during-merge',
-  proves: 'a worker SIGKILLed during the merge (the pivot): another worker retries it after the heartbeat timeout and the upload completes, nothing compensated',
+  proves:
+    'a worker SIGKILLed during the merge (the pivot): another worker retries it after the heartbeat timeout and the upload completes, nothing compensated',
   async run(ctx) {
     const gate = await startS3Gate(ctx.minio.endpoint);
     ctx.defer(() => gate.close());
@@ -35,6 +36,8 @@ export const scenario: FaultScenario = {
     const [merge] = await completedActivityAttempts(upload.handle.workflow, 'completeUpload');
     assert.match(merge?.identity ?? '', new RegExp(`^${survivor.pid}@`), 'the merge completed on the survivor');
     const completes = gate.seen.filter((r) => r.operation === 'CompleteMultipartUpload').length;
-    ctx.summary(`merge retried on the survivor (attempt ${merge?.attempt}), completed ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the SIGKILL; ${completes} CompleteMultipartUpload requests reached the gate`);
+    ctx.summary(
+      `merge retried on the survivor (attempt ${merge?.attempt}), completed ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the SIGKILL; ${completes} CompleteMultipartUpload requests reached the gate`,
+    );
   },
 };

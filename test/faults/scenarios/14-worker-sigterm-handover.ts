@@ -18,11 +18,15 @@ export const scenario: FaultScenario = {
     const pair = [await ctx.startWorker({ env, label: 'old' }), await ctx.startWorker({ env, label: 'new' })];
     const file = await ctx.makeFile(40 * MiB);
     const upload = await ctx.startUpload({ file, request: { partSize: 5 * MiB, partConcurrency: 2 } });
-    const uploader = await ctx.waitFor<FaultWorker>('the worker running upload-parts, 2 parts in', async () => {
-      const pid = await pendingActivityWorkerPid(upload.handle.workflow, 'uploadParts');
-      const worker = pair.find((w) => w.pid === pid);
-      return worker && (await upload.handle.progress()).partsDone >= 2 ? worker : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 100 });
+    const uploader = await ctx.waitFor<FaultWorker>(
+      'the worker running upload-parts, 2 parts in',
+      async () => {
+        const pid = await pendingActivityWorkerPid(upload.handle.workflow, 'uploadParts');
+        const worker = pair.find((w) => w.pid === pid);
+        return worker && (await upload.handle.progress()).partsDone >= 2 ? worker : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
     const termAt = Date.now();
     await uploader.kill('SIGTERM');
     const exitedAfter = (Date.now() - termAt) / 1000;
@@ -31,6 +35,8 @@ export const scenario: FaultScenario = {
     await ctx.assertInvariants(upload, { outcome: 'completed' });
     const [completed] = await completedActivityAttempts(upload.handle.workflow, 'uploadParts');
     assert.match(completed?.identity ?? '', new RegExp(`^${other.pid}@`), 'the batch completed on the other worker');
-    ctx.summary(`${uploader.label} exited ${exitedAfter.toFixed(1)} s after SIGTERM; completed ${((Date.now() - termAt) / 1000).toFixed(0)} s after it, attempt ${completed?.attempt}`);
+    ctx.summary(
+      `${uploader.label} exited ${exitedAfter.toFixed(1)} s after SIGTERM; completed ${((Date.now() - termAt) / 1000).toFixed(0)} s after it, attempt ${completed?.attempt}`,
+    );
   },
 };

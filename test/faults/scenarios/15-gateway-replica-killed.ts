@@ -44,10 +44,17 @@ async function startGatewayProcess(ctx: FaultContext, port: number, env: Record<
   };
   ctx.defer(kill);
   const url = `http://127.0.0.1:${port}`;
-  await ctx.waitFor(`gateway ${label} listening on ${url}`, async () => {
-    if (child.exitCode !== null) throw new Error(`gateway ${label} exited with ${child.exitCode}:\n${output.slice(-2000)}`);
-    return fetch(`${url}/files`, { method: 'OPTIONS' }).then((r) => r.status < 500, () => false);
-  }, { timeoutMs: 60_000 });
+  await ctx.waitFor(
+    `gateway ${label} listening on ${url}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`gateway ${label} exited with ${child.exitCode}:\n${output.slice(-2000)}`);
+      return fetch(`${url}/files`, { method: 'OPTIONS' }).then(
+        (r) => r.status < 500,
+        () => false,
+      );
+    },
+    { timeoutMs: 60_000 },
+  );
   ctx.log(`gateway ${label}: pid ${child.pid}, ${url}`);
   return { url, child, kill };
 }
@@ -94,13 +101,24 @@ export const scenario: FaultScenario = {
     const files = [await ctx.makeFile(16 * MiB, 'resumed.bin'), await ctx.makeFile(9 * MiB, 'abandoned.bin')];
     const data = await Promise.all(files.map((f) => readFile(f.path)));
     const first = files.map((f, i) =>
-      tusUpload(data[i]!, { endpoint: `${gatewayA.url}/files`, chunkSize: 1 * MiB, headers, metadata: { filename: f.path.split('/').pop()! } }),
+      tusUpload(data[i]!, {
+        endpoint: `${gatewayA.url}/files`,
+        chunkSize: 1 * MiB,
+        headers,
+        metadata: { filename: f.path.split('/').pop()! },
+      }),
     );
-    const failures = first.map((run) => run.done.then(() => 'finished' as const, (err: unknown) => err));
+    const failures = first.map((run) =>
+      run.done.then(
+        () => 'finished' as const,
+        (err: unknown) => err,
+      ),
+    );
     await ctx.waitFor('both uploads 6 MiB in', () => first.every((run) => run.offset() >= 6 * MiB), { timeoutMs: 120_000, intervalMs: 20 });
     const killedAt = Date.now();
     await gatewayA.kill();
-    for (const outcome of await Promise.all(failures)) assert.notEqual(outcome, 'finished', 'an upload finished before gateway A was killed: make the files larger');
+    for (const outcome of await Promise.all(failures))
+      assert.notEqual(outcome, 'finished', 'an upload finished before gateway A was killed: make the files larger');
 
     const uploadIds = first.map((run) => run.upload.url!.split('/').pop()!);
     const tracked = files.map((file, i) =>
@@ -121,13 +139,24 @@ export const scenario: FaultScenario = {
     const offset = Number(head.headers.get('upload-offset'));
     assert.ok(offset >= 6 * MiB && offset < files[0]!.size, `gateway B reports offset ${offset}: what A accepted, from the workflow`);
     // The lock A held on a PATCH in flight lapses after its TTL (30 s): retries ride it out.
-    const resumed = tusUpload(data[0]!, { uploadUrl: resumeUrl, chunkSize: 1 * MiB, headers, retryDelays: [1000, 2000, 5000, 10_000, 10_000, 10_000] });
+    const resumed = tusUpload(data[0]!, {
+      uploadUrl: resumeUrl,
+      chunkSize: 1 * MiB,
+      headers,
+      retryDelays: [1000, 2000, 5000, 10_000, 10_000, 10_000],
+    });
     await resumed.done;
     const resumedAfter = (Date.now() - killedAt) / 1000;
 
     await ctx.assertInvariants(tracked[0]!, { outcome: 'completed' });
-    await ctx.assertInvariants(tracked[1]!, { outcome: 'compensated', causeType: 'UploadExpired', settleTimeoutMs: (EXPIRY_SECONDS + 120) * 1000 });
+    await ctx.assertInvariants(tracked[1]!, {
+      outcome: 'compensated',
+      causeType: 'UploadExpired',
+      settleTimeoutMs: (EXPIRY_SECONDS + 120) * 1000,
+    });
     const expiredAfter = (Date.now() - killedAt) / 1000;
-    ctx.summary(`resumed from ${(offset / MiB).toFixed(1)} MiB on replica B, completed ${resumedAfter.toFixed(0)} s after A died; the abandoned upload compensated ${expiredAfter.toFixed(0)} s after`);
+    ctx.summary(
+      `resumed from ${(offset / MiB).toFixed(1)} MiB on replica B, completed ${resumedAfter.toFixed(0)} s after A died; the abandoned upload compensated ${expiredAfter.toFixed(0)} s after`,
+    );
   },
 };
