@@ -43,7 +43,7 @@ export default tseslint.config(
   },
   {
     // Deterministic workflow code: Temporal's sandbox would reject these at run time; catch them at lint time.
-    files: ['src/workflows/**/*.ts', 'src/saga/workflow/**/*.ts', 'src/saga/shared/**/*.ts', 'test/**/*-workflows.ts'],
+    files: ['src/patches.ts', 'src/workflows/**/*.ts', 'src/saga/workflow/**/*.ts', 'src/saga/shared/**/*.ts', 'test/**/*-workflows.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

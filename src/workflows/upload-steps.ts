@@ -142,15 +142,10 @@ export const uploadSteps = defineSaga<UploadActivities>()({
 
 /**
  * The same saga with its short steps (inspect-source, reserve-space and its release,
- * commit-quota, notify) as local activities: a small upload makes four fewer trips through the
- * task queue and writes a marker instead of three events per step. The long steps (upload-parts,
- * verify, merge) stay regular activities: they heartbeat or may take minutes.
- *
- * Introduced behind the patch {@link LOCAL_SHORT_STEPS_PATCH}: uploads started before it keep
- * the regular activities when replayed (test/histories/*-before-local-short-steps.json prove it).
+ * commit-quota, notify) as local activities; the long steps (upload-parts, verify, merge) stay
+ * regular activities because they heartbeat or may take minutes. Chosen by the patch
+ * `local-short-steps` (src/patches.ts).
  */
-export const LOCAL_SHORT_STEPS_PATCH = 'local-short-steps';
-
 function asLocal<S extends { action: object; compensation?: object }>(step: S): S {
   return {
     ...step,
@@ -168,21 +163,11 @@ export const uploadStepsWithLocalShortSteps: typeof uploadSteps = {
 };
 
 /**
- * The steps that talk to the quota ledger — reserve-space (and its release) and commit-quota —
- * back to regular activities; inspect-source and notify stay local.
- *
- * Why: a local activity keeps its workflow task, and with it one of the worker's workflow-task
- * slots, until it returns; these steps wait for the tenant's ledger, which is a workflow served
- * by the same workers. The fault suite (scenario 11: 100 uploads of one tenant at once) found
- * that once every slot (40 by default) is held by an upload waiting in reserve-space, the
- * ledger's own workflow task never runs: every reservation times out and retries for minutes.
- * Regular activities wait in activity slots instead, and the ledger keeps getting its turn.
- *
- * Introduced behind the patch {@link QUOTA_STEPS_AS_ACTIVITIES_PATCH}, checked only when
- * {@link LOCAL_SHORT_STEPS_PATCH} is: runs started before it replay with the steps they started with.
+ * The steps that talk to the quota ledger (reserve-space and its release, commit-quota) as regular
+ * activities; inspect-source and notify stay local. Invariant: a reservation waiting for the
+ * tenant's ledger holds an activity slot, never a workflow-task slot, so the ledger's own
+ * workflow task always gets to run. Chosen by the patch `quota-steps-as-activities`.
  */
-export const QUOTA_STEPS_AS_ACTIVITIES_PATCH = 'quota-steps-as-activities';
-
 export const uploadStepsWithLocalInspectAndNotify: typeof uploadSteps = {
   ...uploadSteps,
   'inspect-source': asLocal(uploadSteps['inspect-source']),
@@ -190,32 +175,22 @@ export const uploadStepsWithLocalInspectAndNotify: typeof uploadSteps = {
 };
 
 /**
- * The quota steps local again, now that they cannot starve the ledger, and fewer search-attribute
- * updates.
+ * The quota steps local again, and fewer search-attribute updates. Chosen by the patch
+ * `local-quota-steps-folded-phases`.
  *
- * Why the steps can be local again: commit-quota and the release only send a signal to the
- * ledger (they never wait for its workflow task), and reserve-space waits for it only while fewer
- * than `maxWaitingReservations` reservations of the worker wait (half its workflow-task slots by
- * default); beyond that it is refused at once with the retryable `QuotaLedgerBusy`, and because
- * its `localRetryThreshold` is 0 every retry waits on a workflow timer, with the slot free. So the
- * ledger's workflow task always finds a slot, and a small upload saves two trips through the task
- * queue and two workflow tasks (measured: README, "Measured").
+ * Local quota steps cannot starve the ledger: commit-quota and the release only signal it, and
+ * reserve-space waits for its workflow task only while fewer than `maxWaitingReservations`
+ * reservations of the worker wait (half its workflow-task slots by default); beyond that it is
+ * refused at once with the retryable `QuotaLedgerBusy`, and with `localRetryThreshold` 0 every
+ * retry waits on a workflow timer with the slot free.
  *
- * Why fewer search-attribute updates: each is a command, an event and a visibility write, and the
- * phase of a step that starts and ends inside one workflow task (inspect-source, reserve-space,
- * commit-quota) is overwritten before anyone can see it. Those phases, verify when it only lists
- * the parts (no re-read of the source), the size and `done` are folded into the next update that
- * matters: when upload-parts, merge, notify, a re-reading verify or compensation starts, and the
- * outcome. Current details and the progress query still name every step as it runs. The run asks
- * only this patch, not the older ones, and tells the saga that its pivot is shielded without
- * asking the engine's patch: each patch a new run asks is a marker and a search-attribute update.
- *
- * Introduced behind the patch {@link LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH}, checked only when
- * {@link LOCAL_SHORT_STEPS_PATCH} is and before {@link QUOTA_STEPS_AS_ACTIVITIES_PATCH}, so runs
- * started under either earlier patch replay as they ran.
+ * Folded phases: the phase of a step that starts and ends inside one workflow task
+ * (inspect-source, reserve-space, commit-quota), verify when it only lists the parts, the size and
+ * `done` are written with the next search-attribute update that matters (upload-parts, merge,
+ * notify, a re-reading verify, compensation, the outcome). Current details and the progress query
+ * still name every step as it runs. A run under this patch does not ask the older ones, and tells
+ * the saga that its pivot is shielded without asking the engine's patch.
  */
-export const LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH = 'local-quota-steps-folded-phases';
-
 /** The phases whose search-attribute update waits for the next one (see above). */
 export const FOLDED_PHASES: ReadonlySet<string> = new Set(['inspect-source', 'reserve-space', 'commit-quota', 'done']);
 
@@ -236,21 +211,12 @@ export const uploadStepsWithLocalQuotaSteps: typeof uploadSteps = {
 };
 
 /**
- * Verify as a local activity when it only lists the parts: no expected checksum to compare and no
- * re-read of the source, so the step is one or a few ListParts calls (1,000 parts a page) and its
- * result is decided from the fingerprints upload-parts recorded.
- *
- * Why: a small upload then goes from upload-parts to merge in one workflow task instead of two,
- * without a trip of verify through the task queue (measured: README, "Measured"). A verify that
- * re-reads the source (`verify: "reread"`, an expected SHA-256) may take as long as the upload and
- * heartbeats, so it stays a regular activity.
- *
- * Introduced behind the patch {@link LOCAL_LISTING_VERIFY_PATCH}, asked before
- * {@link LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH}; runs under it fold phases like that patch.
+ * Verify as a local activity when it only lists the parts (no expected checksum, no re-read of the
+ * source): one or a few ListParts calls, decided from the fingerprints upload-parts recorded. A
+ * verify that re-reads the source may take as long as the upload and heartbeats, so it stays a
+ * regular activity. Chosen by the patch `local-listing-verify`, which implies folded phases.
  */
-export const LOCAL_LISTING_VERIFY_PATCH = 'local-listing-verify';
-
-/** Whether verify only lists the parts (see {@link LOCAL_LISTING_VERIFY_PATCH}); safe on an unchecked request. */
+/** Whether verify only lists the parts (see {@link uploadStepsWithLocalListingVerify}); safe on an unchecked request. */
 export function verifyOnlyLists(request: { verify?: string; expectedChecksum?: unknown } | undefined): boolean {
   return request?.verify !== 'reread' && request?.expectedChecksum === undefined;
 }

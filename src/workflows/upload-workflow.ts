@@ -17,6 +17,12 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { UploadActivities } from '../activities';
+import {
+  LOCAL_LISTING_VERIFY_PATCH,
+  LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH,
+  LOCAL_SHORT_STEPS_PATCH,
+  QUOTA_STEPS_AS_ACTIVITIES_PATCH,
+} from '../patches';
 import { Saga, type SagaState, type StepOutcome } from '../saga/workflow';
 import { multipartChecksums } from '../upload/integrity';
 import { partBatches } from '../upload/part-plan';
@@ -26,11 +32,7 @@ import type { UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } fro
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
 import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
 import {
-  LOCAL_LISTING_VERIFY_PATCH,
-  LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH,
-  LOCAL_SHORT_STEPS_PATCH,
   phaseIsFolded,
-  QUOTA_STEPS_AS_ACTIVITIES_PATCH,
   uploadSteps,
   uploadStepsWithLocalInspectAndNotify,
   uploadStepsWithLocalListingVerify,

@@ -46,6 +46,7 @@ import {
   type SagaFailureReport,
 } from './failure-report';
 import { retryHintInterceptorInstalled, scheduleWithRetryHint } from './retry-hints';
+import { CANCELLED_BEFORE_PIVOT_PATCH, PIVOT_NOT_CANCELLABLE_PATCH } from '../../patches';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyActivity = (...args: any[]) => Promise<any>;
@@ -104,18 +105,8 @@ export type RestoreOptions<A, D extends SagaDefinition, S extends keyof D, Resul
   Result
 >;
 
-/**
- * Patch id (Temporal `patched()`) under which the pivot step runs shielded from cancellation.
- * Recorded once per saga, when its pivot step starts.
- */
-export const PIVOT_NOT_CANCELLABLE_PATCH = 'saga-pivot-not-cancellable';
-
-/**
- * Patch id under which a saga cancelled before its pivot started does not start the pivot. Asked
- * only in that situation (a cancellation that arrived with the result of the step before the
- * pivot, in one workflow activation), so runs that never meet it record nothing.
- */
-export const CANCELLED_BEFORE_PIVOT_PATCH = 'saga-cancelled-before-pivot';
+// The engine's patch ids live in the package's one registry (src/patches.ts).
+export { PIVOT_NOT_CANCELLABLE_PATCH, CANCELLED_BEFORE_PIVOT_PATCH };
 
 /** @see SagaOptions */
 export interface SagaOptions {

@@ -1,0 +1,80 @@
+/**
+ * Every `patched()` id that workflow code of this package asks, in one registry: the saga engine's
+ * and the upload workflow's.
+ *
+ * A patch id is recorded in the history of every run that asks it, so it is a contract with
+ * running workflows and with the recorded histories under test/histories: an id is never renamed,
+ * reused or removed while a run that recorded it may still be replayed. Add a patch here (never
+ * inline), with the one-line invariant it guards; why it was introduced and what runs before it
+ * did is told in docs/explanation/workflow-patches.md.
+ *
+ * Pure data: imported by workflow code, so nothing here may touch Node or I/O.
+ */
+
+/** One entry of {@link WORKFLOW_PATCHES}. */
+export interface WorkflowPatch {
+  /** The id recorded by `patched()`. Never changed. */
+  readonly id: string;
+  /** The day the patch entered main (ISO date). */
+  readonly since: string;
+  /** The workflow code that asks it. */
+  readonly askedBy: 'saga engine' | 'uploadWorkflow';
+  /** What runs that recorded it do differently from runs that did not, in one line. */
+  readonly guards: string;
+}
+
+/** The registry: every patch id asked anywhere in this package's workflow code. */
+export const WORKFLOW_PATCHES = {
+  localShortSteps: {
+    id: 'local-short-steps',
+    since: '2026-11-23',
+    askedBy: 'uploadWorkflow',
+    guards:
+      'inspect-source, reserve-space, commit-quota and notify run as local activities; earlier runs replay them as regular activities.',
+  },
+  sagaPivotNotCancellable: {
+    id: 'saga-pivot-not-cancellable',
+    since: '2026-12-04',
+    askedBy: 'saga engine',
+    guards: 'the pivot step runs in a non-cancellable scope once started; earlier runs replay it cancellable.',
+  },
+  quotaStepsAsActivities: {
+    id: 'quota-steps-as-activities',
+    since: '2026-12-04',
+    askedBy: 'uploadWorkflow',
+    guards:
+      'under local-short-steps, reserve-space and commit-quota are regular activities again, so waiting reservations hold no workflow-task slot.',
+  },
+  localQuotaStepsFoldedPhases: {
+    id: 'local-quota-steps-folded-phases',
+    since: '2026-12-04',
+    askedBy: 'uploadWorkflow',
+    guards:
+      'the quota steps are local with reserve-space retried through timers, short phases are folded into the next search-attribute update, and the pivot is shielded without asking the engine.',
+  },
+  localListingVerify: {
+    id: 'local-listing-verify',
+    since: '2026-12-04',
+    askedBy: 'uploadWorkflow',
+    guards: 'a verify that only lists the parts runs as a local activity (implies the folded-phases behaviour).',
+  },
+  sagaCancelledBeforePivot: {
+    id: 'saga-cancelled-before-pivot',
+    since: '2026-12-04',
+    askedBy: 'saga engine',
+    guards: 'a saga whose cancellation is seen before its pivot starts compensates instead of starting the pivot.',
+  },
+} as const satisfies Record<string, WorkflowPatch>;
+
+/** @see WORKFLOW_PATCHES.localShortSteps */
+export const LOCAL_SHORT_STEPS_PATCH = WORKFLOW_PATCHES.localShortSteps.id;
+/** @see WORKFLOW_PATCHES.sagaPivotNotCancellable */
+export const PIVOT_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.sagaPivotNotCancellable.id;
+/** @see WORKFLOW_PATCHES.quotaStepsAsActivities */
+export const QUOTA_STEPS_AS_ACTIVITIES_PATCH = WORKFLOW_PATCHES.quotaStepsAsActivities.id;
+/** @see WORKFLOW_PATCHES.localQuotaStepsFoldedPhases */
+export const LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH = WORKFLOW_PATCHES.localQuotaStepsFoldedPhases.id;
+/** @see WORKFLOW_PATCHES.localListingVerify */
+export const LOCAL_LISTING_VERIFY_PATCH = WORKFLOW_PATCHES.localListingVerify.id;
+/** @see WORKFLOW_PATCHES.sagaCancelledBeforePivot */
+export const CANCELLED_BEFORE_PIVOT_PATCH = WORKFLOW_PATCHES.sagaCancelledBeforePivot.id;
