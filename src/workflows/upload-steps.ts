@@ -199,7 +199,7 @@ export const uploadStepsWithLocalInspectAndNotify: typeof uploadSteps = {
  * default); beyond that it is refused at once with the retryable `QuotaLedgerBusy`, and because
  * its `localRetryThreshold` is 0 every retry waits on a workflow timer, with the slot free. So the
  * ledger's workflow task always finds a slot, and a small upload saves two trips through the task
- * queue and two workflow tasks (measured: README, "Measured").
+ * queue and two workflow tasks (measured: docs/explanation/performance.md).
  *
  * Why fewer search-attribute updates: each is a command, an event and a visibility write, and the
  * phase of a step that starts and ends inside one workflow task (inspect-source, reserve-space,
@@ -241,7 +241,7 @@ export const uploadStepsWithLocalQuotaSteps: typeof uploadSteps = {
  * result is decided from the fingerprints upload-parts recorded.
  *
  * Why: a small upload then goes from upload-parts to merge in one workflow task instead of two,
- * without a trip of verify through the task queue (measured: README, "Measured"). A verify that
+ * without a trip of verify through the task queue (measured: docs/explanation/performance.md). A verify that
  * re-reads the source (`verify: "reread"`, an expected SHA-256) may take as long as the upload and
  * heartbeats, so it stays a regular activity.
  *
