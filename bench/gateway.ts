@@ -5,8 +5,8 @@
  * gateway's peak RSS (VmHWM; the claim is "about one part per PATCH in flight"), and the history
  * events of the upload's last workflow run. Measures; asserts nothing.
  *
- * Why a separate script: the numbers depend on the machine, so they belong in the README with the
- * command that produced them, not in a test.
+ * Why a separate script: the numbers depend on the machine, so they belong in docs/explanation/performance.md with
+ * the command that produced them, not in a test.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -10,7 +10,7 @@
  * overwriting. Files it did not write (e.g. histories exported from production) are left alone.
  *
  * Re-record deliberately, after a workflow change that is *meant* to be incompatible has been
- * made safe (README, "Changing workflow code safely"); never to make a failing replay test pass.
+ * made safe (docs/how-to/changing-workflow-code.md); never to make a failing replay test pass.
  * Whatever happens, it leaves nothing running: workers, worker processes, local servers, the
  * stack and the temp files are stopped or removed in reverse order of creation.
  */

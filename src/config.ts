@@ -1,8 +1,8 @@
 /**
  * Worker and client configuration from the environment, validated once at start.
  *
- * Every variable is declared in {@link CONFIG_VARIABLES} with its meaning and default — the README
- * table and docker-compose.yml are checked against that list by tests, so they cannot drift.
+ * Every variable is declared in {@link CONFIG_VARIABLES} with its meaning and default — the table in
+ * docs/reference/configuration.md and docker-compose.yml are checked against that list by tests, so they cannot drift.
  * A bad value stops the process at start with every problem listed, instead of failing the
  * first upload an hour later.
  */

@@ -80,7 +80,7 @@ function describeReplayFailure(file: string, err: unknown): string {
   return (
     `test/histories/${file} does not replay on the current workflow code: ${kind} ${where}.\n${message}\n` +
     'Running workflows would fail like this. Guard the change with patched(), or ship it to a new worker ' +
-    'deployment; re-record (npm run histories:record) only once old runs are safe. See README, "Changing workflow code safely".'
+    'deployment; re-record (npm run histories:record) only once old runs are safe. See docs/how-to/changing-workflow-code.md.'
   );
 }
 

@@ -4,7 +4,7 @@
  *
  * Why it batches: concurrent updates to one workflow collide (each opens its own speculative
  * workflow task) and cost the server and the worker tens of milliseconds each; the same
- * reservations sent as one update cost about one millisecond each (README, "Measured"). So the
+ * reservations sent as one update cost about one millisecond each (docs/explanation/performance.md). So the
  * reservations of one tenant that arrive while an update is in flight wait and leave together as
  * the next `reserveBatch` update — group commit: one update in flight per tenant and process,
  * nobody waits longer than for the update before theirs.

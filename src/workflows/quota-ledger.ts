@@ -6,7 +6,7 @@
  * uploads can never both take the last gigabyte. Activities reach it with Update-with-Start, so
  * the first upload of a tenant creates its ledger.
  *
- * Why batches and signals (measured, see README "Measured"): many concurrent updates to one
+ * Why batches and signals (measured, see docs/explanation/performance.md): many concurrent updates to one
  * workflow are expensive — each opens its own speculative workflow task, they collide, and the
  * worker ends up replaying the ledger's history over and over (≈ 30 ms of server and ≈ 55 ms of
  * worker CPU per update with 20 in flight, against ≈ 1 ms per reservation when the same 20 arrive

@@ -3,7 +3,7 @@
  * `temporal workflow list --query` can find uploads by tenant, destination and outcome.
  *
  * The embedded dev server registers them at start; a self-hosted cluster registers them once with
- * `temporal operator search-attribute create --name <name> --type <type>` (see README).
+ * `temporal operator search-attribute create --name <name> --type <type>` (see docs/how-to/temporal-cloud-and-aws-s3.md).
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 

@@ -1,10 +1,13 @@
 /**
- * The bad-input catalogue in README.md (`## Bad input`) is the specification: this test reads its
- * tables, and for every row produces the error the row describes — from the real validation, the
- * real worker (activities, dev server, MinIO), the real CLI and the real configuration loader —
- * and checks that every `code span` in the row's error column appears in it (`…` stands for text
- * that varies: paths, ports, ids). A row without a case here, or a case without a row, fails, so
- * the README and the code cannot drift apart.
+ * The bad-input catalogue, docs/reference/bad-input.md, is the specification: this test reads its
+ * tables, and for every row produces the error the row describes from the layer the row names in
+ * its "answered by" column — the real client (`UploadClient.start`), the real worker (activities,
+ * dev server, MinIO), the real CLI, the real configuration loader — and checks that the answer
+ * came from that layer and that every `code span` in the row's error column appears in it (`…`
+ * stands for text that varies: paths, ports, ids). An answer from another layer never satisfies a
+ * row: a worker row whose request the client already refuses fails, and so does a client row the
+ * client lets through to the worker. Cases are keyed by layer and input; a row without a case
+ * here, or a case without a row, fails, so the catalogue and the code cannot drift apart.
  *
  * Request rows start from one valid request and change one thing. Command-line rows run the CLI's
  * `main` with captured output. Configuration rows are data:
@@ -12,7 +15,6 @@
  * their exit code, `(exit 2)`.
  */
 import { createServer, type RequestListener } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -26,45 +28,52 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectSourceActivity } from '../../src/activities/inspect-source';
 import type * as CliMain from '../../src/cli/main';
 import { UploadClient, UploadFailedError } from '../../src/client';
+import { InvalidUploadRequestError } from '../../src/upload/errors';
 import { ConfigError, loadConfig } from '../../src/config';
 import type { SagaFailureReport } from '../../src/saga/workflow';
 import { planParts } from '../../src/upload/part-plan';
-import { findRequestProblems, normalizeUploadRequest, type UploadRequest } from '../../src/upload/request';
+import { normalizeUploadRequest, type UploadRequest } from '../../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { startFileServer } from '../support/file-server';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { codeSpans, readRepoFile, tables } from '../support/markdown';
 
-// ---- the README tables (a code span in an error cell is an assertion: keep prose out of them)
+// ---- the catalogue's tables (a code span in an error cell is an assertion: keep prose out of them)
+
+const CATALOGUE = 'docs/reference/bad-input.md';
+
+/** Where an answer comes from; each row names the one whose answer it describes. */
+const LAYERS = ['client', 'worker', 'CLI', 'configuration'] as const;
+type Layer = (typeof LAYERS)[number];
 
 interface Row {
   table: string;
   input: string;
+  layer: Layer;
   error: string;
 }
 
-function catalogueRows(): Row[] {
-  const readme = readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
-  const start = readme.indexOf('\n## Bad input\n');
-  const end = readme.indexOf('\n## ', start + 1);
-  expect(start, 'README has a "## Bad input" section').toBeGreaterThan(0);
-  const rows: Row[] = [];
-  let table = '';
-  for (const line of readme.slice(start, end).split('\n')) {
-    const heading = /^### (.+)$/.exec(line);
-    if (heading) table = heading[1]!.trim();
-    if (!line.startsWith('|') || /^\|\s*-/.test(line)) continue;
-    const cells = line
-      .slice(1, -1)
-      .split(/(?<!\\)\|/)
-      .map((c) => c.trim().replace(/\\\|/g, '|'));
-    if (cells[0] === 'input') continue; // header
-    rows.push({ table, input: cells[0]!, error: cells.at(-1)! });
-  }
-  return rows;
+/** What a layer answered: `layer` is where the error really came from, whatever the row expected. */
+interface Answer {
+  layer: Layer | 'none' | 'threw';
+  text: string;
+  exitCode?: number | null;
 }
 
-const codeSpans = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+function catalogueRows(): Row[] {
+  const found = tables(readRepoFile(CATALOGUE)).filter((t) => t.header[0] === 'input');
+  expect(found.length, `${CATALOGUE} has tables whose first column is "input"`).toBeGreaterThan(0);
+  return found.flatMap((table) => {
+    expect(table.header, `${CATALOGUE}, ${table.heading}`).toEqual(['input', 'answered by', 'error']);
+    return table.rows.map((cells) => {
+      const [input, layer, error] = cells.map((c) => c.replace(/\\\|/g, '|'));
+      expect(LAYERS, `row "${input}": "answered by" must be one of ${LAYERS.join(', ')}`).toContain(layer);
+      return { table: table.heading, input: input!, layer: layer as Layer, error: error! };
+    });
+  });
+}
+
 /** `a … b` → a regular expression in which `…` is any text. */
 const fragmentPattern = (fragment: string) =>
   new RegExp(
@@ -157,12 +166,28 @@ function request(source: UploadRequest['source'], extra: Partial<UploadRequest> 
   };
 }
 
-/** The failure's cause as "Type: message" — what the report, the CLI and the Web UI show. */
-async function workerError(req: UploadRequest, client = uploads): Promise<string> {
-  const err = await (await client.start(req)).result().catch((e: unknown) => e);
-  if (!(err instanceof UploadFailedError)) throw new Error(`expected the upload to fail, got ${String(err)}`);
-  return `${err.report!.cause.type}: ${err.report!.cause.message}`;
+/** The worker's answer: a failure's cause as "Type: message" — what the report, the CLI and the Web UI show. */
+const fromWorker = (text: string): Answer => ({ layer: 'worker', text });
+
+/**
+ * Starts `req` through the real client and says who answered: the client (its validation threw),
+ * the worker (the upload failed: its cause), or nobody (the upload completed).
+ */
+async function answerOf(req: unknown, client = uploads): Promise<Answer> {
+  let handle;
+  try {
+    handle = await client.start(req as UploadRequest);
+  } catch (err) {
+    if (err instanceof InvalidUploadRequestError)
+      return { layer: 'client', text: err.problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
+    throw err;
+  }
+  const err = await handle.result().catch((e: unknown) => e);
+  if (err instanceof UploadFailedError) return fromWorker(`${err.report!.cause.type}: ${err.report!.cause.message}`);
+  return { layer: 'none', text: `the upload ${err instanceof Error ? `failed: ${String(err)}` : 'completed'}` };
 }
+
+const workerError = answerOf;
 
 async function server(handler: RequestListener): Promise<string> {
   const s = createServer(handler);
@@ -265,7 +290,7 @@ const requestCases: Record<string, unknown> = {
   '`verify` unknown': changed({ verify: 'never' }),
 };
 
-const workerCases: Record<string, () => Promise<string>> = {
+const workerCases: Record<string, () => Promise<Answer>> = {
   'a request that bypassed the client': async () => {
     const bad = { ...request({ type: 'file', path: await fileInRoot('bypass.bin', MiB) }), partSize: 1024 };
     const handle = await stack.client.workflow.start('uploadWorkflow', {
@@ -275,7 +300,7 @@ const workerCases: Record<string, () => Promise<string>> = {
     });
     const err = await handle.result().catch((e: unknown) => e);
     const report = ((err as WorkflowFailedError).cause as ApplicationFailure).details?.[0] as SagaFailureReport;
-    return `${report.cause.type}: ${report.cause.message}`;
+    return fromWorker(`${report.cause.type}: ${report.cause.message}`);
   },
   'source file missing': () => workerError(request({ type: 'file', path: path.join(root(), 'missing.bin') })),
   'source is a directory, FIFO or device': () => workerError(request({ type: 'file', path: root() })),
@@ -298,9 +323,11 @@ const workerCases: Record<string, () => Promise<string>> = {
     const err = (await inspect(normalizeUploadRequest(request({ type: 'file', path: '/data/huge.bin' }))).catch(
       (e: unknown) => e,
     )) as ApplicationFailure;
-    return `${err.type}: ${err.message}`;
+    return fromWorker(`${err.type}: ${err.message}`);
   },
-  'more than 10,000 parts at the requested part size': () => Promise.resolve(planParts(12_288 * 5 * MiB, 5 * MiB).adjusted!.reason),
+  // What inspect-source's part planner decides (pure, so no upload of 60 GiB is needed).
+  'more than 10,000 parts at the requested part size': () =>
+    Promise.resolve(fromWorker(planParts(12_288 * 5 * MiB, 5 * MiB).adjusted!.reason)),
   'bucket missing': async () =>
     workerError(
       request({ type: 'file', path: await fileInRoot('nobucket.bin', MiB) }, { destination: { bucket: 'no-such-bucket', key: 'k' } }),
@@ -350,7 +377,7 @@ const workerCases: Record<string, () => Promise<string>> = {
       request({ type: 'file', path: file }, { expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) } }),
     );
     const crc = await workerError(request({ type: 'file', path: file }, { expectedChecksum: { algorithm: 'CRC32C', value: '3q2+7w==' } }));
-    return `${sha}\n${crc}`;
+    return { layer: sha.layer === crc.layer ? sha.layer : 'threw', text: `${sha.text}\n${crc.text}` };
   },
   'object exists and `failIfExists`': async () => {
     const req = request({ type: 'file', path: await fileInRoot('exists.bin', MiB) }, { failIfExists: true });
@@ -368,7 +395,7 @@ const workerCases: Record<string, () => Promise<string>> = {
     await expect.poll(() => files.requests.filter((r) => r.range).length, { timeout: 60_000, interval: 20 }).toBeGreaterThan(0);
     files.setContent(randomBytes(30 * MiB));
     const err = (await handle.result().catch((e: unknown) => e)) as UploadFailedError;
-    return `${err.report!.cause.type}: ${err.report!.cause.message}`;
+    return fromWorker(`${err.report!.cause.type}: ${err.report!.cause.message}`);
   },
 };
 
@@ -422,27 +449,25 @@ function runCli(argv: string[], env: Record<string, string>): Promise<{ code: nu
   return cli.main(['node', 'upload-saga', ...argv], { env, stdout: capture(), stderr: capture() }).then((code) => ({ code, output }));
 }
 
-async function actual(row: Row): Promise<{ text: string; exitCode?: number | null }> {
-  switch (row.table) {
-    case 'Upload requests': {
-      if (!(row.input in requestCases)) throw new Error(`no case for request row "${row.input}"`);
-      const problems = findRequestProblems(requestCases[row.input]);
-      expect(problems.length, row.input).toBeGreaterThan(0);
-      return { text: problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
+async function actual(row: Row): Promise<Answer> {
+  switch (row.layer) {
+    case 'client': {
+      if (!(row.input in requestCases)) throw new Error(`no client case for row "${row.input}"`);
+      return answerOf(requestCases[row.input]);
     }
-    case 'On the worker': {
+    case 'worker': {
       const run = workerCases[row.input];
-      if (!run) throw new Error(`no case for worker row "${row.input}"`);
-      return { text: await run() };
+      if (!run) throw new Error(`no worker case for row "${row.input}"`);
+      return run();
     }
-    case 'Command line': {
+    case 'CLI': {
       const argv = cliCases[row.input];
-      if (!argv) throw new Error(`no case for command-line row "${row.input}"`);
+      if (!argv) throw new Error(`no CLI case for row "${row.input}"`);
       const env = row.input.startsWith('an invalid configuration') ? { ...stack.env, TEMPORAL_ADDRESS: 'nonsense' } : stack.env;
       const { code, output } = await runCli(argv, env);
-      return { text: output, exitCode: code };
+      return { layer: 'CLI', text: output, exitCode: code };
     }
-    case 'Worker configuration': {
+    case 'configuration': {
       const env = Object.fromEntries(
         codeSpans(row.input)
           .filter((span) => span.includes('='))
@@ -452,57 +477,61 @@ async function actual(row: Row): Promise<{ text: string; exitCode?: number | nul
       try {
         loadConfig(env);
       } catch (err) {
-        if (err instanceof ConfigError) return { text: err.problems.join('\n') };
+        if (err instanceof ConfigError) return { layer: 'configuration', text: err.problems.join('\n') };
         throw err;
       }
-      throw new Error(`the configuration ${JSON.stringify(env)} was accepted`);
+      return { layer: 'none', text: `the configuration ${JSON.stringify(env)} was accepted` };
     }
-    default:
-      throw new Error(`unknown table "${row.table}" in the Bad input section`);
   }
+}
+
+/** Why `answer` does not satisfy `row`, or nothing: it must come from the row's layer and contain every fragment. */
+function mismatches(row: Row, answer: Answer): string[] {
+  if (answer.layer !== row.layer)
+    return [`${row.input}\n  the catalogue says the ${row.layer} answers, but the answer came from: ${answer.layer}\n  ${answer.text}`];
+  return [
+    ...codeSpans(row.error)
+      .filter((fragment) => !fragmentPattern(fragment).test(answer.text))
+      .map((fragment) => `${row.input}\n  the catalogue says: ${fragment}\n  ${row.layer} answered: ${answer.text}`),
+    ...(row.layer === 'CLI' && answer.exitCode !== Number(/\(exit (\d+)/.exec(row.error)?.[1])
+      ? [`${row.input}\n  the catalogue says ${row.error}\n  exit code: ${answer.exitCode}`]
+      : []),
+  ];
 }
 
 const rows = catalogueRows();
 
-describe('the bad-input catalogue in the README', () => {
-  it('has a case here for every row, and a row for every case here', () => {
-    const tables = new Set(rows.map((r) => r.table));
-    expect([...tables].sort()).toEqual(['Command line', 'On the worker', 'Upload requests', 'Worker configuration']);
-    const documented = (table: string) =>
+describe(`the bad-input catalogue (${CATALOGUE})`, () => {
+  it('has a case here for every row, and a row for every case here, of the same layer', () => {
+    const documented = (layer: Layer) =>
       rows
-        .filter((r) => r.table === table)
+        .filter((r) => r.layer === layer)
         .map((r) => r.input)
         .sort();
-    expect(documented('Upload requests')).toEqual(Object.keys(requestCases).sort());
-    expect(documented('On the worker')).toEqual(Object.keys(workerCases).sort());
-    expect(documented('Command line')).toEqual(Object.keys(cliCases).sort());
+    expect(documented('client')).toEqual(Object.keys(requestCases).sort());
+    expect(documented('worker')).toEqual(Object.keys(workerCases).sort());
+    expect(documented('CLI')).toEqual(Object.keys(cliCases).sort());
+    expect(documented('configuration').length).toBeGreaterThan(0);
     for (const row of rows) expect(codeSpans(row.error).length, `row "${row.input}" shows no error in a code span`).toBeGreaterThan(0);
   });
 
-  it.each(
-    rows
-      .filter((r) => r.table === 'Upload requests' || r.table === 'Worker configuration')
-      .map((r) => [`${r.table}: ${r.input}`, r] as const),
-  )('%s', async (_name, row) => {
-    const { text } = await actual(row);
-    for (const fragment of codeSpans(row.error)) expect(text, `README says: ${fragment}`).toMatch(fragmentPattern(fragment));
-  });
+  it.each(rows.filter((r) => r.layer === 'client' || r.layer === 'configuration').map((r) => [`${r.layer}: ${r.input}`, r] as const))(
+    '%s',
+    async (_name, row) => {
+      expect(mismatches(row, await actual(row)).join('\n\n')).toBe('');
+    },
+  );
 
   // These rows run real uploads or connect to the dev server: concurrently, to keep the file's time reasonable.
-  it.each(['Command line', 'On the worker'])('%s: every row (uploads through the real worker, dev server and MinIO)', async (table) => {
+  it.each(['CLI', 'worker'] as const)('%s: every row (uploads through the real worker, dev server and MinIO)', async (layer) => {
     const results = await Promise.all(
       rows
-        .filter((r) => r.table === table)
-        .map(async (row) => ({ row, ...(await actual(row).catch((e: unknown) => ({ text: `threw ${String(e)}`, exitCode: undefined }))) })),
+        .filter((r) => r.layer === layer)
+        .map(async (row) => ({
+          row,
+          answer: await actual(row).catch((e: unknown): Answer => ({ layer: 'threw', text: `threw ${String(e)}` })),
+        })),
     );
-    const mismatches = results.flatMap(({ row, text, exitCode }) => [
-      ...codeSpans(row.error)
-        .filter((fragment) => !fragmentPattern(fragment).test(text))
-        .map((fragment) => `${row.input}\n  README says: ${fragment}\n  actual:      ${text}`),
-      ...(table === 'Command line' && exitCode !== Number(/\(exit (\d+)/.exec(row.error)?.[1])
-        ? [`${row.input}\n  README says ${row.error}\n  exit code:   ${exitCode}`]
-        : []),
-    ]);
-    expect(mismatches.join('\n\n')).toBe('');
+    expect(results.flatMap(({ row, answer }) => mismatches(row, answer)).join('\n\n')).toBe('');
   });
 });

@@ -5,8 +5,7 @@
  *
  * A running upload replayed on this code finds an activity command where its history has the
  * saga's first search-attribute update, and fails with a DeterminismViolationError. The safe way
- * to ship such a change is `patched()` or a new worker deployment (README, "Changing workflow code
- * safely").
+ * to ship such a change is `patched()` or a new worker deployment (docs/how-to/changing-workflow-code.md).
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { UploadActivities } from '../../src/activities';

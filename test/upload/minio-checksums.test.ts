@@ -1,6 +1,6 @@
 /**
  * What the MinIO built here does with checksums and server-side copies — pinned, because the
- * saga's integrity design rests on it (src/upload/integrity.ts, README "Checksums"). If a MinIO
+ * saga's integrity design rests on it (src/upload/integrity.ts, docs/explanation/integrity-and-checksums.md). If a MinIO
  * upgrade changes any of this, this file says exactly what changed.
  */
 import { createHash, randomBytes } from 'node:crypto';

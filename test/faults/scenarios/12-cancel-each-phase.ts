@@ -41,7 +41,7 @@ async function cancelAtHeldRequest(ctx: FaultContext, operation: S3Operation, ph
   // pivot, give a wrong reaction (an abort racing the held request) time to happen. The wait is
   // longer than a workflow-task heartbeat (80 % of the 10 s workflow-task timeout): verify runs
   // as a local activity, and a cancellation reaches a workflow whose local activity is running
-  // only with that heartbeat (README, "Cancelling an upload").
+  // only with that heartbeat (docs/explanation/saga-semantics.md, "Cancelling an upload").
   await ctx
     .waitFor(
       'the saga reacting to the cancellation',
