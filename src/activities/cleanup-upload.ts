@@ -21,8 +21,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { transientFailure, UploadFailureType } from '../upload/errors';
 import type { UploadActivityDeps } from './deps';
-import { isS3Error, s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
+import { isS3Error, s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
 
 export interface CleanupUploadInput {
   bucket: string;

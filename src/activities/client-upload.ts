@@ -22,11 +22,11 @@ import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { S3_LIMITS } from '../upload/part-plan';
 import type { ChecksumAlgorithm } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
-import { checksumField } from './s3/checksums';
-import { s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
-import { multipartETag, sameETag } from './s3/multipart-etag';
-import { extendPartsFingerprint } from './s3/parts-fingerprint';
+import { checksumField } from '../s3/checksums';
+import { s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
+import { multipartETag, sameETag } from '../s3/multipart-etag';
+import { extendPartsFingerprint } from '../s3/parts-fingerprint';
 
 export interface OpenMultipartUploadInput {
   bucket: string;

@@ -16,10 +16,10 @@ import { permanentFailure, UploadFailureType } from '../upload/errors';
 import type { MultipartChecksumType } from '../upload/integrity';
 import { expectedCrc, type ChecksumAlgorithm, type ExpectedChecksum } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
-import { checksumField } from './s3/checksums';
-import { isS3Error, s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
-import { sameETag } from './s3/multipart-etag';
+import { checksumField } from '../s3/checksums';
+import { isS3Error, s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
+import { sameETag } from '../s3/multipart-etag';
 
 export interface CompleteUploadInput {
   bucket: string;

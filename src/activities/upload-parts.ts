@@ -29,9 +29,9 @@ import type { MultipartChecksumType, TransferMode } from '../upload/integrity';
 import type { ChecksumAlgorithm, SourceDescriptor } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
 import { sourceVersionMatches } from './sources/byte-source';
-import { bareETag, checksumField, checksumFingerprint, partChecksum } from './s3/checksums';
-import { s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
+import { bareETag, checksumField, checksumFingerprint, partChecksum } from '../s3/checksums';
+import { s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
 import { runPool } from './worker-pool';
 
 export interface UploadPartsInput {

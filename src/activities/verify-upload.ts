@@ -25,11 +25,11 @@ import { partRange, type PartPlan } from '../upload/part-plan';
 import { expectedCrc, type ChecksumAlgorithm, type ExpectedChecksum, type SourceDescriptor } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
 import { sourceVersionMatches } from './sources/byte-source';
-import { bareETag, checksumField, checksumFingerprint, createChecksum, partChecksum, sha256Hex } from './s3/checksums';
-import { s3Failure } from './s3/classify-error';
-import { combineBase64Crcs } from './s3/crc-combine';
-import { listAllParts } from './s3/list-parts';
-import { multipartETag } from './s3/multipart-etag';
+import { bareETag, checksumField, checksumFingerprint, createChecksum, partChecksum, sha256Hex } from '../s3/checksums';
+import { s3Failure } from '../s3/classify-error';
+import { combineBase64Crcs } from '../s3/crc-combine';
+import { listAllParts } from '../s3/list-parts';
+import { multipartETag } from '../s3/multipart-etag';
 
 export interface VerifyUploadInput {
   bucket: string;

@@ -27,7 +27,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
-import { listAllParts } from '../activities/s3/list-parts';
+import { listAllParts } from '../s3/list-parts';
 import type { ClientUploadPhase, ClientUploadState } from '../upload/client-upload';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import { UnauthorizedError } from './errors';

@@ -42,7 +42,7 @@ import { UploadPartCommand, S3Client, type S3Client as S3ClientType } from '@aws
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { listAllParts } from '../activities/s3/list-parts';
+import { listAllParts } from '../s3/list-parts';
 import type { ClientPart, ClientUploadState } from '../upload/client-upload';
 import { tenantSettings } from './config';
 import { InvalidRequestError, RateLimitedError, UnauthorizedError, UploadConflictError, UploadGoneError } from './errors';

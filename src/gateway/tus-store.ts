@@ -30,10 +30,10 @@ import type { Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { crc32 } from '@node-rs/crc32';
 import { DataStore, Upload } from '@tus/server';
-import { checksumField, partChecksum } from '../activities/s3/checksums';
-import { extendPartsFingerprint } from '../activities/s3/parts-fingerprint';
+import { checksumField, partChecksum } from '../s3/checksums';
+import { extendPartsFingerprint } from '../s3/parts-fingerprint';
 import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type ClientUploadState, type StagedSegment } from '../upload/client-upload';
-import { stagingPrefixOf } from '../workflows/upload-workflow';
+import { stagingPrefixOf } from '../upload/staging';
 import { GatewayError, InvalidRequestError, UploadConflictError, UploadTooLargeError } from './errors';
 import { metadataProblem, type UploadsService } from './uploads-service';
 

@@ -57,9 +57,9 @@ import {
   completeUpdate,
   recordChunkUpdate,
   waitUntilOpenUpdate,
-  type clientUploadWorkflow,
-} from '../workflows/client-upload-workflow';
-import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../workflows/search-attributes';
+  type ClientUploadWorkflow,
+} from '../upload/client-upload-messages';
+import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import { tenantSettings, type GatewayConfig } from './config';
 import {
   GatewayError,
@@ -250,7 +250,7 @@ export class UploadsService {
       ...(this.options.updatesPerRun ? { updatesPerRun: this.options.updatesPerRun } : {}),
     };
     const workflowId = uploadWorkflowId(tenant, uploadId);
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof clientUploadWorkflow>('clientUploadWorkflow', {
+    const startWorkflowOperation = new WithStartWorkflowOperation<ClientUploadWorkflow>('clientUploadWorkflow', {
       workflowId,
       taskQueue: this.options.taskQueue,
       args: [input],
@@ -373,8 +373,8 @@ export class UploadsService {
     return this.changed(await this.state(tenant, uploadId));
   }
 
-  private handle(tenant: string, uploadId: string): WorkflowHandle<typeof clientUploadWorkflow> {
-    return this.client.workflow.getHandle<typeof clientUploadWorkflow>(uploadWorkflowId(tenant, uploadId));
+  private handle(tenant: string, uploadId: string): WorkflowHandle<ClientUploadWorkflow> {
+    return this.client.workflow.getHandle<ClientUploadWorkflow>(uploadWorkflowId(tenant, uploadId));
   }
 
   private bounded<T>(call: () => Promise<T>): Promise<T> {
@@ -385,7 +385,7 @@ export class UploadsService {
   private async update<T>(
     tenant: string,
     uploadId: string,
-    send: (handle: WorkflowHandle<typeof clientUploadWorkflow>) => Promise<T>,
+    send: (handle: WorkflowHandle<ClientUploadWorkflow>) => Promise<T>,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {

@@ -11,7 +11,7 @@
  * offset is rejected, which makes a PATCH retried after a gateway died harmless.
  *
  * No bytes and no per-part list live here: parts are identified by a running fingerprint over
- * their checksums (see src/activities/s3/parts-fingerprint.ts), which verify recomputes from
+ * their checksums (see src/s3/parts-fingerprint.ts), which verify recomputes from
  * ListParts.
  */
 import type { QuotaUsage } from '../quota/ledger';

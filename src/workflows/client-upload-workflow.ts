@@ -26,8 +26,6 @@ import {
   condition,
   ContinueAsNew,
   continueAsNew,
-  defineQuery,
-  defineUpdate,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -35,39 +33,32 @@ import {
 } from '@temporalio/workflow';
 import type { UploadActivities } from '../activities';
 import type { QuotaUsage } from '../quota/ledger';
-import { Saga, type SagaState } from '../saga/workflow';
+import { Saga } from '../saga/workflow';
 import {
   chunkRecordProblem,
   ChunkRejection,
   ClientUploadFailureType,
   clientPartsProblem,
   partCountOf,
-  type ChunkRecord,
   type ClientPart,
   type ClientUploadInput,
   type ClientUploadPhase,
   type ClientUploadState,
 } from '../upload/client-upload';
-import type { UploadOutcomeKind, UploadProgress, UploadResult } from '../upload/outcome';
+import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
 import { clientUploadSteps } from './client-upload-steps';
-import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
+import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
-import { stagingPrefixOf } from './upload-workflow';
-
-/** The upload's durable state (offset, parts, phase, outcome, expiry…). */
-export const clientUploadStateQuery = defineQuery<ClientUploadState>('clientUploadState');
-/** The same shape as the upload workflow's progress query, for tools that show both. */
-export const clientUploadProgressQuery = defineQuery<UploadProgress>('progress');
-export const clientUploadSagaStateQuery = defineQuery<SagaState>('sagaState');
-/** Returns once the multipart upload is open (or the saga ended): what `create` waits for. */
-export const waitUntilOpenUpdate = defineUpdate<ClientUploadState>('waitUntilOpen');
-/** tus: a gateway records the bytes it wrote. Rejected (no history) unless it starts at the recorded offset. */
-export const recordChunkUpdate = defineUpdate<ClientUploadState, [ChunkRecord]>('recordChunk');
-/** Presigned: the client finished sending parts; verify and merge them. */
-export const completeUpdate = defineUpdate<ClientUploadState, [{ parts: ClientPart[] }]>('complete');
-
-/** Updates one run handles before continuing as new. */
-export const DEFAULT_UPDATES_PER_RUN = 500;
+import { stagingPrefixOf } from '../upload/staging';
+import {
+  clientUploadProgressQuery,
+  clientUploadSagaStateQuery,
+  clientUploadStateQuery,
+  completeUpdate,
+  DEFAULT_UPDATES_PER_RUN,
+  recordChunkUpdate,
+  waitUntilOpenUpdate,
+} from '../upload/client-upload-messages';
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 

@@ -6,6 +6,7 @@
  * is happening: a phase search attribute, live "current details" in the Web UI, a progress query,
  * and on failure one failure naming the step, the cause and each compensation's outcome.
  */
+import { stagingPrefixOf } from '../upload/staging';
 import {
   defineQuery,
   setCurrentDetails,
@@ -23,7 +24,7 @@ import { partBatches } from '../upload/part-plan';
 import type { UploadRequestWithDefaults } from '../upload/request';
 import { describeSource } from '../upload/request-types';
 import type { UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
-import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
+import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
 import {
   LOCAL_LISTING_VERIFY_PATCH,
@@ -41,11 +42,6 @@ import {
 
 export const progressQuery = defineQuery<UploadProgress>('progress');
 export const sagaStateQuery = defineQuery<SagaState>('sagaState');
-
-/** Where the saga keeps staged part objects of one upload (deleted by the compensation). */
-export function stagingPrefixOf(tenant: string, uploadId: string): string {
-  return `.upload-saga/staging/${tenant}/${uploadId}/`;
-}
 
 const formatGiB = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 

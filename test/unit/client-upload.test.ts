@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { partsFingerprint, extendPartsFingerprint } from '../../src/activities/s3/parts-fingerprint';
+import { partsFingerprint, extendPartsFingerprint } from '../../src/s3/parts-fingerprint';
 import { ConfigError } from '../../src/config';
 import { hashToken, loadGatewayConfig, parseDuration, tenantSettings } from '../../src/gateway/config';
 import { parseUploadChecksum } from '../../src/gateway/tus-store';

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
-import { partChecksum } from '../../src/activities/s3/checksums';
+import { partChecksum } from '../../src/s3/checksums';
 import type { QuotaLedger } from '../../src/quota/ledger';
 import { planParts } from '../../src/upload/part-plan';
 import { normalizeUploadRequest } from '../../src/upload/request';

@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, LocalFileResolver, type UploadActivities } from '../../src/activities';
-import { partChecksum } from '../../src/activities/s3/checksums';
+import { partChecksum } from '../../src/s3/checksums';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import type { QuotaLedger } from '../../src/quota/ledger';
 import { planParts } from '../../src/upload/part-plan';

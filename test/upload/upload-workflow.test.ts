@@ -16,7 +16,7 @@ import { InvalidUploadRequestError } from '../../src/upload/errors';
 import type { UploadEvent } from '../../src/upload/outcome';
 import type { UploadRequest } from '../../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
-import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
+import { stagingPrefixOf } from '../../src/upload/staging';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { slowSource } from '../support/slow-source';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
