@@ -232,7 +232,7 @@ export function observationOfState(state: ClientUploadState, at: number = Date.n
 /**
  * Bytes per second over a sliding window of (time, bytes) samples. Pure: time is passed in.
  */
-export class RateMeter {
+export class ProgressRateMeter {
   private samples: { at: number; bytes: number }[] = [];
   /** @param windowMs how far back samples count. @default 5000 */
   constructor(private readonly windowMs = 5_000) {}
@@ -274,7 +274,7 @@ export class ProgressView {
   private object: ProgressEvent['object'];
   private error: string | undefined;
   private lastAt = 0;
-  private readonly meter: RateMeter;
+  private readonly meter: ProgressRateMeter;
   private lastSent: string | undefined;
 
   constructor(
@@ -282,7 +282,7 @@ export class ProgressView {
     first: ProgressObservation,
     rateWindowMs?: number,
   ) {
-    this.meter = new RateMeter(rateWindowMs);
+    this.meter = new ProgressRateMeter(rateWindowMs);
     this.phase = first.phase ?? 'receive-parts';
     this.apply(first);
   }

@@ -17,7 +17,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
-import { GatewayError, InvalidRequestError, UploadFailedError } from './errors';
+import { GatewayError, InvalidRequestError, UploadNotStoredError } from './errors';
 import { ClientUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
 import type { UploadsService } from './uploads-service';
 
@@ -72,7 +72,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     onUploadFinish: async (_req, upload) => {
       const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
-      throw new UploadFailedError(
+      throw new UploadNotStoredError(
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
       );
     },

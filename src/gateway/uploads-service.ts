@@ -10,7 +10,7 @@
  * - Failures are {@link GatewayError}s carrying the HTTP status: 400 InvalidRequestError,
  *   404 UploadNotFoundError, 409 UploadConflictError (wrong offset; upload not receiving),
  *   410 UploadGoneError (expired, cancelled, compensated), 413 UploadTooLargeError (over the
- *   tenant's maximum upload size or its quota), 422 UploadFailedError (verify found a mismatch),
+ *   tenant's maximum upload size or its quota), 422 UploadNotStoredError (verify found a mismatch),
  *   503 GatewayUnavailableError (Temporal did not answer in time). Anything else is a bug (500).
  * - `create` returns once the multipart upload is open: `state.multipartUploadId` is S3's
  *   upload id (presign UploadPart URLs with it), `state.key` the object key (always under
@@ -66,7 +66,7 @@ import {
   GatewayUnavailableError,
   InvalidRequestError,
   UploadConflictError,
-  UploadFailedError,
+  UploadNotStoredError,
   UploadGoneError,
   UploadNotFoundError,
   UploadTooLargeError,
@@ -287,7 +287,7 @@ export class UploadsService {
     if (state.outcome !== 'running') {
       const cause = state.failure?.cause;
       if (cause?.type === 'QuotaExceeded') throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}`);
-      throw new UploadFailedError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
+      throw new UploadNotStoredError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
     }
     return this.changed(state);
   }
@@ -333,13 +333,13 @@ export class UploadsService {
    * Presigned: the client sent its parts; verify them against ListParts and merge. Waits up to
    * `waitMs` for the outcome and returns the final state (`result` set), or the running state if
    * it takes longer.
-   * @throws UploadFailedError (422) when the saga ended without an object, UploadConflictError, UploadGoneError
+   * @throws UploadNotStoredError (422) when the saga ended without an object, UploadConflictError, UploadGoneError
    */
   async complete(tenant: string, uploadId: string, parts: ClientPart[], options: { waitMs?: number } = {}): Promise<ClientUploadState> {
     await this.update(tenant, uploadId, (handle) => handle.executeUpdate(completeUpdate, { args: [{ parts }] }));
     const state = await this.waitForEnd(tenant, uploadId, options.waitMs ?? 60_000);
     if (state.outcome !== 'running' && state.outcome !== 'completed') {
-      throw new UploadFailedError(
+      throw new UploadNotStoredError(
         state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : `the upload ended ${state.outcome}`,
       );
     }
@@ -420,7 +420,7 @@ export class UploadsService {
   private translate(err: unknown, uploadId: string): Error {
     if (err instanceof GatewayError) return err;
     if (err instanceof WorkflowNotFoundError || err instanceof QueryNotRegisteredError) return new UploadNotFoundError(uploadId);
-    if (err instanceof WorkflowFailedError) return new UploadFailedError(err.cause?.message ?? err.message);
+    if (err instanceof WorkflowFailedError) return new UploadNotStoredError(err.cause?.message ?? err.message);
     // The SDK reports a deadline met during an update as its own error, without the gRPC code.
     if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
       return new GatewayUnavailableError(`Temporal did not answer in time for upload ${uploadId}; retry later`, { cause: err });

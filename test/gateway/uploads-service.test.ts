@@ -11,7 +11,7 @@ import {
   GatewayUnavailableError,
   InvalidRequestError,
   UploadConflictError,
-  UploadFailedError,
+  UploadNotStoredError,
   UploadNotFoundError,
   UploadTooLargeError,
 } from '../../src/gateway/errors';
@@ -88,8 +88,8 @@ describe('presigned uploads through the uploads service', () => {
     const parts = await sendParts(created.key, created.multipartUploadId!, data, 5 * MiB);
     parts[1]!.etag = '"00000000000000000000000000000000"';
     const err = await uploads.complete(acme, created.uploadId, parts).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UploadFailedError);
-    expect((err as UploadFailedError).status).toBe(422);
+    expect(err).toBeInstanceOf(UploadNotStoredError);
+    expect((err as UploadNotStoredError).status).toBe(422);
     expect((err as Error).message).toMatch(/PartsMismatch: .*part 2 has ETag .* but the client reported/);
     const state = await uploads.state(acme, created.uploadId);
     expect(state.outcome).toBe('compensated');

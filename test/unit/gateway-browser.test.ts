@@ -5,15 +5,15 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config';
 import { loadGatewayConfig } from '../../src/gateway/config';
-import { observationOfState, ProgressView, RateMeter, type ProgressObservation } from '../../src/gateway/progress';
+import { observationOfState, ProgressView, ProgressRateMeter, type ProgressObservation } from '../../src/gateway/progress';
 import { clientPartsOf, declaredLengthOf, objectLocation, parsePartNumber, userMetadataOf } from '../../src/gateway/s3-multipart';
 import type { ClientUploadState } from '../../src/upload/client-upload';
 
 const MiB = 1024 * 1024;
 
-describe('RateMeter', () => {
+describe('ProgressRateMeter', () => {
   it('measures bytes per second over the window', () => {
-    const meter = new RateMeter(5_000);
+    const meter = new ProgressRateMeter(5_000);
     meter.add(0, 0);
     meter.add(1_000, 2 * MiB);
     meter.add(2_000, 4 * MiB);
@@ -21,7 +21,7 @@ describe('RateMeter', () => {
   });
 
   it('falls towards 0 when bytes stop, and is 0 once the window has passed', () => {
-    const meter = new RateMeter(5_000);
+    const meter = new ProgressRateMeter(5_000);
     meter.add(0, 0);
     meter.add(1_000, 4 * MiB);
     expect(meter.rate(1_000)).toBe(4 * MiB);
@@ -30,7 +30,7 @@ describe('RateMeter', () => {
   });
 
   it('is 0 with a single sample and ignores samples older than the last one', () => {
-    const meter = new RateMeter();
+    const meter = new ProgressRateMeter();
     meter.add(1_000, MiB);
     expect(meter.rate(1_000)).toBe(0);
     meter.add(500, 10 * MiB);

@@ -3,7 +3,8 @@
  * --circular --extensions ts src` and a grep would make, without a dependency):
  * - no import cycle between modules (type-only imports included: they couple modules as much);
  * - the gateway imports neither workflow code (src/workflows) nor activity internals
- *   (src/activities): what it shares with them lives in src/upload and src/s3.
+ *   (src/activities): what it shares with them lives in src/upload and src/s3;
+ * - no two exported classes share a name.
  */
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -68,5 +69,15 @@ describe('module layout of src/', () => {
         imports.filter((target) => /^(workflows|activities)\b/.test(rel(target))).map((target) => `${rel(file)} → ${rel(target)}`),
       );
     expect(reaching).toEqual([]);
+  });
+
+  it('gives every exported class its own name', () => {
+    const byName = new Map<string, string[]>();
+    for (const file of files) {
+      for (const match of readFileSync(file, 'utf8').matchAll(/export (?:abstract )?class (\w+)/g)) {
+        byName.set(match[1]!, [...(byName.get(match[1]!) ?? []), rel(file)]);
+      }
+    }
+    expect([...byName].filter(([, where]) => where.length > 1)).toEqual([]);
   });
 });
