@@ -16,7 +16,7 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
   },
   {
     name: 'UPLOAD_SAGA_GATEWAY_BUCKET',
-    description: 'Bucket client uploads go to (each tenant under its own "<tenant>/" prefix)',
+    description: 'Bucket gateway uploads go to (each tenant under its own "<tenant>/" prefix)',
     default: 'uploads',
   },
   { name: 'UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE', description: 'Largest upload a tenant may send (413 above)', default: '5GiB' },

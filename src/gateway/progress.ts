@@ -1,5 +1,5 @@
 /**
- * Live progress of client uploads: `GET /uploads/:id/events`, a Server-Sent Events stream of
+ * Live progress of gateway uploads: `GET /uploads/:id/events`, a Server-Sent Events stream of
  * `{ phase, bytes, totalBytes, rateBytesPerSecond, outcome }` that ends with one final event once
  * the outcome is known (with the object on success, the cause otherwise).
  *
@@ -28,7 +28,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
 import { listAllParts } from '../s3/list-parts';
-import type { ClientUploadPhase, ClientUploadState } from '../upload/client-upload';
+import type { GatewayUploadPhase, GatewayUploadState } from '../upload/gateway-upload';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import { UnauthorizedError } from './errors';
 import type { GatewayPlugin } from './plugin-types';
@@ -36,7 +36,7 @@ import type { GatewayPlugin } from './plugin-types';
 /** One event of the stream (`event: progress`, `data:` this as JSON). */
 export interface ProgressEvent {
   uploadId: string;
-  phase: ClientUploadPhase;
+  phase: GatewayUploadPhase;
   /** Bytes received so far (tus: the durable offset; presigned: the parts S3 holds); the size once verified. */
   bytes: number;
   /** The upload's length, when known (tus: always; presigned: once verified). */
@@ -59,7 +59,7 @@ export interface ProgressObservation {
   uploadId: string;
   /** Epoch ms when it was observed. */
   at: number;
-  phase?: ClientUploadPhase;
+  phase?: GatewayUploadPhase;
   bytes?: number;
   totalBytes?: number;
   outcome?: UploadOutcomeKind;
@@ -204,7 +204,7 @@ export class RedisProgressBus implements ProgressBus {
 }
 
 /** What the uploads service's state says about progress (bytes: the tus offset, or the verified size). */
-export function observationOfState(state: ClientUploadState, at: number = Date.now()): ProgressObservation {
+export function observationOfState(state: GatewayUploadState, at: number = Date.now()): ProgressObservation {
   const result = state.result;
   return {
     tenant: state.tenant,
@@ -267,7 +267,7 @@ export class ProgressRateMeter {
 
 /** Merges observations into the state a stream shows; pure apart from the rate meter it owns. */
 export class ProgressView {
-  private phase: ClientUploadPhase;
+  private phase: GatewayUploadPhase;
   private bytes = 0;
   private totalBytes: number | undefined;
   private outcome: UploadOutcomeKind = 'running';
@@ -341,7 +341,7 @@ export interface ProgressSource {
    * The upload's state for the tenant.
    * @throws UploadNotFoundError (404) for unknown ids and other tenants' uploads
    */
-  state(tenant: string, uploadId: string): Promise<ClientUploadState>;
+  state(tenant: string, uploadId: string): Promise<GatewayUploadState>;
 }
 
 /** An observation from the workflow, with ListParts bytes for a presigned upload not yet merged. */

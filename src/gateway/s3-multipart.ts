@@ -1,7 +1,7 @@
 /**
  * S3 presigned multipart uploads as `@uppy/aws-s3` expects them from a Companion-style backend:
  * the browser asks the gateway to open, sign, list, complete or abort, and PUTs each part straight
- * to S3 with a short-lived presigned URL. Every upload is a client-upload saga (mode `presigned`).
+ * to S3 with a short-lived presigned URL. Every upload is a gateway-upload saga (mode `presigned`).
  *
  * The routes, relative to the endpoint Uppy is given (`companionEndpoint` in @uppy/aws-s3 v6,
  * `endpoint` in v5; both append `/s3/...`), and what Uppy reads from each answer:
@@ -43,7 +43,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { listAllParts } from '../s3/list-parts';
-import type { ClientPart, ClientUploadState } from '../upload/client-upload';
+import type { GatewayPart, GatewayUploadState } from '../upload/gateway-upload';
 import { tenantSettings } from './config';
 import { InvalidRequestError, RateLimitedError, UnauthorizedError, UploadConflictError, UploadGoneError } from './errors';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
@@ -176,7 +176,7 @@ export function declaredLengthOf(meta: unknown): number | undefined {
 }
 
 /** The client's `{ PartNumber, ETag }` list as the workflow takes it, in part order. */
-export function clientPartsOf(body: unknown): ClientPart[] {
+export function gatewayPartsOf(body: unknown): GatewayPart[] {
   const parts = (body as { parts?: unknown } | undefined)?.parts;
   if (!Array.isArray(parts) || parts.length === 0)
     throw new InvalidRequestError('the body must be { "parts": [{ "PartNumber": 1, "ETag": "…" }, …] } with at least one part');
@@ -260,7 +260,7 @@ async function presignedUpload(
   tenant: string,
   uploadId: string,
   key: unknown,
-): Promise<ClientUploadState> {
+): Promise<GatewayUploadState> {
   const state = await options.uploads.get(tenant, uploadId);
   if (key !== undefined && key !== state.key)
     throw new InvalidRequestError(`key ${JSON.stringify(key)} is not the key of upload ${uploadId} (${state.key})`);
@@ -270,7 +270,7 @@ async function presignedUpload(
 }
 
 /** S3's multipart upload id of an upload still receiving parts. */
-function receivingMultipartId(state: ClientUploadState): string {
+function receivingMultipartId(state: GatewayUploadState): string {
   if (state.outcome !== 'running' || state.phase !== 'receive-parts' || !state.multipartUploadId) {
     throw new UploadConflictError(
       `upload ${state.uploadId} does not receive parts any more (phase ${state.phase}, outcome ${state.outcome})`,
@@ -421,7 +421,7 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       routeConfig,
       async (request, reply) => {
         const tenant = await tenantOf(request);
-        const parts = clientPartsOf(request.body);
+        const parts = gatewayPartsOf(request.body);
         const { uploadId } = request.params;
         await presignedUpload(options, tenant, uploadId, request.query.key);
         const state = await options.uploads.complete(tenant, uploadId, parts, { waitMs: options.completeWaitMs });

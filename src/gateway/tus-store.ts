@@ -32,7 +32,7 @@ import { crc32 } from '@node-rs/crc32';
 import { DataStore, Upload } from '@tus/server';
 import { checksumField, partChecksum } from '../s3/checksums';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
-import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type ClientUploadState, type StagedSegment } from '../upload/client-upload';
+import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadState, type StagedSegment } from '../upload/gateway-upload';
 import { stagingPrefixOf } from '../upload/staging';
 import { GatewayError, InvalidRequestError, UploadConflictError, UploadTooLargeError } from './errors';
 import { metadataProblem, type UploadsService } from './uploads-service';
@@ -48,7 +48,7 @@ export interface TusRequestContext {
   /** Sets a response header (Upload-Expires). */
   setHeader(name: string, value: string): void;
   /** The state `getUpload` read in this request (under its lock), reused by `write`. */
-  state?: ClientUploadState;
+  state?: GatewayUploadState;
 }
 
 /** Per-request context for the store; the tus route runs each request inside `run`. */
@@ -126,8 +126,8 @@ class BodyChecksum {
 const NAME_KEYS = ['filename', 'name'];
 const TYPE_KEYS = ['filetype', 'type'];
 
-/** @see ClientUploadStore */
-export interface ClientUploadStoreOptions {
+/** @see GatewayUploadStore */
+export interface GatewayUploadStoreOptions {
   uploads: UploadsService;
   s3: S3Client;
   /**
@@ -139,8 +139,8 @@ export interface ClientUploadStoreOptions {
 }
 
 /** The {@link DataStore} of the gateway's tus endpoint. */
-export class ClientUploadStore extends DataStore {
-  constructor(private readonly options: ClientUploadStoreOptions) {
+export class GatewayUploadStore extends DataStore {
+  constructor(private readonly options: GatewayUploadStoreOptions) {
     super();
     this.extensions = ['creation', 'creation-with-upload', 'termination', 'expiration', 'checksum'];
   }
@@ -275,14 +275,14 @@ class ChunkWriter {
   private obsolete: StagedSegment[] = [];
   private inflight: Promise<void> | undefined;
   private lastRecordAt = Date.now();
-  private latest: ClientUploadState;
+  private latest: GatewayUploadState;
   private readonly stagingPrefix: string;
   private readonly recordIntervalMs: number;
 
   constructor(
-    private readonly options: ClientUploadStoreOptions,
+    private readonly options: GatewayUploadStoreOptions,
     private readonly tenant: string,
-    state: ClientUploadState,
+    state: GatewayUploadState,
     private readonly behaviour: { recordEachPart: boolean } = { recordEachPart: true },
   ) {
     this.committed = {
@@ -317,7 +317,7 @@ class ChunkWriter {
   }
 
   /** Ends the request: sends the last part or stages the remainder, records, deletes folded segments. */
-  async finish(): Promise<ClientUploadState> {
+  async finish(): Promise<GatewayUploadState> {
     const { length } = this.latest;
     const total = this.pending.offset + this.freshBytes;
     if (length !== undefined && total === length) {

@@ -1,6 +1,6 @@
 /**
  * The tus 1.0.0 endpoint (`/files`): @tus/server speaks the protocol — core, creation,
- * creation-with-upload, termination, expiration — and {@link ClientUploadStore} drives the saga.
+ * creation-with-upload, termination, expiration — and {@link GatewayUploadStore} drives the saga.
  * The checksum extension, which @tus/server does not implement, is added around it: the route
  * parses `Upload-Checksum` (400 for a malformed header or an algorithm not offered), the store
  * verifies the body and answers 460 on a mismatch without recording anything.
@@ -18,7 +18,7 @@ import { Server, type Locker } from '@tus/server';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
 import { GatewayError, InvalidRequestError, UploadNotStoredError } from './errors';
-import { ClientUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
+import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
 import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
@@ -56,7 +56,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
   const server = new Server({
     // @tus/server builds upload URLs from the full path, prefix included; fastify's routes below add the prefix themselves.
     path: `${app.prefix}${path}`,
-    datastore: new ClientUploadStore({
+    datastore: new GatewayUploadStore({
       uploads: options.uploads,
       s3: options.s3,
       ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}),

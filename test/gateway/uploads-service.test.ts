@@ -1,5 +1,5 @@
 /**
- * The uploads service and the client-upload workflow in presigned mode, without HTTP: parts go
+ * The uploads service and the gateway-upload workflow in presigned mode, without HTTP: parts go
  * straight to S3 (as a browser would PUT them to presigned URLs) and the service completes,
  * cancels and reports. Tenant boundaries, quota and Temporal being unreachable are checked here.
  */
@@ -146,7 +146,7 @@ describe('tenant boundaries', () => {
     expect((await uploads.state(acme, created.uploadId)).outcome).toBe('running');
     await uploads.cancel(acme, created.uploadId);
 
-    // An upload the worker reads from a file has the id upload:<tenant>:<id> too, but it is not a client upload.
+    // An upload the worker reads from a file has the id upload:<tenant>:<id> too, but it is not a gateway upload.
     const dir = await makeTempDir();
     try {
       const file = await makeRandomFile(dir.dir, 'f.bin', 1024);

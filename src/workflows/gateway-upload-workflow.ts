@@ -1,5 +1,5 @@
 /**
- * The client-upload workflow: one saga per upload a client sends through the HTTP gateway
+ * The gateway-upload workflow: one saga per upload a client sends through the HTTP gateway
  * (tus, or S3 presigned multipart). The durable state of the upload lives here — offset, parts,
  * staged tail, reservation, expiry — so gateways keep none and any replica can serve any request.
  *
@@ -37,39 +37,39 @@ import { Saga } from '../saga/workflow';
 import {
   chunkRecordProblem,
   ChunkRejection,
-  ClientUploadFailureType,
-  clientPartsProblem,
+  GatewayUploadFailureType,
+  gatewayPartsProblem,
   partCountOf,
-  type ClientPart,
-  type ClientUploadInput,
-  type ClientUploadPhase,
-  type ClientUploadState,
-} from '../upload/client-upload';
+  type GatewayPart,
+  type GatewayUploadInput,
+  type GatewayUploadPhase,
+  type GatewayUploadState,
+} from '../upload/gateway-upload';
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
-import { clientUploadSteps } from './client-upload-steps';
+import { gatewayUploadSteps } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
 import { stagingPrefixOf } from '../upload/staging';
 import {
-  clientUploadProgressQuery,
-  clientUploadSagaStateQuery,
-  clientUploadStateQuery,
+  gatewayUploadProgressQuery,
+  gatewayUploadSagaStateQuery,
+  gatewayUploadStateQuery,
   completeUpdate,
   DEFAULT_UPDATES_PER_RUN,
   recordChunkUpdate,
   waitUntilOpenUpdate,
-} from '../upload/client-upload-messages';
+} from '../upload/gateway-upload-messages';
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
-export async function clientUploadWorkflow(input: ClientUploadInput): Promise<UploadResult> {
+export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<UploadResult> {
   const { workflowId } = workflowInfo();
   const { bucket, key, tenant, uploadId, carried } = input;
   const stagingPrefix = stagingPrefixOf(tenant, uploadId);
   const updatesPerRun = input.updatesPerRun ?? DEFAULT_UPDATES_PER_RUN;
   const reservationRef = { tenant, uploadId };
 
-  const state: ClientUploadState = {
+  const state: GatewayUploadState = {
     tenant,
     uploadId,
     workflowId,
@@ -94,14 +94,14 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
     runs: (carried?.runs ?? 0) + 1,
   };
   let reservation: QuotaUsage | undefined = carried?.reservation;
-  let reportedParts: ClientPart[] | undefined;
+  let reportedParts: GatewayPart[] | undefined;
   let updatesThisRun = 0;
   const timings: Record<string, number> = {};
   let phaseStartedAt = Date.now();
 
   const describeBytes = () =>
     `${formatMiB(state.offset)}${state.length !== undefined ? ` of ${formatMiB(state.length)}` : ''} received, ${state.partsCompleted} parts`;
-  const setPhase = (phase: ClientUploadPhase) => {
+  const setPhase = (phase: GatewayUploadPhase) => {
     if (state.phase === phase) return;
     const now = Date.now();
     timings[state.phase] = (timings[state.phase] ?? 0) + (now - phaseStartedAt);
@@ -114,24 +114,24 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
     state.outcome = outcome;
     upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
   };
-  const snapshot = (): ClientUploadState => ({ ...state, staged: [...state.staged] });
+  const snapshot = (): GatewayUploadState => ({ ...state, staged: [...state.staged] });
   // tus: every part recorded (a zero-byte upload has one empty part); presigned: the client reported its parts.
   const received = () =>
     state.mode === 'tus'
       ? state.length !== undefined && state.offset === state.length && state.partsCompleted === partCountOf(state.length, state.partSize)
       : reportedParts !== undefined;
 
-  const saga = new Saga<UploadActivities, typeof clientUploadSteps>(clientUploadSteps, {
-    onStepStarted: (step) => setPhase(step as ClientUploadPhase),
+  const saga = new Saga<UploadActivities, typeof gatewayUploadSteps>(gatewayUploadSteps, {
+    onStepStarted: (step) => setPhase(step as GatewayUploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');
       setCurrentDetails(`**compensating** — undoing ${steps.join(', ') || 'nothing'} for s3://${bucket}/${key}`);
     },
   });
 
-  setHandler(clientUploadStateQuery, snapshot);
-  setHandler(clientUploadSagaStateQuery, () => saga.state());
-  setHandler(clientUploadProgressQuery, () => ({
+  setHandler(gatewayUploadStateQuery, snapshot);
+  setHandler(gatewayUploadSagaStateQuery, () => saga.state());
+  setHandler(gatewayUploadProgressQuery, () => ({
     phase: state.phase,
     outcome: state.outcome,
     ...(state.length !== undefined ? { totalBytes: state.length, totalParts: partCountOf(state.length, state.partSize) } : {}),
@@ -185,7 +185,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
             nonRetryable: true,
           });
         }
-        const problem = clientPartsProblem(request?.parts);
+        const problem = gatewayPartsProblem(request?.parts);
         if (problem) throw ApplicationFailure.create({ type: ChunkRejection.InvalidChunk, message: problem, nonRetryable: true });
       },
     },
@@ -245,7 +245,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
             if (received()) return;
             if (!inTime) {
               throw ApplicationFailure.create({
-                type: ClientUploadFailureType.UploadExpired,
+                type: GatewayUploadFailureType.UploadExpired,
                 nonRetryable: true,
                 message: `the upload expired at ${new Date(state.expiresAt).toISOString()} with ${describeBytes()}`,
               });
@@ -253,7 +253,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
             // Updates being handled must finish in this run; then only the small state moves on.
             await condition(allHandlersFinished);
             if (received()) return;
-            await continueAsNew<typeof clientUploadWorkflow>({
+            await continueAsNew<typeof gatewayUploadWorkflow>({
               ...input,
               carried: {
                 createdAt: state.createdAt,
@@ -355,7 +355,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
     setOutcome(
       err instanceof CancelledFailure
         ? 'cancelled'
-        : report?.cause.type === ClientUploadFailureType.UploadExpired
+        : report?.cause.type === GatewayUploadFailureType.UploadExpired
           ? 'expired'
           : report && report.compensations.every((c) => c.status === 'compensated')
             ? 'compensated'

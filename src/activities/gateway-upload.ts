@@ -1,5 +1,5 @@
 /**
- * The activities only a client-driven upload needs (see src/workflows/client-upload-workflow.ts):
+ * The activities only a gateway upload needs (see src/workflows/gateway-upload-workflow.ts):
  * opening its multipart upload, and verifying what the client (or the gateway on its behalf)
  * put there before the merge. Everything else — reserve, cleanup, merge, commit, notify — is the
  * upload saga's own activities, reused.
@@ -14,10 +14,11 @@
  *   least 5 MiB. The size must be the declared one and within the tenant's limit. Any mismatch
  *   is permanent: the saga compensates instead of merging a wrong object.
  */
+import { WIRE_NAMES } from '../upload/wire-names';
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { ClientUploadFailureType, partCountOf, type ClientPart } from '../upload/client-upload';
+import { GatewayUploadFailureType, partCountOf, type GatewayPart } from '../upload/gateway-upload';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { S3_LIMITS } from '../upload/part-plan';
 import type { ChecksumAlgorithm } from '../upload/request';
@@ -42,7 +43,7 @@ export interface OpenMultipartUploadResult {
 }
 
 /** What verify expects: the tus gateway's record, or the parts a presigned client reported. */
-export type ClientUploadExpectation =
+export type GatewayUploadExpectation =
   | {
       kind: 'tus';
       length: number;
@@ -53,33 +54,33 @@ export type ClientUploadExpectation =
     }
   | {
       kind: 'client-parts';
-      parts: ClientPart[];
+      parts: GatewayPart[];
       /** The size declared at creation, if any. */
       length?: number;
     };
 
-export interface VerifyClientUploadInput {
+export interface VerifyGatewayUploadInput {
   bucket: string;
   key: string;
   uploadId: string;
-  expected: ClientUploadExpectation;
+  expected: GatewayUploadExpectation;
   /** The tenant's maximum upload size. */
   maxLength: number;
 }
 
-export interface VerifyClientUploadResult {
+export interface VerifyGatewayUploadResult {
   size: number;
   partCount: number;
   /** The ETag the completed object will have. */
   expectedETag: string;
 }
 
-/** A permanent failure of a client upload: retrying cannot change what S3 holds. */
-function clientFailure(type: ClientUploadFailureType, message: string): ApplicationFailure {
+/** A permanent failure of a gateway upload: retrying cannot change what S3 holds. */
+function gatewayUploadFailure(type: GatewayUploadFailureType, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
-export function clientUploadActivities(deps: UploadActivityDeps) {
+export function gatewayUploadActivities(deps: UploadActivityDeps) {
   return {
     async openMultipartUpload(input: OpenMultipartUploadInput): Promise<OpenMultipartUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
@@ -101,7 +102,8 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
       }
     },
 
-    async verifyClientUpload(input: VerifyClientUploadInput): Promise<VerifyClientUploadResult> {
+    // Registered under its wire name: see src/upload/wire-names.ts.
+    async [WIRE_NAMES.verifyGatewayUpload](input: VerifyGatewayUploadInput): Promise<VerifyGatewayUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
       let parts;
       try {
@@ -109,7 +111,7 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
       } catch (err) {
         throw s3Failure(`ListParts of ${where}`, err);
       }
-      const mismatch = (message: string) => clientFailure(ClientUploadFailureType.PartsMismatch, `${where}: ${message}`);
+      const mismatch = (message: string) => gatewayUploadFailure(GatewayUploadFailureType.PartsMismatch, `${where}: ${message}`);
       const size = parts.reduce((sum, p) => sum + (p.Size ?? 0), 0);
       try {
         const { expected } = input;
@@ -154,8 +156,8 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
           }
         }
         if (size > input.maxLength) {
-          throw clientFailure(
-            ClientUploadFailureType.UploadTooLarge,
+          throw gatewayUploadFailure(
+            GatewayUploadFailureType.UploadTooLarge,
             `${where}: ${size} bytes exceed the tenant's maximum upload size of ${input.maxLength}`,
           );
         }

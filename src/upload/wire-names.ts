@@ -1,0 +1,20 @@
+/**
+ * Names that are on the wire: recorded in workflow histories, used by running workflows and by
+ * gateways of other versions. They never change, even when the code's names do.
+ *
+ * Decision: the browser/tus/presigned flow is called "gateway upload" in the code
+ * (`gatewayUploadWorkflow`, `verifyGatewayUpload`, `GatewayUploadState`), but it is registered and
+ * started under the names it was first recorded with, listed here: one workflow type for old and
+ * new uploads (no second type to route, query or search for), old histories replay, and the Web
+ * UI, `temporal workflow list --query "WorkflowType='clientUploadWorkflow'"` and dashboards keep
+ * working. Every use of these names goes through this object; src/workflows/index.ts exports the
+ * workflow under {@link WIRE_NAMES.gatewayUploadWorkflow} (checked by test/unit/wire-names.test.ts).
+ */
+export const WIRE_NAMES = {
+  /** Workflow type of {@link gatewayUploadWorkflow} (src/workflows/gateway-upload-workflow.ts). */
+  gatewayUploadWorkflow: 'clientUploadWorkflow',
+  /** Activity type of verifyGatewayUpload (src/activities/gateway-upload.ts). */
+  verifyGatewayUpload: 'verifyClientUpload',
+  /** Query name of the gateway upload's state ({@link GatewayUploadState}). */
+  gatewayUploadStateQuery: 'clientUploadState',
+} as const;
