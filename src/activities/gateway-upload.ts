@@ -14,7 +14,7 @@
  *   least 5 MiB. The size must be the declared one and within the tenant's limit. Any mismatch
  *   is permanent: the saga compensates instead of merging a wrong object.
  */
-import { WIRE_NAMES } from '../upload/wire-names';
+import { requireMultipartUploadId, WIRE_NAMES } from '../upload/wire-names';
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -39,7 +39,8 @@ export interface OpenMultipartUploadInput {
 }
 
 export interface OpenMultipartUploadResult {
-  uploadId: string;
+  /** S3's id of the multipart upload (read with multipartUploadIdOf: recorded results name it `uploadId`). */
+  multipartUploadId: string;
 }
 
 /** What verify expects: the tus gateway's record, or the parts a presigned client reported. */
@@ -62,7 +63,8 @@ export type GatewayUploadExpectation =
 export interface VerifyGatewayUploadInput {
   bucket: string;
   key: string;
-  uploadId: string;
+  /** S3's id of the multipart upload (read with requireMultipartUploadId: recorded inputs name it `uploadId`). */
+  multipartUploadId: string;
   expected: GatewayUploadExpectation;
   /** The tenant's maximum upload size. */
   maxLength: number;
@@ -96,7 +98,7 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
           { abortSignal: Context.current().cancellationSignal },
         );
         if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        return { uploadId: created.UploadId };
+        return { multipartUploadId: created.UploadId };
       } catch (err) {
         throw s3Failure(`CreateMultipartUpload of ${where}`, err);
       }
@@ -107,7 +109,11 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
       const where = `s3://${input.bucket}/${input.key}`;
       let parts;
       try {
-        parts = await listAllParts(deps.s3, input, Context.current().cancellationSignal);
+        parts = await listAllParts(
+          deps.s3,
+          { ...input, multipartUploadId: requireMultipartUploadId(input, 'verifyClientUpload input') },
+          Context.current().cancellationSignal,
+        );
       } catch (err) {
         throw s3Failure(`ListParts of ${where}`, err);
       }

@@ -365,7 +365,7 @@ export async function pollObservation(
     try {
       const parts = await listAllParts(
         s3,
-        { bucket: state.bucket, key: state.key, uploadId: state.multipartUploadId },
+        { bucket: state.bucket, key: state.key, multipartUploadId: state.multipartUploadId },
         AbortSignal.timeout(10_000),
       );
       observation.bytes = parts.reduce((sum, part) => sum + (part.Size ?? 0), 0);

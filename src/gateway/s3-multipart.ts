@@ -412,7 +412,7 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       const tenant = await tenantOf(request);
       const state = await presignedUpload(options, tenant, request.params.uploadId, request.query.key);
       const multipartUploadId = receivingMultipartId(state);
-      const parts = await listAllParts(options.s3, { bucket: state.bucket, key: state.key, uploadId: multipartUploadId });
+      const parts = await listAllParts(options.s3, { bucket: state.bucket, key: state.key, multipartUploadId });
       return parts.map((part) => ({ PartNumber: part.PartNumber, Size: part.Size, ETag: part.ETag }));
     });
 

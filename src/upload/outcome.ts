@@ -59,7 +59,8 @@ export interface UploadProgress {
   bytesUploaded: number;
   batchesDone: number;
   batchesTotal?: number;
-  uploadId?: string;
+  /** S3's id of the multipart upload, once open. */
+  multipartUploadId?: string;
 }
 
 export type UploadEventType = 'upload.completed' | 'upload.failed' | 'upload.cancelled';

@@ -18,3 +18,29 @@ export const WIRE_NAMES = {
   /** Query name of the gateway upload's state ({@link GatewayUploadState}). */
   gatewayUploadStateQuery: 'clientUploadState',
 } as const;
+
+/** A value that carries S3's multipart upload id, under its name or under its recorded name. */
+export interface CarriesMultipartUploadId {
+  multipartUploadId?: unknown;
+  /** The recorded name of S3's multipart upload id: read, never written. */
+  uploadId?: unknown;
+}
+
+/**
+ * S3's multipart upload id in an activity input, result, heartbeat or failure detail.
+ *
+ * Invariant: such values are recorded in histories (and sit in task queues across a deploy)
+ * with S3's id named `uploadId`, the name it had before `multipartUploadId`; every reader accepts
+ * both, the new name first, so recorded histories replay and in-flight activities resume.
+ */
+export function multipartUploadIdOf(value: CarriesMultipartUploadId | null | undefined): string | undefined {
+  const id = value?.multipartUploadId ?? value?.uploadId;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** {@link multipartUploadIdOf} where the id is required. @throws TypeError when there is none */
+export function requireMultipartUploadId(value: CarriesMultipartUploadId, what: string): string {
+  const id = multipartUploadIdOf(value);
+  if (id === undefined) throw new TypeError(`${what} carries no multipart upload id`);
+  return id;
+}

@@ -18,6 +18,7 @@
  *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
  *   carrying the small state; the next run restores the completed steps' compensations.
  */
+import { requireMultipartUploadId } from '../upload/wire-names';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -138,7 +139,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     partsUploaded: state.partsCompleted,
     bytesUploaded: state.offset,
     batchesDone: 0,
-    ...(state.multipartUploadId ? { uploadId: state.multipartUploadId } : {}),
+    ...(state.multipartUploadId ? { multipartUploadId: state.multipartUploadId } : {}),
   }));
   setHandler(waitUntilOpenUpdate, async () => {
     await condition(() => state.multipartUploadId !== undefined || state.outcome !== 'running');
@@ -206,8 +207,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         if (carried.reservation)
           saga.restoreCompleted('reserve-space', { result: carried.reservation, compensateWith: () => [reservationRef] });
         saga.restoreCompleted('open-multipart', {
-          result: { uploadId: carried.multipartUploadId },
-          compensateWith: () => [{ bucket, key, uploadId: carried.multipartUploadId, stagingPrefix }],
+          result: { multipartUploadId: carried.multipartUploadId },
+          compensateWith: () => [{ bucket, key, multipartUploadId: carried.multipartUploadId, stagingPrefix }],
         });
       } else {
         if (input.length !== undefined) await reserve(input.length);
@@ -227,12 +228,20 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
             summary: `open the multipart upload of s3://${bucket}/${key}`,
             compensateWith: (outcome) =>
               outcome.status === 'completed'
-                ? [{ bucket, key, uploadId: outcome.result.uploadId, stagingPrefix }]
+                ? [
+                    {
+                      bucket,
+                      key,
+                      multipartUploadId: requireMultipartUploadId(outcome.result, 'openMultipartUpload result'),
+                      stagingPrefix,
+                    },
+                  ]
                 : // The answer was lost: abort whatever this step may have created for the key.
                   [{ bucket, key, initiatedAfterMs: openedAt - 5_000, stagingPrefix }],
           },
         );
-        state.multipartUploadId = opened.uploadId;
+        // Histories recorded before the rename carry `uploadId`: read either (see multipartUploadIdOf).
+        state.multipartUploadId = requireMultipartUploadId(opened, 'openMultipartUpload result');
       }
       const multipartUploadId = state.multipartUploadId!;
 
@@ -277,7 +286,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId,
             maxLength: input.maxLength,
             expected:
               state.mode === 'tus'
@@ -307,7 +316,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId,
             expectedETag: verified.expectedETag,
             failIfExists: false,
             checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',

@@ -6,6 +6,7 @@
  * is happening: a phase search attribute, live "current details" in the Web UI, a progress query,
  * and on failure one failure naming the step, the cause and each compensation's outcome.
  */
+import { multipartUploadIdOf, requireMultipartUploadId, type CarriesMultipartUploadId } from '../upload/wire-names';
 import { stagingPrefixOf } from '../upload/staging';
 import {
   defineQuery,
@@ -143,15 +144,16 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       const checksums = multipartChecksums(request, transfer);
       const batches = partBatches(plan.partCount, request.partsPerActivity);
       progress.batchesTotal = batches.length;
-      let uploadId: string | undefined;
+      let multipartUploadId: string | undefined;
       const fingerprints: { firstPart: number; lastPart: number; checksumFingerprint: string }[] = [];
       const uploadStartedAt = Date.now();
-      const uploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
+      // Heartbeats and failure details recorded before the rename carry `uploadId`: read either (see multipartUploadIdOf).
+      const multipartUploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
         if (outcome.status !== 'failed') return undefined;
         const candidates = [outcome.lastHeartbeatDetails, ...(outcome.failureDetails ?? [])];
         for (const c of candidates) {
-          const id = (c as { uploadId?: unknown } | undefined)?.uploadId;
-          if (typeof id === 'string') return id;
+          const id = multipartUploadIdOf(c as CarriesMultipartUploadId | undefined);
+          if (id !== undefined) return id;
         }
         return undefined;
       };
@@ -162,7 +164,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
             {
               bucket,
               key,
-              uploadId,
+              multipartUploadId,
               source: request.source,
               sourceVersion: inspection.sourceVersion,
               plan,
@@ -179,21 +181,22 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           {
             summary: `${transfer === 'server-side-copy' ? 'copy parts server-side' : 'upload parts'} ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
             compensateWith: (outcome) => {
-              const known = uploadId ?? uploadIdFromFailure(outcome);
+              const known = multipartUploadId ?? multipartUploadIdFromFailure(outcome);
               return [
                 {
                   bucket,
                   key,
-                  ...(known ? { uploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
+                  ...(known ? { multipartUploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
                   stagingPrefix: stagingPrefixOf(request.tenant, request.uploadId),
                 },
               ];
             },
           },
         );
-        uploadId = done.uploadId;
+        // Results recorded before the rename carry `uploadId`: read either (see multipartUploadIdOf).
+        multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
         fingerprints.push({ ...batch, checksumFingerprint: done.checksumFingerprint });
-        progress.uploadId = uploadId;
+        progress.multipartUploadId = multipartUploadId;
         progress.batchesDone++;
         progress.partsUploaded += batch.lastPart - batch.firstPart + 1;
         progress.bytesUploaded += done.batchBytes;
@@ -201,7 +204,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           `**upload-parts** — ${progress.partsUploaded} of ${plan.partCount} parts, ${formatGiB(progress.bytesUploaded)} of ${formatGiB(plan.size)} → s3://${bucket}/${key}`,
         );
       }
-      const multipartUploadId = uploadId!;
+      const openedMultipartUploadId = multipartUploadId!;
 
       const verified = await saga.run(
         'verify',
@@ -209,7 +212,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId: openedMultipartUploadId,
             source: request.source,
             sourceVersion: inspection.sourceVersion,
             plan,
@@ -229,7 +232,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId: openedMultipartUploadId,
             expectedETag: verified.expectedETag,
             failIfExists: request.failIfExists,
             ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),

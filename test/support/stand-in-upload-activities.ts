@@ -26,7 +26,7 @@ export function standInUploadActivities(options: {
       const parts = input.lastPart - input.firstPart + 1;
       const bytes = parts * input.plan.partSize;
       return {
-        uploadId: input.uploadId ?? 'stand-in-upload',
+        multipartUploadId: input.multipartUploadId ?? 'stand-in-upload',
         checksumFingerprint: 'stand-in',
         partsUploaded: parts,
         partsSkipped: 0,
@@ -34,7 +34,7 @@ export function standInUploadActivities(options: {
         batchBytes: bytes,
       };
     },
-    cleanupUpload: async () => ({ abortedUploadIds: [], stagedObjectsDeleted: 0 }),
+    cleanupUpload: async () => ({ abortedMultipartUploadIds: [], stagedObjectsDeleted: 0 }),
     verifyUpload: async (input) => ({
       partCount: input.plan.partCount,
       size: input.plan.size,
@@ -44,7 +44,7 @@ export function standInUploadActivities(options: {
     completeUpload: async (input) => ({ etag: input.expectedETag, alreadyCompleted: false }),
     notify: async () => ({ status: 204 }),
     // The gateway-upload workflow's own activities (not driven by these stand-ins).
-    openMultipartUpload: async () => ({ uploadId: 'stand-in-upload' }),
+    openMultipartUpload: async () => ({ multipartUploadId: 'stand-in-upload' }),
     [WIRE_NAMES.verifyGatewayUpload]: async () => ({ size: options.size, partCount: 1, expectedETag: '"stand-in-1"' }),
   };
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import * as workflows from '../../src/workflows';
 import { gatewayUploadWorkflow } from '../../src/workflows/gateway-upload-workflow';
 import { gatewayUploadActivities } from '../../src/activities/gateway-upload';
-import { WIRE_NAMES } from '../../src/upload/wire-names';
+import { multipartUploadIdOf, requireMultipartUploadId, WIRE_NAMES } from '../../src/upload/wire-names';
 import type { UploadActivityDeps } from '../../src/activities';
 
 describe('wire names', () => {
@@ -18,5 +18,13 @@ describe('wire names', () => {
   it('registers the verify activity under its recorded type, and openMultipartUpload as it was', () => {
     const activities = gatewayUploadActivities({} as UploadActivityDeps);
     expect(Object.keys(activities).sort()).toEqual(['openMultipartUpload', WIRE_NAMES.verifyGatewayUpload].sort());
+  });
+
+  it("reads S3's multipart upload id under its name and under its recorded name, the new one first", () => {
+    expect(multipartUploadIdOf({ multipartUploadId: 'new' })).toBe('new');
+    expect(multipartUploadIdOf({ uploadId: 'recorded' })).toBe('recorded');
+    expect(multipartUploadIdOf({ multipartUploadId: 'new', uploadId: 'recorded' })).toBe('new');
+    expect(multipartUploadIdOf(undefined)).toBeUndefined();
+    expect(() => requireMultipartUploadId({}, 'a result')).toThrow(/a result carries no multipart upload id/);
   });
 });

@@ -230,7 +230,7 @@ describe('upload saga', () => {
             type: 'S3.AccessDenied',
             message: 'injected: the store refuses part 3',
             nonRetryable: true,
-            details: [{ uploadId: input.uploadId }],
+            details: [{ multipartUploadId: input.multipartUploadId }],
           });
         }
         return real.uploadParts(input); // batch 1 really lands in MinIO

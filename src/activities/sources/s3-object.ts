@@ -163,7 +163,7 @@ class S3ObjectByteSource implements ByteSource {
         new UploadPartCopyCommand({
           Bucket: target.bucket,
           Key: target.key,
-          UploadId: target.uploadId,
+          UploadId: target.multipartUploadId,
           PartNumber: target.partNumber,
           CopySource: copySourceOf({ ...this.source, ...(this.versionId ? { versionId: this.versionId } : {}) }),
           CopySourceRange: sourceRange,
