@@ -49,7 +49,16 @@ import {
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
 import { gatewayUploadSteps } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
-import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
+import { failureReportOf, uploadEvents } from './upload-notifications';
+import {
+  compensatingDetails,
+  completedDetails,
+  endedDetails,
+  failureOutcome,
+  mergedResult,
+  notifyCompletedResult,
+  notifyEnded,
+} from './upload-ending';
 import { stagingPrefixOf } from '../upload/staging';
 import {
   gatewayUploadProgressQuery,
@@ -126,7 +135,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     onStepStarted: (step) => setPhase(step as GatewayUploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');
-      setCurrentDetails(`**compensating** — undoing ${steps.join(', ') || 'nothing'} for s3://${bucket}/${key}`);
+      setCurrentDetails(compensatingDetails(steps, bucket, key));
     },
   });
 
@@ -329,31 +338,18 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       }
       await saga.run('commit-quota', [reservationRef], { summary: `commit ${verified.size} bytes to tenant ${tenant}` });
 
-      const result: UploadResult = {
-        uploadId,
-        tenant,
-        workflowId,
-        bucket,
-        key,
-        size: verified.size,
-        etag: merged.etag,
-        ...(merged.versionId ? { versionId: merged.versionId } : {}),
-        ...(merged.checksum ? { checksum: merged.checksum } : {}),
+      const result = mergedResult({ uploadId, tenant, workflowId, bucket, key }, verified.size, merged, {
         partCount: verified.partCount,
         partSize: state.partSize,
         timings,
-        notification: { status: 'not-requested' },
-      };
-      if (input.webhookUrl) {
-        const { notification: _, ...eventResult } = result;
-        result.notification = await notifyCompleted(saga, input.webhookUrl, event('upload.completed', { result: eventResult }));
-      }
+      });
+      await notifyCompletedResult(saga, input.webhookUrl, event, result);
       return result;
     });
     setPhase('done');
     state.result = result;
     setOutcome('completed');
-    setCurrentDetails(`**completed** — s3://${bucket}/${key}, ${result.size} bytes in ${result.partCount} parts`);
+    setCurrentDetails(completedDetails(result));
     await condition(allHandlersFinished);
     return result;
   } catch (err) {
@@ -362,19 +358,13 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     setPhase('done');
     if (report) state.failure = report;
     setOutcome(
-      err instanceof CancelledFailure
-        ? 'cancelled'
-        : report?.cause.type === GatewayUploadFailureType.UploadExpired
-          ? 'expired'
-          : report && report.compensations.every((c) => c.status === 'compensated')
-            ? 'compensated'
-            : 'failed',
+      failureOutcome(err instanceof CancelledFailure, report, (r) =>
+        r.cause.type === GatewayUploadFailureType.UploadExpired ? 'expired' : undefined,
+      ),
     );
-    setCurrentDetails(`**${state.outcome}** — ${err instanceof Error ? err.message : String(err)}`);
+    setCurrentDetails(endedDetails(state.outcome, err));
     await CancellationScope.nonCancellable(async () => {
-      if (input.webhookUrl && report) {
-        await notifyFailed(saga, input.webhookUrl, event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report }));
-      }
+      await notifyEnded(saga, input.webhookUrl, event, report);
       // Callers waiting in waitUntilOpen learn the outcome before the run closes.
       await condition(allHandlersFinished);
     });

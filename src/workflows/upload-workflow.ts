@@ -26,7 +26,16 @@ import type { UploadRequestWithDefaults } from '../upload/request';
 import { describeSource } from '../upload/request-types';
 import type { UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
-import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
+import { failureReportOf, uploadEvents } from './upload-notifications';
+import {
+  compensatingDetails,
+  completedDetails,
+  endedDetails,
+  failureOutcome,
+  mergedResult,
+  notifyCompletedResult,
+  notifyEnded,
+} from './upload-ending';
 import {
   LOCAL_LISTING_VERIFY_PATCH,
   LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH,
@@ -115,7 +124,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     onStepStarted: (step) => setPhase(step as UploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');
-      setCurrentDetails(`**compensating** — undoing ${steps.join(', ') || 'nothing'} for s3://${bucket}/${key}`);
+      setCurrentDetails(compensatingDetails(steps, bucket, key));
     },
   });
   setHandler(progressQuery, () => ({ ...progress }));
@@ -245,28 +254,14 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
 
       await saga.run('commit-quota', [reservation], { summary: `commit ${plan.size} bytes to tenant ${request.tenant}` });
 
-      const result: UploadResult = {
-        uploadId: request.uploadId,
-        tenant: request.tenant,
-        workflowId,
-        bucket,
-        key,
-        size: plan.size,
-        etag: merged.etag,
-        ...(merged.versionId ? { versionId: merged.versionId } : {}),
-        ...(merged.checksum ? { checksum: merged.checksum } : {}),
+      const result = mergedResult({ uploadId: request.uploadId, tenant: request.tenant, workflowId, bucket, key }, plan.size, merged, {
         ...(verified.sha256 ? { sha256: verified.sha256 } : {}),
         partCount: plan.partCount,
         partSize: plan.partSize,
         ...(plan.adjusted ? { partSizeAdjusted: plan.adjusted } : {}),
         timings,
-        notification: { status: 'not-requested' },
-      };
-
-      if (request.webhookUrl) {
-        const { notification: _, ...eventResult } = result;
-        result.notification = await notifyCompleted(saga, request.webhookUrl, event('upload.completed', { result: eventResult }));
-      }
+      });
+      await notifyCompletedResult(saga, request.webhookUrl, event, result);
       return result;
     });
     setPhase('done');
@@ -275,22 +270,14 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     // A webhook that failed for good is part of the ending people look at in the Web UI (the
     // search attribute says completed: the object exists).
     const webhookFailure = result.notification.status === 'failed' ? `; **webhook not delivered**: ${result.notification.error}` : '';
-    setCurrentDetails(`**completed** — s3://${bucket}/${key}, ${result.size} bytes in ${result.partCount} parts${webhookFailure}`);
+    setCurrentDetails(completedDetails(result, webhookFailure));
     return result;
   } catch (err) {
     const report = failureReportOf(err);
     setPhase('done');
-    setOutcome(
-      err instanceof CancelledFailure
-        ? 'cancelled'
-        : report && report.compensations.every((c) => c.status === 'compensated')
-          ? 'compensated'
-          : 'failed',
-    );
-    setCurrentDetails(`**${progress.outcome}** — ${err instanceof Error ? err.message : String(err)}`);
-    if (request?.webhookUrl && report) {
-      await notifyFailed(saga, request.webhookUrl, event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report }));
-    }
+    setOutcome(failureOutcome(err instanceof CancelledFailure, report));
+    setCurrentDetails(endedDetails(progress.outcome, err));
+    await notifyEnded(saga, request?.webhookUrl, event, report);
     throw err;
   }
 }
