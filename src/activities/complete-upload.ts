@@ -170,7 +170,7 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
   return async function completeUpload(input: CompleteUploadInput): Promise<CompleteUploadResult> {
     // Heartbeat while S3 merges (a large CompleteMultipartUpload can take minutes): a worker that
     // dies mid-merge is then noticed after the step's heartbeat timeout, not its start-to-close
-    // timeout, and another worker retries the (idempotent) merge. Found by the fault suite.
+    // timeout, and another worker retries the (idempotent) merge.
     const ctx = Context.current();
     const beat = setInterval(() => ctx.heartbeat(), MERGE_HEARTBEAT_INTERVAL_MS);
     try {

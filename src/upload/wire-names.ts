@@ -30,8 +30,9 @@ export interface CarriesMultipartUploadId {
  * S3's multipart upload id in an activity input, result, heartbeat or failure detail.
  *
  * Invariant: such values are recorded in histories (and sit in task queues across a deploy)
- * with S3's id named `uploadId`, the name it had before `multipartUploadId`; every reader accepts
- * both, the new name first, so recorded histories replay and in-flight activities resume.
+ * with S3's id named either `multipartUploadId` or `uploadId` (its recorded name); every reader
+ * accepts both, `multipartUploadId` first, so recorded histories replay and in-flight activities
+ * resume. Writers use `multipartUploadId` only.
  */
 export function multipartUploadIdOf(value: CarriesMultipartUploadId | null | undefined): string | undefined {
   const id = value?.multipartUploadId ?? value?.uploadId;

@@ -249,7 +249,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                   [{ bucket, key, initiatedAfterMs: openedAt - 5_000, stagingPrefix }],
           },
         );
-        // Histories recorded before the rename carry `uploadId`: read either (see multipartUploadIdOf).
+        // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
         state.multipartUploadId = requireMultipartUploadId(opened, 'openMultipartUpload result');
       }
       const multipartUploadId = state.multipartUploadId!;

@@ -156,7 +156,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       let multipartUploadId: string | undefined;
       const fingerprints: { firstPart: number; lastPart: number; checksumFingerprint: string }[] = [];
       const uploadStartedAt = Date.now();
-      // Heartbeats and failure details recorded before the rename carry `uploadId`: read either (see multipartUploadIdOf).
+      // Recorded heartbeats and failure details may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
       const multipartUploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
         if (outcome.status !== 'failed') return undefined;
         const candidates = [outcome.lastHeartbeatDetails, ...(outcome.failureDetails ?? [])];
@@ -202,7 +202,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
             },
           },
         );
-        // Results recorded before the rename carry `uploadId`: read either (see multipartUploadIdOf).
+        // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
         multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
         fingerprints.push({ ...batch, checksumFingerprint: done.checksumFingerprint });
         progress.multipartUploadId = multipartUploadId;
