@@ -23,8 +23,11 @@ import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
 export interface TusPluginOptions {
+  /** The uploads API the store drives. */
   uploads: UploadsService;
+  /** S3 client parts and staged segments are written with. */
   s3: S3Client;
+  /** Tenant limits (maximum upload size). */
   config: Pick<GatewayConfig, 'defaults' | 'tenants'>;
   /** Serialises requests on one upload (a RedisLocker across replicas). */
   locker: Locker;
@@ -45,6 +48,7 @@ const EXTRA_ALLOWED_HEADERS = ['Upload-Checksum'];
 /** Response headers a browser may read beyond @tus/server's own (CORS). */
 const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm'];
 
+/** The tus endpoint as a fastify plugin (registered by the gateway at `path`). */
 export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, options) => {
   const path = options.path ?? '/files';
   const finishWaitMs = options.finishWaitMs ?? 60_000;

@@ -94,10 +94,13 @@ export interface CreateUploadRequest {
 }
 
 /** @see UploadsService */
+/** Options of {@link UploadsService}. */
 export interface UploadsServiceOptions {
+  /** Temporal client, with the deployment's data converter. */
   client: Client;
   /** The task queue of the upload workers. */
   taskQueue: string;
+  /** The gateway settings the service applies (bucket, part size, expiry, tenant limits). */
   config: Pick<GatewayConfig, 'bucket' | 'partSize' | 'uploadExpiryMs' | 'defaults' | 'tenants'>;
   /**
    * Longest wait for one Temporal call (query, update); beyond it the request fails with 503.
@@ -146,6 +149,7 @@ export function metadataProblem(metadata: Record<string, string>): string | unde
   return bytes > MAX_METADATA_BYTES ? `metadata must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)` : undefined;
 }
 
+/** The protocol-neutral uploads API over Temporal: create, read, record, complete and cancel gateway uploads (see the contract above). */
 export class UploadsService {
   private readonly client: Client;
   private readonly options: UploadsServiceOptions;
