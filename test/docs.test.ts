@@ -11,7 +11,7 @@ import { CONFIG_VARIABLES, loadConfig, type ConfigVariable } from '../src/config
 import { GATEWAY_CONFIG_VARIABLES, loadGatewayConfig } from '../src/gateway/config';
 import { PERMANENT_UPLOAD_FAILURES, UploadFailureType } from '../src/upload/errors';
 import { UPLOAD_DEFAULTS } from '../src/upload/request';
-import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes';
+import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
 import { uploadSteps } from '../src/workflows/upload-steps';
 import packageJson from '../package.json';
 import {

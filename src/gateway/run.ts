@@ -9,19 +9,20 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Connection } from '@temporalio/client';
-import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { loadConfig, type WorkerConfig } from '../config';
 import { connectClient, createS3Client, createTemporalClient } from '../connections';
 import { loadGatewayConfig, type GatewayConfig } from './config';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
-import { createGateway, type GatewayOptions } from './server';
+import { createGateway, type GatewayOptions, type GatewayServer } from './server';
 
 /** A listening gateway. */
 export interface RunningGateway {
-  app: FastifyInstance;
+  /** The standalone gateway server. */
+  app: GatewayServer;
   /** `http://host:port` it listens on. */
   url: string;
+  /** The configuration it runs with. */
   config: GatewayConfig;
   /** Stops listening (waiting for requests in flight) and closes the connections it opened. */
   close(): Promise<void>;
@@ -29,12 +30,15 @@ export interface RunningGateway {
 
 /** Options of {@link startGatewayFromEnv}. */
 export interface StartGatewayOptions {
-  /** Overrides of the gateway's configuration (after the environment is read). */
+  /** Overrides of the gateway's configuration (after the environment is read). @default {} */
   config?: Partial<GatewayConfig>;
   /** @default DEFAULT_GATEWAY_PLUGINS */
   plugins?: GatewayOptions['plugins'];
+  /** fastify's logger. @default false */
   logger?: GatewayOptions['logger'];
+  /** Tuning of the uploads service. @default {} (with the worker's UPLOAD_SAGA_TENANT_KEY_PREFIX when set) */
   service?: GatewayOptions['service'];
+  /** tus endpoint settings. @default { path: '/files' } */
   tus?: GatewayOptions['tus'];
 }
 

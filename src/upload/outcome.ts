@@ -15,12 +15,12 @@ export type UploadPhase =
   | 'notify'
   | 'compensating'
   | 'done'
-  // client uploads through the HTTP gateway (src/workflows/client-upload-workflow.ts)
+  // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
   | 'open-multipart'
   | 'receive-parts'
   | 'delete-staged';
 
-/** `expired`: a client upload not finished before its expiry, compensated. */
+/** `expired`: a gateway upload not finished before its expiry, compensated. */
 export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed' | 'expired';
 
 export interface UploadResult {
@@ -59,7 +59,8 @@ export interface UploadProgress {
   bytesUploaded: number;
   batchesDone: number;
   batchesTotal?: number;
-  uploadId?: string;
+  /** S3's id of the multipart upload, once open. */
+  multipartUploadId?: string;
 }
 
 export type UploadEventType = 'upload.completed' | 'upload.failed' | 'upload.cancelled';

@@ -13,7 +13,7 @@ import type { UploadActivities } from '../activities';
 import { defineSaga } from '../saga/workflow';
 import { PERMANENT_UPLOAD_FAILURES } from '../upload/errors';
 
-/** Store errors that retrying cannot fix (see activities/s3/classify-error.ts). */
+/** Store errors that retrying cannot fix (see s3/classify-error.ts). */
 export const PERMANENT_S3_FAILURES = [
   'S3.AccessDenied',
   'S3.NoSuchBucket',
