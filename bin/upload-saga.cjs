@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 /**
- * Launcher of the `upload-saga` CLI (package.json "bin"), so `npx upload-saga …` works from a
- * clone without a build step: tsx's CommonJS hook compiles the TypeScript sources on the fly
- * (tsx is a runtime dependency for this reason), then src/cli/main.ts does the rest.
+ * Launcher of the `upload-saga` CLI (package.json "bin"): the compiled CLI in dist/ (`npm run build`
+ * makes it; the published package ships it). From a clone without a build, run
+ * `npm run cli -- <command>` (tsx from the sources) instead.
  */
 'use strict';
-require('tsx/cjs');
-require('../src/cli/main.ts').run();
+require('../dist/cli/main.js').run();
