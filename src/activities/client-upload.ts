@@ -81,6 +81,7 @@ function clientFailure(type: ClientUploadFailureType, message: string): Applicat
 
 export function clientUploadActivities(deps: UploadActivityDeps) {
   return {
+    /** Creates the multipart upload of a client upload (compensated by `cleanupUpload`). */
     async openMultipartUpload(input: OpenMultipartUploadInput): Promise<OpenMultipartUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
       try {
@@ -101,6 +102,7 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
       }
     },
 
+    /** The last look before the pivot: the parts the client sent are exactly those recorded. */
     async verifyClientUpload(input: VerifyClientUploadInput): Promise<VerifyClientUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
       let parts;

@@ -71,6 +71,7 @@ export const DEFAULT_UPDATES_PER_RUN = 500;
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
+/** A client upload through the HTTP gateway (tus or S3 presigned multipart) as a saga. */
 export async function clientUploadWorkflow(input: ClientUploadInput): Promise<UploadResult> {
   const { workflowId } = workflowInfo();
   const { bucket, key, tenant, uploadId, carried } = input;
