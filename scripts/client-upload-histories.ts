@@ -46,7 +46,14 @@ async function withGateway<T>(
 ): Promise<T> {
   const token = randomBytes(18).toString('base64url');
   const config = { ...loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TOKENS: `${TENANT}=${hashToken(token)}` }), ...overrides };
-  const app = await createGateway({ config, client: r.client, taskQueue: r.taskQueue, s3: r.s3, ...(service ? { service } : {}) });
+  const app = await createGateway({
+    config,
+    client: r.client,
+    taskQueue: r.taskQueue,
+    s3: r.s3,
+    plugins: [],
+    ...(service ? { service } : {}),
+  });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   try {
     return await use(

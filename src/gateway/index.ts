@@ -1,26 +1,52 @@
 /**
- * The HTTP gateway (`upload-saga/gateway`): tus and S3 presigned multipart uploads from browsers
- * and other clients, each upload a saga workflow, as a standalone server or inside your own.
+ * `upload-saga/gateway`: the HTTP gateway where every browser or tus upload is a saga workflow.
  *
- * PLACEHOLDER on branch `pkg`: re-exports what exists today; the gateway refactor (branch `gw`)
- * replaces this file with the fastify plugin `uploadGateway` and the standalone server.
+ * Mount {@link uploadGateway} in your own fastify app, or run the standalone server
+ * ({@link createGateway} with injected clients, {@link startGatewayFromEnv} from the environment).
  *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { uploadGateway, hashToken } from 'upload-saga/gateway';
+ *
+ * const app = Fastify();
+ * await app.register(uploadGateway, {
+ *   prefix: '/uploads',
+ *   client, // a Temporal Client
+ *   s3, // an S3Client
+ *   config: { tokenHashes: new Map([[hashToken(process.env.ACME_TOKEN!), 'acme']]) },
+ * });
+ * // tus at /uploads/files, Uppy's S3 multipart at /uploads/uppy, progress at /uploads/uploads/:id/events
+ * ```
  * @packageDocumentation
  */
-export { createGateway, authenticate, type GatewayOptions, type GatewayPlugin, type GatewayPluginOptions } from './server';
+
+/** The gateway as a fastify plugin, its options and helpers. */
+export { uploadGateway, authenticate, resolveGatewayConfig, DEFAULT_TASK_QUEUE, type UploadGatewayOptions } from './plugin';
+/** The standalone gateway server built on {@link uploadGateway}. */
+export { createGateway, type GatewayOptions, type GatewayServer } from './server';
+/** A standalone gateway configured from the environment, its clients constructed and owned. */
 export { startGatewayFromEnv, type RunningGateway, type StartGatewayOptions } from './run';
-export { loadGatewayConfig, hashToken, type GatewayConfig, type TenantSettings } from './config';
-export { DEFAULT_GATEWAY_PLUGINS } from './plugins';
-export { pagePlugin, type PagePluginOptions } from './page';
+/** Configuration: environment loading, tenant settings, token hashing. */
 export {
-  GatewayError,
-  GatewayUnavailableError,
-  InvalidRequestError,
-  RateLimitedError,
-  UnauthorizedError,
-  UploadConflictError,
-  UploadFailedError,
-  UploadGoneError,
-  UploadNotFoundError,
-  UploadTooLargeError,
-} from './errors';
+  loadGatewayConfig,
+  tenantSettings,
+  hashToken,
+  parseDuration,
+  MAX_GATEWAY_PART_SIZE,
+  GATEWAY_CONFIG_VARIABLES,
+  type GatewayConfig,
+  type TenantSettings,
+} from './config';
+/** The contract of plugins mounted inside the gateway. */
+export type { GatewayPlugin, GatewayPluginOptions } from './plugin-types';
+/** The plugins the gateway registers by default, each usable on its own list. */
+export { DEFAULT_GATEWAY_PLUGINS } from './plugins';
+export { s3MultipartPlugin, type S3MultipartPluginOptions } from './s3-multipart';
+export { progressPlugin, type ProgressPluginOptions } from './progress';
+export { pagePlugin, type PagePluginOptions } from './page';
+export type { TusPluginOptions } from './tus';
+/** The protocol-neutral uploads API the routes use. */
+export { UploadsService, type UploadsServiceOptions } from './uploads-service';
+/** Errors the gateway answers with, each with its HTTP status. */
+export * from './errors';

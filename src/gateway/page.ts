@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { GatewayPlugin } from './server';
+import type { GatewayPlugin } from './plugin-types';
 
 const PUBLIC_DIR = path.join(__dirname, 'public');
 
@@ -61,9 +61,12 @@ export function pagePlugin(options: PagePluginOptions = {}): GatewayPlugin {
         "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src *; img-src 'self' data:; frame-ancestors 'none'",
     };
 
-    app.get('/', { config: { public: true } }, async (_request, reply) =>
-      reply.headers(headers).type('text/html; charset=utf-8').send(html),
-    );
+    app.get('/', { config: { public: true } }, async (request, reply) => {
+      // The page loads app.js and calls the API by relative URLs: under a prefix it must be seen as a directory.
+      const [pathname, query] = request.url.split('?', 2);
+      if (!pathname!.endsWith('/')) return reply.redirect(`${pathname}/${query !== undefined ? `?${query}` : ''}`);
+      return reply.headers(headers).type('text/html; charset=utf-8').send(html);
+    });
 
     // Browsers ask for it on their own; without this route they would get a 401.
     app.get('/favicon.ico', { config: { public: true } }, async (_request, reply) => reply.code(204).send());

@@ -31,7 +31,7 @@ import { listAllParts } from '../activities/s3/list-parts';
 import type { ClientUploadPhase, ClientUploadState } from '../upload/client-upload';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import { UnauthorizedError } from './errors';
-import type { GatewayPlugin } from './server';
+import type { GatewayPlugin } from './plugin-types';
 
 /** One event of the stream (`event: progress`, `data:` this as JSON). */
 export interface ProgressEvent {

@@ -9,17 +9,16 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Connection } from '@temporalio/client';
-import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { loadConfig, type WorkerConfig } from '../config';
 import { connectClient, createS3Client, createTemporalClient } from '../connections';
 import { loadGatewayConfig, type GatewayConfig } from './config';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
-import { createGateway, type GatewayOptions } from './server';
+import { createGateway, type GatewayOptions, type GatewayServer } from './server';
 
 /** A listening gateway. */
 export interface RunningGateway {
-  app: FastifyInstance;
+  app: GatewayServer;
   /** `http://host:port` it listens on. */
   url: string;
   config: GatewayConfig;

@@ -47,7 +47,7 @@ import type { ClientPart, ClientUploadState } from '../upload/client-upload';
 import { tenantSettings } from './config';
 import { InvalidRequestError, RateLimitedError, UnauthorizedError, UploadConflictError, UploadGoneError } from './errors';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
-import type { GatewayPlugin } from './server';
+import type { GatewayPlugin } from './plugin-types';
 import type { UploadsService } from './uploads-service';
 
 /** S3's part numbers. */
@@ -345,7 +345,7 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
     const session = await options.sessions.issue(request.tenant, options.sessionTtlMs);
     return reply
       .code(201)
-      .send({ companionEndpoint: `/uppy/session/${session.token}`, expiresAt: new Date(session.expiresAt).toISOString() });
+      .send({ companionEndpoint: `${app.prefix}/uppy/session/${session.token}`, expiresAt: new Date(session.expiresAt).toISOString() });
   });
 
   const routes = (prefix: string, sessionAuth: boolean) => {

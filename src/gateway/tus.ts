@@ -54,7 +54,8 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     return current;
   };
   const server = new Server({
-    path,
+    // @tus/server builds upload URLs from the full path, prefix included; fastify's routes below add the prefix themselves.
+    path: `${app.prefix}${path}`,
     datastore: new ClientUploadStore({
       uploads: options.uploads,
       s3: options.s3,

@@ -18,6 +18,8 @@ import Tus from '@uppy/tus';
 
 const MiB = 1024 * 1024;
 const $ = (id) => document.getElementById(id);
+/** Where the gateway is mounted: the page's own path as a directory (the gateway may sit under a prefix). */
+const BASE = new URL(location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`, location.origin);
 
 function formatBytes(bytes) {
   if (bytes === undefined || bytes === null) return '?';
@@ -95,7 +97,7 @@ async function watch(uploadId) {
   let outcome = 'running';
   for (let attempt = 1; outcome === 'running' && attempt <= 20; attempt++) {
     try {
-      const response = await fetch(`/uploads/${encodeURIComponent(uploadId)}/events`, {
+      const response = await fetch(new URL(`uploads/${encodeURIComponent(uploadId)}/events`, BASE), {
         headers: { ...authHeaders(), Accept: 'text/event-stream' },
       });
       if (!response.ok) throw new Error(`progress stream: HTTP ${response.status} ${await response.text()}`);
@@ -133,14 +135,14 @@ async function upload(file) {
   const uppy = new Uppy({ id: `upload-${Date.now()}`, autoProceed: false });
   if (mode === 'tus') {
     uppy.use(Tus, {
-      endpoint: new URL('/files/', location.href).href,
+      endpoint: new URL('files/', BASE).href,
       headers: authHeaders(),
       chunkSize: 5 * MiB,
       retryDelays: [0, 1000, 3000, 5000],
       removeFingerprintOnSuccess: true,
     });
   } else {
-    const response = await fetch('/uppy/sessions', { method: 'POST', headers: authHeaders() });
+    const response = await fetch(new URL('uppy/sessions', BASE), { method: 'POST', headers: authHeaders() });
     if (!response.ok) throw new Error(`upload session: HTTP ${response.status} ${await response.text()}`);
     const session = await response.json();
     uppy.use(AwsS3, {

@@ -1,0 +1,36 @@
+/**
+ * The contract between the gateway and the protocols and features mounted inside it: what a
+ * {@link GatewayPlugin} receives, and what the gateway adds to fastify's request and route types.
+ *
+ * A module of its own, holding types only, so that the protocol plugins (tus, S3 multipart,
+ * progress, page) and the gateway plugin that registers them never import each other in a cycle.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { GatewayConfig } from './config';
+import type { UploadsService } from './uploads-service';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The tenant the gateway authenticated; '' outside the gateway's routes, on its public routes and on CORS preflights. */
+    tenant: string;
+  }
+  interface FastifyContextConfig {
+    /** A gateway route without authentication and rate limit (health checks, static pages). */
+    public?: boolean;
+  }
+}
+
+/** What every gateway plugin receives as its options. */
+export interface GatewayPluginOptions {
+  /** The protocol-neutral uploads API: the one way to reach an upload. */
+  uploads: UploadsService;
+  config: GatewayConfig;
+  s3: S3Client;
+  /** Present when the gateway runs with Redis (cross-replica fan-out, e.g. progress events). */
+  redis?: Redis;
+}
+
+/** A protocol or feature added to the gateway, e.g. the S3 presigned multipart endpoints. */
+export type GatewayPlugin = FastifyPluginAsync<GatewayPluginOptions>;

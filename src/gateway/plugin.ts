@@ -1,0 +1,170 @@
+/**
+ * The gateway as a fastify plugin, {@link uploadGateway}: a host application mounts it in its own
+ * fastify app (`app.register(uploadGateway, { client, s3, prefix: '/uploads' })`) and gets the tus
+ * endpoint, the S3 presigned multipart endpoints, the progress stream, the upload page and
+ * `/healthz`, every upload a saga workflow. The standalone server (server.ts) is this plugin in a
+ * fastify app of its own.
+ *
+ * Invariants:
+ * - Encapsulated on purpose (no fastify-plugin): the authentication and rate-limit `onRequest`
+ *   hook, the error handler, the `tenant` request decorator and tus's raw-body content-type parser
+ *   apply to the gateway's routes only, never to the host app's other routes. Fastify's `prefix`
+ *   register option moves every gateway route under it.
+ * - Authentication and limits are one `onRequest` hook: the bearer token's SHA-256 names the
+ *   tenant (`request.tenant`), then the tenant's request rate is counted (429 with Retry-After
+ *   beyond it). Routes opt out with `config: { public: true }` (health, the page); CORS preflights
+ *   (OPTIONS) never carry credentials and are not authenticated.
+ * - The gateway keeps no state of its own (offsets, parts, reservations and expiry live in
+ *   Temporal; locks and rate counters in Redis when given), so any number of replicas can run.
+ * - Errors are {@link GatewayError}s with their HTTP status, answered as JSON `{ error, message }`
+ *   (tus routes answer in tus's own way, see tus.ts).
+ * - Clients (Temporal, S3, Redis) are injected and never closed here: their owner closes them.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
+import { MemoryLocker, type Locker } from '@tus/server';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { hashToken, loadGatewayConfig, tenantSettings, type GatewayConfig } from './config';
+import { GatewayError, RateLimitedError, UnauthorizedError } from './errors';
+import type { GatewayPlugin } from './plugin-types';
+import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
+import { RedisLocker } from './redis-locker';
+import { tusPlugin, type TusPluginOptions } from './tus';
+import { UploadsService, type UploadsServiceOptions } from './uploads-service';
+
+/** The task queue uploads are started on unless {@link UploadGatewayOptions.taskQueue} says otherwise. */
+export const DEFAULT_TASK_QUEUE = 'upload-saga';
+
+/** Options of {@link uploadGateway}; fastify's own `prefix` (and `logLevel`) may be given alongside. */
+export interface UploadGatewayOptions {
+  /** Temporal client, with the deployment's data converter (see `createTemporalClient`). Not closed by the gateway. */
+  client: Client;
+  /** S3 client the gateway writes tus parts and lists parts with. Not closed by the gateway. */
+  s3: S3Client;
+  /**
+   * The gateway's configuration; missing fields take the defaults of {@link loadGatewayConfig}
+   * with an empty environment. `tokenHashes` (tenant by SHA-256 of its bearer token) is empty by
+   * default: then every request is refused unless {@link UploadGatewayOptions.authenticate} is given.
+   * @default {} (all defaults)
+   */
+  config?: Partial<GatewayConfig>;
+  /**
+   * Task queue of the upload workers.
+   * @default 'upload-saga' (the worker's `TEMPORAL_TASK_QUEUE` default)
+   */
+  taskQueue?: string;
+  /**
+   * Redis for cross-replica upload locks, rate limits, sessions and progress fan-out. Not closed by the gateway.
+   * @default undefined: in-process locks and limits (run one replica)
+   */
+  redis?: Redis;
+  /**
+   * The tenant a request acts for, or undefined to refuse it (401): replace bearer tokens with the
+   * host app's own authentication.
+   * @default {@link authenticate}: the bearer token (or `access_token` query parameter) looked up in `config.tokenHashes`
+   */
+  authenticate?: (request: FastifyRequest) => string | undefined | Promise<string | undefined>;
+  /**
+   * Plugins registered after the core routes (healthz, tus), each with {@link GatewayPluginOptions}.
+   * @default DEFAULT_GATEWAY_PLUGINS: S3 presigned multipart (`/uppy`), progress (`/uploads/:id/events`), the page (`/`)
+   */
+  plugins?: GatewayPlugin[];
+  /**
+   * The uploads service the routes use, when the host app wants to hold it too (e.g. to read an
+   * upload's state from its own routes).
+   * @default one built from `client`, `taskQueue`, `config` and `service`
+   */
+  uploads?: UploadsService;
+  /**
+   * Tuning of the uploads service (call timeout, updates per run, tenant key prefix).
+   * @default {} (the service's defaults)
+   */
+  service?: Omit<UploadsServiceOptions, 'client' | 'taskQueue' | 'config'>;
+  /**
+   * tus endpoint settings (see {@link TusPluginOptions}); `path` is relative to the prefix.
+   * @default { path: '/files' }
+   */
+  tus?: Pick<TusPluginOptions, 'path' | 'finishWaitMs' | 'recordIntervalMs'>;
+}
+
+/** The gateway's configuration: `partial` over the defaults. */
+export function resolveGatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConfig {
+  return { ...loadGatewayConfig({}), ...partial };
+}
+
+/** The tenant a request's bearer token (or `access_token` query parameter, for EventSource) names. */
+export function authenticate(
+  request: Pick<FastifyRequest, 'headers' | 'query'>,
+  config: Pick<GatewayConfig, 'tokenHashes'>,
+): string | undefined {
+  const header = request.headers.authorization;
+  const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+  const query = (request.query as Record<string, unknown> | undefined)?.access_token;
+  const token = bearer ?? (typeof query === 'string' ? query : undefined);
+  return token ? config.tokenHashes.get(hashToken(token)) : undefined;
+}
+
+/**
+ * The upload gateway as an encapsulated fastify plugin: `/healthz`, the tus endpoint and
+ * {@link UploadGatewayOptions.plugins}, behind bearer authentication and per-tenant rate limits
+ * that apply to these routes only.
+ */
+export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (app, options) => {
+  const config = resolveGatewayConfig(options.config);
+  const { s3, redis, client } = options;
+  const uploads =
+    options.uploads ?? new UploadsService({ ...options.service, client, taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE, config });
+  const locker: Locker & { close?: () => Promise<void> } = redis
+    ? await RedisLocker.create({ redis, subscriber: redis.duplicate() })
+    : new MemoryLocker();
+  const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
+  const tenantOf = options.authenticate ?? ((request: FastifyRequest) => authenticate(request, config));
+
+  app.decorateRequest('tenant', '');
+  app.addHook('onClose', async () => {
+    await locker.close?.();
+  });
+
+  const tusPath = options.tus?.path ?? '/files';
+  const tusUrlPrefix = `${app.prefix}${tusPath}`;
+  app.setErrorHandler((error, request, reply) => {
+    if (request.url.startsWith(tusUrlPrefix)) reply.header('Tus-Resumable', '1.0.0');
+    if (error instanceof GatewayError) {
+      if (error instanceof RateLimitedError) reply.header('Retry-After', String(error.retryAfterSeconds));
+      if (error instanceof UnauthorizedError) reply.header('WWW-Authenticate', 'Bearer');
+      return reply.code(error.status).send({ error: error.code, message: error.message });
+    }
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status && status < 500) return reply.code(status).send({ error: 'InvalidRequest', message: (error as Error).message });
+    request.log.error({ err: error }, 'request failed');
+    return reply.code(500).send({ error: 'Internal', message: 'the gateway failed; see its log' });
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'OPTIONS' || request.routeOptions.config?.public) return;
+    const tenant = await tenantOf(request);
+    if (!tenant) throw new UnauthorizedError();
+    request.tenant = tenant;
+    const { requestsPerSecond } = tenantSettings(config, tenant);
+    const decision = await rateLimiter.take(tenant, requestsPerSecond);
+    if (!decision.allowed) throw new RateLimitedError(decision.retryAfterSeconds, requestsPerSecond);
+  });
+
+  app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
+    try {
+      await client.withDeadline(Date.now() + 3000, () => client.workflowService.getSystemInfo({}));
+      return { status: 'ok' };
+    } catch (err) {
+      return reply
+        .code(503)
+        .send({ status: 'unavailable', message: `Temporal does not answer: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  });
+
+  await app.register(tusPlugin, { ...options.tus, uploads, s3, config, locker, path: tusPath });
+  for (const plugin of options.plugins ?? DEFAULT_GATEWAY_PLUGINS) {
+    await app.register(plugin, { uploads, config, s3, ...(redis ? { redis } : {}) });
+  }
+};
