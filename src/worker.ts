@@ -95,6 +95,12 @@ export interface UploadWorkerOptions {
    */
   activities?: UploadActivities;
   /**
+   * Your own activities, registered next to the upload activities (for your own workflows, see
+   * `workflowsPath`). Names must not clash with the upload activities'.
+   * @default {}
+   */
+  extraActivities?: Record<string, (...args: never[]) => Promise<unknown>>;
+  /**
    * Pre-built workflow bundle (see {@link bundleUploadWorkflows}), to skip bundling per worker. With
    * `config.encryption`, build it with `{ encryptFailureMessages: true }`, or failures raised in
    * workflow code keep their messages in plain text.
@@ -163,7 +169,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: options.workflowsPath ?? workflowsPath }),
-    activities,
+    activities: { ...options.extraActivities, ...activities },
     // A pre-built bundle already contains the workflow interceptor modules.
     interceptors: workflowBundle ? { activity: interceptors.activity } : interceptors,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,

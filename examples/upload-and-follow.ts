@@ -1,0 +1,59 @@
+/**
+ * Start an upload and follow its progress: a worker and the application in one process.
+ *
+ * Reads the worker's environment variables (TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE, S3_ENDPOINT,
+ * S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, UPLOAD_SAGA_ALLOWED_ROOTS, …; see the README), writes a
+ * 24 MiB file into the system's temp directory (which UPLOAD_SAGA_ALLOWED_ROOTS must allow) and
+ * uploads it to the bucket UPLOAD_BUCKET (default `uploads`).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UploadClient } from 'upload-saga';
+import { connectClient, connectWorker, createS3Client, createTemporalClient, createUploadWorker, loadConfig } from 'upload-saga/worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const connection = await connectClient(config.temporal);
+  const client = createTemporalClient(connection, config);
+  const s3 = createS3Client(config.s3);
+  // The worker uses the workflow bundle shipped in the package: nothing is bundled at start.
+  const worker = await createUploadWorker({ config, connection: await connectWorker(config.temporal), client, s3 });
+
+  const file = path.join(os.tmpdir(), `upload-saga-example-${randomUUID()}.bin`);
+  await writeFile(file, randomBytes(24 * 1024 * 1024));
+  const uploads = new UploadClient({ client, taskQueue: config.temporal.taskQueue });
+
+  const result = await worker.runUntil(async () => {
+    const handle = await uploads.start({
+      tenant: 'example',
+      uploadId: randomUUID(),
+      source: { type: 'file', path: file },
+      destination: { bucket: process.env.UPLOAD_BUCKET ?? 'uploads', key: `examples/${path.basename(file)}` },
+      partSize: 5 * 1024 * 1024,
+    });
+    const follow = setInterval(() => {
+      handle.progress().then(
+        (p) => console.log(`progress: ${p.phase} ${p.bytesDone}/${p.totalBytes ?? '?'} bytes`),
+        () => undefined, // not queryable yet
+      );
+    }, 250);
+    try {
+      return await handle.result();
+    } finally {
+      clearInterval(follow);
+    }
+  });
+  console.log(`uploaded s3://${result.bucket}/${result.key}: ${result.size} bytes in ${result.partCount} parts`);
+  console.log(JSON.stringify({ example: 'upload-and-follow', outcome: 'completed', size: result.size }));
+
+  await rm(file, { force: true });
+  s3.destroy();
+  await connection.close();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
