@@ -18,7 +18,8 @@ async function main(): Promise<void> {
   const connection = await connectClient(config.temporal);
   const client = createTemporalClient(connection, config);
   const s3 = createS3Client(config.s3);
-  const worker = await createUploadWorker({ config, connection: await connectWorker(config.temporal), client, s3 });
+  const workerConnection = await connectWorker(config.temporal);
+  const worker = await createUploadWorker({ config, connection: workerConnection, client, s3 });
 
   const app = Fastify();
   app.get('/hello', async () => ({ hello: 'from your app' }));
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
   await app.close();
   s3.destroy();
   await connection.close();
+  await workerConnection.close();
 }
 
 main().catch((err: unknown) => {

@@ -20,9 +20,10 @@ async function main(): Promise<void> {
   const connection = await connectClient(config.temporal);
   const client = createTemporalClient(connection, config);
   const s3 = createS3Client(config.s3);
+  const workerConnection = await connectWorker(config.temporal);
   const worker = await createUploadWorker({
     config,
-    connection: await connectWorker(config.temporal),
+    connection: workerConnection,
     client,
     s3,
     // Bundled at start, with the saga's workflow interceptors.
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
   await rm(file, { force: true });
   s3.destroy();
   await connection.close();
+  await workerConnection.close();
 }
 
 main().catch((err: unknown) => {

@@ -19,7 +19,8 @@ async function main(): Promise<void> {
   const client = createTemporalClient(connection, config);
   const s3 = createS3Client(config.s3);
   // The worker uses the workflow bundle shipped in the package: nothing is bundled at start.
-  const worker = await createUploadWorker({ config, connection: await connectWorker(config.temporal), client, s3 });
+  const workerConnection = await connectWorker(config.temporal);
+  const worker = await createUploadWorker({ config, connection: workerConnection, client, s3 });
 
   const file = path.join(os.tmpdir(), `upload-saga-example-${randomUUID()}.bin`);
   await writeFile(file, randomBytes(24 * 1024 * 1024));
@@ -33,17 +34,16 @@ async function main(): Promise<void> {
       destination: { bucket: process.env.UPLOAD_BUCKET ?? 'uploads', key: `examples/${path.basename(file)}` },
       partSize: 5 * 1024 * 1024,
     });
-    const follow = setInterval(() => {
-      handle.progress().then(
-        (p) => console.log(`progress: ${p.phase} ${p.bytesDone}/${p.totalBytes ?? '?'} bytes`),
-        () => undefined, // not queryable yet
-      );
-    }, 250);
-    try {
-      return await handle.result();
-    } finally {
-      clearInterval(follow);
+    const result = handle.result();
+    let finished = false;
+    void result.finally(() => (finished = true)).catch(() => undefined);
+    while (!finished) {
+      await Promise.race([result, new Promise((resolve) => setTimeout(resolve, 250))]);
+      if (finished) break;
+      const p = await handle.progress().catch(() => undefined); // undefined: not queryable yet
+      if (p) console.log(`progress: ${p.phase} ${p.bytesDone}/${p.totalBytes ?? '?'} bytes`);
     }
+    return result;
   });
   console.log(`uploaded s3://${result.bucket}/${result.key}: ${result.size} bytes in ${result.partCount} parts`);
   console.log(JSON.stringify({ example: 'upload-and-follow', outcome: 'completed', size: result.size }));
@@ -51,6 +51,7 @@ async function main(): Promise<void> {
   await rm(file, { force: true });
   s3.destroy();
   await connection.close();
+  await workerConnection.close();
 }
 
 main().catch((err: unknown) => {
