@@ -37,7 +37,7 @@ async function main(): Promise<void> {
 
   const { upload, trip } = await worker.runUntil(async () => {
     const handle = await uploads.start({
-      tenant: 'example',
+      tenant: process.env.UPLOAD_TENANT ?? 'example',
       uploadId: randomUUID(),
       source: { type: 'file', path: file },
       destination: { bucket: process.env.UPLOAD_BUCKET ?? 'uploads', key: `examples/${path.basename(file)}` },

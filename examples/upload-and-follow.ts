@@ -4,7 +4,9 @@
  * Reads the worker's environment variables (TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE, S3_ENDPOINT,
  * S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, UPLOAD_SAGA_ALLOWED_ROOTS, …; see the README), writes a
  * 24 MiB file into the system's temp directory (which UPLOAD_SAGA_ALLOWED_ROOTS must allow) and
- * uploads it to the bucket UPLOAD_BUCKET (default `uploads`).
+ * uploads it to the bucket UPLOAD_BUCKET (default `uploads`) for the tenant UPLOAD_TENANT (default
+ * `example`). A tenant's quota ledger is a workflow on the task queue of its first upload: run
+ * each tenant's uploads on one task queue.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
@@ -28,7 +30,7 @@ async function main(): Promise<void> {
 
   const result = await worker.runUntil(async () => {
     const handle = await uploads.start({
-      tenant: 'example',
+      tenant: process.env.UPLOAD_TENANT ?? 'example',
       uploadId: randomUUID(),
       source: { type: 'file', path: file },
       destination: { bucket: process.env.UPLOAD_BUCKET ?? 'uploads', key: `examples/${path.basename(file)}` },
