@@ -162,8 +162,8 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
   const interceptors = sagaWorkerInterceptors();
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
-  if (dataConverter && options.workflowBundle) assertBundleEncryptsFailures(options.workflowBundle);
   const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));
+  if (dataConverter && workflowBundle) assertBundleEncryptsFailures(workflowBundle);
   return Worker.create({
     connection: options.connection,
     namespace: config.temporal.namespace,

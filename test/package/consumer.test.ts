@@ -13,7 +13,7 @@
  * dist/ is built first when it is missing or older than src/ (CI builds it before the tests).
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -174,17 +174,27 @@ describe('the packed package in a fresh app', () => {
 
   describe('runs the examples against the stack', () => {
     // Each example runs its own worker on its own task queue; they run side by side.
-    const runExample = (name: string) =>
+    const runExample = (name: string, tenant: string, env: Record<string, string> = {}) =>
       ok(process.execPath, [`out/${name}.js`], {
         cwd: app,
         // Its own tenant too: a tenant's quota ledger runs on the task queue of its first upload.
-        env: { ...process.env, ...stackEnv(`consumer-${name}-${randomUUID()}`), UPLOAD_TENANT: `consumer-${name}` },
+        env: { ...process.env, ...stackEnv(`consumer-${tenant}-${randomUUID()}`, env), UPLOAD_TENANT: `consumer-${tenant}` },
         timeoutMs: 110_000,
       }).then(lastJson);
     let results: Promise<Record<string, unknown>>[];
     beforeAll(async () => {
       await stat(path.join(app, 'out/own-saga.js')); // compiled by the node16 test above
-      results = ['upload-and-follow', 'own-saga', 'gateway-in-fastify'].map(runExample);
+      results = [
+        runExample('upload-and-follow', 'follow'),
+        runExample('own-saga', 'saga'),
+        runExample('gateway-in-fastify', 'gateway'),
+        // With encryption the worker takes the shipped bundle with the encrypting failure
+        // converter; createUploadWorker refuses a bundle without it.
+        runExample('upload-and-follow', 'encrypted', {
+          UPLOAD_SAGA_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+          UPLOAD_SAGA_ENCRYPTION_KEY_ID: 'consumer-key',
+        }),
+      ];
       for (const result of results) result.catch(() => undefined);
     });
 
@@ -199,6 +209,10 @@ describe('the packed package in a fresh app', () => {
         trip: 'failed and compensated: step "charge" failed: CardDeclined: card declined; compensations: reserve compensated',
         compensated: true,
       });
+    });
+
+    it('upload-and-follow with payload encryption: the shipped bundle that encrypts failure messages', async () => {
+      expect(await results[3]).toEqual({ example: 'upload-and-follow', outcome: 'completed', size: 24 * 1024 * 1024 });
     });
 
     it("gateway-in-fastify: a tus-js-client upload through the gateway plugin in the app's own server", async () => {
