@@ -14,6 +14,7 @@
  * Whatever happens, it leaves nothing running: workers, worker processes, local servers, the
  * stack and the temp files are stopped or removed in reverse order of creation.
  */
+import { WIRE_NAMES } from '../src/upload/wire-names';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -39,7 +40,7 @@ import type { UploadRequest } from '../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { historyToJson, type History } from '../test/replay/history-json';
-import { CLIENT_UPLOAD_SCENARIOS, type ClientUploadScenario } from './client-upload-histories';
+import { GATEWAY_UPLOAD_SCENARIOS, type GatewayUploadScenario } from './gateway-upload-histories';
 import { startFileServer } from '../test/support/file-server';
 import { slowSource } from '../test/support/slow-source';
 import { startTcpCounter } from '../test/support/tcp-counter';
@@ -318,15 +319,15 @@ async function writeHistory(name: string, history: History): Promise<number> {
 /** A bad command line: reported by its message alone. */
 class UsageError extends Error {}
 
-function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean; clientUploads: ClientUploadScenario[] } {
-  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', ...CLIENT_UPLOAD_SCENARIOS.map((s) => s.name)];
+function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean; gatewayUploads: GatewayUploadScenario[] } {
+  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name)];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
   const wanted = (name: string) => names.length === 0 || names.includes(name);
   return {
     uploads: SCENARIOS.filter((s) => wanted(s.name)),
     ledger: wanted('quota-ledger'),
-    clientUploads: CLIENT_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
+    gatewayUploads: GATEWAY_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
   };
 }
 
@@ -449,11 +450,11 @@ async function main(names: string[]): Promise<void> {
         `${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`,
       );
     }
-    for (const scenario of selected.clientUploads) {
-      // Client uploads through an in-process HTTP gateway on the main queue (scripts/client-upload-histories.ts).
+    for (const scenario of selected.gatewayUploads) {
+      // Gateway uploads through an in-process HTTP gateway on the main queue (scripts/gateway-upload-histories.ts).
       const t0 = Date.now();
       const workflowId = await scenario.run({ client, s3, taskQueue: MAIN_QUEUE, webhookUrl: webhooks.url('/client') });
-      const state = await client.workflow.getHandle(workflowId).query<{ outcome: string }>('clientUploadState');
+      const state = await client.workflow.getHandle(workflowId).query<{ outcome: string }>(WIRE_NAMES.gatewayUploadStateQuery);
       if (state.outcome !== scenario.outcome)
         throw new Error(`scenario ${scenario.name} ended ${state.outcome}, expected ${scenario.outcome}; nothing written`);
       const events = await writeHistory(scenario.name, await fetchHistory(client, workflowId));

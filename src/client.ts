@@ -31,7 +31,7 @@ import { InvalidUploadRequestError } from './upload/errors';
 import { describeSource, findUploadIdProblems, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
-import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './workflows/search-attributes';
+import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
 
 /** Options of {@link UploadClient}. */
 export interface UploadClientOptions {

@@ -12,14 +12,10 @@ import type { QuotaLimits } from './quota/ledger';
 import { parseAllowedHosts } from './net/address-policy';
 import { parseEncryptionKeys, type EncryptionConfig } from './codec/keys';
 import { GATEWAY_CONFIG_VARIABLES } from './gateway/config-variables';
+import type { ConfigVariable } from './config-variable';
 import { parseS3SourceProfiles, type S3SourceProfile } from './s3-source-profiles';
 
-export interface ConfigVariable {
-  name: string;
-  description: string;
-  default?: string;
-  secret?: boolean;
-}
+export type { ConfigVariable } from './config-variable';
 
 /** Every environment variable the worker and CLI read. */
 export const CONFIG_VARIABLES: ConfigVariable[] = [

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES } from '../src/config';
 import { UPLOAD_DEFAULTS } from '../src/upload/request';
-import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes';
+import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
 import { uploadSteps } from '../src/workflows/upload-steps';
 import packageJson from '../package.json';
 

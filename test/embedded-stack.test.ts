@@ -20,7 +20,7 @@ import {
   startTemporalDevServer,
   workflowUiUrl,
 } from '../src/embedded';
-import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/workflows/search-attributes';
+import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
 
 describe('embedded stack', () => {
   const s3Info = {

@@ -12,6 +12,7 @@
  * Throws a retryable failure while anything remains, so the step's compensation policy keeps
  * trying — e.g. until a store that is down comes back.
  */
+import { multipartUploadIdOf } from '../upload/wire-names';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
@@ -21,30 +22,30 @@ import {
 } from '@aws-sdk/client-s3';
 import { transientFailure, UploadFailureType } from '../upload/errors';
 import type { UploadActivityDeps } from './deps';
-import { isS3Error, s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
+import { isS3Error, s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
 
 export interface CleanupUploadInput {
   bucket: string;
   key: string;
-  /** The multipart upload to abort, when known. */
-  uploadId?: string;
-  /** Without an upload id: abort uploads of this key initiated at or after this time (epoch ms). */
+  /** S3's id of the multipart upload to abort, when known (read with multipartUploadIdOf: recorded inputs name it `uploadId`). */
+  multipartUploadId?: string;
+  /** Without a multipart upload id: abort uploads of this key initiated at or after this time (epoch ms). */
   initiatedAfterMs?: number;
   /** Staged objects to delete, e.g. `.upload-saga/staging/<tenant>/<uploadId>/`. */
   stagingPrefix?: string;
 }
 
 export interface CleanupUploadResult {
-  abortedUploadIds: string[];
+  abortedMultipartUploadIds: string[];
   stagedObjectsDeleted: number;
 }
 
 /** How many abort-and-confirm rounds one attempt makes before handing over to the retry policy. */
 const CONFIRM_ROUNDS = 3;
 
-async function uploadsForKey(s3: S3Client, bucket: string, key: string): Promise<{ uploadId: string; initiated?: Date }[]> {
-  const found: { uploadId: string; initiated?: Date }[] = [];
+async function uploadsForKey(s3: S3Client, bucket: string, key: string): Promise<{ multipartUploadId: string; initiated?: Date }[]> {
+  const found: { multipartUploadId: string; initiated?: Date }[] = [];
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   for (;;) {
@@ -52,7 +53,7 @@ async function uploadsForKey(s3: S3Client, bucket: string, key: string): Promise
       new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
     );
     for (const u of page.Uploads ?? []) {
-      if (u.Key === key && u.UploadId) found.push({ uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
+      if (u.Key === key && u.UploadId) found.push({ multipartUploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
     }
     if (!page.IsTruncated) return found;
     keyMarker = page.NextKeyMarker;
@@ -60,9 +61,9 @@ async function uploadsForKey(s3: S3Client, bucket: string, key: string): Promise
   }
 }
 
-async function stillHasParts(s3: S3Client, bucket: string, key: string, uploadId: string): Promise<boolean> {
+async function stillHasParts(s3: S3Client, bucket: string, key: string, multipartUploadId: string): Promise<boolean> {
   try {
-    await listAllParts(s3, { bucket, key, uploadId });
+    await listAllParts(s3, { bucket, key, multipartUploadId });
     return true; // the upload still exists (with or without parts)
   } catch (err) {
     if (isS3Error(err, 'NoSuchUpload', 'Http404')) return false;
@@ -87,33 +88,34 @@ export function cleanupUploadActivity(deps: UploadActivityDeps) {
   return async function cleanupUpload(input: CleanupUploadInput): Promise<CleanupUploadResult> {
     const where = `s3://${input.bucket}/${input.key}`;
     try {
-      let ids = input.uploadId ? [input.uploadId] : [];
-      if (!input.uploadId && input.initiatedAfterMs !== undefined) {
+      const known = multipartUploadIdOf(input);
+      let ids = known ? [known] : [];
+      if (!known && input.initiatedAfterMs !== undefined) {
         const after = input.initiatedAfterMs;
         ids = (await uploadsForKey(deps.s3, input.bucket, input.key))
           .filter((u) => !u.initiated || u.initiated.getTime() >= after)
-          .map((u) => u.uploadId);
+          .map((u) => u.multipartUploadId);
       }
-      for (const uploadId of ids) {
+      for (const multipartUploadId of ids) {
         let remaining = true;
         for (let round = 0; round < CONFIRM_ROUNDS && remaining; round++) {
           try {
-            await deps.s3.send(new AbortMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, UploadId: uploadId }));
+            await deps.s3.send(new AbortMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, UploadId: multipartUploadId }));
           } catch (err) {
             if (!isS3Error(err, 'NoSuchUpload', 'Http404')) throw err;
           }
-          remaining = await stillHasParts(deps.s3, input.bucket, input.key, uploadId);
+          remaining = await stillHasParts(deps.s3, input.bucket, input.key, multipartUploadId);
           if (remaining) await new Promise((r) => setTimeout(r, 500 * (round + 1)));
         }
         if (remaining) {
           throw transientFailure(
             UploadFailureType.CleanupIncomplete,
-            `multipart upload ${uploadId} of ${where} still exists after ${CONFIRM_ROUNDS} aborts`,
+            `multipart upload ${multipartUploadId} of ${where} still exists after ${CONFIRM_ROUNDS} aborts`,
           );
         }
       }
       const stagedObjectsDeleted = input.stagingPrefix ? await deleteStaged(deps.s3, input.bucket, input.stagingPrefix) : 0;
-      return { abortedUploadIds: ids, stagedObjectsDeleted };
+      return { abortedMultipartUploadIds: ids, stagedObjectsDeleted };
     } catch (err) {
       throw s3Failure(`clean up ${where}`, err);
     }

@@ -10,21 +10,23 @@
  * the merge the object's checksum is read back (HeadObject, ChecksumMode ENABLED) before success is
  * reported; an object that does not carry the expected value is deleted and the merge fails.
  */
+import { requireMultipartUploadId } from '../upload/wire-names';
 import { CompleteMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import type { MultipartChecksumType } from '../upload/integrity';
 import { expectedCrc, type ChecksumAlgorithm, type ExpectedChecksum } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
-import { checksumField } from './s3/checksums';
-import { isS3Error, s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
-import { sameETag } from './s3/multipart-etag';
+import { checksumField } from '../s3/checksums';
+import { isS3Error, s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
+import { sameETag } from '../s3/multipart-etag';
 
 export interface CompleteUploadInput {
   bucket: string;
   key: string;
-  uploadId: string;
+  /** S3's id of the multipart upload (read with requireMultipartUploadId: recorded inputs name it `uploadId`). */
+  multipartUploadId: string;
   expectedETag: string;
   failIfExists: boolean;
   /** The additional checksum the parts carry. Absent: none (server-side copies). */
@@ -114,13 +116,14 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
     const algorithm = input.checksumAlgorithm;
     const field = algorithm ? checksumField(algorithm) : undefined;
     const crc = expectedCrc(input.expectedChecksum);
+    const multipartUploadId = requireMultipartUploadId(input, 'completeUpload input');
     try {
-      const parts = await listAllParts(deps.s3, input, signal);
+      const parts = await listAllParts(deps.s3, { ...input, multipartUploadId }, signal);
       const completed = await deps.s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: input.bucket,
           Key: input.key,
-          UploadId: input.uploadId,
+          UploadId: multipartUploadId,
           IfNoneMatch: input.failIfExists ? '*' : undefined,
           // S3 recomputes the full-object CRC from the parts and refuses the merge if it differs.
           ...(crc ? { [checksumField(crc.algorithm)]: crc.value, ChecksumType: 'FULL_OBJECT' as const } : {}),
@@ -143,7 +146,7 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
         if (existing) return confirmFullObjectCrc(input, existing);
         throw permanentFailure(
           UploadFailureType.PartMissing,
-          `the multipart upload ${input.uploadId} of ${where} no longer exists and no object with the expected ETag ${input.expectedETag} is there`,
+          `the multipart upload ${multipartUploadId} of ${where} no longer exists and no object with the expected ETag ${input.expectedETag} is there`,
         );
       }
       if (isS3Error(err, 'PreconditionFailed', 'Http412')) {
@@ -167,7 +170,7 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
   return async function completeUpload(input: CompleteUploadInput): Promise<CompleteUploadResult> {
     // Heartbeat while S3 merges (a large CompleteMultipartUpload can take minutes): a worker that
     // dies mid-merge is then noticed after the step's heartbeat timeout, not its start-to-close
-    // timeout, and another worker retries the (idempotent) merge. Found by the fault suite.
+    // timeout, and another worker retries the (idempotent) merge.
     const ctx = Context.current();
     const beat = setInterval(() => ctx.heartbeat(), MERGE_HEARTBEAT_INTERVAL_MS);
     try {

@@ -4,7 +4,7 @@
  * *type* of this object.
  */
 import { cleanupUploadActivity } from './cleanup-upload';
-import { clientUploadActivities } from './client-upload';
+import { gatewayUploadActivities } from './gateway-upload';
 import { completeUploadActivity } from './complete-upload';
 import type { UploadActivityDeps } from './deps';
 import { inspectSourceActivity } from './inspect-source';
@@ -29,8 +29,8 @@ export function createActivities(deps: UploadActivityDeps) {
     completeUpload: completeUploadActivity(deps),
     /** POSTs the upload's outcome to the caller's webhook. */
     notify: notifyActivity(deps),
-    // client uploads through the HTTP gateway (src/workflows/client-upload-workflow.ts)
-    ...clientUploadActivities(deps),
+    // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
+    ...gatewayUploadActivities(deps),
   };
 }
 
@@ -47,10 +47,10 @@ export type { NotifyInput, NotifyResult } from './notify';
 export type {
   OpenMultipartUploadInput,
   OpenMultipartUploadResult,
-  VerifyClientUploadInput,
-  VerifyClientUploadResult,
-  ClientUploadExpectation,
-} from './client-upload';
+  VerifyGatewayUploadInput,
+  VerifyGatewayUploadResult,
+  GatewayUploadExpectation,
+} from './gateway-upload';
 export { SIGNATURE_HEADER, IDEMPOTENCY_HEADER, signWebhookBody } from './notify';
 export type { ByteSource, SourceResolver, SourceStat, ServerSideCopy, PartCopyTarget, TransferMode } from './sources/byte-source';
 export { S3ObjectResolver, type S3ObjectResolverOptions } from './sources/s3-object';

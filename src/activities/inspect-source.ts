@@ -13,7 +13,7 @@ import { findRequestProblems, type UploadRequestWithDefaults } from '../upload/r
 import type { UploadActivityDeps } from './deps';
 import { transferModeOf, type TransferMode } from './sources/byte-source';
 import { webhookPolicy } from './notify';
-import { isS3Error, s3Failure } from './s3/classify-error';
+import { isS3Error, s3Failure } from '../s3/classify-error';
 
 export interface Inspection {
   plan: PartPlan;

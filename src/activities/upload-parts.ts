@@ -20,6 +20,7 @@
  *   a part slower than it on a slow link is not mistaken for one. Stalls are the S3 client's to
  *   detect (its idle timeout), see connections.ts.
  */
+import { multipartUploadIdOf, type CarriesMultipartUploadId } from '../upload/wire-names';
 import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -29,16 +30,16 @@ import type { MultipartChecksumType, TransferMode } from '../upload/integrity';
 import type { ChecksumAlgorithm, SourceDescriptor } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
 import { sourceVersionMatches } from './sources/byte-source';
-import { bareETag, checksumField, checksumFingerprint, partChecksum } from './s3/checksums';
-import { s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
+import { bareETag, checksumField, checksumFingerprint, partChecksum } from '../s3/checksums';
+import { s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
 import { runPool } from './worker-pool';
 
 export interface UploadPartsInput {
   bucket: string;
   key: string;
-  /** Absent on the first batch: the activity creates the multipart upload. */
-  uploadId?: string;
+  /** S3's id of the multipart upload; absent on the first batch: the activity creates it. Read with multipartUploadIdOf (recorded inputs name it `uploadId`). */
+  multipartUploadId?: string;
   source: SourceDescriptor;
   sourceVersion: string;
   plan: Pick<PartPlan, 'size' | 'partSize' | 'partCount'>;
@@ -57,7 +58,8 @@ export interface UploadPartsInput {
 
 /** What the activity heartbeats: enough to resume, to abort, and to show progress. */
 export interface UploadPartsProgress {
-  uploadId: string;
+  /** S3's id of the multipart upload. */
+  multipartUploadId: string;
   firstPart: number;
   lastPart: number;
   /** Parts of this batch present in S3 (skipped + uploaded). */
@@ -69,7 +71,8 @@ export interface UploadPartsProgress {
 }
 
 export interface UploadPartsResult {
-  uploadId: string;
+  /** S3's id of the multipart upload (read with multipartUploadIdOf: recorded results name it `uploadId`). */
+  multipartUploadId: string;
   /** {@link checksumFingerprint} of this batch's parts, for verify. */
   checksumFingerprint: string;
   partsUploaded: number;
@@ -80,12 +83,12 @@ export interface UploadPartsResult {
 
 /** Details attached to every failure of this activity, for the compensation. */
 export interface UploadPartsFailureDetails {
-  uploadId?: string;
+  /** S3's id of the multipart upload, when it was open (read with multipartUploadIdOf). */
+  multipartUploadId?: string;
 }
 
-function heartbeatUploadId(): string | undefined {
-  const details = Context.current().info.heartbeatDetails as Partial<UploadPartsProgress> | undefined;
-  return typeof details?.uploadId === 'string' ? details.uploadId : undefined;
+function heartbeatMultipartUploadId(): string | undefined {
+  return multipartUploadIdOf(Context.current().info.heartbeatDetails as CarriesMultipartUploadId | undefined);
 }
 
 export function uploadPartsActivity(deps: UploadActivityDeps) {
@@ -93,13 +96,13 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
     const target = { bucket: input.bucket, key: input.key };
-    let uploadId = input.uploadId ?? heartbeatUploadId();
+    let multipartUploadId = multipartUploadIdOf(input) ?? heartbeatMultipartUploadId();
     // A multipart upload created by this very attempt has no parts yet: no need to list them.
     let createdNow = false;
     let ticker: NodeJS.Timeout | undefined;
 
     try {
-      if (!uploadId) {
+      if (!multipartUploadId) {
         const created = await deps.s3.send(
           new CreateMultipartUploadCommand({
             Bucket: input.bucket,
@@ -113,12 +116,12 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
           { abortSignal: signal },
         );
         if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        uploadId = created.UploadId;
+        multipartUploadId = created.UploadId;
         createdNow = true;
       }
-      const id = uploadId;
+      const id = multipartUploadId;
       const progress: UploadPartsProgress = {
-        uploadId: id,
+        multipartUploadId: id,
         firstPart: input.firstPart,
         lastPart: input.lastPart,
         partsDone: 0,
@@ -153,7 +156,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         const field = algorithm ? checksumField(algorithm) : undefined;
         const present = new Map<number, number>();
         const checksums = new Map<number, string>();
-        for (const part of createdNow ? [] : await listAllParts(deps.s3, { ...target, uploadId: id }, signal)) {
+        for (const part of createdNow ? [] : await listAllParts(deps.s3, { ...target, multipartUploadId: id }, signal)) {
           if (part.PartNumber === undefined || part.Size === undefined) continue;
           present.set(part.PartNumber, part.Size);
           // A part an earlier attempt sent: S3 validated its checksum against the bytes on receipt
@@ -180,7 +183,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
           const { offset, length } = partRange(input.plan, partNumber);
           if (copier && length > 0) {
             // The store copies the range; the worker sends a request, never the bytes.
-            const { etag } = await copier.copyPart({ ...target, uploadId: id, partNumber }, { offset, length }, signal);
+            const { etag } = await copier.copyPart({ ...target, multipartUploadId: id, partNumber }, { offset, length }, signal);
             checksums.set(partNumber, bareETag(etag)!);
           } else {
             // (An empty source is one empty part, which no byte range can describe: it is sent.)
@@ -209,7 +212,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         });
 
         return {
-          uploadId: id,
+          multipartUploadId: id,
           checksumFingerprint: checksumFingerprint(checksums, input.firstPart, input.lastPart),
           partsUploaded: todo.length,
           partsSkipped: skipped,
@@ -220,8 +223,9 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         await source.close();
       }
     } catch (err) {
-      if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled', [{ uploadId } satisfies UploadPartsFailureDetails]);
-      const details: UploadPartsFailureDetails[] = [{ uploadId }];
+      if (signal.aborted)
+        throw new CancelledFailure('upload-parts was cancelled', [{ multipartUploadId } satisfies UploadPartsFailureDetails]);
+      const details: UploadPartsFailureDetails[] = [{ multipartUploadId }];
       if (err instanceof ApplicationFailure) {
         // Same failure, plus the upload id the compensation needs; keep any retry-after hint.
         const withDetails = ApplicationFailure.create({

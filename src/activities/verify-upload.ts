@@ -15,6 +15,7 @@
  * (server-side copies carry none), or the store lists no part checksums (then each part's MD5 ETag
  * is compared). Any mismatch is permanent: the saga compensates instead of merging a wrong object.
  */
+import { requireMultipartUploadId } from '../upload/wire-names';
 import { createHash } from 'node:crypto';
 import type { Part } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
@@ -25,16 +26,17 @@ import { partRange, type PartPlan } from '../upload/part-plan';
 import { expectedCrc, type ChecksumAlgorithm, type ExpectedChecksum, type SourceDescriptor } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
 import { sourceVersionMatches } from './sources/byte-source';
-import { bareETag, checksumField, checksumFingerprint, createChecksum, partChecksum, sha256Hex } from './s3/checksums';
-import { s3Failure } from './s3/classify-error';
-import { combineBase64Crcs } from './s3/crc-combine';
-import { listAllParts } from './s3/list-parts';
-import { multipartETag } from './s3/multipart-etag';
+import { bareETag, checksumField, checksumFingerprint, createChecksum, partChecksum, sha256Hex } from '../s3/checksums';
+import { s3Failure } from '../s3/classify-error';
+import { combineBase64Crcs } from '../s3/crc-combine';
+import { listAllParts } from '../s3/list-parts';
+import { multipartETag } from '../s3/multipart-etag';
 
 export interface VerifyUploadInput {
   bucket: string;
   key: string;
-  uploadId: string;
+  /** S3's id of the multipart upload (read with requireMultipartUploadId: recorded inputs name it `uploadId`). */
+  multipartUploadId: string;
   source: SourceDescriptor;
   sourceVersion: string;
   plan: Pick<PartPlan, 'size' | 'partSize' | 'partCount'>;
@@ -72,7 +74,11 @@ export function verifyUploadActivity(deps: UploadActivityDeps) {
     const where = `s3://${input.bucket}/${input.key}`;
     let parts;
     try {
-      parts = await listAllParts(deps.s3, input, ctx.cancellationSignal);
+      parts = await listAllParts(
+        deps.s3,
+        { ...input, multipartUploadId: requireMultipartUploadId(input, 'verifyUpload input') },
+        ctx.cancellationSignal,
+      );
     } catch (err) {
       throw s3Failure(`ListParts of ${where}`, err);
     }

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
+import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../upload/search-attributes';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { installExitCleanup } from './exit-cleanup';

@@ -1,9 +1,10 @@
 /**
- * The gateway's environment variables, by name, meaning and default: a module of its own, with no
- * imports but a type, so that src/config.ts can list them in CONFIG_VARIABLES (which the README
- * table and the CLI's --help are checked against) without an import cycle through ./config.ts.
+ * The gateway's environment variables, by name, meaning and default: a module of its own that
+ * imports nothing but a type from src/config-variable.ts, so that src/config.ts can list them in
+ * CONFIG_VARIABLES (which the README table and the CLI's --help are checked against) without an
+ * import cycle.
  */
-import type { ConfigVariable } from '../config';
+import type { ConfigVariable } from '../config-variable';
 
 /** The gateway's environment variables (included in `CONFIG_VARIABLES`). */
 export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
@@ -15,7 +16,7 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
   },
   {
     name: 'UPLOAD_SAGA_GATEWAY_BUCKET',
-    description: 'Bucket client uploads go to (each tenant under its own "<tenant>/" prefix)',
+    description: 'Bucket gateway uploads go to (each tenant under its own "<tenant>/" prefix)',
     default: 'uploads',
   },
   { name: 'UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE', description: 'Largest upload a tenant may send (413 above)', default: '5GiB' },

@@ -32,13 +32,13 @@ export interface GatewayConfig {
   host: string;
   /** @default 8080 */
   port: number;
-  /** Tenant by SHA-256 (hex) of its bearer token. */
+  /** Tenant by SHA-256 (hex) of its bearer token. @default empty: no tenant (every request 401) */
   tokenHashes: Map<string, string>;
   /** @default 'uploads' */
   bucket: string;
-  /** Limits of tenants without an entry of their own. */
+  /** Limits of tenants without an entry of their own. @default { maxUploadBytes: 5 GiB, requestsPerSecond: 50 } */
   defaults: TenantSettings;
-  /** Per-tenant overrides, merged over {@link GatewayConfig.defaults} by {@link tenantSettings}. */
+  /** Per-tenant overrides, merged over {@link GatewayConfig.defaults} by {@link tenantSettings}. @default {} */
   tenants: Record<string, Partial<TenantSettings>>;
   /** Lifetime of an unfinished upload, in milliseconds. @default 24 h */
   uploadExpiryMs: number;

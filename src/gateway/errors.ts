@@ -91,8 +91,8 @@ export class RateLimitedError extends GatewayError {
 }
 
 /** 422: the upload ended without an object (verify found a mismatch, …); the report says why. */
-export class UploadFailedError extends GatewayError {
-  override readonly name = 'UploadFailedError';
+export class UploadNotStoredError extends GatewayError {
+  override readonly name = 'UploadNotStoredError';
   constructor(message: string) {
     super(422, 'UploadFailed', message);
   }

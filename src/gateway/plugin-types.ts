@@ -26,7 +26,9 @@ declare module 'fastify' {
 export interface GatewayPluginOptions {
   /** The protocol-neutral uploads API: the one way to reach an upload. */
   uploads: UploadsService;
+  /** The gateway's configuration, defaults filled in. */
   config: GatewayConfig;
+  /** The gateway's S3 client (not closed by plugins). */
   s3: S3Client;
   /** Present when the gateway runs with Redis (cross-replica fan-out, e.g. progress events). */
   redis?: Redis;

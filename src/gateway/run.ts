@@ -18,9 +18,11 @@ import { createGateway, type GatewayOptions, type GatewayServer } from './server
 
 /** A listening gateway. */
 export interface RunningGateway {
+  /** The standalone gateway server. */
   app: GatewayServer;
   /** `http://host:port` it listens on. */
   url: string;
+  /** The configuration it runs with. */
   config: GatewayConfig;
   /** Stops listening (waiting for requests in flight) and closes the connections it opened. */
   close(): Promise<void>;
@@ -28,12 +30,15 @@ export interface RunningGateway {
 
 /** Options of {@link startGatewayFromEnv}. */
 export interface StartGatewayOptions {
-  /** Overrides of the gateway's configuration (after the environment is read). */
+  /** Overrides of the gateway's configuration (after the environment is read). @default {} */
   config?: Partial<GatewayConfig>;
   /** @default DEFAULT_GATEWAY_PLUGINS */
   plugins?: GatewayOptions['plugins'];
+  /** fastify's logger. @default false */
   logger?: GatewayOptions['logger'];
+  /** Tuning of the uploads service. @default {} (with the worker's UPLOAD_SAGA_TENANT_KEY_PREFIX when set) */
   service?: GatewayOptions['service'];
+  /** tus endpoint settings. @default { path: '/files' } */
   tus?: GatewayOptions['tus'];
 }
 

@@ -1,7 +1,7 @@
 /**
  * S3 presigned multipart uploads as `@uppy/aws-s3` expects them from a Companion-style backend:
  * the browser asks the gateway to open, sign, list, complete or abort, and PUTs each part straight
- * to S3 with a short-lived presigned URL. Every upload is a client-upload saga (mode `presigned`).
+ * to S3 with a short-lived presigned URL. Every upload is a gateway-upload saga (mode `presigned`).
  *
  * The routes, relative to the endpoint Uppy is given (`companionEndpoint` in @uppy/aws-s3 v6,
  * `endpoint` in v5; both append `/s3/...`), and what Uppy reads from each answer:
@@ -36,175 +36,25 @@
  * - Single-request uploads (Uppy's non-multipart path, an S3 POST policy) would bypass the saga:
  *   they are refused with a message saying to enable multipart (`shouldUseMultipart: true`; files
  *   under 5 MiB are then one-part uploads). A zero-byte file cannot be sent this way: use tus.
+ *
+ * One job per file: s3-multipart-sessions.ts (browser sessions), s3-multipart-requests.ts (reading
+ * Uppy's requests); this module holds the plugin and its routes.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { UploadPartCommand, S3Client, type S3Client as S3ClientType } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
-import { listAllParts } from '../activities/s3/list-parts';
-import type { ClientPart, ClientUploadState } from '../upload/client-upload';
+import { listAllParts } from '../s3/list-parts';
+import type { GatewayUploadState } from '../upload/gateway-upload';
 import { tenantSettings } from './config';
 import { InvalidRequestError, RateLimitedError, UnauthorizedError, UploadConflictError, UploadGoneError } from './errors';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
 import type { GatewayPlugin } from './plugin-types';
+import { declaredLengthOf, gatewayPartsOf, objectLocation, parsePartNumber, userMetadataOf } from './s3-multipart-requests';
+import { MemorySessionStore, RedisSessionStore, type SessionStore } from './s3-multipart-sessions';
 import type { UploadsService } from './uploads-service';
 
-/** S3's part numbers. */
-const MIN_PART_NUMBER = 1;
-const MAX_PART_NUMBER = 10_000;
-
-/**
- * The meta field through which a client declares the upload's length (Uppy's create request has
- * no size): `uppy.setFileMeta(id, { 'upload-length': file.size })`. With it, space is reserved and
- * the tenant's limits checked before any byte moves (413 at create), and verify requires exactly
- * that many bytes; without it, both happen after verify.
- */
-export const UPLOAD_LENGTH_META = 'upload-length';
-
-/** Fields of Uppy's file meta that are not user metadata (sent as `filename` and `type` already, or the length). */
-const UPPY_META_FIELDS = new Set(['name', 'type', 'relativePath', 'filename', 'filetype', UPLOAD_LENGTH_META]);
-
-// ---------------------------------------------------------------------------------------------
-// Sessions
-// ---------------------------------------------------------------------------------------------
-
-/** A session issued to a browser: the tenant it acts for, until when. */
-export interface BrowserSession {
-  /** The secret that goes into the endpoint path. Shown once, stored only as its SHA-256. */
-  token: string;
-  tenant: string;
-  /** Epoch ms. */
-  expiresAt: number;
-}
-
-/** Where sessions live: shared by all replicas (Redis) or one process (memory). */
-export interface SessionStore {
-  issue(tenant: string, ttlMs: number): Promise<BrowserSession>;
-  /** The tenant of a valid, unexpired session token, else undefined. */
-  resolve(token: string): Promise<string | undefined>;
-  close(): Promise<void>;
-}
-
-const SESSION_TOKEN = /^[A-Za-z0-9_-]{43}$/;
-const hashOf = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
-const newToken = () => randomBytes(32).toString('base64url');
-
-/** Sessions in this process: right for one replica. */
-export class MemorySessionStore implements SessionStore {
-  private readonly sessions = new Map<string, { tenant: string; expiresAt: number }>();
-  async issue(tenant: string, ttlMs: number): Promise<BrowserSession> {
-    const token = newToken();
-    const expiresAt = Date.now() + ttlMs;
-    const now = Date.now();
-    for (const [hash, session] of this.sessions) if (session.expiresAt <= now) this.sessions.delete(hash);
-    this.sessions.set(hashOf(token), { tenant, expiresAt });
-    return { token, tenant, expiresAt };
-  }
-  async resolve(token: string): Promise<string | undefined> {
-    if (!SESSION_TOKEN.test(token)) return undefined;
-    const session = this.sessions.get(hashOf(token));
-    return session && session.expiresAt > Date.now() ? session.tenant : undefined;
-  }
-  async close(): Promise<void> {
-    this.sessions.clear();
-  }
-}
-
-/** Sessions in Redis (`<prefix>session:<sha256>` → tenant, with a TTL): valid on every replica. */
-export class RedisSessionStore implements SessionStore {
-  constructor(
-    /** The gateway's connection; not closed by the store. */
-    private readonly redis: Redis,
-    /** @default 'upload-saga:' */
-    private readonly prefix = 'upload-saga:',
-  ) {}
-  async issue(tenant: string, ttlMs: number): Promise<BrowserSession> {
-    const token = newToken();
-    await this.redis.set(`${this.prefix}session:${hashOf(token)}`, tenant, 'PX', ttlMs);
-    return { token, tenant, expiresAt: Date.now() + ttlMs };
-  }
-  async resolve(token: string): Promise<string | undefined> {
-    if (!SESSION_TOKEN.test(token)) return undefined;
-    return (await this.redis.get(`${this.prefix}session:${hashOf(token)}`)) ?? undefined;
-  }
-  async close(): Promise<void> {
-    // the connection is the gateway's
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Presigning
-// ---------------------------------------------------------------------------------------------
-
-/** A part number as Uppy sends it, checked: a whole number 1–10,000. */
-export function parsePartNumber(text: string): number {
-  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isInteger(n) || n < MIN_PART_NUMBER || n > MAX_PART_NUMBER) {
-    throw new InvalidRequestError(`part number must be a whole number from ${MIN_PART_NUMBER} to ${MAX_PART_NUMBER}, got "${text}"`);
-  }
-  return n;
-}
-
-/**
- * Uppy's file meta as S3 user metadata: Uppy's own fields dropped, numbers and booleans as text,
- * empty values dropped. Anything else that S3 cannot store is refused by the uploads service (400).
- */
-export function userMetadataOf(meta: unknown): Record<string, string> {
-  if (meta === undefined || meta === null) return {};
-  if (typeof meta !== 'object' || Array.isArray(meta)) throw new InvalidRequestError('metadata must be an object of name → text');
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(meta as Record<string, unknown>)) {
-    if (UPPY_META_FIELDS.has(name) || value === null || value === undefined || value === '') continue;
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out[name] = String(value);
-    else throw new InvalidRequestError(`metadata "${name}" must be text, a number or a boolean`);
-  }
-  return out;
-}
-
-/** The length declared in the meta's {@link UPLOAD_LENGTH_META}, if any. */
-export function declaredLengthOf(meta: unknown): number | undefined {
-  const value = (meta as Record<string, unknown> | null | undefined)?.[UPLOAD_LENGTH_META];
-  if (value === undefined || value === null || value === '') return undefined;
-  const length = typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value;
-  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
-    throw new InvalidRequestError(
-      `metadata "${UPLOAD_LENGTH_META}" must be the file's size as a whole number of bytes, got ${JSON.stringify(value)}`,
-    );
-  }
-  return length;
-}
-
-/** The client's `{ PartNumber, ETag }` list as the workflow takes it, in part order. */
-export function clientPartsOf(body: unknown): ClientPart[] {
-  const parts = (body as { parts?: unknown } | undefined)?.parts;
-  if (!Array.isArray(parts) || parts.length === 0)
-    throw new InvalidRequestError('the body must be { "parts": [{ "PartNumber": 1, "ETag": "…" }, …] } with at least one part');
-  return parts
-    .map((part: unknown, index) => {
-      const p = (part ?? {}) as { PartNumber?: unknown; ETag?: unknown };
-      const partNumber = typeof p.PartNumber === 'string' ? Number(p.PartNumber) : p.PartNumber;
-      if (typeof partNumber !== 'number' || !Number.isInteger(partNumber) || partNumber < MIN_PART_NUMBER || partNumber > MAX_PART_NUMBER) {
-        throw new InvalidRequestError(`parts[${index}].PartNumber must be a whole number from ${MIN_PART_NUMBER} to ${MAX_PART_NUMBER}`);
-      }
-      if (typeof p.ETag !== 'string' || p.ETag.length === 0)
-        throw new InvalidRequestError(`parts[${index}].ETag must be the ETag S3 answered for part ${partNumber}`);
-      return { partNumber, etag: p.ETag };
-    })
-    .sort((a, b) => a.partNumber - b.partNumber);
-}
-
-/** The object's URL as a path-style address on the public endpoint (informational: Uppy shows it). */
-export function objectLocation(endpoint: string | undefined, region: string, bucket: string, key: string): string {
-  const encodedKey = key.split('/').map(encodeURIComponent).join('/');
-  return endpoint
-    ? `${endpoint.replace(/\/+$/, '')}/${bucket}/${encodedKey}`
-    : `https://${bucket}.s3.${region}.amazonaws.com/${encodedKey}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Routes
-// ---------------------------------------------------------------------------------------------
+export * from './s3-multipart-requests';
+export * from './s3-multipart-sessions';
 
 /** Options of {@link s3MultipartPlugin}; every field has a default. */
 export interface S3MultipartPluginOptions {
@@ -260,7 +110,7 @@ async function presignedUpload(
   tenant: string,
   uploadId: string,
   key: unknown,
-): Promise<ClientUploadState> {
+): Promise<GatewayUploadState> {
   const state = await options.uploads.get(tenant, uploadId);
   if (key !== undefined && key !== state.key)
     throw new InvalidRequestError(`key ${JSON.stringify(key)} is not the key of upload ${uploadId} (${state.key})`);
@@ -270,7 +120,7 @@ async function presignedUpload(
 }
 
 /** S3's multipart upload id of an upload still receiving parts. */
-function receivingMultipartId(state: ClientUploadState): string {
+function receivingMultipartId(state: GatewayUploadState): string {
   if (state.outcome !== 'running' || state.phase !== 'receive-parts' || !state.multipartUploadId) {
     throw new UploadConflictError(
       `upload ${state.uploadId} does not receive parts any more (phase ${state.phase}, outcome ${state.outcome})`,
@@ -412,7 +262,7 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       const tenant = await tenantOf(request);
       const state = await presignedUpload(options, tenant, request.params.uploadId, request.query.key);
       const multipartUploadId = receivingMultipartId(state);
-      const parts = await listAllParts(options.s3, { bucket: state.bucket, key: state.key, uploadId: multipartUploadId });
+      const parts = await listAllParts(options.s3, { bucket: state.bucket, key: state.key, multipartUploadId });
       return parts.map((part) => ({ PartNumber: part.PartNumber, Size: part.Size, ETag: part.ETag }));
     });
 
@@ -421,7 +271,7 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       routeConfig,
       async (request, reply) => {
         const tenant = await tenantOf(request);
-        const parts = clientPartsOf(request.body);
+        const parts = gatewayPartsOf(request.body);
         const { uploadId } = request.params;
         await presignedUpload(options, tenant, uploadId, request.query.key);
         const state = await options.uploads.complete(tenant, uploadId, parts, { waitMs: options.completeWaitMs });

@@ -21,6 +21,7 @@ export interface GatewayOptions {
   client: Client;
   /** Task queue of the upload workers. */
   taskQueue: string;
+  /** S3 client the gateway writes and lists parts with. Not closed by the gateway. */
   s3: S3Client;
   /**
    * Redis for cross-replica upload locks and rate limits. Not closed by the gateway.

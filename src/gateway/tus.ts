@@ -1,6 +1,6 @@
 /**
  * The tus 1.0.0 endpoint (`/files`): @tus/server speaks the protocol — core, creation,
- * creation-with-upload, termination, expiration — and {@link ClientUploadStore} drives the saga.
+ * creation-with-upload, termination, expiration — and {@link GatewayUploadStore} drives the saga.
  * The checksum extension, which @tus/server does not implement, is added around it: the route
  * parses `Upload-Checksum` (400 for a malformed header or an algorithm not offered), the store
  * verifies the body and answers 460 on a mismatch without recording anything.
@@ -17,14 +17,17 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
-import { GatewayError, InvalidRequestError, UploadFailedError } from './errors';
-import { ClientUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
+import { GatewayError, InvalidRequestError, UploadNotStoredError } from './errors';
+import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
 import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
 export interface TusPluginOptions {
+  /** The uploads API the store drives. */
   uploads: UploadsService;
+  /** S3 client parts and staged segments are written with. */
   s3: S3Client;
+  /** Tenant limits (maximum upload size). */
   config: Pick<GatewayConfig, 'defaults' | 'tenants'>;
   /** Serialises requests on one upload (a RedisLocker across replicas). */
   locker: Locker;
@@ -45,6 +48,7 @@ const EXTRA_ALLOWED_HEADERS = ['Upload-Checksum'];
 /** Response headers a browser may read beyond @tus/server's own (CORS). */
 const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm'];
 
+/** The tus endpoint as a fastify plugin (registered by the gateway at `path`). */
 export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, options) => {
   const path = options.path ?? '/files';
   const finishWaitMs = options.finishWaitMs ?? 60_000;
@@ -56,7 +60,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
   const server = new Server({
     // @tus/server builds upload URLs from the full path, prefix included; fastify's routes below add the prefix themselves.
     path: `${app.prefix}${path}`,
-    datastore: new ClientUploadStore({
+    datastore: new GatewayUploadStore({
       uploads: options.uploads,
       s3: options.s3,
       ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}),
@@ -72,7 +76,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     onUploadFinish: async (_req, upload) => {
       const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
-      throw new UploadFailedError(
+      throw new UploadNotStoredError(
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
       );
     },

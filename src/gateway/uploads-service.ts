@@ -1,6 +1,6 @@
 /**
  * The uploads service: the protocol-neutral API both gateway protocols (tus, S3 presigned
- * multipart) use. Every upload is one `clientUploadWorkflow` (src/workflows/client-upload-workflow.ts);
+ * multipart) use. Every upload is one `clientUploadWorkflow` (src/workflows/gateway-upload-workflow.ts);
  * this class only talks to Temporal, so the gateway itself keeps no state.
  *
  * CONTRACT (for protocol handlers; keep it stable):
@@ -10,7 +10,7 @@
  * - Failures are {@link GatewayError}s carrying the HTTP status: 400 InvalidRequestError,
  *   404 UploadNotFoundError, 409 UploadConflictError (wrong offset; upload not receiving),
  *   410 UploadGoneError (expired, cancelled, compensated), 413 UploadTooLargeError (over the
- *   tenant's maximum upload size or its quota), 422 UploadFailedError (verify found a mismatch),
+ *   tenant's maximum upload size or its quota), 422 UploadNotStoredError (verify found a mismatch),
  *   503 GatewayUnavailableError (Temporal did not answer in time). Anything else is a bug (500).
  * - `create` returns once the multipart upload is open: `state.multipartUploadId` is S3's
  *   upload id (presign UploadPart URLs with it), `state.key` the object key (always under
@@ -28,6 +28,7 @@
  *   Cancelling a completed upload changes nothing (the object stays; after the merge nothing is undone).
  * - Calls are bounded by `callTimeoutMs`; a worker that is down yields 503, never a hung request.
  */
+import { WIRE_NAMES } from '../upload/wire-names';
 import { randomBytes } from 'node:crypto';
 import {
   QueryNotRegisteredError,
@@ -44,29 +45,29 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   ChunkRejection,
   type ChunkRecord,
-  type ClientPart,
-  type ClientUploadInput,
-  type ClientUploadMode,
-  type ClientUploadState,
-} from '../upload/client-upload';
+  type GatewayPart,
+  type GatewayUploadInput,
+  type GatewayUploadMode,
+  type GatewayUploadState,
+} from '../upload/gateway-upload';
 import { MiB } from '../upload/part-plan';
 import { MAX_METADATA_BYTES, objectKeyProblem, uploadWorkflowId, type ChecksumAlgorithm } from '../upload/request';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import {
-  clientUploadStateQuery,
+  gatewayUploadStateQuery,
   completeUpdate,
   recordChunkUpdate,
   waitUntilOpenUpdate,
-  type clientUploadWorkflow,
-} from '../workflows/client-upload-workflow';
-import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../workflows/search-attributes';
+  type GatewayUploadWorkflow,
+} from '../upload/gateway-upload-messages';
+import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import { tenantSettings, type GatewayConfig } from './config';
 import {
   GatewayError,
   GatewayUnavailableError,
   InvalidRequestError,
   UploadConflictError,
-  UploadFailedError,
+  UploadNotStoredError,
   UploadGoneError,
   UploadNotFoundError,
   UploadTooLargeError,
@@ -85,7 +86,7 @@ export interface CreateUploadRequest {
   contentType?: string;
   /** Stored as `x-amz-meta-*`: keys letters, digits and "-"; printable ASCII values; 2 KiB in all. */
   metadata?: Record<string, string>;
-  mode: ClientUploadMode;
+  mode: GatewayUploadMode;
   /** @default the gateway's `uploadExpiryMs` */
   expiresInMs?: number;
   /** Object key below the tenant's prefix (`<tenant>/`). @default `<uploadId>/<filename or "file">` */
@@ -93,10 +94,13 @@ export interface CreateUploadRequest {
 }
 
 /** @see UploadsService */
+/** Options of {@link UploadsService}. */
 export interface UploadsServiceOptions {
+  /** Temporal client, with the deployment's data converter. */
   client: Client;
   /** The task queue of the upload workers. */
   taskQueue: string;
+  /** The gateway settings the service applies (bucket, part size, expiry, tenant limits). */
   config: Pick<GatewayConfig, 'bucket' | 'partSize' | 'uploadExpiryMs' | 'defaults' | 'tenants'>;
   /**
    * Longest wait for one Temporal call (query, update); beyond it the request fails with 503.
@@ -145,6 +149,7 @@ export function metadataProblem(metadata: Record<string, string>): string | unde
   return bytes > MAX_METADATA_BYTES ? `metadata must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)` : undefined;
 }
 
+/** The protocol-neutral uploads API over Temporal: create, read, record, complete and cancel gateway uploads (see the contract above). */
 export class UploadsService {
   private readonly client: Client;
   private readonly options: UploadsServiceOptions;
@@ -162,7 +167,7 @@ export class UploadsService {
 
   private readonly tenantKeyPrefix: string;
   private readonly indexDestination: boolean;
-  private readonly observers = new Set<(state: ClientUploadState) => void>();
+  private readonly observers = new Set<(state: GatewayUploadState) => void>();
 
   /**
    * Calls `observer` with the state after every change this instance makes or waits for (create,
@@ -170,12 +175,12 @@ export class UploadsService {
    * the progress stream learns of them (src/gateway/progress.ts). An observer must not throw or
    * block; returns the function that removes it.
    */
-  observe(observer: (state: ClientUploadState) => void): () => void {
+  observe(observer: (state: GatewayUploadState) => void): () => void {
     this.observers.add(observer);
     return () => void this.observers.delete(observer);
   }
 
-  private changed(state: ClientUploadState): ClientUploadState {
+  private changed(state: GatewayUploadState): GatewayUploadState {
     for (const observer of this.observers) {
       try {
         observer(state);
@@ -195,7 +200,7 @@ export class UploadsService {
    * Starts the upload's saga and returns once its multipart upload is open.
    * @throws InvalidRequestError, UploadTooLargeError (size or quota), UploadConflictError (id taken)
    */
-  async create(request: CreateUploadRequest): Promise<ClientUploadState> {
+  async create(request: CreateUploadRequest): Promise<GatewayUploadState> {
     const { tenant, mode } = request;
     if (!ID_PATTERN.test(tenant) || tenant.length > 63) throw new InvalidRequestError(`tenant "${tenant}" is not a valid tenant name`);
     const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
@@ -232,7 +237,7 @@ export class UploadsService {
       throw new InvalidRequestError(`expiresInMs must be a positive number of milliseconds, got ${expiresInMs}`);
 
     const { bucket, partSize } = this.options.config;
-    const input: ClientUploadInput = {
+    const input: GatewayUploadInput = {
       tenant,
       uploadId,
       mode,
@@ -250,14 +255,14 @@ export class UploadsService {
       ...(this.options.updatesPerRun ? { updatesPerRun: this.options.updatesPerRun } : {}),
     };
     const workflowId = uploadWorkflowId(tenant, uploadId);
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof clientUploadWorkflow>('clientUploadWorkflow', {
+    const startWorkflowOperation = new WithStartWorkflowOperation<GatewayUploadWorkflow>(WIRE_NAMES.gatewayUploadWorkflow, {
       workflowId,
       taskQueue: this.options.taskQueue,
       args: [input],
       // An upload id is used once: never attach to or replace another upload.
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      staticSummary: `client upload (${mode}) → s3://${bucket}/${key} (tenant ${tenant})`,
+      staticSummary: `gateway upload (${mode}) → s3://${bucket}/${key} (tenant ${tenant})`,
       staticDetails: [
         `**mode** ${mode} · **tenant** ${tenant} · **upload id** ${uploadId}`,
         `**destination** s3://${bucket}/${key}`,
@@ -277,7 +282,7 @@ export class UploadsService {
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
     });
-    let state: ClientUploadState;
+    let state: GatewayUploadState;
     try {
       state = await this.bounded(() => this.client.workflow.executeUpdateWithStart(waitUntilOpenUpdate, { startWorkflowOperation }));
     } catch (err) {
@@ -287,7 +292,7 @@ export class UploadsService {
     if (state.outcome !== 'running') {
       const cause = state.failure?.cause;
       if (cause?.type === 'QuotaExceeded') throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}`);
-      throw new UploadFailedError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
+      throw new UploadNotStoredError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
     }
     return this.changed(state);
   }
@@ -296,10 +301,10 @@ export class UploadsService {
    * Any upload of the tenant, ended ones included.
    * @throws UploadNotFoundError for unknown ids and other tenants' uploads
    */
-  async state(tenant: string, uploadId: string): Promise<ClientUploadState> {
+  async state(tenant: string, uploadId: string): Promise<GatewayUploadState> {
     if (!ID_PATTERN.test(uploadId)) throw new UploadNotFoundError(uploadId);
     try {
-      return await this.bounded(() => this.handle(tenant, uploadId).query(clientUploadStateQuery));
+      return await this.bounded(() => this.handle(tenant, uploadId).query(gatewayUploadStateQuery));
     } catch (err) {
       throw this.translate(err, uploadId);
     }
@@ -309,7 +314,7 @@ export class UploadsService {
    * A live or completed upload, for protocol requests.
    * @throws UploadNotFoundError, UploadGoneError (expired, cancelled, compensated, failed)
    */
-  async get(tenant: string, uploadId: string): Promise<ClientUploadState> {
+  async get(tenant: string, uploadId: string): Promise<GatewayUploadState> {
     const state = await this.state(tenant, uploadId);
     if (state.outcome !== 'running' && state.outcome !== 'completed') {
       throw new UploadGoneError(
@@ -325,7 +330,7 @@ export class UploadsService {
    * tus: records bytes the gateway wrote to S3. Accepted only if `record.from` is where the upload stands.
    * @throws UploadConflictError (409: offset moved, not receiving), UploadGoneError (410), UploadNotFoundError
    */
-  async recordChunk(tenant: string, uploadId: string, record: ChunkRecord): Promise<ClientUploadState> {
+  async recordChunk(tenant: string, uploadId: string, record: ChunkRecord): Promise<GatewayUploadState> {
     return this.changed(await this.update(tenant, uploadId, (handle) => handle.executeUpdate(recordChunkUpdate, { args: [record] })));
   }
 
@@ -333,13 +338,13 @@ export class UploadsService {
    * Presigned: the client sent its parts; verify them against ListParts and merge. Waits up to
    * `waitMs` for the outcome and returns the final state (`result` set), or the running state if
    * it takes longer.
-   * @throws UploadFailedError (422) when the saga ended without an object, UploadConflictError, UploadGoneError
+   * @throws UploadNotStoredError (422) when the saga ended without an object, UploadConflictError, UploadGoneError
    */
-  async complete(tenant: string, uploadId: string, parts: ClientPart[], options: { waitMs?: number } = {}): Promise<ClientUploadState> {
+  async complete(tenant: string, uploadId: string, parts: GatewayPart[], options: { waitMs?: number } = {}): Promise<GatewayUploadState> {
     await this.update(tenant, uploadId, (handle) => handle.executeUpdate(completeUpdate, { args: [{ parts }] }));
     const state = await this.waitForEnd(tenant, uploadId, options.waitMs ?? 60_000);
     if (state.outcome !== 'running' && state.outcome !== 'completed') {
-      throw new UploadFailedError(
+      throw new UploadNotStoredError(
         state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : `the upload ended ${state.outcome}`,
       );
     }
@@ -351,7 +356,7 @@ export class UploadsService {
    * stays completed. Returns the state afterwards.
    * @throws UploadNotFoundError
    */
-  async cancel(tenant: string, uploadId: string, options: { waitMs?: number } = {}): Promise<ClientUploadState> {
+  async cancel(tenant: string, uploadId: string, options: { waitMs?: number } = {}): Promise<GatewayUploadState> {
     const state = await this.state(tenant, uploadId);
     if (state.outcome !== 'running') return state;
     try {
@@ -363,7 +368,7 @@ export class UploadsService {
   }
 
   /** Waits up to `timeoutMs` for the upload's workflow to end, then returns its state. */
-  async waitForEnd(tenant: string, uploadId: string, timeoutMs: number): Promise<ClientUploadState> {
+  async waitForEnd(tenant: string, uploadId: string, timeoutMs: number): Promise<GatewayUploadState> {
     const handle = this.handle(tenant, uploadId);
     try {
       await this.client.withDeadline(Date.now() + timeoutMs, () => handle.result());
@@ -373,8 +378,8 @@ export class UploadsService {
     return this.changed(await this.state(tenant, uploadId));
   }
 
-  private handle(tenant: string, uploadId: string): WorkflowHandle<typeof clientUploadWorkflow> {
-    return this.client.workflow.getHandle<typeof clientUploadWorkflow>(uploadWorkflowId(tenant, uploadId));
+  private handle(tenant: string, uploadId: string): WorkflowHandle<GatewayUploadWorkflow> {
+    return this.client.workflow.getHandle<GatewayUploadWorkflow>(uploadWorkflowId(tenant, uploadId));
   }
 
   private bounded<T>(call: () => Promise<T>): Promise<T> {
@@ -385,7 +390,7 @@ export class UploadsService {
   private async update<T>(
     tenant: string,
     uploadId: string,
-    send: (handle: WorkflowHandle<typeof clientUploadWorkflow>) => Promise<T>,
+    send: (handle: WorkflowHandle<GatewayUploadWorkflow>) => Promise<T>,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -416,11 +421,11 @@ export class UploadsService {
     }
   }
 
-  /** Temporal's errors as gateway errors; other tenants' and non-client uploads look missing. */
+  /** Temporal's errors as gateway errors; other tenants' and non-gateway uploads look missing. */
   private translate(err: unknown, uploadId: string): Error {
     if (err instanceof GatewayError) return err;
     if (err instanceof WorkflowNotFoundError || err instanceof QueryNotRegisteredError) return new UploadNotFoundError(uploadId);
-    if (err instanceof WorkflowFailedError) return new UploadFailedError(err.cause?.message ?? err.message);
+    if (err instanceof WorkflowFailedError) return new UploadNotStoredError(err.cause?.message ?? err.message);
     // The SDK reports a deadline met during an update as its own error, without the gRPC code.
     if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
       return new GatewayUnavailableError(`Temporal did not answer in time for upload ${uploadId}; retry later`, { cause: err });

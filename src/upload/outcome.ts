@@ -16,12 +16,12 @@ export type UploadPhase =
   | 'notify'
   | 'compensating'
   | 'done'
-  // client uploads through the HTTP gateway (src/workflows/client-upload-workflow.ts)
+  // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
   | 'open-multipart'
   | 'receive-parts'
   | 'delete-staged';
 
-/** `expired`: a client upload not finished before its expiry, compensated. */
+/** `expired`: a gateway upload not finished before its expiry, compensated. */
 export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed' | 'expired';
 
 /** What a finished upload returns: its outcome and the object written. */
@@ -62,7 +62,8 @@ export interface UploadProgress {
   bytesUploaded: number;
   batchesDone: number;
   batchesTotal?: number;
-  uploadId?: string;
+  /** S3's id of the multipart upload, once open. */
+  multipartUploadId?: string;
 }
 
 /** The webhook events an upload sends. */

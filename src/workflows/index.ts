@@ -4,4 +4,5 @@
  */
 export { uploadWorkflow, progressQuery, sagaStateQuery } from './upload-workflow';
 export { quotaLedgerWorkflow } from './quota-ledger';
-export { clientUploadWorkflow } from './client-upload-workflow';
+// Registered under its wire name (the export's name is the workflow type): see src/upload/wire-names.ts.
+export { gatewayUploadWorkflow as clientUploadWorkflow } from './gateway-upload-workflow';

@@ -36,7 +36,7 @@ export function uploadEvents(subject: UploadEventSubject): (type: UploadEventTyp
 }
 
 /** The part of a saga these helpers use: its `notify` step. */
-interface NotifyingSaga {
+export interface NotifyingSaga {
   run(step: 'notify', args: [NotifyInput], options: { summary: string }): Promise<unknown>;
 }
 

@@ -13,7 +13,7 @@ import type { UploadActivities } from '../activities';
 import { defineSaga } from '../saga/workflow';
 import { PERMANENT_UPLOAD_FAILURES } from '../upload/errors';
 
-/** Store errors that retrying cannot fix (see activities/s3/classify-error.ts). */
+/** Store errors that retrying cannot fix (see s3/classify-error.ts). */
 export const PERMANENT_S3_FAILURES = [
   'S3.AccessDenied',
   'S3.NoSuchBucket',
@@ -173,10 +173,10 @@ export const uploadStepsWithLocalShortSteps: typeof uploadSteps = {
  *
  * Why: a local activity keeps its workflow task, and with it one of the worker's workflow-task
  * slots, until it returns; these steps wait for the tenant's ledger, which is a workflow served
- * by the same workers. The fault suite (scenario 11: 100 uploads of one tenant at once) found
- * that once every slot (40 by default) is held by an upload waiting in reserve-space, the
- * ledger's own workflow task never runs: every reservation times out and retries for minutes.
- * Regular activities wait in activity slots instead, and the ledger keeps getting its turn.
+ * by the same workers. Invariant: a step that waits for the ledger must never hold a
+ * workflow-task slot while it waits, or enough concurrent uploads of one tenant (as many as the
+ * worker has slots, 40 by default) starve the ledger's own workflow task and every reservation
+ * times out. Regular activities wait in activity slots instead, and the ledger keeps its turn.
  *
  * Introduced behind the patch {@link QUOTA_STEPS_AS_ACTIVITIES_PATCH}, checked only when
  * {@link LOCAL_SHORT_STEPS_PATCH} is: runs started before it replay with the steps they started with.
@@ -190,10 +190,10 @@ export const uploadStepsWithLocalInspectAndNotify: typeof uploadSteps = {
 };
 
 /**
- * The quota steps local again, now that they cannot starve the ledger, and fewer search-attribute
- * updates.
+ * The quota steps as local activities (they cannot starve the ledger, see below), and fewer
+ * search-attribute updates.
  *
- * Why the steps can be local again: commit-quota and the release only send a signal to the
+ * Why the steps can be local: commit-quota and the release only send a signal to the
  * ledger (they never wait for its workflow task), and reserve-space waits for it only while fewer
  * than `maxWaitingReservations` reservations of the worker wait (half its workflow-task slots by
  * default); beyond that it is refused at once with the retryable `QuotaLedgerBusy`, and because

@@ -6,6 +6,8 @@
  * is happening: a phase search attribute, live "current details" in the Web UI, a progress query,
  * and on failure one failure naming the step, the cause and each compensation's outcome.
  */
+import { multipartUploadIdOf, requireMultipartUploadId, type CarriesMultipartUploadId } from '../upload/wire-names';
+import { stagingPrefixOf } from '../upload/staging';
 import {
   defineQuery,
   setCurrentDetails,
@@ -23,8 +25,17 @@ import { partBatches } from '../upload/part-plan';
 import type { UploadRequestWithDefaults } from '../upload/request';
 import { describeSource } from '../upload/request-types';
 import type { UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
-import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
-import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
+import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
+import { failureReportOf, uploadEvents } from './upload-notifications';
+import {
+  compensatingDetails,
+  completedDetails,
+  endedDetails,
+  failureOutcome,
+  mergedResult,
+  notifyCompletedResult,
+  notifyEnded,
+} from './upload-ending';
 import {
   LOCAL_LISTING_VERIFY_PATCH,
   LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH,
@@ -41,11 +52,6 @@ import {
 
 export const progressQuery = defineQuery<UploadProgress>('progress');
 export const sagaStateQuery = defineQuery<SagaState>('sagaState');
-
-/** Where the saga keeps staged part objects of one upload (deleted by the compensation). */
-export function stagingPrefixOf(tenant: string, uploadId: string): string {
-  return `.upload-saga/staging/${tenant}/${uploadId}/`;
-}
 
 const formatGiB = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 
@@ -118,7 +124,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     onStepStarted: (step) => setPhase(step as UploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');
-      setCurrentDetails(`**compensating** — undoing ${steps.join(', ') || 'nothing'} for s3://${bucket}/${key}`);
+      setCurrentDetails(compensatingDetails(steps, bucket, key));
     },
   });
   setHandler(progressQuery, () => ({ ...progress }));
@@ -147,15 +153,16 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       const checksums = multipartChecksums(request, transfer);
       const batches = partBatches(plan.partCount, request.partsPerActivity);
       progress.batchesTotal = batches.length;
-      let uploadId: string | undefined;
+      let multipartUploadId: string | undefined;
       const fingerprints: { firstPart: number; lastPart: number; checksumFingerprint: string }[] = [];
       const uploadStartedAt = Date.now();
-      const uploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
+      // Recorded heartbeats and failure details may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
+      const multipartUploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
         if (outcome.status !== 'failed') return undefined;
         const candidates = [outcome.lastHeartbeatDetails, ...(outcome.failureDetails ?? [])];
         for (const c of candidates) {
-          const id = (c as { uploadId?: unknown } | undefined)?.uploadId;
-          if (typeof id === 'string') return id;
+          const id = multipartUploadIdOf(c as CarriesMultipartUploadId | undefined);
+          if (id !== undefined) return id;
         }
         return undefined;
       };
@@ -166,7 +173,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
             {
               bucket,
               key,
-              uploadId,
+              multipartUploadId,
               source: request.source,
               sourceVersion: inspection.sourceVersion,
               plan,
@@ -183,21 +190,22 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           {
             summary: `${transfer === 'server-side-copy' ? 'copy parts server-side' : 'upload parts'} ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
             compensateWith: (outcome) => {
-              const known = uploadId ?? uploadIdFromFailure(outcome);
+              const known = multipartUploadId ?? multipartUploadIdFromFailure(outcome);
               return [
                 {
                   bucket,
                   key,
-                  ...(known ? { uploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
+                  ...(known ? { multipartUploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
                   stagingPrefix: stagingPrefixOf(request.tenant, request.uploadId),
                 },
               ];
             },
           },
         );
-        uploadId = done.uploadId;
+        // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
+        multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
         fingerprints.push({ ...batch, checksumFingerprint: done.checksumFingerprint });
-        progress.uploadId = uploadId;
+        progress.multipartUploadId = multipartUploadId;
         progress.batchesDone++;
         progress.partsUploaded += batch.lastPart - batch.firstPart + 1;
         progress.bytesUploaded += done.batchBytes;
@@ -205,7 +213,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           `**upload-parts** — ${progress.partsUploaded} of ${plan.partCount} parts, ${formatGiB(progress.bytesUploaded)} of ${formatGiB(plan.size)} → s3://${bucket}/${key}`,
         );
       }
-      const multipartUploadId = uploadId!;
+      const openedMultipartUploadId = multipartUploadId!;
 
       const verified = await saga.run(
         'verify',
@@ -213,7 +221,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId: openedMultipartUploadId,
             source: request.source,
             sourceVersion: inspection.sourceVersion,
             plan,
@@ -233,7 +241,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId: openedMultipartUploadId,
             expectedETag: verified.expectedETag,
             failIfExists: request.failIfExists,
             ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
@@ -246,28 +254,14 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
 
       await saga.run('commit-quota', [reservation], { summary: `commit ${plan.size} bytes to tenant ${request.tenant}` });
 
-      const result: UploadResult = {
-        uploadId: request.uploadId,
-        tenant: request.tenant,
-        workflowId,
-        bucket,
-        key,
-        size: plan.size,
-        etag: merged.etag,
-        ...(merged.versionId ? { versionId: merged.versionId } : {}),
-        ...(merged.checksum ? { checksum: merged.checksum } : {}),
+      const result = mergedResult({ uploadId: request.uploadId, tenant: request.tenant, workflowId, bucket, key }, plan.size, merged, {
         ...(verified.sha256 ? { sha256: verified.sha256 } : {}),
         partCount: plan.partCount,
         partSize: plan.partSize,
         ...(plan.adjusted ? { partSizeAdjusted: plan.adjusted } : {}),
         timings,
-        notification: { status: 'not-requested' },
-      };
-
-      if (request.webhookUrl) {
-        const { notification: _, ...eventResult } = result;
-        result.notification = await notifyCompleted(saga, request.webhookUrl, event('upload.completed', { result: eventResult }));
-      }
+      });
+      await notifyCompletedResult(saga, request.webhookUrl, event, result);
       return result;
     });
     setPhase('done');
@@ -276,22 +270,14 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     // A webhook that failed for good is part of the ending people look at in the Web UI (the
     // search attribute says completed: the object exists).
     const webhookFailure = result.notification.status === 'failed' ? `; **webhook not delivered**: ${result.notification.error}` : '';
-    setCurrentDetails(`**completed** — s3://${bucket}/${key}, ${result.size} bytes in ${result.partCount} parts${webhookFailure}`);
+    setCurrentDetails(completedDetails(result, webhookFailure));
     return result;
   } catch (err) {
     const report = failureReportOf(err);
     setPhase('done');
-    setOutcome(
-      err instanceof CancelledFailure
-        ? 'cancelled'
-        : report && report.compensations.every((c) => c.status === 'compensated')
-          ? 'compensated'
-          : 'failed',
-    );
-    setCurrentDetails(`**${progress.outcome}** — ${err instanceof Error ? err.message : String(err)}`);
-    if (request?.webhookUrl && report) {
-      await notifyFailed(saga, request.webhookUrl, event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report }));
-    }
+    setOutcome(failureOutcome(err instanceof CancelledFailure, report));
+    setCurrentDetails(endedDetails(progress.outcome, err));
+    await notifyEnded(saga, request?.webhookUrl, event, report);
     throw err;
   }
 }

@@ -30,7 +30,7 @@ import { ensureServerBinary } from '../../src/embedded';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
 import { quotaLedgerWorkflowId } from '../../src/workflows/quota-ledger';
-import { UploadBucket, UploadKey, UploadTenant } from '../../src/workflows/search-attributes';
+import { UploadBucket, UploadKey, UploadTenant } from '../../src/upload/search-attributes';
 import { historyFromJson } from '../replay/history-json';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/files';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';

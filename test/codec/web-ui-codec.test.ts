@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { UploadClient } from '../../src/client';
 import { AesGcmPayloadCodec, startCodecServer, type RunningCodecServer } from '../../src/codec';
 import { startTemporalDevServer, workflowUiUrl, type TemporalDevServer } from '../../src/embedded';
-import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../../src/workflows/search-attributes';
+import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../../src/upload/search-attributes';
 import { uiOrigins } from '../../src/cli/commands/codec-server';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/files';
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';

@@ -16,8 +16,8 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checksumField, partChecksum } from '../../src/activities/s3/checksums';
-import { classifyS3Error } from '../../src/activities/s3/classify-error';
+import { checksumField, partChecksum } from '../../src/s3/checksums';
+import { classifyS3Error } from '../../src/s3/classify-error';
 import { createS3Client } from '../../src/connections';
 import { startToxiproxyServer, type ToxiproxyProxy, type ToxiproxyServer } from '../../src/embedded';
 import { PERMANENT_S3_FAILURES } from '../../src/workflows/upload-steps';

@@ -28,7 +28,7 @@ import { UploadFailedError } from '../../src/client';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import type { SagaFailureReport } from '../../src/saga/workflow';
 import type { UploadResult } from '../../src/upload/outcome';
-import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
+import { stagingPrefixOf } from '../../src/upload/staging';
 import type { ReservationStatus } from '../../src/workflows/quota-ledger';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
 import type { FaultContext, TrackedUpload } from './framework';

@@ -14,7 +14,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_GATEWAY_PLUGINS } from '../../src/gateway/plugins';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
-import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
+import { stagingPrefixOf } from '../../src/upload/staging';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/files';
 import { incompleteUploads, keysUnder, objectExists, objectSha256 } from '../support/s3-inspect';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadPartCommand } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
-import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
+import { stagingPrefixOf } from '../../src/upload/staging';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';

@@ -1,5 +1,5 @@
 /**
- * The uploads service and the client-upload workflow in presigned mode, without HTTP: parts go
+ * The uploads service and the gateway-upload workflow in presigned mode, without HTTP: parts go
  * straight to S3 (as a browser would PUT them to presigned URLs) and the service completes,
  * cancels and reports. Tenant boundaries, quota and Temporal being unreachable are checked here.
  */
@@ -11,7 +11,7 @@ import {
   GatewayUnavailableError,
   InvalidRequestError,
   UploadConflictError,
-  UploadFailedError,
+  UploadNotStoredError,
   UploadNotFoundError,
   UploadTooLargeError,
 } from '../../src/gateway/errors';
@@ -88,8 +88,8 @@ describe('presigned uploads through the uploads service', () => {
     const parts = await sendParts(created.key, created.multipartUploadId!, data, 5 * MiB);
     parts[1]!.etag = '"00000000000000000000000000000000"';
     const err = await uploads.complete(acme, created.uploadId, parts).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UploadFailedError);
-    expect((err as UploadFailedError).status).toBe(422);
+    expect(err).toBeInstanceOf(UploadNotStoredError);
+    expect((err as UploadNotStoredError).status).toBe(422);
     expect((err as Error).message).toMatch(/PartsMismatch: .*part 2 has ETag .* but the client reported/);
     const state = await uploads.state(acme, created.uploadId);
     expect(state.outcome).toBe('compensated');
@@ -146,7 +146,7 @@ describe('tenant boundaries', () => {
     expect((await uploads.state(acme, created.uploadId)).outcome).toBe('running');
     await uploads.cancel(acme, created.uploadId);
 
-    // An upload the worker reads from a file has the id upload:<tenant>:<id> too, but it is not a client upload.
+    // An upload the worker reads from a file has the id upload:<tenant>:<id> too, but it is not a gateway upload.
     const dir = await makeTempDir();
     try {
       const file = await makeRandomFile(dir.dir, 'f.bin', 1024);

@@ -11,7 +11,7 @@ import { TenantAccessDeniedError, UploadClient, UploadFailedError } from '../../
 import { InvalidUploadRequestError } from '../../src/upload/errors';
 import type { UploadRequest } from '../../src/upload/request';
 import { createUploadWorker } from '../../src/worker';
-import { UploadTenant } from '../../src/workflows/search-attributes';
+import { UploadTenant } from '../../src/upload/search-attributes';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, runInBackground, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, objectExists } from '../support/s3-inspect';

@@ -15,7 +15,7 @@ import { UploadClient, UploadFailedError } from '../../src/client';
 import { createS3Client } from '../../src/connections';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
-import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
+import { stagingPrefixOf } from '../../src/upload/staging';
 import { MiB } from '../support/files';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, keysUnder, objectExists, objectSha256 } from '../support/s3-inspect';
@@ -207,7 +207,7 @@ describe('S3-object sources', () => {
 
   it('checks a CRC given in advance for a server-side copy by re-reading the source (the copy itself carries none)', async () => {
     const { key: sourceKey, content } = await putSource(2 * 5 * MiB + 5);
-    const { partChecksum } = await import('../../src/activities/s3/checksums');
+    const { partChecksum } = await import('../../src/s3/checksums');
     const crc = await partChecksum('CRC64NVME', content);
     const downBefore = storeRelay.bytesDown();
     const key = `s3-source/${uniqueId('copy-crc')}.bin`;

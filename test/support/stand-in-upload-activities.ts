@@ -3,6 +3,7 @@
  * bytes, so the real upload workflow can be driven at any scale (10,000 parts) in seconds. For
  * orchestration tests and the history benchmark only; everything about bytes runs against MinIO.
  */
+import { WIRE_NAMES } from '../../src/upload/wire-names';
 import type { UploadActivities } from '../../src/activities';
 import { planParts } from '../../src/upload/part-plan';
 
@@ -25,7 +26,7 @@ export function standInUploadActivities(options: {
       const parts = input.lastPart - input.firstPart + 1;
       const bytes = parts * input.plan.partSize;
       return {
-        uploadId: input.uploadId ?? 'stand-in-upload',
+        multipartUploadId: input.multipartUploadId ?? 'stand-in-upload',
         checksumFingerprint: 'stand-in',
         partsUploaded: parts,
         partsSkipped: 0,
@@ -33,7 +34,7 @@ export function standInUploadActivities(options: {
         batchBytes: bytes,
       };
     },
-    cleanupUpload: async () => ({ abortedUploadIds: [], stagedObjectsDeleted: 0 }),
+    cleanupUpload: async () => ({ abortedMultipartUploadIds: [], stagedObjectsDeleted: 0 }),
     verifyUpload: async (input) => ({
       partCount: input.plan.partCount,
       size: input.plan.size,
@@ -42,8 +43,8 @@ export function standInUploadActivities(options: {
     }),
     completeUpload: async (input) => ({ etag: input.expectedETag, alreadyCompleted: false }),
     notify: async () => ({ status: 204 }),
-    // The client-upload workflow's own activities (not driven by these stand-ins).
-    openMultipartUpload: async () => ({ uploadId: 'stand-in-upload' }),
-    verifyClientUpload: async () => ({ size: options.size, partCount: 1, expectedETag: '"stand-in-1"' }),
+    // The gateway-upload workflow's own activities (not driven by these stand-ins).
+    openMultipartUpload: async () => ({ multipartUploadId: 'stand-in-upload' }),
+    [WIRE_NAMES.verifyGatewayUpload]: async () => ({ size: options.size, partCount: 1, expectedETag: '"stand-in-1"' }),
   };
 }

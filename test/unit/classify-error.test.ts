@@ -1,6 +1,6 @@
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { classifyS3Error, s3Failure, THROTTLE_MIN_DELAY_MS } from '../../src/activities/s3/classify-error';
+import { classifyS3Error, s3Failure, THROTTLE_MIN_DELAY_MS } from '../../src/s3/classify-error';
 
 function s3Error(name: string, status: number, headers: Record<string, string> = {}) {
   const err = new S3ServiceException({

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createChecksum, partChecksum } from '../../src/activities/s3/checksums';
-import { combineBase64Crcs } from '../../src/activities/s3/crc-combine';
+import { createChecksum, partChecksum } from '../../src/s3/checksums';
+import { combineBase64Crcs } from '../../src/s3/crc-combine';
 import { FULL_OBJECT_CRC_ALGORITHMS } from '../../src/upload/request';
 
 async function splitAndCombine(algorithm: (typeof FULL_OBJECT_CRC_ALGORITHMS)[number], data: Buffer, cuts: number[]): Promise<string> {

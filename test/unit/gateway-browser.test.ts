@@ -5,15 +5,15 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config';
 import { loadGatewayConfig } from '../../src/gateway/config';
-import { observationOfState, ProgressView, RateMeter, type ProgressObservation } from '../../src/gateway/progress';
-import { clientPartsOf, declaredLengthOf, objectLocation, parsePartNumber, userMetadataOf } from '../../src/gateway/s3-multipart';
-import type { ClientUploadState } from '../../src/upload/client-upload';
+import { observationOfState, ProgressView, ProgressRateMeter, type ProgressObservation } from '../../src/gateway/progress';
+import { gatewayPartsOf, declaredLengthOf, objectLocation, parsePartNumber, userMetadataOf } from '../../src/gateway/s3-multipart';
+import type { GatewayUploadState } from '../../src/upload/gateway-upload';
 
 const MiB = 1024 * 1024;
 
-describe('RateMeter', () => {
+describe('ProgressRateMeter', () => {
   it('measures bytes per second over the window', () => {
-    const meter = new RateMeter(5_000);
+    const meter = new ProgressRateMeter(5_000);
     meter.add(0, 0);
     meter.add(1_000, 2 * MiB);
     meter.add(2_000, 4 * MiB);
@@ -21,7 +21,7 @@ describe('RateMeter', () => {
   });
 
   it('falls towards 0 when bytes stop, and is 0 once the window has passed', () => {
-    const meter = new RateMeter(5_000);
+    const meter = new ProgressRateMeter(5_000);
     meter.add(0, 0);
     meter.add(1_000, 4 * MiB);
     expect(meter.rate(1_000)).toBe(4 * MiB);
@@ -30,7 +30,7 @@ describe('RateMeter', () => {
   });
 
   it('is 0 with a single sample and ignores samples older than the last one', () => {
-    const meter = new RateMeter();
+    const meter = new ProgressRateMeter();
     meter.add(1_000, MiB);
     expect(meter.rate(1_000)).toBe(0);
     meter.add(500, 10 * MiB);
@@ -88,7 +88,7 @@ describe('ProgressView', () => {
       outcome: 'expired',
       offset: 0,
       failure: { cause: { type: 'UploadExpired', message: 'the upload expired at …' } },
-    } as unknown as ClientUploadState;
+    } as unknown as GatewayUploadState;
     const view = new ProgressView('u', observationOfState(state, 1_000));
     expect(view.next(1_000)).toMatchObject({ outcome: 'expired', error: 'UploadExpired: the upload expired at …' });
   });
@@ -105,7 +105,7 @@ describe('the Uppy S3 multipart endpoints check what the client sends', () => {
 
   it('the completion list becomes { partNumber, etag } in part order', () => {
     expect(
-      clientPartsOf({
+      gatewayPartsOf({
         parts: [
           { PartNumber: 2, ETag: 'b' },
           { PartNumber: '1', ETag: 'a' },
@@ -115,10 +115,10 @@ describe('the Uppy S3 multipart endpoints check what the client sends', () => {
       { partNumber: 1, etag: 'a' },
       { partNumber: 2, etag: 'b' },
     ]);
-    expect(() => clientPartsOf({ parts: [] })).toThrow(/at least one part/);
-    expect(() => clientPartsOf({})).toThrow(/at least one part/);
-    expect(() => clientPartsOf({ parts: [{ PartNumber: 0, ETag: 'a' }] })).toThrow(/parts\[0\]\.PartNumber/);
-    expect(() => clientPartsOf({ parts: [{ PartNumber: 1 }] })).toThrow(/parts\[0\]\.ETag/);
+    expect(() => gatewayPartsOf({ parts: [] })).toThrow(/at least one part/);
+    expect(() => gatewayPartsOf({})).toThrow(/at least one part/);
+    expect(() => gatewayPartsOf({ parts: [{ PartNumber: 0, ETag: 'a' }] })).toThrow(/parts\[0\]\.PartNumber/);
+    expect(() => gatewayPartsOf({ parts: [{ PartNumber: 1 }] })).toThrow(/parts\[0\]\.ETag/);
   });
 
   it("Uppy's own meta fields are not stored as user metadata; numbers become text; objects are refused", () => {

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
-import { partChecksum } from '../../src/activities/s3/checksums';
+import { partChecksum } from '../../src/s3/checksums';
 import type { QuotaLedger } from '../../src/quota/ledger';
 import { planParts } from '../../src/upload/part-plan';
 import { normalizeUploadRequest } from '../../src/upload/request';
@@ -69,11 +69,11 @@ function run<A extends unknown[], R>(
   return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
 }
 
-function partsInput(key: string, version: string, range: { firstPart: number; lastPart: number }, uploadId?: string) {
+function partsInput(key: string, version: string, range: { firstPart: number; lastPart: number }, multipartUploadId?: string) {
   return {
     bucket: BUCKET,
     key,
-    ...(uploadId ? { uploadId } : {}),
+    ...(multipartUploadId ? { multipartUploadId } : {}),
     source: { type: 'file' as const, path: file.path },
     sourceVersion: version,
     plan: planParts(file.size, 5 * MiB),
@@ -93,14 +93,20 @@ describe('upload activities against MinIO', () => {
     expect(first).toMatchObject({ partsUploaded: 2, partsSkipped: 0, bytesSent: 10 * MiB });
 
     // A retried attempt whose heartbeat recorded the upload id: parts 1–2 are not sent again.
-    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { uploadId: first.uploadId } });
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { uploadId: first.multipartUploadId } }); // the recorded name: still read
     const heartbeats: unknown[] = [];
     retry.on('heartbeat', (d: unknown) => heartbeats.push(d));
     const second = (await retry.run(activities.uploadParts, partsInput(key, version, { firstPart: 1, lastPart: 4 }))) as Awaited<
       ReturnType<UploadActivities['uploadParts']>
     >;
-    expect(second).toMatchObject({ uploadId: first.uploadId, partsUploaded: 2, partsSkipped: 2, bytesSent: 7 * MiB, batchBytes: 17 * MiB });
-    expect(heartbeats.at(-1)).toMatchObject({ uploadId: first.uploadId, partsDone: 4, bytesDone: 17 * MiB });
+    expect(second).toMatchObject({
+      multipartUploadId: first.multipartUploadId,
+      partsUploaded: 2,
+      partsSkipped: 2,
+      bytesSent: 7 * MiB,
+      batchBytes: 17 * MiB,
+    });
+    expect(heartbeats.at(-1)).toMatchObject({ multipartUploadId: first.multipartUploadId, partsDone: 4, bytesDone: 17 * MiB });
 
     // The fingerprint of a resumed batch (skipped parts taken from ListParts) matches what S3 lists.
     const byChecksums = await run(
@@ -109,7 +115,7 @@ describe('upload activities against MinIO', () => {
       {
         bucket: BUCKET,
         key,
-        uploadId: first.uploadId,
+        multipartUploadId: first.multipartUploadId,
         source: { type: 'file' as const, path: file.path },
         sourceVersion: version,
         plan: planParts(file.size, 5 * MiB),
@@ -126,7 +132,7 @@ describe('upload activities against MinIO', () => {
       {
         bucket: BUCKET,
         key,
-        uploadId: first.uploadId,
+        multipartUploadId: first.multipartUploadId,
         source: { type: 'file' as const, path: file.path },
         sourceVersion: version,
         plan: planParts(file.size, 5 * MiB),
@@ -141,7 +147,7 @@ describe('upload activities against MinIO', () => {
     const completeInput = {
       bucket: BUCKET,
       key,
-      uploadId: first.uploadId,
+      multipartUploadId: first.multipartUploadId,
       expectedETag: verified.expectedETag,
       failIfExists: false,
       checksumAlgorithm: 'CRC32C' as const,
@@ -160,7 +166,7 @@ describe('upload activities against MinIO', () => {
     const version = await sourceVersion(copy.path);
     const plan = planParts(copy.size, 5 * MiB);
     const input = { ...partsInput(key, version, { firstPart: 1, lastPart: 3 }), source: { type: 'file' as const, path: copy.path }, plan };
-    const { uploadId, checksumFingerprint } = await run(activities.uploadParts, {}, input);
+    const { multipartUploadId, checksumFingerprint } = await run(activities.uploadParts, {}, input);
     // Overwrite part 2 in S3 with other bytes of the same size: the part is "corrupted".
     // (with a valid checksum of the new bytes, or MinIO would refuse it)
     const other = Buffer.alloc(5 * MiB, 7);
@@ -168,7 +174,7 @@ describe('upload activities against MinIO', () => {
       new UploadPartCommand({
         Bucket: BUCKET,
         Key: key,
-        UploadId: uploadId,
+        UploadId: multipartUploadId,
         PartNumber: 2,
         Body: other,
         ChecksumAlgorithm: 'CRC32C',
@@ -178,7 +184,7 @@ describe('upload activities against MinIO', () => {
     const verifyInput = {
       bucket: BUCKET,
       key,
-      uploadId,
+      multipartUploadId,
       source: input.source,
       sourceVersion: version,
       plan,
@@ -196,7 +202,7 @@ describe('upload activities against MinIO', () => {
     const err = await run(activities.verifyUpload, {}, { ...verifyInput, rereadSource: true }).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'ChecksumMismatch', nonRetryable: true });
     expect((err as Error).message).toContain(`part 2 of s3://${BUCKET}/${key}: S3 holds CRC32C`);
-    await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, uploadId });
+    await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, multipartUploadId });
   });
 
   it('cleans up idempotently: abort, confirm by listing, and a second run finds nothing to do', async () => {
@@ -206,12 +212,15 @@ describe('upload activities against MinIO', () => {
     const staging = `.upload-saga/staging/t/${uniqueId('u')}/`;
     await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${staging}chunk-0001`, Body: 'staged bytes' }));
 
-    const input = { bucket: BUCKET, key, uploadId: UploadId!, stagingPrefix: staging };
-    expect(await run(activities.cleanupUpload, {}, input)).toEqual({ abortedUploadIds: [UploadId], stagedObjectsDeleted: 1 });
+    const input = { bucket: BUCKET, key, multipartUploadId: UploadId!, stagingPrefix: staging };
+    expect(await run(activities.cleanupUpload, {}, input)).toEqual({ abortedMultipartUploadIds: [UploadId], stagedObjectsDeleted: 1 });
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
     expect(await keysUnder(stack.s3, BUCKET, staging)).toEqual([]);
     // Already aborted (NoSuchUpload) is success, not failure.
-    expect(await run(activities.cleanupUpload, { attempt: 2 }, input)).toEqual({ abortedUploadIds: [UploadId], stagedObjectsDeleted: 0 });
+    expect(await run(activities.cleanupUpload, { attempt: 2 }, input)).toEqual({
+      abortedMultipartUploadIds: [UploadId],
+      stagedObjectsDeleted: 0,
+    });
   });
 
   it('finds and aborts the uploads of a key when the action died before reporting an upload id', async () => {
@@ -220,7 +229,7 @@ describe('upload activities against MinIO', () => {
     const a = await stack.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
     const b = await stack.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
     const result = await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, initiatedAfterMs: before });
-    expect(result.abortedUploadIds.sort()).toEqual([a.UploadId, b.UploadId].sort());
+    expect(result.abortedMultipartUploadIds.sort()).toEqual([a.UploadId, b.UploadId].sort());
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
   });
 

@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, LocalFileResolver, type UploadActivities } from '../../src/activities';
-import { partChecksum } from '../../src/activities/s3/checksums';
+import { partChecksum } from '../../src/s3/checksums';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import type { QuotaLedger } from '../../src/quota/ledger';
 import { planParts } from '../../src/upload/part-plan';
@@ -133,7 +133,7 @@ describe('the merge with a full-object CRC', () => {
     const verified = await run(activities.verifyUpload, {
       bucket: BUCKET,
       key,
-      uploadId: parts.uploadId,
+      multipartUploadId: parts.multipartUploadId,
       source: { type: 'file' as const, path: file.path },
       sourceVersion: inspection.sourceVersion,
       plan,
@@ -147,17 +147,17 @@ describe('the merge with a full-object CRC', () => {
       rereadSource: false,
       fullObjectCrc: { algorithm: 'CRC64NVME', value: await partChecksum('CRC64NVME', content) },
     });
-    return { uploadId: parts.uploadId, expectedETag: verified.expectedETag };
+    return { multipartUploadId: parts.multipartUploadId, expectedETag: verified.expectedETag };
   }
 
   it('S3 refuses to merge parts whose combined CRC is not the expected one: nothing is created', async () => {
     const key = `full-object/${uniqueId('refused')}.bin`;
-    const { uploadId, expectedETag } = await uploadedParts(key);
+    const { multipartUploadId, expectedETag } = await uploadedParts(key);
     const wrong = await partChecksum('CRC64NVME', Buffer.from('not these bytes'));
     const err = await run(activities.completeUpload, {
       bucket: BUCKET,
       key,
-      uploadId,
+      multipartUploadId,
       expectedETag,
       failIfExists: false,
       checksumAlgorithm: 'CRC64NVME' as const,
@@ -170,18 +170,18 @@ describe('the merge with a full-object CRC', () => {
       `S3 refused to complete s3://${BUCKET}/${key}: the full-object CRC64NVME of its parts is not the expected ${wrong} (XAmzContentChecksumMismatch); nothing was merged`,
     );
     expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
-    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([uploadId]); // left for the compensation
-    await run(activities.cleanupUpload, { bucket: BUCKET, key, uploadId });
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([multipartUploadId]); // left for the compensation
+    await run(activities.cleanupUpload, { bucket: BUCKET, key, multipartUploadId });
   });
 
   it('reads the checksum back after the merge; a retried merge accepts its object only with that checksum, and deletes it otherwise', async () => {
     const key = `full-object/${uniqueId('readback')}.bin`;
-    const { uploadId, expectedETag } = await uploadedParts(key);
+    const { multipartUploadId, expectedETag } = await uploadedParts(key);
     const value = await partChecksum('CRC64NVME', content);
     const input = {
       bucket: BUCKET,
       key,
-      uploadId,
+      multipartUploadId,
       expectedETag,
       failIfExists: false,
       checksumAlgorithm: 'CRC64NVME' as const,

@@ -16,8 +16,8 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checksumField, partChecksum } from '../../src/activities/s3/checksums';
-import { combineBase64Crcs } from '../../src/activities/s3/crc-combine';
+import { checksumField, partChecksum } from '../../src/s3/checksums';
+import { combineBase64Crcs } from '../../src/s3/crc-combine';
 import { FULL_OBJECT_CRC_ALGORITHMS, type FullObjectCrcAlgorithm } from '../../src/upload/request';
 import { MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';

@@ -16,7 +16,7 @@ import { InvalidUploadRequestError } from '../../src/upload/errors';
 import type { UploadEvent } from '../../src/upload/outcome';
 import type { UploadRequest } from '../../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
-import { stagingPrefixOf } from '../../src/workflows/upload-workflow';
+import { stagingPrefixOf } from '../../src/upload/staging';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { slowSource } from '../support/slow-source';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
@@ -230,7 +230,7 @@ describe('upload saga', () => {
             type: 'S3.AccessDenied',
             message: 'injected: the store refuses part 3',
             nonRetryable: true,
-            details: [{ uploadId: input.uploadId }],
+            details: [{ multipartUploadId: input.multipartUploadId }],
           });
         }
         return real.uploadParts(input); // batch 1 really lands in MinIO

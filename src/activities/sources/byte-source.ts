@@ -63,7 +63,8 @@ export interface ByteSource {
 export interface PartCopyTarget {
   bucket: string;
   key: string;
-  uploadId: string;
+  /** S3's id of the multipart upload. */
+  multipartUploadId: string;
   partNumber: number;
 }
 

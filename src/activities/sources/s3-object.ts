@@ -18,7 +18,7 @@
 import { GetObjectCommand, HeadObjectCommand, UploadPartCopyCommand, type S3Client } from '@aws-sdk/client-s3';
 import { permanentFailure, transientFailure, UploadFailureType } from '../../upload/errors';
 import type { S3ObjectSource, SourceDescriptor } from '../../upload/request';
-import { isS3Error } from '../s3/classify-error';
+import { isS3Error } from '../../s3/classify-error';
 import type { ByteSource, PartCopyTarget, ServerSideCopy, SourceResolver, SourceStat } from './byte-source';
 
 /** Options of {@link S3ObjectResolver}. */
@@ -164,7 +164,7 @@ class S3ObjectByteSource implements ByteSource {
         new UploadPartCopyCommand({
           Bucket: target.bucket,
           Key: target.key,
-          UploadId: target.uploadId,
+          UploadId: target.multipartUploadId,
           PartNumber: target.partNumber,
           CopySource: copySourceOf({ ...this.source, ...(this.versionId ? { versionId: this.versionId } : {}) }),
           CopySourceRange: sourceRange,

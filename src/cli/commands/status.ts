@@ -12,7 +12,7 @@ import { UploadFailedError } from '../../client';
 import { InvalidUploadRequestError } from '../../upload/errors';
 import { findUploadIdProblems } from '../../upload/request';
 import type { UploadResult } from '../../upload/outcome';
-import { UploadOutcome, UploadPhase } from '../../workflows/search-attributes';
+import { UploadOutcome, UploadPhase } from '../../upload/search-attributes';
 import { withUploads } from '../connect';
 import { note, out, type CliIo } from '../io';
 import { failureReportLines, labelled, progressLine, resultLines } from '../upload-report';

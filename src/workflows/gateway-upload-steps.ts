@@ -1,5 +1,5 @@
 /**
- * The client-upload saga, declared in one place, reusing the upload saga's steps where the work
+ * The gateway-upload saga, declared in one place, reusing the upload saga's steps where the work
  * is the same (reserve, merge, commit, notify; cleanup as the compensation):
  *
  *   reserve-space → open-multipart → receive-parts → verify → merge (pivot) → delete-staged → commit-quota → notify
@@ -10,15 +10,16 @@
  * known at creation (presigned uploads may not declare it), reserve-space runs after verify, with
  * the verified size.
  */
+import { WIRE_NAMES } from '../upload/wire-names';
 import type { UploadActivities } from '../activities';
 import { defineSaga } from '../saga/workflow';
 import { OUTAGE_RIDING_RETRY, PERMANENT_S3_FAILURES, uploadSteps, uploadStepsWithLocalShortSteps } from './upload-steps';
 import { PERMANENT_UPLOAD_FAILURES } from '../upload/errors';
-import { ClientUploadFailureType } from '../upload/client-upload';
+import { GatewayUploadFailureType } from '../upload/gateway-upload';
 
-const NEVER_RETRIED = [...PERMANENT_UPLOAD_FAILURES, ...PERMANENT_S3_FAILURES, ...Object.values(ClientUploadFailureType)];
+const NEVER_RETRIED = [...PERMANENT_UPLOAD_FAILURES, ...PERMANENT_S3_FAILURES, ...Object.values(GatewayUploadFailureType)];
 
-export const clientUploadSteps = defineSaga<UploadActivities>()({
+export const gatewayUploadSteps = defineSaga<UploadActivities>()({
   'reserve-space': uploadStepsWithLocalShortSteps['reserve-space'],
   'open-multipart': {
     action: {
@@ -37,7 +38,7 @@ export const clientUploadSteps = defineSaga<UploadActivities>()({
   },
   verify: {
     action: {
-      activity: 'verifyClientUpload',
+      activity: WIRE_NAMES.verifyGatewayUpload,
       // Rides out a storage outage like the worker-side verify; the client's own failures are never retried.
       retry: { ...OUTAGE_RIDING_RETRY, nonRetryableErrorTypes: NEVER_RETRIED },
       timeouts: { startToClose: '10m' },

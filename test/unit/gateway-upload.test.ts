@@ -1,25 +1,25 @@
 /**
- * The client-upload rules as pure functions: what the workflow's Update validators accept, the
+ * The gateway-upload rules as pure functions: what the workflow's Update validators accept, the
  * parts fingerprint, the gateway's configuration and its Upload-Checksum parsing.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { partsFingerprint, extendPartsFingerprint } from '../../src/activities/s3/parts-fingerprint';
+import { partsFingerprint, extendPartsFingerprint } from '../../src/s3/parts-fingerprint';
 import { ConfigError } from '../../src/config';
 import { hashToken, loadGatewayConfig, parseDuration, tenantSettings } from '../../src/gateway/config';
 import { parseUploadChecksum } from '../../src/gateway/tus-store';
 import { metadataProblem, safeFileName } from '../../src/gateway/uploads-service';
 import {
   chunkRecordProblem,
-  clientPartsProblem,
+  gatewayPartsProblem,
   MAX_STAGED_SEGMENTS,
   stagedSegmentKey,
   type ChunkRecord,
-  type ClientUploadState,
-} from '../../src/upload/client-upload';
+  type GatewayUploadState,
+} from '../../src/upload/gateway-upload';
 
 const MiB = 1024 * 1024;
-const receiving = (over: Partial<ClientUploadState> = {}) =>
+const receiving = (over: Partial<GatewayUploadState> = {}) =>
   ({
     mode: 'tus',
     phase: 'receive-parts',
@@ -98,20 +98,20 @@ describe('chunkRecordProblem (the recordChunk validator)', () => {
 describe('clientPartsProblem (the complete validator)', () => {
   it('accepts ascending part numbers with ETags and names what is wrong otherwise', () => {
     expect(
-      clientPartsProblem([
+      gatewayPartsProblem([
         { partNumber: 1, etag: '"a"' },
         { partNumber: 3, etag: '"b"' },
       ]),
     ).toBeUndefined();
-    expect(clientPartsProblem([])).toMatch(/non-empty/);
+    expect(gatewayPartsProblem([])).toMatch(/non-empty/);
     expect(
-      clientPartsProblem([
+      gatewayPartsProblem([
         { partNumber: 2, etag: 'a' },
         { partNumber: 2, etag: 'b' },
       ]),
     ).toMatch(/ascending/);
-    expect(clientPartsProblem([{ partNumber: 10_001, etag: 'a' }])).toMatch(/1–10000/);
-    expect(clientPartsProblem([{ partNumber: 1, etag: '' }])).toMatch(/etag/);
+    expect(gatewayPartsProblem([{ partNumber: 10_001, etag: 'a' }])).toMatch(/1–10000/);
+    expect(gatewayPartsProblem([{ partNumber: 1, etag: '' }])).toMatch(/etag/);
   });
 });
 

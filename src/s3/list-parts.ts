@@ -6,14 +6,20 @@ import { ListPartsCommand, type Part, type S3Client } from '@aws-sdk/client-s3';
 
 export async function listAllParts(
   s3: S3Client,
-  target: { bucket: string; key: string; uploadId: string },
+  target: { bucket: string; key: string; multipartUploadId: string },
   abortSignal?: AbortSignal,
 ): Promise<Part[]> {
   const parts: Part[] = [];
   let marker: string | undefined;
   for (;;) {
     const page = await s3.send(
-      new ListPartsCommand({ Bucket: target.bucket, Key: target.key, UploadId: target.uploadId, PartNumberMarker: marker, MaxParts: 1000 }),
+      new ListPartsCommand({
+        Bucket: target.bucket,
+        Key: target.key,
+        UploadId: target.multipartUploadId,
+        PartNumberMarker: marker,
+        MaxParts: 1000,
+      }),
       { abortSignal },
     );
     parts.push(...(page.Parts ?? []));

@@ -1,5 +1,5 @@
 /**
- * The client-upload domain, pure: what a client-driven upload is (bytes sent by a browser or a
+ * The gateway-upload domain, pure: what a gateway upload is (bytes sent by a browser or a
  * phone through the HTTP gateway, rather than read by a worker), its durable state, and the rules
  * every state change must obey.
  *
@@ -11,7 +11,7 @@
  * offset is rejected, which makes a PATCH retried after a gateway died harmless.
  *
  * No bytes and no per-part list live here: parts are identified by a running fingerprint over
- * their checksums (see src/activities/s3/parts-fingerprint.ts), which verify recomputes from
+ * their checksums (see src/s3/parts-fingerprint.ts), which verify recomputes from
  * ListParts.
  */
 import type { QuotaUsage } from '../quota/ledger';
@@ -20,10 +20,10 @@ import type { UploadOutcomeKind, UploadPhase, UploadResult } from './outcome';
 import type { ChecksumAlgorithm } from './request';
 
 /** How the bytes reach S3: through the gateway (tus), or straight from the client with presigned URLs. */
-export type ClientUploadMode = 'tus' | 'presigned';
+export type GatewayUploadMode = 'tus' | 'presigned';
 
-/** Failure types specific to client uploads (besides the upload's own, see errors.ts). */
-export const ClientUploadFailureType = {
+/** Failure types specific to gateway uploads (besides the upload's own, see errors.ts). */
+export const GatewayUploadFailureType = {
   /** The upload was not finished before its expiry; it was compensated. */
   UploadExpired: 'UploadExpired',
   /** The parts in S3 are not the ones the client or the gateway recorded. */
@@ -31,7 +31,7 @@ export const ClientUploadFailureType = {
   /** The parts add up to more than the tenant may upload. */
   UploadTooLarge: 'UploadTooLarge',
 } as const;
-export type ClientUploadFailureType = (typeof ClientUploadFailureType)[keyof typeof ClientUploadFailureType];
+export type GatewayUploadFailureType = (typeof GatewayUploadFailureType)[keyof typeof GatewayUploadFailureType];
 
 /** Rejections of a proposed state change (Update validators); the gateway maps them to HTTP statuses. */
 export const ChunkRejection = {
@@ -60,12 +60,12 @@ export function stagedSegmentKey(stagingPrefix: string, segment: StagedSegment):
   return `${stagingPrefix}segment-${String(segment.start).padStart(16, '0')}-${String(segment.end).padStart(16, '0')}`;
 }
 
-/** What the workflow is asked to run: one client upload. Built by the gateway's uploads service. */
-export interface ClientUploadInput {
+/** What the workflow is asked to run: one gateway upload. Built by the gateway's uploads service. */
+export interface GatewayUploadInput {
   tenant: string;
   /** The upload's id; the workflow id is `upload:<tenant>:<uploadId>`. */
   uploadId: string;
-  mode: ClientUploadMode;
+  mode: GatewayUploadMode;
   bucket: string;
   /** Always under `<tenant>/`. */
   key: string;
@@ -107,8 +107,8 @@ export interface CarriedState {
   runs: number;
 }
 
-/** Phases of a client upload, as shown by the `UploadPhase` search attribute and queries. */
-export type ClientUploadPhase = Extract<
+/** Phases of a gateway upload, as shown by the `UploadPhase` search attribute and queries. */
+export type GatewayUploadPhase = Extract<
   UploadPhase,
   | 'reserve-space'
   | 'open-multipart'
@@ -122,12 +122,12 @@ export type ClientUploadPhase = Extract<
   | 'done'
 >;
 
-/** The durable state of one client upload, as the workflow reports it (query `clientUploadState`). */
-export interface ClientUploadState {
+/** The durable state of one gateway upload, as the workflow reports it (query `clientUploadState`, its wire name). */
+export interface GatewayUploadState {
   tenant: string;
   uploadId: string;
   workflowId: string;
-  mode: ClientUploadMode;
+  mode: GatewayUploadMode;
   bucket: string;
   key: string;
   filename?: string;
@@ -144,7 +144,7 @@ export interface ClientUploadState {
   checksumAlgorithm?: ChecksumAlgorithm;
   /** S3's id of the multipart upload, once opened. */
   multipartUploadId?: string;
-  phase: ClientUploadPhase;
+  phase: GatewayUploadPhase;
   outcome: UploadOutcomeKind;
   createdAt: number;
   expiresAt: number;
@@ -170,7 +170,7 @@ export interface ChunkRecord {
 }
 
 /** A part the client sent straight to S3 (presigned mode), as it reports it on completion. */
-export interface ClientPart {
+export interface GatewayPart {
   partNumber: number;
   etag: string;
 }
@@ -189,7 +189,7 @@ export function partCountOf(length: number, partSize: number): number {
  */
 export function chunkRecordProblem(
   state: Pick<
-    ClientUploadState,
+    GatewayUploadState,
     'mode' | 'phase' | 'outcome' | 'offset' | 'partsCompleted' | 'fingerprint' | 'length' | 'partSize' | 'expiresAt'
   >,
   record: ChunkRecord,
@@ -252,11 +252,11 @@ export function chunkRecordProblem(
 }
 
 /** Why a presigned upload's part list cannot complete it, or undefined. Pure. */
-export function clientPartsProblem(parts: unknown): string | undefined {
+export function gatewayPartsProblem(parts: unknown): string | undefined {
   if (!Array.isArray(parts) || parts.length === 0) return 'parts must be a non-empty list of { partNumber, etag }';
   if (parts.length > MAX_PARTS) return `at most ${MAX_PARTS} parts`;
   let previous = 0;
-  for (const part of parts as Partial<ClientPart>[]) {
+  for (const part of parts as Partial<GatewayPart>[]) {
     const n = part?.partNumber;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_PARTS)
       return `partNumber must be a whole number 1–${MAX_PARTS}, got ${String(n)}`;

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { Crc64Nvme } from '@aws-sdk/checksums/crc';
 import { crc32, crc32c } from '@node-rs/crc32';
-import type { ChecksumAlgorithm } from '../../upload/request';
+import type { ChecksumAlgorithm } from '../upload/request';
 
 function crcToBase64(value: number): string {
   const buf = Buffer.alloc(4);

@@ -1,5 +1,5 @@
 /**
- * The activities only a client-driven upload needs (see src/workflows/client-upload-workflow.ts):
+ * The activities only a gateway upload needs (see src/workflows/gateway-upload-workflow.ts):
  * opening its multipart upload, and verifying what the client (or the gateway on its behalf)
  * put there before the merge. Everything else — reserve, cleanup, merge, commit, notify — is the
  * upload saga's own activities, reused.
@@ -14,19 +14,20 @@
  *   least 5 MiB. The size must be the declared one and within the tenant's limit. Any mismatch
  *   is permanent: the saga compensates instead of merging a wrong object.
  */
+import { requireMultipartUploadId, WIRE_NAMES } from '../upload/wire-names';
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { ClientUploadFailureType, partCountOf, type ClientPart } from '../upload/client-upload';
+import { GatewayUploadFailureType, partCountOf, type GatewayPart } from '../upload/gateway-upload';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { S3_LIMITS } from '../upload/part-plan';
 import type { ChecksumAlgorithm } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
-import { checksumField } from './s3/checksums';
-import { s3Failure } from './s3/classify-error';
-import { listAllParts } from './s3/list-parts';
-import { multipartETag, sameETag } from './s3/multipart-etag';
-import { extendPartsFingerprint } from './s3/parts-fingerprint';
+import { checksumField } from '../s3/checksums';
+import { s3Failure } from '../s3/classify-error';
+import { listAllParts } from '../s3/list-parts';
+import { multipartETag, sameETag } from '../s3/multipart-etag';
+import { extendPartsFingerprint } from '../s3/parts-fingerprint';
 
 export interface OpenMultipartUploadInput {
   bucket: string;
@@ -38,11 +39,12 @@ export interface OpenMultipartUploadInput {
 }
 
 export interface OpenMultipartUploadResult {
-  uploadId: string;
+  /** S3's id of the multipart upload (read with multipartUploadIdOf: recorded results name it `uploadId`). */
+  multipartUploadId: string;
 }
 
 /** What verify expects: the tus gateway's record, or the parts a presigned client reported. */
-export type ClientUploadExpectation =
+export type GatewayUploadExpectation =
   | {
       kind: 'tus';
       length: number;
@@ -53,35 +55,36 @@ export type ClientUploadExpectation =
     }
   | {
       kind: 'client-parts';
-      parts: ClientPart[];
+      parts: GatewayPart[];
       /** The size declared at creation, if any. */
       length?: number;
     };
 
-export interface VerifyClientUploadInput {
+export interface VerifyGatewayUploadInput {
   bucket: string;
   key: string;
-  uploadId: string;
-  expected: ClientUploadExpectation;
+  /** S3's id of the multipart upload (read with requireMultipartUploadId: recorded inputs name it `uploadId`). */
+  multipartUploadId: string;
+  expected: GatewayUploadExpectation;
   /** The tenant's maximum upload size. */
   maxLength: number;
 }
 
-export interface VerifyClientUploadResult {
+export interface VerifyGatewayUploadResult {
   size: number;
   partCount: number;
   /** The ETag the completed object will have. */
   expectedETag: string;
 }
 
-/** A permanent failure of a client upload: retrying cannot change what S3 holds. */
-function clientFailure(type: ClientUploadFailureType, message: string): ApplicationFailure {
+/** A permanent failure of a gateway upload: retrying cannot change what S3 holds. */
+function gatewayUploadFailure(type: GatewayUploadFailureType, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
-export function clientUploadActivities(deps: UploadActivityDeps) {
+export function gatewayUploadActivities(deps: UploadActivityDeps) {
   return {
-    /** Creates the multipart upload of a client upload (compensated by `cleanupUpload`). */
+    /** Creates the multipart upload of a gateway upload (compensated by `cleanupUpload`). */
     async openMultipartUpload(input: OpenMultipartUploadInput): Promise<OpenMultipartUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
       try {
@@ -96,22 +99,27 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
           { abortSignal: Context.current().cancellationSignal },
         );
         if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        return { uploadId: created.UploadId };
+        return { multipartUploadId: created.UploadId };
       } catch (err) {
         throw s3Failure(`CreateMultipartUpload of ${where}`, err);
       }
     },
 
     /** The last look before the pivot: the parts the client sent are exactly those recorded. */
-    async verifyClientUpload(input: VerifyClientUploadInput): Promise<VerifyClientUploadResult> {
+    // Registered under its wire name: see src/upload/wire-names.ts.
+    async [WIRE_NAMES.verifyGatewayUpload](input: VerifyGatewayUploadInput): Promise<VerifyGatewayUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
       let parts;
       try {
-        parts = await listAllParts(deps.s3, input, Context.current().cancellationSignal);
+        parts = await listAllParts(
+          deps.s3,
+          { ...input, multipartUploadId: requireMultipartUploadId(input, 'verifyClientUpload input') },
+          Context.current().cancellationSignal,
+        );
       } catch (err) {
         throw s3Failure(`ListParts of ${where}`, err);
       }
-      const mismatch = (message: string) => clientFailure(ClientUploadFailureType.PartsMismatch, `${where}: ${message}`);
+      const mismatch = (message: string) => gatewayUploadFailure(GatewayUploadFailureType.PartsMismatch, `${where}: ${message}`);
       const size = parts.reduce((sum, p) => sum + (p.Size ?? 0), 0);
       try {
         const { expected } = input;
@@ -156,8 +164,8 @@ export function clientUploadActivities(deps: UploadActivityDeps) {
           }
         }
         if (size > input.maxLength) {
-          throw clientFailure(
-            ClientUploadFailureType.UploadTooLarge,
+          throw gatewayUploadFailure(
+            GatewayUploadFailureType.UploadTooLarge,
             `${where}: ${size} bytes exceed the tenant's maximum upload size of ${input.maxLength}`,
           );
         }

@@ -1,5 +1,5 @@
 /**
- * The client-upload workflow: one saga per upload a client sends through the HTTP gateway
+ * The gateway-upload workflow: one saga per upload a client sends through the HTTP gateway
  * (tus, or S3 presigned multipart). The durable state of the upload lives here — offset, parts,
  * staged tail, reservation, expiry — so gateways keep none and any replica can serve any request.
  *
@@ -18,6 +18,7 @@
  *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
  *   carrying the small state; the next run restores the completed steps' compensations.
  */
+import { requireMultipartUploadId } from '../upload/wire-names';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -26,8 +27,6 @@ import {
   condition,
   ContinueAsNew,
   continueAsNew,
-  defineQuery,
-  defineUpdate,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -35,51 +34,53 @@ import {
 } from '@temporalio/workflow';
 import type { UploadActivities } from '../activities';
 import type { QuotaUsage } from '../quota/ledger';
-import { Saga, type SagaState } from '../saga/workflow';
+import { Saga } from '../saga/workflow';
 import {
   chunkRecordProblem,
   ChunkRejection,
-  ClientUploadFailureType,
-  clientPartsProblem,
+  GatewayUploadFailureType,
+  gatewayPartsProblem,
   partCountOf,
-  type ChunkRecord,
-  type ClientPart,
-  type ClientUploadInput,
-  type ClientUploadPhase,
-  type ClientUploadState,
-} from '../upload/client-upload';
-import type { UploadOutcomeKind, UploadProgress, UploadResult } from '../upload/outcome';
-import { clientUploadSteps } from './client-upload-steps';
-import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from './search-attributes';
-import { failureReportOf, notifyCompleted, notifyFailed, uploadEvents } from './upload-notifications';
-import { stagingPrefixOf } from './upload-workflow';
-
-/** The upload's durable state (offset, parts, phase, outcome, expiry…). */
-export const clientUploadStateQuery = defineQuery<ClientUploadState>('clientUploadState');
-/** The same shape as the upload workflow's progress query, for tools that show both. */
-export const clientUploadProgressQuery = defineQuery<UploadProgress>('progress');
-export const clientUploadSagaStateQuery = defineQuery<SagaState>('sagaState');
-/** Returns once the multipart upload is open (or the saga ended): what `create` waits for. */
-export const waitUntilOpenUpdate = defineUpdate<ClientUploadState>('waitUntilOpen');
-/** tus: a gateway records the bytes it wrote. Rejected (no history) unless it starts at the recorded offset. */
-export const recordChunkUpdate = defineUpdate<ClientUploadState, [ChunkRecord]>('recordChunk');
-/** Presigned: the client finished sending parts; verify and merge them. */
-export const completeUpdate = defineUpdate<ClientUploadState, [{ parts: ClientPart[] }]>('complete');
-
-/** Updates one run handles before continuing as new. */
-export const DEFAULT_UPDATES_PER_RUN = 500;
+  type GatewayPart,
+  type GatewayUploadInput,
+  type GatewayUploadPhase,
+  type GatewayUploadState,
+} from '../upload/gateway-upload';
+import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
+import { gatewayUploadSteps } from './gateway-upload-steps';
+import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
+import { failureReportOf, uploadEvents } from './upload-notifications';
+import {
+  compensatingDetails,
+  completedDetails,
+  endedDetails,
+  failureOutcome,
+  mergedResult,
+  notifyCompletedResult,
+  notifyEnded,
+} from './upload-ending';
+import { stagingPrefixOf } from '../upload/staging';
+import {
+  gatewayUploadProgressQuery,
+  gatewayUploadSagaStateQuery,
+  gatewayUploadStateQuery,
+  completeUpdate,
+  DEFAULT_UPDATES_PER_RUN,
+  recordChunkUpdate,
+  waitUntilOpenUpdate,
+} from '../upload/gateway-upload-messages';
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
-/** A client upload through the HTTP gateway (tus or S3 presigned multipart) as a saga. */
-export async function clientUploadWorkflow(input: ClientUploadInput): Promise<UploadResult> {
+/** An upload through the HTTP gateway (tus or S3 presigned multipart) as a saga. */
+export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<UploadResult> {
   const { workflowId } = workflowInfo();
   const { bucket, key, tenant, uploadId, carried } = input;
   const stagingPrefix = stagingPrefixOf(tenant, uploadId);
   const updatesPerRun = input.updatesPerRun ?? DEFAULT_UPDATES_PER_RUN;
   const reservationRef = { tenant, uploadId };
 
-  const state: ClientUploadState = {
+  const state: GatewayUploadState = {
     tenant,
     uploadId,
     workflowId,
@@ -104,14 +105,14 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
     runs: (carried?.runs ?? 0) + 1,
   };
   let reservation: QuotaUsage | undefined = carried?.reservation;
-  let reportedParts: ClientPart[] | undefined;
+  let reportedParts: GatewayPart[] | undefined;
   let updatesThisRun = 0;
   const timings: Record<string, number> = {};
   let phaseStartedAt = Date.now();
 
   const describeBytes = () =>
     `${formatMiB(state.offset)}${state.length !== undefined ? ` of ${formatMiB(state.length)}` : ''} received, ${state.partsCompleted} parts`;
-  const setPhase = (phase: ClientUploadPhase) => {
+  const setPhase = (phase: GatewayUploadPhase) => {
     if (state.phase === phase) return;
     const now = Date.now();
     timings[state.phase] = (timings[state.phase] ?? 0) + (now - phaseStartedAt);
@@ -124,31 +125,31 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
     state.outcome = outcome;
     upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
   };
-  const snapshot = (): ClientUploadState => ({ ...state, staged: [...state.staged] });
+  const snapshot = (): GatewayUploadState => ({ ...state, staged: [...state.staged] });
   // tus: every part recorded (a zero-byte upload has one empty part); presigned: the client reported its parts.
   const received = () =>
     state.mode === 'tus'
       ? state.length !== undefined && state.offset === state.length && state.partsCompleted === partCountOf(state.length, state.partSize)
       : reportedParts !== undefined;
 
-  const saga = new Saga<UploadActivities, typeof clientUploadSteps>(clientUploadSteps, {
-    onStepStarted: (step) => setPhase(step as ClientUploadPhase),
+  const saga = new Saga<UploadActivities, typeof gatewayUploadSteps>(gatewayUploadSteps, {
+    onStepStarted: (step) => setPhase(step as GatewayUploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');
-      setCurrentDetails(`**compensating** — undoing ${steps.join(', ') || 'nothing'} for s3://${bucket}/${key}`);
+      setCurrentDetails(compensatingDetails(steps, bucket, key));
     },
   });
 
-  setHandler(clientUploadStateQuery, snapshot);
-  setHandler(clientUploadSagaStateQuery, () => saga.state());
-  setHandler(clientUploadProgressQuery, () => ({
+  setHandler(gatewayUploadStateQuery, snapshot);
+  setHandler(gatewayUploadSagaStateQuery, () => saga.state());
+  setHandler(gatewayUploadProgressQuery, () => ({
     phase: state.phase,
     outcome: state.outcome,
     ...(state.length !== undefined ? { totalBytes: state.length, totalParts: partCountOf(state.length, state.partSize) } : {}),
     partsUploaded: state.partsCompleted,
     bytesUploaded: state.offset,
     batchesDone: 0,
-    ...(state.multipartUploadId ? { uploadId: state.multipartUploadId } : {}),
+    ...(state.multipartUploadId ? { multipartUploadId: state.multipartUploadId } : {}),
   }));
   setHandler(waitUntilOpenUpdate, async () => {
     await condition(() => state.multipartUploadId !== undefined || state.outcome !== 'running');
@@ -195,7 +196,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
             nonRetryable: true,
           });
         }
-        const problem = clientPartsProblem(request?.parts);
+        const problem = gatewayPartsProblem(request?.parts);
         if (problem) throw ApplicationFailure.create({ type: ChunkRejection.InvalidChunk, message: problem, nonRetryable: true });
       },
     },
@@ -216,8 +217,8 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
         if (carried.reservation)
           saga.restoreCompleted('reserve-space', { result: carried.reservation, compensateWith: () => [reservationRef] });
         saga.restoreCompleted('open-multipart', {
-          result: { uploadId: carried.multipartUploadId },
-          compensateWith: () => [{ bucket, key, uploadId: carried.multipartUploadId, stagingPrefix }],
+          result: { multipartUploadId: carried.multipartUploadId },
+          compensateWith: () => [{ bucket, key, multipartUploadId: carried.multipartUploadId, stagingPrefix }],
         });
       } else {
         if (input.length !== undefined) await reserve(input.length);
@@ -237,12 +238,20 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
             summary: `open the multipart upload of s3://${bucket}/${key}`,
             compensateWith: (outcome) =>
               outcome.status === 'completed'
-                ? [{ bucket, key, uploadId: outcome.result.uploadId, stagingPrefix }]
+                ? [
+                    {
+                      bucket,
+                      key,
+                      multipartUploadId: requireMultipartUploadId(outcome.result, 'openMultipartUpload result'),
+                      stagingPrefix,
+                    },
+                  ]
                 : // The answer was lost: abort whatever this step may have created for the key.
                   [{ bucket, key, initiatedAfterMs: openedAt - 5_000, stagingPrefix }],
           },
         );
-        state.multipartUploadId = opened.uploadId;
+        // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
+        state.multipartUploadId = requireMultipartUploadId(opened, 'openMultipartUpload result');
       }
       const multipartUploadId = state.multipartUploadId!;
 
@@ -255,7 +264,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
             if (received()) return;
             if (!inTime) {
               throw ApplicationFailure.create({
-                type: ClientUploadFailureType.UploadExpired,
+                type: GatewayUploadFailureType.UploadExpired,
                 nonRetryable: true,
                 message: `the upload expired at ${new Date(state.expiresAt).toISOString()} with ${describeBytes()}`,
               });
@@ -263,7 +272,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
             // Updates being handled must finish in this run; then only the small state moves on.
             await condition(allHandlersFinished);
             if (received()) return;
-            await continueAsNew<typeof clientUploadWorkflow>({
+            await continueAsNew<typeof gatewayUploadWorkflow>({
               ...input,
               carried: {
                 createdAt: state.createdAt,
@@ -287,7 +296,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId,
             maxLength: input.maxLength,
             expected:
               state.mode === 'tus'
@@ -317,7 +326,7 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
           {
             bucket,
             key,
-            uploadId: multipartUploadId,
+            multipartUploadId,
             expectedETag: verified.expectedETag,
             failIfExists: false,
             checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
@@ -330,31 +339,18 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
       }
       await saga.run('commit-quota', [reservationRef], { summary: `commit ${verified.size} bytes to tenant ${tenant}` });
 
-      const result: UploadResult = {
-        uploadId,
-        tenant,
-        workflowId,
-        bucket,
-        key,
-        size: verified.size,
-        etag: merged.etag,
-        ...(merged.versionId ? { versionId: merged.versionId } : {}),
-        ...(merged.checksum ? { checksum: merged.checksum } : {}),
+      const result = mergedResult({ uploadId, tenant, workflowId, bucket, key }, verified.size, merged, {
         partCount: verified.partCount,
         partSize: state.partSize,
         timings,
-        notification: { status: 'not-requested' },
-      };
-      if (input.webhookUrl) {
-        const { notification: _, ...eventResult } = result;
-        result.notification = await notifyCompleted(saga, input.webhookUrl, event('upload.completed', { result: eventResult }));
-      }
+      });
+      await notifyCompletedResult(saga, input.webhookUrl, event, result);
       return result;
     });
     setPhase('done');
     state.result = result;
     setOutcome('completed');
-    setCurrentDetails(`**completed** — s3://${bucket}/${key}, ${result.size} bytes in ${result.partCount} parts`);
+    setCurrentDetails(completedDetails(result));
     await condition(allHandlersFinished);
     return result;
   } catch (err) {
@@ -363,19 +359,13 @@ export async function clientUploadWorkflow(input: ClientUploadInput): Promise<Up
     setPhase('done');
     if (report) state.failure = report;
     setOutcome(
-      err instanceof CancelledFailure
-        ? 'cancelled'
-        : report?.cause.type === ClientUploadFailureType.UploadExpired
-          ? 'expired'
-          : report && report.compensations.every((c) => c.status === 'compensated')
-            ? 'compensated'
-            : 'failed',
+      failureOutcome(err instanceof CancelledFailure, report, (r) =>
+        r.cause.type === GatewayUploadFailureType.UploadExpired ? 'expired' : undefined,
+      ),
     );
-    setCurrentDetails(`**${state.outcome}** — ${err instanceof Error ? err.message : String(err)}`);
+    setCurrentDetails(endedDetails(state.outcome, err));
     await CancellationScope.nonCancellable(async () => {
-      if (input.webhookUrl && report) {
-        await notifyFailed(saga, input.webhookUrl, event(report.cancelled ? 'upload.cancelled' : 'upload.failed', { failure: report }));
-      }
+      await notifyEnded(saga, input.webhookUrl, event, report);
       // Callers waiting in waitUntilOpen learn the outcome before the run closes.
       await condition(allHandlersFinished);
     });

@@ -12,7 +12,7 @@
  * bits; a combine costs O(width · log |B|) and runs once per part, so speed does not matter.
  * test/unit/crc-combine.test.ts checks it against the libraries' CRCs of whole buffers.
  */
-import type { FullObjectCrcAlgorithm } from '../../upload/request';
+import type { FullObjectCrcAlgorithm } from '../upload/request';
 
 interface CrcSpec {
   width: bigint;

@@ -2,7 +2,7 @@
  * A running fingerprint over the checksums of a multipart upload's parts, in part order:
  * `next = base64(SHA-256(previous + "\n" + partNumber + ":" + checksum))`, starting from ''.
  *
- * Why: a client upload's parts arrive one PATCH at a time through gateways that keep no state,
+ * Why: a gateway upload's parts arrive one PATCH at a time through gateways that keep no state,
  * and the workflow must not hold a per-part list (10,000 checksums would ride along every
  * continue-as-new). The gateway that sends part n extends the fingerprint it read from the
  * workflow; verify recomputes it from the checksums S3 lists (which S3 validated on receipt)

@@ -1,5 +1,5 @@
 /**
- * The client-upload scenarios `npm run histories:record` records (see record-histories.ts): real
+ * The gateway-upload scenarios `npm run histories:record` records (see record-histories.ts): real
  * runs of `clientUploadWorkflow` driven through an in-process HTTP gateway with raw tus requests,
  * against the recorder's stack and worker, so test/replay.test.ts replays what the gateway really
  * makes the workflow do — chunk updates, folded parts, the expiry timer, continue-as-new.
@@ -17,7 +17,7 @@ import { uploadWorkflowId } from '../src/upload/request';
 
 const MiB = 1024 * 1024;
 
-export interface ClientUploadRecording {
+export interface GatewayUploadRecording {
   client: Client;
   s3: S3Client;
   taskQueue: string;
@@ -25,18 +25,18 @@ export interface ClientUploadRecording {
   webhookUrl: string;
 }
 
-export interface ClientUploadScenario {
+export interface GatewayUploadScenario {
   name: string;
   outcome: Exclude<UploadOutcomeKind, 'running'>;
   /** Runs the upload to its end; returns its workflow id. */
-  run(r: ClientUploadRecording): Promise<string>;
+  run(r: GatewayUploadRecording): Promise<string>;
 }
 
-/** The tenant of every client-upload history (its ledger lives on the recorder's main queue). */
+/** The tenant of every gateway-upload history (its ledger lives on the recorder's main queue). */
 const TENANT = 'gateway';
 
 async function withGateway<T>(
-  r: ClientUploadRecording,
+  r: GatewayUploadRecording,
   overrides: Partial<GatewayConfig>,
   service: GatewayOptions['service'],
   use: (
@@ -96,7 +96,7 @@ async function tusUpload(
   return path.split('/').pop()!;
 }
 
-export const CLIENT_UPLOAD_SCENARIOS: ClientUploadScenario[] = [
+export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
   {
     name: 'client-upload-tus',
     outcome: 'completed',

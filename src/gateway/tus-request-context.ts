@@ -1,0 +1,32 @@
+/**
+ * What one tus request carries to the store besides the upload id: @tus/server's DataStore methods
+ * receive only the id, so the route (tus.ts) runs each request inside an AsyncLocalStorage holding
+ * the authenticated tenant, its limits and the parsed per-request headers.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { GatewayUploadState } from '../upload/gateway-upload';
+import type { UploadChecksum } from './tus-checksum';
+
+/** What one tus request carries besides the upload id. */
+export interface TusRequestContext {
+  /** The authenticated tenant. */
+  tenant: string;
+  /** The tenant's maximum upload size. */
+  maxUploadBytes: number;
+  /** The request's Upload-Checksum, parsed, when present. */
+  uploadChecksum?: UploadChecksum;
+  /** Sets a response header (Upload-Expires). */
+  setHeader(name: string, value: string): void;
+  /** The state `getUpload` read in this request (under its lock), reused by `write`. */
+  state?: GatewayUploadState;
+}
+
+/** Per-request context for the store; the tus route runs each request inside `run`. */
+export const tusRequestContext = new AsyncLocalStorage<TusRequestContext>();
+
+/** The context of the request being served. @throws Error outside a tus request */
+export function currentContext(): TusRequestContext {
+  const context = tusRequestContext.getStore();
+  if (!context) throw new Error('the tus store was called outside a gateway request');
+  return context;
+}

@@ -1,0 +1,29 @@
+/**
+ * The messages of the gateway-upload workflow (queries and updates), shared by the workflow that
+ * handles them and the gateway that sends them: a module outside src/workflows, so the gateway
+ * never imports workflow code. Message names are recorded in histories and used by running
+ * workflows: they never change.
+ */
+import { WIRE_NAMES } from './wire-names';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { SagaState } from '../saga/workflow';
+import type { ChunkRecord, GatewayPart, GatewayUploadInput, GatewayUploadState } from './gateway-upload';
+import type { UploadProgress, UploadResult } from './outcome';
+
+/** The workflow's signature, for typed handles and starts (`WorkflowHandle<GatewayUploadWorkflow>`). */
+export type GatewayUploadWorkflow = (input: GatewayUploadInput) => Promise<UploadResult>;
+
+/** The upload's durable state (offset, parts, phase, outcome, expiry…). */
+export const gatewayUploadStateQuery = defineQuery<GatewayUploadState>(WIRE_NAMES.gatewayUploadStateQuery);
+/** The same shape as the upload workflow's progress query, for tools that show both. */
+export const gatewayUploadProgressQuery = defineQuery<UploadProgress>('progress');
+export const gatewayUploadSagaStateQuery = defineQuery<SagaState>('sagaState');
+/** Returns once the multipart upload is open (or the saga ended): what `create` waits for. */
+export const waitUntilOpenUpdate = defineUpdate<GatewayUploadState>('waitUntilOpen');
+/** tus: a gateway records the bytes it wrote. Rejected (no history) unless it starts at the recorded offset. */
+export const recordChunkUpdate = defineUpdate<GatewayUploadState, [ChunkRecord]>('recordChunk');
+/** Presigned: the client finished sending parts; verify and merge them. */
+export const completeUpdate = defineUpdate<GatewayUploadState, [{ parts: GatewayPart[] }]>('complete');
+
+/** Updates one run handles before continuing as new. */
+export const DEFAULT_UPDATES_PER_RUN = 500;
