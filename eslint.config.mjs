@@ -24,7 +24,7 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['.tmp/**', 'node_modules/**', 'dist/**', 'coverage/**', 'test/artifacts/**', 'bin/**'] },
+  { ignores: ['.tmp/**', 'node_modules/**', 'dist/**', 'docs/api/**', 'coverage/**', 'test/artifacts/**', 'bin/**'] },
   ...tseslint.configs.recommended,
   prettier,
   {

@@ -12,6 +12,12 @@
  *   percentiles pool every round's uploads of a side. One round of each is at the mercy of what
  *   else the 2-core machine did in that half minute (single rounds ranged ×1.15–×1.79).
  * - history: events per run of the real upload workflow walking 10,000 parts (stand-in activities).
+ * - startup: a worker process from spawn to its first poll and its idle RSS, before (tsx from
+ *   src/, workflows bundled at start) and after (dist/ with the prebundled workflows), in
+ *   `--startup-rounds` rounds of both, which goes first alternating (see startup.ts). Needs
+ *   `npm run build` first.
+ *
+ * `--only <sections...>` runs just those sections, e.g. `npm run bench -- --json --only startup`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -34,6 +40,7 @@ import { standInUploadActivities } from '../test/support/stand-in-upload-activit
 import { createBaselineActivities } from './baseline-activities';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
+import { benchStartup, type StartupRow } from './startup';
 
 const BUCKET = 'bench';
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -48,8 +55,12 @@ interface Options {
   latencyUploads: string;
   latencyRounds: string;
   skip: string[];
+  only?: string[];
+  startupRounds: string;
   breakdown: boolean;
 }
+
+const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup'] as const;
 
 interface ThroughputRow {
   bytes: number;
@@ -119,14 +130,19 @@ async function main(): Promise<void> {
     .option('--reps <n>', 'runs per tool and size (best counts)', '2')
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
     .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
-    .option('--skip <parts...>', 'skip throughput, memory, latency or history', [])
+    .option('--skip <parts...>', 'skip throughput, memory, latency, history or startup', [])
+    .option('--only <parts...>', 'run only these of throughput, memory, latency, history, startup')
+    .option('--startup-rounds <n>', 'rounds of the startup run, each of both variants, which goes first alternating', '3')
     .option('--breakdown', 'after the latency run, print where the time went (from the recorded histories)', false)
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
   const concurrency = Number(opts.concurrency);
   const reps = Number(opts.reps);
-  const skip = new Set(opts.skip);
+  for (const section of [...opts.skip, ...(opts.only ?? [])]) {
+    if (!(SECTIONS as readonly string[]).includes(section)) throw new Error(`unknown section "${section}" (${SECTIONS.join(', ')})`);
+  }
+  const skip = new Set<string>(opts.only ? SECTIONS.filter((section) => !opts.only!.includes(section)) : opts.skip);
 
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const work = await mkdtemp(path.join(os.tmpdir(), 'upload-saga-bench-'));
@@ -435,6 +451,21 @@ async function main(): Promise<void> {
       results.history = history;
       log(`history: 10,000 parts in ${history.maxEventsPerRun} events`);
     }
+
+    if (!skip.has('startup')) {
+      const startup = await benchStartup({
+        client,
+        env,
+        rounds: Number(opts.startupRounds),
+        track: (child) => workerProcesses.add(child),
+        log,
+      });
+      results.startup = startup;
+      log(
+        `startup: first poll ${startup.before.firstPollMs} → ${startup.after.firstPollMs} ms (×${startup.firstPollRatio}), ` +
+          `idle RSS ${startup.before.idleRssMiB} → ${startup.after.idleRssMiB} MiB (×${startup.idleRssRatio})`,
+      );
+    }
   } finally {
     await Promise.all([...workerProcesses].map(stopProcess));
     s3.destroy();
@@ -485,6 +516,16 @@ function markdown(results: Record<string, unknown>): string {
   const history = results.history as Record<string, number> | undefined;
   if (history)
     lines.push(`History: ${history.parts} parts in ${history.runs} run(s), ${history.maxEventsPerRun} events at most per run`, '');
+  const startup = results.startup as StartupRow | undefined;
+  if (startup) {
+    lines.push(
+      `| worker startup (median of ${startup.rounds}) | first poll | idle RSS |`,
+      '| --- | --- | --- |',
+      `| before: \`${startup.before.command}\` | ${startup.before.firstPollMs} ms | ${startup.before.idleRssMiB} MiB |`,
+      `| after: \`${startup.after.command}\` | ${startup.after.firstPollMs} ms | ${startup.after.idleRssMiB} MiB |`,
+      '',
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -33,6 +33,7 @@ import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/o
 import type { uploadWorkflow } from './workflows/upload-workflow';
 import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
 
+/** Options of {@link UploadClient}. */
 export interface UploadClientOptions {
   client: Client;
   /** @default 'upload-saga' */
@@ -85,6 +86,7 @@ export class UploadFailedError extends Error {
   }
 }
 
+/** A started upload: await its result, read its progress and state, cancel it. */
 export class UploadHandle {
   private verified: Promise<WorkflowExecutionDescription> | undefined;
 
@@ -170,6 +172,7 @@ export class UploadHandle {
   }
 }
 
+/** One upload as listed by {@link UploadClient.list}. */
 export interface UploadSummary {
   workflowId: string;
   runId: string;
@@ -183,6 +186,7 @@ export interface UploadSummary {
   closeTime?: Date;
 }
 
+/** Starts, finds, cancels and lists uploads (workflows) through a Temporal client. */
 export class UploadClient {
   private readonly client: Client;
   private readonly taskQueue: string;

@@ -111,6 +111,7 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   ...GATEWAY_CONFIG_VARIABLES,
 ];
 
+/** Invalid configuration: `problems` lists every problem found, each naming its variable. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(readonly problems: string[]) {
@@ -223,6 +224,7 @@ export interface S3Config {
   idleTimeoutMs?: number;
 }
 
+/** A worker's configuration (see {@link loadConfig}): Temporal, S3, sources, quota, encryption, webhook. */
 export interface WorkerConfig {
   temporal: TemporalConnectionConfig;
   s3: S3Config;

@@ -3,6 +3,13 @@
  *
  * `createUploadWorker` is for embedding (tests, the CLI, your own process); running this file
  * starts a worker configured from the environment (see config.ts), validated before connecting.
+ *
+ * Workflow code: the published package ships it bundled ({@link SHIPPED_WORKFLOW_BUNDLES}, built
+ * by `npm run build`), so a worker from dist/ starts without webpack. Run from the TypeScript
+ * sources (tsx, vitest) there is no such bundle and the workflows are bundled at start, as they are
+ * when you pass `workflowsPath` (your own workflows file re-exporting `upload-saga/workflows`).
+ *
+ * @packageDocumentation
  */
 import {
   bundleWorkflowCode,
@@ -19,6 +26,8 @@ import { HttpUrlResolver } from './activities/sources/http-url';
 import { LocalFileResolver } from './activities/sources/local-file';
 import { SourceRegistry } from './activities/sources/registry';
 import { S3ObjectResolver } from './activities/sources/s3-object';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { siblingModule } from './module-path';
 import { loadConfig, type WorkerConfig } from './config';
 import { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
@@ -27,17 +36,55 @@ import { TemporalQuotaLedger } from './quota/temporal-ledger';
 import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
 
+// The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
+// and workflows on a worker of your own.
+export { createActivities, type UploadActivities, type UploadActivityDeps, type WebhookOptions } from './activities';
+export { SourceRegistry, type SourceResolvers } from './activities/sources/registry';
+export { LocalFileResolver, type LocalFileSourceOptions } from './activities/sources/local-file';
+export { HttpUrlResolver, type HttpSourceOptions } from './activities/sources/http-url';
+export { S3ObjectResolver, type S3ObjectResolverOptions } from './activities/sources/s3-object';
+export type { ByteSource, SourceResolver, SourceStat } from './activities/sources/byte-source';
+export { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath, type RetryInterceptorOptions } from './saga/activity';
+export { loadConfig, ConfigError, type WorkerConfig } from './config';
+export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
+export { TemporalQuotaLedger } from './quota/temporal-ledger';
+export type { QuotaLedger } from './quota/ledger';
+
 /** The SDK's default `maxConcurrentWorkflowTaskExecutions`. */
 const SDK_WORKFLOW_TASK_SLOTS = 40;
 
-/** Path of the workflows module, for `workflowsPath` or `bundleWorkflowCode`. */
+/** Path of the upload workflows module, for `workflowsPath` or `bundleWorkflowCode`. */
 export const workflowsPath = siblingModule(__dirname, './workflows');
 
+/**
+ * Paths of the workflow bundles `npm run build` writes next to this module: `plain`, and
+ * `encryptedFailures` (with the encrypting failure converter, for `config.encryption`). Each is
+ * the upload workflows plus the saga's workflow interceptors. They exist in the published package,
+ * not in a source checkout.
+ */
+export const SHIPPED_WORKFLOW_BUNDLES = {
+  plain: path.join(__dirname, 'workflow-bundle.js'),
+  encryptedFailures: path.join(__dirname, 'workflow-bundle-encrypted-failures.js'),
+} as const;
+
+/**
+ * The shipped workflow bundle a worker with (`encrypted`) or without encryption uses.
+ * @returns undefined where there is none (running from the TypeScript sources)
+ */
+export function shippedWorkflowBundle(encrypted: boolean): { codePath: string } | undefined {
+  const codePath = encrypted ? SHIPPED_WORKFLOW_BUNDLES.encryptedFailures : SHIPPED_WORKFLOW_BUNDLES.plain;
+  return existsSync(codePath) ? { codePath } : undefined;
+}
+
+/** Options of {@link createUploadWorker}. */
 export interface UploadWorkerOptions {
+  /** The worker's configuration, e.g. from {@link loadConfig}. */
   config: WorkerConfig;
+  /** Connection to Temporal (see {@link connectWorker}). */
   connection: NativeConnection;
   /** Client used by the quota ledger's Update-with-Start. */
   client: Client;
+  /** The S3 client uploads are written with (see {@link createS3Client}). */
   s3: S3Client;
   /** Replace the embedded quota ledger. @default TemporalQuotaLedger on the worker's task queue */
   quota?: QuotaLedger;
@@ -48,15 +95,35 @@ export interface UploadWorkerOptions {
    */
   activities?: UploadActivities;
   /**
+   * Your own activities, registered next to the upload activities (for your own workflows, see
+   * `workflowsPath`). Names must not clash with the upload activities'.
+   * @default {}
+   */
+  extraActivities?: Record<string, (...args: never[]) => Promise<unknown>>;
+  /**
    * Pre-built workflow bundle (see {@link bundleUploadWorkflows}), to skip bundling per worker. With
    * `config.encryption`, build it with `{ encryptFailureMessages: true }`, or failures raised in
    * workflow code keep their messages in plain text.
+   * @default the shipped bundle ({@link SHIPPED_WORKFLOW_BUNDLES}) unless `workflowsPath` is given;
+   * without one (running from sources), the workflows are bundled at start
    */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /**
+   * Your own workflows file, bundled at start with the saga's workflow interceptors (and the
+   * encrypting failure converter with `config.encryption`): re-export `upload-saga/workflows` from
+   * it to run the upload workflows next to your own. Ignored when `workflowBundle` is given.
+   * @default undefined (the shipped bundle of the upload workflows)
+   */
+  workflowsPath?: string;
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
 }
 
+/**
+ * Creates a worker that runs the upload workflows and activities on `config.temporal.taskQueue`;
+ * call `run()` on it. The injected clients are not closed by the worker.
+ * @throws EncryptionMisconfiguredError when `config.encryption` is set and `workflowBundle` lacks the encrypting failure converter
+ */
 export async function createUploadWorker(options: UploadWorkerOptions): Promise<Worker> {
   const { config } = options;
   const activities =
@@ -95,15 +162,16 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
   const interceptors = sagaWorkerInterceptors();
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
-  if (dataConverter && options.workflowBundle) assertBundleEncryptsFailures(options.workflowBundle);
+  const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));
+  if (dataConverter && workflowBundle) assertBundleEncryptsFailures(workflowBundle);
   return Worker.create({
     connection: options.connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
-    activities,
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: options.workflowsPath ?? workflowsPath }),
+    activities: { ...options.extraActivities, ...activities },
     // A pre-built bundle already contains the workflow interceptor modules.
-    interceptors: options.workflowBundle ? { activity: interceptors.activity } : interceptors,
+    interceptors: workflowBundle ? { activity: interceptors.activity } : interceptors,
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     // Heartbeats carry progress: send them often enough for a live progress bar and fast cancellation.
     maxHeartbeatThrottleInterval: '1s',
@@ -121,12 +189,17 @@ export interface BundleUploadWorkflowsOptions {
    * @default false
    */
   encryptFailureMessages?: boolean;
+  /**
+   * The workflows file to bundle: yours, re-exporting `upload-saga/workflows`.
+   * @default {@link workflowsPath} (the upload workflows)
+   */
+  workflowsPath?: string;
 }
 
-/** Bundles the workflows with the saga's interceptors once, for many workers. */
+/** Bundles the workflows (`options.workflowsPath`, default the upload workflows) with the saga's interceptors once, for many workers. */
 export function bundleUploadWorkflows(options: BundleUploadWorkflowsOptions = {}): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
-    workflowsPath,
+    workflowsPath: options.workflowsPath ?? workflowsPath,
     workflowInterceptorModules: [sagaWorkflowInterceptorsPath],
     ...(options.encryptFailureMessages ? { failureConverterPath: ENCRYPTED_FAILURE_CONVERTER_PATH } : {}),
     logger: new DefaultLogger('WARN'),
@@ -135,7 +208,7 @@ export function bundleUploadWorkflows(options: BundleUploadWorkflowsOptions = {}
 
 /** Options of {@link runWorkerFromEnv}. */
 export interface RunWorkerFromEnvOptions {
-  /** A workflow bundle built beforehand (see {@link bundleUploadWorkflows}), to start without bundling. @default bundled at start */
+  /** A workflow bundle built beforehand (see {@link bundleUploadWorkflows}). @default the shipped bundle, else bundled at start */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 

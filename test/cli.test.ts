@@ -1,5 +1,5 @@
 /**
- * The `upload-saga` CLI as a user runs it: `node bin/upload-saga.cjs …` in a child process,
+ * The `upload-saga` CLI as a user runs it, from the sources: `node bin/upload-saga-dev.cjs …` in a child process,
  * configured only by environment variables, against the test run's stack. The worker runs in
  * this process on the file's own task queue (the child is spawned asynchronously, so this
  * process's event loop keeps serving the worker while the CLI waits for its upload).
@@ -20,7 +20,7 @@ import { findRequestProblems, uploadWorkflowId } from '../src/upload/request';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from './support/files';
 import { connectTestStack, uniqueId, type RunningWorker, type TestStack, startUploadWorker } from './support/harness';
 
-const BIN = path.resolve(__dirname, '../bin/upload-saga.cjs');
+const BIN = path.resolve(__dirname, '../bin/upload-saga-dev.cjs');
 
 interface CliRun {
   code: number | null;

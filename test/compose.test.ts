@@ -182,23 +182,28 @@ describe('Dockerfile', () => {
     .map((line) => line.trim())
     .filter((line) => line && !line.startsWith('#'));
 
-  it('exists and builds on Node 20 with the production dependencies', () => {
+  it('exists, builds dist/ in a build stage and runs on Node 24 with the production dependencies only', () => {
     expect(existsSync(dockerfile)).toBe(true);
-    expect(instructions.find((i) => i.startsWith('FROM '))).toMatch(/^FROM node:20\b/);
+    const stages = instructions.filter((i) => i.startsWith('FROM '));
+    expect(stages).toHaveLength(2);
+    for (const stage of stages) expect(stage).toMatch(/^FROM node:24-bookworm-slim\b/);
     expect(instructions).toContain('COPY package.json package-lock.json ./');
+    expect(instructions).toContain('RUN npm run build');
     expect(instructions.some((i) => /^RUN npm ci --omit=dev\b/.test(i))).toBe(true);
-    // tsx runs the sources at runtime, so it must be a production dependency.
+    expect(instructions).toContain('COPY --from=build /app/dist ./dist');
+    // The image runs compiled JavaScript: tsx is a development tool.
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    expect(pkg.dependencies.tsx).toBeDefined();
+    expect(pkg.dependencies.tsx).toBeUndefined();
   });
 
   it('runs the worker', () => {
     const cmd = instructions.filter((i) => i.startsWith('CMD ')).pop();
     expect(cmd).toBeDefined();
     const argv = JSON.parse(cmd!.slice(4)) as string[];
-    expect(argv.join(' ')).toMatch(/^node bin\/upload-saga\.cjs worker$|tsx src\/worker\.ts$/);
-    expect(existsSync(path.join(ROOT, argv[1]!))).toBe(true);
-    for (const copied of ['bin', 'src']) expect(instructions).toContain(`COPY ${copied} ./${copied}`);
+    expect(argv.join(' ')).toMatch(/^node (bin\/upload-saga\.cjs|dist\/cli\/main\.js) worker$/);
+    // dist/cli/main.js is compiled from src/cli/main.ts by the build stage.
+    expect(existsSync(path.join(ROOT, argv[1]!.replace(/^dist\/(.*)\.js$/, 'src/$1.ts')))).toBe(true);
+    for (const copied of ['src', 'scripts']) expect(instructions).toContain(`COPY ${copied} ./${copied}`);
   });
 
   it('keeps local modules and history out of the build context', () => {
@@ -206,6 +211,7 @@ describe('Dockerfile', () => {
       .split('\n')
       .map((l) => l.trim());
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', '.git']));
-    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin', 'src']) expect(ignored).not.toContain(needed);
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'bin', 'src'])
+      expect(ignored).not.toContain(needed);
   });
 });

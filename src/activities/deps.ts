@@ -8,6 +8,7 @@ import type { QuotaLedger } from '../quota/ledger';
 import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
 
+/** Where and how the `notify` activity delivers webhook events. */
 export interface WebhookOptions {
   /** HMAC-SHA256 key for the signature header. Worker configuration only, never in workflow data. */
   secret?: string;
@@ -22,6 +23,7 @@ export interface WebhookOptions {
   resolve?: ResolveHost;
 }
 
+/** What the upload activities are built from: clients, sources, quota ledger, webhook settings. */
 export interface UploadActivityDeps {
   s3: S3Client;
   sources: SourceResolver;

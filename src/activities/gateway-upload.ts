@@ -84,6 +84,7 @@ function gatewayUploadFailure(type: GatewayUploadFailureType, message: string): 
 
 export function gatewayUploadActivities(deps: UploadActivityDeps) {
   return {
+    /** Creates the multipart upload of a gateway upload (compensated by `cleanupUpload`). */
     async openMultipartUpload(input: OpenMultipartUploadInput): Promise<OpenMultipartUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
       try {
@@ -104,6 +105,7 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
       }
     },
 
+    /** The last look before the pivot: the parts the client sent are exactly those recorded. */
     // Registered under its wire name: see src/upload/wire-names.ts.
     async [WIRE_NAMES.verifyGatewayUpload](input: VerifyGatewayUploadInput): Promise<VerifyGatewayUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;

@@ -13,20 +13,28 @@ import { quotaActivities } from './quota';
 import { uploadPartsActivity } from './upload-parts';
 import { verifyUploadActivity } from './verify-upload';
 
+/** Builds the upload activities from their dependencies, to register on a worker. */
 export function createActivities(deps: UploadActivityDeps) {
   return {
+    /** Opens the source and records its size and version. */
     inspectSource: inspectSourceActivity(deps),
     ...quotaActivities(deps),
+    /** Uploads (or copies server-side) one batch of parts, heartbeating progress. */
     uploadParts: uploadPartsActivity(deps),
+    /** Compensation: aborts the multipart upload and deletes what was staged. */
     cleanupUpload: cleanupUploadActivity(deps),
+    /** Checks the uploaded parts against the plan and the source before the merge. */
     verifyUpload: verifyUploadActivity(deps),
+    /** The pivot: completes the multipart upload (idempotently). */
     completeUpload: completeUploadActivity(deps),
+    /** POSTs the upload's outcome to the caller's webhook. */
     notify: notifyActivity(deps),
     // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
     ...gatewayUploadActivities(deps),
   };
 }
 
+/** The upload activities, as registered on a worker. */
 export type UploadActivities = ReturnType<typeof createActivities>;
 
 export type { UploadActivityDeps, WebhookOptions } from './deps';

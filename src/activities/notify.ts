@@ -20,7 +20,9 @@ import { AddressNotAllowedError, createGuardedFetch, OutboundPolicy, shownUrl } 
 import { permanentFailure, transientFailure, UploadFailureType } from '../upload/errors';
 import type { UploadActivityDeps } from './deps';
 
+/** Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256>` when the worker has a webhook secret. */
 export const SIGNATURE_HEADER = 'X-Upload-Saga-Signature';
+/** Header carrying the event id: one per upload and event type, for de-duplication. */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 /** The variable that allows non-public webhook destinations (named in refusals). */
 export const WEBHOOK_ALLOWED_HOSTS_VARIABLE = 'UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS';

@@ -12,12 +12,15 @@ export interface ReservationRef {
 
 export function quotaActivities(deps: UploadActivityDeps) {
   return {
+    /** Reserves the upload's bytes in the quota ledger. */
     async reserveSpace(request: ReservationRef & { bytes: number }): Promise<QuotaUsage> {
       return deps.quota.reserve(request);
     },
+    /** Compensation of `reserveSpace`: gives the reservation back. */
     async releaseReservation(ref: ReservationRef): Promise<void> {
       await deps.quota.release(ref);
     },
+    /** Moves the reservation to "used" once the object exists. */
     async commitReservation(ref: ReservationRef): Promise<void> {
       await deps.quota.commit(ref);
     },

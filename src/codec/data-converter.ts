@@ -10,6 +10,7 @@
  * from this converter encrypts those too. A pre-built bundle must be built with
  * `bundleUploadWorkflows({ encryptFailureMessages: true })` for the same effect.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { AesGcmPayloadCodec } from './aes-gcm-codec';
@@ -24,12 +25,18 @@ export class EncryptionMisconfiguredError extends Error {
 }
 
 /**
- * Checks that a pre-built workflow bundle contains the encrypting failure converter (webpack names
- * each module by its path in the bundle).
+ * Checks that a pre-built workflow bundle (its `code`, or the file at its `codePath`) contains the
+ * encrypting failure converter (webpack names each module by its path in the bundle).
  * @throws EncryptionMisconfiguredError when it does not
  */
-export function assertBundleEncryptsFailures(bundle: { code: string } | object): void {
-  if ('code' in bundle && typeof bundle.code === 'string' && !bundle.code.includes(path.basename(ENCRYPTED_FAILURE_CONVERTER_PATH))) {
+export function assertBundleEncryptsFailures(bundle: { code: string } | { codePath: string } | object): void {
+  const code =
+    'code' in bundle && typeof bundle.code === 'string'
+      ? bundle.code
+      : 'codePath' in bundle && typeof bundle.codePath === 'string'
+        ? readFileSync(bundle.codePath, 'utf8')
+        : undefined;
+  if (code !== undefined && !code.includes(path.basename(ENCRYPTED_FAILURE_CONVERTER_PATH))) {
     throw new EncryptionMisconfiguredError(
       'payload encryption is configured, but the pre-built workflow bundle was built without the encrypting failure converter, so ' +
         'failures raised in workflow code would keep their messages in plain text; build it with bundleUploadWorkflows({ encryptFailureMessages: true })',

@@ -6,14 +6,21 @@
  * Why it is built this way: bundling at start, in memory, keeps a generated file out of the
  * repository and the page always in step with the installed Uppy. The bundle (≈140 KB minified)
  * is built once, on the first request or by {@link buildPageBundle} ahead of time, in a fraction
- * of a second. esbuild and the Uppy packages are needed at run time for this; when they are not
- * installed the page answers 503 saying so, and the rest of the gateway is unaffected.
+ * of a second. The published package ships it prebuilt ({@link PREBUILT_PAGE_BUNDLE}); from the
+ * sources, esbuild and the Uppy packages are needed at run time for this (devDependencies); when
+ * they are not installed the page answers 503 saying so, and the rest of the gateway is unaffected.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GatewayPlugin } from './plugin-types';
 
 const PUBLIC_DIR = path.join(__dirname, 'public');
+
+/**
+ * The page's script bundled ahead of time by `npm run build` (dist/ only): served as it is, so a
+ * gateway from the published package needs neither esbuild nor Uppy at run time.
+ */
+export const PREBUILT_PAGE_BUNDLE = path.join(PUBLIC_DIR, 'app.bundle.js');
 
 /** Bundles the page's script (Uppy core, @uppy/aws-s3, @uppy/tus and app.js) into one IIFE. */
 export async function buildPageBundle(options: { minify?: boolean } = {}): Promise<string> {
@@ -65,7 +72,7 @@ export function pagePlugin(options: PagePluginOptions = {}): GatewayPlugin {
     app.get('/favicon.ico', { config: { public: true } }, async (_request, reply) => reply.code(204).send());
 
     app.get('/app.js', { config: { public: true } }, async (request, reply) => {
-      bundle ??= buildPageBundle(options);
+      bundle ??= readFile(PREBUILT_PAGE_BUNDLE, 'utf8').catch(() => buildPageBundle(options));
       try {
         return reply
           .headers(headers)

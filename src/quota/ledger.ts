@@ -18,11 +18,15 @@ export interface QuotaUsage {
   reservations: number;
 }
 
+/** Keeps per-tenant storage quotas: reservations before an upload, settled after it. */
 export interface QuotaLedger {
+  /** Reserves `bytes` for the upload; throws a permanent `QuotaExceeded` failure beyond the quota. */
   reserve(request: { tenant: string; uploadId: string; bytes: number }): Promise<QuotaUsage>;
+  /** Gives the reservation back (the upload did not complete). */
   release(request: { tenant: string; uploadId: string }): Promise<void>;
   /** Moves the reservation to "used" once the object is merged. */
   commit(request: { tenant: string; uploadId: string }): Promise<void>;
+  /** The tenant's usage now. */
   usage(tenant: string): Promise<QuotaUsage>;
 }
 

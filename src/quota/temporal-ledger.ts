@@ -93,6 +93,7 @@ class GroupCommit<Item, Result> {
 
 type Settlement = { kind: 'commit' | 'release'; uploadId: string };
 
+/** The quota ledger kept by one workflow per tenant (`quotaLedgerWorkflow`), on the worker's task queue. */
 export class TemporalQuotaLedger implements QuotaLedger {
   private readonly reservations = new Map<string, GroupCommit<ReserveRequest, ReserveOutcome>>();
   private readonly settlements = new Map<string, GroupCommit<Settlement, void>>();
@@ -141,6 +142,7 @@ export class TemporalQuotaLedger implements QuotaLedger {
     return queueOf(this.settlements, tenant, (items) => this.settle(tenant, items)).submit({ kind: 'commit', uploadId });
   }
 
+  /** The tenant's usage now. */
   async usage(tenant: string): Promise<QuotaUsage> {
     try {
       return await this.options.client.workflow.getHandle(quotaLedgerWorkflowId(tenant)).query(usageQuery);

@@ -5,6 +5,7 @@
 import type { SagaFailureReport } from '../saga/workflow';
 import type { ChecksumAlgorithm } from './request';
 
+/** The step an upload is at (or was at when it finished). */
 export type UploadPhase =
   | 'inspect-source'
   | 'reserve-space'
@@ -23,6 +24,7 @@ export type UploadPhase =
 /** `expired`: a gateway upload not finished before its expiry, compensated. */
 export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed' | 'expired';
 
+/** What a finished upload returns: its outcome and the object written. */
 export interface UploadResult {
   uploadId: string;
   tenant: string;
@@ -49,6 +51,7 @@ export interface UploadResult {
   notification: { status: 'delivered' | 'failed' | 'not-requested'; error?: string };
 }
 
+/** An upload's progress as its workflow reports it. */
 export interface UploadProgress {
   phase: UploadPhase;
   outcome: UploadOutcomeKind;
@@ -63,8 +66,10 @@ export interface UploadProgress {
   multipartUploadId?: string;
 }
 
+/** The webhook events an upload sends. */
 export type UploadEventType = 'upload.completed' | 'upload.failed' | 'upload.cancelled';
 
+/** The JSON body of a webhook event. */
 export interface UploadEvent {
   type: UploadEventType;
   /** Unique per upload and event type: also the `Idempotency-Key` header. */

@@ -12,10 +12,12 @@
  * full-object checksum (S3 cannot build a composite one from them).
  */
 export const CHECKSUM_ALGORITHMS = ['CRC32', 'CRC32C', 'SHA1', 'SHA256', 'CRC64NVME'] as const;
+/** A checksum S3 computes and verifies for every part. */
 export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number];
 
 /** The CRCs S3 can report as a checksum of the whole object (`ChecksumType: FULL_OBJECT`), multipart or not. */
 export const FULL_OBJECT_CRC_ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME'] as const;
+/** A checksum that S3 can combine into one over the whole object. */
 export type FullObjectCrcAlgorithm = (typeof FULL_OBJECT_CRC_ALGORITHMS)[number];
 
 /**

@@ -42,6 +42,7 @@ const isHttpUrlWithoutCredentials = (u: string) => {
   }
 };
 
+/** What to upload (the source), where to (bucket, key), for whom (tenant, upload id), and how. */
 export interface UploadRequest {
   /** The application's id for this upload; the workflow id derives from it. Letters, digits, `.`, `_`, `-`; 1–128. */
   uploadId: string;
@@ -94,6 +95,7 @@ export type UploadRequestWithDefaults = Required<
     'partSize' | 'partConcurrency' | 'checksumAlgorithm' | 'contentType' | 'failIfExists' | 'partsPerActivity' | 'metadata' | 'verify'
   >;
 
+/** What an {@link UploadRequest} gets for each option it leaves out. */
 export const UPLOAD_DEFAULTS = {
   partSize: DEFAULT_PART_SIZE,
   partConcurrency: 4,

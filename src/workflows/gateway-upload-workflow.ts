@@ -72,6 +72,7 @@ import {
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
+/** An upload through the HTTP gateway (tus or S3 presigned multipart) as a saga. */
 export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<UploadResult> {
   const { workflowId } = workflowInfo();
   const { bucket, key, tenant, uploadId, carried } = input;

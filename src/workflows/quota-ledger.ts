@@ -121,6 +121,7 @@ export function quotaLedgerWorkflowId(tenant: string): string {
   return `quota-ledger:${tenant}`;
 }
 
+/** One tenant's quota ledger: reservations and usage, changed by Updates, read by Queries. */
 export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<void> {
   const state: QuotaLedgerState = { ...initial, reservations: { ...initial.reservations }, settled: { ...initial.settled } };
   let handled = 0;

@@ -436,7 +436,7 @@ const cliCases: Record<string, string[]> = {
 };
 
 /**
- * The CLI loaded the way bin/upload-saga.cjs loads it (tsx's CommonJS hook, then src/cli/main.ts),
+ * The CLI loaded the way bin/upload-saga-dev.cjs loads it (tsx's CommonJS hook, then src/cli/main.ts),
  * in this process — a child process per row costs seconds each on a loaded 2-core machine — and
  * run with exactly `env`, its stdout and stderr captured. test/cli.test.ts runs the real binary.
  */

@@ -11,7 +11,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AesGcmPayloadCodec } from '../../src/codec';
 
-const BIN = path.resolve(__dirname, '../../bin/upload-saga.cjs');
+const BIN = path.resolve(__dirname, '../../bin/upload-saga-dev.cjs');
 const children: ChildProcess[] = [];
 
 interface Running {

@@ -36,7 +36,7 @@ const TEMPORAL_API_KEY = `tmprl-key-${randomBytes(12).toString('hex')}`;
 const URL_TOKEN = `urltoken${randomBytes(8).toString('hex')}`;
 const HOOK_TOKEN = `hooktoken${randomBytes(8).toString('hex')}`;
 const TENANT = uniqueId('secrets');
-const BIN = path.resolve(__dirname, '../../bin/upload-saga.cjs');
+const BIN = path.resolve(__dirname, '../../bin/upload-saga-dev.cjs');
 
 let env: Record<string, string>;
 let config: WorkerConfig;

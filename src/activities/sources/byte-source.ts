@@ -38,15 +38,18 @@ export function sourceVersionMatches(recorded: string, current: string): boolean
   );
 }
 
+/** An opened source: its size and version, and its bytes by range. */
 export interface ByteSource {
   /** For messages: "file /data/a.bin". Never contains secrets. */
   readonly description: string;
+  /** Size and version of the source now. */
   stat(): Promise<SourceStat>;
   /**
    * Exactly `length` bytes from `offset`. A short read means the source shrank: it throws a
    * `SourceChanged` failure rather than returning fewer bytes.
    */
   read(offset: number, length: number): Promise<Buffer>;
+  /** Releases what the source holds open. */
   close(): Promise<void>;
   /**
    * Present when the source lives in the store the upload writes to (same endpoint, same
@@ -82,5 +85,6 @@ export function transferModeOf(source: ByteSource): TransferMode {
 
 /** Opens sources by descriptor, enforcing the worker's policy (e.g. allowed roots). */
 export interface SourceResolver {
+  /** Opens `source`; throws a permanent failure when it is not allowed or not found. */
   open(source: SourceDescriptor): Promise<ByteSource>;
 }

@@ -35,6 +35,7 @@ import type { ByteSource, SourceResolver, SourceStat } from './byte-source';
 /** The variable that allows non-public URL sources (named in refusals). */
 export const URL_ALLOWED_HOSTS_VARIABLE = 'UPLOAD_SAGA_URL_ALLOWED_HOSTS';
 
+/** Options of {@link HttpUrlResolver}. */
 export interface HttpSourceOptions {
   /** Per-request timeout. @default 60000 */
   timeoutMs?: number;
@@ -242,6 +243,7 @@ export class HttpUrlResolver implements SourceResolver {
     this.timeoutMs = options.timeoutMs ?? 60_000;
   }
 
+  /** Opens an http(s) URL on an allowed host. */
   async open(source: SourceDescriptor): Promise<ByteSource> {
     if (source.type !== 'url') throw new TypeError(`HttpUrlResolver cannot open ${source.type} sources`);
     const identity = await probe(source.url, this.fetchImpl, this.timeoutMs);

@@ -16,6 +16,7 @@ import { permanentFailure, UploadFailureType } from '../../upload/errors';
 import type { SourceDescriptor } from '../../upload/request';
 import type { ByteSource, SourceResolver, SourceStat } from './byte-source';
 
+/** Options of {@link LocalFileResolver}. */
 export interface LocalFileSourceOptions {
   /** Directories whose files may be uploaded. Compared after resolving symlinks. */
   allowedRoots: string[];
@@ -81,6 +82,7 @@ export class LocalFileResolver implements SourceResolver {
     return Promise.all(this.options.allowedRoots.map((root) => fs.realpath(root).catch(() => path.resolve(root))));
   }
 
+  /** Opens a local file under the allowed roots. */
   async open(source: SourceDescriptor): Promise<ByteSource> {
     if (source.type !== 'file') throw new TypeError(`LocalFileResolver cannot open ${source.type} sources`);
     const requested = source.path;

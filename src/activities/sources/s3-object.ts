@@ -21,6 +21,7 @@ import type { S3ObjectSource, SourceDescriptor } from '../../upload/request';
 import { isS3Error } from '../../s3/classify-error';
 import type { ByteSource, PartCopyTarget, ServerSideCopy, SourceResolver, SourceStat } from './byte-source';
 
+/** Options of {@link S3ObjectResolver}. */
 export interface S3ObjectResolverOptions {
   /** The worker's own store: the one uploads write to. Sources without a profile are read (and copied) here. */
   store: S3Client;
@@ -197,6 +198,7 @@ export class S3ObjectResolver implements SourceResolver {
     this.profiles = options.profiles ?? {};
   }
 
+  /** Opens an S3 object, in the worker's own store or behind a profile. */
   async open(source: SourceDescriptor): Promise<ByteSource> {
     if (source.type !== 's3') throw new TypeError(`S3ObjectResolver cannot open ${source.type} sources`);
     let client = this.store;

@@ -11,6 +11,12 @@ import type { JitterMode } from '../shared/backoff';
 /** Temporal's retry policy plus the jitter Temporal does not have. */
 export interface StepRetryPolicy extends RetryPolicy {
   /**
+   * Maximum number of attempts; when exceeded, retries stop (even if the activity's
+   * `scheduleToCloseTimeout` has not passed). As in Temporal's `RetryPolicy`.
+   * @default 0 (unlimited)
+   */
+  maximumAttempts?: number;
+  /**
    * Spread of each retry delay, applied by the saga's activity interceptor through the failure's
    * `nextRetryDelay`. Requires the interceptors (see `sagaWorkerInterceptors`).
    * @default 'none'

@@ -11,8 +11,10 @@ export interface FailureSummary {
   message: string;
 }
 
+/** The status of one compensation. */
 export type CompensationStatus = 'compensated' | 'failed' | 'skipped';
 
+/** How one compensation went. */
 export interface CompensationOutcome {
   /** The saga step being undone. */
   step: string;
@@ -23,6 +25,7 @@ export interface CompensationOutcome {
   error?: FailureSummary;
 }
 
+/** What a failed saga reports: the failed step, its cause and every compensation. */
 export interface SagaFailureReport {
   /** The step whose action failed, or `workflow` when the workflow code itself threw. */
   failedStep: string;

@@ -137,6 +137,7 @@ export interface SagaOptions {
   shieldPivot?: 'patched' | true;
 }
 
+/** A step's status in {@link SagaState}. */
 export type StepStatus = 'running' | 'completed' | 'failed';
 
 /** A live, query-friendly view of the saga. */

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { MiB } from '../../support/files';
 import type { FaultContext, FaultScenario, TrackedUpload } from '../framework';
 
-const BIN = path.resolve(__dirname, '../../../bin/upload-saga.cjs');
+const BIN = path.resolve(__dirname, '../../../bin/upload-saga-dev.cjs');
 
 /** `upload-saga status <tenant> <uploadId>` as a user runs it, against the scenario's servers. */
 function cliStatus(ctx: FaultContext, upload: TrackedUpload): Promise<{ code: number | null; output: string }> {

@@ -1,0 +1,37 @@
+/**
+ * The application API of upload-saga (`import … from 'upload-saga'`): the upload client that
+ * starts, follows, cancels and lists uploads, the request and result types, and the typed errors.
+ *
+ * The other entry points: `upload-saga/worker` (run the uploads), `upload-saga/workflows` (the
+ * upload workflows, for your own workflows file), `upload-saga/saga` (the saga engine, for your
+ * own workflows), `upload-saga/gateway` (the HTTP gateway) and `upload-saga/codec` (payload
+ * encryption).
+ *
+ * @packageDocumentation
+ */
+export {
+  TenantAccessDeniedError,
+  UploadClient,
+  UploadFailedError,
+  UploadHandle,
+  type LiveProgress,
+  type UploadClientOptions,
+  type UploadSummary,
+} from './client';
+export { InvalidUploadRequestError, UploadFailureType, type RequestProblem } from './upload/errors';
+export {
+  CHECKSUM_ALGORITHMS,
+  UPLOAD_DEFAULTS,
+  findRequestProblems,
+  type ChecksumAlgorithm,
+  type ExpectedChecksum,
+  type FullObjectCrcAlgorithm,
+  type S3ObjectSource,
+  type SourceDescriptor,
+  type UploadRequest,
+  type UploadRequestWithDefaults,
+} from './upload/request';
+export type { UploadEvent, UploadEventType, UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from './upload/outcome';
+export type { TransferMode } from './upload/integrity';
+export type { CompensationOutcome, CompensationStatus, SagaFailureReport, SagaState, StepOutcome, StepStatus } from './saga/workflow';
+export { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signWebhookBody } from './activities/notify';
