@@ -226,6 +226,44 @@ describe('gateway logs and readiness', () => {
     }
   });
 
+  it('`upload-saga gateway` logs JSON request lines at info by default, to stderr', async () => {
+    const port = await findFreePort();
+    const child = spawn(process.execPath, [BIN, 'gateway'], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...stack.env, UPLOAD_SAGA_GATEWAY_PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const url = `http://127.0.0.1:${port}`;
+    for (let waited = 0; ; waited += 200) {
+      expect(child.exitCode, stderr).toBeNull();
+      expect(waited, stderr).toBeLessThan(30_000);
+      if ((await fetch(`${url}/livez`).catch(() => undefined))?.status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const answer = await fetch(`${url}/files`, { method: 'POST', headers: { 'Tus-Resumable': '1.0.0', Authorization: 'Bearer nope' } });
+    expect(answer.status).toBe(401);
+    const requestId = answer.headers.get('x-request-id');
+    await new Promise((r) => setTimeout(r, 300));
+    const lines = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(
+      lines.find((l) => l.msg === 'incoming request' && l.reqId === requestId),
+      stderr,
+    ).toMatchObject({
+      level: 30,
+      name: 'gateway',
+      req: { method: 'POST', url: '/files' },
+    });
+    expect(lines.find((l) => l.msg === 'request completed' && l.reqId === requestId)).toMatchObject({ res: { statusCode: 401 } });
+    expect(stderr).not.toContain('Bearer nope');
+    // the probes stay out of the info log
+    expect(lines.some((l) => (l.req as { url?: string } | undefined)?.url === '/livez')).toBe(false);
+  });
+
   it('LOG_LEVEL=warn leaves out request lines', async () => {
     const gw = await gateway({ logging: { level: 'warn', format: 'json' } });
     try {
