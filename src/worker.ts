@@ -158,7 +158,15 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     s3,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   });
-  const health = config.health ? await startWorkerHealthServer({ ...config.health, worker, s3, logger }) : undefined;
+  let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
+  try {
+    if (config.health) health = await startWorkerHealthServer({ ...config.health, worker, s3, logger });
+  } catch (err) {
+    s3.destroy();
+    await clientConnection.close();
+    await connection.close();
+    throw err;
+  }
   logger.info(
     {
       taskQueue: config.temporal.taskQueue,
