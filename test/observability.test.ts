@@ -20,7 +20,7 @@ import type { GatewayPlugin } from '../src/gateway/plugin-types';
 import { createGateway } from '../src/gateway/server';
 import { createLogger, redactUrl, type LoggingConfig } from '../src/logging';
 import { makeRandomFile, makeTempDir, MiB } from './support/files';
-import { connectTestStack, uniqueId, type TestStack } from './support/harness';
+import { connectTestStack, startUploadWorker, uniqueId, type TestStack } from './support/harness';
 import { testRedis, testTenant } from './gateway/gateway-harness';
 
 const BIN = path.resolve(__dirname, '../bin/upload-saga.cjs');
@@ -262,6 +262,31 @@ describe('gateway logs and readiness', () => {
     expect(stderr).not.toContain('Bearer nope');
     // the probes stay out of the info log
     expect(lines.some((l) => (l.req as { url?: string } | undefined)?.url === '/livez')).toBe(false);
+  });
+
+  it('a tus request that fails unexpectedly (S3 unreachable) answers 500 naming the request id of the logged error', async () => {
+    const worker = await startUploadWorker(stack);
+    const gw = await gateway({ s3Endpoint: `http://127.0.0.1:${await findFreePort()}` });
+    try {
+      const created = await fetch(`${gw.url}/files`, {
+        method: 'POST',
+        headers: { ...tenant.auth, 'Tus-Resumable': '1.0.0', 'Upload-Length': String(6 * MiB) },
+      });
+      expect(created.status, await created.text()).toBe(201);
+      const answer = await fetch(new URL(created.headers.get('location')!, gw.url), {
+        method: 'PATCH',
+        headers: { ...tenant.auth, 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+        body: Buffer.alloc(5 * MiB),
+      });
+      const text = await answer.text();
+      expect(answer.status, text).toBe(500);
+      const requestId = answer.headers.get('x-request-id')!;
+      expect(text).toContain(`request id ${requestId}`);
+      expect(gw.lines.find((l) => l.msg === 'request failed' && l.reqId === requestId)).toMatchObject({ level: 50, err: {} });
+    } finally {
+      await gw.close();
+      await worker.stop();
+    }
   });
 
   it('LOG_LEVEL=warn leaves out request lines', async () => {
