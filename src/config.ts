@@ -14,6 +14,7 @@ import { parseEncryptionKeys, type EncryptionConfig } from './codec/keys';
 import { GATEWAY_CONFIG_VARIABLES } from './gateway/config-variables';
 import type { ConfigVariable } from './config-variable';
 import { parseS3SourceProfiles, type S3SourceProfile } from './s3-source-profiles';
+import { LOG_FORMATS, LOG_LEVELS, type LoggingConfig } from './logging';
 
 export type { ConfigVariable } from './config-variable';
 
@@ -106,6 +107,31 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
     description: 'Bearer token `upload-saga codec-server` requires (≥ 16 characters)',
     default: '(no authentication; loopback only)',
     secret: true,
+  },
+  {
+    name: 'LOG_LEVEL',
+    description: 'Least severe log level written by the worker, the gateway and the CLI: trace, debug, info, warn, error, fatal or silent',
+    default: 'info',
+  },
+  {
+    name: 'LOG_FORMAT',
+    description: 'Log lines as JSON objects (json) or short human-readable lines (pretty); written to stderr',
+    default: 'pretty on a TTY, json otherwise',
+  },
+  {
+    name: 'UPLOAD_SAGA_HEALTH_PORT',
+    description: "Port of the worker's health endpoints (/livez, /readyz); unset: none",
+    default: '(off)',
+  },
+  {
+    name: 'UPLOAD_SAGA_HEALTH_BUCKET',
+    description: "Bucket whose HeadBucket tells the worker's /readyz that S3 is reachable",
+    default: 'uploads',
+  },
+  {
+    name: 'UPLOAD_SAGA_HEALTH_HOST',
+    description: "Interface the worker's health endpoints listen on",
+    default: '0.0.0.0',
   },
   // The HTTP gateway's own variables (src/gateway/config.ts reads them).
   ...GATEWAY_CONFIG_VARIABLES,
@@ -205,6 +231,11 @@ const envSchema = z.object({
   UPLOAD_SAGA_ENCRYPTION_KEY_ID: z.string().optional(),
   UPLOAD_SAGA_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
   UPLOAD_SAGA_CODEC_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 24`)').optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  LOG_FORMAT: z.enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(', ')}` }).optional(),
+  UPLOAD_SAGA_HEALTH_PORT: wholeNumber(0, 65535).optional(),
+  UPLOAD_SAGA_HEALTH_HOST: z.string().min(1).default('0.0.0.0'),
+  UPLOAD_SAGA_HEALTH_BUCKET: z.string().min(1).default('uploads'),
 });
 
 export interface TemporalConnectionConfig {
@@ -243,6 +274,10 @@ export interface WorkerConfig {
   encryption?: EncryptionConfig;
   /** The codec server's settings (`upload-saga codec-server`). */
   codecServer: { token?: string };
+  /** `LOG_LEVEL`, `LOG_FORMAT` (format undefined: pretty on a TTY, JSON otherwise). */
+  logging: LoggingConfig;
+  /** The worker's health endpoints (`UPLOAD_SAGA_HEALTH_PORT`); undefined: none. */
+  health?: { host: string; port: number; bucket: string };
 }
 
 const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -336,5 +371,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     ...(e.UPLOAD_SAGA_TENANT_KEY_PREFIX ? { tenantKeyPrefix: e.UPLOAD_SAGA_TENANT_KEY_PREFIX } : {}),
     ...(keys.encryption ? { encryption: keys.encryption } : {}),
     codecServer: { ...(e.UPLOAD_SAGA_CODEC_SERVER_TOKEN ? { token: e.UPLOAD_SAGA_CODEC_SERVER_TOKEN } : {}) },
+    logging: { level: e.LOG_LEVEL, ...(e.LOG_FORMAT ? { format: e.LOG_FORMAT } : {}) },
+    ...(e.UPLOAD_SAGA_HEALTH_PORT !== undefined
+      ? { health: { host: e.UPLOAD_SAGA_HEALTH_HOST, port: e.UPLOAD_SAGA_HEALTH_PORT, bucket: e.UPLOAD_SAGA_HEALTH_BUCKET } }
+      : {}),
   };
 }

@@ -35,6 +35,8 @@ import { assertBundleEncryptsFailures, ENCRYPTED_FAILURE_CONVERTER_PATH, uploadD
 import { TemporalQuotaLedger } from './quota/temporal-ledger';
 import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
+import { createLogger, installTemporalLogging } from './logging';
+import { startWorkerHealthServer } from './health';
 
 // The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
 // and workflows on a worker of your own.
@@ -215,6 +217,9 @@ export interface RunWorkerFromEnvOptions {
 /** Runs a worker from the environment until SIGINT/SIGTERM. */
 export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, options: RunWorkerFromEnvOptions = {}): Promise<void> {
   const config = loadConfig(env);
+  const logger = createLogger(config.logging, { name: 'worker' });
+  // The SDK's logs (worker, activities, workflows, core) into the same logger; skipped when this process installed a runtime already.
+  if (!installTemporalLogging(logger)) logger.debug('Temporal runtime installed before: its logs keep their logger');
   const connection = await connectWorker(config.temporal);
   const clientConnection = await connectClient(config.temporal);
   const client = createTemporalClient(clientConnection, config);
@@ -226,13 +231,29 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     s3,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   });
-  console.error(
+  let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
+  try {
+    if (config.health) health = await startWorkerHealthServer({ ...config.health, worker, s3, logger });
+  } catch (err) {
+    s3.destroy();
+    await clientConnection.close();
+    await connection.close();
+    throw err;
+  }
+  logger.info(
+    {
+      taskQueue: config.temporal.taskQueue,
+      namespace: config.temporal.namespace,
+      ...(config.encryption ? { encryptionKeyId: config.encryption.keys[0].id } : {}),
+      ...(health ? { health: health.url } : {}),
+    },
     `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
       (config.encryption ? `, payloads encrypted with key "${config.encryption.keys[0].id}"` : ''),
   );
   try {
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
+    await health?.close();
     s3.destroy();
     await clientConnection.close();
     await connection.close();

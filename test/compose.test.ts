@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config';
+import { loadGatewayConfig } from '../src/gateway/config';
 import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -32,6 +33,7 @@ interface ComposeService {
   expose?: (string | number)[];
   volumes?: (string | { target: string })[];
   depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test?: string | string[] };
 }
 
 const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, ComposeService> };
@@ -171,6 +173,38 @@ describe('docker-compose.yml', () => {
     const context = typeof worker.build === 'string' ? worker.build : worker.build?.context;
     expect(context).toBe('.');
     expect(typeof worker.build === 'object' ? worker.build.dockerfile : undefined).toBeUndefined();
+  });
+});
+
+describe('docker-compose.yml: probes as healthchecks', () => {
+  /** The URL a healthcheck's command fetches, and whether a non-2xx answer fails it. */
+  function probedUrl(service: ComposeService): string | undefined {
+    const test = service.healthcheck?.test;
+    const text = Array.isArray(test) ? test.join(' ') : (test ?? '');
+    expect(text, 'exits 1 unless the answer is ok').toMatch(/r\.ok \? 0 : 1/);
+    return /fetch\('([^']+)'\)/.exec(text)?.[1];
+  }
+
+  it("the worker's healthcheck is its /readyz, on the health port it enables", () => {
+    const config = loadConfig(workerEnv);
+    expect(config.health?.port).toBeGreaterThan(0);
+    expect(probedUrl(worker)).toBe(`http://127.0.0.1:${config.health!.port}/readyz`);
+  });
+
+  it("the gateway runs from the worker's image, its environment accepted as written, its healthcheck its /readyz", () => {
+    const gateway = services.gateway!;
+    expect(gateway.build).toEqual(worker.build);
+    expect(commandText(gateway)).toBe('node bin/upload-saga.cjs gateway');
+    const env = environmentOf(gateway);
+    const declared = new Set(CONFIG_VARIABLES.map((v) => v.name));
+    expect(Object.keys(env).filter((name) => !declared.has(name))).toEqual([]);
+    for (const name of REQUIRED) expect(env[name], name).toBe(workerEnv[name]);
+    expect(() => loadConfig(env)).not.toThrow();
+    const config = loadGatewayConfig(env);
+    expect(config.host).toBe('0.0.0.0');
+    expect(containerPorts(gateway)).toContain(config.port);
+    expect(probedUrl(gateway)).toBe(`http://127.0.0.1:${config.port}/readyz`);
+    expect((gateway.depends_on as Record<string, { condition?: string }>).worker?.condition).toBe('service_healthy');
   });
 });
 

@@ -12,6 +12,7 @@
  * Throws a retryable failure while anything remains, so the step's compensation policy keeps
  * trying — e.g. until a store that is down comes back.
  */
+import { Context } from '@temporalio/activity';
 import { multipartUploadIdOf } from '../upload/wire-names';
 import {
   AbortMultipartUploadCommand,
@@ -115,6 +116,12 @@ export function cleanupUploadActivity(deps: UploadActivityDeps) {
         }
       }
       const stagedObjectsDeleted = input.stagingPrefix ? await deleteStaged(deps.s3, input.bucket, input.stagingPrefix) : 0;
+      Context.current().log.info('upload compensated', {
+        bucket: input.bucket,
+        key: input.key,
+        abortedMultipartUploads: ids.length,
+        stagedObjectsDeleted,
+      });
       return { abortedMultipartUploadIds: ids, stagedObjectsDeleted };
     } catch (err) {
       throw s3Failure(`clean up ${where}`, err);

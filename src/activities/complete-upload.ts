@@ -174,7 +174,10 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
     const ctx = Context.current();
     const beat = setInterval(() => ctx.heartbeat(), MERGE_HEARTBEAT_INTERVAL_MS);
     try {
-      return await merge(input);
+      const merged = await merge(input);
+      // Through the runtime's logger: the line carries workflowId (hence tenant and uploadId) and activityType.
+      ctx.log.info('object stored', { bucket: input.bucket, key: input.key, alreadyCompleted: merged.alreadyCompleted ?? false });
+      return merged;
     } finally {
       clearInterval(beat);
     }

@@ -2,7 +2,7 @@
  * The gateway as a fastify plugin, {@link uploadGateway}: a host application mounts it in its own
  * fastify app (`app.register(uploadGateway, { client, s3, prefix: '/uploads' })`) and gets the tus
  * endpoint, the S3 presigned multipart endpoints, the progress stream, the upload page and
- * `/healthz`, every upload a saga workflow. The standalone server (server.ts) is this plugin in a
+ * the probes (`/livez`, `/readyz`, `/healthz`), every upload a saga workflow. The standalone server (server.ts) is this plugin in a
  * fastify app of its own.
  *
  * Invariants:
@@ -26,6 +26,7 @@ import { MemoryLocker, type Locker } from '@tus/server';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { hashToken, loadGatewayConfig, tenantSettings, type GatewayConfig } from './config';
+import { cachedCheck, readiness, s3BucketProbe, type CheckResult } from '../health';
 import { GatewayError, RateLimitedError, UnauthorizedError } from './errors';
 import type { GatewayPlugin } from './plugin-types';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
@@ -138,8 +139,11 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     }
     const status = (error as { statusCode?: number }).statusCode;
     if (status && status < 500) return reply.code(status).send({ error: 'InvalidRequest', message: (error as Error).message });
-    request.log.error({ err: error }, 'request failed');
-    return reply.code(500).send({ error: 'Internal', message: 'the gateway failed; see its log' });
+    // The answer names the request id of this line (every line of the request carries it as reqId).
+    request.log.error({ err: error, requestId: request.id }, 'request failed');
+    return reply
+      .code(500)
+      .send({ error: 'Internal', message: `the gateway failed; see its log (request id ${request.id})`, requestId: request.id });
   });
 
   app.addHook('onRequest', async (request) => {
@@ -150,6 +154,19 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     const { requestsPerSecond } = tenantSettings(config, tenant);
     const decision = await rateLimiter.take(tenant, requestsPerSecond);
     if (!decision.allowed) throw new RateLimitedError(decision.retryAfterSeconds, requestsPerSecond);
+  });
+
+  // Readiness: each dependency checked with a timeout, cached so that probe storms do not reach it.
+  const checks: Record<string, () => Promise<CheckResult>> = {
+    temporal: cachedCheck(() => client.withDeadline(Date.now() + 2000, () => client.workflowService.getSystemInfo({}))),
+    s3: cachedCheck(s3BucketProbe(s3, config.bucket)),
+    ...(redis ? { redis: cachedCheck(() => redis.ping()) } : {}),
+  };
+  app.get('/livez', { config: { public: true }, logLevel: 'warn' }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true }, logLevel: 'warn' }, async (request, reply) => {
+    const { ready, checks: results } = await readiness(checks);
+    if (!ready) request.log.warn({ checks: results }, 'gateway not ready');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks: results });
   });
 
   app.get('/healthz', { config: { public: true } }, async (_request, reply) => {

@@ -12,6 +12,7 @@ import type { Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { loadConfig, type WorkerConfig } from '../config';
 import { connectClient, createS3Client, createTemporalClient } from '../connections';
+import { createLogger } from '../logging';
 import { loadGatewayConfig, type GatewayConfig } from './config';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { createGateway, type GatewayOptions, type GatewayServer } from './server';
@@ -34,8 +35,10 @@ export interface StartGatewayOptions {
   config?: Partial<GatewayConfig>;
   /** @default DEFAULT_GATEWAY_PLUGINS */
   plugins?: GatewayOptions['plugins'];
-  /** fastify's logger. @default false */
+  /** fastify's logger options, e.g. `false` for none. @default a pino logger from LOG_LEVEL and LOG_FORMAT (src/logging.ts) */
   logger?: GatewayOptions['logger'];
+  /** A pino logger to log with. @default as for `logger` */
+  loggerInstance?: GatewayOptions['loggerInstance'];
   /** Tuning of the uploads service. @default {} (with the worker's UPLOAD_SAGA_TENANT_KEY_PREFIX when set) */
   service?: GatewayOptions['service'];
   /** tus endpoint settings. @default { path: '/files' } */
@@ -74,7 +77,11 @@ export async function startGatewayFromEnv(
       s3,
       ...(redis ? { redis } : {}),
       plugins: options.plugins ?? DEFAULT_GATEWAY_PLUGINS,
-      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+      ...(options.loggerInstance
+        ? { loggerInstance: options.loggerInstance }
+        : options.logger !== undefined
+          ? { logger: options.logger }
+          : { loggerInstance: createLogger(workerConfig.logging, { name: 'gateway' }) }),
       service: { ...(workerConfig.tenantKeyPrefix ? { tenantKeyPrefix: workerConfig.tenantKeyPrefix } : {}), ...options.service },
       ...(options.tus ? { tus: options.tus } : {}),
     });

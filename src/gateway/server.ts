@@ -7,7 +7,8 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { GatewayConfig } from './config';
 import { uploadGateway, type UploadGatewayOptions } from './plugin';
@@ -30,8 +31,10 @@ export interface GatewayOptions {
   redis?: Redis;
   /** @default DEFAULT_GATEWAY_PLUGINS */
   plugins?: UploadGatewayOptions['plugins'];
-  /** @default false */
+  /** fastify's logger options (ignored with `loggerInstance`). @default false */
   logger?: FastifyServerOptions['logger'];
+  /** A pino logger of the host's (see `createLogger` in src/logging.ts). @default none: `logger` */
+  loggerInstance?: FastifyBaseLogger;
   /** Tuning of the uploads service (call timeout, updates per run, key prefix). @default {} */
   service?: UploadGatewayOptions['service'];
   /** tus endpoint settings. @default { path: '/files' } */
@@ -55,7 +58,15 @@ export type GatewayServer = FastifyInstance & {
 export async function createGateway(options: GatewayOptions): Promise<GatewayServer> {
   const { config, client, taskQueue } = options;
   const uploads = new UploadsService({ ...options.service, client, taskQueue, config });
-  const app = Fastify({ logger: options.logger ?? false, return503OnClosing: true });
+  const app = Fastify({
+    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? false }),
+    // Unique across replicas and restarts: a 500 answer names it, and its log lines carry it as reqId.
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.setHeader('x-request-id', request.id);
+  });
   app.decorate('uploads', uploads);
   app.decorate('gatewayConfig', config);
   await app.register(uploadGateway, {

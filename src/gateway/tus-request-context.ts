@@ -4,6 +4,7 @@
  * the authenticated tenant, its limits and the parsed per-request headers.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayUploadState } from '../upload/gateway-upload';
 import type { UploadChecksum } from './tus-checksum';
 
@@ -17,6 +18,9 @@ export interface TusRequestContext {
   uploadChecksum?: UploadChecksum;
   /** Sets a response header (Upload-Expires). */
   setHeader(name: string, value: string): void;
+  /** The request's id and logger (fastify's), for failures tus would answer 500 without a trace. */
+  requestId?: string;
+  log?: FastifyBaseLogger;
   /** The state `getUpload` read in this request (under its lock), reused by `write`. */
   state?: GatewayUploadState;
 }

@@ -80,7 +80,14 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
       );
     },
-    onResponseError: (_req, err) => (err instanceof GatewayError ? { status_code: err.status, body: `${err.message}\n` } : undefined),
+    onResponseError: (_req, err) => {
+      if (err instanceof GatewayError) return { status_code: err.status, body: `${err.message}\n` };
+      if (!(err instanceof Error) || 'status_code' in err) return undefined; // tus's own answers (404, 412…)
+      // An unexpected failure: logged with the request id the answer names.
+      const current = tusRequestContext.getStore();
+      current?.log?.error({ err }, 'request failed');
+      return { status_code: 500, body: `the gateway failed; see its log (request id ${current?.requestId ?? 'unknown'})\n` };
+    },
   });
 
   // Leave the body unread: @tus/server streams it from the raw request.
@@ -112,6 +119,8 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     await tusRequestContext.run(
       {
         tenant: request.tenant,
+        requestId: request.id,
+        log: request.log,
         maxUploadBytes: limits.maxUploadBytes,
         ...(uploadChecksum ? { uploadChecksum } : {}),
         setHeader: (name, value) => {

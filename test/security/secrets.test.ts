@@ -2,7 +2,8 @@
  * Secrets never leave the worker's configuration: S3 credentials, the webhook secret and the
  * Temporal API key appear nowhere in workflow inputs, results, memos, search attributes,
  * heartbeat details, failure messages or details, worker logs (every level, the Rust core's
- * included), CLI output, webhook bodies — nor in the recorded histories in test/histories.
+ * included), the JSON logs of `upload-saga worker` (a child process) and of a gateway at debug
+ * level, CLI output, webhook bodies — nor in the recorded histories in test/histories.
  *
  * Tokens in URLs (a presigned source URL's signature, a token in a webhook URL) are a different
  * matter: the URL *is* the request, so it is stored in the workflow's input, and only there —
@@ -30,11 +31,17 @@ import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { startFileServer, type FileServer } from '../support/file-server';
 import { runInBackground, stackEnv, uniqueId, type RunningWorker } from '../support/harness';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+import { Writable } from 'node:stream';
+import { hashToken } from '../../src/gateway/config';
+import { startGatewayFromEnv } from '../../src/gateway/run';
+import { createLogger } from '../../src/logging';
+import { startTus } from '../gateway/gateway-harness';
 
 const WEBHOOK_SECRET = `whsec-${randomBytes(12).toString('hex')}`;
 const TEMPORAL_API_KEY = `tmprl-key-${randomBytes(12).toString('hex')}`;
 const URL_TOKEN = `urltoken${randomBytes(8).toString('hex')}`;
 const HOOK_TOKEN = `hooktoken${randomBytes(8).toString('hex')}`;
+const GATEWAY_TOKEN = `gwtoken${randomBytes(12).toString('hex')}`;
 const TENANT = uniqueId('secrets');
 const BIN = path.resolve(__dirname, '../../bin/upload-saga-dev.cjs');
 
@@ -268,6 +275,108 @@ describe('secrets', () => {
         receiver.received.some((r) => r.body.includes(token)),
         `${token} in a webhook body`,
       ).toBe(false);
+    }
+  });
+
+  it('appear in no log line of a worker started as `upload-saga worker` or of a gateway, at debug level, during real uploads', async () => {
+    const taskQueue = uniqueId('secrets-logs');
+    const logEnv = { ...env, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug', LOG_FORMAT: 'json' };
+    // The worker as the CLI starts it (its runtime's logger is the pino logger), in a child process.
+    const child = spawn(process.execPath, [BIN, 'worker'], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...logEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let workerLog = '';
+    child.stdout.on('data', (c: Buffer) => (workerLog += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (workerLog += c.toString()));
+    const gatewayLines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        gatewayLines.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const gateway = await startGatewayFromEnv(
+      { ...logEnv, UPLOAD_SAGA_GATEWAY_TOKENS: `${TENANT}=${hashToken(GATEWAY_TOKEN)}`, UPLOAD_SAGA_GATEWAY_PORT: '0' },
+      { loggerInstance: createLogger({ level: 'debug', format: 'json' }, { destination, name: 'gateway' }) },
+    );
+    try {
+      for (let waited = 0; !workerLog.includes('upload-saga worker on task queue'); waited += 100) {
+        expect(waited, workerLog).toBeLessThan(60_000);
+        expect(child.exitCode, workerLog).toBeNull();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const logUploads = new UploadClient({ client, taskQueue });
+      const file = await makeRandomFile(tmp.dir, 'logs.bin', 6 * MiB);
+      const hook = `${receiver.url('/hook')}?sig=${HOOK_TOKEN}`;
+      const base = (name: string) => ({
+        uploadId: uniqueId(name),
+        tenant: TENANT,
+        destination: { bucket: 'uploads', key: `secrets/${uniqueId(name)}.bin` },
+        partSize: 5 * MiB,
+        webhookUrl: hook,
+      });
+      const sourceUrl = `${server.url.split('?')[0]}?X-Amz-Signature=${URL_TOKEN}&X-Amz-Credential=${URL_TOKEN}`;
+      const ok = await logUploads.start({ ...base('log-ok'), source: { type: 'url', url: sourceUrl } });
+      const bad = await logUploads.start({
+        ...base('log-bad'),
+        source: { type: 'file', path: file.path },
+        expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) },
+      });
+      expect((await ok.result()).size).toBe(6 * MiB);
+      expect(await bad.result().catch((e: unknown) => e)).toBeInstanceOf(UploadFailedError);
+      // Through the gateway: a tus upload with the bearer header, and requests with the token in the query.
+      const tusRun = startTus(randomBytes(6 * MiB), {
+        endpoint: `${gateway.url}/files`,
+        headers: { Authorization: `Bearer ${GATEWAY_TOKEN}` },
+        chunkSize: 5 * MiB,
+        metadata: { filename: 'logs.bin' },
+      });
+      await tusRun.done;
+      const id = tusRun.upload.url!.split('/').pop()!;
+      const events = await fetch(`${gateway.url}/uploads/${id}/events?access_token=${GATEWAY_TOKEN}`, { signal: AbortSignal.timeout(1500) })
+        .then((r) => r.body?.cancel())
+        .catch(() => undefined);
+      void events;
+      expect(
+        (await fetch(`${gateway.url}/files/${id}?access_token=${GATEWAY_TOKEN}`, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } }))
+          .status,
+      ).toBeGreaterThan(0);
+      expect(
+        (
+          await fetch(`${gateway.url}/files`, {
+            method: 'POST',
+            headers: { Authorization: 'Bearer not-a-token', 'Tus-Resumable': '1.0.0' },
+          })
+        ).status,
+      ).toBe(401);
+    } finally {
+      await gateway.close();
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+
+    const workerLines = workerLog.split('\n').filter((l) => l.startsWith('{'));
+    console.log(`scanned: ${workerLines.length} worker log lines, ${gatewayLines.length} gateway log lines`);
+    // The scan reads real log lines: the uploads' own, at debug level, from both.
+    expect(workerLines.length).toBeGreaterThan(0);
+    expect(gatewayLines.length).toBeGreaterThan(0);
+    expect(workerLines.some((l) => l.includes('"object stored"') && l.includes('"uploadId"'))).toBe(true);
+    expect(workerLines.some((l) => l.includes('"level":20'))).toBe(true);
+    expect(gatewayLines.some((l) => l.includes('"incoming request"') && l.includes('access_token=[REDACTED]'))).toBe(true);
+    const secrets: Record<string, string> = {
+      'S3 access key id': config.s3.credentials!.accessKeyId,
+      'S3 secret key': config.s3.credentials!.secretAccessKey,
+      'webhook secret': WEBHOOK_SECRET,
+      'Temporal API key': TEMPORAL_API_KEY,
+      'gateway bearer token': GATEWAY_TOKEN,
+      'URL token': URL_TOKEN,
+      'webhook URL token': HOOK_TOKEN,
+    };
+    for (const [what, secret] of Object.entries(secrets)) {
+      expect(workerLog.includes(secret), `${what} in the worker's log`).toBe(false);
+      expect(gatewayLines.join('\n').includes(secret), `${what} in the gateway's log`).toBe(false);
     }
   });
 

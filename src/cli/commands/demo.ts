@@ -15,7 +15,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime, type NativeConnection, type Worker } from '@temporalio/worker';
+import { Runtime, type NativeConnection, type Worker } from '@temporalio/worker';
+import { createLogger, TemporalLogger } from '../../logging';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { UploadClient, UploadFailedError } from '../../client';
 import { loadConfig } from '../../config';
@@ -72,9 +73,12 @@ class Interrupted extends CliError {
  * Worker lifecycle chatter would tear through the progress bar; warnings and errors still show.
  * The runtime must not stop the worker on Ctrl-C by itself: the demo shuts everything down in order.
  */
-function quietTemporalRuntime(): void {
+function quietTemporalRuntime(env: NodeJS.ProcessEnv): void {
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+    // The process's pino logger (src/logging.ts) at warn, in LOG_FORMAT when it says json or pretty.
+    const format = env.LOG_FORMAT === 'json' || env.LOG_FORMAT === 'pretty' ? env.LOG_FORMAT : undefined;
+    const logger = createLogger({ level: 'warn', ...(format ? { format } : {}) }, { name: 'demo' });
+    Runtime.install({ logger: new TemporalLogger(logger), shutdownSignals: [] });
   } catch {
     // A runtime already exists in this process (embedding): keep its logger.
   }
@@ -121,7 +125,7 @@ async function shutDown(r: DemoResources, io: CliIo): Promise<void> {
 /** Runs the demo. Resolves after a clean shutdown; throws (after shutting down) when a step failed. */
 export async function runDemo(options: DemoCommandOptions, io: CliIo): Promise<void> {
   const size = options.size ?? DEFAULT_DEMO_SIZE;
-  quietTemporalRuntime();
+  quietTemporalRuntime(io.env);
   const r: DemoResources = { inflight: new AbortController() };
   const step = (n: number, text: string) => note(io, `[${n}/6] ${text}`);
 
