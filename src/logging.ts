@@ -17,6 +17,7 @@
 import type { LogLevel as TemporalLogLevel, LogMetadata, Logger as SdkLogger } from '@temporalio/common';
 import type * as TemporalWorker from '@temporalio/worker';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { parseUploadWorkflowId } from './upload/request';
 
 export type { Logger } from 'pino';
 
@@ -161,9 +162,7 @@ export function prettyStream(destination: DestinationStream): DestinationStream 
 
 /** `tenant` and `uploadId` of an upload's workflow id (`upload:<tenant>:<uploadId>`). */
 export function uploadFieldsOf(workflowId: unknown): { tenant?: string; uploadId?: string } {
-  if (typeof workflowId !== 'string') return {};
-  const match = /^upload:([^:]+):(.+)$/.exec(workflowId);
-  return match ? { tenant: match[1]!, uploadId: match[2]! } : {};
+  return (typeof workflowId === 'string' && parseUploadWorkflowId(workflowId)) || {};
 }
 
 const PINO_LEVEL: Record<TemporalLogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {

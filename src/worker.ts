@@ -234,23 +234,16 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
   try {
     if (config.health) health = await startWorkerHealthServer({ ...config.health, worker, s3, logger });
-  } catch (err) {
-    s3.destroy();
-    await clientConnection.close();
-    await connection.close();
-    throw err;
-  }
-  logger.info(
-    {
-      taskQueue: config.temporal.taskQueue,
-      namespace: config.temporal.namespace,
-      ...(config.encryption ? { encryptionKeyId: config.encryption.keys[0].id } : {}),
-      ...(health ? { health: health.url } : {}),
-    },
-    `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
-      (config.encryption ? `, payloads encrypted with key "${config.encryption.keys[0].id}"` : ''),
-  );
-  try {
+    logger.info(
+      {
+        taskQueue: config.temporal.taskQueue,
+        namespace: config.temporal.namespace,
+        ...(config.encryption ? { encryptionKeyId: config.encryption.keys[0].id } : {}),
+        ...(health ? { health: health.url } : {}),
+      },
+      `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
+        (config.encryption ? `, payloads encrypted with key "${config.encryption.keys[0].id}"` : ''),
+    );
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
     await health?.close();

@@ -157,8 +157,9 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
   });
 
   // Readiness: each dependency checked with a timeout, cached so that probe storms do not reach it.
+  const temporalCheck = cachedCheck(() => client.withDeadline(Date.now() + 2000, () => client.workflowService.getSystemInfo({})));
   const checks: Record<string, () => Promise<CheckResult>> = {
-    temporal: cachedCheck(() => client.withDeadline(Date.now() + 2000, () => client.workflowService.getSystemInfo({}))),
+    temporal: temporalCheck,
     s3: cachedCheck(s3BucketProbe(s3, config.bucket)),
     ...(redis ? { redis: cachedCheck(() => redis.ping()) } : {}),
   };
@@ -169,15 +170,11 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks: results });
   });
 
+  // The older probe: Temporal only, through the same cached check as /readyz.
   app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
-    try {
-      await client.withDeadline(Date.now() + 3000, () => client.workflowService.getSystemInfo({}));
-      return { status: 'ok' };
-    } catch (err) {
-      return reply
-        .code(503)
-        .send({ status: 'unavailable', message: `Temporal does not answer: ${err instanceof Error ? err.message : String(err)}` });
-    }
+    const temporal = await temporalCheck();
+    if (temporal.status === 'up') return { status: 'ok' };
+    return reply.code(503).send({ status: 'unavailable', message: `Temporal does not answer: ${temporal.message}` });
   });
 
   await app.register(tusPlugin, { ...options.tus, uploads, s3, config, locker, path: tusPath });

@@ -403,3 +403,9 @@ export function findUploadIdProblems(ids: { tenant?: unknown; uploadId?: unknown
 export function uploadWorkflowId(tenant: string, uploadId: string): string {
   return `upload:${tenant}:${uploadId}`;
 }
+
+/** The tenant and upload id named by an {@link uploadWorkflowId}; `undefined` for any other id. */
+export function parseUploadWorkflowId(workflowId: string): { tenant: string; uploadId: string } | undefined {
+  const match = /^upload:([^:]+):(.+)$/.exec(workflowId);
+  return match ? { tenant: match[1]!, uploadId: match[2]! } : undefined;
+}
