@@ -41,6 +41,8 @@ export interface GatewayOptions {
   tus?: UploadGatewayOptions['tus'];
   /** Host-side authentication instead of bearer tokens. @default bearer tokens of `config.tokenHashes` */
   authenticate?: UploadGatewayOptions['authenticate'];
+  /** Where the gateway records its metrics. @default a GatewayMetrics of its own */
+  metrics?: UploadGatewayOptions['metrics'];
 }
 
 /** A standalone gateway: a fastify instance with the gateway at its root. */
@@ -79,6 +81,7 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
     ...(options.plugins ? { plugins: options.plugins } : {}),
     ...(options.tus ? { tus: options.tus } : {}),
     ...(options.authenticate ? { authenticate: options.authenticate } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   // Decorated above: `uploads` and `gatewayConfig` are there.
   return app as unknown as GatewayServer;
