@@ -135,8 +135,7 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   },
   {
     name: 'UPLOAD_SAGA_METRICS_PORT',
-    description:
-      "Port of the worker's Prometheus endpoint (/metrics: the application's metrics and the Temporal SDK's); unset: none",
+    description: "Port of the worker's Prometheus endpoint (/metrics: the application's metrics and the Temporal SDK's); unset: none",
     default: '(off)',
   },
   {

@@ -242,7 +242,12 @@ export function installTemporalLogging(logger: Logger, options: TemporalRuntimeO
       ...(options.prometheusBindAddress
         ? {
             metrics: {
-              prometheus: { bindAddress: options.prometheusBindAddress, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true },
+              prometheus: {
+                bindAddress: options.prometheusBindAddress,
+                countersTotalSuffix: true,
+                unitSuffix: true,
+                useSecondsForDurations: true,
+              },
             },
           }
         : {}),

@@ -108,11 +108,12 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
     const timers: NodeJS.Timeout[] = [];
     let unsubscribe: (() => Promise<void>) | undefined;
 
-    let streamClosed: (() => void) | undefined;
+    // Counted as open once its headers are out (see below); uncounted by close.
+    const counted: { close?: () => void } = {};
     const close = () => {
       if (closed) return;
       closed = true;
-      streamClosed?.();
+      counted.close?.();
       openStreams.delete(close);
       for (const timer of timers) clearTimeout(timer);
       void unsubscribe?.().catch(() => undefined);
@@ -155,7 +156,7 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
     // The response's 'close' is the connection's end (the request's fires once its body is read).
     reply.raw.on('close', close);
     openStreams.add(close);
-    streamClosed = options.metrics?.streamOpened('sse');
+    counted.close = options.metrics?.streamOpened('sse');
     if (reply.raw.destroyed) close();
     const view = new ProgressView(uploadId, first, options.rateWindowMs);
     for (const observation of pending.splice(0)) view.apply(observation);
