@@ -74,7 +74,9 @@ beforeAll(async () => {
     UPLOAD_SAGA_GATEWAY_METRICS_PORT: String(gatewayPort),
     UPLOAD_SAGA_GATEWAY_PORT: '0',
     UPLOAD_SAGA_GATEWAY_TOKENS: `${tenant.name}=${hashToken(tenant.token)}`,
-    LOG_LEVEL: 'warn',
+    // info: startWorkerProcess waits for the worker's start line.
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
   });
   [worker, gateway] = await Promise.all([startWorkerProcess(env), startGatewayFromEnv(env, { logger: false })]);
 
@@ -171,25 +173,41 @@ describe('a real Prometheus scraping a real worker and gateway', () => {
       partSize: 5 * MiB,
     });
     await expect(compensated.result()).rejects.toBeInstanceOf(UploadFailedError);
+    // Parts written, then verify refuses them: the saga undoes the upload and the reservation.
+    const mismatch = await uploads.start({
+      uploadId: uniqueId('mismatch'),
+      tenant: tenant.name,
+      source: { type: 'file', path: file.path },
+      destination: { bucket: 'uploads', key: `prometheus/${uniqueId('mismatch')}.bin` },
+      partSize: 5 * MiB,
+      expectedChecksum: { algorithm: 'SHA256', value: '0'.repeat(64) },
+    });
+    await expect(mismatch.result()).rejects.toBeInstanceOf(UploadFailedError);
 
     const at = `instance="${workerTarget}"`;
-    expect(await eventually(`sum(upload_saga_uploads_started_total{kind="worker",${at}})`, (v) => v === 2)).toBe(2);
+    expect(await eventually(`sum(upload_saga_uploads_started_total{kind="worker",${at}})`, (v) => v === 3)).toBe(3);
     expect(await eventually(`sum(upload_saga_uploads_ended_total{kind="worker",outcome="completed",${at}})`, (v) => v === 1)).toBe(1);
-    expect(await eventually(`sum(upload_saga_uploads_ended_total{kind="worker",outcome="compensated",${at}})`, (v) => v === 1)).toBe(1);
-    expect(await eventually(`sum(upload_saga_upload_failures_total{kind="worker",${at}})`, (v) => v === 1)).toBe(1);
-    expect(await eventually(`sum(upload_saga_uploaded_bytes_total{transfer="upload",${at}})`, (v) => v === file.size)).toBe(file.size);
-    expect(await eventually(`sum(upload_saga_source_read_bytes_total{source="file",${at}})`, (v) => v === file.size)).toBe(file.size);
-    expect(await eventually(`sum(upload_saga_part_upload_duration_seconds_count{${at}})`, (v) => v === 2)).toBe(2);
-    expect(
-      await eventually(`sum(upload_saga_s3_request_errors_total{type="S3.NoSuchBucket",retryable="false",${at}})`, (v) => v >= 1),
-    ).toBeGreaterThanOrEqual(1);
-    expect(await eventually(`sum(upload_saga_quota_reservations_total{result="reserved",${at}})`, (v) => v >= 1)).toBeGreaterThanOrEqual(1);
-    const failure = await query(`upload_saga_upload_failures_total{${at}}`);
-    expect(failure.map((f) => ({ step: f.metric.step, cause: f.metric.cause }))).toEqual([
-      { step: expect.any(String), cause: 'S3.NoSuchBucket' },
-    ]);
+    expect(await eventually(`sum(upload_saga_uploads_ended_total{kind="worker",outcome="compensated",${at}})`, (v) => v === 2)).toBe(2);
+    // Both uploads that reached upload-parts wrote their two parts (5 MiB + 2 MiB) from the file.
+    expect(await eventually(`sum(upload_saga_uploaded_bytes_total{transfer="upload",${at}})`, (v) => v === 2 * file.size)).toBe(
+      2 * file.size,
+    );
+    expect(await eventually(`sum(upload_saga_source_read_bytes_total{source="file",${at}})`, (v) => v === 2 * file.size)).toBe(
+      2 * file.size,
+    );
+    expect(await eventually(`sum(upload_saga_part_upload_duration_seconds_count{${at}})`, (v) => v === 4)).toBe(4);
+    // The mismatch's compensations ran and succeeded: the multipart upload aborted, the reservation released.
+    await eventually(`sum(upload_saga_compensations_total{status="compensated",${at}})`, (v) => v === 2);
+    const compensations = await query(`upload_saga_compensations_total{status="compensated",${at}}`);
+    expect(compensations.map((c) => c.metric.step).sort()).toEqual(['reserve-space', 'upload-parts']);
+    expect(await eventually(`sum(upload_saga_quota_reservations_total{result="reserved",${at}})`, (v) => v === 2)).toBe(2);
+    // Failures by step and cause; the missing bucket also as the classified S3 request error it came from.
+    const failures = (await query(`upload_saga_upload_failures_total{${at}}`)).map((f) => `${f.metric.step} ${f.metric.cause} ${f.value}`);
+    expect(failures.sort()).toEqual(['inspect-source BucketNotFound 1', 'verify ChecksumMismatch 1']);
+    const s3Errors = await query(`upload_saga_s3_request_errors_total{retryable="false",${at}}`);
+    expect(s3Errors.map((e) => `${e.metric.operation} ${e.metric.type}`)).toContain('HeadBucket S3.NotFound');
     // No tenant label unless opted in.
-    expect(failure[0]!.metric).not.toHaveProperty('tenant');
+    expect((await query(`upload_saga_uploads_ended_total{${at}}`)).every((r) => !('tenant' in r.metric))).toBe(true);
   }, 120_000);
 
   it('counts a tus upload through the gateway: requests by route and status, bytes, and its outcome on both sides', async () => {
