@@ -1,12 +1,13 @@
 /**
- * Proof against a real Prometheus (Debian's `prometheus`): it scrapes a real worker process (its
- * one `/metrics`: prom-client's metrics and the Temporal SDK's) and a real gateway (its metrics
+ * Proof against a real Prometheus (Debian's `prometheus`): it scrapes a real worker process, run
+ * from dist/ with the shipped workflow bundle (its one `/metrics`: prom-client's metrics and the Temporal SDK's) and a real gateway (its metrics
  * port) every second while real uploads run against the run's Temporal dev server and MinIO, and
  * its HTTP API must show the counters moving as the uploads did — one completed, one compensated
  * (a bucket that does not exist), one through the gateway's tus endpoint. The shipped alert rules
  * are loaded too, and must evaluate without error against the real series.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,7 +79,11 @@ beforeAll(async () => {
     LOG_LEVEL: 'info',
     LOG_FORMAT: 'json',
   });
-  [worker, gateway] = await Promise.all([startWorkerProcess(env), startGatewayFromEnv(env, { logger: false })]);
+  // The worker as published: dist/worker.js with its prebundled workflows (`npm run build`), so the
+  // sinks are proven from the shipped bundle; the secret scan's worker runs them from the sources.
+  const entry = path.join(REPO_ROOT, 'dist/worker.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first`);
+  [worker, gateway] = await Promise.all([startWorkerProcess(env, { entry }), startGatewayFromEnv(env, { logger: false })]);
 
   await writeFile(
     path.join(temp.dir, 'prometheus.yml'),
