@@ -57,7 +57,18 @@ export { loadConfig, ConfigError, type WorkerConfig } from './config';
 export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
 export type { QuotaLedger } from './quota/ledger';
-export { WorkerMetrics, type WorkerMetricsOptions, type CircuitBreakerState } from './metrics/worker-metrics';
+export { WorkerMetrics, type WorkerMetricsOptions, type CircuitBreakerState, type PartMetrics } from './metrics/worker-metrics';
+export { uploadMetricsSinks } from './metrics/worker-sinks';
+export type { UploadMetricsSinks, UploadEndedReport, UploadKind } from './metrics/upload-sinks';
+export { createMetricsActivityInterceptor } from './metrics/activity-interceptor';
+export { instrumentS3Client } from './metrics/s3-middleware';
+export {
+  startMetricsServer,
+  httpMetricsSource,
+  type MetricsServer,
+  type MetricsServerOptions,
+  type MetricsSource,
+} from './metrics/metrics-server';
 
 /** The SDK's default `maxConcurrentWorkflowTaskExecutions`. */
 const SDK_WORKFLOW_TASK_SLOTS = 40;
@@ -196,8 +207,9 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
     ...(dataConverter ? { dataConverter } : {}),
-    sinks: uploadMetricsSinks(metrics),
     ...options.workerOptions,
+    // The upload workflows call the metrics sink: it stays registered beside any sinks of yours.
+    sinks: { ...options.workerOptions?.sinks, ...uploadMetricsSinks(metrics) },
   });
 }
 

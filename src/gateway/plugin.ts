@@ -131,7 +131,11 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
   const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
   const tenantOf = options.authenticate ?? ((request: FastifyRequest) => authenticate(request, config));
   const metrics = options.metrics ?? new GatewayMetrics();
-  const onRedisError = () => metrics.redisError();
+  // Counted and logged (a listener also keeps ioredis from printing "Unhandled error event").
+  const onRedisError = (err: unknown) => {
+    metrics.redisError();
+    app.log.warn({ err }, 'redis error');
+  };
   redis?.on('error', onRedisError);
 
   app.decorateRequest('tenant', '');

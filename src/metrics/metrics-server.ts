@@ -21,7 +21,9 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 /** A named producer of exposition text. */
 export interface MetricsSource {
+  /** Names the source in the warning logged when it fails. */
   name: string;
+  /** Its exposition text now. */
   collect(): Promise<string>;
 }
 
@@ -38,6 +40,7 @@ export interface MetricsServerOptions {
 export interface MetricsServer {
   /** `http://host:port` (the scrape URL is this plus `/metrics`). */
   url: string;
+  /** Stops listening and ends open connections. */
   close(): Promise<void>;
 }
 
