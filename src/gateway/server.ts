@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig } from './config';
 import { uploadGateway, type UploadGatewayOptions } from './plugin';
 import { UploadsService } from './uploads-service';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
 
 /** Options of {@link createGateway}. */
 export interface GatewayOptions {
@@ -51,6 +52,8 @@ export type GatewayServer = FastifyInstance & {
   readonly uploads: UploadsService;
   /** The configuration it runs with. */
   readonly gatewayConfig: GatewayConfig;
+  /** Its metrics (serve `metrics.registry` to expose them; see docs/reference/metrics.md). */
+  readonly metrics: GatewayMetrics;
 };
 
 /**
@@ -71,6 +74,8 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
   });
   app.decorate('uploads', uploads);
   app.decorate('gatewayConfig', config);
+  const metrics = options.metrics ?? new GatewayMetrics();
+  app.decorate('metrics', metrics);
   await app.register(uploadGateway, {
     client,
     s3: options.s3,
@@ -81,7 +86,7 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
     ...(options.plugins ? { plugins: options.plugins } : {}),
     ...(options.tus ? { tus: options.tus } : {}),
     ...(options.authenticate ? { authenticate: options.authenticate } : {}),
-    ...(options.metrics ? { metrics: options.metrics } : {}),
+    metrics,
   });
   // Decorated above: `uploads` and `gatewayConfig` are there.
   return app as unknown as GatewayServer;
