@@ -7,9 +7,9 @@
  * command: it leaves no event in history, so adding one changes no recorded history (the replay
  * test proves it), and it runs only when the workflow code runs for the first time — not during
  * replay (`callDuringReplay` is false) — so an upload is counted once even when its history is
- * replayed on another worker. A workflow task that fails and is retried may call it again before
- * the task completes; the SDK runs sink calls only after the activation completed, so that is not
- * double counted either.
+ * replayed on another worker. (The worker runs a task's sink calls after its activation; a
+ * workflow task that fails after a call and is retried may repeat it: rare, and at worst one
+ * upload counted twice.)
  */
 import { proxySinks, type Sinks } from '@temporalio/workflow';
 
