@@ -37,6 +37,8 @@ import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
 import { createLogger, installTemporalLogging } from './logging';
 import { startWorkerHealthServer } from './health';
+import { CircuitBreakers } from './resilience/circuit-breakers';
+import { s3BreakerTarget, withS3CircuitBreaker } from './s3/circuit-breaker';
 
 // The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
 // and workflows on a worker of your own.
@@ -50,6 +52,14 @@ export { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath, type RetryInterce
 export { loadConfig, ConfigError, type WorkerConfig } from './config';
 export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
+export {
+  CircuitBreakers,
+  CircuitOpenError,
+  onBreakerStateChange,
+  type BreakerState,
+  type BreakerStateListener,
+  type CircuitBreakerOptions,
+} from './resilience/circuit-breakers';
 export type { QuotaLedger } from './quota/ledger';
 
 /** The SDK's default `maxConcurrentWorkflowTaskExecutions`. */
@@ -119,6 +129,13 @@ export interface UploadWorkerOptions {
   workflowsPath?: string;
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
+  /**
+   * Circuit breakers (see src/resilience/circuit-breakers.ts): the injected `s3` client gets the
+   * breaker of its endpoint as a middleware, and webhooks pass the breaker of their host.
+   * `runWorkerFromEnv` builds them from `config.breaker`.
+   * @default undefined (no breakers)
+   */
+  breakers?: CircuitBreakers;
 }
 
 /**
@@ -127,7 +144,8 @@ export interface UploadWorkerOptions {
  * @throws EncryptionMisconfiguredError when `config.encryption` is set and `workflowBundle` lacks the encrypting failure converter
  */
 export async function createUploadWorker(options: UploadWorkerOptions): Promise<Worker> {
-  const { config } = options;
+  const { config, breakers } = options;
+  if (breakers) withS3CircuitBreaker(options.s3, breakers, s3BreakerTarget(config.s3));
   const activities =
     options.activities ??
     createActivities({
@@ -160,6 +178,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
         }),
       webhook: config.webhook,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
+      ...(breakers ? { breakers } : {}),
     });
   const interceptors = sagaWorkerInterceptors();
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
@@ -229,6 +248,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     connection,
     client,
     s3,
+    breakers: new CircuitBreakers(config.breaker, logger),
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   });
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;

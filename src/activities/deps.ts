@@ -5,6 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { QuotaLedger } from '../quota/ledger';
+import type { CircuitBreakers } from '../resilience/circuit-breakers';
 import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
 
@@ -35,4 +36,10 @@ export interface UploadActivityDeps {
    * `DestinationNotAllowed`. @default undefined (any key)
    */
   tenantKeyPrefix?: string;
+  /**
+   * The process's circuit breakers: webhook deliveries pass the breaker of their host. (S3 calls
+   * pass theirs through the S3 client's middleware, see src/s3/circuit-breaker.ts.)
+   * @default undefined (no breaker on webhooks)
+   */
+  breakers?: CircuitBreakers;
 }
