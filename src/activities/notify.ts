@@ -72,12 +72,14 @@ class ReceiverUnavailable extends Error {
 
 /** Unreachable, timed out, or answering 408/429/5xx: what the webhook host's breaker counts. */
 function isReceiverDown(err: unknown): boolean {
-  return err instanceof ReceiverUnavailable || (err instanceof Error && !(err instanceof AddressNotAllowedError) && err.name !== 'AbortError');
+  return (
+    err instanceof ReceiverUnavailable || (err instanceof Error && !(err instanceof AddressNotAllowedError) && err.name !== 'AbortError')
+  );
 }
 
 const isUnavailableStatus = (status: number) => status === 408 || status === 429 || status >= 500;
 
-export function notifyActivity(deps: UploadActivityDeps) {
+export function notifyActivity(deps: Pick<UploadActivityDeps, 'webhook' | 'breakers'>) {
   const send = createGuardedFetch({
     policy: webhookPolicy(deps.webhook),
     ...(deps.webhook?.resolve ? { resolve: deps.webhook.resolve } : {}),
@@ -116,7 +118,9 @@ export function notifyActivity(deps: UploadActivityDeps) {
       else if (err instanceof AddressNotAllowedError)
         throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shown}: ${err.message}`);
       else if (err instanceof CircuitOpenError)
-        throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown}: ${err.message}`, { retryAfterMs: err.retryAfterMs });
+        throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown}: ${err.message}`, {
+          retryAfterMs: err.retryAfterMs,
+        });
       else throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} unreachable: ${(err as Error).message}`);
     }
     if (response.status >= 200 && response.status < 300) return { status: response.status };

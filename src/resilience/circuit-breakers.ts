@@ -39,7 +39,11 @@ export type CircuitBreakerOptionsWithDefaults = Required<CircuitBreakerOptions>;
 
 /** Fills the defaults of {@link CircuitBreakerOptions}. */
 export function circuitBreakerOptionsWithDefaults(options: CircuitBreakerOptions = {}): CircuitBreakerOptionsWithDefaults {
-  return { enabled: options.enabled ?? true, failureThreshold: options.failureThreshold ?? 5, halfOpenAfterMs: options.halfOpenAfterMs ?? 10_000 };
+  return {
+    enabled: options.enabled ?? true,
+    failureThreshold: options.failureThreshold ?? 5,
+    halfOpenAfterMs: options.halfOpenAfterMs ?? 10_000,
+  };
 }
 
 /** Thrown instead of calling a target whose breaker is open. Retryable: the target may come back. */

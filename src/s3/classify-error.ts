@@ -95,7 +95,12 @@ export function classifyS3Error(err: unknown): ClassifiedS3Error {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code && NETWORK_ERROR_CODES.has(code)) || err.name === 'TimeoutError' || /socket hang up|network|timed? ?out/i.test(err.message)) {
-      return { type: 'S3.NetworkError', retryable: true, message: `${code ?? err.name}: ${err.message}`, storeDown: err.name !== 'AbortError' };
+      return {
+        type: 'S3.NetworkError',
+        retryable: true,
+        message: `${code ?? err.name}: ${err.message}`,
+        storeDown: err.name !== 'AbortError',
+      };
     }
     return { type: `S3.${err.name}`, retryable: true, message: err.message, storeDown: false };
   }
