@@ -61,6 +61,8 @@ export class RedisLocker implements Locker {
   /** Creates the locker and subscribes to release requests. */
   static async create(options: RedisLockerOptions): Promise<RedisLocker> {
     const locker = new RedisLocker(options);
+    // Its errors are the command connection's too (same server), reported by its owner; it reconnects and resubscribes by itself.
+    options.subscriber.on('error', () => undefined);
     options.subscriber.on('message', (channel: string, key: string) => {
       if (channel === locker.channel) void Promise.resolve(locker.holders.get(key)?.()).catch(() => undefined);
     });

@@ -18,6 +18,11 @@ export interface CuttableRelay {
   connections(): number;
   /** Destroys every open connection and refuses new ones. */
   cut(): void;
+  /**
+   * A network that drops packets: connections stay open (new ones are accepted) but no byte is
+   * forwarded either way, until {@link cut} or {@link restore}.
+   */
+  stall(): void;
   /** Relays again. */
   restore(): void;
   close(): Promise<void>;
@@ -25,6 +30,7 @@ export interface CuttableRelay {
 
 export async function startCuttableRelay(target: { host: string; port: number }): Promise<CuttableRelay> {
   let cut = false;
+  let stalled = false;
   let opened = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -35,7 +41,8 @@ export async function startCuttableRelay(target: { host: string; port: number })
     }
     const upstream = net.connect(target.port, target.host);
     sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
+    client.on('data', (chunk: Buffer) => stalled || upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => stalled || client.write(chunk));
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -55,13 +62,18 @@ export async function startCuttableRelay(target: { host: string; port: number })
       return cut;
     },
     connections: () => opened,
+    stall() {
+      stalled = true;
+    },
     cut() {
       cut = true;
+      stalled = false;
       for (const socket of sockets) socket.destroy();
       sockets.clear();
     },
     restore() {
       cut = false;
+      stalled = false;
     },
     close: () =>
       new Promise<void>((resolve) => {
