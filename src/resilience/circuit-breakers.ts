@@ -35,6 +35,7 @@ export interface CircuitBreakerOptions {
   halfOpenAfterMs?: number;
 }
 
+/** {@link CircuitBreakerOptions} with every default filled. */
 export type CircuitBreakerOptionsWithDefaults = Required<CircuitBreakerOptions>;
 
 /** Fills the defaults of {@link CircuitBreakerOptions}. */
@@ -90,6 +91,7 @@ interface Breaker {
 
 /** The breakers of one process, created on first use per target. */
 export class CircuitBreakers {
+  /** The options, defaults filled. */
   readonly options: CircuitBreakerOptionsWithDefaults;
   private readonly breakers = new Map<string, Breaker>();
 

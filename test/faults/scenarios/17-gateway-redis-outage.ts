@@ -47,11 +47,22 @@ export const scenario: FaultScenario = {
 
     const file = await ctx.makeFile(24 * MiB, 'across-the-outage.bin');
     const data = await readFile(file.path);
+    // Created first, then uploaded by a client that knows only its URL: tus-js-client given an
+    // `endpoint` answers any non-2xx HEAD (here the outage's 503) by creating a NEW upload and
+    // sending everything again, abandoning the first; with `uploadUrl` alone it retries the HEAD.
+    const created = await fetch(`${gateway.url}/files`, {
+      method: 'POST',
+      headers: {
+        ...tusHeaders,
+        'Upload-Length': String(file.size),
+        'Upload-Metadata': `filename ${Buffer.from('across-the-outage.bin').toString('base64')}`,
+      },
+    });
+    assert.equal(created.status, 201, `POST /files answered ${created.status}`);
     const run = tusUpload(data, {
-      endpoint: `${gateway.url}/files`,
+      uploadUrl: new URL(created.headers.get('location')!, gateway.url).toString(),
       chunkSize: 1 * MiB,
       headers,
-      metadata: { filename: 'across-the-outage.bin' },
       // tus-js-client retries 5xx: enough delays to ride out the outage and a lapsing lock.
       retryDelays: [1000, 2000, 3000, 5000, 5000, 5000, 5000, 5000, 10_000, 10_000, 10_000, 10_000],
     });
@@ -114,14 +125,24 @@ export const scenario: FaultScenario = {
     relay.restore();
     const restoredAt = Date.now();
     ctx.log('Redis restored');
-    await ctx.waitFor('/readyz ready again', async () => (await fetch(`${gateway.url}/readyz`)).status === 200, {
-      timeoutMs: 60_000,
-      intervalMs: 500,
-    });
+    await ctx.waitFor(
+      '/readyz ready again',
+      async () => (await fetch(`${gateway.url}/readyz`, { signal: AbortSignal.timeout(10_000) })).status === 200,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      },
+    );
     const readyAfter = (Date.now() - restoredAt) / 1000;
     assert.equal(gateway.child.exitCode, null, 'the gateway process must not have exited');
 
-    await run.done;
+    ctx.log(`ready again ${readyAfter.toFixed(1)} s after Redis returned`);
+    await Promise.race([
+      run.done,
+      ctx.sleep(180_000).then(() => {
+        throw new Error(`the tus upload did not finish within 180 s of Redis returning (offset ${run.offset()} of ${file.size})`);
+      }),
+    ]);
     await ctx.assertInvariants(tracked, { outcome: 'completed' });
     const after = await probe('tus HEAD after', `${gateway.url}/files/${uploadId}`, { method: 'HEAD', headers: tusHeaders });
     assert.equal(after.answer.status, 200, `HEAD after the outage: ${after.answer.status}`);
