@@ -79,7 +79,9 @@ export const scenario: FaultScenario = {
 
     relay.cut();
     const cutAt = Date.now();
-    ctx.log(`Redis cut at offset ${run.offset()}`);
+    const offsetAtCut = run.offset();
+    assert.ok(offsetAtCut < file.size, 'the upload finished before Redis was cut: make the file larger');
+    ctx.log(`Redis cut at offset ${offsetAtCut}`);
     const probes: { what: string; status: number; retryAfter: string | null; ms: number }[] = [];
     const probe = async (what: string, url: string, init: RequestInit) => {
       const started = Date.now();
@@ -150,7 +152,7 @@ export const scenario: FaultScenario = {
 
     const slowest = Math.max(...outageAnswers.map((p) => p.ms));
     ctx.summary(
-      `${outageAnswers.length} requests during the outage answered 503 + Retry-After (slowest ${slowest} ms); ready ${readyAfter.toFixed(1)} s after Redis returned; the upload begun before completed byte-identical ${((Date.now() - restoredAt) / 1000).toFixed(0)} s after`,
+      `cut at ${(offsetAtCut / MiB).toFixed(0)} of ${file.size / MiB} MiB; ${outageAnswers.length} requests during the outage answered 503 + Retry-After (slowest ${slowest} ms); ready ${readyAfter.toFixed(1)} s after Redis returned; the upload begun before completed byte-identical ${((Date.now() - restoredAt) / 1000).toFixed(0)} s after`,
     );
   },
 };
