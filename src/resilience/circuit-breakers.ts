@@ -25,7 +25,7 @@ import type { Logger } from '../logging';
 /** A breaker's state, as logs and metrics show it. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
-/** Options of {@link CircuitBreakers}; see {@link circuitBreakerOptionsWithDefaults}. */
+/** Options of {@link CircuitBreakers}: when a breaker opens and for how long. */
 export interface CircuitBreakerOptions {
   /** `false`: every call goes through, nothing is counted. @default true */
   enabled?: boolean;
