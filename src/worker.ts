@@ -43,6 +43,8 @@ import { instrumentS3Client } from './metrics/s3-middleware';
 import { uploadMetricsSinks } from './metrics/worker-sinks';
 import { httpMetricsSource, startMetricsServer, type MetricsServer } from './metrics/metrics-server';
 import { findFreePort } from './embedded/free-port';
+import { CircuitBreakers, onBreakerStateChange } from './resilience/circuit-breakers';
+import { s3BreakerTarget, withS3CircuitBreaker } from './s3/circuit-breaker';
 
 // The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
 // and workflows on a worker of your own.
@@ -56,6 +58,14 @@ export { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath, type RetryInterce
 export { loadConfig, ConfigError, type WorkerConfig } from './config';
 export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
+export {
+  CircuitBreakers,
+  CircuitOpenError,
+  onBreakerStateChange,
+  type BreakerState,
+  type BreakerStateListener,
+  type CircuitBreakerOptions,
+} from './resilience/circuit-breakers';
 export type { QuotaLedger } from './quota/ledger';
 export { WorkerMetrics, type WorkerMetricsOptions, type CircuitBreakerState, type PartMetrics } from './metrics/worker-metrics';
 export { uploadMetricsSinks } from './metrics/worker-sinks';
@@ -143,6 +153,13 @@ export interface UploadWorkerOptions {
   metrics?: WorkerMetrics;
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
+  /**
+   * Circuit breakers (see src/resilience/circuit-breakers.ts): the injected `s3` client gets the
+   * breaker of its endpoint as a middleware, and webhooks pass the breaker of their host.
+   * `runWorkerFromEnv` builds them from `config.breaker`.
+   * @default undefined (no breakers)
+   */
+  breakers?: CircuitBreakers;
 }
 
 /**
@@ -151,9 +168,10 @@ export interface UploadWorkerOptions {
  * @throws EncryptionMisconfiguredError when `config.encryption` is set and `workflowBundle` lacks the encrypting failure converter
  */
 export async function createUploadWorker(options: UploadWorkerOptions): Promise<Worker> {
-  const { config } = options;
+  const { config, breakers } = options;
   const metrics = options.metrics ?? new WorkerMetrics({ tenantLabel: config.metrics?.tenantLabel ?? false });
   instrumentS3Client(options.s3, metrics);
+  if (breakers) withS3CircuitBreaker(options.s3, breakers, s3BreakerTarget(config.s3));
   const activities =
     options.activities ??
     createActivities({
@@ -187,6 +205,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
       webhook: config.webhook,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
       metrics,
+      ...(breakers ? { breakers } : {}),
     });
   const saga = sagaWorkerInterceptors();
   const interceptors = { ...saga, activity: [createMetricsActivityInterceptor(metrics), ...(saga.activity ?? [])] };
@@ -264,10 +283,13 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     client,
     s3,
     metrics,
+    breakers: new CircuitBreakers(config.breaker, logger),
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   });
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
   let metricsServer: MetricsServer | undefined;
+  // The breakers are this process's: their states go to this worker's gauge.
+  const stopBreakerGauge = onBreakerStateChange(metrics.circuitBreakerListener);
   try {
     if (config.health) health = await startWorkerHealthServer({ ...config.health, worker, s3, logger });
     if (config.metrics.port !== undefined) {
@@ -294,6 +316,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     );
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
+    stopBreakerGauge();
     await metricsServer?.close();
     await health?.close();
     s3.destroy();
