@@ -133,6 +133,12 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
     description: "Interface the worker's health endpoints listen on",
     default: '0.0.0.0',
   },
+  {
+    name: 'UPLOAD_SAGA_PROGRESS_REDIS_URL',
+    description:
+      "Redis the worker publishes live upload progress on and `upload-saga upload` follows it from (the gateway's UPLOAD_SAGA_GATEWAY_REDIS_URL); unset: none published, the CLI polls",
+    secret: true,
+  },
   // The HTTP gateway's own variables (src/gateway/config.ts reads them).
   ...GATEWAY_CONFIG_VARIABLES,
 ];
@@ -236,6 +242,10 @@ const envSchema = z.object({
   UPLOAD_SAGA_HEALTH_PORT: wholeNumber(0, 65535).optional(),
   UPLOAD_SAGA_HEALTH_HOST: z.string().min(1).default('0.0.0.0'),
   UPLOAD_SAGA_HEALTH_BUCKET: z.string().min(1).default('uploads'),
+  UPLOAD_SAGA_PROGRESS_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
 });
 
 export interface TemporalConnectionConfig {
@@ -278,6 +288,8 @@ export interface WorkerConfig {
   logging: LoggingConfig;
   /** The worker's health endpoints (`UPLOAD_SAGA_HEALTH_PORT`); undefined: none. */
   health?: { host: string; port: number; bucket: string };
+  /** Live progress over Redis pub/sub (`UPLOAD_SAGA_PROGRESS_REDIS_URL`); undefined: none. */
+  progress?: { redisUrl: string };
 }
 
 const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -375,5 +387,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     ...(e.UPLOAD_SAGA_HEALTH_PORT !== undefined
       ? { health: { host: e.UPLOAD_SAGA_HEALTH_HOST, port: e.UPLOAD_SAGA_HEALTH_PORT, bucket: e.UPLOAD_SAGA_HEALTH_BUCKET } }
       : {}),
+    ...(e.UPLOAD_SAGA_PROGRESS_REDIS_URL ? { progress: { redisUrl: e.UPLOAD_SAGA_PROGRESS_REDIS_URL } } : {}),
   };
 }

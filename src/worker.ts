@@ -30,7 +30,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { siblingModule } from './module-path';
 import { loadConfig, type WorkerConfig } from './config';
-import { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
+import { connectClient, connectWorker, createProgressRedis, createS3Client, createTemporalClient } from './connections';
+import { createProgressPublisher, rateLimitedErrors, type ProgressPublisher } from './progress/publisher';
+import { createProgressInterceptor } from './progress/activity-progress';
 import { assertBundleEncryptsFailures, ENCRYPTED_FAILURE_CONVERTER_PATH, uploadDataConverter } from './codec/data-converter';
 import { TemporalQuotaLedger } from './quota/temporal-ledger';
 import type { QuotaLedger } from './quota/ledger';
@@ -119,6 +121,12 @@ export interface UploadWorkerOptions {
   workflowsPath?: string;
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
+  /**
+   * Publishes live progress of every upload (activity phases, upload-parts bytes) on the progress
+   * bus (see src/progress/publisher.ts); not closed by the worker. Ignored for `activities` you
+   * build yourself, apart from the phases. @default undefined (none published)
+   */
+  progress?: ProgressPublisher;
 }
 
 /**
@@ -160,8 +168,11 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
         }),
       webhook: config.webhook,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
+      ...(options.progress ? { progress: options.progress } : {}),
     });
-  const interceptors = sagaWorkerInterceptors();
+  const saga = sagaWorkerInterceptors();
+  // Live progress: each upload activity's phase as it starts, next to the saga's retry hints.
+  const interceptors = options.progress ? { ...saga, activity: [...(saga.activity ?? []), createProgressInterceptor(options.progress)] } : saga;
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
   const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));
@@ -224,12 +235,17 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
   const clientConnection = await connectClient(config.temporal);
   const client = createTemporalClient(clientConnection, config);
   const s3 = createS3Client(config.s3);
+  // Live progress on Redis: errors are logged at most twice a minute and never reach an upload.
+  const progressErrors = rateLimitedErrors(30_000, (err, suppressed) => logger.warn({ err, suppressed }, 'live progress not published'));
+  const redis = config.progress ? createProgressRedis(config.progress.redisUrl, { publishOnly: true, onError: progressErrors }) : undefined;
+  const progress = redis ? createProgressPublisher({ redis, onError: progressErrors }) : undefined;
   const worker = await createUploadWorker({
     config,
     connection,
     client,
     s3,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+    ...(progress ? { progress } : {}),
   });
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
   try {
@@ -247,6 +263,8 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
     await health?.close();
+    await progress?.close();
+    redis?.disconnect();
     s3.destroy();
     await clientConnection.close();
     await connection.close();

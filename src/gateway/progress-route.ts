@@ -13,8 +13,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { listAllParts } from '../s3/list-parts';
 import type { GatewayUploadState } from '../upload/gateway-upload';
 import { UnauthorizedError } from './errors';
-import type { ProgressBus } from './progress-bus';
-import { observationOfState, ProgressView, type ProgressEvent, type ProgressObservation } from './progress-view';
+import type { ProgressBus } from '../progress/bus';
+import { observationOfState, ProgressView, type ProgressEvent, type ProgressObservation } from '../progress/view';
 
 /** How a stream polls, keeps its connection and measures its rate; every field has a default. */
 export interface ProgressStreamOptions {

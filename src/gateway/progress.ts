@@ -4,16 +4,16 @@
  * once the outcome is known (with the object on success, the cause otherwise), and publishing of
  * every state change the uploads service makes on this replica.
  *
- * One job per file: progress-view.ts (events, observations, rate; pure), progress-bus.ts (fan-out
+ * One job per file: src/progress/view.ts (events, observations, rate; pure), src/progress/bus.ts (fan-out
  * between replicas, Redis or in memory), progress-route.ts (the SSE route and its poll of the
  * workflow); this module wires them into a plugin.
  */
-import { createProgressBus, type ProgressBus } from './progress-bus';
+import { createProgressBus, type ProgressBus } from '../progress/bus';
 import { registerProgressRoute, type ProgressStreamOptions } from './progress-route';
-import { observationOfState } from './progress-view';
+import { observationOfState } from '../progress/view';
 import type { GatewayPlugin } from './plugin-types';
 
-export { createProgressBus, LocalProgressBus, RedisProgressBus, type ProgressBus, type ProgressBusOptions } from './progress-bus';
+export { createProgressBus, LocalProgressBus, RedisProgressBus, type ProgressBus, type ProgressBusOptions } from '../progress/bus';
 export {
   registerProgressRoute,
   pollObservation,
@@ -21,7 +21,7 @@ export {
   type ProgressSource,
   type ProgressStreamOptions,
 } from './progress-route';
-export { observationOfState, ProgressRateMeter, ProgressView, type ProgressEvent, type ProgressObservation } from './progress-view';
+export { observationOfState, ProgressRateMeter, ProgressView, type ProgressEvent, type ProgressObservation } from '../progress/view';
 
 /** Options of {@link progressPlugin}; every field has a default. */
 export interface ProgressPluginOptions extends ProgressStreamOptions {
