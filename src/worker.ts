@@ -172,7 +172,9 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     });
   const saga = sagaWorkerInterceptors();
   // Live progress: each upload activity's phase as it starts, next to the saga's retry hints.
-  const interceptors = options.progress ? { ...saga, activity: [...(saga.activity ?? []), createProgressInterceptor(options.progress)] } : saga;
+  const interceptors = options.progress
+    ? { ...saga, activity: [...(saga.activity ?? []), createProgressInterceptor(options.progress)] }
+    : saga;
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
   const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));

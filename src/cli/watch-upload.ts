@@ -110,7 +110,15 @@ export async function watchUpload(
     }
     done.signal.addEventListener('abort', () => void unsubscribe().catch(() => undefined), { once: true });
     // Subscribed first, read second: nothing between the read and the subscription is missed.
-    let base: LiveProgress = { phase: 'inspect-source', outcome: 'running', partsUploaded: 0, bytesUploaded: 0, batchesDone: 0, bytesDone: 0, partsDone: 0 };
+    let base: LiveProgress = {
+      phase: 'inspect-source',
+      outcome: 'running',
+      partsUploaded: 0,
+      bytesUploaded: 0,
+      batchesDone: 0,
+      bytesDone: 0,
+      partsDone: 0,
+    };
     try {
       base = await cancellable(scope, done.signal, () => handle.progress());
     } catch {

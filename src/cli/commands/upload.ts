@@ -134,7 +134,12 @@ export async function runUpload(sourceArgument: string, options: UploadCommandOp
     const redis = bar && config.progress ? createProgressRedis(config.progress.redisUrl) : undefined;
     const bus = redis ? { bus: createProgressBus({ redis }), tenant: request.tenant, uploadId: request.uploadId } : undefined;
     try {
-      const result = await watchUpload(handle, { ...(bar ? { sink: bar } : {}), stop: detach.signal, scope: client, ...(bus ? { bus } : {}) });
+      const result = await watchUpload(handle, {
+        ...(bar ? { sink: bar } : {}),
+        stop: detach.signal,
+        scope: client,
+        ...(bus ? { bus } : {}),
+      });
       out(io, ...resultLines(result, { uiLink }));
       return result;
     } catch (error) {
