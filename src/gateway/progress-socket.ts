@@ -22,6 +22,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { GatewayError, UnauthorizedError } from './errors';
 import type { ProgressBus } from '../progress/bus';
@@ -87,8 +88,22 @@ export async function registerProgressSocket(app: FastifyInstance, options: Prog
   // One upgrade listener per server: the plugin may already be there (registered by the application).
   if (!app.hasDecorator('websocketServer')) await app.register(websocket, { options: { maxPayload: MAX_CLIENT_FRAME_BYTES } });
   const openSockets = new Set<() => void>();
+  // Upgrade requests refused over HTTP (401, 404, 429) leave a connection Node no longer manages:
+  // each is ended once its answer is sent, and any left is destroyed when the gateway stops, or
+  // its close would wait for them.
+  const refusable = new Set<Duplex>();
+  const onUpgrade = (_request: unknown, connection: Duplex) => {
+    refusable.add(connection);
+    connection.once('close', () => refusable.delete(connection));
+  };
+  app.server.on('upgrade', onUpgrade);
+  app.addHook('onResponse', async (request) => {
+    if (request.raw.headers.upgrade?.toLowerCase() === 'websocket') request.raw.socket.destroy();
+  });
   app.addHook('preClose', async () => {
+    app.server.off('upgrade', onUpgrade);
     for (const close of [...openSockets]) close();
+    for (const connection of refusable) connection.destroy();
   });
 
   app.get<{ Params: { id: string } }>(
@@ -102,6 +117,7 @@ export async function registerProgressSocket(app: FastifyInstance, options: Prog
       },
     },
     async (socket: WebSocket, request) => {
+      refusable.delete(request.raw.socket);
       const tenant = request.tenant;
       const uploadId = request.params.id;
       let closed = false;

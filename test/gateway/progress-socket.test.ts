@@ -69,8 +69,9 @@ async function openSocket(
   uploadId: string,
   headers: Record<string, string>,
   options: WebSocket.ClientOptions = {},
+  query = '',
 ): Promise<Socket> {
-  const ws = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/uploads/${uploadId}/socket`, { headers, ...options });
+  const ws = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/uploads/${uploadId}/socket${query}`, { headers, ...options });
   const messages: ServerMessage[] = [];
   ws.on('message', (data) => messages.push(JSON.parse(String(data)) as ServerMessage));
   const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
@@ -173,7 +174,7 @@ describe('the WebSocket progress stream across replicas', () => {
     expect(await refusedStatus(base)).toBe(401);
     expect(await refusedStatus(base, beta.auth)).toBe(404);
     expect(await refusedStatus(`${replicaB.url.replace(/^http/, 'ws')}/uploads/${uploadId}/socket?access_token=${beta.token}`)).toBe(404);
-    const socket = await openSocket(replicaB, `${uploadId}?access_token=${acme.token}`, {});
+    const socket = await openSocket(replicaB, uploadId, {}, {}, `?access_token=${acme.token}`);
     await expect.poll(() => socket.progress().length).toBe(1);
     // Another tenant cannot cancel it either: its socket was never opened, and the upload still runs.
     socket.ws.close();

@@ -1,0 +1,164 @@
+/**
+ * Live progress of uploads started from application code (UploadClient, no gateway): the real
+ * worker publishes each activity's phase and upload-parts' bytes on the machine's Redis, and
+ * `watchUpload` (what `upload-saga upload` runs) follows them from the bus instead of polling. And
+ * the publisher's promise: with Redis unreachable, publishing neither throws nor waits nor grows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { UploadClient, type LiveProgress } from '../../src/client';
+import { createProgressRedis } from '../../src/connections';
+import { createUploadWorker } from '../../src/worker';
+import { createProgressBus, type ProgressBus } from '../../src/progress/bus';
+import { createProgressPublisher, type ProgressPublisher } from '../../src/progress/publisher';
+import type { ProgressObservation } from '../../src/progress/view';
+import { watchUpload } from '../../src/cli/watch-upload';
+import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { makeRandomFile, makeTempDir, MiB } from '../support/files';
+
+let stack: TestStack;
+let worker: RunningWorker;
+let publisherRedis: Redis;
+let publisher: ProgressPublisher;
+let subscriberRedis: Redis;
+let bus: ProgressBus;
+let tmp: Awaited<ReturnType<typeof makeTempDir>>;
+let uploads: UploadClient;
+// A prefix of its own: nothing else on the machine's Redis reaches these channels.
+const channelPrefix = `${uniqueId('test')}:`;
+
+beforeAll(async () => {
+  stack = await connectTestStack();
+  publisherRedis = createProgressRedis('redis://127.0.0.1:6379', { publishOnly: true });
+  await new Promise<void>((resolve) => publisherRedis.once('ready', () => resolve()));
+  publisher = createProgressPublisher({ redis: publisherRedis, channelPrefix });
+  worker = runInBackground(
+    await createUploadWorker({
+      config: stack.config,
+      connection: stack.workerConnection,
+      client: stack.client,
+      s3: stack.s3,
+      progress: publisher,
+    }),
+  );
+  subscriberRedis = createProgressRedis('redis://127.0.0.1:6379');
+  bus = createProgressBus({ redis: subscriberRedis, channelPrefix });
+  tmp = await makeTempDir();
+  uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await publisher?.close();
+  await bus?.close();
+  publisherRedis?.disconnect();
+  subscriberRedis?.disconnect();
+  await stack?.close();
+  await tmp?.remove();
+});
+
+describe('live progress of uploads started from application code', () => {
+  it('publishes each phase and the bytes of every part; watchUpload follows the bus and polls at most once', async () => {
+    const tenant = 'acme';
+    const uploadId = uniqueId('live');
+    const file = await makeRandomFile(tmp.dir, `${uploadId}.bin`, 40 * MiB);
+    // Everything the bus carries for this upload, from before it starts.
+    const observed: ProgressObservation[] = [];
+    const unsubscribe = await bus.subscribe(tenant, uploadId, (o) => observed.push(o));
+
+    const handle = await uploads.start({
+      uploadId,
+      tenant,
+      source: { type: 'file', path: file.path },
+      destination: { bucket: 'uploads', key: `live/${uploadId}.bin` },
+      partSize: 5 * MiB,
+      partConcurrency: 1,
+    });
+    // Counts the workflow reads: polling every minute would show at most one value in this upload.
+    let polls = 0;
+    const counted = { result: () => handle.result(), progress: () => (polls++, handle.progress()) };
+    const updates: { at: number; progress: LiveProgress }[] = [];
+    const sink = {
+      update: (progress: LiveProgress) => updates.push({ at: Date.now(), progress }),
+      finish: () => undefined,
+      stop: () => undefined,
+    };
+    const result = await watchUpload(counted, { sink, intervalMs: 60_000, bus: { bus, tenant, uploadId } });
+    await unsubscribe();
+
+    expect(result.size).toBe(40 * MiB);
+    expect(polls).toBeLessThanOrEqual(1);
+    // The bar moved part by part: several distinct byte counts, rising, up to the whole file.
+    const bytes = [...new Set(updates.map((u) => u.progress.bytesDone))];
+    expect(bytes.length).toBeGreaterThanOrEqual(4);
+    expect(bytes).toEqual([...bytes].sort((a, b) => a - b));
+    expect(bytes.at(-1)).toBe(40 * MiB);
+    // What the worker published: the phases the activities stand for, in order, and every part's bytes.
+    const phases = observed.map((o) => o.phase).filter((p, i, all) => p !== all[i - 1]);
+    expect(phases).toEqual(expect.arrayContaining(['upload-parts', 'verify', 'merge']));
+    expect(phases.indexOf('upload-parts')).toBeLessThan(phases.indexOf('verify'));
+    expect(phases.indexOf('verify')).toBeLessThan(phases.indexOf('merge'));
+    const partBytes = observed.filter((o) => o.phase === 'upload-parts' && o.bytes !== undefined).map((o) => o.bytes);
+    for (let part = 1; part <= 8; part++) expect(partBytes).toContain(part * 5 * MiB);
+    expect(
+      observed.every((o) => (o.tenant === tenant && o.uploadId === uploadId && o.totalBytes === undefined) || o.totalBytes === 40 * MiB),
+    ).toBe(true);
+    const spacing = updates.slice(1).map((u, i) => u.at - updates[i]!.at);
+    process.stderr.write(
+      `[live-progress] ${updates.length} bar updates over ${updates.at(-1)!.at - updates[0]!.at} ms from the bus (median gap ${spacing.sort((a, b) => a - b)[spacing.length >> 1]} ms), ${polls} workflow read(s); ${publisher.stats.sent} observations sent\n`,
+    );
+  });
+
+  it('falls back to polling when the bus cannot subscribe', async () => {
+    const uploadId = uniqueId('fallback');
+    const file = await makeRandomFile(tmp.dir, `${uploadId}.bin`, 6 * MiB);
+    const handle = await uploads.start({
+      uploadId,
+      tenant: 'acme',
+      source: { type: 'file', path: file.path },
+      destination: { bucket: 'uploads', key: `live/${uploadId}.bin` },
+      partSize: 5 * MiB,
+    });
+    const broken: ProgressBus = {
+      publish: async () => false,
+      subscribe: () => Promise.reject(new Error('Redis is away')),
+      close: async () => undefined,
+    };
+    let polls = 0;
+    const counted = { result: () => handle.result(), progress: () => (polls++, handle.progress()) };
+    const sink = { update: () => undefined, finish: () => undefined, stop: () => undefined };
+    const result = await watchUpload(counted, { sink, intervalMs: 20, bus: { bus: broken, tenant: 'acme', uploadId } });
+    expect(result.size).toBe(6 * MiB);
+    expect(polls).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the progress publisher', () => {
+  it('with Redis unreachable: never throws or waits, keeps at most maxQueued uploads, reports errors rate-limited', async () => {
+    const unreachable = createProgressRedis('redis://127.0.0.1:1', { publishOnly: true });
+    const errors: { error: Error; suppressed: number }[] = [];
+    const offline = createProgressPublisher({
+      redis: unreachable,
+      maxQueued: 100,
+      onError: (error, suppressed) => errors.push({ error, suppressed }),
+    });
+    try {
+      const started = performance.now();
+      for (let i = 0; i < 1_000; i++) offline.publish({ tenant: 'acme', uploadId: `u${i}`, at: Date.now(), bytes: i });
+      // The same upload again: merged into its queued observation, not a new entry.
+      for (let i = 0; i < 1_000; i++) offline.publish({ tenant: 'acme', uploadId: 'u999', at: Date.now(), bytes: i });
+      const elapsedMs = performance.now() - started;
+      expect(elapsedMs).toBeLessThan(500);
+      expect(offline.stats.dropped).toBe(900);
+      await expect.poll(() => offline.stats.failed).toBe(100);
+      expect(offline.stats.sent).toBe(0);
+      // One report for the 100 failures (the rest are suppressed within the interval).
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.error.message).toMatch(/Stream isn't writeable|enableOfflineQueue|Connection is closed/i);
+      process.stderr.write(`[live-progress] 2,000 publishes with Redis unreachable: ${elapsedMs.toFixed(1)} ms\n`);
+    } finally {
+      await offline.close();
+      unreachable.disconnect();
+    }
+  });
+});
