@@ -99,9 +99,11 @@ describe('live progress of uploads started from application code', () => {
     expect(phases.indexOf('upload-parts')).toBeLessThan(phases.indexOf('verify'));
     expect(phases.indexOf('verify')).toBeLessThan(phases.indexOf('merge'));
     const partBytes = observed.filter((o) => o.phase === 'upload-parts' && o.bytes !== undefined).map((o) => o.bytes);
-    for (let part = 1; part <= 8; part++) expect(partBytes).toContain(part * 5 * MiB);
+    // One per finished part (observations queued during a send merge into the latest: at least half arrive one by one).
+    expect(new Set(partBytes.filter((b) => b! > 0 && b! % (5 * MiB) === 0)).size).toBeGreaterThanOrEqual(4);
+    expect(partBytes).toContain(40 * MiB);
     expect(
-      observed.every((o) => (o.tenant === tenant && o.uploadId === uploadId && o.totalBytes === undefined) || o.totalBytes === 40 * MiB),
+      observed.every((o) => o.tenant === tenant && o.uploadId === uploadId && (o.totalBytes === undefined || o.totalBytes === 40 * MiB)),
     ).toBe(true);
     const spacing = updates.slice(1).map((u, i) => u.at - updates[i]!.at);
     process.stderr.write(
@@ -129,7 +131,8 @@ describe('live progress of uploads started from application code', () => {
     const sink = { update: () => undefined, finish: () => undefined, stop: () => undefined };
     const result = await watchUpload(counted, { sink, intervalMs: 20, bus: { bus: broken, tenant: 'acme', uploadId } });
     expect(result.size).toBe(6 * MiB);
-    expect(polls).toBeGreaterThanOrEqual(1);
+    // Polled every 20 ms for the whole upload, where the bus would have read the workflow once.
+    expect(polls).toBeGreaterThan(2);
   });
 });
 
