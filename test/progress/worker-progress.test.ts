@@ -15,6 +15,8 @@ import type { ProgressObservation } from '../../src/progress/view';
 import { watchUpload } from '../../src/cli/watch-upload';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
+import { progressPlugin, type ProgressEvent } from '../../src/gateway/progress';
+import { startTestGateway, testRedis, testTenant } from '../gateway/gateway-harness';
 
 let stack: TestStack;
 let worker: RunningWorker;
@@ -133,6 +135,58 @@ describe('live progress of uploads started from application code', () => {
     expect(result.size).toBe(6 * MiB);
     // Polled every 20 ms for the whole upload, where the bus would have read the workflow once.
     expect(polls).toBeGreaterThan(2);
+  });
+});
+
+describe('a gateway progress stream of an upload started from application code', () => {
+  it('shows the worker’s part-by-part bytes from the bus between its polls, then the final event with the object', async () => {
+    const tenant = testTenant('liveapp');
+    const gatewayRedis = testRedis();
+    // Polls every 2 s (the default): the upload's one batch of parts is reported by the workflow only once it is done.
+    const gateway = await startTestGateway(stack, [tenant], { redis: gatewayRedis, plugins: [progressPlugin({ channelPrefix })] });
+    try {
+      const uploadId = uniqueId('sse');
+      const file = await makeRandomFile(tmp.dir, `${uploadId}.bin`, 40 * MiB);
+      const handle = await uploads.start({
+        uploadId,
+        tenant: tenant.name,
+        source: { type: 'file', path: file.path },
+        destination: { bucket: 'uploads', key: `live/${uploadId}.bin` },
+        partSize: 5 * MiB,
+        partConcurrency: 1,
+      });
+      const response = await fetch(`${gateway.url}/uploads/${uploadId}/events`, { headers: tenant.auth });
+      expect(response.status).toBe(200);
+      const events: ProgressEvent[] = [];
+      let buffer = '';
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += Buffer.from(chunk).toString('utf8');
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
+          buffer = buffer.slice(end + 2);
+          if (data) events.push(JSON.parse(data) as ProgressEvent);
+        }
+      }
+      await handle.result();
+      const running = [...new Set(events.filter((e) => e.outcome === 'running' && e.phase === 'upload-parts').map((e) => e.bytes))];
+      expect(running.filter((b) => b > 0 && b < 40 * MiB).length).toBeGreaterThanOrEqual(2);
+      expect(events.at(-1)).toMatchObject({
+        outcome: 'completed',
+        bytes: 40 * MiB,
+        object: { bucket: 'uploads', key: `live/${uploadId}.bin`, size: 40 * MiB },
+      });
+      // Another tenant's token finds nothing under that id.
+      const other = testTenant('liveother');
+      const foreign = await startTestGateway(stack, [other], { redis: gatewayRedis, plugins: [progressPlugin({ channelPrefix })] });
+      try {
+        expect((await fetch(`${foreign.url}/uploads/${uploadId}/events`, { headers: other.auth })).status).toBe(404);
+      } finally {
+        await foreign.close();
+      }
+    } finally {
+      await gateway.close();
+      await gatewayRedis.quit();
+    }
   });
 });
 
