@@ -16,6 +16,8 @@
  *   each part is an UploadPartCopy of its range, conditional on the source's ETag. Such parts carry
  *   no additional checksum (see upload/integrity.ts); the fingerprint is over their ETags.
  * - Cancellation (delivered through heartbeats) aborts in-flight requests and stops the batch.
+ * - Every heartbeat also publishes the upload's bytes on the progress bus when the worker has one
+ *   (`deps.progress`, src/progress/publisher.ts): queued, never awaited, never thrown.
  * - Heartbeats tick on a timer, not per part: the heartbeat timeout detects a dead worker, and
  *   a part slower than it on a slow link is not mistaken for one. Stalls are the S3 client's to
  *   detect (its idle timeout), see connections.ts.
