@@ -39,6 +39,12 @@ import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
 import { createLogger, installTemporalLogging } from './logging';
 import { startWorkerHealthServer } from './health';
+import { WorkerMetrics } from './metrics/worker-metrics';
+import { createMetricsActivityInterceptor } from './metrics/activity-interceptor';
+import { instrumentS3Client } from './metrics/s3-middleware';
+import { uploadMetricsSinks } from './metrics/worker-sinks';
+import { httpMetricsSource, startMetricsServer, type MetricsServer } from './metrics/metrics-server';
+import { findFreePort } from './embedded/free-port';
 
 // The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
 // and workflows on a worker of your own.
@@ -53,6 +59,18 @@ export { loadConfig, ConfigError, type WorkerConfig } from './config';
 export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
 export type { QuotaLedger } from './quota/ledger';
+export { WorkerMetrics, type WorkerMetricsOptions, type CircuitBreakerState, type PartMetrics } from './metrics/worker-metrics';
+export { uploadMetricsSinks } from './metrics/worker-sinks';
+export type { UploadMetricsSinks, UploadEndedReport, UploadKind } from './metrics/upload-sinks';
+export { createMetricsActivityInterceptor } from './metrics/activity-interceptor';
+export { instrumentS3Client } from './metrics/s3-middleware';
+export {
+  startMetricsServer,
+  httpMetricsSource,
+  type MetricsServer,
+  type MetricsServerOptions,
+  type MetricsSource,
+} from './metrics/metrics-server';
 
 /** The SDK's default `maxConcurrentWorkflowTaskExecutions`. */
 const SDK_WORKFLOW_TASK_SLOTS = 40;
@@ -119,6 +137,12 @@ export interface UploadWorkerOptions {
    * @default undefined (the shipped bundle of the upload workflows)
    */
   workflowsPath?: string;
+  /**
+   * Where the worker's application metrics are recorded (workflow outcomes through sinks, activity
+   * attempts through an interceptor, S3 errors through a middleware on `s3`, parts by upload-parts).
+   * @default a WorkerMetrics of its own (recorded, not exposed: serve `metrics.registry` to expose them)
+   */
+  metrics?: WorkerMetrics;
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
   /**
@@ -136,6 +160,8 @@ export interface UploadWorkerOptions {
  */
 export async function createUploadWorker(options: UploadWorkerOptions): Promise<Worker> {
   const { config } = options;
+  const metrics = options.metrics ?? new WorkerMetrics({ tenantLabel: config.metrics?.tenantLabel ?? false });
+  instrumentS3Client(options.s3, metrics);
   const activities =
     options.activities ??
     createActivities({
@@ -168,13 +194,19 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
         }),
       webhook: config.webhook,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
+      metrics,
       ...(options.progress ? { progress: options.progress } : {}),
     });
   const saga = sagaWorkerInterceptors();
-  // Live progress: each upload activity's phase as it starts, next to the saga's retry hints.
-  const interceptors = options.progress
-    ? { ...saga, activity: [...(saga.activity ?? []), createProgressInterceptor(options.progress)] }
-    : saga;
+  // Live progress: each upload activity's phase as it starts, next to the metrics and the saga's retry hints.
+  const interceptors = {
+    ...saga,
+    activity: [
+      createMetricsActivityInterceptor(metrics),
+      ...(saga.activity ?? []),
+      ...(options.progress ? [createProgressInterceptor(options.progress)] : []),
+    ],
+  };
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
   const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));
@@ -193,6 +225,8 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     defaultHeartbeatThrottleInterval: '1s',
     ...(dataConverter ? { dataConverter } : {}),
     ...options.workerOptions,
+    // The upload workflows call the metrics sink: it stays registered beside any sinks of yours.
+    sinks: { ...options.workerOptions?.sinks, ...uploadMetricsSinks(metrics) },
   });
 }
 
@@ -231,8 +265,12 @@ export interface RunWorkerFromEnvOptions {
 export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, options: RunWorkerFromEnvOptions = {}): Promise<void> {
   const config = loadConfig(env);
   const logger = createLogger(config.logging, { name: 'worker' });
+  // The SDK's Prometheus exporter on a loopback port of its own, served through the one /metrics below.
+  const sdkMetricsAddress = config.metrics.port !== undefined ? `127.0.0.1:${await findFreePort()}` : undefined;
   // The SDK's logs (worker, activities, workflows, core) into the same logger; skipped when this process installed a runtime already.
-  if (!installTemporalLogging(logger)) logger.debug('Temporal runtime installed before: its logs keep their logger');
+  const installed = installTemporalLogging(logger, sdkMetricsAddress ? { prometheusBindAddress: sdkMetricsAddress } : {});
+  if (!installed) logger.warn('Temporal runtime installed before: its logs keep their logger, and /metrics lacks the SDK metrics');
+  const metrics = new WorkerMetrics({ tenantLabel: config.metrics.tenantLabel });
   const connection = await connectWorker(config.temporal);
   const clientConnection = await connectClient(config.temporal);
   const client = createTemporalClient(clientConnection, config);
@@ -246,24 +284,39 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     connection,
     client,
     s3,
+    metrics,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
     ...(progress ? { progress } : {}),
   });
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     if (config.health) health = await startWorkerHealthServer({ ...config.health, worker, s3, logger });
+    if (config.metrics.port !== undefined) {
+      metricsServer = await startMetricsServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        sources: [
+          { name: 'upload-saga', collect: () => metrics.metrics() },
+          ...(installed && sdkMetricsAddress ? [httpMetricsSource('temporal-sdk', `http://${sdkMetricsAddress}/metrics`)] : []),
+        ],
+        logger,
+      });
+    }
     logger.info(
       {
         taskQueue: config.temporal.taskQueue,
         namespace: config.temporal.namespace,
         ...(config.encryption ? { encryptionKeyId: config.encryption.keys[0].id } : {}),
         ...(health ? { health: health.url } : {}),
+        ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
       },
       `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
         (config.encryption ? `, payloads encrypted with key "${config.encryption.keys[0].id}"` : ''),
     );
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
+    await metricsServer?.close();
     await health?.close();
     await progress?.close();
     redis?.disconnect();

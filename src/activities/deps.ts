@@ -7,6 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { QuotaLedger } from '../quota/ledger';
 import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
+import type { PartMetrics } from '../metrics/worker-metrics';
 import type { ProgressPublisher } from '../progress/publisher';
 
 /** Where and how the `notify` activity delivers webhook events. */
@@ -36,6 +37,8 @@ export interface UploadActivityDeps {
    * `DestinationNotAllowed`. @default undefined (any key)
    */
   tenantKeyPrefix?: string;
+  /** Where upload-parts records bytes and part durations (see src/metrics/worker-metrics.ts). @default undefined: not recorded */
+  metrics?: PartMetrics;
   /**
    * Where upload-parts publishes its bytes with every heartbeat, for live progress over the bus
    * (never waits, never throws). @default undefined (progress only in heartbeats and queries)

@@ -8,6 +8,7 @@
  * only after the uploads service found the upload under the caller's tenant (another tenant's
  * upload is a 404 before anything is subscribed); streams end before the gateway closes.
  */
+import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { UnauthorizedError } from './errors';
@@ -15,27 +16,6 @@ import type { ProgressBus } from '../progress/bus';
 import type { ProgressEvent } from '../progress/view';
 import { ProgressFeed } from './progress-feed';
 import type { ProgressSource } from './progress-poll';
-
-/** The protocols a progress stream is served over. */
-export type ProgressStreamProtocol = 'sse' | 'websocket';
-
-/**
- * Called as streams open and close, e.g. to keep a gauge of open streams by protocol. Must not
- * throw (an exception is caught and ignored).
- */
-export interface ProgressStreamHooks {
-  onStreamOpened?(protocol: ProgressStreamProtocol): void;
-  onStreamClosed?(protocol: ProgressStreamProtocol): void;
-}
-
-/** Calls a hook, never letting it reach a stream. */
-export function callStreamHook(hook: ((protocol: ProgressStreamProtocol) => void) | undefined, protocol: ProgressStreamProtocol): void {
-  try {
-    hook?.(protocol);
-  } catch {
-    // A metric's failure must not end a stream.
-  }
-}
 
 /** How a stream polls, keeps its connection and measures its rate; every field has a default. */
 export interface ProgressStreamOptions {
@@ -47,8 +27,6 @@ export interface ProgressStreamOptions {
   rateWindowMs?: number;
   /** Longest a stream stays open. @default 24 h */
   maxStreamMs?: number;
-  /** Told when a stream opens and closes (a gauge of open streams). @default none */
-  hooks?: ProgressStreamHooks;
   /** WebSocket streams: interval of pings; a peer that did not answer the previous one by then is dropped. @default 30000 */
   pingIntervalMs?: number;
   /** WebSocket streams: how long a `cancel` waits for the compensation before the stream shows the state. @default 30000 */
@@ -61,6 +39,8 @@ export interface ProgressRouteOptions extends ProgressStreamOptions {
   uploads: ProgressSource;
   /** For the bytes of presigned uploads still receiving parts (ListParts). @default undefined: bytes appear once verified */
   s3?: S3Client;
+  /** Counts open streams (`upload_saga_gateway_open_streams{protocol="sse"}`). @default undefined: not counted */
+  metrics?: Pick<GatewayMetrics, 'streamOpened'>;
 }
 
 /** Writes one SSE event. */
@@ -98,14 +78,16 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
     let eventId = 0;
     let closed = false;
     const timers: NodeJS.Timeout[] = [];
+    // Counted as open once its headers are out (see below); uncounted by close.
+    const counted: { close?: () => void } = {};
     const close = () => {
       if (closed) return;
       closed = true;
+      counted.close?.();
       openStreams.delete(close);
       for (const timer of timers) clearTimeout(timer);
       feed.close();
       if (!reply.raw.writableEnded) reply.raw.end();
-      callStreamHook(options.hooks?.onStreamClosed, 'sse');
     };
 
     reply.hijack();
@@ -116,10 +98,10 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
       // nginx and similar proxies would otherwise buffer the stream.
       'x-accel-buffering': 'no',
     });
-    callStreamHook(options.hooks?.onStreamOpened, 'sse');
     // The response's 'close' is the connection's end (the request's fires once its body is read).
     reply.raw.on('close', close);
     openStreams.add(close);
+    counted.close = options.metrics?.streamOpened('sse');
     if (reply.raw.destroyed) close();
     feed.start((event) => {
       if (!closed) writeEvent(reply, ++eventId, event);

@@ -29,7 +29,8 @@ import type { ProgressBus } from '../progress/bus';
 import { observationOfState } from '../progress/view';
 import { ProgressFeed } from './progress-feed';
 import { pollObservation, type ProgressSource } from './progress-poll';
-import { callStreamHook, type ProgressStreamOptions } from './progress-route';
+import type { ProgressStreamOptions } from './progress-route';
+import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { UploadsService } from './uploads-service';
 
 /** Largest frame a client may send; cancel is 17 bytes. */
@@ -49,6 +50,8 @@ export interface ProgressSocketOptions extends ProgressStreamOptions {
   uploads: ProgressSource & Pick<UploadsService, 'cancel'>;
   /** For the bytes of presigned uploads still receiving parts (ListParts). */
   s3?: S3Client;
+  /** Counts open streams (`upload_saga_gateway_open_streams{protocol="websocket"}`). @default undefined: not counted */
+  metrics?: Pick<GatewayMetrics, 'streamOpened'>;
 }
 
 /** A message a client sent, once understood. */
@@ -134,11 +137,11 @@ export async function registerProgressSocket(app: FastifyInstance, options: Prog
         feed?.close();
         if (code !== undefined && socket.readyState === socket.OPEN) socket.close(code, reason);
         else if (code === undefined) socket.terminate();
-        callStreamHook(options.hooks?.onStreamClosed, 'websocket');
+        uncount();
       };
       const goAway = () => close(SocketCloseCode.GoingAway, 'gateway stopping');
+      const uncount = options.metrics?.streamOpened('websocket') ?? (() => undefined);
       openSockets.add(goAway);
-      callStreamHook(options.hooks?.onStreamOpened, 'websocket');
       socket.on('close', () => close(SocketCloseCode.Ended));
       socket.on('error', () => close());
 

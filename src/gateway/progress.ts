@@ -17,13 +17,7 @@ import { observationOfState } from '../progress/view';
 import type { GatewayPlugin } from './plugin-types';
 
 export { createProgressBus, LocalProgressBus, RedisProgressBus, type ProgressBus, type ProgressBusOptions } from '../progress/bus';
-export {
-  registerProgressRoute,
-  type ProgressRouteOptions,
-  type ProgressStreamHooks,
-  type ProgressStreamOptions,
-  type ProgressStreamProtocol,
-} from './progress-route';
+export { registerProgressRoute, type ProgressRouteOptions, type ProgressStreamOptions } from './progress-route';
 export { pollObservation, type ProgressSource } from './progress-poll';
 export {
   registerProgressSocket,
@@ -51,20 +45,23 @@ export interface ProgressPluginOptions extends ProgressStreamOptions {
  * makes on this replica (create, tus chunk, complete, cancel).
  */
 export function progressPlugin(pluginOptions: ProgressPluginOptions = {}): GatewayPlugin {
-  return async (app, { uploads, s3, redis }) => {
+  return async (app, { uploads, s3, redis, metrics }) => {
     const bus =
       pluginOptions.bus ??
       createProgressBus({
         ...(redis ? { redis } : {}),
         ...(pluginOptions.channelPrefix ? { channelPrefix: pluginOptions.channelPrefix } : {}),
-        onError: (err) => app.log.warn({ err }, 'progress bus'),
+        onError: (err) => {
+          metrics?.redisError();
+          app.log.warn({ err }, 'progress bus');
+        },
       });
     const stopObserving = uploads.observe((state) => void bus.publish(observationOfState(state)));
     app.addHook('onClose', async () => {
       stopObserving();
       if (!pluginOptions.bus) await bus.close();
     });
-    registerProgressRoute(app, { ...pluginOptions, bus, uploads, s3 });
-    await registerProgressSocket(app, { ...pluginOptions, bus, uploads, s3 });
+    registerProgressRoute(app, { ...pluginOptions, bus, uploads, s3, ...(metrics ? { metrics } : {}) });
+    await registerProgressSocket(app, { ...pluginOptions, bus, uploads, s3, ...(metrics ? { metrics } : {}) });
   };
 }

@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig } from './config';
 import { uploadGateway, type UploadGatewayOptions } from './plugin';
 import { UploadsService } from './uploads-service';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
 
 /** Options of {@link createGateway}. */
 export interface GatewayOptions {
@@ -41,6 +42,8 @@ export interface GatewayOptions {
   tus?: UploadGatewayOptions['tus'];
   /** Host-side authentication instead of bearer tokens. @default bearer tokens of `config.tokenHashes` */
   authenticate?: UploadGatewayOptions['authenticate'];
+  /** Where the gateway records its metrics. @default a GatewayMetrics of its own */
+  metrics?: UploadGatewayOptions['metrics'];
 }
 
 /** A standalone gateway: a fastify instance with the gateway at its root. */
@@ -49,6 +52,8 @@ export type GatewayServer = FastifyInstance & {
   readonly uploads: UploadsService;
   /** The configuration it runs with. */
   readonly gatewayConfig: GatewayConfig;
+  /** Its metrics (serve `metrics.registry` to expose them; see docs/reference/metrics.md). */
+  readonly metrics: GatewayMetrics;
 };
 
 /**
@@ -69,6 +74,8 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
   });
   app.decorate('uploads', uploads);
   app.decorate('gatewayConfig', config);
+  const metrics = options.metrics ?? new GatewayMetrics();
+  app.decorate('metrics', metrics);
   await app.register(uploadGateway, {
     client,
     s3: options.s3,
@@ -79,6 +86,7 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
     ...(options.plugins ? { plugins: options.plugins } : {}),
     ...(options.tus ? { tus: options.tus } : {}),
     ...(options.authenticate ? { authenticate: options.authenticate } : {}),
+    metrics,
   });
   // Decorated above: `uploads` and `gatewayConfig` are there.
   return app as unknown as GatewayServer;

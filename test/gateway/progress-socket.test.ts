@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { progressPlugin, type ProgressEvent, type ProgressStreamProtocol } from '../../src/gateway/progress';
+import { progressPlugin, type ProgressEvent } from '../../src/gateway/progress';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { createTusUpload, idOf, startTestGateway, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
@@ -21,8 +21,12 @@ let replicaA: TestGateway;
 let replicaB: TestGateway;
 const acme = testTenant('wsacme');
 const beta = testTenant('wsbeta');
-/** Open WebSocket streams on replica B, by the hooks the metrics gauge uses. */
-const openOnB = new Map<ProgressStreamProtocol, number>();
+/** Replica B's gauge of open WebSocket streams, as Prometheus would scrape it. */
+async function openWebSocketsOnB(): Promise<number | undefined> {
+  const series = 'upload_saga_gateway_open_streams{protocol="websocket"}';
+  const line = (await replicaB.app.metrics.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
 
 beforeAll(async () => {
   stack = await connectTestStack();
@@ -31,16 +35,7 @@ beforeAll(async () => {
   replicaA = await startTestGateway(stack, [acme, beta], { redis, plugins: [progressPlugin()] });
   replicaB = await startTestGateway(stack, [acme, beta], {
     redis,
-    plugins: [
-      progressPlugin({
-        pollIntervalMs: 3_600_000,
-        pingIntervalMs: 300,
-        hooks: {
-          onStreamOpened: (p) => openOnB.set(p, (openOnB.get(p) ?? 0) + 1),
-          onStreamClosed: (p) => openOnB.set(p, (openOnB.get(p) ?? 0) - 1),
-        },
-      }),
-    ],
+    plugins: [progressPlugin({ pollIntervalMs: 3_600_000, pingIntervalMs: 300 })],
   });
 });
 
@@ -106,7 +101,7 @@ describe('the WebSocket progress stream across replicas', () => {
     const uploadId = idOf(url);
     const socket = await openSocket(replicaB, uploadId, acme.auth);
     await expect.poll(() => socket.progress().length).toBeGreaterThan(0);
-    expect(openOnB.get('websocket')).toBe(1);
+    expect(await openWebSocketsOnB()).toBe(1);
     expect(socket.progress()[0]).toMatchObject({ uploadId, phase: 'receive-parts', bytes: 0, totalBytes: 8 * MiB, outcome: 'running' });
 
     const data = randomBytes(8 * MiB);
@@ -124,7 +119,7 @@ describe('the WebSocket progress stream across replicas', () => {
     const last = socket.progress().at(-1)!;
     expect(last).toMatchObject({ outcome: 'completed', phase: 'done', bytes: 8 * MiB, object: { bucket: 'uploads', size: 8 * MiB } });
     expect(socket.progress().filter((e) => e.outcome !== 'running')).toHaveLength(1);
-    await expect.poll(() => openOnB.get('websocket')).toBe(0);
+    await expect.poll(() => openWebSocketsOnB()).toBe(0);
   });
 
   it('cancels, on replica B, an upload started on replica A, and shows the cancelled outcome', async () => {
