@@ -13,7 +13,8 @@ import { createProgressBus, type ProgressBus } from '../../src/progress/bus';
 import { createProgressPublisher, type ProgressPublisher } from '../../src/progress/publisher';
 import type { ProgressObservation } from '../../src/progress/view';
 import { watchUpload } from '../../src/cli/watch-upload';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { connectTestStack, runInBackground, stackEnv, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { startWorkerProcess } from '../support/worker-process';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { progressPlugin, type ProgressEvent } from '../../src/gateway/progress';
 import { startTestGateway, testRedis, testTenant } from '../gateway/gateway-harness';
@@ -135,6 +136,39 @@ describe('live progress of uploads started from application code', () => {
     expect(result.size).toBe(6 * MiB);
     // Polled every 20 ms for the whole upload, where the bus would have read the workflow once.
     expect(polls).toBeGreaterThan(2);
+  });
+});
+
+describe('a worker started from the environment', () => {
+  it('with UPLOAD_SAGA_PROGRESS_REDIS_URL publishes on the gateway’s channels (default prefix), and stops cleanly', async () => {
+    const taskQueue = uniqueId('progress-env');
+    const worker = await startWorkerProcess(
+      stackEnv(taskQueue, { UPLOAD_SAGA_PROGRESS_REDIS_URL: 'redis://127.0.0.1:6379', LOG_LEVEL: 'info', LOG_FORMAT: 'json' }),
+    );
+    const defaultBus = createProgressBus({ redis: subscriberRedis });
+    try {
+      const tenant = uniqueId('envtenant');
+      const uploadId = uniqueId('env');
+      const observed: ProgressObservation[] = [];
+      const unsubscribe = await defaultBus.subscribe(tenant, uploadId, (o) => observed.push(o));
+      const file = await makeRandomFile(tmp.dir, `${uploadId}.bin`, 12 * MiB);
+      const handle = await new UploadClient({ client: stack.client, taskQueue }).start({
+        uploadId,
+        tenant,
+        source: { type: 'file', path: file.path },
+        destination: { bucket: 'uploads', key: `live/${uploadId}.bin` },
+        partSize: 5 * MiB,
+      });
+      await handle.result();
+      await expect.poll(() => observed.some((o) => o.phase === 'merge')).toBe(true);
+      await unsubscribe();
+      expect(observed.filter((o) => o.phase === 'upload-parts').map((o) => o.bytes)).toContain(12 * MiB);
+      expect(worker.output()).not.toContain('live progress not published');
+    } finally {
+      await defaultBus.close();
+      await worker.kill('SIGTERM');
+    }
+    expect(worker.child.exitCode).toBe(0);
   });
 });
 
