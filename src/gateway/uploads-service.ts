@@ -338,7 +338,8 @@ export class UploadsService {
         return { progress, result: (await this.bounded(() => handle.result())) as UploadResult };
       } catch (err) {
         const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
-        return { progress, error: cause ? `${cause.name}: ${cause.message}` : err instanceof Error ? err.message : String(err) };
+        const type = cause instanceof ApplicationFailure ? (cause.type ?? cause.name) : cause?.name;
+        return { progress, error: cause ? `${type}: ${cause.message}` : err instanceof Error ? err.message : String(err) };
       }
     } catch (err) {
       throw this.translate(err, uploadId);

@@ -224,6 +224,34 @@ describe('a gateway progress stream of an upload started from application code',
   });
 });
 
+describe('a gateway progress stream of a failed upload started from application code', () => {
+  it('sends one final event with the outcome and the cause', async () => {
+    const tenant = testTenant('livefail');
+    const gatewayRedis = testRedis();
+    const gateway = await startTestGateway(stack, [tenant], { redis: gatewayRedis, plugins: [progressPlugin({ channelPrefix })] });
+    try {
+      const uploadId = uniqueId('missing');
+      const handle = await uploads.start({
+        uploadId,
+        tenant: tenant.name,
+        source: { type: 'file', path: `${tmp.dir}/missing.bin` },
+        destination: { bucket: 'uploads', key: `live/${uploadId}.bin` },
+      });
+      await handle.result().catch(() => undefined);
+      const response = await fetch(`${gateway.url}/uploads/${uploadId}/events`, { headers: tenant.auth });
+      expect(response.status).toBe(200);
+      const data = [...(await response.text()).matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!) as ProgressEvent);
+      expect(data).toHaveLength(1);
+      expect(data[0]).toMatchObject({ uploadId, phase: 'done', error: expect.stringContaining('SourceNotFound') });
+      expect(['compensated', 'failed']).toContain(data[0]!.outcome);
+      expect(data[0]!.object).toBeUndefined();
+    } finally {
+      await gateway.close();
+      await gatewayRedis.quit();
+    }
+  });
+});
+
 describe('the progress publisher', () => {
   it('with Redis unreachable: never throws or waits, keeps at most maxQueued uploads, reports errors rate-limited', async () => {
     const unreachable = createProgressRedis('redis://127.0.0.1:1', { publishOnly: true });
