@@ -56,7 +56,13 @@ export { S3ObjectResolver, type S3ObjectResolverOptions } from './activities/sou
 export type { ByteSource, SourceResolver, SourceStat } from './activities/sources/byte-source';
 export { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath, type RetryInterceptorOptions } from './saga/activity';
 export { loadConfig, ConfigError, type WorkerConfig } from './config';
-export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
+export { connectClient, connectWorker, createProgressRedis, createS3Client, createTemporalClient } from './connections';
+export {
+  createProgressPublisher,
+  type ProgressPublisher,
+  type ProgressPublisherOptions,
+  type ProgressPublisherStats,
+} from './progress/publisher';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
 export type { QuotaLedger } from './quota/ledger';
 export { WorkerMetrics, type WorkerMetricsOptions, type CircuitBreakerState, type PartMetrics } from './metrics/worker-metrics';
