@@ -168,6 +168,12 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
     description: 'How long an open breaker fails calls at once before it lets one probe through',
     default: '10000',
   },
+  {
+    name: 'UPLOAD_SAGA_PROGRESS_REDIS_URL',
+    description:
+      "Redis the worker publishes live upload progress on and `upload-saga upload` follows it from (the gateway's UPLOAD_SAGA_GATEWAY_REDIS_URL); unset: none published, the CLI polls",
+    secret: true,
+  },
   // The HTTP gateway's own variables (src/gateway/config.ts reads them).
   ...GATEWAY_CONFIG_VARIABLES,
 ];
@@ -278,6 +284,10 @@ const envSchema = z.object({
   UPLOAD_SAGA_BREAKER_ENABLED: flag.default(true),
   UPLOAD_SAGA_BREAKER_FAILURE_THRESHOLD: wholeNumber(1, 1000).default(5),
   UPLOAD_SAGA_BREAKER_HALF_OPEN_AFTER_MS: wholeNumber(100, 3_600_000, 'milliseconds').default(10_000),
+  UPLOAD_SAGA_PROGRESS_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
 });
 
 export interface TemporalConnectionConfig {
@@ -327,6 +337,8 @@ export interface WorkerConfig {
   metrics: { host: string; port?: number; gatewayPort?: number; tenantLabel: boolean };
   /** Circuit breakers per S3 endpoint and webhook host (`UPLOAD_SAGA_BREAKER_*`). */
   breaker: { enabled: boolean; failureThreshold: number; halfOpenAfterMs: number };
+  /** Live progress over Redis pub/sub (`UPLOAD_SAGA_PROGRESS_REDIS_URL`); undefined: none. */
+  progress?: { redisUrl: string };
 }
 
 const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -435,5 +447,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
       failureThreshold: e.UPLOAD_SAGA_BREAKER_FAILURE_THRESHOLD,
       halfOpenAfterMs: e.UPLOAD_SAGA_BREAKER_HALF_OPEN_AFTER_MS,
     },
+    ...(e.UPLOAD_SAGA_PROGRESS_REDIS_URL ? { progress: { redisUrl: e.UPLOAD_SAGA_PROGRESS_REDIS_URL } } : {}),
   };
 }

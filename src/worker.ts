@@ -30,7 +30,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { siblingModule } from './module-path';
 import { loadConfig, type WorkerConfig } from './config';
-import { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
+import { connectClient, connectWorker, createProgressRedis, createS3Client, createTemporalClient } from './connections';
+import { createProgressPublisher, rateLimitedErrors, type ProgressPublisher } from './progress/publisher';
+import { createProgressInterceptor } from './progress/activity-progress';
 import { assertBundleEncryptsFailures, ENCRYPTED_FAILURE_CONVERTER_PATH, uploadDataConverter } from './codec/data-converter';
 import { TemporalQuotaLedger } from './quota/temporal-ledger';
 import type { QuotaLedger } from './quota/ledger';
@@ -56,7 +58,13 @@ export { S3ObjectResolver, type S3ObjectResolverOptions } from './activities/sou
 export type { ByteSource, SourceResolver, SourceStat } from './activities/sources/byte-source';
 export { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath, type RetryInterceptorOptions } from './saga/activity';
 export { loadConfig, ConfigError, type WorkerConfig } from './config';
-export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
+export { connectClient, connectWorker, createProgressRedis, createS3Client, createTemporalClient } from './connections';
+export {
+  createProgressPublisher,
+  type ProgressPublisher,
+  type ProgressPublisherOptions,
+  type ProgressPublisherStats,
+} from './progress/publisher';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
 export {
   CircuitBreakers,
@@ -160,6 +168,12 @@ export interface UploadWorkerOptions {
    * @default undefined (no breakers)
    */
   breakers?: CircuitBreakers;
+  /**
+   * Publishes live progress of every upload (activity phases, upload-parts bytes) on the progress
+   * bus (see src/progress/publisher.ts); not closed by the worker. Ignored for `activities` you
+   * build yourself, apart from the phases. @default undefined (none published)
+   */
+  progress?: ProgressPublisher;
 }
 
 /**
@@ -206,9 +220,18 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
       metrics,
       ...(breakers ? { breakers } : {}),
+      ...(options.progress ? { progress: options.progress } : {}),
     });
   const saga = sagaWorkerInterceptors();
-  const interceptors = { ...saga, activity: [createMetricsActivityInterceptor(metrics), ...(saga.activity ?? [])] };
+  // Live progress: each upload activity's phase as it starts, next to the metrics and the saga's retry hints.
+  const interceptors = {
+    ...saga,
+    activity: [
+      createMetricsActivityInterceptor(metrics),
+      ...(saga.activity ?? []),
+      ...(options.progress ? [createProgressInterceptor(options.progress)] : []),
+    ],
+  };
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
   const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));
@@ -277,6 +300,10 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
   const clientConnection = await connectClient(config.temporal);
   const client = createTemporalClient(clientConnection, config);
   const s3 = createS3Client(config.s3);
+  // Live progress on Redis: errors are logged at most twice a minute and never reach an upload.
+  const progressErrors = rateLimitedErrors(30_000, (err, suppressed) => logger.warn({ err, suppressed }, 'live progress not published'));
+  const redis = config.progress ? createProgressRedis(config.progress.redisUrl, { publishOnly: true, onError: progressErrors }) : undefined;
+  const progress = redis ? createProgressPublisher({ redis, onError: progressErrors }) : undefined;
   const worker = await createUploadWorker({
     config,
     connection,
@@ -285,6 +312,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     metrics,
     breakers: new CircuitBreakers(config.breaker, logger),
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+    ...(progress ? { progress } : {}),
   });
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
   let metricsServer: MetricsServer | undefined;
@@ -319,6 +347,8 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     stopBreakerGauge();
     await metricsServer?.close();
     await health?.close();
+    await progress?.close();
+    redis?.disconnect();
     s3.destroy();
     await clientConnection.close();
     await connection.close();

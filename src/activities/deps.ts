@@ -9,6 +9,7 @@ import type { CircuitBreakers } from '../resilience/circuit-breakers';
 import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
 import type { PartMetrics } from '../metrics/worker-metrics';
+import type { ProgressPublisher } from '../progress/publisher';
 
 /** Where and how the `notify` activity delivers webhook events. */
 export interface WebhookOptions {
@@ -45,4 +46,9 @@ export interface UploadActivityDeps {
    * @default undefined (no breaker on webhooks)
    */
   breakers?: CircuitBreakers;
+  /**
+   * Where upload-parts publishes its bytes with every heartbeat, for live progress over the bus
+   * (never waits, never throws). @default undefined (progress only in heartbeats and queries)
+   */
+  progress?: ProgressPublisher;
 }
