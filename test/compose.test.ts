@@ -36,7 +36,10 @@ interface ComposeService {
   healthcheck?: { test?: string | string[] };
 }
 
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, ComposeService> };
+// `merge: true`: the second gateway replica is the first one's YAML anchor merged (`<<: *gateway`).
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+};
 const services = compose.services;
 
 /**
@@ -191,20 +194,81 @@ describe('docker-compose.yml: probes as healthchecks', () => {
     expect(probedUrl(worker)).toBe(`http://127.0.0.1:${config.health!.port}/readyz`);
   });
 
-  it("the gateway runs from the worker's image, its environment accepted as written, its healthcheck its /readyz", () => {
-    const gateway = services.gateway!;
-    expect(gateway.build).toEqual(worker.build);
-    expect(commandText(gateway)).toBe('node bin/upload-saga.cjs gateway');
-    const env = environmentOf(gateway);
-    const declared = new Set(CONFIG_VARIABLES.map((v) => v.name));
-    expect(Object.keys(env).filter((name) => !declared.has(name))).toEqual([]);
-    for (const name of REQUIRED) expect(env[name], name).toBe(workerEnv[name]);
-    expect(() => loadConfig(env)).not.toThrow();
-    const config = loadGatewayConfig(env);
-    expect(config.host).toBe('0.0.0.0');
-    expect(containerPorts(gateway)).toContain(config.port);
-    expect(probedUrl(gateway)).toBe(`http://127.0.0.1:${config.port}/readyz`);
-    expect((gateway.depends_on as Record<string, { condition?: string }>).worker?.condition).toBe('service_healthy');
+  it("two gateway replicas run from the worker's image, each environment accepted as written, each healthcheck its /readyz", () => {
+    const replicas = Object.keys(services).filter((name) => /^gateway-\d+$/.test(name));
+    expect(replicas).toEqual(['gateway-1', 'gateway-2']);
+    const publishedPorts = new Set<string>();
+    for (const name of replicas) {
+      const gateway = services[name]!;
+      expect(gateway.build).toEqual(worker.build);
+      expect(commandText(gateway)).toBe('node bin/upload-saga.cjs gateway');
+      const env = environmentOf(gateway);
+      const declared = new Set(CONFIG_VARIABLES.map((v) => v.name));
+      expect(Object.keys(env).filter((variable) => !declared.has(variable))).toEqual([]);
+      for (const variable of REQUIRED) expect(env[variable], variable).toBe(workerEnv[variable]);
+      expect(() => loadConfig(env)).not.toThrow();
+      const config = loadGatewayConfig(env);
+      expect(config.host).toBe('0.0.0.0');
+      expect(containerPorts(gateway)).toContain(config.port);
+      expect(probedUrl(gateway)).toBe(`http://127.0.0.1:${config.port}/readyz`);
+      expect((gateway.depends_on as Record<string, { condition?: string }>).worker?.condition).toBe('service_healthy');
+      for (const port of gateway.ports ?? []) publishedPorts.add(String(port).split(':')[0]!);
+    }
+    expect(publishedPorts.size, 'each replica publishes a host port of its own').toBe(replicas.length);
+  });
+});
+
+describe('docker-compose.yml: Redis, Prometheus and Jaeger', () => {
+  const replicas = Object.keys(services).filter((name) => /^gateway-\d+$/.test(name));
+
+  /** host:port of a redis:// URL, checked to name a service of this file exposing that port. */
+  function redisService(url: string | undefined): string {
+    expect(url).toBeDefined();
+    const { hostname, port } = new URL(url!);
+    expect(interpolate(services[hostname]?.image ?? '')).toMatch(/^redis:/);
+    expect(containerPorts(services[hostname]!)).toContain(Number(port || 6379));
+    return hostname;
+  }
+
+  it('every gateway replica and the worker share one Redis, which is healthy before they start', () => {
+    const used = new Set<string>();
+    for (const name of replicas) {
+      used.add(redisService(environmentOf(services[name]!).UPLOAD_SAGA_GATEWAY_REDIS_URL));
+      expect((services[name]!.depends_on as Record<string, { condition?: string }>).redis?.condition).toBe('service_healthy');
+    }
+    used.add(redisService(workerEnv.UPLOAD_SAGA_PROGRESS_REDIS_URL));
+    expect([...used]).toEqual(['redis']);
+    expect(loadConfig(workerEnv).progress?.redisUrl).toBe(workerEnv.UPLOAD_SAGA_PROGRESS_REDIS_URL);
+  });
+
+  it("Prometheus scrapes the worker's and every replica's metrics port and loads the alert rules it is given", () => {
+    const [, prometheus] = serviceByImage('prom/prometheus:');
+    const mount = (prometheus.volumes ?? []).map(String).find((v) => v.endsWith(':/etc/prometheus:ro'));
+    expect(mount).toBe('./deploy/prometheus:/etc/prometheus:ro');
+    expect(commandText(prometheus)).toContain('--config.file=/etc/prometheus/prometheus.yml');
+    const scrape = parse(readFileSync(path.join(ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    for (const file of scrape.rule_files) expect(existsSync(path.join(ROOT, 'deploy/prometheus', file)), file).toBe(true);
+    const targets = scrape.scrape_configs.flatMap((job) => job.static_configs.flatMap((c) => c.targets));
+    const expected = [
+      `worker:${loadConfig(workerEnv).metrics?.port}`,
+      ...replicas.map((name) => `${name}:${loadConfig(environmentOf(services[name]!)).metrics?.gatewayPort}`),
+    ];
+    expect(targets.sort()).toEqual(expected.sort());
+  });
+
+  it('worker and gateways export traces over OTLP/HTTP to the Jaeger service, each under its own service name', () => {
+    const [jaegerName, jaeger] = serviceByImage('cr.jaegertracing.io/jaegertracing/jaeger:');
+    const names = new Set<string>();
+    for (const env of [workerEnv, ...replicas.map((name) => environmentOf(services[name]!))]) {
+      const url = new URL(env.OTEL_EXPORTER_OTLP_ENDPOINT!);
+      expect(url.hostname).toBe(jaegerName);
+      expect(containerPorts(jaeger)).toContain(Number(url.port));
+      names.add(env.OTEL_SERVICE_NAME!);
+    }
+    expect([...names].sort()).toEqual(['upload-saga-gateway', 'upload-saga-worker']);
   });
 });
 
