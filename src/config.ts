@@ -12,6 +12,7 @@ import type { QuotaLimits } from './quota/ledger';
 import { parseAllowedHosts } from './net/address-policy';
 import { parseEncryptionKeys, type EncryptionConfig } from './codec/keys';
 import { GATEWAY_CONFIG_VARIABLES } from './gateway/config-variables';
+import { TRACING_CONFIG_VARIABLES } from './telemetry/config-variables';
 import type { ConfigVariable } from './config-variable';
 import { parseS3SourceProfiles, type S3SourceProfile } from './s3-source-profiles';
 import { LOG_FORMATS, LOG_LEVELS, type LoggingConfig } from './logging';
@@ -133,6 +134,8 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
     description: "Interface the worker's health endpoints listen on",
     default: '0.0.0.0',
   },
+  // Tracing (src/telemetry/config.ts reads them).
+  ...TRACING_CONFIG_VARIABLES,
   // The HTTP gateway's own variables (src/gateway/config.ts reads them).
   ...GATEWAY_CONFIG_VARIABLES,
 ];

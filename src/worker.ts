@@ -37,6 +37,9 @@ import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
 import { createLogger, installTemporalLogging } from './logging';
 import { startWorkerHealthServer } from './health';
+import { loadTracingConfig } from './telemetry/config';
+import { tracingActivityInterceptors, tracingWorkflowInterceptorsPath, workflowSpanSinks } from './telemetry/temporal';
+import { currentTracing, startTracing, type Tracing } from './telemetry/tracing';
 
 // The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
 // and workflows on a worker of your own.
@@ -119,6 +122,11 @@ export interface UploadWorkerOptions {
   workflowsPath?: string;
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
+  /**
+   * Tracing to run the activities in and export the workflow's spans through (see src/telemetry).
+   * @default the tracing this process started ({@link startTracing}), else none (workflow spans dropped by a no-op sink)
+   */
+  tracing?: Tracing;
 }
 
 /**
@@ -161,7 +169,11 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
       webhook: config.webhook,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
     });
-  const interceptors = sagaWorkerInterceptors();
+  const saga = sagaWorkerInterceptors();
+  const tracing = options.tracing ?? currentTracing();
+  // Tracing's activity interceptor first: the outermost, so the activity's span covers the saga's retry hints too.
+  const activityInterceptors = [...(tracing ? tracingActivityInterceptors() : []), ...(saga.activity ?? [])];
+  const interceptors = { workflowModules: [...(saga.workflowModules ?? []), tracingWorkflowInterceptorsPath], activity: activityInterceptors };
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
   const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));
@@ -178,6 +190,8 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     // Heartbeats carry progress: send them often enough for a live progress bar and fast cancellation.
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
+    // The workflow interceptors' span sink (a no-op without tracing): every upload bundle calls it.
+    sinks: workflowSpanSinks(tracing),
     ...(dataConverter ? { dataConverter } : {}),
     ...options.workerOptions,
   });
@@ -198,11 +212,15 @@ export interface BundleUploadWorkflowsOptions {
   workflowsPath?: string;
 }
 
-/** Bundles the workflows (`options.workflowsPath`, default the upload workflows) with the saga's interceptors once, for many workers. */
+/**
+ * Bundles the workflows (`options.workflowsPath`, default the upload workflows) with the saga's and
+ * tracing's workflow interceptors once, for many workers. A worker running the bundle registers the
+ * `exporter` sink (see `workflowSpanSinks` in src/telemetry/temporal.ts; `createUploadWorker` does).
+ */
 export function bundleUploadWorkflows(options: BundleUploadWorkflowsOptions = {}): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: options.workflowsPath ?? workflowsPath,
-    workflowInterceptorModules: [sagaWorkflowInterceptorsPath],
+    workflowInterceptorModules: [sagaWorkflowInterceptorsPath, tracingWorkflowInterceptorsPath],
     ...(options.encryptFailureMessages ? { failureConverterPath: ENCRYPTED_FAILURE_CONVERTER_PATH } : {}),
     logger: new DefaultLogger('WARN'),
   });
@@ -218,6 +236,9 @@ export interface RunWorkerFromEnvOptions {
 export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, options: RunWorkerFromEnvOptions = {}): Promise<void> {
   const config = loadConfig(env);
   const logger = createLogger(config.logging, { name: 'worker' });
+  const tracingConfig = loadTracingConfig(env, 'upload-saga-worker');
+  // Before any client exists: they find the registered provider (see src/telemetry/tracing.ts).
+  const tracing = tracingConfig ? startTracing(tracingConfig) : undefined;
   // The SDK's logs (worker, activities, workflows, core) into the same logger; skipped when this process installed a runtime already.
   if (!installTemporalLogging(logger)) logger.debug('Temporal runtime installed before: its logs keep their logger');
   const connection = await connectWorker(config.temporal);
@@ -240,6 +261,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
         namespace: config.temporal.namespace,
         ...(config.encryption ? { encryptionKeyId: config.encryption.keys[0].id } : {}),
         ...(health ? { health: health.url } : {}),
+        ...(tracingConfig ? { tracing: tracingConfig.endpoint } : {}),
       },
       `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
         (config.encryption ? `, payloads encrypted with key "${config.encryption.keys[0].id}"` : ''),
@@ -247,6 +269,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
     await health?.close();
+    await tracing?.shutdown();
     s3.destroy();
     await clientConnection.close();
     await connection.close();

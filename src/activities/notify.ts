@@ -14,8 +14,11 @@
  * public addresses only, unless `UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS` names the destination; a
  * refused address, or a URL that is not http(s), fails at once with `WebhookNotAllowed`. Redirects
  * are not followed (a 3xx is a refusal), so a receiver cannot bounce the signed event elsewhere.
+ *
+ * With tracing on, the POST carries the W3C `traceparent` of the upload's trace.
  */
 import { createHmac } from 'node:crypto';
+import { context, propagation } from '@opentelemetry/api';
 import { AddressNotAllowedError, createGuardedFetch, OutboundPolicy, shownUrl } from '../net/guarded-fetch';
 import { permanentFailure, transientFailure, UploadFailureType } from '../upload/errors';
 import type { UploadActivityDeps } from './deps';
@@ -71,6 +74,8 @@ export function notifyActivity(deps: UploadActivityDeps) {
       'User-Agent': 'upload-saga',
       [IDEMPOTENCY_HEADER]: input.idempotencyKey,
     };
+    // `traceparent` of the notify activity's span, so the receiver can join the upload's trace (nothing while tracing is off).
+    propagation.inject(context.active(), headers);
     if (deps.webhook?.secret) headers[SIGNATURE_HEADER] = signWebhookBody(deps.webhook.secret, Math.floor(Date.now() / 1000), body);
     let target: URL | undefined;
     try {

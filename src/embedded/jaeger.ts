@@ -140,7 +140,9 @@ export async function startJaeger(options: JaegerOptions): Promise<JaegerServer>
       logFile,
       pid: child.pid,
       exited: child.exited,
-      stop: () => child.stop({ graceMs: options.stopGraceMs ?? 10_000 }),
+      stop: async () => {
+        await child.stop({ graceMs: options.stopGraceMs ?? 10_000 });
+      },
     };
   }
 }
