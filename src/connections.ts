@@ -65,17 +65,19 @@ export async function connectWorker(config: TemporalConnectionConfig): Promise<N
  */
 export function createS3Client(config: S3Config, options: { maxSockets?: number } = {}): S3Client {
   // A span per S3 operation (src/telemetry/s3-spans.ts; no-op spans while tracing is off).
-  return traceS3Client(new S3Client({
-    region: config.region,
-    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-    ...(config.credentials ? { credentials: config.credentials } : {}),
-    forcePathStyle: config.forcePathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({
-      httpAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
-      httpsAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
-      socketTimeout: config.idleTimeoutMs ?? 60_000,
+  return traceS3Client(
+    new S3Client({
+      region: config.region,
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      ...(config.credentials ? { credentials: config.credentials } : {}),
+      forcePathStyle: config.forcePathStyle,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({
+        httpAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
+        httpsAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
+        socketTimeout: config.idleTimeoutMs ?? 60_000,
+      }),
     }),
-  }));
+  );
 }

@@ -173,7 +173,10 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
   const tracing = options.tracing ?? currentTracing();
   // Tracing's activity interceptor first: the outermost, so the activity's span covers the saga's retry hints too.
   const activityInterceptors = [...(tracing ? tracingActivityInterceptors() : []), ...(saga.activity ?? [])];
-  const interceptors = { workflowModules: [...(saga.workflowModules ?? []), tracingWorkflowInterceptorsPath], activity: activityInterceptors };
+  const interceptors = {
+    workflowModules: [...(saga.workflowModules ?? []), tracingWorkflowInterceptorsPath],
+    activity: activityInterceptors,
+  };
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
   const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));

@@ -6,7 +6,8 @@
  * - Jaeger v2 is an OpenTelemetry Collector distribution configured by one YAML file. We write a
  *   minimal one: an OTLP receiver (HTTP only), in-memory storage (nothing on disk, gone with the
  *   process), the query extension (HTTP API + UI), and the collector's own metrics off — its
- *   default `:8888` would clash between parallel runs. The file is JSON, which is YAML, so no YAML
+ *   default `:8888` would clash between parallel runs. (v1.75.0 still tries to send a few traces of
+ *   its own to `localhost:4317` and waits out that export on SIGTERM: tests stop it with a short grace.) The file is JSON, which is YAML, so no YAML
  *   library is needed at run time.
  * - Every port is picked free on 127.0.0.1 (OTLP HTTP, query HTTP, query gRPC); a start that lost a
  *   port race is retried on fresh ports, as MinIO's is.
@@ -88,6 +89,7 @@ export function jaegerConfig(host: string, ports: JaegerPorts, maxTraces: number
     service: {
       extensions: ['jaeger_storage', 'jaeger_query'],
       pipelines: { traces: { receivers: ['otlp'], processors: ['batch'], exporters: ['jaeger_storage_exporter'] } },
+      // Its own metrics would bind :8888.
       telemetry: { metrics: { level: 'none' }, logs: { level: 'warn' } },
     },
     extensions: {
@@ -123,7 +125,13 @@ export async function startJaeger(options: JaegerOptions): Promise<JaegerServer>
     const [otlpHttp = 0, queryHttp = 0, queryGrpc = 0] = await findFreePorts(3, host);
     const ports = { otlpHttp, queryHttp, queryGrpc };
     await fsp.writeFile(configFile, JSON.stringify(jaegerConfig(host, ports, options.maxTraces ?? 10_000), null, 2));
-    const child = await ManagedProcess.start({ command: binary, args: ['--config', configFile], logFile });
+    const child = await ManagedProcess.start({
+      command: binary,
+      args: ['--config', configFile],
+      logFile,
+      // Our own OTEL_* settings (a test process may export to this very server) are not Jaeger's.
+      env: { ...withoutOtelVariables(process.env), OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' },
+    });
     const queryUrl = `http://${host}:${queryHttp}`;
     try {
       await waitUntilReady(child, queryUrl, options.readyTimeoutMs ?? 60_000);
@@ -165,6 +173,10 @@ async function waitUntilReady(child: ManagedProcess, queryUrl: string, timeoutMs
     if (Date.now() > deadline) throw new JaegerTimeoutError(timeoutMs, await child.logTail(), lastError);
     await Promise.race([sleep(200), child.exited]);
   }
+}
+
+function withoutOtelVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('OTEL_')));
 }
 
 function sleep(ms: number): Promise<void> {

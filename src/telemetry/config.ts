@@ -28,7 +28,9 @@ export function loadTracingConfig(env: NodeJS.ProcessEnv, defaultServiceName: st
     // reported below
   }
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new ConfigError(['OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://localhost:4318)']);
+    throw new ConfigError([
+      'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://localhost:4318)',
+    ]);
   }
   return { endpoint: endpoint.replace(/\/+$/, ''), serviceName: env.OTEL_SERVICE_NAME?.trim() || defaultServiceName };
 }

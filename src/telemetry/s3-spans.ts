@@ -24,7 +24,10 @@ export function traceS3Client<T extends Pick<S3Client, 'middlewareStack'>>(s3: T
   };
   if (stack.identify().some((entry) => entry.startsWith(MIDDLEWARE_NAME))) return s3;
   stack.add(
-    (next: (args: unknown) => Promise<{ response: unknown; output: { $metadata?: { attempts?: number } } }>, ctx: { commandName?: string }) =>
+    (
+      next: (args: unknown) => Promise<{ response: unknown; output: { $metadata?: { attempts?: number } } }>,
+      ctx: { commandName?: string },
+    ) =>
       async (args: { input?: { Bucket?: unknown } }) => {
         const operation = (ctx.commandName ?? 'Request').replace(/Command$/, '');
         const bucket = typeof args.input?.Bucket === 'string' ? args.input.Bucket : undefined;
@@ -32,7 +35,12 @@ export function traceS3Client<T extends Pick<S3Client, 'middlewareStack'>>(s3: T
           `S3.${operation}`,
           {
             kind: SpanKind.CLIENT,
-            attributes: { 'rpc.system': 'aws-api', 'rpc.service': 'S3', 'rpc.method': operation, ...(bucket ? { 'aws.s3.bucket': bucket } : {}) },
+            attributes: {
+              'rpc.system': 'aws-api',
+              'rpc.service': 'S3',
+              'rpc.method': operation,
+              ...(bucket ? { 'aws.s3.bucket': bucket } : {}),
+            },
           },
           async (span) => {
             try {

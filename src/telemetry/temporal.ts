@@ -34,7 +34,9 @@ export function tracingClientInterceptors(): WorkflowClientInterceptor[] {
 
 /** The activity interceptors: each activity runs in a `RunActivity` span, child of the workflow's `StartActivity`. */
 export function tracingActivityInterceptors(): ActivityInterceptorsFactory[] {
-  return [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })];
+  return [
+    (ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) }),
+  ];
 }
 
 /** The `exporter` sink the workflow interceptors call: into `tracing`'s span processor, or nowhere when tracing is off. */

@@ -39,7 +39,7 @@ let temp: Awaited<ReturnType<typeof makeTempDir>>;
 
 beforeAll(async () => {
   temp = await makeTempDir('upload-saga-trace-');
-  jaeger = await startJaeger({ dataDir: temp.dir });
+  jaeger = await startJaeger({ dataDir: temp.dir, stopGraceMs: 2_000 });
   // Short batches: the test reads the spans back right after each upload.
   tracing = startTracing({ endpoint: jaeger.otlpEndpoint, serviceName: 'upload-saga-trace-test' }, { scheduledDelayMillis: 200 });
   stack = await connectTestStack({ env: { UPLOAD_SAGA_WEBHOOK_SECRET: WEBHOOK_SECRET } });
@@ -92,7 +92,9 @@ async function traceWith(traceId: string, wanted: RegExp[]): Promise<{ spans: Ja
     }
     if (Date.now() > deadline) {
       const names = [...new Set(spans.map((s) => s.operationName))].sort();
-      throw new Error(`trace ${traceId} lacks ${wanted.filter((re) => !names.some((n) => re.test(n))).join(', ')}; it has: ${names.join(', ')}`);
+      throw new Error(
+        `trace ${traceId} lacks ${wanted.filter((re) => !names.some((n) => re.test(n))).join(', ')}; it has: ${names.join(', ')}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
     await tracing.forceFlush();
@@ -145,7 +147,12 @@ describe('one trace per upload, read back from Jaeger', () => {
     // The webhook POST was sent from inside the notify activity's span.
     const notify = spans.find((s) => s.operationName === 'RunActivity:notify')!;
     expect(hook!.headers.traceparent).toContain(`-${notify.spanID}-`);
-    expect(tag(spans.find((s) => s.operationName === 'S3.CompleteMultipartUpload')!, 'rpc.system')).toBe('aws-api');
+    expect(
+      tag(
+        spans.find((s) => s.operationName === 'S3.CompleteMultipartUpload')!,
+        'rpc.system',
+      ),
+    ).toBe('aws-api');
     expectNoSecrets(raw);
   });
 
