@@ -13,6 +13,7 @@ import { parseAllowedHosts } from './net/address-policy';
 import { parseEncryptionKeys, type EncryptionConfig } from './codec/keys';
 import { GATEWAY_CONFIG_VARIABLES } from './gateway/config-variables';
 import { TRACING_CONFIG_VARIABLES } from './telemetry/config-variables';
+import { tracingConfigProblems } from './telemetry/config';
 import type { ConfigVariable } from './config-variable';
 import { parseS3SourceProfiles, type S3SourceProfile } from './s3-source-profiles';
 import { LOG_FORMATS, LOG_LEVELS, type LoggingConfig } from './logging';
@@ -335,6 +336,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const webhookAllowedHosts = parseHostList('UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS', e.UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS, problems);
   const sourceProfiles = parseS3SourceProfiles(e.UPLOAD_SAGA_S3_SOURCE_PROFILES);
   problems.push(...sourceProfiles.problems);
+  problems.push(...tracingConfigProblems(present));
   if (problems.length) throw new ConfigError(problems);
 
   const tlsWanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT_PATH);

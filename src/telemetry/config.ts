@@ -1,9 +1,10 @@
 /**
  * Tracing configuration from the environment: `OTEL_EXPORTER_OTLP_ENDPOINT` switches tracing on
- * and says where spans go; `OTEL_SERVICE_NAME` names the process in them. Validated here, so a
- * typo in the URL fails at start with the variable named instead of dropping every span later.
+ * and says where spans go; `OTEL_SERVICE_NAME` names the process in them. `loadConfig` reports a
+ * bad endpoint with the other configuration problems ({@link tracingConfigProblems}), so a typo
+ * stops the worker or gateway at start instead of dropping every span later. No import of
+ * src/config.ts: it imports this module.
  */
-import { ConfigError } from '../config';
 
 /** Where and as whom spans are exported. */
 export interface TracingConfig {
@@ -13,14 +14,10 @@ export interface TracingConfig {
   serviceName: string;
 }
 
-/**
- * The tracing configuration, or undefined when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset (tracing off).
- * @param defaultServiceName `service.name` when `OTEL_SERVICE_NAME` is unset (e.g. "upload-saga-worker")
- * @throws ConfigError when the endpoint is not an http(s) URL
- */
-export function loadTracingConfig(env: NodeJS.ProcessEnv, defaultServiceName: string): TracingConfig | undefined {
+/** What is wrong with the tracing variables of `env` (one line per problem, naming the variable). */
+export function tracingConfigProblems(env: NodeJS.ProcessEnv): string[] {
   const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
-  if (!endpoint) return undefined;
+  if (!endpoint) return [];
   let url: URL | undefined;
   try {
     url = new URL(endpoint);
@@ -28,9 +25,21 @@ export function loadTracingConfig(env: NodeJS.ProcessEnv, defaultServiceName: st
     // reported below
   }
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new ConfigError([
-      'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://localhost:4318)',
-    ]);
+    return ['OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://localhost:4318)'];
   }
+  return [];
+}
+
+/**
+ * The tracing configuration, or undefined when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset (tracing off).
+ * Call it after `loadConfig(env)`, which reports a bad endpoint.
+ * @param defaultServiceName `service.name` when `OTEL_SERVICE_NAME` is unset (e.g. "upload-saga-worker")
+ * @throws Error when the endpoint is not an http(s) URL
+ */
+export function loadTracingConfig(env: NodeJS.ProcessEnv, defaultServiceName: string): TracingConfig | undefined {
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (!endpoint) return undefined;
+  const problems = tracingConfigProblems(env);
+  if (problems.length) throw new Error(problems.join('; '));
   return { endpoint: endpoint.replace(/\/+$/, ''), serviceName: env.OTEL_SERVICE_NAME?.trim() || defaultServiceName };
 }
