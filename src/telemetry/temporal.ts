@@ -15,12 +15,14 @@
  *   when tracing is on, a no-op when it is off (an unregistered sink would log an error per call).
  */
 import type { WorkflowClientInterceptor } from '@temporalio/client';
+// Subpaths, not the package index: the index also loads the workflow-side modules and the worker plugin,
+// which the gateway and the CLI (client side only) have no use for.
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
 import {
   makeWorkflowExporter,
   OpenTelemetryActivityInboundInterceptor,
   OpenTelemetryActivityOutboundInterceptor,
-  OpenTelemetryWorkflowClientInterceptor,
-} from '@temporalio/interceptors-opentelemetry';
+} from '@temporalio/interceptors-opentelemetry/lib/worker';
 import type { ActivityInterceptorsFactory, WorkerOptions } from '@temporalio/worker';
 import type { Tracing } from './tracing';
 
