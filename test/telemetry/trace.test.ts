@@ -13,8 +13,13 @@
  *   through `StartWorkflow` into the workflow, every activity and S3 request.
  * - No span attribute of either trace holds a secret (S3 secret key, webhook secret, bearer token).
  * - Log lines written inside a span carry its trace id.
+ * - `upload-saga worker` (the built package, its shipped workflow bundle) with nothing but
+ *   `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` set exports its spans under that name,
+ *   and flushes them when it stops.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { context, trace } from '@opentelemetry/api';
 import { startJaeger, type JaegerServer } from '../../src/embedded';
@@ -26,6 +31,7 @@ import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { startTestGateway, startTus, idOf, testTenant, type TestGateway } from '../gateway/gateway-harness';
 
+const BIN = path.resolve(__dirname, '../../bin/upload-saga.cjs');
 const WEBHOOK_SECRET = `whsec-${randomBytes(12).toString('hex')}`;
 const acme = testTenant('trace');
 
@@ -62,6 +68,7 @@ interface JaegerSpan {
   traceID: string;
   spanID: string;
   operationName: string;
+  processID: string;
   references?: { refType: string; traceID: string; spanID: string }[];
   tags: { key: string; value: unknown }[];
 }
@@ -76,7 +83,10 @@ const traceIdOf = (traceparent: unknown): string => {
  * The spans of `traceId` as Jaeger returns them, once every name in `wanted` is there (spans arrive
  * in batches from the worker's process and the workflow sink). Fails listing what it saw.
  */
-async function traceWith(traceId: string, wanted: RegExp[]): Promise<{ spans: JaegerSpan[]; raw: string }> {
+async function traceWith(
+  traceId: string,
+  wanted: RegExp[],
+): Promise<{ spans: JaegerSpan[]; raw: string; services: Record<string, string> }> {
   await tracing.forceFlush();
   const deadline = Date.now() + 20_000;
   let spans: JaegerSpan[] = [];
@@ -85,8 +95,11 @@ async function traceWith(traceId: string, wanted: RegExp[]): Promise<{ spans: Ja
     const response = await fetch(`${jaeger.queryUrl}/api/traces/${traceId}`);
     if (response.ok) {
       raw = await response.text();
-      spans = (JSON.parse(raw) as { data: { spans: JaegerSpan[] }[] }).data.flatMap((t) => t.spans);
-      if (wanted.every((re) => spans.some((s) => re.test(s.operationName)))) return { spans, raw };
+      const data = (JSON.parse(raw) as { data: { spans: JaegerSpan[]; processes: Record<string, { serviceName: string }> }[] }).data;
+      spans = data.flatMap((t) => t.spans);
+      // processID → service.name
+      const services = Object.fromEntries(data.flatMap((t) => Object.entries(t.processes).map(([id, p]) => [id, p.serviceName])));
+      if (wanted.every((re) => spans.some((s) => re.test(s.operationName)))) return { spans, raw, services };
     } else {
       await response.arrayBuffer();
     }
@@ -208,5 +221,69 @@ describe('one trace per upload, read back from Jaeger', () => {
     const [inside, outside] = lines.map((l) => JSON.parse(l) as { traceId?: string });
     expect(inside?.traceId).toBe(traceId);
     expect(outside?.traceId).toBeUndefined();
+  });
+
+  it('`upload-saga worker` with OTEL_EXPORTER_OTLP_ENDPOINT exports its spans under OTEL_SERVICE_NAME, flushed when it stops', async () => {
+    const taskQueue = uniqueId('traced-cli');
+    const serviceName = uniqueId('upload-saga-worker-cli');
+    const child = spawn(process.execPath, [BIN, 'worker'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        ...stack.env,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        UPLOAD_SAGA_WEBHOOK_SECRET: WEBHOOK_SECRET,
+        OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
+        OTEL_SERVICE_NAME: serviceName,
+        LOG_FORMAT: 'json',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const file = await makeRandomFile(temp.dir, 'cli.bin', 1 * MiB);
+      const uploads = new UploadClient({ client: stack.client, taskQueue });
+      const uploadId = uniqueId('traced-cli');
+      const traceId = await tracing.tracer.startActiveSpan('test: upload on upload-saga worker', async (span) => {
+        try {
+          const handle = await uploads.start({
+            tenant: acme.name,
+            uploadId,
+            source: { type: 'file', path: file.path },
+            destination: { bucket: 'uploads', key: `${acme.name}/${uploadId}/cli.bin` },
+            webhookUrl: webhooks.url('/cli'),
+          });
+          expect((await handle.result()).size).toBe(1 * MiB);
+          return span.spanContext().traceId;
+        } finally {
+          span.end();
+        }
+      });
+      child.kill('SIGTERM'); // the worker flushes its spans as it stops
+      expect(await exited, output.slice(-2000)).toBe(0);
+      expect(output).toContain(`"tracing":"${jaeger.otlpEndpoint}"`);
+
+      const hook = webhooks.received.find((w) => w.path === '/cli' && w.json.uploadId === uploadId);
+      expect(traceIdOf(hook?.headers.traceparent)).toBe(traceId);
+      const { spans, services, raw } = await traceWith(traceId, [
+        /^RunWorkflow:uploadWorkflow$/,
+        /^RunActivity:notify$/,
+        /^S3\.UploadPart$/,
+      ]);
+      // The workflow's spans (from the shipped bundle, through the sink) and the activities' come from the worker process.
+      for (const name of ['RunWorkflow:uploadWorkflow', 'RunActivity:uploadParts', 'S3.UploadPart']) {
+        const span = spans.find((s) => s.operationName === name);
+        expect(services[span!.processID], name).toBe(serviceName);
+      }
+      expectNoSecrets(raw);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    }
   });
 });
