@@ -54,6 +54,9 @@ export { loadConfig, ConfigError, type WorkerConfig } from './config';
 export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
 export type { QuotaLedger } from './quota/ledger';
+export { startTracing, currentTracing, type Tracing, type StartTracingOptions } from './telemetry/tracing';
+export { loadTracingConfig, type TracingConfig } from './telemetry/config';
+export { tracingWorkflowInterceptorsPath, workflowSpanSinks } from './telemetry/temporal';
 
 /** The SDK's default `maxConcurrentWorkflowTaskExecutions`. */
 const SDK_WORKFLOW_TASK_SLOTS = 40;
