@@ -137,6 +137,26 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   },
   // Tracing (src/telemetry/config.ts reads them).
   ...TRACING_CONFIG_VARIABLES,
+  {
+    name: 'UPLOAD_SAGA_METRICS_PORT',
+    description: "Port of the worker's Prometheus endpoint (/metrics: the application's metrics and the Temporal SDK's); unset: none",
+    default: '(off)',
+  },
+  {
+    name: 'UPLOAD_SAGA_METRICS_HOST',
+    description: 'Interface the Prometheus endpoints of the worker and the gateway listen on',
+    default: '0.0.0.0',
+  },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_METRICS_PORT',
+    description: "Port of the gateway's Prometheus endpoint (/metrics), apart from its public port; unset: none",
+    default: '(off)',
+  },
+  {
+    name: 'UPLOAD_SAGA_METRICS_TENANT_LABEL',
+    description: 'Label per-upload metrics with the tenant (true/false); one series per tenant, so only with few tenants',
+    default: 'false',
+  },
   // The HTTP gateway's own variables (src/gateway/config.ts reads them).
   ...GATEWAY_CONFIG_VARIABLES,
 ];
@@ -240,6 +260,10 @@ const envSchema = z.object({
   UPLOAD_SAGA_HEALTH_PORT: wholeNumber(0, 65535).optional(),
   UPLOAD_SAGA_HEALTH_HOST: z.string().min(1).default('0.0.0.0'),
   UPLOAD_SAGA_HEALTH_BUCKET: z.string().min(1).default('uploads'),
+  UPLOAD_SAGA_METRICS_PORT: wholeNumber(0, 65535).optional(),
+  UPLOAD_SAGA_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  UPLOAD_SAGA_GATEWAY_METRICS_PORT: wholeNumber(0, 65535).optional(),
+  UPLOAD_SAGA_METRICS_TENANT_LABEL: flag.default(false),
 });
 
 export interface TemporalConnectionConfig {
@@ -282,6 +306,11 @@ export interface WorkerConfig {
   logging: LoggingConfig;
   /** The worker's health endpoints (`UPLOAD_SAGA_HEALTH_PORT`); undefined: none. */
   health?: { host: string; port: number; bucket: string };
+  /**
+   * Prometheus endpoints: the worker's (`port`) and the gateway's (`gatewayPort`), each off when
+   * undefined; `tenantLabel` adds the tenant to per-upload metrics.
+   */
+  metrics: { host: string; port?: number; gatewayPort?: number; tenantLabel: boolean };
 }
 
 const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -377,6 +406,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     ...(keys.encryption ? { encryption: keys.encryption } : {}),
     codecServer: { ...(e.UPLOAD_SAGA_CODEC_SERVER_TOKEN ? { token: e.UPLOAD_SAGA_CODEC_SERVER_TOKEN } : {}) },
     logging: { level: e.LOG_LEVEL, ...(e.LOG_FORMAT ? { format: e.LOG_FORMAT } : {}) },
+    metrics: {
+      host: e.UPLOAD_SAGA_METRICS_HOST,
+      ...(e.UPLOAD_SAGA_METRICS_PORT !== undefined ? { port: e.UPLOAD_SAGA_METRICS_PORT } : {}),
+      ...(e.UPLOAD_SAGA_GATEWAY_METRICS_PORT !== undefined ? { gatewayPort: e.UPLOAD_SAGA_GATEWAY_METRICS_PORT } : {}),
+      tenantLabel: e.UPLOAD_SAGA_METRICS_TENANT_LABEL,
+    },
     ...(e.UPLOAD_SAGA_HEALTH_PORT !== undefined
       ? { health: { host: e.UPLOAD_SAGA_HEALTH_HOST, port: e.UPLOAD_SAGA_HEALTH_PORT, bucket: e.UPLOAD_SAGA_HEALTH_BUCKET } }
       : {}),

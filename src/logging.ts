@@ -217,12 +217,18 @@ function coreLevel(level: LogLevelName): 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | '
   return 'ERROR';
 }
 
+/** What else the one Temporal runtime of a process is installed with (see {@link installTemporalLogging}). */
+export interface TemporalRuntimeOptions {
+  /** `host:port` of the SDK's own Prometheus exporter (Prometheus naming: `_total`, units, seconds). @default none */
+  prometheusBindAddress?: string;
+}
+
 /**
  * Installs the Temporal runtime with `logger` as its logger, core logs forwarded, once per
  * process, before any connection. Returns false (and installs nothing) when the runtime already
  * exists — a test or host application installed its own — so library code paths never throw here.
  */
-export function installTemporalLogging(logger: Logger): boolean {
+export function installTemporalLogging(logger: Logger, options: TemporalRuntimeOptions = {}): boolean {
   // Loaded here, not at the top: the gateway and the CLI import this module without the worker's native runtime.
   const { Runtime } = require('@temporalio/worker') as typeof TemporalWorker;
   if ((Runtime as unknown as { _instance?: unknown })._instance !== undefined) return false;
@@ -230,7 +236,22 @@ export function installTemporalLogging(logger: Logger): boolean {
   Runtime.install({
     logger: new TemporalLogger(logger),
     // The core's own logs, forwarded into the same logger (its TRACE is far too chatty: DEBUG at most).
-    telemetryOptions: { logging: { filter: { core: level === 'TRACE' ? 'DEBUG' : level, other: 'WARN' }, forward: {} } },
+    telemetryOptions: {
+      logging: { filter: { core: level === 'TRACE' ? 'DEBUG' : level, other: 'WARN' }, forward: {} },
+      // One install per process: the SDK's Prometheus exporter is configured here too (see src/metrics/metrics-server.ts).
+      ...(options.prometheusBindAddress
+        ? {
+            metrics: {
+              prometheus: {
+                bindAddress: options.prometheusBindAddress,
+                countersTotalSuffix: true,
+                unitSuffix: true,
+                useSecondsForDurations: true,
+              },
+            },
+          }
+        : {}),
+    },
   });
   return true;
 }

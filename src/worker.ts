@@ -40,6 +40,12 @@ import { startWorkerHealthServer } from './health';
 import { loadTracingConfig } from './telemetry/config';
 import { tracingActivityInterceptors, tracingWorkflowInterceptorsPath, workflowSpanSinks } from './telemetry/temporal';
 import { currentTracing, startTracing, type Tracing } from './telemetry/tracing';
+import { WorkerMetrics } from './metrics/worker-metrics';
+import { createMetricsActivityInterceptor } from './metrics/activity-interceptor';
+import { instrumentS3Client } from './metrics/s3-middleware';
+import { uploadMetricsSinks } from './metrics/worker-sinks';
+import { httpMetricsSource, startMetricsServer, type MetricsServer } from './metrics/metrics-server';
+import { findFreePort } from './embedded/free-port';
 
 // The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
 // and workflows on a worker of your own.
@@ -57,6 +63,18 @@ export type { QuotaLedger } from './quota/ledger';
 export { startTracing, currentTracing, type Tracing, type StartTracingOptions } from './telemetry/tracing';
 export { loadTracingConfig, type TracingConfig } from './telemetry/config';
 export { tracingWorkflowInterceptorsPath, workflowSpanSinks } from './telemetry/temporal';
+export { WorkerMetrics, type WorkerMetricsOptions, type CircuitBreakerState, type PartMetrics } from './metrics/worker-metrics';
+export { uploadMetricsSinks } from './metrics/worker-sinks';
+export type { UploadMetricsSinks, UploadEndedReport, UploadKind } from './metrics/upload-sinks';
+export { createMetricsActivityInterceptor } from './metrics/activity-interceptor';
+export { instrumentS3Client } from './metrics/s3-middleware';
+export {
+  startMetricsServer,
+  httpMetricsSource,
+  type MetricsServer,
+  type MetricsServerOptions,
+  type MetricsSource,
+} from './metrics/metrics-server';
 
 /** The SDK's default `maxConcurrentWorkflowTaskExecutions`. */
 const SDK_WORKFLOW_TASK_SLOTS = 40;
@@ -123,6 +141,12 @@ export interface UploadWorkerOptions {
    * @default undefined (the shipped bundle of the upload workflows)
    */
   workflowsPath?: string;
+  /**
+   * Where the worker's application metrics are recorded (workflow outcomes through sinks, activity
+   * attempts through an interceptor, S3 errors through a middleware on `s3`, parts by upload-parts).
+   * @default a WorkerMetrics of its own (recorded, not exposed: serve `metrics.registry` to expose them)
+   */
+  metrics?: WorkerMetrics;
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
   /**
@@ -139,6 +163,8 @@ export interface UploadWorkerOptions {
  */
 export async function createUploadWorker(options: UploadWorkerOptions): Promise<Worker> {
   const { config } = options;
+  const metrics = options.metrics ?? new WorkerMetrics({ tenantLabel: config.metrics?.tenantLabel ?? false });
+  instrumentS3Client(options.s3, metrics);
   const activities =
     options.activities ??
     createActivities({
@@ -171,14 +197,14 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
         }),
       webhook: config.webhook,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
+      metrics,
     });
   const saga = sagaWorkerInterceptors();
   const tracing = options.tracing ?? currentTracing();
-  // Tracing's activity interceptor first: the outermost, so the activity's span covers the saga's retry hints too.
-  const activityInterceptors = [...(tracing ? tracingActivityInterceptors() : []), ...(saga.activity ?? [])];
+  // Tracing's activity interceptor first: the outermost, so the activity's span covers metrics and the saga's retry hints too.
   const interceptors = {
     workflowModules: [...(saga.workflowModules ?? []), tracingWorkflowInterceptorsPath],
-    activity: activityInterceptors,
+    activity: [...(tracing ? tracingActivityInterceptors() : []), createMetricsActivityInterceptor(metrics), ...(saga.activity ?? [])],
   };
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
@@ -196,10 +222,11 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     // Heartbeats carry progress: send them often enough for a live progress bar and fast cancellation.
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
-    // The workflow interceptors' span sink (a no-op without tracing): every upload bundle calls it.
-    sinks: workflowSpanSinks(tracing),
     ...(dataConverter ? { dataConverter } : {}),
     ...options.workerOptions,
+    // The upload workflows call the metrics sink and the tracing interceptors' span sink (a no-op
+    // without tracing): both stay registered beside any sinks of yours.
+    sinks: { ...workflowSpanSinks(tracing), ...options.workerOptions?.sinks, ...uploadMetricsSinks(metrics) },
   });
 }
 
@@ -245,8 +272,12 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
   const tracingConfig = loadTracingConfig(env, 'upload-saga-worker');
   // Before any client exists: they find the registered provider (see src/telemetry/tracing.ts).
   const tracing = tracingConfig ? startTracing(tracingConfig) : undefined;
+  // The SDK's Prometheus exporter on a loopback port of its own, served through the one /metrics below.
+  const sdkMetricsAddress = config.metrics.port !== undefined ? `127.0.0.1:${await findFreePort()}` : undefined;
   // The SDK's logs (worker, activities, workflows, core) into the same logger; skipped when this process installed a runtime already.
-  if (!installTemporalLogging(logger)) logger.debug('Temporal runtime installed before: its logs keep their logger');
+  const installed = installTemporalLogging(logger, sdkMetricsAddress ? { prometheusBindAddress: sdkMetricsAddress } : {});
+  if (!installed) logger.warn('Temporal runtime installed before: its logs keep their logger, and /metrics lacks the SDK metrics');
+  const metrics = new WorkerMetrics({ tenantLabel: config.metrics.tenantLabel });
   const connection = await connectWorker(config.temporal);
   const clientConnection = await connectClient(config.temporal);
   const client = createTemporalClient(clientConnection, config);
@@ -256,11 +287,24 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     connection,
     client,
     s3,
+    metrics,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   });
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     if (config.health) health = await startWorkerHealthServer({ ...config.health, worker, s3, logger });
+    if (config.metrics.port !== undefined) {
+      metricsServer = await startMetricsServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        sources: [
+          { name: 'upload-saga', collect: () => metrics.metrics() },
+          ...(installed && sdkMetricsAddress ? [httpMetricsSource('temporal-sdk', `http://${sdkMetricsAddress}/metrics`)] : []),
+        ],
+        logger,
+      });
+    }
     logger.info(
       {
         taskQueue: config.temporal.taskQueue,
@@ -268,12 +312,14 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
         ...(config.encryption ? { encryptionKeyId: config.encryption.keys[0].id } : {}),
         ...(health ? { health: health.url } : {}),
         ...(tracingConfig ? { tracing: tracingConfig.endpoint } : {}),
+        ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
       },
       `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
         (config.encryption ? `, payloads encrypted with key "${config.encryption.keys[0].id}"` : ''),
     );
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
+    await metricsServer?.close();
     await health?.close();
     await tracing?.shutdown();
     s3.destroy();

@@ -18,6 +18,8 @@ import { siblingModule } from '../src/module-path';
 import { sagaWorkflowInterceptorsPath } from '../src/saga/activity';
 import { uploadWorkflowId } from '../src/upload/request';
 import { bundleUploadWorkflows, workflowsPath } from '../src/worker';
+import { WorkerMetrics } from '../src/metrics/worker-metrics';
+import { uploadMetricsSinks } from '../src/metrics/worker-sinks';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { historyFromJson, type History } from './replay/history-json';
 
@@ -84,10 +86,18 @@ function describeReplayFailure(file: string, err: unknown): string {
   );
 }
 
+/** Metrics the replays' sinks record into: replay must leave them at zero (sinks are not called during replay). */
+const replayMetrics = new WorkerMetrics();
+
 async function replay(bundle: WorkflowBundleWithSourceMap, recorded: RecordedHistory): Promise<void> {
   // A pre-built bundle carries its workflow interceptors: the SDK ignores interceptors.workflowModules
-  // next to workflowBundle, so none are passed here (see the interceptor tests below).
-  await Worker.runReplayHistory({ workflowBundle: bundle }, recorded.history, recorded.workflowId);
+  // next to workflowBundle, so none are passed here (see the interceptor tests below). The metrics
+  // sinks are registered as on a worker.
+  await Worker.runReplayHistory(
+    { workflowBundle: bundle, sinks: uploadMetricsSinks(replayMetrics) },
+    recorded.history,
+    recorded.workflowId,
+  );
 }
 
 /** The patch ids a run recorded, in order. */
@@ -137,6 +147,18 @@ describe('recorded histories', () => {
     timings.ms += Date.now() - started;
     timings.events += recorded.history.events?.length ?? 0;
     timings.histories++;
+  });
+});
+
+describe('metrics sinks under replay', () => {
+  it('count nothing while histories replay: an upload is counted by the run that executes it, not by replays', async () => {
+    const completed = historyFiles.find((f) => f === 'completed.json')!;
+    const compensated = historyFiles.find((f) => f === 'compensated-after-retries.json')!;
+    for (const file of [completed, compensated]) await replay(bundle, loadHistory(file));
+    const counted = (await replayMetrics.registry.getMetricsAsJSON())
+      .filter((m) => m.name.startsWith('upload_saga_uploads_'))
+      .flatMap((m) => m.values.map((v) => v.value));
+    expect(counted).toEqual([]);
   });
 });
 

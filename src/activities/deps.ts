@@ -7,6 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { QuotaLedger } from '../quota/ledger';
 import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
+import type { PartMetrics } from '../metrics/worker-metrics';
 
 /** Where and how the `notify` activity delivers webhook events. */
 export interface WebhookOptions {
@@ -35,4 +36,6 @@ export interface UploadActivityDeps {
    * `DestinationNotAllowed`. @default undefined (any key)
    */
   tenantKeyPrefix?: string;
+  /** Where upload-parts records bytes and part durations (see src/metrics/worker-metrics.ts). @default undefined: not recorded */
+  metrics?: PartMetrics;
 }

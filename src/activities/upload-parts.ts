@@ -181,6 +181,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
           const { offset, length } = partRange(input.plan, partNumber);
+          const partStartedAt = performance.now();
           if (copier && length > 0) {
             // The store copies the range; the worker sends a request, never the bytes.
             const { etag } = await copier.copyPart({ ...target, multipartUploadId: id, partNumber }, { offset, length }, signal);
@@ -206,6 +207,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             checksums.set(partNumber, recorded);
             progress.bytesSent += length;
           }
+          deps.metrics?.partUploaded(copier ? 'copy' : 'upload', input.source.type, length, (performance.now() - partStartedAt) / 1000);
           progress.partsDone++;
           progress.bytesDone += length;
           ctx.heartbeat(progress);

@@ -68,11 +68,12 @@ export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 /** Go package of the MinIO server (its main package is the module root). */
 export const MINIO_MODULE = 'github.com/minio/minio';
 /**
- * MinIO version we build. MinIO publishes no semver tags on the Go module, so `latest` resolves
- * to the newest pseudo-version of the default branch (v0.0.0-20260212201848-7aac2a2c5b7c when
- * this was written); the S3 API surface we use is stable across those builds.
+ * MinIO version we build, pinned to an exact pseudo-version: MinIO publishes no semver tags on the
+ * Go module and its repository is archived, so `latest` would move only if it were revived, and a
+ * pin keeps every machine on the same server. This is the newest commit of the default branch
+ * (2026-02-12), which the module proxy answers for `latest`.
  */
-export const MINIO_VERSION = 'latest';
+export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
 
 /** Go package of the toxiproxy server (a TCP proxy whose faults are set over an HTTP API). */
 export const TOXIPROXY_MODULE = 'github.com/Shopify/toxiproxy/v2/cmd/server';

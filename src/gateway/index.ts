@@ -42,6 +42,8 @@ export {
 export type { GatewayPlugin, GatewayPluginOptions } from './plugin-types';
 /** The plugins the gateway registers by default, each usable on its own list. */
 export { DEFAULT_GATEWAY_PLUGINS } from './plugins';
+export { GatewayMetrics, type GatewayMetricsOptions, type GatewayUploadProtocol, type StreamProtocol } from '../metrics/gateway-metrics';
+export { startMetricsServer, type MetricsServer, type MetricsServerOptions, type MetricsSource } from '../metrics/metrics-server';
 export { s3MultipartPlugin, type S3MultipartPluginOptions } from './s3-multipart';
 export { progressPlugin, type ProgressPluginOptions } from './progress';
 export { pagePlugin, type PagePluginOptions } from './page';

@@ -8,6 +8,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { GatewayConfig } from './config';
 import type { UploadsService } from './uploads-service';
 
@@ -32,6 +33,8 @@ export interface GatewayPluginOptions {
   s3: S3Client;
   /** Present when the gateway runs with Redis (cross-replica fan-out, e.g. progress events). */
   redis?: Redis;
+  /** The gateway's metrics: plugins record into it (e.g. open streams with `streamOpened`). */
+  metrics?: GatewayMetrics;
 }
 
 /** A protocol or feature added to the gateway, e.g. the S3 presigned multipart endpoints. */

@@ -34,6 +34,7 @@ import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-li
 import { RedisLocker } from './redis-locker';
 import { tusPlugin, type TusPluginOptions } from './tus';
 import { UploadsService, type UploadsServiceOptions } from './uploads-service';
+import { GatewayMetrics, recordGatewayRequests } from '../metrics/gateway-metrics';
 
 /** The task queue uploads are started on unless {@link UploadGatewayOptions.taskQueue} says otherwise. */
 export const DEFAULT_TASK_QUEUE = 'upload-saga';
@@ -88,6 +89,13 @@ export interface UploadGatewayOptions {
    * @default { path: '/files' }
    */
   tus?: Pick<TusPluginOptions, 'path' | 'finishWaitMs' | 'recordIntervalMs'>;
+  /**
+   * Where the gateway's metrics are recorded: pass your own (e.g. `new GatewayMetrics({ registry })`
+   * over your app's prom-client registry) to expose them from your app. The gateway serves no
+   * `/metrics` route itself: its port is public, metrics are for the operator (see docs/reference/metrics.md).
+   * @default a GatewayMetrics of its own (recorded, not exposed)
+   */
+  metrics?: GatewayMetrics;
 }
 
 /** The gateway's configuration: `partial` over the defaults. */
@@ -122,14 +130,23 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     : new MemoryLocker();
   const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
   const tenantOf = options.authenticate ?? ((request: FastifyRequest) => authenticate(request, config));
+  const metrics = options.metrics ?? new GatewayMetrics();
+  // Counted and logged (a listener also keeps ioredis from printing "Unhandled error event").
+  const onRedisError = (err: unknown) => {
+    metrics.redisError();
+    app.log.warn({ err }, 'redis error');
+  };
+  redis?.on('error', onRedisError);
 
   app.decorateRequest('tenant', '');
   app.addHook('onClose', async () => {
+    redis?.off('error', onRedisError);
     await locker.close?.();
   });
 
   const tusPath = options.tus?.path ?? '/files';
   const tusUrlPrefix = `${app.prefix}${tusPath}`;
+  recordGatewayRequests(app, metrics, tusUrlPrefix);
   app.setErrorHandler((error, request, reply) => {
     if (request.url.startsWith(tusUrlPrefix)) reply.header('Tus-Resumable', '1.0.0');
     if (error instanceof GatewayError) {
@@ -177,8 +194,16 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     return reply.code(503).send({ status: 'unavailable', message: `Temporal does not answer: ${temporal.message}` });
   });
 
-  await app.register(tusPlugin, { ...options.tus, uploads, s3, config, locker, path: tusPath });
+  await app.register(tusPlugin, {
+    ...options.tus,
+    uploads,
+    s3,
+    config,
+    locker,
+    path: tusPath,
+    onUploadEnded: (tenant, outcome) => metrics.uploadOutcome('tus', outcome, tenant),
+  });
   for (const plugin of options.plugins ?? DEFAULT_GATEWAY_PLUGINS) {
-    await app.register(plugin, { uploads, config, s3, ...(redis ? { redis } : {}) });
+    await app.register(plugin, { uploads, config, s3, metrics, ...(redis ? { redis } : {}) });
   }
 };

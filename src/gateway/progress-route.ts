@@ -8,6 +8,7 @@
  * only after the uploads service found the upload under the caller's tenant (another tenant's
  * upload is a 404 before anything is subscribed); streams end before the gateway closes.
  */
+import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { listAllParts } from '../s3/list-parts';
@@ -75,6 +76,8 @@ export interface ProgressRouteOptions extends ProgressStreamOptions {
   uploads: ProgressSource;
   /** For the bytes of presigned uploads still receiving parts (ListParts). @default undefined: bytes appear once verified */
   s3?: S3Client;
+  /** Counts open streams (`upload_saga_gateway_open_streams{protocol="sse"}`). @default undefined: not counted */
+  metrics?: Pick<GatewayMetrics, 'streamOpened'>;
 }
 
 /** Writes one SSE event. */
@@ -105,9 +108,12 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
     const timers: NodeJS.Timeout[] = [];
     let unsubscribe: (() => Promise<void>) | undefined;
 
+    // Counted as open once its headers are out (see below); uncounted by close.
+    const counted: { close?: () => void } = {};
     const close = () => {
       if (closed) return;
       closed = true;
+      counted.close?.();
       openStreams.delete(close);
       for (const timer of timers) clearTimeout(timer);
       void unsubscribe?.().catch(() => undefined);
@@ -150,6 +156,7 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
     // The response's 'close' is the connection's end (the request's fires once its body is read).
     reply.raw.on('close', close);
     openStreams.add(close);
+    counted.close = options.metrics?.streamOpened('sse');
     if (reply.raw.destroyed) close();
     const view = new ProgressView(uploadId, first, options.rateWindowMs);
     for (const observation of pending.splice(0)) view.apply(observation);

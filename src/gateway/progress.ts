@@ -40,19 +40,22 @@ export interface ProgressPluginOptions extends ProgressStreamOptions {
  * makes on this replica (create, tus chunk, complete, cancel).
  */
 export function progressPlugin(pluginOptions: ProgressPluginOptions = {}): GatewayPlugin {
-  return async (app, { uploads, s3, redis }) => {
+  return async (app, { uploads, s3, redis, metrics }) => {
     const bus =
       pluginOptions.bus ??
       createProgressBus({
         ...(redis ? { redis } : {}),
         ...(pluginOptions.channelPrefix ? { channelPrefix: pluginOptions.channelPrefix } : {}),
-        onError: (err) => app.log.warn({ err }, 'progress bus'),
+        onError: (err) => {
+          metrics?.redisError();
+          app.log.warn({ err }, 'progress bus');
+        },
       });
     const stopObserving = uploads.observe((state) => void bus.publish(observationOfState(state)));
     app.addHook('onClose', async () => {
       stopObserving();
       if (!pluginOptions.bus) await bus.close();
     });
-    registerProgressRoute(app, { ...pluginOptions, bus, uploads, s3 });
+    registerProgressRoute(app, { ...pluginOptions, bus, uploads, s3, ...(metrics ? { metrics } : {}) });
   };
 }

@@ -18,6 +18,8 @@ import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { createGateway, type GatewayOptions, type GatewayServer } from './server';
 import { loadTracingConfig } from '../telemetry/config';
 import { startTracing } from '../telemetry/tracing';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { startMetricsServer } from '../metrics/metrics-server';
 
 /** A listening gateway. */
 export interface RunningGateway {
@@ -27,6 +29,10 @@ export interface RunningGateway {
   url: string;
   /** The configuration it runs with. */
   config: GatewayConfig;
+  /** Its metrics. */
+  metrics: GatewayMetrics;
+  /** `http://host:port/metrics` when `UPLOAD_SAGA_GATEWAY_METRICS_PORT` is set. */
+  metricsUrl?: string;
   /** Stops listening (waiting for requests in flight) and closes the connections it opened. */
   close(): Promise<void>;
 }
@@ -78,7 +84,9 @@ export async function startGatewayFromEnv(
       redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
       closers.push(() => redis!.quit());
     }
+    const metrics = new GatewayMetrics({ tenantLabel: workerConfig.metrics.tenantLabel });
     const app = await createGateway({
+      metrics,
       config,
       client,
       taskQueue: workerConfig.temporal.taskQueue,
@@ -95,7 +103,18 @@ export async function startGatewayFromEnv(
     });
     closers.push(() => app.close());
     const address = await app.listen({ host: config.host, port: config.port });
-    return { app, url: address, config, close };
+    // Metrics on a port of their own: the gateway's port is public, its /metrics would tell anyone about every tenant's traffic.
+    let metricsUrl: string | undefined;
+    if (workerConfig.metrics.gatewayPort !== undefined) {
+      const server = await startMetricsServer({
+        host: workerConfig.metrics.host,
+        port: workerConfig.metrics.gatewayPort,
+        sources: [{ name: 'gateway', collect: () => metrics.metrics() }],
+      });
+      closers.push(() => server.close());
+      metricsUrl = `${server.url}/metrics`;
+    }
+    return { app, url: address, config, metrics, ...(metricsUrl ? { metricsUrl } : {}), close };
   } catch (err) {
     await close();
     throw err;

@@ -15,6 +15,7 @@ import { uploadGateway, type UploadGatewayOptions } from './plugin';
 import { UploadsService } from './uploads-service';
 import { fastifyTracingPlugin } from '../telemetry/fastify';
 import { currentTracing, type Tracing } from '../telemetry/tracing';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
 
 /** Options of {@link createGateway}. */
 export interface GatewayOptions {
@@ -45,6 +46,8 @@ export interface GatewayOptions {
   authenticate?: UploadGatewayOptions['authenticate'];
   /** Trace requests (a span per request, see src/telemetry/fastify.ts). @default the tracing this process started, else none */
   tracing?: Tracing;
+  /** Where the gateway records its metrics. @default a GatewayMetrics of its own */
+  metrics?: UploadGatewayOptions['metrics'];
 }
 
 /** A standalone gateway: a fastify instance with the gateway at its root. */
@@ -53,6 +56,8 @@ export type GatewayServer = FastifyInstance & {
   readonly uploads: UploadsService;
   /** The configuration it runs with. */
   readonly gatewayConfig: GatewayConfig;
+  /** Its metrics (serve `metrics.registry` to expose them; see docs/reference/metrics.md). */
+  readonly metrics: GatewayMetrics;
 };
 
 /**
@@ -75,6 +80,8 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
   });
   app.decorate('uploads', uploads);
   app.decorate('gatewayConfig', config);
+  const metrics = options.metrics ?? new GatewayMetrics();
+  app.decorate('metrics', metrics);
   await app.register(uploadGateway, {
     client,
     s3: options.s3,
@@ -85,6 +92,7 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
     ...(options.plugins ? { plugins: options.plugins } : {}),
     ...(options.tus ? { tus: options.tus } : {}),
     ...(options.authenticate ? { authenticate: options.authenticate } : {}),
+    metrics,
   });
   // Decorated above: `uploads` and `gatewayConfig` are there.
   return app as unknown as GatewayServer;

@@ -41,6 +41,8 @@ export interface TusPluginOptions {
   finishWaitMs?: number;
   /** How often, at most, one PATCH records the parts S3 has (always at its end); see tus-store.ts. @default 1000 */
   recordIntervalMs?: number;
+  /** Called with an upload's outcome once its last byte arrived (completed, running when the merge outlasts the wait, or how it failed). */
+  onUploadEnded?: (tenant: string, outcome: string) => void;
 }
 
 /** Request headers the tus endpoint accepts beyond @tus/server's own (CORS). */
@@ -75,6 +77,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     onUploadFinish: async (_req, upload) => {
       const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
+      options.onUploadEnded?.(context().tenant, state.outcome);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
       throw new UploadNotStoredError(
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,

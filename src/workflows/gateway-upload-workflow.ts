@@ -47,6 +47,7 @@ import {
   type GatewayUploadState,
 } from '../upload/gateway-upload';
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
+import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
 import { gatewayUploadSteps } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, uploadEvents } from './upload-notifications';
@@ -109,6 +110,10 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   let updatesThisRun = 0;
   const timings: Record<string, number> = {};
   let phaseStartedAt = Date.now();
+  // Metrics through a sink: no command, no history event, not called during replay (see upload-sinks.ts).
+  // A continued run is the same upload: counted once, by its first run.
+  const metrics = uploadMetricsSink();
+  if (!carried) metrics.started('gateway');
 
   const describeBytes = () =>
     `${formatMiB(state.offset)}${state.length !== undefined ? ` of ${formatMiB(state.length)}` : ''} received, ${state.partsCompleted} parts`;
@@ -350,6 +355,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     setPhase('done');
     state.result = result;
     setOutcome('completed');
+    metrics.ended({ kind: 'gateway', outcome: 'completed' });
     setCurrentDetails(completedDetails(result));
     await condition(allHandlersFinished);
     return result;
@@ -363,6 +369,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         r.cause.type === GatewayUploadFailureType.UploadExpired ? 'expired' : undefined,
       ),
     );
+    metrics.ended({ kind: 'gateway', outcome: state.outcome, failure: endedFailure(report) });
     setCurrentDetails(endedDetails(state.outcome, err));
     await CancellationScope.nonCancellable(async () => {
       await notifyEnded(saga, input.webhookUrl, event, report);

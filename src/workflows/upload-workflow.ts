@@ -32,6 +32,7 @@ import type { UploadRequestWithDefaults } from '../upload/request';
 import { describeSource } from '../upload/request-types';
 import type { UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from '../upload/outcome';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
+import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
 import { failureReportOf, uploadEvents } from './upload-notifications';
 import {
   compensatingDetails,
@@ -73,6 +74,9 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
   const progress: UploadProgress = { phase: 'inspect-source', outcome: 'running', partsUploaded: 0, bytesUploaded: 0, batchesDone: 0 };
   const timings: Record<string, number> = {};
   let stepStartedAt = Date.now();
+  // Metrics through a sink: no command, no history event, not called during replay (see upload-sinks.ts).
+  const metrics = uploadMetricsSink();
+  metrics.started('worker');
 
   // Search-attribute updates. Under the folded-phases patch an update marked `fold` waits and is
   // merged into the next one that is not (see phaseIsFolded in upload-steps.ts); before it, each
@@ -269,6 +273,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     setPhase('done');
     result.timings = timings;
     setOutcome('completed');
+    metrics.ended({ kind: 'worker', outcome: 'completed' });
     // A webhook that failed for good is part of the ending people look at in the Web UI (the
     // search attribute says completed: the object exists).
     const webhookFailure = result.notification.status === 'failed' ? `; **webhook not delivered**: ${result.notification.error}` : '';
@@ -278,6 +283,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     const report = failureReportOf(err);
     setPhase('done');
     setOutcome(failureOutcome(err instanceof CancelledFailure, report));
+    metrics.ended({ kind: 'worker', outcome: progress.outcome, failure: endedFailure(report) });
     setCurrentDetails(endedDetails(progress.outcome, err));
     await notifyEnded(saga, request?.webhookUrl, event, report);
     throw err;

@@ -150,6 +150,10 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
       contentType: 'application/x-test',
     });
     expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'committed' });
+    // The gateway's metrics saw it: created, then completed, by protocol (the file's first upload).
+    const metrics = await gateway.app.metrics.metrics();
+    expect(metrics).toContain('upload_saga_gateway_uploads_total{protocol="s3-multipart",outcome="created"} 1\n');
+    expect(metrics).toContain('upload_saga_gateway_uploads_total{protocol="s3-multipart",outcome="completed"} 1\n');
   });
 
   it('signs part URLs for the public endpoint, valid for at most 15 minutes and only for UploadPart', async () => {
@@ -289,8 +293,11 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     const { uploadId, key } = await client.create('aborted.bin', { 'upload-length': String(10 * MiB) });
     await client.putPart(uploadId, key, 1, randomBytes(5 * MiB));
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toHaveLength(1);
+    const aborted = () => gateway.app.metrics.uploads.get().then((m) => m.values.find((v) => v.labels.outcome === 'aborted')?.value ?? 0);
+    const abortedBefore = await aborted();
     const answer = await client.abort(uploadId, key);
     expect(answer).toMatchObject({ status: 200, json: { outcome: 'cancelled' } });
+    expect(await aborted()).toBe(abortedBefore + 1);
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
     expect(await ledger().reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
     // Gone for good: no more signatures.

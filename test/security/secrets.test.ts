@@ -20,6 +20,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { findFreePorts } from '../../src/embedded/free-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import { loadConfig, type WorkerConfig } from '../../src/config';
@@ -278,9 +279,20 @@ describe('secrets', () => {
     }
   });
 
-  it('appear in no log line of a worker started as `upload-saga worker` or of a gateway, at debug level, during real uploads', async () => {
+  it('appear in no log line and no metric (scrapes of /metrics, tenant label on) of a worker started as `upload-saga worker` or of a gateway, at debug level, during real uploads', async () => {
     const taskQueue = uniqueId('secrets-logs');
-    const logEnv = { ...env, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug', LOG_FORMAT: 'json' };
+    const [workerMetricsPort, gatewayMetricsPort] = await findFreePorts(2);
+    const logEnv = {
+      ...env,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
+      UPLOAD_SAGA_METRICS_HOST: '127.0.0.1',
+      UPLOAD_SAGA_METRICS_PORT: String(workerMetricsPort),
+      UPLOAD_SAGA_GATEWAY_METRICS_PORT: String(gatewayMetricsPort),
+      UPLOAD_SAGA_METRICS_TENANT_LABEL: 'true',
+    };
+    const scrapes: Record<string, string> = {};
     // The worker as the CLI starts it (its runtime's logger is the pino logger), in a child process.
     const child = spawn(process.execPath, [BIN, 'worker'], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...logEnv },
@@ -350,6 +362,9 @@ describe('secrets', () => {
           })
         ).status,
       ).toBe(401);
+      // Metric labels after these uploads: the worker's (with the SDK's) and the gateway's.
+      scrapes.worker = await (await fetch(`http://127.0.0.1:${workerMetricsPort}/metrics`)).text();
+      scrapes.gateway = await (await fetch(gateway.metricsUrl!)).text();
     } finally {
       await gateway.close();
       const exited = new Promise((r) => child.once('exit', r));
@@ -374,9 +389,14 @@ describe('secrets', () => {
       'URL token': URL_TOKEN,
       'webhook URL token': HOOK_TOKEN,
     };
+    // The scan reads real scrapes: the uploads' counters, tenant-labelled, and the SDK's metrics.
+    expect(scrapes.worker).toContain(`upload_saga_uploads_ended_total{kind="worker",outcome="completed",tenant="${TENANT}"}`);
+    expect(scrapes.worker).toContain('temporal_long_request_total');
+    expect(scrapes.gateway).toContain('upload_saga_gateway_http_requests_total{route="/files/*",method="HEAD"');
     for (const [what, secret] of Object.entries(secrets)) {
       expect(workerLog.includes(secret), `${what} in the worker's log`).toBe(false);
       expect(gatewayLines.join('\n').includes(secret), `${what} in the gateway's log`).toBe(false);
+      for (const [where, text] of Object.entries(scrapes)) expect(text.includes(secret), `${what} in the ${where}'s metrics`).toBe(false);
     }
   });
 

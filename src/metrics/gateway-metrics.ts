@@ -1,0 +1,162 @@
+/**
+ * The gateway's metrics, on prom-client, in a registry of its own per gateway: HTTP requests by
+ * route pattern and status, bytes received, uploads by protocol and outcome, 413/429 answers,
+ * open progress streams, Redis errors.
+ *
+ * Invariants:
+ * - `route` is fastify's route pattern (`/s3/multipart/:uploadId`), never the raw URL (which
+ *   carries upload ids and tokens); requests that match no route are `route="unmatched"`.
+ * - No tenant label unless the operator opts in; no label ever carries a token or key.
+ * - The recording hook is one `onResponse` per request over pre-declared metrics.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Progress stream protocols the open-streams gauge distinguishes. */
+export type StreamProtocol = 'sse' | 'websocket';
+/** Upload protocols of the gateway. */
+export type GatewayUploadProtocol = 'tus' | 's3-multipart';
+
+/** Options of {@link GatewayMetrics}. */
+export interface GatewayMetricsOptions {
+  /** Add a `tenant` label to upload counters. @default false */
+  tenantLabel?: boolean;
+  /** The registry to register into (a host app's own). @default a new Registry */
+  registry?: Registry;
+}
+
+/** Request-duration buckets: 1 ms to 2 min (a PATCH of a large tus part, or the final one waiting for the merge). */
+const REQUEST_SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Every metric of one gateway, and the calls that record them. */
+export class GatewayMetrics {
+  readonly registry: Registry;
+  readonly tenantLabel: boolean;
+  readonly httpRequests: Counter<string>;
+  readonly httpRequestDuration: Histogram<string>;
+  readonly receivedBytes: Counter<string>;
+  readonly uploads: Counter<string>;
+  readonly rejectedRequests: Counter<string>;
+  readonly openStreams: Gauge<string>;
+  readonly redisErrors: Counter<string>;
+
+  constructor(options: GatewayMetricsOptions = {}) {
+    const registers = [(this.registry = options.registry ?? new Registry())];
+    this.tenantLabel = options.tenantLabel ?? false;
+    const tenant = this.tenantLabel ? ['tenant'] : [];
+    this.httpRequests = new Counter({
+      name: 'upload_saga_gateway_http_requests_total',
+      help: 'HTTP requests the gateway answered, by route pattern, method and status code',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.httpRequestDuration = new Histogram({
+      name: 'upload_saga_gateway_http_request_duration_seconds',
+      help: 'Time from receiving a request to the end of its answer, by route pattern and method',
+      labelNames: ['route', 'method'],
+      buckets: REQUEST_SECONDS_BUCKETS,
+      registers,
+    });
+    this.receivedBytes = new Counter({
+      name: 'upload_saga_gateway_received_bytes_total',
+      help: 'Request body bytes the gateway received (by Content-Length), by protocol (tus, s3-multipart, other)',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.uploads = new Counter({
+      name: 'upload_saga_gateway_uploads_total',
+      help: 'Gateway uploads by protocol and outcome: created, then completed, compensated, failed, expired, cancelled or running (answered before the merge ended) when the last byte arrived, or aborted',
+      labelNames: ['protocol', 'outcome', ...tenant],
+      registers,
+    });
+    this.rejectedRequests = new Counter({
+      name: 'upload_saga_gateway_rejected_requests_total',
+      help: 'Requests refused for size (413) or rate (429), by status code',
+      labelNames: ['status'],
+      registers,
+    });
+    this.openStreams = new Gauge({
+      name: 'upload_saga_gateway_open_streams',
+      help: 'Progress streams open now, by protocol (sse, websocket)',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.redisErrors = new Counter({
+      name: 'upload_saga_gateway_redis_errors_total',
+      help: "Errors of the gateway's Redis connections (connection lost, refused, command failures reported by the client)",
+      registers,
+    });
+    for (const protocol of ['sse', 'websocket']) this.openStreams.set({ protocol }, 0);
+  }
+
+  /** An upload reached `outcome`. */
+  uploadOutcome(protocol: GatewayUploadProtocol, outcome: string, tenant?: string): void {
+    this.uploads.inc(this.tenantLabel ? { protocol, outcome, tenant: tenant ?? '' } : { protocol, outcome });
+  }
+
+  /**
+   * A progress stream opened: returns the function to call once when it closes (extra calls do
+   * nothing). For the SSE route and the WebSocket endpoint.
+   */
+  streamOpened(protocol: StreamProtocol): () => void {
+    this.openStreams.inc({ protocol });
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      this.openStreams.dec({ protocol });
+    };
+  }
+
+  /** A Redis error happened (an ioredis `error` event or a failed command). */
+  redisError(): void {
+    this.redisErrors.inc();
+  }
+
+  /** Every metric's exposition text. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** The protocol of a gateway route pattern, for bytes and uploads. */
+function protocolOf(route: string, tusPath: string): GatewayUploadProtocol | 'other' {
+  if (route === tusPath || route.startsWith(`${tusPath}/`)) return 'tus';
+  if (route.includes('/s3/multipart')) return 's3-multipart';
+  return 'other';
+}
+
+/** What a request to a gateway route says about an upload's life, from its route, method and status. */
+function uploadEventOf(protocol: GatewayUploadProtocol | 'other', route: string, method: string, status: number): string | undefined {
+  if (protocol === 'tus') {
+    if (method === 'POST' && status === 201) return 'created';
+    if (method === 'DELETE' && status === 204) return 'aborted';
+    return undefined;
+  }
+  if (protocol === 's3-multipart') {
+    if (method === 'POST' && route.endsWith('/s3/multipart') && status < 300) return 'created';
+    if (method === 'POST' && route.endsWith('/complete')) return status === 200 ? 'completed' : status === 202 ? 'running' : undefined;
+    if (method === 'DELETE' && status < 300) return 'aborted';
+  }
+  return undefined;
+}
+
+/**
+ * Adds the recording hook to the (encapsulated) gateway instance: only the gateway's routes are
+ * counted. `tusPath` is the tus endpoint's full path (prefix included).
+ */
+export function recordGatewayRequests(app: FastifyInstance, metrics: GatewayMetrics, tusPath: string): void {
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const method = request.method;
+    const status = reply.statusCode;
+    metrics.httpRequests.inc({ route, method, status: String(status) });
+    metrics.httpRequestDuration.observe({ route, method }, reply.elapsedTime / 1000);
+    if (status === 413 || status === 429) metrics.rejectedRequests.inc({ status: String(status) });
+    const protocol = protocolOf(route, tusPath);
+    const length = Number(request.headers['content-length']);
+    if (length > 0) metrics.receivedBytes.inc({ protocol }, length);
+    const event = uploadEventOf(protocol, route, method, status);
+    if (event && protocol !== 'other') metrics.uploadOutcome(protocol, event, request.tenant);
+  });
+}
