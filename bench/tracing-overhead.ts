@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     await stack.stop();
     await rm(work, { recursive: true, force: true });
   }
-  const best = (xs: number[], pick: (a: number, b: number) => number) => xs.reduce(pick);
+  const best = (xs: number[], pick: (a: number, b: number) => number) => xs.reduce((a, b) => pick(a, b));
   const off = { mibps: best(results.off.mibps, Math.max), p50ms: best(results.off.p50ms, Math.min) };
   const on = { mibps: best(results.on.mibps, Math.max), p50ms: best(results.on.p50ms, Math.min) };
   console.log(
