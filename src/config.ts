@@ -157,6 +157,27 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
     description: 'Label per-upload metrics with the tenant (true/false); one series per tenant, so only with few tenants',
     default: 'false',
   },
+  {
+    name: 'UPLOAD_SAGA_BREAKER_ENABLED',
+    description: 'Circuit breakers per S3 endpoint and per webhook host in each worker (true/false)',
+    default: 'true',
+  },
+  {
+    name: 'UPLOAD_SAGA_BREAKER_FAILURE_THRESHOLD',
+    description: 'Failures in a row meaning the target is down (network errors, 5xx, throttling; never 4xx) that open its breaker',
+    default: '5',
+  },
+  {
+    name: 'UPLOAD_SAGA_BREAKER_HALF_OPEN_AFTER_MS',
+    description: 'How long an open breaker fails calls at once before it lets one probe through',
+    default: '10000',
+  },
+  {
+    name: 'UPLOAD_SAGA_PROGRESS_REDIS_URL',
+    description:
+      "Redis the worker publishes live upload progress on and `upload-saga upload` follows it from (the gateway's UPLOAD_SAGA_GATEWAY_REDIS_URL); unset: none published, the CLI polls",
+    secret: true,
+  },
   // The HTTP gateway's own variables (src/gateway/config.ts reads them).
   ...GATEWAY_CONFIG_VARIABLES,
 ];
@@ -264,6 +285,13 @@ const envSchema = z.object({
   UPLOAD_SAGA_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
   UPLOAD_SAGA_GATEWAY_METRICS_PORT: wholeNumber(0, 65535).optional(),
   UPLOAD_SAGA_METRICS_TENANT_LABEL: flag.default(false),
+  UPLOAD_SAGA_BREAKER_ENABLED: flag.default(true),
+  UPLOAD_SAGA_BREAKER_FAILURE_THRESHOLD: wholeNumber(1, 1000).default(5),
+  UPLOAD_SAGA_BREAKER_HALF_OPEN_AFTER_MS: wholeNumber(100, 3_600_000, 'milliseconds').default(10_000),
+  UPLOAD_SAGA_PROGRESS_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
 });
 
 export interface TemporalConnectionConfig {
@@ -311,6 +339,10 @@ export interface WorkerConfig {
    * undefined; `tenantLabel` adds the tenant to per-upload metrics.
    */
   metrics: { host: string; port?: number; gatewayPort?: number; tenantLabel: boolean };
+  /** Circuit breakers per S3 endpoint and webhook host (`UPLOAD_SAGA_BREAKER_*`). */
+  breaker: { enabled: boolean; failureThreshold: number; halfOpenAfterMs: number };
+  /** Live progress over Redis pub/sub (`UPLOAD_SAGA_PROGRESS_REDIS_URL`); undefined: none. */
+  progress?: { redisUrl: string };
 }
 
 const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -415,5 +447,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     ...(e.UPLOAD_SAGA_HEALTH_PORT !== undefined
       ? { health: { host: e.UPLOAD_SAGA_HEALTH_HOST, port: e.UPLOAD_SAGA_HEALTH_PORT, bucket: e.UPLOAD_SAGA_HEALTH_BUCKET } }
       : {}),
+    breaker: {
+      enabled: e.UPLOAD_SAGA_BREAKER_ENABLED,
+      failureThreshold: e.UPLOAD_SAGA_BREAKER_FAILURE_THRESHOLD,
+      halfOpenAfterMs: e.UPLOAD_SAGA_BREAKER_HALF_OPEN_AFTER_MS,
+    },
+    ...(e.UPLOAD_SAGA_PROGRESS_REDIS_URL ? { progress: { redisUrl: e.UPLOAD_SAGA_PROGRESS_REDIS_URL } } : {}),
   };
 }

@@ -7,6 +7,7 @@ import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Redis } from 'ioredis';
 import type { S3Config, TemporalConnectionConfig, WorkerConfig } from './config';
 import { uploadDataConverter } from './codec/data-converter';
 import { traceS3Client } from './telemetry/s3-spans';
@@ -80,4 +81,16 @@ export function createS3Client(config: S3Config, options: { maxSockets?: number 
       }),
     }),
   );
+}
+
+/**
+ * A Redis connection for live progress (`UPLOAD_SAGA_PROGRESS_REDIS_URL`). `publishOnly`: without
+ * ioredis's offline queue, so a publish while Redis is away fails at once instead of piling up
+ * (the worker's publisher must never wait or grow); a subscriber keeps the queue, so it subscribes
+ * as soon as the connection is up. Connection errors go to `onError` (ioredis reconnects itself).
+ */
+export function createProgressRedis(url: string, options: { publishOnly?: boolean; onError?: (error: Error) => void } = {}): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, ...(options.publishOnly ? { enableOfflineQueue: false } : {}) });
+  redis.on('error', (err: Error) => options.onError?.(err));
+  return redis;
 }

@@ -30,7 +30,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { siblingModule } from './module-path';
 import { loadConfig, type WorkerConfig } from './config';
-import { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
+import { connectClient, connectWorker, createProgressRedis, createS3Client, createTemporalClient } from './connections';
+import { createProgressPublisher, rateLimitedErrors, type ProgressPublisher } from './progress/publisher';
+import { createProgressInterceptor } from './progress/activity-progress';
 import { assertBundleEncryptsFailures, ENCRYPTED_FAILURE_CONVERTER_PATH, uploadDataConverter } from './codec/data-converter';
 import { TemporalQuotaLedger } from './quota/temporal-ledger';
 import type { QuotaLedger } from './quota/ledger';
@@ -46,6 +48,8 @@ import { instrumentS3Client } from './metrics/s3-middleware';
 import { uploadMetricsSinks } from './metrics/worker-sinks';
 import { httpMetricsSource, startMetricsServer, type MetricsServer } from './metrics/metrics-server';
 import { findFreePort } from './embedded/free-port';
+import { CircuitBreakers, onBreakerStateChange } from './resilience/circuit-breakers';
+import { s3BreakerTarget, withS3CircuitBreaker } from './s3/circuit-breaker';
 
 // The rest of the `upload-saga/worker` entry point: the parts to register the upload activities
 // and workflows on a worker of your own.
@@ -57,8 +61,22 @@ export { S3ObjectResolver, type S3ObjectResolverOptions } from './activities/sou
 export type { ByteSource, SourceResolver, SourceStat } from './activities/sources/byte-source';
 export { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath, type RetryInterceptorOptions } from './saga/activity';
 export { loadConfig, ConfigError, type WorkerConfig } from './config';
-export { connectClient, connectWorker, createS3Client, createTemporalClient } from './connections';
+export { connectClient, connectWorker, createProgressRedis, createS3Client, createTemporalClient } from './connections';
+export {
+  createProgressPublisher,
+  type ProgressPublisher,
+  type ProgressPublisherOptions,
+  type ProgressPublisherStats,
+} from './progress/publisher';
 export { TemporalQuotaLedger } from './quota/temporal-ledger';
+export {
+  CircuitBreakers,
+  CircuitOpenError,
+  onBreakerStateChange,
+  type BreakerState,
+  type BreakerStateListener,
+  type CircuitBreakerOptions,
+} from './resilience/circuit-breakers';
 export type { QuotaLedger } from './quota/ledger';
 export { startTracing, currentTracing, type Tracing, type StartTracingOptions } from './telemetry/tracing';
 export { loadTracingConfig, type TracingConfig } from './telemetry/config';
@@ -154,6 +172,19 @@ export interface UploadWorkerOptions {
    * @default the tracing this process started ({@link startTracing}), else none (workflow spans dropped by a no-op sink)
    */
   tracing?: Tracing;
+  /**
+   * Circuit breakers (see src/resilience/circuit-breakers.ts): the injected `s3` client gets the
+   * breaker of its endpoint as a middleware, and webhooks pass the breaker of their host.
+   * `runWorkerFromEnv` builds them from `config.breaker`.
+   * @default undefined (no breakers)
+   */
+  breakers?: CircuitBreakers;
+  /**
+   * Publishes live progress of every upload (activity phases, upload-parts bytes) on the progress
+   * bus (see src/progress/publisher.ts); not closed by the worker. Ignored for `activities` you
+   * build yourself, apart from the phases. @default undefined (none published)
+   */
+  progress?: ProgressPublisher;
 }
 
 /**
@@ -162,9 +193,10 @@ export interface UploadWorkerOptions {
  * @throws EncryptionMisconfiguredError when `config.encryption` is set and `workflowBundle` lacks the encrypting failure converter
  */
 export async function createUploadWorker(options: UploadWorkerOptions): Promise<Worker> {
-  const { config } = options;
+  const { config, breakers } = options;
   const metrics = options.metrics ?? new WorkerMetrics({ tenantLabel: config.metrics?.tenantLabel ?? false });
   instrumentS3Client(options.s3, metrics);
+  if (breakers) withS3CircuitBreaker(options.s3, breakers, s3BreakerTarget(config.s3));
   const activities =
     options.activities ??
     createActivities({
@@ -198,13 +230,21 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
       webhook: config.webhook,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
       metrics,
+      ...(breakers ? { breakers } : {}),
+      ...(options.progress ? { progress: options.progress } : {}),
     });
   const saga = sagaWorkerInterceptors();
   const tracing = options.tracing ?? currentTracing();
-  // Tracing's activity interceptor first: the outermost, so the activity's span covers metrics and the saga's retry hints too.
+  // Tracing's activity interceptor first (the outermost: its span covers the others), then metrics, the
+  // saga's retry hints, and live progress (each upload activity's phase as it starts).
   const interceptors = {
     workflowModules: [...(saga.workflowModules ?? []), tracingWorkflowInterceptorsPath],
-    activity: [...(tracing ? tracingActivityInterceptors() : []), createMetricsActivityInterceptor(metrics), ...(saga.activity ?? [])],
+    activity: [
+      ...(tracing ? tracingActivityInterceptors() : []),
+      createMetricsActivityInterceptor(metrics),
+      ...(saga.activity ?? []),
+      ...(options.progress ? [createProgressInterceptor(options.progress)] : []),
+    ],
   };
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
@@ -282,16 +322,24 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
   const clientConnection = await connectClient(config.temporal);
   const client = createTemporalClient(clientConnection, config);
   const s3 = createS3Client(config.s3);
+  // Live progress on Redis: errors are logged at most twice a minute and never reach an upload.
+  const progressErrors = rateLimitedErrors(30_000, (err, suppressed) => logger.warn({ err, suppressed }, 'live progress not published'));
+  const redis = config.progress ? createProgressRedis(config.progress.redisUrl, { publishOnly: true, onError: progressErrors }) : undefined;
+  const progress = redis ? createProgressPublisher({ redis, onError: progressErrors }) : undefined;
   const worker = await createUploadWorker({
     config,
     connection,
     client,
     s3,
     metrics,
+    breakers: new CircuitBreakers(config.breaker, logger),
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+    ...(progress ? { progress } : {}),
   });
   let health: Awaited<ReturnType<typeof startWorkerHealthServer>> | undefined;
   let metricsServer: MetricsServer | undefined;
+  // The breakers are this process's: their states go to this worker's gauge.
+  const stopBreakerGauge = onBreakerStateChange(metrics.circuitBreakerListener);
   try {
     if (config.health) health = await startWorkerHealthServer({ ...config.health, worker, s3, logger });
     if (config.metrics.port !== undefined) {
@@ -319,8 +367,11 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     );
     await worker.run(); // Worker installs SIGINT/SIGTERM handlers that shut it down gracefully.
   } finally {
+    stopBreakerGauge();
     await metricsServer?.close();
     await health?.close();
+    await progress?.close();
+    redis?.disconnect();
     await tracing?.shutdown();
     s3.destroy();
     await clientConnection.close();

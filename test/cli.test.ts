@@ -147,6 +147,22 @@ describe('upload-saga CLI', () => {
     expect(run.stderr).toMatch(/workflow id\s+upload:/);
   });
 
+  it.each([
+    ['the machine’s Redis', 'redis://127.0.0.1:6379'],
+    ['an unreachable Redis (falls back to polling)', 'redis://127.0.0.1:1'],
+  ])('with UPLOAD_SAGA_PROGRESS_REDIS_URL on %s, follows the upload to its end and exits 0', async (_name, url) => {
+    const small = await makeRandomFile(tmp.dir, `${uniqueId('bus')}.bin`, 6 * MiB);
+    const busKey = `cli/${uniqueId('bus')}.bin`;
+    const run = await runCli(
+      ['upload', small.path, '--bucket', 'uploads', '--key', busKey, '--tenant', tenant, '--part-size', '5MiB'],
+      { ...stack.env, UPLOAD_SAGA_PROGRESS_REDIS_URL: url },
+      60_000,
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`uploaded s3://uploads/${busKey}`);
+    expect(await sha256OfObject('uploads', busKey)).toBe(small.sha256);
+  });
+
   it('rejects an invalid bucket name with exit code 2, naming the field, before anything starts', async () => {
     const run = await runCli(
       ['upload', path.join(tmp.dir, 'whatever.bin'), '--bucket', 'Not_A_Bucket', '--key', 'k', '--tenant', tenant],

@@ -5,9 +5,11 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { QuotaLedger } from '../quota/ledger';
+import type { CircuitBreakers } from '../resilience/circuit-breakers';
 import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
 import type { PartMetrics } from '../metrics/worker-metrics';
+import type { ProgressPublisher } from '../progress/publisher';
 
 /** Where and how the `notify` activity delivers webhook events. */
 export interface WebhookOptions {
@@ -38,4 +40,15 @@ export interface UploadActivityDeps {
   tenantKeyPrefix?: string;
   /** Where upload-parts records bytes and part durations (see src/metrics/worker-metrics.ts). @default undefined: not recorded */
   metrics?: PartMetrics;
+  /**
+   * The process's circuit breakers: webhook deliveries pass the breaker of their host. (S3 calls
+   * pass theirs through the S3 client's middleware, see src/s3/circuit-breaker.ts.)
+   * @default undefined (no breaker on webhooks)
+   */
+  breakers?: CircuitBreakers;
+  /**
+   * Where upload-parts publishes its bytes with every heartbeat, for live progress over the bus
+   * (never waits, never throws). @default undefined (progress only in heartbeats and queries)
+   */
+  progress?: ProgressPublisher;
 }

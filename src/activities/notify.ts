@@ -16,10 +16,15 @@
  * are not followed (a 3xx is a refusal), so a receiver cannot bounce the signed event elsewhere.
  *
  * With tracing on, the POST carries the W3C `traceparent` of the upload's trace.
+ * With `deps.breakers`, each delivery passes the circuit breaker of its host (`webhook:<host:port>`):
+ * unreachable, timing out, 408, 429 and 5xx count as the receiver being down; once the breaker
+ * is open, deliveries to that host fail at once with a retryable `WebhookUnavailable` whose retry
+ * hint is the time left until the breaker's probe (see src/resilience/circuit-breakers.ts).
  */
 import { createHmac } from 'node:crypto';
 import { context, propagation } from '@opentelemetry/api';
 import { AddressNotAllowedError, createGuardedFetch, OutboundPolicy, shownUrl } from '../net/guarded-fetch';
+import { CircuitOpenError } from '../resilience/circuit-breakers';
 import { permanentFailure, transientFailure, UploadFailureType } from '../upload/errors';
 import type { UploadActivityDeps } from './deps';
 
@@ -60,7 +65,23 @@ function retryAfterMs(value: string | null): number | undefined {
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
 }
 
-export function notifyActivity(deps: UploadActivityDeps) {
+/** The receiver answered with a status that says it is down or overwhelmed (retried; counted by the breaker). */
+class ReceiverUnavailable extends Error {
+  constructor(readonly response: Response) {
+    super(`HTTP ${response.status}`);
+  }
+}
+
+/** Unreachable, timed out, or answering 408/429/5xx: what the webhook host's breaker counts. */
+function isReceiverDown(err: unknown): boolean {
+  return (
+    err instanceof ReceiverUnavailable || (err instanceof Error && !(err instanceof AddressNotAllowedError) && err.name !== 'AbortError')
+  );
+}
+
+const isUnavailableStatus = (status: number) => status === 408 || status === 429 || status >= 500;
+
+export function notifyActivity(deps: Pick<UploadActivityDeps, 'webhook' | 'breakers'>) {
   const send = createGuardedFetch({
     policy: webhookPolicy(deps.webhook),
     ...(deps.webhook?.resolve ? { resolve: deps.webhook.resolve } : {}),
@@ -87,17 +108,27 @@ export function notifyActivity(deps: UploadActivityDeps) {
       throw permanentFailure(UploadFailureType.WebhookNotAllowed, 'webhook URL is not an absolute http:// or https:// URL');
     }
     const shown = shownUrl(target); // never echo query strings: they may hold tokens
+    const deliver = async () => {
+      const answer = await send(input.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+      await answer.body?.cancel().catch(() => undefined);
+      if (isUnavailableStatus(answer.status)) throw new ReceiverUnavailable(answer);
+      return answer;
+    };
     let response: Response;
     try {
-      response = await send(input.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+      response = deps.breakers ? await deps.breakers.run(`webhook:${target.host}`, isReceiverDown, deliver) : await deliver();
     } catch (err) {
-      if (err instanceof AddressNotAllowedError)
+      if (err instanceof ReceiverUnavailable) response = err.response;
+      else if (err instanceof AddressNotAllowedError)
         throw permanentFailure(UploadFailureType.WebhookNotAllowed, `webhook ${shown}: ${err.message}`);
-      throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} unreachable: ${(err as Error).message}`);
+      else if (err instanceof CircuitOpenError)
+        throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown}: ${err.message}`, {
+          retryAfterMs: err.retryAfterMs,
+        });
+      else throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} unreachable: ${(err as Error).message}`);
     }
-    await response.body?.cancel().catch(() => undefined);
     if (response.status >= 200 && response.status < 300) return { status: response.status };
-    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+    if (isUnavailableStatus(response.status)) {
       throw transientFailure(UploadFailureType.WebhookUnavailable, `webhook ${shown} answered HTTP ${response.status}`, {
         retryAfterMs: retryAfterMs(response.headers.get('retry-after')),
       });

@@ -16,6 +16,8 @@
  *   each part is an UploadPartCopy of its range, conditional on the source's ETag. Such parts carry
  *   no additional checksum (see upload/integrity.ts); the fingerprint is over their ETags.
  * - Cancellation (delivered through heartbeats) aborts in-flight requests and stops the batch.
+ * - Every heartbeat also publishes the upload's bytes on the progress bus when the worker has one
+ *   (`deps.progress`, src/progress/publisher.ts): queued, never awaited, never thrown.
  * - Heartbeats tick on a timer, not per part: the heartbeat timeout detects a dead worker, and
  *   a part slower than it on a slow link is not mistaken for one. Stalls are the S3 client's to
  *   detect (its idle timeout), see connections.ts.
@@ -34,6 +36,7 @@ import { bareETag, checksumField, checksumFingerprint, partChecksum } from '../s
 import { s3Failure } from '../s3/classify-error';
 import { listAllParts } from '../s3/list-parts';
 import { runPool } from './worker-pool';
+import { activityObservation } from '../progress/activity-progress';
 
 export interface UploadPartsInput {
   bucket: string;
@@ -128,12 +131,25 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         bytesDone: 0,
         bytesSent: 0,
       };
-      ctx.heartbeat(progress);
+      // Bytes before this batch: batches run one after another over consecutive parts.
+      const batchOffset = partRange(input.plan, input.firstPart).offset;
+      const beat = () => {
+        ctx.heartbeat(progress);
+        if (!deps.progress) return;
+        const observation = activityObservation(ctx.info, {
+          phase: 'upload-parts',
+          outcome: 'running',
+          bytes: batchOffset + progress.bytesDone,
+          totalBytes: input.plan.size,
+        });
+        if (observation) deps.progress.publish(observation);
+      };
+      beat();
       // Heartbeats say "this worker is alive", so they must not wait for a part to finish: on a
       // slow link one part can take longer than the heartbeat timeout, and a timed-out attempt
       // would keep running here while its retry starts. A stalled connection is cut by the S3
       // client's idle timeout (S3_IDLE_TIMEOUT_MS) and fails this attempt, retryably.
-      ticker = setInterval(() => ctx.heartbeat(progress), heartbeatIntervalMs(ctx.info.heartbeatTimeoutMs));
+      ticker = setInterval(beat, heartbeatIntervalMs(ctx.info.heartbeatTimeoutMs));
 
       const source = await deps.sources.open(input.source);
       try {
@@ -176,7 +192,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             todo.push(n);
           }
         }
-        ctx.heartbeat(progress);
+        beat();
 
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
@@ -210,7 +226,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
           deps.metrics?.partUploaded(copier ? 'copy' : 'upload', input.source.type, length, (performance.now() - partStartedAt) / 1000);
           progress.partsDone++;
           progress.bytesDone += length;
-          ctx.heartbeat(progress);
+          beat();
         });
 
         return {

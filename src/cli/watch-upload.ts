@@ -1,7 +1,13 @@
 /**
- * Follows a running upload to its end: polls its progress for the bar while awaiting its result.
+ * Follows a running upload to its end: reports its progress to the bar while awaiting its result,
+ * from the progress bus when one is given (`UPLOAD_SAGA_PROGRESS_REDIS_URL`), else by polling.
  *
- * Why polling: progress lives in the workflow (a query) plus the heartbeat of the batch in flight
+ * The bus: workers publish each upload activity's phase and upload-parts' bytes with every
+ * heartbeat (src/progress/activity-progress.ts). With it, the workflow is read once for the
+ * totals, then every observation updates the bar as it arrives — no polling. If subscribing fails
+ * (Redis away), the watch polls as without a bus. The result still comes from the workflow.
+ *
+ * Why polling without it: progress lives in the workflow (a query) plus the heartbeat of the batch in flight
  * (`UploadHandle.progress()` merges both), and neither pushes updates. Polling every ~500 ms is
  * cheap for the server and current enough for a person. A failed poll is not an error — the query
  * can fail while no worker is polling or the workflow is being replayed — the next poll retries;
@@ -16,6 +22,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LiveProgress, UploadHandle } from '../client';
 import type { UploadResult } from '../upload/outcome';
+import type { ProgressBus } from '../progress/bus';
+import type { ProgressObservation } from '../progress/view';
 
 /** What {@link watchUpload} reports progress to; an {@link UploadProgressBar} fits. */
 export interface ProgressSink {
@@ -39,6 +47,21 @@ export interface WatchUploadOptions {
   stop?: AbortSignal;
   /** Makes `stop` cancel calls in flight (pass the Temporal client). @default calls are left to finish */
   scope?: AbortScope;
+  /**
+   * Follow progress on this bus instead of polling: the upload's observations (its tenant and
+   * upload id). Not closed by the watch. @default undefined (polling every `intervalMs`)
+   */
+  bus?: { bus: ProgressBus; tenant: string; uploadId: string };
+}
+
+/** The progress after an observation from the bus: phase and bytes as observed, bytes never going back while running. */
+export function applyObservation(progress: LiveProgress, observation: ProgressObservation): LiveProgress {
+  const next = { ...progress };
+  if (observation.phase) next.phase = observation.phase;
+  if (observation.outcome) next.outcome = observation.outcome;
+  if (observation.totalBytes !== undefined) next.totalBytes = observation.totalBytes;
+  if (observation.bytes !== undefined && observation.bytes > next.bytesDone) next.bytesDone = observation.bytes;
+  return next;
 }
 
 /** Runs `fn` under a fresh signal that aborts when `stop` does. */
@@ -70,7 +93,45 @@ export async function watchUpload(
   const onStop = () => done.abort();
   stop?.addEventListener('abort', onStop, { once: true });
 
+  const follow = async (bus: NonNullable<WatchUploadOptions['bus']>): Promise<boolean> => {
+    let current: LiveProgress | undefined;
+    const early: ProgressObservation[] = [];
+    const onObservation = (observation: ProgressObservation) => {
+      if (done.signal.aborted) return;
+      if (!current) return void early.push(observation);
+      current = applyObservation(current, observation);
+      sink?.update(current);
+    };
+    let unsubscribe: () => Promise<void>;
+    try {
+      unsubscribe = await bus.bus.subscribe(bus.tenant, bus.uploadId, onObservation);
+    } catch {
+      return false; // no bus: poll instead
+    }
+    done.signal.addEventListener('abort', () => void unsubscribe().catch(() => undefined), { once: true });
+    // Subscribed first, read second: nothing between the read and the subscription is missed.
+    let base: LiveProgress = {
+      phase: 'inspect-source',
+      outcome: 'running',
+      partsUploaded: 0,
+      bytesUploaded: 0,
+      batchesDone: 0,
+      bytesDone: 0,
+      partsDone: 0,
+    };
+    try {
+      base = await cancellable(scope, done.signal, () => handle.progress());
+    } catch {
+      // The bus alone, from its next observation.
+    }
+    if (done.signal.aborted) return true;
+    current = early.splice(0).reduce(applyObservation, base);
+    sink?.update(current);
+    return true;
+  };
+
   const poll = async () => {
+    if (options.bus && (await follow(options.bus))) return;
     while (!done.signal.aborted) {
       try {
         const progress = await cancellable(scope, done.signal, () => handle.progress());

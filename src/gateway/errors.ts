@@ -105,3 +105,18 @@ export class GatewayUnavailableError extends GatewayError {
     super(503, 'Unavailable', message, options);
   }
 }
+
+/**
+ * 503 with `Retry-After`: Redis (locks, rate limits, sessions) did not answer in time. Nothing was
+ * changed; the same request may be sent again after `retryAfterSeconds`.
+ */
+export class RedisUnavailableError extends GatewayError {
+  override readonly name = 'RedisUnavailableError';
+  constructor(
+    what: string,
+    readonly retryAfterSeconds: number,
+    options?: { cause?: unknown },
+  ) {
+    super(503, 'Unavailable', `${what}: Redis is unavailable; nothing was changed, retry after ${retryAfterSeconds} s`, options);
+  }
+}

@@ -27,7 +27,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { hashToken, loadGatewayConfig, tenantSettings, type GatewayConfig } from './config';
 import { cachedCheck, readiness, s3BucketProbe, type CheckResult } from '../health';
-import { GatewayError, RateLimitedError, UnauthorizedError } from './errors';
+import { GatewayError, RateLimitedError, RedisUnavailableError, UnauthorizedError } from './errors';
 import type { GatewayPlugin } from './plugin-types';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
@@ -150,7 +150,8 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
   app.setErrorHandler((error, request, reply) => {
     if (request.url.startsWith(tusUrlPrefix)) reply.header('Tus-Resumable', '1.0.0');
     if (error instanceof GatewayError) {
-      if (error instanceof RateLimitedError) reply.header('Retry-After', String(error.retryAfterSeconds));
+      if (error instanceof RateLimitedError || error instanceof RedisUnavailableError)
+        reply.header('Retry-After', String(error.retryAfterSeconds));
       if (error instanceof UnauthorizedError) reply.header('WWW-Authenticate', 'Bearer');
       return reply.code(error.status).send({ error: error.code, message: error.message });
     }

@@ -11,11 +11,11 @@
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { listAllParts } from '../s3/list-parts';
-import type { GatewayUploadState } from '../upload/gateway-upload';
 import { UnauthorizedError } from './errors';
-import type { ProgressBus } from './progress-bus';
-import { observationOfState, ProgressView, type ProgressEvent, type ProgressObservation } from './progress-view';
+import type { ProgressBus } from '../progress/bus';
+import type { ProgressEvent } from '../progress/view';
+import { ProgressFeed } from './progress-feed';
+import type { ProgressSource } from './progress-poll';
 
 /** How a stream polls, keeps its connection and measures its rate; every field has a default. */
 export interface ProgressStreamOptions {
@@ -27,47 +27,10 @@ export interface ProgressStreamOptions {
   rateWindowMs?: number;
   /** Longest a stream stays open. @default 24 h */
   maxStreamMs?: number;
-}
-
-/** Reads an upload's progress from the workflow (and S3, for presigned parts). */
-export interface ProgressSource {
-  /**
-   * The upload's state for the tenant.
-   * @throws UploadNotFoundError (404) for unknown ids and other tenants' uploads
-   */
-  state(tenant: string, uploadId: string): Promise<GatewayUploadState>;
-}
-
-/** An observation from the workflow, with ListParts bytes for a presigned upload not yet merged. */
-export async function pollObservation(
-  source: ProgressSource,
-  s3: S3Client | undefined,
-  tenant: string,
-  uploadId: string,
-): Promise<ProgressObservation> {
-  const at = Date.now();
-  const state = await source.state(tenant, uploadId);
-  const observation = observationOfState(state, at);
-  // Until the merge, the parts S3 holds are the bytes received (the workflow learns the size at verify).
-  if (
-    s3 &&
-    state.mode === 'presigned' &&
-    state.outcome === 'running' &&
-    (state.phase === 'receive-parts' || state.phase === 'verify') &&
-    state.multipartUploadId
-  ) {
-    try {
-      const parts = await listAllParts(
-        s3,
-        { bucket: state.bucket, key: state.key, multipartUploadId: state.multipartUploadId },
-        AbortSignal.timeout(10_000),
-      );
-      observation.bytes = parts.reduce((sum, part) => sum + (part.Size ?? 0), 0);
-    } catch {
-      // Aborted meanwhile (completed, cancelled, expired): the next poll shows the outcome.
-    }
-  }
-  return observation;
+  /** WebSocket streams: interval of pings; a peer that did not answer the previous one by then is dropped. @default 30000 */
+  pingIntervalMs?: number;
+  /** WebSocket streams: how long a `cancel` waits for the compensation before the stream shows the state. @default 30000 */
+  cancelWaitMs?: number;
 }
 
 /** What {@link registerProgressRoute} needs. */
@@ -99,15 +62,22 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
   app.get<{ Params: { id: string } }>('/uploads/:id/events', async (request, reply) => {
     const tenant = request.tenant;
     if (!tenant) throw new UnauthorizedError();
-    const uploadId = request.params.id;
-    const pending: ProgressObservation[] = [];
-    // Created once the first state is read; observations arriving before wait in `pending`.
-    const stream: { view?: ProgressView } = {};
+    // Reads the state first: another tenant's or an unknown upload is a 404 before anything is subscribed.
+    const feed = await ProgressFeed.open(
+      {
+        bus: options.bus,
+        uploads: options.uploads,
+        ...(options.s3 ? { s3: options.s3 } : {}),
+        pollIntervalMs,
+        ...(options.rateWindowMs ? { rateWindowMs: options.rateWindowMs } : {}),
+      },
+      tenant,
+      request.params.id,
+      request.log,
+    );
     let eventId = 0;
     let closed = false;
     const timers: NodeJS.Timeout[] = [];
-    let unsubscribe: (() => Promise<void>) | undefined;
-
     // Counted as open once its headers are out (see below); uncounted by close.
     const counted: { close?: () => void } = {};
     const close = () => {
@@ -116,34 +86,9 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
       counted.close?.();
       openStreams.delete(close);
       for (const timer of timers) clearTimeout(timer);
-      void unsubscribe?.().catch(() => undefined);
+      feed.close();
       if (!reply.raw.writableEnded) reply.raw.end();
     };
-    const flush = () => {
-      const view = stream.view;
-      if (closed || !view) return;
-      const event = view.next(Date.now());
-      if (event) writeEvent(reply, ++eventId, event);
-      if (view.ended) close();
-    };
-    const onObservation = (observation: ProgressObservation) => {
-      if (!stream.view) pending.push(observation);
-      else {
-        stream.view.apply(observation);
-        flush();
-      }
-    };
-
-    // Read the state first: another tenant's or an unknown upload is a 404 before anything is subscribed.
-    let first = await pollObservation(options.uploads, options.s3, tenant, uploadId);
-    try {
-      unsubscribe = await options.bus.subscribe(tenant, uploadId, onObservation);
-      // Whatever changed between the read and the subscription: read again.
-      first = await pollObservation(options.uploads, options.s3, tenant, uploadId);
-    } catch (err) {
-      // The bus is down: the stream still works from the poll alone.
-      request.log.warn({ err }, 'progress stream without the bus');
-    }
 
     reply.hijack();
     reply.raw.writeHead(200, {
@@ -158,22 +103,12 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
     openStreams.add(close);
     counted.close = options.metrics?.streamOpened('sse');
     if (reply.raw.destroyed) close();
-    const view = new ProgressView(uploadId, first, options.rateWindowMs);
-    for (const observation of pending.splice(0)) view.apply(observation);
-    stream.view = view;
-    flush();
+    feed.start((event) => {
+      if (!closed) writeEvent(reply, ++eventId, event);
+    }, close);
     if (closed) return reply;
 
-    let polling = false;
     timers.push(
-      setInterval(() => {
-        if (polling || closed) return;
-        polling = true;
-        pollObservation(options.uploads, options.s3, tenant, uploadId)
-          .then(onObservation)
-          .catch(() => undefined) // Temporal briefly away: the next poll tries again
-          .finally(() => (polling = false));
-      }, pollIntervalMs),
       setInterval(() => {
         if (!closed) reply.raw.write(': keep-alive\n\n');
       }, keepAliveMs),

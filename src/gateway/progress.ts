@@ -1,27 +1,32 @@
 /**
  * The progress stream as a gateway plugin: `GET /uploads/:id/events`, a Server-Sent Events stream
  * of `{ phase, bytes, totalBytes, rateBytesPerSecond, outcome }` that ends with one final event
- * once the outcome is known (with the object on success, the cause otherwise), and publishing of
+ * once the outcome is known (with the object on success, the cause otherwise), the same events
+ * over a WebSocket at `GET /uploads/:id/socket` (which also takes a cancel), and publishing of
  * every state change the uploads service makes on this replica.
  *
- * One job per file: progress-view.ts (events, observations, rate; pure), progress-bus.ts (fan-out
- * between replicas, Redis or in memory), progress-route.ts (the SSE route and its poll of the
- * workflow); this module wires them into a plugin.
+ * One job per file: src/progress/view.ts (events, observations, rate; pure), src/progress/bus.ts
+ * (fan-out between replicas and from workers, Redis or in memory), progress-poll.ts (reading the
+ * workflow), progress-feed.ts (one stream's subscription, poll and view), progress-route.ts (the
+ * SSE route), progress-socket.ts (the WebSocket route); this module wires them into a plugin.
  */
-import { createProgressBus, type ProgressBus } from './progress-bus';
+import { createProgressBus, type ProgressBus } from '../progress/bus';
 import { registerProgressRoute, type ProgressStreamOptions } from './progress-route';
-import { observationOfState } from './progress-view';
+import { registerProgressSocket } from './progress-socket';
+import { observationOfState } from '../progress/view';
 import type { GatewayPlugin } from './plugin-types';
 
-export { createProgressBus, LocalProgressBus, RedisProgressBus, type ProgressBus, type ProgressBusOptions } from './progress-bus';
+export { createProgressBus, LocalProgressBus, RedisProgressBus, type ProgressBus, type ProgressBusOptions } from '../progress/bus';
+export { registerProgressRoute, type ProgressRouteOptions, type ProgressStreamOptions } from './progress-route';
+export { pollObservation, type ProgressSource } from './progress-poll';
 export {
-  registerProgressRoute,
-  pollObservation,
-  type ProgressRouteOptions,
-  type ProgressSource,
-  type ProgressStreamOptions,
-} from './progress-route';
-export { observationOfState, ProgressRateMeter, ProgressView, type ProgressEvent, type ProgressObservation } from './progress-view';
+  registerProgressSocket,
+  parseClientMessage,
+  SocketCloseCode,
+  MAX_CLIENT_FRAME_BYTES,
+  type ProgressSocketOptions,
+} from './progress-socket';
+export { observationOfState, ProgressRateMeter, ProgressView, type ProgressEvent, type ProgressObservation } from '../progress/view';
 
 /** Options of {@link progressPlugin}; every field has a default. */
 export interface ProgressPluginOptions extends ProgressStreamOptions {
@@ -57,5 +62,6 @@ export function progressPlugin(pluginOptions: ProgressPluginOptions = {}): Gatew
       if (!pluginOptions.bus) await bus.close();
     });
     registerProgressRoute(app, { ...pluginOptions, bus, uploads, s3, ...(metrics ? { metrics } : {}) });
+    await registerProgressSocket(app, { ...pluginOptions, bus, uploads, s3, ...(metrics ? { metrics } : {}) });
   };
 }

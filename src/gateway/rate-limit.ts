@@ -9,6 +9,7 @@
  * a runaway client that is enough, and it is the same arithmetic in both places.
  */
 import type { Redis } from 'ioredis';
+import { redisCall } from './redis-call';
 
 /** The answer for one request. */
 export interface RateDecision {
@@ -49,7 +50,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   async take(tenant: string, perSecond: number): Promise<RateDecision> {
     const key = `${this.keyPrefix}${tenant}:${Math.floor(Date.now() / 1000)}`;
-    const results = await this.redis.multi().incr(key).pexpire(key, 2000).exec();
+    const results = await redisCall('rate limit', () => this.redis.multi().incr(key).pexpire(key, 2000).exec());
     const count = Number(results?.[0]?.[1] ?? 0);
     return { allowed: count <= perSecond, retryAfterSeconds: 1 };
   }

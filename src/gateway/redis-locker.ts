@@ -10,12 +10,17 @@
  * - "please release" travels over one pub/sub channel; the replica that holds the lock calls the
  *   holder's `cancelReq`, and the PATCH ends gracefully (what it received is staged and recorded);
  * - a waiting request retries every `retryMs` until it gets the lock, its request is aborted, or
- *   `acquireTimeoutMs` passes (then tus answers 500 "failed to acquire lock before timeout").
+ *   `acquireTimeoutMs` passes (then tus answers 500 "failed to acquire lock before timeout");
+ * - every call that takes or asks for a lock is bounded (redis-call.ts): Redis away answers 503
+ *   with `Retry-After`, never a hang; a release that fails is only logged, the lock lapses by
+ *   its TTL (the bytes of the request were recorded before it).
  * Lock keys carry the tenant (see tus.ts), so one tenant can never disturb another's upload.
  */
 import { randomUUID } from 'node:crypto';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/server';
 import type { Redis } from 'ioredis';
+import { redisCall } from './redis-call';
+import { tusRequestContext } from './tus-request-context';
 
 /** @see RedisLocker */
 export interface RedisLockerOptions {
@@ -56,6 +61,8 @@ export class RedisLocker implements Locker {
   /** Creates the locker and subscribes to release requests. */
   static async create(options: RedisLockerOptions): Promise<RedisLocker> {
     const locker = new RedisLocker(options);
+    // Its errors are the command connection's too (same server), reported by its owner; it reconnects and resubscribes by itself.
+    options.subscriber.on('error', () => undefined);
     options.subscriber.on('message', (channel: string, key: string) => {
       if (channel === locker.channel) void Promise.resolve(locker.holders.get(key)?.()).catch(() => undefined);
     });
@@ -79,7 +86,7 @@ export class RedisLocker implements Locker {
 
   /** @internal Asks whoever holds `key` (in any replica) to release it. */
   async requestRelease(key: string): Promise<void> {
-    await this.options.redis.publish(this.channel, key);
+    await redisCall('upload lock', () => this.options.redis.publish(this.channel, key));
   }
 
   /** Unsubscribes and closes the subscriber connection. */
@@ -103,7 +110,7 @@ class RedisLock implements Lock {
     let asked = false;
     for (;;) {
       if (signal.aborted) throw ERRORS.ABORTED;
-      const acquired = await redis.set(this.key, this.token, 'PX', this.locker.ttlMs, 'NX');
+      const acquired = await redisCall('upload lock', () => redis.set(this.key, this.token, 'PX', this.locker.ttlMs, 'NX'));
       if (acquired === 'OK') break;
       if (!asked) {
         await this.locker.requestRelease(this.key);
@@ -125,6 +132,13 @@ class RedisLock implements Lock {
   async unlock(): Promise<void> {
     clearInterval(this.renewal);
     this.locker.letGo(this.key);
-    await this.locker.options.redis.eval(RELEASE_SCRIPT, 1, this.key, this.token);
+    try {
+      await redisCall('upload lock', () => this.locker.options.redis.eval(RELEASE_SCRIPT, 1, this.key, this.token));
+    } catch (err) {
+      // The request's work is done and recorded; the lock lapses after its TTL.
+      tusRequestContext
+        .getStore()
+        ?.log?.warn({ err, lock: this.key }, 'could not release an upload lock (Redis unavailable); it lapses by its TTL');
+    }
   }
 }

@@ -80,9 +80,23 @@ export async function startGatewayFromEnv(
     const s3: S3Client = createS3Client(workerConfig.s3);
     closers.push(async () => s3.destroy());
     let redis: Redis | undefined;
+    // The gateway's logger, once there is a gateway.
+    const logTo: { log?: { warn(obj: object, msg: string): void; info(msg: string): void } } = {};
     if (config.redisUrl) {
       redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3 });
       closers.push(() => redis!.quit());
+      // ioredis reconnects by itself, and without a listener prints every failed attempt: one line per outage instead.
+      let down = false;
+      redis.on('error', (err: Error) => {
+        if (down) return;
+        down = true;
+        logTo.log?.warn({ err }, 'Redis unavailable: requests that need it answer 503 with Retry-After until it is back');
+      });
+      redis.on('ready', () => {
+        if (!down) return;
+        down = false;
+        logTo.log?.info('Redis is back');
+      });
     }
     const metrics = new GatewayMetrics({ tenantLabel: workerConfig.metrics.tenantLabel });
     const app = await createGateway({
@@ -102,6 +116,7 @@ export async function startGatewayFromEnv(
       ...(options.tus ? { tus: options.tus } : {}),
     });
     closers.push(() => app.close());
+    logTo.log = app.log;
     const address = await app.listen({ host: config.host, port: config.port });
     // Metrics on a port of their own: the gateway's port is public, its /metrics would tell anyone about every tenant's traffic.
     let metricsUrl: string | undefined;

@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { redisCall } from './redis-call';
 
 /** A session issued to a browser: the tenant it acts for, until when. */
 export interface BrowserSession {
@@ -61,12 +62,12 @@ export class RedisSessionStore implements SessionStore {
   ) {}
   async issue(tenant: string, ttlMs: number): Promise<BrowserSession> {
     const token = newToken();
-    await this.redis.set(`${this.prefix}session:${hashOf(token)}`, tenant, 'PX', ttlMs);
+    await redisCall('upload session', () => this.redis.set(`${this.prefix}session:${hashOf(token)}`, tenant, 'PX', ttlMs));
     return { token, tenant, expiresAt: Date.now() + ttlMs };
   }
   async resolve(token: string): Promise<string | undefined> {
     if (!SESSION_TOKEN.test(token)) return undefined;
-    return (await this.redis.get(`${this.prefix}session:${hashOf(token)}`)) ?? undefined;
+    return (await redisCall('upload session', () => this.redis.get(`${this.prefix}session:${hashOf(token)}`))) ?? undefined;
   }
   async close(): Promise<void> {
     // the connection is the gateway's

@@ -52,7 +52,7 @@ import {
 } from '../upload/gateway-upload';
 import { MiB } from '../upload/part-plan';
 import { MAX_METADATA_BYTES, objectKeyProblem, uploadWorkflowId, type ChecksumAlgorithm } from '../upload/request';
-import type { UploadOutcomeKind } from '../upload/outcome';
+import type { UploadOutcomeKind, UploadProgress, UploadResult } from '../upload/outcome';
 import {
   gatewayUploadStateQuery,
   completeUpdate,
@@ -147,6 +147,15 @@ export function metadataProblem(metadata: Record<string, string>): string | unde
     bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
   }
   return bytes > MAX_METADATA_BYTES ? `metadata must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)` : undefined;
+}
+
+/** An upload started from application code, as {@link UploadsService.applicationUpload} reads it. */
+export interface ApplicationUploadState {
+  progress: UploadProgress;
+  /** Once completed. */
+  result?: UploadResult;
+  /** Once ended without an object: `<type>: <message>` of the failure. */
+  error?: string;
 }
 
 /** The protocol-neutral uploads API over Temporal: create, read, record, complete and cancel gateway uploads (see the contract above). */
@@ -305,6 +314,33 @@ export class UploadsService {
     if (!ID_PATTERN.test(uploadId)) throw new UploadNotFoundError(uploadId);
     try {
       return await this.bounded(() => this.handle(tenant, uploadId).query(gatewayUploadStateQuery));
+    } catch (err) {
+      throw this.translate(err, uploadId);
+    }
+  }
+
+  /**
+   * An upload started from application code (UploadClient, not a gateway), for progress streams:
+   * its `progress` query and, once it ended, its result or the failure's message. The workflow id
+   * names the tenant and its `UploadTenant` search attribute must agree, so another tenant's
+   * upload (or a workflow started under a crafted id) looks missing.
+   * @throws UploadNotFoundError for unknown ids, other tenants' uploads and gateway uploads
+   */
+  async applicationUpload(tenant: string, uploadId: string): Promise<ApplicationUploadState> {
+    if (!ID_PATTERN.test(uploadId)) throw new UploadNotFoundError(uploadId);
+    const handle = this.client.workflow.getHandle(uploadWorkflowId(tenant, uploadId));
+    try {
+      const description = await this.bounded(() => handle.describe());
+      if (description.typedSearchAttributes.get(UploadTenant) !== tenant) throw new UploadNotFoundError(uploadId);
+      const progress = await this.bounded(() => handle.query<UploadProgress>('progress'));
+      if (progress.outcome === 'running') return { progress };
+      try {
+        return { progress, result: (await this.bounded(() => handle.result())) as UploadResult };
+      } catch (err) {
+        const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+        const type = cause instanceof ApplicationFailure ? (cause.type ?? cause.name) : cause?.name;
+        return { progress, error: cause ? `${type}: ${cause.message}` : err instanceof Error ? err.message : String(err) };
+      }
     } catch (err) {
       throw this.translate(err, uploadId);
     }

@@ -8,9 +8,16 @@
  * (SlowDown, 429, 503), S3's own `RequestTimeout` (a 400 that means "send it again"), timeouts
  * and connection resets are transient and retried with backoff; throttling carries a minimum
  * delay so a struggling store is given room.
+ *
+ * `storeDown` is the narrower question a circuit breaker asks (src/s3/circuit-breaker.ts): does
+ * this error mean the store itself is down or overwhelmed (network errors, timeouts, 5xx,
+ * throttling)? A 4xx, even a retryable one like `RequestTimeout`, is an answer from a living store.
+ * An open breaker's {@link CircuitOpenError} becomes `S3.CircuitOpen`: retryable, with the time
+ * left until the breaker's probe as its retry hint.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { S3ServiceException } from '@aws-sdk/client-s3';
+import { CircuitOpenError } from '../resilience/circuit-breakers';
 
 /** 4xx codes that S3 documents as worth retrying. */
 const RETRYABLE_CLIENT_CODES = new Set([
@@ -46,6 +53,8 @@ export interface ClassifiedS3Error {
   retryAfterMs?: number;
   httpStatus?: number;
   message: string;
+  /** The error says the store is down or overwhelmed (what a circuit breaker counts). */
+  storeDown: boolean;
 }
 
 function retryAfterHeaderMs(err: S3ServiceException): number | undefined {
@@ -59,6 +68,9 @@ function retryAfterHeaderMs(err: S3ServiceException): number | undefined {
 }
 
 export function classifyS3Error(err: unknown): ClassifiedS3Error {
+  if (err instanceof CircuitOpenError) {
+    return { type: 'S3.CircuitOpen', retryable: true, retryAfterMs: err.retryAfterMs, message: err.message, storeDown: false };
+  }
   // An answer from the store has an HTTP status. The SDK also attaches `$metadata` (attempts only)
   // to socket errors after its own retries, and names a reset `TimeoutError`: those are network errors.
   const answered =
@@ -76,17 +88,23 @@ export function classifyS3Error(err: unknown): ClassifiedS3Error {
       retryable,
       httpStatus: status,
       message: `${code}${status ? ` (HTTP ${status})` : ''}: ${e.message || 'no message'}`,
+      storeDown: throttled || status === undefined || status >= 500,
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     };
   }
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code && NETWORK_ERROR_CODES.has(code)) || err.name === 'TimeoutError' || /socket hang up|network|timed? ?out/i.test(err.message)) {
-      return { type: 'S3.NetworkError', retryable: true, message: `${code ?? err.name}: ${err.message}` };
+      return {
+        type: 'S3.NetworkError',
+        retryable: true,
+        message: `${code ?? err.name}: ${err.message}`,
+        storeDown: err.name !== 'AbortError',
+      };
     }
-    return { type: `S3.${err.name}`, retryable: true, message: err.message };
+    return { type: `S3.${err.name}`, retryable: true, message: err.message, storeDown: false };
   }
-  return { type: 'S3.Unknown', retryable: true, message: String(err) };
+  return { type: 'S3.Unknown', retryable: true, message: String(err), storeDown: false };
 }
 
 /** The Temporal failure for an S3 error, naming the operation that failed. */
@@ -99,6 +117,8 @@ export function s3Failure(operation: string, err: unknown, details?: unknown[]):
     nonRetryable: !c.retryable,
     details,
     cause: err instanceof Error ? err : undefined,
+    // An open breaker knows when its probe is due: no retry before that.
+    ...(err instanceof CircuitOpenError ? { nextRetryDelay: err.retryAfterMs } : {}),
   });
   if (c.retryAfterMs !== undefined) Object.assign(failure, { retryAfterMs: c.retryAfterMs });
   return failure;

@@ -1,5 +1,6 @@
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { CircuitOpenError } from '../../src/resilience/circuit-breakers';
 import { classifyS3Error, s3Failure, THROTTLE_MIN_DELAY_MS } from '../../src/s3/classify-error';
 
 function s3Error(name: string, status: number, headers: Record<string, string> = {}) {
@@ -58,5 +59,28 @@ describe('S3 error classification', () => {
     expect(failure.message).toBe('UploadPart 3 of s3://b/k failed: SlowDown (HTTP 503): SlowDown happened');
     expect((failure as unknown as { retryAfterMs: number }).retryAfterMs).toBe(THROTTLE_MIN_DELAY_MS);
     expect(s3Failure('x', s3Error('AccessDenied', 403)).nonRetryable).toBe(true);
+  });
+
+  it.each([
+    ['a 5xx', s3Error('InternalError', 500), true],
+    ['a 503 SlowDown', s3Error('SlowDown', 503), true],
+    ['a 429', s3Error('TooManyRequests', 429), true],
+    ['a connection reset', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true],
+    ['AccessDenied', s3Error('AccessDenied', 403), false],
+    ['NoSuchKey', s3Error('NoSuchKey', 404), false],
+    ['a checksum mismatch', s3Error('BadDigest', 400), false],
+    ['RequestTimeout (retried, but an answer)', s3Error('RequestTimeout', 400), false],
+    ['an abort', Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }), false],
+  ])('says whether %s means the store is down (what a circuit breaker counts)', (_, err, down) => {
+    expect(classifyS3Error(err).storeDown).toBe(down);
+  });
+
+  it('turns an open breaker into a retryable S3.CircuitOpen whose next retry waits for the probe', () => {
+    const failure = s3Failure('ListParts of s3://b/k', new CircuitOpenError('s3:http://127.0.0.1:9000', 4_200));
+    expect(failure.type).toBe('S3.CircuitOpen');
+    expect(failure.nonRetryable).toBe(false);
+    expect(failure.nextRetryDelay).toBe(4_200);
+    expect((failure as unknown as { retryAfterMs: number }).retryAfterMs).toBe(4_200);
+    expect(classifyS3Error(new CircuitOpenError('t', 1)).storeDown).toBe(false);
   });
 });

@@ -29,6 +29,8 @@ import { sourceFromArgument, sourceName } from '../source-argument';
 import { defaultUploadId } from '../upload-id';
 import { failureReportLines, resultLines } from '../upload-report';
 import { watchUpload } from '../watch-upload';
+import { createProgressRedis } from '../../connections';
+import { createProgressBus } from '../../progress/bus';
 import { uploadUiLink, webUiBaseUrl } from '../web-ui';
 
 /** Options of the `upload` command, as commander parses them. */
@@ -128,8 +130,16 @@ export async function runUpload(sourceArgument: string, options: UploadCommandOp
     void interrupt.received.then((signal) =>
       detach.abort(new CliError(`\n${signal}: detached; the upload continues on the worker`, ExitCode.Interrupted, follow)),
     );
+    // With UPLOAD_SAGA_PROGRESS_REDIS_URL the bar follows the workers' progress on the bus instead of polling.
+    const redis = bar && config.progress ? createProgressRedis(config.progress.redisUrl) : undefined;
+    const bus = redis ? { bus: createProgressBus({ redis }), tenant: request.tenant, uploadId: request.uploadId } : undefined;
     try {
-      const result = await watchUpload(handle, { ...(bar ? { sink: bar } : {}), stop: detach.signal, scope: client });
+      const result = await watchUpload(handle, {
+        ...(bar ? { sink: bar } : {}),
+        stop: detach.signal,
+        scope: client,
+        ...(bus ? { bus } : {}),
+      });
       out(io, ...resultLines(result, { uiLink }));
       return result;
     } catch (error) {
@@ -140,6 +150,8 @@ export async function runUpload(sourceArgument: string, options: UploadCommandOp
       throw error;
     } finally {
       interrupt.dispose();
+      await bus?.bus.close();
+      redis?.disconnect();
     }
   });
 }

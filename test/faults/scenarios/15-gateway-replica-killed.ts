@@ -10,72 +10,14 @@
  * The invariants are asserted on both.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import * as tus from 'tus-js-client';
 import { findFreePorts } from '../../../src/embedded/free-port';
-import { siblingModule } from '../../../src/module-path';
 import { MiB } from '../../support/files';
-import type { FaultContext, FaultScenario } from '../framework';
+import type { FaultScenario } from '../framework';
+import { startGatewayProcess, tusUpload } from '../helpers/gateway-process';
 
 const EXPIRY_SECONDS = 90;
-
-interface GatewayProcess {
-  readonly url: string;
-  readonly child: ChildProcess;
-  kill(): Promise<void>;
-}
-
-/** Starts `upload-saga gateway` as its own process and waits until it answers. */
-async function startGatewayProcess(ctx: FaultContext, port: number, env: Record<string, string>, label: string): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', siblingModule(__dirname, '../../../src/cli/main'), 'gateway'], {
-    env: { ...process.env, ...env, UPLOAD_SAGA_GATEWAY_PORT: String(port), UPLOAD_SAGA_GATEWAY_HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const kill = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
-  };
-  ctx.defer(kill);
-  const url = `http://127.0.0.1:${port}`;
-  await ctx.waitFor(
-    `gateway ${label} listening on ${url}`,
-    async () => {
-      if (child.exitCode !== null) throw new Error(`gateway ${label} exited with ${child.exitCode}:\n${output.slice(-2000)}`);
-      return fetch(`${url}/files`, { method: 'OPTIONS' }).then(
-        (r) => r.status < 500,
-        () => false,
-      );
-    },
-    { timeoutMs: 60_000 },
-  );
-  ctx.log(`gateway ${label}: pid ${child.pid}, ${url}`);
-  return { url, child, kill };
-}
-
-/** One tus upload; `done` settles when it succeeds or fails (retries as configured). */
-function tusUpload(data: Buffer, options: tus.UploadOptions): { upload: tus.Upload; done: Promise<void>; offset: () => number } {
-  let upload!: tus.Upload;
-  let offset = 0;
-  const done = new Promise<void>((resolve, reject) => {
-    upload = new tus.Upload(data, {
-      retryDelays: null,
-      storeFingerprintForResuming: false,
-      ...options,
-      onChunkComplete: (_chunk, accepted) => (offset = accepted),
-      onSuccess: () => resolve(),
-      onError: (error) => reject(error),
-    });
-    upload.start();
-  });
-  return { upload, done, offset: () => offset };
-}
 
 export const scenario: FaultScenario = {
   name: 'gateway-replica-killed',

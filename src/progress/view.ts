@@ -6,13 +6,13 @@
  * Invariant: the rate is computed where it is shown, from the times observations carry, so it
  * needs no shared state and decays to 0 when bytes stop.
  */
-import type { GatewayUploadPhase, GatewayUploadState } from '../upload/gateway-upload';
-import type { UploadOutcomeKind } from '../upload/outcome';
+import type { GatewayUploadState } from '../upload/gateway-upload';
+import type { UploadOutcomeKind, UploadPhase } from '../upload/outcome';
 
 /** One event of the stream (`event: progress`, `data:` this as JSON). */
 export interface ProgressEvent {
   uploadId: string;
-  phase: GatewayUploadPhase;
+  phase: UploadPhase;
   /** Bytes received so far (tus: the durable offset; presigned: the parts S3 holds); the size once verified. */
   bytes: number;
   /** The upload's length, when known (tus: always; presigned: once verified). */
@@ -35,7 +35,7 @@ export interface ProgressObservation {
   uploadId: string;
   /** Epoch ms when it was observed. */
   at: number;
-  phase?: GatewayUploadPhase;
+  phase?: UploadPhase;
   bytes?: number;
   totalBytes?: number;
   outcome?: UploadOutcomeKind;
@@ -107,7 +107,7 @@ export class ProgressRateMeter {
 
 /** Merges observations into the state a stream shows; pure apart from the rate meter it owns. */
 export class ProgressView {
-  private phase: GatewayUploadPhase;
+  private phase: UploadPhase;
   private bytes = 0;
   private totalBytes: number | undefined;
   private outcome: UploadOutcomeKind = 'running';

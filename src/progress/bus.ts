@@ -1,6 +1,7 @@
 /**
- * Carrying progress observations between gateway replicas: the replica that serves a stream is
- * usually not the one that receives the bytes. Whoever sees a change publishes an observation on a
+ * Carrying progress observations between gateway replicas and from workers: the replica that serves
+ * a stream is usually not the one that receives the bytes, and an upload started from application
+ * code moves its bytes in a worker (which publishes through src/progress/publisher.ts). Whoever sees a change publishes an observation on a
  * per-upload channel (`<prefix>progress:<tenant>:<uploadId>`); every replica with a subscriber for
  * that upload receives it. With Redis: one subscriber connection per replica, channels subscribed
  * while at least one stream watches them. Without Redis (one replica) the same bus runs in memory.
@@ -9,7 +10,7 @@
  * observations; publishing never rejects (a Redis outage costs promptness, never a request).
  */
 import type { Redis } from 'ioredis';
-import type { ProgressObservation } from './progress-view';
+import type { ProgressObservation } from './view';
 
 /** Carries observations from the replica that made them to every replica with a stream for the upload. */
 export interface ProgressBus {
@@ -40,7 +41,14 @@ export function createProgressBus(options: ProgressBusOptions = {}): ProgressBus
   return options.redis ? new RedisProgressBus({ ...options, redis: options.redis }) : new LocalProgressBus();
 }
 
-const channelOf = (prefix: string, tenant: string, uploadId: string) => `${prefix}progress:${tenant}:${uploadId}`;
+/** The default prefix of channel names. */
+export const DEFAULT_CHANNEL_PREFIX = 'upload-saga:';
+
+/** The channel of one upload's observations: `<prefix>progress:<tenant>:<uploadId>`. */
+export function progressChannel(prefix: string, tenant: string, uploadId: string): string {
+  return `${prefix}progress:${tenant}:${uploadId}`;
+}
+const channelOf = progressChannel;
 
 /** Channels and their listeners, shared by both buses. */
 class Listeners {
@@ -97,7 +105,7 @@ export class RedisProgressBus implements ProgressBus {
   private readonly onError: (error: Error) => void;
 
   constructor(options: ProgressBusOptions & { redis: Redis }) {
-    this.prefix = options.channelPrefix ?? 'upload-saga:';
+    this.prefix = options.channelPrefix ?? DEFAULT_CHANNEL_PREFIX;
     this.onError = options.onError ?? (() => undefined);
     this.publisher = options.redis;
     // A connection in subscriber mode can do nothing else: it is the bus's own.
