@@ -246,29 +246,37 @@ async function main(): Promise<void> {
           best[tool] = Math.max(best[tool] ?? 0, mbps(size, ms));
           log(`${sizeText} ${tool}: ${mbps(size, ms).toFixed(1)} MB/s`);
         };
-        for (let rep = 0; rep < reps; rep++) {
-          await measure('libStorage', () =>
-            new Upload({
-              client: s3,
-              params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(file) },
-              partSize,
-              queueSize: concurrency,
-            }).done(),
-          );
-          await measure('saga', () => sagaUpload(file, size));
-          await measure('putObject', () =>
-            s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('put'), Body: createReadStream(file), ContentLength: size })),
-          );
-          if (haveAws)
-            await measure('awsCli', () =>
+        const tools: [string, () => Promise<unknown>][] = [
+          [
+            'libStorage',
+            () =>
+              new Upload({
+                client: s3,
+                params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(file) },
+                partSize,
+                queueSize: concurrency,
+              }).done(),
+          ],
+          ['saga', () => sagaUpload(file, size)],
+          [
+            'putObject',
+            () => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('put'), Body: createReadStream(file), ContentLength: size })),
+          ],
+        ];
+        if (haveAws)
+          tools.push([
+            'awsCli',
+            () =>
               run(
                 'aws',
                 ['--endpoint-url', stack.s3.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://${BUCKET}/${key('aws')}`],
                 toolEnv,
               ),
-            );
-          if (haveRclone) {
-            await measure('rclone', () =>
+          ]);
+        if (haveRclone)
+          tools.push([
+            'rclone',
+            () =>
               run(
                 'rclone',
                 [
@@ -292,7 +300,13 @@ async function main(): Promise<void> {
                 ],
                 toolEnv,
               ),
-            );
+          ]);
+        // Each repetition starts with the next tool (a rotation): no tool always runs first, on the
+        // emptiest bucket and the coolest machine, or always last.
+        for (let rep = 0; rep < reps; rep++) {
+          for (let i = 0; i < tools.length; i++) {
+            const [tool, fn] = tools[(rep + i) % tools.length]!;
+            await measure(tool, fn);
           }
         }
         rows.push({
@@ -470,9 +484,19 @@ async function main(): Promise<void> {
           destination: { bucket: BUCKET, key: 'bench/10000-parts.bin' },
           partSize: 5 * MiB,
         });
-        await handle.result();
-        const events = (await handle.workflow.fetchHistory()).events?.length ?? 0;
-        return { parts: 10_000, maxEventsPerRun: events, runs: 1 };
+        const result = await handle.result();
+        // Every run of the workflow id (continue-as-new would add runs): the largest history counts.
+        const runIds: string[] = [];
+        for (let attempt = 0; runIds.length === 0 && attempt < 20; attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, 500)); // visibility trails the history a little
+          for await (const execution of client.workflow.list({ query: `WorkflowId = "${handle.workflowId}"` }))
+            runIds.push(execution.runId);
+        }
+        if (runIds.length === 0) throw new Error(`history: no run of ${handle.workflowId} is visible`);
+        const events = await Promise.all(
+          runIds.map(async (runId) => (await client.workflow.getHandle(handle.workflowId, runId).fetchHistory()).events?.length ?? 0),
+        );
+        return { parts: result.partCount, maxEventsPerRun: Math.max(...events), runs: runIds.length };
       });
       await workerConnection.close();
       results.history = history;
