@@ -33,8 +33,10 @@ async function main(): Promise<void> {
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
 
   const data = randomBytes(6 * 1024 * 1024);
-  const uploadUrl = await worker.runUntil(
-    new Promise<string>((resolve, reject) => {
+  // The worker runs until the saga has ended, not just until the last byte arrived: the gateway's
+  // progress stream (Server-Sent Events) says when verify, merge and notify are done.
+  const { uploadUrl, outcome } = await worker.runUntil(async () => {
+    const uploadUrl = await new Promise<string>((resolve, reject) => {
       const upload = new tus.Upload(data, {
         endpoint: `${url}/uploads/files`,
         chunkSize: 2 * 1024 * 1024,
@@ -47,16 +49,48 @@ async function main(): Promise<void> {
         onError: reject,
       });
       upload.start();
-    }),
-  );
-  console.log(`uploaded through ${uploadUrl}`);
+    });
+    return { uploadUrl, outcome: await outcomeOf(`${url}/uploads/uploads/${uploadUrl.split('/').pop()!}/events`) };
+  });
+  console.log(`uploaded through ${uploadUrl}: ${outcome}`);
   console.log(await (await fetch(`${url}/hello`)).json());
-  console.log(JSON.stringify({ example: 'gateway-in-fastify', uploadUrl, bytes: data.length }));
+  console.log(JSON.stringify({ example: 'gateway-in-fastify', uploadUrl, bytes: data.length, outcome }));
 
   await app.close();
   s3.destroy();
   await connection.close();
   await workerConnection.close();
+}
+
+/** Reads an upload's progress stream until its last event, and returns the outcome it names. */
+async function outcomeOf(eventsUrl: string): Promise<string> {
+  const response = await fetch(eventsUrl, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  if (!response.ok || !response.body) throw new Error(`progress stream: ${response.status}`);
+  const decoder = new TextDecoder();
+  let buffered = '';
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffered += decoder.decode(value, { stream: true });
+    let end: number;
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      const data = buffered
+        .slice(0, end)
+        .split('\n')
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5).trim())
+        .join('');
+      buffered = buffered.slice(end + 2);
+      const event = data ? (JSON.parse(data) as { outcome: string; phase: string }) : undefined;
+      if (event) console.log(`saga: ${event.phase}, ${event.outcome}`);
+      if (event && event.outcome !== 'running') {
+        await reader.cancel();
+        return event.outcome;
+      }
+    }
+  }
+  throw new Error('progress stream ended before the upload did');
 }
 
 main().catch((err: unknown) => {
