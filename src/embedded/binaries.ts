@@ -1,7 +1,8 @@
 /**
  * Finds, or builds from source, the server executables the embedded stack runs: the Temporal CLI
  * (`temporal server start-dev`) and MinIO, plus toxiproxy, the TCP fault proxy the
- * fault-injection suite puts between workers and S3.
+ * fault-injection suite puts between workers and S3, and tusd, the tus reference server the
+ * gateway's conformance test compares answers with.
  *
  * Why it is built this way:
  * - No Docker and no prebuilt downloads are assumed; only a Go toolchain and the Go module proxy.
@@ -23,7 +24,7 @@ import * as path from 'node:path';
 import { EmbeddedStackError } from './errors';
 
 /** The servers this module knows how to provide. */
-export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server';
+export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server' | 'tusd';
 
 /** How to obtain one server executable. */
 export interface ServerBinarySpec {
@@ -73,6 +74,11 @@ export const TOXIPROXY_MODULE = 'github.com/Shopify/toxiproxy/v2/cmd/server';
  */
 export const TOXIPROXY_VERSION = 'v2.12.0';
 
+/** Go package of tusd, the tus protocol's reference server (test/gateway/tus-conformance.test.ts compares the gateway with it). */
+export const TUSD_MODULE = 'github.com/tus/tusd/v2/cmd/tusd';
+/** tusd version we build: v2.9.1; its go.mod has no `replace` directive, so a plain `go install` works. */
+export const TUSD_VERSION = 'v2.9.1';
+
 /** Everything needed to obtain each server. */
 export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec>> = {
   temporal: {
@@ -96,6 +102,13 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     version: TOXIPROXY_VERSION,
     envVar: 'UPLOAD_SAGA_TOXIPROXY_BIN',
     firstBuildEstimate: 'about 1 minute',
+  },
+  tusd: {
+    name: 'tusd',
+    module: TUSD_MODULE,
+    version: TUSD_VERSION,
+    envVar: 'UPLOAD_SAGA_TUSD_BIN',
+    firstBuildEstimate: 'about 3 minutes',
   },
 };
 
@@ -255,7 +268,7 @@ export async function findServerBinary(name: ServerBinaryName, options: EnsureSe
 }
 
 /**
- * Returns the absolute path of a usable `temporal`, `minio` or `toxiproxy-server` executable, building it with
+ * Returns the absolute path of a usable `temporal`, `minio`, `toxiproxy-server` or `tusd` executable, building it with
  * `go install` into the cache dir if needed (see the module header for the lookup order).
  *
  * @throws {@link ServerBinaryNotExecutableError} if the env-var override is unusable
