@@ -3,7 +3,9 @@
  * creation-with-upload, termination, expiration — and {@link GatewayUploadStore} drives the saga.
  * The checksum extension, which @tus/server does not implement, is added around it: the route
  * parses `Upload-Checksum` (400 for a malformed header or an algorithm not offered), the store
- * verifies the body and answers 460 on a mismatch without recording anything.
+ * verifies the body and answers 460 on a mismatch without recording anything. Before @tus/server
+ * sees a request, tus-request-checks.ts applies `X-HTTP-Method-Override` and refuses what the
+ * spec refuses (version, content type, malformed headers) with the spec's status and a clear body.
  *
  * Why it is built this way: a well-kept protocol implementation instead of hand-parsing, mounted
  * in fastify with the body left unread (an encapsulated catch-all content-type parser that does
@@ -19,6 +21,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
 import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
 import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
+import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusRefusal } from './tus-request-checks';
 import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
@@ -100,23 +103,29 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+  const refuse = (reply: FastifyReply, refusal: TusRefusal) =>
+    reply
+      .code(refusal.status)
+      .headers({ 'Tus-Resumable': TUS_VERSION, ...refusal.headers })
+      .type('text/plain')
+      .send(`${refusal.body}\n`);
+
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
-    // tus requires this type on PATCH; @tus/server answers 400/403, tusd and the spec's spirit 415.
-    if (request.method === 'PATCH' && request.headers['content-type'] !== 'application/offset+octet-stream') {
-      return reply
-        .code(415)
-        .header('Tus-Resumable', '1.0.0')
-        .type('text/plain')
-        .send('a PATCH must have Content-Type: application/offset+octet-stream\n');
-    }
+    // X-HTTP-Method-Override on a POST (tus-js-client's overridePatchMethod): from here on, the request is the named one.
+    const method = effectiveMethod(request.method, request.headers);
+    if (typeof method !== 'string') return refuse(reply, method);
+    request.raw.method = method;
+    // Version, content type, offsets, lengths, metadata: the spec's statuses and a body that says what is wrong.
+    const refusal = checkTusRequest(method, request.headers);
+    if (refusal) return refuse(reply, refusal);
     let uploadChecksum: UploadChecksum | undefined;
     const header = request.headers['upload-checksum'];
-    if (typeof header === 'string' && (request.method === 'PATCH' || request.method === 'POST')) {
+    if (typeof header === 'string' && (method === 'PATCH' || method === 'POST')) {
       try {
         uploadChecksum = parseUploadChecksum(header);
       } catch (err) {
         if (!(err instanceof InvalidRequestError)) throw err;
-        return reply.code(400).header('Tus-Resumable', '1.0.0').type('text/plain').send(`${err.message}\n`);
+        return refuse(reply, { status: 400, headers: {}, body: err.message });
       }
     }
     const limits = tenantSettings(options.config, request.tenant);
@@ -129,6 +138,9 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         log: request.log,
         maxUploadBytes: limits.maxUploadBytes,
         ...(uploadChecksum ? { uploadChecksum } : {}),
+        ...(method === 'POST' && typeof request.headers['upload-metadata'] === 'string'
+          ? { uploadMetadata: request.headers['upload-metadata'] }
+          : {}),
         setHeader: (name, value) => {
           if (!reply.raw.headersSent) reply.raw.setHeader(name, value);
         },
