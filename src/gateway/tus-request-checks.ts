@@ -55,10 +55,10 @@ function integerProblem(name: string, value: string | string[] | undefined): str
 /**
  * Checks one tus request (with its effective method) against what the spec requires of its
  * headers, in the order tusd checks: version (412), content type (415), offsets, lengths and
- * metadata (400).
+ * metadata (400), size (413).
  * @returns the refusal, or undefined when the request may go on
  */
-export function checkTusRequest(method: string, headers: IncomingHttpHeaders): TusRefusal | undefined {
+export function checkTusRequest(method: string, headers: IncomingHttpHeaders, maxUploadBytes: number): TusRefusal | undefined {
   if (method === 'OPTIONS') return undefined;
   const version = headers['tus-resumable'];
   if (version !== TUS_VERSION) {
@@ -76,13 +76,27 @@ export function checkTusRequest(method: string, headers: IncomingHttpHeaders): T
   }
   if (method === 'PATCH') {
     if (headers['upload-offset'] === undefined)
-      return { status: 400, headers: {}, body: 'a PATCH needs Upload-Offset: the byte offset its body starts at (HEAD tells the current one)' };
+      return {
+        status: 400,
+        headers: {},
+        body: 'a PATCH needs Upload-Offset: the byte offset its body starts at (HEAD tells the current one)',
+      };
     const offset = integerProblem('Upload-Offset', headers['upload-offset']);
     if (offset) return { status: 400, headers: {}, body: offset };
   }
   if (method === 'POST') {
     const length = integerProblem('Upload-Length', headers['upload-length']);
     if (length) return { status: 400, headers: {}, body: length };
+    // With Upload-Defer-Length, @tus/server answers (the extension is not offered yet).
+    if (headers['upload-length'] === undefined && headers['upload-defer-length'] === undefined)
+      return { status: 400, headers: {}, body: "a POST needs Upload-Length: the upload's size in bytes" };
+    if (headers['upload-length'] !== undefined && Number(headers['upload-length']) > maxUploadBytes) {
+      return {
+        status: 413,
+        headers: {},
+        body: `Upload-Length ${String(headers['upload-length'])} exceeds the maximum upload size of ${maxUploadBytes} bytes (Tus-Max-Size)`,
+      };
+    }
     const metadata = headers['upload-metadata'];
     if (typeof metadata === 'string') {
       try {

@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
+import { ERRORS } from '@tus/utils';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
 import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
@@ -86,12 +87,25 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
       );
     },
-    onResponseError: (_req, err) => {
+    onResponseError: (req, err) => {
       if (err instanceof GatewayError) {
         if (err instanceof RedisUnavailableError) tusRequestContext.getStore()?.setHeader('Retry-After', String(err.retryAfterSeconds));
         return { status_code: err.status, body: `${err.message}\n` };
       }
-      if (!(err instanceof Error) || 'status_code' in err) return undefined; // tus's own answers (404, 412…)
+      // @tus/server's own refusals, with bodies that say what was wrong.
+      if (err === ERRORS.INVALID_OFFSET) {
+        const current = tusRequestContext.getStore()?.state?.offset;
+        return {
+          status_code: 409,
+          body: `Upload-Offset ${req.headers.get('upload-offset') ?? '(none)'} does not match the upload's offset${current === undefined ? '' : ` ${current}`}; HEAD tells the current offset\n`,
+        };
+      }
+      if (err === ERRORS.ERR_SIZE_EXCEEDED)
+        return {
+          status_code: 413,
+          body: 'the PATCH body would end past Upload-Length; send at most Upload-Length − Upload-Offset bytes\n',
+        };
+      if (!(err instanceof Error) || 'status_code' in err) return undefined; // tus's own answers (404, 409…)
       // An unexpected failure: logged with the request id the answer names.
       const current = tusRequestContext.getStore();
       current?.log?.error({ err }, 'request failed');
@@ -116,7 +130,8 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     if (typeof method !== 'string') return refuse(reply, method);
     request.raw.method = method;
     // Version, content type, offsets, lengths, metadata: the spec's statuses and a body that says what is wrong.
-    const refusal = checkTusRequest(method, request.headers);
+    const limits = tenantSettings(options.config, request.tenant);
+    const refusal = checkTusRequest(method, request.headers, limits.maxUploadBytes);
     if (refusal) return refuse(reply, refusal);
     let uploadChecksum: UploadChecksum | undefined;
     const header = request.headers['upload-checksum'];
@@ -128,7 +143,6 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         return refuse(reply, { status: 400, headers: {}, body: err.message });
       }
     }
-    const limits = tenantSettings(options.config, request.tenant);
     reply.hijack();
     reply.raw.setHeader('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS.join(','));
     await tusRequestContext.run(
