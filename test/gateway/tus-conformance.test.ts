@@ -18,7 +18,7 @@
  * The rows of the "tus endpoint" table in docs/reference/bad-input.md are checked here too: each
  * names a case whose gateway answer must have the row's status and contain the row's code spans.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
@@ -28,7 +28,7 @@ import { startTusdServer, type TusdServer } from '../../src/embedded';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { codeSpans, readRepoFile, section, tables } from '../support/markdown';
 import { keysUnder } from '../support/s3-inspect';
-import { startTestGateway, testTenant, type TestGateway } from './gateway-harness';
+import { startTestGateway, startTus, testTenant, type TestGateway } from './gateway-harness';
 
 type Method = 'POST' | 'HEAD' | 'PATCH' | 'DELETE' | 'OPTIONS';
 /** What a step compares: the status, or a response header (lower case). */
@@ -600,6 +600,25 @@ describe('tus 1.0.0 conformance: the gateway answers what tusd answers, except w
         expect(t.fields[field], `${label}: the spec's ${field} (tusd)\n${t.body}`).toBe(wanted);
       }
     });
+  });
+
+  it('tus-js-client with overridePatchMethod (every PATCH sent as a POST) uploads to both servers', async () => {
+    const data = randomBytes(300 * 1024);
+    for (const server of servers()) {
+      let url: string | null = null;
+      const run = startTus(data, {
+        endpoint: server.endpoint,
+        headers: server.auth,
+        overridePatchMethod: true,
+        chunkSize: 100 * 1024,
+        metadata: { filename: 'override.bin' },
+        onSuccess: () => undefined,
+      });
+      await run.done;
+      url = run.upload.url;
+      const head = await fetch(url!, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...server.auth } });
+      expect([server.name, head.status, head.headers.get('upload-offset')]).toEqual([server.name, 200, String(data.length)]);
+    }
   });
 
   it('a refused request leaves nothing in S3: every object, multipart upload and staged segment of the tenant belongs to an upload answered 201', async () => {
