@@ -100,6 +100,12 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
           body: `Upload-Offset ${req.headers.get('upload-offset') ?? '(none)'} does not match the upload's offset${current === undefined ? '' : ` ${current}`}; HEAD tells the current offset\n`,
         };
       }
+      if (err === ERRORS.INVALID_TERMINATION) {
+        return {
+          status_code: 400,
+          body: 'the upload is finished and its object stored; termination (DELETE) ends only unfinished uploads, it does not delete stored objects\n',
+        };
+      }
       if (err === ERRORS.ERR_SIZE_EXCEEDED)
         return {
           status_code: 413,
@@ -117,10 +123,16 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+  // CORS as on @tus/server's own answers (any origin), so a browser client can read the refusal.
   const refuse = (reply: FastifyReply, refusal: TusRefusal) =>
     reply
       .code(refusal.status)
-      .headers({ 'Tus-Resumable': TUS_VERSION, ...refusal.headers })
+      .headers({
+        'Tus-Resumable': TUS_VERSION,
+        'Access-Control-Allow-Origin': '*',
+        'Access-Control-Expose-Headers': ['Tus-Resumable', ...Object.keys(refusal.headers)].join(', '),
+        ...refusal.headers,
+      })
       .type('text/plain')
       .send(`${refusal.body}\n`);
 

@@ -19,6 +19,7 @@
  * names a case whose gateway answer must have the row's status and contain the row's code spans.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
@@ -372,6 +373,33 @@ const cases: readonly Case[] = [
     ],
   },
   {
+    name: 'termination of a finished upload',
+    steps: [
+      create(3),
+      { ...patch(0, bytes(3)), expect: { status: '204', 'upload-offset': '3' } },
+      {
+        method: 'DELETE',
+        at: 'upload',
+        compare: ALWAYS,
+        deliberateDifference: {
+          why: 'OPEN QUESTION, not fully covered by the spec ("MUST respond with the 204 No Content status"): a finished gateway upload is the tenant\'s stored object (quota committed, webhook sent), which tus termination does not delete; the gateway refuses as tusd does when its pre-terminate hook rejects a termination (400 ERR_UPLOAD_TERMINATION_REJECTED)',
+          gateway: { status: '400' },
+          tusd: { status: '204' },
+        },
+      },
+      {
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...ALWAYS, 'upload-offset', 'upload-length'],
+        deliberateDifference: {
+          why: 'follows from the step above: the gateway still has the finished upload, tusd deleted it',
+          gateway: { status: '200', 'upload-offset': '3', 'upload-length': '3' },
+          tusd: { status: '404', 'upload-offset': null, 'upload-length': null },
+        },
+      },
+    ],
+  },
+  {
     name: 'checksum: an unsupported algorithm or a malformed Upload-Checksum is a bad request',
     steps: [
       create(10),
@@ -425,6 +453,7 @@ let stack: TestStack;
 let worker: RunningWorker;
 let gateway: TestGateway;
 let tusd: TusdServer;
+const tusdDir = path.join(os.tmpdir(), `tusd-conformance-${randomUUID().slice(0, 8)}`);
 const tenant = testTenant('conformance');
 
 beforeAll(async () => {
@@ -432,7 +461,7 @@ beforeAll(async () => {
   worker = await startUploadWorker(stack);
   gateway = await startTestGateway(stack, [tenant], { env: { UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: String(MAX_SIZE) } });
   tusd = await startTusdServer({
-    dataDir: path.join(os.tmpdir(), `tusd-conformance-${randomUUID().slice(0, 8)}`),
+    dataDir: tusdDir,
     maxSize: MAX_SIZE,
     s3: {
       endpoint: inject('s3Endpoint'),
@@ -447,6 +476,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await tusd?.stop();
+  await fsp.rm(tusdDir, { recursive: true, force: true });
   await gateway?.close();
   await worker?.stop();
   await stack?.close();
@@ -616,6 +646,7 @@ describe('tus 1.0.0 conformance: the gateway answers what tusd answers, except w
       });
       await run.done;
       url = run.upload.url;
+      if (server.name === 'gateway') createdOnGateway.add(url!.split('/').pop()!);
       const head = await fetch(url!, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', ...server.auth } });
       expect([server.name, head.status, head.headers.get('upload-offset')]).toEqual([server.name, 200, String(data.length)]);
     }
