@@ -60,16 +60,21 @@ interface Step {
   compare: readonly Field[];
   /** What the specification requires of this answer (checked on both unless the step differs deliberately). */
   expect?: Fields;
+  /** `expired`: before the request, wait until the upload expired (on the gateway until its saga ended; tusd has no expiry). */
+  after?: 'expired';
   /** Where the gateway answers otherwise on purpose: what each side answers, and why the spec allows ours. */
   deliberateDifference?: { why: string; gateway: Fields; tusd: Fields };
 }
 
 interface Case {
   name: string;
+  /** Which gateway serves the case: `short-expiry` lets uploads expire after {@link SHORT_EXPIRY_MS}. @default 'default' */
+  gateway?: 'default' | 'short-expiry';
   steps: readonly Step[];
 }
 
 const OCTETS = 'application/offset+octet-stream';
+const SHORT_EXPIRY_MS = 3_000;
 const MAX_SIZE = 64 * 1024 * 1024;
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const bytes = (n: number) => Buffer.alloc(n, 0x61);
@@ -400,6 +405,34 @@ const cases: readonly Case[] = [
     ],
   },
   {
+    name: 'expiration: an unfinished upload announces when it expires, and is gone once it has',
+    gateway: 'short-expiry',
+    steps: [
+      {
+        ...create(10),
+        compare: [...ALWAYS, 'location', 'upload-expires'],
+        deliberateDifference: { why: EXPIRATION, gateway: { 'upload-expires': '<http-date>' }, tusd: { 'upload-expires': null } },
+      },
+      {
+        ...patch(0, bytes(3)),
+        compare: [...ALWAYS, 'upload-offset', 'upload-expires'],
+        expect: { status: '204', 'upload-offset': '3' },
+        deliberateDifference: { why: EXPIRATION, gateway: { 'upload-expires': '<http-date>' }, tusd: { 'upload-expires': null } },
+      },
+      {
+        method: 'HEAD',
+        at: 'upload',
+        after: 'expired',
+        compare: [...ALWAYS, 'upload-offset'],
+        deliberateDifference: {
+          why: `${EXPIRATION}; the spec: "If an upload expires, the Server MAY [...] delete it" and then answers 404 Not Found or 410 Gone — the gateway compensated it and answers 410`,
+          gateway: { status: '410', 'upload-offset': null },
+          tusd: { status: '200', 'upload-offset': '3' },
+        },
+      },
+    ],
+  },
+  {
     name: 'checksum: an unsupported algorithm or a malformed Upload-Checksum is a bad request',
     steps: [
       create(10),
@@ -452,6 +485,7 @@ const cases: readonly Case[] = [
 let stack: TestStack;
 let worker: RunningWorker;
 let gateway: TestGateway;
+let shortExpiryGateway: TestGateway;
 let tusd: TusdServer;
 const tusdDir = path.join(os.tmpdir(), `tusd-conformance-${randomUUID().slice(0, 8)}`);
 const tenant = testTenant('conformance');
@@ -460,6 +494,10 @@ beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   gateway = await startTestGateway(stack, [tenant], { env: { UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: String(MAX_SIZE) } });
+  shortExpiryGateway = await startTestGateway(stack, [tenant], {
+    env: { UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: String(MAX_SIZE) },
+    overrides: { uploadExpiryMs: SHORT_EXPIRY_MS },
+  });
   tusd = await startTusdServer({
     dataDir: tusdDir,
     maxSize: MAX_SIZE,
@@ -477,6 +515,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await tusd?.stop();
   await fsp.rm(tusdDir, { recursive: true, force: true });
+  await shortExpiryGateway?.close();
   await gateway?.close();
   await worker?.stop();
   await stack?.close();
@@ -487,8 +526,12 @@ interface Server {
   endpoint: string;
   auth: Record<string, string>;
 }
-const servers = (): Server[] => [
-  { name: 'gateway', endpoint: `${gateway.url}/files`, auth: tenant.auth },
+const servers = (testCase?: Case): Server[] => [
+  {
+    name: 'gateway',
+    endpoint: `${(testCase?.gateway === 'short-expiry' ? shortExpiryGateway : gateway).url}/files`,
+    auth: tenant.auth,
+  },
   { name: 'tusd', endpoint: tusd.endpoint, auth: {} },
 ];
 
@@ -541,6 +584,10 @@ async function run(server: Server, testCase: Case): Promise<Answer[]> {
   let upload: string | undefined;
   const answers: Answer[] = [];
   for (const step of testCase.steps) {
+    if (step.after === 'expired' && server.name === 'gateway') {
+      const ended = await shortExpiryGateway.app.uploads.waitForEnd(tenant.name, upload!.split('/').pop()!, 60_000);
+      expect(ended.outcome, `${testCase.name}: the upload expired on the gateway`).toBe('expired');
+    }
     const url =
       step.at === 'endpoint'
         ? server.endpoint
@@ -596,7 +643,7 @@ const gatewayAnswers = new Map<string, Answer[]>();
 
 describe('tus 1.0.0 conformance: the gateway answers what tusd answers, except where it says why', () => {
   it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, testCase) => {
-    const [gw, ref] = servers();
+    const [gw, ref] = servers(testCase);
     // One server after the other: requests of a case depend on each other, servers do not.
     const gatewayRun = await run(gw!, testCase);
     const tusdRun = await run(ref!, testCase);
