@@ -16,7 +16,7 @@ import { Metadata } from '@tus/utils';
 /** The one protocol version the gateway speaks. */
 export const TUS_VERSION = '1.0.0';
 
-/** Methods `X-HTTP-Method-Override` may name on a POST (what tusd routes; tus-js-client's `overridePatchMethod` sends PATCH). */
+/** Methods `X-HTTP-Method-Override` may name (the ones tusd routes; tus-js-client's `overridePatchMethod` sends PATCH on a POST). */
 export const TUS_OVERRIDABLE_METHODS = ['PATCH', 'HEAD', 'DELETE', 'OPTIONS'] as const;
 
 /** A refusal: status, extra headers, and the body. */
@@ -27,13 +27,15 @@ export interface TusRefusal {
 }
 
 /**
- * The method a request stands for: a POST with `X-HTTP-Method-Override` is the named request
- * (HTTP method names are case-sensitive, as in tusd: `patch` is no method).
+ * The method a request stands for: with `X-HTTP-Method-Override`, the named one, whatever the
+ * request's own method (the spec: it "MUST be interpreted as the request's method by the Server
+ * [...] The actual method of the request MUST be ignored"; tusd honours it on POST only). HTTP
+ * method names are case-sensitive, as in tusd: `patch` is no method.
  * @returns the method, or a 405 refusal for a name that is not one of {@link TUS_OVERRIDABLE_METHODS}
  */
 export function effectiveMethod(method: string, headers: IncomingHttpHeaders): string | TusRefusal {
   const override = headers['x-http-method-override'];
-  if (method !== 'POST' || typeof override !== 'string' || override === '') return method;
+  if (typeof override !== 'string' || override === '') return method;
   if ((TUS_OVERRIDABLE_METHODS as readonly string[]).includes(override)) return override;
   return {
     status: 405,

@@ -137,7 +137,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       .send(`${refusal.body}\n`);
 
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
-    // X-HTTP-Method-Override on a POST (tus-js-client's overridePatchMethod): from here on, the request is the named one.
+    // X-HTTP-Method-Override (tus-js-client's overridePatchMethod sends it on a POST): from here on, the request is the named one.
     const method = effectiveMethod(request.method, request.headers);
     if (typeof method !== 'string') return refuse(reply, method);
     request.raw.method = method;

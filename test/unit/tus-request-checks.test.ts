@@ -13,13 +13,14 @@ const patch = (headers: Record<string, string>) =>
 const post = (headers: Record<string, string>) => checkTusRequest('POST', { ...tus, ...headers }, MAX);
 
 describe('effectiveMethod', () => {
-  it('takes X-HTTP-Method-Override on a POST only, and only for the methods of the tus endpoint', () => {
+  it(`takes X-HTTP-Method-Override as the method, whatever the request's own (the spec: "The actual method of the request MUST be ignored")`, () => {
     expect(effectiveMethod('POST', { 'x-http-method-override': 'PATCH' })).toBe('PATCH');
     expect(effectiveMethod('POST', { 'x-http-method-override': 'DELETE' })).toBe('DELETE');
     expect(effectiveMethod('POST', { 'x-http-method-override': 'HEAD' })).toBe('HEAD');
     expect(effectiveMethod('POST', {})).toBe('POST');
     expect(effectiveMethod('POST', { 'x-http-method-override': '' })).toBe('POST');
-    expect(effectiveMethod('PATCH', { 'x-http-method-override': 'DELETE' })).toBe('PATCH');
+    expect(effectiveMethod('PATCH', { 'x-http-method-override': 'DELETE' })).toBe('DELETE');
+    expect(effectiveMethod('PATCH', {})).toBe('PATCH');
   });
 
   it('refuses another name with 405, naming the allowed ones (method names are case-sensitive)', () => {
