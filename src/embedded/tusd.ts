@@ -29,8 +29,11 @@ import { ManagedProcess, type ProcessExit, type RunningServerProcess } from './m
 export interface TusdS3StoreOptions {
   /** S3 endpoint URL, e.g. MinIO's `http://127.0.0.1:9000` (path-style addressing is implied). */
   readonly endpoint: string;
+  /** S3 region (`AWS_REGION` of tusd). */
   readonly region: string;
+  /** Access key (`AWS_ACCESS_KEY_ID` of tusd; never on its command line). */
   readonly accessKeyId: string;
+  /** Secret key (`AWS_SECRET_ACCESS_KEY` of tusd; never on its command line). */
   readonly secretAccessKey: string;
   /** An existing bucket. */
   readonly bucket: string;
