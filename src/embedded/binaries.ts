@@ -1,7 +1,8 @@
 /**
  * Finds, or builds from source, the server executables the embedded stack runs: the Temporal CLI
  * (`temporal server start-dev`) and MinIO, plus toxiproxy, the TCP fault proxy the
- * fault-injection suite puts between workers and S3.
+ * fault-injection suite puts between workers and S3, and tusd, the tus reference server the
+ * gateway's conformance test compares answers with.
  *
  * Why it is built this way:
  * - No Docker and no prebuilt downloads are assumed; only a Go toolchain and the Go module proxy.
@@ -23,7 +24,7 @@ import * as path from 'node:path';
 import { EmbeddedStackError } from './errors';
 
 /** The servers this module knows how to provide. */
-export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server' | 'jaeger';
+export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server' | 'jaeger' | 'tusd';
 
 /**
  * How a server is built from its Go module:
@@ -92,6 +93,11 @@ export const JAEGER_MODULE = 'github.com/jaegertracing/jaeger/cmd/jaeger';
  */
 export const JAEGER_VERSION = 'v1.75.0';
 
+/** Go package of tusd, the tus protocol's reference server (test/gateway/tus-conformance.test.ts compares the gateway with it). */
+export const TUSD_MODULE = 'github.com/tus/tusd/v2/cmd/tusd';
+/** tusd version we build: v2.9.1; its go.mod has no `replace` directive, so a plain `go install` works. */
+export const TUSD_VERSION = 'v2.9.1';
+
 /** Everything needed to obtain each server. */
 export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec>> = {
   temporal: {
@@ -123,6 +129,13 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     buildMode: 'wrapper-module',
     envVar: 'UPLOAD_SAGA_JAEGER_BIN',
     firstBuildEstimate: 'about 7 minutes',
+  },
+  tusd: {
+    name: 'tusd',
+    module: TUSD_MODULE,
+    version: TUSD_VERSION,
+    envVar: 'UPLOAD_SAGA_TUSD_BIN',
+    firstBuildEstimate: 'about 3 minutes',
   },
 };
 
@@ -282,7 +295,7 @@ export async function findServerBinary(name: ServerBinaryName, options: EnsureSe
 }
 
 /**
- * Returns the absolute path of a usable `temporal`, `minio` or `toxiproxy-server` executable, building it with
+ * Returns the absolute path of a usable server executable (see {@link ServerBinaryName}), building it with
  * `go install` into the cache dir if needed (see the module header for the lookup order).
  *
  * @throws {@link ServerBinaryNotExecutableError} if the env-var override is unusable

@@ -23,6 +23,8 @@ export {
   TEMPORAL_CLI_VERSION,
   TOXIPROXY_MODULE,
   TOXIPROXY_VERSION,
+  TUSD_MODULE,
+  TUSD_VERSION,
   defaultCacheDir,
   ensureServerBinary,
   findServerBinary,
@@ -80,3 +82,11 @@ export { ensureBuckets, s3ClientConfig, type S3EndpointInfo } from './s3-buckets
 export { EmbeddedStackStopError, startEmbeddedStack, type EmbeddedStack, type EmbeddedStackOptions } from './stack';
 export { ProcessSpawnError, type ProcessExit, type RunningServerProcess } from './managed-process';
 export { arePortsFree, findFreePort, findFreePorts } from './free-port';
+export {
+  TusdServerExitedError,
+  TusdServerTimeoutError,
+  startTusdServer,
+  type TusdS3StoreOptions,
+  type TusdServer,
+  type TusdServerOptions,
+} from './tusd';

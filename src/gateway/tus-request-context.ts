@@ -14,6 +14,8 @@ export interface TusRequestContext {
   tenant: string;
   /** The tenant's maximum upload size. */
   maxUploadBytes: number;
+  /** The request's Upload-Metadata header, verbatim, when present (POST). */
+  uploadMetadata?: string;
   /** The request's Upload-Checksum, parsed, when present. */
   uploadChecksum?: UploadChecksum;
   /** Sets a response header (Upload-Expires). */

@@ -28,6 +28,7 @@
  */
 import type { Readable } from 'node:stream';
 import { DataStore, Upload } from '@tus/server';
+import { Metadata } from '@tus/utils';
 import { GatewayError, UploadConflictError } from './errors';
 import { BodyChecksum, ChecksumMismatchError } from './tus-checksum';
 import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
@@ -77,6 +78,7 @@ export class GatewayUploadStore extends DataStore {
       ...(filename ? { filename } : {}),
       ...(contentType ? { contentType } : {}),
       metadata,
+      ...(context.uploadMetadata !== undefined ? { tusMetadata: context.uploadMetadata } : {}),
       mode: 'tus',
     });
     if (state.length === 0) {
@@ -95,11 +97,11 @@ export class GatewayUploadStore extends DataStore {
     const state = await this.options.uploads.get(context.tenant, id);
     context.state = state;
     if (state.outcome === 'running') context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
-    const metadata: Record<string, string> = {
-      ...state.metadata,
-      ...(state.filename ? { filename: state.filename } : {}),
-      filetype: state.contentType,
-    };
+    // What the client sent, as it sent it; uploads created before the header was kept show what the saga stores.
+    const metadata: Record<string, string | null> =
+      state.tusMetadata !== undefined
+        ? Metadata.parse(state.tusMetadata)
+        : { ...state.metadata, ...(state.filename ? { filename: state.filename } : {}), filetype: state.contentType };
     return new Upload({
       id,
       ...(state.length !== undefined ? { size: state.length } : {}),

@@ -3,7 +3,9 @@
  * creation-with-upload, termination, expiration — and {@link GatewayUploadStore} drives the saga.
  * The checksum extension, which @tus/server does not implement, is added around it: the route
  * parses `Upload-Checksum` (400 for a malformed header or an algorithm not offered), the store
- * verifies the body and answers 460 on a mismatch without recording anything.
+ * verifies the body and answers 460 on a mismatch without recording anything. Before @tus/server
+ * sees a request, tus-request-checks.ts applies `X-HTTP-Method-Override` and refuses what the
+ * spec refuses (version, content type, malformed headers) with the spec's status and a clear body.
  *
  * Why it is built this way: a well-kept protocol implementation instead of hand-parsing, mounted
  * in fastify with the body left unread (an encapsulated catch-all content-type parser that does
@@ -15,10 +17,12 @@
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
+import { ERRORS } from '@tus/utils';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
 import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
 import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
+import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusRefusal } from './tus-request-checks';
 import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
@@ -83,12 +87,31 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
       );
     },
-    onResponseError: (_req, err) => {
+    onResponseError: (req, err) => {
       if (err instanceof GatewayError) {
         if (err instanceof RedisUnavailableError) tusRequestContext.getStore()?.setHeader('Retry-After', String(err.retryAfterSeconds));
         return { status_code: err.status, body: `${err.message}\n` };
       }
-      if (!(err instanceof Error) || 'status_code' in err) return undefined; // tus's own answers (404, 412…)
+      // @tus/server's own refusals, with bodies that say what was wrong.
+      if (err === ERRORS.INVALID_OFFSET) {
+        const current = tusRequestContext.getStore()?.state?.offset;
+        return {
+          status_code: 409,
+          body: `Upload-Offset ${req.headers.get('upload-offset') ?? '(none)'} does not match the upload's offset${current === undefined ? '' : ` ${current}`}; HEAD tells the current offset\n`,
+        };
+      }
+      if (err === ERRORS.INVALID_TERMINATION) {
+        return {
+          status_code: 400,
+          body: 'the upload is finished and its object stored; termination (DELETE) ends only unfinished uploads, it does not delete stored objects\n',
+        };
+      }
+      if (err === ERRORS.ERR_SIZE_EXCEEDED)
+        return {
+          status_code: 413,
+          body: 'the PATCH body would end past Upload-Length; send at most Upload-Length − Upload-Offset bytes\n',
+        };
+      if (!(err instanceof Error) || 'status_code' in err) return undefined; // tus's own answers (404, 409…)
       // An unexpected failure: logged with the request id the answer names.
       const current = tusRequestContext.getStore();
       current?.log?.error({ err }, 'request failed');
@@ -100,26 +123,38 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+  // CORS as on @tus/server's own answers (any origin), so a browser client can read the refusal.
+  const refuse = (reply: FastifyReply, refusal: TusRefusal) =>
+    reply
+      .code(refusal.status)
+      .headers({
+        'Tus-Resumable': TUS_VERSION,
+        'Access-Control-Allow-Origin': '*',
+        'Access-Control-Expose-Headers': ['Tus-Resumable', ...Object.keys(refusal.headers)].join(', '),
+        ...refusal.headers,
+      })
+      .type('text/plain')
+      .send(`${refusal.body}\n`);
+
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
-    // tus requires this type on PATCH; @tus/server answers 400/403, tusd and the spec's spirit 415.
-    if (request.method === 'PATCH' && request.headers['content-type'] !== 'application/offset+octet-stream') {
-      return reply
-        .code(415)
-        .header('Tus-Resumable', '1.0.0')
-        .type('text/plain')
-        .send('a PATCH must have Content-Type: application/offset+octet-stream\n');
-    }
+    // X-HTTP-Method-Override (tus-js-client's overridePatchMethod sends it on a POST): from here on, the request is the named one.
+    const method = effectiveMethod(request.method, request.headers);
+    if (typeof method !== 'string') return refuse(reply, method);
+    request.raw.method = method;
+    // Version, content type, offsets, lengths, metadata: the spec's statuses and a body that says what is wrong.
+    const limits = tenantSettings(options.config, request.tenant);
+    const refusal = checkTusRequest(method, request.headers, limits.maxUploadBytes);
+    if (refusal) return refuse(reply, refusal);
     let uploadChecksum: UploadChecksum | undefined;
     const header = request.headers['upload-checksum'];
-    if (typeof header === 'string' && (request.method === 'PATCH' || request.method === 'POST')) {
+    if (typeof header === 'string' && (method === 'PATCH' || method === 'POST')) {
       try {
         uploadChecksum = parseUploadChecksum(header);
       } catch (err) {
         if (!(err instanceof InvalidRequestError)) throw err;
-        return reply.code(400).header('Tus-Resumable', '1.0.0').type('text/plain').send(`${err.message}\n`);
+        return refuse(reply, { status: 400, headers: {}, body: err.message });
       }
     }
-    const limits = tenantSettings(options.config, request.tenant);
     reply.hijack();
     reply.raw.setHeader('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS.join(','));
     await tusRequestContext.run(
@@ -129,6 +164,9 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         log: request.log,
         maxUploadBytes: limits.maxUploadBytes,
         ...(uploadChecksum ? { uploadChecksum } : {}),
+        ...(method === 'POST' && typeof request.headers['upload-metadata'] === 'string'
+          ? { uploadMetadata: request.headers['upload-metadata'] }
+          : {}),
         setHeader: (name, value) => {
           if (!reply.raw.headersSent) reply.raw.setHeader(name, value);
         },

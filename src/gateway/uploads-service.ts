@@ -86,6 +86,8 @@ export interface CreateUploadRequest {
   contentType?: string;
   /** Stored as `x-amz-meta-*`: keys letters, digits and "-"; printable ASCII values; 2 KiB in all. */
   metadata?: Record<string, string>;
+  /** tus: the `Upload-Metadata` header verbatim, echoed by HEAD. */
+  tusMetadata?: string;
   mode: GatewayUploadMode;
   /** @default the gateway's `uploadExpiryMs` */
   expiresInMs?: number;
@@ -257,6 +259,7 @@ export class UploadsService {
       ...(request.filename ? { filename: request.filename } : {}),
       contentType,
       metadata,
+      ...(request.tusMetadata !== undefined ? { tusMetadata: request.tusMetadata } : {}),
       partSize: mode === 'tus' ? partSize : 5 * MiB,
       ...(mode === 'tus' ? { checksumAlgorithm: this.options.checksumAlgorithm ?? 'CRC32C' } : {}),
       expiresAt: Date.now() + expiresInMs,

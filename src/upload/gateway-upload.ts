@@ -77,6 +77,11 @@ export interface GatewayUploadInput {
   contentType: string;
   /** User metadata stored with the object (`x-amz-meta-*`). */
   metadata: Record<string, string>;
+  /**
+   * tus: the `Upload-Metadata` header as the client sent it at creation, which HEAD echoes (the
+   * spec: "MUST include the Upload-Metadata header and its value as specified by the Client").
+   */
+  tusMetadata?: string;
   /** tus: every part but the last has exactly this size. */
   partSize: number;
   /** tus: the per-part checksum S3 verifies on receipt. Presigned parts carry none. */
@@ -133,6 +138,8 @@ export interface GatewayUploadState {
   filename?: string;
   contentType: string;
   metadata: Record<string, string>;
+  /** tus: the creation's `Upload-Metadata`, verbatim (see {@link GatewayUploadInput.tusMetadata}). */
+  tusMetadata?: string;
   length?: number;
   /** Bytes durably received (tus): parts completed plus staged segments. */
   offset: number;

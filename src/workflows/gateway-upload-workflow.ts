@@ -91,6 +91,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     ...(input.filename !== undefined ? { filename: input.filename } : {}),
     contentType: input.contentType,
     metadata: input.metadata,
+    ...(input.tusMetadata !== undefined ? { tusMetadata: input.tusMetadata } : {}),
     ...(input.length !== undefined ? { length: input.length } : {}),
     offset: carried?.offset ?? 0,
     partSize: input.partSize,
