@@ -59,6 +59,12 @@ export interface JwtAuthSettings {
   tenants?: string[];
   /** Tolerated clock difference for `exp` and `nbf`, in seconds. @default 30 */
   clockToleranceSeconds: number;
+  /**
+   * Shortest time between two fetches of the JWKS, in ms: a token naming an unknown `kid` makes the
+   * gateway fetch the set again (key rotation) at most this often. Not an environment variable.
+   * @default 30000
+   */
+  jwksCooldownMs?: number;
 }
 
 /** The gateway's configuration, defaults filled in (see {@link loadGatewayConfig}). */

@@ -17,8 +17,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
-import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
+import { ForbiddenError, GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
 import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
+import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
@@ -31,6 +32,8 @@ export interface TusPluginOptions {
   config: Pick<GatewayConfig, 'defaults' | 'tenants'>;
   /** Serialises requests on one upload (a RedisLocker across replicas). */
   locker: Locker;
+  /** Where an upload token's one upload is bound at creation. @default in memory */
+  uploadTokens?: UploadTokenBindings;
   /** @default '/files' */
   path?: string;
   /**
@@ -54,6 +57,7 @@ const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm'];
 export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, options) => {
   const path = options.path ?? '/files';
   const finishWaitMs = options.finishWaitMs ?? 60_000;
+  const uploadTokens = options.uploadTokens ?? new MemoryUploadTokenBindings();
   const context = () => {
     const current = tusRequestContext.getStore();
     if (!current) throw new Error('tus request outside the gateway route');
@@ -73,6 +77,15 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     // Lock keys carry the tenant: one tenant's requests can never ask another's to release.
     locker: () => ({ newLock: (id: string) => options.locker.newLock(`${context().tenant}/${id}`) }),
     disableTerminationForFinishedUploads: true,
+    // An upload token creates one upload: it is bound to this id before anything is created (403 if it created one already).
+    onUploadCreate: async (_req, upload) => {
+      const token = context().uploadToken;
+      if (token) {
+        const bound = await token.bindings.bind(token.scope.tokenId, upload.id, token.scope.expiresAt);
+        if (bound !== upload.id) throw new ForbiddenError(`this upload token already created upload ${bound}; mint one token per upload`);
+      }
+      return {};
+    },
     allowedHeaders: EXTRA_ALLOWED_HEADERS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     onUploadFinish: async (_req, upload) => {
@@ -120,6 +133,8 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       }
     }
     const limits = tenantSettings(options.config, request.tenant);
+    const scope = request.uploadToken;
+    const maxUploadBytes = scope?.maxBytes !== undefined ? Math.min(scope.maxBytes, limits.maxUploadBytes) : limits.maxUploadBytes;
     reply.hijack();
     reply.raw.setHeader('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS.join(','));
     await tusRequestContext.run(
@@ -127,7 +142,8 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         tenant: request.tenant,
         requestId: request.id,
         log: request.log,
-        maxUploadBytes: limits.maxUploadBytes,
+        maxUploadBytes,
+        ...(scope ? { uploadToken: { scope, bindings: uploadTokens } } : {}),
         ...(uploadChecksum ? { uploadChecksum } : {}),
         setHeader: (name, value) => {
           if (!reply.raw.headersSent) reply.raw.setHeader(name, value);
@@ -137,6 +153,6 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     );
   };
   const methods = ['POST', 'HEAD', 'PATCH', 'OPTIONS', 'DELETE'] as const;
-  app.route({ method: [...methods], url: path, handler: handle });
-  app.route({ method: [...methods], url: `${path}/*`, handler: handle });
+  app.route({ method: [...methods], url: path, handler: handle, config: { uploadToken: { uploadIdParam: null } } });
+  app.route({ method: [...methods], url: `${path}/*`, handler: handle, config: { uploadToken: { uploadIdParam: '*' } } });
 };
