@@ -255,7 +255,10 @@ async function answerOf(response: Response): Promise<Answer> {
   } catch {
     // a tus answer: plain text
   }
-  return { status: response.status, message, challenge: response.headers.get('www-authenticate'), text };
+  const challenge = response.headers.get('www-authenticate');
+  // A HEAD answer has no body: its reason is the challenge's error_description.
+  if (!text) message = /error_description="([^"]*)"/.exec(challenge ?? '')?.[1] ?? '';
+  return { status: response.status, message, challenge, text };
 }
 
 /** The tus creation and the presigned creation with `headers`. */
