@@ -30,7 +30,15 @@ import type { Redis } from 'ioredis';
 import { bearerToken, checkUploadTokenScope, createAuthenticator } from './auth';
 import { hashToken, loadGatewayConfig, tenantSettings, type GatewayConfig } from './config';
 import { cachedCheck, readiness, s3BucketProbe, type CheckResult } from '../health';
-import { bearerChallenge, ForbiddenError, GatewayError, RateLimitedError, RedisUnavailableError, UnauthorizedError } from './errors';
+import {
+  bearerChallenge,
+  ForbiddenError,
+  GatewayError,
+  IdentityProviderUnavailableError,
+  RateLimitedError,
+  RedisUnavailableError,
+  UnauthorizedError,
+} from './errors';
 import type { GatewayPlugin } from './plugin-types';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
@@ -158,6 +166,9 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
       if (error instanceof RateLimitedError || error instanceof RedisUnavailableError)
         reply.header('Retry-After', String(error.retryAfterSeconds));
       if (error instanceof UnauthorizedError || error instanceof ForbiddenError) reply.header('WWW-Authenticate', bearerChallenge(error));
+      // The operator's side of a 503 the client sees: why the key set could not be fetched (never a token).
+      if (error instanceof IdentityProviderUnavailableError)
+        request.log.warn({ err: error.cause }, 'identity provider key set unavailable');
       return reply.code(error.status).send({ error: error.code, message: error.message });
     }
     const status = (error as { statusCode?: number }).statusCode;

@@ -13,10 +13,12 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../src/gateway/config';
+import { createLogger } from '../../src/logging';
 import { progressPlugin } from '../../src/gateway/progress';
 import { s3MultipartPlugin } from '../../src/gateway/s3-multipart';
 import { mintUploadToken, UPLOAD_TOKEN_TYPE } from '../../src/gateway/upload-token';
@@ -44,6 +46,10 @@ const other = testTenant('authother');
 let stack: TestStack;
 let worker: RunningWorker;
 let gateway: TestGateway;
+/** The gateway's log lines (JSON, debug level). */
+const gatewayLines: string[] = [];
+/** Every bearer token this file sent: none may appear in the log or the metrics. */
+const tokensSent = new Set<string>();
 
 // ---- the identity provider: keys generated here, a JWKS served here, rotated by the test
 
@@ -110,6 +116,18 @@ beforeAll(async () => {
     // A short cooldown between JWKS fetches, so that the rotation test need not wait the default 30 s.
     overrides: { jwt: { ...jwt, jwksCooldownMs: 200 } },
     plugins: [s3MultipartPlugin(), progressPlugin()],
+    loggerInstance: createLogger(
+      { level: 'debug', format: 'json' },
+      {
+        name: 'gateway',
+        destination: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            gatewayLines.push(...chunk.toString().split('\n').filter(Boolean));
+            done();
+          },
+        }),
+      },
+    ),
   });
 });
 
@@ -120,7 +138,10 @@ afterAll(async () => {
   await new Promise((resolve) => jwksServer?.close(resolve));
 });
 
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+const bearer = (token: string) => {
+  tokensSent.add(token);
+  return { Authorization: `Bearer ${token}` };
+};
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -386,6 +407,8 @@ const CASES: Record<string, () => Promise<{ answers: Answer[]; token?: string }>
         await answerOf(await fetch(`${gateway.url}/uppy/sessions`, { method: 'POST', headers: bearer(token) })),
         await answerOf(await fetch(`${gateway.url}/uploads/${idOf(uploadUrl)}/events`, { headers: bearer(token) })),
         await answerOf(await fetch(`${gateway.url}/uppy/s3/params?filename=a.bin`, { headers: bearer(token) })),
+        // EventSource's way: the token as a query parameter (redacted in the log).
+        await answerOf(await fetch(`${gateway.url}/uploads/${idOf(uploadUrl)}/events?access_token=${token}`)),
       ],
     };
   },
@@ -467,3 +490,18 @@ async function createTusUploadWith(headers: Record<string, string>): Promise<str
   expect(created.status, await created.clone().text()).toBe(201);
   return idOf(created.headers.get('location'));
 }
+
+describe('tokens stay secret', () => {
+  it('no token sent in this file, nor the upload-token secret, appears in the gateway log or its metrics', async () => {
+    expect(tokensSent.size).toBeGreaterThan(20);
+    // The log did record the requests, the query-parameter token redacted.
+    expect(gatewayLines.some((line) => line.includes('access_token=[REDACTED]'))).toBe(true);
+    const log = gatewayLines.join('\n');
+    const metrics = await gateway.app.metrics.registry.metrics();
+    for (const token of tokensSent) {
+      expect(log.includes(token), 'a token in the gateway log').toBe(false);
+      expect(metrics.includes(token), 'a token in the metrics').toBe(false);
+    }
+    expect(log.includes(SECRET)).toBe(false);
+  });
+});
