@@ -60,12 +60,12 @@ export class ForbiddenError extends GatewayError {
 /**
  * The `WWW-Authenticate` value of an answer (RFC 6750 §3): `Bearer` alone when no token was sent,
  * else the error code and the message as `error_description`, reduced to the characters the RFC
- * allows there (printable ASCII without `"` and `\`).
+ * allows there (printable ASCII without `"` and `\`: a `"` becomes `'`, anything else a space).
  */
 export function bearerChallenge(error: UnauthorizedError | ForbiddenError): string {
   if (error instanceof UnauthorizedError && !error.tokenPresented) return 'Bearer';
   const code = error instanceof ForbiddenError ? 'insufficient_scope' : 'invalid_token';
-  const description = error.message.replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, ' ');
+  const description = error.message.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, ' ');
   return `Bearer error="${code}", error_description="${description}"`;
 }
 

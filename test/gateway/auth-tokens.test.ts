@@ -461,7 +461,7 @@ describe(`the refusals of ${CATALOGUE}, "${TABLE}"`, () => {
         if (row.status === 401) {
           expect(answer.challenge).toBe(
             token
-              ? `Bearer error="invalid_token", error_description="${answer.message.replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, ' ')}"`
+              ? `Bearer error="invalid_token", error_description="${answer.message.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, ' ')}"`
               : 'Bearer',
           );
         }
