@@ -17,7 +17,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
-import { ForbiddenError, GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
+import { bearerChallenge, ForbiddenError, GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
 import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
 import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
@@ -99,6 +99,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     onResponseError: (_req, err) => {
       if (err instanceof GatewayError) {
         if (err instanceof RedisUnavailableError) tusRequestContext.getStore()?.setHeader('Retry-After', String(err.retryAfterSeconds));
+        if (err instanceof ForbiddenError) tusRequestContext.getStore()?.setHeader('WWW-Authenticate', bearerChallenge(err));
         return { status_code: err.status, body: `${err.message}\n` };
       }
       if (!(err instanceof Error) || 'status_code' in err) return undefined; // tus's own answers (404, 412…)

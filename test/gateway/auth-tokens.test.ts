@@ -212,6 +212,46 @@ describe('JWT bearer tokens verified against the identity provider’s JWKS', ()
   });
 });
 
+describe('an identity provider that does not answer', () => {
+  it('answers 503 (the client may retry), not 401, and the operator finds the cause in the log', async () => {
+    // A port nothing listens on any more.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const lines: string[] = [];
+    const down = await startTestGateway(stack, [], {
+      env: {
+        UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks`,
+        UPLOAD_SAGA_GATEWAY_JWT_ISSUER: ISSUER,
+        UPLOAD_SAGA_GATEWAY_JWT_AUDIENCE: AUDIENCE,
+        UPLOAD_SAGA_GATEWAY_JWT_TENANT_CLAIM: TENANT_CLAIM,
+      },
+      loggerInstance: createLogger(
+        { level: 'warn', format: 'json' },
+        {
+          destination: new Writable({
+            write(chunk: Buffer, _encoding, done) {
+              lines.push(chunk.toString());
+              done();
+            },
+          }),
+        },
+      ),
+    });
+    try {
+      const answer = await tusRequest(`${down.url}/files`, 'POST', { ...bearer(await idpToken(first)), 'Upload-Length': '1' });
+      expect(answer.status).toBe(503);
+      expect(((await answer.json()) as { message: string }).message).toBe(
+        "the identity provider's key set (JWKS) could not be fetched; retry later",
+      );
+      expect(lines.join('')).toContain('identity provider key set unavailable');
+    } finally {
+      await down.close();
+    }
+  });
+});
+
 describe('upload tokens minted for one browser upload', () => {
   it('tus-js-client uploads with an upload token: its one upload, at the key it names; then the token creates nothing more', async () => {
     const { token } = await mintUploadToken({
