@@ -55,16 +55,21 @@ export interface MintedUploadToken {
   token: string;
   /** Its id (`jti`): not secret; the gateway binds it to the one upload it creates. */
   tokenId: string;
+  /** When the token expires (the upload itself lives on by the gateway's expiry). */
   expiresAt: Date;
 }
 
 /** What a verified upload token allows. */
 export interface UploadTokenScope {
+  /** The token's id (`jti`), which its one upload is bound to. */
   tokenId: string;
+  /** The tenant the upload is for (`sub`). */
   tenant: string;
+  /** Largest upload it may create, in bytes (`max_bytes`); none: the tenant's limit. */
   maxBytes?: number;
+  /** Object key below the tenant's prefix the upload is stored at (`key`); none: the default key. */
   key?: string;
-  /** Epoch ms. */
+  /** When the token expires, epoch ms (`exp`). */
   expiresAt: number;
 }
 

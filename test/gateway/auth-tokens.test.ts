@@ -22,11 +22,12 @@ import { createLogger } from '../../src/logging';
 import { progressPlugin } from '../../src/gateway/progress';
 import { s3MultipartPlugin } from '../../src/gateway/s3-multipart';
 import { mintUploadToken, UPLOAD_TOKEN_TYPE } from '../../src/gateway/upload-token';
+import { RedisUploadTokenBindings } from '../../src/gateway/upload-token-bindings';
 import { MiB } from '../support/files';
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { codeSpans, readRepoFile, tables } from '../support/markdown';
 import { keysUnder, objectSha256 } from '../support/s3-inspect';
-import { createTusUpload, idOf, startTestGateway, startTus, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import { createTusUpload, idOf, startTestGateway, startTus, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
 
 const BUCKET = 'uploads';
 const ISSUER = 'https://idp.test/';
@@ -283,6 +284,28 @@ describe('upload tokens minted for one browser upload', () => {
     expect(completed.status, await completed.clone().text()).toBe(200);
     expect(await objectSha256(stack.s3, BUCKET, key)).toBe(sha256(data));
     expect((await presignedCreate(bearer(token), { 'upload-length': '1' })).status).toBe(403);
+  });
+
+  it('across replicas (Redis), of concurrent creations with one token exactly one binds it; the binding expires with the token', async () => {
+    const redis = testRedis();
+    const other = redis.duplicate();
+    const prefix = `${uniqueId('auth-test')}:`;
+    try {
+      const replicas = [new RedisUploadTokenBindings(redis, prefix), new RedisUploadTokenBindings(other, prefix)];
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => replicas[i % 2]!.bind('t1', `upload-${i}`, Date.now() + 1_000)),
+      );
+      expect(new Set(results).size).toBe(1);
+      expect(await replicas[1]!.boundUpload('t1')).toBe(results[0]);
+      const ttl = await redis.pttl(`${prefix}upload-token:t1`);
+      expect(ttl).toBeGreaterThan(1_000);
+      expect(ttl).toBeLessThanOrEqual(61_000);
+    } finally {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+      other.disconnect();
+    }
   });
 
   it('mintUploadToken refuses what it cannot sign safely', async () => {
