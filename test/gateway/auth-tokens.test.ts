@@ -288,10 +288,10 @@ describe('upload tokens minted for one browser upload', () => {
 
   it('across replicas (Redis), of concurrent creations with one token exactly one binds it; the binding expires with the token', async () => {
     const redis = testRedis();
-    const other = redis.duplicate();
+    const secondConnection = redis.duplicate();
     const prefix = `${uniqueId('auth-test')}:`;
     try {
-      const replicas = [new RedisUploadTokenBindings(redis, prefix), new RedisUploadTokenBindings(other, prefix)];
+      const replicas = [new RedisUploadTokenBindings(redis, prefix), new RedisUploadTokenBindings(secondConnection, prefix)];
       const results = await Promise.all(
         Array.from({ length: 8 }, (_, i) => replicas[i % 2]!.bind('t1', `upload-${i}`, Date.now() + 1_000)),
       );
@@ -304,7 +304,7 @@ describe('upload tokens minted for one browser upload', () => {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
       redis.disconnect();
-      other.disconnect();
+      secondConnection.disconnect();
     }
   });
 
