@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
@@ -81,6 +81,8 @@ async function main(): Promise<void> {
   const workerConnection = await NativeConnection.connect({ address: stack.temporal.address });
   const s3 = createS3Client(modes.plain.s3);
   const durations: Record<keyof typeof modes, number[]> = { plain: [], encrypted: [] };
+  const workflowIds: Record<keyof typeof modes, string[]> = { plain: [], encrypted: [] };
+  let encodings: Record<keyof typeof modes, string[]> = { plain: [], encrypted: [] };
   try {
     const running = await Promise.all(
       Object.values(modes).map(async (config) => {
@@ -99,14 +101,30 @@ async function main(): Promise<void> {
         destination: { bucket: 'uploads', key: `${mode}/${i}.bin` },
       });
       await handle.result();
+      workflowIds[mode].push(handle.workflowId);
       return performance.now() - started;
     };
     await once('plain', plain.uploads, -1); // warm-up: first workflow task, connections
     await once('encrypted', encrypted.uploads, -1);
+    // Alternating which mode goes first, so neither always meets the other's leftovers.
     for (let i = 0; i < count; i++) {
-      durations.plain.push(await once('plain', plain.uploads, i));
-      durations.encrypted.push(await once('encrypted', encrypted.uploads, i));
+      const order = i % 2 === 0 ? (['plain', 'encrypted'] as const) : (['encrypted', 'plain'] as const);
+      for (const mode of order) durations[mode].push(await once(mode, mode === 'plain' ? plain.uploads : encrypted.uploads, i));
     }
+    // What the server stored: every workflow input of the encrypted mode must be ciphertext, every
+    // one of the plain mode JSON, or the comparison measured nothing. Read without a codec.
+    const raw = new Client({ connection });
+    const encodingsOf = async (ids: string[]) =>
+      Promise.all(
+        ids.map(async (id) => {
+          const history = await raw.workflow.getHandle(id).fetchHistory();
+          const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+          return Buffer.from(input?.metadata?.encoding ?? new Uint8Array()).toString();
+        }),
+      );
+    encodings = { plain: await encodingsOf(workflowIds.plain), encrypted: await encodingsOf(workflowIds.encrypted) };
+    if (encodings.encrypted.some((e) => e !== 'binary/encrypted') || encodings.plain.some((e) => e !== 'json/plain'))
+      throw new Error(`payload encodings are not what the modes claim: ${JSON.stringify(encodings)}`);
     for (const r of running) r.worker.shutdown();
     await Promise.all(running.map((r) => r.run));
   } finally {
@@ -122,6 +140,7 @@ async function main(): Promise<void> {
     plainMedianMs: Math.round(median(durations.plain)),
     encryptedMedianMs: Math.round(median(durations.encrypted)),
     ratio: Math.round((median(durations.encrypted) / median(durations.plain)) * 1000) / 1000,
+    storedInputEncodings: { plain: [...new Set(encodings.plain)], encrypted: [...new Set(encodings.encrypted)] },
   };
   log(`1 MiB upload, median of ${count}: plain ${result.plainMedianMs} ms, encrypted ${result.encryptedMedianMs} ms (×${result.ratio})`);
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

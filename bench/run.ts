@@ -17,6 +17,10 @@
  *   `--startup-rounds` rounds of both, which goes first alternating (see startup.ts). Needs
  *   `npm run build` first.
  *
+ * - telemetry: what metrics, tracing and logs cost: 1 GiB throughput and the p50 of 50 concurrent
+ *   1 MiB uploads through a worker with all three on (Prometheus endpoint scraped every second,
+ *   OTLP to a real Jaeger, JSON logs at info) and one with all three off, alternating (see telemetry.ts).
+ *
  * `--only <sections...>` runs just those sections, e.g. `npm run bench -- --json --only startup`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -32,7 +36,8 @@ import { Command } from 'commander';
 import { UploadClient } from '../src/client';
 import { loadConfig, parseByteSize, type WorkerConfig } from '../src/config';
 import { createS3Client } from '../src/connections';
-import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded';
+import { startEmbeddedStack, startJaeger, type EmbeddedStack } from '../src/embedded';
+import { findFreePort } from '../src/embedded/free-port';
 import { siblingModule } from '../src/module-path';
 import { createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
@@ -41,6 +46,7 @@ import { createBaselineActivities } from './baseline-activities';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
 import { benchStartup, type StartupRow } from './startup';
+import { benchTelemetry, type TelemetryRow } from './telemetry';
 
 const BUCKET = 'bench';
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -58,9 +64,11 @@ interface Options {
   only?: string[];
   startupRounds: string;
   breakdown: boolean;
+  telemetrySize: string;
+  telemetryRounds: string;
 }
 
-const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup'] as const;
+const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry'] as const;
 
 interface ThroughputRow {
   bytes: number;
@@ -93,8 +101,11 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<v
 /** Every worker process the benchmark started; all are stopped on the way out, error or not. */
 const workerProcesses = new Set<ChildProcess>();
 
-/** A worker in its own process, so its memory is its own. */
-async function startWorkerProcess(env: Record<string, string>): Promise<ChildProcess> {
+/**
+ * A worker in its own process, so its memory is its own. Ready when it logs that it runs, or, with
+ * `readyUrl` (its health endpoint's /readyz: for workers whose logs are off), when that answers 200.
+ */
+async function startWorkerProcess(env: Record<string, string>, readyUrl?: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', siblingModule(__dirname, '../src/worker')], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -104,9 +115,23 @@ async function startWorkerProcess(env: Record<string, string>): Promise<ChildPro
     let seen = '';
     child.stderr!.on('data', (c: Buffer) => {
       seen += c.toString();
-      if (seen.includes('upload-saga worker on task queue')) resolve();
+      if (seen.length > 100_000) seen = seen.slice(-10_000);
+      if (!readyUrl && seen.includes('upload-saga worker on task queue')) resolve();
     });
     child.on('exit', (code) => reject(new Error(`worker exited ${code}: ${seen.slice(-1000)}`)));
+    if (readyUrl) {
+      const poll = async (): Promise<void> => {
+        while (child.exitCode === null) {
+          const ok = await fetch(readyUrl).then(
+            (r) => r.ok,
+            () => false,
+          );
+          if (ok) return resolve();
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      void poll();
+    }
   });
   await new Promise((r) => setTimeout(r, 1500)); // let it start polling
   return child;
@@ -130,10 +155,12 @@ async function main(): Promise<void> {
     .option('--reps <n>', 'runs per tool and size (best counts)', '2')
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
     .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
-    .option('--skip <parts...>', 'skip throughput, memory, latency, history or startup', [])
-    .option('--only <parts...>', 'run only these of throughput, memory, latency, history, startup')
+    .option('--skip <parts...>', `skip any of ${SECTIONS.join(', ')}`, [])
+    .option('--only <parts...>', `run only these of ${SECTIONS.join(', ')}`)
     .option('--startup-rounds <n>', 'rounds of the startup run, each of both variants, which goes first alternating', '3')
     .option('--breakdown', 'after the latency run, print where the time went (from the recorded histories)', false)
+    .option('--telemetry-size <size>', 'file size of the telemetry throughput run', '1GiB')
+    .option('--telemetry-rounds <n>', 'rounds of the telemetry run, each of both variants, which goes first alternating', '3')
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
@@ -219,29 +246,37 @@ async function main(): Promise<void> {
           best[tool] = Math.max(best[tool] ?? 0, mbps(size, ms));
           log(`${sizeText} ${tool}: ${mbps(size, ms).toFixed(1)} MB/s`);
         };
-        for (let rep = 0; rep < reps; rep++) {
-          await measure('libStorage', () =>
-            new Upload({
-              client: s3,
-              params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(file) },
-              partSize,
-              queueSize: concurrency,
-            }).done(),
-          );
-          await measure('saga', () => sagaUpload(file, size));
-          await measure('putObject', () =>
-            s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('put'), Body: createReadStream(file), ContentLength: size })),
-          );
-          if (haveAws)
-            await measure('awsCli', () =>
+        const tools: [string, () => Promise<unknown>][] = [
+          [
+            'libStorage',
+            () =>
+              new Upload({
+                client: s3,
+                params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(file) },
+                partSize,
+                queueSize: concurrency,
+              }).done(),
+          ],
+          ['saga', () => sagaUpload(file, size)],
+          [
+            'putObject',
+            () => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key('put'), Body: createReadStream(file), ContentLength: size })),
+          ],
+        ];
+        if (haveAws)
+          tools.push([
+            'awsCli',
+            () =>
               run(
                 'aws',
                 ['--endpoint-url', stack.s3.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://${BUCKET}/${key('aws')}`],
                 toolEnv,
               ),
-            );
-          if (haveRclone) {
-            await measure('rclone', () =>
+          ]);
+        if (haveRclone)
+          tools.push([
+            'rclone',
+            () =>
               run(
                 'rclone',
                 [
@@ -265,7 +300,13 @@ async function main(): Promise<void> {
                 ],
                 toolEnv,
               ),
-            );
+          ]);
+        // Each repetition starts with the next tool (a rotation): no tool always runs first, on the
+        // emptiest bucket and the coolest machine, or always last.
+        for (let rep = 0; rep < reps; rep++) {
+          for (let i = 0; i < tools.length; i++) {
+            const [tool, fn] = tools[(rep + i) % tools.length]!;
+            await measure(tool, fn);
           }
         }
         rows.push({
@@ -443,9 +484,19 @@ async function main(): Promise<void> {
           destination: { bucket: BUCKET, key: 'bench/10000-parts.bin' },
           partSize: 5 * MiB,
         });
-        await handle.result();
-        const events = (await handle.workflow.fetchHistory()).events?.length ?? 0;
-        return { parts: 10_000, maxEventsPerRun: events, runs: 1 };
+        const result = await handle.result();
+        // Every run of the workflow id (continue-as-new would add runs): the largest history counts.
+        const runIds: string[] = [];
+        for (let attempt = 0; runIds.length === 0 && attempt < 20; attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, 500)); // visibility trails the history a little
+          for await (const execution of client.workflow.list({ query: `WorkflowId = "${handle.workflowId}"` }))
+            runIds.push(execution.runId);
+        }
+        if (runIds.length === 0) throw new Error(`history: no run of ${handle.workflowId} is visible`);
+        const events = await Promise.all(
+          runIds.map(async (runId) => (await client.workflow.getHandle(handle.workflowId, runId).fetchHistory()).events?.length ?? 0),
+        );
+        return { parts: result.partCount, maxEventsPerRun: Math.max(...events), runs: runIds.length };
       });
       await workerConnection.close();
       results.history = history;
@@ -465,6 +516,59 @@ async function main(): Promise<void> {
         `startup: first poll ${startup.before.firstPollMs} → ${startup.after.firstPollMs} ms (×${startup.firstPollRatio}), ` +
           `idle RSS ${startup.before.idleRssMiB} → ${startup.after.idleRssMiB} MiB (×${startup.idleRssRatio})`,
       );
+    }
+    if (!skip.has('telemetry')) {
+      const jaeger = await startJaeger({ dataDir: path.join(work, 'jaeger'), stopGraceMs: 2_000 });
+      try {
+        const metricsPort = await findFreePort();
+        // Both variants report readiness on their health endpoint: the "off" one logs nothing.
+        const healthPort = await findFreePort();
+        const telemetry = await benchTelemetry({
+          uploads,
+          bucket: BUCKET,
+          work,
+          startWorker: (variantEnv) =>
+            startWorkerProcess(
+              {
+                ...variantEnv,
+                UPLOAD_SAGA_HEALTH_PORT: String(healthPort),
+                UPLOAD_SAGA_HEALTH_HOST: '127.0.0.1',
+                UPLOAD_SAGA_HEALTH_BUCKET: BUCKET,
+              },
+              `http://127.0.0.1:${healthPort}/readyz`,
+            ),
+          stopWorker: stopProcess,
+          onEnv: {
+            ...env,
+            UPLOAD_SAGA_METRICS_PORT: String(metricsPort),
+            UPLOAD_SAGA_METRICS_HOST: '127.0.0.1',
+            OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
+            OTEL_SERVICE_NAME: 'upload-saga-bench',
+            LOG_LEVEL: 'info',
+            LOG_FORMAT: 'json',
+          },
+          offEnv: { ...env, LOG_LEVEL: 'silent' },
+          metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+          countTraces: async () => {
+            // The search depth must stay below the store's capacity (startJaeger's maxTraces, 10,000 by default).
+            const response = await fetch(`${jaeger.queryUrl}/api/traces?service=upload-saga-bench&limit=9999&lookback=1h`);
+            return response.ok ? (((await response.json()) as { data?: unknown[] }).data?.length ?? 0) : 0;
+          },
+          largeBytes: parseByteSize(opts.telemetrySize)!,
+          smallUploads: Number(opts.latencyUploads),
+          rounds: Number(opts.telemetryRounds),
+          partSize,
+          concurrency,
+          log,
+        });
+        results.telemetry = telemetry;
+        log(
+          `telemetry: ${telemetry.off.largeMBps} → ${telemetry.on.largeMBps} MB/s (overhead ${(telemetry.throughputOverhead * 100).toFixed(1)} %), ` +
+            `p50 ${telemetry.off.smallP50Ms} → ${telemetry.on.smallP50Ms} ms (overhead ${(telemetry.p50Overhead * 100).toFixed(1)} %)`,
+        );
+      } finally {
+        await jaeger.stop();
+      }
     }
   } finally {
     await Promise.all([...workerProcesses].map(stopProcess));
@@ -523,6 +627,17 @@ function markdown(results: Record<string, unknown>): string {
       '| --- | --- | --- |',
       `| before: \`${startup.before.command}\` | ${startup.before.firstPollMs} ms | ${startup.before.idleRssMiB} MiB |`,
       `| after: \`${startup.after.command}\` | ${startup.after.firstPollMs} ms | ${startup.after.idleRssMiB} MiB |`,
+      '',
+    );
+  }
+  const telemetry = results.telemetry as TelemetryRow | undefined;
+  if (telemetry) {
+    lines.push(
+      `| telemetry (${telemetry.rounds} rounds) | ${telemetry.largeBytes / MiB} MiB upload | p50 of ${telemetry.smallUploads} × 1 MiB |`,
+      '| --- | --- | --- |',
+      `| off | ${telemetry.off.largeMBps} MB/s | ${telemetry.off.smallP50Ms} ms |`,
+      `| on: metrics (scraped each second), traces to Jaeger, JSON logs | ${telemetry.on.largeMBps} MB/s | ${telemetry.on.smallP50Ms} ms |`,
+      `| overhead (bound) | ${(telemetry.throughputOverhead * 100).toFixed(1)} % (≤ 5 %) | ${(telemetry.p50Overhead * 100).toFixed(1)} % (≤ 10 %) |`,
       '',
     );
   }

@@ -12,6 +12,8 @@ import type { QuotaLimits } from './quota/ledger';
 import { parseAllowedHosts } from './net/address-policy';
 import { parseEncryptionKeys, type EncryptionConfig } from './codec/keys';
 import { GATEWAY_CONFIG_VARIABLES } from './gateway/config-variables';
+import { TRACING_CONFIG_VARIABLES } from './telemetry/config-variables';
+import { tracingConfigProblems } from './telemetry/config';
 import type { ConfigVariable } from './config-variable';
 import { parseS3SourceProfiles, type S3SourceProfile } from './s3-source-profiles';
 import { LOG_FORMATS, LOG_LEVELS, type LoggingConfig } from './logging';
@@ -133,6 +135,8 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
     description: "Interface the worker's health endpoints listen on",
     default: '0.0.0.0',
   },
+  // Tracing (src/telemetry/config.ts reads them).
+  ...TRACING_CONFIG_VARIABLES,
   {
     name: 'UPLOAD_SAGA_METRICS_PORT',
     description: "Port of the worker's Prometheus endpoint (/metrics: the application's metrics and the Temporal SDK's); unset: none",
@@ -393,6 +397,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const webhookAllowedHosts = parseHostList('UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS', e.UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS, problems);
   const sourceProfiles = parseS3SourceProfiles(e.UPLOAD_SAGA_S3_SOURCE_PROFILES);
   problems.push(...sourceProfiles.problems);
+  problems.push(...tracingConfigProblems(present));
   if (problems.length) throw new ConfigError(problems);
 
   const tlsWanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT_PATH);

@@ -10,6 +10,8 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Redis } from 'ioredis';
 import type { S3Config, TemporalConnectionConfig, WorkerConfig } from './config';
 import { uploadDataConverter } from './codec/data-converter';
+import { traceS3Client } from './telemetry/s3-spans';
+import { tracingClientInterceptors } from './telemetry/temporal';
 
 async function tlsOptions(config: TemporalConnectionConfig): Promise<ConnectionOptions['tls']> {
   if (!config.tls) return false;
@@ -39,7 +41,13 @@ export async function connectClient(config: TemporalConnectionConfig): Promise<C
  */
 export function createTemporalClient(connection: Connection, config: Pick<WorkerConfig, 'temporal' | 'encryption'>): Client {
   const dataConverter = uploadDataConverter(config.encryption);
-  return new Client({ connection, namespace: config.temporal.namespace, ...(dataConverter ? { dataConverter } : {}) });
+  return new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    // Starts carry the caller's trace context to the workflow (a no-op while tracing is off).
+    interceptors: { workflow: tracingClientInterceptors() },
+    ...(dataConverter ? { dataConverter } : {}),
+  });
 }
 
 /** A worker connection. */
@@ -49,7 +57,7 @@ export async function connectWorker(config: TemporalConnectionConfig): Promise<N
 }
 
 /**
- * An S3 client tuned for multipart uploads: keep-alive sockets enough for every part in flight,
+ * An S3 client tuned for multipart uploads, with a span per operation: keep-alive sockets enough for every part in flight,
  * and checksums only where we send our own (the SDK would otherwise add a CRC32 to every part).
  * A request whose connection moves no byte for `idleTimeoutMs` fails (`TimeoutError`, retried by
  * the SDK and then by the step): without it a stalled connection hangs until the OS gives up,
@@ -57,19 +65,22 @@ export async function connectWorker(config: TemporalConnectionConfig): Promise<N
  * long CompleteMultipartUploads (S3 and MinIO send whitespace while they work) are not cut.
  */
 export function createS3Client(config: S3Config, options: { maxSockets?: number } = {}): S3Client {
-  return new S3Client({
-    region: config.region,
-    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-    ...(config.credentials ? { credentials: config.credentials } : {}),
-    forcePathStyle: config.forcePathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({
-      httpAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
-      httpsAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
-      socketTimeout: config.idleTimeoutMs ?? 60_000,
+  // A span per S3 operation (src/telemetry/s3-spans.ts; no-op spans while tracing is off).
+  return traceS3Client(
+    new S3Client({
+      region: config.region,
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      ...(config.credentials ? { credentials: config.credentials } : {}),
+      forcePathStyle: config.forcePathStyle,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({
+        httpAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
+        httpsAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 128 },
+        socketTimeout: config.idleTimeoutMs ?? 60_000,
+      }),
     }),
-  });
+  );
 }
 
 /**

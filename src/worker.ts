@@ -39,6 +39,9 @@ import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
 import { createLogger, installTemporalLogging } from './logging';
 import { startWorkerHealthServer } from './health';
+import { loadTracingConfig } from './telemetry/config';
+import { tracingActivityInterceptors, tracingWorkflowInterceptorsPath, workflowSpanSinks } from './telemetry/temporal';
+import { currentTracing, startTracing, type Tracing } from './telemetry/tracing';
 import { WorkerMetrics } from './metrics/worker-metrics';
 import { createMetricsActivityInterceptor } from './metrics/activity-interceptor';
 import { instrumentS3Client } from './metrics/s3-middleware';
@@ -75,6 +78,9 @@ export {
   type CircuitBreakerOptions,
 } from './resilience/circuit-breakers';
 export type { QuotaLedger } from './quota/ledger';
+export { startTracing, currentTracing, type Tracing, type StartTracingOptions } from './telemetry/tracing';
+export { loadTracingConfig, type TracingConfig } from './telemetry/config';
+export { tracingWorkflowInterceptorsPath, workflowSpanSinks } from './telemetry/temporal';
 export { WorkerMetrics, type WorkerMetricsOptions, type CircuitBreakerState, type PartMetrics } from './metrics/worker-metrics';
 export { uploadMetricsSinks } from './metrics/worker-sinks';
 export type { UploadMetricsSinks, UploadEndedReport, UploadKind } from './metrics/upload-sinks';
@@ -162,6 +168,11 @@ export interface UploadWorkerOptions {
   /** Extra worker options (e.g. `identity`). */
   workerOptions?: Partial<WorkerOptions>;
   /**
+   * Tracing to run the activities in and export the workflow's spans through (see src/telemetry).
+   * @default the tracing this process started ({@link startTracing}), else none (workflow spans dropped by a no-op sink)
+   */
+  tracing?: Tracing;
+  /**
    * Circuit breakers (see src/resilience/circuit-breakers.ts): the injected `s3` client gets the
    * breaker of its endpoint as a middleware, and webhooks pass the breaker of their host.
    * `runWorkerFromEnv` builds them from `config.breaker`.
@@ -223,10 +234,13 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
       ...(options.progress ? { progress: options.progress } : {}),
     });
   const saga = sagaWorkerInterceptors();
-  // Live progress: each upload activity's phase as it starts, next to the metrics and the saga's retry hints.
+  const tracing = options.tracing ?? currentTracing();
+  // Tracing's activity interceptor first (the outermost: its span covers the others), then metrics, the
+  // saga's retry hints, and live progress (each upload activity's phase as it starts).
   const interceptors = {
-    ...saga,
+    workflowModules: [...(saga.workflowModules ?? []), tracingWorkflowInterceptorsPath],
     activity: [
+      ...(tracing ? tracingActivityInterceptors() : []),
       createMetricsActivityInterceptor(metrics),
       ...(saga.activity ?? []),
       ...(options.progress ? [createProgressInterceptor(options.progress)] : []),
@@ -250,8 +264,9 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
     defaultHeartbeatThrottleInterval: '1s',
     ...(dataConverter ? { dataConverter } : {}),
     ...options.workerOptions,
-    // The upload workflows call the metrics sink: it stays registered beside any sinks of yours.
-    sinks: { ...options.workerOptions?.sinks, ...uploadMetricsSinks(metrics) },
+    // The upload workflows call the metrics sink and the tracing interceptors' span sink (a no-op
+    // without tracing): both stay registered beside any sinks of yours.
+    sinks: { ...workflowSpanSinks(tracing), ...options.workerOptions?.sinks, ...uploadMetricsSinks(metrics) },
   });
 }
 
@@ -270,11 +285,15 @@ export interface BundleUploadWorkflowsOptions {
   workflowsPath?: string;
 }
 
-/** Bundles the workflows (`options.workflowsPath`, default the upload workflows) with the saga's interceptors once, for many workers. */
+/**
+ * Bundles the workflows (`options.workflowsPath`, default the upload workflows) with the saga's and
+ * tracing's workflow interceptors once, for many workers. A worker running the bundle registers the
+ * `exporter` sink (see `workflowSpanSinks` in src/telemetry/temporal.ts; `createUploadWorker` does).
+ */
 export function bundleUploadWorkflows(options: BundleUploadWorkflowsOptions = {}): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: options.workflowsPath ?? workflowsPath,
-    workflowInterceptorModules: [sagaWorkflowInterceptorsPath],
+    workflowInterceptorModules: [sagaWorkflowInterceptorsPath, tracingWorkflowInterceptorsPath],
     ...(options.encryptFailureMessages ? { failureConverterPath: ENCRYPTED_FAILURE_CONVERTER_PATH } : {}),
     logger: new DefaultLogger('WARN'),
   });
@@ -290,6 +309,9 @@ export interface RunWorkerFromEnvOptions {
 export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, options: RunWorkerFromEnvOptions = {}): Promise<void> {
   const config = loadConfig(env);
   const logger = createLogger(config.logging, { name: 'worker' });
+  const tracingConfig = loadTracingConfig(env, 'upload-saga-worker');
+  // Before any client exists: they find the registered provider (see src/telemetry/tracing.ts).
+  const tracing = tracingConfig ? startTracing(tracingConfig) : undefined;
   // The SDK's Prometheus exporter on a loopback port of its own, served through the one /metrics below.
   const sdkMetricsAddress = config.metrics.port !== undefined ? `127.0.0.1:${await findFreePort()}` : undefined;
   // The SDK's logs (worker, activities, workflows, core) into the same logger; skipped when this process installed a runtime already.
@@ -337,6 +359,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
         namespace: config.temporal.namespace,
         ...(config.encryption ? { encryptionKeyId: config.encryption.keys[0].id } : {}),
         ...(health ? { health: health.url } : {}),
+        ...(tracingConfig ? { tracing: tracingConfig.endpoint } : {}),
         ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
       },
       `upload-saga worker on task queue "${config.temporal.taskQueue}" (${config.temporal.address}, namespace ${config.temporal.namespace})` +
@@ -349,6 +372,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env, opt
     await health?.close();
     await progress?.close();
     redis?.disconnect();
+    await tracing?.shutdown();
     s3.destroy();
     await clientConnection.close();
     await connection.close();

@@ -9,6 +9,8 @@ import { GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  JAEGER_MODULE,
+  JAEGER_VERSION,
   ServerBinaryBuildError,
   ServerBinaryNotExecutableError,
   ServerBinaryNotFoundError,
@@ -215,6 +217,49 @@ describe('server binary lookup', () => {
     expect(log).toMatch(/built temporal in \d+s \(1 modules downloaded, 1 packages compiled\)/);
     // Nothing but the binary, its stamp and no leftover lock or staging dir.
     expect((await fsp.readdir(cacheDir)).sort()).toEqual(['temporal', 'temporal.version']);
+  });
+
+  it('builds jaeger inside a wrapper module (its go.mod has a replace): go mod init, go get -tool, go build -o, in one staging dir', async () => {
+    const cacheDir = path.join(root, 'wrapper-cache');
+    const invocations = path.join(root, 'wrapper-invocations.log');
+    // A stand-in for go: records each call with its working directory, writes go.mod and the built binary.
+    const fakeGo = await fakeExecutable(path.join(root, 'fake-go-wrapper', 'go'));
+    await fsp.writeFile(
+      fakeGo,
+      [
+        '#!/bin/sh',
+        `echo "$PWD|$*" >> '${invocations}'`,
+        'case "$1" in',
+        '  mod) echo "module $3" > go.mod ;;',
+        '  get) test -f go.mod || exit 1 ;;',
+        '  build) printf "#!/bin/sh\\nexit 0\\n" > "$4" && /bin/chmod +x "$4" ;;',
+        'esac',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const built = await ensureServerBinary('jaeger', {
+      env: { PATH: '' },
+      cacheDir,
+      goBinary: fakeGo,
+      logger: { write: () => undefined },
+    });
+
+    expect(built).toBe(path.join(cacheDir, 'jaeger'));
+    const calls = (await fsp.readFile(invocations, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => line.split('|') as [string, string]);
+    const staging = calls[0]![0];
+    expect(path.basename(staging)).toMatch(/^\.build-jaeger-/);
+    expect(calls.map(([cwd]) => cwd)).toEqual([staging, staging, staging]);
+    expect(calls.map(([, args]) => args)).toEqual([
+      'mod init upload-saga-build/jaeger',
+      `get -tool ${JAEGER_MODULE}@${JAEGER_VERSION}`,
+      `build -v -o ${path.join(staging, 'jaeger')} ${JAEGER_MODULE}`,
+    ]);
+    // The stamp the lead's manual build wrote matches: a cached binary is reused, not rebuilt.
+    expect(await fsp.readFile(path.join(cacheDir, 'jaeger.version'), 'utf8')).toBe(`${JAEGER_MODULE}@${JAEGER_VERSION}\n`);
+    expect((await fsp.readdir(cacheDir)).sort()).toEqual(['jaeger', 'jaeger.version']);
   });
 
   it('reports a failed build with the tail of go output', async () => {

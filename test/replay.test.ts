@@ -189,6 +189,12 @@ describe('the replay guard', () => {
     expect(registered).toContain(path.relative(path.join(__dirname, '..'), sagaWorkflowInterceptorsPath));
   });
 
+  it('replays with the OpenTelemetry workflow interceptors in the bundle: tracing adds no workflow command', () => {
+    // Every history above replayed on this bundle; had the tracing interceptors scheduled or reordered a command, one would have diverged.
+    const registered = /importInterceptors\(\) \{([\s\S]*?)\n\}/.exec(bundle.code)?.[1] ?? '';
+    expect(registered).toContain('interceptors-opentelemetry/lib/workflow-interceptors');
+  });
+
   it('fails without the saga interceptor module: the recorded runs depend on it', async () => {
     // Without it, the saga refuses its first jittered step (SagaMisconfigured) instead of scheduling it.
     const bare = await bundleWorkflowCode({ workflowsPath, logger: bundlerLogger });

@@ -15,12 +15,14 @@
  * refused address, or a URL that is not http(s), fails at once with `WebhookNotAllowed`. Redirects
  * are not followed (a 3xx is a refusal), so a receiver cannot bounce the signed event elsewhere.
  *
+ * With tracing on, the POST carries the W3C `traceparent` of the upload's trace.
  * With `deps.breakers`, each delivery passes the circuit breaker of its host (`webhook:<host:port>`):
  * unreachable, timing out, 408, 429 and 5xx count as the receiver being down; once the breaker
  * is open, deliveries to that host fail at once with a retryable `WebhookUnavailable` whose retry
  * hint is the time left until the breaker's probe (see src/resilience/circuit-breakers.ts).
  */
 import { createHmac } from 'node:crypto';
+import { context, propagation } from '@opentelemetry/api';
 import { AddressNotAllowedError, createGuardedFetch, OutboundPolicy, shownUrl } from '../net/guarded-fetch';
 import { CircuitOpenError } from '../resilience/circuit-breakers';
 import { permanentFailure, transientFailure, UploadFailureType } from '../upload/errors';
@@ -93,6 +95,8 @@ export function notifyActivity(deps: Pick<UploadActivityDeps, 'webhook' | 'break
       'User-Agent': 'upload-saga',
       [IDEMPOTENCY_HEADER]: input.idempotencyKey,
     };
+    // `traceparent` of the notify activity's span, so the receiver can join the upload's trace (nothing while tracing is off).
+    propagation.inject(context.active(), headers);
     if (deps.webhook?.secret) headers[SIGNATURE_HEADER] = signWebhookBody(deps.webhook.secret, Math.floor(Date.now() / 1000), body);
     let target: URL | undefined;
     try {

@@ -189,9 +189,6 @@ export async function main(argv: readonly string[] = process.argv, io: CliIo = p
  * loop open a few seconds after the command finished (a lingering socket), the process exits anyway.
  */
 export function run(argv: readonly string[] = process.argv): void {
-  // The AWS SDK warns once per process that releases after January 2027 need Node 22; this
-  // project supports Node 20 until then, and the warning would land in every command's output.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // `upload-saga list | head`: a closed pipe ends the command quietly, as with any Unix tool.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {

@@ -23,7 +23,16 @@ import * as path from 'node:path';
 import { EmbeddedStackError } from './errors';
 
 /** The servers this module knows how to provide. */
-export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server';
+export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server' | 'jaeger';
+
+/**
+ * How a server is built from its Go module:
+ * - `install`: `go install <module>@<version>` into a staging GOBIN (needs a go.mod without `replace`);
+ * - `wrapper-module`: for modules whose go.mod has a `replace` (which `go install` refuses), a
+ *   throwaway module in the staging dir (`go mod init`), the server added as a tool dependency
+ *   (`go get -tool <module>@<version>`), then `go build -o <staging>/<name> <module>`.
+ */
+export type GoBuildMode = 'install' | 'wrapper-module';
 
 /** How to obtain one server executable. */
 export interface ServerBinarySpec {
@@ -40,6 +49,8 @@ export interface ServerBinarySpec {
   readonly module: string;
   /** Module version passed to `go install` (`module@version`). */
   readonly version: string;
+  /** How it is built (see {@link GoBuildMode}). @default 'install' */
+  readonly buildMode?: GoBuildMode;
   /** Environment variable that, when set, names the executable to use and skips every other step. */
   readonly envVar: string;
   /** Human estimate of a first build on a 2-core machine with an empty Go cache (printed when a build starts). */
@@ -73,6 +84,14 @@ export const TOXIPROXY_MODULE = 'github.com/Shopify/toxiproxy/v2/cmd/server';
  */
 export const TOXIPROXY_VERSION = 'v2.12.0';
 
+/** Go package of Jaeger v2 (an OpenTelemetry Collector distribution: OTLP in, query API out). */
+export const JAEGER_MODULE = 'github.com/jaegertracing/jaeger/cmd/jaeger';
+/**
+ * Jaeger version we build: v1.75.0, whose `cmd/jaeger` is Jaeger v2. Its go.mod has a `replace`,
+ * so it is built inside a wrapper module (see {@link GoBuildMode}).
+ */
+export const JAEGER_VERSION = 'v1.75.0';
+
 /** Everything needed to obtain each server. */
 export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec>> = {
   temporal: {
@@ -96,6 +115,14 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     version: TOXIPROXY_VERSION,
     envVar: 'UPLOAD_SAGA_TOXIPROXY_BIN',
     firstBuildEstimate: 'about 1 minute',
+  },
+  jaeger: {
+    name: 'jaeger',
+    module: JAEGER_MODULE,
+    version: JAEGER_VERSION,
+    buildMode: 'wrapper-module',
+    envVar: 'UPLOAD_SAGA_JAEGER_BIN',
+    firstBuildEstimate: 'about 7 minutes',
   },
 };
 
@@ -204,7 +231,7 @@ export class ServerBinaryBuildError extends EmbeddedStackError {
     cause?: unknown,
   ) {
     const spec = SERVER_BINARIES[binary];
-    super(`go install ${spec.module}@${spec.version} failed (exit ${String(exitCode)}). Last output:\n${outputTail}`, { cause });
+    super(`building ${spec.module}@${spec.version} with go failed (exit ${String(exitCode)}). Last output:\n${outputTail}`, { cause });
   }
 }
 
@@ -465,7 +492,7 @@ async function buildWithGo(
   const staging = await fsp.mkdtemp(path.join(cacheDir, `.build-${spec.name}-`));
   const started = Date.now();
   logger.write(
-    `[upload-saga] building ${spec.name} from source: go install ${target}\n` +
+    `[upload-saga] building ${spec.name} from source: ${spec.buildMode === 'wrapper-module' ? `go get -tool ${target} && go build` : `go install ${target}`}\n` +
       `[upload-saga]   first build takes ${spec.firstBuildEstimate} (module downloads + compile); ` +
       `later runs reuse ${path.join(cacheDir, spec.name)}\n`,
   );
@@ -492,12 +519,10 @@ async function buildWithGo(
   }, progressIntervalMs);
   ticker.unref();
 
-  try {
-    const exitCode = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(goBinary, ['install', '-v', target], {
-        env: { ...env, GOBIN: staging },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+  /** Runs `go <args>` in `cwd`, its output through `onLine`; resolves with its exit code. */
+  const runGo = (args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}) =>
+    new Promise<number | null>((resolve, reject) => {
+      const child = spawn(goBinary, args, { cwd, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
       child.once('error', reject);
       for (const stream of [child.stdout, child.stderr]) {
         let pending = '';
@@ -517,7 +542,18 @@ async function buildWithGo(
       throw new ServerBinaryBuildError(spec.name, null, tail.join('\n'), error);
     });
 
-    const built = path.join(staging, spec.installedName ?? spec.name);
+  try {
+    let exitCode: number | null;
+    if (spec.buildMode === 'wrapper-module') {
+      // A module of our own that depends on the server's: its `replace` directives stay its own.
+      exitCode = await runGo(['mod', 'init', `upload-saga-build/${spec.name}`], staging);
+      if (exitCode === 0) exitCode = await runGo(['get', '-tool', target], staging);
+      if (exitCode === 0) exitCode = await runGo(['build', '-v', '-o', path.join(staging, spec.name), spec.module], staging);
+    } else {
+      exitCode = await runGo(['install', '-v', target], cacheDir, { GOBIN: staging });
+    }
+
+    const built = path.join(staging, spec.buildMode === 'wrapper-module' ? spec.name : (spec.installedName ?? spec.name));
     if (exitCode !== 0 || !(await isExecutableFile(built))) {
       throw new ServerBinaryBuildError(spec.name, exitCode, tail.join('\n') || '(no output)');
     }

@@ -11,6 +11,8 @@ export {
   BuildLockTimeoutError,
   CACHE_DIR_ENV_VAR,
   GoToolchainNotFoundError,
+  JAEGER_MODULE,
+  JAEGER_VERSION,
   MINIO_MODULE,
   MINIO_VERSION,
   SERVER_BINARIES,
@@ -27,6 +29,7 @@ export {
   type BinarySource,
   type EnsureServerBinaryOptions,
   type FoundBinary,
+  type GoBuildMode,
   type ProgressLogger,
   type ServerBinaryName,
   type ServerBinarySpec,
@@ -72,6 +75,7 @@ export {
   type ToxiproxyServer,
   type ToxiproxyServerOptions,
 } from './toxiproxy';
+export { JaegerExitedError, JaegerTimeoutError, jaegerConfig, startJaeger, type JaegerOptions, type JaegerServer } from './jaeger';
 export { ensureBuckets, s3ClientConfig, type S3EndpointInfo } from './s3-buckets';
 export { EmbeddedStackStopError, startEmbeddedStack, type EmbeddedStack, type EmbeddedStackOptions } from './stack';
 export { ProcessSpawnError, type ProcessExit, type RunningServerProcess } from './managed-process';

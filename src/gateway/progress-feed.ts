@@ -23,6 +23,23 @@ export interface ProgressFeedOptions {
   rateWindowMs?: number;
 }
 
+/** The feed options of a stream route's options: the poll interval defaults to 2 s. */
+export function feedOptionsOf(options: {
+  bus: ProgressBus;
+  uploads: ProgressSource;
+  s3?: S3Client;
+  pollIntervalMs?: number;
+  rateWindowMs?: number;
+}): ProgressFeedOptions {
+  return {
+    bus: options.bus,
+    uploads: options.uploads,
+    ...(options.s3 ? { s3: options.s3 } : {}),
+    pollIntervalMs: options.pollIntervalMs ?? 2_000,
+    ...(options.rateWindowMs ? { rateWindowMs: options.rateWindowMs } : {}),
+  };
+}
+
 /** The events of one upload for one stream, until its outcome is known or the stream closes. */
 export class ProgressFeed {
   private view: ProgressView | undefined;

@@ -8,7 +8,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { listAllParts } from '../s3/list-parts';
 import type { GatewayUploadState } from '../upload/gateway-upload';
-import { observationOfState, type ProgressObservation } from '../progress/view';
+import { observationOfState, storedObjectOf, type ProgressObservation } from '../progress/view';
 import { UploadNotFoundError } from './errors';
 import type { ApplicationUploadState } from './uploads-service';
 
@@ -42,17 +42,7 @@ export function observationOfApplicationUpload(
     outcome: progress.outcome,
     bytes: result ? result.size : progress.bytesUploaded,
     ...(progress.totalBytes !== undefined ? { totalBytes: progress.totalBytes } : {}),
-    ...(result
-      ? {
-          object: {
-            bucket: result.bucket,
-            key: result.key,
-            etag: result.etag,
-            size: result.size,
-            ...(result.versionId ? { versionId: result.versionId } : {}),
-          },
-        }
-      : {}),
+    ...(result ? { object: storedObjectOf(result) } : {}),
     ...(error ? { error } : {}),
   };
 }

@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { UnauthorizedError } from './errors';
 import type { ProgressBus } from '../progress/bus';
 import type { ProgressEvent } from '../progress/view';
-import { ProgressFeed } from './progress-feed';
+import { feedOptionsOf, ProgressFeed } from './progress-feed';
 import type { ProgressSource } from './progress-poll';
 
 /** How a stream polls, keeps its connection and measures its rate; every field has a default. */
@@ -50,7 +50,7 @@ function writeEvent(reply: FastifyReply, id: number, event: ProgressEvent): void
 
 /** `GET /uploads/:id/events`: the upload's progress as Server-Sent Events, until its outcome is known. */
 export function registerProgressRoute(app: FastifyInstance, options: ProgressRouteOptions): void {
-  const pollIntervalMs = options.pollIntervalMs ?? 2_000;
+  const feedOptions = feedOptionsOf(options);
   const keepAliveMs = options.keepAliveMs ?? 15_000;
   const maxStreamMs = options.maxStreamMs ?? 24 * 3_600_000;
   // Streams are long-lived hijacked responses: a gateway that stops ends them first, or its close would wait for them.
@@ -63,18 +63,7 @@ export function registerProgressRoute(app: FastifyInstance, options: ProgressRou
     const tenant = request.tenant;
     if (!tenant) throw new UnauthorizedError();
     // Reads the state first: another tenant's or an unknown upload is a 404 before anything is subscribed.
-    const feed = await ProgressFeed.open(
-      {
-        bus: options.bus,
-        uploads: options.uploads,
-        ...(options.s3 ? { s3: options.s3 } : {}),
-        pollIntervalMs,
-        ...(options.rateWindowMs ? { rateWindowMs: options.rateWindowMs } : {}),
-      },
-      tenant,
-      request.params.id,
-      request.log,
-    );
+    const feed = await ProgressFeed.open(feedOptions, tenant, request.params.id, request.log);
     let eventId = 0;
     let closed = false;
     const timers: NodeJS.Timeout[] = [];

@@ -27,7 +27,7 @@ import type { WebSocket } from 'ws';
 import { GatewayError, UnauthorizedError } from './errors';
 import type { ProgressBus } from '../progress/bus';
 import { observationOfState } from '../progress/view';
-import { ProgressFeed } from './progress-feed';
+import { feedOptionsOf, ProgressFeed } from './progress-feed';
 import { pollObservation, type ProgressSource } from './progress-poll';
 import type { ProgressStreamOptions } from './progress-route';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -84,7 +84,7 @@ export function parseClientMessage(
 
 /** `GET /uploads/:id/socket`: the upload's progress over a WebSocket, with ping/pong and cancel. */
 export async function registerProgressSocket(app: FastifyInstance, options: ProgressSocketOptions): Promise<void> {
-  const pollIntervalMs = options.pollIntervalMs ?? 2_000;
+  const feedOptions = feedOptionsOf(options);
   const pingIntervalMs = options.pingIntervalMs ?? 30_000;
   const maxStreamMs = options.maxStreamMs ?? 24 * 3_600_000;
   const cancelWaitMs = options.cancelWaitMs ?? 30_000;
@@ -177,18 +177,7 @@ export async function registerProgressSocket(app: FastifyInstance, options: Prog
       });
 
       try {
-        feed = await ProgressFeed.open(
-          {
-            bus: options.bus,
-            uploads: options.uploads,
-            ...(options.s3 ? { s3: options.s3 } : {}),
-            pollIntervalMs,
-            ...(options.rateWindowMs ? { rateWindowMs: options.rateWindowMs } : {}),
-          },
-          tenant,
-          uploadId,
-          request.log,
-        );
+        feed = await ProgressFeed.open(feedOptions, tenant, uploadId, request.log);
       } catch (err) {
         send({
           type: 'error',

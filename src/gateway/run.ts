@@ -16,6 +16,8 @@ import { createLogger } from '../logging';
 import { loadGatewayConfig, type GatewayConfig } from './config';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { createGateway, type GatewayOptions, type GatewayServer } from './server';
+import { loadTracingConfig } from '../telemetry/config';
+import { startTracing } from '../telemetry/tracing';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 
@@ -61,11 +63,17 @@ export async function startGatewayFromEnv(
 ): Promise<RunningGateway> {
   const workerConfig: WorkerConfig = loadConfig(env);
   const config: GatewayConfig = { ...loadGatewayConfig(env), ...options.config };
+  const tracingConfig = loadTracingConfig(env, 'upload-saga-gateway');
   const closers: (() => Promise<unknown>)[] = [];
   const close = async () => {
     for (const fn of closers.splice(0).reverse()) await fn().catch(() => undefined);
   };
   try {
+    if (tracingConfig) {
+      // Before the clients: they find the registered provider. Flushed last, after the server closed.
+      const tracing = startTracing(tracingConfig);
+      closers.push(() => tracing.shutdown());
+    }
     const connection: Connection = await connectClient(workerConfig.temporal);
     closers.push(() => connection.close());
     const client = createTemporalClient(connection, workerConfig);

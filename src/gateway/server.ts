@@ -13,6 +13,8 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig } from './config';
 import { uploadGateway, type UploadGatewayOptions } from './plugin';
 import { UploadsService } from './uploads-service';
+import { fastifyTracingPlugin } from '../telemetry/fastify';
+import { currentTracing, type Tracing } from '../telemetry/tracing';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 
 /** Options of {@link createGateway}. */
@@ -42,6 +44,8 @@ export interface GatewayOptions {
   tus?: UploadGatewayOptions['tus'];
   /** Host-side authentication instead of bearer tokens. @default bearer tokens of `config.tokenHashes` */
   authenticate?: UploadGatewayOptions['authenticate'];
+  /** Trace requests (a span per request, see src/telemetry/fastify.ts). @default the tracing this process started, else none */
+  tracing?: Tracing;
   /** Where the gateway records its metrics. @default a GatewayMetrics of its own */
   metrics?: UploadGatewayOptions['metrics'];
 }
@@ -69,6 +73,8 @@ export async function createGateway(options: GatewayOptions): Promise<GatewaySer
     genReqId: () => randomUUID(),
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
+  // First, so its span is the active context of every other hook and route.
+  if (options.tracing ?? currentTracing()) await app.register(fastifyTracingPlugin());
   app.addHook('onRequest', async (request, reply) => {
     reply.raw.setHeader('x-request-id', request.id);
   });

@@ -9,6 +9,23 @@
 import type { GatewayUploadState } from '../upload/gateway-upload';
 import type { UploadOutcomeKind, UploadPhase } from '../upload/outcome';
 
+/** The stored object a progress event names, from an upload's result. */
+export function storedObjectOf(result: {
+  bucket: string;
+  key: string;
+  etag: string;
+  size: number;
+  versionId?: string;
+}): ProgressEvent['object'] {
+  return {
+    bucket: result.bucket,
+    key: result.key,
+    etag: result.etag,
+    size: result.size,
+    ...(result.versionId ? { versionId: result.versionId } : {}),
+  };
+}
+
 /** One event of the stream (`event: progress`, `data:` this as JSON). */
 export interface ProgressEvent {
   uploadId: string;
@@ -54,17 +71,7 @@ export function observationOfState(state: GatewayUploadState, at: number = Date.
     outcome: state.outcome,
     ...(result ? { bytes: result.size, totalBytes: result.size } : { bytes: state.offset }),
     ...(!result && state.length !== undefined ? { totalBytes: state.length } : {}),
-    ...(result
-      ? {
-          object: {
-            bucket: result.bucket,
-            key: result.key,
-            etag: result.etag,
-            size: result.size,
-            ...(result.versionId ? { versionId: result.versionId } : {}),
-          },
-        }
-      : {}),
+    ...(result ? { object: storedObjectOf(result) } : {}),
     ...(state.failure ? { error: `${state.failure.cause.type}: ${state.failure.cause.message}` } : {}),
   };
 }

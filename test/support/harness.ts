@@ -12,6 +12,7 @@ import { inject } from 'vitest';
 import { loadConfig, type WorkerConfig } from '../../src/config';
 import { createS3Client, createTemporalClient } from '../../src/connections';
 import { createUploadWorker } from '../../src/worker';
+import { workflowSpanSinks } from '../../src/telemetry/temporal';
 
 // Worker lifecycle chatter drowns test output; warnings and errors still show.
 try {
@@ -99,6 +100,8 @@ export async function startWorker(
     taskQueue: stack.config.temporal.taskQueue,
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
+    // Upload bundles carry the tracing workflow interceptors, whose span sink a worker must register.
+    sinks: workflowSpanSinks(undefined),
     ...options,
   });
   return runInBackground(worker);
