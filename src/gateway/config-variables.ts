@@ -15,6 +15,26 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     description: 'Bearer tokens by tenant, as SHA-256 hex of the token: "acme=<sha256>,beta=<sha256>" (a tenant may have several)',
   },
   {
+    name: 'UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL',
+    description:
+      'JWKS URL of an identity provider whose JWTs the gateway accepts as bearer tokens (fetched again when a token names an unknown key); unset: no JWTs',
+  },
+  { name: 'UPLOAD_SAGA_GATEWAY_JWT_ISSUER', description: 'The iss every JWT must carry (required with the JWKS URL)' },
+  { name: 'UPLOAD_SAGA_GATEWAY_JWT_AUDIENCE', description: 'Accepted aud values, comma-separated (required with the JWKS URL)' },
+  { name: 'UPLOAD_SAGA_GATEWAY_JWT_TENANT_CLAIM', description: 'The JWT claim naming the tenant (a top-level claim)', default: 'tenant' },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_JWT_ALGORITHMS',
+    description: 'JWS algorithms JWTs may use, comma-separated (asymmetric only: RSA, RSA-PSS, ECDSA, EdDSA)',
+    default: 'RS256,ES256,EdDSA',
+  },
+  { name: 'UPLOAD_SAGA_GATEWAY_JWT_TENANTS', description: 'Tenants served by JWT, comma-separated (others get 403); unset: any tenant' },
+  { name: 'UPLOAD_SAGA_GATEWAY_JWT_CLOCK_TOLERANCE', description: 'Seconds of clock difference tolerated for exp and nbf', default: '30' },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_UPLOAD_TOKEN_SECRET',
+    description: 'Secret (32+ characters) that upload tokens from mintUploadToken are signed with; unset: upload tokens are refused',
+    secret: true,
+  },
+  {
     name: 'UPLOAD_SAGA_GATEWAY_BUCKET',
     description: 'Bucket gateway uploads go to (each tenant under its own "<tenant>/" prefix)',
     default: 'uploads',

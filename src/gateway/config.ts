@@ -26,6 +26,47 @@ export interface TenantSettings {
   webhookUrl?: string;
 }
 
+/** JWS algorithms an identity provider's tokens may use: asymmetric only (an HMAC "key" from a JWKS would be public). */
+export const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+/** One of {@link JWT_ALGORITHMS}. */
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+/** JWT bearer tokens of an identity provider, verified against its JWKS (see jwt-auth.ts). */
+export interface JwtAuthSettings {
+  /** Where the provider publishes its keys; fetched again when a token names an unknown `kid`. */
+  jwksUrl: string;
+  /** The `iss` every token must carry. */
+  issuer: string;
+  /** Accepted `aud` values: a token must name at least one. */
+  audience: string[];
+  /** The claim naming the tenant (a top-level claim; its name may contain dots or be a URL). @default 'tenant' */
+  tenantClaim: string;
+  /** @default ['RS256', 'ES256', 'EdDSA'] */
+  algorithms: JwtAlgorithm[];
+  /** Tenants the gateway serves by JWT; others get 403. @default undefined: any well-formed tenant name */
+  tenants?: string[];
+  /** Tolerated clock difference for `exp` and `nbf`, in seconds. @default 30 */
+  clockToleranceSeconds: number;
+  /**
+   * Shortest time between two fetches of the JWKS, in ms: a token naming an unknown `kid` makes the
+   * gateway fetch the set again (key rotation) at most this often. Not an environment variable.
+   * @default 30000
+   */
+  jwksCooldownMs?: number;
+}
+
 /** The gateway's configuration, defaults filled in (see {@link loadGatewayConfig}). */
 export interface GatewayConfig {
   /** @default '127.0.0.1' */
@@ -34,6 +75,13 @@ export interface GatewayConfig {
   port: number;
   /** Tenant by SHA-256 (hex) of its bearer token. @default empty: no tenant (every request 401) */
   tokenHashes: Map<string, string>;
+  /** JWT bearer tokens of an identity provider. @default undefined: none accepted */
+  jwt?: JwtAuthSettings;
+  /**
+   * The secret upload tokens are signed with (`mintUploadToken` (upload-token.ts)), at least 32 characters.
+   * @default undefined: upload tokens are refused (401)
+   */
+  uploadTokenSecret?: string;
   /** @default 'uploads' */
   bucket: string;
   /** Limits of tenants without an entry of their own. @default { maxUploadBytes: 5 GiB, requestsPerSecond: 50 } */
@@ -65,7 +113,8 @@ export function parseDuration(text: string): number | undefined {
   return Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
-const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** What a tenant name may be: letters, digits, ".", "_", "-", 1–63 characters, starting with a letter or digit. */
+export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** Splits "a=1,b=2" into pairs; reports entries that are not name=value with a valid tenant name. */
 function tenantPairs(variable: string, text: string | undefined, problems: string[]): [string, string][] {
@@ -108,7 +157,74 @@ const envSchema = z.object({
     .optional(),
   UPLOAD_SAGA_GATEWAY_WEBHOOKS: z.string().optional(),
   UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  UPLOAD_SAGA_GATEWAY_JWT_ISSUER: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_JWT_AUDIENCE: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_JWT_TENANT_CLAIM: z.string().default('tenant'),
+  UPLOAD_SAGA_GATEWAY_JWT_ALGORITHMS: z.string().default('RS256,ES256,EdDSA'),
+  UPLOAD_SAGA_GATEWAY_JWT_TENANTS: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_JWT_CLOCK_TOLERANCE: z.coerce
+    .number({ error: 'must be a whole number of seconds from 0 to 300' })
+    .int({ error: 'must be a whole number of seconds from 0 to 300' })
+    .min(0, { error: 'must be a whole number of seconds from 0 to 300' })
+    .max(300, { error: 'must be a whole number of seconds from 0 to 300' })
+    .default(30),
+  UPLOAD_SAGA_GATEWAY_UPLOAD_TOKEN_SECRET: z
+    .string()
+    .min(32, { error: 'must be at least 32 characters (e.g. openssl rand -base64 32)' })
+    .optional(),
 });
+
+/** Comma-separated values, trimmed, empty ones dropped. */
+const list = (text: string | undefined) =>
+  (text ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+/** The JWT settings, or undefined when no JWKS URL is set; problems for incomplete or invalid ones. */
+function jwtSettings(e: z.infer<typeof envSchema>, problems: string[]): JwtAuthSettings | undefined {
+  const issuer = e.UPLOAD_SAGA_GATEWAY_JWT_ISSUER?.trim();
+  const audience = list(e.UPLOAD_SAGA_GATEWAY_JWT_AUDIENCE);
+  if (!e.UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL) {
+    if (issuer || audience.length)
+      problems.push(
+        'UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL: must be set when UPLOAD_SAGA_GATEWAY_JWT_ISSUER or _AUDIENCE is (tokens are verified against it)',
+      );
+    return undefined;
+  }
+  if (!issuer)
+    problems.push('UPLOAD_SAGA_GATEWAY_JWT_ISSUER: must be set with UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL (the iss every token must carry)');
+  if (!audience.length)
+    problems.push(
+      'UPLOAD_SAGA_GATEWAY_JWT_AUDIENCE: must be set with UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL (the aud tokens for this gateway carry)',
+    );
+  const algorithms: JwtAlgorithm[] = [];
+  for (const name of list(e.UPLOAD_SAGA_GATEWAY_JWT_ALGORITHMS)) {
+    if ((JWT_ALGORITHMS as readonly string[]).includes(name)) algorithms.push(name as JwtAlgorithm);
+    else
+      problems.push(
+        `UPLOAD_SAGA_GATEWAY_JWT_ALGORITHMS: "${name}" is not one of ${JWT_ALGORITHMS.join(', ')} (asymmetric algorithms only)`,
+      );
+  }
+  if (!algorithms.length && !list(e.UPLOAD_SAGA_GATEWAY_JWT_ALGORITHMS).length)
+    problems.push(`UPLOAD_SAGA_GATEWAY_JWT_ALGORITHMS: must name at least one of ${JWT_ALGORITHMS.join(', ')}`);
+  const tenantClaim = e.UPLOAD_SAGA_GATEWAY_JWT_TENANT_CLAIM.trim();
+  if (!tenantClaim) problems.push('UPLOAD_SAGA_GATEWAY_JWT_TENANT_CLAIM: must name a claim');
+  const tenants = e.UPLOAD_SAGA_GATEWAY_JWT_TENANTS === undefined ? undefined : list(e.UPLOAD_SAGA_GATEWAY_JWT_TENANTS);
+  for (const tenant of tenants ?? [])
+    if (!TENANT_PATTERN.test(tenant))
+      problems.push(`UPLOAD_SAGA_GATEWAY_JWT_TENANTS: "${tenant}" is not a tenant name (letters, digits, ".", "_", "-", 1–63 characters)`);
+  return {
+    jwksUrl: e.UPLOAD_SAGA_GATEWAY_JWT_JWKS_URL,
+    issuer: issuer ?? '',
+    audience,
+    tenantClaim,
+    algorithms,
+    ...(tenants ? { tenants } : {}),
+    clockToleranceSeconds: e.UPLOAD_SAGA_GATEWAY_JWT_CLOCK_TOLERANCE,
+  };
+}
 
 /** The largest tus part we accept: a PATCH holds about one part in memory. */
 export const MAX_GATEWAY_PART_SIZE = 64 * MiB;
@@ -180,12 +296,15 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     );
   }
   const maxUploadBytes = size('UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE', e.UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE);
+  const jwt = jwtSettings(e, problems);
   if (problems.length) throw new ConfigError(problems);
 
   return {
     host: e.UPLOAD_SAGA_GATEWAY_HOST,
     port: e.UPLOAD_SAGA_GATEWAY_PORT,
     tokenHashes,
+    ...(jwt ? { jwt } : {}),
+    ...(e.UPLOAD_SAGA_GATEWAY_UPLOAD_TOKEN_SECRET ? { uploadTokenSecret: e.UPLOAD_SAGA_GATEWAY_UPLOAD_TOKEN_SECRET } : {}),
     bucket: e.UPLOAD_SAGA_GATEWAY_BUCKET,
     defaults: { maxUploadBytes, requestsPerSecond: e.UPLOAD_SAGA_GATEWAY_RATE_LIMIT },
     tenants,

@@ -30,11 +30,50 @@ export class InvalidRequestError extends GatewayError {
   }
 }
 
-/** 401: no or unknown credentials. */
+/**
+ * 401: no credentials, or credentials that do not authenticate (RFC 6750 `invalid_token`): unknown,
+ * malformed, badly signed, expired, for another audience or issuer. The message says which, and
+ * never repeats the token.
+ */
 export class UnauthorizedError extends GatewayError {
   override readonly name = 'UnauthorizedError';
-  constructor(message = 'a valid bearer token is required (Authorization: Bearer <token>)') {
+  constructor(
+    message = 'a valid bearer token is required (Authorization: Bearer <token>)',
+    /** Whether a token was presented: RFC 6750 then names the error `invalid_token`, else no error code. */
+    readonly tokenPresented = false,
+  ) {
     super(401, 'Unauthorized', message);
+  }
+}
+
+/**
+ * 403: the credentials authenticate but do not allow this request (RFC 6750 `insufficient_scope`):
+ * a tenant the gateway does not serve, an upload token used outside its one upload.
+ */
+export class ForbiddenError extends GatewayError {
+  override readonly name = 'ForbiddenError';
+  constructor(message: string) {
+    super(403, 'Forbidden', message);
+  }
+}
+
+/**
+ * The `WWW-Authenticate` value of an answer (RFC 6750 §3): `Bearer` alone when no token was sent,
+ * else the error code and the message as `error_description`, reduced to the characters the RFC
+ * allows there (printable ASCII without `"` and `\`: a `"` becomes `'`, anything else a space).
+ */
+export function bearerChallenge(error: UnauthorizedError | ForbiddenError): string {
+  if (error instanceof UnauthorizedError && !error.tokenPresented) return 'Bearer';
+  const code = error instanceof ForbiddenError ? 'insufficient_scope' : 'invalid_token';
+  const description = error.message.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, ' ');
+  return `Bearer error="${code}", error_description="${description}"`;
+}
+
+/** 503: the identity provider's key set could not be fetched; the request may be retried. */
+export class IdentityProviderUnavailableError extends GatewayError {
+  override readonly name = 'IdentityProviderUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(503, 'Unavailable', message, options);
   }
 }
 

@@ -35,9 +35,25 @@ export {
   parseDuration,
   MAX_GATEWAY_PART_SIZE,
   GATEWAY_CONFIG_VARIABLES,
+  JWT_ALGORITHMS,
+  type JwtAlgorithm,
+  type JwtAuthSettings,
   type GatewayConfig,
   type TenantSettings,
 } from './config';
+/** Upload tokens: short-lived, for one browser upload, minted by the application. */
+export {
+  mintUploadToken,
+  verifyUploadToken,
+  MAX_UPLOAD_TOKEN_LIFETIME_SECONDS,
+  type MintUploadTokenOptions,
+  type MintedUploadToken,
+  type UploadTokenScope,
+} from './upload-token';
+export { MemoryUploadTokenBindings, RedisUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
+/** Bearer authentication: static tokens, identity-provider JWTs (JWKS), upload tokens. */
+export { createAuthenticator, bearerToken, type GatewayCredential, type UploadTokenRoute } from './auth';
+export { createJwtVerifier, type JwtVerifier } from './jwt-auth';
 /** The contract of plugins mounted inside the gateway. */
 export type { GatewayPlugin, GatewayPluginOptions } from './plugin-types';
 /** The plugins the gateway registers by default, each usable on its own list. */

@@ -9,17 +9,24 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
+import type { UploadTokenRoute } from './auth';
 import type { GatewayConfig } from './config';
+import type { UploadTokenScope } from './upload-token';
+import type { UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The tenant the gateway authenticated; '' outside the gateway's routes, on its public routes and on CORS preflights. */
     tenant: string;
+    /** The scope of the upload token the request was authenticated with; null for other credentials. */
+    uploadToken: UploadTokenScope | null;
   }
   interface FastifyContextConfig {
     /** A gateway route without authentication and rate limit (health checks, static pages). */
     public?: boolean;
+    /** A route that accepts upload tokens, and where it names its upload (see auth.ts); others answer them 403. */
+    uploadToken?: UploadTokenRoute;
   }
 }
 
@@ -35,6 +42,8 @@ export interface GatewayPluginOptions {
   redis?: Redis;
   /** The gateway's metrics: plugins record into it (e.g. open streams with `streamOpened`). */
   metrics?: GatewayMetrics;
+  /** Which upload each upload token created: a creation route binds the token before it creates (see upload-token.ts). */
+  uploadTokens?: UploadTokenBindings;
 }
 
 /** A protocol or feature added to the gateway, e.g. the S3 presigned multipart endpoints. */

@@ -10,10 +10,12 @@
  *   hook, the error handler, the `tenant` request decorator and tus's raw-body content-type parser
  *   apply to the gateway's routes only, never to the host app's other routes. Fastify's `prefix`
  *   register option moves every gateway route under it.
- * - Authentication and limits are one `onRequest` hook: the bearer token's SHA-256 names the
- *   tenant (`request.tenant`), then the tenant's request rate is counted (429 with Retry-After
- *   beyond it). Routes opt out with `config: { public: true }` (health, the page); CORS preflights
- *   (OPTIONS) never carry credentials and are not authenticated.
+ * - Authentication and limits are one `onRequest` hook: the bearer token — a static tenant token,
+ *   an identity provider's JWT or an upload token (auth.ts) — names the tenant (`request.tenant`),
+ *   then the tenant's request rate is counted (429 with Retry-After beyond it), then an upload
+ *   token is held to its one upload (403 outside it). Refusals answer 401 or 403 with the reason
+ *   and an RFC 6750 `WWW-Authenticate` challenge. Routes opt out with `config: { public: true }`
+ *   (health, the page); CORS preflights (OPTIONS) never carry credentials and are not authenticated.
  * - The gateway keeps no state of its own (offsets, parts, reservations and expiry live in
  *   Temporal; locks and rate counters in Redis when given), so any number of replicas can run.
  * - Errors are {@link GatewayError}s with their HTTP status, answered as JSON `{ error, message }`
@@ -25,14 +27,24 @@ import type { Client } from '@temporalio/client';
 import { MemoryLocker, type Locker } from '@tus/server';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import { bearerToken, checkUploadTokenScope, createAuthenticator } from './auth';
 import { hashToken, loadGatewayConfig, tenantSettings, type GatewayConfig } from './config';
 import { cachedCheck, readiness, s3BucketProbe, type CheckResult } from '../health';
-import { GatewayError, RateLimitedError, RedisUnavailableError, UnauthorizedError } from './errors';
+import {
+  bearerChallenge,
+  ForbiddenError,
+  GatewayError,
+  IdentityProviderUnavailableError,
+  RateLimitedError,
+  RedisUnavailableError,
+  UnauthorizedError,
+} from './errors';
 import type { GatewayPlugin } from './plugin-types';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
 import { RedisLocker } from './redis-locker';
 import { tusPlugin, type TusPluginOptions } from './tus';
+import { MemoryUploadTokenBindings, RedisUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import { UploadsService, type UploadsServiceOptions } from './uploads-service';
 import { GatewayMetrics, recordGatewayRequests } from '../metrics/gateway-metrics';
 
@@ -63,9 +75,10 @@ export interface UploadGatewayOptions {
    */
   redis?: Redis;
   /**
-   * The tenant a request acts for, or undefined to refuse it (401): replace bearer tokens with the
-   * host app's own authentication.
-   * @default {@link authenticate}: the bearer token (or `access_token` query parameter) looked up in `config.tokenHashes`
+   * The tenant a request acts for, or undefined to refuse it (401): replace the gateway's bearer
+   * tokens (static, JWT, upload tokens) with the host app's own authentication.
+   * @default the bearer token (or `access_token` query parameter) as a static token (`config.tokenHashes`),
+   *   an upload token (`config.uploadTokenSecret`) or an identity provider's JWT (`config.jwt`), see auth.ts
    */
   authenticate?: (request: FastifyRequest) => string | undefined | Promise<string | undefined>;
   /**
@@ -103,15 +116,12 @@ export function resolveGatewayConfig(partial: Partial<GatewayConfig> = {}): Gate
   return { ...loadGatewayConfig({}), ...partial };
 }
 
-/** The tenant a request's bearer token (or `access_token` query parameter, for EventSource) names. */
+/** The tenant a request's static bearer token (or `access_token` query parameter, for EventSource) names. */
 export function authenticate(
   request: Pick<FastifyRequest, 'headers' | 'query'>,
   config: Pick<GatewayConfig, 'tokenHashes'>,
 ): string | undefined {
-  const header = request.headers.authorization;
-  const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
-  const query = (request.query as Record<string, unknown> | undefined)?.access_token;
-  const token = bearer ?? (typeof query === 'string' ? query : undefined);
+  const token = bearerToken(request);
   return token ? config.tokenHashes.get(hashToken(token)) : undefined;
 }
 
@@ -129,7 +139,9 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     ? await RedisLocker.create({ redis, subscriber: redis.duplicate() })
     : new MemoryLocker();
   const rateLimiter: RateLimiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
-  const tenantOf = options.authenticate ?? ((request: FastifyRequest) => authenticate(request, config));
+  const uploadTokens: UploadTokenBindings = redis ? new RedisUploadTokenBindings(redis) : new MemoryUploadTokenBindings();
+  const authenticator = createAuthenticator(config);
+  const custom = options.authenticate;
   const metrics = options.metrics ?? new GatewayMetrics();
   // Counted and logged (a listener also keeps ioredis from printing "Unhandled error event").
   const onRedisError = (err: unknown) => {
@@ -139,6 +151,7 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
   redis?.on('error', onRedisError);
 
   app.decorateRequest('tenant', '');
+  app.decorateRequest('uploadToken', null);
   app.addHook('onClose', async () => {
     redis?.off('error', onRedisError);
     await locker.close?.();
@@ -152,7 +165,10 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     if (error instanceof GatewayError) {
       if (error instanceof RateLimitedError || error instanceof RedisUnavailableError)
         reply.header('Retry-After', String(error.retryAfterSeconds));
-      if (error instanceof UnauthorizedError) reply.header('WWW-Authenticate', 'Bearer');
+      if (error instanceof UnauthorizedError || error instanceof ForbiddenError) reply.header('WWW-Authenticate', bearerChallenge(error));
+      // The operator's side of a 503 the client sees: why the key set could not be fetched (never a token).
+      if (error instanceof IdentityProviderUnavailableError)
+        request.log.warn({ err: error.cause }, 'identity provider key set unavailable');
       return reply.code(error.status).send({ error: error.code, message: error.message });
     }
     const status = (error as { statusCode?: number }).statusCode;
@@ -166,12 +182,21 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
 
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || request.routeOptions.config?.public) return;
-    const tenant = await tenantOf(request);
-    if (!tenant) throw new UnauthorizedError();
+    let tenant: string | undefined;
+    if (custom) {
+      tenant = await custom(request);
+      if (!tenant) throw new UnauthorizedError();
+    } else {
+      const credential = await authenticator(request);
+      tenant = credential.tenant;
+      if (credential.kind === 'upload-token') request.uploadToken = credential.scope;
+    }
     request.tenant = tenant;
     const { requestsPerSecond } = tenantSettings(config, tenant);
     const decision = await rateLimiter.take(tenant, requestsPerSecond);
     if (!decision.allowed) throw new RateLimitedError(decision.retryAfterSeconds, requestsPerSecond);
+    if (request.uploadToken)
+      await checkUploadTokenScope(request, request.routeOptions.config?.uploadToken, request.uploadToken, uploadTokens);
   });
 
   // Readiness: each dependency checked with a timeout, cached so that probe storms do not reach it.
@@ -201,10 +226,11 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     s3,
     config,
     locker,
+    uploadTokens,
     path: tusPath,
     onUploadEnded: (tenant, outcome) => metrics.uploadOutcome('tus', outcome, tenant),
   });
   for (const plugin of options.plugins ?? DEFAULT_GATEWAY_PLUGINS) {
-    await app.register(plugin, { uploads, config, s3, metrics, ...(redis ? { redis } : {}) });
+    await app.register(plugin, { uploads, config, s3, metrics, uploadTokens, ...(redis ? { redis } : {}) });
   }
 };

@@ -40,17 +40,34 @@
  * One job per file: s3-multipart-sessions.ts (browser sessions), s3-multipart-requests.ts (reading
  * Uppy's requests); this module holds the plugin and its routes.
  */
+import { randomBytes } from 'node:crypto';
 import { UploadPartCommand, S3Client, type S3Client as S3ClientType } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { listAllParts } from '../s3/list-parts';
 import type { GatewayUploadState } from '../upload/gateway-upload';
 import { tenantSettings } from './config';
-import { InvalidRequestError, RateLimitedError, UnauthorizedError, UploadConflictError, UploadGoneError } from './errors';
+import {
+  ForbiddenError,
+  InvalidRequestError,
+  RateLimitedError,
+  UnauthorizedError,
+  UploadConflictError,
+  UploadGoneError,
+  UploadTooLargeError,
+} from './errors';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
 import type { GatewayPlugin } from './plugin-types';
-import { declaredLengthOf, gatewayPartsOf, objectLocation, parsePartNumber, userMetadataOf } from './s3-multipart-requests';
+import {
+  declaredLengthOf,
+  gatewayPartsOf,
+  objectLocation,
+  parsePartNumber,
+  UPLOAD_LENGTH_META,
+  userMetadataOf,
+} from './s3-multipart-requests';
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from './s3-multipart-sessions';
+import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
 export * from './s3-multipart-requests';
@@ -93,6 +110,8 @@ interface S3MultipartRouteOptions {
   publicS3Endpoint: string | undefined;
   region: string;
   sessions: SessionStore;
+  /** Where an upload token's one upload is bound at creation. */
+  uploadTokens: UploadTokenBindings;
   /** Applies the tenant's request rate to session-authenticated requests (the bearer hook does it for the rest). */
   rateLimit: (tenant: string) => Promise<void>;
   presignExpiresInSeconds: number;
@@ -137,7 +156,7 @@ function receivingMultipartId(state: GatewayUploadState): string {
  * (the session in the path, for @uppy/aws-s3 v6's `companionEndpoint`).
  */
 export function s3MultipartPlugin(pluginOptions: S3MultipartPluginOptions = {}): GatewayPlugin {
-  return async (app, { uploads, s3, redis, config }) => {
+  return async (app, { uploads, s3, redis, config, uploadTokens }) => {
     const publicS3Endpoint = pluginOptions.publicS3Endpoint ?? config.s3PublicEndpoint;
     const presigner = await createPresignerFor(s3, publicS3Endpoint);
     const sessions = pluginOptions.sessions ?? (redis ? new RedisSessionStore(redis) : new MemorySessionStore());
@@ -152,6 +171,7 @@ export function s3MultipartPlugin(pluginOptions: S3MultipartPluginOptions = {}):
       publicS3Endpoint: publicS3Endpoint ?? (await endpointOf(s3)),
       region: await s3.config.region(),
       sessions,
+      uploadTokens: uploadTokens ?? new MemoryUploadTokenBindings(),
       rateLimit: async (tenant) => {
         const { requestsPerSecond } = tenantSettings(config, tenant);
         const decision = await limiter.take(tenant, requestsPerSecond);
@@ -200,7 +220,9 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
 
   const routes = (prefix: string, sessionAuth: boolean) => {
     // Session routes are public to the bearer hook: the session in the path authenticates them.
-    const routeConfig = { config: { public: sessionAuth } };
+    // Bearer routes accept upload tokens for the one upload they create (see upload-token.ts).
+    const routeConfig = { config: { public: sessionAuth, uploadToken: { uploadIdParam: 'uploadId' } } };
+    const creationConfig = { config: { public: sessionAuth, uploadToken: { uploadIdParam: null } } };
     const tenantOf = async (request: FastifyRequest): Promise<string> => {
       if (!sessionAuth) return request.tenant;
       const token = (request.params as { session?: string }).session ?? '';
@@ -211,7 +233,7 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       return tenant;
     };
 
-    app.get(`${prefix}/s3/params`, routeConfig, async (request) => {
+    app.get(`${prefix}/s3/params`, { config: { public: sessionAuth } }, async (request) => {
       await tenantOf(request);
       throw new InvalidRequestError(
         'single-request uploads are not offered: every upload is a multipart saga. Set shouldUseMultipart: true in @uppy/aws-s3 (a file under 5 MiB is then one part); send empty files with tus',
@@ -220,21 +242,43 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
 
     app.post<{ Body: { filename?: unknown; type?: unknown; metadata?: unknown } | undefined }>(
       `${prefix}/s3/multipart`,
-      routeConfig,
+      creationConfig,
       async (request) => {
         const tenant = await tenantOf(request);
         const body = request.body ?? {};
         if (body.filename !== undefined && typeof body.filename !== 'string') throw new InvalidRequestError('filename must be text');
         if (body.type !== undefined && typeof body.type !== 'string') throw new InvalidRequestError('type must be a MIME type as text');
         const length = declaredLengthOf(body.metadata);
-        const state = await options.uploads.create({
-          tenant,
-          mode: 'presigned',
-          ...(length !== undefined ? { length } : {}),
-          ...(body.filename ? { filename: body.filename } : {}),
-          ...(body.type ? { contentType: body.type } : {}),
-          metadata: userMetadataOf(body.metadata),
-        });
+        const metadata = userMetadataOf(body.metadata);
+        // An upload token creates one upload, of at most its size (verify holds the object to the declared length).
+        const scope = request.uploadToken;
+        const uploadId = randomBytes(16).toString('hex');
+        if (scope) {
+          if (scope.maxBytes !== undefined && length === undefined)
+            throw new ForbiddenError(
+              `this upload token allows at most ${scope.maxBytes} bytes: declare the file's size in metadata "${UPLOAD_LENGTH_META}"`,
+            );
+          if (scope.maxBytes !== undefined && length !== undefined && length > scope.maxBytes)
+            throw new UploadTooLargeError(`${length} bytes is more than this upload token allows (${scope.maxBytes} bytes)`);
+          const bound = await options.uploadTokens.bind(scope.tokenId, uploadId, scope.expiresAt);
+          if (bound !== uploadId) throw new ForbiddenError(`this upload token already created upload ${bound}; mint one token per upload`);
+        }
+        const state = await options.uploads
+          .create({
+            tenant,
+            uploadId,
+            mode: 'presigned',
+            ...(length !== undefined ? { length } : {}),
+            ...(body.filename ? { filename: body.filename } : {}),
+            ...(body.type ? { contentType: body.type } : {}),
+            ...(scope?.key !== undefined ? { key: scope.key } : {}),
+            metadata,
+          })
+          .catch(async (err: unknown) => {
+            // Nothing was created: the token may create its one upload again.
+            if (scope) await options.uploadTokens.release(scope.tokenId, uploadId).catch(() => undefined);
+            throw err;
+          });
         return { uploadId: state.uploadId, key: state.key, bucket: state.bucket, expiresAt: new Date(state.expiresAt).toISOString() };
       },
     );

@@ -7,6 +7,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayUploadState } from '../upload/gateway-upload';
 import type { UploadChecksum } from './tus-checksum';
+import type { UploadTokenScope } from './upload-token';
+import type { UploadTokenBindings } from './upload-token-bindings';
 
 /** What one tus request carries besides the upload id. */
 export interface TusRequestContext {
@@ -25,6 +27,8 @@ export interface TusRequestContext {
   log?: FastifyBaseLogger;
   /** The state `getUpload` read in this request (under its lock), reused by `write`. */
   state?: GatewayUploadState;
+  /** When the request came with an upload token: its scope, and where its one upload is bound. */
+  uploadToken?: { scope: UploadTokenScope; bindings: UploadTokenBindings };
 }
 
 /** Per-request context for the store; the tus route runs each request inside `run`. */

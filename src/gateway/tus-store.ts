@@ -71,16 +71,24 @@ export class GatewayUploadStore extends DataStore {
     }
     const filename = pick(NAME_KEYS);
     const contentType = pick(TYPE_KEYS);
-    const state = await this.options.uploads.create({
-      tenant: context.tenant,
-      uploadId: upload.id,
-      ...(upload.size !== undefined ? { length: upload.size } : {}),
-      ...(filename ? { filename } : {}),
-      ...(contentType ? { contentType } : {}),
-      metadata,
-      ...(context.uploadMetadata !== undefined ? { tusMetadata: context.uploadMetadata } : {}),
-      mode: 'tus',
-    });
+    const token = context.uploadToken;
+    const state = await this.options.uploads
+      .create({
+        tenant: context.tenant,
+        uploadId: upload.id,
+        ...(upload.size !== undefined ? { length: upload.size } : {}),
+        ...(filename ? { filename } : {}),
+        ...(contentType ? { contentType } : {}),
+        ...(token?.scope.key !== undefined ? { key: token.scope.key } : {}),
+        metadata,
+        ...(context.uploadMetadata !== undefined ? { tusMetadata: context.uploadMetadata } : {}),
+        mode: 'tus',
+      })
+      .catch(async (err: unknown) => {
+        // Nothing was created: the upload token may create its one upload again.
+        if (token) await token.bindings.release(token.scope.tokenId, upload.id).catch(() => undefined);
+        throw err;
+      });
     if (state.length === 0) {
       // Nothing will be PATCHed: the one (empty) part is sent now.
       await new ChunkWriter(this.options, context.tenant, state).finish();

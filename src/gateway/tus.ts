@@ -20,9 +20,10 @@ import { Server, type Locker } from '@tus/server';
 import { ERRORS } from '@tus/utils';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
-import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
+import { bearerChallenge, ForbiddenError, GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
 import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
 import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusRefusal } from './tus-request-checks';
+import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
@@ -35,6 +36,8 @@ export interface TusPluginOptions {
   config: Pick<GatewayConfig, 'defaults' | 'tenants'>;
   /** Serialises requests on one upload (a RedisLocker across replicas). */
   locker: Locker;
+  /** Where an upload token's one upload is bound at creation. @default in memory */
+  uploadTokens?: UploadTokenBindings;
   /** @default '/files' */
   path?: string;
   /**
@@ -58,6 +61,7 @@ const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm'];
 export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, options) => {
   const path = options.path ?? '/files';
   const finishWaitMs = options.finishWaitMs ?? 60_000;
+  const uploadTokens = options.uploadTokens ?? new MemoryUploadTokenBindings();
   const context = () => {
     const current = tusRequestContext.getStore();
     if (!current) throw new Error('tus request outside the gateway route');
@@ -77,6 +81,15 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     // Lock keys carry the tenant: one tenant's requests can never ask another's to release.
     locker: () => ({ newLock: (id: string) => options.locker.newLock(`${context().tenant}/${id}`) }),
     disableTerminationForFinishedUploads: true,
+    // An upload token creates one upload: it is bound to this id before anything is created (403 if it created one already).
+    onUploadCreate: async (_req, upload) => {
+      const token = context().uploadToken;
+      if (token) {
+        const bound = await token.bindings.bind(token.scope.tokenId, upload.id, token.scope.expiresAt);
+        if (bound !== upload.id) throw new ForbiddenError(`this upload token already created upload ${bound}; mint one token per upload`);
+      }
+      return {};
+    },
     allowedHeaders: EXTRA_ALLOWED_HEADERS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     onUploadFinish: async (_req, upload) => {
@@ -90,6 +103,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     onResponseError: (req, err) => {
       if (err instanceof GatewayError) {
         if (err instanceof RedisUnavailableError) tusRequestContext.getStore()?.setHeader('Retry-After', String(err.retryAfterSeconds));
+        if (err instanceof ForbiddenError) tusRequestContext.getStore()?.setHeader('WWW-Authenticate', bearerChallenge(err));
         return { status_code: err.status, body: `${err.message}\n` };
       }
       // @tus/server's own refusals, with bodies that say what was wrong.
@@ -142,8 +156,11 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     if (typeof method !== 'string') return refuse(reply, method);
     request.raw.method = method;
     // Version, content type, offsets, lengths, metadata: the spec's statuses and a body that says what is wrong.
+    // An upload token may allow less than the tenant's maximum.
     const limits = tenantSettings(options.config, request.tenant);
-    const refusal = checkTusRequest(method, request.headers, limits.maxUploadBytes);
+    const scope = request.uploadToken;
+    const maxUploadBytes = scope?.maxBytes !== undefined ? Math.min(scope.maxBytes, limits.maxUploadBytes) : limits.maxUploadBytes;
+    const refusal = checkTusRequest(method, request.headers, maxUploadBytes);
     if (refusal) return refuse(reply, refusal);
     let uploadChecksum: UploadChecksum | undefined;
     const header = request.headers['upload-checksum'];
@@ -162,7 +179,8 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         tenant: request.tenant,
         requestId: request.id,
         log: request.log,
-        maxUploadBytes: limits.maxUploadBytes,
+        maxUploadBytes,
+        ...(scope ? { uploadToken: { scope, bindings: uploadTokens } } : {}),
         ...(uploadChecksum ? { uploadChecksum } : {}),
         ...(method === 'POST' && typeof request.headers['upload-metadata'] === 'string'
           ? { uploadMetadata: request.headers['upload-metadata'] }
@@ -175,6 +193,6 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     );
   };
   const methods = ['POST', 'HEAD', 'PATCH', 'OPTIONS', 'DELETE'] as const;
-  app.route({ method: [...methods], url: path, handler: handle });
-  app.route({ method: [...methods], url: `${path}/*`, handler: handle });
+  app.route({ method: [...methods], url: path, handler: handle, config: { uploadToken: { uploadIdParam: null } } });
+  app.route({ method: [...methods], url: `${path}/*`, handler: handle, config: { uploadToken: { uploadIdParam: '*' } } });
 };

@@ -40,7 +40,7 @@ export async function startTestGateway(
   stack: TestStack,
   tenants: TestTenant[],
   options: { overrides?: Partial<GatewayConfig>; env?: Record<string, string>; redis?: Redis } & Partial<
-    Pick<GatewayOptions, 'service' | 'tus' | 'plugins'>
+    Pick<GatewayOptions, 'service' | 'tus' | 'plugins' | 'loggerInstance'>
   > = {},
 ): Promise<TestGateway> {
   const config = {
@@ -59,6 +59,7 @@ export async function startTestGateway(
     ...(options.redis ? { redis: options.redis } : {}),
     ...(options.service ? { service: options.service } : {}),
     ...(options.tus ? { tus: options.tus } : {}),
+    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : {}),
     // Tests add the plugins they exercise; the core routes (healthz, tus) are always there.
     plugins: options.plugins ?? [],
   });

@@ -41,8 +41,19 @@ export async function runGatewayCommand(options: GatewayCommandOptions, io: CliI
           'tenants',
           tenants.size
             ? [...tenants].sort().join(', ')
-            : 'none: set UPLOAD_SAGA_GATEWAY_TOKENS (tenant=<sha256 of the token>), every request gets 401',
+            : gateway.config.jwt || gateway.config.uploadTokenSecret
+              ? 'none by static token (UPLOAD_SAGA_GATEWAY_TOKENS)'
+              : 'none: set UPLOAD_SAGA_GATEWAY_TOKENS (tenant=<sha256 of the token>), every request gets 401',
         ],
+        ...(gateway.config.jwt
+          ? [
+              [
+                'JWTs',
+                `from ${gateway.config.jwt.issuer} (keys ${gateway.config.jwt.jwksUrl}), tenant from "${gateway.config.jwt.tenantClaim}"`,
+              ] as [string, string],
+            ]
+          : []),
+        ...(gateway.config.uploadTokenSecret ? [['upload tokens', 'accepted (mintUploadToken)'] as [string, string]] : []),
         [
           'replicas',
           gateway.config.redisUrl
