@@ -3,7 +3,9 @@
  * and a tus upload (tus-js-client, as a browser would send it) through it. A worker runs in the
  * same process so the upload completes.
  *
- * Reads the same environment variables as upload-and-follow.ts.
+ * Reads the same environment variables as upload-and-follow.ts; the token below is the tenant
+ * UPLOAD_TENANT's (default `acme`). A tenant's quota ledger is a workflow on the task queue of its
+ * first upload: run each tenant's uploads on one task queue.
  */
 import { randomBytes } from 'node:crypto';
 import Fastify from 'fastify';
@@ -11,7 +13,8 @@ import * as tus from 'tus-js-client';
 import { hashToken, uploadGateway } from 'upload-saga/gateway';
 import { connectClient, connectWorker, createS3Client, createTemporalClient, createUploadWorker, loadConfig } from 'upload-saga/worker';
 
-const TOKEN = 'example-token-for-tenant-acme';
+const TOKEN = 'example-token-for-this-tenant';
+const TENANT = process.env.UPLOAD_TENANT ?? 'acme';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -28,7 +31,7 @@ async function main(): Promise<void> {
     client,
     s3,
     taskQueue: config.temporal.taskQueue,
-    config: { tokenHashes: new Map([[hashToken(TOKEN), 'acme']]) },
+    config: { tokenHashes: new Map([[hashToken(TOKEN), TENANT]]) },
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
 
