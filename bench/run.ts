@@ -66,6 +66,7 @@ interface Options {
   breakdown: boolean;
   telemetrySize: string;
   telemetryRounds: string;
+  telemetryParts: string;
 }
 
 const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry'] as const;
@@ -160,7 +161,8 @@ async function main(): Promise<void> {
     .option('--startup-rounds <n>', 'rounds of the startup run, each of both variants, which goes first alternating', '3')
     .option('--breakdown', 'after the latency run, print where the time went (from the recorded histories)', false)
     .option('--telemetry-size <size>', 'file size of the telemetry throughput run', '1GiB')
-    .option('--telemetry-rounds <n>', 'rounds of the telemetry run, each of both variants, which goes first alternating', '3')
+    .option('--telemetry-rounds <n>', 'rounds of the telemetry run, each of both variants, which goes first alternating', '5')
+    .option('--telemetry-parts <list>', 'what "on" turns on, of metrics, traces, logs (to see what each costs)', 'metrics,traces,logs')
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
@@ -521,6 +523,8 @@ async function main(): Promise<void> {
       const jaeger = await startJaeger({ dataDir: path.join(work, 'jaeger'), stopGraceMs: 2_000 });
       try {
         const metricsPort = await findFreePort();
+        const parts = new Set(opts.telemetryParts.split(','));
+        for (const part of parts) if (!['metrics', 'traces', 'logs'].includes(part)) throw new Error(`unknown telemetry part "${part}"`);
         // Both variants report readiness on their health endpoint: the "off" one logs nothing.
         const healthPort = await findFreePort();
         const telemetry = await benchTelemetry({
@@ -540,11 +544,9 @@ async function main(): Promise<void> {
           stopWorker: stopProcess,
           onEnv: {
             ...env,
-            UPLOAD_SAGA_METRICS_PORT: String(metricsPort),
-            UPLOAD_SAGA_METRICS_HOST: '127.0.0.1',
-            OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
-            OTEL_SERVICE_NAME: 'upload-saga-bench',
-            LOG_LEVEL: 'info',
+            ...(parts.has('metrics') ? { UPLOAD_SAGA_METRICS_PORT: String(metricsPort), UPLOAD_SAGA_METRICS_HOST: '127.0.0.1' } : {}),
+            ...(parts.has('traces') ? { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint, OTEL_SERVICE_NAME: 'upload-saga-bench' } : {}),
+            LOG_LEVEL: parts.has('logs') ? 'info' : 'silent',
             LOG_FORMAT: 'json',
           },
           offEnv: { ...env, LOG_LEVEL: 'silent' },
@@ -561,7 +563,7 @@ async function main(): Promise<void> {
           concurrency,
           log,
         });
-        results.telemetry = telemetry;
+        results.telemetry = { parts: [...parts], ...telemetry };
         log(
           `telemetry: ${telemetry.off.largeMBps} → ${telemetry.on.largeMBps} MB/s (overhead ${(telemetry.throughputOverhead * 100).toFixed(1)} %), ` +
             `p50 ${telemetry.off.smallP50Ms} → ${telemetry.on.smallP50Ms} ms (overhead ${(telemetry.p50Overhead * 100).toFixed(1)} %)`,
