@@ -10,9 +10,9 @@
  *   errors of the clients, which carry none.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
+import { listenForUrl } from './net/listen';
 
 /** One dependency's state, as probes show it. */
 export interface CheckResult {
@@ -176,14 +176,9 @@ export async function startWorkerHealthServer(options: WorkerHealthOptions): Pro
     }
     answer(404, { error: 'NotFound', message: 'health routes: /livez, /readyz' });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = await listenForUrl(server, options.port, options.host);
   return {
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`,
+    url,
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(sampler);

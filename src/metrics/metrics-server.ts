@@ -12,8 +12,8 @@
  * of that scrape and logged, rather than failing the whole scrape; only GET/HEAD `/metrics` exists.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listenForUrl } from '../net/listen';
 import { describeFailure } from '../health';
 
 /** The exposition text format both prom-client and the SDK exporter write. */
@@ -86,14 +86,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       response.end(request.method === 'HEAD' ? undefined : text);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = await listenForUrl(server, options.port, options.host);
   return {
-    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`,
+    url,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
