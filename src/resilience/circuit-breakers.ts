@@ -6,8 +6,8 @@
  * - The state machine is cockatiel's (`circuitBreaker` with a `ConsecutiveBreaker`): closed → open
  *   after `failureThreshold` outage failures in a row → half-open after `halfOpenAfterMs`, when ONE
  *   call goes through as a probe (cockatiel makes the others wait for its outcome) → closed on
- *   success, open again on failure. cockatiel 3 is CommonJS; cockatiel 4 is ESM-only, which
- *   `require` loads only from Node 22.12 on, below the oldest Node this package supports (22.0).
+ *   success, open again on failure. cockatiel 3 is CommonJS; cockatiel 4 is ESM-only (which
+ *   `require` loads from Node 22.12, this package's oldest) and would change nothing we use.
  * - Only failures that mean "the target is down" count (the caller's `isOutage`: network errors,
  *   5xx, throttling). A 4xx (AccessDenied, NoSuchKey, a checksum mismatch) is an answer from a
  *   living target: it neither counts nor, as a probe, keeps the breaker open.
