@@ -37,7 +37,7 @@ import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { startFileServer } from '../support/file-server';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
-import { codeSpans, readRepoFile, tables } from '../support/markdown';
+import { codeSpans, fragmentPattern, readRepoFile, tables } from '../support/markdown';
 
 // ---- the catalogue's tables (a code span in an error cell is an assertion: keep prose out of them)
 
@@ -73,15 +73,6 @@ function catalogueRows(): Row[] {
     });
   });
 }
-
-/** `a … b` → a regular expression in which `…` is any text. */
-const fragmentPattern = (fragment: string) =>
-  new RegExp(
-    fragment
-      .split('…')
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-      .join('[\\s\\S]*?'),
-  );
 
 // ---- the stack, a worker, and what the worker rows need
 

@@ -25,7 +25,7 @@ import { mintUploadToken, UPLOAD_TOKEN_TYPE } from '../../src/gateway/upload-tok
 import { RedisUploadTokenBindings } from '../../src/gateway/upload-token-bindings';
 import { MiB } from '../support/files';
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
-import { codeSpans, readRepoFile, tables } from '../support/markdown';
+import { codeSpans, fragmentPattern, readRepoFile, tables } from '../support/markdown';
 import { keysUnder, objectSha256 } from '../support/s3-inspect';
 import { createTusUpload, idOf, startTestGateway, startTus, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
 
@@ -489,15 +489,6 @@ const CASES: Record<string, () => Promise<{ answers: Answer[]; token?: string }>
     return { token, answers: [await answerOf(await presignedCreate(bearer(token), {}))] };
   },
 };
-
-/** `a … b` → a regular expression in which `…` is any text. */
-const fragmentPattern = (fragment: string) =>
-  new RegExp(
-    fragment
-      .split('…')
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-      .join('[\\s\\S]*?'),
-  );
 
 function catalogueRows(): { token: string; status: number; error: string }[] {
   const found = tables(readRepoFile(CATALOGUE)).filter((t) => t.heading === TABLE);

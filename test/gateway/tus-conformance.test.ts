@@ -27,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { startTusdServer, type TusdServer } from '../../src/embedded';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
-import { codeSpans, readRepoFile, section, tables } from '../support/markdown';
+import { codeSpans, fragmentPattern, readRepoFile, section, tables } from '../support/markdown';
 import { keysUnder } from '../support/s3-inspect';
 import { startTestGateway, startTus, testTenant, type TestGateway } from './gateway-harness';
 
@@ -633,15 +633,6 @@ async function run(server: Server, testCase: Case): Promise<Answer[]> {
   }
   return answers;
 }
-
-/** `a … b` → a regular expression in which `…` is any text. */
-const fragmentPattern = (fragment: string) =>
-  new RegExp(
-    fragment
-      .split('…')
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-      .join('[\\s\\S]*?'),
-  );
 
 const pick = (fields: Record<Field, string | null>, names: readonly Field[]): Fields =>
   Object.fromEntries(names.map((n) => [n, fields[n]]));

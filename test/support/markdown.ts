@@ -137,6 +137,18 @@ export function tables(markdown: string): Table[] {
 }
 
 /** The text of each code span. */
+/**
+ * An error text as the catalogues write it, `a … b`, as a regular expression in which `…` stands for
+ * any text.
+ */
+export const fragmentPattern = (fragment: string): RegExp =>
+  new RegExp(
+    fragment
+      .split('…')
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[\\s\\S]*?'),
+  );
+
 export const codeSpans = (text: string): string[] => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
 
 export interface Link {
