@@ -14,12 +14,21 @@
  *
  * Connections are not kept alive: each request opens its own, so no pooled socket outlives the
  * check that opened it, and a server closing an idle connection can never fail a request.
+ *
+ * Proxies: `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (either case) are honoured as curl and most
+ * tools read them (proxy-from-env). A proxied request is a CONNECT tunnel (https-proxy-agent) for
+ * http and https targets alike, and the tunnel is opened to the *address* this module resolved and
+ * checked, never to the name: a proxy that resolved the name itself could be steered to a private
+ * address the policy refuses. The Host header and TLS server name stay the URL's host. The proxy
+ * itself is the operator's choice and is not checked against the policy.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { getProxyForUrl } from 'proxy-from-env';
 import { AddressNotAllowedError, OutboundPolicy, parseAddress } from './address-policy';
 
 /** Resolves a host name to every address, like `dns.lookup(name, { all: true })`. */
@@ -46,6 +55,16 @@ export interface GuardedFetchOptions {
   resolve?: ResolveHost;
   /** Redirects followed with `redirect: 'follow'`. @default 5 */
   maxRedirects?: number;
+  /**
+   * The proxy a URL is fetched through, or undefined to connect directly.
+   * @default the proxy `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` name for the URL, read at each request
+   */
+  proxyFor?: (url: URL) => string | undefined;
+}
+
+/** The proxy the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`, either case) names for `url`, if any. */
+export function proxyFromEnvironment(url: URL): string | undefined {
+  return getProxyForUrl(url.href) || undefined;
 }
 
 /** Thrown for a redirect chain that is too long or leads to a non-http(s) URL. */
@@ -73,21 +92,27 @@ function defaultPort(url: URL): number {
   return url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
 }
 
+/**
+ * Resolves `hostname` and rejects unless every address passes the policy: one refused address
+ * refuses the name, as a name that resolves to both public and private addresses is not trusted.
+ */
+async function checkedAddresses(policy: OutboundPolicy, resolve: ResolveHost, hostname: string, port: number, family = 0) {
+  const all = await resolve(hostname);
+  for (const candidate of all) {
+    const refusal = policy.check(hostname, port, candidate.address);
+    if (refusal) throw refusal;
+  }
+  const candidates = family ? all.filter((a) => a.family === family) : all;
+  if (!candidates.length) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname });
+  return candidates;
+}
+
 /** A `lookup` for one connection that resolves, then refuses unless every address passes the policy. */
 function guardedLookup(policy: OutboundPolicy, resolve: ResolveHost, port: number): LookupFunction {
   return (hostname, options, callback) => {
-    resolve(hostname).then(
-      (all) => {
-        const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0);
-        const candidates = family ? all.filter((a) => a.family === family) : all;
-        // One refused address refuses the name: a name that resolves to both public and private addresses is not trusted.
-        for (const candidate of all) {
-          const refusal = policy.check(hostname, port, candidate.address);
-          if (refusal) return callback(refusal, '', 0);
-        }
-        if (!candidates.length) {
-          return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }), '', 0);
-        }
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0);
+    checkedAddresses(policy, resolve, hostname, port, family).then(
+      (candidates) => {
         if (options.all) return callback(null, candidates);
         return callback(null, candidates[0]!.address, candidates[0]!.family);
       },
@@ -126,30 +151,42 @@ function toResponse(res: http.IncomingMessage, method: string): Response {
 export function createGuardedFetch(options: GuardedFetchOptions): HttpFetch {
   const resolve = options.resolve ?? systemResolve;
   const maxRedirects = options.maxRedirects ?? 5;
+  const proxyFor = options.proxyFor ?? proxyFromEnvironment;
 
-  const once = (url: URL, method: string, init: GuardedRequestInit): Promise<Response> => {
+  /** How one request connects: directly with the guarded lookup, or through a proxy tunnel to a checked address. */
+  const connection = async (url: URL, hostname: string, port: number): Promise<http.RequestOptions> => {
+    const proxy = proxyFor(url);
+    if (!proxy) return { hostname, agent: false, lookup: guardedLookup(options.policy, resolve, port) };
+    const address = parseAddress(hostname) ? hostname : (await checkedAddresses(options.policy, resolve, hostname, port))[0]!.address;
+    return {
+      hostname: address,
+      agent: new HttpsProxyAgent(proxy),
+      ...(url.protocol === 'https:' && !parseAddress(hostname) ? { servername: hostname } : {}),
+    };
+  };
+
+  const once = async (url: URL, method: string, init: GuardedRequestInit): Promise<Response> => {
     const port = defaultPort(url);
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
     if (parseAddress(hostname)) {
       const refusal = options.policy.check(url.hostname, port, hostname);
-      if (refusal) return Promise.reject(refusal);
+      if (refusal) throw refusal;
     }
     const transport = url.protocol === 'https:' ? https : http;
     const body = method === 'GET' || method === 'HEAD' ? undefined : init.body;
-    const headers: Record<string, string | number> = { ...init.headers };
+    const headers: Record<string, string | number> = { host: url.host, ...init.headers };
     if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length'))
       headers['Content-Length'] = Buffer.byteLength(body);
+    const connect = await connection(url, hostname, port);
     return new Promise<Response>((resolveResponse, reject) => {
       const request = transport.request(
         {
           protocol: url.protocol,
-          hostname,
           port,
           path: `${url.pathname}${url.search}`,
           method,
           headers,
-          agent: false,
-          lookup: guardedLookup(options.policy, resolve, port),
+          ...connect,
           ...(init.signal ? { signal: init.signal } : {}),
         },
         (res) => {

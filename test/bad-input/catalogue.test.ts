@@ -15,7 +15,7 @@
  * their exit code, `(exit 2)`.
  */
 import { createServer, type RequestListener } from 'node:http';
-import { mkdir } from 'node:fs/promises';
+import { link, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -300,6 +300,12 @@ const workerCases: Record<string, () => Promise<Answer>> = {
   'source file reaching outside through a symlink or `..`': async () => {
     await makeRandomFile(tmp.dir, 'target.bin', MiB);
     return workerError(request({ type: 'file', path: `${root()}/../target.bin` }));
+  },
+  'source file that is a hard link to a file outside the allowed roots': async () => {
+    const outside = await makeRandomFile(tmp.dir, 'linked-outside.bin', MiB);
+    const inside = path.join(root(), 'hard-link.bin');
+    await link(outside.path, inside);
+    return workerError(request({ type: 'file', path: inside }));
   },
   '`declaredSize` different from the source': async () =>
     workerError(request({ type: 'file', path: await fileInRoot('sized.bin', MiB) }, { declaredSize: 2 * MiB })),

@@ -1,17 +1,18 @@
 /**
  * Local-file sources stay under the worker's allowed roots: `..`, symlinks (also a symlink
  * swapped in between the check and the open, and a directory swapped while a file is opened),
- * FIFOs and directories are refused. The resolver is tested on the real file system, and the
+ * FIFOs, directories and hard links to files outside the roots are refused. The resolver is tested on the real file system, and the
  * "replaced by a symlink after inspect" case end to end through the real worker into MinIO.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities';
 import type { SourceResolver } from '../../src/activities/sources/byte-source';
+import { linksOutsideRoots } from '../../src/activities/sources/hard-links';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
@@ -84,6 +85,45 @@ describe('local-file sources and the allowed roots', () => {
     expect(await refusal(new LocalFileResolver({ allowedRoots: [rootLink] }), path.join(outside, 'secret.bin'))).toMatch(
       /^SourceNotAllowed: /,
     );
+  });
+
+  it('refuses a hard link inside a root to a file outside it, and accepts one whose every name is inside', async () => {
+    const escape = path.join(root, 'hard-escape.bin');
+    await link(path.join(outside, 'secret.bin'), escape);
+    const resolver = new LocalFileResolver({ allowedRoots: [root] });
+    expect(await refusal(resolver, escape)).toBe(
+      `SourceNotAllowed: source file ${escape} is a hard link: it has 2 names and only 1 of them are under the worker's allowed roots (${root}; set UPLOAD_SAGA_ALLOWED_ROOTS); refused, as the same file is reachable outside them`,
+    );
+    // Both names under the roots (one in a nested directory): the file is what its path says.
+    await mkdir(path.join(root, 'nested'), { recursive: true });
+    const twin = path.join(root, 'nested', 'inside-twin.bin');
+    await link(path.join(root, 'inside.bin'), twin);
+    const source = await resolver.open({ type: 'file', path: twin });
+    expect((await source.read(0, 6)).toString()).toBe('inside');
+    await source.close();
+    // The same file with the outside directory as a second root is fine too.
+    const both = new LocalFileResolver({ allowedRoots: [root, outside] });
+    const opened = await both.open({ type: 'file', path: escape });
+    await opened.close();
+  });
+
+  it('gives up, refusing, when the roots hold more entries than the hard-link search may visit', async () => {
+    const inner = path.join(root, 'many');
+    await mkdir(inner, { recursive: true });
+    for (let i = 0; i < 20; i += 1) await writeFile(path.join(inner, `f${i}`), '');
+    await link(path.join(root, 'inside.bin'), path.join(inner, 'zz-twin.bin'));
+    const stats = await stat(path.join(root, 'inside.bin'));
+    expect(stats.nlink).toBeGreaterThan(1);
+    const verdict = await linksOutsideRoots(stats, [root], 5);
+    expect(verdict).toEqual({ ok: false, reason: 'too-many-entries', found: expect.any(Number), links: stats.nlink, maxEntries: 5 });
+    expect(await linksOutsideRoots(stats, [root])).toEqual({ ok: true });
+    // One root nested inside another does not count a name twice.
+    expect(await linksOutsideRoots(await stat(path.join(outside, 'secret.bin')), [outside, outside])).toEqual({
+      ok: false,
+      reason: 'outside',
+      found: 1,
+      links: 2,
+    });
   });
 
   it('refuses a FIFO without waiting for a writer, and a directory', async () => {

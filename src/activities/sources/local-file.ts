@@ -9,12 +9,15 @@
  * opened: the final component is opened with `O_NOFOLLOW`, and after the open the descriptor's
  * own path (`/proc/self/fd/N` on Linux) must be under a root and the file at the checked path
  * must be the opened one (same device and inode). The descriptor is what every read uses.
+ * A hard link is the file itself, so a file with several links is accepted only when all of
+ * them lie under the roots (hard-links.ts).
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { permanentFailure, UploadFailureType } from '../../upload/errors';
 import type { SourceDescriptor } from '../../upload/request';
 import type { ByteSource, SourceResolver, SourceStat } from './byte-source';
+import { linksOutsideRoots } from './hard-links';
 
 /** Options of {@link LocalFileResolver}. */
 export interface LocalFileSourceOptions {
@@ -136,6 +139,15 @@ export class LocalFileResolver implements SourceResolver {
       const now = await fs.lstat(real).catch(() => undefined);
       if (!now || now.dev !== stat.dev || now.ino !== stat.ino)
         throw swapped(`changed while it was opened (${real} is no longer the opened file)`);
+      const links = await linksOutsideRoots(stat, roots);
+      if (!links.ok) {
+        throw permanentFailure(
+          UploadFailureType.SourceNotAllowed,
+          links.reason === 'outside'
+            ? `source file ${requested} is a hard link: it has ${links.links} names and only ${links.found} of them are under the worker's allowed roots (${rootList}); refused, as the same file is reachable outside them`
+            : `source file ${requested} is a hard link (${links.links} names) and the allowed roots hold more than ${links.maxEntries} entries to search for its other names; refused, as they may lie outside the roots`,
+        );
+      }
       return new LocalFileSource(handle, real);
     } catch (err) {
       await handle.close();
