@@ -14,13 +14,8 @@
  */
 import { Context } from '@temporalio/activity';
 import { multipartUploadIdOf } from '../upload/wire-names';
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { uploadsForKey } from '../s3/create-multipart-upload';
 import { transientFailure, UploadFailureType } from '../upload/errors';
 import type { UploadActivityDeps } from './deps';
 import { isS3Error, s3Failure } from '../s3/classify-error';
@@ -44,23 +39,6 @@ export interface CleanupUploadResult {
 
 /** How many abort-and-confirm rounds one attempt makes before handing over to the retry policy. */
 const CONFIRM_ROUNDS = 3;
-
-async function uploadsForKey(s3: S3Client, bucket: string, key: string): Promise<{ multipartUploadId: string; initiated?: Date }[]> {
-  const found: { multipartUploadId: string; initiated?: Date }[] = [];
-  let keyMarker: string | undefined;
-  let uploadIdMarker: string | undefined;
-  for (;;) {
-    const page = await s3.send(
-      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
-    );
-    for (const u of page.Uploads ?? []) {
-      if (u.Key === key && u.UploadId) found.push({ multipartUploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
-    }
-    if (!page.IsTruncated) return found;
-    keyMarker = page.NextKeyMarker;
-    uploadIdMarker = page.NextUploadIdMarker;
-  }
-}
 
 async function stillHasParts(s3: S3Client, bucket: string, key: string, multipartUploadId: string): Promise<boolean> {
   try {

@@ -15,7 +15,7 @@
  *   is permanent: the saga compensates instead of merging a wrong object.
  */
 import { requireMultipartUploadId, WIRE_NAMES } from '../upload/wire-names';
-import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { createMultipartUpload } from '../s3/create-multipart-upload';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { GatewayUploadFailureType, partCountOf, type GatewayPart } from '../upload/gateway-upload';
@@ -88,18 +88,26 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
     async openMultipartUpload(input: OpenMultipartUploadInput): Promise<OpenMultipartUploadResult> {
       const where = `s3://${input.bucket}/${input.key}`;
       try {
-        const created = await deps.s3.send(
-          new CreateMultipartUploadCommand({
+        const ctx = Context.current();
+        const created = await createMultipartUpload(
+          deps.s3,
+          {
             Bucket: input.bucket,
             Key: input.key,
             ContentType: input.contentType,
             Metadata: input.metadata,
             ...(input.checksumAlgorithm ? { ChecksumAlgorithm: input.checksumAlgorithm } : {}),
-          }),
-          { abortSignal: Context.current().cancellationSignal },
+          },
+          ctx.info.scheduledTimestampMs,
+          ctx.cancellationSignal,
         );
-        if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        return { multipartUploadId: created.UploadId };
+        if (created.abortedOrphans.length > 0)
+          ctx.log.warn('aborted multipart uploads whose create answer was lost', {
+            bucket: input.bucket,
+            key: input.key,
+            aborted: created.abortedOrphans,
+          });
+        return { multipartUploadId: created.multipartUploadId };
       } catch (err) {
         throw s3Failure(`CreateMultipartUpload of ${where}`, err);
       }

@@ -4,7 +4,8 @@
  *
  * - The first batch creates the multipart upload and heartbeats its id at once: if the activity
  *   dies right after, the retry (heartbeat details) and the compensation (failure details, last
- *   heartbeat) both know which upload to continue or abort.
+ *   heartbeat) both know which upload to continue or abort. A create whose answer was lost leaves
+ *   an upload nobody knows; the next create aborts it (s3/create-multipart-upload.ts).
  * - A retry resumes: parts S3 already lists with the right size are skipped, so at most the
  *   parts that were in flight are sent again.
  * - Memory is bounded: each of `partConcurrency` workers holds one part, so about
@@ -23,7 +24,7 @@
  *   detect (its idle timeout), see connections.ts.
  */
 import { multipartUploadIdOf, type CarriesMultipartUploadId } from '../upload/wire-names';
-import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { UploadPartCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
@@ -35,6 +36,7 @@ import { sourceVersionMatches } from './sources/byte-source';
 import { bareETag, checksumField, checksumFingerprint, partChecksum } from '../s3/checksums';
 import { s3Failure } from '../s3/classify-error';
 import { listAllParts } from '../s3/list-parts';
+import { createMultipartUpload } from '../s3/create-multipart-upload';
 import { runPool } from './worker-pool';
 import { activityObservation } from '../progress/activity-progress';
 
@@ -106,8 +108,9 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
 
     try {
       if (!multipartUploadId) {
-        const created = await deps.s3.send(
-          new CreateMultipartUploadCommand({
+        const created = await createMultipartUpload(
+          deps.s3,
+          {
             Bucket: input.bucket,
             Key: input.key,
             ContentType: input.contentType,
@@ -115,11 +118,17 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             ChecksumAlgorithm: input.checksumAlgorithm,
             // COMPOSITE is S3's default for the algorithms that allow it: only FULL_OBJECT is named.
             ...(input.checksumAlgorithm && input.checksumType === 'FULL_OBJECT' ? { ChecksumType: 'FULL_OBJECT' as const } : {}),
-          }),
-          { abortSignal: signal },
+          },
+          ctx.info.scheduledTimestampMs,
+          signal,
         );
-        if (!created.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        multipartUploadId = created.UploadId;
+        if (created.abortedOrphans.length > 0)
+          ctx.log.warn('aborted multipart uploads whose create answer was lost', {
+            bucket: input.bucket,
+            key: input.key,
+            aborted: created.abortedOrphans,
+          });
+        multipartUploadId = created.multipartUploadId;
         createdNow = true;
       }
       const id = multipartUploadId;
