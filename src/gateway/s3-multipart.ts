@@ -44,7 +44,9 @@ import { randomBytes } from 'node:crypto';
 import { UploadPartCommand, S3Client, type S3Client as S3ClientType } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { listAllParts } from '../s3/list-parts';
+import { checksumField } from '../s3/checksums';
+import { listAllParts, listedPart } from '../s3/list-parts';
+import { sameETag } from '../s3/multipart-etag';
 import type { GatewayUploadState } from '../upload/gateway-upload';
 import { tenantSettings } from './config';
 import {
@@ -62,16 +64,21 @@ import {
   declaredLengthOf,
   gatewayPartsOf,
   objectLocation,
+  partClaimOf,
   parsePartNumber,
+  queryMetadataOf,
   UPLOAD_LENGTH_META,
   userMetadataOf,
 } from './s3-multipart-requests';
+import { registerEmptyFileRoute } from './s3-multipart-empty';
+import { checksumHeaderOf, declaredPartSizeOf, partBinding, presignedPartSize, type PartBinding } from './s3-part-binding';
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from './s3-multipart-sessions';
 import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
 export * from './s3-multipart-requests';
 export * from './s3-multipart-sessions';
+export * from './s3-part-binding';
 
 /** Options of {@link s3MultipartPlugin}; every field has a default. */
 export interface S3MultipartPluginOptions {
@@ -104,7 +111,7 @@ export interface S3MultipartPluginOptions {
 
 /** What the routes need, resolved. */
 interface S3MultipartRouteOptions {
-  uploads: Pick<UploadsService, 'create' | 'get' | 'complete' | 'cancel'>;
+  uploads: Pick<UploadsService, 'create' | 'get' | 'complete' | 'cancel' | 'recordPart'>;
   s3: S3ClientType;
   presigner: S3ClientType;
   publicS3Endpoint: string | undefined;
@@ -210,6 +217,87 @@ async function createPresignerFor(s3: S3ClientType, publicEndpoint: string | und
   });
 }
 
+/**
+ * Creates a presigned upload from Uppy's create fields (`filename`, `type`, file meta), holding an
+ * upload token to its one upload and size. `length` overrides the declared length (the empty-file path).
+ */
+async function createPresignedUpload(
+  options: S3MultipartRouteOptions,
+  request: FastifyRequest,
+  tenant: string,
+  fields: { filename?: unknown; type?: unknown; metadata?: unknown },
+  length?: number,
+): Promise<GatewayUploadState> {
+  if (fields.filename !== undefined && typeof fields.filename !== 'string') throw new InvalidRequestError('filename must be text');
+  if (fields.type !== undefined && typeof fields.type !== 'string') throw new InvalidRequestError('type must be a MIME type as text');
+  const declaredLength = length ?? declaredLengthOf(fields.metadata);
+  const partSize = presignedPartSize(declaredLength, declaredPartSizeOf(fields.metadata));
+  const metadata = userMetadataOf(fields.metadata);
+  // An upload token creates one upload, of at most its size (verify holds the object to the declared length).
+  const scope = request.uploadToken;
+  const uploadId = randomBytes(16).toString('hex');
+  if (scope) {
+    if (scope.maxBytes !== undefined && declaredLength === undefined)
+      throw new ForbiddenError(
+        `this upload token allows at most ${scope.maxBytes} bytes: declare the file's size in metadata "${UPLOAD_LENGTH_META}"`,
+      );
+    if (scope.maxBytes !== undefined && declaredLength !== undefined && declaredLength > scope.maxBytes)
+      throw new UploadTooLargeError(`${declaredLength} bytes is more than this upload token allows (${scope.maxBytes} bytes)`);
+    const bound = await options.uploadTokens.bind(scope.tokenId, uploadId, scope.expiresAt);
+    if (bound !== uploadId) throw new ForbiddenError(`this upload token already created upload ${bound}; mint one token per upload`);
+  }
+  return options.uploads
+    .create({
+      tenant,
+      uploadId,
+      mode: 'presigned',
+      ...(declaredLength !== undefined ? { length: declaredLength } : {}),
+      partSize,
+      ...(fields.filename ? { filename: fields.filename } : {}),
+      ...(fields.type ? { contentType: fields.type } : {}),
+      ...(scope?.key !== undefined ? { key: scope.key } : {}),
+      metadata,
+    })
+    .catch(async (err: unknown) => {
+      // Nothing was created: the token may create its one upload again.
+      if (scope) await options.uploadTokens.release(scope.tokenId, uploadId).catch(() => undefined);
+      throw err;
+    });
+}
+
+/**
+ * The URL of one UploadPart, binding what `binding` says: `Content-Length` and the checksum header
+ * are signed (the checksum kept out of the query, so the PUT must carry it), and the headers the
+ * client must send with the PUT (besides `Content-Length`, which a browser sets itself).
+ */
+async function signPart(
+  presigner: S3ClientType,
+  state: GatewayUploadState,
+  multipartUploadId: string,
+  partNumber: number,
+  binding: PartBinding,
+  expiresIn: number,
+): Promise<{ url: string; headers: Record<string, string> }> {
+  const checksumHeader = binding.checksum ? checksumHeaderOf(binding.checksum.algorithm) : undefined;
+  const url = await getSignedUrl(
+    presigner,
+    new UploadPartCommand({
+      Bucket: state.bucket,
+      Key: state.key,
+      UploadId: multipartUploadId,
+      PartNumber: partNumber,
+      ...(binding.size !== undefined ? { ContentLength: binding.size } : {}),
+      ...(binding.checksum ? { [checksumField(binding.checksum.algorithm)]: binding.checksum.value } : {}),
+    }),
+    {
+      expiresIn,
+      signableHeaders: new Set([...(binding.size !== undefined ? ['content-length'] : []), ...(checksumHeader ? [checksumHeader] : [])]),
+      ...(checksumHeader ? { unhoistableHeaders: new Set([checksumHeader]) } : {}),
+    },
+  );
+  return { url, headers: checksumHeader && binding.checksum ? { [checksumHeader]: binding.checksum.value } : {} };
+}
+
 function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRouteOptions): void {
   app.post('/uppy/sessions', async (request, reply) => {
     const session = await options.sessions.issue(request.tenant, options.sessionTtlMs);
@@ -233,11 +321,37 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       return tenant;
     };
 
-    app.get(`${prefix}/s3/params`, { config: { public: sessionAuth } }, async (request) => {
-      await tenantOf(request);
-      throw new InvalidRequestError(
-        'single-request uploads are not offered: every upload is a multipart saga. Set shouldUseMultipart: true in @uppy/aws-s3 (a file under 5 MiB is then one part); send empty files with tus',
-      );
+    app.get<{ Querystring: Record<string, unknown> }>(`${prefix}/s3/params`, creationConfig, async (request) => {
+      const tenant = await tenantOf(request);
+      const meta = queryMetadataOf(request.query);
+      const declared = declaredLengthOf(meta);
+      if (declared !== undefined && declared > 0) {
+        throw new InvalidRequestError(
+          `single-request uploads are only for empty files (metadata "${UPLOAD_LENGTH_META}" is ${declared}): every other upload is a multipart saga. Set shouldUseMultipart: true in @uppy/aws-s3 (a file under 5 MiB is then one part)`,
+        );
+      }
+      const { filename, type } = request.query;
+      const state = await createPresignedUpload(options, request, tenant, { filename, type, metadata: meta }, 0);
+      const endpoint = `${app.prefix}${prefix.replace(':session', (request.params as { session?: string }).session ?? '')}`;
+      return {
+        method: 'POST',
+        url: `${endpoint}/s3/empty/${state.uploadId}`,
+        fields: { key: state.key },
+        uploadId: state.uploadId,
+        key: state.key,
+        bucket: state.bucket,
+        expiresAt: new Date(state.expiresAt).toISOString(),
+      };
+    });
+
+    registerEmptyFileRoute(app, `${prefix}/s3/empty/:uploadId`, routeConfig, {
+      uploads: options.uploads,
+      s3: options.s3,
+      tenantOf,
+      presignedUpload: (tenant, uploadId, key) => presignedUpload(options, tenant, uploadId, key),
+      receivingMultipartId,
+      locationOf: (state) => objectLocation(options.publicS3Endpoint, options.region, state.bucket, state.key),
+      completeWaitMs: options.completeWaitMs,
     });
 
     app.post<{ Body: { filename?: unknown; type?: unknown; metadata?: unknown } | undefined }>(
@@ -246,59 +360,29 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       async (request) => {
         const tenant = await tenantOf(request);
         const body = request.body ?? {};
-        if (body.filename !== undefined && typeof body.filename !== 'string') throw new InvalidRequestError('filename must be text');
-        if (body.type !== undefined && typeof body.type !== 'string') throw new InvalidRequestError('type must be a MIME type as text');
-        const length = declaredLengthOf(body.metadata);
-        const metadata = userMetadataOf(body.metadata);
-        // An upload token creates one upload, of at most its size (verify holds the object to the declared length).
-        const scope = request.uploadToken;
-        const uploadId = randomBytes(16).toString('hex');
-        if (scope) {
-          if (scope.maxBytes !== undefined && length === undefined)
-            throw new ForbiddenError(
-              `this upload token allows at most ${scope.maxBytes} bytes: declare the file's size in metadata "${UPLOAD_LENGTH_META}"`,
-            );
-          if (scope.maxBytes !== undefined && length !== undefined && length > scope.maxBytes)
-            throw new UploadTooLargeError(`${length} bytes is more than this upload token allows (${scope.maxBytes} bytes)`);
-          const bound = await options.uploadTokens.bind(scope.tokenId, uploadId, scope.expiresAt);
-          if (bound !== uploadId) throw new ForbiddenError(`this upload token already created upload ${bound}; mint one token per upload`);
-        }
-        const state = await options.uploads
-          .create({
-            tenant,
-            uploadId,
-            mode: 'presigned',
-            ...(length !== undefined ? { length } : {}),
-            ...(body.filename ? { filename: body.filename } : {}),
-            ...(body.type ? { contentType: body.type } : {}),
-            ...(scope?.key !== undefined ? { key: scope.key } : {}),
-            metadata,
-          })
-          .catch(async (err: unknown) => {
-            // Nothing was created: the token may create its one upload again.
-            if (scope) await options.uploadTokens.release(scope.tokenId, uploadId).catch(() => undefined);
-            throw err;
-          });
-        return { uploadId: state.uploadId, key: state.key, bucket: state.bucket, expiresAt: new Date(state.expiresAt).toISOString() };
+        const state = await createPresignedUpload(options, request, tenant, body);
+        return {
+          uploadId: state.uploadId,
+          key: state.key,
+          bucket: state.bucket,
+          expiresAt: new Date(state.expiresAt).toISOString(),
+          partSize: state.partSize,
+        };
       },
     );
 
-    app.get<{ Params: UploadParams & { partNumber: string }; Querystring: { key?: string } }>(
+    app.get<{ Params: UploadParams & { partNumber: string }; Querystring: { key?: string; size?: string; checksum?: string } }>(
       `${prefix}/s3/multipart/:uploadId/:partNumber`,
       routeConfig,
       async (request) => {
         const tenant = await tenantOf(request);
         const partNumber = parsePartNumber(request.params.partNumber);
         const state = await presignedUpload(options, tenant, request.params.uploadId, request.query.key);
+        const binding = partBinding(state, partNumber, request.query);
         const multipartUploadId = receivingMultipartId(state);
         const remaining = Math.floor((state.expiresAt - Date.now()) / 1000);
         const expiresIn = Math.max(1, Math.min(options.presignExpiresInSeconds, remaining));
-        const url = await getSignedUrl(
-          options.presigner,
-          new UploadPartCommand({ Bucket: state.bucket, Key: state.key, UploadId: multipartUploadId, PartNumber: partNumber }),
-          { expiresIn },
-        );
-        return { url, expires: expiresIn };
+        return { ...(await signPart(options.presigner, state, multipartUploadId, partNumber, binding, expiresIn)), expires: expiresIn };
       },
     );
 
@@ -309,6 +393,27 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       const parts = await listAllParts(options.s3, { bucket: state.bucket, key: state.key, multipartUploadId });
       return parts.map((part) => ({ PartNumber: part.PartNumber, Size: part.Size, ETag: part.ETag }));
     });
+
+    app.post<{ Params: UploadParams & { partNumber: string }; Querystring: { key?: string }; Body: unknown }>(
+      `${prefix}/s3/multipart/:uploadId/:partNumber/done`,
+      routeConfig,
+      async (request) => {
+        const tenant = await tenantOf(request);
+        const partNumber = parsePartNumber(request.params.partNumber);
+        const claim = partClaimOf(request.body);
+        const { uploadId } = request.params;
+        const state = await presignedUpload(options, tenant, uploadId, request.query.key);
+        const multipartUploadId = receivingMultipartId(state);
+        // A claim S3 does not confirm records nothing.
+        const part = await listedPart(options.s3, { bucket: state.bucket, key: state.key, multipartUploadId }, partNumber);
+        if (!part) throw new UploadConflictError(`S3 has no part ${partNumber} of upload ${uploadId}: PUT it before reporting it`);
+        if (!sameETag(part.ETag, claim.etag))
+          throw new UploadConflictError(`part ${partNumber} has ETag ${part.ETag} in S3, not ${claim.etag}: report the ETag S3 answered`);
+        if (part.Size !== claim.size) throw new UploadConflictError(`part ${partNumber} has ${part.Size} bytes in S3, not ${claim.size}`);
+        const recorded = await options.uploads.recordPart(tenant, uploadId, { partNumber, size: part.Size });
+        return { partNumber, size: part.Size, partsCompleted: recorded.partsCompleted, bytesReceived: recorded.offset };
+      },
+    );
 
     app.post<{ Params: UploadParams; Querystring: { key?: string }; Body: unknown }>(
       `${prefix}/s3/multipart/:uploadId/complete`,

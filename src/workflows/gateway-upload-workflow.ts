@@ -40,7 +40,10 @@ import {
   ChunkRejection,
   GatewayUploadFailureType,
   gatewayPartsProblem,
+  hasPart,
   partCountOf,
+  partReportProblem,
+  withPart,
   type GatewayPart,
   type GatewayUploadInput,
   type GatewayUploadPhase,
@@ -68,6 +71,7 @@ import {
   completeUpdate,
   DEFAULT_UPDATES_PER_RUN,
   recordChunkUpdate,
+  recordPartUpdate,
   waitUntilOpenUpdate,
 } from '../upload/gateway-upload-messages';
 
@@ -98,6 +102,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     partsCompleted: carried?.partsCompleted ?? 0,
     fingerprint: carried?.fingerprint ?? '',
     staged: carried?.staged ?? [],
+    ...(carried?.reportedParts ? { reportedParts: carried.reportedParts } : {}),
     ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
     ...(carried ? { multipartUploadId: carried.multipartUploadId } : {}),
     phase: carried ? 'receive-parts' : input.length !== undefined ? 'reserve-space' : 'open-multipart',
@@ -131,7 +136,11 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     state.outcome = outcome;
     upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
   };
-  const snapshot = (): GatewayUploadState => ({ ...state, staged: [...state.staged] });
+  const snapshot = (): GatewayUploadState => ({
+    ...state,
+    staged: [...state.staged],
+    ...(state.reportedParts ? { reportedParts: state.reportedParts.map(([first, last]): [number, number] => [first, last]) } : {}),
+  });
   // tus: every part recorded (a zero-byte upload has one empty part); presigned: the client reported its parts.
   const received = () =>
     state.mode === 'tus'
@@ -175,6 +184,26 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     {
       validator: (record) => {
         const problem = chunkRecordProblem(state, record, Date.now());
+        if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
+      },
+    },
+  );
+  // Presigned progress, pushed: a handler with no command, so runs that never receive it replay unchanged.
+  setHandler(
+    recordPartUpdate,
+    ({ partNumber, size }) => {
+      updatesThisRun++;
+      if (!hasPart(state.reportedParts ?? [], partNumber)) {
+        state.reportedParts = withPart(state.reportedParts ?? [], partNumber);
+        state.partsCompleted++;
+        state.offset += size;
+        setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
+      }
+      return snapshot();
+    },
+    {
+      validator: (report) => {
+        const problem = partReportProblem(state, report, Date.now());
         if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
       },
     },
@@ -289,6 +318,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                 fingerprint: state.fingerprint,
                 staged: state.staged,
                 runs: state.runs,
+                ...(state.reportedParts ? { reportedParts: state.reportedParts } : {}),
               },
             });
           }
