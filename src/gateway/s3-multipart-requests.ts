@@ -75,10 +75,12 @@ export function queryMetadataOf(query: Record<string, unknown>): Record<string, 
 /** A finished part as the client reports it (`POST …/:partNumber/done`): the ETag S3 answered and its size. */
 export function partClaimOf(body: unknown): { etag: string; size: number } {
   const claim = (body ?? {}) as { ETag?: unknown; size?: unknown };
+  const malformed = (what: string) =>
+    new InvalidRequestError(`the body must be { "ETag": "<the ETag S3 answered for the part>", "size": <its bytes> }: ${what}`);
   if (typeof claim.ETag !== 'string' || claim.ETag.length === 0 || claim.ETag.length > 128)
-    throw new InvalidRequestError('the body must be { "ETag": "<the ETag S3 answered for the part>", "size": <its bytes> }');
+    throw malformed(`ETag must be text, got ${JSON.stringify(claim.ETag) ?? 'nothing'}`);
   if (typeof claim.size !== 'number' || !Number.isSafeInteger(claim.size) || claim.size < 0)
-    throw new InvalidRequestError(`size must be the part's whole number of bytes, got ${JSON.stringify(claim.size)}`);
+    throw malformed(`size must be a whole number of bytes, got ${JSON.stringify(claim.size) ?? 'nothing'}`);
   return { etag: claim.ETag, size: claim.size };
 }
 

@@ -94,3 +94,19 @@ export async function sendParts(client: CompanionClient, uploadId: string, key: 
   }
   return parts;
 }
+
+/** PUTs `data` to a part URL with `headers`, as a browser would: the status, S3's error code and message, the ETag (quotes stripped). */
+export async function putToS3(
+  url: string,
+  data: Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; code: string; text: string; etag: string }> {
+  const response = await fetch(url, { method: 'PUT', body: data, headers });
+  const text = await response.text();
+  return {
+    status: response.status,
+    code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? '',
+    text,
+    etag: response.ok ? response.headers.get('etag')!.replace(/^"+|"+$/g, '') : '',
+  };
+}

@@ -13,7 +13,7 @@ import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { incompleteUploads, objectExists, objectSha256 } from '../support/s3-inspect';
-import { sessionClient, type CompanionClient } from './companion-client';
+import { putToS3 as put, sessionClient, type CompanionClient } from './companion-client';
 import { startTestGateway, testTenant, type TestGateway } from './gateway-harness';
 import { openStream } from './progress-stream';
 
@@ -39,18 +39,6 @@ afterAll(async () => {
 const sha256 = (data: Buffer, encoding: 'hex' | 'base64' = 'hex') => createHash('sha256').update(data).digest(encoding);
 const ledger = () =>
   new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
-const etagOf = (response: Response) => response.headers.get('etag')!.replace(/^"+|"+$/g, '');
-
-/** PUTs `data` to a part URL with `headers`, as a browser would; the status and S3's error code. */
-async function put(
-  url: string,
-  data: Buffer,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; code: string; etag: string }> {
-  const response = await fetch(url, { method: 'PUT', body: data, headers });
-  const text = await response.text();
-  return { status: response.status, code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? '', etag: response.ok ? etagOf(response) : '' };
-}
 
 /** Abort, then nothing of the upload is left in S3. */
 async function abortLeavingNothing(client: CompanionClient, uploadId: string, key: string): Promise<void> {
