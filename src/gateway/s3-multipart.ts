@@ -8,12 +8,13 @@
  *
  * | request | answer |
  * | --- | --- |
- * | `POST /s3/multipart` `{ filename, type, metadata }` | `{ uploadId, key }` |
- * | `GET /s3/multipart/:uploadId/:partNumber?key=` | `{ url, expires }` (presigned UploadPart) |
+ * | `POST /s3/multipart` `{ filename, type, metadata }` | `{ uploadId, key, partSize }` |
+ * | `GET /s3/multipart/:uploadId/:partNumber?key=[&size=][&checksum=]` | `{ url, expires, headers }` (presigned UploadPart) |
+ * | `POST /s3/multipart/:uploadId/:partNumber/done?key=` `{ ETag, size }` | `{ partsCompleted, bytesReceived }` |
  * | `GET /s3/multipart/:uploadId?key=` | `[{ PartNumber, Size, ETag }]` (ListParts) |
  * | `POST /s3/multipart/:uploadId/complete?key=` `{ parts: [{ PartNumber, ETag }] }` | `{ location, key, bucket }` |
  * | `DELETE /s3/multipart/:uploadId?key=` | `{}` |
- * | `GET /s3/params?filename=&type=` (single PUT) | 400: use multipart (see below) |
+ * | `GET /s3/params?filename=&type=` (Uppy's single request, used for empty files) | `{ url, fields }` (see below) |
  *
  * Why it is built this way:
  * - `uploadId` is OUR upload id, never S3's: every request is looked up as the caller's upload
@@ -22,7 +23,11 @@
  *   at another tenant's upload or key, whatever it sends in `key`.
  * - A presigned URL is valid for at most `presignExpiresInSeconds` (default 15 min) and never beyond
  *   the upload's own expiry; it is signed for the PUBLIC S3 endpoint (the one browsers reach), which
- *   may differ from the gateway's own (`publicS3Endpoint`). Only UploadPart is ever signed.
+ *   may differ from the gateway's own (`publicS3Endpoint`). Only UploadPart is ever signed, and it
+ *   binds the part's size and checksum where known (s3-part-binding.ts), so S3 refuses at the PUT
+ *   a part that is not the declared one.
+ * - A client reports each finished part (`…/done`); the claim is checked against ListParts before
+ *   the workflow records it, and the new state goes to the progress streams at once.
  * - `complete` hands the client's part list to the workflow, which checks it against ListParts
  *   before merging, and answers once the object exists (or 202 when that takes longer than
  *   `completeWaitMs`; the progress stream tells the outcome). `abort` cancels the saga: the
@@ -33,12 +38,14 @@
  *   part of the endpoint path: `companionEndpoint = <gateway>/uppy/session/<token>`. Only the
  *   token's SHA-256 is stored (in Redis with a TTL across replicas, else in memory). The same
  *   routes are also served under `/uppy` with the bearer header, for clients that can send one.
- * - Single-request uploads (Uppy's non-multipart path, an S3 POST policy) would bypass the saga:
- *   they are refused with a message saying to enable multipart (`shouldUseMultipart: true`; files
- *   under 5 MiB are then one-part uploads). A zero-byte file cannot be sent this way: use tus.
+ * - Single-request uploads (Uppy's non-multipart path, an S3 POST policy) would bypass the saga.
+ *   Uppy takes that path for empty files even with `shouldUseMultipart: true`, so `GET /s3/params`
+ *   answers with the saga of an empty object and a form URL of the gateway's own
+ *   (s3-multipart-empty.ts); a file declared larger is refused, saying to enable multipart.
  *
  * One job per file: s3-multipart-sessions.ts (browser sessions), s3-multipart-requests.ts (reading
- * Uppy's requests); this module holds the plugin and its routes.
+ * Uppy's requests), s3-part-binding.ts (what a part URL binds), s3-multipart-empty.ts (the
+ * empty-file form); this module holds the plugin and its routes.
  */
 import { randomBytes } from 'node:crypto';
 import { UploadPartCommand, S3Client, type S3Client as S3ClientType } from '@aws-sdk/client-s3';
@@ -200,8 +207,8 @@ async function endpointOf(s3: S3ClientType): Promise<string | undefined> {
 
 /**
  * The client that signs part URLs: the gateway's own when browsers reach the same endpoint, else
- * one with the same region and credentials signing for `publicEndpoint`. Neither adds a checksum
- * to the signature (a browser PUT carries none; parts are verified by ListParts and ETag).
+ * one with the same region and credentials signing for `publicEndpoint`. Neither computes a
+ * checksum of its own: the only one signed is the client's (`checksum`), see {@link signPart}.
  */
 async function createPresignerFor(s3: S3ClientType, publicEndpoint: string | undefined): Promise<S3ClientType> {
   if (!publicEndpoint || publicEndpoint === (await endpointOf(s3))) {

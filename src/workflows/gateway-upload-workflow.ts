@@ -8,8 +8,11 @@
  *   Update whose validator ({@link chunkRecordProblem}) accepts it only if it starts where the
  *   upload stands. A rejected update leaves no event in history, so conflicting or retried PATCHes
  *   cost nothing, and the recorded offset is the truth a resumed client continues from.
- * - No bytes and no per-part list are held: parts are summarised by a running fingerprint
- *   (checksums S3 validated), which verify recomputes from ListParts before the merge.
+ * - No bytes and no per-part list are held: tus parts are summarised by a running fingerprint
+ *   (checksums S3 validated), which verify recomputes from ListParts before the merge. Presigned
+ *   parts a client reports (confirmed by the gateway with ListParts) are counted with the
+ *   `recordPart` update and kept as ranges of part numbers, for progress only: verify checks the
+ *   client's final list against ListParts either way.
  * - Expiry is a durable timer (a `condition` with a timeout): when it fires first, the step fails
  *   with `UploadExpired` and the saga compensates — multipart upload aborted, staged segments
  *   deleted, reservation released. Cancellation (tus DELETE, an aborted Uppy upload) is workflow
