@@ -328,7 +328,8 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       return tenant;
     };
 
-    app.get<{ Querystring: Record<string, unknown> }>(`${prefix}/s3/params`, creationConfig, async (request) => {
+    // Not for upload tokens (their one upload goes through /s3/multipart or tus).
+    app.get<{ Querystring: Record<string, unknown> }>(`${prefix}/s3/params`, { config: { public: sessionAuth } }, async (request) => {
       const tenant = await tenantOf(request);
       const meta = queryMetadataOf(request.query);
       const declared = declaredLengthOf(meta);

@@ -279,7 +279,12 @@ describe('empty files: Uppy’s POST-policy path, through the saga', () => {
 
   it('stores an empty file: verified, merged and committed by its saga like any upload', async () => {
     const client = await sessionClient(gateway, acme);
+    const counted = async (outcome: string) =>
+      (await gateway.app.metrics.uploads.get()).values.find((v) => v.labels.protocol === 's3-multipart' && v.labels.outcome === outcome)
+        ?.value ?? 0;
+    const [createdBefore, completedBefore] = [await counted('created'), await counted('completed')];
     const sent = await postEmpty(client, 'empty.txt', new Blob([]), { 'upload-length': '0', project: 'zero' });
+    expect([await counted('created'), await counted('completed')]).toEqual([createdBefore + 1, completedBefore + 1]);
     expect(sent).toMatchObject({ status: 201, json: { key: sent.key, bucket: BUCKET, size: 0 } });
     expect(sent.etag).toBeTruthy();
     expect(await objectSha256(stack.s3, BUCKET, sent.key)).toBe(sha256(Buffer.alloc(0)));
