@@ -1,19 +1,31 @@
 /**
- * Writing one PATCH's bytes with memory bounded by two parts: every time staged bytes plus new
- * ones fill a part, the part is assembled (staged segments read back from S3, then the new bytes)
- * and sent with UploadPart and its checksum while the next part is received; bytes that do not
- * fill a part are staged as one segment object under the upload's staging prefix. What S3 has is
- * proposed to the workflow with `recordChunk`.
+ * Writing one PATCH's bytes with memory bounded by (parts in flight + 1) parts: every time staged
+ * bytes plus new ones fill a part, the part is assembled (staged segments read back from S3, then
+ * the new bytes, in one copy) and sent with UploadPart and its checksum while the next part is
+ * received; up to `partsInFlight` parts are on their way to S3 at once. Bytes that do not fill a
+ * part are staged as one segment object under the upload's staging prefix. What S3 has is proposed
+ * to the workflow with `recordChunk`.
  *
- * Invariant: the workflow's recorded position is the truth. Bytes sent but never recorded are
- * overwritten by a retry (same part number, same segment key); folded segments are deleted only
- * once the part that holds their bytes is recorded.
+ * Invariants:
+ * - The workflow's recorded position is the truth. Bytes sent but never recorded are overwritten
+ *   by a retry (same part number, same segment key); folded segments are deleted only once the
+ *   part that holds their bytes is recorded.
+ * - Only the contiguous prefix of parts S3 confirmed counts as sent: parts finish in any order,
+ *   but part n+1 is recorded only after part n. A part that fails leaves the position at the parts
+ *   before it (which are recorded, when the request records as it goes); the parts after it are
+ *   overwritten by the client's retry.
+ *
+ * Why it is built this way: one part in flight leaves the link to S3 idle while a part is
+ * acknowledged and the next one received, which halves what a single PATCH reaches; several in
+ * flight overlap those round trips the way lib-storage's queue and tusd's S3 store do. Reading the
+ * request stops while all slots are busy, so a fast client waits on TCP instead of filling memory.
  */
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { checksumField, partChecksum } from '../s3/checksums';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
 import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadState, type StagedSegment } from '../upload/gateway-upload';
 import { stagingPrefixOf } from '../upload/staging';
+import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { UploadTooLargeError } from './errors';
 import type { UploadsService } from './uploads-service';
 
@@ -27,6 +39,12 @@ export interface ChunkWriterOptions {
    * @default 1000
    */
   recordIntervalMs?: number;
+  /**
+   * Parts one PATCH sends to S3 at once. A PATCH holds at most (partsInFlight + 1) × part size of
+   * body in memory: the parts in flight and the one being received.
+   * @default DEFAULT_TUS_PARTS_IN_FLIGHT
+   */
+  partsInFlight?: number;
 }
 
 /** Where one PATCH stands: what the workflow recorded, and what this request has sent since. */
@@ -37,26 +55,40 @@ interface Position {
   staged: StagedSegment[];
 }
 
+/** A part handed to UploadPart: where the PATCH stands once it and every part before it are in S3. */
+interface PartInFlight {
+  after: Position;
+  /** Staged segments whose bytes this part holds. */
+  folded: StagedSegment[];
+  state: 'sending' | 'sent' | 'failed';
+  job: Promise<void>;
+}
+
 /**
- * Writes one request's bytes: full parts with UploadPart (one in flight while the next is
+ * Writes one request's bytes: full parts with UploadPart (several in flight while the next is
  * received), the remainder as a staged segment, and records what S3 has with the workflow.
  */
 export class ChunkWriter {
   /** What the workflow recorded. */
   private committed: Position;
-  /** What S3 has: parts whose UploadPart finished, segments put. */
+  /** What S3 has: the contiguous prefix of parts whose UploadPart finished, segments put. */
   private sent: Position;
-  /** Where the request stands, including the part being sent. */
+  /** Where the request stands, including the parts being sent. */
   private pending: Position;
   private fresh: Buffer[] = [];
   private freshBytes = 0;
   /** Segments folded into parts S3 has: deleted once recorded. */
   private obsolete: StagedSegment[] = [];
-  private inflight: Promise<void> | undefined;
+  /** Parts sent and not yet part of `sent`, in part order. */
+  private inflight: PartInFlight[] = [];
+  /** The first failure of a part or of a record; the request fails with it. */
+  private failure: { error: unknown } | undefined;
+  private recording: Promise<void> | undefined;
   private lastRecordAt = Date.now();
   private latest: GatewayUploadState;
   private readonly stagingPrefix: string;
   private readonly recordIntervalMs: number;
+  private readonly partsInFlight: number;
 
   constructor(
     private readonly options: ChunkWriterOptions,
@@ -75,6 +107,7 @@ export class ChunkWriter {
     this.latest = state;
     this.stagingPrefix = stagingPrefixOf(state.tenant, state.uploadId);
     this.recordIntervalMs = options.recordIntervalMs ?? 1000;
+    this.partsInFlight = Math.max(1, options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT);
   }
 
   private get partSize(): number {
@@ -86,6 +119,7 @@ export class ChunkWriter {
   }
 
   async push(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure.error;
     const { length } = this.latest;
     if (length !== undefined && this.pending.offset + this.freshBytes + chunk.length > length) {
       throw new UploadTooLargeError(`the body goes beyond the upload's length of ${length} bytes`);
@@ -108,26 +142,48 @@ export class ChunkWriter {
     } else {
       await this.settle();
     }
-    if (this.sent.offset !== this.committed.offset || this.sent.partsCompleted !== this.committed.partsCompleted) await this.record();
+    if (this.ahead()) await this.record();
     return this.latest;
   }
 
-  /** Waits for the part in flight, ignoring its failure: the request is failing anyway. */
+  /** Waits for the parts in flight, ignoring their failure: the request is failing anyway. */
   async abandon(): Promise<void> {
     await this.settle().catch(() => undefined);
   }
 
+  /**
+   * Waits until no part is in flight and no record runs. When a part failed, records the parts
+   * before it (if this request records as it goes) and throws the failure.
+   */
   private async settle(): Promise<void> {
-    const job = this.inflight;
-    this.inflight = undefined;
-    if (job) await job;
+    await Promise.allSettled(this.inflight.map((part) => part.job));
+    await this.recording;
+    if (!this.failure) return;
+    if (this.behaviour.recordEachPart && this.ahead()) await this.record().catch(() => undefined);
+    throw this.failure.error;
   }
 
-  private takeFresh(bytes: number): Buffer {
-    const all = Buffer.concat(this.fresh, this.freshBytes);
-    this.fresh = bytes < all.length ? [all.subarray(bytes)] : [];
-    this.freshBytes = all.length - bytes;
-    return all.subarray(0, bytes);
+  /** Takes `bytes` of the received bytes, after `prefix`, as one buffer (one copy at most). */
+  private takeFresh(bytes: number, prefix?: Buffer): Buffer {
+    const pieces: Buffer[] = prefix?.length ? [prefix] : [];
+    let taken = 0;
+    let used = 0;
+    while (taken < bytes) {
+      const chunk = this.fresh[used]!;
+      const want = bytes - taken;
+      if (chunk.length <= want) {
+        pieces.push(chunk);
+        taken += chunk.length;
+        used++;
+      } else {
+        pieces.push(chunk.subarray(0, want));
+        this.fresh[used] = chunk.subarray(want);
+        taken = bytes;
+      }
+    }
+    this.fresh.splice(0, used);
+    this.freshBytes -= bytes;
+    return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   }
 
   /** The staged segments' bytes, read back from S3 and checked for length. */
@@ -142,30 +198,36 @@ export class ChunkWriter {
       }
       buffers.push(bytes);
     }
-    return Buffer.concat(buffers);
+    return buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
   }
 
   /**
    * Assembles the next part — the staged bytes plus new ones, `size` bytes in all — and starts
-   * sending it once the previous part is in S3; returns while it is being sent.
+   * sending it once a slot is free; returns while it is being sent.
    */
   private async sendPart(size: number): Promise<void> {
     const staged = await this.readStaged();
-    const body = Buffer.concat([staged, this.takeFresh(size - staged.length)]);
+    const body = this.takeFresh(size - staged.length, staged);
     const partNumber = this.pending.partsCompleted + 1;
     const algorithm = this.latest.checksumAlgorithm ?? 'CRC32C';
     const checksum = await partChecksum(algorithm, body);
-    const folded = this.pending.staged;
-    const after: Position = {
-      offset: this.pending.partsCompleted * this.partSize + body.length,
-      partsCompleted: partNumber,
-      fingerprint: extendPartsFingerprint(this.pending.fingerprint, partNumber, checksum),
-      staged: [],
+    const part: PartInFlight = {
+      after: {
+        offset: this.pending.partsCompleted * this.partSize + body.length,
+        partsCompleted: partNumber,
+        fingerprint: extendPartsFingerprint(this.pending.fingerprint, partNumber, checksum),
+        staged: [],
+      },
+      folded: this.pending.staged,
+      state: 'sending',
+      job: Promise.resolve(),
     };
-    this.pending = after;
-    await this.settle(); // one part in flight: memory stays at about two parts
-    const job = (async () => {
-      await this.options.s3.send(
+    this.pending = part.after;
+    // Backpressure: the request is not read further while every slot is busy.
+    for (let busy = this.busy(); busy.length >= this.partsInFlight && !this.failure; busy = this.busy()) await Promise.race(busy);
+    if (this.failure) throw this.failure.error;
+    part.job = this.options.s3
+      .send(
         new UploadPartCommand({
           Bucket: this.latest.bucket,
           Key: this.latest.key,
@@ -176,13 +238,43 @@ export class ChunkWriter {
           ChecksumAlgorithm: algorithm,
           [checksumField(algorithm)]: checksum,
         }),
+      )
+      .then(
+        () => {
+          part.state = 'sent';
+          this.advance();
+        },
+        (error: unknown) => {
+          part.state = 'failed';
+          this.failure ??= { error };
+        },
       );
-      this.sent = after;
-      this.obsolete.push(...folded);
-      if (this.behaviour.recordEachPart && Date.now() - this.lastRecordAt >= this.recordIntervalMs) await this.record();
-    })();
-    job.catch(() => undefined); // awaited by the next settle(); never an unhandled rejection
-    this.inflight = job;
+    this.inflight.push(part);
+  }
+
+  /** The parts still on their way to S3. */
+  private busy(): Promise<void>[] {
+    return this.inflight.filter((part) => part.state === 'sending').map((part) => part.job);
+  }
+
+  /** Whether S3 has more than the workflow recorded. */
+  private ahead(): boolean {
+    return this.sent.offset !== this.committed.offset || this.sent.partsCompleted !== this.committed.partsCompleted;
+  }
+
+  /** Moves `sent` over the parts S3 confirmed without a gap; records at most once per interval. */
+  private advance(): void {
+    while (this.inflight[0]?.state === 'sent') {
+      const part = this.inflight.shift()!;
+      this.sent = part.after;
+      this.obsolete.push(...part.folded);
+    }
+    const due = Date.now() - this.lastRecordAt >= this.recordIntervalMs;
+    if (this.behaviour.recordEachPart && due && !this.recording && !this.failure && this.ahead()) {
+      this.recording = this.record()
+        .catch((error: unknown) => void (this.failure ??= { error }))
+        .finally(() => (this.recording = undefined));
+    }
   }
 
   /** Stages the new bytes as a segment; beyond MAX_STAGED_SEGMENTS, folds all staged bytes into one. */
@@ -192,8 +284,7 @@ export class ChunkWriter {
     let body: Buffer;
     let folded: StagedSegment[] = [];
     if (this.pending.staged.length + 1 > MAX_STAGED_SEGMENTS) {
-      const staged = await this.readStaged();
-      body = Buffer.concat([staged, this.takeFresh(this.freshBytes)]);
+      body = this.takeFresh(this.freshBytes, await this.readStaged());
       segment = { start: this.pending.partsCompleted * this.partSize, end };
       folded = this.pending.staged;
     } else {
@@ -215,16 +306,20 @@ export class ChunkWriter {
     this.obsolete.push(...folded);
   }
 
-  /** Proposes what S3 has to the workflow; on acceptance, deletes the folded segments. */
+  /**
+   * Proposes what S3 has to the workflow; on acceptance, deletes the segments folded into the
+   * recorded parts (not those of parts that reach S3 while the proposal is on its way).
+   */
   private async record(): Promise<void> {
     const from = { offset: this.committed.offset, partsCompleted: this.committed.partsCompleted };
     const position = { ...this.sent, staged: [...this.sent.staged] };
+    const obsolete = this.obsolete;
+    this.obsolete = [];
     this.latest = await this.options.uploads.recordChunk(this.tenant, this.latest.uploadId, { from, ...position });
     this.committed = position;
     this.lastRecordAt = Date.now();
     const current = new Set(this.committed.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)));
-    const keys = this.obsolete.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !current.has(k));
-    this.obsolete = [];
+    const keys = obsolete.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !current.has(k));
     if (keys.length === 0) return;
     // Best effort: a segment left behind is deleted with the staging prefix when the saga ends.
     await this.options.s3
