@@ -26,7 +26,7 @@ import type { EmbeddedStack } from '../src/embedded';
 import { startTusdServer } from '../src/embedded/tusd';
 import { hashToken } from '../src/gateway/config';
 import { siblingModule } from '../src/module-path';
-import { currentRssMiB, mbps, MiB, peakRssMiB, timed } from './measure';
+import { cpuSeconds, currentRssMiB, mbps, MiB, peakRssMiB, timed } from './measure';
 
 export const TUS_SERVERS = ['gateway', 'tusd', 'tus-node-server'] as const;
 export type TusServerName = (typeof TUS_SERVERS)[number];
@@ -45,6 +45,12 @@ export interface GatewayBenchRow {
   ratioToTusd?: number;
   /** Highest VmHWM of the server process over this row's uploads (reset before each). */
   peakRssMiB?: number;
+  /**
+   * CPU seconds per GiB uploaded, mean over the runs, of the server's processes: the gateway's
+   * include its upload worker and the Temporal dev server. A measure the machine's load does not
+   * skew the way it skews MB/s.
+   */
+  cpuSecondsPerGiB?: number;
   /** Why the row did not run. */
   unsupported?: string;
 }
@@ -54,7 +60,7 @@ export interface GatewayBenchResult {
   bytes: number;
   reps: number;
   parallelUploads: number;
-  servers: Record<TusServerName, { settings: string; idleRssMiB: number; extensions: string[] }>;
+  servers: Partial<Record<TusServerName, { settings: string; idleRssMiB: number; extensions: string[] }>>;
   rows: GatewayBenchRow[];
 }
 
@@ -73,6 +79,8 @@ export interface GatewayBenchOptions {
   track: (child: ChildProcess) => void;
   size: number;
   reps: number;
+  /** The servers to run (all by default; fewer to profile one). */
+  servers?: readonly TusServerName[];
   /** `parallelUploads` of the parallel row. */
   parallelUploads: number;
   /** Extra variables for the gateway (e.g. UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT). */
@@ -80,6 +88,16 @@ export interface GatewayBenchOptions {
   /** Write a CPU profile of the gateway process here (node --cpu-prof). */
   cpuProfDir?: string;
   log: (line: string) => void;
+}
+
+/** A running tus server the bench uploads to. */
+interface TusServer {
+  endpoint: string;
+  pid: number;
+  /** Every process whose CPU time is the server's. */
+  cpuPids: number[];
+  headers: Record<string, string>;
+  settings: string;
 }
 
 /** Spawns a Node process running `args` and waits for its `url http://…` line. */
@@ -178,70 +196,88 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
     );
     closers.push(() => options.stopProcess(gateway.child));
 
-    const tusd = await startTusdServer({
-      dataDir: path.join(options.work, 'tusd'),
-      s3: {
-        endpoint: stack.s3.endpoint,
-        region: stack.s3.region,
-        accessKeyId: stack.s3.accessKeyId,
-        secretAccessKey: stack.s3.secretAccessKey,
-        bucket,
-        objectPrefix: 'tusd/',
-      },
-    });
-    closers.push(() => tusd.stop());
-
-    const tusNode = await startNodeServer(
-      ['--import', 'tsx', siblingModule(__dirname, './tus-node-server')],
-      { ...process.env, ...env, TUS_NODE_BUCKET: bucket },
-      track,
-    );
-    closers.push(() => options.stopProcess(tusNode.child));
-
-    const servers: Record<TusServerName, { endpoint: string; pid: number; headers: Record<string, string>; settings: string }> = {
+    const chosen = TUS_SERVERS.filter((name) => (options.servers ?? TUS_SERVERS).includes(name));
+    const servers: Partial<Record<TusServerName, TusServer>> = {
       gateway: {
         endpoint: `${gateway.url}/files`,
         pid: gateway.child.pid!,
+        cpuPids: [gateway.child.pid!, worker.pid!, stack.temporal.pid],
         headers: { Authorization: `Bearer ${token}` },
         settings: `part size ${options.gatewayEnv.UPLOAD_SAGA_GATEWAY_PART_SIZE ?? '5MiB'}, parts in flight per PATCH ${options.gatewayEnv.UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT ?? 'default'}`,
       },
-      tusd: { endpoint: tusd.endpoint, pid: tusd.pid, headers: {}, settings: 'tusd v2.9.1 S3 store, defaults' },
-      'tus-node-server': {
+    };
+    if (chosen.includes('tusd')) {
+      const tusd = await startTusdServer({
+        dataDir: path.join(options.work, 'tusd'),
+        s3: {
+          endpoint: stack.s3.endpoint,
+          region: stack.s3.region,
+          accessKeyId: stack.s3.accessKeyId,
+          secretAccessKey: stack.s3.secretAccessKey,
+          bucket,
+          objectPrefix: 'tusd/',
+        },
+      });
+      closers.push(() => tusd.stop());
+      servers.tusd = {
+        endpoint: tusd.endpoint,
+        pid: tusd.pid,
+        cpuPids: [tusd.pid],
+        headers: {},
+        settings: 'tusd v2.9.1, S3 store at its defaults',
+      };
+    }
+    if (chosen.includes('tus-node-server')) {
+      const tusNode = await startNodeServer(
+        ['--import', 'tsx', siblingModule(__dirname, './tus-node-server')],
+        { ...process.env, ...env, TUS_NODE_BUCKET: bucket },
+        track,
+      );
+      closers.push(() => options.stopProcess(tusNode.child));
+      servers['tus-node-server'] = {
         endpoint: `${tusNode.url}/files`,
         pid: tusNode.child.pid!,
+        cpuPids: [tusNode.child.pid!],
         headers: {},
-        settings: '@tus/server + @tus/s3-store, defaults',
-      },
-    };
-    const info = {} as GatewayBenchResult['servers'];
-    for (const name of TUS_SERVERS) {
-      const server = servers[name];
-      info[name] = {
+        settings: '@tus/server + @tus/s3-store at their defaults',
+      };
+    }
+    const info: GatewayBenchResult['servers'] = {};
+    for (const name of chosen) {
+      const server = servers[name]!;
+      const entry = {
         settings: server.settings,
         idleRssMiB: round(await currentRssMiB(server.pid)),
         extensions: await extensionsOf(server.endpoint),
       };
-      log(`${name}: ${server.endpoint}, idle RSS ${info[name].idleRssMiB} MiB, extensions ${info[name].extensions.join(',')}`);
+      info[name] = entry;
+      log(`${name}: ${server.endpoint}, idle RSS ${entry.idleRssMiB} MiB, extensions ${entry.extensions.join(',')}`);
     }
 
     const data = randomBytes(options.size);
-    const runs = new Map<string, { mbps: number[]; peak: number }>();
+    const runs = new Map<string, { mbps: number[]; peak: number; cpu: number[] }>();
+    const cpuOf = async (pids: number[]) => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
     const rowKey = (server: TusServerName, mode: TusMode) => `${server}/${mode}`;
     let resettable = true;
     for (let rep = 0; rep < options.reps; rep++) {
       for (const mode of TUS_MODES) {
-        for (let i = 0; i < TUS_SERVERS.length; i++) {
-          const name = TUS_SERVERS[(rep + i) % TUS_SERVERS.length]!;
-          if (mode === 'parallel uploads' && !info[name].extensions.includes('concatenation')) continue;
-          const server = servers[name];
+        for (let i = 0; i < chosen.length; i++) {
+          const name = chosen[(rep + i) % chosen.length]!;
+          if (mode === 'parallel uploads' && !info[name]!.extensions.includes('concatenation')) continue;
+          const server = servers[name]!;
           resettable = (await resetPeakRss(server.pid)) && resettable;
+          const cpuBefore = await cpuOf(server.cpuPids);
           const { ms } = await timed(() => upload(data, server.endpoint, server.headers, mode, options.parallelUploads));
+          const cpu = (await cpuOf(server.cpuPids)) - cpuBefore;
           const peak = await peakRssMiB(server.pid);
-          const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0 };
+          const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0, cpu: [] };
           entry.mbps.push(round(mbps(options.size, ms)));
+          entry.cpu.push(cpu / (options.size / 1024 ** 3));
           entry.peak = Math.max(entry.peak, peak);
           runs.set(rowKey(name, mode), entry);
-          log(`rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, peak RSS ${peak.toFixed(0)} MiB`);
+          log(
+            `rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, peak RSS ${peak.toFixed(0)} MiB, CPU ${cpu.toFixed(1)} s`,
+          );
         }
       }
     }
@@ -250,7 +286,7 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
     const rows: GatewayBenchRow[] = [];
     for (const mode of TUS_MODES) {
       const tusdBest = Math.max(...(runs.get(rowKey('tusd', mode))?.mbps ?? [NaN]));
-      for (const name of TUS_SERVERS) {
+      for (const name of chosen) {
         const entry = runs.get(rowKey(name, mode));
         if (!entry) {
           rows.push({ server: name, mode, runsMBps: [], unsupported: 'no concatenation extension (Tus-Extension)' });
@@ -264,6 +300,7 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           runsMBps: entry.mbps,
           ...(Number.isFinite(tusdBest) ? { ratioToTusd: round(best / tusdBest, 2) } : {}),
           peakRssMiB: round(entry.peak),
+          cpuSecondsPerGiB: round(entry.cpu.reduce((a, b) => a + b, 0) / entry.cpu.length),
         });
       }
     }
@@ -284,19 +321,18 @@ export function gatewayMarkdown(result: GatewayBenchResult): string {
   const lines = [
     `tus servers on one MinIO, tus-js-client, ${result.bytes / MiB} MiB, best of ${result.reps} (parallel: ${result.parallelUploads} partial uploads)`,
     '',
-    '| mode | server | MB/s | × tusd | peak RSS (MiB) | runs |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| mode | server | MB/s | × tusd | peak RSS (MiB) | CPU s per GiB | runs (MB/s) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of result.rows) {
     lines.push(
       r.unsupported
-        ? `| ${r.mode} | ${r.server} | unsupported: ${r.unsupported} | — | — | — |`
-        : `| ${r.mode} | ${r.server} | ${r.mbps} | ${r.ratioToTusd ?? '—'} | ${r.peakRssMiB} | ${r.runsMBps.join(', ')} |`,
+        ? `| ${r.mode} | ${r.server} | unsupported: ${r.unsupported} | — | — | — | — |`
+        : `| ${r.mode} | ${r.server} | ${r.mbps} | ${r.ratioToTusd ?? '—'} | ${r.peakRssMiB} | ${r.cpuSecondsPerGiB} | ${r.runsMBps.join(', ')} |`,
     );
   }
-  lines.push(
-    '',
-    ...TUS_SERVERS.map((name) => `- ${name}: ${result.servers[name].settings}; idle RSS ${result.servers[name].idleRssMiB} MiB`),
-  );
+  lines.push('');
+  for (const [name, server] of Object.entries(result.servers))
+    lines.push(`- ${name}: ${server.settings}; idle RSS ${server.idleRssMiB} MiB`);
   return `${lines.join('\n')}\n`;
 }

@@ -48,7 +48,7 @@ import { createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
 import { createBaselineActivities } from './baseline-activities';
-import { benchGateway, gatewayMarkdown, type GatewayBenchResult } from './gateway';
+import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
 import { benchStartup, type StartupRow } from './startup';
@@ -79,6 +79,7 @@ interface Options {
   gatewayPartsInFlight?: string;
   gatewayPartSize?: string;
   gatewayCpuProf?: string;
+  gatewayServers: string;
 }
 
 const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway'] as const;
@@ -180,6 +181,7 @@ async function main(): Promise<void> {
     .option('--gateway-parallel-uploads <n>', "tus-js-client's parallelUploads in the parallel row", '4')
     .option('--gateway-parts-in-flight <n>', "the gateway's UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT (default: its own)")
     .option('--gateway-part-size <size>', "the gateway's UPLOAD_SAGA_GATEWAY_PART_SIZE (default: its own)")
+    .option('--gateway-servers <list>', `tus servers of the gateway section, of ${TUS_SERVERS.join(', ')}`, TUS_SERVERS.join(','))
     .option('--gateway-cpu-prof <dir>', 'write a CPU profile of the gateway process (node --cpu-prof) to this directory')
     .parse();
   const opts = program.opts<Options>();
@@ -602,6 +604,11 @@ async function main(): Promise<void> {
         size: parseByteSize(opts.gatewaySize)!,
         reps: Number(opts.gatewayReps),
         parallelUploads: Number(opts.gatewayParallelUploads),
+        servers: opts.gatewayServers.split(',').map((name) => {
+          if (!(TUS_SERVERS as readonly string[]).includes(name))
+            throw new Error(`unknown tus server "${name}" (${TUS_SERVERS.join(', ')})`);
+          return name as TusServerName;
+        }),
         gatewayEnv: {
           ...(opts.gatewayPartsInFlight ? { UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: opts.gatewayPartsInFlight } : {}),
           ...(opts.gatewayPartSize ? { UPLOAD_SAGA_GATEWAY_PART_SIZE: opts.gatewayPartSize } : {}),

@@ -27,6 +27,7 @@ import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadS
 import { stagingPrefixOf } from '../upload/staging';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { UploadTooLargeError } from './errors';
+import { PartBuffers } from './part-buffers';
 import type { UploadsService } from './uploads-service';
 
 /** What a {@link ChunkWriter} needs. */
@@ -39,6 +40,11 @@ export interface ChunkWriterOptions {
    * @default 1000
    */
   recordIntervalMs?: number;
+  /**
+   * Part buffers shared by the PATCHes of one gateway.
+   * @default buffers of this request only
+   */
+  buffers?: PartBuffers;
   /**
    * Parts one PATCH sends to S3 at once. A PATCH holds at most (partsInFlight + 1) × part size of
    * body in memory: the parts in flight and the one being received.
@@ -75,8 +81,10 @@ export class ChunkWriter {
   private sent: Position;
   /** Where the request stands, including the parts being sent. */
   private pending: Position;
-  private fresh: Buffer[] = [];
-  private freshBytes = 0;
+  /** The part being received: staged bytes first (read back from S3 when it is sent), then new ones. */
+  private current: Buffer | undefined;
+  /** Bytes of the current part so far, staged ones included. */
+  private filled: number;
   /** Segments folded into parts S3 has: deleted once recorded. */
   private obsolete: StagedSegment[] = [];
   /** Parts sent and not yet part of `sent`, in part order. */
@@ -89,6 +97,7 @@ export class ChunkWriter {
   private readonly stagingPrefix: string;
   private readonly recordIntervalMs: number;
   private readonly partsInFlight: number;
+  private readonly buffers: PartBuffers;
 
   constructor(
     private readonly options: ChunkWriterOptions,
@@ -108,6 +117,8 @@ export class ChunkWriter {
     this.stagingPrefix = stagingPrefixOf(state.tenant, state.uploadId);
     this.recordIntervalMs = options.recordIntervalMs ?? 1000;
     this.partsInFlight = Math.max(1, options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT);
+    this.buffers = options.buffers ?? new PartBuffers(this.partsInFlight + 1);
+    this.filled = this.stagedBytes();
   }
 
   private get partSize(): number {
@@ -118,15 +129,24 @@ export class ChunkWriter {
     return this.pending.offset - this.pending.partsCompleted * this.partSize;
   }
 
+  /** Bytes of this request not yet in a part or a segment. */
+  private get freshBytes(): number {
+    return this.filled - this.stagedBytes();
+  }
+
   async push(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure.error;
     const { length } = this.latest;
     if (length !== undefined && this.pending.offset + this.freshBytes + chunk.length > length) {
       throw new UploadTooLargeError(`the body goes beyond the upload's length of ${length} bytes`);
     }
-    this.fresh.push(chunk);
-    this.freshBytes += chunk.length;
-    while (this.stagedBytes() + this.freshBytes >= this.partSize) await this.sendPart(this.partSize);
+    for (let from = 0; from < chunk.length;) {
+      this.current ??= this.buffers.take(this.partSize);
+      const copied = chunk.copy(this.current, this.filled, from, Math.min(chunk.length, from + this.partSize - this.filled));
+      this.filled += copied;
+      from += copied;
+      if (this.filled === this.partSize) await this.sendPart();
+    }
   }
 
   /** Ends the request: sends the last part or stages the remainder, records, deletes folded segments. */
@@ -134,7 +154,7 @@ export class ChunkWriter {
     const { length } = this.latest;
     const total = this.pending.offset + this.freshBytes;
     if (length !== undefined && total === length) {
-      if (this.pending.partsCompleted < partCountOf(length, this.partSize)) await this.sendPart(this.stagedBytes() + this.freshBytes);
+      if (this.pending.partsCompleted < partCountOf(length, this.partSize)) await this.sendPart();
       await this.settle();
     } else if (this.freshBytes > 0) {
       await this.settle();
@@ -149,6 +169,8 @@ export class ChunkWriter {
   /** Waits for the parts in flight, ignoring their failure: the request is failing anyway. */
   async abandon(): Promise<void> {
     await this.settle().catch(() => undefined);
+    if (this.current) this.buffers.give(this.current);
+    this.current = undefined;
   }
 
   /**
@@ -163,51 +185,38 @@ export class ChunkWriter {
     throw this.failure.error;
   }
 
-  /** Takes `bytes` of the received bytes, after `prefix`, as one buffer (one copy at most). */
-  private takeFresh(bytes: number, prefix?: Buffer): Buffer {
-    const pieces: Buffer[] = prefix?.length ? [prefix] : [];
-    let taken = 0;
-    let used = 0;
-    while (taken < bytes) {
-      const chunk = this.fresh[used]!;
-      const want = bytes - taken;
-      if (chunk.length <= want) {
-        pieces.push(chunk);
-        taken += chunk.length;
-        used++;
-      } else {
-        pieces.push(chunk.subarray(0, want));
-        this.fresh[used] = chunk.subarray(want);
-        taken = bytes;
-      }
-    }
-    this.fresh.splice(0, used);
-    this.freshBytes -= bytes;
-    return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-  }
-
-  /** The staged segments' bytes, read back from S3 and checked for length. */
-  private async readStaged(): Promise<Buffer> {
-    const buffers: Buffer[] = [];
+  /** Reads the staged segments back from S3 into the start of `buffer`, checking their lengths. */
+  private async readStagedInto(buffer: Buffer): Promise<void> {
+    const base = this.pending.partsCompleted * this.partSize;
     for (const segment of this.pending.staged) {
       const key = stagedSegmentKey(this.stagingPrefix, segment);
       const object = await this.options.s3.send(new GetObjectCommand({ Bucket: this.latest.bucket, Key: key }));
-      const bytes = Buffer.from(await object.Body!.transformToByteArray());
+      const bytes = await object.Body!.transformToByteArray();
       if (bytes.length !== segment.end - segment.start) {
         throw new Error(`staged segment ${key} has ${bytes.length} bytes, but ${segment.end - segment.start} were recorded`);
       }
-      buffers.push(bytes);
+      buffer.set(bytes, segment.start - base);
     }
-    return buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
   }
 
   /**
-   * Assembles the next part — the staged bytes plus new ones, `size` bytes in all — and starts
-   * sending it once a slot is free; returns while it is being sent.
+   * Sends the current part — the staged bytes, read back from S3, and the new ones — once a slot is
+   * free; returns while it is being sent. Its buffer is reused once S3 answered.
    */
-  private async sendPart(size: number): Promise<void> {
-    const staged = await this.readStaged();
-    const body = this.takeFresh(size - staged.length, staged);
+  private async sendPart(): Promise<void> {
+    const buffer = this.current ?? this.buffers.take(this.partSize);
+    this.current = undefined;
+    try {
+      if (this.pending.staged.length > 0) await this.readStagedInto(buffer);
+      await this.startPart(buffer, buffer.subarray(0, this.filled));
+    } catch (error) {
+      this.buffers.give(buffer);
+      throw error;
+    }
+    this.filled = 0;
+  }
+
+  private async startPart(buffer: Buffer, body: Buffer): Promise<void> {
     const partNumber = this.pending.partsCompleted + 1;
     const algorithm = this.latest.checksumAlgorithm ?? 'CRC32C';
     const checksum = await partChecksum(algorithm, body);
@@ -248,7 +257,8 @@ export class ChunkWriter {
           part.state = 'failed';
           this.failure ??= { error };
         },
-      );
+      )
+      .finally(() => this.buffers.give(buffer));
     this.inflight.push(part);
   }
 
@@ -283,14 +293,24 @@ export class ChunkWriter {
     let segment: StagedSegment;
     let body: Buffer;
     let folded: StagedSegment[] = [];
+    const buffer = this.current!;
+    this.current = undefined;
     if (this.pending.staged.length + 1 > MAX_STAGED_SEGMENTS) {
-      body = this.takeFresh(this.freshBytes, await this.readStaged());
+      await this.readStagedInto(buffer);
+      body = buffer.subarray(0, this.filled);
       segment = { start: this.pending.partsCompleted * this.partSize, end };
       folded = this.pending.staged;
     } else {
-      body = this.takeFresh(this.freshBytes);
+      body = buffer.subarray(this.stagedBytes(), this.filled);
       segment = { start: this.pending.offset, end };
     }
+    await this.putSegment(segment, body).finally(() => this.buffers.give(buffer));
+    this.pending = { ...this.pending, offset: end, staged: [...(folded.length ? [] : this.pending.staged), segment] };
+    this.sent = { ...this.pending, staged: [...this.pending.staged] };
+    this.obsolete.push(...folded);
+  }
+
+  private async putSegment(segment: StagedSegment, body: Buffer): Promise<void> {
     await this.options.s3.send(
       new PutObjectCommand({
         Bucket: this.latest.bucket,
@@ -301,9 +321,6 @@ export class ChunkWriter {
         ChecksumCRC32C: await partChecksum('CRC32C', body),
       }),
     );
-    this.pending = { ...this.pending, offset: end, staged: [...(folded.length ? [] : this.pending.staged), segment] };
-    this.sent = { ...this.pending, staged: [...this.pending.staged] };
-    this.obsolete.push(...folded);
   }
 
   /**

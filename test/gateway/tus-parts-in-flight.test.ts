@@ -31,13 +31,16 @@ const watch = {
   max: 0,
   /** Hold every UploadPart this long before sending it. */
   holdMs: 0,
-  /** Part numbers whose checksum header is spoiled, so that S3 refuses them. */
-  spoil: new Set<number>(),
-  reset(holdMs: number, spoil: number[] = []) {
+  /** A part held until another one is in S3, then sent with a spoiled checksum header, so that S3 refuses it. */
+  spoil: undefined as { part: number; after: number } | undefined,
+  /** Parts S3 accepted. */
+  accepted: new Set<number>(),
+  reset(holdMs: number, spoil?: { part: number; after: number }) {
     this.active = 0;
     this.max = 0;
     this.holdMs = holdMs;
-    this.spoil = new Set(spoil);
+    this.spoil = spoil;
+    this.accepted = new Set();
   },
 };
 
@@ -53,9 +56,14 @@ beforeAll(async () => {
       watch.max = Math.max(watch.max, watch.active);
       try {
         await new Promise((r) => setTimeout(r, watch.holdMs));
-        if (watch.spoil.has(partNumber))
+        if (watch.spoil?.part === partNumber) {
+          const deadline = Date.now() + 60_000;
+          while (!watch.accepted.has(watch.spoil.after) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
           (args.request as { headers: Record<string, string> }).headers['x-amz-checksum-crc32c'] = 'AAAAAA==';
-        return await next(args);
+        }
+        const result = await next(args);
+        watch.accepted.add(partNumber);
+        return result;
       } finally {
         watch.active--;
       }
@@ -142,14 +150,14 @@ describe('tus PATCH with several parts in flight', () => {
   });
 
   it('records only the parts before one S3 refuses, though later ones finished; the client resumes from there', async () => {
-    watch.reset(1500, [2]);
+    watch.reset(0, { part: 2, after: 3 });
     const data = randomBytes(5 * PART);
     const url = await createTusUpload(gateway, tenant, data.length, 'gap.bin');
     const uploadId = idOf(url);
     const patch = await tusRequest(url, 'PATCH', { ...tenant.auth, 'Upload-Offset': '0' }, data);
     expect(patch.status).toBe(500);
     const during = await gateway.app.uploads.state(tenant.name, uploadId);
-    // S3 has parts 1 and 3 (at least); only part 1 is before the gap.
+    // S3 has parts 1 and 3 (part 2 was refused only after part 3 was in); only part 1 is before the gap.
     const listed = await listedParts(during.key, during.multipartUploadId!);
     expect(listed).toContain(1);
     expect(listed).toContain(3);
