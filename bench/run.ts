@@ -21,6 +21,11 @@
  *   1 MiB uploads through a worker with all three on (Prometheus endpoint scraped every second,
  *   OTLP to a real Jaeger, JSON logs at info) and one with all three off, alternating (see telemetry.ts).
  *
+ * - gateway: tus-js-client against the gateway, tusd (S3 store) and @tus/server + @tus/s3-store on
+ *   the same MinIO: one PATCH, 8 MiB PATCHes, parallel uploads; MB/s, ratio to tusd, each server's
+ *   peak RSS per row (see gateway.ts). `--gateway-parts-in-flight` and `--gateway-part-size` set
+ *   the gateway's; `--gateway-cpu-prof <dir>` profiles it.
+ *
  * `--only <sections...>` runs just those sections, e.g. `npm run bench -- --json --only startup`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -43,6 +48,7 @@ import { createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
 import { createBaselineActivities } from './baseline-activities';
+import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
 import { benchStartup, type StartupRow } from './startup';
@@ -67,9 +73,16 @@ interface Options {
   telemetrySize: string;
   telemetryRounds: string;
   telemetryParts: string;
+  gatewaySize: string;
+  gatewayReps: string;
+  gatewayParallelUploads: string;
+  gatewayPartsInFlight?: string;
+  gatewayPartSize?: string;
+  gatewayCpuProf?: string;
+  gatewayServers: string;
 }
 
-const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry'] as const;
+const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway'] as const;
 
 interface ThroughputRow {
   bytes: number;
@@ -163,6 +176,13 @@ async function main(): Promise<void> {
     .option('--telemetry-size <size>', 'file size of the telemetry throughput run', '1GiB')
     .option('--telemetry-rounds <n>', 'rounds of the telemetry run, each of both variants, which goes first alternating', '5')
     .option('--telemetry-parts <list>', 'what "on" turns on, of metrics, traces, logs (to see what each costs)', 'metrics,traces,logs')
+    .option('--gateway-size <size>', 'file size of the gateway section', '128MiB')
+    .option('--gateway-reps <n>', 'repetitions of the gateway section, which server goes first rotating (best counts)', '3')
+    .option('--gateway-parallel-uploads <n>', "tus-js-client's parallelUploads in the parallel row", '4')
+    .option('--gateway-parts-in-flight <n>', "the gateway's UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT (default: its own)")
+    .option('--gateway-part-size <size>', "the gateway's UPLOAD_SAGA_GATEWAY_PART_SIZE (default: its own)")
+    .option('--gateway-servers <list>', `tus servers of the gateway section, of ${TUS_SERVERS.join(', ')}`, TUS_SERVERS.join(','))
+    .option('--gateway-cpu-prof <dir>', 'write a CPU profile of the gateway process (node --cpu-prof) to this directory')
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
@@ -572,6 +592,31 @@ async function main(): Promise<void> {
         await jaeger.stop();
       }
     }
+    if (!skip.has('gateway')) {
+      results.gateway = await benchGateway({
+        stack,
+        env,
+        bucket: BUCKET,
+        work,
+        startWorker: (workerEnv) => startWorkerProcess(workerEnv),
+        stopProcess,
+        track: (child) => workerProcesses.add(child),
+        size: parseByteSize(opts.gatewaySize)!,
+        reps: Number(opts.gatewayReps),
+        parallelUploads: Number(opts.gatewayParallelUploads),
+        servers: opts.gatewayServers.split(',').map((name) => {
+          if (!(TUS_SERVERS as readonly string[]).includes(name))
+            throw new Error(`unknown tus server "${name}" (${TUS_SERVERS.join(', ')})`);
+          return name as TusServerName;
+        }),
+        gatewayEnv: {
+          ...(opts.gatewayPartsInFlight ? { UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: opts.gatewayPartsInFlight } : {}),
+          ...(opts.gatewayPartSize ? { UPLOAD_SAGA_GATEWAY_PART_SIZE: opts.gatewayPartSize } : {}),
+        },
+        ...(opts.gatewayCpuProf ? { cpuProfDir: path.resolve(opts.gatewayCpuProf) } : {}),
+        log,
+      });
+    }
   } finally {
     await Promise.all([...workerProcesses].map(stopProcess));
     s3.destroy();
@@ -643,6 +688,8 @@ function markdown(results: Record<string, unknown>): string {
       '',
     );
   }
+  const gateway = results.gateway as GatewayBenchResult | undefined;
+  if (gateway) lines.push(gatewayMarkdown(gateway));
   return `${lines.join('\n')}\n`;
 }
 

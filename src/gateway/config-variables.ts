@@ -48,7 +48,16 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     description: 'How long an unfinished upload lives before it is compensated (e.g. 30m, 24h, 7d)',
     default: '24h',
   },
-  { name: 'UPLOAD_SAGA_GATEWAY_PART_SIZE', description: 'Part size of tus uploads (memory per PATCH is about one part)', default: '5MiB' },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_PART_SIZE',
+    description: 'Part size of tus uploads (a PATCH holds at most parts in flight + 1 parts in memory)',
+    default: '5MiB',
+  },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT',
+    description: 'Parts one tus PATCH sends to S3 at once, 1–16 (memory per PATCH: at most (this + 1) × part size)',
+    default: '4',
+  },
   {
     name: 'UPLOAD_SAGA_GATEWAY_REDIS_URL',
     description: 'Redis for cross-replica upload locks, rate limits and progress fan-out; unset: one replica only',

@@ -92,6 +92,12 @@ export interface GatewayConfig {
   uploadExpiryMs: number;
   /** Size of every tus part but the last, in bytes. @default 5 MiB */
   partSize: number;
+  /**
+   * Parts one tus PATCH sends to S3 at once; a PATCH holds at most (tusPartsInFlight + 1) × partSize
+   * of body in memory.
+   * @default DEFAULT_TUS_PARTS_IN_FLIGHT (4)
+   */
+  tusPartsInFlight: number;
   /** @default undefined: locks and rate limits are per process (one replica) */
   redisUrl?: string;
   /** The S3 endpoint browsers reach (presigned URLs are signed for it). @default the worker's S3_ENDPOINT */
@@ -135,6 +141,11 @@ function tenantPairs(variable: string, text: string | undefined, problems: strin
   return pairs;
 }
 
+/** Parts one tus PATCH sends to S3 at once unless configured otherwise (chosen from the bench, see docs/explanation/performance.md). */
+export const DEFAULT_TUS_PARTS_IN_FLIGHT = 4;
+/** The most parts one tus PATCH may send at once: memory per PATCH grows with it. */
+export const MAX_TUS_PARTS_IN_FLIGHT = 16;
+
 const envSchema = z.object({
   UPLOAD_SAGA_GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
   UPLOAD_SAGA_GATEWAY_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8080),
@@ -151,6 +162,12 @@ const envSchema = z.object({
   UPLOAD_SAGA_GATEWAY_RATE_LIMITS: z.string().optional(),
   UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: z.string().default('24h'),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
+  UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: z.coerce
+    .number({ error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
+    .int({ error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
+    .min(1, { error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
+    .max(MAX_TUS_PARTS_IN_FLIGHT, { error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
+    .default(DEFAULT_TUS_PARTS_IN_FLIGHT),
   UPLOAD_SAGA_GATEWAY_REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
@@ -292,7 +309,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   const partSize = size('UPLOAD_SAGA_GATEWAY_PART_SIZE', e.UPLOAD_SAGA_GATEWAY_PART_SIZE);
   if (partSize && (partSize < S3_LIMITS.minPartSize || partSize > MAX_GATEWAY_PART_SIZE)) {
     problems.push(
-      `UPLOAD_SAGA_GATEWAY_PART_SIZE: must be 5 MiB–64 MiB (S3's minimum part size; each PATCH holds about one part in memory), got ${e.UPLOAD_SAGA_GATEWAY_PART_SIZE}`,
+      `UPLOAD_SAGA_GATEWAY_PART_SIZE: must be 5 MiB–64 MiB (S3's minimum part size; each PATCH holds up to parts in flight + 1 parts in memory), got ${e.UPLOAD_SAGA_GATEWAY_PART_SIZE}`,
     );
   }
   const maxUploadBytes = size('UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE', e.UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE);
@@ -310,6 +327,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     tenants,
     uploadExpiryMs: uploadExpiryMs!,
     partSize,
+    tusPartsInFlight: e.UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT,
     ...(e.UPLOAD_SAGA_GATEWAY_REDIS_URL ? { redisUrl: e.UPLOAD_SAGA_GATEWAY_REDIS_URL } : {}),
     ...(e.UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT ? { s3PublicEndpoint: e.UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT.replace(/\/+$/, '') } : {}),
   };

@@ -34,6 +34,8 @@ export {
   hashToken,
   parseDuration,
   MAX_GATEWAY_PART_SIZE,
+  DEFAULT_TUS_PARTS_IN_FLIGHT,
+  MAX_TUS_PARTS_IN_FLIGHT,
   GATEWAY_CONFIG_VARIABLES,
   JWT_ALGORITHMS,
   type JwtAlgorithm,

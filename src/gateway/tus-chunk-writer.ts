@@ -1,20 +1,33 @@
 /**
- * Writing one PATCH's bytes with memory bounded by two parts: every time staged bytes plus new
- * ones fill a part, the part is assembled (staged segments read back from S3, then the new bytes)
- * and sent with UploadPart and its checksum while the next part is received; bytes that do not
- * fill a part are staged as one segment object under the upload's staging prefix. What S3 has is
- * proposed to the workflow with `recordChunk`.
+ * Writing one PATCH's bytes with memory bounded by (parts in flight + 1) parts: every time staged
+ * bytes plus new ones fill a part, the part is assembled (staged segments read back from S3, then
+ * the new bytes, in one copy) and sent with UploadPart and its checksum while the next part is
+ * received; up to `partsInFlight` parts are on their way to S3 at once. Bytes that do not fill a
+ * part are staged as one segment object under the upload's staging prefix. What S3 has is proposed
+ * to the workflow with `recordChunk`.
  *
- * Invariant: the workflow's recorded position is the truth. Bytes sent but never recorded are
- * overwritten by a retry (same part number, same segment key); folded segments are deleted only
- * once the part that holds their bytes is recorded.
+ * Invariants:
+ * - The workflow's recorded position is the truth. Bytes sent but never recorded are overwritten
+ *   by a retry (same part number, same segment key); folded segments are deleted only once the
+ *   part that holds their bytes is recorded.
+ * - Only the contiguous prefix of parts S3 confirmed counts as sent: parts finish in any order,
+ *   but part n+1 is recorded only after part n. A part that fails leaves the position at the parts
+ *   before it (which are recorded, when the request records as it goes); the parts after it are
+ *   overwritten by the client's retry.
+ *
+ * Why it is built this way: one part in flight leaves the link to S3 idle while a part is
+ * acknowledged and the next one received, which halves what a single PATCH reaches; several in
+ * flight overlap those round trips the way lib-storage's queue and tusd's S3 store do. Reading the
+ * request stops while all slots are busy, so a fast client waits on TCP instead of filling memory.
  */
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { checksumField, partChecksum } from '../s3/checksums';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
 import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadState, type StagedSegment } from '../upload/gateway-upload';
 import { stagingPrefixOf } from '../upload/staging';
+import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { UploadTooLargeError } from './errors';
+import { PartBuffers } from './part-buffers';
 import type { UploadsService } from './uploads-service';
 
 /** What a {@link ChunkWriter} needs. */
@@ -27,6 +40,17 @@ export interface ChunkWriterOptions {
    * @default 1000
    */
   recordIntervalMs?: number;
+  /**
+   * Part buffers shared by the PATCHes of one gateway.
+   * @default buffers of this request only
+   */
+  buffers?: PartBuffers;
+  /**
+   * Parts one PATCH sends to S3 at once. A PATCH holds at most (partsInFlight + 1) × part size of
+   * body in memory: the parts in flight and the one being received.
+   * @default DEFAULT_TUS_PARTS_IN_FLIGHT
+   */
+  partsInFlight?: number;
 }
 
 /** Where one PATCH stands: what the workflow recorded, and what this request has sent since. */
@@ -37,26 +61,43 @@ interface Position {
   staged: StagedSegment[];
 }
 
+/** A part handed to UploadPart: where the PATCH stands once it and every part before it are in S3. */
+interface PartInFlight {
+  after: Position;
+  /** Staged segments whose bytes this part holds. */
+  folded: StagedSegment[];
+  state: 'sending' | 'sent' | 'failed';
+  job: Promise<void>;
+}
+
 /**
- * Writes one request's bytes: full parts with UploadPart (one in flight while the next is
+ * Writes one request's bytes: full parts with UploadPart (several in flight while the next is
  * received), the remainder as a staged segment, and records what S3 has with the workflow.
  */
 export class ChunkWriter {
   /** What the workflow recorded. */
   private committed: Position;
-  /** What S3 has: parts whose UploadPart finished, segments put. */
+  /** What S3 has: the contiguous prefix of parts whose UploadPart finished, segments put. */
   private sent: Position;
-  /** Where the request stands, including the part being sent. */
+  /** Where the request stands, including the parts being sent. */
   private pending: Position;
-  private fresh: Buffer[] = [];
-  private freshBytes = 0;
+  /** The part being received: staged bytes first (read back from S3 when it is sent), then new ones. */
+  private current: Buffer | undefined;
+  /** Bytes of the current part so far, staged ones included. */
+  private filled: number;
   /** Segments folded into parts S3 has: deleted once recorded. */
   private obsolete: StagedSegment[] = [];
-  private inflight: Promise<void> | undefined;
+  /** Parts sent and not yet part of `sent`, in part order. */
+  private inflight: PartInFlight[] = [];
+  /** The first failure of a part or of a record; the request fails with it. */
+  private failure: { error: unknown } | undefined;
+  private recording: Promise<void> | undefined;
   private lastRecordAt = Date.now();
   private latest: GatewayUploadState;
   private readonly stagingPrefix: string;
   private readonly recordIntervalMs: number;
+  private readonly partsInFlight: number;
+  private readonly buffers: PartBuffers;
 
   constructor(
     private readonly options: ChunkWriterOptions,
@@ -75,6 +116,9 @@ export class ChunkWriter {
     this.latest = state;
     this.stagingPrefix = stagingPrefixOf(state.tenant, state.uploadId);
     this.recordIntervalMs = options.recordIntervalMs ?? 1000;
+    this.partsInFlight = Math.max(1, options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT);
+    this.buffers = options.buffers ?? new PartBuffers(this.partsInFlight + 1);
+    this.filled = this.stagedBytes();
   }
 
   private get partSize(): number {
@@ -85,14 +129,24 @@ export class ChunkWriter {
     return this.pending.offset - this.pending.partsCompleted * this.partSize;
   }
 
+  /** Bytes of this request not yet in a part or a segment. */
+  private get freshBytes(): number {
+    return this.filled - this.stagedBytes();
+  }
+
   async push(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure.error;
     const { length } = this.latest;
     if (length !== undefined && this.pending.offset + this.freshBytes + chunk.length > length) {
       throw new UploadTooLargeError(`the body goes beyond the upload's length of ${length} bytes`);
     }
-    this.fresh.push(chunk);
-    this.freshBytes += chunk.length;
-    while (this.stagedBytes() + this.freshBytes >= this.partSize) await this.sendPart(this.partSize);
+    for (let from = 0; from < chunk.length;) {
+      this.current ??= this.buffers.take(this.partSize);
+      const copied = chunk.copy(this.current, this.filled, from, Math.min(chunk.length, from + this.partSize - this.filled));
+      this.filled += copied;
+      from += copied;
+      if (this.filled === this.partSize) await this.sendPart();
+    }
   }
 
   /** Ends the request: sends the last part or stages the remainder, records, deletes folded segments. */
@@ -100,7 +154,7 @@ export class ChunkWriter {
     const { length } = this.latest;
     const total = this.pending.offset + this.freshBytes;
     if (length !== undefined && total === length) {
-      if (this.pending.partsCompleted < partCountOf(length, this.partSize)) await this.sendPart(this.stagedBytes() + this.freshBytes);
+      if (this.pending.partsCompleted < partCountOf(length, this.partSize)) await this.sendPart();
       await this.settle();
     } else if (this.freshBytes > 0) {
       await this.settle();
@@ -108,64 +162,81 @@ export class ChunkWriter {
     } else {
       await this.settle();
     }
-    if (this.sent.offset !== this.committed.offset || this.sent.partsCompleted !== this.committed.partsCompleted) await this.record();
+    if (this.ahead()) await this.record();
     return this.latest;
   }
 
-  /** Waits for the part in flight, ignoring its failure: the request is failing anyway. */
+  /** Waits for the parts in flight, ignoring their failure: the request is failing anyway. */
   async abandon(): Promise<void> {
     await this.settle().catch(() => undefined);
-  }
-
-  private async settle(): Promise<void> {
-    const job = this.inflight;
-    this.inflight = undefined;
-    if (job) await job;
-  }
-
-  private takeFresh(bytes: number): Buffer {
-    const all = Buffer.concat(this.fresh, this.freshBytes);
-    this.fresh = bytes < all.length ? [all.subarray(bytes)] : [];
-    this.freshBytes = all.length - bytes;
-    return all.subarray(0, bytes);
-  }
-
-  /** The staged segments' bytes, read back from S3 and checked for length. */
-  private async readStaged(): Promise<Buffer> {
-    const buffers: Buffer[] = [];
-    for (const segment of this.pending.staged) {
-      const key = stagedSegmentKey(this.stagingPrefix, segment);
-      const object = await this.options.s3.send(new GetObjectCommand({ Bucket: this.latest.bucket, Key: key }));
-      const bytes = Buffer.from(await object.Body!.transformToByteArray());
-      if (bytes.length !== segment.end - segment.start) {
-        throw new Error(`staged segment ${key} has ${bytes.length} bytes, but ${segment.end - segment.start} were recorded`);
-      }
-      buffers.push(bytes);
-    }
-    return Buffer.concat(buffers);
+    if (this.current) this.buffers.give(this.current);
+    this.current = undefined;
   }
 
   /**
-   * Assembles the next part — the staged bytes plus new ones, `size` bytes in all — and starts
-   * sending it once the previous part is in S3; returns while it is being sent.
+   * Waits until no part is in flight and no record runs. When a part failed, records the parts
+   * before it (if this request records as it goes) and throws the failure.
    */
-  private async sendPart(size: number): Promise<void> {
-    const staged = await this.readStaged();
-    const body = Buffer.concat([staged, this.takeFresh(size - staged.length)]);
+  private async settle(): Promise<void> {
+    await Promise.allSettled(this.inflight.map((part) => part.job));
+    await this.recording;
+    if (!this.failure) return;
+    if (this.behaviour.recordEachPart && this.ahead()) await this.record().catch(() => undefined);
+    throw this.failure.error;
+  }
+
+  /** Reads the staged segments back from S3 into the start of `buffer`, checking their lengths. */
+  private async readStagedInto(buffer: Buffer): Promise<void> {
+    const base = this.pending.partsCompleted * this.partSize;
+    for (const segment of this.pending.staged) {
+      const key = stagedSegmentKey(this.stagingPrefix, segment);
+      const object = await this.options.s3.send(new GetObjectCommand({ Bucket: this.latest.bucket, Key: key }));
+      const bytes = await object.Body!.transformToByteArray();
+      if (bytes.length !== segment.end - segment.start) {
+        throw new Error(`staged segment ${key} has ${bytes.length} bytes, but ${segment.end - segment.start} were recorded`);
+      }
+      buffer.set(bytes, segment.start - base);
+    }
+  }
+
+  /**
+   * Sends the current part — the staged bytes, read back from S3, and the new ones — once a slot is
+   * free; returns while it is being sent. Its buffer is reused once S3 answered.
+   */
+  private async sendPart(): Promise<void> {
+    const buffer = this.current ?? this.buffers.take(this.partSize);
+    this.current = undefined;
+    try {
+      if (this.pending.staged.length > 0) await this.readStagedInto(buffer);
+      await this.startPart(buffer, buffer.subarray(0, this.filled));
+    } catch (error) {
+      this.buffers.give(buffer);
+      throw error;
+    }
+    this.filled = 0;
+  }
+
+  private async startPart(buffer: Buffer, body: Buffer): Promise<void> {
     const partNumber = this.pending.partsCompleted + 1;
     const algorithm = this.latest.checksumAlgorithm ?? 'CRC32C';
     const checksum = await partChecksum(algorithm, body);
-    const folded = this.pending.staged;
-    const after: Position = {
-      offset: this.pending.partsCompleted * this.partSize + body.length,
-      partsCompleted: partNumber,
-      fingerprint: extendPartsFingerprint(this.pending.fingerprint, partNumber, checksum),
-      staged: [],
+    const part: PartInFlight = {
+      after: {
+        offset: this.pending.partsCompleted * this.partSize + body.length,
+        partsCompleted: partNumber,
+        fingerprint: extendPartsFingerprint(this.pending.fingerprint, partNumber, checksum),
+        staged: [],
+      },
+      folded: this.pending.staged,
+      state: 'sending',
+      job: Promise.resolve(),
     };
-    this.pending = after;
-    await this.settle(); // one part in flight: memory stays at about two parts
-    const job = (async () => {
-      await this.options.s3.send(
+    this.pending = part.after;
+    // Backpressure: the request is not read further while every slot is busy.
+    for (let busy = this.busy(); busy.length >= this.partsInFlight && !this.failure; busy = this.busy()) await Promise.race(busy);
+    if (this.failure) throw this.failure.error;
+    part.job = this.options.s3
+      .send(
         new UploadPartCommand({
           Bucket: this.latest.bucket,
           Key: this.latest.key,
@@ -176,13 +247,44 @@ export class ChunkWriter {
           ChecksumAlgorithm: algorithm,
           [checksumField(algorithm)]: checksum,
         }),
-      );
-      this.sent = after;
-      this.obsolete.push(...folded);
-      if (this.behaviour.recordEachPart && Date.now() - this.lastRecordAt >= this.recordIntervalMs) await this.record();
-    })();
-    job.catch(() => undefined); // awaited by the next settle(); never an unhandled rejection
-    this.inflight = job;
+      )
+      .then(
+        () => {
+          part.state = 'sent';
+          this.advance();
+        },
+        (error: unknown) => {
+          part.state = 'failed';
+          this.failure ??= { error };
+        },
+      )
+      .finally(() => this.buffers.give(buffer));
+    this.inflight.push(part);
+  }
+
+  /** The parts still on their way to S3. */
+  private busy(): Promise<void>[] {
+    return this.inflight.filter((part) => part.state === 'sending').map((part) => part.job);
+  }
+
+  /** Whether S3 has more than the workflow recorded. */
+  private ahead(): boolean {
+    return this.sent.offset !== this.committed.offset || this.sent.partsCompleted !== this.committed.partsCompleted;
+  }
+
+  /** Moves `sent` over the parts S3 confirmed without a gap; records at most once per interval. */
+  private advance(): void {
+    while (this.inflight[0]?.state === 'sent') {
+      const part = this.inflight.shift()!;
+      this.sent = part.after;
+      this.obsolete.push(...part.folded);
+    }
+    const due = Date.now() - this.lastRecordAt >= this.recordIntervalMs;
+    if (this.behaviour.recordEachPart && due && !this.recording && !this.failure && this.ahead()) {
+      this.recording = this.record()
+        .catch((error: unknown) => void (this.failure ??= { error }))
+        .finally(() => (this.recording = undefined));
+    }
   }
 
   /** Stages the new bytes as a segment; beyond MAX_STAGED_SEGMENTS, folds all staged bytes into one. */
@@ -191,15 +293,24 @@ export class ChunkWriter {
     let segment: StagedSegment;
     let body: Buffer;
     let folded: StagedSegment[] = [];
+    const buffer = this.current!;
+    this.current = undefined;
     if (this.pending.staged.length + 1 > MAX_STAGED_SEGMENTS) {
-      const staged = await this.readStaged();
-      body = Buffer.concat([staged, this.takeFresh(this.freshBytes)]);
+      await this.readStagedInto(buffer);
+      body = buffer.subarray(0, this.filled);
       segment = { start: this.pending.partsCompleted * this.partSize, end };
       folded = this.pending.staged;
     } else {
-      body = this.takeFresh(this.freshBytes);
+      body = buffer.subarray(this.stagedBytes(), this.filled);
       segment = { start: this.pending.offset, end };
     }
+    await this.putSegment(segment, body).finally(() => this.buffers.give(buffer));
+    this.pending = { ...this.pending, offset: end, staged: [...(folded.length ? [] : this.pending.staged), segment] };
+    this.sent = { ...this.pending, staged: [...this.pending.staged] };
+    this.obsolete.push(...folded);
+  }
+
+  private async putSegment(segment: StagedSegment, body: Buffer): Promise<void> {
     await this.options.s3.send(
       new PutObjectCommand({
         Bucket: this.latest.bucket,
@@ -210,21 +321,22 @@ export class ChunkWriter {
         ChecksumCRC32C: await partChecksum('CRC32C', body),
       }),
     );
-    this.pending = { ...this.pending, offset: end, staged: [...(folded.length ? [] : this.pending.staged), segment] };
-    this.sent = { ...this.pending, staged: [...this.pending.staged] };
-    this.obsolete.push(...folded);
   }
 
-  /** Proposes what S3 has to the workflow; on acceptance, deletes the folded segments. */
+  /**
+   * Proposes what S3 has to the workflow; on acceptance, deletes the segments folded into the
+   * recorded parts (not those of parts that reach S3 while the proposal is on its way).
+   */
   private async record(): Promise<void> {
     const from = { offset: this.committed.offset, partsCompleted: this.committed.partsCompleted };
     const position = { ...this.sent, staged: [...this.sent.staged] };
+    const obsolete = this.obsolete;
+    this.obsolete = [];
     this.latest = await this.options.uploads.recordChunk(this.tenant, this.latest.uploadId, { from, ...position });
     this.committed = position;
     this.lastRecordAt = Date.now();
     const current = new Set(this.committed.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)));
-    const keys = this.obsolete.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !current.has(k));
-    this.obsolete = [];
+    const keys = obsolete.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !current.has(k));
     if (keys.length === 0) return;
     // Best effort: a segment left behind is deleted with the staging prefix when the saga ends.
     await this.options.s3

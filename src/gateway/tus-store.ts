@@ -9,11 +9,13 @@
  *   after a gateway died therefore cannot double-write: bytes it sent that were never recorded are
  *   overwritten by the retry (same part number, same staged-segment key), and anything left over
  *   sits under the staging prefix, which the saga deletes.
- * - Streaming with memory bounded by two parts per PATCH: the body is read chunk by chunk; every
- *   time the staged bytes plus the new ones fill a part (5 MiB by default), the part is assembled
- *   — staged segments read back from S3, concatenated with the new bytes — and sent with
- *   UploadPart and its checksum while the next part is being received (one part in flight, so
- *   receiving and sending overlap); the folded segments are deleted once the part is recorded.
+ * - Streaming with memory bounded by (parts in flight + 1) parts per PATCH: the body is copied
+ *   chunk by chunk into a part buffer; every time the staged bytes plus the new ones fill a part
+ *   (5 MiB by default), the staged segments are read back from S3 into its start and the part is
+ *   sent with UploadPart and its checksum while the next part is being received, up to
+ *   `tusPartsInFlight` (4) parts at once; the request is not read further while all are busy.
+ *   Part buffers are reused across PATCHes (part-buffers.ts). Only the contiguous prefix of parts
+ *   S3 confirmed is recorded; the folded segments are deleted once the part is recorded.
  *   Bytes that do not fill a part when the body ends (or the connection drops) are staged as one
  *   temporary object `segment-<start>-<end>` under the upload's staging prefix.
  * - Without Upload-Checksum, parts S3 has are recorded as they arrive (at most one update per
@@ -29,7 +31,9 @@
 import type { Readable } from 'node:stream';
 import { DataStore, Upload } from '@tus/server';
 import { Metadata } from '@tus/utils';
+import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { GatewayError, UploadConflictError } from './errors';
+import { PartBuffers } from './part-buffers';
 import { BodyChecksum, ChecksumMismatchError } from './tus-checksum';
 import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
 import { currentContext } from './tus-request-context';
@@ -53,8 +57,15 @@ export type GatewayUploadStoreOptions = ChunkWriterOptions;
 
 /** The {@link DataStore} of the gateway's tus endpoint. */
 export class GatewayUploadStore extends DataStore {
+  /** What every PATCH's writer gets: these options, and part buffers the PATCHes share. */
+  private readonly writerOptions: ChunkWriterOptions;
+
   constructor(private readonly options: GatewayUploadStoreOptions) {
     super();
+    this.writerOptions = {
+      ...options,
+      buffers: options.buffers ?? new PartBuffers((options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT) + 1),
+    };
     this.extensions = ['creation', 'creation-with-upload', 'termination', 'expiration', 'checksum'];
   }
 
@@ -91,7 +102,7 @@ export class GatewayUploadStore extends DataStore {
       });
     if (state.length === 0) {
       // Nothing will be PATCHed: the one (empty) part is sent now.
-      await new ChunkWriter(this.options, context.tenant, state).finish();
+      await new ChunkWriter(this.writerOptions, context.tenant, state).finish();
     } else {
       context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
     }
@@ -132,7 +143,7 @@ export class GatewayUploadStore extends DataStore {
       );
     }
     const verifier = context.uploadChecksum ? new BodyChecksum(context.uploadChecksum) : undefined;
-    const writer = new ChunkWriter(this.options, context.tenant, state, { recordEachPart: !verifier });
+    const writer = new ChunkWriter(this.writerOptions, context.tenant, state, { recordEachPart: !verifier });
     let streamError: unknown;
     try {
       for await (const chunk of readable) {

@@ -32,8 +32,8 @@ export interface TusPluginOptions {
   uploads: UploadsService;
   /** S3 client parts and staged segments are written with. */
   s3: S3Client;
-  /** Tenant limits (maximum upload size). */
-  config: Pick<GatewayConfig, 'defaults' | 'tenants'>;
+  /** Tenant limits (maximum upload size); parts one PATCH sends at once. */
+  config: Pick<GatewayConfig, 'defaults' | 'tenants' | 'tusPartsInFlight'>;
   /** Serialises requests on one upload (a RedisLocker across replicas). */
   locker: Locker;
   /** Where an upload token's one upload is bound at creation. @default in memory */
@@ -73,6 +73,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     datastore: new GatewayUploadStore({
       uploads: options.uploads,
       s3: options.s3,
+      partsInFlight: options.config.tusPartsInFlight,
       ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}),
     }),
     relativeLocation: true,

@@ -9,6 +9,7 @@
  * first served it (each test file has its own queue).
  */
 import { randomBytes } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import * as tus from 'tus-js-client';
 import { hashToken, loadGatewayConfig, type GatewayConfig } from '../../src/gateway/config';
@@ -35,11 +36,11 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** A gateway on a free port for `tenants`, with `overrides` over the defaults. */
+/** A gateway on a free port for `tenants`, with `overrides` over the defaults (and its own S3 client, when given). */
 export async function startTestGateway(
   stack: TestStack,
   tenants: TestTenant[],
-  options: { overrides?: Partial<GatewayConfig>; env?: Record<string, string>; redis?: Redis } & Partial<
+  options: { overrides?: Partial<GatewayConfig>; env?: Record<string, string>; redis?: Redis; s3?: S3Client } & Partial<
     Pick<GatewayOptions, 'service' | 'tus' | 'plugins' | 'loggerInstance'>
   > = {},
 ): Promise<TestGateway> {
@@ -55,7 +56,7 @@ export async function startTestGateway(
     config,
     client: stack.client,
     taskQueue: stack.config.temporal.taskQueue,
-    s3: stack.s3,
+    s3: options.s3 ?? stack.s3,
     ...(options.redis ? { redis: options.redis } : {}),
     ...(options.service ? { service: options.service } : {}),
     ...(options.tus ? { tus: options.tus } : {}),
