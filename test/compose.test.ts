@@ -1,15 +1,22 @@
 /**
  * docker-compose.yml and the Dockerfile, checked against the code they deploy — Docker cannot run
- * here, so the file is parsed and each promise it makes is checked statically:
+ * here, so the file is loaded with compose-go (the library `docker compose` itself uses, through
+ * tools/compose-check), which refuses what `docker compose` would refuse, and parsed, and each
+ * promise it makes is checked statically: Temporal runs the server image at the version and with
+ * the dynamic config the tests on PostgreSQL use, after a one-shot schema setup;
  * the worker's environment is exactly what `loadConfig` reads and accepts, its addresses point at
  * services that exist on the right ports, the admin-tools service registers every search
  * attribute the workflow sets (with the right type), the bucket exists, and the image runs the worker.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config';
+import { ensureServerBinary, POSTGRES_DYNAMIC_CONFIG, TEMPORAL_SERVER_VERSION } from '../src/embedded';
 import { loadGatewayConfig } from '../src/gateway/config';
 import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
 
@@ -89,9 +96,17 @@ const workerEnv = environmentOf(worker);
 describe('docker-compose.yml', () => {
   it('has the services of the production-like stack', () => {
     expect(Object.keys(services)).toEqual(
-      expect.arrayContaining(['postgresql', 'temporal', 'temporal-admin-tools', 'temporal-ui', 'minio', 'minio-setup', 'worker']),
+      expect.arrayContaining([
+        'postgresql',
+        'temporal-schema',
+        'temporal',
+        'temporal-admin-tools',
+        'temporal-ui',
+        'minio',
+        'minio-setup',
+        'worker',
+      ]),
     );
-    expect(interpolate(services.temporal!.image!)).toMatch(/^temporalio\/auto-setup:/);
     expect(environmentOf(services.temporal!)).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgresql' });
     expect(interpolate(services['temporal-ui']!.image!)).toMatch(/^temporalio\/ui:/);
   });
@@ -116,7 +131,7 @@ describe('docker-compose.yml', () => {
     const [host, port] = workerEnv.TEMPORAL_ADDRESS!.split(':');
     const temporal = services[host!];
     expect(temporal, `service "${host}"`).toBeDefined();
-    expect(interpolate(temporal!.image!)).toMatch(/^temporalio\/(auto-setup|server):/);
+    expect(interpolate(temporal!.image!)).toMatch(/^temporalio\/server:/);
     expect(Number(port)).toBe(7233);
     expect(containerPorts(temporal!)).toContain(7233);
   });
@@ -135,9 +150,11 @@ describe('docker-compose.yml', () => {
     expect(minioEnv.MINIO_ROOT_PASSWORD!.length).toBeGreaterThanOrEqual(8); // MinIO refuses shorter ones
   });
 
-  it('registers every custom search attribute of the upload workflow, with its type, in the namespace the worker uses', () => {
-    const [, adminTools] = serviceByImage('temporalio/admin-tools:');
+  it('registers the namespace and every custom search attribute of the upload workflow, with its type, in the namespace the worker uses', () => {
+    const adminTools = services['temporal-admin-tools']!;
     const script = commandText(adminTools);
+    expect(script).toContain('temporal operator namespace create --namespace "$TEMPORAL_NAMESPACE"');
+    expect((adminTools.depends_on as Record<string, { condition?: string }>).temporal?.condition).toBe('service_healthy');
     const registered = Object.fromEntries([...script.matchAll(/^\s*register\s+(\w+)\s+(\w+)\s*$/gm)].map((m) => [m[1]!, m[2]!]));
     expect(registered).toEqual(UPLOAD_SEARCH_ATTRIBUTE_TYPES);
     expect(script).toContain('temporal operator search-attribute create --name "$1" --type "$2"');
@@ -161,9 +178,8 @@ describe('docker-compose.yml', () => {
 
   it('starts the worker only after the search attributes and the bucket exist', () => {
     const dependsOn = worker.depends_on as Record<string, { condition?: string }>;
-    const [adminTools] = serviceByImage('temporalio/admin-tools:');
     const [minioSetup] = serviceByImage('minio/mc:');
-    expect(dependsOn[adminTools]?.condition).toBe('service_completed_successfully');
+    expect(dependsOn['temporal-admin-tools']?.condition).toBe('service_completed_successfully');
     expect(dependsOn[minioSetup]?.condition).toBe('service_completed_successfully');
   });
 
@@ -176,6 +192,108 @@ describe('docker-compose.yml', () => {
     const context = typeof worker.build === 'string' ? worker.build : worker.build?.context;
     expect(context).toBe('.');
     expect(typeof worker.build === 'object' ? worker.build.dockerfile : undefined).toBeUndefined();
+  });
+});
+
+describe('docker-compose.yml: Temporal on PostgreSQL without auto-setup', () => {
+  const temporal = services.temporal!;
+  const schema = services['temporal-schema']!;
+  const temporalEnv = environmentOf(temporal);
+  const schemaEnv = environmentOf(schema);
+  const version = TEMPORAL_SERVER_VERSION.replace(/^v/, '');
+
+  it('runs the server image at the version the tests on PostgreSQL build, and no deprecated auto-setup image', () => {
+    expect(interpolate(temporal.image!)).toBe(`temporalio/server:${version}`);
+    for (const [name, service] of Object.entries(services)) {
+      expect(interpolate(service.image ?? ''), name).not.toMatch(/^temporalio\/auto-setup:/);
+      if (interpolate(service.image ?? '').startsWith('temporalio/admin-tools:')) {
+        expect(interpolate(service.image!), name).toMatch(new RegExp(`^temporalio/admin-tools:${version.replace(/\./g, '\\.')}-`));
+      }
+    }
+  });
+
+  it('sets up the schema of both stores once PostgreSQL is healthy, and starts the server only after that succeeded', () => {
+    expect(interpolate(schema.image!)).toMatch(/^temporalio\/admin-tools:/);
+    expect((schema.depends_on as Record<string, { condition?: string }>).postgresql?.condition).toBe('service_healthy');
+    expect((temporal.depends_on as Record<string, { condition?: string }>)['temporal-schema']?.condition).toBe(
+      'service_completed_successfully',
+    );
+    const script = commandText(schema);
+    for (const step of ['create-database', 'setup-schema --version 0.0', 'update-schema --schema-name "$2"'])
+      expect(script).toContain(step);
+    const setups = [...script.matchAll(/^\s*setup\s+(\w+)\s+(\S+)\s*$/gm)].map((m) => [m[1], m[2]]);
+    expect(setups).toEqual([
+      [temporalEnv.DBNAME, 'postgresql/v12/temporal'],
+      [temporalEnv.VISIBILITY_DBNAME, 'postgresql/v12/visibility'],
+    ]);
+  });
+
+  it('gives the schema setup and the server the same PostgreSQL, user and password', () => {
+    const postgresEnv = environmentOf(services.postgresql!);
+    expect(schemaEnv).toMatchObject({ SQL_PLUGIN: temporalEnv.DB, SQL_HOST: temporalEnv.POSTGRES_SEEDS, SQL_PORT: temporalEnv.DB_PORT });
+    expect(schemaEnv.SQL_USER).toBe(temporalEnv.POSTGRES_USER);
+    expect(schemaEnv.SQL_USER).toBe(postgresEnv.POSTGRES_USER);
+    expect(schemaEnv.SQL_PASSWORD).toBe(temporalEnv.POSTGRES_PWD);
+    expect(schemaEnv.SQL_PASSWORD).toBe(postgresEnv.POSTGRES_PASSWORD);
+    expect(containerPorts(services.postgresql!)).toContain(Number(temporalEnv.DB_PORT));
+  });
+
+  it('runs the server with the dynamic config the tests on PostgreSQL use', () => {
+    const mount = (temporal.volumes ?? []).map(String).find((v) => v.includes('/etc/temporal/config/dynamicconfig/'));
+    expect(mount).toBeDefined();
+    const [hostPath, containerPath] = mount!.split(':');
+    expect(containerPath).toBe(`/etc/temporal/${temporalEnv.DYNAMIC_CONFIG_FILE_PATH}`);
+    const file = parse(readFileSync(path.join(ROOT, hostPath!), 'utf8')) as Record<string, { value: unknown }[]>;
+    expect(Object.fromEntries(Object.entries(file).map(([key, [first]]) => [key, first?.value]))).toEqual(POSTGRES_DYNAMIC_CONFIG);
+  });
+});
+
+describe('docker-compose.yml loaded by compose-go (as `docker compose` loads it)', () => {
+  /** Runs tools/compose-check on a file: its exit status, the project it printed, and its errors. */
+  async function composeCheck(file: string): Promise<{ status: number | null; project: unknown; stderr: string }> {
+    const checker = await ensureServerBinary('compose-check');
+    const result = spawnSync(checker, [file], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    return { status: result.status, project: result.status === 0 ? JSON.parse(result.stdout) : undefined, stderr: result.stderr };
+  }
+
+  it('loads without error, with every dependency, image and port resolved', async () => {
+    const { status, project, stderr } = await composeCheck(path.join(ROOT, 'docker-compose.yml'));
+    expect(stderr).toBe('');
+    expect(status).toBe(0);
+    const loaded = project as {
+      name: string;
+      services: Record<string, { image?: string; depends_on?: Record<string, { condition: string }> }>;
+    };
+    expect(loaded.name).toBe('upload-saga');
+    expect(Object.keys(loaded.services).sort()).toEqual(Object.keys(services).sort());
+    expect(loaded.services.temporal?.image).toBe(interpolate(services.temporal!.image!));
+    expect(loaded.services.temporal?.depends_on?.['temporal-schema']?.condition).toBe('service_completed_successfully');
+    expect(loaded.services['gateway-2']?.depends_on?.worker?.condition).toBe('service_healthy');
+  });
+
+  it('fails on a file `docker compose` would refuse: a dependency on a missing service, a misspelt key', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'upload-saga-compose-'));
+    try {
+      const original = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+      const missingService = original.replace(
+        '      temporal-schema:\n        condition: service_completed_successfully',
+        '      temporal-schemas:\n        condition: service_completed_successfully',
+      );
+      const misspeltKey = original.replace("    healthcheck:\n      test: ['CMD', 'nc'", "    healthchek:\n      test: ['CMD', 'nc'");
+      for (const [name, text] of [
+        ['missing-service', missingService],
+        ['misspelt-key', misspeltKey],
+      ] as const) {
+        expect(text, name).not.toBe(original);
+        const file = path.join(dir, `${name}.yml`);
+        await writeFile(file, text);
+        const { status, stderr } = await composeCheck(file);
+        expect(status, name).toBe(1);
+        expect(stderr, name).toMatch(name === 'missing-service' ? /temporal-schemas/ : /healthchek/);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

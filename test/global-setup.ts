@@ -9,9 +9,13 @@
  * whether tests passed or failed, and the stack's exit handlers cover a killed vitest.
  *
  * Set UPLOAD_SAGA_KEEP_STACK_DIR=1 to keep the data dir (server logs, SQLite, objects) afterwards.
+ * Set UPLOAD_SAGA_TEST_TEMPORAL=postgres to run the suite on the real Temporal server on the
+ * PostgreSQL at 127.0.0.1:5432 instead of the dev server (no Web UI: `temporalUiUrl` is empty and
+ * the Web UI tests skip themselves).
  */
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedStack } from '../src/embedded';
+import { testTemporalKind } from './support/test-temporal';
 
 /** Buckets every test can rely on. */
 const TEST_BUCKETS = ['uploads', 'uploads-other'] as const;
@@ -19,17 +23,18 @@ const TEST_BUCKETS = ['uploads', 'uploads-other'] as const;
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const stack = await startEmbeddedStack({
     buckets: TEST_BUCKETS,
+    temporal: testTemporalKind(),
     keepDataDir: process.env.UPLOAD_SAGA_KEEP_STACK_DIR === '1',
   });
   project.provide('temporalAddress', stack.temporal.address);
   project.provide('namespace', stack.temporal.namespace);
-  project.provide('temporalUiUrl', stack.temporal.uiUrl);
+  project.provide('temporalUiUrl', stack.temporal.uiUrl ?? '');
   project.provide('s3Endpoint', stack.s3.endpoint);
   project.provide('s3Region', stack.s3.region);
   project.provide('s3AccessKeyId', stack.s3.accessKeyId);
   project.provide('s3SecretAccessKey', stack.s3.secretAccessKey);
   process.stderr.write(
-    `[embedded-stack] temporal ${stack.temporal.address} (ns ${stack.temporal.namespace}, ui ${stack.temporal.uiUrl}) · ` +
+    `[embedded-stack] temporal ${stack.temporal.kind} ${stack.temporal.address} (ns ${stack.temporal.namespace}, ui ${stack.temporal.uiUrl ?? 'none'}) · ` +
       `s3 ${stack.s3.endpoint} (buckets ${TEST_BUCKETS.join(', ')}) · data ${stack.dataDir}\n`,
   );
   return () => stack.stop();

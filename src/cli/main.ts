@@ -76,7 +76,17 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .description(
       'run a local Temporal dev server + MinIO (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it',
     )
-    .option('--keep-data', 'keep the generated data directory on exit')
+    .addOption(
+      new Option('--temporal <server>', 'the Temporal server: the dev server (SQLite, Web UI) or the real server on PostgreSQL')
+        .choices(['dev-server', 'postgres'])
+        .default('dev-server'),
+    )
+    .option(
+      '--postgres <url>',
+      'with --temporal postgres: the PostgreSQL server (its user must be allowed to create databases)',
+      'postgres://postgres@127.0.0.1:5432',
+    )
+    .option('--keep-data', 'keep the generated data directory (and the PostgreSQL databases) on exit')
     .option('--data-dir <dir>', 'use this data directory (never deleted; state survives restarts)')
     .option(
       '--encrypt',

@@ -14,7 +14,7 @@ export function embeddedStackEnv(stack: Pick<EmbeddedStack, 'temporal' | 's3'>):
   return {
     TEMPORAL_ADDRESS: stack.temporal.address,
     TEMPORAL_NAMESPACE: stack.temporal.namespace,
-    [TEMPORAL_UI_URL_VARIABLE]: stack.temporal.uiUrl,
+    ...(stack.temporal.uiUrl ? { [TEMPORAL_UI_URL_VARIABLE]: stack.temporal.uiUrl } : {}),
     S3_ENDPOINT: stack.s3.endpoint,
     S3_REGION: stack.s3.region,
     S3_ACCESS_KEY_ID: stack.s3.accessKeyId,

@@ -1,8 +1,9 @@
 /**
  * Finds, or builds from source, the server executables the embedded stack runs: the Temporal CLI
- * (`temporal server start-dev`) and MinIO, plus toxiproxy, the TCP fault proxy the
- * fault-injection suite puts between workers and S3, and tusd, the tus reference server the
- * gateway's conformance test compares answers with.
+ * (`temporal server start-dev`) and MinIO, the real Temporal server and its `temporal-sql-tool`
+ * (Temporal on PostgreSQL), plus toxiproxy, the TCP fault proxy the fault-injection suite puts
+ * between workers and S3, tusd, the tus reference server the gateway's conformance test compares
+ * answers with, and compose-check, the repository's own Compose file checker (tools/compose-check).
  *
  * Why it is built this way:
  * - No Docker and no prebuilt downloads are assumed; only a Go toolchain and the Go module proxy.
@@ -24,16 +25,20 @@ import * as path from 'node:path';
 import { EmbeddedStackError } from './errors';
 
 /** The servers this module knows how to provide. */
-export type ServerBinaryName = 'temporal' | 'minio' | 'toxiproxy-server' | 'jaeger' | 'tusd';
+export type ServerBinaryName =
+  'temporal' | 'temporal-server' | 'temporal-sql-tool' | 'minio' | 'toxiproxy-server' | 'jaeger' | 'tusd' | 'compose-check';
 
 /**
  * How a server is built from its Go module:
  * - `install`: `go install <module>@<version>` into a staging GOBIN (needs a go.mod without `replace`);
  * - `wrapper-module`: for modules whose go.mod has a `replace` (which `go install` refuses), a
  *   throwaway module in the staging dir (`go mod init`), the server added as a tool dependency
- *   (`go get -tool <module>@<version>`), then `go build -o <staging>/<name> <module>`.
+ *   (`go get -tool <module>@<version>`), then `go build -o <staging>/<name> <module>`;
+ * - `repository-module`: a Go module inside this repository (`module` is its directory relative to
+ *   the repository root, `version` the version of its main dependency, bumped with its go.mod):
+ *   `go build -o <staging>/<name> .` in that directory.
  */
-export type GoBuildMode = 'install' | 'wrapper-module';
+export type GoBuildMode = 'install' | 'wrapper-module' | 'repository-module';
 
 /** How to obtain one server executable. */
 export interface ServerBinarySpec {
@@ -66,6 +71,22 @@ export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
  * `replace`, so newer tags cannot be installed this way.
  */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+/** Go package of the real Temporal server (`temporal-server start`: frontend, history, matching and worker services). */
+export const TEMPORAL_SERVER_MODULE = 'go.temporal.io/server/cmd/server';
+/** Go package of `temporal-sql-tool`, which creates databases and sets up and updates Temporal's SQL schemas. */
+export const TEMPORAL_SQL_TOOL_MODULE = 'go.temporal.io/server/cmd/tools/sql';
+/**
+ * Temporal server version built for the PostgreSQL-backed stack: v1.29.1, the server the dev server
+ * (Temporal CLI v1.5.1) embeds, so both stacks run the same server code. Its go.mod has no
+ * `replace`, so `go install` works for the server and the SQL tool alike.
+ */
+export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
+
+/** Directory (relative to the repository root) of the Compose file checker, a Go module of this repository. */
+export const COMPOSE_CHECK_MODULE = 'tools/compose-check';
+/** compose-go version the checker is built with (its go.mod's; bump both together). */
+export const COMPOSE_CHECK_VERSION = 'compose-go/v2@v2.16.2';
+
 /** Go package of the MinIO server (its main package is the module root). */
 export const MINIO_MODULE = 'github.com/minio/minio';
 /**
@@ -107,6 +128,22 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     envVar: 'UPLOAD_SAGA_TEMPORAL_BIN',
     firstBuildEstimate: 'about 6 minutes',
   },
+  'temporal-server': {
+    name: 'temporal-server',
+    installedName: 'server',
+    module: TEMPORAL_SERVER_MODULE,
+    version: TEMPORAL_SERVER_VERSION,
+    envVar: 'UPLOAD_SAGA_TEMPORAL_SERVER_BIN',
+    firstBuildEstimate: 'about 6 minutes (about 2 once the Temporal CLI is built: they share most packages)',
+  },
+  'temporal-sql-tool': {
+    name: 'temporal-sql-tool',
+    installedName: 'sql',
+    module: TEMPORAL_SQL_TOOL_MODULE,
+    version: TEMPORAL_SERVER_VERSION,
+    envVar: 'UPLOAD_SAGA_TEMPORAL_SQL_TOOL_BIN',
+    firstBuildEstimate: 'about 2 minutes',
+  },
   minio: {
     name: 'minio',
     module: MINIO_MODULE,
@@ -137,7 +174,18 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     envVar: 'UPLOAD_SAGA_TUSD_BIN',
     firstBuildEstimate: 'about 3 minutes',
   },
+  'compose-check': {
+    name: 'compose-check',
+    module: COMPOSE_CHECK_MODULE,
+    version: COMPOSE_CHECK_VERSION,
+    buildMode: 'repository-module',
+    envVar: 'UPLOAD_SAGA_COMPOSE_CHECK_BIN',
+    firstBuildEstimate: 'about 1 minute',
+  },
 };
+
+/** The repository root (this file is src/embedded/binaries.ts, or its compiled twin under dist/). */
+const REPOSITORY_ROOT = path.resolve(__dirname, '..', '..');
 
 /** Environment variable that overrides the binary cache directory. */
 export const CACHE_DIR_ENV_VAR = 'UPLOAD_SAGA_CACHE_DIR';
@@ -504,8 +552,13 @@ async function buildWithGo(
   const target = `${spec.module}@${spec.version}`;
   const staging = await fsp.mkdtemp(path.join(cacheDir, `.build-${spec.name}-`));
   const started = Date.now();
+  const how = {
+    install: `go install ${target}`,
+    'wrapper-module': `go get -tool ${target} && go build`,
+    'repository-module': `go build in ${spec.module}`,
+  }[spec.buildMode ?? 'install'];
   logger.write(
-    `[upload-saga] building ${spec.name} from source: ${spec.buildMode === 'wrapper-module' ? `go get -tool ${target} && go build` : `go install ${target}`}\n` +
+    `[upload-saga] building ${spec.name} from source: ${how}\n` +
       `[upload-saga]   first build takes ${spec.firstBuildEstimate} (module downloads + compile); ` +
       `later runs reuse ${path.join(cacheDir, spec.name)}\n`,
   );
@@ -562,11 +615,13 @@ async function buildWithGo(
       exitCode = await runGo(['mod', 'init', `upload-saga-build/${spec.name}`], staging);
       if (exitCode === 0) exitCode = await runGo(['get', '-tool', target], staging);
       if (exitCode === 0) exitCode = await runGo(['build', '-v', '-o', path.join(staging, spec.name), spec.module], staging);
+    } else if (spec.buildMode === 'repository-module') {
+      exitCode = await runGo(['build', '-v', '-o', path.join(staging, spec.name), '.'], path.join(REPOSITORY_ROOT, spec.module));
     } else {
       exitCode = await runGo(['install', '-v', target], cacheDir, { GOBIN: staging });
     }
 
-    const built = path.join(staging, spec.buildMode === 'wrapper-module' ? spec.name : (spec.installedName ?? spec.name));
+    const built = path.join(staging, (spec.buildMode ?? 'install') === 'install' ? (spec.installedName ?? spec.name) : spec.name);
     if (exitCode !== 0 || !(await isExecutableFile(built))) {
       throw new ServerBinaryBuildError(spec.name, exitCode, tail.join('\n') || '(no output)');
     }

@@ -1,6 +1,6 @@
 /**
- * Public surface of the embedded stack: real Temporal and MinIO servers (and toxiproxy, for fault
- * injection) built from Go modules and run as child processes, for tests, the demo and the
+ * Public surface of the embedded stack: real Temporal (dev server, or the server on PostgreSQL)
+ * and MinIO servers (and toxiproxy, for fault injection) built from Go modules and run as child processes, for tests, the demo and the
  * `stack` CLI command.
  *
  * Why a barrel: callers import from `src/embedded` only; the one-job modules behind it
@@ -21,6 +21,9 @@ export {
   ServerBinaryNotFoundError,
   TEMPORAL_CLI_MODULE,
   TEMPORAL_CLI_VERSION,
+  TEMPORAL_SERVER_MODULE,
+  TEMPORAL_SERVER_VERSION,
+  TEMPORAL_SQL_TOOL_MODULE,
   TOXIPROXY_MODULE,
   TOXIPROXY_VERSION,
   TUSD_MODULE,
@@ -37,17 +40,15 @@ export {
   type ServerBinarySpec,
 } from './binaries';
 export {
-  InvalidSearchAttributeError,
-  SearchAttributeTypeConflictError,
   TemporalDevServerExitedError,
   TemporalDevServerTimeoutError,
   startTemporalDevServer,
   workflowUiUrl,
-  type SearchAttributeTypeName,
   type TemporalDevServer,
   type TemporalDevServerOptions,
   type WorkflowUiTarget,
 } from './temporal-dev-server';
+export { InvalidSearchAttributeError, SearchAttributeTypeConflictError, type SearchAttributeTypeName } from './search-attributes';
 export {
   DEFAULT_MINIO_ROOT_PASSWORD,
   DEFAULT_MINIO_ROOT_USER,
@@ -79,7 +80,25 @@ export {
 } from './toxiproxy';
 export { JaegerExitedError, JaegerTimeoutError, jaegerConfig, startJaeger, type JaegerOptions, type JaegerServer } from './jaeger';
 export { ensureBuckets, s3ClientConfig, type S3EndpointInfo } from './s3-buckets';
-export { EmbeddedStackStopError, startEmbeddedStack, type EmbeddedStack, type EmbeddedStackOptions } from './stack';
+export {
+  EmbeddedStackStopError,
+  startEmbeddedStack,
+  type EmbeddedStack,
+  type EmbeddedStackOptions,
+  type EmbeddedTemporal,
+  type EmbeddedTemporalKind,
+} from './stack';
+export {
+  POSTGRES_DYNAMIC_CONFIG,
+  TemporalPostgresServerExitedError,
+  TemporalPostgresServerTimeoutError,
+  TemporalSqlToolError,
+  startTemporalPostgresServer,
+  type PostgresConnection,
+  type TemporalPostgresDatabases,
+  type TemporalPostgresServer,
+  type TemporalPostgresServerOptions,
+} from './temporal-postgres-server';
 export { ProcessSpawnError, type ProcessExit, type RunningServerProcess } from './managed-process';
 export { arePortsFree, findFreePort, findFreePorts } from './free-port';
 export {

@@ -1,5 +1,7 @@
 /**
- * The embedded stack: one Temporal dev server and one MinIO, started together, torn down together.
+ * The embedded stack: one Temporal server and one MinIO, started together, torn down together. The
+ * Temporal server is the dev server (SQLite, with the Web UI) or, with `temporal: 'postgres'`, the
+ * real server on PostgreSQL (src/embedded/temporal-postgres-server.ts).
  *
  * Why it is built this way:
  * - Tests, the demo and the `stack` CLI command all need "a real Temporal + a real S3" with no
@@ -9,7 +11,8 @@
  *   take a port the other picked but had not bound yet. If either fails, the other is stopped
  *   and the temp dir removed before the error propagates.
  * - Both servers share one data directory: by default a fresh temp dir that `stop()` deletes,
- *   or a caller-provided directory that is never deleted (so state survives restarts).
+ *   or a caller-provided directory that is never deleted (so state survives restarts). The
+ *   PostgreSQL databases follow the data dir: dropped with it, kept with it.
  * - Process exit / SIGINT / SIGTERM handlers kill the children if the parent ends without
  *   `stop()`; on Linux the children also carry a parent-death signal (see managed-process.ts).
  */
@@ -21,9 +24,32 @@ import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../upload/search-attributes';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { installExitCleanup } from './exit-cleanup';
+import type { RunningServerProcess } from './managed-process';
 import { startMinioServer, type MinioServer, type MinioServerOptions } from './minio-server';
 import { ensureBuckets } from './s3-buckets';
-import { startTemporalDevServer, type TemporalDevServer, type TemporalDevServerOptions } from './temporal-dev-server';
+import { startTemporalDevServer, type TemporalDevServerOptions } from './temporal-dev-server';
+import { startTemporalPostgresServer, type TemporalPostgresServerOptions } from './temporal-postgres-server';
+
+/** Which Temporal server a stack runs: the dev server (SQLite) or the real server on PostgreSQL. */
+export type EmbeddedTemporalKind = 'dev-server' | 'postgres';
+
+/** What a stack's Temporal server offers, whichever {@link EmbeddedTemporalKind} it is. */
+export interface EmbeddedTemporal extends RunningServerProcess {
+  /** Which server this is. */
+  readonly kind: EmbeddedTemporalKind;
+  /** gRPC `host:port` for `Connection.connect({ address })` and workers. */
+  readonly address: string;
+  /** The namespace created and checked at start. */
+  readonly namespace: string;
+  /** Base URL of the Web UI, without trailing slash; the server on PostgreSQL has none. */
+  readonly uiUrl: string | undefined;
+  /** Directory holding the server's data (or config) and `temporal.log`. */
+  readonly dataDir: string;
+  /** Sends a signal right away, synchronously (for crash tests and exit handlers). */
+  kill(signal?: NodeJS.Signals): boolean;
+  /** Stops the server and starts it again on the same ports with the same state. */
+  restart(): Promise<void>;
+}
 
 /** Options of {@link startEmbeddedStack}. */
 export interface EmbeddedStackOptions {
@@ -37,6 +63,11 @@ export interface EmbeddedStackOptions {
    * @default false
    */
   readonly keepDataDir?: boolean;
+  /**
+   * With `temporal: 'postgres'`: keep the databases on `stop()`.
+   * @default true when the data dir is kept (given by the caller, or `keepDataDir`), else false
+   */
+  readonly keepDatabases?: boolean;
   /**
    * Buckets to create in MinIO (existing ones are left alone).
    * @default []
@@ -58,10 +89,20 @@ export interface EmbeddedStackOptions {
    */
   readonly binaries?: EnsureServerBinaryOptions;
   /**
-   * Further Temporal options (ports, log level, timeouts, binary path, dynamic config).
+   * Which Temporal server to run.
+   * @default 'dev-server'
+   */
+  readonly temporal?: EmbeddedTemporalKind;
+  /**
+   * Further dev server options (ports, log level, timeouts, binary path, dynamic config, UI codec endpoint).
    * @default {}
    */
-  readonly temporal?: Omit<TemporalDevServerOptions, 'dataDir' | 'namespace' | 'searchAttributes' | 'binary'>;
+  readonly devServer?: Omit<TemporalDevServerOptions, 'dataDir' | 'namespace' | 'searchAttributes' | 'binary'>;
+  /**
+   * Further options of the server on PostgreSQL (connection, port, log level, timeouts, dynamic config).
+   * @default {} (PostgreSQL at 127.0.0.1:5432 as user postgres)
+   */
+  readonly postgres?: Omit<TemporalPostgresServerOptions, 'dataDir' | 'namespace' | 'searchAttributes' | 'binary' | 'keepDatabases'>;
   /**
    * Further MinIO options (ports, credentials, timeouts, binary path, env).
    * @default {}
@@ -76,8 +117,8 @@ export interface EmbeddedStackOptions {
 
 /** A running embedded stack. */
 export interface EmbeddedStack {
-  /** The Temporal dev server (address, namespace, Web UI URL, ...). */
-  readonly temporal: TemporalDevServer;
+  /** The Temporal server (address, namespace, Web UI URL if any, ...). */
+  readonly temporal: EmbeddedTemporal;
   /** The MinIO server (S3 endpoint, region, credentials, ...). */
   readonly s3: MinioServer;
   /** Directory holding both servers' data and logs. */
@@ -107,7 +148,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Pr
   const removeDataDir = ownsDataDir && !options.keepDataDir;
   await fsp.mkdir(dataDir, { recursive: true });
 
-  let temporal: TemporalDevServer | undefined;
+  let temporal: EmbeddedTemporal | undefined;
   let s3: MinioServer | undefined;
   const uninstallExitCleanup =
     options.handleProcessExit === false
@@ -129,20 +170,14 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Pr
   };
 
   try {
-    const temporalBinary = options.temporal?.binaryPath ?? (await ensureServerBinary('temporal', options.binaries));
+    const startTemporal = await temporalStarter(options, dataDir, options.keepDatabases ?? !removeDataDir);
     const minioBinary = options.minio?.binaryPath ?? (await ensureServerBinary('minio', options.binaries));
     // One after the other, not in parallel: each server's free ports are picked only once the other
     // has bound its own. In parallel, the dev server's internal services (which pick their ports at
     // run time) once took the port chosen for MinIO before MinIO had bound it.
     const minio = await startMinioServer({ ...options.minio, binaryPath: minioBinary, dataDir });
     s3 = minio;
-    const temporalServer = await startTemporalDevServer({
-      ...options.temporal,
-      binaryPath: temporalBinary,
-      dataDir,
-      namespace: options.namespace ?? 'default',
-      searchAttributes: options.searchAttributes ?? UPLOAD_SEARCH_ATTRIBUTE_TYPES,
-    });
+    const temporalServer = await startTemporal();
     temporal = temporalServer;
     await ensureBuckets(minio, options.buckets ?? []);
 
@@ -161,4 +196,38 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Pr
     await cleanUp();
     throw error;
   }
+}
+
+/**
+ * Resolves the chosen Temporal server's binaries (building them if needed, before anything starts)
+ * and returns the function that starts it.
+ */
+async function temporalStarter(
+  options: EmbeddedStackOptions,
+  dataDir: string,
+  keepDatabases: boolean,
+): Promise<() => Promise<EmbeddedTemporal>> {
+  const namespace = options.namespace ?? 'default';
+  const searchAttributes = options.searchAttributes ?? UPLOAD_SEARCH_ATTRIBUTE_TYPES;
+  if ((options.temporal ?? 'dev-server') === 'postgres') {
+    const serverBinaryPath = options.postgres?.serverBinaryPath ?? (await ensureServerBinary('temporal-server', options.binaries));
+    const sqlToolBinaryPath = options.postgres?.sqlToolBinaryPath ?? (await ensureServerBinary('temporal-sql-tool', options.binaries));
+    return async () => {
+      const server = await startTemporalPostgresServer({
+        ...options.postgres,
+        serverBinaryPath,
+        sqlToolBinaryPath,
+        dataDir: path.join(dataDir, 'temporal-postgres'),
+        keepDatabases,
+        namespace,
+        searchAttributes,
+      });
+      return Object.assign(server, { kind: 'postgres' as const, uiUrl: undefined });
+    };
+  }
+  const binaryPath = options.devServer?.binaryPath ?? (await ensureServerBinary('temporal', options.binaries));
+  return async () => {
+    const server = await startTemporalDevServer({ ...options.devServer, binaryPath, dataDir, namespace, searchAttributes });
+    return Object.assign(server, { kind: 'dev-server' as const });
+  };
 }

@@ -25,23 +25,13 @@ import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { arePortsFree, findFreePorts } from './free-port';
 import { ManagedProcess, type ProcessExit, type RunningServerProcess } from './managed-process';
-
-/** Search attribute types as the Temporal CLI spells them in `--search-attribute Name=Type`. */
-export type SearchAttributeTypeName = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
-
-/**
- * Proto `IndexedValueType` numbers (temporal/api/enums/v1/common.proto) by CLI type name;
- * stable wire values, used for `AddSearchAttributes` and to read `ListSearchAttributes`.
- */
-const INDEXED_VALUE_TYPES: Readonly<Record<SearchAttributeTypeName, number>> = {
-  Text: 1,
-  Keyword: 2,
-  Int: 3,
-  Double: 4,
-  Bool: 5,
-  Datetime: 6,
-  KeywordList: 7,
-};
+import {
+  SearchAttributeTypeConflictError,
+  exitLogExcerpt,
+  normaliseSearchAttributes,
+  reconcileSearchAttributes,
+  type SearchAttributeTypeName,
+} from './search-attributes';
 
 /** Options of {@link startTemporalDevServer}. */
 export interface TemporalDevServerOptions {
@@ -147,30 +137,6 @@ export interface TemporalDevServer extends RunningServerProcess {
   restart(): Promise<void>;
 }
 
-/** A search attribute name or type cannot be passed to the server. */
-export class InvalidSearchAttributeError extends EmbeddedStackError {
-  constructor(
-    readonly attribute: string,
-    readonly type: string,
-  ) {
-    super(
-      `invalid search attribute ${attribute}=${type}: the name must be an identifier and the type one of ` +
-        Object.keys(INDEXED_VALUE_TYPES).join(', '),
-    );
-  }
-}
-
-/** An existing database already registers a search attribute with another type. */
-export class SearchAttributeTypeConflictError extends EmbeddedStackError {
-  constructor(
-    readonly attribute: string,
-    readonly wanted: SearchAttributeTypeName,
-    readonly existing: string,
-  ) {
-    super(`search attribute ${attribute} is registered as ${existing} but ${wanted} was requested`);
-  }
-}
-
 /** The server process exited before it became ready. */
 export class TemporalDevServerExitedError extends EmbeddedStackError {
   constructor(
@@ -182,17 +148,6 @@ export class TemporalDevServerExitedError extends EmbeddedStackError {
         `${String(exit.signal)}). Log tail:\n${logTail}`,
     );
   }
-}
-
-/**
- * What to show of a server that exited: from Go's `panic:` line on when it panicked, else the last
- * lines. A panic's stack trace (40-odd lines through fx and dig) pushes its cause — often a port
- * taken by another process — out of a plain tail, and then a retry on fresh ports never happens.
- */
-async function exitLogExcerpt(child: ManagedProcess): Promise<string> {
-  const lines = (await child.logTail(1_000)).split('\n');
-  const panicAt = lines.findIndex((line) => line.startsWith('panic:'));
-  return (panicAt >= 0 ? lines.slice(Math.max(0, panicAt - 5), panicAt + 35) : lines.slice(-40)).join('\n');
 }
 
 /** The server did not become ready within `readyTimeoutMs`. */
@@ -356,17 +311,6 @@ function buildArgs(input: {
   return args;
 }
 
-function normaliseSearchAttributes(input: Readonly<Record<string, string>>): Map<string, SearchAttributeTypeName> {
-  const result = new Map<string, SearchAttributeTypeName>();
-  const typeNames = Object.keys(INDEXED_VALUE_TYPES) as SearchAttributeTypeName[];
-  for (const [name, type] of Object.entries(input)) {
-    const canonical = typeNames.find((candidate) => candidate.toLowerCase() === type.toLowerCase());
-    if (!canonical || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidSearchAttributeError(name, type);
-    result.set(name, canonical);
-  }
-  return result;
-}
-
 async function waitUntilReady(input: {
   child: ManagedProcess;
   address: string;
@@ -427,33 +371,6 @@ async function waitUntilReady(input: {
 
   // 3. The Web UI answers.
   await pollUntil(() => httpOk(uiUrl));
-}
-
-async function reconcileSearchAttributes(
-  connection: Connection,
-  namespace: string,
-  wanted: ReadonlyMap<string, SearchAttributeTypeName>,
-): Promise<void> {
-  if (wanted.size === 0) return;
-  const deadline = (): number => Date.now() + 10_000;
-  const { customAttributes } = await connection.withDeadline(deadline(), () =>
-    connection.operatorService.listSearchAttributes({ namespace }),
-  );
-  const missing: Record<string, number> = {};
-  for (const [name, type] of wanted) {
-    const existing = customAttributes[name];
-    if (existing === undefined) {
-      missing[name] = INDEXED_VALUE_TYPES[type];
-    } else if (existing !== INDEXED_VALUE_TYPES[type]) {
-      const existingName = Object.entries(INDEXED_VALUE_TYPES).find(([, value]) => value === existing)?.[0];
-      throw new SearchAttributeTypeConflictError(name, type, existingName ?? `type #${existing}`);
-    }
-  }
-  if (Object.keys(missing).length > 0) {
-    await connection.withDeadline(deadline(), () =>
-      connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing }),
-    );
-  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -51,6 +51,7 @@ import { siblingModule } from '../../src/module-path';
 import { makeRandomFile, type TestFile } from '../support/files';
 import { startTcpCounterFor, type TcpCounter, type TcpCounterOptions } from '../support/tcp-counter';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { testTemporalKind } from '../support/test-temporal';
 import { startWebhookSink, type WebhookSink } from './webhook-sink';
 import type { InvariantExpectation, InvariantReport } from './invariants';
 
@@ -88,7 +89,8 @@ export interface ControllableServer {
 export interface FaultTemporal extends ControllableServer {
   readonly address: string;
   readonly namespace: string;
-  readonly uiUrl: string;
+  /** The Web UI, if the server has one (the dev server; not the server on PostgreSQL). */
+  readonly uiUrl: string | undefined;
 }
 
 /** The scenario's MinIO. */
@@ -295,13 +297,22 @@ export async function createFaultContext(options: {
   const bucket = 'uploads';
   let stack: EmbeddedStack;
   try {
-    stack = await startEmbeddedStack({ buckets: [bucket], dataDir: path.join(tmpDir, 'stack') });
+    // The data dir is ours and removed at the end, so a PostgreSQL-backed run's
+    // (UPLOAD_SAGA_TEST_TEMPORAL=postgres) databases are dropped with the stack.
+    stack = await startEmbeddedStack({
+      buckets: [bucket],
+      dataDir: path.join(tmpDir, 'stack'),
+      temporal: testTemporalKind(),
+      keepDatabases: false,
+    });
   } catch (error) {
     await fsp.rm(tmpDir, { recursive: true, force: true });
     logStream.end();
     throw error;
   }
-  log(`servers: temporal ${stack.temporal.address} (ui ${stack.temporal.uiUrl}), minio ${stack.s3.endpoint}, data ${stack.dataDir}`);
+  log(
+    `servers: temporal ${stack.temporal.kind} ${stack.temporal.address} (ui ${stack.temporal.uiUrl ?? 'none'}), minio ${stack.s3.endpoint}, data ${stack.dataDir}`,
+  );
 
   const connection = await Connection.connect({ address: stack.temporal.address });
   const client = new Client({ connection, namespace: stack.temporal.namespace });

@@ -9,11 +9,11 @@ import 'vitest';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** gRPC `host:port` of the embedded Temporal dev server. */
+    /** gRPC `host:port` of the embedded Temporal server (the dev server, or the server on PostgreSQL). */
     temporalAddress: string;
     /** Temporal namespace the stack created (with the upload search attributes registered). */
     namespace: string;
-    /** Base URL of the Temporal Web UI. */
+    /** Base URL of the Temporal Web UI; empty when the server has none (UPLOAD_SAGA_TEST_TEMPORAL=postgres). */
     temporalUiUrl: string;
     /** S3 endpoint URL of the embedded MinIO (use `forcePathStyle: true`). */
     s3Endpoint: string;

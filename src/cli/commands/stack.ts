@@ -1,5 +1,6 @@
 /**
- * `upload-saga stack [--keep-data] [--data-dir DIR]`: a local Temporal + MinIO until Ctrl-C.
+ * `upload-saga stack [--temporal dev-server|postgres] [--postgres URL] [--keep-data] [--data-dir DIR]`:
+ * a local Temporal + MinIO until Ctrl-C.
  *
  * Why it is built this way: it is the embedded stack the tests and the demo use (real servers
  * built from Go modules, free ports, bucket `uploads`), kept running for a developer who wants to
@@ -10,11 +11,14 @@
  * machine) before the dev server, so the dev server's Web UI can be pointed at it with
  * `--ui-codec-endpoint`; the UI's origin is allowed once its port is known. The key comes from
  * `UPLOAD_SAGA_ENCRYPTION_KEY*` if set, else a new random one is printed with the other exports.
+ * With `--temporal postgres` the Temporal server is the real one on PostgreSQL (databases of its
+ * own, dropped on exit unless the data is kept); it has no Web UI.
  */
 import { randomBytes } from 'node:crypto';
 import { AesGcmPayloadCodec, fingerprintKeyId, startCodecServer, type EncryptionConfig, type RunningCodecServer } from '../../codec';
 import { loadConfig } from '../../config';
-import { startEmbeddedStack } from '../../embedded';
+import { startEmbeddedStack, type EmbeddedTemporalKind, type PostgresConnection } from '../../embedded';
+import { UsageError } from '../errors';
 import { note, out, type CliIo } from '../io';
 import { waitForShutdownSignal } from '../signals';
 import { embeddedStackEnv, exportLines } from '../stack-env';
@@ -32,6 +36,30 @@ export interface StackCommandOptions {
   dataDir?: string;
   /** Start a codec server and point the Web UI at it. @default false */
   encrypt?: boolean;
+  /** The Temporal server to run. @default 'dev-server' */
+  temporal?: EmbeddedTemporalKind;
+  /** With `temporal: 'postgres'`: `postgres://user[:password]@host[:port]`. @default 'postgres://postgres@127.0.0.1:5432' */
+  postgres?: string;
+}
+
+/** The connection a `--postgres` URL names; the password may also come from PGPASSWORD. */
+export function postgresConnection(url: string, env: NodeJS.ProcessEnv): PostgresConnection {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--postgres must be a URL like postgres://postgres@127.0.0.1:5432, got ${JSON.stringify(url)}`);
+  }
+  if (!['postgres:', 'postgresql:'].includes(parsed.protocol) || parsed.hostname === '') {
+    throw new UsageError(`--postgres must be a postgres:// URL with a host, got ${JSON.stringify(url)}`);
+  }
+  const password = parsed.password ? decodeURIComponent(parsed.password) : env.PGPASSWORD;
+  return {
+    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: parsed.port ? Number(parsed.port) : 5432,
+    user: parsed.username ? decodeURIComponent(parsed.username) : 'postgres',
+    ...(password ? { password } : {}),
+  };
 }
 
 /** The keys for `--encrypt`: the environment's, or a new key (returned as base64 to export). */
@@ -44,7 +72,13 @@ function stackEncryption(env: NodeJS.ProcessEnv): { encryption: EncryptionConfig
 
 /** Runs the command until SIGINT/SIGTERM. */
 export async function runStack(options: StackCommandOptions, io: CliIo): Promise<void> {
-  note(io, 'starting Temporal + MinIO (the first run builds both servers from Go modules, which takes several minutes)…');
+  const temporal = options.temporal ?? 'dev-server';
+  const postgres =
+    temporal === 'postgres' ? postgresConnection(options.postgres ?? 'postgres://postgres@127.0.0.1:5432', io.env) : undefined;
+  note(
+    io,
+    `starting ${temporal === 'postgres' ? 'Temporal on PostgreSQL' : 'Temporal'} + MinIO (the first run builds the servers from Go modules, which takes several minutes)…`,
+  );
   const keys = options.encrypt ? stackEncryption(io.env) : undefined;
   const codecServer: RunningCodecServer | undefined = keys
     ? await startCodecServer({ codec: new AesGcmPayloadCodec({ encryption: keys.encryption }) })
@@ -56,13 +90,15 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
       ...(options.dataDir ? { dataDir: options.dataDir } : {}),
       keepDataDir: options.keepData ?? false,
       binaries: { logger: io.stderr },
-      ...(codecServer ? { temporal: { uiCodecEndpoint: codecServer.url } } : {}),
+      temporal,
+      ...(postgres ? { postgres: { postgres } } : {}),
+      ...(codecServer ? { devServer: { uiCodecEndpoint: codecServer.url } } : {}),
     });
   } catch (error) {
     await codecServer?.close();
     throw error;
   }
-  for (const origin of uiOrigins(stack.temporal.uiUrl)) codecServer?.allowOrigin(origin);
+  if (stack.temporal.uiUrl) for (const origin of uiOrigins(stack.temporal.uiUrl)) codecServer?.allowOrigin(origin);
   const encryptionEnv: Record<string, string> = keys?.generatedKey
     ? { UPLOAD_SAGA_ENCRYPTION_KEY: keys.generatedKey, UPLOAD_SAGA_ENCRYPTION_KEY_ID: keys.encryption.keys[0].id }
     : {};
@@ -74,6 +110,7 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
       'embedded stack running',
       ...labelled([
         ['temporal', `${stack.temporal.address} (namespace ${stack.temporal.namespace})`],
+        ['postgresql', postgres ? `${postgres.host}:${postgres.port} (databases in ${stack.temporal.dataDir})` : undefined],
         ['web ui', stack.temporal.uiUrl],
         ['s3', `${stack.s3.endpoint} (bucket ${STACK_BUCKET}, region ${stack.s3.region})`],
         ['minio console', stack.s3.consoleUrl],
@@ -83,7 +120,7 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
             ? `${codecServer.url} (the Web UI decrypts through it; key ${keys?.encryption.keys[0].id}${keys?.generatedKey ? ', new' : ', from the environment'})`
             : undefined,
         ],
-        ['data', `${stack.dataDir}${dataKept ? ' (kept on exit)' : ' (deleted on exit)'}`],
+        ['data', `${stack.dataDir}${dataKept ? ' (kept on exit)' : ' (deleted on exit)'}${postgres ? ', with the databases' : ''}`],
       ]),
       '',
       'point a worker or the CLI at it:',

@@ -1,8 +1,9 @@
 /**
- * Scenario 5: the Temporal dev server is SIGKILLed in the middle of an upload and started again
- * 10 s later on the same ports and the same SQLite database. The worker and the client reconnect
- * by themselves; the upload continues where the server's persisted state says it was and
- * completes byte-identical.
+ * Scenario 5: the Temporal server is SIGKILLed in the middle of an upload and started again 10 s
+ * later on the same ports and the same store: the dev server's SQLite database, or, with
+ * UPLOAD_SAGA_TEST_TEMPORAL=postgres, the real server's PostgreSQL databases. The worker and the
+ * client reconnect by themselves; the upload continues where the server's persisted state says it
+ * was and completes byte-identical.
  */
 import assert from 'node:assert/strict';
 import { MiB } from '../../support/files';
@@ -10,7 +11,8 @@ import type { FaultScenario } from '../framework';
 
 export const scenario: FaultScenario = {
   name: 'temporal-restart',
-  proves: 'the Temporal server SIGKILLed mid-upload and restarted (SQLite persistence): worker and client reconnect, the upload completes',
+  proves:
+    'the Temporal server SIGKILLed mid-upload and restarted (SQLite, or PostgreSQL with the switch): worker and client reconnect, the upload completes',
   async run(ctx) {
     const relay = await ctx.s3Relay({ bytesPerSecond: 1 * MiB });
     await ctx.startWorker({ env: { S3_ENDPOINT: relay.url } });

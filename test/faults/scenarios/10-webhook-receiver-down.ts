@@ -24,7 +24,7 @@ const BIN = path.resolve(__dirname, '../../../bin/upload-saga-dev.cjs');
 function cliStatus(ctx: FaultContext, upload: TrackedUpload): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'status', upload.tenant, upload.uploadId], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...ctx.workerEnv(), TEMPORAL_UI_URL: ctx.temporal.uiUrl },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...ctx.workerEnv(), TEMPORAL_UI_URL: ctx.temporal.uiUrl ?? '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
