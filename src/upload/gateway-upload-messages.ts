@@ -22,6 +22,11 @@ export const gatewayUploadSagaStateQuery = defineQuery<SagaState>('sagaState');
 export const waitUntilOpenUpdate = defineUpdate<GatewayUploadState>('waitUntilOpen');
 /** tus: a gateway records the bytes it wrote. Rejected (no history) unless it starts at the recorded offset. */
 export const recordChunkUpdate = defineUpdate<GatewayUploadState, [ChunkRecord]>('recordChunk');
+/**
+ * tus, deferred length: a gateway declares the length a PATCH carried (`Upload-Length`). Rejected
+ * (no history) unless the length is still unknown and fits; returns once the reservation was shrunk to it.
+ */
+export const declareLengthUpdate = defineUpdate<GatewayUploadState, [{ length: number }]>('declareLength');
 /** Presigned: the client finished sending parts; verify and merge them. */
 export const completeUpdate = defineUpdate<GatewayUploadState, [{ parts: GatewayPart[] }]>('complete');
 

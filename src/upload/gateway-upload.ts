@@ -69,7 +69,11 @@ export interface GatewayUploadInput {
   bucket: string;
   /** Always under `<tenant>/`. */
   key: string;
-  /** Total bytes, when known at creation (tus: always). Without it, space is reserved once the parts are verified. */
+  /**
+   * Total bytes, when known at creation. Without it, a tus upload's length is deferred (declared by
+   * a later PATCH, see {@link lengthDeclarationProblem}) and the tenant's maximum is reserved until
+   * then; a presigned upload reserves its verified size once the parts are verified.
+   */
   length?: number;
   /** The tenant's maximum upload size: the verified size must not exceed it. */
   maxLength: number;
@@ -110,6 +114,8 @@ export interface CarriedState {
   fingerprint: string;
   staged: StagedSegment[];
   runs: number;
+  /** tus: the length a client declared after creation (deferred length); the reservation was shrunk to it. */
+  declaredLength?: number;
 }
 
 /** Phases of a gateway upload, as shown by the `UploadPhase` search attribute and queries. */
@@ -255,6 +261,38 @@ export function chunkRecordProblem(
   if (at !== record.offset) return invalid(`staged segments end at byte ${at}, but the offset is ${record.offset}`);
   if (record.offset - partsEnd >= state.partSize)
     return invalid('staged bytes must be fewer than one part: a full part is uploaded, not staged');
+  return undefined;
+}
+
+/**
+ * Why a tus upload created with a deferred length cannot take `length` as its length now, or
+ * undefined when it can. Pure and deterministic: the workflow's Update validator.
+ * `maxLength` is the most the upload may have (the tenant's maximum).
+ */
+export function lengthDeclarationProblem(
+  state: Pick<GatewayUploadState, 'mode' | 'phase' | 'outcome' | 'offset' | 'length' | 'partSize' | 'expiresAt'>,
+  length: unknown,
+  maxLength: number,
+  now: number,
+): { type: ChunkRejection; message: string } | undefined {
+  const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
+  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
+    return {
+      type: ChunkRejection.NotReceiving,
+      message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
+    };
+  }
+  if (now >= state.expiresAt) {
+    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0)
+    return invalid('Upload-Length must be a whole number of bytes ≥ 0');
+  if (state.length !== undefined)
+    return invalid(`the upload's length is already ${state.length} bytes; Upload-Length may only be sent while the length is deferred`);
+  if (length < state.offset) return invalid(`Upload-Length ${length} is below the upload's offset ${state.offset}`);
+  if (length > maxLength) return invalid(`Upload-Length ${length} exceeds the maximum upload size of ${maxLength} bytes`);
+  if (partCountOf(length, state.partSize) > MAX_PARTS)
+    return invalid(`Upload-Length ${length} needs more than ${MAX_PARTS} parts of ${state.partSize} bytes`);
   return undefined;
 }
 

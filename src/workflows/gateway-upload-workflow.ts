@@ -19,6 +19,7 @@
  *   carrying the small state; the next run restores the completed steps' compensations.
  */
 import { requireMultipartUploadId } from '../upload/wire-names';
+import { TUS_DEFERRED_LENGTH_PATCH } from '../patches';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -27,6 +28,8 @@ import {
   condition,
   ContinueAsNew,
   continueAsNew,
+  patched,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -40,6 +43,7 @@ import {
   ChunkRejection,
   GatewayUploadFailureType,
   gatewayPartsProblem,
+  lengthDeclarationProblem,
   partCountOf,
   type GatewayPart,
   type GatewayUploadInput,
@@ -66,12 +70,19 @@ import {
   gatewayUploadSagaStateQuery,
   gatewayUploadStateQuery,
   completeUpdate,
+  declareLengthUpdate,
   DEFAULT_UPDATES_PER_RUN,
   recordChunkUpdate,
   waitUntilOpenUpdate,
 } from '../upload/gateway-upload-messages';
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+
+/** Lowers a reservation (deferred length): idempotent and quick, so a local activity outside the saga's steps. */
+const { shrinkReservation } = proxyLocalActivities<UploadActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s' },
+});
 
 /** An upload through the HTTP gateway (tus or S3 presigned multipart) as a saga. */
 export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<UploadResult> {
@@ -80,6 +91,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   const stagingPrefix = stagingPrefixOf(tenant, uploadId);
   const updatesPerRun = input.updatesPerRun ?? DEFAULT_UPDATES_PER_RUN;
   const reservationRef = { tenant, uploadId };
+  // tus without Upload-Length (creation-defer-length): the tenant's maximum is reserved until a PATCH declares the length.
+  const deferredLength = input.mode === 'tus' && input.length === undefined;
 
   const state: GatewayUploadState = {
     tenant,
@@ -93,6 +106,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     metadata: input.metadata,
     ...(input.tusMetadata !== undefined ? { tusMetadata: input.tusMetadata } : {}),
     ...(input.length !== undefined ? { length: input.length } : {}),
+    ...(carried?.declaredLength !== undefined ? { length: carried.declaredLength } : {}),
     offset: carried?.offset ?? 0,
     partSize: input.partSize,
     partsCompleted: carried?.partsCompleted ?? 0,
@@ -100,7 +114,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     staged: carried?.staged ?? [],
     ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
     ...(carried ? { multipartUploadId: carried.multipartUploadId } : {}),
-    phase: carried ? 'receive-parts' : input.length !== undefined ? 'reserve-space' : 'open-multipart',
+    phase: carried ? 'receive-parts' : input.length !== undefined || deferredLength ? 'reserve-space' : 'open-multipart',
     outcome: 'running',
     createdAt: carried?.createdAt ?? Date.now(),
     expiresAt: input.expiresAt,
@@ -180,6 +194,24 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     },
   );
   setHandler(
+    declareLengthUpdate,
+    async ({ length }) => {
+      updatesThisRun++;
+      state.length = length;
+      upsertSearchAttributes([{ key: UploadSizeBytes, value: length }]);
+      setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
+      // Quota is held for the real size from now on, not the maximum.
+      if (reservation) await shrinkReservation({ ...reservationRef, bytes: length });
+      return snapshot();
+    },
+    {
+      validator: (request) => {
+        const problem = lengthDeclarationProblem(state, request?.length, input.maxLength, Date.now());
+        if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
+      },
+    },
+  );
+  setHandler(
     completeUpdate,
     ({ parts }) => {
       updatesThisRun++;
@@ -228,6 +260,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         });
       } else {
         if (input.length !== undefined) await reserve(input.length);
+        else if (deferredLength && patched(TUS_DEFERRED_LENGTH_PATCH)) await reserve(input.maxLength);
         const openedAt = Date.now();
         const opened = await saga.run(
           'open-multipart',
@@ -289,6 +322,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                 fingerprint: state.fingerprint,
                 staged: state.staged,
                 runs: state.runs,
+                ...(deferredLength && state.length !== undefined ? { declaredLength: state.length } : {}),
               },
             });
           }
@@ -319,7 +353,10 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         ],
         { summary: `verify the parts of s3://${bucket}/${key}` },
       );
-      if (input.length === undefined) {
+      if (deferredLength && reservation) {
+        // Settled to the verified size before the commit, whatever the declaration's shrink did.
+        await shrinkReservation({ ...reservationRef, bytes: verified.size });
+      } else if (input.length === undefined) {
         state.length = verified.size;
         upsertSearchAttributes([{ key: UploadSizeBytes, value: verified.size }]);
         await reserve(verified.size);
