@@ -25,16 +25,21 @@ let gateway: TestGateway;
 const deferring = testTenant('defer');
 const raw = testTenant('defer-raw');
 const empty = testTenant('defer-empty');
+const expiring = testTenant('defer-expiry');
+/** Has 10 MiB of quota: less than the maximum a deferred upload reserves. */
+const small = testTenant('defer-small');
+let shortExpiry: TestGateway;
 
 beforeAll(async () => {
-  stack = await connectTestStack();
+  stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTAS: `${small.name}=10MiB` } });
   worker = await startUploadWorker(stack);
-  gateway = await startTestGateway(stack, [deferring, raw, empty], {
-    overrides: { defaults: { maxUploadBytes: MAX_UPLOAD, requestsPerSecond: 1000 } },
-  });
+  const defaults = { maxUploadBytes: MAX_UPLOAD, requestsPerSecond: 1000 };
+  gateway = await startTestGateway(stack, [deferring, raw, empty, small], { overrides: { defaults } });
+  shortExpiry = await startTestGateway(stack, [expiring], { overrides: { defaults, uploadExpiryMs: 3_000 } });
 });
 
 afterAll(async () => {
+  await shortExpiry?.close();
   await gateway?.close();
   await worker?.stop();
   await stack?.close();
@@ -170,5 +175,32 @@ describe('tus creation-defer-length', () => {
     expect(zeroState).toMatchObject({ outcome: 'completed', length: 0 });
     expect(await objectSha256(stack.s3, BUCKET, zeroState.key)).toBe(sha256(Buffer.alloc(0)));
     await ledgerShows(() => ledger().usage(empty.name), { tenant: empty.name, usedBytes: data.length, reservedBytes: 0, reservations: 0 });
+  });
+
+  it('a deferred upload that expires gives back the maximum it held and leaves nothing in S3', async () => {
+    const created = await tusRequest(`${shortExpiry.url}/files`, 'POST', { ...expiring.auth, 'Upload-Defer-Length': '1' });
+    expect(created.status, await created.text()).toBe(201);
+    const url = new URL(created.headers.get('location')!, shortExpiry.url).toString();
+    const uploadId = idOf(url);
+    expect((await tusRequest(url, 'PATCH', { ...expiring.auth, 'Upload-Offset': '0' }, randomBytes(MiB))).status).toBe(204);
+    expect(await ledger().reservation(expiring.name, uploadId)).toEqual({ status: 'reserved', bytes: MAX_UPLOAD });
+    const ended = await shortExpiry.app.uploads.waitForEnd(expiring.name, uploadId, 60_000);
+    expect(ended.outcome).toBe('expired');
+    await expectNothingLeftBehind(expiring.name, uploadId, ended.key);
+    await ledgerShows(() => ledger().reservation(expiring.name, uploadId), { status: 'released' });
+    await ledgerShows(() => ledger().usage(expiring.name), { tenant: expiring.name, usedBytes: 0, reservedBytes: 0, reservations: 0 });
+  });
+
+  it('a tenant with less quota left than the maximum cannot start a deferred upload (413), while a declared one fits', async () => {
+    const refused = await tusRequest(`${gateway.url}/files`, 'POST', { ...small.auth, 'Upload-Defer-Length': '1' });
+    expect([refused.status, await refused.text()]).toEqual([
+      413,
+      expect.stringContaining(`tenant ${small.name} has not enough quota left`),
+    ]);
+    const declared = await tusRequest(`${gateway.url}/files`, 'POST', { ...small.auth, 'Upload-Length': String(MiB) });
+    expect(declared.status, await declared.text()).toBe(201);
+    const uploadId = idOf(declared.headers.get('location'));
+    expect(await ledger().reservation(small.name, uploadId)).toEqual({ status: 'reserved', bytes: MiB });
+    expect(await ledger().usage(small.name)).toMatchObject({ reservedBytes: MiB, reservations: 1 });
   });
 });
