@@ -14,6 +14,11 @@
  *   with `UploadExpired` and the saga compensates — multipart upload aborted, staged segments
  *   deleted, reservation released. Cancellation (tus DELETE, an aborted Uppy upload) is workflow
  *   cancellation and compensates the same way.
+ * - Quota follows what is known: the length given at creation is reserved first; a tus upload
+ *   with a deferred length reserves the tenant's maximum, and the `declareLength` update (checked
+ *   by {@link lengthDeclarationProblem}) lowers it to the declared length before it answers, so
+ *   quota is never over-held once the length is known; after verify it is lowered to the verified
+ *   size and committed. A presigned upload without a length reserves after verify.
  * - History stays bounded however many chunks arrive: after `updatesPerRun` updates (or when
  *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
  *   carrying the small state; the next run restores the completed steps' compensations.
