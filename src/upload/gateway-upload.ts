@@ -196,6 +196,23 @@ export function partCountOf(length: number, partSize: number): number {
   return Math.max(1, Math.ceil(length / partSize));
 }
 
+/** Why a tus upload takes no state change any more (ended, past receive-parts, expired), or undefined. */
+function notReceivingProblem(
+  state: Pick<GatewayUploadState, 'mode' | 'phase' | 'outcome' | 'expiresAt'>,
+  now: number,
+): { type: ChunkRejection; message: string } | undefined {
+  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
+    return {
+      type: ChunkRejection.NotReceiving,
+      message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
+    };
+  }
+  if (now >= state.expiresAt) {
+    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
+  }
+  return undefined;
+}
+
 /**
  * Why `record` cannot be applied to `state`, or undefined when it can. Pure and deterministic:
  * the workflow's Update validator. `now` is workflow time.
@@ -209,15 +226,8 @@ export function chunkRecordProblem(
   now: number,
 ): { type: ChunkRejection; message: string } | undefined {
   const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
-  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
-    return {
-      type: ChunkRejection.NotReceiving,
-      message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
-    };
-  }
-  if (now >= state.expiresAt) {
-    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
-  }
+  const closed = notReceivingProblem(state, now);
+  if (closed) return closed;
   if (record.from.offset !== state.offset || record.from.partsCompleted !== state.partsCompleted) {
     return {
       type: ChunkRejection.OffsetConflict,
@@ -276,15 +286,8 @@ export function lengthDeclarationProblem(
   now: number,
 ): { type: ChunkRejection; message: string } | undefined {
   const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
-  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
-    return {
-      type: ChunkRejection.NotReceiving,
-      message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
-    };
-  }
-  if (now >= state.expiresAt) {
-    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
-  }
+  const closed = notReceivingProblem(state, now);
+  if (closed) return closed;
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0)
     return invalid('Upload-Length must be a whole number of bytes ≥ 0');
   if (state.length !== undefined)
