@@ -309,7 +309,13 @@ export class UploadsService {
     }
     if (state.outcome !== 'running') {
       const cause = state.failure?.cause;
-      if (cause?.type === 'QuotaExceeded') throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}`);
+      if (cause?.type === 'QuotaExceeded') {
+        const deferred =
+          mode === 'tus' && request.length === undefined
+            ? ` (an upload without a length reserves the maximum upload size, ${maxLength} bytes, until its length is declared; give Upload-Length if it is known)`
+            : '';
+        throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}${deferred}`);
+      }
       throw new UploadNotStoredError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
     }
     return this.changed(state);

@@ -9,12 +9,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { stagingPrefixOf } from '../../src/upload/staging';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
-import { idOf, startTestGateway, startTus, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import { idOf, quotaLedgerOf, startTestGateway, startTus, testTenant, tusRequest, type TestGateway } from './gateway-harness';
 
 const BUCKET = 'uploads';
 /** The tenants' maximum upload size: what a deferred upload reserves until its length is declared. */
@@ -46,8 +45,7 @@ afterAll(async () => {
 });
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const ledger = () =>
-  new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
+const ledger = () => quotaLedgerOf(stack);
 
 /** Waits until the tenant's ledger shows `check` (reservations settle by signal, a moment after the saga's step). */
 async function ledgerShows<T>(read: () => Promise<T>, wanted: T): Promise<void> {
@@ -195,7 +193,9 @@ describe('tus creation-defer-length', () => {
     const refused = await tusRequest(`${gateway.url}/files`, 'POST', { ...small.auth, 'Upload-Defer-Length': '1' });
     expect([refused.status, await refused.text()]).toEqual([
       413,
-      expect.stringContaining(`tenant ${small.name} has not enough quota left`),
+      expect.stringMatching(
+        new RegExp(`tenant ${small.name} has not enough quota left.*reserves the maximum upload size, ${MAX_UPLOAD} bytes`),
+      ),
     ]);
     const declared = await tusRequest(`${gateway.url}/files`, 'POST', { ...small.auth, 'Upload-Length': String(MiB) });
     expect(declared.status, await declared.text()).toBe(201);
