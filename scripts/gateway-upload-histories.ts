@@ -182,6 +182,32 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
       ),
   },
   {
+    name: 'client-upload-tus-deferred',
+    outcome: 'completed',
+    // creation-defer-length: the maximum reserved, 2 MiB staged, the length (7 MiB) declared by the next PATCH
+    // (reservation shrunk), the rest sent; shrunk again to the verified size before the commit.
+    run: (r) =>
+      withGateway(r, { defaults: { maxUploadBytes: 64 * MiB, requestsPerSecond: 50 } }, undefined, async (tus) => {
+        const data = randomBytes(7 * MiB);
+        const created = await tus('POST', '/files', {
+          'Upload-Defer-Length': '1',
+          'Upload-Metadata': `filename ${Buffer.from('client-upload-tus-deferred.bin').toString('base64')}`,
+        });
+        if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${await created.text()}`);
+        const path = created.headers.get('location')!;
+        const patches: [number, number, Record<string, string>][] = [
+          [0, 2 * MiB, {}],
+          [2 * MiB, 6 * MiB, { 'Upload-Length': String(data.length) }],
+          [6 * MiB, 7 * MiB, {}],
+        ];
+        for (const [from, to, headers] of patches) {
+          const response = await tus('PATCH', path, { 'Upload-Offset': String(from), ...headers }, data.subarray(from, to));
+          if (response.status !== 204) throw new Error(`PATCH at ${from} answered ${response.status}: ${await response.text()}`);
+        }
+        return uploadWorkflowId(TENANT, path.split('/').pop()!);
+      }),
+  },
+  {
     name: 'client-upload-expired',
     outcome: 'expired',
     // 1 MiB of 8 staged, then the 3-second expiry fires: abort, delete staged, release.

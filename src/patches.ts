@@ -18,7 +18,7 @@ export interface WorkflowPatch {
   /** The day the patch entered main (ISO date). */
   readonly since: string;
   /** The workflow code that asks it. */
-  readonly askedBy: 'saga engine' | 'uploadWorkflow';
+  readonly askedBy: 'saga engine' | 'uploadWorkflow' | 'gatewayUploadWorkflow';
   /** What runs that recorded it do differently from runs that did not, in one line. */
   readonly guards: string;
 }
@@ -64,6 +64,13 @@ export const WORKFLOW_PATCHES = {
     askedBy: 'saga engine',
     guards: 'a saga whose cancellation is seen before its pivot starts compensates instead of starting the pivot.',
   },
+  tusDeferredLength: {
+    id: 'tus-deferred-length',
+    since: '2026-12-06',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'a tus upload created without a length reserves the tenant maximum before open-multipart and shrinks it to the declared, then the verified size; no earlier run had such an upload.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -78,3 +85,5 @@ export const LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH = WORKFLOW_PATCHES.localQuota
 export const LOCAL_LISTING_VERIFY_PATCH = WORKFLOW_PATCHES.localListingVerify.id;
 /** @see WORKFLOW_PATCHES.sagaCancelledBeforePivot */
 export const CANCELLED_BEFORE_PIVOT_PATCH = WORKFLOW_PATCHES.sagaCancelledBeforePivot.id;
+/** @see WORKFLOW_PATCHES.tusDeferredLength */
+export const TUS_DEFERRED_LENGTH_PATCH = WORKFLOW_PATCHES.tusDeferredLength.id;

@@ -20,6 +20,10 @@ export function quotaActivities(deps: UploadActivityDeps) {
     async releaseReservation(ref: ReservationRef): Promise<void> {
       await deps.quota.release(ref);
     },
+    /** Lowers the reservation to the upload's real size (a tus upload whose length was deferred reserved the maximum). */
+    async shrinkReservation(request: ReservationRef & { bytes: number }): Promise<void> {
+      await deps.quota.shrink(request);
+    },
     /** Moves the reservation to "used" once the object exists. */
     async commitReservation(ref: ReservationRef): Promise<void> {
       await deps.quota.commit(ref);

@@ -54,6 +54,16 @@ function integerProblem(name: string, value: string | string[] | undefined): str
   return undefined;
 }
 
+/** The 413 for an Upload-Length over the maximum upload size, or undefined. */
+function lengthOverMaximum(value: string | string[] | undefined, maxUploadBytes: number): TusRefusal | undefined {
+  if (value === undefined || Number(value) <= maxUploadBytes) return undefined;
+  return {
+    status: 413,
+    headers: {},
+    body: `Upload-Length ${String(value)} exceeds the maximum upload size of ${maxUploadBytes} bytes (Tus-Max-Size)`,
+  };
+}
+
 /**
  * Checks one tus request (with its effective method) against what the spec requires of its
  * headers, in the order tusd checks: version (412), content type (415), offsets, lengths and
@@ -85,20 +95,36 @@ export function checkTusRequest(method: string, headers: IncomingHttpHeaders, ma
       };
     const offset = integerProblem('Upload-Offset', headers['upload-offset']);
     if (offset) return { status: 400, headers: {}, body: offset };
+    // creation-defer-length: a PATCH may declare the length (the store checks it against the upload).
+    const length = integerProblem('Upload-Length', headers['upload-length']);
+    if (length) return { status: 400, headers: {}, body: length };
+    const tooLarge = lengthOverMaximum(headers['upload-length'], maxUploadBytes);
+    if (tooLarge) return tooLarge;
   }
   if (method === 'POST') {
     const length = integerProblem('Upload-Length', headers['upload-length']);
     if (length) return { status: 400, headers: {}, body: length };
-    // With Upload-Defer-Length, @tus/server answers (the extension is not offered yet).
-    if (headers['upload-length'] === undefined && headers['upload-defer-length'] === undefined)
-      return { status: 400, headers: {}, body: "a POST needs Upload-Length: the upload's size in bytes" };
-    if (headers['upload-length'] !== undefined && Number(headers['upload-length']) > maxUploadBytes) {
+    const defer = headers['upload-defer-length'];
+    if (defer !== undefined && defer !== '1')
       return {
-        status: 413,
+        status: 400,
         headers: {},
-        body: `Upload-Length ${String(headers['upload-length'])} exceeds the maximum upload size of ${maxUploadBytes} bytes (Tus-Max-Size)`,
+        body: `Upload-Defer-Length must be 1 (the length is declared by a later PATCH's Upload-Length), got ${JSON.stringify(String(defer))}`,
       };
-    }
+    if (headers['upload-length'] === undefined && defer === undefined)
+      return {
+        status: 400,
+        headers: {},
+        body: "a POST needs Upload-Length: the upload's size in bytes (or Upload-Defer-Length: 1 when it is not known yet)",
+      };
+    if (headers['upload-length'] !== undefined && defer !== undefined)
+      return {
+        status: 400,
+        headers: {},
+        body: 'a POST has either Upload-Length or Upload-Defer-Length: 1, not both',
+      };
+    const tooLarge = lengthOverMaximum(headers['upload-length'], maxUploadBytes);
+    if (tooLarge) return tooLarge;
     const metadata = headers['upload-metadata'];
     if (typeof metadata === 'string') {
       try {

@@ -66,7 +66,7 @@ export class GatewayUploadStore extends DataStore {
       ...options,
       buffers: options.buffers ?? new PartBuffers((options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT) + 1),
     };
-    this.extensions = ['creation', 'creation-with-upload', 'termination', 'expiration', 'checksum'];
+    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration', 'checksum'];
   }
 
   /** POST: starts the upload's saga (reserve space, open the multipart upload). */
@@ -87,7 +87,8 @@ export class GatewayUploadStore extends DataStore {
       .create({
         tenant: context.tenant,
         uploadId: upload.id,
-        ...(upload.size !== undefined ? { length: upload.size } : {}),
+        // Without a size (Upload-Defer-Length: 1) the saga reserves the maximum until a PATCH declares it.
+        ...(upload.size !== undefined ? { length: upload.size } : { maxLength: context.maxUploadBytes }),
         ...(filename ? { filename } : {}),
         ...(contentType ? { contentType } : {}),
         ...(token?.scope.key !== undefined ? { key: token.scope.key } : {}),
@@ -169,6 +170,15 @@ export class GatewayUploadStore extends DataStore {
     }
     if (streamError !== undefined) throw streamError;
     return after.offset;
+  }
+
+  /**
+   * PATCH with `Upload-Length` on an upload whose length was deferred: the saga takes the length
+   * and lowers its reservation to it; the PATCH's bytes are then written against it.
+   */
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    const context = currentContext();
+    context.state = await this.options.uploads.declareLength(context.tenant, id, length);
   }
 
   /** DELETE (termination): cancels the saga, which aborts the multipart upload and deletes staged segments. */

@@ -1,6 +1,6 @@
 /**
  * The tus 1.0.0 endpoint (`/files`): @tus/server speaks the protocol — core, creation,
- * creation-with-upload, termination, expiration — and {@link GatewayUploadStore} drives the saga.
+ * creation-with-upload, creation-defer-length, termination, expiration — and {@link GatewayUploadStore} drives the saga.
  * The checksum extension, which @tus/server does not implement, is added around it: the route
  * parses `Upload-Checksum` (400 for a malformed header or an algorithm not offered), the store
  * verifies the body and answers 460 on a mismatch without recording anything. Before @tus/server
@@ -119,6 +119,18 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         return {
           status_code: 400,
           body: 'the upload is finished and its object stored; termination (DELETE) ends only unfinished uploads, it does not delete stored objects\n',
+        };
+      }
+      if (err === ERRORS.INVALID_LENGTH) {
+        // PATCH with Upload-Length (creation-defer-length): the length is known already, or below the offset.
+        const current = tusRequestContext.getStore()?.state;
+        const declared = req.headers.get('upload-length');
+        return {
+          status_code: 400,
+          body:
+            current?.length !== undefined
+              ? `the upload's length is already ${current.length} bytes; Upload-Length may only be sent while the length is deferred (Upload-Defer-Length: 1)\n`
+              : `Upload-Length ${declared ?? '(none)'} is below the upload's offset${current ? ` ${current.offset}` : ''}\n`,
         };
       }
       if (err === ERRORS.ERR_SIZE_EXCEEDED)

@@ -15,14 +15,14 @@
  * - `create` returns once the multipart upload is open: `state.multipartUploadId` is S3's
  *   upload id (presign UploadPart URLs with it), `state.key` the object key (always under
  *   `<tenant>/`), `state.expiresAt` the expiry (epoch ms). Space is reserved first when the
- *   length is given (413 when the quota does not allow it).
+ *   length is given, and for tus without one the tenant's maximum (413 when the quota does not
+ *   allow it); `declareLength` lowers that reservation to the length a later PATCH declares.
  * - `state` reports any upload of the tenant, ended ones included (`outcome` says how);
  *   `get` is for protocol requests on a live upload: it throws 410 for an upload that ended
  *   without an object.
- * - `recordChunk` is tus-only (the gateway wrote bytes to S3 itself). `recordPart` and `complete`
- *   are presigned-only: `recordPart` records a part the client reports finished (confirmed by the
- *   caller with ListParts), `complete` takes
- *   the client's `{ partNumber, etag }` list; the workflow checks it against ListParts, merges,
+ * - `recordChunk` and `declareLength` are tus-only (the gateway wrote bytes to S3 itself).
+ *   `recordPart` and `complete` are presigned-only: `recordPart` records a part the client reports
+ *   finished (confirmed by the caller with ListParts), `complete` takes the client's `{ partNumber, etag }` list; the workflow checks it against ListParts, merges,
  *   and `complete` waits (up to `waitMs`) for that, returning the final state (`result`) or
  *   throwing 422 with the failure report's message.
  * - `cancel` cancels the saga (tus DELETE, Uppy abort) and waits (up to `waitMs`) until the
@@ -59,6 +59,7 @@ import type { UploadOutcomeKind, UploadProgress, UploadResult } from '../upload/
 import {
   gatewayUploadStateQuery,
   completeUpdate,
+  declareLengthUpdate,
   recordChunkUpdate,
   recordPartUpdate,
   waitUntilOpenUpdate,
@@ -82,8 +83,13 @@ export interface CreateUploadRequest {
   tenant: string;
   /** @default a random 32-hex-digit id */
   uploadId?: string;
-  /** Total bytes. Required for tus; presigned uploads may leave it out (space is then reserved after verify). */
+  /**
+   * Total bytes. A tus upload without it has a deferred length: the tenant's maximum is reserved
+   * until {@link UploadsService.declareLength}; a presigned upload without it reserves after verify.
+   */
   length?: number;
+  /** The most this upload may have, when less than the tenant's maximum (an upload token's limit). */
+  maxLength?: number;
   /** The client's file name; the default key is `<tenant>/<uploadId>/<filename>`. */
   filename?: string;
   /** @default 'application/octet-stream' (also for an invalid one) */
@@ -239,9 +245,8 @@ export class UploadsService {
           `${request.length} bytes exceed the maximum upload size of tenant ${tenant}: ${limits.maxUploadBytes} bytes`,
         );
       }
-    } else if (mode === 'tus') {
-      throw new InvalidRequestError('a tus upload needs Upload-Length (deferred length is not supported)');
     }
+    const maxLength = Math.min(limits.maxUploadBytes, request.maxLength ?? Infinity);
     const relativeKey = request.key ?? `${uploadId}/${safeFileName(request.filename)}`;
     const key = `${this.keyPrefixOf(tenant)}${relativeKey}`;
     const keyProblem = objectKeyProblem(relativeKey) ?? objectKeyProblem(key);
@@ -265,7 +270,7 @@ export class UploadsService {
       bucket,
       key,
       ...(request.length !== undefined ? { length: request.length } : {}),
-      maxLength: limits.maxUploadBytes,
+      maxLength,
       ...(request.filename ? { filename: request.filename } : {}),
       contentType,
       metadata,
@@ -300,7 +305,7 @@ export class UploadsService {
             ]
           : []),
         ...(request.length !== undefined ? [{ key: UploadSizeBytes, value: request.length }] : []),
-        { key: UploadPhase, value: request.length !== undefined ? 'reserve-space' : 'open-multipart' },
+        { key: UploadPhase, value: request.length !== undefined || mode === 'tus' ? 'reserve-space' : 'open-multipart' },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
     });
@@ -313,7 +318,13 @@ export class UploadsService {
     }
     if (state.outcome !== 'running') {
       const cause = state.failure?.cause;
-      if (cause?.type === 'QuotaExceeded') throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}`);
+      if (cause?.type === 'QuotaExceeded') {
+        const deferred =
+          mode === 'tus' && request.length === undefined
+            ? ` (an upload without a length reserves the maximum upload size, ${maxLength} bytes, until its length is declared; give Upload-Length if it is known)`
+            : '';
+        throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}${deferred}`);
+      }
       throw new UploadNotStoredError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
     }
     return this.changed(state);
@@ -390,6 +401,12 @@ export class UploadsService {
    */
   async recordPart(tenant: string, uploadId: string, report: PartReport): Promise<GatewayUploadState> {
     return this.changed(await this.update(tenant, uploadId, (handle) => handle.executeUpdate(recordPartUpdate, { args: [report] })));
+   * tus, deferred length: declares the upload's length (a PATCH's `Upload-Length`); returns once
+   * the reservation was lowered to it.
+   * @throws InvalidRequestError (400: known already, below the offset, over the maximum), UploadConflictError, UploadGoneError
+   */
+  async declareLength(tenant: string, uploadId: string, length: number): Promise<GatewayUploadState> {
+    return this.changed(await this.update(tenant, uploadId, (handle) => handle.executeUpdate(declareLengthUpdate, { args: [{ length }] })));
   }
 
   /**

@@ -7,7 +7,7 @@
  * - `reserve` is idempotent per (tenant, uploadId) and exact under concurrency: the sum of used
  *   and reserved bytes never exceeds the limit. When the upload does not fit it throws a
  *   non-retryable failure of type `QuotaExceeded`.
- * - `release` and `commit` are idempotent; releasing or committing an unknown upload is a no-op.
+ * - `release`, `shrink` and `commit` are idempotent; any of them on an unknown upload is a no-op.
  *   They may take effect after they return (the embedded ledger sends them as signals), but never
  *   later than a request that reaches the ledger after them, and never lost once they returned.
  */
@@ -24,6 +24,12 @@ export interface QuotaLedger {
   reserve(request: { tenant: string; uploadId: string; bytes: number }): Promise<QuotaUsage>;
   /** Gives the reservation back (the upload did not complete). */
   release(request: { tenant: string; uploadId: string }): Promise<void>;
+  /**
+   * Lowers the upload's reservation to `bytes` (never raises it): a tus upload with a deferred
+   * length reserves the tenant's maximum and shrinks to the real size once it is known. A no-op
+   * for an unknown or settled upload, or when the reservation is already at most `bytes`.
+   */
+  shrink(request: { tenant: string; uploadId: string; bytes: number }): Promise<void>;
   /** Moves the reservation to "used" once the object is merged. */
   commit(request: { tenant: string; uploadId: string }): Promise<void>;
   /** The tenant's usage now. */

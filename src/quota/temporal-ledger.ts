@@ -27,6 +27,7 @@ import {
   reserveBatchUpdate,
   settleSignal,
   usageQuery,
+  type Settlements,
   type ReservationStatus,
   type ReserveOutcome,
   type ReserveRequest,
@@ -91,7 +92,7 @@ class GroupCommit<Item, Result> {
   }
 }
 
-type Settlement = { kind: 'commit' | 'release'; uploadId: string };
+type Settlement = { kind: 'commit' | 'release'; uploadId: string } | { kind: 'shrink'; uploadId: string; bytes: number };
 
 /** The quota ledger kept by one workflow per tenant (`quotaLedgerWorkflow`), on the worker's task queue. */
 export class TemporalQuotaLedger implements QuotaLedger {
@@ -135,6 +136,11 @@ export class TemporalQuotaLedger implements QuotaLedger {
   /** Releases a reservation: durable once this resolves; the ledger applies it in order with later requests. */
   release({ tenant, uploadId }: { tenant: string; uploadId: string }): Promise<void> {
     return queueOf(this.settlements, tenant, (items) => this.settle(tenant, items)).submit({ kind: 'release', uploadId });
+  }
+
+  /** Lowers a reservation: durable once this resolves; the ledger applies it before commits sent with or after it. */
+  shrink({ tenant, uploadId, bytes }: { tenant: string; uploadId: string; bytes: number }): Promise<void> {
+    return queueOf(this.settlements, tenant, (items) => this.settle(tenant, items)).submit({ kind: 'shrink', uploadId, bytes });
   }
 
   /** Commits a reservation: durable once this resolves; the ledger applies it in order with later requests. */
@@ -199,9 +205,12 @@ export class TemporalQuotaLedger implements QuotaLedger {
   }
 
   private async settle(tenant: string, items: Settlement[]): Promise<void[]> {
-    const settlements = {
+    const settlements: Settlements = {
       commit: items.filter((i) => i.kind === 'commit').map((i) => i.uploadId),
       release: items.filter((i) => i.kind === 'release').map((i) => i.uploadId),
+      ...(items.some((i) => i.kind === 'shrink')
+        ? { shrink: items.flatMap((i) => (i.kind === 'shrink' ? [{ uploadId: i.uploadId, bytes: i.bytes }] : [])) }
+        : {}),
     };
     try {
       await this.options.client.workflow.getHandle(quotaLedgerWorkflowId(tenant)).signal(settleSignal, settlements);

@@ -69,7 +69,11 @@ export interface GatewayUploadInput {
   bucket: string;
   /** Always under `<tenant>/`. */
   key: string;
-  /** Total bytes, when known at creation (tus: always). Without it, space is reserved once the parts are verified. */
+  /**
+   * Total bytes, when known at creation. Without it, a tus upload's length is deferred (declared by
+   * a later PATCH, see {@link lengthDeclarationProblem}) and the tenant's maximum is reserved until
+   * then; a presigned upload reserves its verified size once the parts are verified.
+   */
   length?: number;
   /** The tenant's maximum upload size: the verified size must not exceed it. */
   maxLength: number;
@@ -112,6 +116,8 @@ export interface CarriedState {
   runs: number;
   /** Presigned: the parts the client reported (see {@link GatewayUploadState.reportedParts}), when any. */
   reportedParts?: PartRanges;
+  /** tus: the length a client declared after creation (deferred length); the reservation was shrunk to it. */
+  declaredLength?: number;
 }
 
 /** Phases of a gateway upload, as shown by the `UploadPhase` search attribute and queries. */
@@ -233,6 +239,23 @@ export function partCountOf(length: number, partSize: number): number {
   return Math.max(1, Math.ceil(length / partSize));
 }
 
+/** Why a tus upload takes no state change any more (ended, past receive-parts, expired), or undefined. */
+function notReceivingProblem(
+  state: Pick<GatewayUploadState, 'mode' | 'phase' | 'outcome' | 'expiresAt'>,
+  now: number,
+): { type: ChunkRejection; message: string } | undefined {
+  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
+    return {
+      type: ChunkRejection.NotReceiving,
+      message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
+    };
+  }
+  if (now >= state.expiresAt) {
+    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
+  }
+  return undefined;
+}
+
 /**
  * Why `record` cannot be applied to `state`, or undefined when it can. Pure and deterministic:
  * the workflow's Update validator. `now` is workflow time.
@@ -246,15 +269,8 @@ export function chunkRecordProblem(
   now: number,
 ): { type: ChunkRejection; message: string } | undefined {
   const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
-  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'tus') {
-    return {
-      type: ChunkRejection.NotReceiving,
-      message: `the upload does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,
-    };
-  }
-  if (now >= state.expiresAt) {
-    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
-  }
+  const closed = notReceivingProblem(state, now);
+  if (closed) return closed;
   if (record.from.offset !== state.offset || record.from.partsCompleted !== state.partsCompleted) {
     return {
       type: ChunkRejection.OffsetConflict,
@@ -334,6 +350,30 @@ export function partReportProblem(
 
 /** S3's largest part. */
 const MAX_PART_BYTES = 5 * 1024 ** 3;
+
+ * Why a tus upload created with a deferred length cannot take `length` as its length now, or
+ * undefined when it can. Pure and deterministic: the workflow's Update validator.
+ * `maxLength` is the most the upload may have (the tenant's maximum).
+ */
+export function lengthDeclarationProblem(
+  state: Pick<GatewayUploadState, 'mode' | 'phase' | 'outcome' | 'offset' | 'length' | 'partSize' | 'expiresAt'>,
+  length: unknown,
+  maxLength: number,
+  now: number,
+): { type: ChunkRejection; message: string } | undefined {
+  const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
+  const closed = notReceivingProblem(state, now);
+  if (closed) return closed;
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0)
+    return invalid('Upload-Length must be a whole number of bytes ≥ 0');
+  if (state.length !== undefined)
+    return invalid(`the upload's length is already ${state.length} bytes; Upload-Length may only be sent while the length is deferred`);
+  if (length < state.offset) return invalid(`Upload-Length ${length} is below the upload's offset ${state.offset}`);
+  if (length > maxLength) return invalid(`Upload-Length ${length} exceeds the maximum upload size of ${maxLength} bytes`);
+  if (partCountOf(length, state.partSize) > MAX_PARTS)
+    return invalid(`Upload-Length ${length} needs more than ${MAX_PARTS} parts of ${state.partSize} bytes`);
+  return undefined;
+}
 
 /** Why a presigned upload's part list cannot complete it, or undefined. Pure. */
 export function gatewayPartsProblem(parts: unknown): string | undefined {

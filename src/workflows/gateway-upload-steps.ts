@@ -7,7 +7,8 @@
  *
  * `receive-parts` is not an activity: the client sends the bytes, the gateway records each chunk
  * with an Update, and the workflow waits (durable expiry timer included). When the length is not
- * known at creation (presigned uploads may not declare it), reserve-space runs after verify, with
+ * known at creation, a tus upload (creation-defer-length) reserves the tenant's maximum and lowers
+ * it once a PATCH declares the length; a presigned upload runs reserve-space after verify, with
  * the verified size.
  */
 import { WIRE_NAMES } from '../upload/wire-names';

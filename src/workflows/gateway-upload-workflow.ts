@@ -17,11 +17,17 @@
  *   with `UploadExpired` and the saga compensates — multipart upload aborted, staged segments
  *   deleted, reservation released. Cancellation (tus DELETE, an aborted Uppy upload) is workflow
  *   cancellation and compensates the same way.
+ * - Quota follows what is known: the length given at creation is reserved first; a tus upload
+ *   with a deferred length reserves the tenant's maximum, and the `declareLength` update (checked
+ *   by {@link lengthDeclarationProblem}) lowers it to the declared length before it answers, so
+ *   quota is never over-held once the length is known; after verify it is lowered to the verified
+ *   size and committed. A presigned upload without a length reserves after verify.
  * - History stays bounded however many chunks arrive: after `updatesPerRun` updates (or when
  *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
  *   carrying the small state; the next run restores the completed steps' compensations.
  */
 import { requireMultipartUploadId } from '../upload/wire-names';
+import { TUS_DEFERRED_LENGTH_PATCH } from '../patches';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -30,6 +36,8 @@ import {
   condition,
   ContinueAsNew,
   continueAsNew,
+  patched,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -44,6 +52,7 @@ import {
   GatewayUploadFailureType,
   gatewayPartsProblem,
   hasPart,
+  lengthDeclarationProblem,
   partCountOf,
   partReportProblem,
   withPart,
@@ -72,6 +81,7 @@ import {
   gatewayUploadSagaStateQuery,
   gatewayUploadStateQuery,
   completeUpdate,
+  declareLengthUpdate,
   DEFAULT_UPDATES_PER_RUN,
   recordChunkUpdate,
   recordPartUpdate,
@@ -80,6 +90,12 @@ import {
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
+/** Lowers a reservation (deferred length): idempotent and quick, so a local activity outside the saga's steps. */
+const { shrinkReservation } = proxyLocalActivities<UploadActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s' },
+});
+
 /** An upload through the HTTP gateway (tus or S3 presigned multipart) as a saga. */
 export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<UploadResult> {
   const { workflowId } = workflowInfo();
@@ -87,6 +103,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   const stagingPrefix = stagingPrefixOf(tenant, uploadId);
   const updatesPerRun = input.updatesPerRun ?? DEFAULT_UPDATES_PER_RUN;
   const reservationRef = { tenant, uploadId };
+  // tus without Upload-Length (creation-defer-length): the tenant's maximum is reserved until a PATCH declares the length.
+  const deferredLength = input.mode === 'tus' && input.length === undefined;
 
   const state: GatewayUploadState = {
     tenant,
@@ -100,6 +118,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     metadata: input.metadata,
     ...(input.tusMetadata !== undefined ? { tusMetadata: input.tusMetadata } : {}),
     ...(input.length !== undefined ? { length: input.length } : {}),
+    ...(carried?.declaredLength !== undefined ? { length: carried.declaredLength } : {}),
     offset: carried?.offset ?? 0,
     partSize: input.partSize,
     partsCompleted: carried?.partsCompleted ?? 0,
@@ -108,7 +127,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     ...(carried?.reportedParts ? { reportedParts: carried.reportedParts } : {}),
     ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
     ...(carried ? { multipartUploadId: carried.multipartUploadId } : {}),
-    phase: carried ? 'receive-parts' : input.length !== undefined ? 'reserve-space' : 'open-multipart',
+    phase: carried ? 'receive-parts' : input.length !== undefined || deferredLength ? 'reserve-space' : 'open-multipart',
     outcome: 'running',
     createdAt: carried?.createdAt ?? Date.now(),
     expiresAt: input.expiresAt,
@@ -212,6 +231,24 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     },
   );
   setHandler(
+    declareLengthUpdate,
+    async ({ length }) => {
+      updatesThisRun++;
+      state.length = length;
+      upsertSearchAttributes([{ key: UploadSizeBytes, value: length }]);
+      setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
+      // Quota is held for the real size from now on, not the maximum.
+      if (reservation) await shrinkReservation({ ...reservationRef, bytes: length });
+      return snapshot();
+    },
+    {
+      validator: (request) => {
+        const problem = lengthDeclarationProblem(state, request?.length, input.maxLength, Date.now());
+        if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
+      },
+    },
+  );
+  setHandler(
     completeUpdate,
     ({ parts }) => {
       updatesThisRun++;
@@ -260,6 +297,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         });
       } else {
         if (input.length !== undefined) await reserve(input.length);
+        else if (deferredLength && patched(TUS_DEFERRED_LENGTH_PATCH)) await reserve(input.maxLength);
         const openedAt = Date.now();
         const opened = await saga.run(
           'open-multipart',
@@ -322,6 +360,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                 staged: state.staged,
                 runs: state.runs,
                 ...(state.reportedParts ? { reportedParts: state.reportedParts } : {}),
+                ...(deferredLength && state.length !== undefined ? { declaredLength: state.length } : {}),
               },
             });
           }
@@ -352,7 +391,10 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         ],
         { summary: `verify the parts of s3://${bucket}/${key}` },
       );
-      if (input.length === undefined) {
+      if (deferredLength && reservation) {
+        // Settled to the verified size before the commit, whatever the declaration's shrink did.
+        await shrinkReservation({ ...reservationRef, bytes: verified.size });
+      } else if (input.length === undefined) {
         state.length = verified.size;
         upsertSearchAttributes([{ key: UploadSizeBytes, value: verified.size }]);
         await reserve(verified.size);

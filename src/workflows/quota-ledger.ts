@@ -78,6 +78,8 @@ export interface Settlements {
   commit?: string[];
   /** Give these reservations back (compensation). */
   release?: string[];
+  /** Lower these reservations to the given bytes (never raise them); applied before commits of the same signal. */
+  shrink?: { uploadId: string; bytes: number }[];
 }
 /** Commits and releases reservations. Idempotent; unknown ids are ignored. */
 export const settleSignal = defineSignal<[Settlements]>('settleReservations');
@@ -176,6 +178,10 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
   const release = (uploadId: string) => {
     if (holds(uploadId)) settle(uploadId, 'released');
   };
+  const shrink = (uploadId: string, bytes: number) => {
+    if (holds(uploadId) && Number.isSafeInteger(bytes) && bytes >= 0 && bytes < state.reservations[uploadId]!)
+      state.reservations[uploadId] = bytes;
+  };
   const commit = (uploadId: string) => {
     if (!holds(uploadId)) return;
     state.usedBytes += state.reservations[uploadId]!;
@@ -242,6 +248,10 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
 
   setHandler(settleSignal, (settlements) => {
     // A signal cannot be refused: anything malformed in it is ignored rather than thrown.
+    for (const item of Array.isArray(settlements?.shrink) ? settlements.shrink : []) {
+      handled++;
+      if (typeof item?.uploadId === 'string' && typeof item.bytes === 'number') shrink(item.uploadId, item.bytes);
+    }
     for (const uploadId of Array.isArray(settlements?.commit) ? settlements.commit : []) {
       handled++;
       if (typeof uploadId === 'string') commit(uploadId);

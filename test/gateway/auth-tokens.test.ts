@@ -27,7 +27,17 @@ import { MiB } from '../support/files';
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { codeSpans, fragmentPattern, readRepoFile, tables } from '../support/markdown';
 import { keysUnder, objectSha256 } from '../support/s3-inspect';
-import { createTusUpload, idOf, startTestGateway, startTus, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import {
+  createTusUpload,
+  idOf,
+  quotaLedgerOf,
+  startTestGateway,
+  startTus,
+  testRedis,
+  testTenant,
+  tusRequest,
+  type TestGateway,
+} from './gateway-harness';
 
 const BUCKET = 'uploads';
 const ISSUER = 'https://idp.test/';
@@ -272,6 +282,22 @@ describe('upload tokens minted for one browser upload', () => {
     expect(head.headers.get('upload-offset')).toBe(String(data.length));
     const again = await tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Length': '1' });
     expect(again.status).toBe(403);
+  });
+
+  it("a deferred-length upload with an upload token reserves the token's limit, not the tenant's, and may not declare more", async () => {
+    const { token } = await mintUploadToken({ secret: SECRET, tenant: tokenTenant, maxBytes: 3 * MiB, expiresIn: '5m' });
+    const created = await tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Defer-Length': '1' });
+    expect(created.status, await created.text()).toBe(201);
+    const url = new URL(created.headers.get('location')!, gateway.url).toString();
+    expect(await quotaLedgerOf(stack).reservation(tokenTenant, idOf(url))).toEqual({ status: 'reserved', bytes: 3 * MiB });
+    const over = await tusRequest(url, 'PATCH', {
+      ...bearer(token),
+      'Upload-Offset': '0',
+      'Upload-Length': String(3 * MiB + 1),
+      'Content-Type': 'application/offset+octet-stream',
+    });
+    expect([over.status, await over.text()]).toEqual([413, expect.stringContaining(`maximum upload size of ${3 * MiB} bytes`)]);
+    expect((await tusRequest(url, 'DELETE', bearer(token))).status).toBe(204);
   });
 
   it('the presigned path with an upload token: create, sign, complete its one upload', async () => {

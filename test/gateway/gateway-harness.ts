@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import * as tus from 'tus-js-client';
 import { hashToken, loadGatewayConfig, type GatewayConfig } from '../../src/gateway/config';
 import { createGateway, type GatewayOptions, type GatewayServer } from '../../src/gateway/server';
+import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import type { TestStack } from '../support/harness';
 import { uniqueId } from '../support/harness';
 
@@ -66,6 +67,11 @@ export async function startTestGateway(
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url, config, close: () => app.close() };
+}
+
+/** The stack's quota ledger, read independently of the gateway (usage, one upload's reservation). */
+export function quotaLedgerOf(stack: TestStack): TemporalQuotaLedger {
+  return new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
 }
 
 /** A Redis connection for the tests (the machine's Redis on 127.0.0.1:6379). */

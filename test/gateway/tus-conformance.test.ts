@@ -122,11 +122,11 @@ const cases: readonly Case[] = [
         deliberateDifference: {
           why:
             'status: the spec allows both ("A successful response indicated by the 204 No Content or 200 OK status MUST contain the Tus-Version header"). ' +
-            'Tus-Extension: the gateway adds expiration and checksum, which tusd lacks; creation-defer-length and concatenation are a KNOWN GAP (issue 12, another slice), not a choice. ' +
+            'Tus-Extension: the gateway adds expiration and checksum, which tusd lacks; concatenation is a KNOWN GAP (issue 12), not a choice. ' +
             'Tus-Checksum-Algorithm: "The Server MUST support at least the SHA1 checksum algorithm", listed only by a server with the checksum extension',
           gateway: {
             status: '204',
-            'tus-extension': 'checksum,creation,creation-with-upload,expiration,termination',
+            'tus-extension': 'checksum,creation,creation-defer-length,creation-with-upload,expiration,termination',
             'tus-checksum-algorithm': 'crc32,md5,sha1,sha256',
           },
           tusd: {
@@ -332,18 +332,56 @@ const cases: readonly Case[] = [
     ],
   },
   {
-    name: 'creation-defer-length and concatenation: KNOWN GAP in the gateway (another slice of issue 12)',
+    name: 'creation-defer-length: the length is declared by a later PATCH; HEAD says Upload-Defer-Length until then',
     steps: [
+      create(0, { 'Upload-Length': null, 'Upload-Defer-Length': '1' }),
       {
-        ...create(0, { 'Upload-Length': null, 'Upload-Defer-Length': '1' }),
-        compare: ['status'],
-        expect: {},
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...HEAD_FIELDS, 'upload-defer-length'],
+        expect: { status: '200', 'upload-offset': '0', 'upload-defer-length': '1', 'upload-length': null },
+      },
+      { ...patch(0, bytes(5)), expect: { status: '204', 'upload-offset': '5' } },
+      { ...patch(5, bytes(5), { 'Upload-Length': '10' }), expect: { status: '204', 'upload-offset': '10' } },
+      {
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...HEAD_FIELDS, 'upload-defer-length'],
+        expect: { status: '200', 'upload-offset': '10', 'upload-defer-length': null, 'upload-length': '10' },
+      },
+    ],
+  },
+  {
+    name: 'creation-defer-length: a wrong Upload-Defer-Length, both lengths, a length below the offset, over the maximum or declared again are refused',
+    steps: [
+      { ...create(0, { 'Upload-Length': null, 'Upload-Defer-Length': '2' }), expect: { status: '400' } },
+      { ...create(10, { 'Upload-Defer-Length': '1' }), expect: { status: '400' } },
+      create(0, { 'Upload-Length': null, 'Upload-Defer-Length': '1' }),
+      { ...patch(0, bytes(5)), expect: { status: '204', 'upload-offset': '5' } },
+      { ...patch(5, Buffer.alloc(0), { 'Upload-Length': 'ten' }), expect: { status: '400' } },
+      { ...patch(5, Buffer.alloc(0), { 'Upload-Length': '3' }), expect: { status: '400' } },
+      {
+        ...patch(5, Buffer.alloc(0), { 'Upload-Length': String(MAX_SIZE + 1) }),
         deliberateDifference: {
-          why: 'KNOWN GAP, not a choice: creation-defer-length is not implemented yet, and the gateway does not announce it in Tus-Extension; the spec lets a server without the extension refuse it',
-          gateway: { status: '501' },
-          tusd: { status: '201' },
+          why: 'tusd answers a declared length over its maximum like a malformed one (400 ERR_INVALID_UPLOAD_LENGTH); the gateway answers as for the same length at creation, where both answer 413: "If the length of the upload exceeds the maximum, which MAY be specified using the Tus-Max-Size header, the Server MUST respond with the 413 Request Entity Too Large status"',
+          gateway: { status: '413' },
+          tusd: { status: '400' },
         },
       },
+      { ...patch(5, bytes(2), { 'Upload-Length': '10' }), expect: { status: '204', 'upload-offset': '7' } },
+      { ...patch(7, Buffer.alloc(0), { 'Upload-Length': '12' }), expect: { status: '400' } },
+      { ...patch(7, Buffer.alloc(0), { 'Upload-Length': '10' }), expect: { status: '400' } },
+      {
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...HEAD_FIELDS, 'upload-defer-length'],
+        expect: { status: '200', 'upload-offset': '7', 'upload-length': '10', 'upload-defer-length': null },
+      },
+    ],
+  },
+  {
+    name: 'concatenation: KNOWN GAP in the gateway (another slice of issue 12)',
+    steps: [
       {
         ...create(5, { 'Upload-Concat': 'partial' }),
         compare: ['status'],

@@ -64,6 +64,19 @@ describe('quota ledger', () => {
     await expect(ledger.reserve({ tenant, uploadId: 'a', bytes: 1 })).rejects.toMatchObject({ type: 'ReservationSettled' });
   });
 
+  it('shrinks a reservation (never grows it), frees the difference for others, and commits what is left', async () => {
+    const tenant = uniqueId('shrink');
+    await ledger.reserve({ tenant, uploadId: 'deferred', bytes: 5 * MiB });
+    await expect(ledger.reserve({ tenant, uploadId: 'other', bytes: 2 * MiB })).rejects.toMatchObject({ type: 'QuotaExceeded' });
+    await ledger.shrink({ tenant, uploadId: 'deferred', bytes: 3 * MiB });
+    await ledger.shrink({ tenant, uploadId: 'deferred', bytes: 4 * MiB }); // a shrink never raises
+    expect(await ledger.reservation(tenant, 'deferred')).toEqual({ status: 'reserved', bytes: 3 * MiB });
+    await ledger.reserve({ tenant, uploadId: 'other', bytes: 2 * MiB });
+    await ledger.commit({ tenant, uploadId: 'deferred' });
+    await ledger.shrink({ tenant, uploadId: 'deferred', bytes: 0 }); // settled: a no-op
+    expect(await ledger.usage(tenant)).toMatchObject({ usedBytes: 3 * MiB, reservedBytes: 2 * MiB, reservations: 1 });
+  });
+
   it('explains a refusal with what is left, used and reserved', async () => {
     const tenant = uniqueId('explain');
     await ledger.reserve({ tenant, uploadId: 'a', bytes: 4 * MiB });

@@ -20,6 +20,7 @@ export function standInUploadActivities(options: {
     }),
     reserveSpace: async () => usage,
     releaseReservation: async () => undefined,
+    shrinkReservation: async () => undefined,
     commitReservation: async () => undefined,
     uploadParts: async (input) => {
       options.onBatch?.({ firstPart: input.firstPart, lastPart: input.lastPart });

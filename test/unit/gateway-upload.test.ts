@@ -12,6 +12,7 @@ import { metadataProblem, safeFileName } from '../../src/gateway/uploads-service
 import {
   chunkRecordProblem,
   gatewayPartsProblem,
+  lengthDeclarationProblem,
   MAX_STAGED_SEGMENTS,
   stagedSegmentKey,
   type ChunkRecord,
@@ -92,6 +93,35 @@ describe('chunkRecordProblem (the recordChunk validator)', () => {
     expect(chunkRecordProblem(receiving(), record({ offset: 1, staged: [{ start: 0, end: 1 }] }), 10_000)?.type).toBe('UploadExpired');
     expect(chunkRecordProblem(receiving({ phase: 'verify' }), record({}), 0)?.type).toBe('NotReceiving');
     expect(chunkRecordProblem(receiving({ mode: 'presigned' }), record({}), 0)?.type).toBe('NotReceiving');
+  });
+});
+
+describe('lengthDeclarationProblem (the declareLength validator)', () => {
+  const deferred = (over: Partial<GatewayUploadState> = {}) => ({ ...receiving({ offset: 3 * MiB }), length: undefined, ...over });
+  const MAX = 64 * MiB;
+  it('accepts a length from the offset up to the maximum, while the length is unknown', () => {
+    expect(lengthDeclarationProblem(deferred(), 3 * MiB, MAX, 0)).toBeUndefined();
+    expect(lengthDeclarationProblem(deferred(), MAX, MAX, 0)).toBeUndefined();
+    expect(lengthDeclarationProblem(deferred({ offset: 0 }), 0, MAX, 0)).toBeUndefined();
+  });
+
+  it('refuses a length below the offset, over the maximum, declared again, malformed, or beyond 10,000 parts, saying why', () => {
+    expect(lengthDeclarationProblem(deferred(), 3 * MiB - 1, MAX, 0)).toMatchObject({
+      type: 'InvalidChunk',
+      message: expect.stringContaining("below the upload's offset"),
+    });
+    expect(lengthDeclarationProblem(deferred(), MAX + 1, MAX, 0)?.message).toContain('exceeds the maximum upload size');
+    expect(lengthDeclarationProblem(deferred({ length: 5 * MiB }), 5 * MiB, MAX, 0)?.message).toContain('already 5242880 bytes');
+    for (const bad of [-1, 1.5, '5', undefined, Number.MAX_SAFE_INTEGER + 1]) {
+      expect(lengthDeclarationProblem(deferred(), bad, Number.MAX_SAFE_INTEGER, 0), String(bad)).toMatchObject({ type: 'InvalidChunk' });
+    }
+    expect(lengthDeclarationProblem(deferred({ partSize: 1, offset: 0 }), 10_001, MAX, 0)?.message).toContain('more than 10000 parts');
+  });
+
+  it('refuses after expiry (410) and when the upload no longer receives (409)', () => {
+    expect(lengthDeclarationProblem(deferred(), 4 * MiB, MAX, 10_000)?.type).toBe('UploadExpired');
+    expect(lengthDeclarationProblem(deferred({ phase: 'verify' }), 4 * MiB, MAX, 0)?.type).toBe('NotReceiving');
+    expect(lengthDeclarationProblem(deferred({ mode: 'presigned' }), 4 * MiB, MAX, 0)?.type).toBe('NotReceiving');
   });
 });
 

@@ -58,13 +58,32 @@ describe('checkTusRequest', () => {
   it('needs a POST to carry Upload-Length as a non-negative integer within the maximum size', () => {
     expect(post({ 'upload-length': '0' })).toBeUndefined();
     expect(post({ 'upload-length': String(MAX) })).toBeUndefined();
-    expect(post({})?.body).toBe("a POST needs Upload-Length: the upload's size in bytes");
+    expect(post({})?.body).toBe(
+      "a POST needs Upload-Length: the upload's size in bytes (or Upload-Defer-Length: 1 when it is not known yet)",
+    );
     expect(post({ 'upload-length': String(MAX + 1) })).toMatchObject({ status: 413 });
     for (const bad of ['-5', 'ten', '1.0', '']) expect(post({ 'upload-length': bad }), bad).toMatchObject({ status: 400 });
   });
 
-  it('leaves a POST with Upload-Defer-Length to the protocol server (the extension decides)', () => {
+  it('accepts Upload-Defer-Length: 1 instead of Upload-Length, and refuses another value or both headers', () => {
     expect(post({ 'upload-defer-length': '1' })).toBeUndefined();
+    for (const bad of ['0', '2', 'true', '', ' 1']) {
+      expect(post({ 'upload-defer-length': bad }), bad).toMatchObject({
+        status: 400,
+        body: expect.stringContaining('Upload-Defer-Length must be 1'),
+      });
+    }
+    expect(post({ 'upload-defer-length': '1', 'upload-length': '5' })).toMatchObject({
+      status: 400,
+      body: expect.stringContaining('not both'),
+    });
+  });
+
+  it('checks the Upload-Length a PATCH declares: a non-negative integer within the maximum size', () => {
+    expect(patch({ 'upload-offset': '0', 'upload-length': String(MAX) })).toBeUndefined();
+    expect(patch({ 'upload-offset': '0', 'upload-length': String(MAX + 1) })).toMatchObject({ status: 413 });
+    for (const bad of ['-5', 'ten', '1.0', ''])
+      expect(patch({ 'upload-offset': '0', 'upload-length': bad }), bad).toMatchObject({ status: 400 });
   });
 
   it('refuses malformed Upload-Metadata: a value not Base64, a key twice, an empty key, a key with a space', () => {

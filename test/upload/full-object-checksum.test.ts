@@ -31,6 +31,7 @@ let content: Buffer;
 const noQuota: QuotaLedger = {
   reserve: () => Promise.reject(new Error('not used')),
   release: () => Promise.reject(new Error('not used')),
+  shrink: () => Promise.reject(new Error('not used')),
   commit: () => Promise.reject(new Error('not used')),
   usage: () => Promise.reject(new Error('not used')),
 };
