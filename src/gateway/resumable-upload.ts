@@ -30,7 +30,7 @@ import { Readable } from 'node:stream';
 import type { Server } from '@tus/server';
 import { parse as parseContentDisposition } from 'content-disposition';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError, InvalidRequestError, UploadGoneError } from './errors';
+import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadGoneError } from './errors';
 import { writeInformational } from './informational-response';
 import { completenessField, type DraftRequest } from './resumable-upload-checks';
 import { tusRequestContext, type TusRequestContext } from './tus-request-context';
@@ -99,8 +99,12 @@ export async function serveDraftRequest(
       return early ?? translateAnswer(await endpoint.server.handleWeb(tusRequestFor(request, draft, context)), draft, context, limit);
     });
   } catch (err) {
-    if (!(err instanceof GatewayError)) throw err;
-    answer = errorAnswer(err);
+    // The reply is hijacked: every failure is answered here, an unexpected one with the request id its log line carries.
+    if (err instanceof GatewayError) answer = errorAnswer(err);
+    else {
+      request.log.error({ err }, 'request failed');
+      answer = { status: 500, headers: {}, body: `the gateway failed; see its log (request id ${request.id})\n` };
+    }
   }
   writeAnswer(res, answer, draft.method === 'HEAD');
 }
@@ -246,7 +250,8 @@ function mismatchingOffset(provided: number, expected: number): Answer {
 
 /** A failure the uploads service raised outside @tus/server, as a draft answer (an upload that is gone is not active: 404). */
 function errorAnswer(err: GatewayError): Answer {
-  return { status: err instanceof UploadGoneError ? 404 : err.status, headers: {}, body: `${err.message}\n` };
+  const headers: Record<string, string> = err instanceof RedisUnavailableError ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
+  return { status: err instanceof UploadGoneError ? 404 : err.status, headers, body: `${err.message}\n` };
 }
 
 /** @tus/server's answer to the translated request, in the draft's terms. */
