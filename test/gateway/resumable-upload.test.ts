@@ -77,6 +77,9 @@ interface Exchange {
   informational: { status: number; headers: http.IncomingHttpHeaders }[];
 }
 
+/** Ids of the uploads the servers created (answered 201, or named in a 104): the only ones S3 may hold anything of. */
+const createdUploads = new Set<string>();
+
 /** One request; the body, when given, is sent with its Content-Length unless `headers` says otherwise. */
 function send(url: string, method: string, headers: Record<string, string>, body?: Buffer): Promise<Exchange> {
   return new Promise((resolve, reject) => {
@@ -91,9 +94,11 @@ function send(url: string, method: string, headers: Record<string, string>, body
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', reject);
-      response.on('end', () =>
-        resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), informational }),
-      );
+      response.on('end', () => {
+        if (response.statusCode === 201 && response.headers.location)
+          createdUploads.add(String(response.headers.location).split('/').pop()!);
+        resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), informational });
+      });
     });
     request.on('error', reject);
     request.end(body);
@@ -110,6 +115,7 @@ function createAndCut(url: string, headers: Record<string, string>, sent: Buffer
     request.on('information', (info) => {
       if (info.statusCode !== 104) return;
       const location = info.headers.location!;
+      createdUploads.add(location.split('/').pop()!);
       request.write(sent, () =>
         setTimeout(() => {
           request.destroy();
@@ -637,6 +643,15 @@ describe('the resumable-upload draft compared with tusd v2.9.1 (-enable-experime
         expect(g[i]!.fields[field], `${label}: the draft's ${field} (gateway)\n${g[i]!.body}`).toBe(value);
       }
     });
+  });
+
+  it('a refused request leaves nothing in S3: every object, multipart upload and staged segment of the tenant belongs to an upload answered 201 (or cut mid-creation)', async () => {
+    const multipart = await stack.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${tenant.name}/` }));
+    const keys = [...(multipart.Uploads ?? []).map((u) => u.Key!), ...(await keysUnder(stack.s3, BUCKET, `${tenant.name}/`))];
+    const staged = await keysUnder(stack.s3, BUCKET, `.upload-saga/staging/${tenant.name}/`);
+    expect(keys.length, 'the accepted uploads left objects to look at').toBeGreaterThan(0);
+    for (const key of keys) expect(createdUploads, key).toContain(key.split('/')[1]);
+    for (const key of staged) expect(createdUploads, key).toContain(key.split('/')[3]);
   });
 
   it('every bad-input row of the resumable-upload draft is answered as the catalogue says', () => {
