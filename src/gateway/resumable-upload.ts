@@ -170,7 +170,9 @@ function tusRequestFor(request: FastifyRequest, draft: DraftRequest, context: Tu
   if (draft.method === 'PATCH') headers.set('Upload-Offset', String(draft.offset));
   if (draft.method === 'PATCH' || hasContent) headers.set('Content-Type', 'application/offset+octet-stream');
   if (hasContent && draft.contentLength !== undefined) headers.set('Content-Length', String(draft.contentLength));
+  // The path names the upload; a query (`access_token`) was for authentication, which is done.
   const url = new URL(request.raw.url ?? '/', 'http://gateway');
+  url.search = '';
   return new Request(url, {
     method: draft.method,
     headers,

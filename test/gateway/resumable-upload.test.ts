@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTusdServer, type TusdServer } from '../../src/embedded';
+import { mintUploadToken } from '../../src/gateway/upload-token';
 import { MiB } from '../support/files';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { codeSpans, fragmentPattern, readRepoFile, section, tables } from '../support/markdown';
@@ -30,6 +31,7 @@ import { startTestGateway, testTenant, type TestGateway } from './gateway-harnes
 const BUCKET = 'uploads';
 const MAX_SIZE = 64 * MiB;
 const PARTIAL = 'application/partial-upload';
+const TOKEN_SECRET = randomBytes(32).toString('base64url');
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 let stack: TestStack;
@@ -38,12 +40,16 @@ let gateway: TestGateway;
 let tusd: TusdServer;
 const tusdDir = path.join(os.tmpdir(), `tusd-draft-${randomUUID().slice(0, 8)}`);
 const tenant = testTenant('draft');
+/** Where the upload-token test's upload is stored (the key its token names). */
+const TOKEN_KEY = `${tenant.name}/draft/u1.bin`;
 const other = testTenant('draft-other');
 
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
-  gateway = await startTestGateway(stack, [tenant, other], { env: { UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: String(MAX_SIZE) } });
+  gateway = await startTestGateway(stack, [tenant, other], {
+    env: { UPLOAD_SAGA_GATEWAY_MAX_UPLOAD_SIZE: String(MAX_SIZE), UPLOAD_SAGA_GATEWAY_UPLOAD_TOKEN_SECRET: TOKEN_SECRET },
+  });
   tusd = await startTusdServer({
     dataDir: tusdDir,
     maxSize: MAX_SIZE,
@@ -298,6 +304,31 @@ describe('the resumable-upload draft on the gateway: the same sagas as tus', () 
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.informational).toEqual([]);
     expect(await keysUnder(stack.s3, BUCKET, `${other.name}/`)).toEqual([]);
+  });
+
+  it('holds an upload token to its one upload, its key and its maxBytes, as on tus', async () => {
+    const { token } = await mintUploadToken({
+      secret: TOKEN_SECRET,
+      tenant: tenant.name,
+      maxBytes: MiB,
+      key: 'draft/u1.bin',
+      expiresIn: '5m',
+    });
+    const bearer = { 'Upload-Draft-Interop-Version': '6', Authorization: `Bearer ${token}` };
+    const data = randomBytes(1000);
+    const created = await send(`${gateway.url}/files`, 'POST', { ...bearer, 'Upload-Complete': '?1' }, data);
+    expect(created.status, created.body).toBe(201);
+    expect(await objectSha256(stack.s3, BUCKET, TOKEN_KEY)).toBe(sha256(data));
+    const again = await send(`${gateway.url}/files`, 'POST', { ...bearer, 'Upload-Complete': '?0', 'Upload-Length': '10' });
+    expect([again.status, again.informational]).toEqual([403, []]);
+    const big = await mintUploadToken({ secret: TOKEN_SECRET, tenant: tenant.name, maxBytes: MiB, expiresIn: '5m' });
+    const tooLarge = await send(`${gateway.url}/files`, 'POST', {
+      'Upload-Draft-Interop-Version': '6',
+      Authorization: `Bearer ${big.token}`,
+      'Upload-Complete': '?0',
+      'Upload-Length': String(MiB + 1),
+    });
+    expect(tooLarge.status).toBe(413);
   });
 
   it('serves interop version 3 (draft -01), whose completeness header is Upload-Incomplete', async () => {
@@ -650,7 +681,8 @@ describe('the resumable-upload draft compared with tusd v2.9.1 (-enable-experime
     const keys = [...(multipart.Uploads ?? []).map((u) => u.Key!), ...(await keysUnder(stack.s3, BUCKET, `${tenant.name}/`))];
     const staged = await keysUnder(stack.s3, BUCKET, `.upload-saga/staging/${tenant.name}/`);
     expect(keys.length, 'the accepted uploads left objects to look at').toBeGreaterThan(0);
-    for (const key of keys) expect(createdUploads, key).toContain(key.split('/')[1]);
+    // The upload token's one upload is stored at the key the token names, not under its id.
+    for (const key of keys.filter((k) => k !== TOKEN_KEY)) expect(createdUploads, key).toContain(key.split('/')[1]);
     for (const key of staged) expect(createdUploads, key).toContain(key.split('/')[3]);
   });
 
