@@ -59,6 +59,12 @@ export interface TusdServerOptions {
    */
   readonly maxSize?: number;
   /**
+   * Also serve the IETF resumable-upload draft (`-enable-experimental-protocol`: interop versions
+   * 3 to 6 beside tus 1.0), for test/gateway/resumable-upload.test.ts.
+   * @default false
+   */
+  readonly experimentalProtocol?: boolean;
+  /**
    * The `tusd` executable.
    * @default the result of `ensureServerBinary('tusd', binary)`
    */
@@ -164,6 +170,7 @@ export async function startTusdServer(options: TusdServerOptions): Promise<TusdS
       '-disable-download',
       '-expose-metrics=false',
       '-show-greeting=false',
+      ...(options.experimentalProtocol ? ['-enable-experimental-protocol'] : []),
       ...storeArgs,
     ];
     const child = await ManagedProcess.start({ command: binary, args, logFile, env });

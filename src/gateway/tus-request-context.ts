@@ -27,6 +27,8 @@ export interface TusRequestContext {
   log?: FastifyBaseLogger;
   /** The state `getUpload` read in this request (under its lock), reused by `write`. */
   state?: GatewayUploadState;
+  /** Called once the store created the upload, before the creation's content is read (the resumable-upload draft's 104). */
+  onUploadCreated?: (location: string) => void;
   /** When the request came with an upload token: its scope, and where its one upload is bound. */
   uploadToken?: { scope: UploadTokenScope; bindings: UploadTokenBindings };
 }

@@ -6,6 +6,8 @@
  * verifies the body and answers 460 on a mismatch without recording anything. Before @tus/server
  * sees a request, tus-request-checks.ts applies `X-HTTP-Method-Override` and refuses what the
  * spec refuses (version, content type, malformed headers) with the spec's status and a clear body.
+ * A request with `Upload-Draft-Interop-Version` speaks the IETF resumable-upload draft instead and
+ * is served by resumable-upload.ts, through the same @tus/server, store and hooks.
  *
  * Why it is built this way: a well-kept protocol implementation instead of hand-parsing, mounted
  * in fastify with the body left unread (an encapsulated catch-all content-type parser that does
@@ -17,12 +19,15 @@
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
-import { ERRORS } from '@tus/utils';
+import { ERRORS, EVENTS } from '@tus/utils';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
 import { bearerChallenge, ForbiddenError, GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
 import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
 import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusRefusal } from './tus-request-checks';
+import { DRAFT_REQUEST_HEADERS, refuseDraftRequest, serveDraftRequest } from './resumable-upload';
+import { readDraftRequest } from './resumable-upload-checks';
+import type { TusRequestContext } from './tus-request-context';
 import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
@@ -53,7 +58,7 @@ export interface TusPluginOptions {
 }
 
 /** Request headers the tus endpoint accepts beyond @tus/server's own (CORS). */
-const EXTRA_ALLOWED_HEADERS = ['Upload-Checksum'];
+const EXTRA_ALLOWED_HEADERS = ['Upload-Checksum', ...DRAFT_REQUEST_HEADERS];
 /** Response headers a browser may read beyond @tus/server's own (CORS). */
 const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm'];
 
@@ -146,6 +151,11 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     },
   });
 
+  // The resumable-upload draft's 104 (resumable-upload.ts): the upload exists, its content is not read yet.
+  server.on(EVENTS.POST_CREATE, (_req: unknown, _upload: unknown, location: string) =>
+    tusRequestContext.getStore()?.onUploadCreated?.(location),
+  );
+
   // Leave the body unread: @tus/server streams it from the raw request.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -163,16 +173,32 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       .type('text/plain')
       .send(`${refusal.body}\n`);
 
+  const contextFor = (request: FastifyRequest, reply: FastifyReply, maxUploadBytes: number): TusRequestContext => ({
+    tenant: request.tenant,
+    requestId: request.id,
+    log: request.log,
+    maxUploadBytes,
+    ...(request.uploadToken ? { uploadToken: { scope: request.uploadToken, bindings: uploadTokens } } : {}),
+    setHeader: (name, value) => {
+      if (!reply.raw.headersSent) reply.raw.setHeader(name, value);
+    },
+  });
+
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    // An upload token may allow less than the tenant's maximum.
+    const limits = tenantSettings(options.config, request.tenant);
+    const scope = request.uploadToken;
+    const maxUploadBytes = scope?.maxBytes !== undefined ? Math.min(scope.maxBytes, limits.maxUploadBytes) : limits.maxUploadBytes;
+    // The resumable-upload draft (Upload-Draft-Interop-Version), on the same store and hooks.
+    const draft = readDraftRequest(request.method, request.headers, maxUploadBytes);
+    if (draft && 'status' in draft) return refuseDraftRequest(request, reply, draft);
+    if (draft)
+      return serveDraftRequest({ server, uploads: options.uploads }, request, reply, draft, contextFor(request, reply, maxUploadBytes));
     // X-HTTP-Method-Override (tus-js-client's overridePatchMethod sends it on a POST): from here on, the request is the named one.
     const method = effectiveMethod(request.method, request.headers);
     if (typeof method !== 'string') return refuse(reply, method);
     request.raw.method = method;
     // Version, content type, offsets, lengths, metadata: the spec's statuses and a body that says what is wrong.
-    // An upload token may allow less than the tenant's maximum.
-    const limits = tenantSettings(options.config, request.tenant);
-    const scope = request.uploadToken;
-    const maxUploadBytes = scope?.maxBytes !== undefined ? Math.min(scope.maxBytes, limits.maxUploadBytes) : limits.maxUploadBytes;
     const refusal = checkTusRequest(method, request.headers, maxUploadBytes);
     if (refusal) return refuse(reply, refusal);
     let uploadChecksum: UploadChecksum | undefined;
@@ -189,18 +215,11 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     reply.raw.setHeader('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS.join(','));
     await tusRequestContext.run(
       {
-        tenant: request.tenant,
-        requestId: request.id,
-        log: request.log,
-        maxUploadBytes,
-        ...(scope ? { uploadToken: { scope, bindings: uploadTokens } } : {}),
+        ...contextFor(request, reply, maxUploadBytes),
         ...(uploadChecksum ? { uploadChecksum } : {}),
         ...(method === 'POST' && typeof request.headers['upload-metadata'] === 'string'
           ? { uploadMetadata: request.headers['upload-metadata'] }
           : {}),
-        setHeader: (name, value) => {
-          if (!reply.raw.headersSent) reply.raw.setHeader(name, value);
-        },
       },
       () => server.handle(request.raw, reply.raw),
     );

@@ -22,13 +22,11 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { startTusdServer, type TusdServer } from '../../src/embedded';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
-import { codeSpans, fragmentPattern, readRepoFile, section, tables } from '../support/markdown';
-import { keysUnder } from '../support/s3-inspect';
+import { expectCatalogueRows, expectOnlyCreatedUploadsInS3 } from '../support/http-refusals';
 import { startTestGateway, startTus, testTenant, type TestGateway } from './gateway-harness';
 
 type Method = 'POST' | 'HEAD' | 'PATCH' | 'DELETE' | 'OPTIONS';
@@ -740,27 +738,10 @@ describe('tus 1.0.0 conformance: the gateway answers what tusd answers, except w
   });
 
   it('a refused request leaves nothing in S3: every object, multipart upload and staged segment of the tenant belongs to an upload answered 201', async () => {
-    expect(createdOnGateway.size).toBeGreaterThan(0);
-    const uploads = await stack.s3.send(new ListMultipartUploadsCommand({ Bucket: 'uploads', Prefix: `${tenant.name}/` }));
-    const keys = [...(uploads.Uploads ?? []).map((u) => u.Key!), ...(await keysUnder(stack.s3, 'uploads', `${tenant.name}/`))];
-    const staged = await keysUnder(stack.s3, 'uploads', `.upload-saga/staging/${tenant.name}/`);
-    expect(keys.length + staged.length, 'the accepted uploads left something to look at').toBeGreaterThan(0);
-    for (const key of keys) expect(createdOnGateway, key).toContain(key.split('/')[1]);
-    for (const key of staged) expect(createdOnGateway, key).toContain(key.split('/')[3]);
+    await expectOnlyCreatedUploadsInS3(stack.s3, 'uploads', tenant.name, createdOnGateway);
   });
 
   it('every bad-input row of the tus endpoint is answered as the catalogue says', () => {
-    const rows = tables(section(readRepoFile('docs/reference/bad-input.md'), 'tus endpoint')).flatMap((t) => t.rows);
-    expect(rows.length).toBeGreaterThan(0);
-    for (const [request, caseAndStep, status, answer] of rows) {
-      const match = /^(.+), step (\d+)$/.exec(caseAndStep!.replace(/`/g, ''));
-      expect(match, `row "${request}": the case column is "<case name>, step <n>"`).not.toBeNull();
-      const answers = gatewayAnswers.get(match![1]!);
-      expect(answers, `row "${request}": case "${match![1]}" ran`).toBeDefined();
-      const got = answers![Number(match![2]) - 1]!;
-      expect(got.fields.status, `row "${request}"`).toBe(status);
-      // `…` in a code span stands for text that varies.
-      for (const fragment of codeSpans(answer!)) expect(got.body, `row "${request}"`).toMatch(fragmentPattern(fragment));
-    }
+    expectCatalogueRows('tus endpoint', (name) => gatewayAnswers.get(name)?.map((a) => ({ status: a.fields.status, body: a.body })));
   });
 });

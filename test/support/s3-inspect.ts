@@ -31,3 +31,9 @@ export async function keysUnder(s3: S3Client, bucket: string, prefix: string): P
   const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
   return (page.Contents ?? []).map((o) => o.Key!);
 }
+
+/** Keys of the multipart uploads in progress under `prefix`. */
+export async function multipartKeysUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (page.Uploads ?? []).map((u) => u.Key!);
+}
