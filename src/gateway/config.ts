@@ -141,6 +141,16 @@ function tenantPairs(variable: string, text: string | undefined, problems: strin
   return pairs;
 }
 
+/** What a cap on request bodies received at once may be. */
+const BODY_STREAM_COUNT = 'must be a whole number of request bodies from 1 to 100000';
+const bodyStreamCount = (fallback: number) =>
+  z.coerce
+    .number({ error: BODY_STREAM_COUNT })
+    .int({ error: BODY_STREAM_COUNT })
+    .min(1, { error: BODY_STREAM_COUNT })
+    .max(100_000, { error: BODY_STREAM_COUNT })
+    .default(fallback);
+
 const envSchema = z.object({
   UPLOAD_SAGA_GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
   UPLOAD_SAGA_GATEWAY_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8080),
@@ -155,18 +165,8 @@ const envSchema = z.object({
     .max(1_000_000)
     .default(50),
   UPLOAD_SAGA_GATEWAY_RATE_LIMITS: z.string().optional(),
-  UPLOAD_SAGA_GATEWAY_BODY_STREAMS: z.coerce
-    .number({ error: 'must be a whole number of request bodies from 1 to 100000' })
-    .int({ error: 'must be a whole number of request bodies from 1 to 100000' })
-    .min(1, { error: 'must be a whole number of request bodies from 1 to 100000' })
-    .max(100_000, { error: 'must be a whole number of request bodies from 1 to 100000' })
-    .default(32),
-  UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: z.coerce
-    .number({ error: 'must be a whole number of request bodies from 1 to 100000' })
-    .int({ error: 'must be a whole number of request bodies from 1 to 100000' })
-    .min(1, { error: 'must be a whole number of request bodies from 1 to 100000' })
-    .max(100_000, { error: 'must be a whole number of request bodies from 1 to 100000' })
-    .default(16),
+  UPLOAD_SAGA_GATEWAY_BODY_STREAMS: bodyStreamCount(32),
+  UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: bodyStreamCount(16),
   UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: z.string().optional(),
   UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: z.string().default('30s'),
   UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: z.string().default('24h'),
@@ -298,9 +298,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   )) {
     const streams = Number(text);
     if (!Number.isInteger(streams) || streams < 1 || streams > 100_000)
-      problems.push(
-        `UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: "${name}=${text}" must be a whole number of request bodies from 1 to 100000`,
-      );
+      problems.push(`UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: "${name}=${text}" ${BODY_STREAM_COUNT}`);
     else tenant(name).maxBodyStreams = streams;
   }
   for (const [name, url] of tenantPairs('UPLOAD_SAGA_GATEWAY_WEBHOOKS', e.UPLOAD_SAGA_GATEWAY_WEBHOOKS, problems)) {
