@@ -11,7 +11,8 @@
  * because a body being received holds at most what the chunk writer holds (tus-chunk-writer.ts:
  * the parts being sent, the part being received, and — for a moment — the copy of it assembled
  * into one buffer for UploadPart while the received chunks await the garbage collector), and no
- * more bodies than the cap are read. The 64 MiB are V8's allowance for buffers it has not
+ * more bodies than the cap are read (a writer that copies the bytes it receives straight into its
+ * part buffer has no assembled copy: + 1 instead of + 2). The 64 MiB are V8's allowance for buffers it has not
  * collected yet: it collects them once they grew by that much since its last full collection.
  *
  * Why it is built this way:
@@ -97,7 +98,6 @@ export function limitBodyStreams(app: FastifyInstance, options: BodyStreamLimits
   const { config, leases, metrics } = options;
   const idleMs = config.bodyIdleTimeoutMs;
   /** Bodies being received on this replica. */
-  let taken = 0;
   const streams = new Set<BodyStream>();
   let watchdog: NodeJS.Timeout | undefined;
 
@@ -127,15 +127,14 @@ export function limitBodyStreams(app: FastifyInstance, options: BodyStreamLimits
     };
     const replicaFull = () => new BodyStreamsFullError('replica', config.maxBodyStreams, BODY_STREAM_RETRY_AFTER_SECONDS);
     // Checked before the tenant's lease too, so that a full replica costs no Redis call.
-    if (taken >= config.maxBodyStreams) throw refuse(replicaFull());
+    if (streams.size >= config.maxBodyStreams) throw refuse(replicaFull());
     const cap = tenantSettings(config, request.tenant).maxBodyStreams;
     const lease = await leases.acquire(request.tenant, cap);
     if (lease === undefined) throw refuse(new BodyStreamsFullError('tenant', cap, BODY_STREAM_RETRY_AFTER_SECONDS));
-    if (taken >= config.maxBodyStreams) {
+    if (streams.size >= config.maxBodyStreams) {
       void leases.release(request.tenant, lease);
       throw refuse(replicaFull());
     }
-    taken++;
     const stream: BodyStream = {
       request: request.raw,
       log: request.log,
@@ -149,7 +148,6 @@ export function limitBodyStreams(app: FastifyInstance, options: BodyStreamLimits
     const end = () => {
       if (ended) return;
       ended = true;
-      taken--;
       void leases.release(request.tenant, lease);
       streams.delete(stream);
       metrics.bodyStreams.set(streams.size);

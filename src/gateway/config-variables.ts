@@ -53,12 +53,12 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     name: 'UPLOAD_SAGA_GATEWAY_BODY_STREAMS',
     description:
       'Request bodies (tus PATCH, creation-with-upload POST) one gateway replica receives at once, all tenants together (503 with Retry-After above); bounds its memory',
-    default: '32',
+    default: '16',
   },
   {
     name: 'UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS',
     description: 'Request bodies a tenant may send at once, across replicas when Redis is configured (429 with Retry-After above)',
-    default: '16',
+    default: '8',
   },
   {
     name: 'UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES',

@@ -86,7 +86,7 @@ export interface GatewayConfig {
   uploadTokenSecret?: string;
   /** @default 'uploads' */
   bucket: string;
-  /** Limits of tenants without an entry of their own. @default { maxUploadBytes: 5 GiB, requestsPerSecond: 50, maxBodyStreams: 16 } */
+  /** Limits of tenants without an entry of their own. @default { maxUploadBytes: 5 GiB, requestsPerSecond: 50, maxBodyStreams: 8 } */
   defaults: TenantSettings;
   /** Per-tenant overrides, merged over {@link GatewayConfig.defaults} by {@link tenantSettings}. @default {} */
   tenants: Record<string, Partial<TenantSettings>>;
@@ -94,7 +94,7 @@ export interface GatewayConfig {
   uploadExpiryMs: number;
   /** Size of every tus part but the last, in bytes. @default 5 MiB */
   partSize: number;
-  /** Request bodies one replica receives at once, all tenants together (503 above); see body-streams.ts. @default 32 */
+  /** Request bodies one replica receives at once, all tenants together (503 above); see body-streams.ts. @default 16 */
   maxBodyStreams: number;
   /** A request body that sends nothing for this long is ended like a dropped connection, in ms. @default 30 s */
   bodyIdleTimeoutMs: number;
@@ -165,8 +165,8 @@ const envSchema = z.object({
     .max(1_000_000)
     .default(50),
   UPLOAD_SAGA_GATEWAY_RATE_LIMITS: z.string().optional(),
-  UPLOAD_SAGA_GATEWAY_BODY_STREAMS: bodyStreamCount(32),
-  UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: bodyStreamCount(16),
+  UPLOAD_SAGA_GATEWAY_BODY_STREAMS: bodyStreamCount(16),
+  UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: bodyStreamCount(8),
   UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: z.string().optional(),
   UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: z.string().default('30s'),
   UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: z.string().default('24h'),
