@@ -59,6 +59,27 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     default: '4',
   },
   {
+    name: 'UPLOAD_SAGA_GATEWAY_BODY_STREAMS',
+    description:
+      'Request bodies (tus PATCH, creation-with-upload POST) one gateway replica receives at once, all tenants together (503 with Retry-After above); bounds its memory',
+    default: '16',
+  },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS',
+    description: 'Request bodies a tenant may send at once, across replicas when Redis is configured (429 with Retry-After above)',
+    default: '8',
+  },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES',
+    description: 'Per-tenant caps on request bodies at once, e.g. "acme=64,beta=2"',
+  },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT',
+    description:
+      'A request body that sends nothing for this long is ended like a dropped connection: what arrived is kept, the client resumes with HEAD (1s–1h)',
+    default: '30s',
+  },
+  {
     name: 'UPLOAD_SAGA_GATEWAY_REDIS_URL',
     description: 'Redis for cross-replica upload locks, rate limits and progress fan-out; unset: one replica only',
     secret: true,

@@ -22,6 +22,8 @@ export interface TenantSettings {
   maxUploadBytes: number;
   /** Requests per second (429 above). */
   requestsPerSecond: number;
+  /** Request bodies (tus PATCH, creation-with-upload POST) the tenant may send at once, across replicas (429 above). */
+  maxBodyStreams: number;
   /** Receives `upload.completed` / `upload.failed` / `upload.cancelled`. */
   webhookUrl?: string;
 }
@@ -84,7 +86,7 @@ export interface GatewayConfig {
   uploadTokenSecret?: string;
   /** @default 'uploads' */
   bucket: string;
-  /** Limits of tenants without an entry of their own. @default { maxUploadBytes: 5 GiB, requestsPerSecond: 50 } */
+  /** Limits of tenants without an entry of their own. @default { maxUploadBytes: 5 GiB, requestsPerSecond: 50, maxBodyStreams: 8 } */
   defaults: TenantSettings;
   /** Per-tenant overrides, merged over {@link GatewayConfig.defaults} by {@link tenantSettings}. @default {} */
   tenants: Record<string, Partial<TenantSettings>>;
@@ -98,6 +100,10 @@ export interface GatewayConfig {
    * @default DEFAULT_TUS_PARTS_IN_FLIGHT (4)
    */
   tusPartsInFlight: number;
+  /** Request bodies one replica receives at once, all tenants together (503 above); see body-streams.ts. @default 16 */
+  maxBodyStreams: number;
+  /** A request body that sends nothing for this long is ended like a dropped connection, in ms. @default 30 s */
+  bodyIdleTimeoutMs: number;
   /** @default undefined: locks and rate limits are per process (one replica) */
   redisUrl?: string;
   /** The S3 endpoint browsers reach (presigned URLs are signed for it). @default the worker's S3_ENDPOINT */
@@ -145,6 +151,15 @@ function tenantPairs(variable: string, text: string | undefined, problems: strin
 export const DEFAULT_TUS_PARTS_IN_FLIGHT = 4;
 /** The most parts one tus PATCH may send at once: memory per PATCH grows with it. */
 export const MAX_TUS_PARTS_IN_FLIGHT = 16;
+/** What a cap on request bodies received at once may be. */
+const BODY_STREAM_COUNT = 'must be a whole number of request bodies from 1 to 100000';
+const bodyStreamCount = (fallback: number) =>
+  z.coerce
+    .number({ error: BODY_STREAM_COUNT })
+    .int({ error: BODY_STREAM_COUNT })
+    .min(1, { error: BODY_STREAM_COUNT })
+    .max(100_000, { error: BODY_STREAM_COUNT })
+    .default(fallback);
 
 const envSchema = z.object({
   UPLOAD_SAGA_GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
@@ -160,6 +175,10 @@ const envSchema = z.object({
     .max(1_000_000)
     .default(50),
   UPLOAD_SAGA_GATEWAY_RATE_LIMITS: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_BODY_STREAMS: bodyStreamCount(16),
+  UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: bodyStreamCount(8),
+  UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: z.string().optional(),
+  UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: z.string().default('30s'),
   UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: z.string().default('24h'),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
   UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: z.coerce
@@ -288,6 +307,16 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       problems.push(`UPLOAD_SAGA_GATEWAY_RATE_LIMITS: "${name}=${text}" must be a whole number of requests per second ≥ 1`);
     else tenant(name).requestsPerSecond = rate;
   }
+  for (const [name, text] of tenantPairs(
+    'UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES',
+    e.UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES,
+    problems,
+  )) {
+    const streams = Number(text);
+    if (!Number.isInteger(streams) || streams < 1 || streams > 100_000)
+      problems.push(`UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: "${name}=${text}" ${BODY_STREAM_COUNT}`);
+    else tenant(name).maxBodyStreams = streams;
+  }
   for (const [name, url] of tenantPairs('UPLOAD_SAGA_GATEWAY_WEBHOOKS', e.UPLOAD_SAGA_GATEWAY_WEBHOOKS, problems)) {
     let ok = false;
     try {
@@ -306,6 +335,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   const uploadExpiryMs = parseDuration(e.UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY);
   if (uploadExpiryMs === undefined)
     problems.push(`UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: "${e.UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY}" is not a duration; use e.g. 30m, 24h or 7d`);
+  const bodyIdleTimeoutMs = parseDuration(e.UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT);
+  if (bodyIdleTimeoutMs === undefined || bodyIdleTimeoutMs < 1000 || bodyIdleTimeoutMs > 3_600_000)
+    problems.push(
+      `UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: "${e.UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT}" is not a duration from 1s to 1h; use e.g. 30s or 2m`,
+    );
   const partSize = size('UPLOAD_SAGA_GATEWAY_PART_SIZE', e.UPLOAD_SAGA_GATEWAY_PART_SIZE);
   if (partSize && (partSize < S3_LIMITS.minPartSize || partSize > MAX_GATEWAY_PART_SIZE)) {
     problems.push(
@@ -323,11 +357,17 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     ...(jwt ? { jwt } : {}),
     ...(e.UPLOAD_SAGA_GATEWAY_UPLOAD_TOKEN_SECRET ? { uploadTokenSecret: e.UPLOAD_SAGA_GATEWAY_UPLOAD_TOKEN_SECRET } : {}),
     bucket: e.UPLOAD_SAGA_GATEWAY_BUCKET,
-    defaults: { maxUploadBytes, requestsPerSecond: e.UPLOAD_SAGA_GATEWAY_RATE_LIMIT },
+    defaults: {
+      maxUploadBytes,
+      requestsPerSecond: e.UPLOAD_SAGA_GATEWAY_RATE_LIMIT,
+      maxBodyStreams: e.UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS,
+    },
     tenants,
     uploadExpiryMs: uploadExpiryMs!,
     partSize,
     tusPartsInFlight: e.UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT,
+    maxBodyStreams: e.UPLOAD_SAGA_GATEWAY_BODY_STREAMS,
+    bodyIdleTimeoutMs: bodyIdleTimeoutMs!,
     ...(e.UPLOAD_SAGA_GATEWAY_REDIS_URL ? { redisUrl: e.UPLOAD_SAGA_GATEWAY_REDIS_URL } : {}),
     ...(e.UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT ? { s3PublicEndpoint: e.UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT.replace(/\/+$/, '') } : {}),
   };

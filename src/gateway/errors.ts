@@ -159,3 +159,26 @@ export class RedisUnavailableError extends GatewayError {
     super(503, 'Unavailable', `${what}: Redis is unavailable; nothing was changed, retry after ${retryAfterSeconds} s`, options);
   }
 }
+
+/**
+ * 429 (`tenant`: the tenant's cap) or 503 (`replica`: this replica's cap) with `Retry-After`: too
+ * many request bodies are being received at once. Answered before the body is read; nothing was
+ * recorded, and the same request may be sent again after `retryAfterSeconds`.
+ */
+export class BodyStreamsFullError extends GatewayError {
+  override readonly name = 'BodyStreamsFullError';
+  constructor(
+    /** Whose cap is reached. */
+    readonly scope: 'tenant' | 'replica',
+    cap: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(
+      scope === 'tenant' ? 429 : 503,
+      scope === 'tenant' ? 'TooManyBodyStreams' : 'Unavailable',
+      scope === 'tenant'
+        ? `this tenant is already sending ${cap} request bodies at once (its cap); nothing was recorded, retry after ${retryAfterSeconds} s`
+        : `this gateway replica is already receiving ${cap} request bodies at once (its cap); nothing was recorded, retry after ${retryAfterSeconds} s`,
+    );
+  }
+}

@@ -27,6 +27,8 @@ declare module 'fastify' {
     public?: boolean;
     /** A route that accepts upload tokens, and where it names its upload (see auth.ts); others answer them 403. */
     uploadToken?: UploadTokenRoute;
+    /** A route that streams request bodies: they count against the body-stream caps and idle timeout (see body-streams.ts). */
+    bodyStream?: boolean;
   }
 }
 

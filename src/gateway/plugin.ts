@@ -13,7 +13,8 @@
  * - Authentication and limits are one `onRequest` hook: the bearer token — a static tenant token,
  *   an identity provider's JWT or an upload token (auth.ts) — names the tenant (`request.tenant`),
  *   then the tenant's request rate is counted (429 with Retry-After beyond it), then an upload
- *   token is held to its one upload (403 outside it). Refusals answer 401 or 403 with the reason
+ *   token is held to its one upload (403 outside it). A second `onRequest` hook then caps the
+ *   request bodies received at once (body-streams.ts). Refusals answer 401 or 403 with the reason
  *   and an RFC 6750 `WWW-Authenticate` challenge. Routes opt out with `config: { public: true }`
  *   (health, the page); CORS preflights (OPTIONS) never carry credentials and are not authenticated.
  * - The gateway keeps no state of its own (offsets, parts, reservations and expiry live in
@@ -30,8 +31,11 @@ import type { Redis } from 'ioredis';
 import { bearerToken, checkUploadTokenScope, createAuthenticator } from './auth';
 import { hashToken, loadGatewayConfig, tenantSettings, type GatewayConfig } from './config';
 import { cachedCheck, readiness, s3BucketProbe, type CheckResult } from '../health';
+import { MemoryBodyStreamLeases, RedisBodyStreamLeases } from './body-stream-leases';
+import { limitBodyStreams } from './body-streams';
 import {
   bearerChallenge,
+  BodyStreamsFullError,
   ForbiddenError,
   GatewayError,
   IdentityProviderUnavailableError,
@@ -163,7 +167,7 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
   app.setErrorHandler((error, request, reply) => {
     if (request.url.startsWith(tusUrlPrefix)) reply.header('Tus-Resumable', '1.0.0');
     if (error instanceof GatewayError) {
-      if (error instanceof RateLimitedError || error instanceof RedisUnavailableError)
+      if (error instanceof RateLimitedError || error instanceof RedisUnavailableError || error instanceof BodyStreamsFullError)
         reply.header('Retry-After', String(error.retryAfterSeconds));
       if (error instanceof UnauthorizedError || error instanceof ForbiddenError) reply.header('WWW-Authenticate', bearerChallenge(error));
       // The operator's side of a 503 the client sees: why the key set could not be fetched (never a token).
@@ -198,6 +202,9 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     if (request.uploadToken)
       await checkUploadTokenScope(request, request.routeOptions.config?.uploadToken, request.uploadToken, uploadTokens);
   });
+
+  // Bodies received at once, per tenant and per replica, and idle bodies ended: the memory bound (body-streams.ts).
+  limitBodyStreams(app, { config, metrics, leases: redis ? new RedisBodyStreamLeases(redis) : new MemoryBodyStreamLeases() });
 
   // Readiness: each dependency checked with a timeout, cached so that probe storms do not reach it.
   const temporalCheck = cachedCheck(() => client.withDeadline(Date.now() + 2000, () => client.workflowService.getSystemInfo({})));

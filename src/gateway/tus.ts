@@ -225,6 +225,6 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     );
   };
   const methods = ['POST', 'HEAD', 'PATCH', 'OPTIONS', 'DELETE'] as const;
-  app.route({ method: [...methods], url: path, handler: handle, config: { uploadToken: { uploadIdParam: null } } });
-  app.route({ method: [...methods], url: `${path}/*`, handler: handle, config: { uploadToken: { uploadIdParam: '*' } } });
+  app.route({ method: [...methods], url: path, handler: handle, config: { uploadToken: { uploadIdParam: null }, bodyStream: true } });
+  app.route({ method: [...methods], url: `${path}/*`, handler: handle, config: { uploadToken: { uploadIdParam: '*' }, bodyStream: true } });
 };

@@ -1,7 +1,7 @@
 /**
  * The gateway's metrics, on prom-client, in a registry of its own per gateway: HTTP requests by
  * route pattern and status, bytes received, uploads by protocol and outcome, 413/429 answers,
- * open progress streams, Redis errors.
+ * open progress streams, request bodies being received and those refused or ended idle, Redis errors.
  *
  * Invariants:
  * - `route` is fastify's route pattern (`/s3/multipart/:uploadId`), never the raw URL (which
@@ -39,6 +39,9 @@ export class GatewayMetrics {
   readonly rejectedRequests: Counter<string>;
   readonly openStreams: Gauge<string>;
   readonly redisErrors: Counter<string>;
+  readonly bodyStreams: Gauge<string>;
+  readonly bodyStreamsRefused: Counter<string>;
+  readonly bodyStreamsIdleEnded: Counter<string>;
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [(this.registry = options.registry ?? new Registry())];
@@ -71,7 +74,7 @@ export class GatewayMetrics {
     });
     this.rejectedRequests = new Counter({
       name: 'upload_saga_gateway_rejected_requests_total',
-      help: 'Requests refused for size (413) or rate (429), by status code',
+      help: "Requests refused for size (413), or for rate or the tenant's body-stream cap (429), by status code",
       labelNames: ['status'],
       registers,
     });
@@ -86,7 +89,24 @@ export class GatewayMetrics {
       help: "Errors of the gateway's Redis connections (connection lost, refused, command failures reported by the client)",
       registers,
     });
+    this.bodyStreams = new Gauge({
+      name: 'upload_saga_gateway_body_streams',
+      help: 'Request bodies (tus PATCH, creation-with-upload POST) this replica is receiving now; at most UPLOAD_SAGA_GATEWAY_BODY_STREAMS',
+      registers,
+    });
+    this.bodyStreamsRefused = new Counter({
+      name: 'upload_saga_gateway_body_streams_refused_total',
+      help: 'Request bodies refused before they were read, by whose cap was reached: tenant (429) or replica (503)',
+      labelNames: ['scope'],
+      registers,
+    });
+    this.bodyStreamsIdleEnded = new Counter({
+      name: 'upload_saga_gateway_body_streams_idle_ended_total',
+      help: 'Request bodies ended because they sent nothing for UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT (what arrived was kept)',
+      registers,
+    });
     for (const protocol of ['sse', 'websocket']) this.openStreams.set({ protocol }, 0);
+    for (const scope of ['tenant', 'replica']) this.bodyStreamsRefused.inc({ scope }, 0);
   }
 
   /** An upload reached `outcome`. */

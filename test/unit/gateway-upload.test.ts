@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { partsFingerprint, extendPartsFingerprint } from '../../src/s3/parts-fingerprint';
 import { ConfigError } from '../../src/config';
 import { hashToken, loadGatewayConfig, parseDuration, tenantSettings } from '../../src/gateway/config';
+import { bodyStreamMemoryBound } from '../../src/gateway/body-streams';
 import { parseUploadChecksum } from '../../src/gateway/tus-store';
 import { metadataProblem, safeFileName } from '../../src/gateway/uploads-service';
 import {
@@ -196,6 +197,40 @@ describe('gateway configuration', () => {
     expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_PART_SIZE: must be 5 MiB–64 MiB/);
     expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: "later" is not a duration/);
     expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_BUCKET: /);
+  });
+
+  it('reads the caps on bodies received at once and the idle timeout, and states the memory bound they give', () => {
+    const defaults = loadGatewayConfig({});
+    expect(defaults).toMatchObject({ maxBodyStreams: 16, bodyIdleTimeoutMs: 30_000, defaults: { maxBodyStreams: 8 } });
+    // 16 × (1 part in flight + the part received + its assembled copy) × 5 MiB + V8's 64 MiB allowance.
+    expect(bodyStreamMemoryBound({ bodyStreams: defaults.maxBodyStreams, partSize: defaults.partSize })).toEqual({
+      perStreamBytes: 15 * MiB,
+      totalBytes: 16 * 15 * MiB + 64 * MiB,
+    });
+    expect(bodyStreamMemoryBound({ bodyStreams: 10, partSize: 8 * MiB, partsInFlight: 4 }).perStreamBytes).toBe(48 * MiB);
+    const config = loadGatewayConfig({
+      UPLOAD_SAGA_GATEWAY_BODY_STREAMS: '100',
+      UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: '4',
+      UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: 'acme=40',
+      UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: '2m',
+    });
+    expect(config).toMatchObject({ maxBodyStreams: 100, bodyIdleTimeoutMs: 120_000 });
+    expect(tenantSettings(config, 'acme').maxBodyStreams).toBe(40);
+    expect(tenantSettings(config, 'beta').maxBodyStreams).toBe(4);
+    const problems = (() => {
+      try {
+        loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: 'acme=0', UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: '100ms' });
+      } catch (e) {
+        return (e as ConfigError).problems.join('\n');
+      }
+    })();
+    expect(problems).toMatch(
+      /UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: "acme=0" must be a whole number of request bodies from 1 to 100000/,
+    );
+    expect(problems).toMatch(/UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: "100ms" is not a duration from 1s to 1h/);
+    expect(() => loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_BODY_STREAMS: '0' })).toThrow(
+      /UPLOAD_SAGA_GATEWAY_BODY_STREAMS: must be a whole number/,
+    );
   });
 });
 

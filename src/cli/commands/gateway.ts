@@ -8,6 +8,8 @@
  * the same task queue (`upload-saga worker`); it keeps no state, so run as many as you like behind
  * a load balancer, with UPLOAD_SAGA_GATEWAY_REDIS_URL set so that they share locks and limits.
  */
+import { bodyStreamMemoryBound } from '../../gateway/body-streams';
+import type { GatewayConfig } from '../../gateway/config';
 import { startGatewayFromEnv } from '../../gateway/run';
 import { note, out, type CliIo } from '../io';
 import { waitForShutdownSignal } from '../signals';
@@ -17,6 +19,17 @@ import { labelled } from '../upload-report';
 export interface GatewayCommandOptions {
   host?: string;
   port?: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** The caps on request bodies, the idle timeout and the memory bound they give. */
+function bodyStreamsLine(config: GatewayConfig): string {
+  const { perStreamBytes, totalBytes } = bodyStreamMemoryBound({ bodyStreams: config.maxBodyStreams, partSize: config.partSize });
+  return (
+    `at most ${config.maxBodyStreams} at once (${config.defaults.maxBodyStreams} per tenant), ended after ${config.bodyIdleTimeoutMs / 1000} s idle; ` +
+    `memory ≤ idle + ${config.maxBodyStreams} × ${(perStreamBytes / MiB).toFixed(0)} MiB + 64 MiB (GC) = idle + ${(totalBytes / MiB).toFixed(0)} MiB`
+  );
 }
 
 /** Runs the gateway until SIGINT/SIGTERM. */
@@ -60,6 +73,7 @@ export async function runGatewayCommand(options: GatewayCommandOptions, io: CliI
             ? 'any number (locks and rate limits in Redis)'
             : 'one (no UPLOAD_SAGA_GATEWAY_REDIS_URL: locks and limits in this process)',
         ],
+        ['body streams', bodyStreamsLine(gateway.config)],
         ['task queue', env.TEMPORAL_TASK_QUEUE ?? 'upload-saga'],
       ]),
       'press Ctrl-C to stop',
