@@ -64,6 +64,13 @@ export const WORKFLOW_PATCHES = {
     askedBy: 'saga engine',
     guards: 'a saga whose cancellation is seen before its pivot starts compensates instead of starting the pivot.',
   },
+  smallFileOnePut: {
+    id: 'small-file-one-put',
+    since: '2026-12-06',
+    askedBy: 'uploadWorkflow',
+    guards:
+      'a streamed source of one part (at most 64 MiB) is stored with one PutObject (put-object, verify-object) instead of a multipart upload (implies the local-listing-verify behaviour).',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -78,3 +85,5 @@ export const LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH = WORKFLOW_PATCHES.localQuota
 export const LOCAL_LISTING_VERIFY_PATCH = WORKFLOW_PATCHES.localListingVerify.id;
 /** @see WORKFLOW_PATCHES.sagaCancelledBeforePivot */
 export const CANCELLED_BEFORE_PIVOT_PATCH = WORKFLOW_PATCHES.sagaCancelledBeforePivot.id;
+/** @see WORKFLOW_PATCHES.smallFileOnePut */
+export const SMALL_FILE_ONE_PUT_PATCH = WORKFLOW_PATCHES.smallFileOnePut.id;
