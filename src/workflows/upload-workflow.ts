@@ -16,6 +16,7 @@ import {
   workflowInfo,
   patched,
   CancelledFailure,
+  sleep,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { DeleteObjectInput, PutObjectFailureDetails, PutObjectResult, UploadActivities } from '../activities';
@@ -193,6 +194,11 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
         progress.batchesDone = 1;
         progress.partsUploaded = 1;
         progress.bytesUploaded = plan.size;
+        // One durable point between the write and the commit: this workflow task ends here, so the
+        // markers of reserve-space and put-object are in history before commit-quota can run. A
+        // workflow task retried after the commit (a worker killed, a task timed out) then replays
+        // them instead of reserving again, which the ledger refuses once the upload is committed.
+        await sleep(1);
         await saga.run(
           'verify-object',
           [
