@@ -241,7 +241,7 @@ const SCENARIOS: Scenario[] = [
     name: 'one-put-completed',
     outcome: 'completed',
     async start(r) {
-      // The small-file fast path: one part, stored with one PutObject; every step local, one workflow task.
+      // The small-file fast path: one part, stored with one PutObject; every step local, two workflow tasks.
       const file = await makeRandomFile(r.dir, 'one-put.bin', 1 * MiB);
       return r.uploads.start(
         request('one-put-completed', {

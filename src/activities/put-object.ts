@@ -67,6 +67,7 @@ export function putObjectActivity(deps: UploadActivityDeps) {
   return async function putObject(input: PutObjectInput): Promise<PutObjectResult> {
     const signal = Context.current().cancellationSignal;
     const where = `s3://${input.bucket}/${input.key}`;
+    const startedAt = performance.now();
     const source = await deps.sources.open(input.source);
     let body: Buffer;
     try {
@@ -124,6 +125,8 @@ export function putObjectActivity(deps: UploadActivityDeps) {
         { abortSignal: signal },
       );
       if (!put.ETag) throw new Error(`PutObject ${where} returned no ETag`);
+      // The one part of this upload, in the same histogram as multipart parts.
+      deps.metrics?.partUploaded('upload', input.source.type, input.size, (performance.now() - startedAt) / 1000);
       return {
         etag: put.ETag,
         ...(put.VersionId ? { versionId: put.VersionId } : {}),

@@ -244,7 +244,8 @@ export const uploadStepsWithLocalListingVerify: typeof uploadSteps = {
  *                    ↳ release        ↳ delete what it wrote
  *
  * Both are local activities: one PutObject of at most one part, one HeadObject. With the other
- * local steps, a fast-path upload that meets no failure is one workflow task. Retries wait on
+ * local steps and the workflow's timer after put-object, a fast-path upload that meets no failure
+ * is two workflow tasks. Retries wait on
  * workflow timers (the slot is free meanwhile). put-object is waited for when cancelled, so its
  * compensation knows whether the PutObject landed. verify-object is the pivot: once the stored
  * version is proven, nothing is undone, as after a merge.
