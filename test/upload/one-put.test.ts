@@ -74,6 +74,16 @@ async function startUploadWorker(taskQueue: string, customize?: (real: UploadAct
   return new UploadClient({ client: stack.client, taskQueue });
 }
 
+/** A worker on its own queue whose verify-object always finds a mismatch (after the real PutObject landed). */
+function startWorkerWhoseVerifyFails(): Promise<UploadClient> {
+  return startUploadWorker(uniqueId('verify-fails'), (real) => ({
+    ...real,
+    async verifyObject() {
+      throw ApplicationFailure.nonRetryable('injected: the stored object does not match the source', 'ChecksumMismatch');
+    },
+  }));
+}
+
 beforeAll(async () => {
   stack = await connectTestStack();
   ledger = new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
@@ -219,13 +229,7 @@ describe('small-file fast path', () => {
   });
 
   it('deletes the object it wrote when verify fails, releases the reservation and sends the failure event', async () => {
-    const queue = uniqueId('verify-fails');
-    const client = await startUploadWorker(queue, (real) => ({
-      ...real,
-      async verifyObject() {
-        throw ApplicationFailure.nonRetryable('injected: the stored object does not match the source', 'ChecksumMismatch');
-      },
-    }));
+    const client = await startWorkerWhoseVerifyFails();
     const file = await makeRandomFile(tmp.dir, 'refused.bin', 300_000);
     const req = request({ source: { type: 'file', path: file.path }, webhookUrl: receiver.url('/verify-fails') });
     const before = await usage();
@@ -253,14 +257,8 @@ describe('small-file fast path', () => {
   });
 
   it('leaves nothing behind when verify fails and the failure webhook is refused too', async () => {
-    const queue = uniqueId('verify-and-hook-fail');
     receiver.respondWith.set('/refused', 410);
-    const client = await startUploadWorker(queue, (real) => ({
-      ...real,
-      async verifyObject() {
-        throw ApplicationFailure.nonRetryable('injected: the stored object does not match the source', 'ChecksumMismatch');
-      },
-    }));
+    const client = await startWorkerWhoseVerifyFails();
     const file = await makeRandomFile(tmp.dir, 'unheard-refused.bin', 4096);
     const req = request({ source: { type: 'file', path: file.path }, webhookUrl: receiver.url('/refused') });
     const err = (await (await client.start(req)).result().catch((e: unknown) => e)) as UploadFailedError;
