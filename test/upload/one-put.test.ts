@@ -9,6 +9,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
@@ -323,5 +324,28 @@ describe('small-file fast path', () => {
       hook.closeAllConnections();
       await new Promise((resolve) => hook.close(resolve));
     }
+  });
+
+  it("compensation deletes only this upload's object: never one another writer stored at the key since", async () => {
+    const activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: ledger });
+    const deleteObject = (input: Parameters<typeof activities.deleteObject>[0]) =>
+      new MockActivityEnvironment().run(activities.deleteObject, input);
+    const key = `one-put/${uniqueId('compensate')}.bin`;
+    const ours = await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'ours', ChecksumAlgorithm: 'CRC32C' }));
+    const theirs = await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'theirs' }));
+    expect(theirs.ETag).not.toBe(ours.ETag);
+    expect(ours.ChecksumCRC32C).toBeDefined();
+
+    // By ETag, and by the checksum a lost answer's attempt sent: the key now holds another writer's object.
+    expect(await deleteObject({ bucket: BUCKET, key, stored: { etag: ours.ETag! } })).toEqual({ deleted: false });
+    const sent = { checksum: { algorithm: 'CRC32C' as const, value: ours.ChecksumCRC32C!, type: 'FULL_OBJECT' as const }, notBeforeMs: 0 };
+    expect(await deleteObject({ bucket: BUCKET, key, sent })).toEqual({ deleted: false });
+    expect(await deleteObject({ bucket: BUCKET, key })).toEqual({ deleted: false }); // nothing known: nothing done
+    expect(await objectExists(stack.s3, BUCKET, key)).toBe(true);
+
+    // Its own object is deleted, and deleting again is success (idempotent).
+    expect(await deleteObject({ bucket: BUCKET, key, stored: { etag: theirs.ETag! } })).toEqual({ deleted: true });
+    expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
+    expect(await deleteObject({ bucket: BUCKET, key, stored: { etag: theirs.ETag! } })).toEqual({ deleted: false });
   });
 });
