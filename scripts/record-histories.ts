@@ -237,6 +237,38 @@ const SCENARIOS: Scenario[] = [
       );
     },
   },
+  {
+    name: 'one-put-completed',
+    outcome: 'completed',
+    async start(r) {
+      // The small-file fast path: one part, stored with one PutObject; every step local, two workflow tasks.
+      const file = await makeRandomFile(r.dir, 'one-put.bin', 1 * MiB);
+      return r.uploads.start(
+        request('one-put-completed', {
+          source: { type: 'file', path: file.path },
+          expectedChecksum: { algorithm: 'SHA256', value: file.sha256 },
+          webhookUrl: r.webhooks.url('/completed'),
+        }),
+      );
+    },
+  },
+  {
+    name: 'one-put-compensated',
+    outcome: 'compensated',
+    async start(r) {
+      // verify-object fails after the PutObject landed: the compensation deletes the object it wrote.
+      const client = await r.startWorker('record-one-put-verify-fails', (real) => ({
+        ...real,
+        verifyObject: async () => {
+          throw ApplicationFailure.nonRetryable('injected: the stored object does not match the source', 'ChecksumMismatch');
+        },
+      }));
+      const file = await makeRandomFile(r.dir, 'one-put-refused.bin', 1 * MiB);
+      return client.start(
+        request('one-put-compensated', { source: { type: 'file', path: file.path }, webhookUrl: r.webhooks.url('/failed') }),
+      );
+    },
+  },
 ];
 
 /** The quota ledger of one tenant through a few reserves, releases and commits, refusals included. */

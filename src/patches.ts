@@ -70,6 +70,13 @@ export const WORKFLOW_PATCHES = {
     askedBy: 'gatewayUploadWorkflow',
     guards:
       'a tus upload created without a length reserves the tenant maximum before open-multipart and shrinks it to the declared, then the verified size; no earlier run had such an upload.',
+    },
+  smallFileOnePut: {
+    id: 'small-file-one-put',
+    since: '2026-12-06',
+    askedBy: 'uploadWorkflow',
+    guards:
+      'a streamed source of one part (at most 64 MiB) is stored with one PutObject (put-object, verify-object) instead of a multipart upload (implies the local-listing-verify behaviour).',
   },
 } as const satisfies Record<string, WorkflowPatch>;
 
@@ -87,3 +94,5 @@ export const LOCAL_LISTING_VERIFY_PATCH = WORKFLOW_PATCHES.localListingVerify.id
 export const CANCELLED_BEFORE_PIVOT_PATCH = WORKFLOW_PATCHES.sagaCancelledBeforePivot.id;
 /** @see WORKFLOW_PATCHES.tusDeferredLength */
 export const TUS_DEFERRED_LENGTH_PATCH = WORKFLOW_PATCHES.tusDeferredLength.id;
+/** @see WORKFLOW_PATCHES.smallFileOnePut */
+export const SMALL_FILE_ONE_PUT_PATCH = WORKFLOW_PATCHES.smallFileOnePut.id;

@@ -6,11 +6,14 @@
 import { cleanupUploadActivity } from './cleanup-upload';
 import { gatewayUploadActivities } from './gateway-upload';
 import { completeUploadActivity } from './complete-upload';
+import { deleteObjectActivity } from './delete-object';
 import type { UploadActivityDeps } from './deps';
 import { inspectSourceActivity } from './inspect-source';
 import { notifyActivity } from './notify';
 import { quotaActivities } from './quota';
+import { putObjectActivity } from './put-object';
 import { uploadPartsActivity } from './upload-parts';
+import { verifyObjectActivity } from './verify-object';
 import { verifyUploadActivity } from './verify-upload';
 
 /** Builds the upload activities from their dependencies, to register on a worker. */
@@ -27,6 +30,12 @@ export function createActivities(deps: UploadActivityDeps) {
     verifyUpload: verifyUploadActivity(deps),
     /** The pivot: completes the multipart upload (idempotently). */
     completeUpload: completeUploadActivity(deps),
+    /** Small-file fast path: stores a one-part source with one PutObject carrying its checksum. */
+    putObject: putObjectActivity(deps),
+    /** Small-file fast path: checks the stored version against the source. */
+    verifyObject: verifyObjectActivity(deps),
+    /** Compensation of putObject: deletes the version this upload stored, and only that. */
+    deleteObject: deleteObjectActivity(deps),
     /** POSTs the upload's outcome to the caller's webhook. */
     notify: notifyActivity(deps),
     // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
@@ -43,6 +52,9 @@ export type { UploadPartsInput, UploadPartsResult, UploadPartsProgress, UploadPa
 export type { VerifyUploadInput, VerifyUploadResult } from './verify-upload';
 export type { CompleteUploadInput, CompleteUploadResult } from './complete-upload';
 export type { CleanupUploadInput, CleanupUploadResult } from './cleanup-upload';
+export type { PutObjectInput, PutObjectResult, PutObjectFailureDetails, StoredObject } from './put-object';
+export type { VerifyObjectInput, VerifyObjectResult } from './verify-object';
+export type { DeleteObjectInput, DeleteObjectResult } from './delete-object';
 export type { NotifyInput, NotifyResult } from './notify';
 export type {
   OpenMultipartUploadInput,

@@ -11,6 +11,9 @@ export type UploadPhase =
   | 'reserve-space'
   | 'upload-parts'
   | 'verify'
+  // the small-file fast path (one PutObject, src/upload/one-put.ts)
+  | 'put-object'
+  | 'verify-object'
   | 'merge'
   | 'commit-quota'
   | 'notify'

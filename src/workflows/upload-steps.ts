@@ -187,12 +187,20 @@ export const uploadStepsWithLocalInspectAndNotify: typeof uploadSteps = {
  * Folded phases: the phase of a step that starts and ends inside one workflow task
  * (inspect-source, reserve-space, commit-quota), verify when it only lists the parts, the size and
  * `done` are written with the next search-attribute update that matters (upload-parts, merge,
- * notify, a re-reading verify, compensation, the outcome). Current details and the progress query
+ * notify, a re-reading verify, compensation, the outcome); so are the fast path's put-object and
+ * verify-object, local steps of one part. Current details and the progress query
  * still name every step as it runs. A run under this patch does not ask the older ones, and tells
  * the saga that its pivot is shielded without asking the engine's patch.
  */
 /** The phases whose search-attribute update waits for the next one (see above). */
-export const FOLDED_PHASES: ReadonlySet<string> = new Set(['inspect-source', 'reserve-space', 'commit-quota', 'done']);
+export const FOLDED_PHASES: ReadonlySet<string> = new Set([
+  'inspect-source',
+  'reserve-space',
+  'put-object',
+  'verify-object',
+  'commit-quota',
+  'done',
+]);
 
 /** Whether the search-attribute update of `phase` waits for the next one (see above). */
 export function phaseIsFolded(phase: string, request: { verify?: string; expectedChecksum?: { algorithm: string } } | undefined): boolean {
@@ -227,3 +235,55 @@ export const uploadStepsWithLocalListingVerify: typeof uploadSteps = {
   // ListParts is cut by the S3 client's idle timeout (S3_IDLE_TIMEOUT_MS) and retried.
   verify: asLocal(uploadStepsWithLocalQuotaSteps.verify),
 };
+
+/**
+ * The small-file fast path's own steps (see upload/one-put.ts), merged into every table: a run
+ * only reaches them under the patch `small-file-one-put`, when the source fits in one part.
+ *
+ *   inspect-source → reserve-space → put-object → verify-object (pivot) → commit-quota → notify
+ *                    ↳ release        ↳ delete what it wrote
+ *
+ * Both are local activities: one PutObject of at most one part, one HeadObject. With the other
+ * local steps and the workflow's timer after put-object, a fast-path upload that meets no failure
+ * is two workflow tasks. Retries wait on
+ * workflow timers (the slot is free meanwhile). put-object is waited for when cancelled, so its
+ * compensation knows whether the PutObject landed. verify-object is the pivot: once the stored
+ * version is proven, nothing is undone, as after a merge.
+ */
+export const onePutSteps = defineSaga<UploadActivities>()({
+  'put-object': {
+    action: {
+      activity: 'putObject',
+      retry: OUTAGE_RIDING_RETRY,
+      timeouts: { startToClose: '2m' },
+      cancellation: 'wait',
+      local: true,
+      localRetryThreshold: '0s',
+    },
+    compensation: {
+      activity: 'deleteObject',
+      retry: compensationRetry,
+      timeouts: { startToClose: '1m' },
+      local: true,
+      localRetryThreshold: '0s',
+    },
+  },
+  'verify-object': {
+    action: {
+      activity: 'verifyObject',
+      retry: OUTAGE_RIDING_RETRY,
+      timeouts: { startToClose: '2m' },
+      local: true,
+      localRetryThreshold: '0s',
+    },
+    pivot: true,
+  },
+});
+
+/** Every step either path of the upload saga may run. */
+export type UploadSagaSteps = typeof uploadSteps & typeof onePutSteps;
+
+/** `table` with the fast path's steps added (runs that never reach them replay unchanged). */
+export function withOnePutSteps(table: typeof uploadSteps): UploadSagaSteps {
+  return { ...table, ...onePutSteps };
+}

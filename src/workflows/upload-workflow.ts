@@ -16,17 +16,21 @@ import {
   workflowInfo,
   patched,
   CancelledFailure,
+  sleep,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { UploadActivities } from '../activities';
+import type { DeleteObjectInput, PutObjectFailureDetails, PutObjectResult, UploadActivities } from '../activities';
+import type { CompleteUploadResult } from '../activities/complete-upload';
 import {
   LOCAL_LISTING_VERIFY_PATCH,
   LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH,
   LOCAL_SHORT_STEPS_PATCH,
   QUOTA_STEPS_AS_ACTIVITIES_PATCH,
+  SMALL_FILE_ONE_PUT_PATCH,
 } from '../patches';
 import { Saga, type SagaState, type StepOutcome } from '../saga/workflow';
 import { multipartChecksums } from '../upload/integrity';
+import { storesInOnePut } from '../upload/one-put';
 import { partBatches } from '../upload/part-plan';
 import type { UploadRequestWithDefaults } from '../upload/request';
 import { describeSource } from '../upload/request-types';
@@ -51,6 +55,8 @@ import {
   uploadStepsWithLocalQuotaSteps,
   uploadStepsWithLocalShortSteps,
   verifyOnlyLists,
+  withOnePutSteps,
+  type UploadSagaSteps,
 } from './upload-steps';
 
 export const progressQuery = defineQuery<UploadProgress>('progress');
@@ -111,7 +117,8 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
   // Versioning patches: runs started before each one replay with the steps they started with.
   // The newest patch is asked first: a new run records only its marker (each patch check of a new
   // run is a marker and a search-attribute update); older runs do not have it and go on to theirs.
-  const localListingVerify = patched(LOCAL_LISTING_VERIFY_PATCH);
+  const onePut = patched(SMALL_FILE_ONE_PUT_PATCH);
+  const localListingVerify = onePut || patched(LOCAL_LISTING_VERIFY_PATCH);
   foldPhases = localListingVerify || patched(LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH);
   const steps = localListingVerify
     ? verifyOnlyLists(request)
@@ -124,7 +131,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
         : patched(QUOTA_STEPS_AS_ACTIVITIES_PATCH)
           ? uploadStepsWithLocalInspectAndNotify
           : uploadStepsWithLocalShortSteps;
-  const saga = new Saga<UploadActivities, typeof uploadSteps>(steps, {
+  const saga = new Saga<UploadActivities, UploadSagaSteps>(withOnePutSteps(steps), {
     // Runs under the folded-phases patch started after the pivot patch: no need to ask for it.
     ...(foldPhases ? { shieldPivot: true as const } : {}),
     onStepStarted: (step) => setPhase(step as UploadPhase),
@@ -157,111 +164,167 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       // recorded before S3-object sources (no `transfer`: stream) replay unchanged.
       const transfer = inspection.transfer ?? 'stream';
       const checksums = multipartChecksums(request, transfer);
-      const batches = partBatches(plan.partCount, request.partsPerActivity);
-      progress.batchesTotal = batches.length;
-      let multipartUploadId: string | undefined;
-      const fingerprints: { firstPart: number; lastPart: number; checksumFingerprint: string }[] = [];
-      const uploadStartedAt = Date.now();
-      // Recorded heartbeats and failure details may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
-      const multipartUploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
-        if (outcome.status !== 'failed') return undefined;
-        const candidates = [outcome.lastHeartbeatDetails, ...(outcome.failureDetails ?? [])];
-        for (const c of candidates) {
-          const id = multipartUploadIdOf(c as CarriesMultipartUploadId | undefined);
-          if (id !== undefined) return id;
-        }
-        return undefined;
-      };
-      for (const batch of batches) {
-        const done = await saga.run(
-          'upload-parts',
+      let stored: Pick<CompleteUploadResult, 'etag' | 'versionId' | 'checksum'>;
+      let sha256: string | undefined;
+      if (onePut && storesInOnePut(plan, transfer)) {
+        // The small-file fast path: one PutObject carrying the checksum, then verify (the pivot).
+        const putStartedAt = Date.now();
+        const put = await saga.run(
+          'put-object',
           [
             {
               bucket,
               key,
-              multipartUploadId,
               source: request.source,
               sourceVersion: inspection.sourceVersion,
-              plan,
-              firstPart: batch.firstPart,
-              lastPart: batch.lastPart,
-              partConcurrency: request.partConcurrency,
-              ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
-              ...(checksums.type ? { checksumType: checksums.type } : {}),
-              transfer,
+              size: plan.size,
+              checksumAlgorithm: checksums.algorithm ?? request.checksumAlgorithm,
+              ...(request.expectedChecksum ? { expectedChecksum: request.expectedChecksum } : {}),
+              failIfExists: request.failIfExists,
               contentType: request.contentType,
               metadata: request.metadata,
             },
           ],
           {
-            summary: `${transfer === 'server-side-copy' ? 'copy parts server-side' : 'upload parts'} ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
-            compensateWith: (outcome) => {
-              const known = multipartUploadId ?? multipartUploadIdFromFailure(outcome);
-              return [
-                {
-                  bucket,
-                  key,
-                  ...(known ? { multipartUploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
-                  stagingPrefix: stagingPrefixOf(request.tenant, request.uploadId),
-                },
-              ];
+            summary: `put s3://${bucket}/${key} (${plan.size} bytes, one request)${request.failIfExists ? ' if absent' : ''}`,
+            compensateWith: (outcome) => [{ bucket, key, ...putCompensationOf(outcome, putStartedAt) }],
+          },
+        );
+        progress.batchesTotal = 1;
+        progress.batchesDone = 1;
+        progress.partsUploaded = 1;
+        progress.bytesUploaded = plan.size;
+        // One durable point between the write and the commit: this workflow task ends here, so the
+        // markers of reserve-space and put-object are in history before commit-quota can run. A
+        // workflow task retried after the commit (a worker killed, a task timed out) then replays
+        // them instead of reserving again, which the ledger refuses once the upload is committed.
+        await sleep(1);
+        await saga.run(
+          'verify-object',
+          [
+            {
+              bucket,
+              key,
+              stored: { etag: put.etag, ...(put.versionId ? { versionId: put.versionId } : {}), checksum: put.checksum },
+              size: plan.size,
+              source: request.source,
+              sourceVersion: inspection.sourceVersion,
+              rereadSource: request.verify === 'reread',
             },
-          },
+          ],
+          { summary: `verify s3://${bucket}/${key} against the source` },
         );
-        // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
-        multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
-        fingerprints.push({ ...batch, checksumFingerprint: done.checksumFingerprint });
-        progress.multipartUploadId = multipartUploadId;
-        progress.batchesDone++;
-        progress.partsUploaded += batch.lastPart - batch.firstPart + 1;
-        progress.bytesUploaded += done.batchBytes;
-        setCurrentDetails(
-          `**upload-parts** — ${progress.partsUploaded} of ${plan.partCount} parts, ${formatGiB(progress.bytesUploaded)} of ${formatGiB(plan.size)} → s3://${bucket}/${key}`,
+        stored = put;
+        sha256 = put.sha256;
+      } else {
+        const batches = partBatches(plan.partCount, request.partsPerActivity);
+        progress.batchesTotal = batches.length;
+        let multipartUploadId: string | undefined;
+        const fingerprints: { firstPart: number; lastPart: number; checksumFingerprint: string }[] = [];
+        const uploadStartedAt = Date.now();
+        // Recorded heartbeats and failure details may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
+        const multipartUploadIdFromFailure = (outcome: StepOutcome<unknown>): string | undefined => {
+          if (outcome.status !== 'failed') return undefined;
+          const candidates = [outcome.lastHeartbeatDetails, ...(outcome.failureDetails ?? [])];
+          for (const c of candidates) {
+            const id = multipartUploadIdOf(c as CarriesMultipartUploadId | undefined);
+            if (id !== undefined) return id;
+          }
+          return undefined;
+        };
+        for (const batch of batches) {
+          const done = await saga.run(
+            'upload-parts',
+            [
+              {
+                bucket,
+                key,
+                multipartUploadId,
+                source: request.source,
+                sourceVersion: inspection.sourceVersion,
+                plan,
+                firstPart: batch.firstPart,
+                lastPart: batch.lastPart,
+                partConcurrency: request.partConcurrency,
+                ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
+                ...(checksums.type ? { checksumType: checksums.type } : {}),
+                transfer,
+                contentType: request.contentType,
+                metadata: request.metadata,
+              },
+            ],
+            {
+              summary: `${transfer === 'server-side-copy' ? 'copy parts server-side' : 'upload parts'} ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
+              compensateWith: (outcome) => {
+                const known = multipartUploadId ?? multipartUploadIdFromFailure(outcome);
+                return [
+                  {
+                    bucket,
+                    key,
+                    ...(known ? { multipartUploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
+                    stagingPrefix: stagingPrefixOf(request.tenant, request.uploadId),
+                  },
+                ];
+              },
+            },
+          );
+          // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
+          multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
+          fingerprints.push({ ...batch, checksumFingerprint: done.checksumFingerprint });
+          progress.multipartUploadId = multipartUploadId;
+          progress.batchesDone++;
+          progress.partsUploaded += batch.lastPart - batch.firstPart + 1;
+          progress.bytesUploaded += done.batchBytes;
+          setCurrentDetails(
+            `**upload-parts** — ${progress.partsUploaded} of ${plan.partCount} parts, ${formatGiB(progress.bytesUploaded)} of ${formatGiB(plan.size)} → s3://${bucket}/${key}`,
+          );
+        }
+        const openedMultipartUploadId = multipartUploadId!;
+
+        const verified = await saga.run(
+          'verify',
+          [
+            {
+              bucket,
+              key,
+              multipartUploadId: openedMultipartUploadId,
+              source: request.source,
+              sourceVersion: inspection.sourceVersion,
+              plan,
+              ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
+              ...(request.expectedChecksum ? { expectedChecksum: request.expectedChecksum } : {}),
+              transfer,
+              batches: fingerprints,
+              rereadSource: request.verify === 'reread',
+            },
+          ],
+          { summary: `verify ${plan.partCount} parts against the source` },
         );
+
+        const merged = await saga.run(
+          'merge',
+          [
+            {
+              bucket,
+              key,
+              multipartUploadId: openedMultipartUploadId,
+              expectedETag: verified.expectedETag,
+              failIfExists: request.failIfExists,
+              ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
+              ...(checksums.type ? { checksumType: checksums.type } : {}),
+              ...(checksums.expectedFullObject ? { expectedChecksum: checksums.expectedFullObject } : {}),
+            },
+          ],
+          { summary: `complete s3://${bucket}/${key}${request.failIfExists ? ' if absent' : ''}` },
+        );
+        stored = merged;
+        sha256 = verified.sha256;
       }
-      const openedMultipartUploadId = multipartUploadId!;
-
-      const verified = await saga.run(
-        'verify',
-        [
-          {
-            bucket,
-            key,
-            multipartUploadId: openedMultipartUploadId,
-            source: request.source,
-            sourceVersion: inspection.sourceVersion,
-            plan,
-            ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
-            ...(request.expectedChecksum ? { expectedChecksum: request.expectedChecksum } : {}),
-            transfer,
-            batches: fingerprints,
-            rereadSource: request.verify === 'reread',
-          },
-        ],
-        { summary: `verify ${plan.partCount} parts against the source` },
-      );
-
-      const merged = await saga.run(
-        'merge',
-        [
-          {
-            bucket,
-            key,
-            multipartUploadId: openedMultipartUploadId,
-            expectedETag: verified.expectedETag,
-            failIfExists: request.failIfExists,
-            ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
-            ...(checksums.type ? { checksumType: checksums.type } : {}),
-            ...(checksums.expectedFullObject ? { expectedChecksum: checksums.expectedFullObject } : {}),
-          },
-        ],
-        { summary: `complete s3://${bucket}/${key}${request.failIfExists ? ' if absent' : ''}` },
-      );
 
       await saga.run('commit-quota', [reservation], { summary: `commit ${plan.size} bytes to tenant ${request.tenant}` });
 
-      const result = mergedResult({ uploadId: request.uploadId, tenant: request.tenant, workflowId, bucket, key }, plan.size, merged, {
-        ...(verified.sha256 ? { sha256: verified.sha256 } : {}),
+      const result = mergedResult({ uploadId: request.uploadId, tenant: request.tenant, workflowId, bucket, key }, plan.size, stored, {
+        ...(sha256 ? { sha256 } : {}),
         partCount: plan.partCount,
         partSize: plan.partSize,
         ...(plan.adjusted ? { partSizeAdjusted: plan.adjusted } : {}),
@@ -288,4 +351,20 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     await notifyEnded(saga, request?.webhookUrl, event, report);
     throw err;
   }
+}
+
+/**
+ * What put-object's compensation is told, from the step's outcome: the object it reported (none
+ * when it found its own earlier write: it is not sure it wrote it), or the checksum a failed
+ * attempt sent; nothing when it failed before sending.
+ */
+function putCompensationOf(outcome: StepOutcome<PutObjectResult>, startedAt: number): Pick<DeleteObjectInput, 'stored' | 'sent'> {
+  if (outcome.status === 'completed') {
+    const { etag, versionId, alreadyStored } = outcome.result;
+    return alreadyStored ? {} : { stored: { etag, ...(versionId ? { versionId } : {}) } };
+  }
+  if (outcome.status !== 'failed') return {};
+  const sent = (outcome.failureDetails?.[0] as PutObjectFailureDetails | undefined)?.checksum;
+  // LastModified has whole seconds: a margin, as for the multipart cleanup's initiatedAfterMs.
+  return sent ? { sent: { checksum: sent, notBeforeMs: startedAt - 5_000 } } : {};
 }

@@ -43,6 +43,13 @@ export function standInUploadActivities(options: {
       rereadSource: false,
     }),
     completeUpload: async (input) => ({ etag: input.expectedETag, alreadyCompleted: false }),
+    putObject: async (input) => ({
+      etag: '"stand-in"',
+      checksum: { algorithm: input.checksumAlgorithm, value: 'stand-in', type: 'FULL_OBJECT' },
+      alreadyStored: false,
+    }),
+    verifyObject: async (input) => ({ rereadSource: input.rereadSource }),
+    deleteObject: async () => ({ deleted: false }),
     notify: async () => ({ status: 204 }),
     // The gateway-upload workflow's own activities (not driven by these stand-ins).
     openMultipartUpload: async () => ({ multipartUploadId: 'stand-in-upload' }),

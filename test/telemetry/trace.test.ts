@@ -271,10 +271,12 @@ describe('one trace per upload, read back from Jaeger', () => {
       const { spans, services, raw } = await traceWith(traceId, [
         /^RunWorkflow:uploadWorkflow$/,
         /^RunActivity:notify$/,
-        /^S3\.UploadPart$/,
+        // 1 MiB is one part: the small-file fast path's one PutObject.
+        /^RunActivity:putObject$/,
+        /^S3\.PutObject$/,
       ]);
       // The workflow's spans (from the shipped bundle, through the sink) and the activities' come from the worker process.
-      for (const name of ['RunWorkflow:uploadWorkflow', 'RunActivity:uploadParts', 'S3.UploadPart']) {
+      for (const name of ['RunWorkflow:uploadWorkflow', 'RunActivity:putObject', 'S3.PutObject']) {
         const span = spans.find((s) => s.operationName === name);
         expect(services[span!.processID], name).toBe(serviceName);
       }
