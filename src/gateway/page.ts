@@ -14,6 +14,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { companionClientSubstitution } from './page-companion-client';
 import type { GatewayPlugin } from './plugin-types';
 
 const PUBLIC_DIR = path.join(__dirname, 'public');
@@ -52,6 +53,7 @@ export async function buildPageBundle(options: { minify?: boolean } = {}): Promi
     minify: options.minify ?? true,
     legalComments: 'none',
     logLevel: 'silent',
+    plugins: [companionClientSubstitution()],
   });
   const script = result.outputFiles.find((file) => file.path.endsWith('.js'));
   const style = result.outputFiles.find((file) => file.path.endsWith('.css'));

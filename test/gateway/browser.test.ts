@@ -7,7 +7,8 @@
  * SHA-256, no multipart upload or staged object left, and the page's progress stream ending in
  * `completed` with the object. Screenshots go to test/artifacts/ for a human to look at.
  */
-import { mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -124,6 +125,32 @@ async function readSaga(page: Page, fileName: string): Promise<PageOutcome> {
   };
 }
 
+/**
+ * The presigned parts' requests as the browser sent them: each sign request's `size` and `checksum`
+ * and the headers the gateway said the signature binds, and each part PUT's headers.
+ */
+function watchPartRequests(context: BrowserContext) {
+  const signed: { partNumber: number; size: string | null; checksum: string | null; headers?: Record<string, string> }[] = [];
+  const putHeaders = new Map<number, Record<string, string>>();
+  const SIGN = /\/s3\/multipart\/[^/]+\/(\d+)\?/;
+  context.on('request', (request) => {
+    const url = new URL(request.url());
+    const sign = SIGN.exec(url.pathname + url.search);
+    if (request.method() === 'GET' && sign)
+      signed.push({ partNumber: Number(sign[1]), size: url.searchParams.get('size'), checksum: url.searchParams.get('checksum') });
+    const part = url.searchParams.get('partNumber');
+    if (request.method() === 'PUT' && part) putHeaders.set(Number(part), request.headers());
+  });
+  context.on('response', async (response) => {
+    const sign = SIGN.exec(new URL(response.url()).pathname + new URL(response.url()).search);
+    if (response.request().method() !== 'GET' || !sign || !response.ok()) return;
+    const answer = (await response.json()) as { headers?: Record<string, string> };
+    const entry = signed.find((s) => s.partNumber === Number(sign[1]) && s.headers === undefined);
+    if (entry) entry.headers = Object.fromEntries(Object.entries(answer.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  });
+  return { signed, putHeaders };
+}
+
 /** Chooses `protocol` and waits until the page has its uploader (an S3 upload session first). */
 async function chooseProtocol(page: Page, protocol: 'tus' | 's3'): Promise<void> {
   await page.check(`input[name=protocol][value=${protocol}]`);
@@ -201,8 +228,19 @@ describe('the upload page with Uppy in Chromium', () => {
   it('uploads 12 MiB with @uppy/aws-s3 multipart (presigned parts straight to MinIO): byte-identical, nothing left, progress ends in completed', async () => {
     const { page, context, errors } = await openPage(gateway, acme);
     const file = await makeRandomFile(tmp.dir, 'browser-s3.bin', 12 * MiB);
+    const parts = watchPartRequests(context);
     const [outcome] = await uploadThroughPage(page, 's3', [file]);
     await page.screenshot({ path: path.join(ARTIFACTS, 'gateway-page-s3-multipart.png'), fullPage: true });
+    // Each part was signed with its size and the SHA-256 the page computed of its bytes, and sent
+    // with every header the signature binds.
+    const bytes = await readFile(file.path);
+    const expected = [0, 1, 2].map((i) => {
+      const part = bytes.subarray(i * 5 * MiB, (i + 1) * 5 * MiB);
+      return { partNumber: i + 1, size: String(part.length), checksum: `sha256 ${createHash('sha256').update(part).digest('base64')}` };
+    });
+    expect(parts.signed.map(({ partNumber, size, checksum }) => ({ partNumber, size, checksum }))).toEqual(expected);
+    await expect.poll(() => parts.signed.every((sign) => sign.headers !== undefined)).toBe(true);
+    for (const sign of parts.signed) expect(parts.putHeaders.get(sign.partNumber)).toMatchObject(sign.headers!);
     expect(outcome!.error).toBe('');
     expect(outcome!.state).toBe('done');
     expect(outcome!.result).toMatchObject({

@@ -20,10 +20,11 @@
  *   each part URL binds the part's exact size; the declared length (`upload-length`) lets the
  *   gateway reserve space before any byte moves. After each part the page reports it
  *   (part-reports.js), so the saga's progress is pushed, not polled.
- * - Per-part checksums are not sent: @uppy/aws-s3 v6's Companion client asks for a part URL with
- *   the part number only and PUTs with no extra header, and a checksum hoisted into a presigned
- *   URL's query is not enforced by S3; a signed `x-amz-checksum-sha256` header needs an uploader
- *   that owns the PUT (see docs/not-done.md). Parts are still checked at complete against ListParts.
+ * - Per-part checksums: the page hashes each part (SHA-256, WebCrypto) and asks for its URL with
+ *   the part's size and checksum; the PUT carries the `x-amz-checksum-sha256` header the signature
+ *   binds, so S3 refuses a part that is not the one hashed. @uppy/aws-s3 v6 has no hook for this, so
+ *   the bundle puts a subclass of its Companion client in (checksummed-companion-client.js, one
+ *   method) instead of a hand-written uploader: pause, retry and resume stay Uppy's.
  *
  * Plain JavaScript on purpose: the repository type-checks TypeScript as CommonJS with Node 10
  * resolution, which cannot see Uppy's ESM-only types; esbuild bundles this file either way.
