@@ -34,12 +34,13 @@ let browser: Browser;
 let tmp: { dir: string; remove(): Promise<void> };
 const acme = testTenant('pageacme');
 const reloader = testTenant('pagereload');
+const ghost = testTenant('pageghost');
 
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   redis = testRedis();
-  gateway = await startTestGateway(stack, [acme, reloader], { redis, plugins: DEFAULT_GATEWAY_PLUGINS });
+  gateway = await startTestGateway(stack, [acme, reloader, ghost], { redis, plugins: DEFAULT_GATEWAY_PLUGINS });
   await mkdir(ARTIFACTS, { recursive: true });
   tmp = await makeTempDir();
   browser = await chromium.launch({
@@ -207,6 +208,84 @@ async function expectStoredAndClean(tenant: string, uploadId: string, key: strin
   expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(tenant, uploadId)), 'staged objects').toEqual([]);
 }
 
+/**
+ * Starts a presigned upload of `file` (its own tenant: one saga expected), holds part 2 in the
+ * browser, closes the tab once S3 has part 1 and golden-retriever saved the upload's state, opens
+ * the page again in the same browser profile, chooses the file again if `reselect`, presses Resume
+ * and checks (a) identical bytes and nothing left, (c) one saga, completed. Returns the part PUTs
+ * sent after the reload, for (b).
+ */
+async function reloadMidUpload(
+  tenant: TestTenant,
+  file: TestFile,
+  options: { reselect: boolean },
+): Promise<{ partsAfterReload: number[] }> {
+  const name = path.basename(file.path);
+  // One browser profile for both tabs: golden-retriever keeps the files and the upload's state in its IndexedDB.
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1500 } });
+  const partsAfterReload: number[] = [];
+  let reopened = false;
+  let part1Stored = false;
+  context.on('request', (request) => {
+    const part = new URL(request.url()).searchParams.get('partNumber');
+    if (reopened && request.method() === 'PUT' && part) partsAfterReload.push(Number(part));
+  });
+  context.on('response', (response) => {
+    if (response.request().method() === 'PUT' && /[?&]partNumber=1(&|$)/.test(response.url()) && response.status() === 200)
+      part1Stored = true;
+  });
+  try {
+    const first = await openPage(gateway, tenant, context);
+    // Part 2 is held in the browser until the tab is gone.
+    let part2Held = false;
+    await first.page.route(/[?&]partNumber=2(&|$)/, () => {
+      part2Held = true;
+    });
+    await chooseProtocol(first.page, 's3');
+    await chooseFiles(first.page, [file]);
+    await startButton(first.page).click();
+    await expect.poll(() => part1Stored, { timeout: 60_000 }).toBe(true);
+    await expect.poll(() => part2Held, { timeout: 15_000 }).toBe(true);
+    // golden-retriever saved the upload's multipart state (a throttled write), and the bytes if it could.
+    await expect
+      .poll(() => first.page.evaluate(SAVED_UPLOAD_STATE), { timeout: 15_000 })
+      .toMatchObject({ blobs: options.reselect ? 0 : 1, uploadIds: [expect.any(String)] });
+    const uploadId = (await readSaga(first.page, name)).uploadId;
+    const key = `${tenant.name}/${uploadId}/${name}`;
+    const [multipartUploadId] = await incompleteUploads(stack.s3, BUCKET, key);
+    const storedBefore = await listAllParts(stack.s3, { bucket: BUCKET, key, multipartUploadId: multipartUploadId! });
+    expect(storedBefore.map((part) => [part.PartNumber, part.Size])).toEqual([[1, 5 * MiB]]);
+    await first.page.close();
+
+    reopened = true;
+    const second = await openPage(gateway, tenant, context);
+    // The protocol was remembered; the Dashboard says the session was restored and offers to resume.
+    await second.page.waitForSelector('body[data-uploader=s3]', { state: 'attached', timeout: 15_000 });
+    await second.page.locator('.uppy-Dashboard-serviceMsg').waitFor({ timeout: 15_000 });
+    if (options.reselect) {
+      await second.page.locator('.uppy-Dashboard-Item-reSelect').click();
+      await chooseFiles(second.page, [file]);
+    }
+    await startButton(second.page).click();
+    await second.page.waitForSelector('body[data-state=done], body[data-state=failed]', { state: 'attached', timeout: 110_000 });
+    await second.page.screenshot({ path: path.join(ARTIFACTS, `gateway-page-resumed-${name}.png`), fullPage: true });
+    const outcome = await readSaga(second.page, name);
+    expect(outcome.error).toBe('');
+    expect(outcome).toMatchObject({ state: 'done', uploadId, result: { key, size: `${file.size} bytes` } });
+    // (a) identical bytes, nothing left behind
+    await expectStoredAndClean(tenant.name, uploadId, key, file);
+    // (c) one saga, completed
+    expect(await gateway.app.uploads.state(tenant.name, uploadId)).toMatchObject({ mode: 'presigned', outcome: 'completed' });
+    await expect
+      .poll(async () => (await stack.client.workflow.count(`UploadTenant = '${tenant.name}'`)).count, { timeout: 15_000 })
+      .toBe(1);
+    expect(second.errors).toEqual([]);
+    return { partsAfterReload };
+  } finally {
+    await context.close();
+  }
+}
+
 describe('the upload page with Uppy in Chromium', () => {
   it('serves the page, its bundled script and style sheet without authentication, and nothing else without it', async () => {
     const html = await fetch(`${gateway.url}/`);
@@ -308,69 +387,18 @@ describe('the upload page with Uppy in Chromium', () => {
   });
 
   it('resumes a presigned upload after the tab is closed mid-upload and opened again: the parts S3 has are not sent again, and one saga completes with identical bytes', async () => {
-    // One browser profile for both tabs: golden-retriever keeps the files and the upload's state in its IndexedDB.
-    const context = await browser.newContext({ viewport: { width: 1100, height: 1500 } });
-    const file = await makeRandomFile(tmp.dir, 'reloaded.bin', 10 * MiB); // two 5 MiB parts; within golden-retriever's 10 MiB blob limit
-    const partPuts = { before: [] as number[], after: [] as number[] };
-    let reopened = false;
-    let part1Stored = false;
-    context.on('request', (request) => {
-      const part = new URL(request.url()).searchParams.get('partNumber');
-      if (request.method() === 'PUT' && part) partPuts[reopened ? 'after' : 'before'].push(Number(part));
-    });
-    context.on('response', (response) => {
-      if (response.request().method() === 'PUT' && /[?&]partNumber=1(&|$)/.test(response.url()) && response.status() === 200)
-        part1Stored = true;
-    });
-    try {
-      const first = await openPage(gateway, reloader, context);
-      // Part 2 is held in the browser until the tab is gone.
-      let part2Held = false;
-      await first.page.route(/[?&]partNumber=2(&|$)/, () => {
-        part2Held = true;
-      });
-      await chooseProtocol(first.page, 's3');
-      await chooseFiles(first.page, [file]);
-      await startButton(first.page).click();
-      await expect.poll(() => part1Stored, { timeout: 60_000 }).toBe(true);
-      // golden-retriever saved the file's bytes and its multipart state (a throttled write).
-      await expect
-        .poll(() => first.page.evaluate(SAVED_UPLOAD_STATE), { timeout: 15_000 })
-        .toMatchObject({ blobs: 1, uploadIds: [expect.any(String)] });
-      const uploadId = (await readSaga(first.page, 'reloaded.bin')).uploadId;
-      const key = `${reloader.name}/${uploadId}/reloaded.bin`;
-      const [multipartUploadId] = await incompleteUploads(stack.s3, BUCKET, key);
-      const storedBefore = await listAllParts(stack.s3, { bucket: BUCKET, key, multipartUploadId: multipartUploadId! });
-      expect(storedBefore.map((part) => [part.PartNumber, part.Size])).toEqual([[1, 5 * MiB]]);
-      await expect.poll(() => part2Held, { timeout: 15_000 }).toBe(true);
-      expect(partPuts.before).toContain(1);
-      await first.page.close();
+    // Two 5 MiB parts, within golden-retriever's 10 MiB limit: the browser keeps the file's bytes.
+    const file = await makeRandomFile(tmp.dir, 'reloaded.bin', 10 * MiB);
+    const { partsAfterReload } = await reloadMidUpload(reloader, file, { reselect: false });
+    // (b) only the part S3 did not have was sent after the reload
+    expect(partsAfterReload).toEqual([2]);
+  });
 
-      reopened = true;
-      const second = await openPage(gateway, reloader, context);
-      // The protocol was remembered; the Dashboard says the session was restored and offers to resume.
-      await second.page.waitForSelector('body[data-uploader=s3]', { state: 'attached', timeout: 15_000 });
-      await second.page.locator('.uppy-Dashboard-serviceMsg').waitFor({ timeout: 15_000 });
-      await startButton(second.page).click();
-      await second.page.waitForSelector('body[data-state=done], body[data-state=failed]', { state: 'attached', timeout: 110_000 });
-      await second.page.screenshot({ path: path.join(ARTIFACTS, 'gateway-page-resumed-after-reload.png'), fullPage: true });
-      const outcome = await readSaga(second.page, 'reloaded.bin');
-      expect(outcome.error).toBe('');
-      expect(outcome).toMatchObject({ state: 'done', uploadId, result: { key, size: `${10 * MiB} bytes` } });
-      expect(outcome.result.etag).toMatch(/-2"?$/);
-      // (b) only the part S3 did not have was sent after the reload
-      expect(partPuts.after).toEqual([2]);
-      // (a) identical bytes, nothing left behind
-      await expectStoredAndClean(reloader.name, uploadId, key, file);
-      // (c) one saga, completed
-      expect(await gateway.app.uploads.state(reloader.name, uploadId)).toMatchObject({ mode: 'presigned', outcome: 'completed' });
-      await expect
-        .poll(async () => (await stack.client.workflow.count(`UploadTenant = '${reloader.name}'`)).count, { timeout: 15_000 })
-        .toBe(1);
-      expect(second.errors).toEqual([]);
-    } finally {
-      await context.close();
-    }
+  it('resumes a presigned upload of a file the browser could not keep once the person chooses it again after the reload', async () => {
+    // Three parts; over golden-retriever's 10 MiB limit, the file comes back as a "ghost" to choose again.
+    const file = await makeRandomFile(tmp.dir, 'reselected.bin', 12 * MiB);
+    const { partsAfterReload } = await reloadMidUpload(ghost, file, { reselect: true });
+    expect(partsAfterReload).toEqual([2, 3]);
   });
 
   it('a person who closes the tab mid-upload leaves nothing: the presigned upload expires, its multipart upload is aborted and its reservation released', async () => {
