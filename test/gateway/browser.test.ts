@@ -386,6 +386,43 @@ describe('the upload page with Uppy in Chromium', () => {
     await context.close();
   });
 
+  it('pauses a presigned upload from the Dashboard and resumes it from the parts S3 has', async () => {
+    const { page, context, errors } = await openPage(gateway, acme);
+    const file = await makeRandomFile(tmp.dir, 'paused.bin', 12 * MiB);
+    const puts: number[] = [];
+    let part1Stored = false;
+    let part2Held = false;
+    context.on('request', (request) => {
+      const part = new URL(request.url()).searchParams.get('partNumber');
+      if (request.method() === 'PUT' && part) puts.push(Number(part));
+    });
+    context.on('response', (response) => {
+      if (response.request().method() === 'PUT' && /[?&]partNumber=1(&|$)/.test(response.url()) && response.status() === 200)
+        part1Stored = true;
+    });
+    const HOLD = /[?&]partNumber=2(&|$)/;
+    await page.route(HOLD, () => {
+      part2Held = true;
+    });
+    await chooseProtocol(page, 's3');
+    await chooseFiles(page, [file]);
+    await startButton(page).click();
+    await expect.poll(() => part1Stored && part2Held, { timeout: 60_000 }).toBe(true);
+    await page.locator('button.uppy-Dashboard-Item-progressIndicator[aria-label="Pause upload"]').click();
+    await page.locator('button.uppy-Dashboard-Item-progressIndicator[aria-label="Resume upload"]').waitFor();
+    await page.unroute(HOLD);
+    const sentBeforeResume = puts.length;
+    await page.locator('button.uppy-Dashboard-Item-progressIndicator[aria-label="Resume upload"]').click();
+    await page.waitForSelector('body[data-state=done], body[data-state=failed]', { state: 'attached', timeout: 110_000 });
+    const outcome = await readSaga(page, 'paused.bin');
+    expect(outcome.error).toBe('');
+    expect(outcome).toMatchObject({ state: 'done', result: { size: `${12 * MiB} bytes` } });
+    expect(puts.slice(sentBeforeResume)).toEqual([2, 3]);
+    await expectStoredAndClean(acme.name, outcome.uploadId, outcome.result.key, file);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   it('resumes a presigned upload after the tab is closed mid-upload and opened again: the parts S3 has are not sent again, and one saga completes with identical bytes', async () => {
     // Two 5 MiB parts, within golden-retriever's 10 MiB limit: the browser keeps the file's bytes.
     const file = await makeRandomFile(tmp.dir, 'reloaded.bin', 10 * MiB);
