@@ -84,7 +84,7 @@ async function openPage(
   page.on('console', (message) => {
     // A gateway without the part-report route answers the page's first report 404; the page then stops reporting.
     if (message.type() === 'error' && !(/\b404\b/.test(message.text()) && PART_REPORT.test(message.location().url)))
-      errors.push(message.text());
+      errors.push(`${message.text()} (${message.location().url})`);
   });
   await page.goto(`${target.url}/#token=${tenant.token}`, { waitUntil: 'load' });
   // The token left the address bar once the page took it.

@@ -8,9 +8,11 @@
  * and ETag after each PUT; listening to it is all the page needs, and Uppy's own uploader (pause,
  * retry, resume from ListParts after a reload) stays untouched. The part's size follows the rule
  * @uppy/aws-s3 cuts files by when no `getChunkSize` is given — the same rule the gateway derives
- * part sizes from. A report is advisory: one that fails is dropped (the gateway still learns the
- * part at complete, and its progress stream falls back to polling), and an old gateway without
- * the route (404) is not asked again.
+ * part sizes from. The last part is not reported: Uppy completes the upload right after it, and the
+ * complete request carries it (a report racing it would find the upload no longer receiving parts).
+ * A report is advisory: one that fails is dropped (the gateway still learns the part at complete,
+ * and its progress stream falls back to polling), and a gateway without the route (404) is not
+ * asked again.
  */
 
 const MiB = 1024 * 1024;
@@ -18,6 +20,11 @@ const MiB = 1024 * 1024;
 /** The size of every part but the last: @uppy/aws-s3's rule without `getChunkSize` (and S3's limits). */
 export function partSizeOf(fileSize) {
   return Math.max(5 * MiB, Math.ceil(fileSize / 10_000));
+}
+
+/** How many parts a file of `fileSize` bytes is cut into (at least one). */
+export function partCountOf(fileSize) {
+  return Math.max(1, Math.ceil(fileSize / partSizeOf(fileSize)));
 }
 
 /** The byte count of part `partNumber` (1-based) of a file of `fileSize` bytes. */
@@ -37,7 +44,7 @@ export function reportFinishedParts(uppy, endpoint) {
   const onPart = (file, part) => {
     const base = endpoint();
     const state = uppy.getFile(file.id)?.s3Multipart;
-    if (!supported || !base || !state) return;
+    if (!supported || !base || !state || part.PartNumber >= partCountOf(file.size)) return;
     const url = `${base}/s3/multipart/${encodeURIComponent(state.uploadId)}/${part.PartNumber}/done?${new URLSearchParams({ key: state.key })}`;
     fetch(url, {
       method: 'POST',
