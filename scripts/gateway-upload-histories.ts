@@ -1,16 +1,18 @@
 /**
  * The gateway-upload scenarios `npm run histories:record` records (see record-histories.ts): real
- * runs of `clientUploadWorkflow` driven through an in-process HTTP gateway with raw tus requests,
+ * runs of `clientUploadWorkflow` driven through an in-process HTTP gateway with raw tus requests
+ * and the presigned routes (parts bound and reported, an empty file),
  * against the recorder's stack and worker, so test/replay.test.ts replays what the gateway really
  * makes the workflow do — chunk updates, folded parts, the expiry timer, continue-as-new.
  *
  * Why a module of its own: these runs are not `UploadClient` uploads (no UploadHandle), and the
  * gateway they need is started and closed here; record-histories.ts only lists and writes them.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { hashToken, loadGatewayConfig, type GatewayConfig } from '../src/gateway/config';
+import { s3MultipartPlugin } from '../src/gateway/s3-multipart';
 import { createGateway, type GatewayOptions } from '../src/gateway/server';
 import type { UploadOutcomeKind } from '../src/upload/outcome';
 import { uploadWorkflowId } from '../src/upload/request';
@@ -35,13 +37,17 @@ export interface GatewayUploadScenario {
 /** The tenant of every gateway-upload history (its ledger lives on the recorder's main queue). */
 const TENANT = 'gateway';
 
+/** A JSON (or form) request to the gateway with the tenant's bearer token. */
+type GatewayRequest = (method: string, path: string, body?: unknown) => Promise<Response>;
+
 async function withGateway<T>(
   r: GatewayUploadRecording,
   overrides: Partial<GatewayConfig>,
-  service: GatewayOptions['service'],
+  options: Partial<Pick<GatewayOptions, 'service' | 'plugins'>>,
   use: (
     tus: (method: string, path: string, headers?: Record<string, string>, body?: Buffer) => Promise<Response>,
     gateway: Awaited<ReturnType<typeof createGateway>>,
+    request: GatewayRequest,
   ) => Promise<T>,
 ): Promise<T> {
   const token = randomBytes(18).toString('base64url');
@@ -51,10 +57,19 @@ async function withGateway<T>(
     client: r.client,
     taskQueue: r.taskQueue,
     s3: r.s3,
-    plugins: [],
-    ...(service ? { service } : {}),
+    plugins: options.plugins ?? [],
+    ...(options.service ? { service: options.service } : {}),
   });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  const request: GatewayRequest = (method, path, body) =>
+    fetch(new URL(path, base), {
+      method,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body !== undefined && !(body instanceof FormData) ? { 'Content-Type': 'application/json' } : {}),
+      },
+      ...(body instanceof FormData ? { body } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
   try {
     return await use(
       (method, path, headers = {}, body) =>
@@ -69,6 +84,7 @@ async function withGateway<T>(
           ...(body ? { body } : {}),
         }),
       app,
+      request,
     );
   } finally {
     await app.close();
@@ -96,13 +112,72 @@ async function tusUpload(
   return path.split('/').pop()!;
 }
 
+/** JSON of a gateway answer, or an error naming what it answered. */
+async function expectJson<T>(response: Response, status: number, what: string): Promise<T> {
+  if (response.status !== status) throw new Error(`${what} answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+/**
+ * A presigned upload of `length` bytes as a client that binds checksums and reports its parts does
+ * it: create, then for each part sign (with its SHA-256), PUT, report; then complete.
+ */
+async function presignedUpload(request: GatewayRequest, length: number, name: string): Promise<string> {
+  const { uploadId, key, partSize } = await expectJson<{ uploadId: string; key: string; partSize: number }>(
+    await request('POST', '/uppy/s3/multipart', { filename: name, metadata: { 'upload-length': String(length) } }),
+    200,
+    'create',
+  );
+  const data = randomBytes(length);
+  const parts: { PartNumber: number; ETag: string }[] = [];
+  for (let n = 1, offset = 0; offset < length; n++, offset += partSize) {
+    const bytes = data.subarray(offset, offset + partSize);
+    const query = new URLSearchParams({ key, checksum: `sha256 ${createHash('sha256').update(bytes).digest('base64')}` });
+    const { url, headers } = await expectJson<{ url: string; headers: Record<string, string> }>(
+      await request('GET', `/uppy/s3/multipart/${uploadId}/${n}?${query}`),
+      200,
+      `sign part ${n}`,
+    );
+    const put = await fetch(url, { method: 'PUT', body: bytes, headers });
+    if (!put.ok) throw new Error(`PUT of part ${n} answered ${put.status}: ${await put.text()}`);
+    const etag = put.headers.get('etag')!;
+    await expectJson(
+      await request('POST', `/uppy/s3/multipart/${uploadId}/${n}/done?${new URLSearchParams({ key })}`, { ETag: etag, size: bytes.length }),
+      200,
+      `report part ${n}`,
+    );
+    parts.push({ PartNumber: n, ETag: etag });
+  }
+  await expectJson(
+    await request('POST', `/uppy/s3/multipart/${uploadId}/complete?${new URLSearchParams({ key })}`, { parts }),
+    200,
+    'complete',
+  );
+  return uploadId;
+}
+
+/** An empty file as @uppy/aws-s3 v6 sends it: GET /s3/params, then the POST-policy form to the URL it answered. */
+async function emptyFileUpload(request: GatewayRequest, name: string): Promise<string> {
+  const query = new URLSearchParams({ filename: name, type: 'text/plain', 'metadata[upload-length]': '0' });
+  const { url, fields, uploadId } = await expectJson<{ url: string; fields: Record<string, string>; uploadId: string }>(
+    await request('GET', `/uppy/s3/params?${query}`),
+    200,
+    'params',
+  );
+  const form = new FormData();
+  for (const [field, value] of Object.entries(fields)) form.set(field, value);
+  form.set('file', new Blob([]), name);
+  await expectJson(await request('POST', url, form), 201, 'the empty-file form');
+  return uploadId;
+}
+
 export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
   {
     name: 'client-upload-tus',
     outcome: 'completed',
     // 7 MiB in 1 MiB PATCHes: staged segments folded into part 1, then the last part; webhook sent.
     run: (r) =>
-      withGateway(r, { tenants: { [TENANT]: { webhookUrl: r.webhookUrl } } }, undefined, async (tus) =>
+      withGateway(r, { tenants: { [TENANT]: { webhookUrl: r.webhookUrl } } }, {}, async (tus) =>
         uploadWorkflowId(TENANT, await tusUpload(tus, 7 * MiB, 7 * MiB, 'client-upload-tus.bin')),
       ),
   },
@@ -111,7 +186,7 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     outcome: 'expired',
     // 1 MiB of 8 staged, then the 3-second expiry fires: abort, delete staged, release.
     run: (r) =>
-      withGateway(r, { uploadExpiryMs: 3000 }, undefined, async (tus, app) => {
+      withGateway(r, { uploadExpiryMs: 3000 }, {}, async (tus, app) => {
         const uploadId = await tusUpload(tus, 8 * MiB, MiB, 'client-upload-expired.bin');
         await app.uploads.waitForEnd(TENANT, uploadId, 60_000);
         return uploadWorkflowId(TENANT, uploadId);
@@ -122,8 +197,26 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     outcome: 'completed',
     // Three updates per run: the recorded history is the last run, started with the carried state.
     run: (r) =>
-      withGateway(r, {}, { updatesPerRun: 3 }, async (tus) =>
+      withGateway(r, {}, { service: { updatesPerRun: 3 } }, async (tus) =>
         uploadWorkflowId(TENANT, await tusUpload(tus, 7 * MiB, 7 * MiB, 'client-upload-continued.bin')),
+      ),
+  },
+  {
+    name: 'client-upload-presigned-reported',
+    outcome: 'completed',
+    // 6 MiB in two checksum-bound presigned parts, each reported (recordPart), then completed.
+    run: (r) =>
+      withGateway(r, {}, { plugins: [s3MultipartPlugin()] }, async (_tus, _app, request) =>
+        uploadWorkflowId(TENANT, await presignedUpload(request, 6 * MiB, 'client-upload-presigned-reported.bin')),
+      ),
+  },
+  {
+    name: 'client-upload-empty',
+    outcome: 'completed',
+    // An empty file through Uppy's POST-policy path: one empty part, verify, merge, commit.
+    run: (r) =>
+      withGateway(r, {}, { plugins: [s3MultipartPlugin()] }, async (_tus, _app, request) =>
+        uploadWorkflowId(TENANT, await emptyFileUpload(request, 'client-upload-empty.txt')),
       ),
   },
 ];

@@ -1,6 +1,9 @@
 /**
  * Reading an upload's progress from the source of truth: the workflow's state, plus ListParts for a
- * presigned upload still receiving parts (the bytes a browser sent straight to S3). Streams poll
+ * presigned upload still receiving parts whose client reports none (the bytes a browser sent
+ * straight to S3). A client that reports its parts (`POST …/:partNumber/done`) has them recorded
+ * in the workflow, and its watchers learn each one from the bus at once: for it S3 is never
+ * polled. Streams poll
  * this at a low rate; the bus only makes them prompt. An upload started from application code
  * (UploadClient) is read through its `progress` query and result: a stream follows it too, its
  * bytes arriving on the bus from the worker's heartbeats.
@@ -64,10 +67,11 @@ export async function pollObservation(
     return observationOfApplicationUpload(tenant, uploadId, await source.applicationUpload(tenant, uploadId), at);
   }
   const observation = observationOfState(state, at);
-  // Until the merge, the parts S3 holds are the bytes received (the workflow learns the size at verify).
+  // Until the merge, the parts S3 holds are the bytes received, unless the client reports its parts.
   if (
     s3 &&
     state.mode === 'presigned' &&
+    state.reportedParts === undefined &&
     state.outcome === 'running' &&
     (state.phase === 'receive-parts' || state.phase === 'verify') &&
     state.multipartUploadId

@@ -5,6 +5,7 @@
  */
 import type { GatewayPart } from '../upload/gateway-upload';
 import { InvalidRequestError } from './errors';
+import { UPLOAD_PART_SIZE_META } from './s3-part-binding';
 
 /** S3's part numbers. */
 const MIN_PART_NUMBER = 1;
@@ -18,8 +19,8 @@ const MAX_PART_NUMBER = 10_000;
  */
 export const UPLOAD_LENGTH_META = 'upload-length';
 
-/** Fields of Uppy's file meta that are not user metadata (sent as `filename` and `type` already, or the length). */
-const UPPY_META_FIELDS = new Set(['name', 'type', 'relativePath', 'filename', 'filetype', UPLOAD_LENGTH_META]);
+/** Fields of Uppy's file meta that are not user metadata (sent as `filename` and `type` already, the length, the part size). */
+const UPPY_META_FIELDS = new Set(['name', 'type', 'relativePath', 'filename', 'filetype', UPLOAD_LENGTH_META, UPLOAD_PART_SIZE_META]);
 
 /** A part number as Uppy sends it, checked: a whole number 1–10,000. */
 export function parsePartNumber(text: string): number {
@@ -57,6 +58,30 @@ export function declaredLengthOf(meta: unknown): number | undefined {
     );
   }
   return length;
+}
+
+/**
+ * The file meta of a `GET /s3/params` query: @uppy/aws-s3 v6 sends each field as `metadata[<name>]=<value>`.
+ */
+export function queryMetadataOf(query: Record<string, unknown>): Record<string, unknown> {
+  const meta: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(query)) {
+    const field = /^metadata\[(.+)\]$/.exec(name)?.[1];
+    if (field !== undefined) meta[field] = Array.isArray(value) ? value[value.length - 1] : value;
+  }
+  return meta;
+}
+
+/** A finished part as the client reports it (`POST …/:partNumber/done`): the ETag S3 answered and its size. */
+export function partClaimOf(body: unknown): { etag: string; size: number } {
+  const claim = (body ?? {}) as { ETag?: unknown; size?: unknown };
+  const malformed = (what: string) =>
+    new InvalidRequestError(`the body must be { "ETag": "<the ETag S3 answered for the part>", "size": <its bytes> }: ${what}`);
+  if (typeof claim.ETag !== 'string' || claim.ETag.length === 0 || claim.ETag.length > 128)
+    throw malformed(`ETag must be text, got ${JSON.stringify(claim.ETag) ?? 'nothing'}`);
+  if (typeof claim.size !== 'number' || !Number.isSafeInteger(claim.size) || claim.size < 0)
+    throw malformed(`size must be a whole number of bytes, got ${JSON.stringify(claim.size) ?? 'nothing'}`);
+  return { etag: claim.ETag, size: claim.size };
 }
 
 /** The client's `{ PartNumber, ETag }` list as the workflow takes it, in part order. */

@@ -19,7 +19,9 @@
  * - `state` reports any upload of the tenant, ended ones included (`outcome` says how);
  *   `get` is for protocol requests on a live upload: it throws 410 for an upload that ended
  *   without an object.
- * - `recordChunk` is tus-only (the gateway wrote bytes to S3 itself). `complete` is presigned-only:
+ * - `recordChunk` is tus-only (the gateway wrote bytes to S3 itself). `recordPart` and `complete`
+ *   are presigned-only: `recordPart` records a part the client reports finished (confirmed by the
+ *   caller with ListParts), `complete` takes
  *   the client's `{ partNumber, etag }` list; the workflow checks it against ListParts, merges,
  *   and `complete` waits (up to `waitMs`) for that, returning the final state (`result`) or
  *   throwing 422 with the failure report's message.
@@ -49,6 +51,7 @@ import {
   type GatewayUploadInput,
   type GatewayUploadMode,
   type GatewayUploadState,
+  type PartReport,
 } from '../upload/gateway-upload';
 import { MiB } from '../upload/part-plan';
 import { MAX_METADATA_BYTES, objectKeyProblem, uploadWorkflowId, type ChecksumAlgorithm } from '../upload/request';
@@ -57,6 +60,7 @@ import {
   gatewayUploadStateQuery,
   completeUpdate,
   recordChunkUpdate,
+  recordPartUpdate,
   waitUntilOpenUpdate,
   type GatewayUploadWorkflow,
 } from '../upload/gateway-upload-messages';
@@ -93,6 +97,12 @@ export interface CreateUploadRequest {
   expiresInMs?: number;
   /** Object key below the tenant's prefix (`<tenant>/`). @default `<uploadId>/<filename or "file">` */
   key?: string;
+  /**
+   * Presigned: every part but the last has exactly this size (what part URLs bind). tus uses the
+   * gateway's part size.
+   * @default 5 MiB
+   */
+  partSize?: number;
 }
 
 /** @see UploadsService */
@@ -260,7 +270,7 @@ export class UploadsService {
       contentType,
       metadata,
       ...(request.tusMetadata !== undefined ? { tusMetadata: request.tusMetadata } : {}),
-      partSize: mode === 'tus' ? partSize : 5 * MiB,
+      partSize: mode === 'tus' ? partSize : (request.partSize ?? 5 * MiB),
       ...(mode === 'tus' ? { checksumAlgorithm: this.options.checksumAlgorithm ?? 'CRC32C' } : {}),
       expiresAt: Date.now() + expiresInMs,
       ...(limits.webhookUrl ? { webhookUrl: limits.webhookUrl } : {}),
@@ -371,6 +381,15 @@ export class UploadsService {
    */
   async recordChunk(tenant: string, uploadId: string, record: ChunkRecord): Promise<GatewayUploadState> {
     return this.changed(await this.update(tenant, uploadId, (handle) => handle.executeUpdate(recordChunkUpdate, { args: [record] })));
+  }
+
+  /**
+   * Presigned: records a part the client reports finished. The caller confirms it with ListParts
+   * first; reporting a part again changes nothing.
+   * @throws UploadConflictError (409: not receiving), UploadGoneError (410), InvalidRequestError (part outside the length), UploadNotFoundError
+   */
+  async recordPart(tenant: string, uploadId: string, report: PartReport): Promise<GatewayUploadState> {
+    return this.changed(await this.update(tenant, uploadId, (handle) => handle.executeUpdate(recordPartUpdate, { args: [report] })));
   }
 
   /**

@@ -122,7 +122,7 @@ export class GatewayMetrics {
 /** The protocol of a gateway route pattern, for bytes and uploads. */
 function protocolOf(route: string, tusPath: string): GatewayUploadProtocol | 'other' {
   if (route === tusPath || route.startsWith(`${tusPath}/`)) return 'tus';
-  if (route.includes('/s3/multipart')) return 's3-multipart';
+  if (route.includes('/s3/multipart') || route.endsWith('/s3/params') || route.endsWith('/s3/empty/:uploadId')) return 's3-multipart';
   return 'other';
 }
 
@@ -135,6 +135,10 @@ function uploadEventOf(protocol: GatewayUploadProtocol | 'other', route: string,
   }
   if (protocol === 's3-multipart') {
     if (method === 'POST' && route.endsWith('/s3/multipart') && status < 300) return 'created';
+    // An empty file: created by Uppy's params request, completed by its form.
+    if (method === 'GET' && route.endsWith('/s3/params') && status === 200) return 'created';
+    if (method === 'POST' && route.endsWith('/s3/empty/:uploadId'))
+      return status === 201 ? 'completed' : status === 202 ? 'running' : undefined;
     if (method === 'POST' && route.endsWith('/complete')) return status === 200 ? 'completed' : status === 202 ? 'running' : undefined;
     if (method === 'DELETE' && status < 300) return 'aborted';
   }

@@ -27,3 +27,23 @@ export async function listAllParts(
     marker = page.NextPartNumberMarker;
   }
 }
+
+/** Part `partNumber` as ListParts shows it, or undefined when S3 has no such part. */
+export async function listedPart(
+  s3: S3Client,
+  target: { bucket: string; key: string; multipartUploadId: string },
+  partNumber: number,
+  abortSignal?: AbortSignal,
+): Promise<Part | undefined> {
+  const page = await s3.send(
+    new ListPartsCommand({
+      Bucket: target.bucket,
+      Key: target.key,
+      UploadId: target.multipartUploadId,
+      PartNumberMarker: String(partNumber - 1),
+      MaxParts: 1,
+    }),
+    { abortSignal },
+  );
+  return page.Parts?.find((part) => part.PartNumber === partNumber);
+}

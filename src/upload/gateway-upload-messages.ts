@@ -7,7 +7,7 @@
 import { WIRE_NAMES } from './wire-names';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { SagaState } from '../saga/workflow';
-import type { ChunkRecord, GatewayPart, GatewayUploadInput, GatewayUploadState } from './gateway-upload';
+import type { ChunkRecord, GatewayPart, GatewayUploadInput, GatewayUploadState, PartReport } from './gateway-upload';
 import type { UploadProgress, UploadResult } from './outcome';
 
 /** The workflow's signature, for typed handles and starts (`WorkflowHandle<GatewayUploadWorkflow>`). */
@@ -22,6 +22,12 @@ export const gatewayUploadSagaStateQuery = defineQuery<SagaState>('sagaState');
 export const waitUntilOpenUpdate = defineUpdate<GatewayUploadState>('waitUntilOpen');
 /** tus: a gateway records the bytes it wrote. Rejected (no history) unless it starts at the recorded offset. */
 export const recordChunkUpdate = defineUpdate<GatewayUploadState, [ChunkRecord]>('recordChunk');
+/**
+ * Presigned: the client reports a finished part (the gateway confirmed it with ListParts first);
+ * the upload's offset and part count follow, so progress needs no polling of S3. Rejected (no
+ * history) when the upload does not receive parts or the part is outside its length.
+ */
+export const recordPartUpdate = defineUpdate<GatewayUploadState, [PartReport]>('recordPart');
 /** Presigned: the client finished sending parts; verify and merge them. */
 export const completeUpdate = defineUpdate<GatewayUploadState, [{ parts: GatewayPart[] }]>('complete');
 

@@ -82,7 +82,7 @@ export interface GatewayUploadInput {
    * spec: "MUST include the Upload-Metadata header and its value as specified by the Client").
    */
   tusMetadata?: string;
-  /** tus: every part but the last has exactly this size. */
+  /** Every part but the last has exactly this size (presigned: the size part URLs bind, when the length is declared). */
   partSize: number;
   /** tus: the per-part checksum S3 verifies on receipt. Presigned parts carry none. */
   checksumAlgorithm?: ChecksumAlgorithm;
@@ -110,6 +110,8 @@ export interface CarriedState {
   fingerprint: string;
   staged: StagedSegment[];
   runs: number;
+  /** Presigned: the parts the client reported (see {@link GatewayUploadState.reportedParts}), when any. */
+  reportedParts?: PartRanges;
 }
 
 /** Phases of a gateway upload, as shown by the `UploadPhase` search attribute and queries. */
@@ -141,10 +143,17 @@ export interface GatewayUploadState {
   /** tus: the creation's `Upload-Metadata`, verbatim (see {@link GatewayUploadInput.tusMetadata}). */
   tusMetadata?: string;
   length?: number;
-  /** Bytes durably received (tus): parts completed plus staged segments. */
+  /**
+   * Bytes durably received. tus: parts completed plus staged segments. Presigned: the bytes of the
+   * parts the client reported finished (each confirmed by ListParts); 0 for a client that reports none.
+   */
   offset: number;
+  /** Every part but the last has exactly this size (presigned: what part URLs bind when the length is declared). */
   partSize: number;
+  /** tus: parts 1..partsCompleted are in S3. Presigned: how many distinct parts the client reported. */
   partsCompleted: number;
+  /** Presigned: the numbers of the parts the client reported, as ranges; absent before the first report. */
+  reportedParts?: PartRanges;
   /** Running fingerprint over the completed parts' checksums (tus); '' before the first part. */
   fingerprint: string;
   staged: StagedSegment[];
@@ -180,6 +189,40 @@ export interface ChunkRecord {
 export interface GatewayPart {
   partNumber: number;
   etag: string;
+}
+
+/**
+ * A part a presigned client reports finished (`POST …/:partNumber/done`), after the gateway found
+ * it in ListParts with the ETag and size the client claims.
+ */
+export interface PartReport {
+  partNumber: number;
+  /** Its size as S3 lists it. */
+  size: number;
+}
+
+/**
+ * A set of part numbers as ascending, disjoint, non-touching ranges `[first, last]`: parts sent in
+ * order (as clients do) stay one range, so the set carried across continue-as-new stays small.
+ */
+export type PartRanges = [first: number, last: number][];
+
+/** Whether part `n` is in `ranges`. */
+export function hasPart(ranges: PartRanges, n: number): boolean {
+  return ranges.some(([first, last]) => first <= n && n <= last);
+}
+
+/** `ranges` with part `n` added, merging neighbours. Pure: `ranges` is not changed. */
+export function withPart(ranges: PartRanges, n: number): PartRanges {
+  const all: PartRanges = [...ranges.map(([first, last]): [number, number] => [first, last]), [n, n]];
+  all.sort((a, b) => a[0] - b[0]);
+  const merged: PartRanges = [];
+  for (const [first, last] of all) {
+    const previous = merged[merged.length - 1];
+    if (previous && first <= previous[1] + 1) previous[1] = Math.max(previous[1], last);
+    else merged.push([first, last]);
+  }
+  return merged;
 }
 
 /** S3's most parts per upload. */
@@ -257,6 +300,40 @@ export function chunkRecordProblem(
     return invalid('staged bytes must be fewer than one part: a full part is uploaded, not staged');
   return undefined;
 }
+
+/**
+ * Why `report` cannot be recorded on `state`, or undefined when it can. Pure and deterministic:
+ * the workflow's Update validator. A part reported again is accepted (and changes nothing).
+ */
+export function partReportProblem(
+  state: Pick<GatewayUploadState, 'mode' | 'phase' | 'outcome' | 'length' | 'partSize' | 'expiresAt'>,
+  report: PartReport,
+  now: number,
+): { type: ChunkRejection; message: string } | undefined {
+  if (state.outcome !== 'running' || state.phase !== 'receive-parts' || state.mode !== 'presigned') {
+    return {
+      type: ChunkRejection.NotReceiving,
+      message:
+        state.mode !== 'presigned'
+          ? 'a tus upload records the chunks its gateway wrote, not reported parts'
+          : `the upload does not receive parts any more (phase ${state.phase}, outcome ${state.outcome})`,
+    };
+  }
+  if (now >= state.expiresAt) {
+    return { type: ChunkRejection.UploadExpired, message: `the upload expired at ${new Date(state.expiresAt).toISOString()}` };
+  }
+  const n = report?.partNumber;
+  const partLimit = state.length !== undefined ? partCountOf(state.length, state.partSize) : MAX_PARTS;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > partLimit)
+    return { type: ChunkRejection.InvalidChunk, message: `partNumber must be a whole number 1–${partLimit}, got ${String(n)}` };
+  const size = report.size;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || size > MAX_PART_BYTES)
+    return { type: ChunkRejection.InvalidChunk, message: `size must be a whole number of bytes 0–${MAX_PART_BYTES}, got ${String(size)}` };
+  return undefined;
+}
+
+/** S3's largest part. */
+const MAX_PART_BYTES = 5 * 1024 ** 3;
 
 /** Why a presigned upload's part list cannot complete it, or undefined. Pure. */
 export function gatewayPartsProblem(parts: unknown): string | undefined {

@@ -8,8 +8,11 @@
  *   Update whose validator ({@link chunkRecordProblem}) accepts it only if it starts where the
  *   upload stands. A rejected update leaves no event in history, so conflicting or retried PATCHes
  *   cost nothing, and the recorded offset is the truth a resumed client continues from.
- * - No bytes and no per-part list are held: parts are summarised by a running fingerprint
- *   (checksums S3 validated), which verify recomputes from ListParts before the merge.
+ * - No bytes and no per-part list are held: tus parts are summarised by a running fingerprint
+ *   (checksums S3 validated), which verify recomputes from ListParts before the merge. Presigned
+ *   parts a client reports (confirmed by the gateway with ListParts) are counted with the
+ *   `recordPart` update and kept as ranges of part numbers, for progress only: verify checks the
+ *   client's final list against ListParts either way.
  * - Expiry is a durable timer (a `condition` with a timeout): when it fires first, the step fails
  *   with `UploadExpired` and the saga compensates — multipart upload aborted, staged segments
  *   deleted, reservation released. Cancellation (tus DELETE, an aborted Uppy upload) is workflow
@@ -40,7 +43,10 @@ import {
   ChunkRejection,
   GatewayUploadFailureType,
   gatewayPartsProblem,
+  hasPart,
   partCountOf,
+  partReportProblem,
+  withPart,
   type GatewayPart,
   type GatewayUploadInput,
   type GatewayUploadPhase,
@@ -68,6 +74,7 @@ import {
   completeUpdate,
   DEFAULT_UPDATES_PER_RUN,
   recordChunkUpdate,
+  recordPartUpdate,
   waitUntilOpenUpdate,
 } from '../upload/gateway-upload-messages';
 
@@ -98,6 +105,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     partsCompleted: carried?.partsCompleted ?? 0,
     fingerprint: carried?.fingerprint ?? '',
     staged: carried?.staged ?? [],
+    ...(carried?.reportedParts ? { reportedParts: carried.reportedParts } : {}),
     ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
     ...(carried ? { multipartUploadId: carried.multipartUploadId } : {}),
     phase: carried ? 'receive-parts' : input.length !== undefined ? 'reserve-space' : 'open-multipart',
@@ -131,7 +139,11 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     state.outcome = outcome;
     upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
   };
-  const snapshot = (): GatewayUploadState => ({ ...state, staged: [...state.staged] });
+  const snapshot = (): GatewayUploadState => ({
+    ...state,
+    staged: [...state.staged],
+    ...(state.reportedParts ? { reportedParts: state.reportedParts.map(([first, last]): [number, number] => [first, last]) } : {}),
+  });
   // tus: every part recorded (a zero-byte upload has one empty part); presigned: the client reported its parts.
   const received = () =>
     state.mode === 'tus'
@@ -175,6 +187,26 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     {
       validator: (record) => {
         const problem = chunkRecordProblem(state, record, Date.now());
+        if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
+      },
+    },
+  );
+  // Presigned progress, pushed: a handler with no command, so runs that never receive it replay unchanged.
+  setHandler(
+    recordPartUpdate,
+    ({ partNumber, size }) => {
+      updatesThisRun++;
+      if (!hasPart(state.reportedParts ?? [], partNumber)) {
+        state.reportedParts = withPart(state.reportedParts ?? [], partNumber);
+        state.partsCompleted++;
+        state.offset += size;
+        setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
+      }
+      return snapshot();
+    },
+    {
+      validator: (report) => {
+        const problem = partReportProblem(state, report, Date.now());
         if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
       },
     },
@@ -289,6 +321,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                 fingerprint: state.fingerprint,
                 staged: state.staged,
                 runs: state.runs,
+                ...(state.reportedParts ? { reportedParts: state.reportedParts } : {}),
               },
             });
           }

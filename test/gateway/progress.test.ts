@@ -8,10 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { UploadPartCommand } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { progressPlugin, type ProgressEvent } from '../../src/gateway/progress';
+import { progressPlugin } from '../../src/gateway/progress';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { createTusUpload, idOf, startTestGateway, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import { openStream } from './progress-stream';
 
 let stack: TestStack;
 let worker: RunningWorker;
@@ -38,47 +39,6 @@ afterAll(async () => {
   await worker?.stop();
   await stack?.close();
 });
-
-interface Stream {
-  status: number;
-  contentType: string | null;
-  events: ProgressEvent[];
-  /** Resolves when the server ends the stream. */
-  ended: Promise<void>;
-  close(): void;
-}
-
-/** Opens `GET /uploads/:id/events` and collects its events (a minimal SSE reader). */
-async function openStream(gateway: TestGateway, uploadId: string, auth: Record<string, string>): Promise<Stream> {
-  const controller = new AbortController();
-  const response = await fetch(`${gateway.url}/uploads/${uploadId}/events`, {
-    headers: { ...auth, Accept: 'text/event-stream' },
-    signal: controller.signal,
-  });
-  const events: ProgressEvent[] = [];
-  const read = async () => {
-    if (!response.ok || !response.body) return;
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block
-          .split('\n')
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).trim())
-          .join('\n');
-        if (data) events.push(JSON.parse(data) as ProgressEvent);
-      }
-    }
-  };
-  const ended = read().catch((err: unknown) => {
-    if (!controller.signal.aborted) throw err;
-  });
-  return { status: response.status, contentType: response.headers.get('content-type'), events, ended, close: () => controller.abort() };
-}
 
 describe('the progress stream across replicas', () => {
   it('shows on replica B, over Redis, every chunk replica A records, then the final event with the object', async () => {

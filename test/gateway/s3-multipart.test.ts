@@ -13,7 +13,8 @@ import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { incompleteUploads, objectExists, objectSha256 } from '../support/s3-inspect';
-import { startTestGateway, testTenant, type TestGateway, type TestTenant } from './gateway-harness';
+import { CompanionClient, sendParts, sessionClient } from './companion-client';
+import { startTestGateway, testTenant, type TestGateway } from './gateway-harness';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -39,78 +40,6 @@ afterAll(async () => {
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const ledger = () =>
   new TemporalQuotaLedger({ client: stack.client, taskQueue: stack.config.temporal.taskQueue, limits: stack.config.quota });
-
-/** A Companion-style client speaking to one endpoint, as Uppy's S3Companion does (JSON in, JSON out). */
-class CompanionClient {
-  constructor(
-    readonly endpoint: string,
-    private readonly headers: Record<string, string> = {},
-  ) {}
-
-  async request(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-    const response = await fetch(`${this.endpoint}/s3${path}`, {
-      method,
-      headers: { ...this.headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? JSON.parse(text) : undefined };
-  }
-
-  async create(filename: string, metadata: Record<string, unknown> = {}): Promise<{ uploadId: string; key: string }> {
-    const { status, json } = await this.request('POST', '/multipart', { filename, type: 'application/x-test', metadata });
-    expect(status, JSON.stringify(json)).toBe(200);
-    return json as { uploadId: string; key: string };
-  }
-
-  async sign(uploadId: string, key: string, partNumber: number): Promise<string> {
-    const { status, json } = await this.request(
-      'GET',
-      `/multipart/${encodeURIComponent(uploadId)}/${partNumber}?${new URLSearchParams({ key })}`,
-    );
-    expect(status, JSON.stringify(json)).toBe(200);
-    return (json as { url: string }).url;
-  }
-
-  /** Signs and PUTs one part straight to S3; returns its ETag as Uppy keeps it (quotes stripped). */
-  async putPart(uploadId: string, key: string, partNumber: number, data: Buffer): Promise<string> {
-    const url = await this.sign(uploadId, key, partNumber);
-    const response = await fetch(url, { method: 'PUT', body: data });
-    expect(response.status, await response.clone().text()).toBe(200);
-    return response.headers.get('etag')!.replace(/^"+|"+$/g, '');
-  }
-
-  list(uploadId: string, key: string) {
-    return this.request('GET', `/multipart/${encodeURIComponent(uploadId)}?${new URLSearchParams({ key })}`);
-  }
-
-  complete(uploadId: string, key: string, parts: { PartNumber: number; ETag: string }[]) {
-    return this.request('POST', `/multipart/${encodeURIComponent(uploadId)}/complete?${new URLSearchParams({ key })}`, { parts });
-  }
-
-  abort(uploadId: string, key: string) {
-    return this.request('DELETE', `/multipart/${encodeURIComponent(uploadId)}?${new URLSearchParams({ key })}`);
-  }
-}
-
-/** An upload session and a client on its endpoint, as the page does for Uppy v6. */
-async function sessionClient(target: TestGateway, tenant: TestTenant): Promise<CompanionClient> {
-  const response = await fetch(`${target.url}/uppy/sessions`, { method: 'POST', headers: tenant.auth });
-  expect(response.status).toBe(201);
-  const session = (await response.json()) as { companionEndpoint: string; expiresAt: string };
-  expect(session.companionEndpoint).toMatch(/^\/uppy\/session\/[A-Za-z0-9_-]{43}$/);
-  expect(Date.parse(session.expiresAt)).toBeGreaterThan(Date.now() + 50 * 60_000);
-  return new CompanionClient(new URL(session.companionEndpoint, target.url).href);
-}
-
-/** Sends `data` in parts of `partSize`; returns the list Uppy would complete with. */
-async function sendParts(client: CompanionClient, uploadId: string, key: string, data: Buffer, partSize = 5 * MiB) {
-  const parts: { PartNumber: number; ETag: string }[] = [];
-  for (let offset = 0, n = 1; offset < data.length; offset += partSize, n++) {
-    parts.push({ PartNumber: n, ETag: await client.putPart(uploadId, key, n, data.subarray(offset, offset + partSize)) });
-  }
-  return parts;
-}
 
 describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', () => {
   it('uploads 12 MiB in three presigned parts: byte-identical under the tenant prefix, nothing left behind, quota committed', async () => {
@@ -251,12 +180,6 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     const bearer = new CompanionClient(`${gateway.url}/uppy`, acme.auth);
     expect((await bearer.list(uploadId, key)).status).toBe(200);
     await client.abort(uploadId, key);
-  });
-
-  it('refuses single-request uploads, which would bypass the saga, saying how to use multipart', async () => {
-    const client = await sessionClient(gateway, acme);
-    const answer = await client.request('GET', `/params?${new URLSearchParams({ filename: 'small.bin', type: 'text/plain' })}`);
-    expect(answer).toMatchObject({ status: 400, json: { message: expect.stringContaining('shouldUseMultipart: true') } });
   });
 
   it('refuses a declared length above the tenant’s maximum upload size with 413 before anything is created', async () => {
