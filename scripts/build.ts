@@ -5,7 +5,7 @@
  *   failure converter, a plain CommonJS module loaded by path;
  * - the workflow code bundled ahead of time ({@link SHIPPED_WORKFLOW_BUNDLES}), once plain and once
  *   with the encrypting failure converter, so a worker starts without webpack;
- * - the gateway page's script bundled with Uppy, so the gateway needs neither esbuild nor Uppy.
+ * - the gateway page's script and style sheet bundled with Uppy, so the gateway needs neither esbuild nor Uppy.
  */
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -33,8 +33,10 @@ async function main(): Promise<void> {
   }
 
   const page = require(path.join(dist, 'gateway/page.js')) as typeof PageModule;
-  await writeFile(page.PREBUILT_PAGE_BUNDLE, await page.buildPageBundle());
-  console.error(`built ${path.relative(root, page.PREBUILT_PAGE_BUNDLE)}`);
+  const pageBundle = await page.buildPageBundle();
+  await writeFile(page.PREBUILT_PAGE_BUNDLE.script, pageBundle.script);
+  await writeFile(page.PREBUILT_PAGE_BUNDLE.style, pageBundle.style);
+  console.error(`built ${path.relative(root, page.PREBUILT_PAGE_BUNDLE.script)} and ${path.basename(page.PREBUILT_PAGE_BUNDLE.style)}`);
 }
 
 main().catch((err: unknown) => {

@@ -70,7 +70,7 @@ export const WORKFLOW_PATCHES = {
     askedBy: 'gatewayUploadWorkflow',
     guards:
       'a tus upload created without a length reserves the tenant maximum before open-multipart and shrinks it to the declared, then the verified size; no earlier run had such an upload.',
-    },
+  },
   smallFileOnePut: {
     id: 'small-file-one-put',
     since: '2026-12-06',

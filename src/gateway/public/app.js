@@ -1,44 +1,53 @@
 /**
- * The gateway's upload page (bundled with esbuild by src/gateway/page.ts, served as /app.js).
+ * The gateway's upload page (bundled with esbuild by src/gateway/page.ts, served as /app.js and
+ * /app.css): Uppy's Dashboard for choosing and sending files, the saga's live phase and outcome
+ * beside it (saga-view.js).
  *
- * Why it is built this way: Uppy's core with one uploader plugin per upload, and no UI plugin (the
- * Dashboard is large; a drop zone and two progress bars are enough). Two sources of progress are
- * shown side by side: what this browser sent (Uppy's `upload-progress`) and what the saga recorded
- * (the gateway's Server-Sent Events: phase, bytes, rate, and the final outcome with the object).
- * The stream is read with fetch, not EventSource, so the bearer token goes in a header and never
- * into a URL. For S3 multipart, @uppy/aws-s3 v6 sends no headers to its Companion endpoint, so the
- * page first asks for a short-lived upload session whose endpoint it gives to Uppy.
+ * Why it is built this way:
+ * - Uppy does the uploading and its UI: the Dashboard (drop, several files, pause/resume, retry,
+ *   remove), @uppy/tus through the gateway or @uppy/aws-s3 with presigned parts straight to S3, and
+ *   @uppy/golden-retriever, which keeps the chosen files and each upload's state (`file.s3Multipart`,
+ *   `file.tus.uploadUrl`) in IndexedDB: after a reload or a closed tab the Dashboard shows the
+ *   session restored, and Resume continues each upload from what the server already has (ListParts
+ *   for S3 multipart, the tus offset). Files over golden-retriever's IndexedDB limit (10 MiB) come
+ *   back as "ghosts" the person chooses again; the upload still resumes where it stopped.
+ * - One Uppy instance with a fixed id (golden-retriever keys its store by it) and one uploader at a
+ *   time; the protocol is remembered in localStorage so a restored upload gets its own uploader
+ *   back. The bearer token is never stored: it is typed in or given as `/#token=…` again.
+ * - @uppy/aws-s3 v6 sends no headers to a Companion endpoint, so the page first asks for a
+ *   short-lived upload session whose endpoint (token in the path) it gives to Uppy. Every presigned
+ *   upload is multipart, cut by Uppy's default part-size rule, which the gateway applies too, so
+ *   each part URL binds the part's exact size; the declared length (`upload-length`) lets the
+ *   gateway reserve space before any byte moves. After each part the page reports it
+ *   (part-reports.js), so the saga's progress is pushed, not polled.
+ * - Per-part checksums: the page hashes each part (SHA-256, WebCrypto) and asks for its URL with
+ *   the part's size and checksum; the PUT carries the `x-amz-checksum-sha256` header the signature
+ *   binds, so S3 refuses a part that is not the one hashed. @uppy/aws-s3 v6 has no hook for this, so
+ *   the bundle puts a subclass of its Companion client in (checksummed-companion-client.js, one
+ *   method) instead of a hand-written uploader: pause, retry and resume stay Uppy's.
  *
  * Plain JavaScript on purpose: the repository type-checks TypeScript as CommonJS with Node 10
  * resolution, which cannot see Uppy's ESM-only types; esbuild bundles this file either way.
  */
 import Uppy from '@uppy/core';
+import Dashboard from '@uppy/dashboard';
+import GoldenRetriever from '@uppy/golden-retriever';
 import AwsS3 from '@uppy/aws-s3';
 import Tus from '@uppy/tus';
+import '@uppy/core/css/style.min.css';
+import '@uppy/dashboard/css/style.min.css';
+import { reportFinishedParts } from './part-reports.js';
+import { SagaView } from './saga-view.js';
 
 const MiB = 1024 * 1024;
+const PROTOCOL_KEY = 'upload-saga:protocol';
 const $ = (id) => document.getElementById(id);
 /** Where the gateway is mounted: the page's own path as a directory (the gateway may sit under a prefix). */
 const BASE = new URL(location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`, location.origin);
 
-function formatBytes(bytes) {
-  if (bytes === undefined || bytes === null) return '?';
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < MiB) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / MiB).toFixed(1)} MiB`;
-}
-
-function setText(id, text) {
-  $(id).textContent = text;
-}
-
-function setState(state) {
-  document.body.dataset.state = state;
-}
-
 function showError(message) {
-  setText('error', message);
-  setState('failed');
+  $('error').textContent = message;
+  document.body.dataset.state = 'failed';
 }
 
 // The token: typed in, or given as #token=… (a fragment never reaches the server).
@@ -47,159 +56,105 @@ if (fromHash) {
   $('token').value = fromHash;
   history.replaceState(null, '', location.pathname + location.search);
 }
+const token = () => $('token').value.trim();
+const authHeaders = () => ({ Authorization: `Bearer ${token()}` });
 
-const authHeaders = () => ({ Authorization: `Bearer ${$('token').value.trim()}` });
+const saved = localStorage.getItem(PROTOCOL_KEY);
+if (saved === 'tus' || saved === 's3') document.querySelector(`input[name=protocol][value=${saved}]`).checked = true;
 const protocol = () => document.querySelector('input[name=protocol]:checked').value;
+
+const sagas = new SagaView($('sagas'), { base: BASE, authHeaders });
+
+const uppy = new Uppy({
+  id: 'upload-saga-page',
+  autoProceed: false,
+  onBeforeUpload: (files) => {
+    if (!document.body.dataset.uploader) {
+      uppy.info(token() ? 'Connecting to the gateway, try again in a moment.' : 'Enter the bearer token first.', 'error', 5000);
+      return false;
+    }
+    return files;
+  },
+});
+uppy.use(Dashboard, {
+  target: '#uppy',
+  inline: true,
+  width: '100%',
+  height: 420,
+  proudlyDisplayPoweredByUppy: false,
+  note: 'Several files at once; pause, resume, retry or remove each one.',
+});
+uppy.use(GoldenRetriever);
+
+/** The Companion endpoint @uppy/aws-s3 uses now (the S3 protocol only). */
+let companionEndpoint;
+reportFinishedParts(uppy, () => companionEndpoint);
 
 /** Our upload id, once the uploader knows it: from the tus upload URL, or the S3 create answer. */
 function uploadIdOf(file) {
-  if (!file) return undefined;
   if (file.s3Multipart?.uploadId) return file.s3Multipart.uploadId;
   const url = file.tus?.uploadUrl;
   if (url) return new URL(url, location.href).pathname.split('/').filter(Boolean).pop();
   return undefined;
 }
 
-function resetView() {
-  for (const id of ['sent', 'upload-id', 'phase', 'bytes', 'rate', 'outcome', 'result-bucket', 'result-key', 'result-etag', 'result-size'])
-    setText(id, '—');
-  setText('error', '');
-  $('events').replaceChildren();
-  $('sent-bar').value = 0;
-  $('received-bar').value = 0;
-}
-
-/** Shows one progress event of the saga. */
-function showEvent(event) {
-  setText('phase', event.phase);
-  setText('bytes', `${formatBytes(event.bytes)}${event.totalBytes !== undefined ? ` of ${formatBytes(event.totalBytes)}` : ''}`);
-  setText('rate', `${formatBytes(event.rateBytesPerSecond)}/s`);
-  setText('outcome', event.outcome);
-  if (event.totalBytes) $('received-bar').value = event.bytes / event.totalBytes;
-  const item = document.createElement('li');
-  item.textContent = `${new Date(event.at).toISOString().slice(11, 23)} ${event.phase} ${formatBytes(event.bytes)} ${formatBytes(event.rateBytesPerSecond)}/s ${event.outcome}`;
-  item.dataset.outcome = event.outcome;
-  item.dataset.phase = event.phase;
-  item.dataset.bytes = String(event.bytes);
-  $('events').append(item);
-  if (event.object) {
-    setText('result-bucket', event.object.bucket);
-    setText('result-key', event.object.key);
-    setText('result-etag', event.object.etag);
-    setText('result-size', `${event.object.size} bytes`);
+/** Follows each upload's saga as soon as its id is known (also for uploads golden-retriever restored). */
+function followUploads() {
+  if (!token()) return;
+  for (const file of uppy.getFiles()) {
+    const id = uploadIdOf(file);
+    if (id) sagas.follow(file, id);
   }
-  if (event.outcome === 'completed') setState('done');
-  else if (event.outcome !== 'running') showError(`The upload ended ${event.outcome}${event.error ? `: ${event.error}` : ''}`);
 }
 
-/** Reads the upload's event stream until its final event; reconnects if the connection drops before. */
-async function watch(uploadId) {
-  let outcome = 'running';
-  for (let attempt = 1; outcome === 'running' && attempt <= 20; attempt++) {
-    try {
-      const response = await fetch(new URL(`uploads/${encodeURIComponent(uploadId)}/events`, BASE), {
-        headers: { ...authHeaders(), Accept: 'text/event-stream' },
+uppy.on('state-update', followUploads);
+uppy.on('file-added', (file) => {
+  // The declared length lets the gateway reserve space and bind each part's size before any byte moves.
+  uppy.setFileMeta(file.id, { 'upload-length': String(file.size) });
+});
+uppy.on('upload-progress', (file, progress) => sagas.sent(file, progress));
+uppy.on('upload-error', (file, err) => file && sagas.failed(file, `Upload failed: ${err?.message ?? err}`));
+uppy.on('file-removed', (file) => sagas.removed(file));
+
+/** Installs the uploader of the chosen protocol (S3 needs an upload session first). */
+let configuring = Promise.resolve();
+function configureUploader() {
+  configuring = configuring.then(async () => {
+    delete document.body.dataset.uploader;
+    for (const id of ['Tus', 'AwsS3']) {
+      const plugin = uppy.getPlugin(id);
+      if (plugin) uppy.removePlugin(plugin);
+    }
+    companionEndpoint = undefined;
+    const mode = protocol();
+    localStorage.setItem(PROTOCOL_KEY, mode);
+    if (!token()) return;
+    if (mode === 'tus') {
+      uppy.use(Tus, {
+        endpoint: new URL('files/', BASE).href,
+        headers: authHeaders(),
+        chunkSize: 5 * MiB,
+        retryDelays: [0, 1000, 3000, 5000],
+        removeFingerprintOnSuccess: true,
+        // Upload-Length says the size already.
+        allowedMetaFields: ['name', 'type'],
       });
-      if (!response.ok) throw new Error(`progress stream: HTTP ${response.status} ${await response.text()}`);
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = block
-            .split('\n')
-            .filter((line) => line.startsWith('data:'))
-            .map((line) => line.slice(5).trimStart())
-            .join('\n');
-          if (!data) continue; // a keep-alive comment
-          const event = JSON.parse(data);
-          outcome = event.outcome;
-          showEvent(event);
-        }
-      }
-    } catch (err) {
-      if (attempt === 20) showError(String(err?.message ?? err));
+    } else {
+      const response = await fetch(new URL('uppy/sessions', BASE), { method: 'POST', headers: authHeaders() });
+      if (!response.ok) throw new Error(`upload session: HTTP ${response.status} ${await response.text()}`);
+      const session = await response.json();
+      companionEndpoint = new URL(session.companionEndpoint, location.href).href;
+      // Every upload is a multipart saga (a file under 5 MiB is one part), cut by Uppy's default
+      // part-size rule, the one the gateway binds part sizes by.
+      uppy.use(AwsS3, { companionEndpoint, shouldUseMultipart: true });
     }
-    if (outcome === 'running') await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
-
-async function upload(file) {
-  resetView();
-  setState('uploading');
-  const mode = protocol();
-  const uppy = new Uppy({ id: `upload-${Date.now()}`, autoProceed: false });
-  if (mode === 'tus') {
-    uppy.use(Tus, {
-      endpoint: new URL('files/', BASE).href,
-      headers: authHeaders(),
-      chunkSize: 5 * MiB,
-      retryDelays: [0, 1000, 3000, 5000],
-      removeFingerprintOnSuccess: true,
-    });
-  } else {
-    const response = await fetch(new URL('uppy/sessions', BASE), { method: 'POST', headers: authHeaders() });
-    if (!response.ok) throw new Error(`upload session: HTTP ${response.status} ${await response.text()}`);
-    const session = await response.json();
-    uppy.use(AwsS3, {
-      companionEndpoint: new URL(session.companionEndpoint, location.href).href,
-      // Every upload is a multipart saga; a file under 5 MiB is one part.
-      shouldUseMultipart: true,
-      getChunkSize: () => 5 * MiB,
-    });
-  }
-
-  let watching;
-  uppy.on('state-update', () => {
-    const id = uploadIdOf(uppy.getFiles()[0]);
-    if (id && !watching) {
-      setText('upload-id', id);
-      watching = watch(id);
-    }
+    document.body.dataset.uploader = mode;
+    followUploads();
   });
-  uppy.on('upload-progress', (_file, progress) => {
-    setText('sent', `${formatBytes(progress.bytesUploaded)} of ${formatBytes(progress.bytesTotal)}`);
-    if (progress.bytesTotal) $('sent-bar').value = progress.bytesUploaded / progress.bytesTotal;
-  });
-  uppy.on('upload-error', (_file, err) => showError(`Upload failed: ${err?.message ?? err}`));
-
-  // S3 multipart: the declared length lets the gateway reserve space and check limits before any
-  // byte moves (tus declares it with Upload-Length anyway).
-  const meta = mode === 's3' ? { 'upload-length': String(file.size) } : {};
-  uppy.addFile({ name: file.name, type: file.type || 'application/octet-stream', data: file, source: 'local', meta });
-  await uppy.upload();
-  await watching;
+  configuring.catch((err) => showError(String(err?.message ?? err)));
+  configuring = configuring.catch(() => undefined);
 }
 
-function start(file) {
-  if (!file) return;
-  if (!$('token').value.trim()) {
-    showError('Enter the bearer token first.');
-    return;
-  }
-  upload(file).catch((err) => showError(String(err?.message ?? err)));
-}
-
-const drop = $('drop');
-drop.addEventListener('click', () => $('file').click());
-drop.addEventListener('keydown', (event) => {
-  if (event.key === 'Enter' || event.key === ' ') $('file').click();
-});
-drop.addEventListener('dragover', (event) => {
-  event.preventDefault();
-  drop.classList.add('over');
-});
-drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-drop.addEventListener('drop', (event) => {
-  event.preventDefault();
-  drop.classList.remove('over');
-  start(event.dataTransfer.files[0]);
-});
-$('file').addEventListener('change', (event) => {
-  start(event.target.files[0]);
-  event.target.value = '';
-});
+$('token').addEventListener('change', configureUploader);
+for (const input of document.querySelectorAll('input[name=protocol]')) input.addEventListener('change', configureUploader);
+configureUploader();
