@@ -187,7 +187,7 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     // creation-defer-length: the maximum reserved, 2 MiB staged, the length (7 MiB) declared by the next PATCH
     // (reservation shrunk), the rest sent; shrunk again to the verified size before the commit.
     run: (r) =>
-      withGateway(r, { defaults: { maxUploadBytes: 64 * MiB, requestsPerSecond: 50 } }, undefined, async (tus) => {
+      withGateway(r, { defaults: { maxUploadBytes: 64 * MiB, requestsPerSecond: 50, maxBodyStreams: 8 } }, {}, async (tus) => {
         const data = randomBytes(7 * MiB);
         const created = await tus('POST', '/files', {
           'Upload-Defer-Length': '1',

@@ -22,7 +22,7 @@ export function quotaActivities(deps: UploadActivityDeps) {
     },
     /** Lowers the reservation to the upload's real size (a tus upload whose length was deferred reserved the maximum). */
     async shrinkReservation(request: ReservationRef & { bytes: number }): Promise<void> {
-      await deps.quota.shrink(request);
+      await deps.quota.shrink?.(request);
     },
     /** Moves the reservation to "used" once the object exists. */
     async commitReservation(ref: ReservationRef): Promise<void> {

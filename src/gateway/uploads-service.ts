@@ -401,6 +401,9 @@ export class UploadsService {
    */
   async recordPart(tenant: string, uploadId: string, report: PartReport): Promise<GatewayUploadState> {
     return this.changed(await this.update(tenant, uploadId, (handle) => handle.executeUpdate(recordPartUpdate, { args: [report] })));
+  }
+
+  /**
    * tus, deferred length: declares the upload's length (a PATCH's `Upload-Length`); returns once
    * the reservation was lowered to it.
    * @throws InvalidRequestError (400: known already, below the offset, over the maximum), UploadConflictError, UploadGoneError

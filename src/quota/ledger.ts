@@ -28,8 +28,9 @@ export interface QuotaLedger {
    * Lowers the upload's reservation to `bytes` (never raises it): a tus upload with a deferred
    * length reserves the tenant's maximum and shrinks to the real size once it is known. A no-op
    * for an unknown or settled upload, or when the reservation is already at most `bytes`.
+   * Optional: a ledger without it keeps the maximum reserved until the upload commits or is released.
    */
-  shrink(request: { tenant: string; uploadId: string; bytes: number }): Promise<void>;
+  shrink?(request: { tenant: string; uploadId: string; bytes: number }): Promise<void>;
   /** Moves the reservation to "used" once the object is merged. */
   commit(request: { tenant: string; uploadId: string }): Promise<void>;
   /** The tenant's usage now. */

@@ -28,6 +28,7 @@ export const recordChunkUpdate = defineUpdate<GatewayUploadState, [ChunkRecord]>
  * history) when the upload does not receive parts or the part is outside its length.
  */
 export const recordPartUpdate = defineUpdate<GatewayUploadState, [PartReport]>('recordPart');
+/**
  * tus, deferred length: a gateway declares the length a PATCH carried (`Upload-Length`). Rejected
  * (no history) unless the length is still unknown and fits; returns once the reservation was shrunk to it.
  */

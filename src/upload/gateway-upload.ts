@@ -351,6 +351,7 @@ export function partReportProblem(
 /** S3's largest part. */
 const MAX_PART_BYTES = 5 * 1024 ** 3;
 
+/**
  * Why a tus upload created with a deferred length cannot take `length` as its length now, or
  * undefined when it can. Pure and deterministic: the workflow's Update validator.
  * `maxLength` is the most the upload may have (the tenant's maximum).

@@ -32,7 +32,7 @@ let shortExpiry: TestGateway;
 beforeAll(async () => {
   stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTAS: `${small.name}=10MiB` } });
   worker = await startUploadWorker(stack);
-  const defaults = { maxUploadBytes: MAX_UPLOAD, requestsPerSecond: 1000 };
+  const defaults = { maxUploadBytes: MAX_UPLOAD, requestsPerSecond: 1000, maxBodyStreams: 8 };
   gateway = await startTestGateway(stack, [deferring, raw, empty, small], { overrides: { defaults } });
   shortExpiry = await startTestGateway(stack, [expiring], { overrides: { defaults, uploadExpiryMs: 3_000 } });
 });
