@@ -96,6 +96,18 @@ describe('part URLs bind the part: S3 refuses at the PUT any part that is not th
     expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe('content-length;host;x-amz-checksum-sha256');
     expect([...url.searchParams.keys()].filter((k) => /checksum/i.test(k))).toEqual([]);
 
+    // A browser on another origin may send the header: the store's CORS allows it.
+    const preflight = await fetch(signed.url, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'http://page.example:8080',
+        'Access-Control-Request-Method': 'PUT',
+        'Access-Control-Request-Headers': 'x-amz-checksum-sha256',
+      },
+    });
+    expect(preflight.status).toBeLessThan(300);
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('x-amz-checksum-sha256');
+
     const forged = Buffer.from(part1);
     forged[12345] = forged[12345]! ^ 0xff;
     const wrongBytes = await put(signed.url, forged, signed.headers);
