@@ -343,7 +343,8 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
       const endpoint = `${app.prefix}${prefix.replace(':session', (request.params as { session?: string }).session ?? '')}`;
       return {
         method: 'POST',
-        url: `${endpoint}/s3/empty/${state.uploadId}`,
+        // Absolute: @uppy/aws-s3 resolves the object's location with `new URL(url)`, which needs an origin.
+        url: new URL(`${endpoint}/s3/empty/${state.uploadId}`, `${request.protocol}://${request.host}`).href,
         fields: { key: state.key },
         uploadId: state.uploadId,
         key: state.key,

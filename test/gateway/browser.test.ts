@@ -386,6 +386,43 @@ describe('the upload page with Uppy in Chromium', () => {
     await context.close();
   });
 
+  it('binds each presigned part to the checksum the page computed: S3 refuses a part whose bytes changed on the way, and the page says the upload failed', async () => {
+    const { page, context } = await openPage(gateway, acme);
+    const file = await makeRandomFile(tmp.dir, 'tampered.bin', 12 * MiB);
+    // Part 2 leaves the browser with one byte changed after the page hashed it (same size).
+    await page.route(/[?&]partNumber=2(&|$)/, async (route) => {
+      const body = Buffer.from(route.request().postDataBuffer()!);
+      body[0] = body[0]! ^ 0xff;
+      await route.continue({ postData: body });
+    });
+    let part2Status: number | undefined;
+    context.on('response', (response) => {
+      if (response.request().method() === 'PUT' && /[?&]partNumber=2(&|$)/.test(response.url())) part2Status = response.status();
+    });
+    const [outcome] = await uploadThroughPage(page, 's3', [file]);
+    expect(part2Status).toBe(400); // BadDigest / XAmzContentChecksumMismatch
+    expect(outcome!.state).toBe('failed');
+    expect(outcome!.error).toMatch(/Upload failed/);
+    const key = `${acme.name}/${outcome!.uploadId}/tampered.bin`;
+    const [multipartUploadId] = await incompleteUploads(stack.s3, BUCKET, key);
+    const stored = await listAllParts(stack.s3, { bucket: BUCKET, key, multipartUploadId: multipartUploadId! });
+    expect(stored.map((part) => part.PartNumber)).toEqual([1]);
+    expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
+    await gateway.app.uploads.cancel(acme.name, outcome!.uploadId);
+    await context.close();
+  });
+
+  it('uploads an empty file from the Dashboard on the presigned path: one saga, an empty object', async () => {
+    const { page, context, errors } = await openPage(gateway, acme);
+    const file = await makeRandomFile(tmp.dir, 'empty.bin', 0);
+    const [outcome] = await uploadThroughPage(page, 's3', [file]);
+    expect(outcome!.error).toBe('');
+    expect(outcome).toMatchObject({ state: 'done', result: { size: '0 bytes' } });
+    await expectStoredAndClean(acme.name, outcome!.uploadId, outcome!.result.key, file);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   it('pauses a presigned upload from the Dashboard and resumes it from the parts S3 has', async () => {
     const { page, context, errors } = await openPage(gateway, acme);
     const file = await makeRandomFile(tmp.dir, 'paused.bin', 12 * MiB);

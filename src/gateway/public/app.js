@@ -113,6 +113,12 @@ uppy.on('file-added', (file) => {
   uppy.setFileMeta(file.id, { 'upload-length': String(file.size) });
 });
 uppy.on('upload-progress', (file, progress) => sagas.sent(file, progress));
+// An empty file goes as one form POST to the gateway's `…/s3/empty/<uploadId>` (no multipart state):
+// its id is in the location Uppy reports.
+uppy.on('upload-success', (file, response) => {
+  const emptyFileId = /\/s3\/empty\/([^/]+)\//.exec(response?.uploadURL ?? '')?.[1];
+  if (file && emptyFileId && token()) sagas.follow(file, decodeURIComponent(emptyFileId));
+});
 uppy.on('upload-error', (file, err) => file && sagas.failed(file, `Upload failed: ${err?.message ?? err}`));
 uppy.on('file-removed', (file) => sagas.removed(file));
 
