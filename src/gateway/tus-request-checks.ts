@@ -66,8 +66,8 @@ function lengthOverMaximum(value: string | string[] | undefined, maxUploadBytes:
 
 /**
  * Checks one tus request (with its effective method) against what the spec requires of its
- * headers, in the order tusd checks: version (412), content type (415), offsets, lengths and
- * metadata (400), size (413).
+ * headers, in the order tusd checks: version (412), content type (415), concatenation (501: not
+ * offered), offsets, lengths and metadata (400), size (413).
  * @returns the refusal, or undefined when the request may go on
  */
 export function checkTusRequest(method: string, headers: IncomingHttpHeaders, maxUploadBytes: number): TusRefusal | undefined {
@@ -102,6 +102,12 @@ export function checkTusRequest(method: string, headers: IncomingHttpHeaders, ma
     if (tooLarge) return tooLarge;
   }
   if (method === 'POST') {
+    if (headers['upload-concat'] !== undefined)
+      return {
+        status: 501,
+        headers: {},
+        body: 'concatenation (Upload-Concat) is not offered: Tus-Extension does not list it; send the file as one upload (tus-js-client: parallelUploads 1)',
+      };
     const length = integerProblem('Upload-Length', headers['upload-length']);
     if (length) return { status: 400, headers: {}, body: length };
     const defer = headers['upload-defer-length'];

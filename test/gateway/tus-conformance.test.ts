@@ -378,7 +378,7 @@ const cases: readonly Case[] = [
     ],
   },
   {
-    name: 'concatenation: KNOWN GAP in the gateway (another slice of issue 12)',
+    name: 'concatenation: KNOWN GAP in the gateway (not offered yet)',
     steps: [
       {
         ...create(5, { 'Upload-Concat': 'partial' }),

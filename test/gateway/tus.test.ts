@@ -274,7 +274,9 @@ describe('tus protocol errors', () => {
       const tooLarge = await tusRequest(`${small.url}/files`, 'POST', { ...limited.auth, 'Upload-Length': String(10 * MiB + 1) });
       expect(tooLarge.status).toBe(413);
       const options = await tusRequest(`${small.url}/files`, 'OPTIONS', {});
-      expect(options.headers.get('tus-extension')).toBe('creation,creation-with-upload,creation-defer-length,termination,expiration,checksum');
+      expect(options.headers.get('tus-extension')).toBe(
+        'creation,creation-with-upload,creation-defer-length,termination,expiration,checksum',
+      );
       expect(options.headers.get('tus-checksum-algorithm')).toBe('sha1,md5,crc32,sha256');
 
       await new Promise((r) => setTimeout(r, 1000)); // a fresh one-second window

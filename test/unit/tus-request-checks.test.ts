@@ -79,6 +79,12 @@ describe('checkTusRequest', () => {
     });
   });
 
+  it('answers a POST with Upload-Concat 501: concatenation is not offered', () => {
+    for (const concat of ['partial', 'final;/files/a /files/b', 'nonsense']) {
+      expect(post({ 'upload-length': '5', 'upload-concat': concat }), concat).toMatchObject({ status: 501 });
+    }
+  });
+
   it('checks the Upload-Length a PATCH declares: a non-negative integer within the maximum size', () => {
     expect(patch({ 'upload-offset': '0', 'upload-length': String(MAX) })).toBeUndefined();
     expect(patch({ 'upload-offset': '0', 'upload-length': String(MAX + 1) })).toMatchObject({ status: 413 });
