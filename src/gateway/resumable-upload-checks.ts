@@ -20,6 +20,7 @@ import type { TusRefusal } from './tus-request-checks';
 
 /** The interop versions served (tusd v2.9.1 serves the same). */
 export const DRAFT_INTEROP_VERSIONS = ['3', '4', '5', '6'] as const;
+/** One of {@link DRAFT_INTEROP_VERSIONS}. */
 export type DraftInteropVersion = (typeof DRAFT_INTEROP_VERSIONS)[number];
 
 /** The media type of an append's content from interop version 6 (draft -04) on. */
