@@ -28,7 +28,7 @@ function bodyStreamsLine(config: GatewayConfig): string {
   const { perStreamBytes, totalBytes } = bodyStreamMemoryBound({ bodyStreams: config.maxBodyStreams, partSize: config.partSize });
   return (
     `at most ${config.maxBodyStreams} at once (${config.defaults.maxBodyStreams} per tenant), ended after ${config.bodyIdleTimeoutMs / 1000} s idle; ` +
-    `memory ≤ idle + ${config.maxBodyStreams} × ${(perStreamBytes / MiB).toFixed(0)} MiB + 64 MiB (GC) = idle + ${(totalBytes / MiB).toFixed(0)} MiB`
+    `memory ≤ idle + ${config.maxBodyStreams} × ${(perStreamBytes / MiB).toFixed(0)} MiB + 128 MiB (GC) = idle + ${(totalBytes / MiB).toFixed(0)} MiB`
   );
 }
 
