@@ -6,14 +6,13 @@
  *
  * The bound this gives, per replica (see {@link bodyStreamMemoryBound}):
  *
- *   RSS ≤ base + UPLOAD_SAGA_GATEWAY_BODY_STREAMS × (parts in flight + 2) × part size + 64 MiB
+ *   RSS ≤ base + UPLOAD_SAGA_GATEWAY_BODY_STREAMS × (UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT + 1) × part size + 128 MiB
  *
  * because a body being received holds at most what the chunk writer holds (tus-chunk-writer.ts:
- * the parts being sent, the part being received, and — for a moment — the copy of it assembled
- * into one buffer for UploadPart while the received chunks await the garbage collector), and no
- * more bodies than the cap are read (a writer that copies the bytes it receives straight into its
- * part buffer has no assembled copy: + 1 instead of + 2). The 64 MiB are V8's allowance for buffers it has not
- * collected yet: it collects them once they grew by that much since its last full collection.
+ * the parts being sent and the part being received, each copied once into a part buffer; the
+ * writer stops reading while every slot is busy), and no more bodies than the cap are read. The 128 MiB are for buffers the garbage
+ * collector has not reclaimed yet: V8 starts collecting once they grew by 64 MiB since its last
+ * full collection, and uploads keep allocating while it marks (up to 76 MiB beyond measured).
  *
  * Why it is built this way:
  * - One `onRequest` hook, after authentication (it needs the tenant), on the routes that stream
@@ -40,11 +39,11 @@ import type { BodyStreamLeases } from './body-stream-leases';
 /** `Retry-After` of a refused body stream, in seconds. */
 export const BODY_STREAM_RETRY_AFTER_SECONDS = 5;
 
-/** Buffers V8 lets accumulate before it collects them (its external-memory soft limit): part of the bound. */
-export const GC_ALLOWANCE_BYTES = 64 * 1024 * 1024;
-
-/** Parts in flight per PATCH when not configured: the chunk writer sends one while it receives the next. */
-export const DEFAULT_PARTS_IN_FLIGHT = 1;
+/**
+ * Buffers the garbage collector may not have reclaimed yet: part of the bound. V8 starts a full
+ * collection once buffers grew by 64 MiB; while it marks, uploads keep allocating.
+ */
+export const GC_ALLOWANCE_BYTES = 128 * 1024 * 1024;
 
 /** What the memory bound is computed from. */
 export interface BodyStreamMemoryInputs {
@@ -52,17 +51,17 @@ export interface BodyStreamMemoryInputs {
   bodyStreams: number;
   /** tus part size in bytes. */
   partSize: number;
-  /** Parts one PATCH sends while it receives the next. @default DEFAULT_PARTS_IN_FLIGHT */
-  partsInFlight?: number;
+  /** Parts one PATCH sends while it receives the next (`tusPartsInFlight`). */
+  partsInFlight: number;
 }
 
 /**
  * The bytes request bodies may hold on one replica, above its idle RSS: streams × (parts in
- * flight + 2) × part size — the parts being sent, the part being received and its assembled
- * copy — plus {@link GC_ALLOWANCE_BYTES}.
+ * flight + 1) × part size — the parts being sent and the part being received — plus
+ * {@link GC_ALLOWANCE_BYTES}.
  */
 export function bodyStreamMemoryBound(inputs: BodyStreamMemoryInputs): { perStreamBytes: number; totalBytes: number } {
-  const perStreamBytes = ((inputs.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT) + 2) * inputs.partSize;
+  const perStreamBytes = (inputs.partsInFlight + 1) * inputs.partSize;
   return { perStreamBytes, totalBytes: inputs.bodyStreams * perStreamBytes + GC_ALLOWANCE_BYTES };
 }
 

@@ -202,12 +202,14 @@ describe('gateway configuration', () => {
   it('reads the caps on bodies received at once and the idle timeout, and states the memory bound they give', () => {
     const defaults = loadGatewayConfig({});
     expect(defaults).toMatchObject({ maxBodyStreams: 16, bodyIdleTimeoutMs: 30_000, defaults: { maxBodyStreams: 8 } });
-    // 16 × (1 part in flight + the part received + its assembled copy) × 5 MiB + V8's 64 MiB allowance.
-    expect(bodyStreamMemoryBound({ bodyStreams: defaults.maxBodyStreams, partSize: defaults.partSize })).toEqual({
-      perStreamBytes: 15 * MiB,
-      totalBytes: 16 * 15 * MiB + 64 * MiB,
+    // 16 × (4 parts in flight + the part received) × 5 MiB + 128 MiB for buffers not yet collected.
+    expect(
+      bodyStreamMemoryBound({ bodyStreams: defaults.maxBodyStreams, partSize: defaults.partSize, partsInFlight: defaults.tusPartsInFlight }),
+    ).toEqual({
+      perStreamBytes: 25 * MiB,
+      totalBytes: 16 * 25 * MiB + 128 * MiB,
     });
-    expect(bodyStreamMemoryBound({ bodyStreams: 10, partSize: 8 * MiB, partsInFlight: 4 }).perStreamBytes).toBe(48 * MiB);
+    expect(bodyStreamMemoryBound({ bodyStreams: 10, partSize: 8 * MiB, partsInFlight: 1 }).perStreamBytes).toBe(16 * MiB);
     const config = loadGatewayConfig({
       UPLOAD_SAGA_GATEWAY_BODY_STREAMS: '100',
       UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: '4',

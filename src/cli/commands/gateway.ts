@@ -8,7 +8,7 @@
  * the same task queue (`upload-saga worker`); it keeps no state, so run as many as you like behind
  * a load balancer, with UPLOAD_SAGA_GATEWAY_REDIS_URL set so that they share locks and limits.
  */
-import { bodyStreamMemoryBound } from '../../gateway/body-streams';
+import { bodyStreamMemoryBound, GC_ALLOWANCE_BYTES } from '../../gateway/body-streams';
 import type { GatewayConfig } from '../../gateway/config';
 import { startGatewayFromEnv } from '../../gateway/run';
 import { note, out, type CliIo } from '../io';
@@ -25,10 +25,14 @@ const MiB = 1024 * 1024;
 
 /** The caps on request bodies, the idle timeout and the memory bound they give. */
 function bodyStreamsLine(config: GatewayConfig): string {
-  const { perStreamBytes, totalBytes } = bodyStreamMemoryBound({ bodyStreams: config.maxBodyStreams, partSize: config.partSize });
+  const { perStreamBytes, totalBytes } = bodyStreamMemoryBound({
+    bodyStreams: config.maxBodyStreams,
+    partSize: config.partSize,
+    partsInFlight: config.tusPartsInFlight,
+  });
   return (
     `at most ${config.maxBodyStreams} at once (${config.defaults.maxBodyStreams} per tenant), ended after ${config.bodyIdleTimeoutMs / 1000} s idle; ` +
-    `memory ≤ idle + ${config.maxBodyStreams} × ${(perStreamBytes / MiB).toFixed(0)} MiB + 64 MiB (GC) = idle + ${(totalBytes / MiB).toFixed(0)} MiB`
+    `memory ≤ idle + ${config.maxBodyStreams} × ${(perStreamBytes / MiB).toFixed(0)} MiB + ${GC_ALLOWANCE_BYTES / MiB} MiB (GC) = idle + ${(totalBytes / MiB).toFixed(0)} MiB`
   );
 }
 
