@@ -51,6 +51,8 @@ export interface GatewayBenchRow {
    * skew the way it skews MB/s.
    */
   cpuSecondsPerGiB?: number;
+  /** Mean over the runs: from the start until creation answered (a single upload's POST; absent for parallel uploads). */
+  createMs?: number;
   /** Why the row did not run. */
   unsupported?: string;
 }
@@ -137,8 +139,15 @@ async function extensionsOf(endpoint: string): Promise<string[]> {
     .filter(Boolean);
 }
 
-function upload(data: Buffer, endpoint: string, headers: Record<string, string>, mode: TusMode, parallelUploads: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+/** When, from the start, the upload's URL was known (creation answered). */
+interface Phases {
+  createdMs: number;
+}
+
+function upload(data: Buffer, endpoint: string, headers: Record<string, string>, mode: TusMode, parallelUploads: number): Promise<Phases> {
+  const start = performance.now();
+  const phases: Phases = { createdMs: NaN };
+  return new Promise<Phases>((resolve, reject) => {
     const run = new tus.Upload(data, {
       endpoint,
       headers,
@@ -147,13 +156,15 @@ function upload(data: Buffer, endpoint: string, headers: Record<string, string>,
       metadata: { filename: 'bench.bin' },
       retryDelays: null,
       storeFingerprintForResuming: false,
-      onSuccess: () => resolve(),
+      onUploadUrlAvailable: () => void (phases.createdMs ||= performance.now() - start),
+      onSuccess: () => resolve(phases),
       onError: reject,
     });
     run.start();
   });
 }
 
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** Runs the section; every process it starts is stopped before it returns. */
@@ -255,7 +266,7 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
     }
 
     const data = randomBytes(options.size);
-    const runs = new Map<string, { mbps: number[]; peak: number; cpu: number[] }>();
+    const runs = new Map<string, { mbps: number[]; peak: number; cpu: number[]; create: number[] }>();
     const cpuOf = async (pids: number[]) => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
     const rowKey = (server: TusServerName, mode: TusMode) => `${server}/${mode}`;
     let resettable = true;
@@ -267,10 +278,11 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           const server = servers[name]!;
           resettable = (await resetPeakRss(server.pid)) && resettable;
           const cpuBefore = await cpuOf(server.cpuPids);
-          const { ms } = await timed(() => upload(data, server.endpoint, server.headers, mode, options.parallelUploads));
+          const { ms, value: phases } = await timed(() => upload(data, server.endpoint, server.headers, mode, options.parallelUploads));
           const cpu = (await cpuOf(server.cpuPids)) - cpuBefore;
           const peak = await peakRssMiB(server.pid);
-          const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0, cpu: [] };
+          const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0, cpu: [], create: [] };
+          entry.create.push(phases.createdMs);
           entry.mbps.push(round(mbps(options.size, ms)));
           entry.cpu.push(cpu / (options.size / 1024 ** 3));
           entry.peak = Math.max(entry.peak, peak);
@@ -300,7 +312,8 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           runsMBps: entry.mbps,
           ...(Number.isFinite(tusdBest) ? { ratioToTusd: round(best / tusdBest, 2) } : {}),
           peakRssMiB: round(entry.peak),
-          cpuSecondsPerGiB: round(entry.cpu.reduce((a, b) => a + b, 0) / entry.cpu.length),
+          cpuSecondsPerGiB: round(mean(entry.cpu)),
+          ...(mode === 'parallel uploads' ? {} : { createMs: Math.round(mean(entry.create)) }),
         });
       }
     }
@@ -321,14 +334,14 @@ export function gatewayMarkdown(result: GatewayBenchResult): string {
   const lines = [
     `tus servers on one MinIO, tus-js-client, ${result.bytes / MiB} MiB, best of ${result.reps} (parallel: ${result.parallelUploads} partial uploads)`,
     '',
-    '| mode | server | MB/s | × tusd | peak RSS (MiB) | CPU s per GiB | runs (MB/s) |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| mode | server | MB/s | × tusd | peak RSS (MiB) | CPU s per GiB | creation (ms) | runs (MB/s) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of result.rows) {
     lines.push(
       r.unsupported
-        ? `| ${r.mode} | ${r.server} | unsupported: ${r.unsupported} | — | — | — | — |`
-        : `| ${r.mode} | ${r.server} | ${r.mbps} | ${r.ratioToTusd ?? '—'} | ${r.peakRssMiB} | ${r.cpuSecondsPerGiB} | ${r.runsMBps.join(', ')} |`,
+        ? `| ${r.mode} | ${r.server} | unsupported: ${r.unsupported} | — | — | — | — | — |`
+        : `| ${r.mode} | ${r.server} | ${r.mbps} | ${r.ratioToTusd ?? '—'} | ${r.peakRssMiB} | ${r.cpuSecondsPerGiB} | ${r.createMs ?? '—'} | ${r.runsMBps.join(', ')} |`,
     );
   }
   lines.push('');

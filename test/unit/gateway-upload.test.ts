@@ -174,6 +174,12 @@ describe('gateway configuration', () => {
     expect(tenantSettings(config, 'beta')).toMatchObject({ maxUploadBytes: 5 * 1024 ** 3, requestsPerSecond: 7 });
     expect(config.uploadExpiryMs).toBe(30 * 60_000);
     expect(config.partSize).toBe(5 * MiB);
+    expect(config.tusPartsInFlight).toBe(4);
+    expect(loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: '8' }).tusPartsInFlight).toBe(8);
+    for (const bad of ['0', '17', '2.5', 'many'])
+      expect(() => loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: bad })).toThrow(
+        /UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: must be a whole number of parts from 1 to 16/,
+      );
     expect(parseDuration('1.5h')).toBe(5_400_000);
     expect(parseDuration('soon')).toBeUndefined();
   });
