@@ -10,19 +10,15 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../src/activities';
-import { LocalFileResolver } from '../src/activities/sources/local-file';
 import { UploadClient, UploadFailedError } from '../src/client';
 import { startTemporalPostgresServer, type TemporalPostgresServer } from '../src/embedded';
 import { TemporalQuotaLedger } from '../src/quota/temporal-ledger';
-import { stagingPrefixOf } from '../src/upload/staging';
 import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
 import type { UploadRequest } from '../src/upload/request';
-import { createUploadWorker } from '../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from './support/files';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from './support/harness';
-import { incompleteUploads, keysUnder, objectExists, objectSha256 } from './support/s3-inspect';
-import { slowSource } from './support/slow-source';
+import { connectTestStack, uniqueId, type RunningWorker, type TestStack } from './support/harness';
+import { incompleteUploads, objectSha256 } from './support/s3-inspect';
+import { expectNothingLeftBehind as expectSagaLeftNothing, startSagaWorker } from './support/upload-saga-worker';
 
 const TENANT = uniqueId('pg-tenant');
 const BUCKET = 'uploads';
@@ -45,19 +41,7 @@ function databasesOnServer(): string[] {
 }
 
 async function startWorker(taskQueue: string, sourceDelayMs = 0): Promise<void> {
-  const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue } };
-  const files = new LocalFileResolver({ allowedRoots: config.allowedRoots });
-  const activities = createActivities({
-    s3: stack.s3,
-    sources: sourceDelayMs ? slowSource(files, sourceDelayMs) : files,
-    quota: ledger,
-    webhook: config.webhook,
-  });
-  workers.push(
-    runInBackground(
-      await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, activities }),
-    ),
-  );
+  workers.push(await startSagaWorker(stack, ledger, { taskQueue, sourceDelayMs }));
 }
 
 beforeAll(async () => {
@@ -84,13 +68,7 @@ function request(overrides: Partial<UploadRequest> & { source: UploadRequest['so
   return { uploadId, tenant: TENANT, destination: { bucket: BUCKET, key: `tests/pg/${uploadId}.bin` }, partSize: 5 * MiB, ...overrides };
 }
 
-async function expectNothingLeftBehind(req: UploadRequest): Promise<void> {
-  const { bucket, key } = req.destination;
-  expect(await incompleteUploads(stack.s3, bucket, key)).toEqual([]);
-  expect(await objectExists(stack.s3, bucket, key)).toBe(false);
-  expect(await keysUnder(stack.s3, bucket, stagingPrefixOf(req.tenant, req.uploadId))).toEqual([]);
-  expect((await ledger.usage(req.tenant)).reservedBytes).toBe(0);
-}
+const expectNothingLeftBehind = (req: UploadRequest): Promise<void> => expectSagaLeftNothing(stack, ledger, req);
 
 describe('the upload saga on Temporal v1.29.1 on PostgreSQL', () => {
   it('runs on databases of its own, with the schema of both stores set up', async () => {

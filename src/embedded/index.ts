@@ -49,6 +49,7 @@ export {
   type WorkflowUiTarget,
 } from './temporal-dev-server';
 export { InvalidSearchAttributeError, SearchAttributeTypeConflictError, type SearchAttributeTypeName } from './search-attributes';
+export type { TemporalServerOptions, TemporalServerProcess } from './temporal-server-process';
 export {
   DEFAULT_MINIO_ROOT_PASSWORD,
   DEFAULT_MINIO_ROOT_USER,

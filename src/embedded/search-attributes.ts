@@ -1,14 +1,13 @@
 /**
- * The custom search attributes an embedded Temporal server registers, and what both embedded
- * servers (the dev server and the server on PostgreSQL) show of a process that died at start.
+ * The custom search attributes an embedded Temporal server registers.
  *
- * Why a module of its own: both servers check the same attribute list the same way (names and
- * types before spawning, then add the missing ones through the OperatorService and refuse a type
- * conflict), so the two cannot disagree about what "registered" means.
+ * Why a module of its own: both servers (the dev server and the server on PostgreSQL) check the
+ * same attribute list the same way (names and types before spawning, then add the missing ones
+ * through the OperatorService and refuse a type conflict), so the two cannot disagree about what
+ * "registered" means.
  */
 import type { Connection } from '@temporalio/client';
 import { EmbeddedStackError } from './errors';
-import type { ManagedProcess } from './managed-process';
 
 /** Search attribute types as the Temporal CLI spells them in `--search-attribute Name=Type`. */
 export type SearchAttributeTypeName = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
@@ -49,17 +48,6 @@ export class SearchAttributeTypeConflictError extends EmbeddedStackError {
   ) {
     super(`search attribute ${attribute} is registered as ${existing} but ${wanted} was requested`);
   }
-}
-
-/**
- * What to show of a server that exited: from Go's `panic:` line on when it panicked, else the last
- * lines. A panic's stack trace (40-odd lines through fx and dig) pushes its cause — often a port
- * taken by another process — out of a plain tail, and then a retry on fresh ports never happens.
- */
-export async function exitLogExcerpt(child: ManagedProcess): Promise<string> {
-  const lines = (await child.logTail(1_000)).split('\n');
-  const panicAt = lines.findIndex((line) => line.startsWith('panic:'));
-  return (panicAt >= 0 ? lines.slice(Math.max(0, panicAt - 5), panicAt + 35) : lines.slice(-40)).join('\n');
 }
 
 /** Checks names and types (case-insensitive) and returns them with the canonical type names. */

@@ -24,31 +24,21 @@ import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../upload/search-attributes';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { installExitCleanup } from './exit-cleanup';
-import type { RunningServerProcess } from './managed-process';
 import { startMinioServer, type MinioServer, type MinioServerOptions } from './minio-server';
 import { ensureBuckets } from './s3-buckets';
 import { startTemporalDevServer, type TemporalDevServerOptions } from './temporal-dev-server';
 import { startTemporalPostgresServer, type TemporalPostgresServerOptions } from './temporal-postgres-server';
+import type { TemporalServerProcess } from './temporal-server-process';
 
 /** Which Temporal server a stack runs: the dev server (SQLite) or the real server on PostgreSQL. */
 export type EmbeddedTemporalKind = 'dev-server' | 'postgres';
 
 /** What a stack's Temporal server offers, whichever {@link EmbeddedTemporalKind} it is. */
-export interface EmbeddedTemporal extends RunningServerProcess {
+export interface EmbeddedTemporal extends TemporalServerProcess {
   /** Which server this is. */
   readonly kind: EmbeddedTemporalKind;
-  /** gRPC `host:port` for `Connection.connect({ address })` and workers. */
-  readonly address: string;
-  /** The namespace created and checked at start. */
-  readonly namespace: string;
   /** Base URL of the Web UI, without trailing slash; the server on PostgreSQL has none. */
   readonly uiUrl: string | undefined;
-  /** Directory holding the server's data (or config) and `temporal.log`. */
-  readonly dataDir: string;
-  /** Sends a signal right away, synchronously (for crash tests and exit handlers). */
-  kill(signal?: NodeJS.Signals): boolean;
-  /** Stops the server and starts it again on the same ports with the same state. */
-  restart(): Promise<void>;
 }
 
 /** Options of {@link startEmbeddedStack}. */

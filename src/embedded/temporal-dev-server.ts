@@ -20,21 +20,15 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Connection } from '@temporalio/client';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { arePortsFree, findFreePorts } from './free-port';
-import { ManagedProcess, type ProcessExit, type RunningServerProcess } from './managed-process';
-import {
-  SearchAttributeTypeConflictError,
-  exitLogExcerpt,
-  normaliseSearchAttributes,
-  reconcileSearchAttributes,
-  type SearchAttributeTypeName,
-} from './search-attributes';
+import { ManagedProcess, type ProcessExit } from './managed-process';
+import { normaliseSearchAttributes, reconcileSearchAttributes, type SearchAttributeTypeName } from './search-attributes';
+import { grpcOk, httpOk, readinessPoller, type TemporalServerOptions, type TemporalServerProcess } from './temporal-server-process';
 
 /** Options of {@link startTemporalDevServer}. */
-export interface TemporalDevServerOptions {
+export interface TemporalDevServerOptions extends TemporalServerOptions {
   /** Directory for `temporal.db` (SQLite) and `temporal.log`; created if missing. Reuse it to keep state. */
   readonly dataDir: string;
   /**
@@ -47,16 +41,6 @@ export interface TemporalDevServerOptions {
    * @default {}
    */
   readonly binary?: EnsureServerBinaryOptions;
-  /**
-   * Interface every port binds to.
-   * @default '127.0.0.1'
-   */
-  readonly ip?: string;
-  /**
-   * Frontend gRPC port.
-   * @default a free port
-   */
-  readonly port?: number;
   /**
    * Web UI port.
    * @default a free port
@@ -73,68 +57,21 @@ export interface TemporalDevServerOptions {
    */
   readonly metricsPort?: number;
   /**
-   * Namespace created at start (besides `default`, which always exists) and checked for readiness.
-   * @default 'default'
-   */
-  readonly namespace?: string;
-  /**
-   * Custom search attributes to register, name → CLI type name (`Keyword`, `Int`, ...; case-insensitive).
-   * @default {}
-   */
-  readonly searchAttributes?: Readonly<Record<string, string>>;
-  /**
-   * Extra dynamic config, key → JSON-serialisable value (`--dynamic-config-value key=json`).
-   * @default {}
-   */
-  readonly dynamicConfig?: Readonly<Record<string, unknown>>;
-  /**
    * Codec server the Web UI sends payloads to for decoding (`--ui-codec-endpoint`), e.g. the
    * `upload-saga codec-server` URL, so an encrypting deployment's payloads show decoded in the UI.
    * @default none (the UI shows encoded payloads as they are)
    */
   readonly uiCodecEndpoint?: string;
-  /**
-   * Server log level.
-   * @default 'warn'
-   */
-  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
-  /**
-   * How long to wait for the server (gRPC + namespace + Web UI) to become ready.
-   * @default 60_000
-   */
-  readonly readyTimeoutMs?: number;
-  /**
-   * How long `stop()` waits after SIGTERM before SIGKILL.
-   * @default 10_000
-   */
-  readonly stopGraceMs?: number;
-  /**
-   * Start attempts when auto-picked ports turn out to be taken.
-   * @default 3
-   */
-  readonly startAttempts?: number;
 }
 
-/** A running embedded Temporal server. */
-export interface TemporalDevServer extends RunningServerProcess {
-  /** gRPC `host:port` for `Connection.connect({ address })` and workers. */
-  readonly address: string;
-  /** The namespace created and checked at start. */
-  readonly namespace: string;
+/** A running Temporal dev server. */
+export interface TemporalDevServer extends TemporalServerProcess {
   /** Base URL of the Web UI, without trailing slash. */
   readonly uiUrl: string;
   /** Directory holding `temporal.db` and `temporal.log`. */
   readonly dataDir: string;
   /** Every port the server was told to bind. */
   readonly ports: { readonly frontend: number; readonly ui: number; readonly http: number; readonly metrics: number };
-  /** Sends a signal right away, synchronously (for crash tests and exit handlers). */
-  kill(signal?: NodeJS.Signals): boolean;
-  /**
-   * Stops the server (if running) and starts it again on the same ports and the same SQLite
-   * database, so clients and workers reconnect to the same address and find every workflow
-   * where it was (used by fault-injection tests: "Temporal dies mid-upload, comes back").
-   */
-  restart(): Promise<void>;
 }
 
 /** The server process exited before it became ready. */
@@ -321,58 +258,26 @@ async function waitUntilReady(input: {
   options: TemporalDevServerOptions;
 }): Promise<void> {
   const { child, address, httpUrl, namespace, uiUrl, searchAttributes, options } = input;
-  const timeoutMs = options.readyTimeoutMs ?? 60_000;
-  const deadline = Date.now() + timeoutMs;
-  let processExit: ProcessExit | undefined;
-  void child.exited.then((exit) => (processExit = exit));
-
-  /** Runs `attempt` until it returns true, failing fast on process exit and at the deadline. */
-  const pollUntil = async (attempt: () => Promise<boolean>): Promise<void> => {
-    let lastError: unknown = new Error('not checked yet');
-    for (;;) {
-      if (processExit) throw new TemporalDevServerExitedError(processExit, await exitLogExcerpt(child));
-      try {
-        if (await attempt()) return;
-      } catch (error) {
-        if (error instanceof SearchAttributeTypeConflictError) throw error; // retrying cannot help
-        lastError = error;
-      }
-      if (processExit) throw new TemporalDevServerExitedError(processExit, await exitLogExcerpt(child));
-      if (Date.now() > deadline) throw new TemporalDevServerTimeoutError(timeoutMs, await child.logTail(), lastError);
-      await Promise.race([sleep(250), child.exited]);
-    }
-  };
-  const httpOk = async (url: string): Promise<boolean> => {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-    await response.arrayBuffer();
-    if (!response.ok) throw new Error(`GET ${url} answered HTTP ${response.status}`);
-    return true;
-  };
+  const pollUntil = readinessPoller(child, options.readyTimeoutMs ?? 60_000, {
+    exited: (exit, logExcerpt) => new TemporalDevServerExitedError(exit, logExcerpt),
+    timedOut: (timeoutMs, logTail, lastError) => new TemporalDevServerTimeoutError(timeoutMs, logTail, lastError),
+  });
 
   // 1. Poll over the frontend's HTTP API (fetch sockets are torn down on every failure, unlike a
   //    gRPC channel that fails its first connect): the namespace answers once the server is up.
   await pollUntil(() => httpOk(`${httpUrl}/api/v1/namespaces/${encodeURIComponent(namespace)}`));
 
   // 2. The gRPC API our workers and clients use answers too; register missing search attributes.
-  await pollUntil(async () => {
-    const connection = Connection.lazy({ address, connectTimeout: 2_000 });
-    try {
-      await connection.ensureConnected();
+  await pollUntil(() =>
+    grpcOk(address, async (connection) => {
       await connection.withDeadline(Date.now() + 5_000, async () => {
         await connection.workflowService.getSystemInfo({});
         await connection.workflowService.describeNamespace({ namespace });
       });
       await reconcileSearchAttributes(connection, namespace, searchAttributes);
-      return true;
-    } finally {
-      await connection.close().catch(() => undefined);
-    }
-  });
+    }),
+  );
 
   // 3. The Web UI answers.
   await pollUntil(() => httpOk(uiUrl));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

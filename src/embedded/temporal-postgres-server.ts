@@ -26,19 +26,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { arePortsFree, findFreePorts } from './free-port';
-import { ManagedProcess, type ProcessExit, type RunningServerProcess } from './managed-process';
-import {
-  SearchAttributeTypeConflictError,
-  exitLogExcerpt,
-  normaliseSearchAttributes,
-  reconcileSearchAttributes,
-  type SearchAttributeTypeName,
-} from './search-attributes';
+import { ManagedProcess, type ProcessExit } from './managed-process';
+import { normaliseSearchAttributes, reconcileSearchAttributes, type SearchAttributeTypeName } from './search-attributes';
+import { grpcOk, httpOk, readinessPoller, type TemporalServerOptions, type TemporalServerProcess } from './temporal-server-process';
 
 /** Where the PostgreSQL server is and whom to connect as (the user must be allowed to create databases). */
 export interface PostgresConnection {
@@ -53,7 +47,7 @@ export interface PostgresConnection {
 }
 
 /** Options of {@link startTemporalPostgresServer}. */
-export interface TemporalPostgresServerOptions {
+export interface TemporalPostgresServerOptions extends TemporalServerOptions {
   /** Directory for the generated config, the database names and `temporal.log`; created if missing. */
   readonly dataDir: string;
   /** @default 127.0.0.1:5432 as user postgres, no password */
@@ -69,24 +63,6 @@ export interface TemporalPostgresServerOptions {
   readonly sqlToolBinaryPath?: string;
   /** Options for finding/building the binaries. @default {} */
   readonly binary?: EnsureServerBinaryOptions;
-  /** Interface every port binds to. @default '127.0.0.1' */
-  readonly ip?: string;
-  /** Frontend gRPC port. @default a free port */
-  readonly port?: number;
-  /** Namespace registered at start and checked for readiness. @default 'default' */
-  readonly namespace?: string;
-  /** Custom search attributes to register, name → type name (`Keyword`, `Int`, ...). @default {} */
-  readonly searchAttributes?: Readonly<Record<string, string>>;
-  /** Extra dynamic config, key → JSON-serialisable value (added to {@link POSTGRES_DYNAMIC_CONFIG}). @default {} */
-  readonly dynamicConfig?: Readonly<Record<string, unknown>>;
-  /** Server log level. @default 'warn' */
-  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
-  /** How long to wait for the server to serve the namespace. @default 90_000 */
-  readonly readyTimeoutMs?: number;
-  /** How long `stop()` waits after SIGTERM before SIGKILL. @default 10_000 */
-  readonly stopGraceMs?: number;
-  /** Start attempts when auto-picked ports turn out to be taken. @default 3 */
-  readonly startAttempts?: number;
 }
 
 /** The databases a server runs on. */
@@ -98,19 +74,9 @@ export interface TemporalPostgresDatabases {
 }
 
 /** A running Temporal server on PostgreSQL. */
-export interface TemporalPostgresServer extends RunningServerProcess {
-  /** gRPC `host:port` for `Connection.connect({ address })` and workers. */
-  readonly address: string;
-  /** The namespace registered and checked at start. */
-  readonly namespace: string;
-  /** Directory holding the generated config and `temporal.log`. */
-  readonly dataDir: string;
+export interface TemporalPostgresServer extends TemporalServerProcess {
   /** The databases this server runs on. */
   readonly databases: TemporalPostgresDatabases;
-  /** Sends a signal right away, synchronously (for crash tests and exit handlers). */
-  kill(signal?: NodeJS.Signals): boolean;
-  /** Stops the server (if running) and starts it again on the same ports and databases. */
-  restart(): Promise<void>;
 }
 
 /**
@@ -268,20 +234,35 @@ interface ServerPorts {
 }
 
 async function pickPorts(ip: string, frontend: number | undefined): Promise<ServerPorts> {
-  const free = await findFreePorts(10, ip);
+  const free = await findFreePorts(6, ip);
   const at = (index: number): number => free[index] ?? 0;
+  const [frontendMembership, historyMembership, matchingMembership, workerMembership] = await freeMembershipPorts(ip);
   return {
     frontend: frontend ?? at(0),
     frontendHttp: at(1),
-    frontendMembership: at(2),
-    history: at(3),
-    historyMembership: at(4),
-    matching: at(5),
-    matchingMembership: at(6),
-    worker: at(7),
-    workerMembership: at(8),
-    metrics: at(9),
+    frontendMembership,
+    history: at(2),
+    historyMembership,
+    matching: at(3),
+    matchingMembership,
+    worker: at(4),
+    workerMembership,
+    metrics: at(5),
   };
+}
+
+/**
+ * Four free ports below 32768 for the services' membership (ringpop) listeners: the server records
+ * them in the `cluster_membership` table's `smallint` column, so the ephemeral ports the kernel
+ * hands out (32768 and up) are refused there. Random ones from 20000–32767, checked free.
+ */
+async function freeMembershipPorts(ip: string): Promise<[number, number, number, number]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = 20_000 + (randomBytes(2).readUInt16BE(0) % (32_767 - 20_000 - 40));
+    const ports: [number, number, number, number] = [first, first + 10, first + 20, first + 30];
+    if (await arePortsFree(ports, ip)) return ports;
+  }
+  throw new EmbeddedStackError('found no four free ports between 20000 and 32767 for Temporal membership');
 }
 
 /** Runs the SQL tool against one database; rejects with its output on failure. */
@@ -422,61 +403,31 @@ async function waitUntilReady(input: {
   timeoutMs: number;
 }): Promise<void> {
   const { child, ip, ports, namespace, searchAttributes, timeoutMs } = input;
-  const deadline = Date.now() + timeoutMs;
-  let processExit: ProcessExit | undefined;
-  void child.exited.then((exit) => (processExit = exit));
-
-  const pollUntil = async (attempt: () => Promise<boolean>): Promise<void> => {
-    let lastError: unknown = new Error('not checked yet');
-    for (;;) {
-      if (processExit) throw new TemporalPostgresServerExitedError(processExit, await exitLogExcerpt(child));
-      try {
-        if (await attempt()) return;
-      } catch (error) {
-        if (error instanceof SearchAttributeTypeConflictError) throw error;
-        lastError = error;
-      }
-      if (processExit) throw new TemporalPostgresServerExitedError(processExit, await exitLogExcerpt(child));
-      if (Date.now() > deadline) throw new TemporalPostgresServerTimeoutError(timeoutMs, await child.logTail(), lastError);
-      await Promise.race([sleep(250), child.exited]);
-    }
-  };
-
-  // 1. The frontend's HTTP API answers (polling over HTTP leaks no gRPC channel per failure).
-  await pollUntil(async () => {
-    const response = await fetch(`http://${ip}:${ports.frontendHttp}/api/v1/system-info`, { signal: AbortSignal.timeout(2_000) });
-    await response.arrayBuffer();
-    if (!response.ok) throw new Error(`system-info answered HTTP ${response.status}`);
-    return true;
+  const pollUntil = readinessPoller(child, timeoutMs, {
+    exited: (exit, logExcerpt) => new TemporalPostgresServerExitedError(exit, logExcerpt),
+    timedOut: (ms, logTail, lastError) => new TemporalPostgresServerTimeoutError(ms, logTail, lastError),
   });
 
+  // 1. The frontend's HTTP API answers (polling over HTTP leaks no gRPC channel per failure).
+  await pollUntil(() => httpOk(`http://${ip}:${ports.frontendHttp}/api/v1/system-info`));
+
   // 2. Over gRPC: the namespace exists (registered by us if not), then its search attributes.
-  await pollUntil(async () => {
-    const connection = Connection.lazy({ address: `${ip}:${ports.frontend}`, connectTimeout: 2_000 });
-    try {
-      await connection.ensureConnected();
+  await pollUntil(() =>
+    grpcOk(`${ip}:${ports.frontend}`, async (connection) => {
       await connection.withDeadline(Date.now() + 10_000, async () => {
         const known = await connection.workflowService.describeNamespace({ namespace }).then(
           () => true,
           () => false,
         );
-        if (!known) {
-          await connection.workflowService
-            .registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') })
-            .catch((error: unknown) => {
-              if (!/already exists/i.test(error instanceof Error ? error.message : String(error))) throw error;
-            });
-          await connection.workflowService.describeNamespace({ namespace }); // throws until the cache knows it
-        }
+        if (known) return;
+        await connection.workflowService
+          .registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') })
+          .catch((error: unknown) => {
+            if (!/already exists/i.test(error instanceof Error ? error.message : String(error))) throw error;
+          });
+        await connection.workflowService.describeNamespace({ namespace }); // throws until the cache knows it
       });
       await reconcileSearchAttributes(connection, namespace, searchAttributes);
-      return true;
-    } finally {
-      await connection.close().catch(() => undefined);
-    }
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+    }),
+  );
 }

@@ -6,22 +6,19 @@
 import { createHash, createHmac } from 'node:crypto';
 import { truncate } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities, type UploadActivities } from '../../src/activities';
-import { LocalFileResolver } from '../../src/activities/sources/local-file';
+import type { UploadActivities } from '../../src/activities';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { InvalidUploadRequestError } from '../../src/upload/errors';
 import type { UploadEvent } from '../../src/upload/outcome';
 import type { UploadRequest } from '../../src/upload/request';
-import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
-import { stagingPrefixOf } from '../../src/upload/staging';
+import { bundleUploadWorkflows } from '../../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
-import { slowSource } from '../support/slow-source';
-import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
-import { incompleteUploads, keysUnder, objectExists, objectSha256 } from '../support/s3-inspect';
+import { connectTestStack, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+import { expectNothingLeftBehind as expectSagaLeftNothing, startSagaWorker } from '../support/upload-saga-worker';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 
 /** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
@@ -42,23 +39,7 @@ async function startUploadWorker(
   customize?: (real: UploadActivities) => UploadActivities,
   sourceDelayMs = 0,
 ): Promise<void> {
-  const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue } };
-  const files = new LocalFileResolver({ allowedRoots: config.allowedRoots });
-  const real = createActivities({
-    s3: stack.s3,
-    sources: sourceDelayMs ? slowSource(files, sourceDelayMs) : files,
-    quota: ledger,
-    webhook: config.webhook,
-  });
-  const worker: Worker = await createUploadWorker({
-    config,
-    connection: stack.workerConnection,
-    client: stack.client,
-    s3: stack.s3,
-    workflowBundle: await bundle,
-    activities: customize ? customize(real) : real,
-  });
-  workers.push(runInBackground(worker));
+  workers.push(await startSagaWorker(stack, ledger, { taskQueue, customize, sourceDelayMs, workflowBundle: bundle }));
 }
 
 let bundle: ReturnType<typeof bundleUploadWorkflows>;
@@ -85,14 +66,7 @@ function request(overrides: Partial<UploadRequest> & { source: UploadRequest['so
   return { uploadId, tenant: TENANT, destination: { bucket: BUCKET, key: `tests/${uploadId}.bin` }, partSize: 5 * MiB, ...overrides };
 }
 
-async function expectNothingLeftBehind(req: UploadRequest): Promise<void> {
-  const { bucket, key } = req.destination;
-  expect(await incompleteUploads(stack.s3, bucket, key)).toEqual([]);
-  expect(await objectExists(stack.s3, bucket, key)).toBe(false);
-  expect(await keysUnder(stack.s3, bucket, stagingPrefixOf(req.tenant, req.uploadId))).toEqual([]);
-  const usage = await ledger.usage(req.tenant);
-  expect(usage.reservedBytes).toBe(0);
-}
+const expectNothingLeftBehind = (req: UploadRequest): Promise<void> => expectSagaLeftNothing(stack, ledger, req);
 
 const eventsFor = (workflowId: string) => receiver.received.filter((r) => (r.json as unknown as UploadEvent).workflowId === workflowId);
 
