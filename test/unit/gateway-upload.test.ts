@@ -210,7 +210,11 @@ describe('gateway configuration', () => {
     expect(defaults).toMatchObject({ maxBodyStreams: 16, bodyIdleTimeoutMs: 30_000, defaults: { maxBodyStreams: 8 } });
     // 16 × (4 parts in flight + the part received) × 5 MiB + 128 MiB for buffers not yet collected.
     expect(
-      bodyStreamMemoryBound({ bodyStreams: defaults.maxBodyStreams, partSize: defaults.partSize, partsInFlight: defaults.tusPartsInFlight }),
+      bodyStreamMemoryBound({
+        bodyStreams: defaults.maxBodyStreams,
+        partSize: defaults.partSize,
+        partsInFlight: defaults.tusPartsInFlight,
+      }),
     ).toEqual({
       perStreamBytes: 25 * MiB,
       totalBytes: 16 * 25 * MiB + 128 * MiB,
