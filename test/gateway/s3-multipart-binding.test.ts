@@ -96,6 +96,18 @@ describe('part URLs bind the part: S3 refuses at the PUT any part that is not th
     expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe('content-length;host;x-amz-checksum-sha256');
     expect([...url.searchParams.keys()].filter((k) => /checksum/i.test(k))).toEqual([]);
 
+    // A browser on another origin may send the header: the store's CORS allows it.
+    const preflight = await fetch(signed.url, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'http://page.example:8080',
+        'Access-Control-Request-Method': 'PUT',
+        'Access-Control-Request-Headers': 'x-amz-checksum-sha256',
+      },
+    });
+    expect(preflight.status).toBeLessThan(300);
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('x-amz-checksum-sha256');
+
     const forged = Buffer.from(part1);
     forged[12345] = forged[12345]! ^ 0xff;
     const wrongBytes = await put(signed.url, forged, signed.headers);
@@ -219,6 +231,38 @@ describe('pushed progress: the client reports each finished part', () => {
     expect(state).toMatchObject({ partsCompleted: 0, offset: 0 });
     expect(state.reportedParts).toBeUndefined();
     await abortLeavingNothing(client, uploadId, key);
+  });
+});
+
+describe('reported parts across continue-as-new', () => {
+  it('carries the reported parts into the next run: counted once, then completed', async () => {
+    const continuing = await startTestGateway(stack, [acme], { plugins: [s3MultipartPlugin()], service: { updatesPerRun: 2 } });
+    try {
+      const client = await sessionClient(continuing, acme);
+      const data = randomBytes(11 * MiB);
+      const { uploadId, key } = await client.create('continued.bin', { 'upload-length': String(data.length) });
+      const parts: { PartNumber: number; ETag: string }[] = [];
+      for (const [n, start, end] of [
+        [1, 0, 5 * MiB],
+        [2, 5 * MiB, 10 * MiB],
+        [3, 10 * MiB, 11 * MiB],
+      ] as const) {
+        const sent = await put((await client.signed(uploadId, key, n)).url, data.subarray(start, end));
+        expect((await client.done(uploadId, key, n, { ETag: sent.etag, size: end - start })).status).toBe(200);
+        // Reported again after the run changed: still counted once.
+        expect(await client.done(uploadId, key, n, { ETag: sent.etag, size: end - start })).toMatchObject({
+          json: { partsCompleted: n, bytesReceived: end },
+        });
+        parts.push({ PartNumber: n, ETag: sent.etag });
+      }
+      const state = await continuing.app.uploads.state(acme.name, uploadId);
+      expect(state.runs).toBeGreaterThan(1);
+      expect(state).toMatchObject({ partsCompleted: 3, offset: 11 * MiB, reportedParts: [[1, 3]] });
+      expect(await client.complete(uploadId, key, parts)).toMatchObject({ status: 200, json: { size: data.length } });
+      expect(await objectSha256(stack.s3, BUCKET, key)).toBe(sha256(data));
+    } finally {
+      await continuing.close();
+    }
   });
 });
 
