@@ -27,7 +27,11 @@ import { installExitCleanup } from './exit-cleanup';
 import { startMinioServer, type MinioServer, type MinioServerOptions } from './minio-server';
 import { ensureBuckets } from './s3-buckets';
 import { startTemporalDevServer, type TemporalDevServerOptions } from './temporal-dev-server';
-import { startTemporalPostgresServer, type TemporalPostgresServerOptions } from './temporal-postgres-server';
+import {
+  startTemporalPostgresServer,
+  type TemporalPostgresDatabases,
+  type TemporalPostgresServerOptions,
+} from './temporal-postgres-server';
 import type { TemporalServerProcess } from './temporal-server-process';
 
 /** Which Temporal server a stack runs: the dev server (SQLite) or the real server on PostgreSQL. */
@@ -39,6 +43,8 @@ export interface EmbeddedTemporal extends TemporalServerProcess {
   readonly kind: EmbeddedTemporalKind;
   /** Base URL of the Web UI, without trailing slash; the server on PostgreSQL has none. */
   readonly uiUrl: string | undefined;
+  /** The databases of the server on PostgreSQL; none for the dev server. */
+  readonly databases: TemporalPostgresDatabases | undefined;
 }
 
 /** Options of {@link startEmbeddedStack}. */
@@ -218,6 +224,6 @@ async function temporalStarter(
   const binaryPath = options.devServer?.binaryPath ?? (await ensureServerBinary('temporal', options.binaries));
   return async () => {
     const server = await startTemporalDevServer({ ...options.devServer, binaryPath, dataDir, namespace, searchAttributes });
-    return Object.assign(server, { kind: 'dev-server' as const });
+    return Object.assign(server, { kind: 'dev-server' as const, databases: undefined });
   };
 }

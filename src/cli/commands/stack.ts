@@ -110,7 +110,12 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
       'embedded stack running',
       ...labelled([
         ['temporal', `${stack.temporal.address} (namespace ${stack.temporal.namespace})`],
-        ['postgresql', postgres ? `${postgres.host}:${postgres.port} (databases in ${stack.temporal.dataDir})` : undefined],
+        [
+          'postgresql',
+          stack.temporal.databases && postgres
+            ? `${postgres.host}:${postgres.port} (databases ${stack.temporal.databases.default} and ${stack.temporal.databases.visibility})`
+            : undefined,
+        ],
         ['web ui', stack.temporal.uiUrl],
         ['s3', `${stack.s3.endpoint} (bucket ${STACK_BUCKET}, region ${stack.s3.region})`],
         ['minio console', stack.s3.consoleUrl],
