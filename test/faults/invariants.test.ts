@@ -2,7 +2,8 @@
  * Negative controls of the fault suite's invariant checker (`invariants.ts`): after one real upload
  * completed, each violation the checker claims to catch is planted in the real systems — other
  * bytes under the key, the object gone, a leftover multipart upload, a staged object, an open
- * reservation, a reservation committed twice over, a webhook event that contradicts the outcome —
+ * reservation, a reservation committed twice over, a webhook event that contradicts the outcome, one
+ * whose signature does not verify, one repeated under its key with another body —
  * and the checker must fail naming it. The clean upload passes first, so a checker that always
  * fails is caught as well.
  *
@@ -21,7 +22,7 @@ import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/file
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import type { TrackedUpload } from './framework';
 import { assertTenantLedgerInvariants, assertUploadInvariants, type InvariantContext } from './invariants';
-import { startWebhookSink, type WebhookSink } from './webhook-sink';
+import { startWebhookSink, type SinkDelivery, type WebhookSink } from './webhook-sink';
 
 const webhookSecret = `invariants-test-secret-${randomUUID()}`;
 const bucket = 'uploads';
@@ -158,23 +159,52 @@ describe('the invariant checker', () => {
     );
   }, 90_000);
 
-  // Last: the receiver keeps every delivery, so this plant cannot be taken back.
+  // Last: the receiver keeps every delivery, so these plants cannot be taken back (each test
+  // below also sees the ones before it).
   it('fails when the receiver got a webhook event that contradicts the outcome', async () => {
-    const real = sink.deliveries.find((d) => d.json.workflowId === upload.workflowId && d.json.type === 'upload.completed');
-    expect(real, 'the completed upload’s own webhook delivery').toBeDefined();
-    const event = { ...real!.json, id: randomUUID(), type: 'upload.failed' };
-    const body = JSON.stringify(event);
-    const t = Math.floor(Date.now() / 1000);
-    const v1 = createHmac('sha256', webhookSecret).update(`${t}.${body}`).digest('hex');
-    const response = await fetch(sink.url(), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': event.id, 'x-upload-saga-signature': `t=${t},v1=${v1}` },
-      body,
-    });
-    expect(response.status).toBe(204);
+    const event = { ...ownDelivery().json, id: randomUUID(), type: 'upload.failed' };
+    expect(await deliver(event)).toBe(204);
     const message = await verdict();
     expect(message).toContain('the receiver got upload.failed, which contradicts the outcome completed');
     // Signed correctly and keyed by its own id: the contradiction is the only thing wrong.
     expect(message?.split('\n  - ')).toHaveLength(2);
   }, 60_000);
+
+  it('fails on a delivery whose signature does not verify, and on one repeated under its key with another body', async () => {
+    const own = ownDelivery();
+    expect(await deliver(own.json, { signature: 't=1,v1=00' })).toBe(204);
+    expect(await deliver({ ...own.json, size: 1 })).toBe(204);
+    const message = await verdict();
+    expect(message).toContain('a upload.completed delivery has no valid signature (t=1,v1=00)');
+    expect(message).toMatch(new RegExp(`two deliveries with Idempotency-Key ${String(own.json.id)} differ \\(size: `));
+  }, 60_000);
+
+  it('fails when a webhook expected to stay undelivered was acknowledged', async () => {
+    const message = await assertUploadInvariants(ctx, { ...upload }, { webhook: 'undelivered' }).then(
+      () => undefined,
+      (error: unknown) => (error instanceof Error ? error.message : String(error)),
+    );
+    expect(message).toContain('the webhook was down for good, but the result says notification delivered');
+    expect(message).toMatch(/the webhook was expected to stay undelivered, but \d+ deliveries were acknowledged/);
+  }, 60_000);
 });
+
+/** The completed upload's own `upload.completed` delivery. */
+function ownDelivery(): SinkDelivery {
+  const own = sink.deliveries.find((d) => d.json.workflowId === upload.workflowId && d.json.type === 'upload.completed');
+  if (!own) throw new Error('the completed upload’s own webhook delivery did not reach the receiver');
+  return own;
+}
+
+/** Delivers `event` to the receiver as the worker would (signed with the secret, keyed by its id) unless `signature` is given. */
+async function deliver(event: Record<string, unknown>, options: { signature?: string } = {}): Promise<number> {
+  const body = JSON.stringify(event);
+  const t = Math.floor(Date.now() / 1000);
+  const signature = options.signature ?? `t=${t},v1=${createHmac('sha256', webhookSecret).update(`${t}.${body}`).digest('hex')}`;
+  const response = await fetch(sink.url(), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': String(event.id), 'x-upload-saga-signature': signature },
+    body,
+  });
+  return response.status;
+}
