@@ -33,6 +33,12 @@ import type { ReservationStatus } from '../../src/workflows/quota-ledger';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
 import type { FaultContext, TrackedUpload } from './framework';
 
+/**
+ * What the checks read: the systems and the receiver, nothing of the scenario's servers (so the
+ * checker also runs against the test stack of `npm test`, see invariants.test.ts).
+ */
+export type InvariantContext = Pick<FaultContext, 'client' | 'taskQueue' | 's3' | 'webhook' | 'webhookSecret' | 'log'>;
+
 /** How an upload ended. `failed`: it failed and at least one compensation did not succeed. */
 export type SettledOutcome = 'completed' | 'compensated' | 'cancelled' | 'failed';
 
@@ -151,7 +157,7 @@ async function withTimeout<T>(what: string, ms: number, work: Promise<T>): Promi
 }
 
 /** Where the upload stands in its tenant's ledger, through the ledger module's own API. */
-export function reservationOf(ctx: FaultContext, tenant: string, uploadId: string): Promise<ReservationStatus> {
+export function reservationOf(ctx: InvariantContext, tenant: string, uploadId: string): Promise<ReservationStatus> {
   const ledger = new TemporalQuotaLedger({ client: ctx.client, taskQueue: ctx.taskQueue, limits: { defaultBytes: 0 } });
   return withTimeout(
     `the quota ledger of tenant ${tenant} (is a worker running on its task queue?)`,
@@ -160,7 +166,7 @@ export function reservationOf(ctx: FaultContext, tenant: string, uploadId: strin
   );
 }
 
-async function objectExists(ctx: FaultContext, bucket: string, key: string): Promise<boolean> {
+async function objectExists(ctx: InvariantContext, bucket: string, key: string): Promise<boolean> {
   try {
     await ctx.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return true;
@@ -189,7 +195,7 @@ const BEFORE_RESERVATION = new Set(['inspect-source', 'reserve-space', 'workflow
  * @throws AssertionError listing every violation found
  */
 export async function assertUploadInvariants(
-  ctx: FaultContext,
+  ctx: InvariantContext,
   upload: TrackedUpload,
   expectation: InvariantExpectation = {},
 ): Promise<InvariantReport> {
@@ -292,7 +298,7 @@ export async function assertUploadInvariants(
 }
 
 function webhookViolations(
-  ctx: FaultContext,
+  ctx: InvariantContext,
   upload: TrackedUpload,
   settled: Settled,
   deliveries: FaultContext['webhook']['deliveries'],
@@ -372,7 +378,11 @@ function matches(expected: string | RegExp, actual: string | undefined): boolean
  *
  * @throws AssertionError naming the tenant and the difference
  */
-export async function assertTenantLedgerInvariants(ctx: FaultContext, tenant: string, uploads: readonly TrackedUpload[]): Promise<void> {
+export async function assertTenantLedgerInvariants(
+  ctx: InvariantContext,
+  tenant: string,
+  uploads: readonly TrackedUpload[],
+): Promise<void> {
   let committedBytes = 0;
   for (const upload of uploads) {
     const settled = await settle(upload);

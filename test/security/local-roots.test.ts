@@ -144,21 +144,25 @@ describe('local-file sources and the allowed roots', () => {
     await writeFile(path.join(raceDir, 'f.bin'), 'inside');
     await writeFile(path.join(raceDir, 'g.bin'), 'inside');
     await writeFile(path.join(outside, 'race', 'f.bin'), 'outside');
+    // shared[0]: set to 1 to stop the swapper; shared[1]: swaps it completed (a file or a
+    // directory replaced by a symlink and put back).
+    const shared = new Int32Array(new SharedArrayBuffer(8));
     const swapper = new Thread(
       `
       const fs = require('node:fs');
       const { workerData: w } = require('node:worker_threads');
-      const stopAt = Date.now() + w.ms;
-      while (Date.now() < stopAt) {
+      while (Atomics.load(w.shared, 0) === 0) {
         try {
           fs.renameSync(w.g, w.g + '.real'); fs.symlinkSync(w.outsideFile, w.g); fs.unlinkSync(w.g); fs.renameSync(w.g + '.real', w.g);
+          Atomics.add(w.shared, 1, 1);
           fs.renameSync(w.dir, w.dir + '.real'); fs.symlinkSync(w.outsideDir, w.dir); fs.unlinkSync(w.dir); fs.renameSync(w.dir + '.real', w.dir);
+          Atomics.add(w.shared, 1, 1);
         } catch {}
       }`,
       {
         eval: true,
         workerData: {
-          ms: 3000,
+          shared,
           dir: raceDir,
           g: path.join(raceDir, 'g.bin'),
           outsideDir: path.join(outside, 'race'),
@@ -169,9 +173,12 @@ describe('local-file sources and the allowed roots', () => {
     const done = new Promise((resolve) => swapper.once('exit', resolve));
     const resolver = new LocalFileResolver({ allowedRoots: [root] });
     const counts: Record<string, number> = {};
-    let running = true;
-    void done.then(() => (running = false));
-    while (running) {
+    // Opens the guard refused (a path caught mid-swap may also be missing: SourceNotFound).
+    const refused = () => Object.entries(counts).reduce((n, [k, v]) => (k.startsWith('SourceNotAllowed') ? n + v : n), 0);
+    // At least 3 s of racing, and on until the race has refused an open (at most 30 s: a loaded
+    // machine may schedule the swapper rarely).
+    const started = Date.now();
+    while (Date.now() - started < 3000 || (refused() === 0 && Date.now() - started < 30_000)) {
       for (const name of ['f.bin', 'g.bin']) {
         const outcome = await resolver.open({ type: 'file', path: path.join(raceDir, name) }).then(
           async (source) => {
@@ -196,9 +203,14 @@ describe('local-file sources and the allowed roots', () => {
         counts[outcome] = (counts[outcome] ?? 0) + 1;
       }
     }
+    Atomics.store(shared, 0, 1);
     await done;
-    console.log('opens during the swaps:', counts);
+    const swaps = Atomics.load(shared, 1);
+    console.log(`opens during ${swaps} swaps:`, counts);
     expect(Object.keys(counts).filter((k) => k.startsWith('read ') && k !== 'read inside')).toEqual([]);
+    // The race ran: the swapper swapped, the guard refused some opens, others read.
+    expect(swaps).toBeGreaterThan(0);
+    expect(refused()).toBeGreaterThan(0);
     expect(counts['read inside'] ?? 0).toBeGreaterThan(0);
     expect(await readFile(path.join(raceDir, 'f.bin'), 'utf8')).toBe('inside');
   });

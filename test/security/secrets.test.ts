@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { findFreePorts } from '../../src/embedded/free-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadClient, UploadFailedError } from '../../src/client';
@@ -54,11 +54,13 @@ let worker: RunningWorker;
 let uploads: UploadClient;
 let receiver: WebhookReceiver;
 let server: FileServer;
+/** Answers after a second: the URL upload stays in upload-parts, heartbeating, long enough to be described. */
+let slowServer: FileServer;
 let tmp: { dir: string; remove(): Promise<void> };
 const workflowIds: string[] = [];
 const cliOutput: string[] = [];
 /** Descriptions taken while an upload ran, with heartbeat details of its pending activities. */
-const runningDescriptions: unknown[] = [];
+const runningDescriptions: WorkflowExecutionDescription['raw'][] = [];
 
 beforeAll(async () => {
   env = stackEnv(uniqueId('secrets'), {
@@ -78,6 +80,7 @@ beforeAll(async () => {
   receiver = await startWebhookReceiver();
   tmp = await makeTempDir();
   server = await startFileServer(randomBytes(6 * MiB), { ranges: true });
+  slowServer = await startFileServer(randomBytes(6 * MiB), { ranges: true, delayMs: 1000 });
 });
 
 afterAll(async () => {
@@ -85,6 +88,7 @@ afterAll(async () => {
   for (const close of closeAll) await close();
   await receiver?.close();
   await server?.close();
+  await slowServer?.close();
   await tmp?.remove();
 });
 
@@ -133,7 +137,7 @@ function placesOf(tree: unknown, needle: string): string[] {
 async function uploadAll(): Promise<void> {
   const file = await makeRandomFile(tmp.dir, 'ok.bin', 6 * MiB);
   const hook = `${receiver.url('/hook')}?sig=${HOOK_TOKEN}`;
-  const sourceUrl = `${server.url.split('?')[0]}?X-Amz-Signature=${URL_TOKEN}&X-Amz-Credential=${URL_TOKEN}`;
+  const sourceUrl = `${slowServer.url.split('?')[0]}?X-Amz-Signature=${URL_TOKEN}&X-Amz-Credential=${URL_TOKEN}`;
   const base = (name: string) => ({
     uploadId: uniqueId(name),
     tenant: TENANT,
@@ -233,8 +237,14 @@ describe('secrets', () => {
     expect(sources.histories).toContain(`secrets/`);
     expect(sources['worker logs']).toMatch(/DEBUG|TRACE/);
     expect(sources['worker logs']).toContain('ChecksumMismatch');
+    // …and heartbeat details at all: the slow URL upload heartbeats in upload-parts while it is described.
+    const heartbeatPayloads = runningDescriptions
+      .flatMap((d) => d.pendingActivities ?? [])
+      .reduce((n, a) => n + (a.heartbeatDetails?.payloads?.length ?? 0), 0);
+    expect(heartbeatPayloads, 'heartbeat-detail payloads scanned').toBeGreaterThan(0);
+    expect(sources['descriptions while running']).toContain('multipartUploadId');
     console.log(
-      `scanned: ${workflowIds.length} histories, ${runningDescriptions.length} descriptions with heartbeat details, ${capturedLogText().split('\n').length} log lines, ${cliOutput.length} CLI runs`,
+      `scanned: ${workflowIds.length} histories, ${runningDescriptions.length} descriptions with ${heartbeatPayloads} heartbeat-detail payloads, ${capturedLogText().split('\n').length} log lines, ${cliOutput.length} CLI runs`,
     );
     const events = receiver.received.filter((r) => r.path.startsWith('/hook'));
     expect(events.length).toBeGreaterThanOrEqual(4);

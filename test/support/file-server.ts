@@ -21,6 +21,8 @@ export interface FileServerOptions {
   host?: string;
   /** @default a free port */
   port?: number;
+  /** Each answer waits this long (to keep an upload reading from it mid-flight). @default 0 */
+  delayMs?: number;
 }
 
 export async function startFileServer(content: Buffer, options: FileServerOptions): Promise<FileServer> {
@@ -29,6 +31,10 @@ export async function startFileServer(content: Buffer, options: FileServerOption
   let modified = new Date(Date.now() - 60_000).toUTCString();
   const requests: FileServer['requests'] = [];
   const server = http.createServer((req, res) => {
+    if (options.delayMs) setTimeout(() => answer(req, res), options.delayMs);
+    else answer(req, res);
+  });
+  function answer(req: http.IncomingMessage, res: http.ServerResponse) {
     requests.push({ method: req.method ?? 'GET', ...(req.headers.range ? { range: req.headers.range } : {}) });
     res.setHeader('ETag', etag);
     res.setHeader('Last-Modified', modified);
@@ -49,7 +55,7 @@ export async function startFileServer(content: Buffer, options: FileServerOption
     }
     res.setHeader('Content-Length', body.length);
     res.end(req.method === 'HEAD' ? undefined : body);
-  });
+  }
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

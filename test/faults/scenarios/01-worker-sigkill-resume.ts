@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { MiB } from '../../support/files';
 import type { FaultScenario } from '../framework';
+import { completedAttempts } from '../helpers/s3-toxiproxy';
 
 export const scenario: FaultScenario = {
   name: 'worker-sigkill-resume',
@@ -38,9 +39,16 @@ export const scenario: FaultScenario = {
     await ctx.startWorker({ env, label: 'restarted' });
     const report = await ctx.assertInvariants(upload, { outcome: 'completed' });
     assert.equal(report.outcome, 'completed');
+    // The resume really ran on a later attempt: the batch in flight at the SIGKILL completed at attempt ≥ 2.
+    const attempts = await completedAttempts(upload);
+    ctx.log(`uploadParts completed at attempts ${attempts.join(', ')}`);
+    assert.ok(
+      attempts.some((a) => a >= 2),
+      `upload-parts must have completed on a retry after the SIGKILL, but every batch completed at attempt 1 (${attempts.join(', ')})`,
+    );
     const resent = counter.bytesUp() - file.size;
     ctx.summary(
-      `${partsBeforeCrash}/${parts} parts done at SIGKILL, ${(resent / MiB).toFixed(2)} MiB resent (bound ${(concurrency * partSize) / MiB} MiB of parts in flight + 0.5 MiB of requests)`,
+      `${partsBeforeCrash}/${parts} parts done at SIGKILL, upload-parts completed at attempt ${Math.max(...attempts)}, ${(resent / MiB).toFixed(2)} MiB resent (bound ${(concurrency * partSize) / MiB} MiB of parts in flight + 0.5 MiB of requests)`,
     );
     assert.ok(resent <= concurrency * partSize + 512 * 1024, `resent ${resent} bytes, more than the ${concurrency} parts in flight`);
   },

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { MiB } from '../../support/files';
 import type { FaultScenario } from '../framework';
+import { activitiesOf, historyEvidence } from '../helpers/history-evidence';
 
 export const scenario: FaultScenario = {
   name: 'temporal-restart',
@@ -28,9 +29,11 @@ export const scenario: FaultScenario = {
       { timeoutMs: 120_000 },
     );
     const pidBefore = ctx.temporal.pid;
+    const killedAt = Date.now();
     await ctx.temporal.kill('SIGKILL');
     ctx.log(`Temporal SIGKILLed at ${partsBefore}/10 parts`);
     await ctx.sleep(10_000);
+    const restartedAt = Date.now();
     await ctx.temporal.start();
     assert.notEqual(ctx.temporal.pid, pidBefore, 'a new server process');
     const backAt = Date.now();
@@ -42,6 +45,23 @@ export const scenario: FaultScenario = {
     });
     ctx.log(`after the restart: phase ${after.phase}, ${after.partsDone} parts`);
     await ctx.assertInvariants(upload, { outcome: 'completed' });
-    ctx.summary(`killed at ${partsBefore}/10 parts, completed ${((Date.now() - backAt) / 1000).toFixed(0)} s after the restart`);
+
+    // The restart met the upload mid-flight: the server recorded events of it before the kill and
+    // after the restart, and an upload-parts activity scheduled before the kill closed after it.
+    const evidence = await historyEvidence(upload);
+    const eventsBefore = evidence.eventTimes.filter((t) => t < killedAt).length;
+    const eventsAfter = evidence.eventTimes.filter((t) => t >= restartedAt).length;
+    const spanning = activitiesOf(evidence, 'uploadParts').filter((a) => a.scheduledAt < killedAt && (a.closedAt ?? 0) >= restartedAt);
+    ctx.log(
+      `history: ${eventsBefore} events before the kill, ${eventsAfter} after the restart; uploadParts spanning it: ${spanning.map((a) => `#${a.eventId} attempt ${a.attempt ?? '?'} ${a.outcome ?? 'open'}`).join(', ') || 'none'}`,
+    );
+    assert.ok(eventsBefore > 0 && eventsAfter > 0, `events before the kill (${eventsBefore}) and after the restart (${eventsAfter})`);
+    assert.ok(
+      spanning.length > 0,
+      'an uploadParts activity scheduled before the kill must close after the restart (the upload was mid-flight)',
+    );
+    ctx.summary(
+      `killed at ${partsBefore}/10 parts, completed ${((Date.now() - backAt) / 1000).toFixed(0)} s after the restart; history: ${eventsBefore} events before the kill, ${eventsAfter} after, uploadParts #${spanning[0]!.eventId} scheduled before and ${spanning[0]!.outcome} after (attempt ${spanning[0]!.attempt ?? '?'})`,
+    );
   },
 };

@@ -11,7 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { MiB } from '../../support/files';
-import type { FaultContext, FaultScenario } from '../framework';
+import type { FaultContext, FaultScenario, TrackedUpload } from '../framework';
+import { activitiesOf, historyEvidence } from '../helpers/history-evidence';
 import { completedAttempts, pendingAttempt, startS3Proxy, type PendingAttempt } from '../helpers/s3-toxiproxy';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -32,22 +33,59 @@ async function firstFailedAttempt(
   );
 }
 
+/**
+ * How long each upload-parts batch of a completed upload took (scheduled → completed, in the
+ * server's history) and the throughput of all of them: the measure of what a toxic did to parts.
+ */
+async function partTimings(upload: TrackedUpload): Promise<{ batchMs: number[]; bytesPerSecond: number }> {
+  const batches = activitiesOf(await historyEvidence(upload), 'uploadParts').filter((a) => a.outcome === 'completed');
+  const batchMs = batches.map((a) => a.closedAt! - a.scheduledAt);
+  const busyMs = Math.max(...batches.map((a) => a.closedAt!)) - Math.min(...batches.map((a) => a.scheduledAt));
+  return { batchMs, bytesPerSecond: (upload.source.size * 1000) / Math.max(busyMs, 1) };
+}
+
+const mibps = (bytesPerSecond: number) => `${(bytesPerSecond / MiB).toFixed(2)} MiB/s`;
+
+/** An upload through the proxy before any toxic is added: what the parts take unfaulted, on this machine, now. */
+async function unfaultedBaseline(ctx: FaultContext, size: number, request: Record<string, number>) {
+  const upload = await ctx.startUpload({ file: await ctx.makeFile(size), request });
+  await ctx.assertInvariants(upload, { outcome: 'completed' });
+  const timings = await partTimings(upload);
+  ctx.log(`unfaulted baseline: batches ${timings.batchMs.join(', ')} ms, ${mibps(timings.bytesPerSecond)}`);
+  return timings;
+}
+
 export const scenarios: FaultScenario[] = [
   {
     name: 's3-latency',
     proves: '150 ms ± 50 ms of latency each way on every S3 connection slows the upload but changes nothing else',
     async run(ctx) {
       const proxy = await startS3Proxy(ctx);
+      await ctx.startWorker({ env: { S3_ENDPOINT: proxy.url } });
+      const request = { partSize: 5 * MiB, partConcurrency: 2, partsPerActivity: 1 };
+      const baseline = await unfaultedBaseline(ctx, 15 * MiB, request);
       await proxy.addToxic({ type: 'latency', attributes: { latency: 150, jitter: 50 } }, { name: 'latency-down', stream: 'downstream' });
       await proxy.addToxic({ type: 'latency', attributes: { latency: 150, jitter: 50 } }, { name: 'latency-up', stream: 'upstream' });
-      await ctx.startWorker({ env: { S3_ENDPOINT: proxy.url } });
       const file = await ctx.makeFile(15 * MiB);
       const started = Date.now();
-      const upload = await ctx.startUpload({ file, request: { partSize: 5 * MiB, partConcurrency: 2, partsPerActivity: 1 } });
+      const upload = await ctx.startUpload({ file, request });
       await ctx.assertInvariants(upload, { outcome: 'completed' });
       const attempts = await completedAttempts(upload);
       assert.deepEqual(attempts, [1, 1, 1], `every batch of parts succeeds at its first attempt (attempts ${attempts.join(', ')})`);
-      ctx.summary(`15 MiB in 3 batches through +150 ms each way: ${seconds(Date.now() - started)}`);
+      // The toxic landed: every batch waited at least 100 ms each way, and the parts went slower than unfaulted.
+      const slowed = await partTimings(upload);
+      ctx.log(`with latency: batches ${slowed.batchMs.join(', ')} ms, ${mibps(slowed.bytesPerSecond)}`);
+      assert.ok(
+        slowed.batchMs.every((ms) => ms >= 200),
+        `each batch must take at least the 2 × 100 ms the latency adds (took ${slowed.batchMs.join(', ')} ms)`,
+      );
+      assert.ok(
+        slowed.bytesPerSecond < baseline.bytesPerSecond,
+        `parts through the latency (${mibps(slowed.bytesPerSecond)}) must be slower than unfaulted (${mibps(baseline.bytesPerSecond)})`,
+      );
+      ctx.summary(
+        `15 MiB in 3 batches through +150 ms each way: ${seconds(Date.now() - started)}; batches ${slowed.batchMs.join(', ')} ms, parts at ${mibps(slowed.bytesPerSecond)} vs ${mibps(baseline.bytesPerSecond)} unfaulted (batches ${baseline.batchMs.join(', ')} ms)`,
+      );
     },
   },
   {
@@ -56,11 +94,13 @@ export const scenarios: FaultScenario[] = [
       'at 160 KB/s per connection one 5 MiB part takes longer than the 30 s heartbeat timeout, and the upload still completes at its first attempt',
     async run(ctx) {
       const proxy = await startS3Proxy(ctx);
-      await proxy.addToxic({ type: 'bandwidth', attributes: { rate: 160 } }, { name: 'narrow', stream: 'upstream' });
       await ctx.startWorker({ env: { S3_ENDPOINT: proxy.url } });
+      const request = { partSize: 5 * MiB, partConcurrency: 2 };
+      const baseline = await unfaultedBaseline(ctx, 10 * MiB, request);
+      await proxy.addToxic({ type: 'bandwidth', attributes: { rate: 160 } }, { name: 'narrow', stream: 'upstream' });
       const file = await ctx.makeFile(10 * MiB);
       const started = Date.now();
-      const upload = await ctx.startUpload({ file, request: { partSize: 5 * MiB, partConcurrency: 2 } });
+      const upload = await ctx.startUpload({ file, request });
       await ctx.assertInvariants(upload, { outcome: 'completed' });
       const elapsed = Date.now() - started;
       assert.ok(
@@ -69,7 +109,17 @@ export const scenarios: FaultScenario[] = [
       );
       const attempts = await completedAttempts(upload);
       assert.deepEqual(attempts, [1], `upload-parts must not be timed out while bytes are moving (attempts ${attempts.join(', ')})`);
-      ctx.summary(`10 MiB as 2 parts of 5 MiB at 160 KB/s each: ${seconds(elapsed)}, one attempt`);
+      // The toxic landed: the parts moved at no more than the two connections' 160 KB/s (plus a
+      // quarter for request overhead and timing), far below unfaulted.
+      const slowed = await partTimings(upload);
+      const ceiling = 2 * 160 * 1000 * 1.25;
+      assert.ok(
+        slowed.bytesPerSecond <= ceiling && slowed.bytesPerSecond < baseline.bytesPerSecond,
+        `parts through the bandwidth limit went at ${mibps(slowed.bytesPerSecond)}: must be at most ${mibps(ceiling)} and below the unfaulted ${mibps(baseline.bytesPerSecond)}`,
+      );
+      ctx.summary(
+        `10 MiB as 2 parts of 5 MiB at 160 KB/s each: ${seconds(elapsed)}, one attempt; parts at ${mibps(slowed.bytesPerSecond)} vs ${mibps(baseline.bytesPerSecond)} unfaulted`,
+      );
     },
   },
   {

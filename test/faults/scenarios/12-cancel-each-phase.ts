@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { quotaLedgerWorkflowId, type quotaLedgerWorkflow } from '../../../src/workflows/quota-ledger';
 import { MiB } from '../../support/files';
 import type { FaultContext, FaultScenario, TrackedUpload } from '../framework';
+import { activitiesOf, historyEvidence } from '../helpers/history-evidence';
 import { startS3Gate, type S3Operation } from '../s3-gate';
 
 async function waitForPhase(ctx: FaultContext, upload: TrackedUpload, phase: string, timeoutMs = 120_000): Promise<void> {
@@ -54,6 +55,39 @@ async function cancelAtHeldRequest(ctx: FaultContext, operation: S3Operation, ph
     .catch(() => undefined);
   hold.release();
   return upload;
+}
+
+/**
+ * Proves the cancellation landed while `activityType` (a step after the pivot) was in flight and
+ * that the saga shielded it: the history holds the cancel request after that step began and
+ * before it closed (and before every notify), and the upload completed with the object in place.
+ * Returns the evidence line.
+ */
+async function assertCancelShielded(ctx: FaultContext, upload: TrackedUpload, activityType: string): Promise<string> {
+  const report = await ctx.assertInvariants(upload, { outcome: 'completed' });
+  assert.equal(report.objectPresent, true, 'the shielded upload keeps its object');
+  const evidence = await historyEvidence(upload);
+  const cancel = evidence.cancelRequested;
+  assert.ok(cancel, 'the history holds no cancel request: the cancellation never reached the workflow');
+  const steps = activitiesOf(evidence, activityType);
+  const inFlight = steps.find((a) => a.eventId < cancel.eventId && (a.closedEventId ?? Infinity) > cancel.eventId);
+  // A local activity has one event, its marker: it was in flight if it is recorded after the cancel.
+  const local = steps.find((a) => a.local && a.eventId > cancel.eventId);
+  const step = inFlight ?? local;
+  assert.ok(
+    step,
+    `the cancel request (event ${cancel.eventId}) must be recorded while ${activityType} ran; ${activityType} events: ${steps.map((a) => `${a.eventId}→${a.closedEventId ?? 'open'}`).join(', ') || 'none'}`,
+  );
+  assert.equal(step.outcome, 'completed', `${activityType} must complete despite the cancellation`);
+  const notifies = activitiesOf(evidence, 'notify');
+  assert.ok(notifies.length > 0, 'the upload was notified');
+  assert.ok(
+    notifies.every((n) => n.eventId > cancel.eventId),
+    `the cancel request (event ${cancel.eventId}) must precede the notify (events ${notifies.map((n) => n.eventId).join(', ')})`,
+  );
+  const line = `cancel requested at event ${cancel.eventId}, inside ${activityType} (${step.local ? `marker ${step.eventId}` : `events ${step.eventId}→${step.closedEventId}`}), before notify (event ${notifies[0]!.eventId}); outcome completed, object present, ledger ${report.reservation}`;
+  ctx.log(line);
+  return line;
 }
 
 export const scenarios: FaultScenario[] = [
@@ -113,7 +147,7 @@ export const scenarios: FaultScenario[] = [
     proves: 'cancelled during the merge (CompleteMultipartUpload held): the pivot is not interrupted, the upload completes forward',
     async run(ctx) {
       const upload = await cancelAtHeldRequest(ctx, 'CompleteMultipartUpload', 'merge');
-      await ctx.assertInvariants(upload, { outcome: 'completed' });
+      ctx.summary(await assertCancelShielded(ctx, upload, 'completeUpload'));
     },
   },
   {
@@ -131,7 +165,7 @@ export const scenarios: FaultScenario[] = [
       await upload.handle.cancel();
       await ctx.sleep(3_000);
       ctx.webhook.release();
-      await ctx.assertInvariants(upload, { outcome: 'completed' });
+      ctx.summary(await assertCancelShielded(ctx, upload, 'notify'));
     },
   },
 ];
