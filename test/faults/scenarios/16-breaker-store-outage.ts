@@ -19,7 +19,9 @@ import type { FaultContext, FaultScenario, TrackedUpload } from '../framework';
 import { startS3Gate, type S3Gate } from '../s3-gate';
 
 const UPLOADS = 20;
-const SIZE = 1 * MiB;
+/** Two parts of 5 MiB: a file of one part would take the small-file fast path (one PutObject, no upload-parts). */
+const SIZE = 6 * MiB;
+const PART_SIZE = 5 * MiB;
 const OUTAGE_MS = 60_000;
 
 interface RunResult {
@@ -43,7 +45,7 @@ async function outageRun(ctx: FaultContext, gate: S3Gate, breaker: boolean): Pro
   const hold = gate.hold('UploadPart');
   const file = await ctx.makeFile(SIZE, `${label}.bin`);
   const uploads: TrackedUpload[] = [];
-  for (let i = 0; i < UPLOADS; i++) uploads.push(await ctx.startUpload({ file, request: { partConcurrency: 1 } }));
+  for (let i = 0; i < UPLOADS; i++) uploads.push(await ctx.startUpload({ file, request: { partConcurrency: 1, partSize: PART_SIZE } }));
   await hold.waitUntilHeld(UPLOADS, 120_000);
   ctx.log(`${label}: ${UPLOADS} uploads wait in upload-parts; stopping MinIO`);
 
