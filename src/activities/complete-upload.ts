@@ -18,6 +18,7 @@ import type { MultipartChecksumType } from '../upload/integrity';
 import { expectedCrc, type ChecksumAlgorithm, type ExpectedChecksum } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
 import { checksumField } from '../s3/checksums';
+import { headObjectIfPresent } from '../s3/head-object';
 import { isS3Error, s3Failure } from '../s3/classify-error';
 import { listAllParts } from '../s3/list-parts';
 import { sameETag } from '../s3/multipart-etag';
@@ -68,12 +69,11 @@ export function completeUploadActivity(deps: UploadActivityDeps) {
   async function confirmExisting(input: CompleteUploadInput, why: string): Promise<CompleteUploadResult | undefined> {
     let head;
     try {
-      head = await deps.s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key, ChecksumMode: 'ENABLED' }));
+      head = await headObjectIfPresent(deps.s3, { bucket: input.bucket, key: input.key });
     } catch (err) {
-      if (isS3Error(err, 'NotFound', 'NoSuchKey', 'Http404')) return undefined;
       throw s3Failure(`HeadObject s3://${input.bucket}/${input.key} (after ${why})`, err);
     }
-    if (!sameETag(head.ETag, input.expectedETag)) return undefined;
+    if (!head || !sameETag(head.ETag, input.expectedETag)) return undefined;
     const checksum = checksumOf(head, input.checksumAlgorithm);
     return {
       etag: head.ETag!,

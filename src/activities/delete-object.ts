@@ -13,12 +13,13 @@
  * compensation cannot bring that one back (see docs/explanation/saga-semantics.md). Idempotent:
  * an object already gone is success.
  */
-import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import type { UploadActivityDeps } from './deps';
 import type { StoredObject } from './put-object';
 import { checksumField } from '../s3/checksums';
-import { isS3Error, s3Failure } from '../s3/classify-error';
+import { headObjectIfPresent } from '../s3/head-object';
+import { s3Failure } from '../s3/classify-error';
 import { sameETag } from '../s3/multipart-etag';
 
 export interface DeleteObjectInput {
@@ -45,7 +46,7 @@ export function deleteObjectActivity(deps: UploadActivityDeps) {
         await deps.s3.send(new DeleteObjectCommand({ ...target, VersionId: input.stored.versionId }));
         deleted = true;
       } else if (input.stored || input.sent) {
-        const head = await headOrUndefined(deps, target, input.sent !== undefined);
+        const head = await headObjectIfPresent(deps.s3, { bucket: input.bucket, key: input.key });
         const ours = input.stored
           ? sameETag(head?.ETag, input.stored.etag)
           : head !== undefined &&
@@ -62,13 +63,4 @@ export function deleteObjectActivity(deps: UploadActivityDeps) {
       throw s3Failure(`delete the object this upload stored at ${where}`, err);
     }
   };
-}
-
-async function headOrUndefined(deps: UploadActivityDeps, target: { Bucket: string; Key: string }, withChecksum: boolean) {
-  try {
-    return await deps.s3.send(new HeadObjectCommand({ ...target, ...(withChecksum ? { ChecksumMode: 'ENABLED' as const } : {}) }));
-  } catch (err) {
-    if (isS3Error(err, 'NotFound', 'NoSuchKey', 'Http404')) return undefined;
-    throw err;
-  }
 }

@@ -17,7 +17,7 @@
  * Failures after the request may have reached the store carry {@link PutObjectFailureDetails}, so
  * the compensation (delete-object.ts) can find what this upload may have written, and only that.
  */
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
@@ -25,6 +25,7 @@ import { expectedCrc, type ChecksumAlgorithm, type ExpectedChecksum, type Source
 import type { UploadActivityDeps } from './deps';
 import { sourceVersionMatches } from './sources/byte-source';
 import { checksumField, partChecksum, sha256Hex } from '../s3/checksums';
+import { headObjectIfPresent } from '../s3/head-object';
 import { isS3Error, s3Failure } from '../s3/classify-error';
 
 export interface PutObjectInput {
@@ -156,12 +157,13 @@ async function storedWithChecksum(
   input: PutObjectInput,
   checksum: StoredObject['checksum'],
 ): Promise<StoredObject | undefined> {
+  let head;
   try {
-    const head = await deps.s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key, ChecksumMode: 'ENABLED' }));
-    if (head.ContentLength !== input.size || head[checksumField(checksum.algorithm)] !== checksum.value || !head.ETag) return undefined;
-    return { etag: head.ETag, ...(head.VersionId ? { versionId: head.VersionId } : {}), checksum };
+    head = await headObjectIfPresent(deps.s3, { bucket: input.bucket, key: input.key });
   } catch (err) {
-    if (isS3Error(err, 'NotFound', 'NoSuchKey', 'Http404')) return undefined;
     throw s3Failure(`HeadObject s3://${input.bucket}/${input.key} (after PreconditionFailed)`, err, [{ checksum }]);
   }
+  if (!head || head.ContentLength !== input.size || head[checksumField(checksum.algorithm)] !== checksum.value || !head.ETag)
+    return undefined;
+  return { etag: head.ETag, ...(head.VersionId ? { versionId: head.VersionId } : {}), checksum };
 }

@@ -9,7 +9,6 @@
  * Any mismatch is permanent: the saga then runs put-object's compensation, which deletes what
  * this upload wrote and nothing else. One HeadObject (and a stat), so it runs as a local activity.
  */
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import type { SourceDescriptor } from '../upload/request';
@@ -17,7 +16,8 @@ import type { UploadActivityDeps } from './deps';
 import type { StoredObject } from './put-object';
 import { sourceVersionMatches } from './sources/byte-source';
 import { checksumField, partChecksum } from '../s3/checksums';
-import { isS3Error, s3Failure } from '../s3/classify-error';
+import { headObjectIfPresent } from '../s3/head-object';
+import { s3Failure } from '../s3/classify-error';
 import { sameETag } from '../s3/multipart-etag';
 
 export interface VerifyObjectInput {
@@ -43,15 +43,11 @@ export function verifyObjectActivity(deps: UploadActivityDeps) {
     const { algorithm, value } = input.stored.checksum;
     let head;
     try {
-      head = await deps.s3.send(
-        new HeadObjectCommand({ Bucket: input.bucket, Key: input.key, VersionId: input.stored.versionId, ChecksumMode: 'ENABLED' }),
-      );
+      head = await headObjectIfPresent(deps.s3, { bucket: input.bucket, key: input.key, versionId: input.stored.versionId });
     } catch (err) {
-      if (isS3Error(err, 'NotFound', 'NoSuchKey', 'NoSuchVersion', 'Http404')) {
-        throw permanentFailure(UploadFailureType.PartMissing, `the object this upload stored at ${where} is not there any more`);
-      }
       throw s3Failure(`HeadObject ${where}`, err);
     }
+    if (!head) throw permanentFailure(UploadFailureType.PartMissing, `the object this upload stored at ${where} is not there any more`);
     if (!sameETag(head.ETag, input.stored.etag)) {
       throw permanentFailure(
         UploadFailureType.ChecksumMismatch,
