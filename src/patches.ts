@@ -78,6 +78,20 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a streamed source of one part (at most 64 MiB) is stored with one PutObject (put-object, verify-object) instead of a multipart upload (implies the local-listing-verify behaviour).',
   },
+  pauseResume: {
+    id: 'pause-resume',
+    since: '2026-12-06',
+    askedBy: 'uploadWorkflow',
+    guards:
+      'asked when a pause is accepted: the upload holds before its next step or batch (upload-parts stops starting parts) until resumed; no earlier run was ever paused.',
+  },
+  quotaWait: {
+    id: 'quota-wait',
+    since: '2026-12-06',
+    askedBy: 'uploadWorkflow',
+    guards:
+      'asked when a reservation of an upload with `onQuota: "wait"` is refused: it waits (woken by the ledger, or polling) and reserves again until its deadline; no earlier run waited.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -96,3 +110,7 @@ export const CANCELLED_BEFORE_PIVOT_PATCH = WORKFLOW_PATCHES.sagaCancelledBefore
 export const TUS_DEFERRED_LENGTH_PATCH = WORKFLOW_PATCHES.tusDeferredLength.id;
 /** @see WORKFLOW_PATCHES.smallFileOnePut */
 export const SMALL_FILE_ONE_PUT_PATCH = WORKFLOW_PATCHES.smallFileOnePut.id;
+/** @see WORKFLOW_PATCHES.pauseResume */
+export const PAUSE_RESUME_PATCH = WORKFLOW_PATCHES.pauseResume.id;
+/** @see WORKFLOW_PATCHES.quotaWait */
+export const QUOTA_WAIT_PATCH = WORKFLOW_PATCHES.quotaWait.id;

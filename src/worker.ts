@@ -35,6 +35,7 @@ import { createProgressPublisher, rateLimitedErrors, type ProgressPublisher } fr
 import { createProgressInterceptor } from './progress/activity-progress';
 import { assertBundleEncryptsFailures, ENCRYPTED_FAILURE_CONVERTER_PATH, uploadDataConverter } from './codec/data-converter';
 import { TemporalQuotaLedger } from './quota/temporal-ledger';
+import { workflowPauseProbe } from './activities/deps';
 import type { QuotaLedger } from './quota/ledger';
 import { sagaWorkerInterceptors, sagaWorkflowInterceptorsPath } from './saga/activity';
 import { createLogger, installTemporalLogging } from './logging';
@@ -185,6 +186,12 @@ export interface UploadWorkerOptions {
    * build yourself, apart from the phases. @default undefined (none published)
    */
   progress?: ProgressPublisher;
+  /**
+   * How often a running batch of parts asks whether its upload was paused (its workflow's
+   * `pauseState` query, through `client`). Ignored for `activities` you build yourself.
+   * @default 5000
+   */
+  pausePollMs?: number;
 }
 
 /**
@@ -232,6 +239,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
       metrics,
       ...(breakers ? { breakers } : {}),
       ...(options.progress ? { progress: options.progress } : {}),
+      pauses: workflowPauseProbe(options.client, options.pausePollMs),
     });
   const saga = sagaWorkerInterceptors();
   const tracing = options.tracing ?? currentTracing();

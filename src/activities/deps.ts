@@ -10,6 +10,8 @@ import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
 import type { PartMetrics } from '../metrics/worker-metrics';
 import type { ProgressPublisher } from '../progress/publisher';
+import type { Client } from '@temporalio/client';
+import { pauseStateQuery } from '../upload/pause';
 
 /** Where and how the `notify` activity delivers webhook events. */
 export interface WebhookOptions {
@@ -51,4 +53,28 @@ export interface UploadActivityDeps {
    * (never waits, never throws). @default undefined (progress only in heartbeats and queries)
    */
   progress?: ProgressPublisher;
+  /**
+   * How upload-parts learns that its upload was paused (see src/upload/pause.ts): asked at the
+   * start of a batch and every `pollMs`. @default undefined: a batch is never stopped midway; a
+   * paused upload still holds before its next batch
+   */
+  pauses?: PauseProbe;
+}
+
+/** Asks a workflow whether it is paused (the worker's is {@link workflowPauseProbe}). */
+export interface PauseProbe {
+  /** Whether the workflow is paused now; rejects when it cannot tell (the batch then goes on). */
+  isPaused(workflowId: string): Promise<boolean>;
+  /** @default 5000 */
+  pollMs?: number;
+}
+
+/** The probe over a Temporal client: the workflow's `pauseState` query. */
+export function workflowPauseProbe(client: Client, pollMs?: number): PauseProbe {
+  return {
+    async isPaused(workflowId) {
+      return (await client.workflow.getHandle(workflowId).query(pauseStateQuery)).paused;
+    },
+    ...(pollMs !== undefined ? { pollMs } : {}),
+  };
 }

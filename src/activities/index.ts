@@ -46,7 +46,8 @@ export function createActivities(deps: UploadActivityDeps) {
 /** The upload activities, as registered on a worker. */
 export type UploadActivities = ReturnType<typeof createActivities>;
 
-export type { UploadActivityDeps, WebhookOptions } from './deps';
+export type { UploadActivityDeps, WebhookOptions, PauseProbe } from './deps';
+export { workflowPauseProbe } from './deps';
 export type { Inspection } from './inspect-source';
 export type { UploadPartsInput, UploadPartsResult, UploadPartsProgress, UploadPartsFailureDetails } from './upload-parts';
 export type { VerifyUploadInput, VerifyUploadResult } from './verify-upload';

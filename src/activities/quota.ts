@@ -12,8 +12,8 @@ export interface ReservationRef {
 
 export function quotaActivities(deps: UploadActivityDeps) {
   return {
-    /** Reserves the upload's bytes in the quota ledger. */
-    async reserveSpace(request: ReservationRef & { bytes: number }): Promise<QuotaUsage> {
+    /** Reserves the upload's bytes in the quota ledger; `wakeWorkflowId` asks to be woken when space is given back after a refusal. */
+    async reserveSpace(request: ReservationRef & { bytes: number; wakeWorkflowId?: string }): Promise<QuotaUsage> {
       return deps.quota.reserve(request);
     },
     /** Compensation of `reserveSpace`: gives the reservation back. */

@@ -17,6 +17,10 @@
  *   each part is an UploadPartCopy of its range, conditional on the source's ETag. Such parts carry
  *   no additional checksum (see upload/integrity.ts); the fingerprint is over their ETags.
  * - Cancellation (delivered through heartbeats) aborts in-flight requests and stops the batch.
+ * - Pause (src/upload/pause.ts): the activity asks its workflow's `pauseState` (deps.pauses) at
+ *   the start and every few seconds; once paused it starts no part, lets the parts in flight
+ *   finish, and returns `paused: true` without a fingerprint. The workflow runs the batch again
+ *   after resume, which skips what S3 already has.
  * - Every heartbeat also publishes the upload's bytes on the progress bus when the worker has one
  *   (`deps.progress`, src/progress/publisher.ts): queued, never awaited, never thrown.
  * - Heartbeats tick on a timer, not per part: the heartbeat timeout detects a dead worker, and
@@ -84,6 +88,11 @@ export interface UploadPartsResult {
   partsSkipped: number;
   bytesSent: number;
   batchBytes: number;
+  /**
+   * The upload was paused: the batch stopped after its parts in flight, is incomplete and its
+   * `checksumFingerprint` empty; the workflow runs it again once resumed. Absent otherwise.
+   */
+  paused?: true;
 }
 
 /** Details attached to every failure of this activity, for the compensation. */
@@ -105,6 +114,14 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
     // A multipart upload created by this very attempt has no parts yet: no need to list them.
     let createdNow = false;
     let ticker: NodeJS.Timeout | undefined;
+    let pausePoll: NodeJS.Timeout | undefined;
+    // Whether the workflow is paused, as last asked; never asked without deps.pauses.
+    let paused = false;
+    const askPaused = async () => {
+      const workflowId = ctx.info.workflowExecution?.workflowId;
+      if (!deps.pauses || !workflowId) return;
+      paused = await deps.pauses.isPaused(workflowId).catch(() => paused);
+    };
 
     try {
       if (!multipartUploadId) {
@@ -203,8 +220,17 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         }
         beat();
 
+        if (deps.pauses) {
+          await askPaused();
+          pausePoll = setInterval(() => void askPaused(), deps.pauses.pollMs ?? DEFAULT_PAUSE_POLL_MS);
+        }
+        let stoppedForPause = false;
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
+          if (paused) {
+            stoppedForPause = true;
+            return;
+          }
           const { offset, length } = partRange(input.plan, partNumber);
           const partStartedAt = performance.now();
           if (copier && length > 0) {
@@ -238,6 +264,18 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
           beat();
         });
 
+        if (stoppedForPause) {
+          ctx.log.info('upload-parts stopped: the upload is paused', { partsDone: progress.partsDone, lastPart: input.lastPart });
+          return {
+            multipartUploadId: id,
+            checksumFingerprint: '',
+            partsUploaded: progress.partsDone - skipped,
+            partsSkipped: skipped,
+            bytesSent: progress.bytesSent,
+            batchBytes: progress.bytesDone,
+            paused: true,
+          };
+        }
         return {
           multipartUploadId: id,
           checksumFingerprint: checksumFingerprint(checksums, input.firstPart, input.lastPart),
@@ -267,9 +305,13 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
       throw s3Failure(`upload parts ${input.firstPart}–${input.lastPart} of s3://${input.bucket}/${input.key}`, err, details);
     } finally {
       clearInterval(ticker);
+      clearInterval(pausePoll);
     }
   };
 }
+
+/** How often a running batch asks whether its upload was paused, unless deps.pauses says otherwise. */
+const DEFAULT_PAUSE_POLL_MS = 5_000;
 
 /** A third of the heartbeat timeout (the SDK throttles to 80 % of it anyway), 10 s without one. */
 function heartbeatIntervalMs(heartbeatTimeoutMs: number | undefined): number {

@@ -20,8 +20,13 @@ export interface QuotaUsage {
 
 /** Keeps per-tenant storage quotas: reservations before an upload, settled after it. */
 export interface QuotaLedger {
-  /** Reserves `bytes` for the upload; throws a permanent `QuotaExceeded` failure beyond the quota. */
-  reserve(request: { tenant: string; uploadId: string; bytes: number }): Promise<QuotaUsage>;
+  /**
+   * Reserves `bytes` for the upload; throws a permanent `QuotaExceeded` failure beyond the quota.
+   * With `wakeWorkflowId`, a refused upload waits for quota: the ledger sends that workflow the
+   * `quotaFreed` signal (src/upload/pause.ts) when space is given back. A ledger that cannot
+   * ignores it; the waiting upload then finds space at its next poll.
+   */
+  reserve(request: { tenant: string; uploadId: string; bytes: number; wakeWorkflowId?: string }): Promise<QuotaUsage>;
   /** Gives the reservation back (the upload did not complete). */
   release(request: { tenant: string; uploadId: string }): Promise<void>;
   /**

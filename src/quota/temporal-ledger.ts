@@ -112,7 +112,17 @@ export class TemporalQuotaLedger implements QuotaLedger {
    * Reserves space; joins the tenant's next batch.
    * @throws ApplicationFailure `QuotaExceeded` or `ReservationSettled` (non-retryable), `QuotaLedgerBusy` (retryable)
    */
-  async reserve({ tenant, uploadId, bytes }: { tenant: string; uploadId: string; bytes: number }): Promise<QuotaUsage> {
+  async reserve({
+    tenant,
+    uploadId,
+    bytes,
+    wakeWorkflowId,
+  }: {
+    tenant: string;
+    uploadId: string;
+    bytes: number;
+    wakeWorkflowId?: string;
+  }): Promise<QuotaUsage> {
     if (this.waitingNow >= this.maxWaiting) {
       throw ApplicationFailure.retryable(
         `${this.waitingNow} reservations of this worker already wait for their quota ledger (at most ${this.maxWaiting}); ` +
@@ -123,7 +133,12 @@ export class TemporalQuotaLedger implements QuotaLedger {
     this.waitingNow++;
     try {
       const queue = queueOf(this.reservations, tenant, (requests) => this.reserveBatch(tenant, requests));
-      const outcome = await queue.submit({ uploadId, bytes, limitBytes: quotaLimitFor(this.options.limits, tenant) });
+      const outcome = await queue.submit({
+        uploadId,
+        bytes,
+        limitBytes: quotaLimitFor(this.options.limits, tenant),
+        ...(wakeWorkflowId ? { wakeWorkflowId } : {}),
+      });
       if (!outcome) throw ApplicationFailure.retryable(`the quota ledger returned no outcome for upload ${uploadId}`, 'QuotaLedgerError');
       if (outcome.ok) return outcome.usage;
       const { type, message, nonRetryable, details } = outcome.failure;

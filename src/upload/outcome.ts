@@ -22,7 +22,10 @@ export type UploadPhase =
   // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
   | 'open-multipart'
   | 'receive-parts'
-  | 'delete-staged';
+  | 'delete-staged'
+  // the UploadPhase search attribute only, while the upload holds (src/upload/pause.ts)
+  | 'paused'
+  | 'waiting-for-quota';
 
 /** `expired`: a gateway upload not finished before its expiry, compensated. */
 export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed' | 'expired';
@@ -67,6 +70,10 @@ export interface UploadProgress {
   batchesTotal?: number;
   /** S3's id of the multipart upload, once open. */
   multipartUploadId?: string;
+  /** Present once the upload was paused: whether it is paused now, and whether it holds (see src/upload/pause.ts). */
+  pause?: { paused: boolean; held: boolean; since?: string; reason?: string };
+  /** Present while the upload waits for its tenant's quota (`onQuota: 'wait'`). */
+  waitingForQuota?: { since: string; deadline: string; reason: string };
 }
 
 /** The webhook events an upload sends. */

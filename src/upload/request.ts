@@ -81,6 +81,15 @@ export interface UploadRequest {
    * a re-read. @default 'checksums'
    */
   verify?: 'checksums' | 'reread';
+  /**
+   * What an upload that does not fit its tenant's quota does: `fail` (compensated at once, failure
+   * type `QuotaExceeded`) or `wait` — it holds, holding nothing, and reserves again when the
+   * tenant's ledger gives space back (a release) or every minute (a raised quota), until
+   * `quotaWaitMs` has passed; then it is compensated with `QuotaWaitExpired`. @default 'fail'
+   */
+  onQuota?: 'fail' | 'wait';
+  /** With `onQuota: 'wait'`: how long to wait for quota, in milliseconds (1 s to 30 days). @default 3600000 (one hour) */
+  quotaWaitMs?: number;
 }
 
 /** {@link UploadRequest} with every default filled in: what the workflow runs on. */
@@ -110,6 +119,8 @@ export const UPLOAD_DEFAULTS = {
 export const MAX_PART_CONCURRENCY = 64;
 /** Prefix reserved for the saga's own staged objects; uploads may not write under it. */
 export const STAGING_PREFIX = '.upload-saga/';
+/** The longest an upload may wait for quota (`quotaWaitMs`): 30 days. */
+export const MAX_QUOTA_WAIT_MS = 30 * 24 * 3_600_000;
 /** S3 limit for all user metadata together. */
 export const MAX_METADATA_BYTES = 2048;
 
@@ -334,11 +345,21 @@ const requestSchema = z
         .max(10_000, 'must be at most 10000')
         .optional(),
       verify: z.enum(['checksums', 'reread'], { error: 'must be "checksums" or "reread"' }).optional(),
+      onQuota: z.enum(['fail', 'wait'], { error: 'must be "fail" or "wait"' }).optional(),
+      quotaWaitMs: z
+        .number({ error: 'must be a number of milliseconds' })
+        .int('must be a whole number of milliseconds')
+        .min(1_000, 'must be at least 1000 (one second)')
+        .max(MAX_QUOTA_WAIT_MS, `must be at most ${MAX_QUOTA_WAIT_MS} (30 days)`)
+        .optional(),
     },
     { error: 'must be an object: { uploadId, tenant, source, destination, … }' },
   )
   .strict()
   .superRefine((request, ctx) => {
+    if (request.quotaWaitMs !== undefined && request.onQuota !== 'wait') {
+      ctx.addIssue({ code: 'custom', path: ['quotaWaitMs'], message: 'applies only with onQuota "wait"' });
+    }
     // S3 builds a full-object CRC only from part checksums of the same CRC.
     const crc =
       request.expectedChecksum && request.expectedChecksum.algorithm !== 'SHA256' ? request.expectedChecksum.algorithm : undefined;

@@ -30,9 +30,11 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  getExternalWorkflowHandle,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { quotaFreedSignal } from '../upload/pause';
 
 export interface QuotaLedgerState {
   tenant: string;
@@ -42,6 +44,8 @@ export interface QuotaLedgerState {
   reservations: Record<string, number>;
   /** Recently settled upload ids (committed or released), so repeats stay no-ops. Bounded. */
   settled: Record<string, 'committed' | 'released'>;
+  /** Uploads refused for quota that wait for space: upload id → the workflow to wake. Absent in ledgers from before quota waits. */
+  waiting?: Record<string, string>;
 }
 
 export interface ReserveRequest {
@@ -49,6 +53,8 @@ export interface ReserveRequest {
   bytes: number;
   /** The tenant's quota in bytes, from the worker's configuration at the time of the request. */
   limitBytes: number;
+  /** When refused, wake this workflow (signal `quotaFreed`) once space is given back. */
+  wakeWorkflowId?: string;
 }
 
 export interface QuotaUsage {
@@ -83,6 +89,11 @@ export interface Settlements {
 }
 /** Commits and releases reservations. Idempotent; unknown ids are ignored. */
 export const settleSignal = defineSignal<[Settlements]>('settleReservations');
+/**
+ * Wakes every upload waiting for quota, so each tries to reserve again now: for an operator who
+ * raised the tenant's quota (`temporal workflow signal --workflow-id quota-ledger:<tenant> --name wakeQuotaWaiters`).
+ */
+export const wakeWaitersSignal = defineSignal('wakeQuotaWaiters');
 
 /** Largest {@link reserveBatchUpdate} or {@link settleSignal}: keeps one payload and history event small. */
 export const MAX_LEDGER_BATCH = 200;
@@ -125,8 +136,28 @@ export function quotaLedgerWorkflowId(tenant: string): string {
 
 /** One tenant's quota ledger: reservations and usage, changed by Updates, read by Queries. */
 export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<void> {
-  const state: QuotaLedgerState = { ...initial, reservations: { ...initial.reservations }, settled: { ...initial.settled } };
+  const state: QuotaLedgerState = {
+    ...initial,
+    reservations: { ...initial.reservations },
+    settled: { ...initial.settled },
+    ...(initial.waiting ? { waiting: { ...initial.waiting } } : {}),
+  };
   let handled = 0;
+  // Wake-ups in flight: awaited before continuing as new. A waiter that already ended is not an error.
+  const wakes: Promise<void>[] = [];
+  /** Signals every waiting upload once and forgets them (each asks again if still refused). Issues commands only when some wait. */
+  const wakeWaiters = () => {
+    const waiting = state.waiting;
+    if (!waiting || Object.keys(waiting).length === 0) return;
+    delete state.waiting;
+    for (const workflowId of new Set(Object.values(waiting))) {
+      wakes.push(
+        getExternalWorkflowHandle(workflowId)
+          .signal(quotaFreedSignal)
+          .catch(() => undefined),
+      );
+    }
+  };
 
   const usage = (): QuotaUsage => {
     const amounts = Object.values(state.reservations);
@@ -156,13 +187,15 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
   });
 
   /** Decides one reservation; throws the refusal as a non-retryable ApplicationFailure. */
-  const reserve = ({ uploadId, bytes, limitBytes }: ReserveRequest): QuotaUsage => {
+  const reserve = ({ uploadId, bytes, limitBytes, wakeWorkflowId }: ReserveRequest): QuotaUsage => {
+    if (state.waiting && Object.prototype.hasOwnProperty.call(state.waiting, uploadId)) delete state.waiting[uploadId];
     if (holds(uploadId)) return usage(); // a retried reserve: already held
     const settled = settledAs(uploadId);
     if (settled)
       throw ApplicationFailure.nonRetryable(`upload ${uploadId} was already ${settled}; it cannot reserve again`, 'ReservationSettled');
     const current = usage();
     if (current.usedBytes + current.reservedBytes + bytes > limitBytes) {
+      if (typeof wakeWorkflowId === 'string' && wakeWorkflowId) (state.waiting ??= {})[uploadId] = wakeWorkflowId;
       throw ApplicationFailure.create({
         type: QUOTA_EXCEEDED,
         nonRetryable: true,
@@ -176,11 +209,15 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
     return usage();
   };
   const release = (uploadId: string) => {
-    if (holds(uploadId)) settle(uploadId, 'released');
+    if (!holds(uploadId)) return;
+    settle(uploadId, 'released');
+    wakeWaiters();
   };
   const shrink = (uploadId: string, bytes: number) => {
-    if (holds(uploadId) && Number.isSafeInteger(bytes) && bytes >= 0 && bytes < state.reservations[uploadId]!)
+    if (holds(uploadId) && Number.isSafeInteger(bytes) && bytes >= 0 && bytes < state.reservations[uploadId]!) {
       state.reservations[uploadId] = bytes;
+      wakeWaiters();
+    }
   };
   const commit = (uploadId: string) => {
     if (!holds(uploadId)) return;
@@ -262,7 +299,10 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
     }
   });
 
+  setHandler(wakeWaitersSignal, wakeWaiters);
+
   await condition(() => handled >= UPDATES_PER_RUN || workflowInfo().continueAsNewSuggested);
   await condition(allHandlersFinished);
+  await Promise.all(wakes);
   await continueAsNew<typeof quotaLedgerWorkflow>(state);
 }

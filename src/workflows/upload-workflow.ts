@@ -16,6 +16,9 @@ import {
   workflowInfo,
   patched,
   CancelledFailure,
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
   sleep,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
@@ -26,8 +29,11 @@ import {
   LOCAL_QUOTA_STEPS_FOLDED_PHASES_PATCH,
   LOCAL_SHORT_STEPS_PATCH,
   QUOTA_STEPS_AS_ACTIVITIES_PATCH,
+  QUOTA_WAIT_PATCH,
   SMALL_FILE_ONE_PUT_PATCH,
 } from '../patches';
+import { QUOTA_WAIT_EXPIRED, QUOTA_WAIT_POLL_MS, quotaFreedSignal } from '../upload/pause';
+import { createPauseGate } from './pause-gate';
 import { Saga, type SagaState, type StepOutcome } from '../saga/workflow';
 import { multipartChecksums } from '../upload/integrity';
 import { storesInOnePut } from '../upload/one-put';
@@ -143,6 +149,38 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
   setHandler(progressQuery, () => ({ ...progress }));
   setHandler(sagaStateQuery, () => saga.state());
 
+  // Pause: the workflow holds before each batch and step until its pivot (see pause-gate.ts).
+  // Handlers and the query issue no command; a run that is never paused replays unchanged.
+  const gate = createPauseGate({
+    refusal: () =>
+      progress.outcome !== 'running' || progress.phase === 'compensating' || progress.phase === 'done'
+        ? `the upload has ended or is being undone (${progress.outcome === 'running' ? progress.phase : progress.outcome})`
+        : pivotStarted
+          ? `the upload is past its point of no return (${progress.phase})`
+          : undefined,
+    onChange: (state) => {
+      progress.pause = state;
+      upsert({ key: UploadPhaseAttribute, value: state.paused ? 'paused' : progress.phase }, false);
+      setCurrentDetails(
+        state.paused
+          ? `**paused**${state.held ? '' : ' (parts in flight finishing)'} at ${progress.phase}${state.reason ? ` — ${state.reason}` : ''} — s3://${bucket}/${key}`
+          : `**${progress.phase}** (resumed) — s3://${bucket}/${key}`,
+      );
+    },
+  });
+  let pivotStarted = false;
+  /** Holds while paused, then closes the gate: from here on the upload cannot be paused. */
+  const beforePivot = async () => {
+    await gate.hold();
+    pivotStarted = true;
+    gate.close();
+  };
+  // A tenant's ledger wakes uploads waiting for quota when space is given back.
+  let quotaFreed = false;
+  setHandler(quotaFreedSignal, () => {
+    quotaFreed = true;
+  });
+
   const event = uploadEvents({ workflowId, uploadId: request?.uploadId, tenant: request?.tenant, bucket, key });
 
   try {
@@ -154,10 +192,49 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       upsert({ key: UploadSizeBytes, value: plan.size }, true);
 
       const reservation = { tenant: request.tenant, uploadId: request.uploadId };
-      await saga.run('reserve-space', [{ ...reservation, bytes: plan.size }], {
-        summary: `reserve ${plan.size} bytes for tenant ${request.tenant}`,
-        compensateWith: () => [reservation],
-      });
+      if (request.onQuota === 'wait') {
+        // Waits for quota instead of failing (see reserveOrWait); the ledger may wake it.
+        const startedWaitingAt = Date.now();
+        const deadline = startedWaitingAt + (request.quotaWaitMs ?? DEFAULT_QUOTA_WAIT_MS);
+        for (;;) {
+          try {
+            await saga.run('reserve-space', [{ ...reservation, bytes: plan.size, wakeWorkflowId: workflowId }], {
+              summary: `reserve ${plan.size} bytes for tenant ${request.tenant} (waits for quota)`,
+              compensateWith: () => [reservation],
+            });
+            break;
+          } catch (err) {
+            const refusal = quotaRefusalOf(err);
+            if (refusal === undefined) throw err;
+            patched(QUOTA_WAIT_PATCH);
+            const left = deadline - Date.now();
+            if (left <= 0) {
+              throw ApplicationFailure.create({
+                type: QUOTA_WAIT_EXPIRED,
+                nonRetryable: true,
+                message: `waited ${Math.round((Date.now() - startedWaitingAt) / 1000)} s for quota, until the deadline (onQuota "wait"): ${refusal}`,
+              });
+            }
+            if (!progress.waitingForQuota) {
+              progress.waitingForQuota = { since: new Date(startedWaitingAt).toISOString(), deadline: new Date(deadline).toISOString(), reason: refusal };
+              upsert({ key: UploadPhaseAttribute, value: 'waiting-for-quota' }, false);
+            }
+            progress.waitingForQuota.reason = refusal;
+            setCurrentDetails(`**waiting for quota** until ${progress.waitingForQuota.deadline}: ${refusal} — s3://${bucket}/${key}`);
+            quotaFreed = false;
+            await condition(() => quotaFreed, Math.min(left, QUOTA_WAIT_POLL_MS));
+          }
+        }
+        if (progress.waitingForQuota) {
+          delete progress.waitingForQuota;
+          upsert({ key: UploadPhaseAttribute, value: progress.phase }, false);
+        }
+      } else {
+        await saga.run('reserve-space', [{ ...reservation, bytes: plan.size }], {
+          summary: `reserve ${plan.size} bytes for tenant ${request.tenant}`,
+          compensateWith: () => [reservation],
+        });
+      }
 
       // Decided once, from the inspection recorded in history: copy server-side or stream, and the
       // checksum configuration that goes with it. Only activity arguments depend on it, so runs
@@ -168,6 +245,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       let sha256: string | undefined;
       if (onePut && storesInOnePut(plan, transfer)) {
         // The small-file fast path: one PutObject carrying the checksum, then verify (the pivot).
+        await gate.hold();
         const putStartedAt = Date.now();
         const put = await saga.run(
           'put-object',
@@ -199,6 +277,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
         // workflow task retried after the commit (a worker killed, a task timed out) then replays
         // them instead of reserving again, which the ledger refuses once the upload is committed.
         await sleep(1);
+        await beforePivot();
         await saga.run(
           'verify-object',
           [
@@ -233,7 +312,12 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           return undefined;
         };
         for (const batch of batches) {
-          const done = await saga.run(
+          // A batch that stopped because the upload was paused runs again once resumed: it skips
+          // the parts S3 already has.
+          let done: Awaited<ReturnType<UploadActivities['uploadParts']>>;
+          do {
+            await gate.hold();
+            done = await saga.run(
             'upload-parts',
             [
               {
@@ -268,10 +352,11 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
               },
             },
           );
-          // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
-          multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
+            // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
+            multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
+            progress.multipartUploadId = multipartUploadId;
+          } while (done.paused);
           fingerprints.push({ ...batch, checksumFingerprint: done.checksumFingerprint });
-          progress.multipartUploadId = multipartUploadId;
           progress.batchesDone++;
           progress.partsUploaded += batch.lastPart - batch.firstPart + 1;
           progress.bytesUploaded += done.batchBytes;
@@ -281,6 +366,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
         }
         const openedMultipartUploadId = multipartUploadId!;
 
+        await gate.hold();
         const verified = await saga.run(
           'verify',
           [
@@ -301,6 +387,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           { summary: `verify ${plan.partCount} parts against the source` },
         );
 
+        await beforePivot();
         const merged = await saga.run(
           'merge',
           [
@@ -343,6 +430,7 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     setCurrentDetails(completedDetails(result, webhookFailure));
     return result;
   } catch (err) {
+    gate.close();
     const report = failureReportOf(err);
     setPhase('done');
     setOutcome(failureOutcome(err instanceof CancelledFailure, report));
@@ -351,6 +439,15 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
     await notifyEnded(saga, request?.webhookUrl, event, report);
     throw err;
   }
+}
+
+/** How long an upload with `onQuota: 'wait'` and no `quotaWaitMs` waits for quota. */
+const DEFAULT_QUOTA_WAIT_MS = 3_600_000;
+
+/** The ledger's refusal message when `err` is reserve-space refused for quota; undefined for any other failure. */
+function quotaRefusalOf(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  return cause instanceof ApplicationFailure && cause.type === 'QuotaExceeded' ? cause.message : undefined;
 }
 
 /**

@@ -305,6 +305,8 @@ export class Saga<A extends object, D extends SagaDefinition> {
         this.pivotReached || (declared.pivot === true && (this.options.shieldPivot === true || patched(PIVOT_NOT_CANCELLABLE_PATCH)));
       const result = shielded ? await CancellationScope.nonCancellable(invoke) : await invoke();
       state.status = 'completed';
+      // A failure the workflow caught and ran the step again for (e.g. waiting for quota) is not the saga's failure.
+      if (this.failedStep === step) this.failedStep = undefined;
       if (registration) registration.outcome = { status: 'completed', result };
       if (declared.pivot) this.pivotReached = true;
       return result;
