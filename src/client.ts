@@ -19,6 +19,7 @@
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
+  WorkflowUpdateFailedError,
   type Client,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
@@ -31,6 +32,7 @@ import { InvalidUploadRequestError } from './upload/errors';
 import { describeSource, findUploadIdProblems, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
+import { PAUSE_REFUSED, pauseStateQuery, pauseUpdate, resumeUpdate, type PauseRequest, type PauseState } from './upload/pause';
 import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
 
 /** Options of {@link UploadClient}. */
@@ -86,7 +88,16 @@ export class UploadFailedError extends Error {
   }
 }
 
-/** A started upload: await its result, read its progress and state, cancel it. */
+/**
+ * Thrown by {@link UploadHandle.pause} and {@link UploadHandle.resume} when the upload cannot
+ * follow: pause after its point of no return (the merge) or once it ended, resume when it is not
+ * paused. Nothing was changed.
+ */
+export class PauseRefusedError extends Error {
+  override readonly name = 'PauseRefusedError';
+}
+
+/** A started upload: await its result, read its progress and state, pause, resume or cancel it. */
 export class UploadHandle {
   private verified: Promise<WorkflowExecutionDescription> | undefined;
 
@@ -158,6 +169,48 @@ export class UploadHandle {
       partsDone += details.partsDone;
     }
     return { ...progress, bytesDone, partsDone };
+  }
+
+  /**
+   * Pauses the upload: resolves once the parts in flight have finished and nothing of it runs. Its
+   * reservation stays held and the parts already stored stay; a pause survives worker restarts. Pausing a
+   * paused upload is a no-op.
+   * @throws PauseRefusedError when the upload is past its merge or has ended
+   */
+  async pause(request: PauseRequest = {}): Promise<PauseState> {
+    if (this.tenant !== undefined) await this.describeChecked();
+    return this.pauseUpdate(() => this.handle.executeUpdate(pauseUpdate, { args: [request] }), 'pause');
+  }
+
+  /**
+   * Resumes a paused upload: parts already stored are not sent again.
+   * @throws PauseRefusedError when the upload is not paused (or has ended)
+   */
+  async resume(): Promise<PauseState> {
+    if (this.tenant !== undefined) await this.describeChecked();
+    return this.pauseUpdate(() => this.handle.executeUpdate(resumeUpdate, { args: [] }), 'resume');
+  }
+
+  /** Whether the upload is paused now. */
+  async pauseState(): Promise<PauseState> {
+    if (this.tenant !== undefined) await this.describeChecked();
+    return this.handle.query(pauseStateQuery);
+  }
+
+  private async pauseUpdate(send: () => Promise<PauseState>, what: 'pause' | 'resume'): Promise<PauseState> {
+    try {
+      return await send();
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === PAUSE_REFUSED) {
+        throw new PauseRefusedError(err.cause.message);
+      }
+      // An ended workflow takes no Update: say so in the same terms.
+      if (err instanceof Error && (err.name === 'WorkflowNotFoundError' || /already completed/i.test(err.message))) {
+        const { status } = await this.handle.describe().catch(() => ({ status: { name: 'UNKNOWN' } }));
+        if (status.name !== 'RUNNING') throw new PauseRefusedError(`cannot ${what}: ${this.workflowId} has ended (${status.name})`);
+      }
+      throw err;
+    }
   }
 
   /** Requests cancellation: the saga compensates whatever was done before the merge. */

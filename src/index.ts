@@ -10,6 +10,7 @@
  * @packageDocumentation
  */
 export {
+  PauseRefusedError,
   TenantAccessDeniedError,
   UploadClient,
   UploadFailedError,
@@ -33,5 +34,6 @@ export {
 } from './upload/request';
 export type { UploadEvent, UploadEventType, UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from './upload/outcome';
 export type { TransferMode } from './upload/integrity';
+export { QUOTA_WAIT_EXPIRED, type PauseRequest, type PauseState } from './upload/pause';
 export type { CompensationOutcome, CompensationStatus, SagaFailureReport, SagaState, StepOutcome, StepStatus } from './saga/workflow';
 export { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signWebhookBody } from './activities/notify';

@@ -17,13 +17,14 @@ import type * as CodecServerCommand from './commands/codec-server';
 import type * as DemoCommand from './commands/demo';
 import type * as GatewayCommand from './commands/gateway';
 import type * as ListCommand from './commands/list';
+import type * as PauseCommand from './commands/pause';
 import type * as StackCommand from './commands/stack';
 import type * as StatusCommand from './commands/status';
 import type * as UploadCommand from './commands/upload';
 import type * as WorkerCommand from './commands/worker';
 import { describeCliError, ExitCode } from './errors';
 import { note, processIo, type CliIo } from './io';
-import { collectKeyValue, collectOrigin, parsePortOption, parsePositiveIntOption, parseSizeOption } from './options';
+import { collectKeyValue, collectOrigin, parseDurationOption, parsePortOption, parsePositiveIntOption, parseSizeOption } from './options';
 
 /**
  * Command modules load when their command runs: the worker's dependencies (Temporal's native
@@ -35,6 +36,7 @@ const commands = {
   demo: () => require('./commands/demo') as typeof DemoCommand,
   gateway: () => require('./commands/gateway') as typeof GatewayCommand,
   list: () => require('./commands/list') as typeof ListCommand,
+  pause: () => require('./commands/pause') as typeof PauseCommand,
   stack: () => require('./commands/stack') as typeof StackCommand,
   status: () => require('./commands/status') as typeof StatusCommand,
   upload: () => require('./commands/upload') as typeof UploadCommand,
@@ -124,6 +126,17 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .option('--webhook <url>', 'URL that receives upload.completed / upload.failed / upload.cancelled')
     .option('--expect-sha256 <hex>', 'SHA-256 the object must have; verified before the object is merged')
     .option('--fail-if-exists', 'refuse to replace an existing object')
+    .addOption(
+      new Option(
+        '--on-quota <action>',
+        "when the tenant's quota is full: fail at once, or wait until space is freed (default: fail)",
+      ).choices(['fail', 'wait']),
+    )
+    .option(
+      '--quota-wait-deadline <duration>',
+      'with --on-quota wait: give up after this long, e.g. 30m, 1h, 2d (default: 1h)',
+      parseDurationOption,
+    )
     .option('--no-wait', 'start the upload and return at once')
     .option('--no-progress', 'no progress bar; just wait for the result')
     .action((source: string, options: UploadCommand.UploadCommandOptions) =>
@@ -147,6 +160,21 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .argument('<uploadId>')
     .option('--wait', 'wait for the compensations and print their outcome')
     .action((tenant: string, uploadId: string, options: { wait?: boolean }) => commands.cancel().runCancel(tenant, uploadId, options, io));
+
+  program
+    .command('pause')
+    .description('pause a running upload: parts in flight finish, nothing new starts, its reservation is kept')
+    .argument('<tenant>')
+    .argument('<uploadId>')
+    .option('--reason <text>', 'who paused it and why (shown in the Web UI)')
+    .action((tenant: string, uploadId: string, options: { reason?: string }) => commands.pause().runPause(tenant, uploadId, options, io));
+
+  program
+    .command('resume')
+    .description('resume a paused upload; parts already stored are not sent again')
+    .argument('<tenant>')
+    .argument('<uploadId>')
+    .action((tenant: string, uploadId: string) => commands.pause().runResume(tenant, uploadId, io));
 
   program
     .command('list')

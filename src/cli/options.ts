@@ -30,6 +30,14 @@ export function collectKeyValue(value: string, previous: Record<string, string> 
   return { ...previous, [value.slice(0, eq).trim()]: value.slice(eq + 1) };
 }
 
+/** `"1h"`, `"90m"`, `"30s"`, `"2d"` → milliseconds. */
+export function parseDurationOption(value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value);
+  if (!match) throw new InvalidArgumentError('not a duration; use e.g. 30s, 15m, 1h or 2d.');
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Math.round(Number(match[1]) * unit);
+}
+
 /** A TCP port, 0–65535 (0: any free port). */
 export function parsePortOption(value: string): number {
   const n = Number(value);

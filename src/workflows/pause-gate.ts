@@ -106,7 +106,8 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
     },
   );
   setHandler(setPausedSignal, (request) => {
-    if (request?.paused === true && !closed && !options.refusal()) pause({ ...(typeof request.reason === 'string' ? { reason: request.reason.slice(0, MAX_PAUSE_REASON) } : {}) });
+    if (request?.paused === true && !closed && !options.refusal())
+      pause({ ...(typeof request.reason === 'string' ? { reason: request.reason.slice(0, MAX_PAUSE_REASON) } : {}) });
     else if (request?.paused === false) resume();
   });
 

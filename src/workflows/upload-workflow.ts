@@ -216,7 +216,11 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
               });
             }
             if (!progress.waitingForQuota) {
-              progress.waitingForQuota = { since: new Date(startedWaitingAt).toISOString(), deadline: new Date(deadline).toISOString(), reason: refusal };
+              progress.waitingForQuota = {
+                since: new Date(startedWaitingAt).toISOString(),
+                deadline: new Date(deadline).toISOString(),
+                reason: refusal,
+              };
               upsert({ key: UploadPhaseAttribute, value: 'waiting-for-quota' }, false);
             }
             progress.waitingForQuota.reason = refusal;
@@ -318,40 +322,40 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           do {
             await gate.hold();
             done = await saga.run(
-            'upload-parts',
-            [
+              'upload-parts',
+              [
+                {
+                  bucket,
+                  key,
+                  multipartUploadId,
+                  source: request.source,
+                  sourceVersion: inspection.sourceVersion,
+                  plan,
+                  firstPart: batch.firstPart,
+                  lastPart: batch.lastPart,
+                  partConcurrency: request.partConcurrency,
+                  ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
+                  ...(checksums.type ? { checksumType: checksums.type } : {}),
+                  transfer,
+                  contentType: request.contentType,
+                  metadata: request.metadata,
+                },
+              ],
               {
-                bucket,
-                key,
-                multipartUploadId,
-                source: request.source,
-                sourceVersion: inspection.sourceVersion,
-                plan,
-                firstPart: batch.firstPart,
-                lastPart: batch.lastPart,
-                partConcurrency: request.partConcurrency,
-                ...(checksums.algorithm ? { checksumAlgorithm: checksums.algorithm } : {}),
-                ...(checksums.type ? { checksumType: checksums.type } : {}),
-                transfer,
-                contentType: request.contentType,
-                metadata: request.metadata,
+                summary: `${transfer === 'server-side-copy' ? 'copy parts server-side' : 'upload parts'} ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
+                compensateWith: (outcome) => {
+                  const known = multipartUploadId ?? multipartUploadIdFromFailure(outcome);
+                  return [
+                    {
+                      bucket,
+                      key,
+                      ...(known ? { multipartUploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
+                      stagingPrefix: stagingPrefixOf(request.tenant, request.uploadId),
+                    },
+                  ];
+                },
               },
-            ],
-            {
-              summary: `${transfer === 'server-side-copy' ? 'copy parts server-side' : 'upload parts'} ${batch.firstPart}–${batch.lastPart} of ${plan.partCount}`,
-              compensateWith: (outcome) => {
-                const known = multipartUploadId ?? multipartUploadIdFromFailure(outcome);
-                return [
-                  {
-                    bucket,
-                    key,
-                    ...(known ? { multipartUploadId: known } : { initiatedAfterMs: uploadStartedAt - 5_000 }),
-                    stagingPrefix: stagingPrefixOf(request.tenant, request.uploadId),
-                  },
-                ];
-              },
-            },
-          );
+            );
             // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
             multipartUploadId = requireMultipartUploadId(done, 'uploadParts result');
             progress.multipartUploadId = multipartUploadId;

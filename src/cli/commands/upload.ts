@@ -48,6 +48,10 @@ export interface UploadCommandOptions {
   webhook?: string;
   expectSha256?: string;
   failIfExists?: boolean;
+  /** What to do when the tenant's quota is full: fail (default) or wait. */
+  onQuota?: 'fail' | 'wait';
+  /** With `onQuota: 'wait'`: how long, in milliseconds. */
+  quotaWaitDeadline?: number;
   /** `--no-wait` sets this to false: start and return. @default true */
   wait?: boolean;
   /** `--no-progress` sets this to false: no progress bar. @default true */
@@ -74,6 +78,8 @@ export function buildUploadRequest(sourceArgument: string, options: UploadComman
     ...(options.webhook ? { webhookUrl: options.webhook } : {}),
     ...(options.expectSha256 ? { expectedChecksum: { algorithm: 'SHA256' as const, value: options.expectSha256 } } : {}),
     ...(options.failIfExists ? { failIfExists: true } : {}),
+    ...(options.onQuota ? { onQuota: options.onQuota } : {}),
+    ...(options.quotaWaitDeadline !== undefined ? { quotaWaitMs: options.quotaWaitDeadline } : {}),
   };
 }
 
