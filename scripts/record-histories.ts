@@ -29,6 +29,7 @@ import {
   SourceRegistry,
   type SourceResolver,
   type UploadActivities,
+  workflowPauseProbe,
 } from '../src/activities';
 import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
 import { loadConfig, type WorkerConfig } from '../src/config';
@@ -75,6 +76,8 @@ interface Recorder {
   ): Promise<UploadClient>;
   /** Runs `close` at the end, before the stack stops (last registered, first closed). */
   defer(close: () => Promise<unknown>): void;
+  /** The quota ledger of the main queue's tenants. */
+  ledger: TemporalQuotaLedger;
 }
 
 interface Scenario {
@@ -179,6 +182,44 @@ const SCENARIOS: Scenario[] = [
     async start(r) {
       const file = await makeRandomFile(r.dir, 'too-big.bin', 13 * MiB);
       return r.uploads.start(request('quota-exceeded', { tenant: 'tight', source: { type: 'file', path: file.path } }));
+    },
+  },
+  {
+    name: 'paused-and-resumed',
+    outcome: 'completed',
+    async start(r) {
+      // Slow reads, one part at a time, batches of two: the pause lands inside a batch, which stops
+      // after its part in flight and runs again after the resume.
+      const client = await r.startWorker('record-pause', (real) => real, { sourceDelayMs: 600 });
+      const file = await makeRandomFile(r.dir, 'paused.bin', 25 * MiB);
+      const handle = await client.start(
+        request('paused-and-resumed', {
+          tenant: 'pausing',
+          source: { type: 'file', path: file.path },
+          partConcurrency: 1,
+          partsPerActivity: 3,
+        }),
+      );
+      await waitUntil('a part is uploaded', async () => (await handle.progress()).partsDone > 0);
+      await handle.pause({ reason: 'recorded pause' });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await handle.resume();
+      return handle;
+    },
+  },
+  {
+    name: 'quota-wait',
+    outcome: 'completed',
+    async start(r) {
+      // Tenant "waiting" has 8 MiB; a blocker holds 6 MiB until the upload of 6 MiB waits, then is released.
+      await r.ledger.reserve({ tenant: 'waiting', uploadId: 'quota-wait-blocker', bytes: 6 * MiB });
+      const file = await makeRandomFile(r.dir, 'quota-wait.bin', 6 * MiB);
+      const handle = await r.uploads.start(
+        request('quota-wait', { tenant: 'waiting', source: { type: 'file', path: file.path }, onQuota: 'wait', quotaWaitMs: 600_000 }),
+      );
+      await waitUntil('the upload waits for quota', async () => (await handle.progress()).waitingForQuota !== undefined);
+      await r.ledger.release({ tenant: 'waiting', uploadId: 'quota-wait-blocker' });
+      return handle;
     },
   },
   {
@@ -389,7 +430,7 @@ async function main(names: string[]): Promise<void> {
       S3_ACCESS_KEY_ID: stack.s3.accessKeyId,
       S3_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
       UPLOAD_SAGA_ALLOWED_ROOTS: tmp.dir,
-      UPLOAD_SAGA_QUOTAS: 'tight=12MiB',
+      UPLOAD_SAGA_QUOTAS: 'tight=12MiB,waiting=8MiB',
       UPLOAD_SAGA_WEBHOOK_SECRET: WEBHOOK_SECRET,
       // The scenarios' file server and webhook receiver listen on loopback, refused by default.
       UPLOAD_SAGA_URL_ALLOWED_HOSTS: '127.0.0.0/8',
@@ -425,6 +466,7 @@ async function main(names: string[]): Promise<void> {
       webhooks,
       dir: tmp.dir,
       defer,
+      ledger,
       async startWorker(taskQueue, activities, options = {}) {
         const files: SourceResolver = new LocalFileResolver({ allowedRoots: config.allowedRoots });
         const real = createActivities({
@@ -435,6 +477,7 @@ async function main(names: string[]): Promise<void> {
           }),
           quota: ledger,
           webhook: config.webhook,
+          pauses: workflowPauseProbe(client, 500),
         });
         const queueConfig = { ...config, temporal: { ...config.temporal, taskQueue } };
         run(
