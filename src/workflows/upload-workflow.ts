@@ -16,7 +16,6 @@ import {
   workflowInfo,
   patched,
   CancelledFailure,
-  ActivityFailure,
   ApplicationFailure,
   condition,
   sleep,
@@ -450,8 +449,11 @@ const DEFAULT_QUOTA_WAIT_MS = 3_600_000;
 
 /** The ledger's refusal message when `err` is reserve-space refused for quota; undefined for any other failure. */
 function quotaRefusalOf(err: unknown): string | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : undefined;
-  return cause instanceof ApplicationFailure && cause.type === 'QuotaExceeded' ? cause.message : undefined;
+  // The refusal is the activity failure's cause (how deep depends on the retry-hint interceptor).
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof ApplicationFailure && e.type === 'QuotaExceeded') return e.message;
+  }
+  return undefined;
 }
 
 /**
