@@ -188,8 +188,8 @@ const SCENARIOS: Scenario[] = [
     name: 'paused-and-resumed',
     outcome: 'completed',
     async start(r) {
-      // Slow reads, one part at a time, batches of two: the pause lands inside a batch, which stops
-      // after its part in flight and runs again after the resume.
+      // Slow reads, one part at a time, all five parts in one batch: the pause lands inside the
+      // batch, which stops after its part in flight and runs again after the resume.
       const client = await r.startWorker('record-pause', (real) => real, { sourceDelayMs: 600 });
       const file = await makeRandomFile(r.dir, 'paused.bin', 25 * MiB);
       const handle = await client.start(
@@ -197,7 +197,7 @@ const SCENARIOS: Scenario[] = [
           tenant: 'pausing',
           source: { type: 'file', path: file.path },
           partConcurrency: 1,
-          partsPerActivity: 3,
+          partsPerActivity: 5,
         }),
       );
       await waitUntil('a part is uploaded', async () => (await handle.progress()).partsDone > 0);

@@ -158,8 +158,10 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
           ? `the upload is past its point of no return (${progress.phase})`
           : undefined,
     onChange: (state) => {
+      // The search attribute changes with `paused` only; `held` shows in the details and the query.
+      if (progress.pause?.paused !== state.paused)
+        upsert({ key: UploadPhaseAttribute, value: state.paused ? 'paused' : progress.phase }, false);
       progress.pause = state;
-      upsert({ key: UploadPhaseAttribute, value: state.paused ? 'paused' : progress.phase }, false);
       setCurrentDetails(
         state.paused
           ? `**paused**${state.held ? '' : ' (parts in flight finishing)'} at ${progress.phase}${state.reason ? ` — ${state.reason}` : ''} — s3://${bucket}/${key}`

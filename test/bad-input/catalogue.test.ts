@@ -27,7 +27,7 @@ import { type ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectSourceActivity } from '../../src/activities/inspect-source';
 import type * as CliMain from '../../src/cli/main';
-import { UploadClient, UploadFailedError } from '../../src/client';
+import { PauseRefusedError, UploadClient, UploadFailedError, type UploadHandle } from '../../src/client';
 import { InvalidUploadRequestError } from '../../src/upload/errors';
 import { ConfigError, loadConfig } from '../../src/config';
 import type { SagaFailureReport } from '../../src/saga/workflow';
@@ -279,7 +279,31 @@ const requestCases: Record<string, unknown> = {
   '`failIfExists` not a boolean': changed({ failIfExists: 'yes' }),
   '`partsPerActivity` below 1 or above 10000': changed({ partsPerActivity: 0 }),
   '`verify` unknown': changed({ verify: 'never' }),
+  '`onQuota` unknown': changed({ onQuota: 'queue' }),
+  '`quotaWaitMs` without `onQuota: "wait"`': changed({ quotaWaitMs: 60_000 }),
+  '`quotaWaitMs` below one second or above 30 days': changed({ onQuota: 'wait', quotaWaitMs: 10 }),
 };
+
+/** What a pause or resume answered: the workflow's refusal (PauseRefusedError), or nothing. */
+async function pauseAnswer(act: () => Promise<unknown>): Promise<Answer> {
+  try {
+    await act();
+    return { layer: 'none', text: 'accepted' };
+  } catch (err) {
+    if (err instanceof PauseRefusedError) return fromWorker(`${err.name}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** An upload that stays running: tenant TIGHT has no room for 13 MiB, and it waits for quota. Cancelled by `done`. */
+async function waitingUpload(name: string): Promise<UploadHandle> {
+  const handle = await uploads.start(
+    request({ type: 'file', path: await fileInRoot(name, 13 * MiB) }, { tenant: TIGHT, onQuota: 'wait', quotaWaitMs: 600_000 }),
+  );
+  closers.push(() => handle.cancel().catch(() => undefined));
+  await expect.poll(async () => (await handle.progress()).waitingForQuota, { timeout: 60_000 }).toBeDefined();
+  return handle;
+}
 
 const workerCases: Record<string, () => Promise<Answer>> = {
   'a request that bypassed the client': async () => {
@@ -338,6 +362,19 @@ const workerCases: Record<string, () => Promise<Answer>> = {
       prefixUploads,
     ),
   'tenant over quota': async () => workerError(request({ type: 'file', path: await fileInRoot('quota.bin', 13 * MiB) }, { tenant: TIGHT })),
+  'tenant over quota until the deadline of `onQuota: "wait"`': async () =>
+    workerError(
+      request({ type: 'file', path: await fileInRoot('quota-wait.bin', 13 * MiB) }, { tenant: TIGHT, onQuota: 'wait', quotaWaitMs: 1_000 }),
+    ),
+  '`pause` of an upload that ended': async () => {
+    const req = request({ type: 'file', path: path.join(root(), 'ended.bin') });
+    const handle = await uploads.start(req);
+    await handle.result().catch(() => undefined);
+    return pauseAnswer(() => handle.pause());
+  },
+  '`resume` of an upload that is not paused': async () => pauseAnswer(async () => (await waitingUpload('not-paused.bin')).resume()),
+  'a pause reason over 200 characters': async () =>
+    pauseAnswer(async () => (await waitingUpload('long-reason.bin')).pause({ reason: 'x'.repeat(201) })),
   'URL answering 404 or 410': async () =>
     workerError(
       request(
@@ -424,6 +461,20 @@ const cliCases: Record<string, string[]> = {
     't',
     '--checksum',
     'MD5',
+  ],
+  '`--quota-wait-deadline` not a duration': [
+    'upload',
+    './x.bin',
+    '--bucket',
+    'uploads',
+    '--key',
+    'k',
+    '--tenant',
+    't',
+    '--on-quota',
+    'wait',
+    '--quota-wait-deadline',
+    'soon',
   ],
   '`--meta` not key=value': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--meta', 'project'],
   'an invalid request (any row of the first table)': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'a/../b', '--tenant', 't'],

@@ -3,6 +3,9 @@
  * activities (the source slowed down so that parts are in flight when the test acts). UploadPart
  * requests are counted on the worker's own S3 client and the parts S3 holds are listed in MinIO.
  */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { Writable } from 'node:stream';
 import { ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, workflowPauseProbe } from '../../src/activities';
@@ -17,6 +20,7 @@ import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 import { slowSource } from '../support/slow-source';
+import type * as CliMain from '../../src/cli/main';
 import { expectNothingLeftBehind } from '../support/upload-saga-worker';
 
 const BUCKET = 'uploads';
@@ -76,6 +80,17 @@ async function startCountingWorker(): Promise<{ uploadParts: () => number; stop:
 async function partsInMinio(req: UploadRequest, multipartUploadId: string): Promise<number> {
   const page = await stack.s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: req.destination.key, UploadId: multipartUploadId }));
   return page.Parts?.length ?? 0;
+}
+
+/** The CLI in this process (as the bad-input catalogue runs it), against this file's task queue. */
+async function runCli(...argv: string[]): Promise<{ code: number; output: string }> {
+  const load = createRequire(__filename);
+  load('tsx/cjs');
+  const cli = load(path.resolve(__dirname, '../../src/cli/main.ts')) as typeof CliMain;
+  let output = '';
+  const capture = () => new Writable({ write: (chunk: Buffer, _encoding, done) => ((output += chunk.toString()), done()) });
+  const code = await cli.main(['node', 'upload-saga', ...argv], { env: stack.env, stdout: capture(), stderr: capture() });
+  return { code, output };
 }
 
 function request(overrides: Partial<UploadRequest> & { source: UploadRequest['source'] }): UploadRequest {
@@ -151,6 +166,21 @@ describe('pause and resume', () => {
     expect((notPaused as Error).message).toMatch(/^cannot resume: the upload is not paused/);
     const tooLong = await handle.pause({ reason: 'x'.repeat(201) }).catch((e: unknown) => e);
     expect((tooLong as Error).message).toMatch(/reason must be a string of at most 200 characters/);
+
+    // The CLI: pause (answers once held), status shows it, resume; a second resume is refused with exit 1.
+    const pausedByCli = await runCli('pause', TENANT, req.uploadId, '--reason', 'from the CLI');
+    expect(pausedByCli).toMatchObject({
+      code: 0,
+      output: expect.stringContaining(`paused ${handle.workflowId}: parts in flight finished`),
+    });
+    expect((await runCli('status', TENANT, req.uploadId)).output).toMatch(/paused\s+since \S+ — from the CLI/);
+    expect(await runCli('resume', TENANT, req.uploadId)).toMatchObject({
+      code: 0,
+      output: expect.stringContaining(`resumed ${handle.workflowId}`),
+    });
+    const again = await runCli('resume', TENANT, req.uploadId);
+    expect(again.code).toBe(1);
+    expect(again.output).toContain('cannot resume: the upload is not paused');
 
     await handle.pause();
     await handle.cancel();

@@ -48,6 +48,18 @@ export async function runStatus(tenant: string, uploadId: string, options: Statu
         ['phase', progress?.phase ?? attrs.get(UploadPhase)],
         ['outcome', progress?.outcome ?? attrs.get(UploadOutcome)],
         ['progress', progress ? progressLine(progress) : running ? '(no worker answered the progress query)' : undefined],
+        [
+          'paused',
+          progress?.pause?.paused
+            ? `since ${progress.pause.since}${progress.pause.held ? '' : ' (parts in flight finishing)'}${progress.pause.reason ? ` — ${progress.pause.reason}` : ''}`
+            : undefined,
+        ],
+        [
+          'waiting',
+          progress?.waitingForQuota
+            ? `for quota until ${progress.waitingForQuota.deadline}: ${progress.waitingForQuota.reason}`
+            : undefined,
+        ],
         ['started', description.startTime.toISOString()],
         ['closed', description.closeTime?.toISOString()],
         ['web ui', uiLink],
