@@ -83,7 +83,7 @@ export const WORKFLOW_PATCHES = {
     since: '2026-12-06',
     askedBy: 'uploadWorkflow',
     guards:
-      'asked when a pause is accepted: the upload holds before its next step or batch (upload-parts stops starting parts) until resumed; no earlier run was ever paused.',
+      'asked when a paused upload first holds before its next step or batch (upload-parts stopped starting parts) until resumed; no earlier run was ever paused.',
   },
   quotaWait: {
     id: 'quota-wait',

@@ -6,12 +6,16 @@
  * - A pause is recorded in history (an accepted Update, or a signal), so it survives worker
  *   restarts: replay rebuilds the state, and an upload-parts attempt that starts while paused
  *   learns it from the query and starts no part.
- * - The workflow calls {@link PauseGate.hold} before each step or batch that may still be paused;
- *   while paused, `hold` waits (cancellably: a cancelled paused upload compensates).
+ * - The handlers only change state: every command (the patch marker, search attributes) comes from
+ *   {@link PauseGate.hold}, in the workflow's main line. So the order of commands and Update
+ *   answers never depends on how promise callbacks interleave, which replay need not repeat.
+ * - The workflow calls `hold` before each step or batch that may still be paused; while paused,
+ *   `hold` waits (cancellably: a cancelled paused upload compensates).
  * - The `pause` Update answers once the workflow holds (parts in flight finished, nothing runs),
- *   or once the gate is closed (the upload reached its point of no return or ended).
- * - Asks `patched(PAUSE_RESUME_PATCH)` when a pause is accepted, so runs that were never paused
- *   record nothing, and those that were say so in their history.
+ *   or once the gate is closed (the upload reached its point of no return or ended); `resume`
+ *   answers once the workflow stopped holding and went on (its next command is in history first).
+ * - Asks `patched(PAUSE_RESUME_PATCH)` when a paused run first holds, so runs that never held
+ *   record nothing, and those that did say so in their history.
  *
  * Reusable by any workflow that runs steps one after another (a batch holds before each child it
  * starts, and forwards the pause to running children with {@link setPausedSignal}).
@@ -25,7 +29,6 @@ import {
   pauseUpdate,
   resumeUpdate,
   setPausedSignal,
-  type PauseRequest,
   type PauseState,
 } from '../upload/pause';
 
@@ -33,7 +36,7 @@ import {
 export interface PauseGateOptions {
   /** Why a pause cannot be accepted now (e.g. the upload is past its pivot), or undefined when it can. */
   refusal: () => string | undefined;
-  /** Called when the state changed (to show it: search attributes, current details). */
+  /** Called by `hold` when it starts and stops holding, in the workflow's main line: may issue commands (search attributes). */
   onChange: (state: Readonly<PauseState>) => void;
 }
 
@@ -53,22 +56,18 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
   let closed = false;
   const snapshot = (): PauseState => ({ ...state });
 
-  const pause = (request: PauseRequest | undefined) => {
+  const pause = (reason: string | undefined) => {
     if (state.paused) return;
-    patched(PAUSE_RESUME_PATCH);
     state.paused = true;
     state.since = new Date().toISOString();
-    if (request?.reason) state.reason = request.reason;
+    if (reason) state.reason = reason;
     else delete state.reason;
-    options.onChange(snapshot());
   };
   const resume = () => {
     if (!state.paused) return;
     state.paused = false;
-    state.held = false;
     delete state.since;
     delete state.reason;
-    options.onChange(snapshot());
   };
   const refuse = (message: string) => {
     throw ApplicationFailure.create({ type: PAUSE_REFUSED, message, nonRetryable: true });
@@ -78,7 +77,7 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
   setHandler(
     pauseUpdate,
     async (request) => {
-      pause(request);
+      pause(request?.reason);
       await condition(() => state.held || !state.paused || closed);
       return snapshot();
     },
@@ -95,8 +94,10 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
   );
   setHandler(
     resumeUpdate,
-    () => {
+    async () => {
       resume();
+      // `hold` clears `held` once it went on: the answer follows the workflow's next command.
+      await condition(() => !state.held || state.paused || closed);
       return snapshot();
     },
     {
@@ -107,7 +108,7 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
   );
   setHandler(setPausedSignal, (request) => {
     if (request?.paused === true && !closed && !options.refusal())
-      pause({ ...(typeof request.reason === 'string' ? { reason: request.reason.slice(0, MAX_PAUSE_REASON) } : {}) });
+      pause(typeof request.reason === 'string' ? request.reason.slice(0, MAX_PAUSE_REASON) : undefined);
     else if (request?.paused === false) resume();
   });
 
@@ -115,6 +116,7 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
     state: snapshot,
     async hold() {
       if (!state.paused || closed) return;
+      patched(PAUSE_RESUME_PATCH);
       state.held = true;
       options.onChange(snapshot());
       try {
@@ -122,6 +124,7 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
       } finally {
         state.held = false;
       }
+      options.onChange(snapshot());
     },
     close() {
       closed = true;

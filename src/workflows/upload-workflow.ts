@@ -145,7 +145,11 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       setCurrentDetails(compensatingDetails(steps, bucket, key));
     },
   });
-  setHandler(progressQuery, () => ({ ...progress }));
+  setHandler(progressQuery, () => {
+    // A pause shows at once, before the workflow holds: the gate's state, not the last one shown.
+    const pause = gate.state();
+    return { ...progress, ...(pause.paused || progress.pause ? { pause } : {}) };
+  });
   setHandler(sagaStateQuery, () => saga.state());
 
   // Pause: the workflow holds before each batch and step until its pivot (see pause-gate.ts).

@@ -21,6 +21,10 @@ import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type T
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 import { slowSource } from '../support/slow-source';
 import type * as CliMain from '../../src/cli/main';
+import { Worker } from '@temporalio/worker';
+import { uploadMetricsSinks } from '../../src/metrics/worker-sinks';
+import { WorkerMetrics } from '../../src/metrics/worker-metrics';
+import type { UploadHandle } from '../../src/client';
 import { expectNothingLeftBehind } from '../support/upload-saga-worker';
 
 const BUCKET = 'uploads';
@@ -93,6 +97,21 @@ async function runCli(...argv: string[]): Promise<{ code: number; output: string
   return { code, output };
 }
 
+/** The upload's whole history replays on the workflow code: what a worker that lost its cache does. */
+async function expectReplays(handle: UploadHandle): Promise<void> {
+  const history = await handle.workflow.fetchHistory();
+  if (process.env.PAUSE_TEST_HISTORY_DIR) {
+    const { historyToJson } = await import('../replay/history-json');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(path.join(process.env.PAUSE_TEST_HISTORY_DIR, `${handle.workflowId.replaceAll(':', '_')}.json`), JSON.stringify(historyToJson(history)));
+  }
+  await Worker.runReplayHistory(
+    { workflowBundle: await bundle, sinks: uploadMetricsSinks(new WorkerMetrics()) },
+    history,
+    handle.workflowId,
+  );
+}
+
 function request(overrides: Partial<UploadRequest> & { source: UploadRequest['source'] }): UploadRequest {
   const uploadId = uniqueId('up');
   return { uploadId, tenant: TENANT, destination: { bucket: BUCKET, key: `tests/pause/${uploadId}.bin` }, partSize: 5 * MiB, ...overrides };
@@ -151,6 +170,7 @@ describe('pause and resume', () => {
     // Parts stored before the pause were not sent again.
     expect(sentAtPause + second.uploadParts()).toBe(8);
     expect((await handle.workflow.describe()).typedSearchAttributes.get(UploadPhase)).toBe('done');
+    await expectReplays(handle);
     await second.stop();
   });
 
@@ -192,6 +212,7 @@ describe('pause and resume', () => {
     const ended = await handle.pause().catch((e: unknown) => e);
     expect(ended).toBeInstanceOf(PauseRefusedError);
     expect((ended as Error).message).toMatch(/^cannot pause: .* has ended \(CANCELLED\)$/);
+    await expectReplays(handle);
     await worker.stop();
   });
 });
@@ -217,6 +238,7 @@ describe('waiting for quota', () => {
     expect(result.size).toBe(file.size);
     expect(await objectSha256(stack.s3, BUCKET, req.destination.key)).toBe(file.sha256);
     expect(await ledger.usage(TIGHT)).toMatchObject({ usedBytes: 6 * MiB, reservedBytes: 0 });
+    await expectReplays(handle);
     await worker.stop();
   });
 
