@@ -11,7 +11,7 @@ export const UploadTenant = defineSearchAttributeKey('UploadTenant', 'KEYWORD');
 export const UploadBucket = defineSearchAttributeKey('UploadBucket', 'KEYWORD');
 export const UploadKey = defineSearchAttributeKey('UploadKey', 'KEYWORD');
 export const UploadSizeBytes = defineSearchAttributeKey('UploadSizeBytes', 'INT');
-/** The saga step the upload is in now: inspect, reserve-space, upload-parts, verify, merge, notify, compensate, done. */
+/** The saga step the upload is in now: inspect, reserve-space, upload-parts, verify, merge, notify, compensate, done; or paused, waiting-for-quota. */
 export const UploadPhase = defineSearchAttributeKey('UploadPhase', 'KEYWORD');
 /** running | completed | compensated | cancelled | failed */
 export const UploadOutcome = defineSearchAttributeKey('UploadOutcome', 'KEYWORD');
