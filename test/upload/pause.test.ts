@@ -100,11 +100,6 @@ async function runCli(...argv: string[]): Promise<{ code: number; output: string
 /** The upload's whole history replays on the workflow code: what a worker that lost its cache does. */
 async function expectReplays(handle: UploadHandle): Promise<void> {
   const history = await handle.workflow.fetchHistory();
-  if (process.env.PAUSE_TEST_HISTORY_DIR) {
-    const { historyToJson } = await import('../replay/history-json');
-    const { writeFile } = await import('node:fs/promises');
-    await writeFile(path.join(process.env.PAUSE_TEST_HISTORY_DIR, `${handle.workflowId.replaceAll(':', '_')}.json`), JSON.stringify(historyToJson(history)));
-  }
   await Worker.runReplayHistory(
     { workflowBundle: await bundle, sinks: uploadMetricsSinks(new WorkerMetrics()) },
     history,
