@@ -106,6 +106,7 @@ export function findBatchProblems(input: unknown): RequestProblem[] {
   add('filesPerChunk', wholeNumberProblem(input.filesPerChunk, 1, MAX_FILES_PER_CHUNK));
   add('fileConcurrency', wholeNumberProblem(input.fileConcurrency, 1, MAX_PART_CONCURRENCY));
   add('chunkConcurrency', wholeNumberProblem(input.chunkConcurrency, 1, 16));
+  add('chunksPerRun', wholeNumberProblem(input.chunksPerRun, 1, 500));
   return problems;
 }
 

@@ -60,6 +60,11 @@ export interface BatchRequest {
   fileConcurrency?: number;
   /** Chunk activities in flight at once. @default 2 */
   chunkConcurrency?: number;
+  /**
+   * Chunks one workflow run starts before it continues as new; bounds each run's history (each
+   * chunk records its page twice, about 300 bytes a file). @default 50
+   */
+  chunksPerRun?: number;
 }
 
 /** {@link BatchRequest} with every default filled in: what the workflow runs on. */
@@ -74,6 +79,7 @@ export const BATCH_DEFAULTS = {
   filesPerChunk: 128,
   fileConcurrency: 16,
   chunkConcurrency: 2,
+  chunksPerRun: 50,
 };
 
 /** Largest chunk: bounds one activity's input and result in history (≈ 300 bytes a file). */

@@ -5,7 +5,7 @@
  * It walks the source page by page (a local activity lists the next page after a cursor), stores
  * each page's small files with one chunk activity (reserve, PutObjects with checksums, commit),
  * and starts a child upload workflow for each large file (multipart, resumable part by part). At
- * most `chunkConcurrency` chunks run at once. Every {@link CHUNKS_PER_RUN} chunks (or when the
+ * most `chunkConcurrency` chunks run at once. Every `chunksPerRun` chunks (or when the
  * server suggests it) it continues as new, carrying a small state: the cursor, counts, a bounded
  * failure list. The keys it wrote are not carried: each chunk's manifest in the bucket names them.
  *
@@ -49,9 +49,6 @@ import { finishBatch, inspectBatch, listBatchPage, undoBatch, uploadBatchChunk }
 import { uploadWorkflow } from './upload-workflow';
 
 export const batchProgressQuery = defineQuery<BatchProgress>('batchProgress');
-
-/** Chunks one run starts before it continues as new: about 1,000 history events. */
-export const CHUNKS_PER_RUN = 100;
 
 /** What a run hands the next one (continue-as-new). Bounded whatever the batch's size. */
 export interface BatchCarriedState extends BatchCounts {
@@ -212,7 +209,7 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
 
   /** Whether this run starts another page. The hook for pausing a batch. */
   const nextPage = (startedThisRun: number) =>
-    stopped === undefined && !listingDone && startedThisRun < CHUNKS_PER_RUN && !workflowInfo().continueAsNewSuggested;
+    stopped === undefined && !listingDone && startedThisRun < request.chunksPerRun && !workflowInfo().continueAsNewSuggested;
 
   try {
     for (let startedThisRun = 0; nextPage(startedThisRun); startedThisRun++) {
