@@ -13,7 +13,7 @@
  * ```
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/common';
 import { InvalidBatchRequestError, normalizeBatchRequest } from './batch/batch-request';
 import { batchWorkflowId, type BatchFileFailure, type BatchProgress, type BatchRequest, type BatchResult } from './batch/batch-types';
 import { UploadBucket, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
@@ -66,7 +66,10 @@ export class BatchHandle {
       return await this.workflow.result();
     } catch (err) {
       if (!(err instanceof WorkflowFailedError)) throw err;
-      const cause = err.cause;
+      // The batch's own failure, or the failure of the step that ended it (inspect-batch, before any byte moved).
+      let cause: unknown = err.cause;
+      while (cause instanceof TemporalFailure && !(cause instanceof ApplicationFailure) && !(cause instanceof CancelledFailure) && cause.cause)
+        cause = cause.cause;
       if (cause instanceof CancelledFailure) {
         throw new BatchFailedError(this.workflowId, 'cancelled', 'Cancelled', `batch ${this.workflowId} was cancelled`, undefined, { cause: err });
       }

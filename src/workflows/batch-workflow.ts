@@ -114,7 +114,12 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
 
   if (!carried) {
     setPhase('inspect');
-    const inspection = await inspectBatch(request);
+    const inspection = await inspectBatch(request).catch((err: unknown) => {
+      // Nothing was written yet: nothing to undo.
+      setPhase('done');
+      setOutcome(isCancellation(err) ? 'cancelled' : 'failed');
+      throw err;
+    });
     progress.filesTotal = inspection.filesTotal;
     progress.bytesTotal = inspection.bytesTotal;
     upsertSearchAttributes([{ key: UploadSizeBytes, value: inspection.bytesTotal }]);
