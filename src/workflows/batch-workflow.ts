@@ -73,6 +73,12 @@ type Settled =
   | { kind: 'child'; file: BatchFile; ok: true }
   | { kind: 'child'; file: BatchFile; ok: false; error: unknown };
 
+/** The ApplicationFailure that says why (an activity's or child's failure wraps it). */
+function applicationFailureIn(error: unknown): ApplicationFailure | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) return e;
+  return undefined;
+}
+
 function failureOf(file: BatchFile, error: unknown): BatchFileFailure {
   const cause = error instanceof ChildWorkflowFailure ? error.cause : error;
   const type = cause instanceof ApplicationFailure ? (cause.type ?? 'Failed') : isCancellation(cause) ? 'Cancelled' : 'Failed';
@@ -245,7 +251,7 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     setPhase('done');
     setOutcome(cancelled ? 'cancelled' : request.mode === 'atomic' ? 'compensated' : 'failed');
     if (cancelled) throw err;
-    const cause = err instanceof ApplicationFailure ? err : undefined;
+    const cause = applicationFailureIn(err);
     throw ApplicationFailure.create({
       type: cause?.type ?? 'BatchFailed',
       nonRetryable: true,
