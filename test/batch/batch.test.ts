@@ -3,7 +3,9 @@
  * workflow. Each test checks what the bucket and the quota ledger hold afterwards, not only what
  * the workflow says.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -148,5 +150,27 @@ describe('batch sagas', () => {
     expect(error.outcome).toBe('cancelled');
     const left = await stack.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
     expect(left.KeyCount ?? 0).toBe(0);
+  }, 120_000);
+
+  it('runs from the CLI: one progress bar for the batch, a summary per outcome, exit 1 when files failed', async () => {
+    const { dir } = await directoryOf('cli', 20, 5000);
+    await symlink('/etc/hostname', path.join(dir, 'escape.txt'));
+    const prefix = `${uniqueId('cli')}/`;
+    const bin = path.resolve(__dirname, '../../bin/upload-saga-dev.cjs');
+    const run = await promisify(execFile)(
+      process.execPath,
+      [bin, 'upload', dir, '--prefix', prefix, '--bucket', BUCKET, '--tenant', TENANT, '--exclude', '**/f0001.bin'],
+      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...stack.env }, timeout: 90_000 },
+    ).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`partial: batch `);
+    expect(run.stdout).toContain('stored: 19 files');
+    expect(run.stdout).toMatch(/failed: 1 files\n {2}SourceNotAllowed: 1\n {4}.*escape\.txt: source file/);
+    // The bar (plain lines when stderr is not a terminal): files and bytes done of the totals.
+    expect(run.stderr).toMatch(/\d+\/20 files/);
+    expect((await keysUnder(stack.s3, BUCKET, prefix)).length).toBe(19);
   }, 120_000);
 });
