@@ -74,7 +74,8 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
       const rate = (ms: number) => ({ filesPerSecond: round(files / (ms / 1000)), MBps: round(bytes / MiB / (ms / 1000)) });
 
       const processes = { worker: worker.pid!, temporal: stack.temporal.pid, minio: stack.s3.pid };
-      const cpu = async () => Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([n, pid]) => [n, await cpuSeconds(pid)] as const)));
+      const cpu = async () =>
+        Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([n, pid]) => [n, await cpuSeconds(pid)] as const)));
       const before = await cpu();
       const batchId = `bench-${files}-${fileBytes}-${Date.now()}`;
       const { ms } = await timed(async () => {
@@ -93,7 +94,8 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
       // Visibility is eventually consistent: the last run's history length settles within a second.
       await new Promise((r) => setTimeout(r, 2000));
       const lengths: number[] = [];
-      for await (const execution of options.client.workflow.list({ query: `WorkflowId = "batch:bench-batch:${batchId}"` })) lengths.push(execution.historyLength);
+      for await (const execution of options.client.workflow.list({ query: `WorkflowId = "batch:bench-batch:${batchId}"` }))
+        lengths.push(execution.historyLength);
 
       const row: BatchBenchRow = {
         files,
@@ -112,7 +114,16 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
         const { ms: awsMs } = await timed(() =>
           options.run(
             'aws',
-            ['--endpoint-url', stack.s3.endpoint, 's3', 'cp', '--recursive', '--only-show-errors', dir, `s3://${bucket}/bench-batch/aws-${batchId}/`],
+            [
+              '--endpoint-url',
+              stack.s3.endpoint,
+              's3',
+              'cp',
+              '--recursive',
+              '--only-show-errors',
+              dir,
+              `s3://${bucket}/bench-batch/aws-${batchId}/`,
+            ],
             toolEnv,
           ),
         );

@@ -373,11 +373,18 @@ async function recordBatch(r: Recorder): Promise<string> {
   });
   const result = await handle.result();
   if (result.outcome !== 'partial' || result.filesFailed !== 1)
-    throw new Error(`scenario batch-partial ended ${result.outcome} with ${result.filesFailed} failed, expected partial with 1; nothing written`);
+    throw new Error(
+      `scenario batch-partial ended ${result.outcome} with ${result.filesFailed} failed, expected partial with 1; nothing written`,
+    );
   return handle.workflowId;
 }
 
-function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean; batch: boolean; gatewayUploads: GatewayUploadScenario[] } {
+function selectScenarios(names: string[]): {
+  uploads: Scenario[];
+  ledger: boolean;
+  batch: boolean;
+  gatewayUploads: GatewayUploadScenario[];
+} {
   const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', 'batch-partial', ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name)];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
@@ -513,7 +520,9 @@ async function main(names: string[]): Promise<void> {
       const t0 = Date.now();
       const events = await writeHistory('batch-partial', await fetchHistory(client, await recordBatch(recorder)));
       written.add('batch-partial.json');
-      process.stdout.write(`${'batch-partial'.padEnd(28)} ${'partial'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
+      process.stdout.write(
+        `${'batch-partial'.padEnd(28)} ${'partial'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
+      );
     }
     for (const scenario of selected.gatewayUploads) {
       // Gateway uploads through an in-process HTTP gateway on the main queue (scripts/gateway-upload-histories.ts).

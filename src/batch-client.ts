@@ -68,15 +68,24 @@ export class BatchHandle {
       if (!(err instanceof WorkflowFailedError)) throw err;
       // The batch's own failure, or the failure of the step that ended it (inspect-batch, before any byte moved).
       let cause: unknown = err.cause;
-      while (cause instanceof TemporalFailure && !(cause instanceof ApplicationFailure) && !(cause instanceof CancelledFailure) && cause.cause)
+      while (
+        cause instanceof TemporalFailure &&
+        !(cause instanceof ApplicationFailure) &&
+        !(cause instanceof CancelledFailure) &&
+        cause.cause
+      )
         cause = cause.cause;
       if (cause instanceof CancelledFailure) {
-        throw new BatchFailedError(this.workflowId, 'cancelled', 'Cancelled', `batch ${this.workflowId} was cancelled`, undefined, { cause: err });
+        throw new BatchFailedError(this.workflowId, 'cancelled', 'Cancelled', `batch ${this.workflowId} was cancelled`, undefined, {
+          cause: err,
+        });
       }
       const failure = cause instanceof ApplicationFailure ? cause : undefined;
       const summary = failure?.details?.[0] as (BatchProgress & { failures: BatchFileFailure[] }) | undefined;
       const outcome = summary?.outcome === 'compensated' ? 'compensated' : 'failed';
-      throw new BatchFailedError(this.workflowId, outcome, failure?.type ?? undefined, failure?.message ?? err.message, summary, { cause: err });
+      throw new BatchFailedError(this.workflowId, outcome, failure?.type ?? undefined, failure?.message ?? err.message, summary, {
+        cause: err,
+      });
     }
   }
 
@@ -104,7 +113,8 @@ export class BatchClient {
     const normalized = normalizeBatchRequest(request);
     const workflowId = batchWorkflowId(normalized.tenant, normalized.batchId);
     const { bucket, prefix } = normalized.destination;
-    const from = normalized.source.type === 'list' ? `${normalized.source.paths.length} files` : `${normalized.source.type} ${normalized.source.path}`;
+    const from =
+      normalized.source.type === 'list' ? `${normalized.source.paths.length} files` : `${normalized.source.type} ${normalized.source.path}`;
     try {
       const handle = await this.client.workflow.start<typeof batchWorkflow>('batchWorkflow', {
         workflowId,

@@ -11,4 +11,3 @@ export const BatchFailureType = {
   BatchFileTooLarge: 'BatchFileTooLarge',
 } as const;
 export type BatchFailureType = (typeof BatchFailureType)[keyof typeof BatchFailureType];
-

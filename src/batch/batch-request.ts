@@ -42,7 +42,8 @@ function idProblem(value: unknown, max: number): string | undefined {
 
 function wholeNumberProblem(value: unknown, min: number, max: number): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) return `must be a whole number ${min}–${max}`;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
+    return `must be a whole number ${min}–${max}`;
   return undefined;
 }
 
@@ -52,7 +53,8 @@ export function prefixProblem(prefix: string): string | undefined {
   // A prefix is a key with something after it: check it as the key of a file named "x".
   const asKey = objectKeyProblem(`${prefix}x`);
   if (asKey) return asKey.replace('must not start with "/"', 'must not start with "/" (keys are relative to the bucket)');
-  if (prefix.startsWith(STAGING_PREFIX.slice(0, -1))) return `must not start with "${STAGING_PREFIX}" (reserved for the saga's own objects)`;
+  if (prefix.startsWith(STAGING_PREFIX.slice(0, -1)))
+    return `must not start with "${STAGING_PREFIX}" (reserved for the saga's own objects)`;
   return undefined;
 }
 
@@ -88,7 +90,10 @@ export function findBatchProblems(input: unknown): RequestProblem[] {
   if (!isObject(destination)) add('destination', 'is required: { bucket, prefix }');
   else {
     add('destination.bucket', typeof destination.bucket === 'string' ? bucketNameProblem(destination.bucket) : 'is required (a string)');
-    add('destination.prefix', typeof destination.prefix === 'string' ? prefixProblem(destination.prefix) : 'is required (a string; "" for none)');
+    add(
+      'destination.prefix',
+      typeof destination.prefix === 'string' ? prefixProblem(destination.prefix) : 'is required (a string; "" for none)',
+    );
   }
   if (input.mode !== undefined && !BATCH_MODES.includes(input.mode as never)) add('mode', `must be one of ${BATCH_MODES.join(', ')}`);
   if (input.checksumAlgorithm !== undefined && !CHECKSUM_ALGORITHMS.includes(input.checksumAlgorithm as never))

@@ -224,7 +224,12 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
 
   try {
     for (let startedThisRun = 0; nextPage(startedThisRun); startedThisRun++) {
-      const page = await listBatchPage({ source: request.source, prefix, ...(cursor !== undefined ? { cursor } : {}), maxFiles: request.filesPerChunk });
+      const page = await listBatchPage({
+        source: request.source,
+        prefix,
+        ...(cursor !== undefined ? { cursor } : {}),
+        maxFiles: request.filesPerChunk,
+      });
       cursor = page.cursor;
       listingDone = page.cursor === undefined;
       page.failures.forEach(fail);

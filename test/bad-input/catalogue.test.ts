@@ -196,7 +196,13 @@ async function batchDirectory(name: string, files: Record<string, number> = {}):
 }
 
 function batchRequest(source: BatchRequest['source'], extra: Partial<BatchRequest> = {}): BatchRequest {
-  return { batchId: uniqueId('row'), tenant: TENANT, source, destination: { bucket: BUCKET, prefix: `catalogue/${uniqueId('batch')}/` }, ...extra };
+  return {
+    batchId: uniqueId('row'),
+    tenant: TENANT,
+    source,
+    destination: { bucket: BUCKET, prefix: `catalogue/${uniqueId('batch')}/` },
+    ...extra,
+  };
 }
 
 /**
@@ -208,7 +214,8 @@ async function batchAnswerOf(req: BatchRequest, client = batches): Promise<Answe
   try {
     handle = await client.start(req);
   } catch (err) {
-    if (err instanceof InvalidBatchRequestError) return { layer: 'client', text: err.problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
+    if (err instanceof InvalidBatchRequestError)
+      return { layer: 'client', text: err.problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
     throw err;
   }
   try {
@@ -347,7 +354,10 @@ const workerCases: Record<string, () => Promise<Answer>> = {
   },
   "a batch prefix outside the tenant's prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)": async () => {
     const dir = await batchDirectory('batch-prefix', { 'a.bin': 100 });
-    return batchAnswerOf(batchRequest({ type: 'directory', path: dir }, { destination: { bucket: BUCKET, prefix: 'tenants/someone-else/' } }), prefixBatches);
+    return batchAnswerOf(
+      batchRequest({ type: 'directory', path: dir }, { destination: { bucket: BUCKET, prefix: 'tenants/someone-else/' } }),
+      prefixBatches,
+    );
   },
   'an empty batch directory': async () => batchAnswerOf(batchRequest({ type: 'directory', path: await batchDirectory('batch-empty') })),
   'a batch directory outside the allowed roots': async () => {

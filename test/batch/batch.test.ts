@@ -99,7 +99,9 @@ describe('batch sagas', () => {
     expect(result.filesFailed).toBe(1);
     expect(result.failures).toEqual([expect.objectContaining({ key: `${prefix}b/escape.txt`, type: 'SourceNotAllowed' })]);
     expect((await keysUnder(stack.s3, BUCKET, prefix)).sort()).toEqual([...files, 'large.bin'].map((f) => `${prefix}${f}`).sort());
-    expect(await bodyOf(`${prefix}${files[5]}`)).toEqual(await import('node:fs/promises').then((fs) => fs.readFile(path.join(dir, files[5]!))));
+    expect(await bodyOf(`${prefix}${files[5]}`)).toEqual(
+      await import('node:fs/promises').then((fs) => fs.readFile(path.join(dir, files[5]!))),
+    );
     // 5 chunks of 8 over 2 chunks per run: at least three runs.
     const progress = await handle.workflow.query<{ run: number }>('batchProgress').catch(() => undefined);
     if (progress) expect(progress.run).toBeGreaterThanOrEqual(3);
@@ -143,7 +145,9 @@ describe('batch sagas', () => {
   it('is cancelled in atomic mode: everything it stored is deleted', async () => {
     const { dir } = await directoryOf('atomic-cancel', 200, 20_000);
     const prefix = `${uniqueId('cancel')}/`;
-    const handle = await batches.start(request({ type: 'directory', path: dir }, prefix, { mode: 'atomic', fileConcurrency: 1, chunksPerRun: 50 }));
+    const handle = await batches.start(
+      request({ type: 'directory', path: dir }, prefix, { mode: 'atomic', fileConcurrency: 1, chunksPerRun: 50 }),
+    );
     await expect.poll(async () => (await handle.progress()).filesDone, { timeout: 60_000, interval: 100 }).toBeGreaterThan(0);
     await handle.cancel();
     const error = (await handle.result().catch((e: unknown) => e)) as BatchFailedError;

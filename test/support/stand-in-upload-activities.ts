@@ -19,14 +19,14 @@ export function standInUploadActivities(options: {
       sourceDescription: 'stand-in',
     }),
     // Batches are not driven by stand-ins: their activities refuse.
-    ...Object.fromEntries(
+    ...(Object.fromEntries(
       (['inspectBatch', 'listBatchPage', 'uploadBatchChunk', 'undoBatch', 'finishBatch'] as const).map((name) => [
         name,
         async () => {
           throw new Error(`stand-in upload activities do not run batches (${name})`);
         },
       ]),
-    ) as unknown as Pick<UploadActivities, 'inspectBatch' | 'listBatchPage' | 'uploadBatchChunk' | 'undoBatch' | 'finishBatch'>,
+    ) as unknown as Pick<UploadActivities, 'inspectBatch' | 'listBatchPage' | 'uploadBatchChunk' | 'undoBatch' | 'finishBatch'>),
     reserveSpace: async () => usage,
     releaseReservation: async () => undefined,
     shrinkReservation: async () => undefined,

@@ -98,16 +98,28 @@ export function parseManifestLine(line: string, lineNumber: number, prefix: stri
     return { problem: `line ${lineNumber} is not valid JSON (${(err as Error).message})` };
   }
   const record = value as { path?: unknown; key?: unknown };
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof record.path !== 'string' || !record.path.startsWith('/'))
-    return { problem: `line ${lineNumber} must be an object with "path" (an absolute path) and optionally "key", got ${line.slice(0, 80)}` };
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    typeof record.path !== 'string' ||
+    !record.path.startsWith('/')
+  )
+    return {
+      problem: `line ${lineNumber} must be an object with "path" (an absolute path) and optionally "key", got ${line.slice(0, 80)}`,
+    };
   if (record.key !== undefined && (typeof record.key !== 'string' || record.key.length === 0))
     return { problem: `line ${lineNumber}: "key" must be a non-empty string` };
   return { path: record.path, key: `${prefix}${typeof record.key === 'string' ? record.key : path.basename(record.path)}` };
 }
 
 /** Manifest lines from a byte offset, each with the cursor after it; blank lines are skipped. */
-async function* manifestEntries(manifest: string, prefix: string, cursor: string | undefined): AsyncGenerator<{ entry: ListedEntry; cursor: string }> {
-  let [offset, lineNumber] = cursor ? cursor.split(':').map(Number) as [number, number] : [0, 0];
+async function* manifestEntries(
+  manifest: string,
+  prefix: string,
+  cursor: string | undefined,
+): AsyncGenerator<{ entry: ListedEntry; cursor: string }> {
+  let [offset, lineNumber] = cursor ? (cursor.split(':').map(Number) as [number, number]) : [0, 0];
   const handle = await fs.open(manifest, 'r');
   try {
     let pending = Buffer.alloc(0);
@@ -127,7 +139,9 @@ async function* manifestEntries(manifest: string, prefix: string, cursor: string
         if (line === '') continue;
         const parsed = parseManifestLine(line, lineNumber, prefix);
         const entry: ListedEntry =
-          'problem' in parsed ? { failure: { path: `${manifest}:${lineNumber}`, type: 'BatchManifestInvalid', message: parsed.problem } } : parsed;
+          'problem' in parsed
+            ? { failure: { path: `${manifest}:${lineNumber}`, type: 'BatchManifestInvalid', message: parsed.problem } }
+            : parsed;
         yield { entry, cursor: `${offset}:${lineNumber}` };
       }
       if (bytesRead === 0) return;
@@ -138,14 +152,22 @@ async function* manifestEntries(manifest: string, prefix: string, cursor: string
 }
 
 /** The list source's paths from index `cursor` on. */
-async function* listEntries(paths: string[], prefix: string, cursor: string | undefined): AsyncGenerator<{ entry: ListedEntry; cursor: string }> {
+async function* listEntries(
+  paths: string[],
+  prefix: string,
+  cursor: string | undefined,
+): AsyncGenerator<{ entry: ListedEntry; cursor: string }> {
   for (let i = cursor ? Number(cursor) : 0; i < paths.length; i++) {
     yield { entry: { path: paths[i]!, key: `${prefix}${path.basename(paths[i]!)}` }, cursor: String(i + 1) };
   }
 }
 
 /** Every entry of `source` after `cursor`, in the listing's order, each with the cursor after it. */
-export function sourceEntries(source: BatchSource, prefix: string, cursor: string | undefined): AsyncGenerator<{ entry: ListedEntry; cursor: string }> {
+export function sourceEntries(
+  source: BatchSource,
+  prefix: string,
+  cursor: string | undefined,
+): AsyncGenerator<{ entry: ListedEntry; cursor: string }> {
   switch (source.type) {
     case 'directory':
       return directoryEntries(source, prefix, cursor);

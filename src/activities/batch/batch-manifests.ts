@@ -48,6 +48,9 @@ export async function deleteKeys(s3: S3Client, bucket: string, keys: { key: stri
       }),
     );
     const failed = (result.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey' && e.Code !== 'NoSuchVersion');
-    if (failed.length) throw new Error(`DeleteObjects in ${bucket} failed for ${failed.length} keys, e.g. ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message}`);
+    if (failed.length)
+      throw new Error(
+        `DeleteObjects in ${bucket} failed for ${failed.length} keys, e.g. ${failed[0]!.Key}: ${failed[0]!.Code} ${failed[0]!.Message}`,
+      );
   }
 }

@@ -27,7 +27,11 @@ export function finishBatchActivity(deps: UploadActivityDeps) {
     }
     try {
       for await (const page of manifestKeyPages(deps.s3, bucket, tenant, batchId)) {
-        await deleteKeys(deps.s3, bucket, page.map((key) => ({ key })));
+        await deleteKeys(
+          deps.s3,
+          bucket,
+          page.map((key) => ({ key })),
+        );
         Context.current().heartbeat();
       }
     } catch (err) {

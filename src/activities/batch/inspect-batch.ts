@@ -55,7 +55,10 @@ async function checkUnderRoots(what: string, requested: string, allowedRoots: re
   try {
     await fs.access(real, fs.constants.R_OK);
   } catch (err) {
-    throw permanentFailure(UploadFailureType.SourceUnreadable, `${what} ${requested} cannot be read: ${(err as NodeJS.ErrnoException).code}`);
+    throw permanentFailure(
+      UploadFailureType.SourceUnreadable,
+      `${what} ${requested} cannot be read: ${(err as NodeJS.ErrnoException).code}`,
+    );
   }
 }
 
@@ -81,13 +84,15 @@ export function inspectBatchActivity(deps: UploadActivityDeps) {
       }
     }
     const source = request.source;
-    if (source.type !== 'list') await checkUnderRoots(source.type === 'directory' ? 'directory' : 'manifest', source.path, deps.allowedRoots ?? []);
+    if (source.type !== 'list')
+      await checkUnderRoots(source.type === 'directory' ? 'directory' : 'manifest', source.path, deps.allowedRoots ?? []);
     if (source.type === 'directory' && !(await fs.stat(source.path)).isDirectory())
       throw permanentFailure(UploadFailureType.SourceUnreadable, `${source.path} is not a directory`);
     try {
       await deps.s3.send(new HeadBucketCommand({ Bucket: bucket }));
     } catch (err) {
-      if (isS3Error(err, 'NotFound', 'NoSuchBucket', 'Http404')) throw permanentFailure(UploadFailureType.BucketNotFound, `bucket "${bucket}" does not exist`);
+      if (isS3Error(err, 'NotFound', 'NoSuchBucket', 'Http404'))
+        throw permanentFailure(UploadFailureType.BucketNotFound, `bucket "${bucket}" does not exist`);
       throw s3Failure(`HeadBucket ${bucket}`, err);
     }
 
@@ -101,7 +106,10 @@ export function inspectBatchActivity(deps: UploadActivityDeps) {
       if (++entries % 1000 === 0) context.heartbeat({ entries });
       if ('failure' in entry) {
         if (entry.failure.type === BatchFailureType.BatchManifestInvalid)
-          throw batchFailure(BatchFailureType.BatchManifestInvalid, `manifest ${entry.failure.path}: ${entry.failure.message}; nothing was uploaded`);
+          throw batchFailure(
+            BatchFailureType.BatchManifestInvalid,
+            `manifest ${entry.failure.path}: ${entry.failure.message}; nothing was uploaded`,
+          );
         continue;
       }
       if (keys) {
@@ -124,7 +132,8 @@ export function inspectBatchActivity(deps: UploadActivityDeps) {
       bytesTotal += sized.file.size;
     }
     if (entries === 0) {
-      const what = source.type === 'directory' && (source.include?.length || source.exclude?.length) ? 'no file matches the filters in' : 'no file in';
+      const what =
+        source.type === 'directory' && (source.include?.length || source.exclude?.length) ? 'no file matches the filters in' : 'no file in';
       throw batchFailure(BatchFailureType.BatchEmpty, `${what} ${source.type === 'list' ? 'the list' : source.path}; nothing to upload`);
     }
     return { filesTotal, bytesTotal };

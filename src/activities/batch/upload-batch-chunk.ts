@@ -126,7 +126,9 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       const field = checksumField(input.checksumAlgorithm);
       const isOurs = async () => {
         const head = await headObjectIfPresent(deps.s3, { bucket, key: file.key }, signal);
-        return head !== undefined && head.Metadata?.[BATCH_MARK_METADATA] === mark && head.ContentLength === file.size && head[field] === value;
+        return (
+          head !== undefined && head.Metadata?.[BATCH_MARK_METADATA] === mark && head.ContentLength === file.size && head[field] === value
+        );
       };
       if (retried && (await isOurs())) {
         foundStored++;
@@ -156,7 +158,10 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
         if (err instanceof ApplicationFailure) throw err;
         if (input.mode === 'atomic' && isS3Error(err, 'PreconditionFailed', 'Http412')) {
           if (await isOurs()) return true;
-          throw permanentFailure(UploadFailureType.ObjectAlreadyExists, `s3://${bucket}/${file.key} already exists; an atomic batch never replaces an object`);
+          throw permanentFailure(
+            UploadFailureType.ObjectAlreadyExists,
+            `s3://${bucket}/${file.key} already exists; an atomic batch never replaces an object`,
+          );
         }
         // Retryable store errors retry the chunk; permanent ones (an S3 error about this key) are the file's.
         throw s3Failure(`PutObject s3://${bucket}/${file.key}`, err);

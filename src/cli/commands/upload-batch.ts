@@ -42,7 +42,13 @@ export async function buildBatchRequest(sources: string[], options: UploadBatchO
   if (options.manifest) {
     if (sources.length) throw new UsageError('give either --manifest or source paths, not both');
     source = { type: 'manifest', path: path.resolve(options.manifest) };
-  } else if (sources.length === 1 && (await stat(sources[0]!).then((s) => s.isDirectory(), () => false))) {
+  } else if (
+    sources.length === 1 &&
+    (await stat(sources[0]!).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  ) {
     source = {
       type: 'directory',
       path: path.resolve(sources[0]!),
@@ -87,7 +93,11 @@ export function batchSummaryLines(summary: BatchProgress & { failures: BatchFile
 export async function runUploadBatch(sources: string[], options: UploadBatchOptions, io: CliIo): Promise<BatchResult | undefined> {
   const request = await buildBatchRequest(sources, options);
   const problems = findBatchProblems(request);
-  if (problems.length) throw new UsageError('invalid batch request:', problems.map((p) => `  - ${p.field}: ${p.message}`));
+  if (problems.length)
+    throw new UsageError(
+      'invalid batch request:',
+      problems.map((p) => `  - ${p.field}: ${p.message}`),
+    );
   const workflowId = batchWorkflowId(request.tenant, request.batchId);
   return withUploads(io.env, async ({ client, config }) => {
     const batches = new BatchClient({ client, taskQueue: config.temporal.taskQueue });
@@ -96,7 +106,11 @@ export async function runUploadBatch(sources: string[], options: UploadBatchOpti
       out(io, `started ${workflowId}`);
       return undefined;
     }
-    note(io, `batch ${request.batchId} → s3://${request.destination.bucket}/${request.destination.prefix} (${request.mode ?? 'independent'})`, `workflow ${workflowId}`);
+    note(
+      io,
+      `batch ${request.batchId} → s3://${request.destination.bucket}/${request.destination.prefix} (${request.mode ?? 'independent'})`,
+      `workflow ${workflowId}`,
+    );
     const bar = options.progress === false ? undefined : new BatchProgressBar({ stream: io.stderr });
     const interrupt = waitForShutdownSignal();
     let polling = true;
@@ -121,7 +135,11 @@ export async function runUploadBatch(sources: string[], options: UploadBatchOpti
         bar.update({ ...result, phase: 'done', run: 0 });
         bar.stop();
       }
-      out(io, `${result.outcome}: batch ${request.batchId} → s3://${result.bucket}/${result.prefix}`, ...batchSummaryLines({ ...result, phase: 'done', run: 0 }));
+      out(
+        io,
+        `${result.outcome}: batch ${request.batchId} → s3://${result.bucket}/${result.prefix}`,
+        ...batchSummaryLines({ ...result, phase: 'done', run: 0 }),
+      );
       if (result.outcome === 'partial') throw new CliError(`${result.filesFailed} files failed (listed above)`, ExitCode.Failure);
       return result;
     } catch (error) {
@@ -129,7 +147,9 @@ export async function runUploadBatch(sources: string[], options: UploadBatchOpti
       await poll;
       bar?.stop();
       if (error instanceof BatchFailedError) {
-        throw new CliError(`${error.outcome}: ${error.message}`, ExitCode.Failure, error.summary ? batchSummaryLines(error.summary) : [], { cause: error });
+        throw new CliError(`${error.outcome}: ${error.message}`, ExitCode.Failure, error.summary ? batchSummaryLines(error.summary) : [], {
+          cause: error,
+        });
       }
       throw error;
     } finally {
