@@ -48,6 +48,7 @@ import type { UploadRequestWithDefaults } from '../upload/request';
 import { finishBatch, inspectBatch, listBatchPage, undoBatch, uploadBatchChunk } from './batch-steps';
 import { uploadWorkflow } from './upload-workflow';
 
+/** Files and bytes done of the totals, failures so far, phase and outcome of a batch. */
 export const batchProgressQuery = defineQuery<BatchProgress>('batchProgress');
 
 /** What a run hands the next one (continue-as-new). Bounded whatever the batch's size. */
@@ -85,6 +86,7 @@ function failureOf(file: BatchFile, error: unknown): BatchFileFailure {
   return { path: file.path, key: file.key, type, message: cause instanceof Error ? cause.message : String(cause) };
 }
 
+/** Uploads a batch of files under one prefix (see the module comment); `carried` is the state a previous run handed on. */
 export async function batchWorkflow(request: BatchRequestWithDefaults, carried?: BatchCarriedState): Promise<BatchResult> {
   const { workflowId } = workflowInfo();
   const { bucket, prefix } = request.destination;
