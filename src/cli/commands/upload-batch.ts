@@ -12,6 +12,7 @@ import { BatchClient, BatchFailedError } from '../../batch-client';
 import { findBatchProblems } from '../../batch/batch-request';
 import type { BatchFileFailure, BatchMode, BatchProgress, BatchRequest, BatchResult, BatchSource } from '../../batch/batch-types';
 import { batchWorkflowId } from '../../batch/batch-types';
+import type { ChecksumAlgorithm } from '../../upload/request-types';
 import { BatchProgressBar } from '../batch-progress-bar';
 import { withUploads } from '../connect';
 import { CliError, ExitCode, UsageError } from '../errors';
@@ -31,6 +32,7 @@ export interface UploadBatchOptions {
   mode?: BatchMode;
   batchId?: string;
   contentType?: string;
+  checksum?: ChecksumAlgorithm;
   partSize?: number;
   wait?: boolean;
   progress?: boolean;
@@ -67,6 +69,7 @@ export async function buildBatchRequest(sources: string[], options: UploadBatchO
     destination: { bucket: options.bucket, prefix: options.prefix ?? '' },
     ...(options.mode ? { mode: options.mode } : {}),
     ...(options.contentType ? { contentType: options.contentType } : {}),
+    ...(options.checksum ? { checksumAlgorithm: options.checksum } : {}),
     ...(options.partSize !== undefined ? { partSize: options.partSize } : {}),
   };
 }
