@@ -26,6 +26,8 @@
  *   peak RSS per row (see gateway.ts). `--gateway-parts-in-flight` and `--gateway-part-size` set
  *   the gateway's; `--gateway-cpu-prof <dir>` profiles it.
  *
+ * - batch: 10,000 × 64 KiB and 1,000 × 1 MiB files from a local directory as one batch saga, `aws s3
+ *   cp --recursive` and `rclone copy` (bench/batch.ts; `--batch-rows` for other sizes).
  * `--only <sections...>` runs just those sections, e.g. `npm run bench -- --json --only startup`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -50,6 +52,7 @@ import { standInUploadActivities } from '../test/support/stand-in-upload-activit
 import { createBaselineActivities } from './baseline-activities';
 import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
+import { batchMarkdown, benchBatch, type BatchBenchRow } from './batch';
 import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
 import { benchStartup, type StartupRow } from './startup';
 import { benchTelemetry, type TelemetryRow } from './telemetry';
@@ -65,6 +68,7 @@ interface Options {
   concurrency: string;
   reps: string;
   latencyUploads: string;
+  batchRows: string;
   latencyRounds: string;
   skip: string[];
   only?: string[];
@@ -82,7 +86,7 @@ interface Options {
   gatewayServers: string;
 }
 
-const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway'] as const;
+const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway', 'batch'] as const;
 
 interface ThroughputRow {
   bytes: number;
@@ -167,6 +171,7 @@ async function main(): Promise<void> {
     .option('--part-size <size>', 'part size for every tool', '8MiB')
     .option('--concurrency <n>', 'parts in flight for every tool', '4')
     .option('--reps <n>', 'runs per tool and size (best counts)', '2')
+    .option('--batch-rows <rows>', 'batch section: files x size per row', '10000x64KiB,1000x1MiB')
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
     .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
     .option('--skip <parts...>', `skip any of ${SECTIONS.join(', ')}`, [])
@@ -592,6 +597,24 @@ async function main(): Promise<void> {
         await jaeger.stop();
       }
     }
+    if (!skip.has('batch')) {
+      results.batch = await benchBatch({
+        stack,
+        env,
+        client,
+        bucket: BUCKET,
+        work,
+        rows: opts.batchRows.split(',').map((row) => {
+          const [files, size] = row.split('x');
+          return { files: Number(files), fileBytes: parseByteSize(size!)! };
+        }),
+        startWorker: (workerEnv) => startWorkerProcess(workerEnv),
+        stopProcess,
+        run,
+        have: { aws: await which('aws'), rclone: await which('rclone') },
+        log,
+      });
+    }
     if (!skip.has('gateway')) {
       results.gateway = await benchGateway({
         stack,
@@ -651,6 +674,8 @@ function markdown(results: Record<string, unknown>): string {
     }
     lines.push('');
   }
+  const batchRows = results.batch as BatchBenchRow[] | undefined;
+  if (batchRows) lines.push(...batchMarkdown(batchRows));
   const memory = results.memory as Record<string, number> | undefined;
   if (memory)
     lines.push(

@@ -16,7 +16,7 @@
  */
 import { WIRE_NAMES } from '../src/upload/wire-names';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -31,6 +31,7 @@ import {
   type UploadActivities,
   workflowPauseProbe,
 } from '../src/activities';
+import { BatchClient } from '../src/batch-client';
 import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
 import { loadConfig, type WorkerConfig } from '../src/config';
 import { createS3Client } from '../src/connections';
@@ -392,14 +393,47 @@ async function writeHistory(name: string, history: History): Promise<number> {
 /** A bad command line: reported by its message alone. */
 class UsageError extends Error {}
 
-function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean; gatewayUploads: GatewayUploadScenario[] } {
-  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name)];
+/**
+ * A batch of a directory in independent mode, in one run: small files in chunks of 5, a large one
+ * through a child upload, and a link out of the roots that fails alone (outcome `partial`).
+ */
+async function recordBatch(r: Recorder): Promise<string> {
+  const dir = path.join(r.dir, 'batch');
+  await mkdir(path.join(dir, 'sub'), { recursive: true });
+  for (let i = 0; i < 12; i++) await writeFile(path.join(dir, i % 2 ? 'sub' : '', `f${i}.bin`), randomBytes(4096));
+  await writeFile(path.join(dir, 'large.bin'), randomBytes(6 * MiB));
+  await symlink('/etc/hostname', path.join(dir, 'escape.txt'));
+  const batches = new BatchClient({ client: r.client, taskQueue: MAIN_QUEUE });
+  const handle = await batches.start({
+    batchId: 'batch-partial',
+    tenant: 'acme',
+    source: { type: 'directory', path: dir },
+    destination: { bucket: BUCKET, prefix: 'histories/batch-partial/' },
+    partSize: 5 * MiB,
+    filesPerChunk: 5,
+  });
+  const result = await handle.result();
+  if (result.outcome !== 'partial' || result.filesFailed !== 1)
+    throw new Error(
+      `scenario batch-partial ended ${result.outcome} with ${result.filesFailed} failed, expected partial with 1; nothing written`,
+    );
+  return handle.workflowId;
+}
+
+function selectScenarios(names: string[]): {
+  uploads: Scenario[];
+  ledger: boolean;
+  batch: boolean;
+  gatewayUploads: GatewayUploadScenario[];
+} {
+  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', 'batch-partial', ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name)];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
   const wanted = (name: string) => names.length === 0 || names.includes(name);
   return {
     uploads: SCENARIOS.filter((s) => wanted(s.name)),
     ledger: wanted('quota-ledger'),
+    batch: wanted('batch-partial'),
     gatewayUploads: GATEWAY_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
   };
 }
@@ -523,6 +557,14 @@ async function main(names: string[]): Promise<void> {
       written.add('quota-ledger.json');
       process.stdout.write(
         `${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`,
+      );
+    }
+    if (selected.batch) {
+      const t0 = Date.now();
+      const events = await writeHistory('batch-partial', await fetchHistory(client, await recordBatch(recorder)));
+      written.add('batch-partial.json');
+      process.stdout.write(
+        `${'batch-partial'.padEnd(28)} ${'partial'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
       );
     }
     for (const scenario of selected.gatewayUploads) {

@@ -19,6 +19,18 @@ export {
   type UploadClientOptions,
   type UploadSummary,
 } from './client';
+export { BatchClient, BatchFailedError, BatchHandle, InvalidBatchRequestError, type BatchClientOptions } from './batch-client';
+export { BatchFailureType, findBatchProblems } from './batch/batch-request';
+export {
+  BATCH_DEFAULTS,
+  type BatchFileFailure,
+  type BatchMode,
+  type BatchOutcomeKind,
+  type BatchProgress,
+  type BatchRequest,
+  type BatchResult,
+  type BatchSource,
+} from './batch/batch-types';
 export { InvalidUploadRequestError, UploadFailureType, type RequestProblem } from './upload/errors';
 export {
   CHECKSUM_ALGORITHMS,

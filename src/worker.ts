@@ -235,6 +235,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
           ),
         }),
       webhook: config.webhook,
+      allowedRoots: config.allowedRoots,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
       metrics,
       ...(breakers ? { breakers } : {}),

@@ -40,6 +40,12 @@ export interface UploadActivityDeps {
    * `DestinationNotAllowed`. @default undefined (any key)
    */
   tenantKeyPrefix?: string;
+  /**
+   * Directories a batch may list (a directory source, a manifest file): the file resolver's allowed
+   * roots. Each listed file is still opened through `sources`, which checks it again.
+   * @default [] (batches of directories and manifests are refused)
+   */
+  allowedRoots?: readonly string[];
   /** Where upload-parts records bytes and part durations (see src/metrics/worker-metrics.ts). @default undefined: not recorded */
   metrics?: PartMetrics;
   /**

@@ -3,6 +3,7 @@
  * `Worker.create({ activities: createActivities(deps), ... })`. Workflow code imports only the
  * *type* of this object.
  */
+import { batchActivities } from './batch';
 import { cleanupUploadActivity } from './cleanup-upload';
 import { gatewayUploadActivities } from './gateway-upload';
 import { completeUploadActivity } from './complete-upload';
@@ -38,6 +39,8 @@ export function createActivities(deps: UploadActivityDeps) {
     deleteObject: deleteObjectActivity(deps),
     /** POSTs the upload's outcome to the caller's webhook. */
     notify: notifyActivity(deps),
+    // batches of files in one orchestration (src/workflows/batch-workflow.ts)
+    ...batchActivities(deps),
     // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
     ...gatewayUploadActivities(deps),
   };
@@ -57,6 +60,7 @@ export type { PutObjectInput, PutObjectResult, PutObjectFailureDetails, StoredOb
 export type { VerifyObjectInput, VerifyObjectResult } from './verify-object';
 export type { DeleteObjectInput, DeleteObjectResult } from './delete-object';
 export type { NotifyInput, NotifyResult } from './notify';
+export type * from './batch';
 export type {
   OpenMultipartUploadInput,
   OpenMultipartUploadResult,

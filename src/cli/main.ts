@@ -10,6 +10,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES } from '../config';
 import { CHECKSUM_ALGORITHMS } from '../upload/request';
+import { BATCH_MODES } from '../batch/batch-types';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
 import type * as CancelCommand from './commands/cancel';
@@ -21,10 +22,11 @@ import type * as PauseCommand from './commands/pause';
 import type * as StackCommand from './commands/stack';
 import type * as StatusCommand from './commands/status';
 import type * as UploadCommand from './commands/upload';
+import type * as UploadBatchCommand from './commands/upload-batch';
 import type * as WorkerCommand from './commands/worker';
-import { describeCliError, ExitCode } from './errors';
+import { describeCliError, ExitCode, UsageError } from './errors';
 import { note, processIo, type CliIo } from './io';
-import { collectKeyValue, collectOrigin, parseDurationOption, parsePortOption, parsePositiveIntOption, parseSizeOption } from './options';
+import { collectKeyValue, collectOrigin, collectValue, parseDurationOption, parsePortOption, parsePositiveIntOption, parseSizeOption } from './options';
 
 /**
  * Command modules load when their command runs: the worker's dependencies (Temporal's native
@@ -40,6 +42,7 @@ const commands = {
   stack: () => require('./commands/stack') as typeof StackCommand,
   status: () => require('./commands/status') as typeof StatusCommand,
   upload: () => require('./commands/upload') as typeof UploadCommand,
+  uploadBatch: () => require('./commands/upload-batch') as typeof UploadBatchCommand,
   worker: () => require('./commands/worker') as typeof WorkerCommand,
 };
 
@@ -112,10 +115,21 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('upload')
-    .description('upload a file (a path on the worker host) or an http(s) URL, and follow it with a progress bar')
-    .argument('<source>', 'file to upload (resolved to an absolute path), or an http:// or https:// URL the worker downloads')
+    .description(
+      'upload a file (a path on the worker host) or an http(s) URL; or, with --prefix or --manifest, a directory or several files as one batch; and follow it with a progress bar',
+    )
+    .argument(
+      '[sources...]',
+      'file to upload (resolved to an absolute path), or an http:// or https:// URL the worker downloads; with --prefix: a directory (recursive) or several files',
+    )
     .requiredOption('--bucket <bucket>', 'destination bucket')
-    .requiredOption('--key <key>', 'destination object key')
+    .option('--key <key>', 'destination object key (one file)')
+    .option('--prefix <prefix>', 'destination key prefix: upload a directory or several files as one batch (keys: prefix + relative path)')
+    .option('--manifest <file>', 'a batch from a JSONL file: one {"path": "/abs/file", "key": "relative/key"} per line')
+    .option('--include <glob>', 'batch of a directory: only files whose relative path matches; repeat for more', collectValue)
+    .option('--exclude <glob>', 'batch of a directory: skip files whose relative path matches; repeat for more', collectValue)
+    .addOption(new Option('--mode <mode>', 'batch commit mode (default: independent)').choices(BATCH_MODES))
+    .option('--batch-id <id>', 'batch id; the same id attaches to the running batch (default: name + random suffix)')
     .requiredOption('--tenant <tenant>', 'tenant whose quota pays for the upload')
     .option('--upload-id <id>', 'upload id; the same id attaches to the running upload (default: file name + random suffix)')
     .option('--part-size <size>', 'part size, e.g. 8MiB (default: 8MiB, raised if the file needs more than 10,000 parts)', parseSizeOption)
@@ -139,12 +153,16 @@ export function buildProgram(io: CliIo = processIo()): Command {
     )
     .option('--no-wait', 'start the upload and return at once')
     .option('--no-progress', 'no progress bar; just wait for the result')
-    .action((source: string, options: UploadCommand.UploadCommandOptions) =>
-      commands
-        .upload()
-        .runUpload(source, options, io)
-        .then(() => undefined),
-    );
+    .action(async (sources: string[], options: UploadCommand.UploadCommandOptions & UploadBatchCommand.UploadBatchOptions) => {
+      if (options.prefix !== undefined || options.manifest !== undefined) {
+        if (options.key !== undefined) throw new UsageError('--key names one object; a batch takes --prefix');
+        await commands.uploadBatch().runUploadBatch(sources, options, io);
+        return;
+      }
+      if (sources.length !== 1) throw new UsageError('give one source with --key, or a directory / several files with --prefix');
+      if (options.key === undefined) throw new UsageError("required option '--key <key>' not specified (or --prefix for a batch)");
+      await commands.upload().runUpload(sources[0]!, options, io);
+    });
 
   program
     .command('status')

@@ -56,3 +56,8 @@ export function collectOrigin(value: string, previous: string[] = []): string[] 
   if (origin === 'null') throw new InvalidArgumentError('must be an http:// or https:// URL such as http://localhost:8233.');
   return [...previous, origin];
 }
+
+/** Commander collector for a repeatable option: each use adds one value. */
+export function collectValue(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

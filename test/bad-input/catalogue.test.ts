@@ -15,7 +15,8 @@
  * their exit code, `(exit 2)`.
  */
 import { createServer, type RequestListener } from 'node:http';
-import { link, mkdir } from 'node:fs/promises';
+import { link, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +29,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectSourceActivity } from '../../src/activities/inspect-source';
 import type * as CliMain from '../../src/cli/main';
 import { PauseRefusedError, UploadClient, UploadFailedError, type UploadHandle } from '../../src/client';
+import { BatchClient, BatchFailedError, InvalidBatchRequestError } from '../../src/batch-client';
+import type { BatchRequest } from '../../src/batch/batch-types';
 import { InvalidUploadRequestError } from '../../src/upload/errors';
 import { ConfigError, loadConfig } from '../../src/config';
 import type { SagaFailureReport } from '../../src/saga/workflow';
@@ -86,6 +89,8 @@ let worker: RunningWorker;
 let prefixWorker: RunningWorker;
 let uploads: UploadClient;
 let prefixUploads: UploadClient;
+let batches: BatchClient;
+let prefixBatches: BatchClient;
 let loopbackWorker: RunningWorker;
 /** A worker whose URL sources may reach loopback, where this test's HTTP servers listen. */
 let loopbackUploads: UploadClient;
@@ -106,6 +111,7 @@ beforeAll(async () => {
     await createUploadWorker({ config, connection: stack.workerConnection, client: stack.client, s3: stack.s3, workflowBundle }),
   );
   uploads = new UploadClient({ client: stack.client, taskQueue: config.temporal.taskQueue });
+  batches = new BatchClient({ client: stack.client, taskQueue: config.temporal.taskQueue });
   const prefixQueue = uniqueId('catalogue-prefix');
   prefixWorker = runInBackground(
     await createUploadWorker({
@@ -117,6 +123,7 @@ beforeAll(async () => {
     }),
   );
   prefixUploads = new UploadClient({ client: stack.client, taskQueue: prefixQueue });
+  prefixBatches = new BatchClient({ client: stack.client, taskQueue: prefixQueue });
   const loopbackQueue = uniqueId('catalogue-loopback');
   loopbackWorker = runInBackground(
     await createUploadWorker({
@@ -179,6 +186,47 @@ async function answerOf(req: unknown, client = uploads): Promise<Answer> {
 }
 
 const workerError = answerOf;
+
+/** A directory under the worker's root holding `files` (name → bytes), for batch rows. */
+async function batchDirectory(name: string, files: Record<string, number> = {}): Promise<string> {
+  const dir = path.join(root(), name, uniqueId('d'));
+  await mkdir(dir, { recursive: true });
+  for (const [file, size] of Object.entries(files)) await writeFile(path.join(dir, file), randomBytes(size));
+  return dir;
+}
+
+function batchRequest(source: BatchRequest['source'], extra: Partial<BatchRequest> = {}): BatchRequest {
+  return {
+    batchId: uniqueId('row'),
+    tenant: TENANT,
+    source,
+    destination: { bucket: BUCKET, prefix: `catalogue/${uniqueId('batch')}/` },
+    ...extra,
+  };
+}
+
+/**
+ * Starts a batch and says who answered: the client (its validation threw), the worker (the batch
+ * failed: its type and message; or it completed listing per-file failures), or nobody.
+ */
+async function batchAnswerOf(req: BatchRequest, client = batches): Promise<Answer> {
+  let handle;
+  try {
+    handle = await client.start(req);
+  } catch (err) {
+    if (err instanceof InvalidBatchRequestError)
+      return { layer: 'client', text: err.problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
+    throw err;
+  }
+  try {
+    const result = await handle.result();
+    if (result.failures.length) return fromWorker(result.failures.map((f) => `${f.type}: ${f.message}`).join('\n'));
+    return { layer: 'none', text: 'the batch completed without failures' };
+  } catch (err) {
+    if (err instanceof BatchFailedError) return fromWorker(`${err.type}: ${err.message}`);
+    throw err;
+  }
+}
 
 async function server(handler: RequestListener): Promise<string> {
   const s = createServer(handler);
@@ -306,6 +354,46 @@ async function waitingUpload(name: string): Promise<UploadHandle> {
 }
 
 const workerCases: Record<string, () => Promise<Answer>> = {
+  'a batch directory with an unreadable file (FIFO, socket, device)': async () => {
+    const dir = await batchDirectory('batch-fifo', { 'ok.bin': 1000 });
+    execFileSync('mkfifo', [path.join(dir, 'pipe')]);
+    return batchAnswerOf(batchRequest({ type: 'directory', path: dir }));
+  },
+  'a batch directory with a symlink leaving the allowed roots': async () => {
+    const dir = await batchDirectory('batch-link', { 'ok.bin': 1000 });
+    await writeFile(path.join(tmp.dir, 'outside-batch.bin'), randomBytes(100));
+    await symlink(path.join(tmp.dir, 'outside-batch.bin'), path.join(dir, 'escape.bin'));
+    return batchAnswerOf(batchRequest({ type: 'directory', path: dir }));
+  },
+  'a batch manifest line that is not valid JSON': async () => {
+    const dir = await batchDirectory('batch-manifest', { 'a.bin': 100 });
+    const manifest = path.join(dir, 'batch.jsonl');
+    await writeFile(manifest, `${JSON.stringify({ path: path.join(dir, 'a.bin') })}\n{"path": oops}\n`);
+    return batchAnswerOf(batchRequest({ type: 'manifest', path: manifest }));
+  },
+  'two batch sources mapping to one key': async () => {
+    const one = await batchDirectory('batch-dup', { 'same.bin': 100 });
+    const two = await batchDirectory('batch-dup', { 'same.bin': 100 });
+    return batchAnswerOf(batchRequest({ type: 'list', paths: [path.join(one, 'same.bin'), path.join(two, 'same.bin')] }));
+  },
+  "a batch prefix outside the tenant's prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)": async () => {
+    const dir = await batchDirectory('batch-prefix', { 'a.bin': 100 });
+    return batchAnswerOf(
+      batchRequest({ type: 'directory', path: dir }, { destination: { bucket: BUCKET, prefix: 'tenants/someone-else/' } }),
+      prefixBatches,
+    );
+  },
+  'an empty batch directory': async () => batchAnswerOf(batchRequest({ type: 'directory', path: await batchDirectory('batch-empty') })),
+  'a batch directory outside the allowed roots': async () => {
+    const dir = path.join(tmp.dir, uniqueId('outside-dir'));
+    await mkdir(dir);
+    await writeFile(path.join(dir, 'a.bin'), randomBytes(100));
+    return batchAnswerOf(batchRequest({ type: 'directory', path: dir }));
+  },
+  'an atomic batch with a file larger than its `partSize`': async () => {
+    const dir = await batchDirectory('batch-large', { 'large.bin': 6 * MiB });
+    return batchAnswerOf(batchRequest({ type: 'directory', path: dir }, { mode: 'atomic', partSize: 5 * MiB }));
+  },
   'a request that bypassed the client': async () => {
     const bad = { ...request({ type: 'file', path: await fileInRoot('bypass.bin', MiB) }), partSize: 1024 };
     const handle = await stack.client.workflow.start('uploadWorkflow', {
@@ -481,6 +569,7 @@ const cliCases: Record<string, string[]> = {
   '`status`, `cancel` or `list --tenant` with a malformed tenant or upload id': ['status', 'acme:1', 'x'],
   '`status` of an upload that does not exist': ['status', 'acme', 'no-such-upload'],
   'an invalid configuration (any row of the last table)': ['list'],
+  'a batch prefix with `..` segments': ['upload', './x.bin', '--bucket', 'uploads', '--prefix', 'a/../', '--tenant', 't'],
 };
 
 /**

@@ -18,6 +18,15 @@ export function standInUploadActivities(options: {
       sourceVersion: 'v1',
       sourceDescription: 'stand-in',
     }),
+    // Batches are not driven by stand-ins: their activities refuse.
+    ...(Object.fromEntries(
+      (['inspectBatch', 'listBatchPage', 'uploadBatchChunk', 'undoBatch', 'finishBatch'] as const).map((name) => [
+        name,
+        async () => {
+          throw new Error(`stand-in upload activities do not run batches (${name})`);
+        },
+      ]),
+    ) as unknown as Pick<UploadActivities, 'inspectBatch' | 'listBatchPage' | 'uploadBatchChunk' | 'undoBatch' | 'finishBatch'>),
     reserveSpace: async () => usage,
     releaseReservation: async () => undefined,
     shrinkReservation: async () => undefined,

@@ -1,0 +1,209 @@
+/**
+ * upload-batch-chunk: stores one page of a batch's small files, each with ONE PutObject carrying
+ * its checksum (S3 validates it on receipt), at most `fileConcurrency` at once.
+ *
+ * Per file, the guarantees of the small-file fast path (put-object.ts): the source is opened
+ * through the worker's resolver (allowed roots, links, hard links), its size must be the one
+ * listed and its version must not change across the read, and what S3 stored must echo the
+ * checksum sent. A file that fails any of these is a listed failure; nothing of it stays.
+ *
+ * In order, so that everything this chunk may write can be found and undone:
+ * 1. reserve the chunk's bytes on the tenant's quota (one reservation per chunk, idempotent);
+ * 2. write the chunk's manifest (the keys it may write) under the saga's reserved prefix;
+ * 3. store the files; every object carries its batch's mark (metadata), and undo deletes only
+ *    marked objects (undo-batch.ts);
+ * 4. independent mode: lower the reservation to the bytes stored and commit it.
+ *
+ * Resume: heartbeat details name the files stored and failed. A retried chunk (a worker killed,
+ * a store outage) skips them, and before sending any other file it asks the store whether the
+ * object is already there with this batch's mark, size and checksum (a file stored after the last
+ * heartbeat): no stored file is sent twice.
+ *
+ * Atomic mode: every PutObject carries `If-None-Match: *` (an atomic batch never replaces an object
+ * it could not restore), and any file failure fails the chunk for good: the batch undoes itself.
+ */
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import {
+  BATCH_MARK_METADATA,
+  batchMark,
+  chunkManifestKey,
+  chunkReservationId,
+  type BatchFile,
+  type BatchFileFailure,
+  type BatchMode,
+} from '../../batch/batch-types';
+import { permanentFailure, UploadFailureType } from '../../upload/errors';
+import type { ChecksumAlgorithm } from '../../upload/request-types';
+import { checksumField, partChecksum } from '../../s3/checksums';
+import { isS3Error, s3Failure } from '../../s3/classify-error';
+import { headObjectIfPresent } from '../../s3/head-object';
+import type { UploadActivityDeps } from '../deps';
+import { sourceVersionMatches } from '../sources/byte-source';
+
+export interface UploadBatchChunkInput {
+  tenant: string;
+  batchId: string;
+  mode: BatchMode;
+  bucket: string;
+  /** The chunk's number in the batch (0, 1, …): names its reservation and manifest. */
+  chunk: number;
+  files: BatchFile[];
+  checksumAlgorithm: ChecksumAlgorithm;
+  contentType: string;
+  fileConcurrency: number;
+}
+
+export interface UploadBatchChunkResult {
+  filesStored: number;
+  bytesStored: number;
+  /** Files stored by an earlier attempt, found in the store and not sent again. */
+  filesFoundStored: number;
+  failures: BatchFileFailure[];
+}
+
+/** Heartbeat details: positions (in `files`) stored and failed so far. */
+export interface UploadBatchChunkProgress {
+  stored: number[];
+  bytesStored: number;
+  failures: (BatchFileFailure & { position: number })[];
+}
+
+/** A file failure that is the file's, not the store's: listed, never retried. */
+function isFileFailure(err: unknown): err is ApplicationFailure {
+  return err instanceof ApplicationFailure && err.nonRetryable === true;
+}
+
+export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
+  return async function uploadBatchChunk(input: UploadBatchChunkInput): Promise<UploadBatchChunkResult> {
+    const context = Context.current();
+    const signal = context.cancellationSignal;
+    const { bucket, tenant, batchId } = input;
+    const mark = batchMark(tenant, batchId);
+    const earlier = context.info.heartbeatDetails as UploadBatchChunkProgress | undefined;
+    const progress: UploadBatchChunkProgress = {
+      stored: [...(earlier?.stored ?? [])],
+      bytesStored: earlier?.bytesStored ?? 0,
+      failures: [...(earlier?.failures ?? [])],
+    };
+    const settled = new Set([...progress.stored, ...progress.failures.map((f) => f.position)]);
+    const retried = context.info.attempt > 1;
+    const reservation = { tenant, uploadId: chunkReservationId(batchId, input.chunk) };
+
+    await deps.quota.reserve({ ...reservation, bytes: input.files.reduce((sum, f) => sum + f.size, 0) });
+    try {
+      await deps.s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: chunkManifestKey(tenant, batchId, input.chunk),
+          Body: JSON.stringify({ batch: mark, keys: input.files.map((f) => f.key) }),
+          ContentType: 'application/json',
+        }),
+        { abortSignal: signal },
+      );
+    } catch (err) {
+      if (signal.aborted) throw new CancelledFailure('upload-batch-chunk was cancelled');
+      throw s3Failure(`PutObject ${chunkManifestKey(tenant, batchId, input.chunk)}`, err);
+    }
+
+    let foundStored = 0;
+    /** Stores one file; resolves true when it is in the store (sent now or found there). */
+    const storeFile = async (file: BatchFile): Promise<boolean> => {
+      const source = await deps.sources.open({ type: 'file', path: file.path });
+      let body: Buffer;
+      try {
+        const before = await source.stat();
+        if (before.size !== file.size)
+          throw permanentFailure(UploadFailureType.SourceChanged, `${file.path} has ${before.size} bytes, but ${file.size} were listed`);
+        body = await source.read(0, file.size);
+        if (!sourceVersionMatches(before.version, (await source.stat()).version))
+          throw permanentFailure(UploadFailureType.SourceChanged, `${file.path} changed while it was read`);
+      } finally {
+        await source.close();
+      }
+      const value = await partChecksum(input.checksumAlgorithm, body);
+      const field = checksumField(input.checksumAlgorithm);
+      const isOurs = async () => {
+        const head = await headObjectIfPresent(deps.s3, { bucket, key: file.key }, signal);
+        return (
+          head !== undefined && head.Metadata?.[BATCH_MARK_METADATA] === mark && head.ContentLength === file.size && head[field] === value
+        );
+      };
+      if (retried && (await isOurs())) {
+        foundStored++;
+        return true;
+      }
+      try {
+        const put = await deps.s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: file.key,
+            Body: body,
+            ContentLength: file.size,
+            ContentType: input.contentType,
+            Metadata: { [BATCH_MARK_METADATA]: mark },
+            ChecksumAlgorithm: input.checksumAlgorithm,
+            [field]: value,
+            ...(input.mode === 'atomic' ? { IfNoneMatch: '*' } : {}),
+          }),
+          { abortSignal: signal },
+        );
+        // S3 validated the checksum on receipt; the echo proves it is the one of these bytes.
+        const echoed = put[field];
+        if (echoed !== undefined && echoed !== value)
+          throw permanentFailure(UploadFailureType.ChecksumMismatch, `s3://${bucket}/${file.key} stored ${echoed}, but ${value} was sent`);
+        return true;
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        if (input.mode === 'atomic' && isS3Error(err, 'PreconditionFailed', 'Http412')) {
+          if (await isOurs()) return true;
+          throw permanentFailure(
+            UploadFailureType.ObjectAlreadyExists,
+            `s3://${bucket}/${file.key} already exists; an atomic batch never replaces an object`,
+          );
+        }
+        // Retryable store errors retry the chunk; permanent ones (an S3 error about this key) are the file's.
+        throw s3Failure(`PutObject s3://${bucket}/${file.key}`, err);
+      }
+    };
+
+    const pending = input.files.map((file, position) => ({ file, position })).filter(({ position }) => !settled.has(position));
+    let next = 0;
+    let storeError: unknown;
+    const lane = async () => {
+      while (storeError === undefined && !signal.aborted && next < pending.length) {
+        const { file, position } = pending[next++]!;
+        try {
+          await storeFile(file);
+          progress.stored.push(position);
+          progress.bytesStored += file.size;
+        } catch (err) {
+          if (isFileFailure(err)) {
+            progress.failures.push({ position, path: file.path, key: file.key, type: err.type ?? 'Failed', message: err.message });
+          } else storeError ??= err;
+        }
+        context.heartbeat(progress);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(input.fileConcurrency, pending.length) }, lane));
+    context.heartbeat(progress);
+    if (signal.aborted) throw new CancelledFailure('upload-batch-chunk was cancelled', [progress]);
+    if (storeError !== undefined) throw s3Failure(`storing chunk ${input.chunk} of batch ${batchId}`, storeError);
+    const failures = progress.failures.map(({ position: _, ...failure }) => failure);
+    if (input.mode === 'atomic' && failures.length > 0) {
+      const first = failures[0]!;
+      throw ApplicationFailure.create({
+        type: first.type,
+        nonRetryable: true,
+        message: `${first.path}: ${first.message}${failures.length > 1 ? ` (and ${failures.length - 1} more files of chunk ${input.chunk})` : ''}; the atomic batch is undone`,
+        details: [failures],
+      });
+    }
+    if (input.mode === 'independent') {
+      await deps.quota.shrink?.({ ...reservation, bytes: progress.bytesStored });
+      await deps.quota.commit(reservation);
+    }
+    return { filesStored: progress.stored.length, bytesStored: progress.bytesStored, filesFoundStored: foundStored, failures };
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * Starting and following batches from application code: {@link BatchClient} and {@link BatchHandle}.
+ *
+ * ```ts
+ * const batches = new BatchClient({ client, taskQueue: 'upload-saga' });
+ * const handle = await batches.start({
+ *   batchId: 'photos-2026-12', tenant: 'acme',
+ *   source: { type: 'directory', path: '/data/photos', include: ['**\/*.jpg'] },
+ *   destination: { bucket: 'uploads', prefix: 'photos/' },
+ * });
+ * console.log(await handle.progress()); // { filesDone, filesTotal, bytesDone, bytesTotal, filesFailed, … }
+ * const result = await handle.result(); // { outcome: 'completed' | 'partial', failures, … } or throws BatchFailedError
+ * ```
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/common';
+import { InvalidBatchRequestError, normalizeBatchRequest } from './batch/batch-request';
+import { batchWorkflowId, type BatchFileFailure, type BatchProgress, type BatchRequest, type BatchResult } from './batch/batch-types';
+import { UploadBucket, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
+import type { batchWorkflow } from './workflows/batch-workflow';
+
+/** Options of {@link BatchClient}. */
+export interface BatchClientOptions {
+  client: Client;
+  /** @default 'upload-saga' */
+  taskQueue?: string;
+}
+
+/** Thrown by {@link BatchHandle.result} when a batch failed, was undone or was cancelled. */
+export class BatchFailedError extends Error {
+  override readonly name = 'BatchFailedError';
+  constructor(
+    readonly workflowId: string,
+    /** `failed` (independent: stopped; stored files stay), `compensated` (atomic: undone), `cancelled`. */
+    readonly outcome: 'failed' | 'compensated' | 'cancelled',
+    /** The failure type (`QuotaExceeded`, `BatchEmpty`, `S3.<Code>`, …). */
+    readonly type: string | undefined,
+    message: string,
+    /** Counts when it stopped, and the failures listed so far. */
+    readonly summary: (BatchProgress & { failures: BatchFileFailure[] }) | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A running or finished batch. */
+export class BatchHandle {
+  constructor(
+    readonly workflowId: string,
+    /** The workflow handle (follows the batch's continue-as-new runs). */
+    readonly workflow: WorkflowHandle<typeof batchWorkflow>,
+  ) {}
+
+  /** Files and bytes done of the totals, failures so far, phase and outcome. */
+  progress(): Promise<BatchProgress> {
+    return this.workflow.query<BatchProgress>('batchProgress');
+  }
+
+  /**
+   * Waits for the batch to end.
+   * @throws BatchFailedError when it failed, was undone or was cancelled
+   */
+  async result(): Promise<BatchResult> {
+    try {
+      return await this.workflow.result();
+    } catch (err) {
+      if (!(err instanceof WorkflowFailedError)) throw err;
+      // The batch's own failure, or the failure of the step that ended it (inspect-batch, before any byte moved).
+      let cause: unknown = err.cause;
+      while (
+        cause instanceof TemporalFailure &&
+        !(cause instanceof ApplicationFailure) &&
+        !(cause instanceof CancelledFailure) &&
+        cause.cause
+      )
+        cause = cause.cause;
+      if (cause instanceof CancelledFailure) {
+        throw new BatchFailedError(this.workflowId, 'cancelled', 'Cancelled', `batch ${this.workflowId} was cancelled`, undefined, {
+          cause: err,
+        });
+      }
+      const failure = cause instanceof ApplicationFailure ? cause : undefined;
+      const summary = failure?.details?.[0] as (BatchProgress & { failures: BatchFileFailure[] }) | undefined;
+      const outcome = summary?.outcome === 'compensated' ? 'compensated' : 'failed';
+      throw new BatchFailedError(this.workflowId, outcome, failure?.type ?? undefined, failure?.message ?? err.message, summary, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Asks the batch to stop: it undoes what is in flight (atomic: everything) and ends `cancelled`. */
+  async cancel(): Promise<void> {
+    await this.workflow.cancel();
+  }
+}
+
+/** Starts batches and finds them by tenant and batch id. */
+export class BatchClient {
+  private readonly client: Client;
+  private readonly taskQueue: string;
+
+  constructor(options: BatchClientOptions) {
+    this.client = options.client;
+    this.taskQueue = options.taskQueue ?? 'upload-saga';
+  }
+
+  /**
+   * Starts a batch, or returns the running one with the same tenant and batch id.
+   * @throws InvalidBatchRequestError before anything starts, listing every problem
+   */
+  async start(request: BatchRequest): Promise<BatchHandle> {
+    const normalized = normalizeBatchRequest(request);
+    const workflowId = batchWorkflowId(normalized.tenant, normalized.batchId);
+    const { bucket, prefix } = normalized.destination;
+    const from =
+      normalized.source.type === 'list' ? `${normalized.source.paths.length} files` : `${normalized.source.type} ${normalized.source.path}`;
+    try {
+      const handle = await this.client.workflow.start<typeof batchWorkflow>('batchWorkflow', {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [normalized],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+        staticSummary: `batch ${from} → s3://${bucket}/${prefix} (${normalized.mode}, tenant ${normalized.tenant})`,
+        staticDetails: [
+          `**source** ${from}`,
+          `**destination** s3://${bucket}/${prefix}`,
+          `**tenant** ${normalized.tenant} · **batch id** ${normalized.batchId} · **mode** ${normalized.mode}`,
+          `**chunks** ${normalized.filesPerChunk} files × ${normalized.chunkConcurrency} in flight · files up to ${normalized.partSize} bytes in one PutObject`,
+        ].join('\n\n'),
+        typedSearchAttributes: [
+          { key: UploadTenant, value: normalized.tenant },
+          { key: UploadBucket, value: bucket },
+          { key: UploadPhase, value: 'inspect' },
+          { key: UploadOutcome, value: 'running' },
+        ],
+      });
+      return new BatchHandle(workflowId, handle);
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return this.getHandle(normalized.tenant, normalized.batchId);
+      throw err;
+    }
+  }
+
+  /** A handle to an existing batch. */
+  getHandle(tenant: string, batchId: string): BatchHandle {
+    const workflowId = batchWorkflowId(tenant, batchId);
+    return new BatchHandle(workflowId, this.client.workflow.getHandle<typeof batchWorkflow>(workflowId));
+  }
+}
+
+export { InvalidBatchRequestError };

@@ -1,0 +1,308 @@
+/**
+ * The batch workflow: many files under one destination prefix, ONE durable orchestration with a
+ * bounded history at any size (design: docs/explanation/batches.md).
+ *
+ * It walks the source page by page (a local activity lists the next page after a cursor), stores
+ * each page's small files with one chunk activity (reserve, PutObjects with checksums, commit),
+ * and starts a child upload workflow for each large file (multipart, resumable part by part). At
+ * most `chunkConcurrency` chunks run at once. Every `chunksPerRun` chunks (or when the
+ * server suggests it) it continues as new, carrying a small state: the cursor, counts, a bounded
+ * failure list. The keys it wrote are not carried: each chunk's manifest in the bucket names them.
+ *
+ * Failure and cancellation: `independent` undoes the chunks that did not finish (their files are
+ * listed as failed) and stops; `atomic` undoes every chunk of every run, so no object of the batch
+ * and no reservation remains. Undo runs in a non-cancellable scope.
+ *
+ * Pause/resume (built separately) hooks in at {@link nextPage}: the one place that decides whether
+ * another page starts.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  continueAsNew,
+  defineQuery,
+  executeChild,
+  isCancellation,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { UploadBatchChunkResult } from '../activities';
+import {
+  BATCH_MARK_METADATA,
+  batchMark,
+  childUploadId,
+  MAX_LISTED_FAILURES,
+  type BatchCounts,
+  type BatchFile,
+  type BatchFileFailure,
+  type BatchOutcomeKind,
+  type BatchProgress,
+  type BatchRequestWithDefaults,
+  type BatchResult,
+} from '../batch/batch-types';
+import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
+import type { UploadRequestWithDefaults } from '../upload/request';
+import { finishBatch, inspectBatch, listBatchPage, undoBatch, uploadBatchChunk } from './batch-steps';
+import { uploadWorkflow } from './upload-workflow';
+
+/** Files and bytes done of the totals, failures so far, phase and outcome of a batch. */
+export const batchProgressQuery = defineQuery<BatchProgress>('batchProgress');
+
+/** What a run hands the next one (continue-as-new). Bounded whatever the batch's size. */
+export interface BatchCarriedState extends BatchCounts {
+  run: number;
+  filesTotal: number;
+  bytesTotal: number;
+  /** Listing cursor after the last page started; undefined at the start. */
+  cursor?: string;
+  /** Chunks started so far (numbered 0 … chunks − 1): names reservations and manifests. */
+  chunks: number;
+  /** Large files started as child uploads so far. */
+  largeFiles: number;
+  failures: BatchFileFailure[];
+}
+
+const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+
+/** The outcome of one unit of work in flight: a chunk or a child upload. */
+type Settled =
+  | { kind: 'chunk'; chunk: number; files: BatchFile[]; ok: true; result: UploadBatchChunkResult }
+  | { kind: 'chunk'; chunk: number; files: BatchFile[]; ok: false; error: unknown }
+  | { kind: 'child'; file: BatchFile; ok: true }
+  | { kind: 'child'; file: BatchFile; ok: false; error: unknown };
+
+/** The ApplicationFailure that says why (an activity's or child's failure wraps it). */
+function applicationFailureIn(error: unknown): ApplicationFailure | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) return e;
+  return undefined;
+}
+
+function failureOf(file: BatchFile, error: unknown): BatchFileFailure {
+  const cause = error instanceof ChildWorkflowFailure ? error.cause : error;
+  const type = cause instanceof ApplicationFailure ? (cause.type ?? 'Failed') : isCancellation(cause) ? 'Cancelled' : 'Failed';
+  return { path: file.path, key: file.key, type, message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+/** Uploads a batch of files under one prefix (see the module comment); `carried` is the state a previous run handed on. */
+export async function batchWorkflow(request: BatchRequestWithDefaults, carried?: BatchCarriedState): Promise<BatchResult> {
+  const { workflowId } = workflowInfo();
+  const { bucket, prefix } = request.destination;
+  const progress: BatchProgress = {
+    phase: carried ? 'upload' : 'inspect',
+    outcome: 'running',
+    filesDone: carried?.filesDone ?? 0,
+    bytesDone: carried?.bytesDone ?? 0,
+    filesFailed: carried?.filesFailed ?? 0,
+    run: (carried?.run ?? 0) + 1,
+    ...(carried ? { filesTotal: carried.filesTotal, bytesTotal: carried.bytesTotal } : {}),
+  };
+  setHandler(batchProgressQuery, () => ({ ...progress }));
+  const failures = [...(carried?.failures ?? [])];
+  const fail = (failure: BatchFileFailure) => {
+    progress.filesFailed++;
+    if (failures.length < MAX_LISTED_FAILURES) failures.push(failure);
+  };
+  const showDetails = () =>
+    setCurrentDetails(
+      `**${progress.phase}** — ${progress.filesDone} of ${progress.filesTotal ?? '?'} files, ${formatMiB(progress.bytesDone)} of ${formatMiB(progress.bytesTotal ?? 0)}` +
+        `${progress.filesFailed ? `, **${progress.filesFailed} failed**` : ''} → s3://${bucket}/${prefix} (${request.mode}, run ${progress.run})`,
+    );
+  const setPhase = (phase: BatchProgress['phase']) => {
+    progress.phase = phase;
+    upsertSearchAttributes([{ key: UploadPhase, value: phase }]);
+    showDetails();
+  };
+  const setOutcome = (outcome: BatchOutcomeKind) => {
+    progress.outcome = outcome;
+    upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
+  };
+
+  if (!carried) {
+    setPhase('inspect');
+    const inspection = await inspectBatch(request).catch((err: unknown) => {
+      // Nothing was written yet: nothing to undo.
+      setPhase('done');
+      setOutcome(isCancellation(err) ? 'cancelled' : 'failed');
+      throw err;
+    });
+    progress.filesTotal = inspection.filesTotal;
+    progress.bytesTotal = inspection.bytesTotal;
+    upsertSearchAttributes([{ key: UploadSizeBytes, value: inspection.bytesTotal }]);
+    setPhase('upload');
+  }
+  let cursor = carried?.cursor;
+  let listingDone = false;
+  let chunks = carried?.chunks ?? 0;
+  let largeFiles = carried?.largeFiles ?? 0;
+  const inFlight = new Map<string, Promise<Settled>>();
+  /** Chunks started and not finished: what an independent batch undoes when it stops. */
+  const unfinishedChunks = new Set<number>();
+  let stopped: unknown;
+
+  const settle = (outcome: Settled) => {
+    if (outcome.kind === 'chunk') {
+      if (outcome.ok) {
+        unfinishedChunks.delete(outcome.chunk);
+        progress.filesDone += outcome.result.filesStored;
+        progress.bytesDone += outcome.result.bytesStored;
+        outcome.result.failures.forEach(fail);
+      } else stopped ??= outcome.error;
+    } else if (outcome.ok) {
+      progress.filesDone++;
+      progress.bytesDone += outcome.file.size;
+    } else if (isCancellation(outcome.error)) stopped ??= outcome.error;
+    else fail(failureOf(outcome.file, outcome.error));
+    showDetails();
+  };
+  const waitForOne = async () => {
+    const [id, outcome] = await Promise.race([...inFlight].map(([id, p]) => p.then((o) => [id, o] as const)));
+    inFlight.delete(id);
+    settle(outcome);
+  };
+  const drain = async () => {
+    while (inFlight.size > 0) await waitForOne();
+  };
+
+  const startChunk = (files: BatchFile[]) => {
+    const chunk = chunks++;
+    unfinishedChunks.add(chunk);
+    const running = uploadBatchChunk({
+      tenant: request.tenant,
+      batchId: request.batchId,
+      mode: request.mode,
+      bucket,
+      chunk,
+      files,
+      checksumAlgorithm: request.checksumAlgorithm,
+      contentType: request.contentType,
+      fileConcurrency: request.fileConcurrency,
+    }).then(
+      (result): Settled => ({ kind: 'chunk', chunk, files, ok: true, result }),
+      (error: unknown): Settled => ({ kind: 'chunk', chunk, files, ok: false, error }),
+    );
+    inFlight.set(`chunk-${chunk}`, running);
+  };
+  const startChild = (file: BatchFile) => {
+    const uploadId = childUploadId(request.batchId, largeFiles++);
+    const child: UploadRequestWithDefaults = {
+      uploadId,
+      tenant: request.tenant,
+      source: { type: 'file', path: file.path },
+      destination: { bucket, key: file.key },
+      declaredSize: file.size,
+      partSize: request.partSize,
+      partConcurrency: 4,
+      checksumAlgorithm: request.checksumAlgorithm,
+      contentType: request.contentType,
+      failIfExists: false,
+      partsPerActivity: 512,
+      metadata: { [BATCH_MARK_METADATA]: batchMark(request.tenant, request.batchId) },
+      verify: 'checksums',
+    };
+    const running = executeChild(uploadWorkflow, {
+      workflowId: `upload:${request.tenant}:${uploadId}`,
+      args: [child],
+      staticSummary: `${file.path} → s3://${bucket}/${file.key} (batch ${request.batchId})`,
+      typedSearchAttributes: [
+        { key: UploadTenant, value: request.tenant },
+        { key: UploadBucket, value: bucket },
+        { key: UploadKey, value: file.key },
+        { key: UploadPhase, value: 'inspect-source' },
+        { key: UploadOutcome, value: 'running' },
+      ],
+    }).then(
+      (): Settled => ({ kind: 'child', file, ok: true }),
+      (error: unknown): Settled => ({ kind: 'child', file, ok: false, error }),
+    );
+    inFlight.set(`child-${uploadId}`, running);
+  };
+
+  /** Whether this run starts another page. The hook for pausing a batch. */
+  const nextPage = (startedThisRun: number) =>
+    stopped === undefined && !listingDone && startedThisRun < request.chunksPerRun && !workflowInfo().continueAsNewSuggested;
+
+  try {
+    for (let startedThisRun = 0; nextPage(startedThisRun); startedThisRun++) {
+      const page = await listBatchPage({
+        source: request.source,
+        prefix,
+        ...(cursor !== undefined ? { cursor } : {}),
+        maxFiles: request.filesPerChunk,
+      });
+      cursor = page.cursor;
+      listingDone = page.cursor === undefined;
+      page.failures.forEach(fail);
+      const small = page.files.filter((f) => f.size <= request.partSize);
+      if (small.length) startChunk(small);
+      page.files.filter((f) => f.size > request.partSize).forEach(startChild);
+      while (inFlight.size >= request.chunkConcurrency) await waitForOne();
+    }
+    await drain();
+    if (stopped !== undefined) throw stopped;
+  } catch (err) {
+    // Undo what must not stay, whatever happens to this workflow meanwhile.
+    await CancellationScope.nonCancellable(async () => {
+      await drain();
+      setPhase('compensating');
+      if (request.mode === 'atomic') {
+        await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, allBelow: chunks });
+      } else if (unfinishedChunks.size > 0) {
+        const undone = [...unfinishedChunks].sort((a, b) => a - b);
+        await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, chunks: undone });
+      }
+    });
+    const cancelled = isCancellation(err) || isCancellation(stopped);
+    setPhase('done');
+    setOutcome(cancelled ? 'cancelled' : request.mode === 'atomic' ? 'compensated' : 'failed');
+    if (cancelled) throw err;
+    const cause = applicationFailureIn(err);
+    throw ApplicationFailure.create({
+      type: cause?.type ?? 'BatchFailed',
+      nonRetryable: true,
+      message:
+        request.mode === 'atomic'
+          ? `atomic batch ${request.batchId} failed and was undone: ${cause?.message ?? String(err)}`
+          : `batch ${request.batchId} stopped: ${cause?.message ?? String(err)}; ${progress.filesDone} files stored stay, the chunks in flight were undone`,
+      details: [{ ...progress, failures }],
+      ...(err instanceof Error ? { cause: err } : {}),
+    });
+  }
+
+  if (!listingDone) {
+    const next: BatchCarriedState = {
+      run: progress.run,
+      filesTotal: progress.filesTotal ?? 0,
+      bytesTotal: progress.bytesTotal ?? 0,
+      ...(cursor !== undefined ? { cursor } : {}),
+      chunks,
+      largeFiles,
+      filesDone: progress.filesDone,
+      bytesDone: progress.bytesDone,
+      filesFailed: progress.filesFailed,
+      failures,
+    };
+    return continueAsNew<typeof batchWorkflow>(request, next);
+  }
+  await finishBatch({ tenant: request.tenant, batchId: request.batchId, bucket, mode: request.mode, chunks });
+  setPhase('done');
+  const outcome = progress.filesFailed > 0 ? 'partial' : 'completed';
+  setOutcome(outcome);
+  return {
+    batchId: request.batchId,
+    tenant: request.tenant,
+    workflowId,
+    bucket,
+    prefix,
+    mode: request.mode,
+    outcome,
+    filesTotal: progress.filesTotal ?? 0,
+    bytesTotal: progress.bytesTotal ?? 0,
+    filesDone: progress.filesDone,
+    bytesDone: progress.bytesDone,
+    filesFailed: progress.filesFailed,
+    failures,
+  };
+}
