@@ -10,6 +10,7 @@
  * @packageDocumentation
  */
 export {
+  DeleteFailedError,
   TenantAccessDeniedError,
   UploadClient,
   UploadFailedError,
@@ -18,7 +19,8 @@ export {
   type UploadClientOptions,
   type UploadSummary,
 } from './client';
-export { InvalidUploadRequestError, UploadFailureType, type RequestProblem } from './upload/errors';
+export { InvalidDeleteRequestError, InvalidUploadRequestError, UploadFailureType, type RequestProblem } from './upload/errors';
+export { findDeleteRequestProblems, type DeleteRequest, type DeleteResult } from './upload/delete-request';
 export {
   CHECKSUM_ALGORITHMS,
   UPLOAD_DEFAULTS,

@@ -6,3 +6,4 @@ export { uploadWorkflow, progressQuery, sagaStateQuery } from './upload-workflow
 export { quotaLedgerWorkflow } from './quota-ledger';
 // Registered under its wire name (the export's name is the workflow type): see src/upload/wire-names.ts.
 export { gatewayUploadWorkflow as clientUploadWorkflow } from './gateway-upload-workflow';
+export { deleteObjectWorkflow } from './delete-workflow';
