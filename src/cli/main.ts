@@ -14,6 +14,7 @@ import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
 import type * as CancelCommand from './commands/cancel';
 import type * as CodecServerCommand from './commands/codec-server';
+import type * as DeleteCommand from './commands/delete';
 import type * as DemoCommand from './commands/demo';
 import type * as GatewayCommand from './commands/gateway';
 import type * as ListCommand from './commands/list';
@@ -32,6 +33,7 @@ import { collectKeyValue, collectOrigin, parsePortOption, parsePositiveIntOption
 const commands = {
   cancel: () => require('./commands/cancel') as typeof CancelCommand,
   codecServer: () => require('./commands/codec-server') as typeof CodecServerCommand,
+  delete: () => require('./commands/delete') as typeof DeleteCommand,
   demo: () => require('./commands/demo') as typeof DemoCommand,
   gateway: () => require('./commands/gateway') as typeof GatewayCommand,
   list: () => require('./commands/list') as typeof ListCommand,
@@ -147,6 +149,14 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .argument('<uploadId>')
     .option('--wait', 'wait for the compensations and print their outcome')
     .action((tenant: string, uploadId: string, options: { wait?: boolean }) => commands.cancel().runCancel(tenant, uploadId, options, io));
+
+  program
+    .command('delete')
+    .description("delete an object through the delete saga; gives its bytes back to the tenant's quota when the saga stored it")
+    .argument('<tenant>')
+    .requiredOption('--bucket <bucket>', 'the bucket')
+    .requiredOption('--key <key>', 'the object key')
+    .action((tenant: string, options: { bucket: string; key: string }) => commands.delete().runDelete({ tenant, ...options }, io));
 
   program
     .command('list')
