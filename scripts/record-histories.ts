@@ -309,6 +309,16 @@ async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; ref
 }
 
 /** Waits for an upload to end and names how it ended. */
+/** An upload, then its delete through the delete saga, which gives the bytes back: the delete's workflow id. */
+async function recordDeletedObject(r: Recorder): Promise<string> {
+  const file = await makeRandomFile(r.dir, 'deleted-object.bin', 6 * MiB);
+  const uploaded = await (await r.uploads.start(request('deleted-object', { source: { type: 'file', path: file.path } }))).result();
+  const deleted = await r.uploads.delete({ tenant: 'acme', bucket: uploaded.bucket, key: uploaded.key });
+  if (deleted.outcome !== 'deleted' || deleted.quotaFreedBytes !== uploaded.size)
+    throw new Error(`the delete should give ${uploaded.size} bytes back, but ended ${JSON.stringify(deleted)}; nothing written`);
+  return deleted.workflowId;
+}
+
 async function outcomeOf(handle: UploadHandle): Promise<UploadOutcomeKind> {
   try {
     await handle.result();
@@ -351,14 +361,20 @@ async function writeHistory(name: string, history: History): Promise<number> {
 /** A bad command line: reported by its message alone. */
 class UsageError extends Error {}
 
-function selectScenarios(names: string[]): { uploads: Scenario[]; ledger: boolean; gatewayUploads: GatewayUploadScenario[] } {
-  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name)];
+function selectScenarios(names: string[]): {
+  uploads: Scenario[];
+  ledger: boolean;
+  deletedObject: boolean;
+  gatewayUploads: GatewayUploadScenario[];
+} {
+  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', 'deleted-object', ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name)];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
   const wanted = (name: string) => names.length === 0 || names.includes(name);
   return {
     uploads: SCENARIOS.filter((s) => wanted(s.name)),
     ledger: wanted('quota-ledger'),
+    deletedObject: wanted('deleted-object'),
     gatewayUploads: GATEWAY_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
   };
 }
@@ -481,6 +497,13 @@ async function main(names: string[]): Promise<void> {
       process.stdout.write(
         `${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`,
       );
+    }
+    if (selected.deletedObject) {
+      const t0 = Date.now();
+      const workflowId = await recordDeletedObject(recorder);
+      const events = await writeHistory('deleted-object', await fetchHistory(client, workflowId));
+      written.add('deleted-object.json');
+      process.stdout.write(`${'deleted-object'.padEnd(28)} ${'completed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
     }
     for (const scenario of selected.gatewayUploads) {
       // Gateway uploads through an in-process HTTP gateway on the main queue (scripts/gateway-upload-histories.ts).
