@@ -5,6 +5,7 @@
  * Read-only, so it needs no compensation; its result, recorded in history, is what the later
  * steps act on, so a retried delete never re-reads a key that it already emptied.
  */
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { findDeleteRequestProblems, type DeleteRequest } from '../upload/delete-request';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
@@ -48,14 +49,20 @@ export function inspectDeletionActivity(deps: UploadActivityDeps) {
         );
       }
     }
-    let head;
-    try {
-      head = await headObjectIfPresent(deps.s3, { bucket: request.bucket, key: request.key });
-    } catch (err) {
-      if (isS3Error(err, 'NoSuchBucket')) throw permanentFailure(UploadFailureType.BucketNotFound, `bucket ${request.bucket} does not exist`);
+    const head = await headObjectIfPresent(deps.s3, { bucket: request.bucket, key: request.key }).catch((err: unknown) => {
       throw s3Failure(`read ${where} before deleting it`, err);
+    });
+    if (!head) {
+      // A HEAD answers a bare 404 for a missing bucket too: a missing bucket is an error, an empty key is not.
+      try {
+        await deps.s3.send(new HeadBucketCommand({ Bucket: request.bucket }));
+      } catch (err) {
+        if (isS3Error(err, 'NotFound', 'NoSuchBucket', 'Http404'))
+          throw permanentFailure(UploadFailureType.BucketNotFound, `bucket "${request.bucket}" does not exist`);
+        throw s3Failure(`HeadBucket ${request.bucket}`, err);
+      }
+      return { found: false };
     }
-    if (!head) return { found: false };
     const stamp = stampedUpload(head.Metadata);
     if (stamp && stamp.tenant !== request.tenant) {
       throw permanentFailure(
