@@ -96,7 +96,8 @@ const settledCache = new WeakMap<TrackedUpload, Promise<Settled>>();
  * activities with their attempt and last failure (a hang is diagnosed from this line, after the
  * scenario's servers are gone). Local activities and timers are not listed by the server.
  */
-async function stillPending(upload: TrackedUpload): Promise<string> {
+/** What the upload's workflow waits for now: each pending activity with its attempt, timings and last failure. */
+export async function stillPending(upload: Pick<TrackedUpload, 'handle'>): Promise<string> {
   try {
     const { raw } = await upload.handle.workflow.describe();
     // When each time was, relative to now: what the activity waits for (a retry's backoff, a running attempt, a worker).
