@@ -503,7 +503,9 @@ async function main(names: string[]): Promise<void> {
       const workflowId = await recordDeletedObject(recorder);
       const events = await writeHistory('deleted-object', await fetchHistory(client, workflowId));
       written.add('deleted-object.json');
-      process.stdout.write(`${'deleted-object'.padEnd(28)} ${'completed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`);
+      process.stdout.write(
+        `${'deleted-object'.padEnd(28)} ${'completed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
+      );
     }
     for (const scenario of selected.gatewayUploads) {
       // Gateway uploads through an in-process HTTP gateway on the main queue (scripts/gateway-upload-histories.ts).

@@ -53,7 +53,12 @@ function loadHistory(file: string): RecordedHistory {
   if (!started) throw new Error(`${file}: the first event is not WorkflowExecutionStarted`);
   const workflowType = started.workflowType?.name ?? '';
   const first = started.input?.payloads?.[0];
-  const input = (first ? defaultPayloadConverter.fromPayload(first) : {}) as { tenant?: string; uploadId?: string; bucket?: string; key?: string };
+  const input = (first ? defaultPayloadConverter.fromPayload(first) : {}) as {
+    tenant?: string;
+    uploadId?: string;
+    bucket?: string;
+    key?: string;
+  };
   const workflowId =
     workflowType === 'uploadWorkflow' && input.tenant && input.uploadId
       ? uploadWorkflowId(input.tenant, input.uploadId)

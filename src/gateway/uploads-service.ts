@@ -54,7 +54,14 @@ import {
   type PartReport,
 } from '../upload/gateway-upload';
 import { MiB } from '../upload/part-plan';
-import { MAX_METADATA_BYTES, METADATA_LIMIT_REASON, objectKeyProblem, SAGA_METADATA_PREFIX, uploadWorkflowId, type ChecksumAlgorithm } from '../upload/request';
+import {
+  MAX_METADATA_BYTES,
+  METADATA_LIMIT_REASON,
+  objectKeyProblem,
+  SAGA_METADATA_PREFIX,
+  uploadWorkflowId,
+  type ChecksumAlgorithm,
+} from '../upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from '../upload/outcome';
 import {
   gatewayUploadStateQuery,

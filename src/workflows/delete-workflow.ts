@@ -62,7 +62,10 @@ export async function deleteObjectWorkflow(request: DeleteRequest): Promise<Dele
     end('completed', `**${result.outcome}** — ${where}; ${result.quotaFreedBytes} bytes given back to tenant ${tenant}`);
     return result;
   } catch (err) {
-    end(err instanceof CancelledFailure ? 'cancelled' : 'failed', `**failed** — ${where}: ${err instanceof Error ? err.message : String(err)}`);
+    end(
+      err instanceof CancelledFailure ? 'cancelled' : 'failed',
+      `**failed** — ${where}: ${err instanceof Error ? err.message : String(err)}`,
+    );
     throw err;
   }
 }

@@ -5,7 +5,13 @@
  * the tenant's prefix before deleting anything, and in a bucket with versioning removes exactly
  * the version the saga stored.
  */
-import { CreateBucketCommand, DeleteObjectCommand, ListObjectVersionsCommand, PutBucketVersioningCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  ListObjectVersionsCommand,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeleteFailedError, TenantAccessDeniedError, UploadClient } from '../../src/client';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
@@ -145,7 +151,9 @@ describe('the delete saga', () => {
     const err = await admin.delete({ tenant: 'a:b', bucket: 'No_Bucket', key: 'a/../b' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidDeleteRequestError);
     expect((err as InvalidDeleteRequestError).problems.map((p) => p.field)).toEqual(['tenant', 'bucket', 'key']);
-    await expect(stack.client.workflow.getHandle(deleteWorkflowId({ tenant: 'a:b', bucket: 'No_Bucket', key: 'a/../b' })).describe()).rejects.toThrow();
+    await expect(
+      stack.client.workflow.getHandle(deleteWorkflowId({ tenant: 'a:b', bucket: 'No_Bucket', key: 'a/../b' })).describe(),
+    ).rejects.toThrow();
   });
 
   it('in a bucket with versioning, removes exactly the version the saga stored; the earlier upload is current again and still counted', async () => {
