@@ -33,7 +33,7 @@ import type { deleteObjectWorkflow } from './workflows/delete-workflow';
 import { describeSource, findUploadIdProblems, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
-import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
+import { tenantAndObjectAttributes, UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
 
 /** Options of {@link UploadClient}. */
 export interface UploadClientOptions {
@@ -255,13 +255,7 @@ export class UploadClient {
       ].join('\n\n'),
       memo: { source: `${normalized.source.type}:${describeSource(normalized.source)}`, destination: `s3://${bucket}/${key}` },
       typedSearchAttributes: [
-        { key: UploadTenant, value: normalized.tenant },
-        ...(this.indexDestination
-          ? [
-              { key: UploadBucket, value: bucket },
-              { key: UploadKey, value: key },
-            ]
-          : []),
+        ...tenantAndObjectAttributes(normalized.tenant, bucket, key, this.indexDestination),
         { key: UploadPhase, value: 'inspect-source' },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
@@ -335,13 +329,7 @@ export class UploadClient {
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       staticSummary: `delete s3://${bucket}/${key} (tenant ${tenant})`,
       typedSearchAttributes: [
-        { key: UploadTenant, value: tenant },
-        ...(this.indexDestination
-          ? [
-              { key: UploadBucket, value: bucket },
-              { key: UploadKey, value: key },
-            ]
-          : []),
+        ...tenantAndObjectAttributes(tenant, bucket, key, this.indexDestination),
         { key: UploadPhase, value: 'inspect-object' },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],

@@ -6,14 +6,13 @@
  * steps act on, so a retried delete never re-reads a key that it already emptied.
  */
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { ApplicationFailure } from '@temporalio/common';
 import { findDeleteRequestProblems, type DeleteRequest } from '../upload/delete-request';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { stampedUpload } from '../upload/object-stamp';
 import { headObjectIfPresent } from '../s3/head-object';
 import { isS3Error, s3Failure } from '../s3/classify-error';
 import type { UploadActivityDeps } from './deps';
-import { tenantKeyPrefixFor } from './inspect-source';
+import { refuseOutsideTenantPrefix, refuseProblems } from './inspect-source';
 
 /** What is at the key, as the delete will act on it. */
 export type DeletionTarget =
@@ -30,25 +29,9 @@ export type DeletionTarget =
 
 export function inspectDeletionActivity(deps: UploadActivityDeps) {
   return async function inspectDeletion(request: DeleteRequest): Promise<DeletionTarget> {
-    const problems = findDeleteRequestProblems(request);
-    if (problems.length) {
-      throw ApplicationFailure.create({
-        type: UploadFailureType.InvalidDeleteRequest,
-        nonRetryable: true,
-        message: `invalid delete request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
-        details: [problems],
-      });
-    }
+    refuseProblems(UploadFailureType.InvalidDeleteRequest, 'delete', findDeleteRequestProblems(request));
+    refuseOutsideTenantPrefix(deps, request.tenant, request.key, UploadFailureType.ObjectNotAllowed);
     const where = `s3://${request.bucket}/${request.key}`;
-    if (deps.tenantKeyPrefix) {
-      const prefix = tenantKeyPrefixFor(deps.tenantKeyPrefix, request.tenant);
-      if (!request.key.startsWith(prefix)) {
-        throw permanentFailure(
-          UploadFailureType.ObjectNotAllowed,
-          `key "${request.key}" is outside tenant ${request.tenant}'s prefix: keys must start with "${prefix}" (UPLOAD_SAGA_TENANT_KEY_PREFIX)`,
-        );
-      }
-    }
     const head = await headObjectIfPresent(deps.s3, { bucket: request.bucket, key: request.key }).catch((err: unknown) => {
       throw s3Failure(`read ${where} before deleting it`, err);
     });

@@ -72,7 +72,7 @@ import {
   waitUntilOpenUpdate,
   type GatewayUploadWorkflow,
 } from '../upload/gateway-upload-messages';
-import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
+import { tenantAndObjectAttributes, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import { tenantSettings, type GatewayConfig } from './config';
 import {
   GatewayError,
@@ -305,13 +305,7 @@ export class UploadsService {
       ].join('\n\n'),
       memo: { destination: `s3://${bucket}/${key}`, mode },
       typedSearchAttributes: [
-        { key: UploadTenant, value: tenant },
-        ...(this.indexDestination
-          ? [
-              { key: UploadBucket, value: bucket },
-              { key: UploadKey, value: key },
-            ]
-          : []),
+        ...tenantAndObjectAttributes(tenant, bucket, key, this.indexDestination),
         ...(request.length !== undefined ? [{ key: UploadSizeBytes, value: request.length }] : []),
         { key: UploadPhase, value: request.length !== undefined || mode === 'tus' ? 'reserve-space' : 'open-multipart' },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
