@@ -351,6 +351,16 @@ async function recordQuotaLedger(r: Recorder): Promise<{ workflowId: string; ref
 }
 
 /** Waits for an upload to end and names how it ended. */
+/** An upload, then its delete through the delete saga, which gives the bytes back: the delete's workflow id. */
+async function recordDeletedObject(r: Recorder): Promise<string> {
+  const file = await makeRandomFile(r.dir, 'deleted-object.bin', 6 * MiB);
+  const uploaded = await (await r.uploads.start(request('deleted-object', { source: { type: 'file', path: file.path } }))).result();
+  const deleted = await r.uploads.delete({ tenant: 'acme', bucket: uploaded.bucket, key: uploaded.key });
+  if (deleted.outcome !== 'deleted' || deleted.quotaFreedBytes !== uploaded.size)
+    throw new Error(`the delete should give ${uploaded.size} bytes back, but ended ${JSON.stringify(deleted)}; nothing written`);
+  return deleted.workflowId;
+}
+
 async function outcomeOf(handle: UploadHandle): Promise<UploadOutcomeKind> {
   try {
     await handle.result();
@@ -424,9 +434,16 @@ function selectScenarios(names: string[]): {
   uploads: Scenario[];
   ledger: boolean;
   batch: boolean;
+  deletedObject: boolean;
   gatewayUploads: GatewayUploadScenario[];
 } {
-  const known = [...SCENARIOS.map((s) => s.name), 'quota-ledger', 'batch-partial', ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name)];
+  const known = [
+    ...SCENARIOS.map((s) => s.name),
+    'quota-ledger',
+    'batch-partial',
+    'deleted-object',
+    ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name),
+  ];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
   const wanted = (name: string) => names.length === 0 || names.includes(name);
@@ -434,6 +451,7 @@ function selectScenarios(names: string[]): {
     uploads: SCENARIOS.filter((s) => wanted(s.name)),
     ledger: wanted('quota-ledger'),
     batch: wanted('batch-partial'),
+    deletedObject: wanted('deleted-object'),
     gatewayUploads: GATEWAY_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
   };
 }
@@ -565,6 +583,15 @@ async function main(names: string[]): Promise<void> {
       written.add('batch-partial.json');
       process.stdout.write(
         `${'batch-partial'.padEnd(28)} ${'partial'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
+      );
+    }
+    if (selected.deletedObject) {
+      const t0 = Date.now();
+      const workflowId = await recordDeletedObject(recorder);
+      const events = await writeHistory('deleted-object', await fetchHistory(client, workflowId));
+      written.add('deleted-object.json');
+      process.stdout.write(
+        `${'deleted-object'.padEnd(28)} ${'completed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
       );
     }
     for (const scenario of selected.gatewayUploads) {

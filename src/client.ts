@@ -28,12 +28,14 @@ import {
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { UploadPartsProgress } from './activities/upload-parts';
 import type { SagaFailureReport, SagaState } from './saga/workflow';
-import { InvalidUploadRequestError } from './upload/errors';
+import { InvalidDeleteRequestError, InvalidUploadRequestError } from './upload/errors';
+import { deleteWorkflowId, findDeleteRequestProblems, type DeleteRequest, type DeleteResult } from './upload/delete-request';
+import type { deleteObjectWorkflow } from './workflows/delete-workflow';
 import { describeSource, findUploadIdProblems, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
 import { PAUSE_REFUSED, pauseStateQuery, pauseUpdate, resumeUpdate, type PauseRequest, type PauseState } from './upload/pause';
-import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
+import { tenantAndObjectAttributes, UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
 
 /** Options of {@link UploadClient}. */
 export interface UploadClientOptions {
@@ -98,6 +100,28 @@ export class PauseRefusedError extends Error {
 }
 
 /** A started upload: await its result, read its progress and state, pause, resume or cancel it. */
+/** Thrown by {@link UploadClient.delete} when the delete saga failed; nothing was deleted unless its pivot ran. */
+export class DeleteFailedError extends Error {
+  override readonly name = 'DeleteFailedError';
+  constructor(
+    message: string,
+    /** The failure type, e.g. `ObjectNotAllowed`, `InvalidDeleteRequest`, `S3.AccessDenied`. */
+    readonly type: string | undefined,
+    override readonly cause: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** The innermost application failure of a failed workflow: the step's own cause, not the saga's wrapper. */
+function failureCause(err: WorkflowFailedError): { type: string | undefined; message: string } {
+  let found: { type: string | undefined; message: string } = { type: undefined, message: err.message };
+  for (let cause: unknown = err.cause; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof ApplicationFailure) found = { type: cause.type ?? undefined, message: cause.message };
+  }
+  return found;
+}
+
 export class UploadHandle {
   private verified: Promise<WorkflowExecutionDescription> | undefined;
 
@@ -284,13 +308,7 @@ export class UploadClient {
       ].join('\n\n'),
       memo: { source: `${normalized.source.type}:${describeSource(normalized.source)}`, destination: `s3://${bucket}/${key}` },
       typedSearchAttributes: [
-        { key: UploadTenant, value: normalized.tenant },
-        ...(this.indexDestination
-          ? [
-              { key: UploadBucket, value: bucket },
-              { key: UploadKey, value: key },
-            ]
-          : []),
+        ...tenantAndObjectAttributes(normalized.tenant, bucket, key, this.indexDestination),
         { key: UploadPhase, value: 'inspect-source' },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
@@ -339,6 +357,45 @@ export class UploadClient {
       if (summaries.length >= (filter.limit ?? 20)) break;
     }
     return summaries;
+  }
+
+  /**
+   * Deletes an object through the delete saga and gives its bytes back to the tenant's quota when
+   * the saga stored it for this tenant (see {@link DeleteResult.quotaFreedBytes}). Deleting what
+   * is already gone is no error: the result says `not-found` and gives nothing back. Two deletes
+   * of one object at once are one workflow; the tenant's key prefix is applied by the worker.
+   * @throws InvalidDeleteRequestError before anything starts, listing every problem
+   * @throws TenantAccessDeniedError when the client is bound to another tenant
+   * @throws DeleteFailedError when the delete failed (e.g. `ObjectNotAllowed`: outside the tenant's prefix, or another tenant's object)
+   */
+  async delete(request: DeleteRequest): Promise<DeleteResult> {
+    const problems = findDeleteRequestProblems(request);
+    if (problems.length) throw new InvalidDeleteRequestError(problems);
+    const { tenant, bucket, key } = request;
+    this.checkTenant(tenant, `delete objects of tenant ${tenant}`);
+    const handle = await this.client.workflow.start<typeof deleteObjectWorkflow>('deleteObjectWorkflow', {
+      workflowId: deleteWorkflowId(request),
+      taskQueue: this.taskQueue,
+      args: [{ tenant, bucket, key }],
+      // Running: the same delete, join it. Ended: a new delete reads the key afresh.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      staticSummary: `delete s3://${bucket}/${key} (tenant ${tenant})`,
+      typedSearchAttributes: [
+        ...tenantAndObjectAttributes(tenant, bucket, key, this.indexDestination),
+        { key: UploadPhase, value: 'inspect-object' },
+        { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
+      ],
+    });
+    try {
+      return await handle.result();
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        const cause = failureCause(err);
+        throw new DeleteFailedError(`delete of s3://${bucket}/${key} failed: ${cause.message}`, cause.type, err);
+      }
+      throw err;
+    }
   }
 
   private checkTenant(tenant: string, what: string): void {

@@ -11,6 +11,7 @@
  */
 export {
   PauseRefusedError,
+  DeleteFailedError,
   TenantAccessDeniedError,
   UploadClient,
   UploadFailedError,
@@ -31,7 +32,8 @@ export {
   type BatchResult,
   type BatchSource,
 } from './batch/batch-types';
-export { InvalidUploadRequestError, UploadFailureType, type RequestProblem } from './upload/errors';
+export { InvalidDeleteRequestError, InvalidUploadRequestError, UploadFailureType, type RequestProblem } from './upload/errors';
+export { findDeleteRequestProblems, type DeleteRequest, type DeleteResult } from './upload/delete-request';
 export {
   CHECKSUM_ALGORITHMS,
   UPLOAD_DEFAULTS,

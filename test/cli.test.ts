@@ -133,6 +133,16 @@ describe('upload-saga CLI', () => {
       .toMatch(new RegExp(`${workflowId}\\s+${tenant}\\s+s3://uploads/${key}\\s+done\\s+completed\\s+COMPLETED`));
   });
 
+  it('delete removes the uploaded object and gives its bytes back; a second delete finds nothing, exit 0', async () => {
+    const first = await runCli(['delete', tenant, '--bucket', 'uploads', '--key', key], stack.env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`deleted s3://uploads/${key}, ${file.size} bytes`);
+    expect(first.stdout).toContain(`${file.size} bytes given back to tenant ${tenant} (upload ${uploadId})`);
+    const again = await runCli(['delete', tenant, '--bucket', 'uploads', '--key', key], stack.env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`nothing at s3://uploads/${key}; nothing deleted, no quota given back`);
+  });
+
   it('reports a failed upload with exit code 1: the failed step, the cause and the compensations', async () => {
     const missing = path.join(tmp.dir, 'missing.bin');
     const run = await runCli(

@@ -22,6 +22,7 @@ import { WorkerMetrics } from '../src/metrics/worker-metrics';
 import { uploadMetricsSinks } from '../src/metrics/worker-sinks';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { historyFromJson, type History } from './replay/history-json';
+import { deleteWorkflowId } from '../src/upload/delete-request';
 
 // Replays that are meant to fail make the SDK core warn about the failed workflow task.
 try {
@@ -52,13 +53,20 @@ function loadHistory(file: string): RecordedHistory {
   if (!started) throw new Error(`${file}: the first event is not WorkflowExecutionStarted`);
   const workflowType = started.workflowType?.name ?? '';
   const first = started.input?.payloads?.[0];
-  const input = (first ? defaultPayloadConverter.fromPayload(first) : {}) as { tenant?: string; uploadId?: string };
+  const input = (first ? defaultPayloadConverter.fromPayload(first) : {}) as {
+    tenant?: string;
+    uploadId?: string;
+    bucket?: string;
+    key?: string;
+  };
   const workflowId =
     workflowType === 'uploadWorkflow' && input.tenant && input.uploadId
       ? uploadWorkflowId(input.tenant, input.uploadId)
       : workflowType === 'quotaLedgerWorkflow' && input.tenant
         ? quotaLedgerWorkflowId(input.tenant)
-        : `replay:${file}`;
+        : workflowType === 'deleteObjectWorkflow' && input.tenant && input.bucket && input.key
+          ? deleteWorkflowId({ tenant: input.tenant, bucket: input.bucket, key: input.key })
+          : `replay:${file}`;
   const last = events.at(-1);
   const closedAs = last?.workflowExecutionCompletedEventAttributes
     ? 'completed'

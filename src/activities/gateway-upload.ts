@@ -28,6 +28,7 @@ import { s3Failure } from '../s3/classify-error';
 import { listAllParts } from '../s3/list-parts';
 import { multipartETag, sameETag } from '../s3/multipart-etag';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
+import { withStamp } from '../upload/object-stamp';
 
 export interface OpenMultipartUploadInput {
   bucket: string;
@@ -95,7 +96,7 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
             Bucket: input.bucket,
             Key: input.key,
             ContentType: input.contentType,
-            Metadata: input.metadata,
+            Metadata: withStamp(input.metadata, ctx.info.workflowExecution?.workflowId ?? ''),
             ...(input.checksumAlgorithm ? { ChecksumAlgorithm: input.checksumAlgorithm } : {}),
           },
           ctx.info.scheduledTimestampMs,

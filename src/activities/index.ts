@@ -9,10 +9,12 @@ import { gatewayUploadActivities } from './gateway-upload';
 import { completeUploadActivity } from './complete-upload';
 import { deleteObjectActivity } from './delete-object';
 import type { UploadActivityDeps } from './deps';
+import { inspectDeletionActivity } from './inspect-deletion';
 import { inspectSourceActivity } from './inspect-source';
 import { notifyActivity } from './notify';
 import { quotaActivities } from './quota';
 import { putObjectActivity } from './put-object';
+import { removeObjectActivity } from './remove-object';
 import { uploadPartsActivity } from './upload-parts';
 import { verifyObjectActivity } from './verify-object';
 import { verifyUploadActivity } from './verify-upload';
@@ -37,6 +39,10 @@ export function createActivities(deps: UploadActivityDeps) {
     verifyObject: verifyObjectActivity(deps),
     /** Compensation of putObject: deletes the version this upload stored, and only that. */
     deleteObject: deleteObjectActivity(deps),
+    /** Delete saga: checks the request and reads what is at the key (size, version, the saga's stamp). */
+    inspectDeletion: inspectDeletionActivity(deps),
+    /** Delete saga, the pivot: deletes exactly the object (version) inspectDeletion found. */
+    removeObject: removeObjectActivity(deps),
     /** POSTs the upload's outcome to the caller's webhook. */
     notify: notifyActivity(deps),
     // batches of files in one orchestration (src/workflows/batch-workflow.ts)
@@ -61,6 +67,8 @@ export type { VerifyObjectInput, VerifyObjectResult } from './verify-object';
 export type { DeleteObjectInput, DeleteObjectResult } from './delete-object';
 export type { NotifyInput, NotifyResult } from './notify';
 export type * from './batch';
+export type { DeletionTarget } from './inspect-deletion';
+export type { RemoveObjectInput, RemoveObjectResult } from './remove-object';
 export type {
   OpenMultipartUploadInput,
   OpenMultipartUploadResult,

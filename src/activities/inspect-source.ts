@@ -6,7 +6,7 @@
  */
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { permanentFailure, UploadFailureType } from '../upload/errors';
+import { permanentFailure, UploadFailureType, type RequestProblem } from '../upload/errors';
 import { PartPlanError, planParts, type PartPlan } from '../upload/part-plan';
 import { checkUrlTarget, shownUrl } from '../net/guarded-fetch';
 import { findRequestProblems, type UploadRequestWithDefaults } from '../upload/request';
@@ -33,27 +33,39 @@ export function tenantKeyPrefixFor(template: string, tenant: string): string {
   return template.split('{tenant}').join(tenant);
 }
 
+/** Throws the permanent failure `type` listing every problem of a request, when there are any. */
+export function refuseProblems(type: UploadFailureType, what: 'upload' | 'delete', problems: RequestProblem[]): void {
+  if (problems.length === 0) return;
+  throw ApplicationFailure.create({
+    type,
+    nonRetryable: true,
+    message: `invalid ${what} request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
+    details: [problems],
+  });
+}
+
+/** Throws the permanent failure `type` when `key` is outside the tenant's prefix (UPLOAD_SAGA_TENANT_KEY_PREFIX, when set). */
+export function refuseOutsideTenantPrefix(
+  deps: Pick<UploadActivityDeps, 'tenantKeyPrefix'>,
+  tenant: string,
+  key: string,
+  type: UploadFailureType,
+): void {
+  if (!deps.tenantKeyPrefix) return;
+  const prefix = tenantKeyPrefixFor(deps.tenantKeyPrefix, tenant);
+  if (!key.startsWith(prefix)) {
+    throw permanentFailure(
+      type,
+      `key "${key}" is outside tenant ${tenant}'s prefix: keys must start with "${prefix}" (UPLOAD_SAGA_TENANT_KEY_PREFIX)`,
+    );
+  }
+}
+
 export function inspectSourceActivity(deps: UploadActivityDeps) {
   const webhooks = webhookPolicy(deps.webhook);
   return async function inspectSource(request: UploadRequestWithDefaults): Promise<Inspection> {
-    const problems = findRequestProblems(request);
-    if (problems.length) {
-      throw ApplicationFailure.create({
-        type: UploadFailureType.InvalidUploadRequest,
-        nonRetryable: true,
-        message: `invalid upload request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
-        details: [problems],
-      });
-    }
-    if (deps.tenantKeyPrefix) {
-      const prefix = tenantKeyPrefixFor(deps.tenantKeyPrefix, request.tenant);
-      if (!request.destination.key.startsWith(prefix)) {
-        throw permanentFailure(
-          UploadFailureType.DestinationNotAllowed,
-          `key "${request.destination.key}" is outside tenant ${request.tenant}'s prefix: keys must start with "${prefix}" (UPLOAD_SAGA_TENANT_KEY_PREFIX)`,
-        );
-      }
-    }
+    refuseProblems(UploadFailureType.InvalidUploadRequest, 'upload', findRequestProblems(request));
+    refuseOutsideTenantPrefix(deps, request.tenant, request.destination.key, UploadFailureType.DestinationNotAllowed);
     if (request.webhookUrl) {
       // Refused now rather than after the merge, when the object exists and the event has nowhere to go.
       const refusal = await checkUrlTarget(request.webhookUrl, webhooks, deps.webhook?.resolve);

@@ -27,6 +27,7 @@ import { sourceVersionMatches } from './sources/byte-source';
 import { checksumField, partChecksum, sha256Hex } from '../s3/checksums';
 import { headObjectIfPresent } from '../s3/head-object';
 import { isS3Error, s3Failure } from '../s3/classify-error';
+import { withStamp } from '../upload/object-stamp';
 
 export interface PutObjectInput {
   bucket: string;
@@ -118,7 +119,7 @@ export function putObjectActivity(deps: UploadActivityDeps) {
           Body: body,
           ContentLength: input.size,
           ContentType: input.contentType,
-          Metadata: input.metadata,
+          Metadata: withStamp(input.metadata, Context.current().info.workflowExecution?.workflowId ?? ''),
           ChecksumAlgorithm: input.checksumAlgorithm,
           [field]: value,
           ...(input.failIfExists ? { IfNoneMatch: '*' } : {}),

@@ -1,5 +1,5 @@
 /**
- * reserve-space and its compensation, plus the commit after merge: thin adapters from the saga's
+ * reserve-space and its compensation, the commit after merge and the give-back after a delete: thin adapters from the saga's
  * steps to the injected {@link QuotaLedger}, which carries the idempotency and exactness.
  */
 import type { QuotaUsage } from '../quota/ledger';
@@ -23,6 +23,13 @@ export function quotaActivities(deps: UploadActivityDeps) {
     /** Lowers the reservation to the upload's real size (a tus upload whose length was deferred reserved the maximum). */
     async shrinkReservation(request: ReservationRef & { bytes: number }): Promise<void> {
       await deps.quota.shrink?.(request);
+    },
+    /**
+     * After a delete: gives the deleted object's bytes back to the upload's tenant, once per upload
+     * (the ledger ignores a repeat). A ledger without `free` keeps them counted.
+     */
+    async freeQuota(request: ReservationRef & { bytes: number }): Promise<void> {
+      await deps.quota.free?.(request);
     },
     /** Moves the reservation to "used" once the object exists. */
     async commitReservation(ref: ReservationRef): Promise<void> {

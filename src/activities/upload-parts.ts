@@ -43,6 +43,7 @@ import { listAllParts } from '../s3/list-parts';
 import { createMultipartUpload } from '../s3/create-multipart-upload';
 import { runPool } from './worker-pool';
 import { activityObservation } from '../progress/activity-progress';
+import { withStamp } from '../upload/object-stamp';
 
 export interface UploadPartsInput {
   bucket: string;
@@ -131,7 +132,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             Bucket: input.bucket,
             Key: input.key,
             ContentType: input.contentType,
-            Metadata: input.metadata,
+            Metadata: withStamp(input.metadata, ctx.info.workflowExecution?.workflowId ?? ''),
             ChecksumAlgorithm: input.checksumAlgorithm,
             // COMPOSITE is S3's default for the algorithms that allow it: only FULL_OBJECT is named.
             ...(input.checksumAlgorithm && input.checksumType === 'FULL_OBJECT' ? { ChecksumType: 'FULL_OBJECT' as const } : {}),

@@ -7,10 +7,10 @@
  * main.ts calls {@link describeCliError} once. Set `UPLOAD_SAGA_DEBUG=1` to also print stacks.
  */
 import { WorkflowNotFoundError } from '@temporalio/common';
-import { UploadFailedError } from '../client';
+import { DeleteFailedError, UploadFailedError } from '../client';
 import { ConfigError } from '../config';
 import { EmbeddedStackError } from '../embedded';
-import { InvalidUploadRequestError } from '../upload/errors';
+import { InvalidDeleteRequestError, InvalidUploadRequestError } from '../upload/errors';
 import { failureReportLines } from './upload-report';
 
 /** Process exit codes of the CLI. */
@@ -68,6 +68,12 @@ function describe(error: unknown): DescribedError {
   }
   if (error instanceof InvalidUploadRequestError) {
     return { exitCode: ExitCode.Usage, lines: ['invalid upload request:', ...error.problems.map((p) => `  - ${p.field}: ${p.message}`)] };
+  }
+  if (error instanceof InvalidDeleteRequestError) {
+    return { exitCode: ExitCode.Usage, lines: ['invalid delete request:', ...error.problems.map((p) => `  - ${p.field}: ${p.message}`)] };
+  }
+  if (error instanceof DeleteFailedError) {
+    return { exitCode: ExitCode.Failure, lines: [`${error.message}${error.type ? ` (${error.type})` : ''}`] };
   }
   if (error instanceof UploadFailedError) {
     return { exitCode: ExitCode.Failure, lines: failureReportLines(error) };

@@ -15,6 +15,7 @@ import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
 import type * as CancelCommand from './commands/cancel';
 import type * as CodecServerCommand from './commands/codec-server';
+import type * as DeleteCommand from './commands/delete';
 import type * as DemoCommand from './commands/demo';
 import type * as GatewayCommand from './commands/gateway';
 import type * as ListCommand from './commands/list';
@@ -35,6 +36,7 @@ import { collectKeyValue, collectOrigin, collectValue, parseDurationOption, pars
 const commands = {
   cancel: () => require('./commands/cancel') as typeof CancelCommand,
   codecServer: () => require('./commands/codec-server') as typeof CodecServerCommand,
+  delete: () => require('./commands/delete') as typeof DeleteCommand,
   demo: () => require('./commands/demo') as typeof DemoCommand,
   gateway: () => require('./commands/gateway') as typeof GatewayCommand,
   list: () => require('./commands/list') as typeof ListCommand,
@@ -193,6 +195,14 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .argument('<tenant>')
     .argument('<uploadId>')
     .action((tenant: string, uploadId: string) => commands.pause().runResume(tenant, uploadId, io));
+
+  program
+    .command('delete')
+    .description("delete an object through the delete saga; gives its bytes back to the tenant's quota when the saga stored it")
+    .argument('<tenant>')
+    .requiredOption('--bucket <bucket>', 'the bucket')
+    .requiredOption('--key <key>', 'the object key')
+    .action((tenant: string, options: { bucket: string; key: string }) => commands.delete().runDelete({ tenant, ...options }, io));
 
   program
     .command('list')

@@ -54,7 +54,14 @@ import {
   type PartReport,
 } from '../upload/gateway-upload';
 import { MiB } from '../upload/part-plan';
-import { MAX_METADATA_BYTES, objectKeyProblem, uploadWorkflowId, type ChecksumAlgorithm } from '../upload/request';
+import {
+  MAX_METADATA_BYTES,
+  METADATA_LIMIT_REASON,
+  objectKeyProblem,
+  SAGA_METADATA_PREFIX,
+  uploadWorkflowId,
+  type ChecksumAlgorithm,
+} from '../upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from '../upload/outcome';
 import {
   gatewayUploadStateQuery,
@@ -65,7 +72,7 @@ import {
   waitUntilOpenUpdate,
   type GatewayUploadWorkflow,
 } from '../upload/gateway-upload-messages';
-import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
+import { tenantAndObjectAttributes, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import { tenantSettings, type GatewayConfig } from './config';
 import {
   GatewayError,
@@ -161,10 +168,11 @@ export function metadataProblem(metadata: Record<string, string>): string | unde
   let bytes = 0;
   for (const [key, value] of Object.entries(metadata)) {
     if (!/^[A-Za-z0-9-]+$/.test(key)) return `metadata key "${key}" may contain only letters, digits and "-"`;
+    if (key.toLowerCase().startsWith(SAGA_METADATA_PREFIX)) return `metadata key "${key}" is reserved for the saga's own entries`;
     if (typeof value !== 'string' || !/^[\x20-\x7e]*$/.test(value)) return `metadata value of "${key}" must be printable ASCII`;
     bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
   }
-  return bytes > MAX_METADATA_BYTES ? `metadata must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)` : undefined;
+  return bytes > MAX_METADATA_BYTES ? `metadata must total at most ${MAX_METADATA_BYTES} bytes (${METADATA_LIMIT_REASON})` : undefined;
 }
 
 /** An upload started from application code, as {@link UploadsService.applicationUpload} reads it. */
@@ -297,13 +305,7 @@ export class UploadsService {
       ].join('\n\n'),
       memo: { destination: `s3://${bucket}/${key}`, mode },
       typedSearchAttributes: [
-        { key: UploadTenant, value: tenant },
-        ...(this.indexDestination
-          ? [
-              { key: UploadBucket, value: bucket },
-              { key: UploadKey, value: key },
-            ]
-          : []),
+        ...tenantAndObjectAttributes(tenant, bucket, key, this.indexDestination),
         ...(request.length !== undefined ? [{ key: UploadSizeBytes, value: request.length }] : []),
         { key: UploadPhase, value: request.length !== undefined || mode === 'tus' ? 'reserve-space' : 'open-multipart' },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },

@@ -7,7 +7,7 @@
  * - `reserve` is idempotent per (tenant, uploadId) and exact under concurrency: the sum of used
  *   and reserved bytes never exceeds the limit. When the upload does not fit it throws a
  *   non-retryable failure of type `QuotaExceeded`.
- * - `release`, `shrink` and `commit` are idempotent; any of them on an unknown upload is a no-op.
+ * - `release`, `shrink`, `commit` and `free` are idempotent; the first three on an unknown upload are no-ops.
  *   They may take effect after they return (the embedded ledger sends them as signals), but never
  *   later than a request that reaches the ledger after them, and never lost once they returned.
  */
@@ -36,6 +36,12 @@ export interface QuotaLedger {
    * Optional: a ledger without it keeps the maximum reserved until the upload commits or is released.
    */
   shrink?(request: { tenant: string; uploadId: string; bytes: number }): Promise<void>;
+  /**
+   * Gives back `bytes` of a committed upload whose object was deleted (a still-open reservation of
+   * it is dropped instead). Idempotent per upload id: a second call for the same upload is a no-op.
+   * Optional: a ledger without it keeps deleted objects counted.
+   */
+  free?(request: { tenant: string; uploadId: string; bytes: number }): Promise<void>;
   /** Moves the reservation to "used" once the object is merged. */
   commit(request: { tenant: string; uploadId: string }): Promise<void>;
   /** The tenant's usage now. */

@@ -92,7 +92,7 @@ class GroupCommit<Item, Result> {
   }
 }
 
-type Settlement = { kind: 'commit' | 'release'; uploadId: string } | { kind: 'shrink'; uploadId: string; bytes: number };
+type Settlement = { kind: 'commit' | 'release'; uploadId: string } | { kind: 'shrink' | 'free'; uploadId: string; bytes: number };
 
 /** The quota ledger kept by one workflow per tenant (`quotaLedgerWorkflow`), on the worker's task queue. */
 export class TemporalQuotaLedger implements QuotaLedger {
@@ -163,6 +163,11 @@ export class TemporalQuotaLedger implements QuotaLedger {
     return queueOf(this.settlements, tenant, (items) => this.settle(tenant, items)).submit({ kind: 'commit', uploadId });
   }
 
+  /** Gives back the bytes of a deleted object's upload: durable once this resolves; once per upload id. */
+  free({ tenant, uploadId, bytes }: { tenant: string; uploadId: string; bytes: number }): Promise<void> {
+    return queueOf(this.settlements, tenant, (items) => this.settle(tenant, items)).submit({ kind: 'free', uploadId, bytes });
+  }
+
   /** The tenant's usage now. */
   async usage(tenant: string): Promise<QuotaUsage> {
     try {
@@ -223,9 +228,8 @@ export class TemporalQuotaLedger implements QuotaLedger {
     const settlements: Settlements = {
       commit: items.filter((i) => i.kind === 'commit').map((i) => i.uploadId),
       release: items.filter((i) => i.kind === 'release').map((i) => i.uploadId),
-      ...(items.some((i) => i.kind === 'shrink')
-        ? { shrink: items.flatMap((i) => (i.kind === 'shrink' ? [{ uploadId: i.uploadId, bytes: i.bytes }] : [])) }
-        : {}),
+      ...sized(items, 'shrink'),
+      ...sized(items, 'free'),
     };
     try {
       await this.options.client.workflow.getHandle(quotaLedgerWorkflowId(tenant)).signal(settleSignal, settlements);
@@ -235,6 +239,12 @@ export class TemporalQuotaLedger implements QuotaLedger {
     }
     return items.map(() => undefined);
   }
+}
+
+/** The settlements of `kind` as the signal carries them; no field at all when there are none (ledgers of earlier versions). */
+function sized(items: Settlement[], kind: 'shrink' | 'free'): Partial<Record<'shrink' | 'free', { uploadId: string; bytes: number }[]>> {
+  const picked = items.flatMap((i) => (i.kind === kind ? [{ uploadId: i.uploadId, bytes: i.bytes }] : []));
+  return picked.length ? { [kind]: picked } : {};
 }
 
 function queueOf<Item, Result>(

@@ -26,6 +26,10 @@ export const UploadFailureType = {
   /** The destination key is outside the tenant's prefix (UPLOAD_SAGA_TENANT_KEY_PREFIX). */
   DestinationNotAllowed: 'DestinationNotAllowed',
   CleanupIncomplete: 'CleanupIncomplete',
+  /** A delete request that is malformed (tenant, bucket or key). */
+  InvalidDeleteRequest: 'InvalidDeleteRequest',
+  /** The object to delete is outside the tenant's prefix, or was stored by an upload of another tenant. */
+  ObjectNotAllowed: 'ObjectNotAllowed',
 } as const;
 export type UploadFailureType = (typeof UploadFailureType)[keyof typeof UploadFailureType];
 
@@ -45,6 +49,8 @@ export const PERMANENT_UPLOAD_FAILURES: UploadFailureType[] = [
   UploadFailureType.WebhookRejected,
   UploadFailureType.WebhookNotAllowed,
   UploadFailureType.DestinationNotAllowed,
+  UploadFailureType.InvalidDeleteRequest,
+  UploadFailureType.ObjectNotAllowed,
 ];
 
 /** A permanent failure of the given type. */
@@ -75,5 +81,14 @@ export class InvalidUploadRequestError extends Error {
   readonly type = UploadFailureType.InvalidUploadRequest;
   constructor(readonly problems: RequestProblem[]) {
     super(`invalid upload request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+  }
+}
+
+/** Thrown by client-side validation of a delete, before a workflow starts. */
+export class InvalidDeleteRequestError extends Error {
+  override readonly name = 'InvalidDeleteRequestError';
+  readonly type = UploadFailureType.InvalidDeleteRequest;
+  constructor(readonly problems: RequestProblem[]) {
+    super(`invalid delete request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
   }
 }

@@ -121,8 +121,18 @@ export const MAX_PART_CONCURRENCY = 64;
 export const STAGING_PREFIX = '.upload-saga/';
 /** The longest an upload may wait for quota (`quotaWaitMs`): 30 days. */
 export const MAX_QUOTA_WAIT_MS = 30 * 24 * 3_600_000;
-/** S3 limit for all user metadata together. */
-export const MAX_METADATA_BYTES = 2048;
+/** User-metadata keys under this prefix are the saga's own (see upload/object-stamp.ts); requests may not set them. */
+export const SAGA_METADATA_PREFIX = 'upload-saga-';
+/** The metadata key of the saga's stamp on the objects it stores (`x-amz-meta-upload-saga-upload`). */
+export const STAMP_KEY = `${SAGA_METADATA_PREFIX}upload`;
+/** S3's limit for all user metadata of an object together. */
+export const S3_METADATA_LIMIT_BYTES = 2048;
+/** What the stamp may take: its key and the longest upload workflow id (`upload:` + tenant 63 + `:` + upload id 128). */
+const STAMP_RESERVED_BYTES = STAMP_KEY.length + 'upload:'.length + 63 + 1 + 128;
+/** User metadata a request may carry: S3's limit less what the saga's stamp may take. */
+export const MAX_METADATA_BYTES = S3_METADATA_LIMIT_BYTES - STAMP_RESERVED_BYTES;
+/** Why metadata limits read as they do, for error messages. */
+export const METADATA_LIMIT_REASON = `S3's limit of ${S3_METADATA_LIMIT_BYTES} less ${STAMP_RESERVED_BYTES} for the saga's own entry`;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 /** Names of S3 source profiles (keys of UPLOAD_SAGA_S3_SOURCE_PROFILES). */
@@ -325,7 +335,11 @@ const requestSchema = z
         )
         .refine(
           (m) => Object.entries(m).reduce((n, [k, v]) => n + utf8Length(k) + utf8Length(v), 0) <= MAX_METADATA_BYTES,
-          `must total at most ${MAX_METADATA_BYTES} bytes (S3's limit for user metadata)`,
+          `must total at most ${MAX_METADATA_BYTES} bytes (${METADATA_LIMIT_REASON})`,
+        )
+        .refine(
+          (m) => !Object.keys(m).some((k) => k.toLowerCase().startsWith(SAGA_METADATA_PREFIX)),
+          `metadata keys starting with "${SAGA_METADATA_PREFIX}" are reserved for the saga's own entries`,
         )
         .refine(
           (m) => new Set(Object.keys(m).map((k) => k.toLowerCase())).size === Object.keys(m).length,

@@ -5,7 +5,7 @@
  * The embedded dev server registers them at start; a self-hosted cluster registers them once with
  * `temporal operator search-attribute create --name <name> --type <type>` (see docs/how-to/temporal-cloud-and-aws-s3.md).
  */
-import { defineSearchAttributeKey } from '@temporalio/common';
+import { defineSearchAttributeKey, type SearchAttributePair } from '@temporalio/common';
 
 export const UploadTenant = defineSearchAttributeKey('UploadTenant', 'KEYWORD');
 export const UploadBucket = defineSearchAttributeKey('UploadBucket', 'KEYWORD');
@@ -25,3 +25,20 @@ export const UPLOAD_SEARCH_ATTRIBUTE_TYPES = {
   UploadPhase: 'Keyword',
   UploadOutcome: 'Keyword',
 } as const;
+
+/**
+ * The attributes that find a workflow by tenant and object: `UploadTenant`, and `UploadBucket` and
+ * `UploadKey` when `indexDestination` (search attributes are never encrypted: a client with a
+ * payload codec leaves object names out of them).
+ */
+export function tenantAndObjectAttributes(tenant: string, bucket: string, key: string, indexDestination: boolean): SearchAttributePair[] {
+  return [
+    { key: UploadTenant, value: tenant },
+    ...(indexDestination
+      ? [
+          { key: UploadBucket, value: bucket },
+          { key: UploadKey, value: key },
+        ]
+      : []),
+  ];
+}

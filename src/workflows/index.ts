@@ -7,3 +7,4 @@ export { quotaLedgerWorkflow } from './quota-ledger';
 // Registered under its wire name (the export's name is the workflow type): see src/upload/wire-names.ts.
 export { gatewayUploadWorkflow as clientUploadWorkflow } from './gateway-upload-workflow';
 export { batchWorkflow, batchProgressQuery } from './batch-workflow';
+export { deleteObjectWorkflow } from './delete-workflow';

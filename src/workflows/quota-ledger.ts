@@ -42,11 +42,14 @@ export interface QuotaLedgerState {
   usedBytes: number;
   /** Open reservations by upload id. */
   reservations: Record<string, number>;
-  /** Recently settled upload ids (committed or released), so repeats stay no-ops. Bounded. */
-  settled: Record<string, 'committed' | 'released'>;
   /** Uploads refused for quota that wait for space: upload id → the workflow to wake. Absent in ledgers from before quota waits. */
   waiting?: Record<string, string>;
+  /** Recently settled upload ids (committed, released, or freed by a delete), so repeats stay no-ops. Bounded. */
+  settled: Record<string, SettledAs>;
 }
+
+/** How an upload left the ledger: its bytes used, its reservation given back, or its stored bytes given back by a delete. */
+export type SettledAs = 'committed' | 'released' | 'freed';
 
 export interface ReserveRequest {
   uploadId: string;
@@ -86,6 +89,11 @@ export interface Settlements {
   release?: string[];
   /** Lower these reservations to the given bytes (never raise them); applied before commits of the same signal. */
   shrink?: { uploadId: string; bytes: number }[];
+  /**
+   * Give back the bytes of these uploads, whose objects were deleted; applied after the commits
+   * and releases of the same signal. Once per upload id: a freed upload is never freed again.
+   */
+  free?: { uploadId: string; bytes: number }[];
 }
 /** Commits and releases reservations. Idempotent; unknown ids are ignored. */
 export const settleSignal = defineSignal<[Settlements]>('settleReservations');
@@ -103,7 +111,7 @@ export const MAX_LEDGER_BATCH = 200;
  * `unknown` (it never reserved — e.g. refused for quota — or it was settled so long ago that the
  * bounded `settled` map forgot it). Read-only, so adding it changed no command of the ledger.
  */
-export type ReservationStatus = { status: 'reserved'; bytes: number } | { status: 'committed' | 'released' | 'unknown' };
+export type ReservationStatus = { status: 'reserved'; bytes: number } | { status: SettledAs | 'unknown' };
 export const reservationQuery = defineQuery<ReservationStatus, [string]>('reservation');
 
 /** The ledger's failure type when a reservation does not fit. Non-retryable. */
@@ -172,7 +180,7 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
   const holds = (uploadId: string) => Object.prototype.hasOwnProperty.call(state.reservations, uploadId);
   const settledAs = (uploadId: string) =>
     Object.prototype.hasOwnProperty.call(state.settled, uploadId) ? state.settled[uploadId] : undefined;
-  const settle = (uploadId: string, how: 'committed' | 'released') => {
+  const settle = (uploadId: string, how: SettledAs) => {
     delete state.reservations[uploadId];
     state.settled[uploadId] = how;
     const ids = Object.keys(state.settled);
@@ -223,6 +231,18 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
     if (!holds(uploadId)) return;
     state.usedBytes += state.reservations[uploadId]!;
     settle(uploadId, 'committed');
+  };
+  // The object of a committed upload was deleted: its bytes leave "used". Still reserved (deleted
+  // between the merge and commit-quota): the reservation is dropped, so the later commit is a
+  // no-op. Released or freed before: nothing. Unknown (never here, or forgotten among the oldest
+  // settlements): the bytes are given back, at most down to zero used.
+  const free = (uploadId: string, bytes: number) => {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) return;
+    const settled = settledAs(uploadId);
+    if (settled === 'released' || settled === 'freed') return;
+    if (!holds(uploadId)) state.usedBytes = Math.max(0, state.usedBytes - bytes);
+    settle(uploadId, 'freed');
+    wakeWaiters();
   };
 
   setHandler(
@@ -296,6 +316,10 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
     for (const uploadId of Array.isArray(settlements?.release) ? settlements.release : []) {
       handled++;
       if (typeof uploadId === 'string') release(uploadId);
+    }
+    for (const item of Array.isArray(settlements?.free) ? settlements.free : []) {
+      handled++;
+      if (typeof item?.uploadId === 'string' && typeof item.bytes === 'number') free(item.uploadId, item.bytes);
     }
   });
 

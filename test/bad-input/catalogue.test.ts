@@ -28,10 +28,11 @@ import { type ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectSourceActivity } from '../../src/activities/inspect-source';
 import type * as CliMain from '../../src/cli/main';
-import { PauseRefusedError, UploadClient, UploadFailedError, type UploadHandle } from '../../src/client';
+import { DeleteFailedError, PauseRefusedError, UploadClient, UploadFailedError, type UploadHandle } from '../../src/client';
 import { BatchClient, BatchFailedError, InvalidBatchRequestError } from '../../src/batch-client';
 import type { BatchRequest } from '../../src/batch/batch-types';
-import { InvalidUploadRequestError } from '../../src/upload/errors';
+import type { DeleteRequest } from '../../src/upload/delete-request';
+import { InvalidDeleteRequestError, InvalidUploadRequestError } from '../../src/upload/errors';
 import { ConfigError, loadConfig } from '../../src/config';
 import type { SagaFailureReport } from '../../src/saga/workflow';
 import { planParts } from '../../src/upload/part-plan';
@@ -257,6 +258,24 @@ function changed(patch: Record<string, unknown>): unknown {
   return copy;
 }
 
+/** A client row about a delete rather than an upload: answered by `UploadClient.delete`. */
+class DeleteCase {
+  constructor(readonly request: unknown) {}
+}
+
+/** `UploadClient.delete` of `req`, and who answered: the client (validation), the worker (a refusal), or nobody. */
+async function deleteAnswerOf(req: unknown, client = uploads): Promise<Answer> {
+  try {
+    const result = await client.delete(req as DeleteRequest);
+    return { layer: 'none', text: `the delete ended ${result.outcome}` };
+  } catch (err) {
+    if (err instanceof InvalidDeleteRequestError)
+      return { layer: 'client', text: err.problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
+    if (err instanceof DeleteFailedError) return fromWorker(`${err.type}: ${err.message.replace(/^delete of s3:\/\/\S+ failed: /, '')}`);
+    throw err;
+  }
+}
+
 const requestCases: Record<string, unknown> = {
   'not an object': null,
   'an unknown field': changed({ partsize: 5 * MiB }),
@@ -320,7 +339,9 @@ const requestCases: Record<string, unknown> = {
   '`contentType` over 255 characters': changed({ contentType: `text/${'x'.repeat(260)}` }),
   '`metadata` key with other characters': changed({ metadata: { 'a b': 'v' } }),
   '`metadata` value not printable ASCII': changed({ metadata: { k: 'ü' } }),
-  '`metadata` over 2 KiB': changed({ metadata: { big: 'x'.repeat(2100) } }),
+  '`metadata` over 1831 bytes': changed({ metadata: { big: 'x'.repeat(1832) } }),
+  '`metadata` key starting with `upload-saga-`': changed({ metadata: { 'Upload-Saga-Upload': 'upload:acme:forged' } }),
+  'delete with a malformed tenant, bucket or key': new DeleteCase({ tenant: 'acme:1', bucket: 'No_Bucket', key: 'a/../b' }),
   '`metadata` keys that differ only in case': changed({ metadata: { Project: 'a', project: 'b' } }),
   '`webhookUrl` not an http(s) URL, or with credentials': changed({ webhookUrl: 'ftp://example.com/hook' }),
   '`webhookUrl` over 2048 characters': changed({ webhookUrl: `https://example.com/${'x'.repeat(2048)}` }),
@@ -449,6 +470,16 @@ const workerCases: Record<string, () => Promise<Answer>> = {
       ),
       prefixUploads,
     ),
+  "delete of a key outside the tenant's prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)": () =>
+    deleteAnswerOf({ tenant: TENANT, bucket: BUCKET, key: 'tenants/someone-else/x.bin' }, prefixUploads),
+  'delete of an object an upload of another tenant stored': async () => {
+    const stored = request({ type: 'file', path: await fileInRoot('owned.bin', MiB) });
+    const { key } = await (await uploads.start(stored)).result();
+    const other = uniqueId('catalogue-other');
+    // A tenant's ledger lives on the queue of its first upload: this tenant never uploads, so it has none.
+    return deleteAnswerOf({ tenant: other, bucket: BUCKET, key });
+  },
+  'delete in a bucket that does not exist': () => deleteAnswerOf({ tenant: TENANT, bucket: 'no-such-bucket', key: 'k' }),
   'tenant over quota': async () => workerError(request({ type: 'file', path: await fileInRoot('quota.bin', 13 * MiB) }, { tenant: TIGHT })),
   'tenant over quota until the deadline of `onQuota: "wait"`': async () =>
     workerError(
@@ -568,6 +599,7 @@ const cliCases: Record<string, string[]> = {
   'an invalid request (any row of the first table)': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'a/../b', '--tenant', 't'],
   '`status`, `cancel` or `list --tenant` with a malformed tenant or upload id': ['status', 'acme:1', 'x'],
   '`status` of an upload that does not exist': ['status', 'acme', 'no-such-upload'],
+  '`delete` with a malformed tenant, bucket or key': ['delete', 'acme:1', '--bucket', 'uploads', '--key', 'k'],
   'an invalid configuration (any row of the last table)': ['list'],
   'a batch prefix with `..` segments': ['upload', './x.bin', '--bucket', 'uploads', '--prefix', 'a/../', '--tenant', 't'],
 };
@@ -590,7 +622,8 @@ async function actual(row: Row): Promise<Answer> {
   switch (row.layer) {
     case 'client': {
       if (!(row.input in requestCases)) throw new Error(`no client case for row "${row.input}"`);
-      return answerOf(requestCases[row.input]);
+      const input = requestCases[row.input];
+      return input instanceof DeleteCase ? deleteAnswerOf(input.request) : answerOf(input);
     }
     case 'worker': {
       const run = workerCases[row.input];

@@ -96,12 +96,20 @@ const settledCache = new WeakMap<TrackedUpload, Promise<Settled>>();
  * activities with their attempt and last failure (a hang is diagnosed from this line, after the
  * scenario's servers are gone). Local activities and timers are not listed by the server.
  */
-async function stillPending(upload: TrackedUpload): Promise<string> {
+/** What the upload's workflow waits for now: each pending activity with its attempt, timings and last failure. */
+export async function stillPending(upload: Pick<TrackedUpload, 'handle'>): Promise<string> {
   try {
     const { raw } = await upload.handle.workflow.describe();
+    // When each time was, relative to now: what the activity waits for (a retry's backoff, a running attempt, a worker).
+    const ago = (ts: { seconds?: unknown } | null | undefined) =>
+      ts?.seconds === undefined || ts.seconds === null ? 'never' : `${((Date.now() / 1000 - Number(ts.seconds)) | 0).toString()} s ago`;
+    const inS = (ts: { seconds?: unknown } | null | undefined) =>
+      ts?.seconds === undefined || ts.seconds === null ? 'none' : `in ${((Number(ts.seconds) - Date.now() / 1000) | 0).toString()} s`;
     const pending = (raw.pendingActivities ?? []).map(
       (a) =>
-        `${a.activityType?.name ?? '?'} attempt ${a.attempt ?? 1}, state ${String(a.state)}, last failure: ${a.lastFailure?.message ?? 'none'}`,
+        `${a.activityType?.name ?? '?'} attempt ${a.attempt ?? 1}, state ${String(a.state)}, last started ${ago(a.lastStartedTime)}, ` +
+        `next attempt ${inS(a.nextAttemptScheduleTime)}, last heartbeat ${ago(a.lastHeartbeatTime)}, worker ${a.lastWorkerIdentity || 'none'}, ` +
+        `last failure: ${a.lastFailure?.message ?? 'none'}`,
     );
     return pending.length > 0 ? `pending: ${pending.join(' | ')}` : 'no pending activity (a local activity or a timer, if anything)';
   } catch (error) {

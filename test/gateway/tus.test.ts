@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UploadPartCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { Redis } from 'ioredis';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { stagingPrefixOf } from '../../src/upload/staging';
@@ -16,6 +16,8 @@ import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspec
 import { startTcpCounter } from '../support/tcp-counter';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { createTusUpload, idOf, startTestGateway, startTus, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import { STAMP_KEY } from '../../src/upload/object-stamp';
+import { uploadWorkflowId } from '../../src/upload/request';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -86,6 +88,9 @@ describe('tus with tus-js-client', () => {
     });
     expect(state.result).toMatchObject({ size: 12 * MiB, partCount: 3, notification: { status: 'delivered' } });
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    // Stamped with its upload, so a delete through the saga gives its bytes back to the tenant.
+    const head = await stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: state.key }));
+    expect(head.Metadata?.[STAMP_KEY]).toBe(uploadWorkflowId(acme.name, uploadId));
     await expectNothingLeftBehind(acme.name, uploadId, state.key);
     expect(webhooks.received.find((w) => w.json.uploadId === uploadId)?.json).toMatchObject({
       type: 'upload.completed',

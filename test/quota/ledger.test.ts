@@ -77,6 +77,27 @@ describe('quota ledger', () => {
     expect(await ledger.usage(tenant)).toMatchObject({ usedBytes: 3 * MiB, reservedBytes: 2 * MiB, reservations: 1 });
   });
 
+  it("gives a deleted upload's bytes back once; for a still-open reservation it drops it, so the later commit counts nothing", async () => {
+    const tenant = uniqueId('free');
+    await ledger.reserve({ tenant, uploadId: 'stored', bytes: 3 * MiB });
+    await ledger.commit({ tenant, uploadId: 'stored' });
+    await ledger.reserve({ tenant, uploadId: 'merging', bytes: 1 * MiB });
+    await expect.poll(async () => (await ledger.usage(tenant)).usedBytes).toBe(3 * MiB);
+
+    await Promise.all([
+      ledger.free({ tenant, uploadId: 'stored', bytes: 3 * MiB }),
+      ledger.free({ tenant, uploadId: 'stored', bytes: 3 * MiB }), // a repeat: no-op
+      ledger.free({ tenant, uploadId: 'merging', bytes: 1 * MiB }), // deleted between its merge and its commit
+    ]);
+    await ledger.commit({ tenant, uploadId: 'merging' }); // arrives after the delete: no-op
+    await ledger.free({ tenant, uploadId: 'stored', bytes: 3 * MiB }); // in a later signal: still a no-op
+    await expect.poll(async () => ledger.reservation(tenant, 'stored')).toEqual({ status: 'freed' });
+    expect(await ledger.reservation(tenant, 'merging')).toEqual({ status: 'freed' });
+    expect(await ledger.usage(tenant)).toMatchObject({ usedBytes: 0, reservedBytes: 0, reservations: 0 });
+    // A freed upload cannot reserve again, as any settled one.
+    await expect(ledger.reserve({ tenant, uploadId: 'stored', bytes: 1 })).rejects.toMatchObject({ type: 'ReservationSettled' });
+  });
+
   it('explains a refusal with what is left, used and reserved', async () => {
     const tenant = uniqueId('explain');
     await ledger.reserve({ tenant, uploadId: 'a', bytes: 4 * MiB });

@@ -31,6 +31,9 @@ export function standInUploadActivities(options: {
     releaseReservation: async () => undefined,
     shrinkReservation: async () => undefined,
     commitReservation: async () => undefined,
+    freeQuota: async () => undefined,
+    inspectDeletion: async () => ({ found: false }),
+    removeObject: async () => ({ status: 'removed' }),
     uploadParts: async (input) => {
       options.onBatch?.({ firstPart: input.firstPart, lastPart: input.lastPart });
       const parts = input.lastPart - input.firstPart + 1;

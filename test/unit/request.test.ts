@@ -103,7 +103,7 @@ describe('upload request validation', () => {
     ['webhook URL with credentials', { webhookUrl: 'https://u:p@example.com/hook' }, 'webhookUrl', 'without credentials'],
     ['non-http webhook', { webhookUrl: 'ftp://example.com/hook' }, 'webhookUrl', 'http:// or https://'],
     ['content type not a MIME type', { contentType: 'pdf' }, 'contentType', 'must be a MIME type such as "video/mp4"'],
-    ['metadata over 2 KiB', { metadata: { big: 'x'.repeat(2100) } }, 'metadata', 'must total at most 2048 bytes'],
+    ['metadata over 1831 bytes', { metadata: { big: 'x'.repeat(1832) } }, 'metadata', 'must total at most 1831 bytes'],
     ['non-ASCII metadata value', { metadata: { k: 'ü' } }, 'metadata.k', 'metadata values must be printable ASCII'],
     ['unknown field', { partsize: 5 }, 'request', 'unknown field(s) partsize'],
   ])('rejects %s', (_name, patch, field, message) => {

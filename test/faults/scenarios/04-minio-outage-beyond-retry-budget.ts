@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { pendingActivityAttempt } from '../../support/activity-attempts';
 import { MiB } from '../../support/files';
 import type { FaultScenario } from '../framework';
+import { stillPending } from '../invariants';
 
 export const scenario: FaultScenario = {
   name: 'minio-outage-beyond-retry-budget',
@@ -45,7 +46,15 @@ export const scenario: FaultScenario = {
     await ctx.minio.start();
     const backAt = Date.now();
     ctx.log('MinIO is back');
-    const report = await ctx.assertInvariants(upload, { outcome: 'compensated', failedStep: 'upload-parts' });
+    // A timeline of what the compensation waits for until it settles: the evidence if it ever takes long.
+    const timeline = setInterval(() => {
+      void stillPending(upload).then((pending) =>
+        ctx.log(`${((Date.now() - backAt) / 1000).toFixed(0)} s after MinIO returned: ${pending}`),
+      );
+    }, 10_000);
+    const report = await ctx
+      .assertInvariants(upload, { outcome: 'compensated', failedStep: 'upload-parts' })
+      .finally(() => clearInterval(timeline));
     const attempts = report.settled.outcome === 'compensated' ? report.settled.report?.compensations.length : 0;
     ctx.summary(
       `gave up ${gaveUpAfter.toFixed(0)} s into the outage; ${attempts} compensations done ${((Date.now() - backAt) / 1000).toFixed(0)} s after MinIO returned`,
