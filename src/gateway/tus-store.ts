@@ -167,6 +167,7 @@ export class GatewayUploadStore extends DataStore {
       throw new ChecksumMismatchError(context.uploadChecksum!.algorithm);
     }
     const after = await writer.finish();
+    context.state = after;
     if (after.outcome === 'running' && !(after.length !== undefined && after.offset === after.length)) {
       context.setHeader('Upload-Expires', new Date(after.expiresAt).toUTCString());
     }

@@ -99,7 +99,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     allowedHeaders: EXTRA_ALLOWED_HEADERS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     onUploadFinish: async (_req, upload) => {
-      const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
+      const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs, context().state);
       options.onUploadEnded?.(context().tenant, state.outcome);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
       throw new UploadNotStoredError(
