@@ -343,8 +343,10 @@ export class ChunkWriter {
     const current = new Set(this.committed.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)));
     const keys = obsolete.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !current.has(k));
     if (keys.length === 0) return;
-    // Best effort: a segment left behind is deleted with the staging prefix when the saga ends.
-    await this.options.s3
+    // Best effort, and not awaited: the answer does not depend on it, and a segment left behind is
+    // deleted with the staging prefix when the saga ends. No later segment can have one of these
+    // keys: they lie below the recorded parts, and keys name their byte ranges.
+    void this.options.s3
       .send(new DeleteObjectsCommand({ Bucket: this.latest.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }))
       .catch(() => undefined);
   }
