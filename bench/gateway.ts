@@ -269,7 +269,7 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
 
     const data = randomBytes(options.size);
     const runs = new Map<string, { mbps: number[]; peak: number; cpu: number[]; create: number[] }>();
-    const cpuOf = async (pids: number[]) => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+    const cpuEach = (pids: number[]) => Promise.all(pids.map(cpuSeconds));
     const rowKey = (server: TusServerName, mode: TusMode) => `${server}/${mode}`;
     let resettable = true;
     for (let rep = 0; rep < options.reps; rep++) {
@@ -279,9 +279,11 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           if (mode === 'parallel uploads' && !info[name]!.extensions.includes('concatenation')) continue;
           const server = servers[name]!;
           resettable = (await resetPeakRss(server.pid)) && resettable;
-          const cpuBefore = await cpuOf(server.cpuPids);
+          const cpuBefore = await cpuEach(server.cpuPids);
           const { ms, value: phases } = await timed(() => upload(data, server.endpoint, server.headers, mode, options.parallelUploads));
-          const cpu = (await cpuOf(server.cpuPids)) - cpuBefore;
+          // Per process (the gateway's: gateway, worker, Temporal), for where the CPU went.
+          const cpuByProcess = (await cpuEach(server.cpuPids)).map((after, i) => after - cpuBefore[i]!);
+          const cpu = cpuByProcess.reduce((a, b) => a + b, 0);
           const peak = await peakRssMiB(server.pid);
           const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0, cpu: [], create: [] };
           entry.create.push(phases.createdMs);
@@ -290,7 +292,7 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           entry.peak = Math.max(entry.peak, peak);
           runs.set(rowKey(name, mode), entry);
           log(
-            `rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, peak RSS ${peak.toFixed(0)} MiB, CPU ${cpu.toFixed(1)} s`,
+            `rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, peak RSS ${peak.toFixed(0)} MiB, CPU ${cpu.toFixed(1)} s (${cpuByProcess.map((s) => s.toFixed(2)).join(' + ')})`,
           );
         }
       }

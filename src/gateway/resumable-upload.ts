@@ -26,7 +26,7 @@
  * `Upload-Complete: ?1` at that offset is then answered as a success.
  */
 import type { ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { requestBodyStream } from './tus-web-request';
 import type { Server } from '@tus/server';
 import { parse as parseContentDisposition } from 'content-disposition';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -176,7 +176,7 @@ function tusRequestFor(request: FastifyRequest, draft: DraftRequest, context: Tu
   return new Request(url, {
     method: draft.method,
     headers,
-    ...(hasContent ? { body: Readable.toWeb(request.raw) as ReadableStream<Uint8Array>, duplex: 'half' } : {}),
+    ...(hasContent ? { body: requestBodyStream(request.raw), duplex: 'half' } : {}),
   });
 }
 

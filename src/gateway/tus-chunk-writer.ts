@@ -23,6 +23,7 @@
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { checksumField, partChecksum } from '../s3/checksums';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
+import { unsignedPayload } from '../s3/unsigned-payload';
 import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadState, type StagedSegment } from '../upload/gateway-upload';
 import { stagingPrefixOf } from '../upload/staging';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
@@ -237,16 +238,18 @@ export class ChunkWriter {
     if (this.failure) throw this.failure.error;
     part.job = this.options.s3
       .send(
-        new UploadPartCommand({
-          Bucket: this.latest.bucket,
-          Key: this.latest.key,
-          UploadId: this.latest.multipartUploadId,
-          PartNumber: partNumber,
-          Body: body,
-          ContentLength: body.length,
-          ChecksumAlgorithm: algorithm,
-          [checksumField(algorithm)]: checksum,
-        }),
+        unsignedPayload(
+          new UploadPartCommand({
+            Bucket: this.latest.bucket,
+            Key: this.latest.key,
+            UploadId: this.latest.multipartUploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ContentLength: body.length,
+            ChecksumAlgorithm: algorithm,
+            [checksumField(algorithm)]: checksum,
+          }),
+        ),
       )
       .then(
         () => {
@@ -312,14 +315,16 @@ export class ChunkWriter {
 
   private async putSegment(segment: StagedSegment, body: Buffer): Promise<void> {
     await this.options.s3.send(
-      new PutObjectCommand({
-        Bucket: this.latest.bucket,
-        Key: stagedSegmentKey(this.stagingPrefix, segment),
-        Body: body,
-        ContentLength: body.length,
-        ChecksumAlgorithm: 'CRC32C',
-        ChecksumCRC32C: await partChecksum('CRC32C', body),
-      }),
+      unsignedPayload(
+        new PutObjectCommand({
+          Bucket: this.latest.bucket,
+          Key: stagedSegmentKey(this.stagingPrefix, segment),
+          Body: body,
+          ContentLength: body.length,
+          ChecksumAlgorithm: 'CRC32C',
+          ChecksumCRC32C: await partChecksum('CRC32C', body),
+        }),
+      ),
     );
   }
 
@@ -338,8 +343,10 @@ export class ChunkWriter {
     const current = new Set(this.committed.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)));
     const keys = obsolete.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !current.has(k));
     if (keys.length === 0) return;
-    // Best effort: a segment left behind is deleted with the staging prefix when the saga ends.
-    await this.options.s3
+    // Best effort, and not awaited: the answer does not depend on it, and a segment left behind is
+    // deleted with the staging prefix when the saga ends. No later segment can have one of these
+    // keys: they lie below the recorded parts, and keys name their byte ranges.
+    void this.options.s3
       .send(new DeleteObjectsCommand({ Bucket: this.latest.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }))
       .catch(() => undefined);
   }

@@ -148,7 +148,9 @@ export class GatewayUploadStore extends DataStore {
     let streamError: unknown;
     try {
       for await (const chunk of readable) {
-        const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+        // A view, not a copy: the web-stream adapter hands over Uint8Arrays.
+        const bytes = chunk as Uint8Array;
+        const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         verifier?.update(buffer);
         await writer.push(buffer);
       }
@@ -165,6 +167,7 @@ export class GatewayUploadStore extends DataStore {
       throw new ChecksumMismatchError(context.uploadChecksum!.algorithm);
     }
     const after = await writer.finish();
+    context.state = after;
     if (after.outcome === 'running' && !(after.length !== undefined && after.offset === after.length)) {
       context.setHeader('Upload-Expires', new Date(after.expiresAt).toUTCString());
     }

@@ -28,6 +28,7 @@ import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusRefusal } from '
 import { DRAFT_REQUEST_HEADERS, refuseDraftRequest, serveDraftRequest } from './resumable-upload';
 import { readDraftRequest } from './resumable-upload-checks';
 import type { TusRequestContext } from './tus-request-context';
+import { sendWebResponse, webRequestOf } from './tus-web-request';
 import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
@@ -99,7 +100,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     allowedHeaders: EXTRA_ALLOWED_HEADERS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     onUploadFinish: async (_req, upload) => {
-      const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
+      const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs, context().state);
       options.onUploadEnded?.(context().tenant, state.outcome);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
       throw new UploadNotStoredError(
@@ -221,7 +222,12 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
           ? { uploadMetadata: request.headers['upload-metadata'] }
           : {}),
       },
-      () => server.handle(request.raw, reply.raw),
+      async () => {
+        // The path names the upload; a query (`access_token`) was for authentication, which is done.
+        const url = new URL(request.raw.url ?? '/', 'http://gateway');
+        url.search = '';
+        await sendWebResponse(reply.raw, await server.handleWeb(webRequestOf(request.raw, url, method)));
+      },
     );
   };
   const methods = ['POST', 'HEAD', 'PATCH', 'OPTIONS', 'DELETE'] as const;

@@ -175,6 +175,20 @@ export function metadataProblem(metadata: Record<string, string>): string | unde
   return bytes > MAX_METADATA_BYTES ? `metadata must total at most ${MAX_METADATA_BYTES} bytes (${METADATA_LIMIT_REASON})` : undefined;
 }
 
+/** What a completed upload's state query answers, from a state read while it ran and the workflow's result. */
+function completedState(last: GatewayUploadState, result: UploadResult): GatewayUploadState {
+  return {
+    ...last,
+    length: result.size,
+    offset: result.size,
+    partsCompleted: result.partCount,
+    staged: [],
+    phase: 'done',
+    outcome: 'completed',
+    result,
+  };
+}
+
 /** An upload started from application code, as {@link UploadsService.applicationUpload} reads it. */
 export interface ApplicationUploadState {
   progress: UploadProgress;
@@ -447,14 +461,21 @@ export class UploadsService {
     return this.waitForEnd(tenant, uploadId, options.waitMs ?? 30_000);
   }
 
-  /** Waits up to `timeoutMs` for the upload's workflow to end, then returns its state. */
-  async waitForEnd(tenant: string, uploadId: string, timeoutMs: number): Promise<GatewayUploadState> {
+  /**
+   * Waits up to `timeoutMs` for the upload's workflow to end, then returns its state. With `last`
+   * (a state of this upload the caller read while it ran), a completed upload's state is `last`
+   * with the workflow's result, without a query: a query on a closed workflow makes a worker
+   * replay its whole history. Failures and timeouts are always read with a query.
+   */
+  async waitForEnd(tenant: string, uploadId: string, timeoutMs: number, last?: GatewayUploadState): Promise<GatewayUploadState> {
     const handle = this.handle(tenant, uploadId);
+    let result: UploadResult | undefined;
     try {
-      await this.client.withDeadline(Date.now() + timeoutMs, () => handle.result());
+      result = await this.client.withDeadline(Date.now() + timeoutMs, () => handle.result());
     } catch {
       // Failed, cancelled, or still running at the deadline: the state says which.
     }
+    if (result && last?.tenant === tenant && last.uploadId === uploadId) return this.changed(completedState(last, result));
     return this.changed(await this.state(tenant, uploadId));
   }
 
