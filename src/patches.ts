@@ -78,6 +78,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a streamed source of one part (at most 64 MiB) is stored with one PutObject (put-object, verify-object) instead of a multipart upload (implies the local-listing-verify behaviour).',
   },
+  tusConcatenation: {
+    id: 'tus-concatenation',
+    since: '2026-12-06',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'a tus upload created with Upload-Concat stores its bytes as a partial and waits for a final, or joins partials as a final; no earlier run had such an upload.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -96,3 +103,5 @@ export const CANCELLED_BEFORE_PIVOT_PATCH = WORKFLOW_PATCHES.sagaCancelledBefore
 export const TUS_DEFERRED_LENGTH_PATCH = WORKFLOW_PATCHES.tusDeferredLength.id;
 /** @see WORKFLOW_PATCHES.smallFileOnePut */
 export const SMALL_FILE_ONE_PUT_PATCH = WORKFLOW_PATCHES.smallFileOnePut.id;
+/** @see WORKFLOW_PATCHES.tusConcatenation */
+export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;

@@ -9,6 +9,7 @@ import { completeUploadActivity } from './complete-upload';
 import { deleteObjectActivity } from './delete-object';
 import type { UploadActivityDeps } from './deps';
 import { inspectSourceActivity } from './inspect-source';
+import { joinPartialsActivity } from './join-partials';
 import { notifyActivity } from './notify';
 import { quotaActivities } from './quota';
 import { putObjectActivity } from './put-object';
@@ -40,6 +41,8 @@ export function createActivities(deps: UploadActivityDeps) {
     notify: notifyActivity(deps),
     // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
     ...gatewayUploadActivities(deps),
+    /** tus concatenation: fills a final upload's multipart upload from its partials (copies server-side where S3 allows). */
+    joinPartials: joinPartialsActivity(deps),
   };
 }
 
@@ -56,6 +59,7 @@ export type { PutObjectInput, PutObjectResult, PutObjectFailureDetails, StoredOb
 export type { VerifyObjectInput, VerifyObjectResult } from './verify-object';
 export type { DeleteObjectInput, DeleteObjectResult } from './delete-object';
 export type { NotifyInput, NotifyResult } from './notify';
+export type { JoinPartialsInput, JoinPartialsResult } from './join-partials';
 export type {
   OpenMultipartUploadInput,
   OpenMultipartUploadResult,

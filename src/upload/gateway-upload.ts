@@ -18,6 +18,7 @@ import type { QuotaUsage } from '../quota/ledger';
 import type { SagaFailureReport } from '../saga/workflow';
 import type { UploadOutcomeKind, UploadPhase, UploadResult } from './outcome';
 import type { ChecksumAlgorithm } from './request';
+import type { ConcatState, GatewayConcat } from './concatenation';
 
 /** How the bytes reach S3: through the gateway (tus), or straight from the client with presigned URLs. */
 export type GatewayUploadMode = 'tus' | 'presigned';
@@ -101,6 +102,8 @@ export interface GatewayUploadInput {
   updatesPerRun?: number;
   /** Set when a run continues as new: what the previous runs established. */
   carried?: CarriedState;
+  /** tus concatenation: a partial upload, or a final joining partials (see src/upload/concatenation.ts). */
+  concat?: GatewayConcat;
 }
 
 /** The state a run hands to the next when it continues as new. */
@@ -129,6 +132,10 @@ export type GatewayUploadPhase = Extract<
   | 'verify'
   | 'merge'
   | 'delete-staged'
+  | 'store-partial'
+  | 'await-join'
+  | 'join-partials'
+  | 'settle-partials'
   | 'commit-quota'
   | 'notify'
   | 'compensating'
@@ -176,6 +183,8 @@ export interface GatewayUploadState {
   result?: UploadResult;
   /** Once failed, compensated, expired or cancelled. */
   failure?: SagaFailureReport;
+  /** tus concatenation: what this upload is in one (absent for an ordinary upload). */
+  concat?: ConcatState;
 }
 
 /**

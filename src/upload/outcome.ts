@@ -22,7 +22,12 @@ export type UploadPhase =
   // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
   | 'open-multipart'
   | 'receive-parts'
-  | 'delete-staged';
+  | 'delete-staged'
+  // tus concatenation (src/upload/concatenation.ts): a partial stores its bytes and waits; a final joins them
+  | 'store-partial'
+  | 'await-join'
+  | 'join-partials'
+  | 'settle-partials';
 
 /** `expired`: a gateway upload not finished before its expiry, compensated. */
 export type UploadOutcomeKind = 'running' | 'completed' | 'compensated' | 'cancelled' | 'failed' | 'expired';
