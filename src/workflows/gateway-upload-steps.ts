@@ -59,8 +59,7 @@ export const gatewayUploadSteps = defineSaga<UploadActivities>()({
   'store-partial': { action: uploadSteps.merge.action },
   'await-join': {
     action: {
-      inWorkflow:
-        'a stored partial waits until a final claims it (Update) and merged (signal); a durable timer expires it while unclaimed',
+      inWorkflow: 'a stored partial waits until a final claims it (Update) and merged (signal); a durable timer expires it while unclaimed',
     },
   },
   'join-partials': {
