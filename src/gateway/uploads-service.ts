@@ -374,7 +374,10 @@ export class UploadsService {
     const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
     const sources: JoinSource[] = [];
     for (const id of partials) {
-      const state = await this.state(tenant, id);
+      const state = await this.state(tenant, id).catch((err: unknown) => {
+        if (!(err instanceof UploadNotFoundError)) throw err;
+        throw new GatewayError(404, 'UploadNotFound', `Upload-Concat names upload ${id}, which does not exist (or is another tenant's)`);
+      });
       const problem = claimProblem(state, uploadId, Date.now());
       if (problem) throw this.rejection(problem, id);
       sources.push({ uploadId: id, workflowId: state.workflowId, key: state.key, ...storedPartial(state) });
