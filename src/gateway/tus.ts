@@ -104,7 +104,11 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     allowedHeaders: EXTRA_ALLOWED_HEADERS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     onUploadFinish: async (_req, upload) => {
-      const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
+      // A partial (concatenation) does not end with its last byte: it is done once stored, waiting for a final.
+      const partial = context().concat === 'partial' || context().state?.concat?.kind === 'partial';
+      const state = partial
+        ? await options.uploads.waitUntilStored(context().tenant, upload.id, finishWaitMs)
+        : await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
       options.onUploadEnded?.(context().tenant, state.outcome);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
       throw new UploadNotStoredError(

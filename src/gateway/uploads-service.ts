@@ -269,7 +269,7 @@ export class UploadsService {
     const relativeKey = request.key ?? `${uploadId}/${safeFileName(request.filename)}`;
     // A partial's bytes are kept inside its staging prefix until a final joins them.
     const key = concat?.kind === 'partial' ? partialObjectKeyOf(tenant, uploadId) : `${this.keyPrefixOf(tenant)}${relativeKey}`;
-    const keyProblem = objectKeyProblem(relativeKey) ?? objectKeyProblem(key);
+    const keyProblem = objectKeyProblem(relativeKey) ?? (concat?.kind === 'partial' ? undefined : objectKeyProblem(key));
     if (keyProblem) throw new InvalidRequestError(`object key ${JSON.stringify(relativeKey)}: ${keyProblem}`);
     const metadata = request.metadata ?? {};
     const problem = metadataProblem(metadata);
@@ -517,6 +517,20 @@ export class UploadsService {
       throw this.translate(err, uploadId);
     }
     return this.waitForEnd(tenant, uploadId, options.waitMs ?? 30_000);
+  }
+
+  /**
+   * tus concatenation: waits up to `timeoutMs` until a partial upload stored its bytes (phase
+   * `await-join`, where it waits for a final) or ended, then returns its state. A partial's
+   * workflow does not end when its last byte arrives, so its finishing PATCH waits for this instead.
+   */
+  async waitUntilStored(tenant: string, uploadId: string, timeoutMs: number): Promise<GatewayUploadState> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const state = await this.state(tenant, uploadId);
+      if (state.phase === 'await-join' || state.outcome !== 'running' || Date.now() >= deadline) return this.changed(state);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 
   /** Waits up to `timeoutMs` for the upload's workflow to end, then returns its state. */
