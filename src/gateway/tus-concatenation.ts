@@ -17,20 +17,7 @@ import type { GatewayUploadState } from '../upload/gateway-upload';
 import type { UploadsService } from './uploads-service';
 import { TUS_VERSION } from './tus-request-checks';
 
-/** An `Upload-Concat` header, parsed: a partial, or the URLs of a final's partials. */
-export type UploadConcat = { kind: 'partial' } | { kind: 'final'; urls: string[] };
-
-/** The header parsed, or why it is malformed. */
-export function parseUploadConcat(value: string): UploadConcat | { problem: string } {
-  if (value === 'partial') return { kind: 'partial' };
-  if (value.startsWith('final;')) {
-    const urls = value.slice('final;'.length).trim().split(/ +/).filter(Boolean);
-    if (urls.length > 0) return { kind: 'final', urls };
-  }
-  return {
-    problem: `Upload-Concat must be "partial" or "final;" followed by the space-separated URLs of the partial uploads, got ${JSON.stringify(value)}`,
-  };
-}
+export { parseUploadConcat, type UploadConcat } from './tus-request-checks';
 
 /** The upload ids a final's URLs name, or why one names no upload of this endpoint. `path` is the endpoint's full path (`/files`). */
 export function partialIdsOf(urls: string[], path: string): string[] | { problem: string } {

@@ -12,7 +12,6 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { Metadata } from '@tus/utils';
-import { parseUploadConcat } from './tus-concatenation';
 
 /** The one protocol version the gateway speaks. */
 export const TUS_VERSION = '1.0.0';
@@ -42,6 +41,21 @@ export function effectiveMethod(method: string, headers: IncomingHttpHeaders): s
     status: 405,
     headers: { Allow: ['POST', ...TUS_OVERRIDABLE_METHODS].join(', ') },
     body: `X-HTTP-Method-Override: ${JSON.stringify(override)} names no method of the tus endpoint; use one of ${TUS_OVERRIDABLE_METHODS.join(', ')}`,
+  };
+}
+
+/** An `Upload-Concat` header, parsed: a partial, or the URLs of a final's partials. */
+export type UploadConcat = { kind: 'partial' } | { kind: 'final'; urls: string[] };
+
+/** The header parsed, or why it is malformed. */
+export function parseUploadConcat(value: string): UploadConcat | { problem: string } {
+  if (value === 'partial') return { kind: 'partial' };
+  if (value.startsWith('final;')) {
+    const urls = value.slice('final;'.length).trim().split(/ +/).filter(Boolean);
+    if (urls.length > 0) return { kind: 'final', urls };
+  }
+  return {
+    problem: `Upload-Concat must be "partial" or "final;" followed by the space-separated URLs of the partial uploads, got ${JSON.stringify(value)}`,
   };
 }
 

@@ -13,33 +13,9 @@
  * and commit them when the final tells them it merged; the final reserves nothing.
  */
 import { S3_LIMITS } from './part-plan';
-import type { GatewayUploadState } from './gateway-upload';
-import { ChunkRejection } from './gateway-upload';
+import { ChunkRejection, type GatewayUploadState } from './gateway-upload';
 
-/** What a gateway upload is in a tus concatenation, as its input carries it. */
-export type GatewayConcat = { kind: 'partial' } | { kind: 'final'; partials: JoinSource[] };
-
-/** A partial as the final joins it: its upload and workflow ids, and the stored object's key, size and ETag. */
-export interface JoinSource {
-  uploadId: string;
-  workflowId: string;
-  key: string;
-  size: number;
-  etag: string;
-}
-
-/** A partial's or a final's concatenation state, as the workflow reports it. */
-export type ConcatState =
-  | {
-      kind: 'partial';
-      /** Once its bytes are stored as a temporary object (phase `await-join`). */
-      stored?: { size: number; etag: string };
-      /** The final that claimed it, while the claim holds. */
-      claimedBy?: string;
-      /** The final it was joined into. */
-      joinedInto?: string;
-    }
-  | { kind: 'final'; partials: string[] };
+export type { ConcatState, GatewayConcat, JoinSource } from './gateway-upload';
 
 /** How long a claim holds when the final neither joins nor releases it (a final that was terminated). */
 export const CLAIM_LEASE_MS = 24 * 60 * 60 * 1000;

@@ -18,10 +18,35 @@ import type { QuotaUsage } from '../quota/ledger';
 import type { SagaFailureReport } from '../saga/workflow';
 import type { UploadOutcomeKind, UploadPhase, UploadResult } from './outcome';
 import type { ChecksumAlgorithm } from './request';
-import type { ConcatState, GatewayConcat } from './concatenation';
 
 /** How the bytes reach S3: through the gateway (tus), or straight from the client with presigned URLs. */
 export type GatewayUploadMode = 'tus' | 'presigned';
+
+/* tus concatenation: what an upload is in one (the rules are in concatenation.ts). */
+/** What a gateway upload is in a tus concatenation, as its input carries it. */
+export type GatewayConcat = { kind: 'partial' } | { kind: 'final'; partials: JoinSource[] };
+
+/** A partial as the final joins it: its upload and workflow ids, and the stored object's key, size and ETag. */
+export interface JoinSource {
+  uploadId: string;
+  workflowId: string;
+  key: string;
+  size: number;
+  etag: string;
+}
+
+/** A partial's or a final's concatenation state, as the workflow reports it. */
+export type ConcatState =
+  | {
+      kind: 'partial';
+      /** Once its bytes are stored as a temporary object (phase `await-join`). */
+      stored?: { size: number; etag: string };
+      /** The final that claimed it, while the claim holds. */
+      claimedBy?: string;
+      /** The final it was joined into. */
+      joinedInto?: string;
+    }
+  | { kind: 'final'; partials: string[] };
 
 /** Failure types specific to gateway uploads (besides the upload's own, see errors.ts). */
 export const GatewayUploadFailureType = {
