@@ -72,6 +72,8 @@ export interface FinalCreation {
   maxUploadBytes: number;
   /** How long the creation waits for the join and merge before it answers anyway. */
   finishWaitMs: number;
+  /** Called with the final's outcome once its saga was started (completed, running when the merge outlasts the wait, or how it failed). */
+  onEnded?: (tenant: string, outcome: string) => void;
 }
 
 /**
@@ -100,6 +102,7 @@ export async function serveFinalCreation(reply: FastifyReply, creation: FinalCre
       maxLength: creation.maxUploadBytes,
     });
     const ended = await creation.uploads.waitForEnd(creation.tenant, creation.uploadId, creation.finishWaitMs);
+    creation.onEnded?.(creation.tenant, ended.outcome);
     if (ended.outcome !== 'completed' && ended.outcome !== 'running') {
       const cause = ended.failure?.cause;
       return void reply

@@ -109,7 +109,8 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       const state = partial
         ? await options.uploads.waitUntilStored(context().tenant, upload.id, finishWaitMs)
         : await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs);
-      options.onUploadEnded?.(context().tenant, state.outcome);
+      // A partial is not an upload of the tenant's: its final is counted once it ends.
+      if (!partial) options.onUploadEnded?.(context().tenant, state.outcome);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
       throw new UploadNotStoredError(
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
@@ -242,6 +243,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         ...(typeof metadataHeader === 'string' ? { tusMetadata: metadataHeader } : {}),
         maxUploadBytes,
         finishWaitMs,
+        ...(options.onUploadEnded ? { onEnded: options.onUploadEnded } : {}),
       });
     }
     if (concat?.kind === 'partial') {
