@@ -387,6 +387,7 @@ export class UploadsService {
     if (length > maxLength)
       throw new UploadTooLargeError(`the partial uploads add up to ${length} bytes, over the maximum upload size of ${maxLength} bytes`);
     const claimed: string[] = [];
+    let starting = false;
     try {
       for (const source of sources) {
         await this.update(tenant, source.uploadId, (handle) =>
@@ -395,11 +396,15 @@ export class UploadsService {
         claimed.push(source.uploadId);
       }
       const { partials: _ids, ...rest } = request;
+      starting = true;
       return await this.start({ ...rest, uploadId, length, mode: 'tus' }, { kind: 'final', partials: sources });
     } catch (err) {
-      await Promise.allSettled(
-        claimed.map((id) => this.bounded(() => this.handle(tenant, id).signal(releasePartialSignal, { finalUploadId: uploadId }))),
-      );
+      // A start that may have happened (Temporal did not answer in time) leaves the claims to the final's saga.
+      const notStarted = !starting || err instanceof InvalidRequestError || err instanceof UploadConflictError;
+      if (notStarted)
+        await Promise.allSettled(
+          claimed.map((id) => this.bounded(() => this.handle(tenant, id).signal(releasePartialSignal, { finalUploadId: uploadId }))),
+        );
       throw err;
     }
   }
