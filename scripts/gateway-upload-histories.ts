@@ -112,6 +112,34 @@ async function tusUpload(
   return path.split('/').pop()!;
 }
 
+/**
+ * tus concatenation: two partials (6 MiB, copied server-side; 1 MiB, read through the worker)
+ * sent and joined by a final; returns the ids of the partials and the final once the partials
+ * committed and deleted what they stored.
+ */
+async function concatenatedUpload(
+  tus: (method: string, path: string, headers?: Record<string, string>, body?: Buffer) => Promise<Response>,
+  app: Awaited<ReturnType<typeof createGateway>>,
+): Promise<{ partials: string[]; final: string }> {
+  const paths: string[] = [];
+  for (const size of [6 * MiB, MiB]) {
+    const created = await tus('POST', '/files', { 'Upload-Length': String(size), 'Upload-Concat': 'partial' });
+    if (created.status !== 201) throw new Error(`partial POST answered ${created.status}: ${await created.text()}`);
+    const path = created.headers.get('location')!;
+    const response = await tus('PATCH', path, { 'Upload-Offset': '0' }, randomBytes(size));
+    if (response.status !== 204) throw new Error(`partial PATCH answered ${response.status}: ${await response.text()}`);
+    paths.push(path);
+  }
+  const final = await tus('POST', '/files', {
+    'Upload-Concat': `final;${paths.join(' ')}`,
+    'Upload-Metadata': `filename ${Buffer.from('client-upload-tus-concat.bin').toString('base64')}`,
+  });
+  if (final.status !== 201) throw new Error(`final POST answered ${final.status}: ${await final.text()}`);
+  const partials = paths.map((p) => p.split('/').pop()!);
+  for (const id of partials) await app.uploads.waitForEnd(TENANT, id, 60_000);
+  return { partials, final: final.headers.get('location')!.split('/').pop()! };
+}
+
 /** JSON of a gateway answer, or an error naming what it answered. */
 async function expectJson<T>(response: Response, status: number, what: string): Promise<T> {
   if (response.status !== status) throw new Error(`${what} answered ${response.status}: ${await response.text()}`);
@@ -244,5 +272,17 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
       withGateway(r, {}, { plugins: [s3MultipartPlugin()] }, async (_tus, _app, request) =>
         uploadWorkflowId(TENANT, await emptyFileUpload(request, 'client-upload-empty.txt')),
       ),
+  },
+  {
+    name: 'client-upload-tus-concat-final',
+    outcome: 'completed',
+    // tus concatenation, the final: open, join (one UploadPartCopy, one part read through the worker), verify, merge, settle the partials.
+    run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).final)),
+  },
+  {
+    name: 'client-upload-tus-concat-partial',
+    outcome: 'completed',
+    // tus concatenation, a partial: reserve, receive, verify, store, claimed (Update), joined (signal), commit, delete what it stored.
+    run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).partials[0]!)),
   },
 ];

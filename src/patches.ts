@@ -92,6 +92,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked when a reservation of an upload with `onQuota: "wait"` is refused: it waits (woken by the ledger, or polling) and reserves again until its deadline; no earlier run waited.',
   },
+  tusConcatenation: {
+    id: 'tus-concatenation',
+    since: '2026-12-06',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'a tus upload created with Upload-Concat stores its bytes as a partial and waits for a final, or joins partials as a final; no earlier run had such an upload.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -114,3 +121,5 @@ export const SMALL_FILE_ONE_PUT_PATCH = WORKFLOW_PATCHES.smallFileOnePut.id;
 export const PAUSE_RESUME_PATCH = WORKFLOW_PATCHES.pauseResume.id;
 /** @see WORKFLOW_PATCHES.quotaWait */
 export const QUOTA_WAIT_PATCH = WORKFLOW_PATCHES.quotaWait.id;
+/** @see WORKFLOW_PATCHES.tusConcatenation */
+export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;

@@ -11,6 +11,7 @@ import { deleteObjectActivity } from './delete-object';
 import type { UploadActivityDeps } from './deps';
 import { inspectDeletionActivity } from './inspect-deletion';
 import { inspectSourceActivity } from './inspect-source';
+import { joinPartialsActivity } from './join-partials';
 import { notifyActivity } from './notify';
 import { quotaActivities } from './quota';
 import { putObjectActivity } from './put-object';
@@ -49,6 +50,8 @@ export function createActivities(deps: UploadActivityDeps) {
     ...batchActivities(deps),
     // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
     ...gatewayUploadActivities(deps),
+    /** tus concatenation: fills a final upload's multipart upload from its partials (copies server-side where S3 allows). */
+    joinPartials: joinPartialsActivity(deps),
   };
 }
 
@@ -69,6 +72,7 @@ export type { NotifyInput, NotifyResult } from './notify';
 export type * from './batch';
 export type { DeletionTarget } from './inspect-deletion';
 export type { RemoveObjectInput, RemoveObjectResult } from './remove-object';
+export type { JoinPartialsInput, JoinPartialsResult } from './join-partials';
 export type {
   OpenMultipartUploadInput,
   OpenMultipartUploadResult,

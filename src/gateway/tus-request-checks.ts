@@ -44,6 +44,21 @@ export function effectiveMethod(method: string, headers: IncomingHttpHeaders): s
   };
 }
 
+/** An `Upload-Concat` header, parsed: a partial, or the URLs of a final's partials. */
+export type UploadConcat = { kind: 'partial' } | { kind: 'final'; urls: string[] };
+
+/** The header parsed, or why it is malformed. */
+export function parseUploadConcat(value: string): UploadConcat | { problem: string } {
+  if (value === 'partial') return { kind: 'partial' };
+  if (value.startsWith('final;')) {
+    const urls = value.slice('final;'.length).trim().split(/ +/).filter(Boolean);
+    if (urls.length > 0) return { kind: 'final', urls };
+  }
+  return {
+    problem: `Upload-Concat must be "partial" or "final;" followed by the space-separated URLs of the partial uploads, got ${JSON.stringify(value)}`,
+  };
+}
+
 const NON_NEGATIVE_INTEGER = /^(0|[1-9][0-9]*)$/;
 
 /** Why a header that must be a non-negative integer is not one, or undefined. */
@@ -66,8 +81,8 @@ function lengthOverMaximum(value: string | string[] | undefined, maxUploadBytes:
 
 /**
  * Checks one tus request (with its effective method) against what the spec requires of its
- * headers, in the order tusd checks: version (412), content type (415), concatenation (501: not
- * offered), offsets, lengths and metadata (400), size (413).
+ * headers, in the order tusd checks: version (412), content type (415), offsets, lengths,
+ * concatenation and metadata (400), size (413).
  * @returns the refusal, or undefined when the request may go on
  */
 export function checkTusRequest(method: string, headers: IncomingHttpHeaders, maxUploadBytes: number): TusRefusal | undefined {
@@ -102,12 +117,17 @@ export function checkTusRequest(method: string, headers: IncomingHttpHeaders, ma
     if (tooLarge) return tooLarge;
   }
   if (method === 'POST') {
-    if (headers['upload-concat'] !== undefined)
-      return {
-        status: 501,
-        headers: {},
-        body: 'concatenation (Upload-Concat) is not offered: Tus-Extension does not list it; send the file as one upload (tus-js-client: parallelUploads 1)',
-      };
+    const concat = typeof headers['upload-concat'] === 'string' ? parseUploadConcat(headers['upload-concat']) : undefined;
+    if (concat && 'problem' in concat) return { status: 400, headers: {}, body: concat.problem };
+    if (concat?.kind === 'final') {
+      if (headers['upload-length'] !== undefined || headers['upload-defer-length'] !== undefined)
+        return {
+          status: 400,
+          headers: {},
+          body: 'a final upload (Upload-Concat: final) takes no Upload-Length or Upload-Defer-Length: its length is the sum of its partial uploads',
+        };
+      return metadataRefusal(headers['upload-metadata']);
+    }
     const length = integerProblem('Upload-Length', headers['upload-length']);
     if (length) return { status: 400, headers: {}, body: length };
     const defer = headers['upload-defer-length'];
@@ -131,20 +151,24 @@ export function checkTusRequest(method: string, headers: IncomingHttpHeaders, ma
       };
     const tooLarge = lengthOverMaximum(headers['upload-length'], maxUploadBytes);
     if (tooLarge) return tooLarge;
-    const metadata = headers['upload-metadata'];
-    if (typeof metadata === 'string') {
-      try {
-        Metadata.parse(metadata);
-      } catch {
-        return {
-          status: 400,
-          headers: {},
-          body:
-            'Upload-Metadata must be comma-separated "key base64value" pairs (or a key alone): keys non-empty ASCII without spaces or commas, ' +
-            'each key once, values standard Base64, e.g. "filename d29ybGQuanBn,is_confidential"',
-        };
-      }
-    }
+    return metadataRefusal(headers['upload-metadata']);
   }
   return undefined;
+}
+
+/** The 400 for a malformed Upload-Metadata, or undefined. */
+function metadataRefusal(metadata: string | string[] | undefined): TusRefusal | undefined {
+  if (typeof metadata !== 'string') return undefined;
+  try {
+    Metadata.parse(metadata);
+    return undefined;
+  } catch {
+    return {
+      status: 400,
+      headers: {},
+      body:
+        'Upload-Metadata must be comma-separated "key base64value" pairs (or a key alone): keys non-empty ASCII without spaces or commas, ' +
+        'each key once, values standard Base64, e.g. "filename d29ybGQuanBn,is_confidential"',
+    };
+  }
 }

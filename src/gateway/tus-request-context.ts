@@ -29,6 +29,12 @@ export interface TusRequestContext {
   state?: GatewayUploadState;
   /** Called once the store created the upload, before the creation's content is read (the resumable-upload draft's 104). */
   onUploadCreated?: (location: string) => void;
+  /** The request's effective method (after X-HTTP-Method-Override). */
+  method?: string;
+  /** The endpoint's full path (`/files`), for the URLs HEAD names in `Upload-Concat`. */
+  uploadsPath?: string;
+  /** A creation with `Upload-Concat: partial` (the header itself is not shown to @tus/server, which does not implement concatenation). */
+  concat?: 'partial';
   /** When the request came with an upload token: its scope, and where its one upload is bound. */
   uploadToken?: { scope: UploadTokenScope; bindings: UploadTokenBindings };
 }

@@ -37,7 +37,8 @@ import { PartBuffers } from './part-buffers';
 import { BodyChecksum, ChecksumMismatchError } from './tus-checksum';
 import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
 import { currentContext } from './tus-request-context';
-import { metadataProblem } from './uploads-service';
+import { objectMetadataOf } from './tus-metadata';
+import { FinalUploadNotWritableError, uploadConcatHeader } from './tus-concatenation';
 
 export {
   parseUploadChecksum,
@@ -47,10 +48,6 @@ export {
   type TusChecksumAlgorithm,
 } from './tus-checksum';
 export { tusRequestContext, type TusRequestContext } from './tus-request-context';
-
-/** The tus metadata keys that name the file and its type (tus-js-client and Uppy send these). */
-const NAME_KEYS = ['filename', 'name'];
-const TYPE_KEYS = ['filetype', 'type'];
 
 /** @see GatewayUploadStore */
 export type GatewayUploadStoreOptions = ChunkWriterOptions;
@@ -66,22 +63,21 @@ export class GatewayUploadStore extends DataStore {
       ...options,
       buffers: options.buffers ?? new PartBuffers((options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT) + 1),
     };
-    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration', 'checksum'];
+    this.extensions = [
+      'creation',
+      'creation-with-upload',
+      'creation-defer-length',
+      'termination',
+      'expiration',
+      'checksum',
+      'concatenation',
+    ];
   }
 
   /** POST: starts the upload's saga (reserve space, open the multipart upload). */
   override async create(upload: Upload): Promise<Upload> {
     const context = currentContext();
-    const tusMetadata = upload.metadata ?? {};
-    const pick = (keys: string[]) => keys.map((k) => tusMetadata[k]).find((v): v is string => typeof v === 'string' && v.length > 0);
-    // Other metadata goes to S3 as x-amz-meta-*, where S3 allows it; the rest is not kept.
-    const metadata: Record<string, string> = {};
-    for (const [key, value] of Object.entries(tusMetadata)) {
-      if (NAME_KEYS.includes(key) || TYPE_KEYS.includes(key) || typeof value !== 'string') continue;
-      if (!metadataProblem({ ...metadata, [key]: value })) metadata[key] = value;
-    }
-    const filename = pick(NAME_KEYS);
-    const contentType = pick(TYPE_KEYS);
+    const { filename, contentType, metadata } = objectMetadataOf(upload.metadata ?? {});
     const token = context.uploadToken;
     const state = await this.options.uploads
       .create({
@@ -95,6 +91,7 @@ export class GatewayUploadStore extends DataStore {
         metadata,
         ...(context.uploadMetadata !== undefined ? { tusMetadata: context.uploadMetadata } : {}),
         mode: 'tus',
+        ...(context.concat === 'partial' ? { concat: 'partial' as const } : {}),
       })
       .catch(async (err: unknown) => {
         // Nothing was created: the upload token may create its one upload again.
@@ -116,6 +113,10 @@ export class GatewayUploadStore extends DataStore {
     const context = currentContext();
     const state = await this.options.uploads.get(context.tenant, id);
     context.state = state;
+    // Concatenation: HEAD says what the upload is; a final takes no PATCH.
+    const concat = context.uploadsPath !== undefined ? uploadConcatHeader(state, context.uploadsPath) : undefined;
+    if (concat !== undefined) context.setHeader('Upload-Concat', concat);
+    if (context.method === 'PATCH' && state.concat?.kind === 'final') throw new FinalUploadNotWritableError(id);
     if (state.outcome === 'running') context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
     // What the client sent, as it sent it; uploads created before the header was kept show what the saga stores.
     const metadata: Record<string, string | null> =

@@ -1,6 +1,9 @@
 /**
  * The tus 1.0.0 endpoint (`/files`): @tus/server speaks the protocol — core, creation,
  * creation-with-upload, creation-defer-length, termination, expiration — and {@link GatewayUploadStore} drives the saga.
+ * Concatenation, which @tus/server does not implement either, is added here and in
+ * tus-concatenation.ts: a partial's creation reaches @tus/server without its `Upload-Concat`
+ * header (the store makes it a partial), a final's creation is answered by tus-concatenation.ts.
  * The checksum extension, which @tus/server does not implement, is added around it: the route
  * parses `Upload-Checksum` (400 for a malformed header or an algorithm not offered), the store
  * verifies the body and answers 460 on a mismatch without recording anything. Before @tus/server
@@ -19,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Server, type Locker } from '@tus/server';
-import { ERRORS, EVENTS } from '@tus/utils';
+import { ERRORS, EVENTS, Metadata } from '@tus/utils';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
 import { bearerChallenge, ForbiddenError, GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
@@ -27,6 +30,8 @@ import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRe
 import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusRefusal } from './tus-request-checks';
 import { DRAFT_REQUEST_HEADERS, refuseDraftRequest, serveDraftRequest } from './resumable-upload';
 import { readDraftRequest } from './resumable-upload-checks';
+import { parseUploadConcat, serveFinalCreation } from './tus-concatenation';
+import { objectMetadataOf } from './tus-metadata';
 import type { TusRequestContext } from './tus-request-context';
 import { sendWebResponse, webRequestOf } from './tus-web-request';
 import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
@@ -61,7 +66,7 @@ export interface TusPluginOptions {
 /** Request headers the tus endpoint accepts beyond @tus/server's own (CORS). */
 const EXTRA_ALLOWED_HEADERS = ['Upload-Checksum', ...DRAFT_REQUEST_HEADERS];
 /** Response headers a browser may read beyond @tus/server's own (CORS). */
-const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm'];
+const EXTRA_EXPOSED_HEADERS = ['Upload-Expires', 'Tus-Checksum-Algorithm', 'Upload-Concat'];
 
 /** The tus endpoint as a fastify plugin (registered by the gateway at `path`). */
 export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, options) => {
@@ -100,8 +105,13 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     allowedHeaders: EXTRA_ALLOWED_HEADERS,
     exposedHeaders: EXTRA_EXPOSED_HEADERS,
     onUploadFinish: async (_req, upload) => {
-      const state = await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs, context().state);
-      options.onUploadEnded?.(context().tenant, state.outcome);
+      // A partial (concatenation) does not end with its last byte: it is done once stored, waiting for a final.
+      const partial = context().concat === 'partial' || context().state?.concat?.kind === 'partial';
+      const state = partial
+        ? await options.uploads.waitUntilStored(context().tenant, upload.id, finishWaitMs)
+        : await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs, context().state);
+      // A partial is not an upload of the tenant's: its final is counted once it ends.
+      if (!partial) options.onUploadEnded?.(context().tenant, state.outcome);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
       throw new UploadNotStoredError(
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,
@@ -212,11 +222,43 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         return refuse(reply, { status: 400, headers: {}, body: err.message });
       }
     }
+    // Concatenation (tus-concatenation.ts): a final's creation is answered there; a partial's goes on without the header.
+    const concatHeader = request.headers['upload-concat'];
+    const parsedConcat = method === 'POST' && typeof concatHeader === 'string' ? parseUploadConcat(concatHeader) : undefined;
+    const concat = parsedConcat && !('problem' in parsedConcat) ? parsedConcat : undefined; // a malformed one was refused above
+    if (concat?.kind === 'final') {
+      if (scope)
+        return refuse(reply, {
+          status: 403,
+          headers: {},
+          body: 'an upload token creates one upload; joining partial uploads (Upload-Concat) needs a tenant token',
+        });
+      const metadataHeader = request.headers['upload-metadata'];
+      return serveFinalCreation(reply, {
+        uploads: options.uploads,
+        tenant: request.tenant,
+        path: `${app.prefix}${path}`,
+        urls: concat.urls,
+        uploadId: randomBytes(16).toString('hex'),
+        ...objectMetadataOf(typeof metadataHeader === 'string' ? Metadata.parse(metadataHeader) : {}),
+        ...(typeof metadataHeader === 'string' ? { tusMetadata: metadataHeader } : {}),
+        maxUploadBytes,
+        finishWaitMs,
+        ...(options.onUploadEnded ? { onEnded: options.onUploadEnded } : {}),
+      });
+    }
+    if (concat?.kind === 'partial') {
+      delete request.raw.headers['upload-concat'];
+      request.raw.rawHeaders = request.raw.rawHeaders.filter((_, i, all) => all[i - (i % 2)]!.toLowerCase() !== 'upload-concat');
+    }
     reply.hijack();
     reply.raw.setHeader('Tus-Checksum-Algorithm', TUS_CHECKSUM_ALGORITHMS.join(','));
     await tusRequestContext.run(
       {
         ...contextFor(request, reply, maxUploadBytes),
+        method,
+        uploadsPath: `${app.prefix}${path}`,
+        ...(concat?.kind === 'partial' ? { concat: 'partial' as const } : {}),
         ...(uploadChecksum ? { uploadChecksum } : {}),
         ...(method === 'POST' && typeof request.headers['upload-metadata'] === 'string'
           ? { uploadMetadata: request.headers['upload-metadata'] }

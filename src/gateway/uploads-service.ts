@@ -70,9 +70,13 @@ import {
   recordChunkUpdate,
   recordPartUpdate,
   waitUntilOpenUpdate,
+  claimPartialUpdate,
+  releasePartialSignal,
   type GatewayUploadWorkflow,
 } from '../upload/gateway-upload-messages';
 import { tenantAndObjectAttributes, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
+import { claimProblem, type GatewayConcat, type JoinSource } from '../upload/concatenation';
+import { partialObjectKeyOf } from '../upload/staging';
 import { tenantSettings, type GatewayConfig } from './config';
 import {
   GatewayError,
@@ -116,6 +120,17 @@ export interface CreateUploadRequest {
    * @default 5 MiB
    */
   partSize?: number;
+  /** tus concatenation: a partial upload (stored apart until a final joins it); finals are made by {@link UploadsService.createFinal}. */
+  concat?: 'partial';
+}
+
+/** What a tus client asks for when it joins partial uploads (`Upload-Concat: final;…`). */
+export interface CreateFinalUploadRequest extends Pick<
+  CreateUploadRequest,
+  'tenant' | 'uploadId' | 'filename' | 'contentType' | 'metadata' | 'tusMetadata' | 'maxLength'
+> {
+  /** The partial uploads' ids, in order. */
+  partials: string[];
 }
 
 /** @see UploadsService */
@@ -250,6 +265,10 @@ export class UploadsService {
    * @throws InvalidRequestError, UploadTooLargeError (size or quota), UploadConflictError (id taken)
    */
   async create(request: CreateUploadRequest): Promise<GatewayUploadState> {
+    return this.start(request, request.concat === 'partial' ? { kind: 'partial' } : undefined);
+  }
+
+  private async start(request: Omit<CreateUploadRequest, 'concat'>, concat: GatewayConcat | undefined): Promise<GatewayUploadState> {
     const { tenant, mode } = request;
     if (!ID_PATTERN.test(tenant) || tenant.length > 63) throw new InvalidRequestError(`tenant "${tenant}" is not a valid tenant name`);
     const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
@@ -270,8 +289,9 @@ export class UploadsService {
     }
     const maxLength = Math.min(limits.maxUploadBytes, request.maxLength ?? Infinity);
     const relativeKey = request.key ?? `${uploadId}/${safeFileName(request.filename)}`;
-    const key = `${this.keyPrefixOf(tenant)}${relativeKey}`;
-    const keyProblem = objectKeyProblem(relativeKey) ?? objectKeyProblem(key);
+    // A partial's bytes are kept inside its staging prefix until a final joins them.
+    const key = concat?.kind === 'partial' ? partialObjectKeyOf(tenant, uploadId) : `${this.keyPrefixOf(tenant)}${relativeKey}`;
+    const keyProblem = objectKeyProblem(relativeKey) ?? (concat?.kind === 'partial' ? undefined : objectKeyProblem(key));
     if (keyProblem) throw new InvalidRequestError(`object key ${JSON.stringify(relativeKey)}: ${keyProblem}`);
     const metadata = request.metadata ?? {};
     const problem = metadataProblem(metadata);
@@ -298,10 +318,12 @@ export class UploadsService {
       metadata,
       ...(request.tusMetadata !== undefined ? { tusMetadata: request.tusMetadata } : {}),
       partSize: mode === 'tus' ? partSize : (request.partSize ?? 5 * MiB),
-      ...(mode === 'tus' ? { checksumAlgorithm: this.options.checksumAlgorithm ?? 'CRC32C' } : {}),
+      // A final's parts are copied server-side, which S3 stores refuse into an upload with a checksum algorithm.
+      ...(mode === 'tus' && concat?.kind !== 'final' ? { checksumAlgorithm: this.options.checksumAlgorithm ?? 'CRC32C' } : {}),
       expiresAt: Date.now() + expiresInMs,
       ...(limits.webhookUrl ? { webhookUrl: limits.webhookUrl } : {}),
       ...(this.options.updatesPerRun ? { updatesPerRun: this.options.updatesPerRun } : {}),
+      ...(concat ? { concat } : {}),
     };
     const workflowId = uploadWorkflowId(tenant, uploadId);
     const startWorkflowOperation = new WithStartWorkflowOperation<GatewayUploadWorkflow>(WIRE_NAMES.gatewayUploadWorkflow, {
@@ -321,7 +343,10 @@ export class UploadsService {
       typedSearchAttributes: [
         ...tenantAndObjectAttributes(tenant, bucket, key, this.indexDestination),
         ...(request.length !== undefined ? [{ key: UploadSizeBytes, value: request.length }] : []),
-        { key: UploadPhase, value: request.length !== undefined || mode === 'tus' ? 'reserve-space' : 'open-multipart' },
+        {
+          key: UploadPhase,
+          value: concat?.kind !== 'final' && (request.length !== undefined || mode === 'tus') ? 'reserve-space' : 'open-multipart',
+        },
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
     });
@@ -344,6 +369,60 @@ export class UploadsService {
       throw new UploadNotStoredError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
     }
     return this.changed(state);
+  }
+
+  /**
+   * tus concatenation: joins finished partial uploads of the tenant into one final upload. Each
+   * partial is checked (the tenant's, a partial, stored, not claimed by another final, named once)
+   * and then claimed with an Update before the final's saga starts; a refusal records nothing,
+   * and claims taken before a later refusal are released. Returns once the final's multipart
+   * upload is open; the saga then joins, verifies and merges (wait with {@link waitForEnd}).
+   * @throws InvalidRequestError (400: not a partial, not finished, named twice, already joined),
+   *   UploadNotFoundError (404), UploadConflictError (409: claimed by another final),
+   *   UploadGoneError (410: expired), UploadTooLargeError (413: over the maximum upload size)
+   */
+  async createFinal(request: CreateFinalUploadRequest): Promise<GatewayUploadState> {
+    const { tenant, partials } = request;
+    if (partials.length === 0) throw new InvalidRequestError('Upload-Concat: final needs the URL of at least one partial upload');
+    const twice = partials.find((id, i) => partials.indexOf(id) !== i);
+    if (twice !== undefined)
+      throw new InvalidRequestError(`partial upload ${twice} is named twice in Upload-Concat; name each partial once`);
+    const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
+    const sources: JoinSource[] = [];
+    for (const id of partials) {
+      const state = await this.state(tenant, id).catch((err: unknown) => {
+        if (!(err instanceof UploadNotFoundError)) throw err;
+        throw new GatewayError(404, 'UploadNotFound', `Upload-Concat names upload ${id}, which does not exist (or is another tenant's)`);
+      });
+      const problem = claimProblem(state, uploadId, Date.now());
+      if (problem) throw this.rejection(problem, id);
+      sources.push({ uploadId: id, workflowId: state.workflowId, key: state.key, ...storedPartial(state) });
+    }
+    const length = sources.reduce((sum, p) => sum + p.size, 0);
+    const maxLength = Math.min(tenantSettings(this.options.config, tenant).maxUploadBytes, request.maxLength ?? Infinity);
+    if (length > maxLength)
+      throw new UploadTooLargeError(`the partial uploads add up to ${length} bytes, over the maximum upload size of ${maxLength} bytes`);
+    const claimed: string[] = [];
+    let starting = false;
+    try {
+      for (const source of sources) {
+        await this.update(tenant, source.uploadId, (handle) =>
+          handle.executeUpdate(claimPartialUpdate, { args: [{ finalUploadId: uploadId }] }),
+        );
+        claimed.push(source.uploadId);
+      }
+      const { partials: _ids, ...rest } = request;
+      starting = true;
+      return await this.start({ ...rest, uploadId, length, mode: 'tus' }, { kind: 'final', partials: sources });
+    } catch (err) {
+      // A start that may have happened (Temporal did not answer in time) leaves the claims to the final's saga.
+      const notStarted = !starting || err instanceof InvalidRequestError || err instanceof UploadConflictError;
+      if (notStarted)
+        await Promise.allSettled(
+          claimed.map((id) => this.bounded(() => this.handle(tenant, id).signal(releasePartialSignal, { finalUploadId: uploadId }))),
+        );
+      throw err;
+    }
   }
 
   /**
@@ -462,6 +541,20 @@ export class UploadsService {
   }
 
   /**
+   * tus concatenation: waits up to `timeoutMs` until a partial upload stored its bytes (phase
+   * `await-join`, where it waits for a final) or ended, then returns its state. A partial's
+   * workflow does not end when its last byte arrives, so its finishing PATCH waits for this instead.
+   */
+  async waitUntilStored(tenant: string, uploadId: string, timeoutMs: number): Promise<GatewayUploadState> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const state = await this.state(tenant, uploadId);
+      if (state.phase === 'await-join' || state.outcome !== 'running' || Date.now() >= deadline) return this.changed(state);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  /**
    * Waits up to `timeoutMs` for the upload's workflow to end, then returns its state. With `last`
    * (a state of this upload the caller read while it ran), a completed upload's state is `last`
    * with the workflow's result, without a query: a query on a closed workflow makes a worker
@@ -498,18 +591,8 @@ export class UploadsService {
         return await this.bounded(() => send(this.handle(tenant, uploadId)));
       } catch (err) {
         const rejection = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-        if (rejection) {
-          switch (rejection.type) {
-            case ChunkRejection.OffsetConflict:
-              throw new UploadConflictError(rejection.message);
-            case ChunkRejection.NotReceiving:
-              throw new UploadConflictError(rejection.message);
-            case ChunkRejection.UploadExpired:
-              throw new UploadGoneError(uploadId, 'expired', rejection.message);
-            case ChunkRejection.InvalidChunk:
-              throw new InvalidRequestError(rejection.message);
-          }
-        }
+        if (rejection && (Object.values(ChunkRejection) as (string | null | undefined)[]).includes(rejection.type))
+          throw this.rejection({ type: rejection.type as ChunkRejection, message: rejection.message }, uploadId);
         const translated = this.translate(err, uploadId);
         if (translated instanceof GatewayUnavailableError || translated instanceof UploadNotFoundError) throw translated;
         // The run ended under the update: a continue-as-new (retry on the new run), or the end of the upload.
@@ -519,6 +602,19 @@ export class UploadsService {
           throw new UploadConflictError(`upload ${uploadId} is in phase ${state.phase}`, state.offset);
         throw new UploadGoneError(uploadId, state.outcome);
       }
+    }
+  }
+
+  /** A refused state change (an Update validator's, or the same check made before sending it) as a gateway error. */
+  private rejection(problem: { type: ChunkRejection; message: string }, uploadId: string): GatewayError {
+    switch (problem.type) {
+      case ChunkRejection.OffsetConflict:
+      case ChunkRejection.NotReceiving:
+        return new UploadConflictError(problem.message);
+      case ChunkRejection.UploadExpired:
+        return new UploadGoneError(uploadId, 'expired', problem.message);
+      default:
+        return new InvalidRequestError(problem.message);
     }
   }
 
@@ -538,4 +634,11 @@ export class UploadsService {
     }
     return err instanceof Error ? err : new Error(String(err));
   }
+}
+
+/** A stored partial's size and ETag (claimProblem has checked it is stored). */
+function storedPartial(state: GatewayUploadState): { size: number; etag: string } {
+  const concat = state.concat;
+  if (concat?.kind !== 'partial' || !concat.stored) throw new Error(`partial upload ${state.uploadId} is not stored`);
+  return { size: concat.stored.size, etag: concat.stored.etag };
 }

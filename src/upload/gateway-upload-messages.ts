@@ -5,7 +5,7 @@
  * workflows: they never change.
  */
 import { WIRE_NAMES } from './wire-names';
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { SagaState } from '../saga/workflow';
 import type { ChunkRecord, GatewayPart, GatewayUploadInput, GatewayUploadState, PartReport } from './gateway-upload';
 import type { UploadProgress, UploadResult } from './outcome';
@@ -35,6 +35,16 @@ export const recordPartUpdate = defineUpdate<GatewayUploadState, [PartReport]>('
 export const declareLengthUpdate = defineUpdate<GatewayUploadState, [{ length: number }]>('declareLength');
 /** Presigned: the client finished sending parts; verify and merge them. */
 export const completeUpdate = defineUpdate<GatewayUploadState, [{ parts: GatewayPart[] }]>('complete');
+
+/**
+ * tus concatenation: a final claims a finished partial before joining it. Rejected (no history)
+ * unless the partial is stored and unclaimed, or claimed by the same final (a repeated claim).
+ */
+export const claimPartialUpdate = defineUpdate<GatewayUploadState, [{ finalUploadId: string }]>('claimPartial');
+/** tus concatenation: the final merged; the partial commits its reservation and deletes its object. */
+export const partialJoinedSignal = defineSignal<[{ finalUploadId: string }]>('partialJoined');
+/** tus concatenation: the final ended without an object; the partial waits for a claim again (until its expiry). */
+export const releasePartialSignal = defineSignal<[{ finalUploadId: string }]>('releasePartial');
 
 /** Updates one run handles before continuing as new. */
 export const DEFAULT_UPDATES_PER_RUN = 500;

@@ -22,6 +22,32 @@ import type { ChecksumAlgorithm } from './request';
 /** How the bytes reach S3: through the gateway (tus), or straight from the client with presigned URLs. */
 export type GatewayUploadMode = 'tus' | 'presigned';
 
+/* tus concatenation: what an upload is in one (the rules are in concatenation.ts). */
+/** What a gateway upload is in a tus concatenation, as its input carries it. */
+export type GatewayConcat = { kind: 'partial' } | { kind: 'final'; partials: JoinSource[] };
+
+/** A partial as the final joins it: its upload and workflow ids, and the stored object's key, size and ETag. */
+export interface JoinSource {
+  uploadId: string;
+  workflowId: string;
+  key: string;
+  size: number;
+  etag: string;
+}
+
+/** A partial's or a final's concatenation state, as the workflow reports it. */
+export type ConcatState =
+  | {
+      kind: 'partial';
+      /** Once its bytes are stored as a temporary object (phase `await-join`). */
+      stored?: { size: number; etag: string };
+      /** The final that claimed it, while the claim holds. */
+      claimedBy?: string;
+      /** The final it was joined into. */
+      joinedInto?: string;
+    }
+  | { kind: 'final'; partials: string[] };
+
 /** Failure types specific to gateway uploads (besides the upload's own, see errors.ts). */
 export const GatewayUploadFailureType = {
   /** The upload was not finished before its expiry; it was compensated. */
@@ -101,6 +127,8 @@ export interface GatewayUploadInput {
   updatesPerRun?: number;
   /** Set when a run continues as new: what the previous runs established. */
   carried?: CarriedState;
+  /** tus concatenation: a partial upload, or a final joining partials (see src/upload/concatenation.ts). */
+  concat?: GatewayConcat;
 }
 
 /** The state a run hands to the next when it continues as new. */
@@ -129,6 +157,10 @@ export type GatewayUploadPhase = Extract<
   | 'verify'
   | 'merge'
   | 'delete-staged'
+  | 'store-partial'
+  | 'await-join'
+  | 'join-partials'
+  | 'settle-partials'
   | 'commit-quota'
   | 'notify'
   | 'compensating'
@@ -176,6 +208,8 @@ export interface GatewayUploadState {
   result?: UploadResult;
   /** Once failed, compensated, expired or cancelled. */
   failure?: SagaFailureReport;
+  /** tus concatenation: what this upload is in one (absent for an ordinary upload). */
+  concat?: ConcatState;
 }
 
 /**

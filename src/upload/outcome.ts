@@ -23,6 +23,11 @@ export type UploadPhase =
   | 'open-multipart'
   | 'receive-parts'
   | 'delete-staged'
+  // tus concatenation (src/upload/concatenation.ts): a partial stores its bytes and waits; a final joins them
+  | 'store-partial'
+  | 'await-join'
+  | 'join-partials'
+  | 'settle-partials'
   // the UploadPhase search attribute only, while the upload holds (src/upload/pause.ts)
   | 'paused'
   | 'waiting-for-quota';

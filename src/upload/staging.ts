@@ -8,3 +8,8 @@
 export function stagingPrefixOf(tenant: string, uploadId: string): string {
   return `.upload-saga/staging/${tenant}/${uploadId}/`;
 }
+
+/** tus concatenation: where a partial upload's bytes are stored until a final joins them (inside its staging prefix). */
+export function partialObjectKeyOf(tenant: string, uploadId: string): string {
+  return `${stagingPrefixOf(tenant, uploadId)}partial`;
+}

@@ -10,6 +10,16 @@
  * known at creation, a tus upload (creation-defer-length) reserves the tenant's maximum and lowers
  * it once a PATCH declares the length; a presigned upload runs reserve-space after verify, with
  * the verified size.
+ *
+ * tus concatenation (src/upload/concatenation.ts) uses the same table:
+ *
+ *   partial: reserve-space → open-multipart → receive-parts → verify → store-partial → await-join → commit-quota → delete-staged
+ *            ↳ release       ↳ abort + delete the staging prefix (the stored partial lies inside it)
+ *   final:   open-multipart → join-partials → verify → merge (pivot) → settle-partials → notify
+ *            ↳ abort
+ *
+ * A partial's merge (`store-partial`) is no pivot: until a final joins it, an expiry or a
+ * cancellation still undoes it. The final reserves nothing: its partials commit their reservations.
  */
 import { WIRE_NAMES } from '../upload/wire-names';
 import type { UploadActivities } from '../activities';
@@ -46,6 +56,22 @@ export const gatewayUploadSteps = defineSaga<UploadActivities>()({
     },
   },
   merge: uploadSteps.merge,
+  'store-partial': { action: uploadSteps.merge.action },
+  'await-join': {
+    action: {
+      inWorkflow: 'a stored partial waits until a final claims it (Update) and merged (signal); a durable timer expires it while unclaimed',
+    },
+  },
+  'join-partials': {
+    action: {
+      activity: 'joinPartials',
+      retry: { ...OUTAGE_RIDING_RETRY, nonRetryableErrorTypes: NEVER_RETRIED },
+      timeouts: { startToClose: '1h', heartbeat: '2m' },
+    },
+  },
+  'settle-partials': {
+    action: { inWorkflow: 'signals each partial that the final merged: it commits its reservation and deletes its stored object' },
+  },
   'delete-staged': {
     action: {
       // cleanupUpload without an upload id only deletes what is under the staging prefix (orphans of gateways that died).

@@ -27,7 +27,7 @@
  *   carrying the small state; the next run restores the completed steps' compensations.
  */
 import { requireMultipartUploadId } from '../upload/wire-names';
-import { TUS_DEFERRED_LENGTH_PATCH } from '../patches';
+import { TUS_CONCATENATION_PATCH, TUS_DEFERRED_LENGTH_PATCH } from '../patches';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -36,6 +36,7 @@ import {
   condition,
   ContinueAsNew,
   continueAsNew,
+  getExternalWorkflowHandle,
   patched,
   proxyLocalActivities,
   setCurrentDetails,
@@ -62,6 +63,7 @@ import {
   type GatewayUploadState,
 } from '../upload/gateway-upload';
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
+import { CLAIM_LEASE_MS, claimProblem, type ConcatState } from '../upload/concatenation';
 import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
 import { gatewayUploadSteps } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
@@ -80,9 +82,12 @@ import {
   gatewayUploadProgressQuery,
   gatewayUploadSagaStateQuery,
   gatewayUploadStateQuery,
+  claimPartialUpdate,
   completeUpdate,
   declareLengthUpdate,
   DEFAULT_UPDATES_PER_RUN,
+  partialJoinedSignal,
+  releasePartialSignal,
   recordChunkUpdate,
   recordPartUpdate,
   waitUntilOpenUpdate,
@@ -105,6 +110,10 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   const reservationRef = { tenant, uploadId };
   // tus without Upload-Length (creation-defer-length): the tenant's maximum is reserved until a PATCH declares the length.
   const deferredLength = input.mode === 'tus' && input.length === undefined;
+  // tus concatenation (src/upload/concatenation.ts): a partial stores its bytes and waits for a final; a final joins partials.
+  const concat = input.concat !== undefined && patched(TUS_CONCATENATION_PATCH) ? input.concat : undefined;
+  const final = concat?.kind === 'final' ? concat : undefined;
+  const partial: Extract<ConcatState, { kind: 'partial' }> | undefined = concat?.kind === 'partial' ? { kind: 'partial' } : undefined;
 
   const state: GatewayUploadState = {
     tenant,
@@ -132,6 +141,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     createdAt: carried?.createdAt ?? Date.now(),
     expiresAt: input.expiresAt,
     runs: (carried?.runs ?? 0) + 1,
+    ...(partial ? { concat: partial } : final ? { concat: { kind: 'final', partials: final.partials.map((p) => p.uploadId) } } : {}),
   };
   let reservation: QuotaUsage | undefined = carried?.reservation;
   let reportedParts: GatewayPart[] | undefined;
@@ -160,6 +170,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   };
   const snapshot = (): GatewayUploadState => ({
     ...state,
+    ...(state.concat ? { concat: { ...state.concat } } : {}),
     staged: [...state.staged],
     ...(state.reportedParts ? { reportedParts: state.reportedParts.map(([first, last]): [number, number] => [first, last]) } : {}),
   });
@@ -277,6 +288,39 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     },
   );
 
+  if (partial) {
+    setHandler(
+      claimPartialUpdate,
+      ({ finalUploadId }) => {
+        partial.claimedBy = finalUploadId;
+        return snapshot();
+      },
+      {
+        validator: (request) => {
+          const problem = claimProblem(state, request?.finalUploadId, Date.now());
+          if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
+        },
+      },
+    );
+    setHandler(partialJoinedSignal, ({ finalUploadId }) => {
+      if (partial.claimedBy === finalUploadId) partial.joinedInto = finalUploadId;
+    });
+    setHandler(releasePartialSignal, ({ finalUploadId }) => {
+      if (partial.claimedBy === finalUploadId && partial.joinedInto === undefined) delete partial.claimedBy;
+    });
+  }
+  // A final that ends without an object hands its claimed partials back (they wait again, until their expiry).
+  let partialsSettled = false;
+  const signalPartials = async (signal: typeof partialJoinedSignal) => {
+    for (const source of final?.partials ?? []) {
+      try {
+        await getExternalWorkflowHandle(source.workflowId).signal(signal, { finalUploadId: uploadId });
+      } catch {
+        // The partial's workflow ended (cancelled or expired): there is nothing to settle.
+      }
+    }
+  };
+
   const event = uploadEvents({ workflowId, uploadId, tenant, bucket, key });
 
   try {
@@ -296,7 +340,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
           compensateWith: () => [{ bucket, key, multipartUploadId: carried.multipartUploadId, stagingPrefix }],
         });
       } else {
-        if (input.length !== undefined) await reserve(input.length);
+        // A final reserves nothing: its partials hold the reservations and commit them once it merged.
+        if (input.length !== undefined && !final) await reserve(input.length);
         else if (deferredLength && patched(TUS_DEFERRED_LENGTH_PATCH)) await reserve(input.maxLength);
         const openedAt = Date.now();
         const opened = await saga.run(
@@ -331,42 +376,48 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       }
       const multipartUploadId = state.multipartUploadId!;
 
-      await saga.runInWorkflow(
-        'receive-parts',
-        async () => {
-          for (;;) {
-            const handOver = () => updatesThisRun >= updatesPerRun || workflowInfo().continueAsNewSuggested;
-            const inTime = await condition(() => received() || handOver(), Math.max(1, state.expiresAt - Date.now()));
-            if (received()) return;
-            if (!inTime) {
-              throw ApplicationFailure.create({
-                type: GatewayUploadFailureType.UploadExpired,
-                nonRetryable: true,
-                message: `the upload expired at ${new Date(state.expiresAt).toISOString()} with ${describeBytes()}`,
+      const joined = final
+        ? await saga.run('join-partials', [{ bucket, key, multipartUploadId, partials: final.partials }], {
+            summary: `join ${final.partials.length} partial uploads into s3://${bucket}/${key}`,
+          })
+        : undefined;
+      if (!final)
+        await saga.runInWorkflow(
+          'receive-parts',
+          async () => {
+            for (;;) {
+              const handOver = () => updatesThisRun >= updatesPerRun || workflowInfo().continueAsNewSuggested;
+              const inTime = await condition(() => received() || handOver(), Math.max(1, state.expiresAt - Date.now()));
+              if (received()) return;
+              if (!inTime) {
+                throw ApplicationFailure.create({
+                  type: GatewayUploadFailureType.UploadExpired,
+                  nonRetryable: true,
+                  message: `the upload expired at ${new Date(state.expiresAt).toISOString()} with ${describeBytes()}`,
+                });
+              }
+              // Updates being handled must finish in this run; then only the small state moves on.
+              await condition(allHandlersFinished);
+              if (received()) return;
+              await continueAsNew<typeof gatewayUploadWorkflow>({
+                ...input,
+                carried: {
+                  createdAt: state.createdAt,
+                  ...(reservation ? { reservation } : {}),
+                  multipartUploadId,
+                  offset: state.offset,
+                  partsCompleted: state.partsCompleted,
+                  fingerprint: state.fingerprint,
+                  staged: state.staged,
+                  runs: state.runs,
+                  ...(state.reportedParts ? { reportedParts: state.reportedParts } : {}),
+                  ...(deferredLength && state.length !== undefined ? { declaredLength: state.length } : {}),
+                },
               });
             }
-            // Updates being handled must finish in this run; then only the small state moves on.
-            await condition(allHandlersFinished);
-            if (received()) return;
-            await continueAsNew<typeof gatewayUploadWorkflow>({
-              ...input,
-              carried: {
-                createdAt: state.createdAt,
-                ...(reservation ? { reservation } : {}),
-                multipartUploadId,
-                offset: state.offset,
-                partsCompleted: state.partsCompleted,
-                fingerprint: state.fingerprint,
-                staged: state.staged,
-                runs: state.runs,
-                ...(state.reportedParts ? { reportedParts: state.reportedParts } : {}),
-                ...(deferredLength && state.length !== undefined ? { declaredLength: state.length } : {}),
-              },
-            });
-          }
-        },
-        {},
-      );
+          },
+          {},
+        );
 
       const verified = await saga.run(
         'verify',
@@ -377,7 +428,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
             multipartUploadId,
             maxLength: input.maxLength,
             expected:
-              state.mode === 'tus'
+              state.mode === 'tus' && !joined
                 ? {
                     kind: 'tus',
                     length: state.length!,
@@ -386,7 +437,11 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                     fingerprint: state.fingerprint,
                     checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
                   }
-                : { kind: 'client-parts', parts: reportedParts!, ...(input.length !== undefined ? { length: input.length } : {}) },
+                : {
+                    kind: 'client-parts',
+                    parts: joined?.parts ?? reportedParts!,
+                    ...(input.length !== undefined ? { length: input.length } : {}),
+                  },
           },
         ],
         { summary: `verify the parts of s3://${bucket}/${key}` },
@@ -401,24 +456,64 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       }
       state.offset = verified.size;
 
-      const merged = await saga.run(
-        'merge',
-        [
-          {
-            bucket,
-            key,
-            multipartUploadId,
-            expectedETag: verified.expectedETag,
-            failIfExists: false,
-            checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
+      const mergeInput = {
+        bucket,
+        key,
+        multipartUploadId,
+        expectedETag: verified.expectedETag,
+        failIfExists: false,
+        checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
+      } as const;
+      if (partial) {
+        // Stored as a temporary object inside the staging prefix: undone (deleted with it) until a final joins it.
+        const stored = await saga.run('store-partial', [mergeInput], {
+          summary: `store partial upload ${uploadId} at s3://${bucket}/${key}`,
+        });
+        partial.stored = { size: verified.size, etag: stored.etag };
+        await saga.runInWorkflow(
+          'await-join',
+          async () => {
+            while (partial.joinedInto === undefined) {
+              const by = partial.claimedBy;
+              if (by === undefined) {
+                const claimed = await condition(() => partial.claimedBy !== undefined, Math.max(1, state.expiresAt - Date.now()));
+                if (!claimed) {
+                  throw ApplicationFailure.create({
+                    type: GatewayUploadFailureType.UploadExpired,
+                    nonRetryable: true,
+                    message: `the partial upload expired at ${new Date(state.expiresAt).toISOString()} without being joined by a final upload`,
+                  });
+                }
+              } else if (!(await condition(() => partial.joinedInto !== undefined || partial.claimedBy !== by, CLAIM_LEASE_MS))) {
+                // The final neither joined nor released it (it was terminated): the claim lapses.
+                delete partial.claimedBy;
+              }
+            }
           },
-        ],
-        { summary: `complete s3://${bucket}/${key}` },
-      );
-      if (state.mode === 'tus') {
+          {},
+        );
+        await saga.run('commit-quota', [reservationRef], { summary: `commit ${verified.size} bytes to tenant ${tenant}` });
+        await saga.run('delete-staged', [{ bucket, key, stagingPrefix }], { summary: `delete the stored partial under ${stagingPrefix}` });
+        return mergedResult({ uploadId, tenant, workflowId, bucket, key }, verified.size, stored, {
+          partCount: verified.partCount,
+          partSize: state.partSize,
+          timings,
+        });
+      }
+      const merged = await saga.run('merge', [mergeInput], { summary: `complete s3://${bucket}/${key}` });
+      if (final) {
+        await saga.runInWorkflow(
+          'settle-partials',
+          async () => {
+            partialsSettled = true;
+            await signalPartials(partialJoinedSignal);
+          },
+          {},
+        );
+      } else if (state.mode === 'tus') {
         await saga.run('delete-staged', [{ bucket, key, stagingPrefix }], { summary: `delete what is left under ${stagingPrefix}` });
       }
-      await saga.run('commit-quota', [reservationRef], { summary: `commit ${verified.size} bytes to tenant ${tenant}` });
+      if (!final) await saga.run('commit-quota', [reservationRef], { summary: `commit ${verified.size} bytes to tenant ${tenant}` });
 
       const result = mergedResult({ uploadId, tenant, workflowId, bucket, key }, verified.size, merged, {
         partCount: verified.partCount,
@@ -448,6 +543,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     metrics.ended({ kind: 'gateway', outcome: state.outcome, failure: endedFailure(report) });
     setCurrentDetails(endedDetails(state.outcome, err));
     await CancellationScope.nonCancellable(async () => {
+      if (final && !partialsSettled) await signalPartials(releasePartialSignal);
       await notifyEnded(saga, input.webhookUrl, event, report);
       // Callers waiting in waitUntilOpen learn the outcome before the run closes.
       await condition(allHandlersFinished);

@@ -13,7 +13,9 @@
  * Normalised before comparing, because they legitimately differ: `Location` (host, and the id
  * each server generates: compared as `/files/{id}`), `Upload-Expires` (a date: compared as
  * `<http-date>` once it parses), list headers (`Tus-Extension`, `Tus-Checksum-Algorithm`: sorted),
- * `Upload-Metadata` (parsed, keys sorted). The gateway needs a bearer token; tusd ignores it.
+ * `Upload-Metadata` (parsed, keys sorted), `Upload-Concat` (each URL as `/files/{id}`). The
+ * gateway needs a bearer token; tusd ignores it. In request headers, `$1`, `$2`… stand for the URL
+ * of the first, second… upload the case created on that server, `$missing` for one that never existed.
  *
  * The rows of the "tus endpoint" table in docs/reference/bad-input.md are checked here too: each
  * names a case whose gateway answer must have the row's status and contain the row's code spans.
@@ -43,6 +45,7 @@ type Field =
   | 'upload-metadata'
   | 'upload-expires'
   | 'upload-defer-length'
+  | 'upload-concat'
   | 'cache-control'
   | 'location';
 type Fields = Partial<Record<Field, string | null>>;
@@ -120,11 +123,11 @@ const cases: readonly Case[] = [
         deliberateDifference: {
           why:
             'status: the spec allows both ("A successful response indicated by the 204 No Content or 200 OK status MUST contain the Tus-Version header"). ' +
-            'Tus-Extension: the gateway adds expiration and checksum, which tusd lacks; concatenation is a KNOWN GAP (issue 12), not a choice. ' +
+            'Tus-Extension: the gateway adds expiration and checksum, which tusd lacks. ' +
             'Tus-Checksum-Algorithm: "The Server MUST support at least the SHA1 checksum algorithm", listed only by a server with the checksum extension',
           gateway: {
             status: '204',
-            'tus-extension': 'checksum,creation,creation-defer-length,creation-with-upload,expiration,termination',
+            'tus-extension': 'checksum,concatenation,creation,creation-defer-length,creation-with-upload,expiration,termination',
             'tus-checksum-algorithm': 'crc32,md5,sha1,sha256',
           },
           tusd: {
@@ -378,18 +381,101 @@ const cases: readonly Case[] = [
     ],
   },
   {
-    name: 'concatenation: KNOWN GAP in the gateway (not offered yet)',
+    name: 'concatenation: partial uploads joined by a final; HEAD says what each is; a PATCH to the final is 403',
     steps: [
+      create(5, { 'Upload-Concat': 'partial' }),
       {
-        ...create(5, { 'Upload-Concat': 'partial' }),
-        compare: ['status'],
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...HEAD_FIELDS, 'upload-concat'],
+        expect: { status: '200', 'upload-offset': '0', 'upload-length': '5', 'upload-concat': 'partial' },
+      },
+      { ...patch(0, Buffer.from('hello')), expect: { status: '204', 'upload-offset': '5' } },
+      create(6, { 'Upload-Concat': 'partial', 'Upload-Metadata': null }),
+      { ...patch(0, Buffer.from(' world')), expect: { status: '204', 'upload-offset': '6' } },
+      {
+        ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'final;$1 $2' }),
+        expect: { status: '201', location: '/files/{id}' },
+      },
+      {
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...HEAD_FIELDS, 'upload-concat'],
+        expect: { status: '200', 'upload-offset': '11', 'upload-length': '11', 'upload-concat': 'final;/files/{id} /files/{id}' },
+      },
+      { ...patch(11, bytes(1)), compare: ALWAYS, expect: { status: '403' } },
+      { ...patch(0, bytes(1)), compare: ALWAYS, expect: { status: '403' } },
+    ],
+  },
+  {
+    name: 'concatenation: a deferred-length partial takes its length from a PATCH and can be joined',
+    steps: [
+      create(0, { 'Upload-Length': null, 'Upload-Defer-Length': '1', 'Upload-Concat': 'partial' }),
+      { ...patch(0, bytes(4), { 'Upload-Length': '4' }), expect: { status: '204', 'upload-offset': '4' } },
+      { ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'final;$1' }), expect: { status: '201', location: '/files/{id}' } },
+      {
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...HEAD_FIELDS, 'upload-concat'],
+        expect: { status: '200', 'upload-offset': '4', 'upload-length': '4', 'upload-concat': 'final;/files/{id}' },
+      },
+    ],
+  },
+  {
+    name: 'concatenation: a final naming an unfinished partial, an upload that does not exist, or with Upload-Length is refused',
+    steps: [
+      create(5, { 'Upload-Concat': 'partial' }),
+      { ...patch(0, bytes(2)), expect: { status: '204', 'upload-offset': '2' } },
+      { ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'final;$1' }), compare: ALWAYS, expect: { status: '400' } },
+      { ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'final;$missing' }), compare: ALWAYS, expect: { status: '404' } },
+      { ...patch(2, bytes(3)), expect: { status: '204', 'upload-offset': '5' } },
+      { ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'whole' }), compare: ALWAYS, expect: { status: '400' } },
+      {
+        method: 'HEAD',
+        at: 'upload',
+        compare: [...HEAD_FIELDS, 'upload-concat'],
+        expect: { 'upload-offset': '5', 'upload-concat': 'partial' },
+      },
+      {
+        ...create(0, { 'Upload-Length': '5', 'Upload-Concat': 'final;$1' }),
+        compare: ALWAYS,
         expect: {},
         deliberateDifference: {
-          why: 'KNOWN GAP, not a choice: concatenation is not implemented yet, and the gateway does not announce it in Tus-Extension',
-          gateway: { status: '501' },
+          why: 'tusd ignores the length and creates the final; the spec forbids the request: "The Client MUST NOT include the Upload-Length header in the final upload creation", and the gateway refuses it rather than guess which length is meant',
+          gateway: { status: '400' },
           tusd: { status: '201' },
         },
       },
+    ],
+  },
+  {
+    name: 'concatenation: a final naming an upload that is not partial, or one partial twice',
+    steps: [
+      create(3),
+      { ...patch(0, bytes(3)), expect: { status: '204', 'upload-offset': '3' } },
+      create(3, { 'Upload-Concat': 'partial' }),
+      { ...patch(0, bytes(3)), expect: { status: '204', 'upload-offset': '3' } },
+      {
+        ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'final;$2 $2' }),
+        compare: ALWAYS,
+        expect: {},
+        deliberateDifference: {
+          why: 'the spec neither allows nor forbids naming a partial twice ("a space-separated list of the partial upload URLs that need to be concatenated"); tusd copies it twice. A gateway partial is consumed by its final (its bytes move into the final and its reservation is committed once), so it can be joined once; the gateway refuses instead of counting the bytes once for an object that holds them twice',
+          gateway: { status: '400' },
+          tusd: { status: '201' },
+        },
+      },
+      {
+        ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'final;$1' }),
+        compare: ALWAYS,
+        expect: {},
+        deliberateDifference: {
+          why: 'tusd joins any finished upload; the spec: "The value MUST be final followed by a semicolon and a space-separated list of the partial upload URLs that need to be concatenated", and an upload created without Upload-Concat: partial is not one (a gateway upload of its own is the tenant\'s object, already stored and counted)',
+          gateway: { status: '400' },
+          tusd: { status: '201' },
+        },
+      },
+      { ...create(0, { 'Upload-Length': null, 'Upload-Concat': 'final;$2' }), expect: { status: '201', location: '/files/{id}' } },
     ],
   },
   {
@@ -621,6 +707,10 @@ function normalise(response: Response, url: string): Record<Field, string | null
             .join(','),
     'upload-expires': expires === null ? null : Number.isNaN(Date.parse(expires)) ? `unparsable: ${expires}` : '<http-date>',
     'upload-defer-length': h('upload-defer-length'),
+    'upload-concat':
+      h('upload-concat')
+        ?.replace(/(?<=^final;|\s)\S+/g, (u) => new URL(u, url).pathname.replace(/\/files\/.+$/, '/files/{id}'))
+        .trim() ?? null,
     'cache-control': h('cache-control'),
     location: location === null ? null : new URL(location, url).pathname.replace(/\/files\/.+$/, '/files/{id}'),
   };
@@ -629,6 +719,7 @@ function normalise(response: Response, url: string): Record<Field, string | null
 /** Runs a case's steps on one server; the answers, one per step. */
 async function run(server: Server, testCase: Case): Promise<Answer[]> {
   let upload: string | undefined;
+  const created: string[] = [];
   const answers: Answer[] = [];
   for (const step of testCase.steps) {
     if (step.after === 'expired' && server.name === 'gateway') {
@@ -643,7 +734,10 @@ async function run(server: Server, testCase: Case): Promise<Answer[]> {
           : upload;
     if (!url) throw new Error(`${testCase.name}: a step needs an upload, but none was created yet`);
     const headers: Record<string, string> = { ...server.auth };
-    for (const [name, value] of Object.entries({ 'Tus-Resumable': '1.0.0', ...step.headers })) if (value !== null) headers[name] = value;
+    const missing = `${server.endpoint.replace(/\/$/, '')}/${randomUUID().replace(/-/g, '')}`;
+    for (const [name, value] of Object.entries({ 'Tus-Resumable': '1.0.0', ...step.headers }))
+      if (value !== null)
+        headers[name] = value.replace(/\$(\d+|missing)/g, (_, n: string) => (n === 'missing' ? missing : created[Number(n) - 1]!));
     const response = await fetch(url, { method: step.method, headers, ...(step.body ? { body: step.body } : {}) }).catch((err: unknown) => {
       throw new Error(`${server.name}: ${testCase.name}, step ${answers.length + 1} (${step.method}): ${String(err)}`, { cause: err });
     });
@@ -663,6 +757,7 @@ async function run(server: Server, testCase: Case): Promise<Answer[]> {
     const fields = normalise(response, url);
     if (step.method === 'POST' && response.status === 201 && response.headers.get('location')) {
       upload = new URL(response.headers.get('location')!, url).toString();
+      created.push(upload);
       if (server.name === 'gateway') createdOnGateway.add(upload.split('/').pop()!);
     }
     answers.push({ fields, body });

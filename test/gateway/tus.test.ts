@@ -280,7 +280,7 @@ describe('tus protocol errors', () => {
       expect(tooLarge.status).toBe(413);
       const options = await tusRequest(`${small.url}/files`, 'OPTIONS', {});
       expect(options.headers.get('tus-extension')).toBe(
-        'creation,creation-with-upload,creation-defer-length,termination,expiration,checksum',
+        'creation,creation-with-upload,creation-defer-length,termination,expiration,checksum,concatenation',
       );
       expect(options.headers.get('tus-checksum-algorithm')).toBe('sha1,md5,crc32,sha256');
 

@@ -66,5 +66,6 @@ export function standInUploadActivities(options: {
     // The gateway-upload workflow's own activities (not driven by these stand-ins).
     openMultipartUpload: async () => ({ multipartUploadId: 'stand-in-upload' }),
     [WIRE_NAMES.verifyGatewayUpload]: async () => ({ size: options.size, partCount: 1, expectedETag: '"stand-in-1"' }),
+    joinPartials: async () => ({ parts: [{ partNumber: 1, etag: '"stand-in-1"' }], copiedBytes: 0, assembledBytes: options.size }),
   };
 }

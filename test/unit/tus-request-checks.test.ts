@@ -79,10 +79,24 @@ describe('checkTusRequest', () => {
     });
   });
 
-  it('answers a POST with Upload-Concat 501: concatenation is not offered', () => {
-    for (const concat of ['partial', 'final;/files/a /files/b', 'nonsense']) {
-      expect(post({ 'upload-length': '5', 'upload-concat': concat }), concat).toMatchObject({ status: 501 });
-    }
+  it('checks Upload-Concat: a partial needs its length like any creation, a final has none, anything else is a bad request', () => {
+    expect(post({ 'upload-length': '5', 'upload-concat': 'partial' })).toBeUndefined();
+    expect(post({ 'upload-defer-length': '1', 'upload-concat': 'partial' })).toBeUndefined();
+    expect(post({ 'upload-concat': 'partial' })).toMatchObject({
+      status: 400,
+      body: expect.stringContaining('a POST needs Upload-Length'),
+    });
+    expect(post({ 'upload-concat': 'final;/files/a /files/b' })).toBeUndefined();
+    for (const length of [{ 'upload-length': '5' }, { 'upload-defer-length': '1' }] as Record<string, string>[])
+      expect(post({ ...length, 'upload-concat': 'final;/files/a' })).toMatchObject({
+        status: 400,
+        body: expect.stringContaining('a final upload (Upload-Concat: final) takes no Upload-Length'),
+      });
+    for (const bad of ['nonsense', 'final;', 'final', 'Partial'])
+      expect(post({ 'upload-length': '5', 'upload-concat': bad }), bad).toMatchObject({
+        status: 400,
+        body: expect.stringContaining('Upload-Concat must be "partial" or "final;"'),
+      });
   });
 
   it('checks the Upload-Length a PATCH declares: a non-negative integer within the maximum size', () => {

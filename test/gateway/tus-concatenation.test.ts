@@ -1,0 +1,262 @@
+/**
+ * tus concatenation (parallel uploads) through the gateway, against the real worker, Temporal and
+ * MinIO: tus-js-client with `parallelUploads` (partials of 8 MiB, joined by UploadPartCopy; and
+ * partials of 3 MiB, joined through the worker), raw requests, a partial that is never joined,
+ * and the refusals that need tenants (another tenant's partial) or limits (partials over the
+ * maximum). Each checks the object's bytes, that no partial is left in S3, and the tenant's quota
+ * ledger independently of the gateway: the partials' reservations are committed once, the final
+ * reserves nothing. The protocol answers are compared with tusd in tus-conformance.test.ts.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { partialObjectKeyOf, stagingPrefixOf } from '../../src/upload/staging';
+import type { GatewayUploadState } from '../../src/upload/gateway-upload';
+import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
+import { MiB } from '../support/files';
+import { expectCatalogueRows, type CataloguedAnswer } from '../support/http-refusals';
+import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
+import { idOf, quotaLedgerOf, startTestGateway, startTus, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+
+const BUCKET = 'uploads';
+let stack: TestStack;
+let worker: RunningWorker;
+let gateway: TestGateway;
+let shortExpiry: TestGateway;
+let smallMaximum: TestGateway;
+const parallel = testTenant('concat-par');
+const small = testTenant('concat-small');
+const raw = testTenant('concat-raw');
+const other = testTenant('concat-other');
+const expiring = testTenant('concat-expiry');
+const limited = testTenant('concat-limit');
+
+beforeAll(async () => {
+  stack = await connectTestStack();
+  worker = await startUploadWorker(stack);
+  const defaults = { maxUploadBytes: 64 * MiB, requestsPerSecond: 1000, maxBodyStreams: 8 };
+  gateway = await startTestGateway(stack, [parallel, small, raw, other], { overrides: { defaults } });
+  shortExpiry = await startTestGateway(stack, [expiring], { overrides: { defaults, uploadExpiryMs: 8_000 } });
+  smallMaximum = await startTestGateway(stack, [limited], { overrides: { defaults: { ...defaults, maxUploadBytes: 10 * MiB } } });
+});
+
+afterAll(async () => {
+  await smallMaximum?.close();
+  await shortExpiry?.close();
+  await gateway?.close();
+  await worker?.stop();
+  await stack?.close();
+});
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const ledger = () => quotaLedgerOf(stack);
+
+async function eventually<T>(read: () => Promise<T>, wanted: T, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await read();
+    if (JSON.stringify(last) === JSON.stringify(wanted)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(last, what).toEqual(wanted);
+}
+
+/** The partials were joined: each ended completed, its stored object and staging prefix are gone, its reservation committed. */
+async function expectPartialsSettled(tenant: string, final: GatewayUploadState): Promise<void> {
+  expect(final.concat?.kind).toBe('final');
+  const partials = final.concat?.kind === 'final' ? final.concat.partials : [];
+  for (const id of partials) {
+    const ended = await gateway.app.uploads.waitForEnd(tenant, id, 30_000);
+    expect([ended.outcome, ended.concat], `partial ${id}`).toEqual(['completed', expect.objectContaining({ joinedInto: final.uploadId })]);
+    expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(tenant, id)), `partial ${id}: staged objects`).toEqual([]);
+    expect(await incompleteUploads(stack.s3, BUCKET, partialObjectKeyOf(tenant, id)), `partial ${id}: multipart uploads`).toEqual([]);
+    await eventually(() => ledger().reservation(tenant, id), { status: 'committed' }, `partial ${id}: reservation`);
+  }
+  expect(await ledger().reservation(tenant, final.uploadId), 'the final reserves nothing').toEqual({ status: 'unknown' });
+}
+
+/** The parts of the stored object, from its multipart ETag (`"…-N"`). */
+async function partCountOf(key: string): Promise<number> {
+  const head = await stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+  return Number(/-(\d+)"?$/.exec(head.ETag ?? '')?.[1]);
+}
+
+describe('tus concatenation', () => {
+  it('tus-js-client with parallelUploads: 3 (8 MiB partials): joined by server-side copies, byte-identical, partials gone, quota counted once', async () => {
+    const data = randomBytes(24 * MiB + 17);
+    const sent: string[] = [];
+    const run = startTus(data, {
+      endpoint: `${gateway.url}/files`,
+      headers: parallel.auth,
+      parallelUploads: 3,
+      metadata: { filename: 'parallel.bin', filetype: 'application/x-test' },
+      onBeforeRequest: (request) => {
+        const concat = request.getHeader('Upload-Concat');
+        if (request.getMethod() === 'POST') sent.push(`POST ${concat?.startsWith('final;') ? 'final' : concat}`);
+      },
+    });
+    await run.done;
+    expect(sent.sort()).toEqual(['POST final', 'POST partial', 'POST partial', 'POST partial']);
+    const final = await gateway.app.uploads.state(parallel.name, idOf(run.upload.url));
+    expect(final).toMatchObject({ outcome: 'completed', length: data.length, offset: data.length, contentType: 'application/x-test' });
+    expect(final.key).toBe(`${parallel.name}/${final.uploadId}/parallel.bin`);
+    expect(await objectSha256(stack.s3, BUCKET, final.key)).toBe(sha256(data));
+    expect(await partCountOf(final.key), 'one UploadPartCopy per partial').toBe(3);
+    await expectPartialsSettled(parallel.name, final);
+    await eventually(
+      () => ledger().usage(parallel.name),
+      { tenant: parallel.name, usedBytes: data.length, reservedBytes: 0, reservations: 0 },
+      'the tenant uses the final size, holds nothing',
+    );
+  });
+
+  it('tus-js-client with parallelUploads: 3 and partials under 5 MiB: joined through the worker, byte-identical, partials gone', async () => {
+    const data = randomBytes(9 * MiB);
+    const run = startTus(data, {
+      endpoint: `${gateway.url}/files`,
+      headers: small.auth,
+      parallelUploads: 3,
+      metadata: { filename: 'small-partials.bin' },
+    });
+    await run.done;
+    const final = await gateway.app.uploads.state(small.name, idOf(run.upload.url));
+    expect(final).toMatchObject({ outcome: 'completed', length: data.length });
+    expect(await objectSha256(stack.s3, BUCKET, final.key)).toBe(sha256(data));
+    // 3 + 2 MiB assembled into part 1, the remaining 1 + 3 MiB into part 2: S3 needs 5 MiB in every part but the last.
+    expect(await partCountOf(final.key)).toBe(2);
+    await expectPartialsSettled(small.name, final);
+    await eventually(
+      () => ledger().usage(small.name),
+      { tenant: small.name, usedBytes: data.length, reservedBytes: 0, reservations: 0 },
+      'the tenant uses the final size, holds nothing',
+    );
+  });
+
+  it('raw requests: HEAD names partials and the final, a PATCH to the final is 403, the object is the partials in order', async () => {
+    const parts = [randomBytes(6 * MiB), randomBytes(MiB + 1), randomBytes(0)];
+    const urls: string[] = [];
+    for (const part of parts) {
+      const created = await tusRequest(`${gateway.url}/files`, 'POST', {
+        ...raw.auth,
+        'Upload-Length': String(part.length),
+        'Upload-Concat': 'partial',
+      });
+      expect(created.status, await created.text()).toBe(201);
+      const url = new URL(created.headers.get('location')!, gateway.url).toString();
+      urls.push(url);
+      if (part.length > 0) expect((await tusRequest(url, 'PATCH', { ...raw.auth, 'Upload-Offset': '0' }, part)).status).toBe(204);
+      const head = await tusRequest(url, 'HEAD', raw.auth);
+      expect([head.headers.get('upload-concat'), head.headers.get('upload-offset')]).toEqual(['partial', String(part.length)]);
+    }
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    // The partials hold their reservations until the final merged.
+    await eventually(() => ledger().usage(raw.name), { tenant: raw.name, usedBytes: 0, reservedBytes: total, reservations: 3 }, 'reserved');
+
+    const final = await tusRequest(`${gateway.url}/files`, 'POST', {
+      ...raw.auth,
+      'Upload-Concat': `final;${urls.map((u) => new URL(u).pathname).join(' ')}`,
+      'Upload-Metadata': `filename ${Buffer.from('joined.bin').toString('base64')}`,
+    });
+    expect(final.status, await final.text()).toBe(201);
+    const finalUrl = new URL(final.headers.get('location')!, gateway.url).toString();
+    const head = await tusRequest(finalUrl, 'HEAD', raw.auth);
+    expect([head.status, head.headers.get('upload-offset'), head.headers.get('upload-length'), head.headers.get('upload-concat')]).toEqual([
+      200,
+      String(total),
+      String(total),
+      `final;${urls.map((u) => new URL(u).pathname).join(' ')}`,
+    ]);
+    const patched = await tusRequest(finalUrl, 'PATCH', { ...raw.auth, 'Upload-Offset': String(total) }, Buffer.from('x'));
+    expect([patched.status, await patched.text()]).toEqual([
+      403,
+      expect.stringContaining('is a final upload (Upload-Concat: final): it takes no PATCH'),
+    ]);
+
+    const state = await gateway.app.uploads.state(raw.name, idOf(finalUrl));
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(Buffer.concat(parts)));
+    await expectPartialsSettled(raw.name, state);
+    await eventually(
+      () => ledger().usage(raw.name),
+      { tenant: raw.name, usedBytes: total, reservedBytes: 0, reservations: 0 },
+      'committed',
+    );
+    // A joined partial cannot be joined again: its bytes were moved into the final.
+    const again = await tusRequest(`${gateway.url}/files`, 'POST', { ...raw.auth, 'Upload-Concat': `final;${new URL(urls[0]!).pathname}` });
+    expect([again.status, await again.text()]).toEqual([400, expect.stringContaining(`was already joined into upload ${state.uploadId}`)]);
+  });
+
+  it('a partial that is never joined is compensated at its expiry: stored object deleted, reservation released', async () => {
+    const created = await tusRequest(`${shortExpiry.url}/files`, 'POST', {
+      ...expiring.auth,
+      'Upload-Length': String(MiB),
+      'Upload-Concat': 'partial',
+    });
+    expect(created.status).toBe(201);
+    const partialUrl = new URL(created.headers.get('location')!, shortExpiry.url).toString();
+    const partialId = idOf(partialUrl);
+    expect((await tusRequest(partialUrl, 'PATCH', { ...expiring.auth, 'Upload-Offset': '0' }, randomBytes(MiB))).status).toBe(204);
+    const stored = await shortExpiry.app.uploads.state(expiring.name, partialId);
+    expect([stored.phase, stored.concat?.kind]).toEqual(['await-join', 'partial']);
+    expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(expiring.name, partialId))).toEqual([
+      partialObjectKeyOf(expiring.name, partialId),
+    ]);
+
+    const ended = await shortExpiry.app.uploads.waitForEnd(expiring.name, partialId, 60_000);
+    expect(ended.outcome).toBe('expired');
+    expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(expiring.name, partialId))).toEqual([]);
+    expect(await incompleteUploads(stack.s3, BUCKET, partialObjectKeyOf(expiring.name, partialId))).toEqual([]);
+    await eventually(() => ledger().reservation(expiring.name, partialId), { status: 'released' }, 'released');
+    await eventually(
+      () => ledger().usage(expiring.name),
+      { tenant: expiring.name, usedBytes: 0, reservedBytes: 0, reservations: 0 },
+      'nothing held',
+    );
+  });
+
+  const answers = new Map<string, CataloguedAnswer[]>();
+  const answer = async (response: Response): Promise<CataloguedAnswer> => ({
+    status: String(response.status),
+    body: await response.text(),
+  });
+
+  it("refusals that need tenants or limits: another tenant's partial is 404, partials over the maximum 413; nothing is recorded", async () => {
+    // Another tenant's finished partial.
+    const foreign = await tusRequest(`${gateway.url}/files`, 'POST', { ...other.auth, 'Upload-Length': '3', 'Upload-Concat': 'partial' });
+    const foreignUrl = new URL(foreign.headers.get('location')!, gateway.url).toString();
+    expect((await tusRequest(foreignUrl, 'PATCH', { ...other.auth, 'Upload-Offset': '0' }, Buffer.from('abc'))).status).toBe(204);
+    const refused = await tusRequest(`${gateway.url}/files`, 'POST', {
+      ...raw.auth,
+      'Upload-Concat': `final;${new URL(foreignUrl).pathname}`,
+    });
+    answers.set("a final naming another tenant's partial", [await answer(refused)]);
+    const untouched = await gateway.app.uploads.state(other.name, idOf(foreignUrl));
+    expect([untouched.phase, untouched.concat]).toEqual(['await-join', expect.not.objectContaining({ claimedBy: expect.anything() })]);
+
+    // Two partials of 6 MiB each fit the 10 MiB maximum; joined they do not.
+    const urls: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const created = await tusRequest(`${smallMaximum.url}/files`, 'POST', {
+        ...limited.auth,
+        'Upload-Length': String(6 * MiB),
+        'Upload-Concat': 'partial',
+      });
+      const url = new URL(created.headers.get('location')!, smallMaximum.url).toString();
+      expect((await tusRequest(url, 'PATCH', { ...limited.auth, 'Upload-Offset': '0' }, randomBytes(6 * MiB))).status).toBe(204);
+      urls.push(new URL(url).pathname);
+    }
+    const tooLarge = await tusRequest(`${smallMaximum.url}/files`, 'POST', { ...limited.auth, 'Upload-Concat': `final;${urls.join(' ')}` });
+    answers.set('a final whose partials add up to more than the maximum upload size', [await answer(tooLarge)]);
+    for (const url of urls) {
+      const state = await smallMaximum.app.uploads.state(limited.name, url.split('/').pop()!);
+      expect([state.phase, state.concat?.kind === 'partial' ? state.concat.claimedBy : 'not a partial']).toEqual(['await-join', undefined]);
+    }
+    // Nothing of a final was written: the tenants' own prefixes hold no object and no multipart upload.
+    for (const tenant of [raw, limited]) {
+      expect(await keysUnder(stack.s3, BUCKET, `${tenant.name}/`).then((keys) => keys.filter((k) => !k.endsWith('/joined.bin')))).toEqual(
+        [],
+      );
+    }
+    expectCatalogueRows('tus concatenation', (name) => answers.get(name));
+  });
+});
