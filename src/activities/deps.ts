@@ -10,6 +10,7 @@ import type { ResolveHost } from '../net/guarded-fetch';
 import type { SourceResolver } from './sources/byte-source';
 import type { PartMetrics } from '../metrics/worker-metrics';
 import type { ProgressPublisher } from '../progress/publisher';
+import type { S3StoreRules } from '../s3/store-rules';
 
 /** Where and how the `notify` activity delivers webhook events. */
 export interface WebhookOptions {
@@ -38,6 +39,8 @@ export interface UploadActivityDeps {
    * `DestinationNotAllowed`. @default undefined (any key)
    */
   tenantKeyPrefix?: string;
+  /** Where the destination store differs from others (from S3_MAX_PARTS, S3_ADDITIONAL_CHECKSUMS, …). @default DEFAULT_S3_STORE_RULES */
+  storeRules?: S3StoreRules;
   /** Where upload-parts records bytes and part durations (see src/metrics/worker-metrics.ts). @default undefined: not recorded */
   metrics?: PartMetrics;
   /**

@@ -15,7 +15,9 @@ declare module 'vitest' {
     namespace: string;
     /** Base URL of the Temporal Web UI; empty when the server has none (UPLOAD_SAGA_TEST_TEMPORAL=postgres). */
     temporalUiUrl: string;
-    /** S3 endpoint URL of the embedded MinIO (use `forcePathStyle: true`). */
+    /** Which S3 store the stack runs (UPLOAD_SAGA_TEST_STORE): `minio` or `versitygw`. */
+    s3Store: import('../../src/embedded').S3StoreKind;
+    /** S3 endpoint URL of the embedded store (use `forcePathStyle: true`). */
     s3Endpoint: string;
     /** Region to sign S3 requests for. */
     s3Region: string;
