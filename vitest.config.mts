@@ -26,18 +26,22 @@ const VERSITYGW_FILES = [
   'test/gateway/s3-multipart.test.ts',
 ];
 
+/** What both projects run with (in each project, not at the root: a root `globalSetup` would start a third stack). */
+const shared = {
+  globalSetup: ['test/global-setup.ts'],
+  pool: 'forks',
+  testTimeout: 120_000,
+  hookTimeout: 300_000,
+  // stack.stop() waits for both servers to exit (SIGTERM, then SIGKILL after 10 s).
+  teardownTimeout: 60_000,
+} as const;
+
 export default defineConfig({
   test: {
-    globalSetup: ['test/global-setup.ts'],
-    pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 120_000,
-    hookTimeout: 300_000,
-    // stack.stop() waits for both servers to exit (SIGTERM, then SIGKILL after 10 s).
-    teardownTimeout: 60_000,
     projects: [
-      { extends: true, test: { name: 'minio', include: ['test/**/*.test.ts'] } },
-      { extends: true, test: { name: 'versitygw', include: VERSITYGW_FILES, env: { UPLOAD_SAGA_TEST_STORE: 'versitygw' } } },
+      { test: { ...shared, name: 'minio', include: ['test/**/*.test.ts'] } },
+      { test: { ...shared, name: 'versitygw', include: VERSITYGW_FILES, env: { UPLOAD_SAGA_TEST_STORE: 'versitygw' } } },
     ],
   },
 });

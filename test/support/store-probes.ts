@@ -18,6 +18,7 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
+  type LifecycleRule,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -40,6 +41,7 @@ export const STORE_CAPABILITIES = [
   'if-none-match-complete',
   'unequal-parts',
   'lifecycle',
+  'lifecycle-abort-incomplete',
   'cors-any-origin',
   'bucket-cors',
 ] as const;
@@ -264,35 +266,41 @@ const PROBES: Record<StoreCapability, (ctx: ProbeContext) => Promise<boolean>> =
       return done === undefined;
     });
   },
+  /** PutBucketLifecycleConfiguration with an expiration rule is accepted. */
+  lifecycle: (ctx) => lifecycleAccepted(ctx.s3, { Expiration: { Days: 7 } }),
   /** PutBucketLifecycleConfiguration with an AbortIncompleteMultipartUpload rule is accepted. */
-  lifecycle: async (ctx) => {
-    const err = await refused(
-      ctx.s3.send(
-        new PutBucketLifecycleConfigurationCommand({
-          Bucket: ctx.bucket,
-          LifecycleConfiguration: {
-            Rules: [{ ID: 'probe', Status: 'Enabled', Filter: { Prefix: 'probe-lifecycle/' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }],
-          },
-        }),
-      ),
-    );
-    return err === undefined;
-  },
+  'lifecycle-abort-incomplete': (ctx) => lifecycleAccepted(ctx.s3, { AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }),
   /** A browser preflight for a presigned PUT from any origin, on a bucket without a CORS configuration, is allowed and exposes ETag. */
   'cors-any-origin': (ctx) => preflightAllowed(ctx.s3, ctx.bucket, ctx.key('cors')),
   /** PutBucketCors is accepted, and a preflight from the origin it allows then is. */
-  'bucket-cors': async (ctx) => {
-    const bucket = `probe-cors-${randomBytes(4).toString('hex')}`;
-    await ctx.s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    try {
+  'bucket-cors': (ctx) =>
+    inOwnBucket(ctx.s3, async (bucket) => {
       const err = await refused(ctx.s3.send(new PutBucketCorsCommand({ Bucket: bucket, CORSConfiguration: BROWSER_UPLOAD_CORS })));
-      if (err) return false;
-      return await preflightAllowed(ctx.s3, bucket, 'cors');
-    } finally {
-      await ctx.s3.send(new DeleteBucketCommand({ Bucket: bucket }));
-    }
-  },
+      return err === undefined && (await preflightAllowed(ctx.s3, bucket, 'cors'));
+    }),
 };
+
+/** Runs `body` with a fresh empty bucket, deleted afterwards: bucket settings probed there touch no other test. */
+async function inOwnBucket<T>(s3: S3Client, body: (bucket: string) => Promise<T>): Promise<T> {
+  const bucket = `probe-${randomBytes(6).toString('hex')}`;
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  try {
+    return await body(bucket);
+  } finally {
+    await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+  }
+}
+
+/** Whether the store accepts a lifecycle configuration of one rule with `action`. */
+function lifecycleAccepted(s3: S3Client, action: Omit<LifecycleRule, 'ID' | 'Status' | 'Filter'>): Promise<boolean> {
+  return inOwnBucket(s3, async (bucket) => {
+    const rule: LifecycleRule = { ID: 'probe', Status: 'Enabled', Filter: { Prefix: 'probe/' }, ...action };
+    const err = await refused(
+      s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: bucket, LifecycleConfiguration: { Rules: [rule] } })),
+    );
+    return err === undefined;
+  });
+}
 
 /** The CORS configuration browsers need to PUT presigned parts from any origin and read their ETags. */
 export const BROWSER_UPLOAD_CORS = {
