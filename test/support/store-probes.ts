@@ -33,6 +33,7 @@ const MiB = 1024 * 1024;
 export const STORE_CAPABILITIES = [
   'part-copy',
   'checksummed-part-copy',
+  'checksummed-part-copy-of-checksummed-source',
   'part-copy-if-match',
   'full-object-crc',
   'full-object-crc-refused',
@@ -74,10 +75,33 @@ async function withUpload<T>(
   }
 }
 
-async function sourceObject(ctx: ProbeContext, body: Buffer): Promise<{ key: string; etag: string }> {
+/** Stores `body` as a copy source; with `checksum`, the object carries that additional checksum, else a SHA-1 one. */
+async function sourceObject(ctx: ProbeContext, body: Buffer, checksum: 'CRC32C' | 'SHA1' = 'SHA1'): Promise<{ key: string; etag: string }> {
   const key = ctx.key('copy-source');
-  const { ETag } = await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: key, Body: body }));
+  const { ETag } = await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket, Key: key, Body: body, ChecksumAlgorithm: checksum }));
   return { key, etag: ETag! };
+}
+
+/** Whether UploadPartCopy of the second 5 MiB of `source` into a CRC32C upload is accepted and reports that range's CRC32C. */
+async function copiedRangeCrcIsTheRanges(ctx: ProbeContext, sourceChecksum: 'CRC32C' | 'SHA1'): Promise<boolean> {
+  const body = randomBytes(10 * MiB + 10);
+  const source = await sourceObject(ctx, body, sourceChecksum);
+  const key = ctx.key('checksummed-part-copy');
+  return withUpload(ctx, key, { ChecksumAlgorithm: 'CRC32C' }, async (UploadId) => {
+    const copied = await ctx.s3
+      .send(
+        new UploadPartCopyCommand({
+          Bucket: ctx.bucket,
+          Key: key,
+          UploadId,
+          PartNumber: 2,
+          CopySource: `${ctx.bucket}/${source.key}`,
+          CopySourceRange: `bytes=${5 * MiB}-${10 * MiB - 1}`,
+        }),
+      )
+      .catch(() => undefined);
+    return copied?.CopyPartResult?.ChecksumCRC32C === (await partChecksum('CRC32C', body.subarray(5 * MiB, 10 * MiB)));
+  });
 }
 
 /** Sends `parts` with CRC32C checksums into an upload created with `create`; returns the completed parts. */
@@ -119,30 +143,18 @@ const PROBES: Record<StoreCapability, (ctx: ProbeContext) => Promise<boolean>> =
           CopySourceIfMatch: source.etag,
         }),
       );
-      return copied.CopyPartResult?.ETag?.replace(/"/g, '') === createHash('md5').update(body.subarray(0, 5 * MiB)).digest('hex');
+      return (
+        copied.CopyPartResult?.ETag?.replace(/"/g, '') ===
+        createHash('md5')
+          .update(body.subarray(0, 5 * MiB))
+          .digest('hex')
+      );
     });
   },
-  /** UploadPartCopy into an upload created with CRC32C is accepted, and the store reports the copied range's CRC32C. */
-  'checksummed-part-copy': async (ctx) => {
-    const body = randomBytes(5 * MiB + 10);
-    const source = await sourceObject(ctx, body);
-    const key = ctx.key('checksummed-part-copy');
-    return withUpload(ctx, key, { ChecksumAlgorithm: 'CRC32C' }, async (UploadId) => {
-      const copied = await ctx.s3
-        .send(
-          new UploadPartCopyCommand({
-            Bucket: ctx.bucket,
-            Key: key,
-            UploadId,
-            PartNumber: 1,
-            CopySource: `${ctx.bucket}/${source.key}`,
-            CopySourceRange: `bytes=0-${5 * MiB - 1}`,
-          }),
-        )
-        .catch(() => undefined);
-      return copied?.CopyPartResult?.ChecksumCRC32C === (await partChecksum('CRC32C', body.subarray(0, 5 * MiB)));
-    });
-  },
+  /** UploadPartCopy of a range of an object without a CRC32C into an upload created with CRC32C is accepted, and the store reports the range's CRC32C. */
+  'checksummed-part-copy': (ctx) => copiedRangeCrcIsTheRanges(ctx, 'SHA1'),
+  /** The same when the source object carries a CRC32C of its own (as every object upload-saga stores does). */
+  'checksummed-part-copy-of-checksummed-source': (ctx) => copiedRangeCrcIsTheRanges(ctx, 'CRC32C'),
   /** UploadPartCopy whose CopySourceIfMatch no longer holds is refused with 412. */
   'part-copy-if-match': async (ctx) => {
     const source = await sourceObject(ctx, randomBytes(1024));

@@ -20,6 +20,7 @@ import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { expectNothingLeftBehind as expectSagaLeftNothing, startSagaWorker } from '../support/upload-saga-worker';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { itStoreIndependent } from '../support/store-independent';
 
 /** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
 const TENANT = uniqueId('acme');
@@ -110,7 +111,7 @@ describe('upload saga', () => {
     });
   });
 
-  it('returns the running or completed upload when the same upload is started again', async () => {
+  itStoreIndependent('returns the running or completed upload when the same upload is started again', async () => {
     const file = await makeRandomFile(tmp.dir, 'twice.bin', 6 * MiB);
     const req = request({ source: { type: 'file', path: file.path } });
     const [first, second] = await Promise.all([uploads.start(req), uploads.start(req)]);
@@ -242,7 +243,7 @@ describe('upload saga', () => {
     await expect.poll(() => eventsFor(handle.workflowId).map((h) => h.json.type)).toEqual(['upload.cancelled']);
   });
 
-  it('fails fast with QuotaExceeded before any byte moves when the tenant is over quota', async () => {
+  itStoreIndependent('fails fast with QuotaExceeded before any byte moves when the tenant is over quota', async () => {
     const file = await makeRandomFile(tmp.dir, 'big-for-tight.bin', 13 * MiB);
     const req = request({ tenant: 'tight', source: { type: 'file', path: file.path } });
     const err = (await (await uploads.start(req)).result().catch((e: unknown) => e)) as UploadFailedError;
@@ -271,7 +272,7 @@ describe('upload saga', () => {
     expect(await objectSha256(stack.s3, BUCKET, req.destination.key)).toBe(createHash('sha256').update('the original').digest('hex'));
   });
 
-  it('fails with a specific error before any byte moves when the source is bad', async () => {
+  itStoreIndependent('fails with a specific error before any byte moves when the source is bad', async () => {
     const missing = request({ source: { type: 'file', path: `${tmp.dir}/does-not-exist.bin` } });
     const e1 = (await (await uploads.start(missing)).result().catch((e: unknown) => e)) as UploadFailedError;
     expect(e1.message).toContain(
@@ -294,7 +295,7 @@ describe('upload saga', () => {
     for (const req of [missing, wrongSize, outside]) await expectNothingLeftBehind(req);
   });
 
-  it('detects a source truncated during the upload and compensates', async () => {
+  itStoreIndependent('detects a source truncated during the upload and compensates', async () => {
     const queue = uniqueId('truncate');
     await startUploadWorker(queue, undefined, 400);
     const file = await makeRandomFile(tmp.dir, 'shrinks.bin', 20 * MiB);
@@ -308,7 +309,7 @@ describe('upload saga', () => {
     await expectNothingLeftBehind(req);
   });
 
-  it('rejects an invalid request in the client, listing every problem, before any workflow starts', async () => {
+  itStoreIndependent('rejects an invalid request in the client, listing every problem, before any workflow starts', async () => {
     const bad = {
       uploadId: 'bad id!',
       tenant: '',
