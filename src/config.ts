@@ -65,7 +65,8 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
   },
   {
     name: 'S3_CHECKSUMMED_PART_COPY',
-    description: 'The store accepts UploadPartCopy into an upload created with an additional checksum (true/false), so server-side copies keep checksums',
+    description:
+      'The store accepts UploadPartCopy into an upload created with an additional checksum (true/false), so server-side copies keep checksums',
     default: 'false',
   },
   {

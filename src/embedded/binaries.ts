@@ -26,15 +26,7 @@ import { EmbeddedStackError } from './errors';
 
 /** The servers this module knows how to provide. */
 export type ServerBinaryName =
-  | 'temporal'
-  | 'temporal-server'
-  | 'temporal-sql-tool'
-  | 'minio'
-  | 'versitygw'
-  | 'toxiproxy-server'
-  | 'jaeger'
-  | 'tusd'
-  | 'compose-check';
+  'temporal' | 'temporal-server' | 'temporal-sql-tool' | 'minio' | 'versitygw' | 'toxiproxy-server' | 'jaeger' | 'tusd' | 'compose-check';
 
 /**
  * How a server is built from its Go module:

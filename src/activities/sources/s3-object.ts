@@ -152,11 +152,7 @@ class S3ObjectByteSource implements ByteSource {
     return body;
   }
 
-  private async copyPart(
-    target: PartCopyTarget,
-    range: { offset: number; length: number },
-    signal?: AbortSignal,
-  ): Promise<CopiedPart> {
+  private async copyPart(target: PartCopyTarget, range: { offset: number; length: number }, signal?: AbortSignal): Promise<CopiedPart> {
     const sourceRange = `bytes=${range.offset}-${range.offset + range.length - 1}`;
     let answer;
     try {
