@@ -282,8 +282,8 @@ const PROBES: Record<StoreCapability, (ctx: ProbeContext) => Promise<boolean>> =
   lifecycle: (ctx) => lifecycleAccepted(ctx.s3, { Expiration: { Days: 7 } }),
   /** PutBucketLifecycleConfiguration with an AbortIncompleteMultipartUpload rule is accepted. */
   'lifecycle-abort-incomplete': (ctx) => lifecycleAccepted(ctx.s3, { AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }),
-  /** A browser preflight for a presigned PUT from any origin, on a bucket without a CORS configuration, is allowed and exposes ETag. */
-  'cors-any-origin': (ctx) => preflightAllowed(ctx.s3, ctx.bucket, ctx.key('cors')),
+  /** A browser preflight for a presigned PUT from any origin, on a new bucket without a CORS configuration, is allowed. */
+  'cors-any-origin': (ctx) => inOwnBucket(ctx.s3, (bucket) => preflightAllowed(ctx.s3, bucket, 'cors')),
   /** PutBucketCors is accepted, and a preflight from the origin it allows then is. */
   'bucket-cors': (ctx) =>
     inOwnBucket(ctx.s3, async (bucket) => {
