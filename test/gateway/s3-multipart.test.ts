@@ -210,6 +210,37 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     }
   });
 
+  itStoreIndependent(
+    'refuses parts of different sizes before the merge on a worker whose store requires equal parts (S3_EQUAL_PARTS): 422, compensated',
+    async () => {
+      const equalStack = await connectTestStack({ env: { S3_EQUAL_PARTS: 'true' } });
+      const equalWorker = await startUploadWorker(equalStack);
+      const tenant = testTenant('s3equal');
+      const equalGateway = await startTestGateway(equalStack, [tenant], { plugins: plugins() });
+      try {
+        const client = await sessionClient(equalGateway, tenant);
+        const { uploadId, key } = await client.create('unequal.bin'); // no length declared: part URLs bind no size
+        const sizes = [6 * MiB, 5 * MiB, 10];
+        const parts = [];
+        for (const [i, size] of sizes.entries()) {
+          parts.push({ PartNumber: i + 1, ETag: await client.putPart(uploadId, key, i + 1, randomBytes(size)) });
+        }
+        const answer = await client.complete(uploadId, key, parts);
+        expect(answer).toMatchObject({ status: 422, json: { error: 'UploadFailed', message: expect.stringContaining('PartsMismatch') } });
+        expect((answer.json as { message: string }).message).toContain(
+          `part 2 has ${5 * MiB} bytes where part 1 has ${6 * MiB}: the store requires every part but the last to have the same size (S3_EQUAL_PARTS)`,
+        );
+        expect((await equalGateway.app.uploads.state(tenant.name, uploadId)).outcome).toBe('compensated');
+        expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
+        expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
+      } finally {
+        await equalGateway.close();
+        await equalWorker.stop();
+        await equalStack.close();
+      }
+    },
+  );
+
   it('fails an upload whose reported parts are not the ones in S3 (422), and compensates it', async () => {
     const client = await sessionClient(gateway, acme);
     const data = randomBytes(6 * MiB);
