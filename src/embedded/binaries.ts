@@ -1,7 +1,7 @@
 /**
  * Finds, or builds from source, the server executables the embedded stack runs: the Temporal CLI
- * (`temporal server start-dev`) and MinIO (or versitygw, the second S3 store), the real Temporal server and its `temporal-sql-tool`
- * (Temporal on PostgreSQL), plus toxiproxy, the TCP fault proxy the fault-injection suite puts
+ * (`temporal server start-dev`) and MinIO or versitygw (the second S3 store), the real Temporal
+ * server and its `temporal-sql-tool` (Temporal on PostgreSQL), plus toxiproxy, the TCP fault proxy the fault-injection suite puts
  * between workers and S3, tusd, the tus reference server the gateway's conformance test compares
  * answers with, and compose-check, the repository's own Compose file checker (tools/compose-check).
  *
@@ -162,7 +162,7 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     module: VERSITYGW_MODULE,
     version: VERSITYGW_VERSION,
     envVar: 'UPLOAD_SAGA_VERSITYGW_BIN',
-    firstBuildEstimate: 'about 2 minutes',
+    firstBuildEstimate: 'about 3 minutes',
   },
   'toxiproxy-server': {
     name: 'toxiproxy-server',
