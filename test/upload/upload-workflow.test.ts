@@ -4,18 +4,25 @@
  * the real source; every byte still goes to MinIO and every assertion reads MinIO directly.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { truncate } from 'node:fs/promises';
+import { readFile, truncate } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UploadActivities } from '../../src/activities';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
+import { partChecksum } from '../../src/s3/checksums';
 import { InvalidUploadRequestError } from '../../src/upload/errors';
 import type { UploadEvent } from '../../src/upload/outcome';
 import type { UploadRequest } from '../../src/upload/request';
 import { bundleUploadWorkflows } from '../../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
-import { connectTestStack, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import {
+  connectTestStack,
+  startUploadWorker as startConfiguredUploadWorker,
+  uniqueId,
+  type RunningWorker,
+  type TestStack,
+} from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { expectNothingLeftBehind as expectSagaLeftNothing, startSagaWorker } from '../support/upload-saga-worker';
@@ -120,6 +127,68 @@ describe('upload saga', () => {
     await first.result();
     expect((await uploads.start(req).then((h) => h.workflow.describe())).runId).toBe(firstRun);
   });
+
+  itStoreIndependent(
+    'on a store without additional checksums (S3_ADDITIONAL_CHECKSUMS=false): no checksum sent, one-part files go multipart, an expected CRC is checked by re-reading',
+    async () => {
+      const plain = await connectTestStack({ env: { S3_ADDITIONAL_CHECKSUMS: 'false' } });
+      const worker = await startConfiguredUploadWorker(plain);
+      try {
+        const client = new UploadClient({ client: plain.client, taskQueue: plain.config.temporal.taskQueue });
+        const tenant = uniqueId('plain');
+        const small = await makeRandomFile(tmp.dir, 'plain-small.bin', MiB);
+        const large = await makeRandomFile(tmp.dir, 'plain-large.bin', 6 * MiB);
+        const crc = await partChecksum('CRC32C', await readFile(large.path));
+        const [smallResult, largeResult] = await Promise.all([
+          client
+            .start({
+              uploadId: uniqueId('plain'),
+              tenant,
+              source: { type: 'file', path: small.path },
+              destination: { bucket: BUCKET, key: `plain/${uniqueId('s')}` },
+            })
+            .then((h) => h.result()),
+          client
+            .start({
+              uploadId: uniqueId('plain'),
+              tenant,
+              source: { type: 'file', path: large.path },
+              destination: { bucket: BUCKET, key: `plain/${uniqueId('l')}` },
+              partSize: 5 * MiB,
+              expectedChecksum: { algorithm: 'CRC32C', value: crc },
+            })
+            .then((h) => h.result()),
+        ]);
+        expect(smallResult).toMatchObject({ size: MiB, partCount: 1 });
+        expect(smallResult.checksum).toBeUndefined();
+        expect(smallResult.etag).toMatch(/-1"?$/); // a multipart ETag: no one-put fast path
+        expect(largeResult).toMatchObject({ size: 6 * MiB, partCount: 2 });
+        expect(largeResult.checksum).toBeUndefined();
+        expect(await objectSha256(stack.s3, BUCKET, smallResult.key)).toBe(small.sha256);
+        expect(await objectSha256(stack.s3, BUCKET, largeResult.key)).toBe(large.sha256);
+        expect(await incompleteUploads(stack.s3, BUCKET, largeResult.key)).toEqual([]);
+
+        const wrong = await partChecksum('CRC32C', Buffer.from('other bytes'));
+        const err = (await client
+          .start({
+            uploadId: uniqueId('plain'),
+            tenant,
+            source: { type: 'file', path: large.path },
+            destination: { bucket: BUCKET, key: `plain/${uniqueId('w')}` },
+            partSize: 5 * MiB,
+            expectedChecksum: { algorithm: 'CRC32C', value: wrong },
+          })
+          .then((h) => h.result())
+          .catch((e: unknown) => e)) as UploadFailedError;
+        expect(err).toBeInstanceOf(UploadFailedError);
+        expect(err.report).toMatchObject({ failedStep: 'verify', cause: { type: 'ChecksumMismatch' } });
+        expect(err.outcome).toBe('compensated');
+      } finally {
+        await worker.stop();
+        await plain.close();
+      }
+    },
+  );
 
   it('uploads a zero-byte file as one empty part', async () => {
     const file = await makeRandomFile(tmp.dir, 'empty.bin', 0);
