@@ -1,11 +1,12 @@
 /**
- * Makes sure the `temporal`, `minio`, `temporal-server`, `temporal-sql-tool`, `toxiproxy-server`,
+ * Makes sure the `temporal`, `minio`, `versitygw`, `temporal-server`, `temporal-sql-tool`, `toxiproxy-server`,
  * `jaeger`, `tusd` and `compose-check` binaries exist (building them from Go modules on first use)
  * and prints their paths: `npx tsx scripts/ensure-servers.ts`.
  * toxiproxy is only used by the fault-injection suite (`npm run test:faults`), but CI builds it
  * here too, so a new machine shows that build in the log rather than inside the suite. Jaeger v2
  * is the OTLP collector the trace test (test/telemetry/trace.test.ts) exports to; tusd is the tus
- * reference server the conformance test (test/gateway/tus-conformance.test.ts) compares with.
+ * reference server the conformance test (test/gateway/tus-conformance.test.ts) compares with;
+ * versitygw is the second S3 store (`UPLOAD_SAGA_TEST_STORE=versitygw`, the `versitygw` vitest project).
  * `temporal-server` and `temporal-sql-tool` (Temporal v1.29.1) run the tests on PostgreSQL
  * (test/temporal-postgres.test.ts); compose-check (tools/compose-check) loads docker-compose.yml
  * with compose-go for test/compose.test.ts.
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     'jaeger',
     'temporal-server',
     'tusd',
+    'versitygw',
     'temporal-sql-tool',
     'toxiproxy-server',
     'compose-check',

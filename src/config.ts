@@ -17,6 +17,8 @@ import { tracingConfigProblems } from './telemetry/config';
 import type { ConfigVariable } from './config-variable';
 import { parseS3SourceProfiles, type S3SourceProfile } from './s3-source-profiles';
 import { LOG_FORMATS, LOG_LEVELS, type LoggingConfig } from './logging';
+import type { S3StoreRules } from './s3/store-rules';
+import { S3_LIMITS } from './upload/part-plan';
 
 export type { ConfigVariable } from './config-variable';
 
@@ -45,6 +47,27 @@ export const CONFIG_VARIABLES: ConfigVariable[] = [
     description:
       'Abort an S3 request after this long without a byte moving on its connection (a stalled connection); the SDK then retries it',
     default: '60000',
+  },
+  {
+    name: 'S3_MAX_PARTS',
+    description: 'Most parts one multipart upload may have; a file that needs more gets larger parts',
+    default: '10000',
+  },
+  {
+    name: 'S3_EQUAL_PARTS',
+    description: 'The store requires every part but the last to have the same size, as Cloudflare R2 does (true/false)',
+    default: 'false',
+  },
+  {
+    name: 'S3_ADDITIONAL_CHECKSUMS',
+    description: 'The store verifies additional checksums (x-amz-checksum-*) on parts and objects (true/false); false: none are sent',
+    default: 'true',
+  },
+  {
+    name: 'S3_CHECKSUMMED_PART_COPY',
+    description:
+      'The store accepts UploadPartCopy into an upload created with an additional checksum (true/false), so server-side copies keep checksums',
+    default: 'false',
   },
   {
     name: 'UPLOAD_SAGA_ALLOWED_ROOTS',
@@ -246,6 +269,10 @@ const envSchema = z.object({
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_FORCE_PATH_STYLE: flag.optional(),
   S3_IDLE_TIMEOUT_MS: wholeNumber(1_000, 3_600_000, 'milliseconds').default(60_000),
+  S3_MAX_PARTS: wholeNumber(1, S3_LIMITS.maxParts).default(S3_LIMITS.maxParts),
+  S3_EQUAL_PARTS: flag.default(false),
+  S3_ADDITIONAL_CHECKSUMS: flag.default(true),
+  S3_CHECKSUMMED_PART_COPY: flag.default(false),
   UPLOAD_SAGA_ALLOWED_ROOTS: z
     .string()
     .refine(
@@ -309,6 +336,8 @@ export interface S3Config {
   forcePathStyle: boolean;
   /** Abort a request after this long without a byte moving on its connection. @default 60_000 */
   idleTimeoutMs?: number;
+  /** Where this store differs from others (S3_MAX_PARTS, S3_EQUAL_PARTS, …). @default DEFAULT_S3_STORE_RULES */
+  rules?: S3StoreRules;
 }
 
 /** A worker's configuration (see {@link loadConfig}): Temporal, S3, sources, quota, encryption, webhook. */
@@ -392,6 +421,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   if (Boolean(e.TEMPORAL_TLS_CERT_PATH) !== Boolean(e.TEMPORAL_TLS_KEY_PATH)) {
     problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together');
   }
+  if (!e.S3_ADDITIONAL_CHECKSUMS && e.S3_CHECKSUMMED_PART_COPY) {
+    problems.push('S3_CHECKSUMMED_PART_COPY=true needs additional checksums: it cannot be set with S3_ADDITIONAL_CHECKSUMS=false');
+  }
   const perTenant = parseQuotas(e.UPLOAD_SAGA_QUOTAS, problems);
   const urlAllowedHosts = parseHostList('UPLOAD_SAGA_URL_ALLOWED_HOSTS', e.UPLOAD_SAGA_URL_ALLOWED_HOSTS, problems);
   const webhookAllowedHosts = parseHostList('UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS', e.UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS, problems);
@@ -423,6 +455,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
         : {}),
       forcePathStyle: e.S3_FORCE_PATH_STYLE ?? Boolean(e.S3_ENDPOINT),
       idleTimeoutMs: e.S3_IDLE_TIMEOUT_MS,
+      rules: {
+        maxParts: e.S3_MAX_PARTS,
+        equalParts: e.S3_EQUAL_PARTS,
+        additionalChecksums: e.S3_ADDITIONAL_CHECKSUMS,
+        checksummedPartCopy: e.S3_CHECKSUMMED_PART_COPY,
+      },
     },
     allowedRoots: e.UPLOAD_SAGA_ALLOWED_ROOTS ? e.UPLOAD_SAGA_ALLOWED_ROOTS.split(':').filter(Boolean) : [process.cwd(), os.tmpdir()],
     quota: { defaultBytes: e.UPLOAD_SAGA_QUOTA_DEFAULT, perTenant },

@@ -237,6 +237,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
       webhook: config.webhook,
       allowedRoots: config.allowedRoots,
       ...(config.tenantKeyPrefix ? { tenantKeyPrefix: config.tenantKeyPrefix } : {}),
+      ...(config.s3.rules ? { storeRules: config.s3.rules } : {}),
       metrics,
       ...(breakers ? { breakers } : {}),
       ...(options.progress ? { progress: options.progress } : {}),

@@ -19,7 +19,9 @@ import {
   ensureServerBinary,
   findServerBinary,
   s3ClientConfig,
+  ensureBuckets,
   startTemporalDevServer,
+  startVersitygwServer,
   workflowUiUrl,
 } from '../src/embedded';
 import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
@@ -43,7 +45,7 @@ describe('embedded stack', () => {
     await connection?.close();
   });
 
-  it('serves S3 from MinIO with both test buckets', async () => {
+  it("serves S3 from the run's store with both test buckets", async () => {
     const { Buckets = [] } = await s3.send(new ListBucketsCommand({}));
     expect(Buckets.map((bucket) => bucket.Name)).toEqual(expect.arrayContaining(['uploads', 'uploads-other']));
 
@@ -52,6 +54,30 @@ describe('embedded stack', () => {
     await s3.send(new PutObjectCommand({ Bucket: 'uploads', Key: key, Body: body }));
     const object = await s3.send(new GetObjectCommand({ Bucket: 'uploads', Key: key }));
     expect(await object.Body?.transformToString()).toBe(body);
+  });
+
+  it('runs versitygw on its posix backend: objects are files in its data dir and outlive a restart on the same endpoint', async () => {
+    const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'upload-saga-versitygw-'));
+    const store = await startVersitygwServer({ dataDir });
+    const client = new S3Client(s3ClientConfig(store));
+    try {
+      expect(store).toMatchObject({ kind: 'versitygw', consoleUrl: undefined });
+      await ensureBuckets(store, ['kept']);
+      await ensureBuckets(store, ['kept']); // again: an existing bucket is left alone
+      await client.send(new PutObjectCommand({ Bucket: 'kept', Key: 'a/b.txt', Body: 'posix' }));
+      expect(await fsp.readFile(path.join(dataDir, 'versitygw', 'kept', 'a', 'b.txt'), 'utf8')).toBe('posix');
+      const endpoint = store.endpoint;
+      const pid = store.pid;
+      await store.restart();
+      expect(store.endpoint).toBe(endpoint);
+      expect(store.pid).not.toBe(pid);
+      const object = await client.send(new GetObjectCommand({ Bucket: 'kept', Key: 'a/b.txt' }));
+      expect(await object.Body?.transformToString()).toBe('posix');
+    } finally {
+      client.destroy();
+      await store.stop();
+      await fsp.rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('serves Temporal with the upload search attributes registered', async () => {

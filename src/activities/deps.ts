@@ -12,6 +12,7 @@ import type { PartMetrics } from '../metrics/worker-metrics';
 import type { ProgressPublisher } from '../progress/publisher';
 import type { Client } from '@temporalio/client';
 import { pauseStateQuery } from '../upload/pause';
+import type { S3StoreRules } from '../s3/store-rules';
 
 /** Where and how the `notify` activity delivers webhook events. */
 export interface WebhookOptions {
@@ -46,6 +47,8 @@ export interface UploadActivityDeps {
    * @default [] (batches of directories and manifests are refused)
    */
   allowedRoots?: readonly string[];
+  /** Where the destination store differs from others (from S3_MAX_PARTS, S3_ADDITIONAL_CHECKSUMS, …). @default DEFAULT_S3_STORE_RULES */
+  storeRules?: S3StoreRules;
   /** Where upload-parts records bytes and part durations (see src/metrics/worker-metrics.ts). @default undefined: not recorded */
   metrics?: PartMetrics;
   /**

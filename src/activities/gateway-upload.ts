@@ -21,6 +21,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { GatewayUploadFailureType, partCountOf, type GatewayPart } from '../upload/gateway-upload';
 import { permanentFailure, UploadFailureType } from '../upload/errors';
 import { S3_LIMITS } from '../upload/part-plan';
+import { DEFAULT_S3_STORE_RULES, partSizesProblem } from '../s3/store-rules';
 import type { ChecksumAlgorithm } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
 import { checksumField } from '../s3/checksums';
@@ -168,6 +169,12 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
               throw mismatch(`part ${reported.partNumber} has ${part.Size} bytes; every part but the last needs at least 5 MiB`);
             }
           });
+          // The store's own rules (S3_MAX_PARTS, S3_EQUAL_PARTS), refused here rather than by the merge.
+          const ruleProblem = partSizesProblem(
+            expected.parts.map((reported) => listed.get(reported.partNumber)?.Size ?? 0),
+            deps.storeRules ?? DEFAULT_S3_STORE_RULES,
+          );
+          if (ruleProblem) throw mismatch(ruleProblem);
           if (expected.length !== undefined && size !== expected.length) {
             throw mismatch(`the parts hold ${size} bytes, but ${expected.length} were declared`);
           }

@@ -14,6 +14,8 @@ import type { UploadActivityDeps } from './deps';
 import { transferModeOf, type TransferMode } from './sources/byte-source';
 import { webhookPolicy } from './notify';
 import { isS3Error, s3Failure } from '../s3/classify-error';
+import { DEFAULT_S3_STORE_RULES, multipartLimitsOf } from '../s3/store-rules';
+import type { StoreChecksums } from '../upload/integrity';
 
 export interface Inspection {
   plan: PartPlan;
@@ -26,6 +28,12 @@ export interface Inspection {
    * server-side copies existed: `stream`.
    */
   transfer?: TransferMode;
+  /**
+   * What the destination store does with additional checksums (the worker's S3_ADDITIONAL_CHECKSUMS
+   * and S3_CHECKSUMMED_PART_COPY). Absent in inspections recorded before they were configurable:
+   * ASSUMED_STORE_CHECKSUMS.
+   */
+  storeChecksums?: StoreChecksums;
 }
 
 /** The key prefix `template` gives `tenant` (`{tenant}` replaced). */
@@ -63,6 +71,7 @@ export function refuseOutsideTenantPrefix(
 
 export function inspectSourceActivity(deps: UploadActivityDeps) {
   const webhooks = webhookPolicy(deps.webhook);
+  const rules = deps.storeRules ?? DEFAULT_S3_STORE_RULES;
   return async function inspectSource(request: UploadRequestWithDefaults): Promise<Inspection> {
     refuseProblems(UploadFailureType.InvalidUploadRequest, 'upload', findRequestProblems(request));
     refuseOutsideTenantPrefix(deps, request.tenant, request.destination.key, UploadFailureType.DestinationNotAllowed);
@@ -83,7 +92,7 @@ export function inspectSourceActivity(deps: UploadActivityDeps) {
       }
       let plan: PartPlan;
       try {
-        plan = planParts(stat.size, request.partSize);
+        plan = planParts(stat.size, request.partSize, multipartLimitsOf(rules));
       } catch (err) {
         if (err instanceof PartPlanError)
           throw permanentFailure(UploadFailureType.InvalidUploadRequest, `${source.description}: ${err.message}`);
@@ -97,7 +106,13 @@ export function inspectSourceActivity(deps: UploadActivityDeps) {
         }
         throw s3Failure(`HeadBucket ${request.destination.bucket}`, err);
       }
-      return { plan, sourceVersion: stat.version, sourceDescription: source.description, transfer: transferModeOf(source) };
+      return {
+        plan,
+        sourceVersion: stat.version,
+        sourceDescription: source.description,
+        transfer: transferModeOf(source),
+        storeChecksums: { additional: rules.additionalChecksums, onCopies: rules.checksummedPartCopy },
+      };
     } finally {
       await source.close();
     }

@@ -236,8 +236,12 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
           const partStartedAt = performance.now();
           if (copier && length > 0) {
             // The store copies the range; the worker sends a request, never the bytes.
-            const { etag } = await copier.copyPart({ ...target, multipartUploadId: id, partNumber }, { offset, length }, signal);
-            checksums.set(partNumber, bareETag(etag)!);
+            const copied = await copier.copyPart({ ...target, multipartUploadId: id, partNumber }, { offset, length }, signal);
+            // In an upload with an additional checksum (S3_CHECKSUMMED_PART_COPY) the store computed the part's.
+            const recorded = field ? copied.checksums[field] : bareETag(copied.etag);
+            if (!recorded)
+              throw new Error(`UploadPartCopy ${partNumber} of s3://${input.bucket}/${input.key} returned no ${field ?? 'ETag'}`);
+            checksums.set(partNumber, recorded);
           } else {
             // (An empty source is one empty part, which no byte range can describe: it is sent.)
             const body = copier ? Buffer.alloc(0) : await source.read(offset, length);

@@ -11,6 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES } from '../config';
 import { CHECKSUM_ALGORITHMS } from '../upload/request';
 import { BATCH_MODES } from '../batch/batch-types';
+import { S3_STORE_KINDS } from '../embedded/s3-store';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
 import type * as CancelCommand from './commands/cancel';
@@ -81,12 +82,17 @@ export function buildProgram(io: CliIo = processIo()): Command {
   program
     .command('stack')
     .description(
-      'run a local Temporal dev server + MinIO (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it',
+      'run a local Temporal dev server + MinIO or versitygw (bucket "uploads") until Ctrl-C, and print the variables to point a worker or the CLI at it',
     )
     .addOption(
       new Option('--temporal <server>', 'the Temporal server: the dev server (SQLite, Web UI) or the real server on PostgreSQL')
         .choices(['dev-server', 'postgres'])
         .default('dev-server'),
+    )
+    .addOption(
+      new Option('--store <store>', 'the S3 store: MinIO, or versitygw on its posix backend (no console)')
+        .choices([...S3_STORE_KINDS])
+        .default('minio'),
     )
     .option(
       '--postgres <url>',

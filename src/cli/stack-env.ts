@@ -6,7 +6,7 @@
  * export — the names come from CONFIG_VARIABLES (plus the CLI-only TEMPORAL_UI_URL).
  * The S3 secret is included: it is the user's own local MinIO, printed on their own terminal.
  */
-import type { EmbeddedStack } from '../embedded';
+import { STORE_RULES_ENV, type EmbeddedStack } from '../embedded';
 import { TEMPORAL_UI_URL_VARIABLE } from './web-ui';
 
 /** Variables that configure a worker or the CLI for `stack` (without task queue and allowed roots). */
@@ -19,6 +19,7 @@ export function embeddedStackEnv(stack: Pick<EmbeddedStack, 'temporal' | 's3'>):
     S3_REGION: stack.s3.region,
     S3_ACCESS_KEY_ID: stack.s3.accessKeyId,
     S3_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
+    ...STORE_RULES_ENV[stack.s3.kind],
   };
 }
 

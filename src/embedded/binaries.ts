@@ -1,7 +1,7 @@
 /**
  * Finds, or builds from source, the server executables the embedded stack runs: the Temporal CLI
- * (`temporal server start-dev`) and MinIO, the real Temporal server and its `temporal-sql-tool`
- * (Temporal on PostgreSQL), plus toxiproxy, the TCP fault proxy the fault-injection suite puts
+ * (`temporal server start-dev`) and MinIO or versitygw (the second S3 store), the real Temporal
+ * server and its `temporal-sql-tool` (Temporal on PostgreSQL), plus toxiproxy, the TCP fault proxy the fault-injection suite puts
  * between workers and S3, tusd, the tus reference server the gateway's conformance test compares
  * answers with, and compose-check, the repository's own Compose file checker (tools/compose-check).
  *
@@ -26,7 +26,7 @@ import { EmbeddedStackError } from './errors';
 
 /** The servers this module knows how to provide. */
 export type ServerBinaryName =
-  'temporal' | 'temporal-server' | 'temporal-sql-tool' | 'minio' | 'toxiproxy-server' | 'jaeger' | 'tusd' | 'compose-check';
+  'temporal' | 'temporal-server' | 'temporal-sql-tool' | 'minio' | 'versitygw' | 'toxiproxy-server' | 'jaeger' | 'tusd' | 'compose-check';
 
 /**
  * How a server is built from its Go module:
@@ -97,6 +97,11 @@ export const MINIO_MODULE = 'github.com/minio/minio';
  */
 export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
 
+/** Go package of the Versity S3 gateway, the second S3 implementation the tests run against (posix backend). */
+export const VERSITYGW_MODULE = 'github.com/versity/versitygw/cmd/versitygw';
+/** versitygw version we build: v1.8.0; its go.mod has no `replace` directive, so a plain `go install` works. */
+export const VERSITYGW_VERSION = 'v1.8.0';
+
 /** Go package of the toxiproxy server (a TCP proxy whose faults are set over an HTTP API). */
 export const TOXIPROXY_MODULE = 'github.com/Shopify/toxiproxy/v2/cmd/server';
 /**
@@ -151,6 +156,13 @@ export const SERVER_BINARIES: Readonly<Record<ServerBinaryName, ServerBinarySpec
     version: MINIO_VERSION,
     envVar: 'UPLOAD_SAGA_MINIO_BIN',
     firstBuildEstimate: 'about 5 minutes',
+  },
+  versitygw: {
+    name: 'versitygw',
+    module: VERSITYGW_MODULE,
+    version: VERSITYGW_VERSION,
+    envVar: 'UPLOAD_SAGA_VERSITYGW_BIN',
+    firstBuildEstimate: 'about 3 minutes',
   },
   'toxiproxy-server': {
     name: 'toxiproxy-server',

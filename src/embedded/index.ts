@@ -1,6 +1,6 @@
 /**
  * Public surface of the embedded stack: real Temporal (dev server, or the server on PostgreSQL)
- * and MinIO servers (and toxiproxy, for fault injection) built from Go modules and run as child processes, for tests, the demo and the
+ * and S3 servers (MinIO or versitygw; and toxiproxy, for fault injection) built from Go modules and run as child processes, for tests, the demo and the
  * `stack` CLI command.
  *
  * Why a barrel: callers import from `src/embedded` only; the one-job modules behind it
@@ -28,6 +28,8 @@ export {
   TOXIPROXY_VERSION,
   TUSD_MODULE,
   TUSD_VERSION,
+  VERSITYGW_MODULE,
+  VERSITYGW_VERSION,
   defaultCacheDir,
   ensureServerBinary,
   findServerBinary,
@@ -79,6 +81,16 @@ export {
   type ToxiproxyServer,
   type ToxiproxyServerOptions,
 } from './toxiproxy';
+export { S3_STORE_KINDS, STORE_RULES_ENV, type EmbeddedS3Store, type S3StoreKind } from './s3-store';
+export {
+  DEFAULT_VERSITYGW_ACCESS_KEY,
+  DEFAULT_VERSITYGW_SECRET_KEY,
+  VERSITYGW_REGION,
+  VersitygwServerExitedError,
+  VersitygwServerTimeoutError,
+  startVersitygwServer,
+  type VersitygwServerOptions,
+} from './versitygw-server';
 export { JaegerExitedError, JaegerTimeoutError, jaegerConfig, startJaeger, type JaegerOptions, type JaegerServer } from './jaeger';
 export { ensureBuckets, s3ClientConfig, type S3EndpointInfo } from './s3-buckets';
 export {

@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { arePortsFree, findFreePorts } from './free-port';
-import { ManagedProcess, type ProcessExit, type RunningServerProcess } from './managed-process';
+import { ManagedProcess, type ProcessExit } from './managed-process';
+import type { EmbeddedS3Store } from './s3-store';
 
 /** Default MinIO root user (the S3 access key id). */
 export const DEFAULT_MINIO_ROOT_USER = 'minioadmin';
@@ -81,24 +82,15 @@ export interface MinioServerOptions {
   readonly stopGraceMs?: number;
 }
 
-/** A running embedded MinIO server. */
-export interface MinioServer extends RunningServerProcess {
-  /** S3 endpoint URL, e.g. `http://127.0.0.1:40123` (use with `forcePathStyle: true`). */
-  readonly endpoint: string;
-  /** Region to sign requests for. */
-  readonly region: string;
-  /** S3 access key id (the root user). */
-  readonly accessKeyId: string;
-  /** S3 secret access key (the root password). */
-  readonly secretAccessKey: string;
+/**
+ * A running embedded MinIO server: `endpoint` is e.g. `http://127.0.0.1:40123` (use with
+ * `forcePathStyle: true`), the credentials are the root user's, and `dataDir` holds `minio/`
+ * (data), `minio-certs/` (empty: plain HTTP) and `minio.log`.
+ */
+export interface MinioServer extends EmbeddedS3Store {
+  readonly kind: 'minio';
   /** Web console URL. */
   readonly consoleUrl: string;
-  /** Directory holding `minio/` (data), `minio-certs/` (empty: plain HTTP) and `minio.log`. */
-  readonly dataDir: string;
-  /** Sends a signal to the current process right away, synchronously. */
-  kill(signal?: NodeJS.Signals): boolean;
-  /** Stops the server (if running) and starts it again on the same ports, data and credentials. */
-  restart(): Promise<void>;
 }
 
 /** The MinIO process exited before it became ready. */
@@ -207,6 +199,7 @@ export async function startMinioServer(options: MinioServerOptions): Promise<Min
     await running.stop({ graceMs: options.stopGraceMs ?? 10_000 });
   };
   return {
+    kind: 'minio',
     endpoint,
     region: MINIO_REGION,
     accessKeyId,

@@ -1,7 +1,8 @@
 /**
- * The embedded stack: one Temporal server and one MinIO, started together, torn down together. The
+ * The embedded stack: one Temporal server and one S3 store, started together, torn down together. The
  * Temporal server is the dev server (SQLite, with the Web UI) or, with `temporal: 'postgres'`, the
- * real server on PostgreSQL (src/embedded/temporal-postgres-server.ts).
+ * real server on PostgreSQL (src/embedded/temporal-postgres-server.ts); the store is MinIO or, with
+ * `store: 'versitygw'`, versitygw on its posix backend (src/embedded/versitygw-server.ts).
  *
  * Why it is built this way:
  * - Tests, the demo and the `stack` CLI command all need "a real Temporal + a real S3" with no
@@ -24,8 +25,9 @@ import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../upload/search-attributes';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { installExitCleanup } from './exit-cleanup';
-import { startMinioServer, type MinioServer, type MinioServerOptions } from './minio-server';
+import { startMinioServer, type MinioServerOptions } from './minio-server';
 import { ensureBuckets } from './s3-buckets';
+import type { EmbeddedS3Store, S3StoreKind } from './s3-store';
 import { startTemporalDevServer, type TemporalDevServerOptions } from './temporal-dev-server';
 import {
   startTemporalPostgresServer,
@@ -33,6 +35,7 @@ import {
   type TemporalPostgresServerOptions,
 } from './temporal-postgres-server';
 import type { TemporalServerProcess } from './temporal-server-process';
+import { startVersitygwServer, type VersitygwServerOptions } from './versitygw-server';
 
 /** Which Temporal server a stack runs: the dev server (SQLite) or the real server on PostgreSQL. */
 export type EmbeddedTemporalKind = 'dev-server' | 'postgres';
@@ -65,7 +68,7 @@ export interface EmbeddedStackOptions {
    */
   readonly keepDatabases?: boolean;
   /**
-   * Buckets to create in MinIO (existing ones are left alone).
+   * Buckets to create in the S3 store (existing ones are left alone).
    * @default []
    */
   readonly buckets?: readonly string[];
@@ -100,10 +103,20 @@ export interface EmbeddedStackOptions {
    */
   readonly postgres?: Omit<TemporalPostgresServerOptions, 'dataDir' | 'namespace' | 'searchAttributes' | 'binary' | 'keepDatabases'>;
   /**
-   * Further MinIO options (ports, credentials, timeouts, binary path, env).
+   * Which S3 store to run.
+   * @default 'minio'
+   */
+  readonly store?: S3StoreKind;
+  /**
+   * Further MinIO options (ports, credentials, timeouts, binary path, env), with `store: 'minio'`.
    * @default {}
    */
   readonly minio?: Omit<MinioServerOptions, 'dataDir' | 'binary'>;
+  /**
+   * Further versitygw options (port, credentials, timeouts, binary path), with `store: 'versitygw'`.
+   * @default {}
+   */
+  readonly versitygw?: Omit<VersitygwServerOptions, 'dataDir' | 'binary'>;
   /**
    * Install process exit/SIGINT/SIGTERM/SIGHUP handlers that kill the servers if `stop()` is never called.
    * @default true
@@ -115,8 +128,8 @@ export interface EmbeddedStackOptions {
 export interface EmbeddedStack {
   /** The Temporal server (address, namespace, Web UI URL if any, ...). */
   readonly temporal: EmbeddedTemporal;
-  /** The MinIO server (S3 endpoint, region, credentials, ...). */
-  readonly s3: MinioServer;
+  /** The S3 store (endpoint, region, credentials, ...). */
+  readonly s3: EmbeddedS3Store;
   /** Directory holding both servers' data and logs. */
   readonly dataDir: string;
   /** Buckets that were ensured at start. */
@@ -145,7 +158,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Pr
   await fsp.mkdir(dataDir, { recursive: true });
 
   let temporal: EmbeddedTemporal | undefined;
-  let s3: MinioServer | undefined;
+  let s3: EmbeddedS3Store | undefined;
   const uninstallExitCleanup =
     options.handleProcessExit === false
       ? () => undefined
@@ -167,20 +180,20 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Pr
 
   try {
     const startTemporal = await temporalStarter(options, dataDir, options.keepDatabases ?? !removeDataDir);
-    const minioBinary = options.minio?.binaryPath ?? (await ensureServerBinary('minio', options.binaries));
+    const startStore = await storeStarter(options, dataDir);
     // One after the other, not in parallel: each server's free ports are picked only once the other
     // has bound its own. In parallel, the dev server's internal services (which pick their ports at
     // run time) once took the port chosen for MinIO before MinIO had bound it.
-    const minio = await startMinioServer({ ...options.minio, binaryPath: minioBinary, dataDir });
-    s3 = minio;
+    const store = await startStore();
+    s3 = store;
     const temporalServer = await startTemporal();
     temporal = temporalServer;
-    await ensureBuckets(minio, options.buckets ?? []);
+    await ensureBuckets(store, options.buckets ?? []);
 
     let stopping: Promise<void> | undefined;
     return {
       temporal: temporalServer,
-      s3: minio,
+      s3: store,
       dataDir,
       buckets: [...(options.buckets ?? [])],
       stop: () =>
@@ -192,6 +205,19 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions = {}): Pr
     await cleanUp();
     throw error;
   }
+}
+
+/**
+ * Resolves the chosen S3 store's binary (building it if needed, before anything starts) and returns
+ * the function that starts it.
+ */
+async function storeStarter(options: EmbeddedStackOptions, dataDir: string): Promise<() => Promise<EmbeddedS3Store>> {
+  if ((options.store ?? 'minio') === 'versitygw') {
+    const binaryPath = options.versitygw?.binaryPath ?? (await ensureServerBinary('versitygw', options.binaries));
+    return () => startVersitygwServer({ ...options.versitygw, binaryPath, dataDir });
+  }
+  const binaryPath = options.minio?.binaryPath ?? (await ensureServerBinary('minio', options.binaries));
+  return () => startMinioServer({ ...options.minio, binaryPath, dataDir });
 }
 
 /**

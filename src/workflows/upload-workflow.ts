@@ -34,7 +34,7 @@ import {
 import { QUOTA_WAIT_EXPIRED, QUOTA_WAIT_POLL_MS, quotaFreedSignal } from '../upload/pause';
 import { createPauseGate } from './pause-gate';
 import { Saga, type SagaState, type StepOutcome } from '../saga/workflow';
-import { multipartChecksums } from '../upload/integrity';
+import { ASSUMED_STORE_CHECKSUMS, multipartChecksums } from '../upload/integrity';
 import { storesInOnePut } from '../upload/one-put';
 import { partBatches } from '../upload/part-plan';
 import type { UploadRequestWithDefaults } from '../upload/request';
@@ -249,10 +249,11 @@ export async function uploadWorkflow(request: UploadRequestWithDefaults): Promis
       // checksum configuration that goes with it. Only activity arguments depend on it, so runs
       // recorded before S3-object sources (no `transfer`: stream) replay unchanged.
       const transfer = inspection.transfer ?? 'stream';
-      const checksums = multipartChecksums(request, transfer);
+      const store = inspection.storeChecksums ?? ASSUMED_STORE_CHECKSUMS;
+      const checksums = multipartChecksums(request, transfer, store);
       let stored: Pick<CompleteUploadResult, 'etag' | 'versionId' | 'checksum'>;
       let sha256: string | undefined;
-      if (onePut && storesInOnePut(plan, transfer)) {
+      if (onePut && storesInOnePut(plan, transfer, store.additional)) {
         // The small-file fast path: one PutObject carrying the checksum, then verify (the pivot).
         await gate.hold();
         const putStartedAt = Date.now();

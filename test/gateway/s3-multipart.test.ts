@@ -6,7 +6,8 @@
  * The browser itself (Uppy in Chromium) is test/gateway/browser.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PutBucketCorsCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { progressPlugin } from '../../src/gateway/progress';
 import { s3MultipartPlugin } from '../../src/gateway/s3-multipart';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
@@ -15,6 +16,8 @@ import { MiB } from '../support/files';
 import { incompleteUploads, objectExists, objectSha256 } from '../support/s3-inspect';
 import { CompanionClient, sendParts, sessionClient } from './companion-client';
 import { startTestGateway, testTenant, type TestGateway } from './gateway-harness';
+import { BROWSER_UPLOAD_CORS, documentedCapabilities } from '../support/store-probes';
+import { itStoreIndependent } from '../support/store-independent';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -103,25 +106,32 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     await client.abort(uploadId, key);
   });
 
-  it('signs for UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT when browsers reach S3 elsewhere than the gateway does', async () => {
-    const behindProxy = await startTestGateway(stack, [acme], {
-      plugins: plugins(),
-      overrides: { s3PublicEndpoint: 'https://s3.public.example:9443' },
-    });
-    try {
-      const client = await sessionClient(behindProxy, acme);
-      const { uploadId, key } = await client.create('proxied.bin');
-      const url = new URL(await client.sign(uploadId, key, 1));
-      expect(url.origin).toBe('https://s3.public.example:9443');
-      expect(url.pathname).toBe(`/${BUCKET}/${key}`);
-      const completed = await client.complete(uploadId, key, [{ PartNumber: 1, ETag: 'none-sent' }]);
-      expect(completed.status).toBe(422);
-    } finally {
-      await behindProxy.close();
-    }
-  });
+  itStoreIndependent(
+    'signs for UPLOAD_SAGA_GATEWAY_S3_PUBLIC_ENDPOINT when browsers reach S3 elsewhere than the gateway does',
+    async () => {
+      const behindProxy = await startTestGateway(stack, [acme], {
+        plugins: plugins(),
+        overrides: { s3PublicEndpoint: 'https://s3.public.example:9443' },
+      });
+      try {
+        const client = await sessionClient(behindProxy, acme);
+        const { uploadId, key } = await client.create('proxied.bin');
+        const url = new URL(await client.sign(uploadId, key, 1));
+        expect(url.origin).toBe('https://s3.public.example:9443');
+        expect(url.pathname).toBe(`/${BUCKET}/${key}`);
+        const completed = await client.complete(uploadId, key, [{ PartNumber: 1, ETag: 'none-sent' }]);
+        expect(completed.status).toBe(422);
+      } finally {
+        await behindProxy.close();
+      }
+    },
+  );
 
-  it('lets a browser on another origin PUT a part and read its ETag: MinIO answers CORS for any origin and exposes ETag', async () => {
+  it('lets a browser on another origin PUT a part and read its ETag: CORS for any origin, by default (MinIO) or by a bucket rule (versitygw)', async () => {
+    // A store that answers no CORS by default gets the bucket rule a deployment would set (docs/reference/store-capabilities.md).
+    if (!documentedCapabilities(inject('s3Store'))['cors-any-origin']) {
+      await stack.s3.send(new PutBucketCorsCommand({ Bucket: BUCKET, CORSConfiguration: BROWSER_UPLOAD_CORS }));
+    }
     const client = await sessionClient(gateway, acme);
     const { uploadId, key } = await client.create('cors.bin');
     const url = await client.sign(uploadId, key, 1);
@@ -131,7 +141,8 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
       headers: { Origin: origin, 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type' },
     });
     expect(preflight.status).toBeLessThan(300);
-    expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+    // MinIO echoes the origin, a bucket rule for any origin answers `*`: both let a browser without credentials through.
+    expect([origin, '*']).toContain(preflight.headers.get('access-control-allow-origin'));
     expect(preflight.headers.get('access-control-allow-methods')).toContain('PUT');
     const put = await fetch(url, {
       method: 'PUT',
@@ -139,7 +150,7 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
       headers: { Origin: origin, 'Content-Type': 'application/octet-stream' },
     });
     expect(put.status).toBe(200);
-    expect(put.headers.get('access-control-allow-origin')).toBe(origin);
+    expect([origin, '*']).toContain(put.headers.get('access-control-allow-origin'));
     expect(
       put.headers
         .get('access-control-expose-headers')
@@ -149,40 +160,43 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     await client.abort(uploadId, key);
   });
 
-  it('answers only for the caller’s uploads: another tenant gets 404, a foreign key or a bad part number 400, no credentials 401', async () => {
-    const client = await sessionClient(gateway, acme);
-    const { uploadId, key } = await client.create('mine.bin');
-    const other = await sessionClient(gateway, beta);
-    expect((await other.request('GET', `/multipart/${uploadId}/1?${new URLSearchParams({ key })}`)).status).toBe(404);
-    expect((await other.list(uploadId, key)).status).toBe(404);
-    expect((await other.complete(uploadId, key, [{ PartNumber: 1, ETag: 'x' }])).status).toBe(404);
-    expect((await other.abort(uploadId, key)).status).toBe(404);
+  itStoreIndependent(
+    'answers only for the caller’s uploads: another tenant gets 404, a foreign key or a bad part number 400, no credentials 401',
+    async () => {
+      const client = await sessionClient(gateway, acme);
+      const { uploadId, key } = await client.create('mine.bin');
+      const other = await sessionClient(gateway, beta);
+      expect((await other.request('GET', `/multipart/${uploadId}/1?${new URLSearchParams({ key })}`)).status).toBe(404);
+      expect((await other.list(uploadId, key)).status).toBe(404);
+      expect((await other.complete(uploadId, key, [{ PartNumber: 1, ETag: 'x' }])).status).toBe(404);
+      expect((await other.abort(uploadId, key)).status).toBe(404);
 
-    const foreignKey = await client.request('GET', `/multipart/${uploadId}/1?${new URLSearchParams({ key: `${beta.name}/x/y.bin` })}`);
-    expect(foreignKey).toMatchObject({
-      status: 400,
-      json: { error: 'InvalidRequest', message: expect.stringContaining('is not the key of upload') },
-    });
-    for (const bad of ['0', '10001', 'x']) {
-      const answer = await client.request('GET', `/multipart/${uploadId}/${bad}?${new URLSearchParams({ key })}`);
-      expect(answer, bad).toMatchObject({
+      const foreignKey = await client.request('GET', `/multipart/${uploadId}/1?${new URLSearchParams({ key: `${beta.name}/x/y.bin` })}`);
+      expect(foreignKey).toMatchObject({
         status: 400,
-        json: { message: expect.stringContaining('part number must be a whole number from 1 to 10000') },
+        json: { error: 'InvalidRequest', message: expect.stringContaining('is not the key of upload') },
       });
-    }
+      for (const bad of ['0', '10001', 'x']) {
+        const answer = await client.request('GET', `/multipart/${uploadId}/${bad}?${new URLSearchParams({ key })}`);
+        expect(answer, bad).toMatchObject({
+          status: 400,
+          json: { message: expect.stringContaining('part number must be a whole number from 1 to 10000') },
+        });
+      }
 
-    const unknownSession = new CompanionClient(`${gateway.url}/uppy/session/${'A'.repeat(43)}`);
-    expect(await unknownSession.list(uploadId, key)).toMatchObject({ status: 401, json: { error: 'Unauthorized' } });
-    const noBearer = new CompanionClient(`${gateway.url}/uppy`);
-    expect((await noBearer.request('POST', '/multipart', { filename: 'x.bin' })).status).toBe(401);
-    expect((await fetch(`${gateway.url}/uppy/sessions`, { method: 'POST' })).status).toBe(401);
-    // The same routes answer with the bearer header instead of a session (Uppy v5's `endpoint` + `headers`).
-    const bearer = new CompanionClient(`${gateway.url}/uppy`, acme.auth);
-    expect((await bearer.list(uploadId, key)).status).toBe(200);
-    await client.abort(uploadId, key);
-  });
+      const unknownSession = new CompanionClient(`${gateway.url}/uppy/session/${'A'.repeat(43)}`);
+      expect(await unknownSession.list(uploadId, key)).toMatchObject({ status: 401, json: { error: 'Unauthorized' } });
+      const noBearer = new CompanionClient(`${gateway.url}/uppy`);
+      expect((await noBearer.request('POST', '/multipart', { filename: 'x.bin' })).status).toBe(401);
+      expect((await fetch(`${gateway.url}/uppy/sessions`, { method: 'POST' })).status).toBe(401);
+      // The same routes answer with the bearer header instead of a session (Uppy v5's `endpoint` + `headers`).
+      const bearer = new CompanionClient(`${gateway.url}/uppy`, acme.auth);
+      expect((await bearer.list(uploadId, key)).status).toBe(200);
+      await client.abort(uploadId, key);
+    },
+  );
 
-  it('refuses a declared length above the tenant’s maximum upload size with 413 before anything is created', async () => {
+  itStoreIndependent('refuses a declared length above the tenant’s maximum upload size with 413 before anything is created', async () => {
     const small = await startTestGateway(stack, [acme], {
       plugins: plugins(),
       overrides: { defaults: { ...gateway.config.defaults, maxUploadBytes: 10 * MiB } },
@@ -195,6 +209,37 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
       await small.close();
     }
   });
+
+  itStoreIndependent(
+    'refuses parts of different sizes before the merge on a worker whose store requires equal parts (S3_EQUAL_PARTS): 422, compensated',
+    async () => {
+      const equalStack = await connectTestStack({ env: { S3_EQUAL_PARTS: 'true' } });
+      const equalWorker = await startUploadWorker(equalStack);
+      const tenant = testTenant('s3equal');
+      const equalGateway = await startTestGateway(equalStack, [tenant], { plugins: plugins() });
+      try {
+        const client = await sessionClient(equalGateway, tenant);
+        const { uploadId, key } = await client.create('unequal.bin'); // no length declared: part URLs bind no size
+        const sizes = [6 * MiB, 5 * MiB, 10];
+        const parts = [];
+        for (const [i, size] of sizes.entries()) {
+          parts.push({ PartNumber: i + 1, ETag: await client.putPart(uploadId, key, i + 1, randomBytes(size)) });
+        }
+        const answer = await client.complete(uploadId, key, parts);
+        expect(answer).toMatchObject({ status: 422, json: { error: 'UploadFailed', message: expect.stringContaining('PartsMismatch') } });
+        expect((answer.json as { message: string }).message).toContain(
+          `part 2 has ${5 * MiB} bytes where part 1 has ${6 * MiB}: the store requires every part but the last to have the same size (S3_EQUAL_PARTS)`,
+        );
+        expect((await equalGateway.app.uploads.state(tenant.name, uploadId)).outcome).toBe('compensated');
+        expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
+        expect(await objectExists(stack.s3, BUCKET, key)).toBe(false);
+      } finally {
+        await equalGateway.close();
+        await equalWorker.stop();
+        await equalStack.close();
+      }
+    },
+  );
 
   it('fails an upload whose reported parts are not the ones in S3 (422), and compensates it', async () => {
     const client = await sessionClient(gateway, acme);

@@ -18,6 +18,7 @@ import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-r
 import { createTusUpload, idOf, startTestGateway, startTus, testRedis, testTenant, tusRequest, type TestGateway } from './gateway-harness';
 import { STAMP_KEY } from '../../src/upload/object-stamp';
 import { uploadWorkflowId } from '../../src/upload/request';
+import { itStoreIndependent } from '../support/store-independent';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -140,30 +141,33 @@ describe('tus with tus-js-client', () => {
     );
   });
 
-  it('continues the workflow as new when many chunks arrive (the first sent with the POST), and still ends byte-identical', async () => {
-    const small = await startTestGateway(stack, [acme], { redis, service: { updatesPerRun: 4 } });
-    try {
-      const data = randomBytes(11 * MiB + 123);
-      const run = startTus(data, {
-        endpoint: `${small.url}/files`,
-        chunkSize: 1 * MiB,
-        headers: acme.auth,
-        uploadDataDuringCreation: true,
-      });
-      await run.done;
-      const state = await small.app.uploads.state(acme.name, idOf(run.upload.url));
-      expect(state.outcome).toBe('completed');
-      expect(state.runs).toBeGreaterThanOrEqual(3);
-      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
-      await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
-    } finally {
-      await small.close();
-    }
-  });
+  itStoreIndependent(
+    'continues the workflow as new when many chunks arrive (the first sent with the POST), and still ends byte-identical',
+    async () => {
+      const small = await startTestGateway(stack, [acme], { redis, service: { updatesPerRun: 4 } });
+      try {
+        const data = randomBytes(11 * MiB + 123);
+        const run = startTus(data, {
+          endpoint: `${small.url}/files`,
+          chunkSize: 1 * MiB,
+          headers: acme.auth,
+          uploadDataDuringCreation: true,
+        });
+        await run.done;
+        const state = await small.app.uploads.state(acme.name, idOf(run.upload.url));
+        expect(state.outcome).toBe('completed');
+        expect(state.runs).toBeGreaterThanOrEqual(3);
+        expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+        await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
+      } finally {
+        await small.close();
+      }
+    },
+  );
 });
 
 describe('tus across replicas', () => {
-  it('accepts PATCHes alternately on two gateways: the offset lives in the workflow, not in a gateway', async () => {
+  itStoreIndependent('accepts PATCHes alternately on two gateways: the offset lives in the workflow, not in a gateway', async () => {
     const data = randomBytes(7 * MiB + 5);
     const url = await createTusUpload(gateway, acme, data.length, 'alternating.bin');
     const path = new URL(url).pathname;
@@ -182,7 +186,7 @@ describe('tus across replicas', () => {
     await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
   });
 
-  it('lets only one of two concurrent PATCHes at the same offset through; the other gets 409', async () => {
+  itStoreIndependent('lets only one of two concurrent PATCHes at the same offset through; the other gets 409', async () => {
     const data = randomBytes(3 * MiB);
     const url = await createTusUpload(gateway, acme, data.length);
     const path = new URL(url).pathname;
@@ -199,7 +203,7 @@ describe('tus across replicas', () => {
 });
 
 describe('tus protocol errors', () => {
-  it('answers 401 without a valid token, and 404 for another tenant’s upload on every method', async () => {
+  itStoreIndependent('answers 401 without a valid token, and 404 for another tenant’s upload on every method', async () => {
     const url = await createTusUpload(gateway, acme, 2 * MiB);
     expect((await tusRequest(url, 'HEAD', {})).status).toBe(401);
     expect((await tusRequest(url, 'HEAD', { Authorization: 'Bearer not-a-token' })).status).toBe(401);
@@ -211,66 +215,72 @@ describe('tus protocol errors', () => {
     await tusRequest(url, 'DELETE', acme.auth);
   });
 
-  it('answers 409 for a PATCH at the wrong offset, 415 for a wrong Content-Type, 412 without Tus-Resumable, and records nothing', async () => {
-    const url = await createTusUpload(gateway, acme, 2 * MiB);
-    const response = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '1024' }, randomBytes(1024));
-    expect(response.status).toBe(409);
-    const wrongType = await tusRequest(
-      url,
-      'PATCH',
-      { ...acme.auth, 'Upload-Offset': '0', 'Content-Type': 'application/octet-stream' },
-      randomBytes(1024),
-    );
-    expect(wrongType.status).toBe(415);
-    const noVersion = await fetch(url, { method: 'HEAD', headers: acme.auth });
-    expect(noVersion.status).toBe(412);
-    expect(await headOffset(url, acme.auth)).toBe(0);
-    await tusRequest(url, 'DELETE', acme.auth);
-  });
+  itStoreIndependent(
+    'answers 409 for a PATCH at the wrong offset, 415 for a wrong Content-Type, 412 without Tus-Resumable, and records nothing',
+    async () => {
+      const url = await createTusUpload(gateway, acme, 2 * MiB);
+      const response = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '1024' }, randomBytes(1024));
+      expect(response.status).toBe(409);
+      const wrongType = await tusRequest(
+        url,
+        'PATCH',
+        { ...acme.auth, 'Upload-Offset': '0', 'Content-Type': 'application/octet-stream' },
+        randomBytes(1024),
+      );
+      expect(wrongType.status).toBe(415);
+      const noVersion = await fetch(url, { method: 'HEAD', headers: acme.auth });
+      expect(noVersion.status).toBe(412);
+      expect(await headOffset(url, acme.auth)).toBe(0);
+      await tusRequest(url, 'DELETE', acme.auth);
+    },
+  );
 
-  it('answers 460 for a body that does not match Upload-Checksum and records nothing; a matching one is accepted', async () => {
-    const data = randomBytes(2 * MiB);
-    const url = await createTusUpload(gateway, acme, data.length, 'checked.bin');
-    const first = data.subarray(0, MiB);
-    const digest = (algorithm: string, bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64');
+  itStoreIndependent(
+    'answers 460 for a body that does not match Upload-Checksum and records nothing; a matching one is accepted',
+    async () => {
+      const data = randomBytes(2 * MiB);
+      const url = await createTusUpload(gateway, acme, data.length, 'checked.bin');
+      const first = data.subarray(0, MiB);
+      const digest = (algorithm: string, bytes: Buffer) => createHash(algorithm).update(bytes).digest('base64');
 
-    const wrong = await tusRequest(
-      url,
-      'PATCH',
-      { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', randomBytes(16))}` },
-      first,
-    );
-    expect(wrong.status).toBe(460);
-    expect(await headOffset(url, acme.auth)).toBe(0);
-    const unsupported = await tusRequest(
-      url,
-      'PATCH',
-      { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha512 ${digest('sha512', first)}` },
-      first,
-    );
-    expect(unsupported.status).toBe(400);
-    expect(await unsupported.text()).toContain('sha1, md5, crc32, sha256');
+      const wrong = await tusRequest(
+        url,
+        'PATCH',
+        { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', randomBytes(16))}` },
+        first,
+      );
+      expect(wrong.status).toBe(460);
+      expect(await headOffset(url, acme.auth)).toBe(0);
+      const unsupported = await tusRequest(
+        url,
+        'PATCH',
+        { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha512 ${digest('sha512', first)}` },
+        first,
+      );
+      expect(unsupported.status).toBe(400);
+      expect(await unsupported.text()).toContain('sha1, md5, crc32, sha256');
 
-    const right = await tusRequest(
-      url,
-      'PATCH',
-      { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', first)}` },
-      first,
-    );
-    expect(right.status).toBe(204);
-    const last = await tusRequest(
-      url,
-      'PATCH',
-      { ...acme.auth, 'Upload-Offset': String(MiB), 'Upload-Checksum': `md5 ${digest('md5', data.subarray(MiB))}` },
-      data.subarray(MiB),
-    );
-    expect(last.status).toBe(204);
-    const state = await gateway.app.uploads.state(acme.name, idOf(url));
-    expect(state.outcome).toBe('completed');
-    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
-  });
+      const right = await tusRequest(
+        url,
+        'PATCH',
+        { ...acme.auth, 'Upload-Offset': '0', 'Upload-Checksum': `sha1 ${digest('sha1', first)}` },
+        first,
+      );
+      expect(right.status).toBe(204);
+      const last = await tusRequest(
+        url,
+        'PATCH',
+        { ...acme.auth, 'Upload-Offset': String(MiB), 'Upload-Checksum': `md5 ${digest('md5', data.subarray(MiB))}` },
+        data.subarray(MiB),
+      );
+      expect(last.status).toBe(204);
+      const state = await gateway.app.uploads.state(acme.name, idOf(url));
+      expect(state.outcome).toBe('completed');
+      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    },
+  );
 
-  it('answers 413 for an upload larger than the tenant may send, and 429 beyond its request rate', async () => {
+  itStoreIndependent('answers 413 for an upload larger than the tenant may send, and 429 beyond its request rate', async () => {
     const limited = testTenant('limited');
     const small = await startTestGateway(stack, [limited], {
       overrides: { tenants: { [limited.name]: { maxUploadBytes: 10 * MiB, requestsPerSecond: 3 } } },
@@ -346,7 +356,7 @@ describe('uploads that end without an object leave nothing behind', () => {
     await expectNothingLeftBehind(acme.name, uploadId, state.key);
   });
 
-  it('expires an upload not finished in time: compensated by the workflow’s timer, then 410', async () => {
+  itStoreIndependent('expires an upload not finished in time: compensated by the workflow’s timer, then 410', async () => {
     const expiring = testTenant('expiring');
     const short = await startTestGateway(stack, [expiring], { overrides: { uploadExpiryMs: 4000 } });
     try {

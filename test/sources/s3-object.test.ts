@@ -1,5 +1,5 @@
 /**
- * S3-object sources through the real upload saga, against the real MinIO.
+ * S3-object sources through the real upload saga, against the run's real store (MinIO or versitygw).
  *
  * The worker's own S3 traffic goes through a counting TCP relay, so "no byte passes through the
  * worker" is measured on the wire, not assumed. The profile source points at the same MinIO
@@ -16,6 +16,9 @@ import { createS3Client } from '../../src/connections';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
 import { stagingPrefixOf } from '../../src/upload/staging';
+import { DEFAULT_S3_STORE_RULES, type S3StoreRules } from '../../src/s3/store-rules';
+import { partChecksum } from '../../src/s3/checksums';
+import { documentedCapabilities } from '../support/store-probes';
 import { MiB } from '../support/files';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, keysUnder, objectExists, objectSha256 } from '../support/s3-inspect';
@@ -83,15 +86,20 @@ function hooked(inner: SourceResolver, onCall: (kind: 'read' | 'copy', partOrOff
   };
 }
 
-/** A second worker, on its own task queue, whose S3-object sources pass through `hook`. */
-async function startHookedWorker(hook: (kind: 'read' | 'copy', partOrOffset: number) => Promise<void>): Promise<UploadClient> {
+/** A second worker, on its own task queue, whose S3-object sources pass through `hook`, with the store's `rules` changed. */
+async function startHookedWorker(
+  hook: (kind: 'read' | 'copy', partOrOffset: number) => Promise<void>,
+  rules: Partial<S3StoreRules> = {},
+): Promise<UploadClient> {
   const taskQueue = `${stack.config.temporal.taskQueue}-hooked-${uniqueId('q')}`;
-  const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue } };
+  const storeRules = { ...DEFAULT_S3_STORE_RULES, ...stack.config.s3.rules, ...rules };
+  const config = { ...stack.config, temporal: { ...stack.config.temporal, taskQueue }, s3: { ...stack.config.s3, rules: storeRules } };
   const profiles = Object.fromEntries(Object.entries(stack.config.s3SourceProfiles).map(([name, p]) => [name, createS3Client(p)]));
   const activities = createActivities({
     s3: stack.s3,
     sources: new SourceRegistry({ s3: hooked(new S3ObjectResolver({ store: stack.s3, profiles }), hook) }),
     quota: new TemporalQuotaLedger({ client: stack.client, taskQueue, limits: config.quota }),
+    storeRules,
   });
   bundle ??= bundleUploadWorkflows();
   const running = runInBackground(
@@ -161,7 +169,7 @@ describe('S3-object sources', () => {
     const sent = storeRelay.bytesUp() - upBefore;
     const received = storeRelay.bytesDown() - downBefore;
     expect(result).toMatchObject({ size: content.length, partCount: 5 });
-    expect(result.checksum).toBeUndefined(); // server-side copies carry no additional checksum
+    expect(result.checksum).toBeUndefined(); // server-side copies carry no additional checksum (S3_CHECKSUMMED_PART_COPY unset)
     expect(await objectSha256(stack.s3, DEST_BUCKET, key)).toBe(sha256(content));
     // Requests only: a few KiB per part, far below the 20 MiB object, both ways.
     expect(sent).toBeLessThan(256 * 1024);
@@ -207,7 +215,6 @@ describe('S3-object sources', () => {
 
   it('checks a CRC given in advance for a server-side copy by re-reading the source (the copy itself carries none)', async () => {
     const { key: sourceKey, content } = await putSource(2 * 5 * MiB + 5);
-    const { partChecksum } = await import('../../src/s3/checksums');
     const crc = await partChecksum('CRC64NVME', content);
     const downBefore = storeRelay.bytesDown();
     const key = `s3-source/${uniqueId('copy-crc')}.bin`;
@@ -242,6 +249,45 @@ describe('S3-object sources', () => {
     expect(err.outcome).toBe('compensated');
     expect(await objectExists(stack.s3, DEST_BUCKET, `${key}.wrong`)).toBe(false);
   });
+
+  // S3_CHECKSUMMED_PART_COPY on a store that accepts UploadPartCopy into a checksummed upload
+  // (versitygw): right for a source without a CRC64NVME of its own, and refused safely for one with
+  // (the store then reports the source's whole-object CRC for each copied range; see
+  // docs/reference/store-capabilities.md, `checksummed-part-copy-of-checksummed-source`).
+  it.runIf(documentedCapabilities(inject('s3Store'))['checksummed-part-copy'])(
+    'with S3_CHECKSUMMED_PART_COPY, a copy keeps its checksum and an expected CRC is checked without re-reading; a source with a CRC of that algorithm is refused at verify',
+    async () => {
+      const client = await startHookedWorker(() => Promise.resolve(), { checksummedPartCopy: true });
+      const start = async (checksum: 'SHA1' | 'CRC64NVME') => {
+        const content = randomBytes(2 * 5 * MiB + 5);
+        const sourceKey = `sources/${uniqueId('object')}.bin`;
+        await stack.s3.send(new PutObjectCommand({ Bucket: SOURCE_BUCKET, Key: sourceKey, Body: content, ChecksumAlgorithm: checksum }));
+        const key = `s3-source/${uniqueId('copy-keeps')}.bin`;
+        const crc = await partChecksum('CRC64NVME', content);
+        const handle = await client.start({
+          uploadId: uniqueId('copy-keeps'),
+          tenant: uniqueId('copy-keeps'),
+          source: { type: 's3', bucket: SOURCE_BUCKET, key: sourceKey },
+          destination: { bucket: DEST_BUCKET, key },
+          partSize: 5 * MiB,
+          expectedChecksum: { algorithm: 'CRC64NVME', value: crc },
+        });
+        return { handle, key, content, crc };
+      };
+
+      const kept = await start('SHA1');
+      const result = await kept.handle.result();
+      expect(result.checksum).toEqual({ algorithm: 'CRC64NVME', value: kept.crc, type: 'FULL_OBJECT' });
+      expect(await objectSha256(stack.s3, DEST_BUCKET, kept.key)).toBe(sha256(kept.content));
+
+      const wrong = await start('CRC64NVME');
+      const err = (await wrong.handle.result().catch((e: unknown) => e)) as UploadFailedError;
+      expect(err).toBeInstanceOf(UploadFailedError);
+      expect(err.report).toMatchObject({ failedStep: 'verify', cause: { type: 'ChecksumMismatch' } });
+      expect(err.outcome).toBe('compensated');
+      expect(await objectExists(stack.s3, DEST_BUCKET, wrong.key)).toBe(false);
+    },
+  );
 
   it.each([
     ['copied server-side', 'copy', undefined],

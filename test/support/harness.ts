@@ -12,6 +12,7 @@ import { inject } from 'vitest';
 import { loadConfig, type WorkerConfig } from '../../src/config';
 import { createS3Client, createTemporalClient } from '../../src/connections';
 import { createUploadWorker } from '../../src/worker';
+import { STORE_RULES_ENV } from '../../src/embedded';
 import { workflowSpanSinks } from '../../src/telemetry/temporal';
 
 // Worker lifecycle chatter drowns test output; warnings and errors still show.
@@ -45,6 +46,8 @@ export function stackEnv(taskQueue: string, extra: Record<string, string> = {}):
     // Test file servers and webhook receivers listen on loopback, which a worker refuses by default.
     UPLOAD_SAGA_URL_ALLOWED_HOSTS: '127.0.0.0/8,::1',
     UPLOAD_SAGA_WEBHOOK_ALLOWED_HOSTS: '127.0.0.0/8,::1',
+    // What the run's store accepts where stores differ (docs/reference/store-capabilities.md).
+    ...STORE_RULES_ENV[inject('s3Store')],
     ...extra,
   };
 }

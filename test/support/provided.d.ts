@@ -6,6 +6,7 @@
  * misspelled key a type error both in the setup and in tests.
  */
 import 'vitest';
+import type { S3StoreKind } from '../../src/embedded/s3-store';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,7 +16,9 @@ declare module 'vitest' {
     namespace: string;
     /** Base URL of the Temporal Web UI; empty when the server has none (UPLOAD_SAGA_TEST_TEMPORAL=postgres). */
     temporalUiUrl: string;
-    /** S3 endpoint URL of the embedded MinIO (use `forcePathStyle: true`). */
+    /** Which S3 store the stack runs (UPLOAD_SAGA_TEST_STORE): `minio` or `versitygw`. */
+    s3Store: S3StoreKind;
+    /** S3 endpoint URL of the embedded store (use `forcePathStyle: true`). */
     s3Endpoint: string;
     /** Region to sign S3 requests for. */
     s3Region: string;

@@ -6,7 +6,12 @@ describe('configuration from the environment', () => {
   it('has working defaults for a local stack', () => {
     const config = loadConfig({});
     expect(config.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'upload-saga', tls: false });
-    expect(config.s3).toEqual({ region: 'us-east-1', forcePathStyle: false, idleTimeoutMs: 60_000 });
+    expect(config.s3).toEqual({
+      region: 'us-east-1',
+      forcePathStyle: false,
+      idleTimeoutMs: 60_000,
+      rules: { maxParts: 10_000, equalParts: false, additionalChecksums: true, checksummedPartCopy: false },
+    });
     expect(config.quota.defaultBytes).toBe(1024 ** 4);
   });
 
@@ -64,6 +69,20 @@ describe('configuration from the environment', () => {
     );
     expect(() => loadConfig({ S3_IDLE_TIMEOUT_MS: 'soon' })).toThrow(
       'S3_IDLE_TIMEOUT_MS: must be a whole number from 1000 to 3600000 (milliseconds)',
+    );
+  });
+
+  it("reads the store's rules (part limit, equal parts, checksums) and refuses impossible ones", () => {
+    expect(
+      loadConfig({ S3_MAX_PARTS: '1000', S3_EQUAL_PARTS: 'true', S3_ADDITIONAL_CHECKSUMS: 'false', S3_CHECKSUMMED_PART_COPY: 'false' }).s3
+        .rules,
+    ).toEqual({ maxParts: 1000, equalParts: true, additionalChecksums: false, checksummedPartCopy: false });
+    expect(loadConfig({ S3_CHECKSUMMED_PART_COPY: 'true' }).s3.rules?.checksummedPartCopy).toBe(true);
+    expect(() => loadConfig({ S3_MAX_PARTS: '10001' })).toThrow('S3_MAX_PARTS: must be a whole number from 1 to 10000');
+    expect(() => loadConfig({ S3_MAX_PARTS: '0' })).toThrow('S3_MAX_PARTS: must be a whole number from 1 to 10000');
+    expect(() => loadConfig({ S3_EQUAL_PARTS: 'sometimes' })).toThrow('S3_EQUAL_PARTS: must be true or false');
+    expect(() => loadConfig({ S3_ADDITIONAL_CHECKSUMS: 'false', S3_CHECKSUMMED_PART_COPY: 'true' })).toThrow(
+      'S3_CHECKSUMMED_PART_COPY=true needs additional checksums',
     );
   });
 

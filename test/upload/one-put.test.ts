@@ -24,6 +24,7 @@ import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type T
 import { incompleteUploads, objectExists, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { itStoreIndependent } from '../support/store-independent';
 
 const TENANT = uniqueId('one-put');
 const BUCKET = 'uploads';
@@ -285,46 +286,49 @@ describe('small-file fast path', () => {
     for (const op of MULTIPART_OPERATIONS) expect(operationsOn(req.destination.key)[op]).toBeUndefined();
   });
 
-  it('completes once, quota committed once, when its worker is killed after the commit and another replays the task', async () => {
-    // A webhook that keeps the first delivery waiting: the worker is killed while notify runs,
-    // after commit-quota, in the workflow task after the timer. The next worker replays that task.
-    const waiting: ServerResponse[] = [];
-    let deliveries = 0;
-    const hook = createServer((req, res) => {
-      deliveries++;
-      req.resume();
-      if (deliveries === 1) waiting.push(res);
-      else res.writeHead(204).end();
-    });
-    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
-    const queue = uniqueId('one-put-crash');
-    const tenant = uniqueId('one-put-crash'); // its ledger lives on this queue, served by both processes
-    const env = { ...stack.env, TEMPORAL_TASK_QUEUE: queue };
-    const processes: WorkerProcess[] = [await startWorkerProcess(env)];
-    try {
-      const file = await makeRandomFile(tmp.dir, 'crash.bin', 512 * 1024);
-      const req = request({
-        tenant,
-        source: { type: 'file', path: file.path },
-        webhookUrl: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
+  itStoreIndependent(
+    'completes once, quota committed once, when its worker is killed after the commit and another replays the task',
+    async () => {
+      // A webhook that keeps the first delivery waiting: the worker is killed while notify runs,
+      // after commit-quota, in the workflow task after the timer. The next worker replays that task.
+      const waiting: ServerResponse[] = [];
+      let deliveries = 0;
+      const hook = createServer((req, res) => {
+        deliveries++;
+        req.resume();
+        if (deliveries === 1) waiting.push(res);
+        else res.writeHead(204).end();
       });
-      const handle = await new UploadClient({ client: stack.client, taskQueue: queue }).start(req);
-      await expect.poll(() => deliveries, { timeout: 90_000, interval: 100 }).toBe(1);
-      await processes[0]!.kill('SIGKILL');
-      processes.push(await startWorkerProcess(env));
+      await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+      const queue = uniqueId('one-put-crash');
+      const tenant = uniqueId('one-put-crash'); // its ledger lives on this queue, served by both processes
+      const env = { ...stack.env, TEMPORAL_TASK_QUEUE: queue };
+      const processes: WorkerProcess[] = [await startWorkerProcess(env)];
+      try {
+        const file = await makeRandomFile(tmp.dir, 'crash.bin', 512 * 1024);
+        const req = request({
+          tenant,
+          source: { type: 'file', path: file.path },
+          webhookUrl: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
+        });
+        const handle = await new UploadClient({ client: stack.client, taskQueue: queue }).start(req);
+        await expect.poll(() => deliveries, { timeout: 90_000, interval: 100 }).toBe(1);
+        await processes[0]!.kill('SIGKILL');
+        processes.push(await startWorkerProcess(env));
 
-      const result = await handle.result();
-      expect(result.notification).toEqual({ status: 'delivered' });
-      expect(await objectSha256(stack.s3, BUCKET, req.destination.key)).toBe(file.sha256);
-      const ledgerUsage = await ledger.usage(tenant);
-      expect(ledgerUsage).toMatchObject({ usedBytes: file.size, reservedBytes: 0 });
-    } finally {
-      await Promise.all(processes.map((p) => p.kill()));
-      for (const res of waiting) res.destroy();
-      hook.closeAllConnections();
-      await new Promise((resolve) => hook.close(resolve));
-    }
-  });
+        const result = await handle.result();
+        expect(result.notification).toEqual({ status: 'delivered' });
+        expect(await objectSha256(stack.s3, BUCKET, req.destination.key)).toBe(file.sha256);
+        const ledgerUsage = await ledger.usage(tenant);
+        expect(ledgerUsage).toMatchObject({ usedBytes: file.size, reservedBytes: 0 });
+      } finally {
+        await Promise.all(processes.map((p) => p.kill()));
+        for (const res of waiting) res.destroy();
+        hook.closeAllConnections();
+        await new Promise((resolve) => hook.close(resolve));
+      }
+    },
+  );
 
   it("compensation deletes only this upload's object: never one another writer stored at the key since", async () => {
     const activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: ledger });

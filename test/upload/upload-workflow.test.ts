@@ -4,22 +4,30 @@
  * the real source; every byte still goes to MinIO and every assertion reads MinIO directly.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { truncate } from 'node:fs/promises';
+import { readFile, truncate } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UploadActivities } from '../../src/activities';
 import { UploadClient, UploadFailedError } from '../../src/client';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
+import { partChecksum } from '../../src/s3/checksums';
 import { InvalidUploadRequestError } from '../../src/upload/errors';
 import type { UploadEvent } from '../../src/upload/outcome';
 import type { UploadRequest } from '../../src/upload/request';
 import { bundleUploadWorkflows } from '../../src/worker';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
-import { connectTestStack, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import {
+  connectTestStack,
+  startUploadWorker as startConfiguredUploadWorker,
+  uniqueId,
+  type RunningWorker,
+  type TestStack,
+} from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { expectNothingLeftBehind as expectSagaLeftNothing, startSagaWorker } from '../support/upload-saga-worker';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { itStoreIndependent } from '../support/store-independent';
 
 /** Per-file tenant: a tenant's quota ledger runs on the task queue of the worker that first served it. */
 const TENANT = uniqueId('acme');
@@ -110,7 +118,7 @@ describe('upload saga', () => {
     });
   });
 
-  it('returns the running or completed upload when the same upload is started again', async () => {
+  itStoreIndependent('returns the running or completed upload when the same upload is started again', async () => {
     const file = await makeRandomFile(tmp.dir, 'twice.bin', 6 * MiB);
     const req = request({ source: { type: 'file', path: file.path } });
     const [first, second] = await Promise.all([uploads.start(req), uploads.start(req)]);
@@ -119,6 +127,68 @@ describe('upload saga', () => {
     await first.result();
     expect((await uploads.start(req).then((h) => h.workflow.describe())).runId).toBe(firstRun);
   });
+
+  itStoreIndependent(
+    'on a store without additional checksums (S3_ADDITIONAL_CHECKSUMS=false): no checksum sent, one-part files go multipart, an expected CRC is checked by re-reading',
+    async () => {
+      const plain = await connectTestStack({ env: { S3_ADDITIONAL_CHECKSUMS: 'false' } });
+      const worker = await startConfiguredUploadWorker(plain);
+      try {
+        const client = new UploadClient({ client: plain.client, taskQueue: plain.config.temporal.taskQueue });
+        const tenant = uniqueId('plain');
+        const small = await makeRandomFile(tmp.dir, 'plain-small.bin', MiB);
+        const large = await makeRandomFile(tmp.dir, 'plain-large.bin', 6 * MiB);
+        const crc = await partChecksum('CRC32C', await readFile(large.path));
+        const [smallResult, largeResult] = await Promise.all([
+          client
+            .start({
+              uploadId: uniqueId('plain'),
+              tenant,
+              source: { type: 'file', path: small.path },
+              destination: { bucket: BUCKET, key: `plain/${uniqueId('s')}` },
+            })
+            .then((h) => h.result()),
+          client
+            .start({
+              uploadId: uniqueId('plain'),
+              tenant,
+              source: { type: 'file', path: large.path },
+              destination: { bucket: BUCKET, key: `plain/${uniqueId('l')}` },
+              partSize: 5 * MiB,
+              expectedChecksum: { algorithm: 'CRC32C', value: crc },
+            })
+            .then((h) => h.result()),
+        ]);
+        expect(smallResult).toMatchObject({ size: MiB, partCount: 1 });
+        expect(smallResult.checksum).toBeUndefined();
+        expect(smallResult.etag).toMatch(/-1"?$/); // a multipart ETag: no one-put fast path
+        expect(largeResult).toMatchObject({ size: 6 * MiB, partCount: 2 });
+        expect(largeResult.checksum).toBeUndefined();
+        expect(await objectSha256(stack.s3, BUCKET, smallResult.key)).toBe(small.sha256);
+        expect(await objectSha256(stack.s3, BUCKET, largeResult.key)).toBe(large.sha256);
+        expect(await incompleteUploads(stack.s3, BUCKET, largeResult.key)).toEqual([]);
+
+        const wrong = await partChecksum('CRC32C', Buffer.from('other bytes'));
+        const err = (await client
+          .start({
+            uploadId: uniqueId('plain'),
+            tenant,
+            source: { type: 'file', path: large.path },
+            destination: { bucket: BUCKET, key: `plain/${uniqueId('w')}` },
+            partSize: 5 * MiB,
+            expectedChecksum: { algorithm: 'CRC32C', value: wrong },
+          })
+          .then((h) => h.result())
+          .catch((e: unknown) => e)) as UploadFailedError;
+        expect(err).toBeInstanceOf(UploadFailedError);
+        expect(err.report).toMatchObject({ failedStep: 'verify', cause: { type: 'ChecksumMismatch' } });
+        expect(err.outcome).toBe('compensated');
+      } finally {
+        await worker.stop();
+        await plain.close();
+      }
+    },
+  );
 
   it('uploads a zero-byte file as one empty part', async () => {
     const file = await makeRandomFile(tmp.dir, 'empty.bin', 0);
@@ -242,7 +312,7 @@ describe('upload saga', () => {
     await expect.poll(() => eventsFor(handle.workflowId).map((h) => h.json.type)).toEqual(['upload.cancelled']);
   });
 
-  it('fails fast with QuotaExceeded before any byte moves when the tenant is over quota', async () => {
+  itStoreIndependent('fails fast with QuotaExceeded before any byte moves when the tenant is over quota', async () => {
     const file = await makeRandomFile(tmp.dir, 'big-for-tight.bin', 13 * MiB);
     const req = request({ tenant: 'tight', source: { type: 'file', path: file.path } });
     const err = (await (await uploads.start(req)).result().catch((e: unknown) => e)) as UploadFailedError;
@@ -271,7 +341,7 @@ describe('upload saga', () => {
     expect(await objectSha256(stack.s3, BUCKET, req.destination.key)).toBe(createHash('sha256').update('the original').digest('hex'));
   });
 
-  it('fails with a specific error before any byte moves when the source is bad', async () => {
+  itStoreIndependent('fails with a specific error before any byte moves when the source is bad', async () => {
     const missing = request({ source: { type: 'file', path: `${tmp.dir}/does-not-exist.bin` } });
     const e1 = (await (await uploads.start(missing)).result().catch((e: unknown) => e)) as UploadFailedError;
     expect(e1.message).toContain(
@@ -294,7 +364,7 @@ describe('upload saga', () => {
     for (const req of [missing, wrongSize, outside]) await expectNothingLeftBehind(req);
   });
 
-  it('detects a source truncated during the upload and compensates', async () => {
+  itStoreIndependent('detects a source truncated during the upload and compensates', async () => {
     const queue = uniqueId('truncate');
     await startUploadWorker(queue, undefined, 400);
     const file = await makeRandomFile(tmp.dir, 'shrinks.bin', 20 * MiB);
@@ -308,7 +378,7 @@ describe('upload saga', () => {
     await expectNothingLeftBehind(req);
   });
 
-  it('rejects an invalid request in the client, listing every problem, before any workflow starts', async () => {
+  itStoreIndependent('rejects an invalid request in the client, listing every problem, before any workflow starts', async () => {
     const bad = {
       uploadId: 'bad id!',
       tenant: '',

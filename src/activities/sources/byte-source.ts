@@ -10,6 +10,7 @@
  */
 import type { TransferMode } from '../../upload/integrity';
 import type { SourceDescriptor } from '../../upload/request';
+import type { ChecksumField } from '../../s3/checksums';
 
 export type { TransferMode };
 
@@ -68,14 +69,22 @@ export interface PartCopyTarget {
   partNumber: number;
 }
 
+/** What the store reports of a copied part. */
+export interface CopiedPart {
+  etag: string;
+  /** The part's additional checksum (`ChecksumCRC32C`, …), present when the multipart upload has one. */
+  checksums: Partial<Record<ChecksumField, string>>;
+}
+
 /** "I can be copied server-side into this store": the capability of a {@link ByteSource}. */
 export interface ServerSideCopy {
   /**
    * Copies bytes `offset … offset + length − 1` of the source into `target`, conditional on the
    * source still being the version seen when it was opened (a changed source fails with
-   * `SourceChanged`). Returns the part's ETag as the store reports it.
+   * `SourceChanged`). Returns the part's ETag as the store reports it, and the part's additional
+   * checksum when the upload has one (the store computes it).
    */
-  copyPart(target: PartCopyTarget, range: { offset: number; length: number }, signal?: AbortSignal): Promise<{ etag: string }>;
+  copyPart(target: PartCopyTarget, range: { offset: number; length: number }, signal?: AbortSignal): Promise<CopiedPart>;
 }
 
 /** The transfer mode a source allows. */

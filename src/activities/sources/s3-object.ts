@@ -19,7 +19,7 @@ import { GetObjectCommand, HeadObjectCommand, UploadPartCopyCommand, type S3Clie
 import { permanentFailure, transientFailure, UploadFailureType } from '../../upload/errors';
 import type { S3ObjectSource, SourceDescriptor } from '../../upload/request';
 import { isS3Error } from '../../s3/classify-error';
-import type { ByteSource, PartCopyTarget, ServerSideCopy, SourceResolver, SourceStat } from './byte-source';
+import type { ByteSource, CopiedPart, PartCopyTarget, ServerSideCopy, SourceResolver, SourceStat } from './byte-source';
 
 /** Options of {@link S3ObjectResolver}. */
 export interface S3ObjectResolverOptions {
@@ -152,11 +152,7 @@ class S3ObjectByteSource implements ByteSource {
     return body;
   }
 
-  private async copyPart(
-    target: PartCopyTarget,
-    range: { offset: number; length: number },
-    signal?: AbortSignal,
-  ): Promise<{ etag: string }> {
+  private async copyPart(target: PartCopyTarget, range: { offset: number; length: number }, signal?: AbortSignal): Promise<CopiedPart> {
     const sourceRange = `bytes=${range.offset}-${range.offset + range.length - 1}`;
     let answer;
     try {
@@ -180,7 +176,11 @@ class S3ObjectByteSource implements ByteSource {
     }
     const etag = answer.CopyPartResult?.ETag;
     if (!etag) throw new Error(`UploadPartCopy of ${sourceRange} from ${this.description} returned no ETag`);
-    return { etag };
+    const { ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 } = answer.CopyPartResult ?? {};
+    const checksums = Object.fromEntries(
+      Object.entries({ ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 }).filter(([, v]) => v !== undefined),
+    );
+    return { etag, checksums };
   }
 
   close(): Promise<void> {

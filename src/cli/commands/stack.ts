@@ -1,6 +1,6 @@
 /**
- * `upload-saga stack [--temporal dev-server|postgres] [--postgres URL] [--keep-data] [--data-dir DIR]`:
- * a local Temporal + MinIO until Ctrl-C.
+ * `upload-saga stack [--temporal dev-server|postgres] [--store minio|versitygw] [--postgres URL] [--keep-data] [--data-dir DIR]`:
+ * a local Temporal + MinIO (or versitygw) until Ctrl-C.
  *
  * Why it is built this way: it is the embedded stack the tests and the demo use (real servers
  * built from Go modules, free ports, bucket `uploads`), kept running for a developer who wants to
@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { AesGcmPayloadCodec, fingerprintKeyId, startCodecServer, type EncryptionConfig, type RunningCodecServer } from '../../codec';
 import { loadConfig } from '../../config';
-import { startEmbeddedStack, type EmbeddedTemporalKind, type PostgresConnection } from '../../embedded';
+import { startEmbeddedStack, type EmbeddedTemporalKind, type PostgresConnection, type S3StoreKind } from '../../embedded';
 import { UsageError } from '../errors';
 import { note, out, type CliIo } from '../io';
 import { waitForShutdownSignal } from '../signals';
@@ -38,6 +38,8 @@ export interface StackCommandOptions {
   encrypt?: boolean;
   /** The Temporal server to run. @default 'dev-server' */
   temporal?: EmbeddedTemporalKind;
+  /** The S3 store to run. @default 'minio' */
+  store?: S3StoreKind;
   /** With `temporal: 'postgres'`: `postgres://user[:password]@host[:port]`. @default 'postgres://postgres@127.0.0.1:5432' */
   postgres?: string;
 }
@@ -73,11 +75,12 @@ function stackEncryption(env: NodeJS.ProcessEnv): { encryption: EncryptionConfig
 /** Runs the command until SIGINT/SIGTERM. */
 export async function runStack(options: StackCommandOptions, io: CliIo): Promise<void> {
   const temporal = options.temporal ?? 'dev-server';
+  const store = options.store ?? 'minio';
   const postgres =
     temporal === 'postgres' ? postgresConnection(options.postgres ?? 'postgres://postgres@127.0.0.1:5432', io.env) : undefined;
   note(
     io,
-    `starting ${temporal === 'postgres' ? 'Temporal on PostgreSQL' : 'Temporal'} + MinIO (the first run builds the servers from Go modules, which takes several minutes)…`,
+    `starting ${temporal === 'postgres' ? 'Temporal on PostgreSQL' : 'Temporal'} + ${store === 'versitygw' ? 'versitygw' : 'MinIO'} (the first run builds the servers from Go modules, which takes several minutes)…`,
   );
   const keys = options.encrypt ? stackEncryption(io.env) : undefined;
   const codecServer: RunningCodecServer | undefined = keys
@@ -91,6 +94,7 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
       keepDataDir: options.keepData ?? false,
       binaries: { logger: io.stderr },
       temporal,
+      store,
       ...(postgres ? { postgres: { postgres } } : {}),
       ...(codecServer ? { devServer: { uiCodecEndpoint: codecServer.url } } : {}),
     });
@@ -117,7 +121,7 @@ export async function runStack(options: StackCommandOptions, io: CliIo): Promise
             : undefined,
         ],
         ['web ui', stack.temporal.uiUrl],
-        ['s3', `${stack.s3.endpoint} (bucket ${STACK_BUCKET}, region ${stack.s3.region})`],
+        ['s3', `${stack.s3.kind} ${stack.s3.endpoint} (bucket ${STACK_BUCKET}, region ${stack.s3.region})`],
         ['minio console', stack.s3.consoleUrl],
         [
           'codec server',
