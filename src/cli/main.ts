@@ -28,7 +28,15 @@ import type * as UploadBatchCommand from './commands/upload-batch';
 import type * as WorkerCommand from './commands/worker';
 import { describeCliError, ExitCode, UsageError } from './errors';
 import { note, processIo, type CliIo } from './io';
-import { collectKeyValue, collectOrigin, collectValue, parseDurationOption, parsePortOption, parsePositiveIntOption, parseSizeOption } from './options';
+import {
+  collectKeyValue,
+  collectOrigin,
+  collectValue,
+  parseDurationOption,
+  parsePortOption,
+  parsePositiveIntOption,
+  parseSizeOption,
+} from './options';
 
 /**
  * Command modules load when their command runs: the worker's dependencies (Temporal's native

@@ -48,8 +48,13 @@ describe('unsigned payloads', () => {
     const put = (command: PutObjectCommand) => stack.s3.send(signedPayloadHashes(command, seen));
     const input = () => ({ Bucket: BUCKET, Key: key, Body: body, ChecksumAlgorithm: 'CRC32C' as const });
     await put(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) }));
+    // Over plain HTTP (the test store) the body stays signed unless the caller insists.
     await put(unsignedPayload(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) })));
-    expect(seen).toEqual([createHash('sha256').update(body).digest('hex'), 'UNSIGNED-PAYLOAD']);
+    await put(
+      unsignedPayload(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) }), { evenOverHttp: true }),
+    );
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    expect(seen).toEqual([sha256, sha256, 'UNSIGNED-PAYLOAD']);
     const stored = await stack.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(Buffer.from(await stored.Body!.transformToByteArray()).equals(body)).toBe(true);
   });
@@ -65,6 +70,7 @@ describe('unsigned payloads', () => {
       const refused = stack.s3.send(
         unsignedPayload(
           new UploadPartCommand({ ...multipart, PartNumber: 1, Body: sent, ChecksumCRC32C: await partChecksum('CRC32C', meant) }),
+          { evenOverHttp: true },
         ),
       );
       await expect(refused).rejects.toThrow();
@@ -75,6 +81,7 @@ describe('unsigned payloads', () => {
       await stack.s3.send(
         unsignedPayload(
           new UploadPartCommand({ ...multipart, PartNumber: 1, Body: meant, ChecksumCRC32C: await partChecksum('CRC32C', meant) }),
+          { evenOverHttp: true },
         ),
       );
       expect((await stack.s3.send(new ListPartsCommand(multipart))).Parts?.map((p) => p.ChecksumCRC32C)).toEqual([
