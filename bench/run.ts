@@ -206,7 +206,10 @@ async function main(): Promise<void> {
     .option('--gateway-part-size <size>', "the gateway's UPLOAD_SAGA_GATEWAY_PART_SIZE (default: its own)")
     .option('--gateway-servers <list>', `tus servers of the gateway section, of ${TUS_SERVERS.join(', ')}`, TUS_SERVERS.join(','))
     .option('--gateway-cpu-prof <dir>', 'write a CPU profile of the gateway process (node --cpu-prof) to this directory')
-    .option('--throughput-cpu-prof <dir>', "write a CPU profile of the throughput section's worker process (node --cpu-prof) to this directory")
+    .option(
+      '--throughput-cpu-prof <dir>',
+      "write a CPU profile of the throughput section's worker process (node --cpu-prof) to this directory",
+    )
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
@@ -265,7 +268,7 @@ async function main(): Promise<void> {
   try {
     if (!skip.has('throughput')) {
       const profile = opts.throughputCpuProf;
-      const worker = await startWorkerProcess({ ...env, UPLOAD_SAGA_EXP_PAYLOAD: process.env.BENCH_WORKER_EXP ?? '' }, undefined, profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : []);
+      const worker = await startWorkerProcess(env, undefined, profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : []);
       const haveAws = await which('aws');
       const haveRclone = await which('rclone');
       const awsConfig = path.join(work, 'aws-config');

@@ -11,7 +11,6 @@ import { Redis } from 'ioredis';
 import type { S3Config, TemporalConnectionConfig, WorkerConfig } from './config';
 import { uploadDataConverter } from './codec/data-converter';
 import { traceS3Client } from './telemetry/s3-spans';
-import { hashPayloadsOffThread } from './s3/payload-hash';
 import { tracingClientInterceptors } from './telemetry/temporal';
 
 async function tlsOptions(config: TemporalConnectionConfig): Promise<ConnectionOptions['tls']> {
@@ -67,7 +66,7 @@ export async function connectWorker(config: TemporalConnectionConfig): Promise<N
  */
 export function createS3Client(config: S3Config, options: { maxSockets?: number } = {}): S3Client {
   // A span per S3 operation (src/telemetry/s3-spans.ts; no-op spans while tracing is off).
-  return hashPayloadsOffThread(traceS3Client(
+  return traceS3Client(
     new S3Client({
       region: config.region,
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
@@ -81,7 +80,7 @@ export function createS3Client(config: S3Config, options: { maxSockets?: number 
         socketTimeout: config.idleTimeoutMs ?? 60_000,
       }),
     }),
-  ));
+  );
 }
 
 /**
