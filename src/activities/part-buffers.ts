@@ -1,5 +1,6 @@
 /**
- * Part-sized buffers, reused from one part to the next while an activity runs.
+ * Part-sized buffers, reused from one part to the next while an activity runs (the gateway keeps
+ * its own across PATCHes, src/gateway/part-buffers.ts).
  *
  * A fresh multi-MiB buffer per part costs more CPU than anything else the worker does with the
  * bytes: the kernel maps and zeroes new pages for it, and V8 runs full collections to give the
@@ -9,9 +10,9 @@
  *
  * A buffer goes back only after the request that carried it has settled, so no byte of it is
  * overwritten while the SDK may still send or re-send it. One that was part of a failure is not
- * given back (the caller simply does not call {@link PartBuffers.giveBack}): the batch stops then.
+ * given back (the caller simply does not call {@link PartBufferPool.giveBack}): the batch stops then.
  */
-export class PartBuffers {
+export class PartBufferPool {
   private readonly spare: Buffer[] = [];
 
   constructor(private readonly partSize: number) {}

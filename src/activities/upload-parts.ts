@@ -39,7 +39,7 @@ import { s3Failure } from '../s3/classify-error';
 import { listAllParts } from '../s3/list-parts';
 import { createMultipartUpload } from '../s3/create-multipart-upload';
 import { runPool } from './worker-pool';
-import { PartBuffers } from './part-buffers';
+import { PartBufferPool } from './part-buffers';
 import { activityObservation } from '../progress/activity-progress';
 
 export interface UploadPartsInput {
@@ -206,7 +206,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         beat();
 
         // The largest part is partSize, or the whole source when it is smaller.
-        const buffers = new PartBuffers(Math.min(input.plan.partSize, input.plan.size));
+        const buffers = new PartBufferPool(Math.min(input.plan.partSize, input.plan.size));
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
           const { offset, length } = partRange(input.plan, partNumber);
