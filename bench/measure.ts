@@ -46,9 +46,17 @@ export async function currentRssMiB(pid: number): Promise<number> {
 
 /** CPU time (user + system) a process has used so far, in seconds (Linux /proc/<pid>/stat). */
 export async function cpuSeconds(pid: number): Promise<number> {
+  return (await statTicks(pid, 11)) / 100; // utime, stime (fields 14 and 15 of the line); USER_HZ is 100 on Linux
+}
+
+/** CPU time (user + system) of the children a process has waited for, in seconds: what a command it ran and saw exit used. */
+export async function waitedChildrenCpuSeconds(pid: number): Promise<number> {
+  return (await statTicks(pid, 13)) / 100; // cutime, cstime (fields 16 and 17 of the line)
+}
+
+async function statTicks(pid: number, first: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces) start at ") ".
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the line)
-  return ticks / 100; // USER_HZ is 100 on Linux
+  return Number(fields[first]) + Number(fields[first + 1]);
 }

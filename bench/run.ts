@@ -4,7 +4,10 @@
  * JSON document with `--json` (progress goes to stderr either way).
  *
  * - throughput: the saga vs `@aws-sdk/lib-storage` Upload (the baseline), plus `aws s3 cp`,
- *   `rclone` (when installed) and one streaming PutObject (the ceiling). Best of `--reps` runs each.
+ *   `rclone` (when installed) and one streaming PutObject (the ceiling). Best of `--reps` runs each,
+ *   which tool goes first rotating; the saga's ratio to the fastest of lib-storage, `aws s3 cp` and
+ *   rclone; CPU ms per MiB of each tool's client side, of MinIO and of Temporal.
+ *   `--throughput-cpu-prof <dir>` profiles the worker.
  * - memory: peak RSS (VmHWM) of a fresh worker process uploading a multi-GiB file, against the
  *   documented bound: idle worker + 2 × partSize × concurrency + 64 MiB.
  * - latency: 50 concurrent 1 MiB uploads through the saga vs a minimal hand-written workflow that
@@ -53,7 +56,7 @@ import { createBaselineActivities } from './baseline-activities';
 import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { batchMarkdown, benchBatch, type BatchBenchRow } from './batch';
-import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed } from './measure';
+import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed, waitedChildrenCpuSeconds } from './measure';
 import { benchStartup, type StartupRow } from './startup';
 import { benchTelemetry, type TelemetryRow } from './telemetry';
 
@@ -84,6 +87,7 @@ interface Options {
   gatewayPartSize?: string;
   gatewayCpuProf?: string;
   gatewayServers: string;
+  throughputCpuProf?: string;
 }
 
 const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway', 'batch'] as const;
@@ -98,7 +102,26 @@ interface ThroughputRow {
   awsCliMBps?: number;
   rcloneMBps?: number;
   putObjectMBps?: number;
+  /** The fastest of the tools a user would otherwise run (lib-storage, `aws s3 cp`, rclone), and the saga's ratio to it. */
+  fastestPeer: string;
+  ratioToFastestPeer: number;
+  /** CPU ms per MiB moved, mean over the repetitions, per tool: see {@link CpuPerMiB}. */
+  cpuMsPerMiB: Record<string, CpuPerMiB>;
 }
+
+/**
+ * Where one tool's CPU went, in ms per MiB moved. `client`: this process, the saga's worker process
+ * and any command this process ran (counted once it exited), so every tool carries the same idle
+ * pollers; `minio`: the store; `temporal`: the dev server (orchestration, the saga's alone).
+ */
+interface CpuPerMiB {
+  client: number;
+  minio: number;
+  temporal: number;
+}
+
+/** The tools a user would run instead of the saga; the saga's target is the fastest of them. */
+const PEERS = ['libStorage', 'awsCli', 'rclone'] as const;
 
 function which(binary: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -123,8 +146,8 @@ const workerProcesses = new Set<ChildProcess>();
  * A worker in its own process, so its memory is its own. Ready when it logs that it runs, or, with
  * `readyUrl` (its health endpoint's /readyz: for workers whose logs are off), when that answers 200.
  */
-async function startWorkerProcess(env: Record<string, string>, readyUrl?: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', siblingModule(__dirname, '../src/worker')], {
+async function startWorkerProcess(env: Record<string, string>, readyUrl?: string, nodeArgs: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', siblingModule(__dirname, '../src/worker')], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -188,6 +211,10 @@ async function main(): Promise<void> {
     .option('--gateway-part-size <size>', "the gateway's UPLOAD_SAGA_GATEWAY_PART_SIZE (default: its own)")
     .option('--gateway-servers <list>', `tus servers of the gateway section, of ${TUS_SERVERS.join(', ')}`, TUS_SERVERS.join(','))
     .option('--gateway-cpu-prof <dir>', 'write a CPU profile of the gateway process (node --cpu-prof) to this directory')
+    .option(
+      '--throughput-cpu-prof <dir>',
+      "write a CPU profile of the throughput section's worker process (node --cpu-prof) to this directory",
+    )
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
@@ -245,7 +272,8 @@ async function main(): Promise<void> {
 
   try {
     if (!skip.has('throughput')) {
-      const worker = await startWorkerProcess(env);
+      const profile = opts.throughputCpuProf;
+      const worker = await startWorkerProcess(env, undefined, profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : []);
       const haveAws = await which('aws');
       const haveRclone = await which('rclone');
       const awsConfig = path.join(work, 'aws-config');
@@ -261,6 +289,15 @@ async function main(): Promise<void> {
         AWS_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
         AWS_CONFIG_FILE: awsConfig,
       };
+      // One unmeasured upload of two parts through the saga and through lib-storage first, as the
+      // latency section does: a deployed worker has loaded its modules and bundle and opened its
+      // connections before its first large upload. (aws and rclone start a process per run: they
+      // pay their start-up in every run, as a user of them does.)
+      const warmUp = path.join(work, 'throughput-warm-up.bin');
+      await makeBenchFile(warmUp, 2 * partSize);
+      await sagaUpload(warmUp, 2 * partSize);
+      await new Upload({ client: s3, params: { Bucket: BUCKET, Key: key('lib'), Body: createReadStream(warmUp) }, partSize }).done();
+      await rm(warmUp, { force: true });
       const rows: ThroughputRow[] = [];
       for (const sizeText of opts.sizes.split(',')) {
         const size = parseByteSize(sizeText)!;
@@ -268,10 +305,22 @@ async function main(): Promise<void> {
         await makeBenchFile(file, size);
         await readFile(file).catch(() => undefined); // warm the page cache for every tool alike (≤ 2 GiB)
         const best: Record<string, number> = {};
+        const cpu: Record<string, CpuPerMiB[]> = {};
+        const cpuNow = async (): Promise<CpuPerMiB> => ({
+          client: (await cpuSeconds(process.pid)) + (await cpuSeconds(worker.pid!)) + (await waitedChildrenCpuSeconds(process.pid)),
+          minio: await cpuSeconds(stack.s3.pid),
+          temporal: await cpuSeconds(stack.temporal.pid),
+        });
         const measure = async (tool: string, fn: () => Promise<unknown>) => {
+          const before = await cpuNow();
           const { ms } = await timed(fn);
+          const after = await cpuNow();
+          const perMiB = (side: keyof CpuPerMiB) => ((after[side] - before[side]) * 1000) / (size / MiB);
+          (cpu[tool] ??= []).push({ client: perMiB('client'), minio: perMiB('minio'), temporal: perMiB('temporal') });
           best[tool] = Math.max(best[tool] ?? 0, mbps(size, ms));
-          log(`${sizeText} ${tool}: ${mbps(size, ms).toFixed(1)} MB/s`);
+          log(
+            `${sizeText} ${tool}: ${mbps(size, ms).toFixed(1)} MB/s, CPU ms/MiB client ${perMiB('client').toFixed(2)}, MinIO ${perMiB('minio').toFixed(2)}, Temporal ${perMiB('temporal').toFixed(2)}`,
+          );
         };
         const tools: [string, () => Promise<unknown>][] = [
           [
@@ -336,6 +385,8 @@ async function main(): Promise<void> {
             await measure(tool, fn);
           }
         }
+        const fastestPeer = PEERS.filter((peer) => best[peer] !== undefined).reduce((a, b) => (best[b]! > best[a]! ? b : a));
+        const meanOf = (runs: CpuPerMiB[], side: keyof CpuPerMiB) => round(runs.reduce((sum, r) => sum + r[side], 0) / runs.length, 2);
         rows.push({
           bytes: size,
           partSize,
@@ -346,6 +397,14 @@ async function main(): Promise<void> {
           ...(best.awsCli ? { awsCliMBps: round(best.awsCli) } : {}),
           ...(best.rclone ? { rcloneMBps: round(best.rclone) } : {}),
           putObjectMBps: round(best.putObject!),
+          fastestPeer,
+          ratioToFastestPeer: round(best.saga! / best[fastestPeer]!, 3),
+          cpuMsPerMiB: Object.fromEntries(
+            Object.entries(cpu).map(([tool, runs]) => [
+              tool,
+              { client: meanOf(runs, 'client'), minio: meanOf(runs, 'minio'), temporal: meanOf(runs, 'temporal') },
+            ]),
+          ),
         });
         await rm(file, { force: true });
       }
@@ -664,13 +723,18 @@ function markdown(results: Record<string, unknown>): string {
   const rows = results.throughput as ThroughputRow[] | undefined;
   if (rows) {
     lines.push(
-      '| size | part size × concurrency | saga MB/s | lib-storage MB/s | ratio | aws s3 cp | rclone | PutObject (ceiling) |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      '| size | part size × concurrency | saga MB/s | lib-storage MB/s | ratio | aws s3 cp | rclone | PutObject (ceiling) | saga ÷ fastest peer |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     );
     for (const r of rows) {
       lines.push(
-        `| ${r.bytes / MiB} MiB | ${r.partSize / MiB} MiB × ${r.concurrency} | ${r.sagaMBps} | ${r.libStorageMBps} | ${r.ratio} | ${r.awsCliMBps ?? '—'} | ${r.rcloneMBps ?? '—'} | ${r.putObjectMBps ?? '—'} |`,
+        `| ${r.bytes / MiB} MiB | ${r.partSize / MiB} MiB × ${r.concurrency} | ${r.sagaMBps} | ${r.libStorageMBps} | ${r.ratio} | ${r.awsCliMBps ?? '—'} | ${r.rcloneMBps ?? '—'} | ${r.putObjectMBps ?? '—'} | ${r.ratioToFastestPeer} (${r.fastestPeer}) |`,
       );
+    }
+    lines.push('', '| size | tool | CPU ms/MiB: client | MinIO | Temporal |', '| --- | --- | --- | --- | --- |');
+    for (const r of rows) {
+      for (const [tool, c] of Object.entries(r.cpuMsPerMiB))
+        lines.push(`| ${r.bytes / MiB} MiB | ${tool} | ${c.client} | ${c.minio} | ${c.temporal} |`);
     }
     lines.push('');
   }

@@ -9,7 +9,8 @@
  * - A retry resumes: parts S3 already lists with the right size are skipped, so at most the
  *   parts that were in flight are sent again.
  * - Memory is bounded: each of `partConcurrency` workers holds one part, so about
- *   partSize × partConcurrency, whatever the file size.
+ *   partSize × partConcurrency, whatever the file size; the part buffers are reused from part to
+ *   part (part-buffers.ts), so a large file does not allocate and collect one per part.
  * - Each part carries an additional checksum S3 verifies on receipt, so a part corrupted in
  *   flight is rejected (BadDigest), never stored. The batch returns a fingerprint of those
  *   checksums (44 bytes), which verify compares with what S3 lists.
@@ -42,6 +43,7 @@ import { s3Failure } from '../s3/classify-error';
 import { listAllParts } from '../s3/list-parts';
 import { createMultipartUpload } from '../s3/create-multipart-upload';
 import { runPool } from './worker-pool';
+import { PartBufferPool } from './part-buffers';
 import { activityObservation } from '../progress/activity-progress';
 import { withStamp } from '../upload/object-stamp';
 
@@ -226,6 +228,8 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
           pausePoll = setInterval(() => void askPaused(), deps.pauses.pollMs ?? DEFAULT_PAUSE_POLL_MS);
         }
         let stoppedForPause = false;
+        // The largest part is partSize, or the whole source when it is smaller.
+        const buffers = new PartBufferPool(Math.min(input.plan.partSize, input.plan.size));
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
           if (paused) {
@@ -244,7 +248,8 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             checksums.set(partNumber, recorded);
           } else {
             // (An empty source is one empty part, which no byte range can describe: it is sent.)
-            const body = copier ? Buffer.alloc(0) : await source.read(offset, length);
+            const buffer = copier || length === 0 ? undefined : buffers.take();
+            const body = buffer ? await source.read(offset, length, buffer) : Buffer.alloc(0);
             const checksum = algorithm ? await partChecksum(algorithm, body) : undefined;
             const sent = await deps.s3.send(
               new UploadPartCommand({
@@ -262,6 +267,8 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             if (!recorded) throw new Error(`UploadPart ${partNumber} of s3://${input.bucket}/${input.key} returned no ETag`);
             checksums.set(partNumber, recorded);
             progress.bytesSent += length;
+            // The request has settled: nothing reads the buffer any more.
+            if (buffer) buffers.giveBack(buffer);
           }
           deps.metrics?.partUploaded(copier ? 'copy' : 'upload', input.source.type, length, (performance.now() - partStartedAt) / 1000);
           progress.partsDone++;

@@ -48,8 +48,12 @@ export interface ByteSource {
   /**
    * Exactly `length` bytes from `offset`. A short read means the source shrank: it throws a
    * `SourceChanged` failure rather than returning fewer bytes.
+   *
+   * `into`, when given (at least `length` bytes), is memory the caller owns and reuses: a source
+   * may read into it and return a view of its first `length` bytes, or ignore it and return a
+   * buffer of its own. Either way the caller must not write to `into` while it uses the result.
    */
-  read(offset: number, length: number): Promise<Buffer>;
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** Releases what the source holds open. */
   close(): Promise<void>;
   /**

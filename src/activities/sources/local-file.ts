@@ -2,7 +2,8 @@
  * Local files on the worker host. Only files under the configured allowed roots may be read: the
  * path is resolved with `realpath` first, so neither `..` nor a symlink can point outside them.
  * Reads use positional `read` on one file handle, so parts load in parallel without streams and
- * a retry can start at any part.
+ * a retry can start at any part; each lands straight in the caller's buffer when one is given (the
+ * kernel's copy is the only one).
  *
  * Checking a path and then opening it leaves a window in which the file (or a directory above
  * it) can be swapped for a symlink to somewhere else. So the check is made again on what was
@@ -46,8 +47,8 @@ class LocalFileSource implements ByteSource {
     return { size: s.size, version: `${s.ino}:${s.size}:${s.mtimeMs}:ctime=${s.ctimeMs}` };
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(length);
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buffer = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let filled = 0;
     while (filled < length) {
       const { bytesRead } = await this.handle.read(buffer, filled, length - filled, offset + filled);
