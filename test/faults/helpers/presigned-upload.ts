@@ -6,10 +6,11 @@
  * way a client behind a load balancer retries them.
  *
  * Retries: a request that got no answer (connection reset, refused) or a 429/5xx is sent again
- * after a delay, through the same address. A create that got no answer may have created an
- * upload nobody will finish (its expiry compensates it): `createsCut` counts them. A complete
- * whose first attempt was cut may have been accepted; a 409 on the retry means exactly that, and
- * the workflow's own result tells the outcome.
+ * after a delay, through the same address. A create without a usable answer may still have
+ * started an upload nobody will finish (its expiry compensates it): `createsRetried` counts them.
+ * A complete retried the same way may have been accepted; a 409 on the retry means exactly that,
+ * and the workflow's own result tells the outcome. `onCreated` hears of the upload as soon as it
+ * exists, so a caller tracks it even when a later request fails.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -27,8 +28,8 @@ export interface PresignedRetry {
 export interface PresignedUploadResult {
   readonly uploadId: string;
   readonly key: string;
-  /** Creates that got no answer before the one that did. */
-  readonly createsCut: number;
+  /** Creates sent again after no usable answer: each may have started an upload of its own. */
+  readonly createsRetried: number;
   readonly retries: readonly PresignedRetry[];
   /** `completed`: 200 with the object; `pending`: 202, or a retried complete answered 409. */
   readonly completion: 'completed' | 'pending';
@@ -40,8 +41,8 @@ interface Answer {
   readonly status: number;
   readonly text: string;
   readonly etag: string;
-  /** An earlier attempt got no answer. */
-  readonly cutBefore: boolean;
+  /** An earlier attempt got no usable answer (none, 429 or 5xx): what it asked may have been done. */
+  readonly retried: boolean;
 }
 
 /** Uploads `data` as `filename` through the gateway at `endpoint` (e.g. `http://127.0.0.1:8080`). */
@@ -50,15 +51,15 @@ export async function presignedUpload(
   token: string,
   filename: string,
   data: Buffer,
-  onRetry?: (retry: PresignedRetry) => void,
+  hooks: { onRetry?: (retry: PresignedRetry) => void; onCreated?: (uploadId: string, key: string) => void } = {},
 ): Promise<PresignedUploadResult> {
   const retries: PresignedRetry[] = [];
   const headers = { Authorization: `Bearer ${token}` };
-  let createsCut = 0;
+  let createsRetried = 0;
 
   /** Sends until an answer other than 429/5xx arrives; returns it and whether an earlier attempt went unanswered. */
   const send = async (name: string, url: string, init: RequestInit): Promise<Answer> => {
-    let cutBefore = false;
+    let retried = false;
     for (let attempt = 0; ; attempt++) {
       let status = 0;
       let text = '';
@@ -71,13 +72,13 @@ export async function presignedUpload(
       } catch {
         status = 0;
       }
-      if (status !== 0 && status !== 429 && status < 500) return { status, text, etag, cutBefore };
-      if (status === 0) cutBefore = true;
+      if (status !== 0 && status !== 429 && status < 500) return { status, text, etag, retried };
+      retried = true;
       if (attempt >= RETRY_DELAYS_MS.length)
         throw new PresignedUploadError(`${name}: no usable answer after ${attempt + 1} attempts (last ${status})`);
       const retry = { at: Date.now(), request: name, status };
       retries.push(retry);
-      onRetry?.(retry);
+      hooks.onRetry?.(retry);
       await sleep(RETRY_DELAYS_MS[attempt]!);
     }
   };
@@ -96,8 +97,9 @@ export async function presignedUpload(
       metadata: { name: filename, 'upload-length': String(data.length) },
     }),
   });
-  if (created.cutBefore) createsCut++;
+  if (created.retried) createsRetried++;
   const { uploadId, key, partSize } = json<{ uploadId: string; key: string; partSize?: number }>('create', created, [200]);
+  hooks.onCreated?.(uploadId, key);
   const size = partSize ?? Math.max(5 * MiB, Math.ceil(data.length / 10_000));
   const query = `key=${encodeURIComponent(key)}`;
 
@@ -121,7 +123,7 @@ export async function presignedUpload(
     headers: { ...headers, 'content-type': 'application/json' },
     body: JSON.stringify({ parts }),
   });
-  // 409 after a cut attempt: the first complete was accepted and the saga is past receiving parts.
-  json<unknown>('complete', completed, completed.cutBefore ? [200, 202, 409] : [200, 202]);
-  return { uploadId, key, createsCut, retries, completion: completed.status === 200 ? 'completed' : 'pending' };
+  // 409 after a retry: an earlier complete was accepted and the saga is past receiving parts.
+  json<unknown>('complete', completed, completed.retried ? [200, 202, 409] : [200, 202]);
+  return { uploadId, key, createsRetried, retries, completion: completed.status === 200 ? 'completed' : 'pending' };
 }

@@ -108,7 +108,7 @@ export const scenario: FaultScenario = {
   temporal: 'postgres',
   timeoutMs: 900_000,
   async run(ctx) {
-    for (let i = 1; i <= 3; i++) await ctx.startWorker({ label: `worker-${i}` });
+    const workers = await Promise.all([1, 2, 3].map((i) => ctx.startWorker({ label: `worker-${i}` })));
     const token = randomBytes(24).toString('base64url');
     const gatewayEnv = ctx.workerEnv({
       UPLOAD_SAGA_GATEWAY_TOKENS: `${ctx.tenant}=${createHash('sha256').update(token).digest('hex')}`,
@@ -121,10 +121,10 @@ export const scenario: FaultScenario = {
       UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: '32',
     });
     const ports = await findFreePorts(2);
-    const replicas = [
-      await startGatewayProcess(ctx, ports[0]!, gatewayEnv, 'A'),
-      await startGatewayProcess(ctx, ports[1]!, gatewayEnv, 'B'),
-    ];
+    const replicas = await Promise.all([
+      startGatewayProcess(ctx, ports[0]!, gatewayEnv, 'A'),
+      startGatewayProcess(ctx, ports[1]!, gatewayEnv, 'B'),
+    ]);
     const balancer = await startTcpBalancer(ports.map((port) => ({ host: '127.0.0.1', port })));
     ctx.defer(() => balancer.close());
     ctx.log(`balancer ${balancer.url} → replicas A :${ports[0]}, B :${ports[1]}`);
@@ -175,6 +175,7 @@ export const scenario: FaultScenario = {
         onShouldRetry: (error) => {
           const status = error.originalResponse?.getStatus() ?? 0;
           job.cuts.push(Date.now());
+          ctx.log(`${job.filename}: ${error.originalRequest?.getMethod() ?? '?'} answered ${status || 'nothing'}, retried`);
           return status === 0 || status === 409 || status === 423 || status === 429 || status >= 500;
         },
       });
@@ -190,10 +191,13 @@ export const scenario: FaultScenario = {
     const runPresigned = async (job: Job) => {
       job.started = true;
       try {
-        const result = await presignedUpload(balancer.url, token, job.filename, bytes.get(job.file.path)!, (retry) =>
-          job.cuts.push(retry.at),
-        );
-        trackGateway(job, result.uploadId);
+        await presignedUpload(balancer.url, token, job.filename, bytes.get(job.file.path)!, {
+          onRetry: (retry) => {
+            job.cuts.push(retry.at);
+            ctx.log(`${job.filename}: ${retry.request} answered ${retry.status || 'nothing'}, retried`);
+          },
+          onCreated: (uploadId) => trackGateway(job, uploadId),
+        });
       } catch (error) {
         job.clientFailed = error instanceof Error ? error.message : String(error);
       }
@@ -217,7 +221,7 @@ export const scenario: FaultScenario = {
     );
     const inFlightAtKill = { workerSide: inFlight('workerSide'), tus: inFlight('tus'), presigned: inFlight('presigned') };
     const unfinishedAtKill = all.filter((j) => j.started && !j.ended);
-    const victim = ctx.workers[1]!;
+    const victim = workers[1]!;
     const openToB = balancer.openConnections()[1]!;
     const killedAt = Date.now();
     await Promise.all([victim.kill('SIGKILL'), replicas[1]!.kill()]);
@@ -232,7 +236,8 @@ export const scenario: FaultScenario = {
     const clientsDoneAfter = (Date.now() - startedAt) / 1000;
     ctx.log(`all clients done ${clientsDoneAfter.toFixed(0)} s in; balancer handed A/B ${balancer.connections().join('/')} connections`);
 
-    // Uploads whose client never learnt their id: a create cut by the kill. Found by tenant; each must expire.
+    // Uploads whose client never learnt their id: a create answered with no usable answer (cut by the
+    // kill, or a 503 when Temporal was slow to answer) that started its upload anyway. Found by tenant; each must expire.
     const tracked = new Set(ctx.tracked.map((u) => u.workflowId));
     const orphans: TrackedUpload[] = [];
     for await (const execution of ctx.client.workflow.list({ query: `UploadTenant = "${ctx.tenant}"` })) {
@@ -242,7 +247,7 @@ export const scenario: FaultScenario = {
       const job = all.find((j) => j.filename === filename);
       assert.ok(uploadId && job, `an upload of the tenant nobody started: ${execution.workflowId} (key ${key})`);
       assert.equal(execution.workflowId, uploadWorkflowId(ctx.tenant, uploadId));
-      ctx.log(`untracked upload ${execution.workflowId} (${filename}): a create whose answer was cut`);
+      ctx.log(`untracked upload ${execution.workflowId} (${filename}): a create its client sent again`);
       orphans.push(
         ctx.trackUpload({
           tenant: ctx.tenant,
@@ -254,6 +259,9 @@ export const scenario: FaultScenario = {
         }),
       );
     }
+
+    const clientsFailed = all.filter((j) => j.clientFailed);
+    for (const job of clientsFailed) ctx.log(`client of ${job.filename} gave up: ${job.clientFailed}`);
 
     // Every upload ended, with the invariants: the clients that finished got their object.
     const untracked = all.filter((j) => !j.upload);
@@ -275,8 +283,6 @@ export const scenario: FaultScenario = {
     ]);
     const completed = reports.filter((r) => r.outcome === 'completed').length;
     const compensated = reports.filter((r) => r.outcome === 'compensated').length;
-    const clientsFailed = all.filter((j) => j.clientFailed);
-    for (const job of clientsFailed) ctx.log(`client of ${job.filename} gave up: ${job.clientFailed}`);
 
     // The worker kill landed mid-upload: a task the dead worker took, a workflow task another completed after.
     const victimIdentity = `${victim.pid}@`;
