@@ -15,11 +15,15 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * The end-to-end files seen passing on the server on PostgreSQL: the whole upload saga, and the
- * gateway's presigned multipart, each a saga from the first request to the webhook (tus and the
- * one-part fast path are not in yet: see docs/not-done.md).
+ * The end-to-end files: the whole upload saga (multipart and the one-part fast path) and the
+ * gateway's two browser protocols, each a saga from the first request to the webhook.
  */
-const END_TO_END_ON_POSTGRES = ['test/upload/upload-workflow.test.ts', 'test/gateway/s3-multipart.test.ts'];
+const END_TO_END_ON_POSTGRES = [
+  'test/upload/upload-workflow.test.ts',
+  'test/upload/one-put.test.ts',
+  'test/gateway/tus.test.ts',
+  'test/gateway/s3-multipart.test.ts',
+];
 
 export default defineConfig({
   test: {
