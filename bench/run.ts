@@ -31,6 +31,12 @@
  *
  * - batch: 10,000 × 64 KiB and 1,000 × 1 MiB files from a local directory as one batch saga, `aws s3
  *   cp --recursive` and `rclone copy` (bench/batch.ts; `--batch-rows` for other sizes).
+ *
+ * - scaleOut: uploads/s of 100 concurrent 1 MiB uploads with 1, 2 and 3 worker processes on one
+ *   task queue, for one tenant and for eight, on the real Temporal server on PostgreSQL (started
+ *   for the section; `--scale-out-temporal dev-server` uses the run's dev server), with CPU per
+ *   upload by process and the ledgers' updates (see scale-out.ts).
+ *
  * `--only <sections...>` runs just those sections, e.g. `npm run bench -- --json --only startup`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -46,10 +52,11 @@ import { Command } from 'commander';
 import { UploadClient } from '../src/client';
 import { loadConfig, parseByteSize, type WorkerConfig } from '../src/config';
 import { createS3Client } from '../src/connections';
-import { startEmbeddedStack, startJaeger, type EmbeddedStack } from '../src/embedded';
+import { startEmbeddedStack, startJaeger, startTemporalPostgresServer, type EmbeddedStack } from '../src/embedded';
 import { findFreePort } from '../src/embedded/free-port';
 import { siblingModule } from '../src/module-path';
-import { createUploadWorker } from '../src/worker';
+import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
+import { bundleUploadWorkflows, createUploadWorker } from '../src/worker';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
 import { standInUploadActivities } from '../test/support/stand-in-upload-activities';
 import { createBaselineActivities } from './baseline-activities';
@@ -57,6 +64,7 @@ import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, ty
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { batchMarkdown, benchBatch, type BatchBenchRow } from './batch';
 import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed, waitedChildrenCpuSeconds } from './measure';
+import { benchScaleOut, scaleOutMarkdown, type ScaleOutRow } from './scale-out';
 import { benchStartup, type StartupRow } from './startup';
 import { benchTelemetry, type TelemetryRow } from './telemetry';
 
@@ -88,9 +96,13 @@ interface Options {
   gatewayCpuProf?: string;
   gatewayServers: string;
   throughputCpuProf?: string;
+  scaleOutUploads: string;
+  scaleOutWorkers: string;
+  scaleOutTenants: string;
+  scaleOutTemporal: string;
 }
 
-const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway', 'batch'] as const;
+const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway', 'batch', 'scaleOut'] as const;
 
 interface ThroughputRow {
   bytes: number;
@@ -146,8 +158,12 @@ const workerProcesses = new Set<ChildProcess>();
  * A worker in its own process, so its memory is its own. Ready when it logs that it runs, or, with
  * `readyUrl` (its health endpoint's /readyz: for workers whose logs are off), when that answers 200.
  */
-async function startWorkerProcess(env: Record<string, string>, readyUrl?: string, nodeArgs: string[] = []): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', siblingModule(__dirname, '../src/worker')], {
+async function startWorkerProcess(
+  env: Record<string, string>,
+  readyUrl?: string,
+  { nodeArgs = [], entry = siblingModule(__dirname, '../src/worker') }: { nodeArgs?: string[]; entry?: string } = {},
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -215,6 +231,10 @@ async function main(): Promise<void> {
       '--throughput-cpu-prof <dir>',
       "write a CPU profile of the throughput section's worker process (node --cpu-prof) to this directory",
     )
+    .option('--scale-out-uploads <n>', 'concurrent 1 MiB uploads per scale-out round', '100')
+    .option('--scale-out-workers <list>', 'worker process counts of the scale-out section', '1,2,3')
+    .option('--scale-out-tenants <n>', 'tenants of the scale-out rounds that spread their uploads', '8')
+    .option('--scale-out-temporal <server>', 'Temporal server of the scale-out section: postgres or dev-server', 'postgres')
     .parse();
   const opts = program.opts<Options>();
   const partSize = parseByteSize(opts.partSize)!;
@@ -273,7 +293,9 @@ async function main(): Promise<void> {
   try {
     if (!skip.has('throughput')) {
       const profile = opts.throughputCpuProf;
-      const worker = await startWorkerProcess(env, undefined, profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : []);
+      const worker = await startWorkerProcess(env, undefined, {
+        nodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)] : [],
+      });
       const haveAws = await which('aws');
       const haveRclone = await which('rclone');
       const awsConfig = path.join(work, 'aws-config');
@@ -699,6 +721,7 @@ async function main(): Promise<void> {
         log,
       });
     }
+    if (!skip.has('scaleOut')) results.scaleOut = await runScaleOut(opts, { stack, env, work, client, log });
   } finally {
     await Promise.all([...workerProcesses].map(stopProcess));
     s3.destroy();
@@ -709,6 +732,66 @@ async function main(): Promise<void> {
 
   if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else process.stdout.write(markdown(results));
+}
+
+/**
+ * The scale-out section on the server `--scale-out-temporal` names: the real server on PostgreSQL
+ * is started for it (databases of its own, dropped after), the dev server is the run's. Workers
+ * load one workflow bundle built here (bundling in each of three workers would cost each 15 s of
+ * CPU, measured as nothing of the scale-out).
+ */
+async function runScaleOut(
+  opts: Options,
+  run: { stack: EmbeddedStack; env: Record<string, string>; work: string; client: Client; log: (line: string) => void },
+): Promise<ScaleOutRow> {
+  const kind = opts.scaleOutTemporal;
+  if (kind !== 'postgres' && kind !== 'dev-server') throw new Error(`--scale-out-temporal must be postgres or dev-server, got "${kind}"`);
+  const bundlePath = path.join(run.work, 'scale-out-workflows.js');
+  await writeFile(bundlePath, (await bundleUploadWorkflows()).code);
+  const server =
+    kind === 'postgres'
+      ? await startTemporalPostgresServer({
+          dataDir: path.join(run.work, 'temporal-postgres'),
+          searchAttributes: UPLOAD_SEARCH_ATTRIBUTE_TYPES,
+        })
+      : undefined;
+  const connection = server ? await Connection.connect({ address: server.address }) : undefined;
+  try {
+    const client = connection ? new Client({ connection, namespace: server!.namespace }) : run.client;
+    const workerEnv = {
+      ...run.env,
+      ...(server ? { TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace } : {}),
+      FAULTS_WORKFLOW_BUNDLE: bundlePath,
+    };
+    const { serverVersion } = await client.workflowService.getSystemInfo({});
+    return await benchScaleOut({
+      client,
+      server: server
+        ? `the Temporal server ${serverVersion} on PostgreSQL (temporal-server, one process, SQL visibility)`
+        : `the Temporal CLI dev server (server ${serverVersion}, SQLite)`,
+      serverPid: server ? server.pid : run.stack.temporal.pid,
+      minioPid: run.stack.s3.pid,
+      bucket: BUCKET,
+      work: run.work,
+      workerCounts: opts.scaleOutWorkers.split(',').map(Number),
+      uploads: Number(opts.scaleOutUploads),
+      tenants: Number(opts.scaleOutTenants),
+      startWorker: async (taskQueue) => {
+        const child = await startWorkerProcess({ ...workerEnv, TEMPORAL_TASK_QUEUE: taskQueue }, undefined, {
+          entry: siblingModule(__dirname, '../test/faults/bundled-worker'),
+        });
+        return child;
+      },
+      stopProcess: async (child) => {
+        await stopProcess(child);
+        workerProcesses.delete(child);
+      },
+      log: run.log,
+    });
+  } finally {
+    await connection?.close();
+    await server?.stop();
+  }
 }
 
 function round(value: number, digits = 1): number {
@@ -779,6 +862,8 @@ function markdown(results: Record<string, unknown>): string {
   }
   const gateway = results.gateway as GatewayBenchResult | undefined;
   if (gateway) lines.push(gatewayMarkdown(gateway));
+  const scaleOut = results.scaleOut as ScaleOutRow | undefined;
+  if (scaleOut) lines.push(scaleOutMarkdown(scaleOut));
   return `${lines.join('\n')}\n`;
 }
 

@@ -514,7 +514,15 @@ export class UploadsService {
    * @throws UploadNotStoredError (422) when the saga ended without an object, UploadConflictError, UploadGoneError
    */
   async complete(tenant: string, uploadId: string, parts: GatewayPart[], options: { waitMs?: number } = {}): Promise<GatewayUploadState> {
-    await this.update(tenant, uploadId, (handle) => handle.executeUpdate(completeUpdate, { args: [{ parts }] }));
+    try {
+      await this.update(tenant, uploadId, (handle) => handle.executeUpdate(completeUpdate, { args: [{ parts }] }));
+    } catch (err) {
+      // A complete sent again after its answer was lost (a replica died, a timeout) finds the saga
+      // past receiving parts: it is answered as the first would have been, with the outcome.
+      if (!(err instanceof UploadConflictError)) throw err;
+      const current = await this.state(tenant, uploadId);
+      if (current.mode !== 'presigned' || (current.outcome === 'running' && current.phase === 'receive-parts')) throw err;
+    }
     const state = await this.waitForEnd(tenant, uploadId, options.waitMs ?? 60_000);
     if (state.outcome !== 'running' && state.outcome !== 'completed') {
       throw new UploadNotStoredError(
@@ -594,8 +602,10 @@ export class UploadsService {
         if (rejection && (Object.values(ChunkRejection) as (string | null | undefined)[]).includes(rejection.type))
           throw this.rejection({ type: rejection.type as ChunkRejection, message: rejection.message }, uploadId);
         const translated = this.translate(err, uploadId);
-        if (translated instanceof GatewayUnavailableError || translated instanceof UploadNotFoundError) throw translated;
-        // The run ended under the update: a continue-as-new (retry on the new run), or the end of the upload.
+        if (translated instanceof GatewayUnavailableError) throw translated;
+        // The run ended under the update: a continue-as-new (retry on the new run), or the end of the
+        // upload — the server answers an update to a closed run as if the workflow were missing, so
+        // the query (which closed runs answer) tells; it throws UploadNotFoundError for a missing one.
         const state = await this.state(tenant, uploadId);
         if (state.outcome === 'running' && attempt < 2) continue;
         if (state.outcome === 'running' || state.outcome === 'completed')

@@ -7,7 +7,9 @@
  *    `export const scenario: FaultScenario = { name, proves, run }` or `export const scenarios: FaultScenario[]`.
  *    `name` is kebab-case; the runner prints `✓ NN name (12.3 s)`.
  * 2. `run(ctx)` gets servers of its own, started fresh for it and torn down after it (a Temporal
- *    dev server with SQLite persistence and a MinIO with bucket `ctx.bucket`): it may stop, kill
+ *    dev server with SQLite persistence — or the real server on PostgreSQL, with `temporal:
+ *    'postgres'` in the scenario or UPLOAD_SAGA_TEST_TEMPORAL=postgres for the run — and a MinIO
+ *    with bucket `ctx.bucket`): it may stop, kill
  *    and start them (`ctx.temporal`, `ctx.minio`; same ports, same data dir). Workers are real
  *    processes: `await ctx.startWorker({ env })` — `env` overrides the worker's environment, e.g.
  *    `{ S3_ENDPOINT: proxy.url }` to put a fault proxy between the worker and MinIO (`ctx.minio.endpoint`).
@@ -44,7 +46,7 @@ import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { UploadClient, type UploadHandle } from '../../src/client';
-import { s3ClientConfig, startEmbeddedStack, type EmbeddedStack } from '../../src/embedded';
+import { s3ClientConfig, startEmbeddedStack, type EmbeddedStack, type EmbeddedTemporalKind } from '../../src/embedded';
 import type { UploadRequest } from '../../src/upload/request';
 import { uploadWorkflowId } from '../../src/upload/request';
 import { siblingModule } from '../../src/module-path';
@@ -66,6 +68,12 @@ export interface FaultScenario {
    * @default 360_000 (6 minutes)
    */
   readonly timeoutMs?: number;
+  /**
+   * The Temporal server the scenario needs, whatever UPLOAD_SAGA_TEST_TEMPORAL says: `postgres` for
+   * a scenario about the server a cluster runs (the real server on PostgreSQL).
+   * @default the run's choice: UPLOAD_SAGA_TEST_TEMPORAL, else the dev server
+   */
+  readonly temporal?: EmbeddedTemporalKind;
   run(ctx: FaultContext): Promise<void>;
 }
 
@@ -85,8 +93,10 @@ export interface ControllableServer {
   start(): Promise<void>;
 }
 
-/** The scenario's Temporal dev server. */
+/** The scenario's Temporal server (the dev server, or the real server on PostgreSQL). */
 export interface FaultTemporal extends ControllableServer {
+  /** Which server: `dev-server` (SQLite) or `postgres` (the real server on PostgreSQL). */
+  readonly kind: EmbeddedTemporalKind;
   readonly address: string;
   readonly namespace: string;
   /** The Web UI, if the server has one (the dev server; not the server on PostgreSQL). */
@@ -283,6 +293,8 @@ export async function createFaultContext(options: {
   logDir: string;
   /** A pre-built workflow bundle for the worker processes (see bundled-worker.ts). @default each worker bundles */
   workflowBundlePath?: string;
+  /** @default UPLOAD_SAGA_TEST_TEMPORAL, else the dev server */
+  temporal?: EmbeddedTemporalKind;
 }): Promise<FaultContextHandle> {
   const slug = options.name.replace(/[^a-z0-9-]+/gi, '-');
   const logFile = path.join(options.logDir, `${slug}.log`);
@@ -302,7 +314,7 @@ export async function createFaultContext(options: {
     stack = await startEmbeddedStack({
       buckets: [bucket],
       dataDir: path.join(tmpDir, 'stack'),
-      temporal: testTemporalKind(),
+      temporal: options.temporal ?? testTemporalKind(),
       keepDatabases: false,
     });
   } catch (error) {
@@ -326,6 +338,7 @@ export async function createFaultContext(options: {
   const tracked: TrackedUpload[] = [];
 
   const temporal: FaultTemporal = controllable(stack.temporal, {
+    kind: stack.temporal.kind,
     address: stack.temporal.address,
     namespace: stack.temporal.namespace,
     uiUrl: stack.temporal.uiUrl,

@@ -324,12 +324,13 @@ function webhookViolations(
     if (typeof key === 'string') {
       const earlier = bodyByKey.get(key);
       if (earlier !== undefined && earlier !== d.body) {
-        // A notify run as a local activity whose workflow task was lost (timed out under load) is
-        // sent again by the retried task, with that task's later time as `occurredAt`: the same
-        // event for a receiver that de-duplicates by key. Anything else differing is a violation.
+        // A notify run as a local activity whose workflow task was lost (timed out under load, or its
+        // worker killed) is sent again by the retried task, with that task's later time as
+        // `occurredAt` and in the step timings it reports (`result.timings`): the same event for a
+        // receiver that de-duplicates by key. Anything else differing is a violation.
         const fields = differingFields(earlier, d.body);
-        if (/^occurredAt: [^;]*$/.test(fields))
-          ctx.log(`${upload.workflowId}: a repeated ${type} delivery differs only in occurredAt (${fields})`);
+        if (differingFields(withoutClockFields(earlier), withoutClockFields(d.body)) === '')
+          ctx.log(`${upload.workflowId}: a repeated ${type} delivery differs only in its clock fields (${fields})`);
         else violations.push(`two deliveries with Idempotency-Key ${key} differ (${fields}): a receiver could not de-duplicate them`);
       }
       bodyByKey.set(key, d.body);
@@ -361,6 +362,20 @@ function webhookViolations(
 }
 
 /** The top-level JSON fields in which two bodies differ, with both values shortened. */
+/** The event without the fields a retried workflow task computes again from its own clock. */
+function withoutClockFields(body: string): string {
+  try {
+    const { occurredAt: _occurredAt, result, ...rest } = JSON.parse(body) as Record<string, unknown>;
+    if (result && typeof result === 'object') {
+      const { timings: _timings, ...resultRest } = result as Record<string, unknown>;
+      return JSON.stringify({ ...rest, result: resultRest });
+    }
+    return JSON.stringify(rest);
+  } catch {
+    return body;
+  }
+}
+
 function differingFields(a: string, b: string): string {
   try {
     const x = JSON.parse(a) as Record<string, unknown>;

@@ -73,7 +73,12 @@ async function runOne(entry: Entry, keep: boolean, workflowBundlePath: string): 
   let handle: Awaited<ReturnType<typeof createFaultContext>> | undefined;
   let failure: unknown;
   try {
-    handle = await createFaultContext({ name: label, logDir: LOG_DIR, workflowBundlePath });
+    handle = await createFaultContext({
+      name: label,
+      logDir: LOG_DIR,
+      workflowBundlePath,
+      ...(entry.scenario.temporal ? { temporal: entry.scenario.temporal } : {}),
+    });
     const { ctx } = handle;
     const timeoutMs = entry.scenario.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;

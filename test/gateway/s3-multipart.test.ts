@@ -88,6 +88,20 @@ describe('S3 presigned multipart, as @uppy/aws-s3 drives a Companion endpoint', 
     expect(metrics).toContain('upload_saga_gateway_uploads_total{protocol="s3-multipart",outcome="completed"} 1\n');
   });
 
+  it('answers a complete sent again (its first answer lost) with the stored object, not 404', async () => {
+    const client = await sessionClient(gateway, acme);
+    const data = randomBytes(1 * MiB);
+    const { uploadId, key } = await client.create('again.bin', { 'upload-length': String(data.length) });
+    const parts = await sendParts(client, uploadId, key, data);
+    const first = await client.complete(uploadId, key, parts);
+    expect(first.status).toBe(200);
+    // The workflow has closed: the server answers an update to it as to a missing workflow.
+    const again = await client.complete(uploadId, key, parts);
+    expect(again.status, JSON.stringify(again.json)).toBe(200);
+    expect(again.json).toEqual(first.json);
+    expect(await objectSha256(stack.s3, BUCKET, key)).toBe(sha256(data));
+  });
+
   it('signs part URLs for the public endpoint, valid for at most 15 minutes and only for UploadPart', async () => {
     const client = await sessionClient(gateway, acme);
     const { uploadId, key } = await client.create('signed.bin');
