@@ -31,8 +31,6 @@ import {
 } from '@temporalio/workflow';
 import type { UploadBatchChunkResult } from '../activities';
 import {
-  BATCH_MARK_METADATA,
-  batchMark,
   childUploadId,
   MAX_LISTED_FAILURES,
   type BatchCounts,
@@ -199,7 +197,10 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       contentType: request.contentType,
       failIfExists: false,
       partsPerActivity: 512,
-      metadata: { [BATCH_MARK_METADATA]: batchMark(request.tenant, request.batchId) },
+      // No batch mark: request metadata may not use the saga's `upload-saga-` keys. The child's object
+      // carries the saga's stamp of its own upload (its delete gives its quota back), and no batch undo
+      // looks for it (an atomic batch has no children).
+      metadata: {},
       verify: 'checksums',
     };
     const running = executeChild(uploadWorkflow, {
