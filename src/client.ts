@@ -99,7 +99,6 @@ export class PauseRefusedError extends Error {
   override readonly name = 'PauseRefusedError';
 }
 
-/** A started upload: await its result, read its progress and state, pause, resume or cancel it. */
 /** Thrown by {@link UploadClient.delete} when the delete saga failed; nothing was deleted unless its pivot ran. */
 export class DeleteFailedError extends Error {
   override readonly name = 'DeleteFailedError';
@@ -122,6 +121,7 @@ function failureCause(err: WorkflowFailedError): { type: string | undefined; mes
   return found;
 }
 
+/** A started upload: await its result, read its progress and state, pause, resume or cancel it. */
 export class UploadHandle {
   private verified: Promise<WorkflowExecutionDescription> | undefined;
 

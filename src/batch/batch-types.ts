@@ -139,7 +139,7 @@ export interface BatchResult extends BatchCounts {
   outcome: 'completed' | 'partial';
   filesTotal: number;
   bytesTotal: number;
-  /** At most {@link MAX_LISTED_FAILURES}; `filesFailed` is the exact count. */
+  /** At most 1,000 (`MAX_LISTED_FAILURES`); `filesFailed` is the exact count. */
   failures: BatchFileFailure[];
 }
 

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { arePortsFree, findFreePorts } from './free-port';
+import { waitForHttpReady, type HttpReadyErrors } from './http-ready';
 import { ManagedProcess, type ProcessExit } from './managed-process';
 import type { EmbeddedS3Store } from './s3-store';
 
@@ -167,7 +168,7 @@ export async function startMinioServer(options: MinioServerOptions): Promise<Min
     ];
     const child = await ManagedProcess.start({ command: binary, args, env, logFile });
     try {
-      await waitUntilReady(child, `http://${host}:${port}`, options.readyTimeoutMs ?? 60_000);
+      await waitForHttpReady(child, `http://${host}:${port}/minio/health/ready`, options.readyTimeoutMs ?? 60_000, MINIO_READY_ERRORS);
     } catch (error) {
       await child.stop({ graceMs: 2_000 });
       throw error;
@@ -222,26 +223,7 @@ export async function startMinioServer(options: MinioServerOptions): Promise<Min
   };
 }
 
-async function waitUntilReady(child: ManagedProcess, endpoint: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = new Error('not checked yet');
-  let processExit: ProcessExit | undefined;
-  void child.exited.then((exit) => (processExit = exit));
-  for (;;) {
-    if (processExit) throw new MinioServerExitedError(processExit, await child.logTail());
-    try {
-      const response = await fetch(`${endpoint}/minio/health/ready`, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (response.ok) return;
-      lastError = new Error(`/minio/health/ready answered HTTP ${response.status}`);
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new MinioServerTimeoutError(timeoutMs, await child.logTail(), lastError);
-    await Promise.race([sleep(200), child.exited]);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const MINIO_READY_ERRORS: HttpReadyErrors = {
+  exited: (exit, logTail) => new MinioServerExitedError(exit, logTail),
+  timedOut: (timeoutMs, logTail, lastError) => new MinioServerTimeoutError(timeoutMs, logTail, lastError),
+};

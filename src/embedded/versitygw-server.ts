@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { ensureServerBinary, type EnsureServerBinaryOptions } from './binaries';
 import { EmbeddedStackError } from './errors';
 import { findFreePort } from './free-port';
+import { waitForHttpReady, type HttpReadyErrors } from './http-ready';
 import { ManagedProcess, type ProcessExit } from './managed-process';
 import type { EmbeddedS3Store } from './s3-store';
 
@@ -123,7 +124,7 @@ export async function startVersitygwServer(options: VersitygwServerOptions): Pro
     const args = ['--port', `${host}:${port}`, '--region', VERSITYGW_REGION, '--health', HEALTH_PATH, 'posix', objectDir];
     const child = await ManagedProcess.start({ command: binary, args, env, logFile });
     try {
-      await waitUntilReady(child, `http://${host}:${port}${HEALTH_PATH}`, options.readyTimeoutMs ?? 60_000);
+      await waitForHttpReady(child, `http://${host}:${port}${HEALTH_PATH}`, options.readyTimeoutMs ?? 60_000, VERSITYGW_READY_ERRORS);
     } catch (error) {
       await child.stop({ graceMs: 2_000 });
       throw error;
@@ -171,22 +172,7 @@ export async function startVersitygwServer(options: VersitygwServerOptions): Pro
   };
 }
 
-async function waitUntilReady(child: ManagedProcess, healthUrl: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = new Error('not checked yet');
-  let processExit: ProcessExit | undefined;
-  void child.exited.then((exit) => (processExit = exit));
-  for (;;) {
-    if (processExit) throw new VersitygwServerExitedError(processExit, await child.logTail());
-    try {
-      const response = await fetch(healthUrl, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (response.ok) return;
-      lastError = new Error(`${HEALTH_PATH} answered HTTP ${response.status}`);
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new VersitygwServerTimeoutError(timeoutMs, await child.logTail(), lastError);
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, 200)), child.exited]);
-  }
-}
+const VERSITYGW_READY_ERRORS: HttpReadyErrors = {
+  exited: (exit, logTail) => new VersitygwServerExitedError(exit, logTail),
+  timedOut: (timeoutMs, logTail, lastError) => new VersitygwServerTimeoutError(timeoutMs, logTail, lastError),
+};

@@ -17,6 +17,7 @@ import { UploadOutcome, UploadPhase } from '../upload/search-attributes';
 import { deleteSteps, type DeletePhase } from './delete-steps';
 import { sagaStateQuery } from './upload-workflow';
 
+/** Deletes one object (inspect-object → remove-object → free-quota) and says what was deleted and what quota came back. */
 export async function deleteObjectWorkflow(request: DeleteRequest): Promise<DeleteResult> {
   const { workflowId } = workflowInfo();
   // Anything may arrive here: inspect-object refuses a malformed request; until then nothing may throw on it.
