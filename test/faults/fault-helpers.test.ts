@@ -2,7 +2,8 @@
  * The fault helpers of scenarios 6–9 do what they claim, against the run's real MinIO: toxiproxy
  * (built from its Go module) changes what S3 requests experience; a MinIO user's writes can be
  * denied mid-way (MinIO ignores bucket policies for signed requests and exempts its root user);
- * the corrupting relay makes S3 reject a part whose checksum no longer matches; and the store's
+ * the corrupting relay makes S3 reject a part whose checksum no longer matches; the S3 gate loses
+ * an answer only after MinIO carried the request out (scenario 19); and the store's
  * answers to each fault are classified the way the saga's retry policies expect.
  */
 import os from 'node:os';
@@ -23,8 +24,10 @@ import { startToxiproxyServer, type ToxiproxyProxy, type ToxiproxyServer } from 
 import { PERMANENT_S3_FAILURES } from '../../src/workflows/upload-steps';
 import { MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
+import { incompleteUploads } from '../support/s3-inspect';
 import { startCorruptingRelay } from './helpers/corrupting-relay';
 import { createRestrictableS3User, encryptAdminBody } from './helpers/minio-admin';
+import { startS3Gate } from './s3-gate';
 
 let stack: TestStack;
 let toxiproxy: ToxiproxyServer;
@@ -223,6 +226,32 @@ describe('the corrupting relay', () => {
       await s3.send(new AbortMultipartUploadCommand({ Bucket: 'uploads', Key: key, UploadId: created.UploadId }));
     } finally {
       await relay.close();
+    }
+  });
+});
+
+describe('the S3 gate losing answers', () => {
+  it('lets MinIO carry out the request, then cuts the connection instead of answering; failures pass through', async () => {
+    const gate = await startS3Gate(stack.env.S3_ENDPOINT!);
+    try {
+      const s3 = s3Via(gate.url);
+      const loss = gate.loseAnswers('CreateMultipartUpload', 1);
+      const missing = await failureOf(s3.send(new CreateMultipartUploadCommand({ Bucket: uniqueId('no-such-bucket'), Key: 'k' })));
+      expect(classifyS3Error(missing).type).toBe('S3.NoSuchBucket');
+      expect(loss.lost).toEqual([]); // a failed create is answered: nothing took effect to hide
+
+      const key = `faults/gate/${uniqueId('lose')}.bin`;
+      const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'uploads', Key: key })); // the SDK's retry is answered
+      expect(loss.forwarded).toBe(3);
+      expect(loss.lost).toHaveLength(1);
+      const lostId = /<UploadId>([^<]+)<\/UploadId>/.exec(loss.lost[0]!)?.[1];
+      expect(lostId).toBeDefined();
+      expect(lostId).not.toBe(created.UploadId);
+      const open = await incompleteUploads(stack.s3, 'uploads', key);
+      expect(open.sort()).toEqual([lostId, created.UploadId].sort());
+      for (const id of open) await stack.s3.send(new AbortMultipartUploadCommand({ Bucket: 'uploads', Key: key, UploadId: id }));
+    } finally {
+      await gate.close();
     }
   });
 });

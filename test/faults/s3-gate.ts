@@ -2,7 +2,9 @@
  * An HTTP relay between a worker and MinIO that can hold back one kind of S3 request — every
  * ListParts, or every CompleteMultipartUpload — until the scenario lets it through. That is how a
  * scenario parks an upload in a given phase (verify waits on ListParts, merge on
- * CompleteMultipartUpload) long enough to act there: cancel it, kill a worker.
+ * CompleteMultipartUpload) long enough to act there: cancel it, kill a worker. It can also lose
+ * the answers of the next few requests of one kind: the request reaches MinIO and is carried
+ * out, and the client's connection is cut instead of the answer being returned.
  *
  * Why it is built this way:
  * - Real requests to the real MinIO: the relay forwards each request byte for byte, with its
@@ -13,6 +15,9 @@
  * - A held request whose client gives up (socket closed, e.g. a SIGKILLed worker) is dropped on
  *   release, never replayed: a dead worker's request must not reach S3 afterwards.
  * - An upstream failure (MinIO down) destroys the client's socket, as a broken network would.
+ * - A lost answer is read from MinIO to its end before the client's socket is destroyed, so the
+ *   request was carried out in full; only successful (2xx) answers are lost, so each lost answer
+ *   is an operation that took effect and the client never heard of.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -75,6 +80,15 @@ export interface GateHold {
   release(): void;
 }
 
+/** Answers of one operation that the relay loses, from {@link S3Gate.loseAnswers}. */
+export interface GateLoss {
+  readonly operation: S3Operation;
+  /** Requests of the operation forwarded to MinIO since the loss was set up (lost or not). */
+  readonly forwarded: number;
+  /** The bodies of the answers lost so far, in order (e.g. the XML naming a created UploadId). */
+  readonly lost: readonly string[];
+}
+
 /** The relay. */
 export interface S3Gate {
   /** `http://127.0.0.1:<port>`: give it to the worker as `S3_ENDPOINT`. */
@@ -83,6 +97,11 @@ export interface S3Gate {
   readonly seen: readonly { operation: S3Operation; method: string; path: string; at: number }[];
   /** From now on, requests of `operation` wait until the returned hold is released. */
   hold(operation: S3Operation): GateHold;
+  /**
+   * From now on, the next `count` successful answers to `operation` are lost: the request is
+   * carried out by MinIO, then the client's connection is destroyed instead of answered.
+   */
+  loseAnswers(operation: S3Operation, count: number): GateLoss;
   /** Releases every hold and closes the relay. */
   close(): Promise<void>;
 }
@@ -94,12 +113,27 @@ export async function startS3Gate(target: string): Promise<S3Gate> {
   const holds = new Map<S3Operation, { queue: (() => void)[]; total: number; waiters: (() => void)[] }>();
   const seen: { operation: S3Operation; method: string; path: string; at: number }[] = [];
   const sockets = new Set<Socket>();
+  const losses = new Map<S3Operation, { toLose: number; forwarded: number; lost: string[] }>();
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, operation: S3Operation) => {
     if (req.socket.destroyed) return; // the client gave up while held: never replay its request
+    const loss = losses.get(operation);
+    if (loss) loss.forwarded++;
     const outgoing = http.request(
       { host: upstream.hostname, port: Number(upstream.port), method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
+        const status = answer.statusCode ?? 502;
+        if (loss && loss.toLose > 0 && status >= 200 && status < 300) {
+          loss.toLose--;
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('end', () => {
+            loss.lost.push(Buffer.concat(chunks).toString('utf8'));
+            req.socket.destroy();
+          });
+          answer.on('error', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders);
         answer.pipe(res);
         answer.on('error', () => res.destroy());
@@ -114,10 +148,10 @@ export async function startS3Gate(target: string): Promise<S3Gate> {
     const operation = s3OperationOf(req.method ?? 'GET', req.url ?? '/', req.headers);
     seen.push({ operation, method: req.method ?? '', path: req.url ?? '', at: Date.now() });
     const hold = holds.get(operation);
-    if (!hold) return forward(req, res);
+    if (!hold) return forward(req, res, operation);
     req.pause();
     hold.total++;
-    hold.queue.push(() => forward(req, res));
+    hold.queue.push(() => forward(req, res, operation));
     for (const wake of hold.waiters.splice(0)) wake();
   });
   server.on('connection', (socket: Socket) => {
@@ -163,6 +197,19 @@ export async function startS3Gate(target: string): Promise<S3Gate> {
         release() {
           if (holds.get(operation) === state) holds.delete(operation);
           for (const go of state.queue.splice(0)) go();
+        },
+      };
+    },
+    loseAnswers(operation, count) {
+      const state = { toLose: count, forwarded: 0, lost: [] as string[] };
+      losses.set(operation, state);
+      return {
+        operation,
+        get forwarded() {
+          return state.forwarded;
+        },
+        get lost() {
+          return state.lost;
         },
       };
     },
