@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { EmbeddedStack } from '../src/embedded';
 import { BatchClient } from '../src/batch-client';
-import { cpuSeconds, MiB, timed } from './measure';
+import { cpuSeconds, MiB, rcloneS3Flags, timed } from './measure';
 
 /** One row: `files` files of `fileBytes` each. */
 export interface BatchBenchRow {
@@ -137,23 +137,7 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
       }
       if (options.have.rclone) {
         const { ms: rcloneMs } = await timed(() =>
-          options.run(
-            'rclone',
-            [
-              'copy',
-              dir,
-              `:s3:${bucket}/bench-batch/rclone-${batchId}/`,
-              '--s3-provider',
-              'Minio',
-              '--s3-endpoint',
-              stack.s3.endpoint,
-              '--s3-access-key-id',
-              stack.s3.accessKeyId,
-              '--s3-secret-access-key',
-              stack.s3.secretAccessKey,
-            ],
-            toolEnv,
-          ),
+          options.run('rclone', ['copy', dir, `:s3:${bucket}/bench-batch/rclone-${batchId}/`, ...rcloneS3Flags(stack.s3)], toolEnv),
         );
         row.rclone = rate(rcloneMs);
         log(`batch ${label} rclone copy: ${row.rclone.filesPerSecond} files/s`);

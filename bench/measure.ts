@@ -60,3 +60,17 @@ async function statTicks(pid: number, first: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[first]) + Number(fields[first + 1]);
 }
+
+/** rclone's flags for an on-the-fly S3 remote (`:s3:bucket/key`) on the bench's MinIO. */
+export function rcloneS3Flags(s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }): string[] {
+  return [
+    '--s3-provider',
+    'Minio',
+    '--s3-endpoint',
+    s3.endpoint,
+    '--s3-access-key-id',
+    s3.accessKeyId,
+    '--s3-secret-access-key',
+    s3.secretAccessKey,
+  ];
+}

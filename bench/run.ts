@@ -63,7 +63,18 @@ import { createBaselineActivities } from './baseline-activities';
 import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { batchMarkdown, benchBatch, type BatchBenchRow } from './batch';
-import { cpuSeconds, currentRssMiB, makeBenchFile, mbps, MiB, peakRssMiB, percentile, timed, waitedChildrenCpuSeconds } from './measure';
+import {
+  cpuSeconds,
+  currentRssMiB,
+  makeBenchFile,
+  mbps,
+  MiB,
+  peakRssMiB,
+  percentile,
+  rcloneS3Flags,
+  timed,
+  waitedChildrenCpuSeconds,
+} from './measure';
 import { benchScaleOut, scaleOutMarkdown, type ScaleOutRow } from './scale-out';
 import { benchStartup, type StartupRow } from './startup';
 import { benchTelemetry, type TelemetryRow } from './telemetry';
@@ -381,14 +392,7 @@ async function main(): Promise<void> {
                   'copyto',
                   file,
                   `:s3:${BUCKET}/${key('rclone')}`,
-                  '--s3-provider',
-                  'Minio',
-                  '--s3-endpoint',
-                  stack.s3.endpoint,
-                  '--s3-access-key-id',
-                  stack.s3.accessKeyId,
-                  '--s3-secret-access-key',
-                  stack.s3.secretAccessKey,
+                  ...rcloneS3Flags(stack.s3),
                   '--s3-chunk-size',
                   `${partSize / MiB}M`,
                   '--s3-upload-concurrency',

@@ -10,7 +10,7 @@
  *   parts that were in flight are sent again.
  * - Memory is bounded: each of `partConcurrency` workers holds one part, so about
  *   partSize × partConcurrency, whatever the file size; the part buffers are reused from part to
- *   part (part-buffers.ts), so a large file does not allocate and collect one per part.
+ *   part (src/s3/part-buffers.ts), so a large file does not allocate and collect one per part.
  * - Each part carries an additional checksum S3 verifies on receipt, so a part corrupted in
  *   flight is rejected (BadDigest), never stored. The batch returns a fingerprint of those
  *   checksums (44 bytes), which verify compares with what S3 lists.
@@ -43,7 +43,7 @@ import { s3Failure } from '../s3/classify-error';
 import { listAllParts } from '../s3/list-parts';
 import { createMultipartUpload } from '../s3/create-multipart-upload';
 import { runPool } from './worker-pool';
-import { PartBufferPool } from './part-buffers';
+import { PartBuffers } from '../s3/part-buffers';
 import { activityObservation } from '../progress/activity-progress';
 import { withStamp } from '../upload/object-stamp';
 
@@ -229,7 +229,9 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
         }
         let stoppedForPause = false;
         // The largest part is partSize, or the whole source when it is smaller.
-        const buffers = new PartBufferPool(Math.min(input.plan.partSize, input.plan.size));
+        const partBytes = Math.min(input.plan.partSize, input.plan.size);
+        // One buffer per part in flight; a buffer of a failed request is not given back (the batch stops).
+        const buffers = new PartBuffers(input.partConcurrency);
         await runPool(todo, input.partConcurrency, async (partNumber) => {
           if (signal.aborted) throw new CancelledFailure('upload-parts was cancelled');
           if (paused) {
@@ -248,7 +250,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             checksums.set(partNumber, recorded);
           } else {
             // (An empty source is one empty part, which no byte range can describe: it is sent.)
-            const buffer = copier || length === 0 ? undefined : buffers.take();
+            const buffer = copier || length === 0 ? undefined : buffers.take(partBytes);
             const body = buffer ? await source.read(offset, length, buffer) : Buffer.alloc(0);
             const checksum = algorithm ? await partChecksum(algorithm, body) : undefined;
             const sent = await deps.s3.send(
@@ -268,7 +270,7 @@ export function uploadPartsActivity(deps: UploadActivityDeps) {
             checksums.set(partNumber, recorded);
             progress.bytesSent += length;
             // The request has settled: nothing reads the buffer any more.
-            if (buffer) buffers.giveBack(buffer);
+            if (buffer) buffers.give(buffer);
           }
           deps.metrics?.partUploaded(copier ? 'copy' : 'upload', input.source.type, length, (performance.now() - partStartedAt) / 1000);
           progress.partsDone++;

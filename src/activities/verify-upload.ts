@@ -165,7 +165,7 @@ export function verifyUploadActivity(deps: UploadActivityDeps) {
       }
       const wholeAlgorithm = input.expectedChecksum?.algorithm;
       const whole = wholeAlgorithm ? createChecksum(wholeAlgorithm) : undefined;
-      // One part at a time: one buffer serves them all (see part-buffers.ts for why it is reused).
+      // One part at a time: one buffer serves them all (see src/s3/part-buffers.ts for why it is reused).
       const buffer = Buffer.allocUnsafeSlow(Math.min(input.plan.partSize, input.plan.size));
       for (let n = 1; n <= input.plan.partCount; n++) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');

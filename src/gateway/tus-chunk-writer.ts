@@ -28,7 +28,7 @@ import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadS
 import { stagingPrefixOf } from '../upload/staging';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { UploadTooLargeError } from './errors';
-import { PartBuffers } from './part-buffers';
+import { PartBuffers } from '../s3/part-buffers';
 import type { UploadsService } from './uploads-service';
 
 /** What a {@link ChunkWriter} needs. */

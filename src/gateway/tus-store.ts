@@ -33,7 +33,7 @@ import { DataStore, Upload } from '@tus/server';
 import { Metadata } from '@tus/utils';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { GatewayError, UploadConflictError } from './errors';
-import { PartBuffers } from './part-buffers';
+import { PartBuffers } from '../s3/part-buffers';
 import { BodyChecksum, ChecksumMismatchError } from './tus-checksum';
 import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
 import { currentContext } from './tus-request-context';

@@ -1,5 +1,5 @@
 /**
- * upload-parts reuses one buffer per part in flight (src/activities/part-buffers.ts). Reuse is
+ * upload-parts reuses one buffer per part in flight (src/s3/part-buffers.ts). Reuse is
  * only safe if no buffer is overwritten while its part is still being sent: two parts sharing a
  * buffer would send one part's bytes under the other's number with a checksum that matches them,
  * which S3 accepts. So the stored parts are compared, one by one, with checksums computed from the

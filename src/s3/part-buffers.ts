@@ -1,11 +1,12 @@
 /**
- * Part-sized buffers that tus PATCHes reuse instead of allocating one per part.
+ * Part-sized buffers reused from one part to the next instead of allocated per part: by the
+ * gateway's tus PATCHes (kept across PATCHes) and by upload-parts (for one activity run).
  *
- * Why: a PATCH of 128 MiB in 5 MiB parts allocated 26 fresh 5 MiB buffers, and V8 answers that
- * much memory outside its heap with full collections: in a profile of the gateway, garbage
- * collection took more CPU than anything the upload itself did. Reused buffers cost nothing after
- * the first PATCH. At most `maxIdle` buffers of each size are kept between PATCHes, so an idle
- * gateway holds at most `maxIdle` × part size.
+ * Why: a fresh multi-MiB buffer per part costs more CPU than anything else done with the bytes:
+ * the kernel maps and zeroes new pages, and V8 answers that much memory outside its heap with full
+ * collections (profiled, in the gateway and in the worker alike: garbage collection was the largest
+ * cost, ahead of SigV4's SHA-256). At most `maxIdle` buffers of each size are kept idle, so memory
+ * stays at `maxIdle` × part size between parts.
  *
  * Invariant: a buffer comes back only once nothing reads it any more (its UploadPart or PutObject
  * settled); a buffer handed out holds another upload's bytes, so only the bytes written into it
@@ -14,7 +15,7 @@
 export class PartBuffers {
   private readonly idle = new Map<number, Buffer[]>();
 
-  /** @param maxIdle buffers of each size kept for the next PATCH */
+  /** @param maxIdle buffers of each size kept for the next part */
   constructor(private readonly maxIdle: number) {}
 
   /** A buffer of `size` bytes, reused when one is idle. Its contents are undefined. */
