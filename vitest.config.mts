@@ -16,6 +16,7 @@
  * - Generous timeouts: tests drive real servers and multi-megabyte uploads.
  */
 import { defineConfig } from 'vitest/config';
+import { LateBuiltServersLast } from './test/support/late-built-servers';
 
 /** The S3-facing files the `versitygw` project runs (chosen for coverage per second; see docs/explanation/testing.md). */
 const VERSITYGW_FILES = [
@@ -51,6 +52,8 @@ export default defineConfig({
     hookTimeout: 300_000,
     // stack.stop() waits for both servers to exit (SIGTERM, then SIGKILL after 10 s).
     teardownTimeout: 60_000,
+    // Files that start a server CI may still be building run last (test/support/late-built-servers.ts).
+    sequence: { sequencer: LateBuiltServersLast },
     projects: [
       { extends: true, test: { name: 'minio', include: ['test/**/*.test.ts'], globalSetup: GLOBAL_SETUP } },
       {

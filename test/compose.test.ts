@@ -13,12 +13,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config';
 import { ensureServerBinary, POSTGRES_DYNAMIC_CONFIG, TEMPORAL_SERVER_VERSION } from '../src/embedded';
 import { loadGatewayConfig } from '../src/gateway/config';
 import { UPLOAD_SEARCH_ATTRIBUTE_TYPES } from '../src/upload/search-attributes';
+import { SERVER_BUILD_WAIT_MS } from './support/late-built-servers';
 
 const ROOT = path.resolve(__dirname, '..');
 const REQUIRED = [
@@ -249,6 +250,8 @@ describe('docker-compose.yml: Temporal on PostgreSQL without auto-setup', () => 
 });
 
 describe('docker-compose.yml loaded by compose-go (as `docker compose` loads it)', () => {
+  beforeAll(() => ensureServerBinary('compose-check'), SERVER_BUILD_WAIT_MS);
+
   /** Runs tools/compose-check on a file: its exit status, the project it printed, and its errors. */
   async function composeCheck(file: string): Promise<{ status: number | null; project: unknown; stderr: string }> {
     const checker = await ensureServerBinary('compose-check');

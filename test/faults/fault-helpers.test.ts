@@ -28,6 +28,7 @@ import { incompleteUploads } from '../support/s3-inspect';
 import { startCorruptingRelay } from './helpers/corrupting-relay';
 import { createRestrictableS3User, encryptAdminBody } from './helpers/minio-admin';
 import { startS3Gate } from './s3-gate';
+import { SERVER_BUILD_WAIT_MS } from '../support/late-built-servers';
 
 let stack: TestStack;
 let toxiproxy: ToxiproxyServer;
@@ -56,7 +57,7 @@ afterAll(async () => {
   for (const client of clients) client.destroy();
   await toxiproxy?.stop();
   await stack?.close();
-});
+}, SERVER_BUILD_WAIT_MS);
 
 describe('toxiproxy between a client and MinIO', () => {
   let proxy: ToxiproxyProxy;

@@ -27,6 +27,7 @@ import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack
 import { expectCatalogueRows, expectOnlyCreatedUploadsInS3 } from '../support/http-refusals';
 import { keysUnder, objectSha256 } from '../support/s3-inspect';
 import { startTestGateway, testTenant, type TestGateway } from './gateway-harness';
+import { SERVER_BUILD_WAIT_MS } from '../support/late-built-servers';
 
 const BUCKET = 'uploads';
 const MAX_SIZE = 64 * MiB;
@@ -71,7 +72,7 @@ afterAll(async () => {
   await gateway?.close();
   await worker?.stop();
   await stack?.close();
-});
+}, SERVER_BUILD_WAIT_MS);
 
 // ---- raw requests
 

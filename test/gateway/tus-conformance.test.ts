@@ -30,6 +30,7 @@ import { startTusdServer, type TusdServer } from '../../src/embedded';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { expectCatalogueRows, expectOnlyCreatedUploadsInS3 } from '../support/http-refusals';
 import { startTestGateway, startTus, testTenant, type TestGateway } from './gateway-harness';
+import { SERVER_BUILD_WAIT_MS } from '../support/late-built-servers';
 
 type Method = 'POST' | 'HEAD' | 'PATCH' | 'DELETE' | 'OPTIONS';
 /** What a step compares: the status, or a response header (lower case). */
@@ -652,7 +653,7 @@ afterAll(async () => {
   await gateway?.close();
   await worker?.stop();
   await stack?.close();
-});
+}, SERVER_BUILD_WAIT_MS);
 
 interface Server {
   name: 'gateway' | 'tusd';

@@ -30,6 +30,7 @@ import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { startTestGateway, startTus, idOf, testTenant, type TestGateway } from '../gateway/gateway-harness';
+import { SERVER_BUILD_WAIT_MS } from '../support/late-built-servers';
 
 const BIN = path.resolve(__dirname, '../../bin/upload-saga.cjs');
 const WEBHOOK_SECRET = `whsec-${randomBytes(12).toString('hex')}`;
@@ -52,7 +53,7 @@ beforeAll(async () => {
   worker = await startUploadWorker(stack);
   webhooks = await startWebhookReceiver();
   gateway = await startTestGateway(stack, [acme], { overrides: { tenants: { [acme.name]: { webhookUrl: webhooks.url('/acme') } } } });
-});
+}, SERVER_BUILD_WAIT_MS);
 
 afterAll(async () => {
   await gateway?.close();
