@@ -30,6 +30,8 @@
  *    counting, optionally throttled relay in front of MinIO is `ctx.s3Relay({ bytesPerSecond })`
  *    (closed by the runner; start workers with `env: { S3_ENDPOINT: relay.url }`).
  *    Workers, the webhook sink, the servers and temp files are cleaned up by the runner.
+ * 6. Scenarios run two at once by default (`--jobs`): set `exclusive: true` if yours needs the
+ *    machine to itself (many processes, or speeds compared with an unfaulted run).
  * Run: `npm run test:faults` (all) or `npm run test:faults -- 03 cancel` (ids or name parts).
  *
  * Why it is built this way: each scenario breaks something for real — kills a server, a worker,
@@ -74,6 +76,13 @@ export interface FaultScenario {
    * @default the run's choice: UPLOAD_SAGA_TEST_TEMPORAL, else the dev server
    */
   readonly temporal?: EmbeddedTemporalKind;
+  /**
+   * Run alone, not beside another scenario (the runner runs two at once by default): for a
+   * scenario that needs the machine's CPU to itself, many processes or figures compared with an
+   * unfaulted run.
+   * @default false
+   */
+  readonly exclusive?: boolean;
   run(ctx: FaultContext): Promise<void>;
 }
 

@@ -1,16 +1,23 @@
 /**
- * `npm run test:faults [-- <filter>…] [--list] [--keep]`: runs the fault scenarios of
- * test/faults/scenarios one after the other, each on servers of its own, and prints one line per
- * scenario and then `N passed, N failed`. Exit code 1 when any failed.
+ * `npm run test:faults [-- <filter>…] [--list] [--keep] [--jobs N]`: runs the fault scenarios of
+ * test/faults/scenarios, each on servers of its own, and prints one line per scenario as it ends
+ * and then `N passed, N failed`. Exit code 1 when any failed.
  *
  * Filters match a scenario's number (`03`) or part of its name (`cancel`). `--list` prints the
  * scenarios and what each proves. `--keep` keeps the data directories (server logs, SQLite,
  * objects) of failed scenarios. Scenario logs go to `test/artifacts/faults/<NN-name>.log`.
+ * `--jobs N` (default 2) runs up to N scenarios at once, in file order; a scenario marked
+ * `exclusive` runs alone. `--jobs 1` runs them strictly one after the other.
  *
- * Why a plain tsx program and not vitest: scenarios must run strictly one after the other (they
- * kill servers and load the 2-core machine), each with its own servers and its own timeout, and
- * the output is specified line by line; vitest would add a global stack, parallel files and its
- * own reporter to work around, and none of its matchers are needed.
+ * Why two at once: most scenarios spend their time waiting (an outage of 30 or 60 s, a heartbeat
+ * timeout, a lock lapsing), not computing, and each has servers, ports and data of its own, so two
+ * side by side share nothing but the CPU. A scenario that needs the machine to itself (many
+ * processes, or figures compared against an unfaulted run) says `exclusive: true`.
+ *
+ * Why a plain tsx program and not vitest: scenarios kill servers and load the 2-core machine, so
+ * how many run at once is decided here, each with its own servers and its own timeout, and the
+ * output is specified line by line; vitest would add a global stack, parallel files and its own
+ * reporter to work around, and none of its matchers are needed.
  */
 import * as fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +30,7 @@ import { assertTenantLedgerInvariants, assertUploadInvariants } from './invarian
 const SCENARIO_DIR = path.join(__dirname, 'scenarios');
 const LOG_DIR = path.join(__dirname, '..', 'artifacts', 'faults');
 const DEFAULT_TIMEOUT_MS = 360_000;
+const DEFAULT_JOBS = 2;
 
 interface Entry {
   readonly id: string;
@@ -55,12 +63,13 @@ function describeError(error: unknown): string {
 
 /**
  * Errors nobody awaits (a timer of a gRPC retry, a socket event) would end the process and lose
- * the summary line: while a scenario runs they fail it; between scenarios — e.g. a timed-out
- * scenario's leftovers hitting its closed connection — they are only reported on stderr.
+ * the summary line: while scenarios run they fail every running scenario (the error does not say
+ * whose it is); between scenarios — e.g. a timed-out scenario's leftovers hitting its closed
+ * connection — they are only reported on stderr.
  */
-let failCurrentScenario: ((error: unknown) => void) | undefined;
+const failRunningScenarios = new Set<(error: unknown) => void>();
 function onStrayError(error: unknown): void {
-  if (failCurrentScenario) failCurrentScenario(error);
+  if (failRunningScenarios.size > 0) for (const fail of failRunningScenarios) fail(error);
   else process.stderr.write(`[faults] ignored an error after its scenario ended: ${describeError(error)}\n`);
 }
 process.on('uncaughtException', onStrayError);
@@ -82,6 +91,7 @@ async function runOne(entry: Entry, keep: boolean, workflowBundlePath: string): 
     const { ctx } = handle;
     const timeoutMs = entry.scenario.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
+    let failOnStrayError: ((error: unknown) => void) | undefined;
     const body = (async () => {
       await entry.scenario.run(ctx);
       // The invariants, for every tracked upload the scenario did not check itself.
@@ -106,12 +116,13 @@ async function runOne(entry: Entry, keep: boolean, workflowBundlePath: string): 
         body,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s`)), timeoutMs);
-          failCurrentScenario = (error) => reject(new Error(`uncaught error: ${describeError(error)}`));
+          failOnStrayError = (error) => reject(new Error(`uncaught error: ${describeError(error)}`));
+          failRunningScenarios.add(failOnStrayError);
         }),
       ]);
     } finally {
       clearTimeout(timer);
-      failCurrentScenario = undefined;
+      if (failOnStrayError) failRunningScenarios.delete(failOnStrayError);
     }
   } catch (error) {
     failure = error;
@@ -133,7 +144,10 @@ async function runOne(entry: Entry, keep: boolean, workflowBundlePath: string): 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const keep = args.includes('--keep');
-  const filters = args.filter((a) => !a.startsWith('--'));
+  const jobsIndex = args.indexOf('--jobs');
+  const jobs = jobsIndex >= 0 ? Number(args[jobsIndex + 1]) : DEFAULT_JOBS;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs needs a whole number of at least 1, got ${args[jobsIndex + 1]}`);
+  const filters = args.filter((a, i) => !a.startsWith('--') && !(jobsIndex >= 0 && i === jobsIndex + 1));
   const all = loadScenarios();
   const selected = all.filter(
     ({ id, scenario }) => filters.length === 0 || filters.some((f) => f === id || `${id} ${scenario.name}`.includes(f)),
@@ -154,13 +168,24 @@ async function main(): Promise<number> {
   fs.writeFileSync(workflowBundlePath, (await bundleUploadWorkflows()).code);
   let passed = 0;
   let failed = 0;
-  try {
-    for (const entry of selected) {
-      const { ok, line } = await runOne(entry, keep, workflowBundlePath);
+  const running = new Set<Promise<void>>();
+  const start = (entry: Entry): void => {
+    const run = runOne(entry, keep, workflowBundlePath).then(({ ok, line }) => {
       console.log(line);
       if (ok) passed++;
       else failed++;
+      running.delete(run);
+    });
+    running.add(run);
+  };
+  try {
+    for (const entry of selected) {
+      const alone = entry.scenario.exclusive === true;
+      while (running.size >= (alone ? 1 : jobs)) await Promise.race(running);
+      start(entry);
+      if (alone) await Promise.all(running);
     }
+    await Promise.all(running);
   } finally {
     fs.rmSync(workflowBundlePath, { force: true });
   }

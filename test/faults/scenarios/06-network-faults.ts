@@ -58,6 +58,7 @@ async function unfaultedBaseline(ctx: FaultContext, size: number, request: Recor
 export const scenarios: FaultScenario[] = [
   {
     name: 's3-latency',
+    exclusive: true,
     proves: '150 ms ± 50 ms of latency each way on every S3 connection slows the upload but changes nothing else',
     async run(ctx) {
       const proxy = await startS3Proxy(ctx);
@@ -90,6 +91,7 @@ export const scenarios: FaultScenario[] = [
   },
   {
     name: 's3-bandwidth-limit',
+    exclusive: true,
     proves:
       'at 160 KB/s per connection one 5 MiB part takes longer than the 30 s heartbeat timeout, and the upload still completes at its first attempt',
     async run(ctx) {

@@ -22,6 +22,7 @@ async function inBatches<T, R>(items: readonly T[], limit: number, work: (item: 
 
 export const scenario: FaultScenario = {
   name: 'quota-100-concurrent',
+  exclusive: true,
   proves: `${UPLOADS} concurrent uploads against a quota that fits ${FITS}: never over-committed, the rest fail fast with QuotaExceeded and leave nothing`,
   timeoutMs: 600_000,
   async run(ctx) {

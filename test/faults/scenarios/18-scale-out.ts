@@ -104,6 +104,7 @@ async function checkAll(
 
 export const scenario: FaultScenario = {
   name: 'scale-out',
+  exclusive: true,
   proves: `${WORKER_SIDE + TUS + PRESIGNED} uploads (worker-side, tus, presigned at once) on three workers and two gateway replicas on Temporal on PostgreSQL, one worker and one replica SIGKILLed mid-run: every upload completes or is compensated, nothing left behind, the ledger adds up`,
   temporal: 'postgres',
   timeoutMs: 900_000,
