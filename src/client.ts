@@ -29,8 +29,8 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { UploadPartsProgress } from './activities/upload-parts';
 import type { SagaFailureReport, SagaState } from './saga/workflow';
 import { InvalidDeleteRequestError, InvalidUploadRequestError } from './upload/errors';
-import { deleteWorkflowId, findDeleteRequestProblems, type DeleteRequest, type DeleteResult } from './upload/delete-request';
-import type { deleteObjectWorkflow } from './workflows/delete-workflow';
+import { findDeleteRequestProblems, type DeleteRequest, type DeleteResult } from './upload/delete-request';
+import { startDeleteWorkflow } from './delete-start';
 import { describeSource, findUploadIdProblems, normalizeUploadRequest, uploadWorkflowId, type UploadRequest } from './upload/request';
 import type { UploadOutcomeKind, UploadProgress, UploadResult } from './upload/outcome';
 import type { uploadWorkflow } from './workflows/upload-workflow';
@@ -373,20 +373,7 @@ export class UploadClient {
     if (problems.length) throw new InvalidDeleteRequestError(problems);
     const { tenant, bucket, key } = request;
     this.checkTenant(tenant, `delete objects of tenant ${tenant}`);
-    const handle = await this.client.workflow.start<typeof deleteObjectWorkflow>('deleteObjectWorkflow', {
-      workflowId: deleteWorkflowId(request),
-      taskQueue: this.taskQueue,
-      args: [{ tenant, bucket, key }],
-      // Running: the same delete, join it. Ended: a new delete reads the key afresh.
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: `delete s3://${bucket}/${key} (tenant ${tenant})`,
-      typedSearchAttributes: [
-        ...tenantAndObjectAttributes(tenant, bucket, key, this.indexDestination),
-        { key: UploadPhase, value: 'inspect-object' },
-        { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
-      ],
-    });
+    const handle = await startDeleteWorkflow(this.client, request, { taskQueue: this.taskQueue, indexDestination: this.indexDestination });
     try {
       return await handle.result();
     } catch (err) {

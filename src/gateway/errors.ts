@@ -137,6 +137,17 @@ export class UploadNotStoredError extends GatewayError {
   }
 }
 
+/**
+ * 500: tus termination of a finished upload could not delete its object (the delete saga failed
+ * for good, e.g. the object is outside the tenant's prefix); the object stays, the message says why.
+ */
+export class ObjectNotDeletedError extends GatewayError {
+  override readonly name = 'ObjectNotDeletedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(500, 'DeleteFailed', message, options);
+  }
+}
+
 /** 503: Temporal did not answer in time (no worker, server down); the client may retry. */
 export class GatewayUnavailableError extends GatewayError {
   override readonly name = 'GatewayUnavailableError';

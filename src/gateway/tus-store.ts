@@ -185,10 +185,17 @@ export class GatewayUploadStore extends DataStore {
     context.state = await this.options.uploads.declareLength(context.tenant, id, length);
   }
 
-  /** DELETE (termination): cancels the saga, which aborts the multipart upload and deletes staged segments. */
+  /**
+   * DELETE (termination): an unfinished upload's saga is cancelled (it aborts the multipart upload
+   * and deletes staged segments); a finished upload's object is deleted by the delete saga, which
+   * gives its bytes back to the tenant's quota.
+   */
   override async remove(id: string): Promise<void> {
     const context = currentContext();
-    await this.options.uploads.cancel(context.tenant, id);
+    // 404 / 410 for an upload that is unknown, or ended without its object (or terminated before).
+    const state = await this.options.uploads.get(context.tenant, id);
+    if (state.outcome === 'completed') await this.options.uploads.deleteStored(context.tenant, id);
+    else await this.options.uploads.cancel(context.tenant, id);
   }
 
   /** Expiry is per upload, enforced by the workflow's timer; @tus/server's own expiry arithmetic stays off. */

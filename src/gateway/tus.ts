@@ -92,7 +92,6 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     maxSize: () => context().maxUploadBytes,
     // Lock keys carry the tenant: one tenant's requests can never ask another's to release.
     locker: () => ({ newLock: (id: string) => options.locker.newLock(`${context().tenant}/${id}`) }),
-    disableTerminationForFinishedUploads: true,
     // An upload token creates one upload: it is bound to this id before anything is created (403 if it created one already).
     onUploadCreate: async (_req, upload) => {
       const token = context().uploadToken;
@@ -129,12 +128,6 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         return {
           status_code: 409,
           body: `Upload-Offset ${req.headers.get('upload-offset') ?? '(none)'} does not match the upload's offset${current === undefined ? '' : ` ${current}`}; HEAD tells the current offset\n`,
-        };
-      }
-      if (err === ERRORS.INVALID_TERMINATION) {
-        return {
-          status_code: 400,
-          body: 'the upload is finished and its object stored; termination (DELETE) ends only unfinished uploads, it does not delete stored objects\n',
         };
       }
       if (err === ERRORS.INVALID_LENGTH) {

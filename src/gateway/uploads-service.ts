@@ -77,11 +77,14 @@ import {
 import { tenantAndObjectAttributes, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import { claimProblem, type GatewayConcat, type JoinSource } from '../upload/concatenation';
 import { partialObjectKeyOf } from '../upload/staging';
+import { uploadDeleteWorkflowId, type DeleteResult } from '../upload/delete-request';
+import { startDeleteWorkflow } from '../delete-start';
 import { tenantSettings, type GatewayConfig } from './config';
 import {
   GatewayError,
   GatewayUnavailableError,
   InvalidRequestError,
+  ObjectNotDeletedError,
   UploadConflictError,
   UploadNotStoredError,
   UploadGoneError,
@@ -478,7 +481,52 @@ export class UploadsService {
         state.failure ? `${state.failure.cause.type}: ${state.failure.cause.message}` : undefined,
       );
     }
+    if (state.outcome === 'completed' && (await this.terminated(tenant, uploadId))) throw new UploadGoneError(uploadId, 'terminated');
     return state;
+  }
+
+  /**
+   * tus termination of a finished upload: deletes the object it stored through the delete saga
+   * (which gives its bytes back to the tenant's quota) and waits up to `waitMs` for it. Only this
+   * upload's object goes: a later upload's object at the same key stays (the saga's `uploadId` check).
+   * @throws UploadConflictError (409) for an upload that has not completed
+   */
+  async deleteStored(tenant: string, uploadId: string, options: { waitMs?: number } = {}): Promise<DeleteResult> {
+    const state = await this.state(tenant, uploadId);
+    if (state.outcome !== 'completed')
+      throw new UploadConflictError(`upload ${uploadId} has not completed (${state.outcome})`, state.offset);
+    const request = { tenant, bucket: state.bucket, key: state.key, uploadId };
+    try {
+      const handle = await this.bounded(() =>
+        startDeleteWorkflow(this.client, request, {
+          taskQueue: this.options.taskQueue,
+          indexDestination: this.indexDestination,
+          workflowId: uploadDeleteWorkflowId(tenant, uploadId),
+        }),
+      );
+      return await this.client.withDeadline(Date.now() + (options.waitMs ?? 30_000), () => handle.result());
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        throw new ObjectNotDeletedError(
+          `deleting s3://${state.bucket}/${state.key} of upload ${uploadId} failed: ${err.cause?.message ?? err.message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      throw this.translate(err, uploadId);
+    }
+  }
+
+  /** Whether tus termination deleted this finished upload's object (its delete saga completed). */
+  private async terminated(tenant: string, uploadId: string): Promise<boolean> {
+    try {
+      const description = await this.bounded(() => this.client.workflow.getHandle(uploadDeleteWorkflowId(tenant, uploadId)).describe());
+      return description.status.name === 'COMPLETED';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw this.translate(err, uploadId);
+    }
   }
 
   /**

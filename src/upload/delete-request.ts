@@ -13,6 +13,12 @@ export interface DeleteRequest {
   tenant: string;
   bucket: string;
   key: string;
+  /**
+   * Delete only the object this upload stored: when the object at the key carries another
+   * upload's stamp, or none, nothing is deleted and the outcome is `changed`. What tus termination
+   * of a finished upload sends, so that it never deletes a later upload's object at the same key.
+   */
+  uploadId?: string;
 }
 
 /** How a delete ended. */
@@ -23,8 +29,8 @@ export interface DeleteResult {
   key: string;
   /**
    * `deleted`: the object was there and is gone; `not-found`: nothing was at the key (e.g. it was
-   * deleted before); `changed`: another object replaced it between the check and the delete, and
-   * was left alone.
+   * deleted before); `changed`: another object replaced it between the check and the delete, or
+   * the object at the key is not the one the request's `uploadId` stored, and was left alone.
    */
   outcome: 'deleted' | 'not-found' | 'changed';
   /** The object's size, when it was found. */
@@ -44,10 +50,11 @@ export interface DeleteResult {
 /** Every problem with a delete request; an empty list when it is fine. Never throws. */
 export function findDeleteRequestProblems(input: unknown): RequestProblem[] {
   if (typeof input !== 'object' || input === null) return [{ field: 'request', message: 'must be an object { tenant, bucket, key }' }];
-  const { tenant, bucket, key } = input as Record<string, unknown>;
+  const { tenant, bucket, key, uploadId } = input as Record<string, unknown>;
   const problems: RequestProblem[] = [];
   if (tenant === undefined) problems.push({ field: 'tenant', message: 'is required' });
   else problems.push(...findUploadIdProblems({ tenant }));
+  if (uploadId !== undefined) problems.push(...findUploadIdProblems({ uploadId }));
   const bucketProblem = typeof bucket === 'string' ? bucketNameProblem(bucket) : 'is required (a string)';
   if (bucketProblem) problems.push({ field: 'bucket', message: bucketProblem });
   const keyProblem = typeof key === 'string' ? objectKeyProblem(key) : 'is required (a string)';
@@ -68,4 +75,13 @@ export function deleteWorkflowId({ tenant, bucket, key }: DeleteRequest): string
   if (id.length <= MAX_WORKFLOW_ID_LENGTH) return id;
   const hash = createHash('sha256').update(id).digest('hex').slice(0, 32);
   return `${id.slice(0, MAX_WORKFLOW_ID_LENGTH - hash.length - 2)}…#${hash}`;
+}
+
+/**
+ * The workflow id of a delete that tus termination of a finished upload starts:
+ * `delete-upload:<tenant>:<uploadId>`. One per upload, so the gateway can tell afterwards that the
+ * upload was terminated (a HEAD then answers 410).
+ */
+export function uploadDeleteWorkflowId(tenant: string, uploadId: string): string {
+  return `delete-upload:${tenant}:${uploadId}`;
 }

@@ -48,6 +48,8 @@ export async function deleteObjectWorkflow(request: DeleteRequest): Promise<Dele
         ...(target.versionId ? { versionId: target.versionId } : {}),
         ...(target.uploadId ? { uploadId: target.uploadId } : {}),
       };
+      // Asked to delete one upload's object: another object at the key (a later upload's) stays.
+      if (request.uploadId !== undefined && target.uploadId !== request.uploadId) return { ...base, ...found, outcome: 'changed' };
       const removed = await saga.run(
         'remove-object',
         [{ bucket, key, etag: target.etag, ...(target.versionId ? { versionId: target.versionId } : {}) }],

@@ -103,6 +103,22 @@ describe('the delete saga', () => {
     expect(await admin.list({ tenant })).toHaveLength(2); // the two uploads; deletes are not uploads
   });
 
+  it("with an upload id, deletes only the object that upload stored: a later upload's object at the key stays", async () => {
+    const tenant = uniqueId('d04-guard');
+    const first = await upload(tenant, 1 * MiB);
+    const second = await upload(tenant, 1 * MiB, { key: first.key }); // overwrites the key
+    const refused = await admin.delete({ tenant, bucket: BUCKET, key: first.key, uploadId: first.uploadId });
+    expect(refused).toMatchObject({ outcome: 'changed', uploadId: second.uploadId, quotaFreedBytes: 0 });
+    expect(await objectExists(stack.s3, BUCKET, first.key)).toBe(true);
+
+    const deleted = await admin.delete({ tenant, bucket: BUCKET, key: first.key, uploadId: second.uploadId });
+    expect(deleted).toMatchObject({ outcome: 'deleted', uploadId: second.uploadId, quotaFreedBytes: 1 * MiB });
+    expect(await objectExists(stack.s3, BUCKET, first.key)).toBe(false);
+    await expect(admin.delete({ tenant, bucket: BUCKET, key: first.key, uploadId: 'not an id' })).rejects.toThrow(
+      InvalidDeleteRequestError,
+    );
+  });
+
   it('answers not-found for an empty key, and gives nothing back for an object the saga did not store', async () => {
     const tenant = uniqueId('d04-other');
     const absent = await admin.delete({ tenant, bucket: BUCKET, key: `delete04/${tenant}/never-written.bin` });

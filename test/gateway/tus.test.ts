@@ -330,6 +330,30 @@ describe('uploads that end without an object leave nothing behind', () => {
     expect((await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(6 * MiB) }, randomBytes(1024))).status).toBe(410);
   });
 
+  it('terminates a finished upload on DELETE: its object is deleted through the delete saga, the quota given back, then 410', async () => {
+    const tenant = testTenant('acme-finished-delete');
+    const own = await startTestGateway(stack, [tenant], { redis });
+    try {
+      const data = randomBytes(2 * MiB);
+      const url = await createTusUpload(own, tenant, data.length, 'finished.bin');
+      expect((await tusRequest(url, 'PATCH', { ...tenant.auth, 'Upload-Offset': '0' }, data)).status).toBe(204);
+      const uploadId = idOf(url);
+      const stored = await own.app.uploads.state(tenant.name, uploadId);
+      expect(stored.outcome).toBe('completed');
+      expect(await objectSha256(stack.s3, BUCKET, stored.key)).toBe(sha256(data));
+      await expect.poll(async () => (await ledger().usage(tenant.name)).usedBytes, { timeout: 15_000 }).toBe(data.length);
+
+      expect((await tusRequest(url, 'DELETE', tenant.auth)).status).toBe(204);
+      await expect(stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: stored.key }))).rejects.toMatchObject({ name: 'NotFound' });
+      await expect.poll(async () => (await ledger().usage(tenant.name)).usedBytes, { timeout: 15_000 }).toBe(0);
+      // Terminated: every later request is 410, a second DELETE too (nothing is deleted twice).
+      expect((await tusRequest(url, 'HEAD', tenant.auth)).status).toBe(410);
+      expect((await tusRequest(url, 'DELETE', tenant.auth)).status).toBe(410);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('refuses to merge when a part in S3 is not what the gateway sent (replaced behind its back): 422, compensated', async () => {
     const data = randomBytes(6 * MiB);
     const url = await createTusUpload(gateway, acme, data.length, 'tampered.bin');
