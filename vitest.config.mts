@@ -16,7 +16,7 @@
  * - Generous timeouts: tests drive real servers and multi-megabyte uploads.
  */
 import { defineConfig } from 'vitest/config';
-import { LateBuiltServersLast } from './test/support/late-built-servers';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /** The S3-facing files the `versitygw` project runs (chosen for coverage per second; see docs/explanation/testing.md). */
 const VERSITYGW_FILES = [
@@ -44,6 +44,33 @@ const END_TO_END_ON_POSTGRES = [
 
 const GLOBAL_SETUP = ['test/global-setup.ts'];
 
+/**
+ * The files that start a server none of the global setups starts (Jaeger, tusd, toxiproxy,
+ * compose-check). On a new machine CI builds those servers at low priority while `npm test` runs
+ * (.ci/run); a file that needs one waits for its build in its `beforeAll`
+ * (`SERVER_BUILD_WAIT_MS`, test/support/late-built-servers.ts). Running these files last gives
+ * the builds the whole run to finish; with the binaries cached only the order changes.
+ */
+const LATE_BUILT_SERVER_FILES = [
+  'test/telemetry/trace.test.ts', // jaeger
+  'test/gateway/tus-conformance.test.ts', // tusd
+  'test/gateway/resumable-upload.test.ts', // tusd
+  'test/faults/fault-helpers.test.ts', // toxiproxy-server
+  'test/compose.test.ts', // compose-check
+];
+
+/** vitest's default order, then the {@link LATE_BUILT_SERVER_FILES} at the end, in the order listed. */
+class LateBuiltServersLast extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (spec: TestSpecification): number =>
+      LATE_BUILT_SERVER_FILES.indexOf(spec.moduleId.slice(spec.project.config.root.length + 1).replaceAll('\\', '/'));
+    const early = sorted.filter((spec) => rank(spec) < 0);
+    const late = sorted.filter((spec) => rank(spec) >= 0).sort((a, b) => rank(a) - rank(b));
+    return [...early, ...late];
+  }
+}
+
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -52,7 +79,7 @@ export default defineConfig({
     hookTimeout: 300_000,
     // stack.stop() waits for both servers to exit (SIGTERM, then SIGKILL after 10 s).
     teardownTimeout: 60_000,
-    // Files that start a server CI may still be building run last (test/support/late-built-servers.ts).
+    // Files that start a server CI may still be building run last.
     sequence: { sequencer: LateBuiltServersLast },
     projects: [
       { extends: true, test: { name: 'minio', include: ['test/**/*.test.ts'], globalSetup: GLOBAL_SETUP } },
