@@ -91,7 +91,8 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
     const retried = context.info.attempt > 1;
     const reservation = { tenant, uploadId: chunkReservationId(batchId, input.chunk) };
 
-    await deps.quota.reserve({ ...reservation, bytes: input.files.reduce((sum, f) => sum + f.size, 0) });
+    const bytesReserved = input.files.reduce((sum, f) => sum + f.size, 0);
+    await deps.quota.reserve({ ...reservation, bytes: bytesReserved });
     try {
       await deps.s3.send(
         new PutObjectCommand({
@@ -201,7 +202,8 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       });
     }
     if (input.mode === 'independent') {
-      await deps.quota.shrink?.({ ...reservation, bytes: progress.bytesStored });
+      // Every file stored (the usual case): the reservation is already exact, one ledger round trip fewer.
+      if (progress.bytesStored < bytesReserved) await deps.quota.shrink?.({ ...reservation, bytes: progress.bytesStored });
       await deps.quota.commit(reservation);
     }
     return { filesStored: progress.stored.length, bytesStored: progress.bytesStored, filesFoundStored: foundStored, failures };
