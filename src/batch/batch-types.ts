@@ -54,11 +54,7 @@ export interface BatchRequest {
    * part size of those children. @default 8 MiB
    */
   partSize?: number;
-  /**
-   * Files one chunk activity stores (one listing page). Each chunk costs a quota reservation and
-   * commit, a manifest, an activity and its workflow tasks whatever its size: larger chunks spread
-   * that over more files. @default 512
-   */
+  /** Files one chunk activity stores (one listing page). @default 128 */
   filesPerChunk?: number;
   /** PutObjects in flight inside one chunk. @default 16 */
   fileConcurrency?: number;
@@ -66,7 +62,7 @@ export interface BatchRequest {
   chunkConcurrency?: number;
   /**
    * Chunks one workflow run starts before it continues as new; bounds each run's history (each
-   * chunk records its page twice, about 300 bytes a file: 12 chunks of 512 files are about 3.7 MB). @default 12
+   * chunk records its page twice, about 300 bytes a file). @default 50
    */
   chunksPerRun?: number;
 }
@@ -80,10 +76,10 @@ export const BATCH_DEFAULTS = {
   checksumAlgorithm: 'CRC32C' as ChecksumAlgorithm,
   contentType: 'application/octet-stream',
   partSize: 8 * 1024 * 1024,
-  filesPerChunk: 512,
+  filesPerChunk: 128,
   fileConcurrency: 16,
   chunkConcurrency: 2,
-  chunksPerRun: 12,
+  chunksPerRun: 50,
 };
 
 /** Largest chunk: bounds one activity's input and result in history (≈ 300 bytes a file). */
