@@ -12,15 +12,19 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { EmbeddedStack } from '../src/embedded';
 import { BatchClient } from '../src/batch-client';
-import { cpuSeconds, MiB, rcloneS3Flags, timed } from './measure';
+import type { BatchRequest } from '../src/batch/batch-types';
+import { cpuSeconds, MiB, rcloneS3Flags, timed, waitedChildrenCpuSeconds } from './measure';
 
 /** One row: `files` files of `fileBytes` each. */
 export interface BatchBenchRow {
   files: number;
   fileBytes: number;
+  /** Request options the saga's batch ran with beyond its defaults. */
+  tuning: BatchTuning;
   saga: { filesPerSecond: number; MBps: number };
-  awsCli?: { filesPerSecond: number; MBps: number };
-  rclone?: { filesPerSecond: number; MBps: number };
+  /** `cpuMsPerFile`: the tool's own process (and its children), for the saga's worker + dev server to be set against. */
+  awsCli?: { filesPerSecond: number; MBps: number; cpuMsPerFile: number };
+  rclone?: { filesPerSecond: number; MBps: number; cpuMsPerFile: number };
   /** Saga files/s over the better tool's. */
   ratio?: number;
   cpuMsPerFile: { worker: number; temporal: number; minio: number };
@@ -37,12 +41,31 @@ export interface BatchBenchOptions {
   bucket: string;
   work: string;
   rows: { files: number; fileBytes: number }[];
+  /** Request options of the saga's batch (chunk size, concurrencies); unset ones take the batch's defaults. */
+  tuning?: BatchTuning;
   startWorker(env: Record<string, string>): Promise<ChildProcess>;
   stopProcess(child: ChildProcess): Promise<void>;
   /** Runs a command line tool; rejects on a non-zero exit. */
   run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void>;
   have: { aws: boolean; rclone: boolean };
   log(line: string): void;
+}
+
+/** The request options a bench run may set. */
+export type BatchTuning = Partial<Pick<BatchRequest, 'filesPerChunk' | 'fileConcurrency' | 'chunkConcurrency' | 'chunksPerRun'>>;
+
+const TUNABLE = ['filesPerChunk', 'fileConcurrency', 'chunkConcurrency', 'chunksPerRun'] as const;
+
+/** `filesPerChunk=256,fileConcurrency=16` as {@link BatchTuning}; undefined or '' is none. */
+export function parseBatchTuning(list: string | undefined): BatchTuning {
+  const tuning: BatchTuning = {};
+  for (const item of (list ?? '').split(',').filter(Boolean)) {
+    const [name, value] = item.split('=');
+    if (!(TUNABLE as readonly string[]).includes(name!) || !/^\d+$/.test(value ?? ''))
+      throw new Error(`--batch-tuning: "${item}" is not one of ${TUNABLE.join(', ')} = a whole number`);
+    tuning[name as (typeof TUNABLE)[number]] = Number(value);
+  }
+  return tuning;
 }
 
 const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -89,13 +112,16 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
           tenant: 'bench-batch',
           source: { type: 'directory', path: dir },
           destination: { bucket, prefix: `bench-batch/${batchId}/` },
+          ...options.tuning,
         });
         const result = await handle.result();
         if (result.filesDone !== files) throw new Error(`batch stored ${result.filesDone} of ${files} files`);
       });
       const after = await cpu();
       const saga = rate(ms);
-      log(`batch ${label} saga: ${saga.filesPerSecond} files/s, ${saga.MBps} MB/s`);
+      log(
+        `batch ${label} saga: ${saga.filesPerSecond} files/s, ${saga.MBps} MB/s, CPU ms/file worker ${((after.worker! - before.worker!) * 1000) / files}`,
+      );
       // Visibility is eventually consistent: the last run's history length settles within a second.
       await new Promise((r) => setTimeout(r, 2000));
       const lengths: number[] = [];
@@ -105,6 +131,7 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
       const row: BatchBenchRow = {
         files,
         fileBytes,
+        tuning: options.tuning ?? {},
         saga,
         cpuMsPerFile: {
           worker: round(((after.worker! - before.worker!) * 1000) / files, 2),
@@ -116,6 +143,7 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
         eventsTotal: lengths.reduce((a, b) => a + b, 0),
       };
       if (options.have.aws) {
+        const awsCpuBefore = await waitedChildrenCpuSeconds(process.pid);
         const { ms: awsMs } = await timed(() =>
           options.run(
             'aws',
@@ -132,15 +160,22 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
             toolEnv,
           ),
         );
-        row.awsCli = rate(awsMs);
-        log(`batch ${label} aws s3 cp --recursive: ${row.awsCli.filesPerSecond} files/s`);
+        row.awsCli = {
+          ...rate(awsMs),
+          cpuMsPerFile: round((((await waitedChildrenCpuSeconds(process.pid)) - awsCpuBefore) * 1000) / files, 2),
+        };
+        log(`batch ${label} aws s3 cp --recursive: ${row.awsCli.filesPerSecond} files/s, ${row.awsCli.cpuMsPerFile} CPU ms/file`);
       }
       if (options.have.rclone) {
+        const rcloneCpuBefore = await waitedChildrenCpuSeconds(process.pid);
         const { ms: rcloneMs } = await timed(() =>
           options.run('rclone', ['copy', dir, `:s3:${bucket}/bench-batch/rclone-${batchId}/`, ...rcloneS3Flags(stack.s3)], toolEnv),
         );
-        row.rclone = rate(rcloneMs);
-        log(`batch ${label} rclone copy: ${row.rclone.filesPerSecond} files/s`);
+        row.rclone = {
+          ...rate(rcloneMs),
+          cpuMsPerFile: round((((await waitedChildrenCpuSeconds(process.pid)) - rcloneCpuBefore) * 1000) / files, 2),
+        };
+        log(`batch ${label} rclone copy: ${row.rclone.filesPerSecond} files/s, ${row.rclone.cpuMsPerFile} CPU ms/file`);
       }
       const best = Math.max(row.awsCli?.filesPerSecond ?? 0, row.rclone?.filesPerSecond ?? 0);
       if (best > 0) row.ratio = round(saga.filesPerSecond / best, 2);
@@ -156,13 +191,13 @@ export async function benchBatch(options: BatchBenchOptions): Promise<BatchBench
 /** The section's lines of the markdown report. */
 export function batchMarkdown(rows: BatchBenchRow[]): string[] {
   const lines = [
-    '| batch | saga files/s (MB/s) | aws s3 cp --recursive | rclone copy | ratio | CPU ms/file worker · dev server · MinIO | runs · events max/run |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| batch | saga files/s (MB/s) | aws s3 cp --recursive | rclone copy | ratio | CPU ms/file worker · dev server · MinIO | CPU ms/file aws · rclone | runs · events max/run |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   const cell = (r?: { filesPerSecond: number; MBps: number }) => (r ? `${r.filesPerSecond} (${r.MBps})` : '—');
   for (const r of rows) {
     lines.push(
-      `| ${r.files} × ${r.fileBytes / 1024} KiB | ${cell(r.saga)} | ${cell(r.awsCli)} | ${cell(r.rclone)} | ${r.ratio ?? '—'} | ${r.cpuMsPerFile.worker} · ${r.cpuMsPerFile.temporal} · ${r.cpuMsPerFile.minio} | ${r.runs} · ${r.eventsPerRunMax} |`,
+      `| ${r.files} × ${r.fileBytes / 1024} KiB | ${cell(r.saga)} | ${cell(r.awsCli)} | ${cell(r.rclone)} | ${r.ratio ?? '—'} | ${r.cpuMsPerFile.worker} · ${r.cpuMsPerFile.temporal} · ${r.cpuMsPerFile.minio} | ${r.awsCli?.cpuMsPerFile ?? '—'} · ${r.rclone?.cpuMsPerFile ?? '—'} | ${r.runs} · ${r.eventsPerRunMax} |`,
     );
   }
   return [...lines, ''];

@@ -30,7 +30,9 @@
  *   the gateway's; `--gateway-cpu-prof <dir>` profiles it.
  *
  * - batch: 10,000 × 64 KiB and 1,000 × 1 MiB files from a local directory as one batch saga, `aws s3
- *   cp --recursive` and `rclone copy` (bench/batch.ts; `--batch-rows` for other sizes).
+ *   cp --recursive` and `rclone copy` (bench/batch.ts; `--batch-rows` for other sizes, e.g. `1000x64KiB`
+ *   for a short run; `--batch-tuning` for other chunk sizes and concurrencies; `--batch-cpu-prof
+ *   <dir>` profiles the worker).
  *
  * - scaleOut: uploads/s of 100 concurrent 1 MiB uploads with 1, 2 and 3 worker processes on one
  *   task queue, for one tenant and for eight, on the real Temporal server on PostgreSQL (started
@@ -62,7 +64,7 @@ import { standInUploadActivities } from '../test/support/stand-in-upload-activit
 import { createBaselineActivities } from './baseline-activities';
 import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
-import { batchMarkdown, benchBatch, type BatchBenchRow } from './batch';
+import { batchMarkdown, benchBatch, parseBatchTuning, type BatchBenchRow } from './batch';
 import {
   cpuSeconds,
   currentRssMiB,
@@ -91,6 +93,8 @@ interface Options {
   reps: string;
   latencyUploads: string;
   batchRows: string;
+  batchTuning?: string;
+  batchCpuProf?: string;
   latencyRounds: string;
   skip: string[];
   only?: string[];
@@ -222,6 +226,11 @@ async function main(): Promise<void> {
     .option('--concurrency <n>', 'parts in flight for every tool', '4')
     .option('--reps <n>', 'runs per tool and size (best counts)', '2')
     .option('--batch-rows <rows>', 'batch section: files x size per row', '10000x64KiB,1000x1MiB')
+    .option(
+      '--batch-tuning <list>',
+      'batch section: request options of the saga, e.g. filesPerChunk=256,fileConcurrency=16,chunkConcurrency=3 (default: its own)',
+    )
+    .option('--batch-cpu-prof <dir>', "write a CPU profile of the batch section's worker process (node --cpu-prof) to this directory")
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
     .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
     .option('--skip <parts...>', `skip any of ${SECTIONS.join(', ')}`, [])
@@ -693,7 +702,11 @@ async function main(): Promise<void> {
           const [files, size] = row.split('x');
           return { files: Number(files), fileBytes: parseByteSize(size!)! };
         }),
-        startWorker: (workerEnv) => startWorkerProcess(workerEnv),
+        tuning: parseBatchTuning(opts.batchTuning),
+        startWorker: (workerEnv) =>
+          startWorkerProcess(workerEnv, undefined, {
+            nodeArgs: opts.batchCpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.batchCpuProf)] : [],
+          }),
         stopProcess,
         run,
         have: { aws: await which('aws'), rclone: await which('rclone') },

@@ -198,28 +198,61 @@ export async function sizeOf(entry: { path: string; key: string }): Promise<{ fi
   }
 }
 
-/** The next page of at most `maxFiles` files (listing failures ride along and do not count). */
+/** Stats of one page in flight at once: the threadpool's file-system calls overlap instead of queueing one by one. */
+const SIZE_CONCURRENCY = 32;
+
+/** `sizeOf` of each entry, in order, at most {@link SIZE_CONCURRENCY} at once. */
+export async function sizesOf(entries: { path: string; key: string }[]): Promise<Awaited<ReturnType<typeof sizeOf>>[]> {
+  const sized: Awaited<ReturnType<typeof sizeOf>>[] = new Array(entries.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < entries.length) {
+      const i = next++;
+      sized[i] = await sizeOf(entries[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SIZE_CONCURRENCY, entries.length) }, lane));
+  return sized;
+}
+
+/**
+ * The next page of at most `maxFiles` files (listing failures ride along and do not count). Entries
+ * are sized in windows no larger than what is left of the page, so the page ends where a one-by-one
+ * walk would.
+ */
 export async function listPage(source: BatchSource, prefix: string, cursor: string | undefined, maxFiles: number): Promise<ListingPage> {
   const files: BatchFile[] = [];
   const failures: BatchFileFailure[] = [];
   let last = cursor;
   const entries = sourceEntries(source, prefix, cursor);
-  for await (const { entry, cursor: after } of entries) {
-    last = after;
-    if ('failure' in entry) failures.push(entry.failure);
-    else {
-      const sized = await sizeOf(entry);
-      if ('file' in sized) files.push(sized.file);
-      else failures.push(sized.failure);
+  try {
+    for (;;) {
+      const room = Math.min(maxFiles - files.length, maxFiles - failures.length);
+      const window: { path: string; key: string }[] = [];
+      let listed = 0;
+      let listingFailure: BatchFileFailure | undefined;
+      while (listed < room && listingFailure === undefined) {
+        const item = await entries.next();
+        if (item.done) break;
+        listed++;
+        last = item.value.cursor;
+        // A listing failure ends the window: it counts like a file that failed.
+        if ('failure' in item.value.entry) listingFailure = item.value.entry.failure;
+        else window.push(item.value.entry);
+      }
+      for (const sized of await sizesOf(window)) {
+        if ('file' in sized) files.push(sized.file);
+        else failures.push(sized.failure);
+      }
+      if (listingFailure) failures.push(listingFailure);
+      if (listed === 0) return { files, failures, cursor: undefined };
+      if (files.length >= maxFiles || failures.length >= maxFiles) {
+        // Is there more? One more entry from the same walk answers it; the cursor stays after the last entry taken.
+        const more = await entries.next();
+        return { files, failures, cursor: more.done ? undefined : last };
+      }
     }
-    if (files.length >= maxFiles || failures.length >= maxFiles) {
-      // Is there more? Ask the generator for one more entry without consuming it: a fresh walk from `last` answers the same.
-      await entries.return(undefined);
-      const rest = sourceEntries(source, prefix, last);
-      const more = await rest.next();
-      await rest.return(undefined);
-      return { files, failures, cursor: more.done ? undefined : last };
-    }
+  } finally {
+    await entries.return(undefined);
   }
-  return { files, failures, cursor: undefined };
 }

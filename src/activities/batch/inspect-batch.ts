@@ -20,13 +20,16 @@ import { permanentFailure, UploadFailureType } from '../../upload/errors';
 import { isS3Error, s3Failure } from '../../s3/classify-error';
 import type { UploadActivityDeps } from '../deps';
 import { tenantKeyPrefixFor } from '../inspect-source';
-import { sizeOf, sourceEntries } from './batch-listing';
+import { sizesOf, sourceEntries } from './batch-listing';
 
 /** What inspect-batch found: the totals the progress is measured against. */
 export interface BatchInspection {
   filesTotal: number;
   bytesTotal: number;
 }
+
+/** Files sized per window of the walk. */
+const INSPECT_WINDOW = 256;
 
 const isInside = (root: string, candidate: string) => {
   const relative = path.relative(root, candidate);
@@ -102,35 +105,52 @@ export function inspectBatchActivity(deps: UploadActivityDeps) {
     let entries = 0;
     let filesTotal = 0;
     let bytesTotal = 0;
+    // Files are sized a window at a time (their stats overlap) and counted in listing order, so the
+    // first problem in that order is the one reported.
+    const count = async (window: { path: string; key: string }[]) => {
+      const sizes = await sizesOf(window);
+      sizes.forEach((sized, i) => {
+        if (!('file' in sized)) return;
+        if (request.mode === 'atomic' && sized.file.size > request.partSize)
+          throw batchFailure(
+            BatchFailureType.BatchFileTooLarge,
+            `${window[i]!.path} has ${sized.file.size} bytes; an atomic batch takes files up to its partSize (${request.partSize} bytes); nothing was uploaded`,
+          );
+        filesTotal++;
+        bytesTotal += sized.file.size;
+      });
+    };
+    let window: { path: string; key: string }[] = [];
     for await (const { entry } of sourceEntries(source, prefix, undefined)) {
       if (++entries % 1000 === 0) context.heartbeat({ entries });
       if ('failure' in entry) {
-        if (entry.failure.type === BatchFailureType.BatchManifestInvalid)
+        if (entry.failure.type === BatchFailureType.BatchManifestInvalid) {
+          await count(window);
           throw batchFailure(
             BatchFailureType.BatchManifestInvalid,
             `manifest ${entry.failure.path}: ${entry.failure.message}; nothing was uploaded`,
           );
+        }
         continue;
       }
       if (keys) {
         const earlier = keys.get(entry.key);
-        if (earlier !== undefined)
+        if (earlier !== undefined) {
+          await count(window);
           throw batchFailure(
             BatchFailureType.BatchDuplicateKey,
             `${earlier} and ${entry.path} both map to key "${entry.key}"; nothing was uploaded`,
           );
+        }
         keys.set(entry.key, entry.path);
       }
-      const sized = await sizeOf(entry);
-      if (!('file' in sized)) continue;
-      if (request.mode === 'atomic' && sized.file.size > request.partSize)
-        throw batchFailure(
-          BatchFailureType.BatchFileTooLarge,
-          `${entry.path} has ${sized.file.size} bytes; an atomic batch takes files up to its partSize (${request.partSize} bytes); nothing was uploaded`,
-        );
-      filesTotal++;
-      bytesTotal += sized.file.size;
+      window.push(entry);
+      if (window.length >= INSPECT_WINDOW) {
+        await count(window);
+        window = [];
+      }
     }
+    await count(window);
     if (entries === 0) {
       const what =
         source.type === 'directory' && (source.include?.length || source.exclude?.length) ? 'no file matches the filters in' : 'no file in';

@@ -12,12 +12,12 @@
  * 2. write the chunk's manifest (the keys it may write) under the saga's reserved prefix;
  * 3. store the files; every object carries its batch's mark (metadata), and undo deletes only
  *    marked objects (undo-batch.ts);
- * 4. independent mode: lower the reservation to the bytes stored and commit it.
+ * 4. independent mode: lower the reservation to the bytes stored (when a file failed) and commit it.
  *
- * Resume: heartbeat details name the files stored and failed. A retried chunk (a worker killed,
- * a store outage) skips them, and before sending any other file it asks the store whether the
- * object is already there with this batch's mark, size and checksum (a file stored after the last
- * heartbeat): no stored file is sent twice.
+ * Resume: heartbeat details (at most one a second) name the files stored and failed. A retried
+ * chunk (a worker killed, a store outage) skips them, and before sending any other file it asks
+ * the store whether the object is already there with this batch's mark, size and checksum (a file
+ * stored after the last heartbeat): no stored file is sent twice.
  *
  * Atomic mode: every PutObject carries `If-None-Match: *` (an atomic batch never replaces an object
  * it could not restore), and any file failure fails the chunk for good: the batch undoes itself.
@@ -70,6 +70,9 @@ export interface UploadBatchChunkProgress {
   failures: (BatchFileFailure & { position: number })[];
 }
 
+/** The shortest interval between two heartbeats of a chunk while it stores files. */
+const HEARTBEAT_EVERY_MS = 1000;
+
 /** A file failure that is the file's, not the store's: listed, never retried. */
 function isFileFailure(err: unknown): err is ApplicationFailure {
   return err instanceof ApplicationFailure && err.nonRetryable === true;
@@ -91,7 +94,8 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
     const retried = context.info.attempt > 1;
     const reservation = { tenant, uploadId: chunkReservationId(batchId, input.chunk) };
 
-    await deps.quota.reserve({ ...reservation, bytes: input.files.reduce((sum, f) => sum + f.size, 0) });
+    const bytesReserved = input.files.reduce((sum, f) => sum + f.size, 0);
+    await deps.quota.reserve({ ...reservation, bytes: bytesReserved });
     try {
       await deps.s3.send(
         new PutObjectCommand({
@@ -168,6 +172,15 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       }
     };
 
+    // Heartbeats at most every HEARTBEAT_EVERY_MS (each one is encoded and handed to the SDK's core,
+    // which sends only some of them to the server anyway), and once more at the end.
+    let lastBeat = 0;
+    const beat = () => {
+      const now = Date.now();
+      if (now - lastBeat < HEARTBEAT_EVERY_MS) return;
+      lastBeat = now;
+      context.heartbeat(progress);
+    };
     const pending = input.files.map((file, position) => ({ file, position })).filter(({ position }) => !settled.has(position));
     let next = 0;
     let storeError: unknown;
@@ -183,7 +196,7 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
             progress.failures.push({ position, path: file.path, key: file.key, type: err.type ?? 'Failed', message: err.message });
           } else storeError ??= err;
         }
-        context.heartbeat(progress);
+        beat();
       }
     };
     await Promise.all(Array.from({ length: Math.min(input.fileConcurrency, pending.length) }, lane));
@@ -201,7 +214,8 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       });
     }
     if (input.mode === 'independent') {
-      await deps.quota.shrink?.({ ...reservation, bytes: progress.bytesStored });
+      // Every file stored (the usual case): the reservation is already exact, one ledger round trip fewer.
+      if (progress.bytesStored < bytesReserved) await deps.quota.shrink?.({ ...reservation, bytes: progress.bytesStored });
       await deps.quota.commit(reservation);
     }
     return { filesStored: progress.stored.length, bytesStored: progress.bytesStored, filesFoundStored: foundStored, failures };
