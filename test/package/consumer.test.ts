@@ -143,7 +143,14 @@ describe('the packed package in a fresh app', () => {
     expect(installed.startsWith(ROOT)).toBe(false);
     const files = await readdir(path.join(installed, 'dist'));
     expect(files).toEqual(
-      expect.arrayContaining(['index.js', 'index.d.ts', 'workflow-bundle.js', 'workflow-bundle-encrypted-failures.js']),
+      expect.arrayContaining([
+        'index.js',
+        'index.d.ts',
+        'workflow-bundle.js',
+        'workflow-bundle-encrypted-failures.js',
+        'workflow-bundle-untraced.js',
+        'workflow-bundle-encrypted-failures-untraced.js',
+      ]),
     );
   });
 
