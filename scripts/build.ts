@@ -3,9 +3,8 @@
  *
  * - the files src/ reads at run time: the gateway page (src/gateway/public) and the encrypting
  *   failure converter, a plain CommonJS module loaded by path;
- * - the workflow code bundled ahead of time ({@link SHIPPED_WORKFLOW_BUNDLES}), plain and with the
- *   encrypting failure converter, each with and without the tracing workflow interceptors, so a
- *   worker starts without webpack;
+ * - the workflow code bundled ahead of time ({@link SHIPPED_WORKFLOW_BUNDLES}), once plain and once
+ *   with the encrypting failure converter, so a worker starts without webpack;
  * - the gateway page's script and style sheet bundled with Uppy, so the gateway needs neither esbuild nor Uppy.
  */
 import { cp, mkdir, writeFile } from 'node:fs/promises';
@@ -27,8 +26,6 @@ async function main(): Promise<void> {
   for (const [file, options] of [
     [worker.SHIPPED_WORKFLOW_BUNDLES.plain, {}],
     [worker.SHIPPED_WORKFLOW_BUNDLES.encryptedFailures, { encryptFailureMessages: true }],
-    [worker.SHIPPED_WORKFLOW_BUNDLES.plainUntraced, { tracing: false }],
-    [worker.SHIPPED_WORKFLOW_BUNDLES.encryptedFailuresUntraced, { encryptFailureMessages: true, tracing: false }],
   ] as const) {
     const bundle = await worker.bundleUploadWorkflows(options);
     await writeFile(file, bundle.code);

@@ -8,8 +8,6 @@
  * by `npm run build`), so a worker from dist/ starts without webpack. Run from the TypeScript
  * sources (tsx, vitest) there is no such bundle and the workflows are bundled at start, as they are
  * when you pass `workflowsPath` (your own workflows file re-exporting `upload-saga/workflows`).
- * The OpenTelemetry workflow interceptors are in the workflow code only when the worker traces:
- * without tracing their spans would be made in every workflow task and thrown away.
  *
  * @packageDocumentation
  */
@@ -105,31 +103,21 @@ export const workflowsPath = siblingModule(__dirname, './workflows');
 
 /**
  * Paths of the workflow bundles `npm run build` writes next to this module: `plain`, and
- * `encryptedFailures` (with the encrypting failure converter, for `config.encryption`), each with
- * the OpenTelemetry workflow interceptors (for workers that trace), and the same two without them
- * (`plainUntraced`, `encryptedFailuresUntraced`). Each is the upload workflows plus the saga's
- * workflow interceptors. They exist in the published package, not in a source checkout.
+ * `encryptedFailures` (with the encrypting failure converter, for `config.encryption`). Each is
+ * the upload workflows plus the saga's workflow interceptors. They exist in the published package,
+ * not in a source checkout.
  */
 export const SHIPPED_WORKFLOW_BUNDLES = {
   plain: path.join(__dirname, 'workflow-bundle.js'),
   encryptedFailures: path.join(__dirname, 'workflow-bundle-encrypted-failures.js'),
-  plainUntraced: path.join(__dirname, 'workflow-bundle-untraced.js'),
-  encryptedFailuresUntraced: path.join(__dirname, 'workflow-bundle-encrypted-failures-untraced.js'),
 } as const;
 
 /**
- * The shipped workflow bundle a worker with (`encrypted`) or without encryption uses, with the
- * tracing workflow interceptors when it traces (`traced`, default true).
+ * The shipped workflow bundle a worker with (`encrypted`) or without encryption uses.
  * @returns undefined where there is none (running from the TypeScript sources)
  */
-export function shippedWorkflowBundle(encrypted: boolean, traced = true): { codePath: string } | undefined {
-  const codePath = encrypted
-    ? traced
-      ? SHIPPED_WORKFLOW_BUNDLES.encryptedFailures
-      : SHIPPED_WORKFLOW_BUNDLES.encryptedFailuresUntraced
-    : traced
-      ? SHIPPED_WORKFLOW_BUNDLES.plain
-      : SHIPPED_WORKFLOW_BUNDLES.plainUntraced;
+export function shippedWorkflowBundle(encrypted: boolean): { codePath: string } | undefined {
+  const codePath = encrypted ? SHIPPED_WORKFLOW_BUNDLES.encryptedFailures : SHIPPED_WORKFLOW_BUNDLES.plain;
   return existsSync(codePath) ? { codePath } : undefined;
 }
 
@@ -258,10 +246,9 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
   const saga = sagaWorkerInterceptors();
   const tracing = options.tracing ?? currentTracing();
   // Tracing's activity interceptor first (the outermost: its span covers the others), then metrics, the
-  // saga's retry hints, and live progress (each upload activity's phase as it starts). Tracing's
-  // workflow interceptors only with tracing: they cost CPU in every workflow task.
+  // saga's retry hints, and live progress (each upload activity's phase as it starts).
   const interceptors = {
-    workflowModules: [...(saga.workflowModules ?? []), ...(tracing ? [tracingWorkflowInterceptorsPath] : [])],
+    workflowModules: [...(saga.workflowModules ?? []), tracingWorkflowInterceptorsPath],
     activity: [
       ...(tracing ? tracingActivityInterceptors() : []),
       createMetricsActivityInterceptor(metrics),
@@ -271,9 +258,7 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
   };
   // Encryption: every payload through the AES-GCM codec, failure messages into encrypted payloads.
   const dataConverter = uploadDataConverter(config.encryption);
-  const workflowBundle =
-    options.workflowBundle ??
-    (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined, tracing !== undefined));
+  const workflowBundle = options.workflowBundle ?? (options.workflowsPath ? undefined : shippedWorkflowBundle(dataConverter !== undefined));
   if (dataConverter && workflowBundle) assertBundleEncryptsFailures(workflowBundle);
   return Worker.create({
     connection: options.connection,
@@ -308,24 +293,17 @@ export interface BundleUploadWorkflowsOptions {
    * @default {@link workflowsPath} (the upload workflows)
    */
   workflowsPath?: string;
-  /**
-   * Bundle the OpenTelemetry workflow interceptors (workflow spans, through the `exporter` sink).
-   * Without them the bundle serves workers that do not trace, at less CPU per workflow task.
-   * @default true
-   */
-  tracing?: boolean;
 }
 
 /**
  * Bundles the workflows (`options.workflowsPath`, default the upload workflows) with the saga's and
- * (unless `tracing: false`) tracing's workflow interceptors once, for many workers. A worker running
- * a bundle with tracing registers the `exporter` sink (see `workflowSpanSinks` in
- * src/telemetry/temporal.ts; `createUploadWorker` does).
+ * tracing's workflow interceptors once, for many workers. A worker running the bundle registers the
+ * `exporter` sink (see `workflowSpanSinks` in src/telemetry/temporal.ts; `createUploadWorker` does).
  */
 export function bundleUploadWorkflows(options: BundleUploadWorkflowsOptions = {}): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: options.workflowsPath ?? workflowsPath,
-    workflowInterceptorModules: [sagaWorkflowInterceptorsPath, ...(options.tracing === false ? [] : [tracingWorkflowInterceptorsPath])],
+    workflowInterceptorModules: [sagaWorkflowInterceptorsPath, tracingWorkflowInterceptorsPath],
     ...(options.encryptFailureMessages ? { failureConverterPath: ENCRYPTED_FAILURE_CONVERTER_PATH } : {}),
     logger: new DefaultLogger('WARN'),
   });

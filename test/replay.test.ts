@@ -127,13 +127,10 @@ function activityTypes(h: RecordedHistory): string[] {
 }
 
 let bundle: WorkflowBundleWithSourceMap;
-/** The bundle of workers that do not trace: without the OpenTelemetry workflow interceptors. */
-let untracedBundle: WorkflowBundleWithSourceMap;
 const timings = { ms: 0, events: 0, histories: 0 };
 
 beforeAll(async () => {
-  // Once each, with the saga's interceptor module, as workers do.
-  [bundle, untracedBundle] = await Promise.all([bundleUploadWorkflows(), bundleUploadWorkflows({ tracing: false })]);
+  bundle = await bundleUploadWorkflows(); // once, with the saga's interceptor module, as workers do
 });
 
 afterAll(() => {
@@ -158,14 +155,6 @@ describe('recorded histories', () => {
     timings.ms += Date.now() - started;
     timings.events += recorded.history.events?.length ?? 0;
     timings.histories++;
-  });
-
-  it.each(historyFiles)('%s replays on the workflow code of a worker without tracing', async (file) => {
-    try {
-      await replay(untracedBundle, loadHistory(file));
-    } catch (err) {
-      throw new Error(describeReplayFailure(file, err), { cause: err });
-    }
   });
 });
 
@@ -212,12 +201,6 @@ describe('the replay guard', () => {
     // Every history above replayed on this bundle; had the tracing interceptors scheduled or reordered a command, one would have diverged.
     const registered = /importInterceptors\(\) \{([\s\S]*?)\n\}/.exec(bundle.code)?.[1] ?? '';
     expect(registered).toContain('interceptors-opentelemetry/lib/workflow-interceptors');
-  });
-
-  it('leaves the OpenTelemetry workflow interceptors out of the bundle of workers without tracing, and keeps the saga module', () => {
-    const registered = /importInterceptors\(\) \{([\s\S]*?)\n\}/.exec(untracedBundle.code)?.[1] ?? '';
-    expect(registered).toContain(path.relative(path.join(__dirname, '..'), sagaWorkflowInterceptorsPath));
-    expect(registered).not.toContain('interceptors-opentelemetry');
   });
 
   it('fails without the saga interceptor module: the recorded runs depend on it', async () => {

@@ -7,13 +7,12 @@
  * inside the sandbox out to the process's span processor.
  *
  * Invariants:
- * - The workflow interceptor module is in the workflow bundle of a worker that traces only: its
- *   spans cost CPU in every workflow task. It adds no workflow command (replay tests prove it on
- *   every recorded history, with and without it), so a run may move between traced and untraced
- *   workers; its spans go out through the `exporter` sink only, which is never called during replay.
- * - Every upload worker registers the `exporter` sink ({@link workflowSpanSinks}): the real one
- *   when tracing is on, a no-op when it is off, for a bundle of your own built with the module (an
- *   unregistered sink would log an error per call).
+ * - The workflow interceptor module is in every upload workflow bundle, tracing on or off: a
+ *   bundle is built once (`npm run build`) and shipped, and must run under both settings. It adds
+ *   no workflow command (replay tests prove it on every recorded history); its spans go out through
+ *   the `exporter` sink only, which is never called during replay.
+ * - So every upload worker registers the `exporter` sink ({@link workflowSpanSinks}): the real one
+ *   when tracing is on, a no-op when it is off (an unregistered sink would log an error per call).
  */
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 // Subpaths, not the package index: the index also loads the workflow-side modules and the worker plugin,

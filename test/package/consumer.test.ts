@@ -143,14 +143,7 @@ describe('the packed package in a fresh app', () => {
     expect(installed.startsWith(ROOT)).toBe(false);
     const files = await readdir(path.join(installed, 'dist'));
     expect(files).toEqual(
-      expect.arrayContaining([
-        'index.js',
-        'index.d.ts',
-        'workflow-bundle.js',
-        'workflow-bundle-encrypted-failures.js',
-        'workflow-bundle-untraced.js',
-        'workflow-bundle-encrypted-failures-untraced.js',
-      ]),
+      expect.arrayContaining(['index.js', 'index.d.ts', 'workflow-bundle.js', 'workflow-bundle-encrypted-failures.js']),
     );
   });
 
