@@ -2,7 +2,8 @@
  * inspect-source: everything that can be checked before a byte moves. Re-validates the request
  * (it may not have come through our client), applies the worker's policies (the tenant's key
  * prefix, the webhook's address), stats the source, compares the declared size, checks that the
- * bucket exists, and plans the parts. Read-only, so it needs no compensation.
+ * bucket exists (a found bucket is remembered for a few seconds, see s3/bucket-check.ts), and plans
+ * the parts. Read-only, so it needs no compensation.
  */
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
@@ -15,6 +16,7 @@ import { transferModeOf, type TransferMode } from './sources/byte-source';
 import { webhookPolicy } from './notify';
 import { isS3Error, s3Failure } from '../s3/classify-error';
 import { DEFAULT_S3_STORE_RULES, multipartLimitsOf } from '../s3/store-rules';
+import { BucketCheck } from '../s3/bucket-check';
 import type { StoreChecksums } from '../upload/integrity';
 
 export interface Inspection {
@@ -72,6 +74,7 @@ export function refuseOutsideTenantPrefix(
 export function inspectSourceActivity(deps: UploadActivityDeps) {
   const webhooks = webhookPolicy(deps.webhook);
   const rules = deps.storeRules ?? DEFAULT_S3_STORE_RULES;
+  const buckets = new BucketCheck((bucket) => deps.s3.send(new HeadBucketCommand({ Bucket: bucket })));
   return async function inspectSource(request: UploadRequestWithDefaults): Promise<Inspection> {
     refuseProblems(UploadFailureType.InvalidUploadRequest, 'upload', findRequestProblems(request));
     refuseOutsideTenantPrefix(deps, request.tenant, request.destination.key, UploadFailureType.DestinationNotAllowed);
@@ -99,7 +102,7 @@ export function inspectSourceActivity(deps: UploadActivityDeps) {
         throw err;
       }
       try {
-        await deps.s3.send(new HeadBucketCommand({ Bucket: request.destination.bucket }));
+        await buckets.ensure(request.destination.bucket);
       } catch (err) {
         if (isS3Error(err, 'NotFound', 'NoSuchBucket', 'Http404')) {
           throw permanentFailure(UploadFailureType.BucketNotFound, `bucket "${request.destination.bucket}" does not exist`);

@@ -180,11 +180,17 @@ export async function quotaLedgerWorkflow(initial: QuotaLedgerState): Promise<vo
   const holds = (uploadId: string) => Object.prototype.hasOwnProperty.call(state.reservations, uploadId);
   const settledAs = (uploadId: string) =>
     Object.prototype.hasOwnProperty.call(state.settled, uploadId) ? state.settled[uploadId] : undefined;
+  // Counted, not listed per settlement: listing up to MAX_SETTLED ids for every commit made each
+  // signal cost O(settled) per upload. The oldest are still the ones forgotten, as Object.keys orders them.
+  let settledCount = Object.keys(state.settled).length;
   const settle = (uploadId: string, how: SettledAs) => {
     delete state.reservations[uploadId];
+    if (settledAs(uploadId) === undefined) settledCount++;
     state.settled[uploadId] = how;
+    if (settledCount <= MAX_SETTLED) return;
     const ids = Object.keys(state.settled);
-    for (const old of ids.slice(0, Math.max(0, ids.length - MAX_SETTLED))) delete state.settled[old];
+    for (const old of ids.slice(0, ids.length - MAX_SETTLED)) delete state.settled[old];
+    settledCount = MAX_SETTLED;
   };
 
   setHandler(usageQuery, usage);

@@ -157,6 +157,27 @@ describe('quota ledger', () => {
     await expect(narrow.reserve({ tenant, uploadId: 'u3', bytes: 1024 })).resolves.toMatchObject({ reservations: 4 });
   });
 
+  it('remembers the 10,000 newest settlements: one more forgets the oldest, and a repeat settles nothing again', async () => {
+    const tenant = uniqueId('bounded');
+    // A ledger that continued as new with a full list of settlements (the oldest first).
+    const settled = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`old-${i}`, 'committed' as const]));
+    await stack.client.workflow.start('quotaLedgerWorkflow', {
+      workflowId: quotaLedgerWorkflowId(tenant),
+      taskQueue: stack.config.temporal.taskQueue,
+      args: [{ tenant, usedBytes: 0, reservations: {}, settled }],
+    });
+    await ledger.reserve({ tenant, uploadId: 'new', bytes: MiB });
+    await ledger.commit({ tenant, uploadId: 'new' });
+    expect(await ledger.reservation(tenant, 'old-0')).toEqual({ status: 'unknown' });
+    expect(await ledger.reservation(tenant, 'old-1')).toEqual({ status: 'committed' });
+    expect(await ledger.reservation(tenant, 'new')).toEqual({ status: 'committed' });
+    // Settling a remembered id again (committed → freed) adds none: the oldest left stays.
+    await ledger.free({ tenant, uploadId: 'new', bytes: MiB });
+    expect(await ledger.reservation(tenant, 'new')).toEqual({ status: 'freed' });
+    expect(await ledger.reservation(tenant, 'old-1')).toEqual({ status: 'committed' });
+    expect(await ledger.usage(tenant)).toMatchObject({ usedBytes: 0, reservedBytes: 0 });
+  });
+
   it('reports zero usage for a tenant it has never seen', async () => {
     expect(await ledger.usage(uniqueId('never'))).toMatchObject({ usedBytes: 0, reservedBytes: 0, reservations: 0 });
   });
