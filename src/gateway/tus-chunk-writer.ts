@@ -54,6 +54,17 @@ export interface ChunkWriterOptions {
   partsInFlight?: number;
 }
 
+/** How one request's writer behaves. */
+export interface WriterBehaviour {
+  /** Record the parts S3 has as they arrive (at most once per `recordIntervalMs`), not only at the end. */
+  recordEachPart: boolean;
+  /**
+   * Settles once the state the writer starts from is confirmed (see `stateConfirmed` of the request
+   * context); nothing is read from or written to S3 before, and the writer fails with its rejection.
+   */
+  confirmation?: Promise<void>;
+}
+
 /** Where one PATCH stands: what the workflow recorded, and what this request has sent since. */
 interface Position {
   offset: number;
@@ -104,7 +115,7 @@ export class ChunkWriter {
     private readonly options: ChunkWriterOptions,
     private readonly tenant: string,
     state: GatewayUploadState,
-    private readonly behaviour: { recordEachPart: boolean } = { recordEachPart: true },
+    private readonly behaviour: WriterBehaviour = { recordEachPart: true },
   ) {
     this.committed = {
       offset: state.offset,
@@ -152,6 +163,7 @@ export class ChunkWriter {
 
   /** Ends the request: sends the last part or stages the remainder, records, deletes folded segments. */
   async finish(): Promise<GatewayUploadState> {
+    await this.behaviour.confirmation;
     const { length } = this.latest;
     const total = this.pending.offset + this.freshBytes;
     if (length !== undefined && total === length) {
@@ -205,6 +217,7 @@ export class ChunkWriter {
    * free; returns while it is being sent. Its buffer is reused once S3 answered.
    */
   private async sendPart(): Promise<void> {
+    await this.behaviour.confirmation;
     const buffer = this.current ?? this.buffers.take(this.partSize);
     this.current = undefined;
     try {
@@ -292,6 +305,7 @@ export class ChunkWriter {
 
   /** Stages the new bytes as a segment; beyond MAX_STAGED_SEGMENTS, folds all staged bytes into one. */
   private async stage(): Promise<void> {
+    await this.behaviour.confirmation;
     const end = this.pending.offset + this.freshBytes;
     let segment: StagedSegment;
     let body: Buffer;
