@@ -192,6 +192,7 @@ export class GatewayUploadStore extends DataStore {
       return await this.writeWith(writer, readable, verifier);
     } catch (err) {
       this.states.forget(context.tenant, id);
+      await writer.abandon();
       throw err;
     }
   }

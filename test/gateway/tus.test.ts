@@ -186,6 +186,41 @@ describe('tus across replicas', () => {
     await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
   });
 
+  itStoreIndependent(
+    'a replica whose last sight of an upload is stale writes nothing before the workflow confirms it: 409, the other replica’s bytes kept',
+    async () => {
+      const data = randomBytes(4 * MiB);
+      const url = await createTusUpload(gateway, acme, data.length, 'stale.bin');
+      const path = new URL(url).pathname;
+      const patch = (target: TestGateway, from: number, body: Buffer) =>
+        tusRequest(`${target.url}${path}`, 'PATCH', { ...acme.auth, 'Upload-Offset': String(from) }, body);
+      // `gateway` remembers the upload at 1 MiB; `replica` then moves it to 2 MiB.
+      for (const [target, from] of [
+        [gateway, 0],
+        [replica, MiB],
+      ] as const) {
+        const response = await patch(target, from, data.subarray(from, from + MiB));
+        expect(response.status, await response.text()).toBe(204);
+      }
+      // A client that did not learn the new offset sends other bytes for [1 MiB, 2 MiB) to `gateway`:
+      // written from its stale sight, they would replace the staged segment of that range.
+      const stale = await patch(gateway, MiB, randomBytes(MiB));
+      expect(stale.status).toBe(409);
+      expect(await stale.text()).toMatch(/moved on to offset 2097152/);
+      for (const [target, from] of [
+        [gateway, 2 * MiB],
+        [replica, 3 * MiB],
+      ] as const) {
+        const response = await patch(target, from, data.subarray(from, from + MiB));
+        expect(response.status, await response.text()).toBe(204);
+      }
+      const state = await gateway.app.uploads.state(acme.name, idOf(url));
+      expect(state.outcome).toBe('completed');
+      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+      await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
+    },
+  );
+
   itStoreIndependent('lets only one of two concurrent PATCHes at the same offset through; the other gets 409', async () => {
     const data = randomBytes(3 * MiB);
     const url = await createTusUpload(gateway, acme, data.length);
