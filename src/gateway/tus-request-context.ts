@@ -37,6 +37,8 @@ export interface TusRequestContext {
   onUploadCreated?: (location: string) => void;
   /** PATCH: the request's Upload-Offset. */
   uploadOffset?: number;
+  /** PATCH: the body's length (Content-Length), when the client sent it. */
+  bodyLength?: number;
   /** The request's effective method (after X-HTTP-Method-Override). */
   method?: string;
   /** The endpoint's full path (`/files`), for the URLs HEAD names in `Upload-Concat`. */

@@ -3,8 +3,10 @@
  * upload's saga (via the uploads service) and S3 calls. It keeps no state between requests.
  *
  * Why it is built this way:
- * - Offsets come from the workflow. `getUpload` (HEAD, and the start of every PATCH) asks the
- *   workflow; a PATCH writes its bytes to S3 and then proposes the new state with `recordChunk`,
+ * - Offsets come from the workflow. `getUpload` (HEAD, DELETE) asks the workflow; a PATCH at the
+ *   offset this replica last saw starts from that state (tus-state-cache.ts), confirmed by a query
+ *   during the body unless this replica is the only one; a PATCH writes its bytes to S3 and then
+ *   proposes the new state with `recordChunk`,
  *   which the workflow accepts only if the chunk starts where the upload stands. A PATCH retried
  *   after a gateway died therefore cannot double-write: bytes it sent that were never recorded are
  *   overwritten by the retry (same part number, same staged-segment key), and anything left over
@@ -12,7 +14,8 @@
  * - Streaming with memory bounded by (parts in flight + 1) parts per PATCH: the body is copied
  *   chunk by chunk into a part buffer; every time the staged bytes plus the new ones fill a part
  *   (5 MiB by default), the staged segments are read back from S3 into its start and the part is
- *   sent with UploadPart and its checksum while the next part is being received, up to
+ *   sent with UploadPart and its checksum while the next part is being received (the staged
+ *   segments are read back while the body arrives, when Content-Length says it fills a part), up to
  *   `tusPartsInFlight` (4) parts at once; the request is not read further while all are busy.
  *   Part buffers are reused across PATCHes (part-buffers.ts). Only the contiguous prefix of parts
  *   S3 confirmed is recorded; the folded segments are deleted once the part is recorded.
@@ -186,6 +189,7 @@ export class GatewayUploadStore extends DataStore {
     const writer = new ChunkWriter(this.writerOptions, context.tenant, state, {
       recordEachPart: !verifier,
       ...(context.stateConfirmed && context.state === state ? { confirmation: context.stateConfirmed } : {}),
+      ...(context.bodyLength !== undefined ? { bodyLength: context.bodyLength } : {}),
     });
     // Any failure may leave this replica's sight of the upload behind the workflow's: the next PATCH asks.
     try {

@@ -269,6 +269,9 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         ...(uploadChecksum ? { uploadChecksum } : {}),
         // checkTusRequest refused a malformed one.
         ...(method === 'PATCH' ? { uploadOffset: Number(request.headers['upload-offset']) } : {}),
+        ...(method === 'PATCH' && /^\d+$/.test(request.headers['content-length'] ?? '')
+          ? { bodyLength: Number(request.headers['content-length']) }
+          : {}),
         ...(method === 'POST' && typeof request.headers['upload-metadata'] === 'string'
           ? { uploadMetadata: request.headers['upload-metadata'] }
           : {}),
