@@ -237,6 +237,58 @@ describe('tus across replicas', () => {
   });
 });
 
+describe('tus: where a PATCH starts', () => {
+  /** Counts the workflow queries a gateway's uploads service sends (every read of an upload's state is one). */
+  function countQueries(target: TestGateway): { count: number } {
+    const counter = { count: 0 };
+    const uploads = target.app.uploads;
+    const state = uploads.state.bind(uploads);
+    uploads.state = (...args: Parameters<typeof uploads.state>) => {
+      counter.count++;
+      return state(...args);
+    };
+    return counter;
+  }
+
+  itStoreIndependent(
+    'sends PATCHes at the offset the gateway last saw without a query when it is the only replica, with one per PATCH (confirming) otherwise',
+    async () => {
+      // Without Redis the lock is in-process: this gateway is the only replica of its uploads.
+      const alone = await startTestGateway(stack, [acme]);
+      try {
+        for (const [target, queriesPerPatch] of [
+          [alone, 0],
+          [gateway, 1],
+        ] as const) {
+          const data = randomBytes(3 * MiB + 7);
+          const url = await createTusUpload(target, acme, data.length, 'counted.bin');
+          const path = new URL(url).pathname;
+          const queries = countQueries(target);
+          const patches = [0, MiB, 2 * MiB, 3 * MiB];
+          for (const [i, from] of patches.entries()) {
+            const to = patches[i + 1] ?? data.length;
+            const response = await tusRequest(
+              `${target.url}${path}`,
+              'PATCH',
+              { ...acme.auth, 'Upload-Offset': String(from) },
+              data.subarray(from, to),
+            );
+            expect(response.status, await response.text()).toBe(204);
+            expect(Number(response.headers.get('upload-offset'))).toBe(to);
+          }
+          expect(queries.count, `queries for ${patches.length} PATCHes`).toBe(queriesPerPatch * patches.length);
+          const state = await target.app.uploads.state(acme.name, idOf(url));
+          expect(state.outcome).toBe('completed');
+          expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+          await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
+        }
+      } finally {
+        await alone.close();
+      }
+    },
+  );
+});
+
 describe('tus protocol errors', () => {
   itStoreIndependent('answers 401 without a valid token, and 404 for another tenant’s upload on every method', async () => {
     const url = await createTusUpload(gateway, acme, 2 * MiB);
