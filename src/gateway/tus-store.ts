@@ -117,6 +117,8 @@ export class GatewayUploadStore extends DataStore {
       // Nothing will be PATCHed: the one (empty) part is sent now.
       await new ChunkWriter(this.writerOptions, context.tenant, state).finish();
     } else {
+      // creation-with-upload: the body is written from this state, no query needed.
+      context.state = state;
       this.states.remember(state);
       context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
     }
