@@ -40,6 +40,7 @@ export class UploadStateCache {
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
   }
 
+  /** Forgets the upload: the next PATCH asks the workflow. */
   forget(tenant: string, uploadId: string): void {
     this.entries.delete(keyOf(tenant, uploadId));
   }
