@@ -257,6 +257,33 @@ describe('the replay guard', () => {
     expect(patchIds(quotaAsActivities)).toContain('quota-steps-as-activities');
     expect(activityTypes(quotaAsActivities)).toEqual(expect.arrayContaining(['reserveSpace', 'commitReservation']));
   });
+  it('runs a tus upload’s open-multipart, verify, merge and delete-staged as local activities under gateway-local-steps; earlier runs keep them regular', () => {
+    const localActivities = (h: RecordedHistory) =>
+      (h.history.events ?? []).flatMap((e) => {
+        const data =
+          e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
+            ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0]
+            : undefined;
+        return data ? [(defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type] : [];
+      });
+    const before = loadHistory('client-upload-tus-before-gateway-local-steps.json');
+    expect(patchIds(before)).not.toContain('gateway-local-steps');
+    expect(activityTypes(before)).toEqual(['openMultipartUpload', 'verifyClientUpload', 'completeUpload', 'cleanupUpload']);
+
+    const after = loadHistory('client-upload-tus.json');
+    expect(patchIds(after)).toContain('gateway-local-steps');
+    expect(activityTypes(after)).toEqual([]);
+    expect(localActivities(after)).toEqual([
+      'reserveSpace',
+      'openMultipartUpload',
+      'verifyClientUpload',
+      'completeUpload',
+      'cleanupUpload',
+      'commitReservation',
+      'notify',
+    ]);
+  });
+
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {
     const localActivities = (h: RecordedHistory) =>
       (h.history.events ?? []).flatMap((e) => {

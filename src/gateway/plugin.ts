@@ -233,6 +233,8 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     s3,
     config,
     locker,
+    // Without Redis the lock is in-process: no other replica can serve these uploads.
+    onlyReplica: !redis,
     uploadTokens,
     path: tusPath,
     onUploadEnded: (tenant, outcome) => metrics.uploadOutcome('tus', outcome, tenant),

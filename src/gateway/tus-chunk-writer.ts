@@ -3,8 +3,9 @@
  * bytes plus new ones fill a part, the part is assembled (staged segments read back from S3, then
  * the new bytes, in one copy) and sent with UploadPart and its checksum while the next part is
  * received; up to `partsInFlight` parts are on their way to S3 at once. Bytes that do not fill a
- * part are staged as one segment object under the upload's staging prefix. What S3 has is proposed
- * to the workflow with `recordChunk`.
+ * part are staged as one segment object under the upload's staging prefix, put while the last parts
+ * are still on their way. Staged segments are read back while the body is received when its
+ * Content-Length says it fills a part. What S3 has is proposed to the workflow with `recordChunk`.
  *
  * Invariants:
  * - The workflow's recorded position is the truth. Bytes sent but never recorded are overwritten
@@ -54,6 +55,19 @@ export interface ChunkWriterOptions {
   partsInFlight?: number;
 }
 
+/** How one request's writer behaves. */
+export interface WriterBehaviour {
+  /** Record the parts S3 has as they arrive (at most once per `recordIntervalMs`), not only at the end. */
+  recordEachPart: boolean;
+  /**
+   * Settles once the state the writer starts from is confirmed (see `stateConfirmed` of the request
+   * context); nothing is read from or written to S3 before, and the writer fails with its rejection.
+   */
+  confirmation?: Promise<void>;
+  /** The body's length (Content-Length), when known: the staged segments are read back while it is received if it fills a part. */
+  bodyLength?: number;
+}
+
 /** Where one PATCH stands: what the workflow recorded, and what this request has sent since. */
 interface Position {
   offset: number;
@@ -84,6 +98,8 @@ export class ChunkWriter {
   private pending: Position;
   /** The part being received: staged bytes first (read back from S3 when it is sent), then new ones. */
   private current: Buffer | undefined;
+  /** The staged segments being read back into `current`, started with the request when its body fills a part. */
+  private readingStaged: Promise<void> | undefined;
   /** Bytes of the current part so far, staged ones included. */
   private filled: number;
   /** Segments folded into parts S3 has: deleted once recorded. */
@@ -104,7 +120,7 @@ export class ChunkWriter {
     private readonly options: ChunkWriterOptions,
     private readonly tenant: string,
     state: GatewayUploadState,
-    private readonly behaviour: { recordEachPart: boolean } = { recordEachPart: true },
+    private readonly behaviour: WriterBehaviour = { recordEachPart: true },
   ) {
     this.committed = {
       offset: state.offset,
@@ -142,7 +158,10 @@ export class ChunkWriter {
       throw new UploadTooLargeError(`the body goes beyond the upload's length of ${length} bytes`);
     }
     for (let from = 0; from < chunk.length;) {
-      this.current ??= this.buffers.take(this.partSize);
+      if (!this.current) {
+        this.current = this.buffers.take(this.partSize);
+        this.startReadingStaged(this.current);
+      }
       const copied = chunk.copy(this.current, this.filled, from, Math.min(chunk.length, from + this.partSize - this.filled));
       this.filled += copied;
       from += copied;
@@ -152,14 +171,19 @@ export class ChunkWriter {
 
   /** Ends the request: sends the last part or stages the remainder, records, deletes folded segments. */
   async finish(): Promise<GatewayUploadState> {
+    await this.behaviour.confirmation;
     const { length } = this.latest;
     const total = this.pending.offset + this.freshBytes;
     if (length !== undefined && total === length) {
       if (this.pending.partsCompleted < partCountOf(length, this.partSize)) await this.sendPart();
       await this.settle();
     } else if (this.freshBytes > 0) {
-      await this.settle();
-      await this.stage();
+      // The tail is put while the parts before it are on their way (it lies after them, under a key
+      // of its own); it counts as sent once they all are.
+      const [settled, staged] = await Promise.allSettled([this.settle(), this.stage()]);
+      if (settled.status === 'rejected') throw settled.reason;
+      if (staged.status === 'rejected') throw staged.reason;
+      this.sent = { ...this.pending, staged: [...this.pending.staged] };
     } else {
       await this.settle();
     }
@@ -170,6 +194,8 @@ export class ChunkWriter {
   /** Waits for the parts in flight, ignoring their failure: the request is failing anyway. */
   async abandon(): Promise<void> {
     await this.settle().catch(() => undefined);
+    await this.readingStaged?.catch(() => undefined);
+    this.readingStaged = undefined;
     if (this.current) this.buffers.give(this.current);
     this.current = undefined;
   }
@@ -184,6 +210,33 @@ export class ChunkWriter {
     if (!this.failure) return;
     if (this.behaviour.recordEachPart && this.ahead()) await this.record().catch(() => undefined);
     throw this.failure.error;
+  }
+
+  /**
+   * Starts reading the staged segments back into `buffer` (the first part of this request) when the
+   * body is known to fill it, so that S3's answer overlaps receiving the body instead of delaying
+   * the part. Nothing is read before the state is confirmed.
+   */
+  private startReadingStaged(buffer: Buffer): void {
+    const { bodyLength, confirmation } = this.behaviour;
+    if (this.pending.staged.length === 0 || bodyLength === undefined) return;
+    const fills = this.stagedBytes() + bodyLength >= this.partSize || this.pending.offset + bodyLength === this.latest.length;
+    if (!fills) return;
+    this.readingStaged = (async () => {
+      await confirmation;
+      await this.readStagedInto(buffer);
+    })();
+    // Awaited before the buffer is sent or given back; a failure fails the request there.
+    this.readingStaged.catch(() => undefined);
+  }
+
+  /** Waits for the read-back started into `current`, if any; true when there was one. */
+  private async stagedRead(): Promise<boolean> {
+    const reading = this.readingStaged;
+    this.readingStaged = undefined;
+    if (!reading) return false;
+    await reading;
+    return true;
   }
 
   /** Reads the staged segments back from S3 into the start of `buffer`, checking their lengths. */
@@ -205,10 +258,13 @@ export class ChunkWriter {
    * free; returns while it is being sent. Its buffer is reused once S3 answered.
    */
   private async sendPart(): Promise<void> {
+    await this.behaviour.confirmation;
+    const read = this.current !== undefined;
     const buffer = this.current ?? this.buffers.take(this.partSize);
     this.current = undefined;
     try {
-      if (this.pending.staged.length > 0) await this.readStagedInto(buffer);
+      const prefetched = read && (await this.stagedRead());
+      if (!prefetched && this.pending.staged.length > 0) await this.readStagedInto(buffer);
       await this.startPart(buffer, buffer.subarray(0, this.filled));
     } catch (error) {
       this.buffers.give(buffer);
@@ -290,26 +346,32 @@ export class ChunkWriter {
     }
   }
 
-  /** Stages the new bytes as a segment; beyond MAX_STAGED_SEGMENTS, folds all staged bytes into one. */
+  /**
+   * Stages the new bytes as a segment; beyond MAX_STAGED_SEGMENTS, folds all staged bytes into one.
+   * Moves `pending` (not `sent`: parts before the segment may still be on their way).
+   */
   private async stage(): Promise<void> {
+    await this.behaviour.confirmation;
     const end = this.pending.offset + this.freshBytes;
     let segment: StagedSegment;
     let body: Buffer;
     let folded: StagedSegment[] = [];
     const buffer = this.current!;
     this.current = undefined;
+    // A read-back started for a body that then ended early: its bytes are needed only to fold.
+    const reading = this.stagedRead();
     if (this.pending.staged.length + 1 > MAX_STAGED_SEGMENTS) {
-      await this.readStagedInto(buffer);
+      if (!(await reading.catch(() => false))) await this.readStagedInto(buffer);
       body = buffer.subarray(0, this.filled);
       segment = { start: this.pending.partsCompleted * this.partSize, end };
       folded = this.pending.staged;
     } else {
+      await reading.catch(() => undefined);
       body = buffer.subarray(this.stagedBytes(), this.filled);
       segment = { start: this.pending.offset, end };
     }
     await this.putSegment(segment, body).finally(() => this.buffers.give(buffer));
     this.pending = { ...this.pending, offset: end, staged: [...(folded.length ? [] : this.pending.staged), segment] };
-    this.sent = { ...this.pending, staged: [...this.pending.staged] };
     this.obsolete.push(...folded);
   }
 

@@ -27,8 +27,18 @@ export interface TusRequestContext {
   log?: FastifyBaseLogger;
   /** The state `getUpload` read in this request (under its lock), reused by `write`. */
   state?: GatewayUploadState;
+  /**
+   * When `state` is this replica's last sight of the upload rather than the workflow's answer: settles
+   * once the workflow confirmed it, rejects (409) when the upload stands elsewhere. Nothing is
+   * written to S3 before it settled.
+   */
+  stateConfirmed?: Promise<void>;
   /** Called once the store created the upload, before the creation's content is read (the resumable-upload draft's 104). */
   onUploadCreated?: (location: string) => void;
+  /** PATCH: the request's Upload-Offset. */
+  uploadOffset?: number;
+  /** PATCH: the body's length (Content-Length), when the client sent it. */
+  bodyLength?: number;
   /** The request's effective method (after X-HTTP-Method-Override). */
   method?: string;
   /** The endpoint's full path (`/files`), for the URLs HEAD names in `Upload-Concat`. */

@@ -3,8 +3,10 @@
  * upload's saga (via the uploads service) and S3 calls. It keeps no state between requests.
  *
  * Why it is built this way:
- * - Offsets come from the workflow. `getUpload` (HEAD, and the start of every PATCH) asks the
- *   workflow; a PATCH writes its bytes to S3 and then proposes the new state with `recordChunk`,
+ * - Offsets come from the workflow. `getUpload` (HEAD, DELETE) asks the workflow; a PATCH at the
+ *   offset this replica last saw starts from that state (tus-state-cache.ts), confirmed by a query
+ *   during the body unless this replica is the only one; a PATCH writes its bytes to S3 and then
+ *   proposes the new state with `recordChunk`,
  *   which the workflow accepts only if the chunk starts where the upload stands. A PATCH retried
  *   after a gateway died therefore cannot double-write: bytes it sent that were never recorded are
  *   overwritten by the retry (same part number, same staged-segment key), and anything left over
@@ -12,7 +14,8 @@
  * - Streaming with memory bounded by (parts in flight + 1) parts per PATCH: the body is copied
  *   chunk by chunk into a part buffer; every time the staged bytes plus the new ones fill a part
  *   (5 MiB by default), the staged segments are read back from S3 into its start and the part is
- *   sent with UploadPart and its checksum while the next part is being received, up to
+ *   sent with UploadPart and its checksum while the next part is being received (the staged
+ *   segments are read back while the body arrives, when Content-Length says it fills a part), up to
  *   `tusPartsInFlight` (4) parts at once; the request is not read further while all are busy.
  *   Part buffers are reused across PATCHes (part-buffers.ts). Only the contiguous prefix of parts
  *   S3 confirmed is recorded; the folded segments are deleted once the part is recorded.
@@ -39,6 +42,8 @@ import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
 import { currentContext } from './tus-request-context';
 import { objectMetadataOf } from './tus-metadata';
 import { FinalUploadNotWritableError, uploadConcatHeader } from './tus-concatenation';
+import { sameWritePosition, UploadStateCache } from './tus-state-cache';
+import type { GatewayUploadState } from '../upload/gateway-upload';
 
 export {
   parseUploadChecksum,
@@ -50,12 +55,22 @@ export {
 export { tusRequestContext, type TusRequestContext } from './tus-request-context';
 
 /** @see GatewayUploadStore */
-export type GatewayUploadStoreOptions = ChunkWriterOptions;
+export interface GatewayUploadStoreOptions extends ChunkWriterOptions {
+  /**
+   * Whether this replica is the only one that serves its uploads (its lock is in-process): then a
+   * PATCH writes from the state this replica last saw without asking the workflow. Otherwise that
+   * state is confirmed with a query while the body is received (see tus-state-cache.ts).
+   * @default false
+   */
+  onlyReplica?: boolean;
+}
 
 /** The {@link DataStore} of the gateway's tus endpoint. */
 export class GatewayUploadStore extends DataStore {
   /** What every PATCH's writer gets: these options, and part buffers the PATCHes share. */
   private readonly writerOptions: ChunkWriterOptions;
+  /** The states this replica last saw, so that a PATCH need not ask the workflow first. */
+  private readonly states = new UploadStateCache();
 
   constructor(private readonly options: GatewayUploadStoreOptions) {
     super();
@@ -102,16 +117,44 @@ export class GatewayUploadStore extends DataStore {
       // Nothing will be PATCHed: the one (empty) part is sent now.
       await new ChunkWriter(this.writerOptions, context.tenant, state).finish();
     } else {
+      // creation-with-upload: the body is written from this state, no query needed.
+      context.state = state;
+      this.states.remember(state);
       context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
     }
     upload.creation_date = new Date(state.createdAt).toISOString();
     return upload;
   }
 
-  /** HEAD (and the start of PATCH, DELETE): the durable state, from the workflow. */
+  /**
+   * HEAD (and the start of PATCH, DELETE): the durable state, from the workflow. A PATCH starts
+   * from the state this replica last saw when it has one; unless this is the only replica, the
+   * workflow confirms it while the body is received, before anything is written.
+   */
   override async getUpload(id: string): Promise<Upload> {
     const context = currentContext();
-    const state = await this.options.uploads.get(context.tenant, id);
+    // A PATCH that names another offset, or one after the expiry, is answered from the workflow's state.
+    const last = context.method === 'PATCH' ? this.states.get(context.tenant, id) : undefined;
+    const seen = last && last.offset === context.uploadOffset && Date.now() < last.expiresAt ? last : undefined;
+    let state: GatewayUploadState;
+    if (seen) {
+      state = seen;
+      if (!this.options.onlyReplica) {
+        context.stateConfirmed = this.options.uploads.get(context.tenant, id).then((current) => {
+          if (sameWritePosition(current, seen)) return;
+          this.states.forget(context.tenant, id);
+          throw new UploadConflictError(
+            `upload ${id} moved on to offset ${current.offset} (phase ${current.phase}, outcome ${current.outcome}); HEAD tells where it stands`,
+            current.offset,
+          );
+        });
+        // Awaited by the writer; a request refused before it writes does not wait for it.
+        context.stateConfirmed.catch(() => undefined);
+      }
+    } else {
+      state = await this.options.uploads.get(context.tenant, id);
+      this.states.remember(state);
+    }
     context.state = state;
     // Concatenation: HEAD says what the upload is; a final takes no PATCH.
     const concat = context.uploadsPath !== undefined ? uploadConcatHeader(state, context.uploadsPath) : undefined;
@@ -145,7 +188,23 @@ export class GatewayUploadStore extends DataStore {
       );
     }
     const verifier = context.uploadChecksum ? new BodyChecksum(context.uploadChecksum) : undefined;
-    const writer = new ChunkWriter(this.writerOptions, context.tenant, state, { recordEachPart: !verifier });
+    const writer = new ChunkWriter(this.writerOptions, context.tenant, state, {
+      recordEachPart: !verifier,
+      ...(context.stateConfirmed && context.state === state ? { confirmation: context.stateConfirmed } : {}),
+      ...(context.bodyLength !== undefined ? { bodyLength: context.bodyLength } : {}),
+    });
+    // Any failure may leave this replica's sight of the upload behind the workflow's: the next PATCH asks.
+    try {
+      return await this.writeWith(writer, readable, verifier);
+    } catch (err) {
+      this.states.forget(context.tenant, id);
+      await writer.abandon();
+      throw err;
+    }
+  }
+
+  private async writeWith(writer: ChunkWriter, readable: Readable, verifier: BodyChecksum | undefined): Promise<number> {
+    const context = currentContext();
     let streamError: unknown;
     try {
       for await (const chunk of readable) {
@@ -169,6 +228,7 @@ export class GatewayUploadStore extends DataStore {
     }
     const after = await writer.finish();
     context.state = after;
+    this.states.remember(after);
     if (after.outcome === 'running' && !(after.length !== undefined && after.offset === after.length)) {
       context.setHeader('Upload-Expires', new Date(after.expiresAt).toUTCString());
     }
@@ -182,7 +242,15 @@ export class GatewayUploadStore extends DataStore {
    */
   override async declareUploadLength(id: string, length: number): Promise<void> {
     const context = currentContext();
-    context.state = await this.options.uploads.declareLength(context.tenant, id, length);
+    // The workflow answers with where the upload stands: nothing left to confirm.
+    delete context.stateConfirmed;
+    try {
+      context.state = await this.options.uploads.declareLength(context.tenant, id, length);
+    } catch (err) {
+      this.states.forget(context.tenant, id);
+      throw err;
+    }
+    this.states.remember(context.state);
   }
 
   /**
@@ -192,6 +260,7 @@ export class GatewayUploadStore extends DataStore {
    */
   override async remove(id: string): Promise<void> {
     const context = currentContext();
+    this.states.forget(context.tenant, id);
     // 404 / 410 for an upload that is unknown, or ended without its object (or terminated before).
     const state = await this.options.uploads.get(context.tenant, id);
     if (state.outcome === 'completed') await this.options.uploads.deleteStored(context.tenant, id);

@@ -59,6 +59,12 @@ export interface TusPluginOptions {
   finishWaitMs?: number;
   /** How often, at most, one PATCH records the parts S3 has (always at its end); see tus-store.ts. @default 1000 */
   recordIntervalMs?: number;
+  /**
+   * Whether this gateway is the only replica serving its uploads (its `locker` is in-process): a
+   * PATCH then writes from the state this replica last saw without asking the workflow first.
+   * @default false (the state is confirmed with a query while the body is received)
+   */
+  onlyReplica?: boolean;
   /** Called with an upload's outcome once its last byte arrived (completed, running when the merge outlasts the wait, or how it failed). */
   onUploadEnded?: (tenant: string, outcome: string) => void;
 }
@@ -85,6 +91,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       uploads: options.uploads,
       s3: options.s3,
       partsInFlight: options.config.tusPartsInFlight,
+      ...(options.onlyReplica ? { onlyReplica: true } : {}),
       ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}),
     }),
     relativeLocation: true,
@@ -253,6 +260,11 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
         uploadsPath: `${app.prefix}${path}`,
         ...(concat?.kind === 'partial' ? { concat: 'partial' as const } : {}),
         ...(uploadChecksum ? { uploadChecksum } : {}),
+        // checkTusRequest refused a malformed one.
+        ...(method === 'PATCH' ? { uploadOffset: Number(request.headers['upload-offset']) } : {}),
+        ...(method === 'PATCH' && /^\d+$/.test(request.headers['content-length'] ?? '')
+          ? { bodyLength: Number(request.headers['content-length']) }
+          : {}),
         ...(method === 'POST' && typeof request.headers['upload-metadata'] === 'string'
           ? { uploadMetadata: request.headers['upload-metadata'] }
           : {}),

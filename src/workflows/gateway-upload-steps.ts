@@ -83,3 +83,25 @@ export const gatewayUploadSteps = defineSaga<UploadActivities>()({
   'commit-quota': uploadStepsWithLocalShortSteps['commit-quota'],
   notify: uploadStepsWithLocalShortSteps.notify,
 });
+
+/** `step` with its action (not its compensation) run as a local activity. */
+function withLocalAction<S extends { action: object }>(step: S): S {
+  return { ...step, action: { ...step.action, local: true } };
+}
+
+/**
+ * The same saga with every step a tus upload waits for as a local activity: open-multipart (so
+ * reserve-space and open-multipart answer creation in one workflow task), and verify, merge and
+ * delete-staged (so the last PATCH's record, the merge and the end of the saga take one workflow
+ * task instead of a trip through the task queue per step). Each of them is one or a few S3 calls;
+ * a worker that dies during one is noticed by the workflow task's timeout, and the task runs again
+ * elsewhere. Compensations stay regular activities: they may outlast a storage outage.
+ * Chosen by the patch `gateway-local-steps` (src/patches.ts).
+ */
+export const gatewayUploadStepsWithLocalSteps: typeof gatewayUploadSteps = {
+  ...gatewayUploadSteps,
+  'open-multipart': withLocalAction(gatewayUploadSteps['open-multipart']),
+  verify: withLocalAction(gatewayUploadSteps.verify),
+  merge: withLocalAction(gatewayUploadSteps.merge),
+  'delete-staged': withLocalAction(gatewayUploadSteps['delete-staged']),
+};

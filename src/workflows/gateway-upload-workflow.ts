@@ -27,7 +27,7 @@
  *   carrying the small state; the next run restores the completed steps' compensations.
  */
 import { requireMultipartUploadId } from '../upload/wire-names';
-import { TUS_CONCATENATION_PATCH, TUS_DEFERRED_LENGTH_PATCH } from '../patches';
+import { GATEWAY_LOCAL_STEPS_PATCH, TUS_CONCATENATION_PATCH, TUS_DEFERRED_LENGTH_PATCH } from '../patches';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -65,7 +65,7 @@ import {
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
 import { CLAIM_LEASE_MS, claimProblem, type ConcatState } from '../upload/concatenation';
 import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
-import { gatewayUploadSteps } from './gateway-upload-steps';
+import { gatewayUploadSteps, gatewayUploadStepsWithLocalSteps } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, uploadEvents } from './upload-notifications';
 import {
@@ -180,7 +180,9 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       ? state.length !== undefined && state.offset === state.length && state.partsCompleted === partCountOf(state.length, state.partSize)
       : reportedParts !== undefined;
 
-  const saga = new Saga<UploadActivities, typeof gatewayUploadSteps>(gatewayUploadSteps, {
+  // Creation and the last PATCH each wait for one workflow task, not a task-queue trip per step.
+  const steps = patched(GATEWAY_LOCAL_STEPS_PATCH) ? gatewayUploadStepsWithLocalSteps : gatewayUploadSteps;
+  const saga = new Saga<UploadActivities, typeof gatewayUploadSteps>(steps, {
     onStepStarted: (step) => setPhase(step as GatewayUploadPhase),
     onCompensationStarted: (steps) => {
       setPhase('compensating');

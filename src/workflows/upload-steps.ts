@@ -140,13 +140,8 @@ export const uploadSteps = defineSaga<UploadActivities>()({
   },
 });
 
-/**
- * The same saga with its short steps (inspect-source, reserve-space and its release,
- * commit-quota, notify) as local activities; the long steps (upload-parts, verify, merge) stay
- * regular activities because they heartbeat or may take minutes. Chosen by the patch
- * `local-short-steps` (src/patches.ts).
- */
-function asLocal<S extends { action: object; compensation?: object }>(step: S): S {
+/** `step` with its action and its compensation run as local activities (`local: true`). */
+export function asLocal<S extends { action: object; compensation?: object }>(step: S): S {
   return {
     ...step,
     action: { ...step.action, local: true },
@@ -154,6 +149,12 @@ function asLocal<S extends { action: object; compensation?: object }>(step: S): 
   };
 }
 
+/**
+ * The same saga with its short steps (inspect-source, reserve-space and its release,
+ * commit-quota, notify) as local activities; the long steps (upload-parts, verify, merge) stay
+ * regular activities because they heartbeat or may take minutes. Chosen by the patch
+ * `local-short-steps` (src/patches.ts).
+ */
 export const uploadStepsWithLocalShortSteps: typeof uploadSteps = {
   ...uploadSteps,
   'inspect-source': asLocal(uploadSteps['inspect-source']),

@@ -186,6 +186,41 @@ describe('tus across replicas', () => {
     await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
   });
 
+  itStoreIndependent(
+    'a replica whose last sight of an upload is stale writes nothing before the workflow confirms it: 409, the other replica’s bytes kept',
+    async () => {
+      const data = randomBytes(4 * MiB);
+      const url = await createTusUpload(gateway, acme, data.length, 'stale.bin');
+      const path = new URL(url).pathname;
+      const patch = (target: TestGateway, from: number, body: Buffer) =>
+        tusRequest(`${target.url}${path}`, 'PATCH', { ...acme.auth, 'Upload-Offset': String(from) }, body);
+      // `gateway` remembers the upload at 1 MiB; `replica` then moves it to 2 MiB.
+      for (const [target, from] of [
+        [gateway, 0],
+        [replica, MiB],
+      ] as const) {
+        const response = await patch(target, from, data.subarray(from, from + MiB));
+        expect(response.status, await response.text()).toBe(204);
+      }
+      // A client that did not learn the new offset sends other bytes for [1 MiB, 2 MiB) to `gateway`:
+      // written from its stale sight, they would replace the staged segment of that range.
+      const stale = await patch(gateway, MiB, randomBytes(MiB));
+      expect(stale.status).toBe(409);
+      expect(await stale.text()).toMatch(/moved on to offset 2097152/);
+      for (const [target, from] of [
+        [gateway, 2 * MiB],
+        [replica, 3 * MiB],
+      ] as const) {
+        const response = await patch(target, from, data.subarray(from, from + MiB));
+        expect(response.status, await response.text()).toBe(204);
+      }
+      const state = await gateway.app.uploads.state(acme.name, idOf(url));
+      expect(state.outcome).toBe('completed');
+      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+      await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
+    },
+  );
+
   itStoreIndependent('lets only one of two concurrent PATCHes at the same offset through; the other gets 409', async () => {
     const data = randomBytes(3 * MiB);
     const url = await createTusUpload(gateway, acme, data.length);
@@ -200,6 +235,58 @@ describe('tus across replicas', () => {
     expect(await headOffset(url, acme.auth)).toBe(MiB);
     await tusRequest(url, 'DELETE', acme.auth);
   });
+});
+
+describe('tus: where a PATCH starts', () => {
+  /** Counts the workflow queries a gateway's uploads service sends (every read of an upload's state is one). */
+  function countQueries(target: TestGateway): { count: number } {
+    const counter = { count: 0 };
+    const uploads = target.app.uploads;
+    const state = uploads.state.bind(uploads);
+    uploads.state = (...args: Parameters<typeof uploads.state>) => {
+      counter.count++;
+      return state(...args);
+    };
+    return counter;
+  }
+
+  itStoreIndependent(
+    'sends PATCHes at the offset the gateway last saw without a query when it is the only replica, with one per PATCH (confirming) otherwise',
+    async () => {
+      // Without Redis the lock is in-process: this gateway is the only replica of its uploads.
+      const alone = await startTestGateway(stack, [acme]);
+      try {
+        for (const [target, queriesPerPatch] of [
+          [alone, 0],
+          [gateway, 1],
+        ] as const) {
+          const data = randomBytes(3 * MiB + 7);
+          const url = await createTusUpload(target, acme, data.length, 'counted.bin');
+          const path = new URL(url).pathname;
+          const queries = countQueries(target);
+          const patches = [0, MiB, 2 * MiB, 3 * MiB];
+          for (const [i, from] of patches.entries()) {
+            const to = patches[i + 1] ?? data.length;
+            const response = await tusRequest(
+              `${target.url}${path}`,
+              'PATCH',
+              { ...acme.auth, 'Upload-Offset': String(from) },
+              data.subarray(from, to),
+            );
+            expect(response.status, await response.text()).toBe(204);
+            expect(Number(response.headers.get('upload-offset'))).toBe(to);
+          }
+          expect(queries.count, `queries for ${patches.length} PATCHes`).toBe(queriesPerPatch * patches.length);
+          const state = await target.app.uploads.state(acme.name, idOf(url));
+          expect(state.outcome).toBe('completed');
+          expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+          await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
+        }
+      } finally {
+        await alone.close();
+      }
+    },
+  );
 });
 
 describe('tus protocol errors', () => {
