@@ -18,7 +18,7 @@ export interface WorkflowPatch {
   /** The day the patch entered main (ISO date). */
   readonly since: string;
   /** The workflow code that asks it. */
-  readonly askedBy: 'saga engine' | 'uploadWorkflow' | 'gatewayUploadWorkflow';
+  readonly askedBy: 'saga engine' | 'uploadWorkflow' | 'gatewayUploadWorkflow' | 'batchWorkflow';
   /** What runs that recorded it do differently from runs that did not, in one line. */
   readonly guards: string;
 }
@@ -99,6 +99,20 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a tus upload created with Upload-Concat stores its bytes as a partial and waits for a final, or joins partials as a final; no earlier run had such an upload.',
   },
+  batchFinishNotCancellable: {
+    id: 'batch-finish-not-cancellable',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      'finish-batch (an atomic batch commits its reservations there: the pivot) runs in a non-cancellable scope and the batch completes; earlier runs replay it cancellable.',
+  },
+  batchListsFailedChunkFiles: {
+    id: 'batch-lists-failed-chunk-files',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      "asked when an independent batch stops on a chunk that failed for good: each file of that chunk (undone) is listed as failed with the chunk's cause; earlier runs listed none of them.",
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -123,3 +137,7 @@ export const PAUSE_RESUME_PATCH = WORKFLOW_PATCHES.pauseResume.id;
 export const QUOTA_WAIT_PATCH = WORKFLOW_PATCHES.quotaWait.id;
 /** @see WORKFLOW_PATCHES.tusConcatenation */
 export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
+/** @see WORKFLOW_PATCHES.batchFinishNotCancellable */
+export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNotCancellable.id;
+/** @see WORKFLOW_PATCHES.batchListsFailedChunkFiles */
+export const BATCH_LISTS_FAILED_CHUNK_FILES_PATCH = WORKFLOW_PATCHES.batchListsFailedChunkFiles.id;
