@@ -104,7 +104,7 @@ export const WORKFLOW_PATCHES = {
     since: '2026-12-06',
     askedBy: 'batchWorkflow',
     guards:
-      'finish-batch (an atomic batch commits its reservations there: the pivot) runs in a non-cancellable scope and the batch completes; earlier runs replay it cancellable.',
+      'a batch cancelled before finish-batch undoes itself even if its chunks completed, and finish-batch (the pivot: an atomic batch commits there) runs non-cancellable; earlier runs replay both as before.',
   },
   batchListsFailedChunkFiles: {
     id: 'batch-lists-failed-chunk-files',

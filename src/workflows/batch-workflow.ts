@@ -19,6 +19,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   ChildWorkflowFailure,
   continueAsNew,
   defineQuery,
@@ -256,6 +257,9 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     }
     await drain();
     if (stopped !== undefined) throw stopped;
+    // A chunk may finish its files before it sees a cancel: the batch is cancelled all the same.
+    if (CancellationScope.current().consideredCancelled && patched(BATCH_FINISH_NOT_CANCELLABLE_PATCH))
+      throw new CancelledFailure(`batch ${request.batchId} was cancelled`);
   } catch (err) {
     // Undo what must not stay, whatever happens to this workflow meanwhile.
     await CancellationScope.nonCancellable(async () => {

@@ -22,8 +22,11 @@ const SMALL = 64 * 1024;
 const FILES = 30;
 const PER_CHUNK = 15;
 
-/** Parks an atomic batch at a held `operation`, cancels it, lets the request go once the cancel is recorded. */
-async function cancelAt(ctx: FaultContext, operation: S3Operation, afterPassing = 0): Promise<TrackedBatch> {
+/**
+ * Parks an atomic batch at a held `operation` while its activity `running` is open, cancels it,
+ * lets the request go once the cancel is recorded.
+ */
+async function cancelAt(ctx: FaultContext, operation: S3Operation, running: string, afterPassing = 0): Promise<TrackedBatch> {
   const gate = await startS3Gate(ctx.minio.endpoint);
   ctx.defer(() => gate.close());
   await ctx.startWorker({ env: { S3_ENDPOINT: gate.url } });
@@ -34,7 +37,10 @@ async function cancelAt(ctx: FaultContext, operation: S3Operation, afterPassing 
     request: { mode: 'atomic', filesPerChunk: PER_CHUNK, fileConcurrency: 2, chunkConcurrency: 1 },
   });
   await hold.waitUntilHeld(1);
-  ctx.log(`${operation} held: cancelling`);
+  await ctx.waitFor(`${running} running`, async () =>
+    activitiesOf(await historyEvidence(batch), running).some((a) => a.closedEventId === undefined),
+  );
+  ctx.log(`${operation} held in ${running}: cancelling`);
   await batch.handle.cancel();
   await ctx.waitFor('the cancel request in the history', async () => (await historyEvidence(batch)).cancelRequested !== undefined, {
     timeoutMs: 30_000,
@@ -67,7 +73,7 @@ export const scenarios: FaultScenario[] = [
     name: 'batch-cancel-atomic-during-inspect',
     proves: 'an atomic batch cancelled during inspect-batch ends cancelled before any byte is written: nothing stored, nothing reserved',
     async run(ctx) {
-      const batch = await cancelAt(ctx, 'HeadBucket');
+      const batch = await cancelAt(ctx, 'HeadBucket', 'inspectBatch');
       await ctx.assertBatchInvariants(batch, { outcome: 'cancelled' });
       const evidence = await runningAtCancel(batch, 'inspectBatch');
       const history = await historyEvidence(batch);
@@ -82,7 +88,7 @@ export const scenarios: FaultScenario[] = [
       'an atomic batch cancelled while a chunk stores its files: the chunk stops, undo deletes every object of the batch and releases every reservation',
     async run(ctx) {
       // Chunk 0 (manifest + 15 files) through, chunk 1 held after its manifest and 3 files.
-      const batch = await cancelAt(ctx, 'PutObject', 1 + PER_CHUNK + 1 + 3);
+      const batch = await cancelAt(ctx, 'PutObject', 'uploadBatchChunk', 1 + PER_CHUNK + 1 + 3);
       await ctx.assertBatchInvariants(batch, { outcome: 'cancelled' });
       const evidence = await runningAtCancel(batch, 'uploadBatchChunk');
       const undo = activitiesOf(await historyEvidence(batch), 'undoBatch');
@@ -97,7 +103,7 @@ export const scenarios: FaultScenario[] = [
       'an atomic batch cancelled inside finish-batch (its reservations committed: the pivot) is not interrupted: it completes with every file stored and its quota committed',
     async run(ctx) {
       // finish-batch commits the reservations, then lists the manifests to delete them: held there.
-      const batch = await cancelAt(ctx, 'ListObjects');
+      const batch = await cancelAt(ctx, 'ListObjects', 'finishBatch');
       const report = await ctx.assertBatchInvariants(batch, { outcome: 'completed' });
       const evidence = await runningAtCancel(batch, 'finishBatch');
       for (let chunk = 0; chunk < FILES / PER_CHUNK; chunk++) {
