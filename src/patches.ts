@@ -113,6 +113,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       "asked when an independent batch stops on a chunk that failed for good: each file of that chunk (undone) is listed as failed with the chunk's cause; earlier runs listed none of them.",
   },
+  batchStoppedDeletesManifests: {
+    id: 'batch-stopped-deletes-manifests',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      'an independent batch that stops (a chunk failed for good, or cancelled) deletes the manifests of its finished chunks after its undo; earlier runs left them under the reserved prefix.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -141,3 +148,5 @@ export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
 export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNotCancellable.id;
 /** @see WORKFLOW_PATCHES.batchListsFailedChunkFiles */
 export const BATCH_LISTS_FAILED_CHUNK_FILES_PATCH = WORKFLOW_PATCHES.batchListsFailedChunkFiles.id;
+/** @see WORKFLOW_PATCHES.batchStoppedDeletesManifests */
+export const BATCH_STOPPED_DELETES_MANIFESTS_PATCH = WORKFLOW_PATCHES.batchStoppedDeletesManifests.id;

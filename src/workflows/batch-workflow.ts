@@ -43,7 +43,11 @@ import {
   type BatchRequestWithDefaults,
   type BatchResult,
 } from '../batch/batch-types';
-import { BATCH_FINISH_NOT_CANCELLABLE_PATCH, BATCH_LISTS_FAILED_CHUNK_FILES_PATCH } from '../patches';
+import {
+  BATCH_FINISH_NOT_CANCELLABLE_PATCH,
+  BATCH_LISTS_FAILED_CHUNK_FILES_PATCH,
+  BATCH_STOPPED_DELETES_MANIFESTS_PATCH,
+} from '../patches';
 import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import type { UploadRequestWithDefaults } from '../upload/request';
 import { finishBatch, inspectBatch, listBatchPage, undoBatch, uploadBatchChunk } from './batch-steps';
@@ -267,9 +271,14 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       setPhase('compensating');
       if (request.mode === 'atomic') {
         await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, allBelow: chunks });
-      } else if (unfinishedChunks.size > 0) {
-        const undone = [...unfinishedChunks].sort((a, b) => a - b);
-        await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, chunks: undone });
+      } else {
+        if (unfinishedChunks.size > 0) {
+          const undone = [...unfinishedChunks].sort((a, b) => a - b);
+          await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, chunks: undone });
+        }
+        // The files of the chunks that finished stay; their manifests are not needed any more.
+        if (patched(BATCH_STOPPED_DELETES_MANIFESTS_PATCH))
+          await finishBatch({ tenant: request.tenant, batchId: request.batchId, bucket, mode: 'independent', chunks });
       }
     });
     const cancelled = isCancellation(err) || isCancellation(stopped);
