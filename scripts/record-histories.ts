@@ -430,10 +430,40 @@ async function recordBatch(r: Recorder): Promise<string> {
   return handle.workflowId;
 }
 
+/**
+ * An independent batch of three chunks of 5 MiB that runs out of quota at the third (tenant
+ * `tight`, 12 MiB): it
+ * stops `failed`, lists the third chunk's files as `QuotaExceeded` and deletes the manifests of the
+ * two chunks it kept (patches batch-lists-failed-chunk-files, batch-stopped-deletes-manifests).
+ */
+async function recordBatchStopped(r: Recorder): Promise<string> {
+  const dir = path.join(r.dir, 'batch-stopped');
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < 6; i++) await writeFile(path.join(dir, `f${i}.bin`), randomBytes(2.5 * MiB));
+  const batches = new BatchClient({ client: r.client, taskQueue: MAIN_QUEUE });
+  const handle = await batches.start({
+    batchId: 'batch-quota-stopped',
+    tenant: 'tight',
+    source: { type: 'directory', path: dir },
+    destination: { bucket: BUCKET, prefix: 'histories/batch-quota-stopped/' },
+    filesPerChunk: 2,
+    chunkConcurrency: 1,
+  });
+  const failure = await handle.result().then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  const summary = (failure as { type?: string; summary?: { filesFailed: number } } | undefined) ?? {};
+  if (summary.type !== 'QuotaExceeded' || summary.summary?.filesFailed !== 2)
+    throw new Error(`scenario batch-quota-stopped ended ${String(failure)}, expected QuotaExceeded with 2 files listed; nothing written`);
+  return handle.workflowId;
+}
+
 function selectScenarios(names: string[]): {
   uploads: Scenario[];
   ledger: boolean;
   batch: boolean;
+  batchStopped: boolean;
   deletedObject: boolean;
   gatewayUploads: GatewayUploadScenario[];
 } {
@@ -441,6 +471,7 @@ function selectScenarios(names: string[]): {
     ...SCENARIOS.map((s) => s.name),
     'quota-ledger',
     'batch-partial',
+    'batch-quota-stopped',
     'deleted-object',
     ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name),
   ];
@@ -451,6 +482,7 @@ function selectScenarios(names: string[]): {
     uploads: SCENARIOS.filter((s) => wanted(s.name)),
     ledger: wanted('quota-ledger'),
     batch: wanted('batch-partial'),
+    batchStopped: wanted('batch-quota-stopped'),
     deletedObject: wanted('deleted-object'),
     gatewayUploads: GATEWAY_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
   };
@@ -575,6 +607,14 @@ async function main(names: string[]): Promise<void> {
       written.add('quota-ledger.json');
       process.stdout.write(
         `${'quota-ledger'.padEnd(28)} ${'running'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}  (refused: ${refused.join(', ')})\n`,
+      );
+    }
+    if (selected.batchStopped) {
+      const t0 = Date.now();
+      const events = await writeHistory('batch-quota-stopped', await fetchHistory(client, await recordBatchStopped(recorder)));
+      written.add('batch-quota-stopped.json');
+      process.stdout.write(
+        `${'batch-quota-stopped'.padEnd(28)} ${'failed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
       );
     }
     if (selected.batch) {

@@ -18,7 +18,7 @@ export interface WorkflowPatch {
   /** The day the patch entered main (ISO date). */
   readonly since: string;
   /** The workflow code that asks it. */
-  readonly askedBy: 'saga engine' | 'uploadWorkflow' | 'gatewayUploadWorkflow';
+  readonly askedBy: 'saga engine' | 'uploadWorkflow' | 'gatewayUploadWorkflow' | 'batchWorkflow';
   /** What runs that recorded it do differently from runs that did not, in one line. */
   readonly guards: string;
 }
@@ -106,6 +106,27 @@ export const WORKFLOW_PATCHES = {
     guards:
       'open-multipart, verify, merge and delete-staged of a gateway upload run as local activities; earlier runs replay them as regular activities.',
   },
+  batchFinishNotCancellable: {
+    id: 'batch-finish-not-cancellable',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      'a batch cancelled before finish-batch undoes itself even if its chunks completed, and finish-batch (the pivot: an atomic batch commits there) runs non-cancellable; earlier runs replay both as before.',
+  },
+  batchListsFailedChunkFiles: {
+    id: 'batch-lists-failed-chunk-files',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      "asked when an independent batch stops on a chunk that failed for good: each file of that chunk (undone) is listed as failed with the chunk's cause; earlier runs listed none of them.",
+  },
+  batchStoppedDeletesManifests: {
+    id: 'batch-stopped-deletes-manifests',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      'an independent batch that stops (a chunk failed for good, or cancelled) deletes the manifests of its finished chunks after its undo; earlier runs left them under the reserved prefix.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -132,3 +153,9 @@ export const QUOTA_WAIT_PATCH = WORKFLOW_PATCHES.quotaWait.id;
 export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
 /** @see WORKFLOW_PATCHES.gatewayLocalSteps */
 export const GATEWAY_LOCAL_STEPS_PATCH = WORKFLOW_PATCHES.gatewayLocalSteps.id;
+/** @see WORKFLOW_PATCHES.batchFinishNotCancellable */
+export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNotCancellable.id;
+/** @see WORKFLOW_PATCHES.batchListsFailedChunkFiles */
+export const BATCH_LISTS_FAILED_CHUNK_FILES_PATCH = WORKFLOW_PATCHES.batchListsFailedChunkFiles.id;
+/** @see WORKFLOW_PATCHES.batchStoppedDeletesManifests */
+export const BATCH_STOPPED_DELETES_MANIFESTS_PATCH = WORKFLOW_PATCHES.batchStoppedDeletesManifests.id;

@@ -95,6 +95,12 @@ export interface BatchFile {
   key: string;
   /** Size seen by the listing; the upload reserves this and fails the file if it changed. */
   size: number;
+  /**
+   * Version seen by the listing (a local file's inode, size, modification and change time): a
+   * chunk fails the file with `SourceChanged` if it is another when read. Absent in pages listed
+   * by workers that did not record it.
+   */
+  version?: string;
 }
 
 /** A file that did not make it, and why. */

@@ -19,11 +19,13 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   ChildWorkflowFailure,
   continueAsNew,
   defineQuery,
   executeChild,
   isCancellation,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -41,6 +43,11 @@ import {
   type BatchRequestWithDefaults,
   type BatchResult,
 } from '../batch/batch-types';
+import {
+  BATCH_FINISH_NOT_CANCELLABLE_PATCH,
+  BATCH_LISTS_FAILED_CHUNK_FILES_PATCH,
+  BATCH_STOPPED_DELETES_MANIFESTS_PATCH,
+} from '../patches';
 import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import type { UploadRequestWithDefaults } from '../upload/request';
 import { finishBatch, inspectBatch, listBatchPage, undoBatch, uploadBatchChunk } from './batch-steps';
@@ -76,6 +83,12 @@ type Settled =
 function applicationFailureIn(error: unknown): ApplicationFailure | undefined {
   for (let e = error; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) return e;
   return undefined;
+}
+
+/** A file of a chunk that failed for good (and was undone), listed with the chunk's cause. */
+function chunkFailureOf(file: BatchFile, error: unknown): BatchFileFailure {
+  const cause = applicationFailureIn(error);
+  return { path: file.path, key: file.key, type: cause?.type ?? 'Failed', message: cause?.message ?? String(error) };
 }
 
 function failureOf(file: BatchFile, error: unknown): BatchFileFailure {
@@ -138,6 +151,8 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
   const inFlight = new Map<string, Promise<Settled>>();
   /** Chunks started and not finished: what an independent batch undoes when it stops. */
   const unfinishedChunks = new Set<number>();
+  /** Chunks that failed for good, with their files: an independent batch lists those files. */
+  const failedChunks = new Map<number, { files: BatchFile[]; error: unknown }>();
   let stopped: unknown;
 
   const settle = (outcome: Settled) => {
@@ -147,7 +162,10 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
         progress.filesDone += outcome.result.filesStored;
         progress.bytesDone += outcome.result.bytesStored;
         outcome.result.failures.forEach(fail);
-      } else stopped ??= outcome.error;
+      } else {
+        stopped ??= outcome.error;
+        failedChunks.set(outcome.chunk, { files: outcome.files, error: outcome.error });
+      }
     } else if (outcome.ok) {
       progress.filesDone++;
       progress.bytesDone += outcome.file.size;
@@ -243,6 +261,9 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     }
     await drain();
     if (stopped !== undefined) throw stopped;
+    // A chunk may finish its files before it sees a cancel: the batch is cancelled all the same.
+    if (CancellationScope.current().consideredCancelled && patched(BATCH_FINISH_NOT_CANCELLABLE_PATCH))
+      throw new CancelledFailure(`batch ${request.batchId} was cancelled`);
   } catch (err) {
     // Undo what must not stay, whatever happens to this workflow meanwhile.
     await CancellationScope.nonCancellable(async () => {
@@ -250,12 +271,24 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       setPhase('compensating');
       if (request.mode === 'atomic') {
         await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, allBelow: chunks });
-      } else if (unfinishedChunks.size > 0) {
-        const undone = [...unfinishedChunks].sort((a, b) => a - b);
-        await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, chunks: undone });
+      } else {
+        if (unfinishedChunks.size > 0) {
+          const undone = [...unfinishedChunks].sort((a, b) => a - b);
+          await undoBatch({ tenant: request.tenant, batchId: request.batchId, bucket, chunks: undone });
+        }
+        // The files of the chunks that finished stay; their manifests are not needed any more.
+        if (patched(BATCH_STOPPED_DELETES_MANIFESTS_PATCH))
+          await finishBatch({ tenant: request.tenant, batchId: request.batchId, bucket, mode: 'independent', chunks });
       }
     });
     const cancelled = isCancellation(err) || isCancellation(stopped);
+    if (request.mode === 'independent' && !cancelled && failedChunks.size > 0 && patched(BATCH_LISTS_FAILED_CHUNK_FILES_PATCH)) {
+      // Their stored files were undone with them: each is a failed file of the batch, with the chunk's cause.
+      for (const chunk of [...failedChunks.keys()].sort((a, b) => a - b)) {
+        const { files, error } = failedChunks.get(chunk)!;
+        files.forEach((file) => fail(chunkFailureOf(file, error)));
+      }
+    }
     setPhase('done');
     setOutcome(cancelled ? 'cancelled' : request.mode === 'atomic' ? 'compensated' : 'failed');
     if (cancelled) throw err;
@@ -287,7 +320,11 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     };
     return continueAsNew<typeof batchWorkflow>(request, next);
   }
-  await finishBatch({ tenant: request.tenant, batchId: request.batchId, bucket, mode: request.mode, chunks });
+  // The pivot of an atomic batch (its reservations are committed here, and a commit is not taken
+  // back): once started it runs to its end and the batch completes, whatever cancel arrives.
+  const finish = () => finishBatch({ tenant: request.tenant, batchId: request.batchId, bucket, mode: request.mode, chunks });
+  if (patched(BATCH_FINISH_NOT_CANCELLABLE_PATCH)) await CancellationScope.nonCancellable(finish);
+  else await finish();
   setPhase('done');
   const outcome = progress.filesFailed > 0 ? 'partial' : 'completed';
   setOutcome(outcome);

@@ -30,6 +30,13 @@
  *    counting, optionally throttled relay in front of MinIO is `ctx.s3Relay({ bytesPerSecond })`
  *    (closed by the runner; start workers with `env: { S3_ENDPOINT: relay.url }`).
  *    Workers, the webhook sink, the servers and temp files are cleaned up by the runner.
+ *    Batches: `ctx.makeBatchDir(sizes)` writes a directory of random files, `ctx.startBatch({ dir })`
+ *    starts a directory batch over it (tenant, bucket, a unique batch id and prefix by default);
+ *    EVERY batch started that way gets the invariants of `batch-invariants.ts` asserted after `run`
+ *    (each stored object byte-identical to its file as it was at the start, what is stored
+ *    following from the outcome, no manifest or multipart upload left, the ledger balanced);
+ *    `await ctx.assertBatchInvariants(batch, { outcome: 'partial', failures: { [key]: 'SourceChanged' } })`
+ *    adds the expectation.
  * 6. Scenarios run two at once by default (`--jobs`): set `exclusive: true` if yours needs the
  *    machine to itself (many processes, or speeds compared with an unfaulted run).
  * Run: `npm run test:faults` (all) or `npm run test:faults -- 03 cancel` (ids or name parts).
@@ -47,6 +54,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
+import { BatchClient } from '../../src/batch-client';
+import type { BatchRequest } from '../../src/batch/batch-types';
 import { UploadClient, type UploadHandle } from '../../src/client';
 import { s3ClientConfig, startEmbeddedStack, type EmbeddedStack, type EmbeddedTemporalKind } from '../../src/embedded';
 import type { UploadRequest } from '../../src/upload/request';
@@ -58,6 +67,22 @@ import { startWorkerProcess, type WorkerProcess } from '../support/worker-proces
 import { testTemporalKind } from '../support/test-temporal';
 import { startWebhookSink, type WebhookSink } from './webhook-sink';
 import type { InvariantExpectation, InvariantReport } from './invariants';
+import type { BatchExpectation, BatchInvariantReport, BatchSourceFile, TrackedBatch } from './batch-invariants';
+
+/** A directory of random files made by {@link FaultContext.makeBatchDir}. */
+export interface BatchDir {
+  readonly dir: string;
+  /** Its files in listing order (`f0000.bin`, `f0001.bin`, …), with their relative names. */
+  readonly files: readonly (TestFile & { readonly name: string })[];
+}
+
+/** Options of {@link FaultContext.startBatch}. */
+export interface StartBatchOptions {
+  /** The source directory (its files are what the objects must match). */
+  readonly dir: BatchDir;
+  /** Overrides of the request (mode, tenant, chunk sizes, …); the source is the directory. */
+  readonly request?: Partial<Omit<BatchRequest, 'source'>>;
+}
 
 /** One fault scenario. */
 export interface FaultScenario {
@@ -200,6 +225,16 @@ export interface FaultContext {
   readonly workers: readonly FaultWorker[];
   /** Uploads the runner will check. */
   readonly tracked: readonly TrackedUpload[];
+  /** Batch client on {@link FaultContext.taskQueue}. */
+  readonly batches: BatchClient;
+  /** Batches the runner will check. */
+  readonly trackedBatches: readonly TrackedBatch[];
+  /** A directory in {@link FaultContext.tmpDir} with one random file of each size in `sizes`. */
+  makeBatchDir(sizes: readonly number[]): Promise<BatchDir>;
+  /** Starts a directory batch and tracks it. */
+  startBatch(options: StartBatchOptions): Promise<TrackedBatch>;
+  /** Waits for the batch to end, then asserts every batch invariant plus `expectation`; marks it checked. */
+  assertBatchInvariants(batch: TrackedBatch, expectation?: BatchExpectation): Promise<BatchInvariantReport>;
   /**
    * The environment a worker gets: this scenario's servers and queue, `tmpDir` as allowed root, the
    * webhook secret, loopback allowed for webhooks and URL sources; plus `overrides`.
@@ -345,6 +380,8 @@ export async function createFaultContext(options: {
   const tenant = `t-${slug.slice(0, 40)}-${randomUUID().slice(0, 6)}`.replace(/-+/g, '-').slice(0, 63);
   const workers: (FaultWorker & { process: WorkerProcess })[] = [];
   const tracked: TrackedUpload[] = [];
+  const batches = new BatchClient({ client, taskQueue });
+  const trackedBatches: TrackedBatch[] = [];
 
   const temporal: FaultTemporal = controllable(stack.temporal, {
     kind: stack.temporal.kind,
@@ -379,6 +416,7 @@ export async function createFaultContext(options: {
 
   // Imported lazily: invariants.ts imports this module's types.
   const { assertUploadInvariants } = await import('./invariants');
+  const { assertBatchInvariants } = await import('./batch-invariants');
 
   const ctx: FaultContext = {
     name: options.name,
@@ -395,6 +433,8 @@ export async function createFaultContext(options: {
     tmpDir,
     workers,
     tracked,
+    batches,
+    trackedBatches,
     workerEnv,
     async startWorker(workerOptions = {}) {
       const env = workerEnv(workerOptions.env);
@@ -426,6 +466,54 @@ export async function createFaultContext(options: {
       };
       workers.push(worker);
       return worker;
+    },
+    async makeBatchDir(sizes) {
+      const dir = await fsp.mkdtemp(path.join(tmpDir, 'batch-'));
+      const files: BatchDir['files'][number][] = [];
+      for (const [i, size] of sizes.entries()) {
+        const name = `f${String(i).padStart(4, '0')}.bin`;
+        files.push({ ...(await makeRandomFile(dir, name, size)), name });
+      }
+      return { dir, files };
+    },
+    async startBatch({ dir, request = {} }) {
+      const batchId = request.batchId ?? uniqueId('batch');
+      const full: BatchRequest = {
+        batchId,
+        tenant,
+        destination: { bucket, prefix: `batches/${batchId}/` },
+        ...request,
+        source: { type: 'directory', path: dir.dir },
+      };
+      const handle = await batches.start(full);
+      const files: BatchSourceFile[] = dir.files.map((f) => ({
+        path: f.path,
+        key: `${full.destination.prefix}${f.name}`,
+        size: f.size,
+        sha256: f.sha256,
+      }));
+      const batch: TrackedBatch = {
+        tenant: full.tenant,
+        batchId,
+        workflowId: handle.workflowId,
+        bucket: full.destination.bucket,
+        prefix: full.destination.prefix,
+        mode: full.mode ?? 'independent',
+        files,
+        handle,
+        checked: false,
+      };
+      trackedBatches.push(batch);
+      log(`batch ${batch.workflowId} started (${batch.mode}): ${files.length} files → s3://${batch.bucket}/${batch.prefix}`);
+      return batch;
+    },
+    async assertBatchInvariants(batch, expectation = {}) {
+      const report = await assertBatchInvariants(ctx, batch, expectation);
+      batch.checked = true;
+      log(
+        `invariants hold for ${batch.workflowId}: ${report.settled.outcome}, ${report.stored.length} of ${batch.files.length} files stored, ${report.failures.length} listed failures`,
+      );
+      return report;
     },
     makeFile: (size, name) => makeRandomFile(tmpDir, name ?? `${uniqueId('src')}.bin`, size),
     uniqueId,

@@ -396,8 +396,9 @@ function matches(expected: string | RegExp, actual: string | undefined): boolean
 }
 
 /**
- * Per tenant: the ledger's used bytes equal the sizes of the tenant's completed uploads and no
- * reservation is left open. Valid when every upload of the tenant was tracked and has settled.
+ * Per tenant: the ledger's used bytes equal the sizes of the tenant's completed uploads (and the
+ * files its batches left stored) and no reservation is left open. Valid when every upload and
+ * batch of the tenant was tracked and has settled.
  *
  * @throws AssertionError naming the tenant and the difference
  */
@@ -405,8 +406,10 @@ export async function assertTenantLedgerInvariants(
   ctx: InvariantContext,
   tenant: string,
   uploads: readonly TrackedUpload[],
+  /** Bytes the tenant's settled batches leave stored (batch-invariants.ts `batchStoredBytes`). */
+  batchBytes = 0,
 ): Promise<void> {
-  let committedBytes = 0;
+  let committedBytes = batchBytes;
   for (const upload of uploads) {
     const settled = await settle(upload);
     if (settled.outcome === 'completed') committedBytes += settled.result.size;
@@ -424,7 +427,7 @@ export async function assertTenantLedgerInvariants(
   const problems: string[] = [];
   if (usage.usedBytes !== committedBytes) {
     problems.push(
-      `used bytes are ${usage.usedBytes}, but the completed uploads add up to ${committedBytes} (a commit counted ${usage.usedBytes > committedBytes ? 'more than once' : 'not at all'})`,
+      `used bytes are ${usage.usedBytes}, but the completed uploads${batchBytes ? ' and the files batches stored' : ''} add up to ${committedBytes} (a commit counted ${usage.usedBytes > committedBytes ? 'more than once' : 'not at all'})`,
     );
   }
   if (usage.reservedBytes !== 0 || usage.reservations !== 0) {

@@ -25,6 +25,7 @@ import path from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { bundleUploadWorkflows } from '../../src/worker';
 import { createFaultContext, type FaultScenario } from './framework';
+import { assertBatchInvariants, batchStoredBytes } from './batch-invariants';
 import { assertTenantLedgerInvariants, assertUploadInvariants } from './invariants';
 
 const SCENARIO_DIR = path.join(__dirname, 'scenarios');
@@ -95,20 +96,31 @@ async function runOne(entry: Entry, keep: boolean, workflowBundlePath: string): 
     const body = (async () => {
       await entry.scenario.run(ctx);
       // The invariants, for every tracked upload the scenario did not check itself.
-      if (ctx.tracked.length === 0) throw new Error('the scenario tracked no upload: its invariants cannot be checked');
+      if (ctx.tracked.length === 0 && ctx.trackedBatches.length === 0)
+        throw new Error('the scenario tracked no upload and no batch: its invariants cannot be checked');
       for (const upload of ctx.tracked) {
         if (!upload.checked) {
           await assertUploadInvariants(ctx, upload);
           upload.checked = true;
         }
       }
-      const tenants = new Set(ctx.tracked.map((u) => u.tenant));
-      for (const tenant of tenants)
+      for (const batch of ctx.trackedBatches) {
+        if (!batch.checked) {
+          await assertBatchInvariants(ctx, batch);
+          batch.checked = true;
+        }
+      }
+      const tenants = new Set([...ctx.tracked.map((u) => u.tenant), ...ctx.trackedBatches.map((b) => b.tenant)]);
+      for (const tenant of tenants) {
+        let batchBytes = 0;
+        for (const batch of ctx.trackedBatches.filter((b) => b.tenant === tenant)) batchBytes += await batchStoredBytes(ctx, batch);
         await assertTenantLedgerInvariants(
           ctx,
           tenant,
           ctx.tracked.filter((u) => u.tenant === tenant),
+          batchBytes,
         );
+      }
     })();
     body.catch(() => undefined); // a timed-out body may still fail later; its failure is already reported
     try {

@@ -80,6 +80,31 @@ export interface GateHold {
   release(): void;
 }
 
+/** One request the relay saw. */
+export interface GateRequest {
+  readonly operation: S3Operation;
+  readonly method: string;
+  readonly path: string;
+  /** When it arrived. */
+  readonly at: number;
+  /** Its body's length (`Content-Length`; 0 without one): the bytes it carried. */
+  readonly bytes: number;
+  /** MinIO's answer status, once it answered (unset while held, or if it never got through). */
+  status?: number;
+  /** When MinIO's answer reached the relay. */
+  answeredAt?: number;
+}
+
+/** Options of {@link S3Gate.hold}. */
+export interface HoldOptions {
+  /**
+   * Let this many more requests of the operation through first, then hold the rest: parks a batch
+   * after a known number of its files.
+   * @default 0
+   */
+  readonly afterPassing?: number;
+}
+
 /** Answers of one operation that the relay loses, from {@link S3Gate.loseAnswers}. */
 export interface GateLoss {
   readonly operation: S3Operation;
@@ -94,9 +119,9 @@ export interface S3Gate {
   /** `http://127.0.0.1:<port>`: give it to the worker as `S3_ENDPOINT`. */
   readonly url: string;
   /** Every request seen, in order of arrival. */
-  readonly seen: readonly { operation: S3Operation; method: string; path: string; at: number }[];
-  /** From now on, requests of `operation` wait until the returned hold is released. */
-  hold(operation: S3Operation): GateHold;
+  readonly seen: readonly GateRequest[];
+  /** From now on (after `afterPassing` more), requests of `operation` wait until the returned hold is released. */
+  hold(operation: S3Operation, options?: HoldOptions): GateHold;
   /**
    * From now on, the next `count` successful answers to `operation` are lost: the request is
    * carried out by MinIO, then the client's connection is destroyed instead of answered.
@@ -110,12 +135,12 @@ export interface S3Gate {
 export async function startS3Gate(target: string): Promise<S3Gate> {
   const upstream = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const holds = new Map<S3Operation, { queue: (() => void)[]; total: number; waiters: (() => void)[] }>();
-  const seen: { operation: S3Operation; method: string; path: string; at: number }[] = [];
+  const holds = new Map<S3Operation, { queue: (() => void)[]; total: number; waiters: (() => void)[]; pass: number }>();
+  const seen: GateRequest[] = [];
   const sockets = new Set<Socket>();
   const losses = new Map<S3Operation, { toLose: number; forwarded: number; lost: string[] }>();
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse, operation: S3Operation) => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, operation: S3Operation, record: GateRequest) => {
     if (req.socket.destroyed) return; // the client gave up while held: never replay its request
     const loss = losses.get(operation);
     if (loss) loss.forwarded++;
@@ -123,6 +148,8 @@ export async function startS3Gate(target: string): Promise<S3Gate> {
       { host: upstream.hostname, port: Number(upstream.port), method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
         const status = answer.statusCode ?? 502;
+        record.status = status;
+        record.answeredAt = Date.now();
         if (loss && loss.toLose > 0 && status >= 200 && status < 300) {
           loss.toLose--;
           const chunks: Buffer[] = [];
@@ -146,13 +173,24 @@ export async function startS3Gate(target: string): Promise<S3Gate> {
 
   const server = http.createServer((req, res) => {
     const operation = s3OperationOf(req.method ?? 'GET', req.url ?? '/', req.headers);
-    seen.push({ operation, method: req.method ?? '', path: req.url ?? '', at: Date.now() });
+    const record: GateRequest = {
+      operation,
+      method: req.method ?? '',
+      path: req.url ?? '',
+      at: Date.now(),
+      bytes: Number(req.headers['content-length'] ?? 0) || 0,
+    };
+    seen.push(record);
     const hold = holds.get(operation);
-    if (!hold) return forward(req, res, operation);
-    req.pause();
-    hold.total++;
-    hold.queue.push(() => forward(req, res, operation));
-    for (const wake of hold.waiters.splice(0)) wake();
+    if (hold && hold.pass > 0) hold.pass--;
+    else if (hold) {
+      req.pause();
+      hold.total++;
+      hold.queue.push(() => forward(req, res, operation, record));
+      for (const wake of hold.waiters.splice(0)) wake();
+      return;
+    }
+    forward(req, res, operation, record);
   });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -171,8 +209,9 @@ export async function startS3Gate(target: string): Promise<S3Gate> {
   return {
     url: `http://127.0.0.1:${port}`,
     seen,
-    hold(operation) {
-      const state = holds.get(operation) ?? { queue: [], total: 0, waiters: [] };
+    hold(operation, options = {}) {
+      const state = holds.get(operation) ?? { queue: [], total: 0, waiters: [], pass: 0 };
+      state.pass = options.afterPassing ?? 0;
       holds.set(operation, state);
       return {
         operation,

@@ -18,6 +18,7 @@ import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { objectKeyProblem } from '../../upload/request';
 import type { BatchFile, BatchFileFailure, BatchSource } from '../../batch/batch-types';
+import { localFileVersion } from '../sources/local-file';
 
 /** A source entry before its size is known. */
 export type ListedEntry = { path: string; key: string } | { failure: BatchFileFailure };
@@ -185,7 +186,7 @@ export async function sizeOf(entry: { path: string; key: string }): Promise<{ fi
   try {
     const stat = await fs.stat(entry.path);
     if (!stat.isFile()) return { failure: { ...entry, type: 'SourceUnreadable', message: `${entry.path} is not a regular file` } };
-    return { file: { ...entry, size: stat.size } };
+    return { file: { ...entry, size: stat.size, version: localFileVersion(stat) } };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return {

@@ -4,7 +4,7 @@
  *
  * Per file, the guarantees of the small-file fast path (put-object.ts): the source is opened
  * through the worker's resolver (allowed roots, links, hard links), its size must be the one
- * listed and its version must not change across the read, and what S3 stored must echo the
+ * listed, its version the one listed and unchanged across the read, and what S3 stored must echo the
  * checksum sent. A file that fails any of these is a listed failure; nothing of it stays.
  *
  * In order, so that everything this chunk may write can be found and undone:
@@ -120,6 +120,11 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
         const before = await source.stat();
         if (before.size !== file.size)
           throw permanentFailure(UploadFailureType.SourceChanged, `${file.path} has ${before.size} bytes, but ${file.size} were listed`);
+        if (file.version !== undefined && !sourceVersionMatches(file.version, before.version))
+          throw permanentFailure(
+            UploadFailureType.SourceChanged,
+            `${file.path} was rewritten after it was listed (same size, another version)`,
+          );
         body = await source.read(0, file.size);
         if (!sourceVersionMatches(before.version, (await source.stat()).version))
           throw permanentFailure(UploadFailureType.SourceChanged, `${file.path} changed while it was read`);

@@ -31,6 +31,15 @@ function isInside(root: string, candidate: string): boolean {
   return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
 }
 
+/**
+ * The version of a local file: inode, size, modification time and change time. The change time
+ * too: a same-size rewrite whose modification time was set back (rsync --inplace --times, cp -p
+ * onto the file) changes only ctime, which no one can set back.
+ */
+export function localFileVersion(s: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${s.ino}:${s.size}:${s.mtimeMs}:ctime=${s.ctimeMs}`;
+}
+
 class LocalFileSource implements ByteSource {
   readonly description: string;
   constructor(
@@ -42,9 +51,7 @@ class LocalFileSource implements ByteSource {
 
   async stat(): Promise<SourceStat> {
     const s = await this.handle.stat();
-    // The change time too: a same-size rewrite whose modification time was set back (rsync
-    // --inplace --times, cp -p onto the file) changes only ctime, which no one can set back.
-    return { size: s.size, version: `${s.ino}:${s.size}:${s.mtimeMs}:ctime=${s.ctimeMs}` };
+    return { size: s.size, version: localFileVersion(s) };
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {

@@ -10,7 +10,6 @@
  * the activity; its time is when the workflow task that recorded it completed.
  */
 import type { temporal } from '@temporalio/proto';
-import type { TrackedUpload } from '../framework';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -45,8 +44,13 @@ export function eventTimeMs(event: HistoryEvent): number {
   return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
 }
 
-/** Reads the upload's history and lists its activities and cancel request. */
-export async function historyEvidence(upload: TrackedUpload): Promise<HistoryEvidence> {
+/** A workflow whose history can be read: an upload's or a batch's (their handles' `workflow`). */
+export interface WithHistory {
+  readonly handle: { readonly workflow: { fetchHistory(): Promise<temporal.api.history.v1.IHistory> } };
+}
+
+/** Reads the upload's (or batch's) history and lists its activities and cancel request. */
+export async function historyEvidence(upload: WithHistory): Promise<HistoryEvidence> {
   const events = (await upload.handle.workflow.fetchHistory()).events ?? [];
   const byId = new Map(events.map((e) => [Number(e.eventId), e]));
   const activities: ActivityRecord[] = [];
