@@ -18,7 +18,7 @@ export interface WorkflowPatch {
   /** The day the patch entered main (ISO date). */
   readonly since: string;
   /** The workflow code that asks it. */
-  readonly askedBy: 'saga engine' | 'uploadWorkflow' | 'gatewayUploadWorkflow';
+  readonly askedBy: 'saga engine' | 'uploadWorkflow' | 'gatewayUploadWorkflow' | 'batchWorkflow';
   /** What runs that recorded it do differently from runs that did not, in one line. */
   readonly guards: string;
 }
@@ -99,6 +99,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a tus upload created with Upload-Concat stores its bytes as a partial and waits for a final, or joins partials as a final; no earlier run had such an upload.',
   },
+  batchPause: {
+    id: 'batch-pause',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      'asked when a paused batch first stops starting pages: it lets its chunks in flight finish, signals its running children to pause, holds until resumed and signals them to resume; no earlier run was ever paused.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -123,3 +130,6 @@ export const PAUSE_RESUME_PATCH = WORKFLOW_PATCHES.pauseResume.id;
 export const QUOTA_WAIT_PATCH = WORKFLOW_PATCHES.quotaWait.id;
 /** @see WORKFLOW_PATCHES.tusConcatenation */
 export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
+
+/** @see WORKFLOW_PATCHES.batchPause */
+export const BATCH_PAUSE_PATCH = WORKFLOW_PATCHES.batchPause.id;
