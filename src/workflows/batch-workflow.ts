@@ -23,6 +23,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   ChildWorkflowFailure,
+  condition,
   continueAsNew,
   defineQuery,
   executeChild,
@@ -188,11 +189,16 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     else fail(failureOf(outcome.file, outcome.error));
     showDetails();
   };
-  const waitForOne = async () => {
-    const [id, outcome] = await Promise.race([...inFlight].map(([id, p]) => p.then((o) => [id, o] as const)));
-    inFlight.delete(id);
-    settle(outcome);
-  };
+  let waiting: Promise<void> | undefined;
+  /** Settles the next unit of work that ends. Callers waiting at once share one wait, so a unit is settled once. */
+  const waitForOne = () =>
+    (waiting ??= (async () => {
+      const [id, outcome] = await Promise.race([...inFlight].map(([id, p]) => p.then((o) => [id, o] as const)));
+      inFlight.delete(id);
+      settle(outcome);
+    })().finally(() => {
+      waiting = undefined;
+    }));
   const drain = async () => {
     while (inFlight.size > 0) await waitForOne();
   };
@@ -260,6 +266,17 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
   const nextPage = (startedThisRun: number) =>
     stopped === undefined && !listingDone && startedThisRun < request.chunksPerRun && !workflowInfo().continueAsNewSuggested;
 
+  /** A pause the batch must act on: accepted, and the batch is not stopping anyway. */
+  const pauseDue = () => gate.state().paused && stopped === undefined;
+  let untilPaused: Promise<unknown> | undefined;
+  /** Waits until a unit of work settles or a pause is due (one pending condition at most, no command). */
+  const waitForOneOrPause = async () => {
+    if (pauseDue()) return;
+    untilPaused ??= condition(pauseDue).finally(() => {
+      untilPaused = undefined;
+    });
+    await Promise.race([waitForOne(), untilPaused]);
+  };
   /** Tells every running child to pause or resume; a child that ended meanwhile is skipped. */
   const signalChildren = (request: { paused: boolean; reason?: string }) =>
     Promise.all(
@@ -300,11 +317,15 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       const small = page.files.filter((f) => f.size <= request.partSize);
       if (small.length) startChunk(small);
       page.files.filter((f) => f.size > request.partSize).forEach(startChild);
-      while (inFlight.size >= request.chunkConcurrency) await waitForOne();
+      // A pause is acted on at once (the loop's top), not when the next unit of work ends.
+      while (inFlight.size >= request.chunkConcurrency && !pauseDue()) await waitForOneOrPause();
     }
-    await drain();
-    // A pause that came while the last chunks of this run finished holds here, not in the next run.
-    if (!listingDone) await holdIfPaused();
+    // The rest finishes; a pause accepted before every file started still holds (children paused).
+    for (;;) {
+      await holdIfPaused();
+      if (inFlight.size === 0) break;
+      await waitForOneOrPause();
+    }
     if (stopped !== undefined) throw stopped;
   } catch (err) {
     // Undo what must not stay, whatever happens to this workflow meanwhile.
