@@ -287,12 +287,12 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       ),
     );
   /**
-   * Returns at once unless paused. Paused: children are told to pause, the chunks in flight finish
+   * Returns at once unless a pause is due (paused, and not stopping anyway). Then: children are told to pause, the chunks in flight finish
    * (a chunk that fails stops the batch instead of holding), the batch holds until resumed and
    * tells the children to resume. Throws CancelledFailure when the batch is cancelled meanwhile.
    */
   const holdIfPaused = async () => {
-    if (!gate.state().paused) return;
+    if (!pauseDue()) return;
     patched(BATCH_PAUSE_PATCH);
     await signalChildren({ paused: true, reason: gate.state().reason ?? `batch ${request.batchId} paused` });
     while (stopped === undefined && [...inFlight.keys()].some((id) => id.startsWith('chunk-'))) await waitForOne();
@@ -317,8 +317,11 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       const small = page.files.filter((f) => f.size <= request.partSize);
       if (small.length) startChunk(small);
       page.files.filter((f) => f.size > request.partSize).forEach(startChild);
-      // A pause is acted on at once (the loop's top), not when the next unit of work ends.
-      while (inFlight.size >= request.chunkConcurrency && !pauseDue()) await waitForOneOrPause();
+      // A pause is acted on at once, not when the next unit of work ends.
+      while (inFlight.size >= request.chunkConcurrency) {
+        if (pauseDue()) await holdIfPaused();
+        else await waitForOneOrPause();
+      }
     }
     // The rest finishes; a pause accepted before every file started still holds (children paused).
     for (;;) {
