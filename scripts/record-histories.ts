@@ -32,6 +32,7 @@ import {
   workflowPauseProbe,
 } from '../src/activities';
 import { BatchClient } from '../src/batch-client';
+import { childUploadId } from '../src/batch/batch-types';
 import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
 import { loadConfig, type WorkerConfig } from '../src/config';
 import { createS3Client } from '../src/connections';
@@ -434,7 +435,7 @@ async function recordBatch(r: Recorder): Promise<string> {
 
 /**
  * A batch paused and resumed, in one run: slow reads, chunks of 3 one at a time and a large file
- * (8 parts) through a child upload. The pause lands while a chunk and the child are in flight: the batch
+ * (8 parts) through a child upload. The pause lands while a chunk and the child's first parts are in flight: the batch
  * signals the child to pause, lets the chunk finish, holds, and on resume signals the child again.
  */
 async function recordPausedBatch(r: Recorder): Promise<string> {
@@ -442,7 +443,7 @@ async function recordPausedBatch(r: Recorder): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'a-large.bin'), randomBytes(40 * MiB));
   for (let i = 0; i < 9; i++) await writeFile(path.join(dir, `f${i}.bin`), randomBytes(4096));
-  await r.startWorker('record-batch-pause', (real) => real, { sourceDelayMs: 600 });
+  const uploads = await r.startWorker('record-batch-pause', (real) => real, { sourceDelayMs: 1500 });
   const handle = await r.batches('record-batch-pause').start({
     batchId: 'batch-paused',
     tenant: 'pausing',
@@ -453,8 +454,11 @@ async function recordPausedBatch(r: Recorder): Promise<string> {
     fileConcurrency: 1,
     chunkConcurrency: 2,
   });
-  await waitUntil('a file is stored', async () => (await handle.progress()).filesDone > 0);
+  // Pause while the child's first parts are in flight: it is told to pause and holds after them.
+  const child = uploads.getHandle('pausing', childUploadId('batch-paused', 0));
+  await waitUntil('the child uploads parts', async () => (await child.progress().catch(() => undefined))?.phase === 'upload-parts');
   await handle.pause({ reason: 'recorded pause' });
+  await waitUntil('the child holds', async () => (await child.pauseState()).held);
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   await handle.resume();
   const result = await handle.result();

@@ -117,7 +117,7 @@ export class BatchHandle {
    * its running child uploads are told to pause (each lets its parts in flight finish). Reservations
    * stay held and stored files stay; the pause survives worker restarts and continue-as-new.
    * Pausing a paused batch is a no-op.
-   * @throws PauseRefusedError when the batch has started every file, is being undone or has ended
+   * @throws PauseRefusedError when the batch has stored every file and is finishing, is being undone or has ended
    */
   async pause(request: PauseRequest = {}): Promise<PauseState> {
     return this.pauseUpdate(() => this.workflow.executeUpdate(pauseUpdate, { args: [request] }), 'pause');

@@ -17,7 +17,7 @@
  * pause-gate.ts): before it lists another page, and before it continues as new, a paused batch lets
  * its chunks in flight finish, signals its running child uploads to pause (`setPaused`), and holds
  * until resumed; then it signals them to resume. The pause is in history: it survives worker
- * restarts. Once every file has started (the listing is done) a pause is refused.
+ * restarts. Once every file is stored (nothing in flight, the listing done) a pause is refused.
  */
 import {
   ApplicationFailure,
@@ -127,6 +127,7 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
   };
   let listingDone = false;
   let stopped: unknown;
+  const inFlight = new Map<string, Promise<Settled>>();
 
   // Handlers and the query issue no command; a run that is never paused replays unchanged.
   const gate = createPauseGate({
@@ -135,8 +136,8 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
         ? `the batch has ended or is being undone (${progress.outcome === 'running' ? progress.phase : progress.outcome})`
         : stopped !== undefined
           ? 'the batch is stopping'
-          : listingDone
-            ? 'the batch has started every file (its last chunks and child uploads are running)'
+          : listingDone && inFlight.size === 0
+            ? 'the batch has stored every file and is finishing'
             : undefined,
     onChange: (state) => {
       // The search attribute changes with `paused` only; `held` shows in the details and the query.
@@ -168,7 +169,6 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
   let cursor = carried?.cursor;
   let chunks = carried?.chunks ?? 0;
   let largeFiles = carried?.largeFiles ?? 0;
-  const inFlight = new Map<string, Promise<Settled>>();
   /** Chunks started and not finished: what an independent batch undoes when it stops. */
   const unfinishedChunks = new Set<number>();
   /** Workflow ids of the child uploads running now: told to pause and resume with the batch. */
@@ -329,6 +329,8 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       if (inFlight.size === 0) break;
       await waitForOneOrPause();
     }
+    // Nothing runs any more: a pause Update still waiting is answered, later ones are refused.
+    if (listingDone) gate.close();
     if (stopped !== undefined) throw stopped;
   } catch (err) {
     // Undo what must not stay, whatever happens to this workflow meanwhile.

@@ -19,6 +19,7 @@ import { PauseRefusedError, UploadClient } from '../../src/client';
 import { createS3Client } from '../../src/connections';
 import { childUploadId, type BatchRequest } from '../../src/batch/batch-types';
 import { WorkerMetrics } from '../../src/metrics/worker-metrics';
+import { workflowSpanSinks } from '../../src/telemetry/temporal';
 import { uploadMetricsSinks } from '../../src/metrics/worker-sinks';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { UploadPhase } from '../../src/upload/search-attributes';
@@ -118,7 +119,7 @@ async function expectEveryRunReplays(handle: BatchHandle): Promise<number> {
   for await (const info of stack.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) {
     const history = await stack.client.workflow.getHandle(handle.workflowId, info.runId).fetchHistory();
     await Worker.runReplayHistory(
-      { workflowBundle: await bundle, sinks: uploadMetricsSinks(new WorkerMetrics()) },
+      { workflowBundle: await bundle, sinks: { ...uploadMetricsSinks(new WorkerMetrics()), ...workflowSpanSinks(undefined) } },
       history,
       handle.workflowId,
     );
@@ -196,15 +197,16 @@ describe('pausing a batch', () => {
   }, 240_000);
 
   it('pauses its running child upload too, and resumes it', async () => {
-    const worker = await startCountingWorker(1000);
-    const dir = await directoryOf('child', 6, 2000, { 'a-large.bin': 60 * MiB });
+    const worker = await startCountingWorker(2500);
+    const dir = await directoryOf('child', 2, 2000, { 'a-large.bin': 60 * MiB });
     const prefix = `${uniqueId('child')}/`;
     const req = request(dir, prefix, { partSize: 5 * MiB, chunkConcurrency: 2 });
     const handle = await batches.start(req);
     const child = new UploadClient({ client: stack.client, taskQueue: QUEUE }).getHandle(TENANT, childUploadId(req.batchId, 0));
+    // Each read takes 2.5 s: the child's first parts are in flight once it is in upload-parts.
     await expect
-      .poll(async () => (await child.progress().catch(() => undefined))?.partsDone ?? 0, { timeout: 60_000, interval: 200 })
-      .toBeGreaterThan(0);
+      .poll(async () => (await child.progress().catch(() => undefined))?.phase, { timeout: 60_000, interval: 200 })
+      .toBe('upload-parts');
 
     await handle.pause({ reason: 'test: child' });
     // The child was told to pause by signal: it holds once its parts in flight finished.
@@ -219,7 +221,7 @@ describe('pausing a batch', () => {
     await handle.resume();
     await expect.poll(async () => (await child.pauseState()).paused, { timeout: 30_000, interval: 200 }).toBe(false);
     const result = await handle.result();
-    expect(result).toMatchObject({ outcome: 'completed', filesDone: 7 });
+    expect(result).toMatchObject({ outcome: 'completed', filesDone: 3 });
     expect(worker.uploadParts()).toBe(12); // no part sent twice
     expect((await keysUnder(stack.s3, BUCKET, prefix)).sort()).toContain(`${prefix}a-large.bin`);
     await expectEveryRunReplays(handle);
