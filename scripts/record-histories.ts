@@ -32,6 +32,7 @@ import {
   workflowPauseProbe,
 } from '../src/activities';
 import { BatchClient } from '../src/batch-client';
+import { childUploadId } from '../src/batch/batch-types';
 import { UploadClient, UploadFailedError, type UploadHandle } from '../src/client';
 import { loadConfig, type WorkerConfig } from '../src/config';
 import { createS3Client } from '../src/connections';
@@ -75,6 +76,8 @@ interface Recorder {
     activities: (real: UploadActivities) => UploadActivities,
     options?: { sourceDelayMs?: number },
   ): Promise<UploadClient>;
+  /** The task queue's batches, once {@link Recorder.startWorker} started a worker on it. */
+  batches(taskQueue: string): BatchClient;
   /** Runs `close` at the end, before the stack stops (last registered, first closed). */
   defer(close: () => Promise<unknown>): void;
   /** The quota ledger of the main queue's tenants. */
@@ -249,7 +252,7 @@ const SCENARIOS: Scenario[] = [
       const s3 = createS3Client(r.config.s3);
       r.defer(async () => s3.destroy());
       const key = 'histories/sources/s3-object-source.bin';
-      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: randomBytes(11 * MiB) }));
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: randomBytes(40 * MiB) }));
       return r.uploads.start(request('s3-object-source', { source: { type: 's3', bucket: BUCKET, key }, partsPerActivity: 2 }));
     },
   },
@@ -459,11 +462,48 @@ async function recordBatchStopped(r: Recorder): Promise<string> {
   return handle.workflowId;
 }
 
+/**
+ * A batch paused and resumed, in one run: slow reads, chunks of 3 one at a time and a large file
+ * (8 parts) through a child upload. The pause lands while a chunk and the child's first parts are in flight: the batch
+ * signals the child to pause, lets the chunk finish, holds, and on resume signals the child again.
+ */
+async function recordPausedBatch(r: Recorder): Promise<string> {
+  const dir = path.join(r.dir, 'batch-paused');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'a-large.bin'), randomBytes(40 * MiB));
+  for (let i = 0; i < 9; i++) await writeFile(path.join(dir, `f${i}.bin`), randomBytes(4096));
+  const uploads = await r.startWorker('record-batch-pause', (real) => real, { sourceDelayMs: 1500 });
+  const handle = await r.batches('record-batch-pause').start({
+    batchId: 'batch-paused',
+    tenant: 'pausing',
+    source: { type: 'directory', path: dir },
+    destination: { bucket: BUCKET, prefix: 'histories/batch-paused/' },
+    partSize: 5 * MiB,
+    filesPerChunk: 3,
+    fileConcurrency: 1,
+    chunkConcurrency: 2,
+  });
+  // Pause while the child's first parts are in flight: it is told to pause and holds after them.
+  const child = uploads.getHandle('pausing', childUploadId('batch-paused', 0));
+  await waitUntil('the child uploads parts', async () => (await child.progress().catch(() => undefined))?.phase === 'upload-parts');
+  await handle.pause({ reason: 'recorded pause' });
+  await waitUntil('the child holds', async () => (await child.pauseState()).held);
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  await handle.resume();
+  const result = await handle.result();
+  if (result.outcome !== 'completed' || result.filesDone !== 10)
+    throw new Error(
+      `scenario batch-paused ended ${result.outcome} with ${result.filesDone} files, expected completed with 10; nothing written`,
+    );
+  return handle.workflowId;
+}
+
 function selectScenarios(names: string[]): {
   uploads: Scenario[];
   ledger: boolean;
   batch: boolean;
   batchStopped: boolean;
+  pausedBatch: boolean;
   deletedObject: boolean;
   gatewayUploads: GatewayUploadScenario[];
 } {
@@ -472,6 +512,7 @@ function selectScenarios(names: string[]): {
     'quota-ledger',
     'batch-partial',
     'batch-quota-stopped',
+    'batch-paused',
     'deleted-object',
     ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name),
   ];
@@ -483,6 +524,7 @@ function selectScenarios(names: string[]): {
     ledger: wanted('quota-ledger'),
     batch: wanted('batch-partial'),
     batchStopped: wanted('batch-quota-stopped'),
+    pausedBatch: wanted('batch-paused'),
     deletedObject: wanted('deleted-object'),
     gatewayUploads: GATEWAY_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
   };
@@ -562,6 +604,7 @@ async function main(names: string[]): Promise<void> {
           quota: ledger,
           webhook: config.webhook,
           pauses: workflowPauseProbe(client, 500),
+          allowedRoots: config.allowedRoots,
         });
         const queueConfig = { ...config, temporal: { ...config.temporal, taskQueue } };
         run(
@@ -576,6 +619,7 @@ async function main(names: string[]): Promise<void> {
         );
         return new UploadClient({ client, taskQueue });
       },
+      batches: (taskQueue) => new BatchClient({ client, taskQueue }),
     };
     process.stdout.write(`ready in ${seconds(started)}; recording into ${path.relative(process.cwd(), HISTORY_DIR)}/\n`);
 
@@ -623,6 +667,14 @@ async function main(names: string[]): Promise<void> {
       written.add('batch-partial.json');
       process.stdout.write(
         `${'batch-partial'.padEnd(28)} ${'partial'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
+      );
+    }
+    if (selected.pausedBatch) {
+      const t0 = Date.now();
+      const events = await writeHistory('batch-paused', await fetchHistory(client, await recordPausedBatch(recorder)));
+      written.add('batch-paused.json');
+      process.stdout.write(
+        `${'batch-paused'.padEnd(28)} ${'completed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
       );
     }
     if (selected.deletedObject) {

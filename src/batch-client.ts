@@ -9,14 +9,32 @@
  *   destination: { bucket: 'uploads', prefix: 'photos/' },
  * });
  * console.log(await handle.progress()); // { filesDone, filesTotal, bytesDone, bytesTotal, filesFailed, … }
+ * await handle.pause({ reason: 'maintenance' }); // chunks in flight finish, nothing new starts
+ * await handle.resume();
  * const result = await handle.result(); // { outcome: 'completed' | 'partial', failures, … } or throws BatchFailedError
  * ```
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionInfo,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/common';
 import { InvalidBatchRequestError, normalizeBatchRequest } from './batch/batch-request';
-import { batchWorkflowId, type BatchFileFailure, type BatchProgress, type BatchRequest, type BatchResult } from './batch/batch-types';
-import { UploadBucket, UploadOutcome, UploadPhase, UploadTenant } from './upload/search-attributes';
+import {
+  batchWorkflowId,
+  type BatchFileFailure,
+  type BatchOutcomeKind,
+  type BatchProgress,
+  type BatchRequest,
+  type BatchResult,
+} from './batch/batch-types';
+import { PauseRefusedError } from './client';
+import { PAUSE_REFUSED, pauseStateQuery, pauseUpdate, resumeUpdate, type PauseRequest, type PauseState } from './upload/pause';
+import { UploadBucket, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from './upload/search-attributes';
 import type { batchWorkflow } from './workflows/batch-workflow';
 
 /** Options of {@link BatchClient}. */
@@ -93,6 +111,66 @@ export class BatchHandle {
   async cancel(): Promise<void> {
     await this.workflow.cancel();
   }
+
+  /**
+   * Pauses the batch: resolves once its chunks in flight have finished and it starts nothing new;
+   * its running child uploads are told to pause (each lets its parts in flight finish). Reservations
+   * stay held and stored files stay; the pause survives worker restarts and continue-as-new.
+   * Pausing a paused batch is a no-op.
+   * @throws PauseRefusedError when the batch has stored every file and is finishing, is being undone or has ended
+   */
+  async pause(request: PauseRequest = {}): Promise<PauseState> {
+    return this.pauseUpdate(() => this.workflow.executeUpdate(pauseUpdate, { args: [request] }), 'pause');
+  }
+
+  /**
+   * Resumes a paused batch and its paused children: files already stored are not sent again.
+   * @throws PauseRefusedError when the batch is not paused (or has ended)
+   */
+  async resume(): Promise<PauseState> {
+    return this.pauseUpdate(() => this.workflow.executeUpdate(resumeUpdate, { args: [] }), 'resume');
+  }
+
+  /** Whether the batch is paused now. */
+  pauseState(): Promise<PauseState> {
+    return this.workflow.query(pauseStateQuery);
+  }
+
+  private async pauseUpdate(send: () => Promise<PauseState>, what: 'pause' | 'resume'): Promise<PauseState> {
+    try {
+      return await send();
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === PAUSE_REFUSED) {
+        throw new PauseRefusedError(err.cause.message.replace('the upload is not paused', 'the batch is not paused'));
+      }
+      // An ended workflow takes no Update: say so in the same terms.
+      if (err instanceof Error && (err.name === 'WorkflowNotFoundError' || /already completed/i.test(err.message))) {
+        const { status } = await this.workflow.describe().catch(() => ({ status: { name: 'UNKNOWN' } }));
+        if (status.name !== 'RUNNING') throw new PauseRefusedError(`cannot ${what}: ${this.workflowId} has ended (${status.name})`);
+      }
+      throw err;
+    }
+  }
+}
+
+/** One batch as listed by {@link BatchClient.list}. */
+export interface BatchSummary {
+  workflowId: string;
+  runId: string;
+  /** Temporal's status of the latest run (a batch that continued as new is listed once, by its latest run). */
+  status: string;
+  batchId: string;
+  tenant?: string;
+  bucket?: string;
+  /** The destination prefix (batches started before it was recorded have none). */
+  prefix?: string;
+  /** inspect, upload, paused, compensating, done. */
+  phase?: string;
+  outcome?: string;
+  /** Bytes of the whole batch, once inspected. */
+  bytesTotal?: number;
+  startTime: Date;
+  closeTime?: Date;
 }
 
 /** Starts batches and finds them by tenant and batch id. */
@@ -129,6 +207,7 @@ export class BatchClient {
           `**tenant** ${normalized.tenant} · **batch id** ${normalized.batchId} · **mode** ${normalized.mode}`,
           `**chunks** ${normalized.filesPerChunk} files × ${normalized.chunkConcurrency} in flight · files up to ${normalized.partSize} bytes in one PutObject`,
         ].join('\n\n'),
+        memo: { prefix },
         typedSearchAttributes: [
           { key: UploadTenant, value: normalized.tenant },
           { key: UploadBucket, value: bucket },
@@ -148,6 +227,47 @@ export class BatchClient {
     const workflowId = batchWorkflowId(tenant, batchId);
     return new BatchHandle(workflowId, this.client.workflow.getHandle<typeof batchWorkflow>(workflowId));
   }
+
+  /**
+   * Recent batches, newest first, optionally of one tenant and/or outcome (from Temporal's
+   * visibility store: eventually consistent). A batch that continued as new is listed once.
+   */
+  async list(filter: { tenant?: string; outcome?: BatchOutcomeKind; limit?: number } = {}): Promise<BatchSummary[]> {
+    const quote = (value: string) => `'${value.replace(/[\\']/g, '')}'`;
+    const clauses = [`WorkflowType = 'batchWorkflow'`];
+    if (filter.tenant) clauses.push(`UploadTenant = ${quote(filter.tenant)}`);
+    if (filter.outcome) clauses.push(`UploadOutcome = ${quote(filter.outcome)}`);
+    const summaries: BatchSummary[] = [];
+    const seen = new Set<string>();
+    for await (const info of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      // Each run of a batch is a visibility record: the newest comes first, the older runs are skipped.
+      if (seen.has(info.workflowId)) continue;
+      seen.add(info.workflowId);
+      summaries.push(toBatchSummary(info));
+      if (summaries.length >= (filter.limit ?? 20)) break;
+    }
+    return summaries;
+  }
+}
+
+function toBatchSummary(info: WorkflowExecutionInfo): BatchSummary {
+  const attrs = info.typedSearchAttributes;
+  const prefix = info.memo?.['prefix'];
+  const optional = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : ({ [key]: value } as Record<K, V>));
+  return {
+    workflowId: info.workflowId,
+    runId: info.runId,
+    status: info.status.name,
+    batchId: info.workflowId.split(':').slice(2).join(':'),
+    startTime: info.startTime,
+    ...(info.closeTime ? { closeTime: info.closeTime } : {}),
+    ...optional('tenant', attrs.get(UploadTenant)),
+    ...optional('bucket', attrs.get(UploadBucket)),
+    ...optional('prefix', typeof prefix === 'string' ? prefix : undefined),
+    ...optional('phase', attrs.get(UploadPhase)),
+    ...optional('outcome', attrs.get(UploadOutcome)),
+    ...optional('bytesTotal', attrs.get(UploadSizeBytes)),
+  };
 }
 
 export { InvalidBatchRequestError };

@@ -127,6 +127,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'an independent batch that stops (a chunk failed for good, or cancelled) deletes the manifests of its finished chunks after its undo; earlier runs left them under the reserved prefix.',
   },
+  batchPause: {
+    id: 'batch-pause',
+    since: '2026-12-06',
+    askedBy: 'batchWorkflow',
+    guards:
+      'asked when a paused batch first stops starting pages: it lets its chunks in flight finish, signals its running children to pause, holds until resumed and signals them to resume; no earlier run was ever paused.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -159,3 +166,6 @@ export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNo
 export const BATCH_LISTS_FAILED_CHUNK_FILES_PATCH = WORKFLOW_PATCHES.batchListsFailedChunkFiles.id;
 /** @see WORKFLOW_PATCHES.batchStoppedDeletesManifests */
 export const BATCH_STOPPED_DELETES_MANIFESTS_PATCH = WORKFLOW_PATCHES.batchStoppedDeletesManifests.id;
+
+/** @see WORKFLOW_PATCHES.batchPause */
+export const BATCH_PAUSE_PATCH = WORKFLOW_PATCHES.batchPause.id;

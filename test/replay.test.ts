@@ -311,4 +311,24 @@ describe('the replay guard', () => {
     expect(patchIds(earlier)).toEqual(['local-quota-steps-folded-phases']);
     expect(activityTypes(earlier)).toContain('verifyUpload');
   });
+
+  it('records a paused batch: the batch-pause patch, the paused phase, and its child told to pause and to resume', () => {
+    const paused = loadHistory('batch-paused.json');
+    expect(paused.workflowType).toBe('batchWorkflow');
+    expect(patchIds(paused)).toEqual(['batch-pause', 'pause-resume']);
+    const childSignals = (paused.history.events ?? []).flatMap((e) => {
+      const attributes = e.signalExternalWorkflowExecutionInitiatedEventAttributes;
+      const data = attributes?.input?.payloads?.[0];
+      return attributes?.signalName === 'setPaused' && data
+        ? [(defaultPayloadConverter.fromPayload(data) as { paused: boolean }).paused]
+        : [];
+    });
+    expect(childSignals).toEqual([true, false]);
+    const phases = (paused.history.events ?? []).flatMap((e) => {
+      const field = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.['UploadPhase'];
+      return field ? [defaultPayloadConverter.fromPayload(field) as string] : [];
+    });
+    expect(phases).toEqual(expect.arrayContaining(['paused']));
+    expect(phases.at(-1)).toBe('done');
+  });
 });

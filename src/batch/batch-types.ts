@@ -6,6 +6,7 @@
  * A batch is many files under one destination prefix, uploaded by ONE durable orchestration
  * (src/workflows/batch-workflow.ts; design in docs/explanation/batches.md).
  */
+import type { PauseState } from '../upload/pause';
 import type { ChecksumAlgorithm } from '../upload/request-types';
 
 /**
@@ -132,6 +133,8 @@ export interface BatchProgress extends BatchCounts {
   bytesTotal?: number;
   /** Runs of the workflow so far (continue-as-new). */
   run: number;
+  /** Present once the batch was paused (in this run): whether it is paused now and, if so, since when and why. */
+  pause?: PauseState;
 }
 
 /** The result of a batch that ended without throwing (independent mode may list failures). */

@@ -10,7 +10,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES } from '../config';
 import { CHECKSUM_ALGORITHMS } from '../upload/request';
-import { BATCH_MODES } from '../batch/batch-types';
+import { BATCH_MODES, type BatchOutcomeKind } from '../batch/batch-types';
 import { S3_STORE_KINDS } from '../embedded/s3-store';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
@@ -58,14 +58,9 @@ const commands = {
 };
 
 /** Outcomes `list --outcome` accepts: every {@link UploadOutcomeKind} (the type check below fails if one is missing). */
-const LIST_OUTCOMES = [
-  'running',
-  'completed',
-  'compensated',
-  'cancelled',
-  'failed',
-  'expired',
-] as const satisfies readonly UploadOutcomeKind[];
+const LIST_OUTCOMES = ['running', 'completed', 'compensated', 'cancelled', 'failed', 'expired', 'partial'] as const satisfies readonly (
+  UploadOutcomeKind | BatchOutcomeKind
+)[];
 const _everyOutcomeListed: Exclude<UploadOutcomeKind, (typeof LIST_OUTCOMES)[number]> extends never ? true : never = true;
 
 /** The environment variables, for the end of `--help`. */
@@ -182,32 +177,32 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('status')
-    .description("an upload's phase, outcome and progress; its result or failure report once it ended")
+    .description("an upload's or a batch's phase, outcome and progress; its result or failure report once it ended")
     .argument('<tenant>')
-    .argument('<uploadId>')
+    .argument('<id>', 'an upload id or a batch id')
     .action((tenant: string, uploadId: string) => commands.status().runStatus(tenant, uploadId, {}, io));
 
   program
     .command('cancel')
-    .description('cancel a running upload; the saga undoes what was done')
+    .description('cancel a running upload or batch; the saga undoes what was done')
     .argument('<tenant>')
-    .argument('<uploadId>')
+    .argument('<id>', 'an upload id or a batch id')
     .option('--wait', 'wait for the compensations and print their outcome')
     .action((tenant: string, uploadId: string, options: { wait?: boolean }) => commands.cancel().runCancel(tenant, uploadId, options, io));
 
   program
     .command('pause')
-    .description('pause a running upload: parts in flight finish, nothing new starts, its reservation is kept')
+    .description('pause a running upload or batch: parts (chunks) in flight finish, nothing new starts, reservations are kept')
     .argument('<tenant>')
-    .argument('<uploadId>')
+    .argument('<id>', 'an upload id or a batch id')
     .option('--reason <text>', 'who paused it and why (shown in the Web UI)')
     .action((tenant: string, uploadId: string, options: { reason?: string }) => commands.pause().runPause(tenant, uploadId, options, io));
 
   program
     .command('resume')
-    .description('resume a paused upload; parts already stored are not sent again')
+    .description('resume a paused upload or batch; what is already stored is not sent again')
     .argument('<tenant>')
-    .argument('<uploadId>')
+    .argument('<id>', 'an upload id or a batch id')
     .action((tenant: string, uploadId: string) => commands.pause().runResume(tenant, uploadId, io));
 
   program
@@ -220,8 +215,9 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('list')
-    .description('recent uploads, newest first')
+    .description('recent uploads, then recent batches, newest first')
     .option('--tenant <tenant>', 'only this tenant')
+    .addOption(new Option('--kind <kind>', 'only uploads or only batches (default: both)').choices(['uploads', 'batches']))
     .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(LIST_OUTCOMES))
     .option('--limit <n>', 'at most this many (default: 20)', parsePositiveIntOption)
     .action((options: ListCommand.ListCommandOptions) => commands.list().runList(options, io));

@@ -13,17 +13,22 @@
  * listed as failed) and stops; `atomic` undoes every chunk of every run, so no object of the batch
  * and no reservation remains. Undo runs in a non-cancellable scope.
  *
- * Pause/resume (built separately) hooks in at {@link nextPage}: the one place that decides whether
- * another page starts.
+ * Pause and resume (the `pause`/`resume` Updates of src/upload/pause.ts, through the gate of
+ * pause-gate.ts): before it lists another page, and before it continues as new, a paused batch lets
+ * its chunks in flight finish, signals its running child uploads to pause (`setPaused`), and holds
+ * until resumed; then it signals them to resume. The pause is in history: it survives worker
+ * restarts. Once every file is stored (nothing in flight, the listing done) a pause is refused.
  */
 import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
   ChildWorkflowFailure,
+  condition,
   continueAsNew,
   defineQuery,
   executeChild,
+  getExternalWorkflowHandle,
   isCancellation,
   patched,
   setCurrentDetails,
@@ -46,11 +51,14 @@ import {
 import {
   BATCH_FINISH_NOT_CANCELLABLE_PATCH,
   BATCH_LISTS_FAILED_CHUNK_FILES_PATCH,
+  BATCH_PAUSE_PATCH,
   BATCH_STOPPED_DELETES_MANIFESTS_PATCH,
 } from '../patches';
+import { setPausedSignal } from '../upload/pause';
 import { UploadBucket, UploadKey, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
 import type { UploadRequestWithDefaults } from '../upload/request';
 import { finishBatch, inspectBatch, listBatchPage, undoBatch, uploadBatchChunk } from './batch-steps';
+import { createPauseGate } from './pause-gate';
 import { uploadWorkflow } from './upload-workflow';
 
 /** Files and bytes done of the totals, failures so far, phase and outcome of a batch. */
@@ -110,7 +118,6 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     run: (carried?.run ?? 0) + 1,
     ...(carried ? { filesTotal: carried.filesTotal, bytesTotal: carried.bytesTotal } : {}),
   };
-  setHandler(batchProgressQuery, () => ({ ...progress }));
   const failures = [...(carried?.failures ?? [])];
   const fail = (failure: BatchFileFailure) => {
     progress.filesFailed++;
@@ -118,7 +125,7 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
   };
   const showDetails = () =>
     setCurrentDetails(
-      `**${progress.phase}** — ${progress.filesDone} of ${progress.filesTotal ?? '?'} files, ${formatMiB(progress.bytesDone)} of ${formatMiB(progress.bytesTotal ?? 0)}` +
+      `${progress.pause?.paused ? `**paused**${progress.pause.held ? '' : ' (chunks in flight finishing)'}${progress.pause.reason ? ` (${progress.pause.reason})` : ''} at ${progress.phase}` : `**${progress.phase}**`} — ${progress.filesDone} of ${progress.filesTotal ?? '?'} files, ${formatMiB(progress.bytesDone)} of ${formatMiB(progress.bytesTotal ?? 0)}` +
         `${progress.filesFailed ? `, **${progress.filesFailed} failed**` : ''} → s3://${bucket}/${prefix} (${request.mode}, run ${progress.run})`,
     );
   const setPhase = (phase: BatchProgress['phase']) => {
@@ -130,6 +137,33 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     progress.outcome = outcome;
     upsertSearchAttributes([{ key: UploadOutcome, value: outcome }]);
   };
+  let listingDone = false;
+  let stopped: unknown;
+  const inFlight = new Map<string, Promise<Settled>>();
+
+  // Handlers and the query issue no command; a run that is never paused replays unchanged.
+  const gate = createPauseGate({
+    refusal: () =>
+      progress.outcome !== 'running' || progress.phase === 'compensating' || progress.phase === 'done'
+        ? `the batch has ended or is being undone (${progress.outcome === 'running' ? progress.phase : progress.outcome})`
+        : stopped !== undefined
+          ? 'the batch is stopping'
+          : listingDone && inFlight.size === 0
+            ? 'the batch has stored every file and is finishing'
+            : undefined,
+    onChange: (state) => {
+      // The search attribute changes with `paused` only; `held` shows in the details and the query.
+      if (progress.pause?.paused !== state.paused)
+        upsertSearchAttributes([{ key: UploadPhase, value: state.paused ? 'paused' : progress.phase }]);
+      progress.pause = state;
+      showDetails();
+    },
+  });
+  setHandler(batchProgressQuery, () => {
+    // A pause shows at once, before the batch holds: the gate's state, not the last one shown.
+    const pause = gate.state();
+    return { ...progress, ...(pause.paused || progress.pause ? { pause } : {}) };
+  });
 
   if (!carried) {
     setPhase('inspect');
@@ -145,15 +179,14 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     setPhase('upload');
   }
   let cursor = carried?.cursor;
-  let listingDone = false;
   let chunks = carried?.chunks ?? 0;
   let largeFiles = carried?.largeFiles ?? 0;
-  const inFlight = new Map<string, Promise<Settled>>();
   /** Chunks started and not finished: what an independent batch undoes when it stops. */
   const unfinishedChunks = new Set<number>();
   /** Chunks that failed for good, with their files: an independent batch lists those files. */
   const failedChunks = new Map<number, { files: BatchFile[]; error: unknown }>();
-  let stopped: unknown;
+  /** Workflow ids of the child uploads running now: told to pause and resume with the batch. */
+  const runningChildren = new Set<string>();
 
   const settle = (outcome: Settled) => {
     if (outcome.kind === 'chunk') {
@@ -173,11 +206,16 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
     else fail(failureOf(outcome.file, outcome.error));
     showDetails();
   };
-  const waitForOne = async () => {
-    const [id, outcome] = await Promise.race([...inFlight].map(([id, p]) => p.then((o) => [id, o] as const)));
-    inFlight.delete(id);
-    settle(outcome);
-  };
+  let waiting: Promise<void> | undefined;
+  /** Settles the next unit of work that ends. Callers waiting at once share one wait, so a unit is settled once. */
+  const waitForOne = () =>
+    (waiting ??= (async () => {
+      const [id, outcome] = await Promise.race([...inFlight].map(([id, p]) => p.then((o) => [id, o] as const)));
+      inFlight.delete(id);
+      settle(outcome);
+    })().finally(() => {
+      waiting = undefined;
+    }));
   const drain = async () => {
     while (inFlight.size > 0) await waitForOne();
   };
@@ -221,8 +259,10 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       metadata: {},
       verify: 'checksums',
     };
+    const childWorkflowId = `upload:${request.tenant}:${uploadId}`;
+    runningChildren.add(childWorkflowId);
     const running = executeChild(uploadWorkflow, {
-      workflowId: `upload:${request.tenant}:${uploadId}`,
+      workflowId: childWorkflowId,
       args: [child],
       staticSummary: `${file.path} → s3://${bucket}/${file.key} (batch ${request.batchId})`,
       typedSearchAttributes: [
@@ -233,18 +273,55 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
         { key: UploadOutcome, value: 'running' },
       ],
     }).then(
-      (): Settled => ({ kind: 'child', file, ok: true }),
-      (error: unknown): Settled => ({ kind: 'child', file, ok: false, error }),
+      (): Settled => (runningChildren.delete(childWorkflowId), { kind: 'child', file, ok: true }),
+      (error: unknown): Settled => (runningChildren.delete(childWorkflowId), { kind: 'child', file, ok: false, error }),
     );
     inFlight.set(`child-${uploadId}`, running);
   };
 
-  /** Whether this run starts another page. The hook for pausing a batch. */
+  /** Whether this run starts another page. */
   const nextPage = (startedThisRun: number) =>
     stopped === undefined && !listingDone && startedThisRun < request.chunksPerRun && !workflowInfo().continueAsNewSuggested;
 
+  /** A pause the batch must act on: accepted, and the batch is not stopping anyway. */
+  const pauseDue = () => gate.state().paused && stopped === undefined;
+  let untilPaused: Promise<unknown> | undefined;
+  /** Waits until a unit of work settles or a pause is due (one pending condition at most, no command). */
+  const waitForOneOrPause = async () => {
+    if (pauseDue()) return;
+    untilPaused ??= condition(pauseDue).finally(() => {
+      untilPaused = undefined;
+    });
+    await Promise.race([waitForOne(), untilPaused]);
+  };
+  /** Tells every running child to pause or resume; a child that ended meanwhile is skipped. */
+  const signalChildren = (request: { paused: boolean; reason?: string }) =>
+    Promise.all(
+      [...runningChildren].map((id) =>
+        getExternalWorkflowHandle(id)
+          .signal(setPausedSignal, request)
+          .catch(() => undefined),
+      ),
+    );
+  /**
+   * Returns at once unless a pause is due (paused, and not stopping anyway). Then: children are told to pause, the chunks in flight finish
+   * (a chunk that fails stops the batch instead of holding), the batch holds until resumed and
+   * tells the children to resume. Throws CancelledFailure when the batch is cancelled meanwhile.
+   */
+  const holdIfPaused = async () => {
+    if (!pauseDue()) return;
+    patched(BATCH_PAUSE_PATCH);
+    await signalChildren({ paused: true, reason: gate.state().reason ?? `batch ${request.batchId} paused` });
+    while (stopped === undefined && [...inFlight.keys()].some((id) => id.startsWith('chunk-'))) await waitForOne();
+    if (stopped !== undefined) return;
+    await gate.hold();
+    await signalChildren({ paused: false });
+  };
+
   try {
-    for (let startedThisRun = 0; nextPage(startedThisRun); startedThisRun++) {
+    for (let startedThisRun = 0; ; startedThisRun++) {
+      await holdIfPaused();
+      if (!nextPage(startedThisRun)) break;
       const page = await listBatchPage({
         source: request.source,
         prefix,
@@ -257,9 +334,20 @@ export async function batchWorkflow(request: BatchRequestWithDefaults, carried?:
       const small = page.files.filter((f) => f.size <= request.partSize);
       if (small.length) startChunk(small);
       page.files.filter((f) => f.size > request.partSize).forEach(startChild);
-      while (inFlight.size >= request.chunkConcurrency) await waitForOne();
+      // A pause is acted on at once, not when the next unit of work ends.
+      while (inFlight.size >= request.chunkConcurrency) {
+        if (pauseDue()) await holdIfPaused();
+        else await waitForOneOrPause();
+      }
     }
-    await drain();
+    // The rest finishes; a pause accepted before every file started still holds (children paused).
+    for (;;) {
+      await holdIfPaused();
+      if (inFlight.size === 0) break;
+      await waitForOneOrPause();
+    }
+    // Nothing runs any more: a pause Update still waiting is answered, later ones are refused.
+    if (listingDone) gate.close();
     if (stopped !== undefined) throw stopped;
     // A chunk may finish its files before it sees a cancel: the batch is cancelled all the same.
     if (CancellationScope.current().consideredCancelled && patched(BATCH_FINISH_NOT_CANCELLABLE_PATCH))

@@ -491,6 +491,12 @@ const workerCases: Record<string, () => Promise<Answer>> = {
     await handle.result().catch(() => undefined);
     return pauseAnswer(() => handle.pause());
   },
+  '`pause` of a batch that ended': async () => {
+    const dir = await batchDirectory('batch-ended', { 'one.bin': 1000 });
+    const handle = await batches.start(batchRequest({ type: 'directory', path: dir }));
+    await handle.result();
+    return pauseAnswer(() => handle.pause());
+  },
   '`resume` of an upload that is not paused': async () => pauseAnswer(async () => (await waitingUpload('not-paused.bin')).resume()),
   'a pause reason over 200 characters': async () =>
     pauseAnswer(async () => (await waitingUpload('long-reason.bin')).pause({ reason: 'x'.repeat(201) })),

@@ -1,12 +1,14 @@
 /**
- * `upload-saga cancel <tenant> <uploadId> [--wait]`: ask an upload to stop.
+ * `upload-saga cancel <tenant> <uploadId|batchId> [--wait]`: ask an upload or a batch to stop.
  *
  * Why it is built this way: cancelling is a request to the workflow — the saga then compensates
  * what was done (aborts the multipart upload, deletes staged parts, releases the reserved quota),
  * which takes a moment and needs a worker. By default the command returns once the request is
  * recorded; `--wait` follows the upload to its end and prints the compensation report. An upload
  * that already ended cannot be cancelled, and the command says so instead of a bare "not found".
+ * A batch undoes its chunks in flight (atomic: everything it stored) and cancels its child uploads.
  */
+import { BatchFailedError } from '../../batch-client';
 import { UploadFailedError } from '../../client';
 import { InvalidUploadRequestError } from '../../upload/errors';
 import { findUploadIdProblems } from '../../upload/request';
@@ -14,6 +16,8 @@ import { withUploads } from '../connect';
 import { CliError, ExitCode } from '../errors';
 import { note, out, type CliIo } from '../io';
 import { failureReportLines, resultLines } from '../upload-report';
+import { batchSummaryLines } from './upload-batch';
+import { findTarget } from './find-target';
 
 /** Options of the `cancel` command. */
 export interface CancelCommandOptions {
@@ -25,12 +29,33 @@ export interface CancelCommandOptions {
 export async function runCancel(tenant: string, uploadId: string, options: CancelCommandOptions, io: CliIo): Promise<void> {
   const problems = findUploadIdProblems({ tenant, uploadId });
   if (problems.length) throw new InvalidUploadRequestError(problems); // exit 2, before connecting
-  await withUploads(io.env, async ({ uploads }) => {
-    const handle = uploads.getHandle(tenant, uploadId);
-    const { status } = await handle.workflow.describe();
+  await withUploads(io.env, async (connection) => {
+    const target = await findTarget(connection, tenant, uploadId);
+    const { status } = target.description;
     if (status.name !== 'RUNNING') {
-      throw new CliError(`${handle.workflowId} already ended (${status.name}); there is nothing to cancel`, ExitCode.Failure);
+      throw new CliError(`${target.handle.workflowId} already ended (${status.name}); there is nothing to cancel`, ExitCode.Failure);
     }
+    if (target.kind === 'batch') {
+      const batch = target.handle;
+      await batch.cancel();
+      out(io, `cancellation requested for ${batch.workflowId}`);
+      if (!options.wait) {
+        note(
+          io,
+          '  the batch now undoes its chunks in flight (atomic: all it stored); follow it with `upload-saga status` (or pass --wait)',
+        );
+        return;
+      }
+      try {
+        const result = await batch.result();
+        out(io, 'the batch completed before the cancellation took effect:', ...batchSummaryLines({ ...result, phase: 'done', run: 0 }));
+      } catch (error) {
+        if (!(error instanceof BatchFailedError)) throw error;
+        out(io, `${error.outcome}: ${error.message}`, ...(error.summary ? batchSummaryLines(error.summary) : []));
+      }
+      return;
+    }
+    const handle = target.handle;
     await handle.cancel();
     out(io, `cancellation requested for ${handle.workflowId}`);
     if (!options.wait) {

@@ -1,17 +1,20 @@
 /**
- * `upload-saga pause <tenant> <uploadId> [--reason …]` and `upload-saga resume <tenant> <uploadId>`.
+ * `upload-saga pause <tenant> <uploadId|batchId> [--reason …]` and `upload-saga resume <tenant> <uploadId|batchId>`.
  *
- * Why it is built this way: both are Updates to the upload's workflow, so the command returns only
- * once the workflow took them — a pause once the parts in flight have finished — or says why it
- * refused (past the merge, ended, not paused), exit 1. Nothing else changes: the reservation and
- * the parts already stored stay.
+ * Why it is built this way: both are Updates to the upload's (or batch's) workflow, so the command
+ * returns only once the workflow took them — a pause once the parts in flight have finished (a
+ * batch: its chunks in flight; its running child uploads are told to pause) — or says why it
+ * refused (past the merge, every file of the batch started, ended, not paused), exit 1. Nothing
+ * else changes: the reservations and what is already stored stay.
  */
-import { PauseRefusedError, type UploadHandle } from '../../client';
+import { PauseRefusedError } from '../../client';
+import type { PauseState } from '../../upload/pause';
 import { InvalidUploadRequestError } from '../../upload/errors';
 import { findUploadIdProblems } from '../../upload/request';
 import { withUploads } from '../connect';
 import { CliError, ExitCode } from '../errors';
 import { note, out, type CliIo } from '../io';
+import { findTarget, type Target } from './find-target';
 
 /** Options of the `pause` command. */
 export interface PauseCommandOptions {
@@ -19,29 +22,34 @@ export interface PauseCommandOptions {
   reason?: string;
 }
 
-/** Runs `pause`. @throws CliError when the upload refuses (exit 1) */
-export async function runPause(tenant: string, uploadId: string, options: PauseCommandOptions, io: CliIo): Promise<void> {
-  await onHandle(tenant, uploadId, io, async (handle) => {
-    await handle.pause(options.reason ? { reason: options.reason } : {});
-    out(io, `paused ${handle.workflowId}: parts in flight finished, nothing new starts`);
-    note(io, `  resume: upload-saga resume ${tenant} ${uploadId}`);
+/** Runs `pause`. @throws CliError when the upload or batch refuses (exit 1) */
+export async function runPause(tenant: string, id: string, options: PauseCommandOptions, io: CliIo): Promise<void> {
+  await onTarget(tenant, id, io, async (target) => {
+    await target.handle.pause(options.reason ? { reason: options.reason } : {});
+    out(
+      io,
+      target.kind === 'batch'
+        ? `paused ${target.handle.workflowId}: chunks in flight finished, nothing new starts, child uploads told to pause`
+        : `paused ${target.handle.workflowId}: parts in flight finished, nothing new starts`,
+    );
+    note(io, `  resume: upload-saga resume ${tenant} ${id}`);
   });
 }
 
-/** Runs `resume`. @throws CliError when the upload is not paused (exit 1) */
-export async function runResume(tenant: string, uploadId: string, io: CliIo): Promise<void> {
-  await onHandle(tenant, uploadId, io, async (handle) => {
-    await handle.resume();
-    out(io, `resumed ${handle.workflowId}`);
+/** Runs `resume`. @throws CliError when the upload or batch is not paused (exit 1) */
+export async function runResume(tenant: string, id: string, io: CliIo): Promise<void> {
+  await onTarget(tenant, id, io, async (target) => {
+    const resumed: PauseState = await target.handle.resume();
+    out(io, `resumed ${target.handle.workflowId}${resumed.paused ? ' (paused again meanwhile)' : ''}`);
   });
 }
 
-async function onHandle(tenant: string, uploadId: string, io: CliIo, act: (handle: UploadHandle) => Promise<void>): Promise<void> {
-  const problems = findUploadIdProblems({ tenant, uploadId });
+async function onTarget(tenant: string, id: string, io: CliIo, act: (target: Target) => Promise<void>): Promise<void> {
+  const problems = findUploadIdProblems({ tenant, uploadId: id });
   if (problems.length) throw new InvalidUploadRequestError(problems); // exit 2, before connecting
-  await withUploads(io.env, async ({ uploads }) => {
+  await withUploads(io.env, async (connection) => {
     try {
-      await act(uploads.getHandle(tenant, uploadId));
+      await act(await findTarget(connection, tenant, id));
     } catch (err) {
       if (err instanceof PauseRefusedError) throw new CliError(err.message, ExitCode.Failure);
       throw err;

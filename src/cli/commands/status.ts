@@ -1,6 +1,7 @@
 /**
- * `upload-saga status <tenant> <uploadId>`: where an upload stands — Temporal status, saga phase,
- * outcome, bytes and parts done — and, once it has ended, its result or failure report.
+ * `upload-saga status <tenant> <uploadId|batchId>`: where an upload stands — Temporal status, saga
+ * phase, outcome, bytes and parts done — and, once it has ended, its result or failure report. For a
+ * batch, see batch-status.ts.
  *
  * Why it is built this way: phase and outcome come from the workflow's search attributes (via
  * describe), which the server answers without a worker. Byte-level progress of a running upload,
@@ -14,6 +15,8 @@ import { findUploadIdProblems } from '../../upload/request';
 import type { UploadResult } from '../../upload/outcome';
 import { UploadOutcome, UploadPhase } from '../../upload/search-attributes';
 import { withUploads } from '../connect';
+import { printBatchStatus } from './batch-status';
+import { findTarget } from './find-target';
 import { note, out, type CliIo } from '../io';
 import { failureReportLines, labelled, progressLine, resultLines } from '../upload-report';
 import { uploadUiLink, webUiBaseUrl } from '../web-ui';
@@ -24,14 +27,22 @@ export interface StatusCommandOptions {
   queryTimeoutMs?: number;
 }
 
-/** Runs the command. @throws WorkflowNotFoundError when there is no such upload */
+/** Runs the command. @throws WorkflowNotFoundError when there is no such upload or batch */
 export async function runStatus(tenant: string, uploadId: string, options: StatusCommandOptions, io: CliIo): Promise<void> {
   const problems = findUploadIdProblems({ tenant, uploadId });
   if (problems.length) throw new InvalidUploadRequestError(problems); // exit 2, before connecting
   const timeoutMs = options.queryTimeoutMs ?? 5000;
-  await withUploads(io.env, async ({ uploads, config, client }) => {
-    const handle = uploads.getHandle(tenant, uploadId);
-    const description = await handle.workflow.describe();
+  await withUploads(io.env, async (connection) => {
+    const { config, client } = connection;
+    const target = await findTarget(connection, tenant, uploadId);
+    if (target.kind === 'batch')
+      return printBatchStatus(
+        target.handle,
+        target.description,
+        { client, timeoutMs, uiUrl: webUiBaseUrl(io.env), namespace: config.temporal.namespace },
+        io,
+      );
+    const { handle, description } = target;
     const attrs = description.typedSearchAttributes;
     const running = description.status.name === 'RUNNING';
     // A closed upload's result says more than its last progress, and needs no worker (unless cancelled).
