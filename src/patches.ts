@@ -99,6 +99,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a tus upload created with Upload-Concat stores its bytes as a partial and waits for a final, or joins partials as a final; no earlier run had such an upload.',
   },
+  tusConcatSignalsAtOnce: {
+    id: 'tus-concat-signals-at-once',
+    since: '2026-12-06',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'a final upload signals its partials (joined, or released) all in one workflow task; earlier runs signalled them one after the other.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -123,3 +130,5 @@ export const PAUSE_RESUME_PATCH = WORKFLOW_PATCHES.pauseResume.id;
 export const QUOTA_WAIT_PATCH = WORKFLOW_PATCHES.quotaWait.id;
 /** @see WORKFLOW_PATCHES.tusConcatenation */
 export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
+/** @see WORKFLOW_PATCHES.tusConcatSignalsAtOnce */
+export const TUS_CONCAT_SIGNALS_AT_ONCE_PATCH = WORKFLOW_PATCHES.tusConcatSignalsAtOnce.id;
