@@ -128,7 +128,7 @@ export interface CreateUploadRequest {
 /** What a tus client asks for when it joins partial uploads (`Upload-Concat: final;…`). */
 export interface CreateFinalUploadRequest extends Pick<
   CreateUploadRequest,
-  'tenant' | 'uploadId' | 'filename' | 'contentType' | 'metadata' | 'tusMetadata' | 'maxLength'
+  'tenant' | 'uploadId' | 'filename' | 'contentType' | 'metadata' | 'tusMetadata' | 'maxLength' | 'key'
 > {
   /** The partial uploads' ids, in order. */
   partials: string[];
