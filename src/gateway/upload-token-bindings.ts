@@ -35,9 +35,9 @@ export function groupMemberId(groupId: string): string {
 /** Whether a token bound as `bound` may act on `uploadId`: that upload, or (a group) any upload of the group. */
 export function bindingCovers(bound: string, uploadId: string): boolean {
   const group = groupOf(bound);
-  return group === undefined
-    ? bound === uploadId
-    : uploadId === group || (uploadId.startsWith(`${group}.`) && !uploadId.slice(group.length + 1).includes('.'));
+  if (group === undefined) return bound === uploadId;
+  const suffix = uploadId.startsWith(`${group}.`) ? uploadId.slice(group.length + 1) : undefined;
+  return uploadId === group || (suffix !== undefined && suffix.length > 0 && !suffix.includes('.'));
 }
 
 /** Where bindings live: shared by all replicas (Redis) or one process (memory). */
