@@ -280,6 +280,12 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).final)),
   },
   {
+    name: 'client-upload-tus-concat-final-signals-at-once',
+    outcome: 'completed',
+    // The same final under the patch tus-concat-signals-at-once: its partials signalled in one workflow task.
+    run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).final)),
+  },
+  {
     name: 'client-upload-tus-concat-partial',
     outcome: 'completed',
     // tus concatenation, a partial: reserve, receive, verify, store, claimed (Update), joined (signal), commit, delete what it stored.

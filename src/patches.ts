@@ -134,6 +134,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked when a paused batch first stops starting pages: it lets its chunks in flight finish, signals its running children to pause, holds until resumed and signals them to resume; no earlier run was ever paused.',
   },
+  tusConcatSignalsAtOnce: {
+    id: 'tus-concat-signals-at-once',
+    since: '2026-12-06',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'a final upload signals its partials (joined, or released) all in one workflow task; earlier runs signalled them one after the other.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -166,6 +173,7 @@ export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNo
 export const BATCH_LISTS_FAILED_CHUNK_FILES_PATCH = WORKFLOW_PATCHES.batchListsFailedChunkFiles.id;
 /** @see WORKFLOW_PATCHES.batchStoppedDeletesManifests */
 export const BATCH_STOPPED_DELETES_MANIFESTS_PATCH = WORKFLOW_PATCHES.batchStoppedDeletesManifests.id;
-
 /** @see WORKFLOW_PATCHES.batchPause */
 export const BATCH_PAUSE_PATCH = WORKFLOW_PATCHES.batchPause.id;
+/** @see WORKFLOW_PATCHES.tusConcatSignalsAtOnce */
+export const TUS_CONCAT_SIGNALS_AT_ONCE_PATCH = WORKFLOW_PATCHES.tusConcatSignalsAtOnce.id;

@@ -1,7 +1,9 @@
 /**
  * join-partials: fills a final upload's multipart upload from its partials' stored objects, part by
  * part as {@link planJoin} cuts them — UploadPartCopy (server-side) for stretches of 5 MiB and
- * more, a read through the worker for shorter ones, assembled into one part.
+ * more, a read through the worker for shorter ones, assembled into one part. Parts are written
+ * {@link JOIN_CONCURRENCY} at a time (a final of four 32 MiB partials is four copies S3 makes at
+ * once, as tusd does), and the answer lists them in part order whatever order they finished in.
  *
  * Idempotent: every attempt writes the same part numbers with the same bytes (a retry overwrites),
  * and every read or copy is conditional on the partial's ETag, so a partial changed or deleted
@@ -14,8 +16,13 @@ import { planJoin, type JoinSource, type SourceRange } from '../upload/concatena
 import { GatewayUploadFailureType, type GatewayPart } from '../upload/gateway-upload';
 import { s3Failure, isS3Error } from '../s3/classify-error';
 import { copySourceOf } from './sources/s3-object';
+import { runPool } from './worker-pool';
 import type { UploadActivityDeps } from './deps';
 
+/** Parts of a final written at once (copies S3 makes, or parts the worker assembles, at most twice the minimum part size each). */
+export const JOIN_CONCURRENCY = 8;
+
+/** What {@link joinPartialsActivity} joins. */
 export interface JoinPartialsInput {
   bucket: string;
   key: string;
@@ -24,6 +31,7 @@ export interface JoinPartialsInput {
   partials: JoinSource[];
 }
 
+/** What {@link joinPartialsActivity} wrote. */
 export interface JoinPartialsResult {
   /** The final's parts, in order, with the ETags S3 answered. */
   parts: GatewayPart[];
@@ -32,6 +40,7 @@ export interface JoinPartialsResult {
   assembledBytes: number;
 }
 
+/** The join-partials activity, bound to its dependencies. */
 export function joinPartialsActivity(deps: UploadActivityDeps) {
   return async function joinPartials(input: JoinPartialsInput): Promise<JoinPartialsResult> {
     const ctx = Context.current();
@@ -48,12 +57,12 @@ export function joinPartialsActivity(deps: UploadActivityDeps) {
           })
         : undefined;
     const plan = planJoin(input.partials.map((p) => p.size));
-    const parts: GatewayPart[] = [];
+    const parts: GatewayPart[] = new Array<GatewayPart>(plan.length);
     let copiedBytes = 0;
     let assembledBytes = 0;
-    for (const [i, part] of plan.entries()) {
-      const partNumber = i + 1;
-      let etag: string | undefined;
+    let partsDone = 0;
+    const writePart = async (partNumber: number): Promise<string | undefined> => {
+      const part = plan[partNumber - 1]!;
       if (part.kind === 'copy') {
         const { range } = part;
         const source = input.partials[range.source]!;
@@ -68,48 +77,49 @@ export function joinPartialsActivity(deps: UploadActivityDeps) {
             }),
             { abortSignal: signal },
           );
-          etag = answer.CopyPartResult?.ETag;
+          copiedBytes += range.end - range.start;
+          return answer.CopyPartResult?.ETag;
         } catch (err) {
           throw changed(range, err) ?? s3Failure(`UploadPartCopy of ${describe(range)} into ${where}`, err);
         }
-        copiedBytes += range.end - range.start;
-      } else {
-        const chunks: Uint8Array[] = [];
-        for (const range of part.ranges) {
-          const source = input.partials[range.source]!;
-          try {
-            const answer = await deps.s3.send(
-              new GetObjectCommand({
-                Bucket: input.bucket,
-                Key: source.key,
-                Range: `bytes=${range.start}-${range.end - 1}`,
-                IfMatch: source.etag,
-              }),
-              { abortSignal: signal },
-            );
-            chunks.push((await answer.Body?.transformToByteArray()) ?? new Uint8Array());
-          } catch (err) {
-            throw changed(range, err) ?? s3Failure(`GetObject of ${describe(range)}`, err);
-          }
-        }
-        const body = Buffer.concat(chunks);
+      }
+      const chunks: Uint8Array[] = [];
+      for (const range of part.ranges) {
+        const source = input.partials[range.source]!;
         try {
           const answer = await deps.s3.send(
-            new UploadPartCommand({ ...target, PartNumber: partNumber, Body: body, ContentLength: body.length }),
-            {
-              abortSignal: signal,
-            },
+            new GetObjectCommand({
+              Bucket: input.bucket,
+              Key: source.key,
+              Range: `bytes=${range.start}-${range.end - 1}`,
+              IfMatch: source.etag,
+            }),
+            { abortSignal: signal },
           );
-          etag = answer.ETag;
+          chunks.push((await answer.Body?.transformToByteArray()) ?? new Uint8Array());
         } catch (err) {
-          throw s3Failure(`UploadPart ${partNumber} of ${where}`, err);
+          throw changed(range, err) ?? s3Failure(`GetObject of ${describe(range)}`, err);
         }
-        assembledBytes += body.length;
       }
+      const body = Buffer.concat(chunks);
+      try {
+        const answer = await deps.s3.send(
+          new UploadPartCommand({ ...target, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+          { abortSignal: signal },
+        );
+        assembledBytes += body.length;
+        return answer.ETag;
+      } catch (err) {
+        throw s3Failure(`UploadPart ${partNumber} of ${where}`, err);
+      }
+    };
+    await runPool(plan.keys(), JOIN_CONCURRENCY, async (i) => {
+      const partNumber = i + 1;
+      const etag = await writePart(partNumber);
       if (!etag) throw new Error(`part ${partNumber} of ${where}: S3 answered no ETag`);
-      parts.push({ partNumber, etag });
-      ctx.heartbeat({ partsDone: partNumber });
-    }
+      parts[i] = { partNumber, etag };
+      ctx.heartbeat({ partsDone: ++partsDone });
+    });
     return { parts, copiedBytes, assembledBytes };
   };
 }

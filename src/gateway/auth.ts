@@ -14,7 +14,7 @@ import type { FastifyRequest } from 'fastify';
 import { hashToken, type GatewayConfig } from './config';
 import { ForbiddenError, UnauthorizedError } from './errors';
 import { createJwtVerifier } from './jwt-auth';
-import type { UploadTokenBindings } from './upload-token-bindings';
+import { bindingCovers, groupOf, type UploadTokenBindings } from './upload-token-bindings';
 import { isUploadToken, verifyUploadToken, type UploadTokenScope } from './upload-token';
 
 /** What authenticated a request. */
@@ -71,7 +71,7 @@ export type UploadTokenRoute = { uploadIdParam: string | null };
  * @throws ForbiddenError (403) naming what the token does not allow
  */
 export async function checkUploadTokenScope(
-  request: Pick<FastifyRequest, 'params' | 'method'>,
+  request: Pick<FastifyRequest, 'params' | 'method' | 'headers'>,
   route: UploadTokenRoute | undefined,
   scope: UploadTokenScope,
   bindings: UploadTokenBindings,
@@ -81,9 +81,11 @@ export async function checkUploadTokenScope(
   const bound = await bindings.boundUpload(scope.tokenId);
   const uploadId = route.uploadIdParam === null ? undefined : (request.params as Record<string, string | undefined>)[route.uploadIdParam];
   if (uploadId === undefined || uploadId === '') {
-    // Creation (CORS preflights never reach here).
-    if (bound !== undefined) throw new ForbiddenError(`this upload token already created upload ${bound}; mint one token per upload`);
+    // Creation (CORS preflights never reach here). A token sending its upload in parallel creates its partials and the final (tus.ts checks which).
+    const concat = request.headers['upload-concat'];
+    if (bound !== undefined && !(groupOf(bound) !== undefined && typeof concat === 'string' && /^(partial|final;)/.test(concat)))
+      throw new ForbiddenError(`this upload token already created upload ${groupOf(bound) ?? bound}; mint one token per upload`);
     return;
   }
-  if (bound !== uploadId) throw new ForbiddenError('this upload token is for another upload');
+  if (bound === undefined || !bindingCovers(bound, uploadId)) throw new ForbiddenError('this upload token is for another upload');
 }

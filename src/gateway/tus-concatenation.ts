@@ -69,6 +69,8 @@ export interface FinalCreation {
   contentType?: string;
   metadata: Record<string, string>;
   tusMetadata?: string;
+  /** Object key below the tenant's prefix (an upload token's). @default `<uploadId>/<file name>` */
+  key?: string;
   maxUploadBytes: number;
   /** How long the creation waits for the join and merge before it answers anyway. */
   finishWaitMs: number;
@@ -99,6 +101,7 @@ export async function serveFinalCreation(reply: FastifyReply, creation: FinalCre
       ...(creation.contentType ? { contentType: creation.contentType } : {}),
       metadata: creation.metadata,
       ...(creation.tusMetadata !== undefined ? { tusMetadata: creation.tusMetadata } : {}),
+      ...(creation.key !== undefined ? { key: creation.key } : {}),
       maxLength: creation.maxUploadBytes,
     });
     const ended = await creation.uploads.waitForEnd(creation.tenant, creation.uploadId, creation.finishWaitMs);

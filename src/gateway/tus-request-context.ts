@@ -47,6 +47,8 @@ export interface TusRequestContext {
   concat?: 'partial';
   /** When the request came with an upload token: its scope, and where its one upload is bound. */
   uploadToken?: { scope: UploadTokenScope; bindings: UploadTokenBindings };
+  /** A partial created with an upload token: the bytes it counts against the token's limit (given back if its creation fails). */
+  heldPartialBytes?: number;
 }
 
 /** Per-request context for the store; the tus route runs each request inside `run`. */

@@ -109,8 +109,12 @@ export class GatewayUploadStore extends DataStore {
         ...(context.concat === 'partial' ? { concat: 'partial' as const } : {}),
       })
       .catch(async (err: unknown) => {
-        // Nothing was created: the upload token may create its one upload again.
+        // Nothing was created: the upload token may create its one upload again (or, a partial, use its bytes for another).
         if (token) await token.bindings.release(token.scope.tokenId, upload.id).catch(() => undefined);
+        if (token && context.heldPartialBytes)
+          await token.bindings
+            .addBytes(token.scope.tokenId, -context.heldPartialBytes, context.maxUploadBytes, token.scope.expiresAt)
+            .catch(() => undefined);
         throw err;
       });
     if (state.length === 0) {

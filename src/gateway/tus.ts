@@ -21,20 +21,35 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { Server, type Locker } from '@tus/server';
+import { Server, type Locker, type Upload } from '@tus/server';
 import { ERRORS, EVENTS, Metadata } from '@tus/utils';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tenantSettings, type GatewayConfig } from './config';
-import { bearerChallenge, ForbiddenError, GatewayError, InvalidRequestError, RedisUnavailableError, UploadNotStoredError } from './errors';
+import {
+  bearerChallenge,
+  ForbiddenError,
+  GatewayError,
+  InvalidRequestError,
+  RedisUnavailableError,
+  UploadNotStoredError,
+  UploadTooLargeError,
+} from './errors';
 import { GatewayUploadStore, parseUploadChecksum, TUS_CHECKSUM_ALGORITHMS, tusRequestContext, type UploadChecksum } from './tus-store';
 import { checkTusRequest, effectiveMethod, TUS_VERSION, type TusRefusal } from './tus-request-checks';
 import { DRAFT_REQUEST_HEADERS, refuseDraftRequest, serveDraftRequest } from './resumable-upload';
 import { readDraftRequest } from './resumable-upload-checks';
-import { parseUploadConcat, serveFinalCreation } from './tus-concatenation';
+import { parseUploadConcat, partialIdsOf, serveFinalCreation } from './tus-concatenation';
 import { objectMetadataOf } from './tus-metadata';
 import type { TusRequestContext } from './tus-request-context';
 import { sendWebResponse, webRequestOf } from './tus-web-request';
-import { MemoryUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
+import {
+  bindingCovers,
+  groupBinding,
+  groupMemberId,
+  groupOf,
+  MemoryUploadTokenBindings,
+  type UploadTokenBindings,
+} from './upload-token-bindings';
 import type { UploadsService } from './uploads-service';
 
 /** @see tusPlugin */
@@ -84,6 +99,39 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     if (!current) throw new Error('tus request outside the gateway route');
     return current;
   };
+  // Parallel uploads with an upload token (upload-token-bindings.ts): the first partial makes the token's group, later ones join it.
+  const nameUpload = async (current: TusRequestContext): Promise<string> => {
+    const id = randomBytes(16).toString('hex');
+    const token = current.uploadToken;
+    if (!token || current.concat !== 'partial') return id;
+    const bound = await token.bindings.bind(token.scope.tokenId, groupBinding(id), token.scope.expiresAt);
+    const group = groupOf(bound);
+    return bound === groupBinding(id) || group === undefined ? id : groupMemberId(group);
+  };
+  const holdPartial = async (current: TusRequestContext, token: NonNullable<TusRequestContext['uploadToken']>, upload: Upload) => {
+    const bound = await token.bindings.boundUpload(token.scope.tokenId);
+    if (bound === undefined || !bindingCovers(bound, upload.id))
+      throw new ForbiddenError(
+        `this upload token already created upload ${bound === undefined ? '' : (groupOf(bound) ?? bound)}; mint one token per upload`,
+      );
+    // The partials of one token together stay within its limit (a deferred length counts as the limit).
+    const bytes = upload.size ?? current.maxUploadBytes;
+    if (!(await token.bindings.addBytes(token.scope.tokenId, bytes, current.maxUploadBytes, token.scope.expiresAt)))
+      throw new UploadTooLargeError(
+        `the partial uploads of this upload token would hold more than its limit of ${current.maxUploadBytes} bytes`,
+      );
+    current.heldPartialBytes = bytes;
+  };
+  const tokenGroup = async (tokenId: string, urls: string[], uploadsPath: string): Promise<string | { problem: string } | undefined> => {
+    const bound = await uploadTokens.boundUpload(tokenId);
+    const group = bound === undefined ? undefined : groupOf(bound);
+    if (bound === undefined || group === undefined)
+      return { problem: 'an upload token joins only partial uploads it created itself (Upload-Concat: partial first)' };
+    const ids = partialIdsOf(urls, uploadsPath);
+    if (!('problem' in ids) && ids.some((id) => !bindingCovers(bound, id)))
+      return { problem: 'an upload token joins only partial uploads it created itself; this final names another upload' };
+    return group;
+  };
   const server = new Server({
     // @tus/server builds upload URLs from the full path, prefix included; fastify's routes below add the prefix themselves.
     path: `${app.prefix}${path}`,
@@ -95,16 +143,19 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}),
     }),
     relativeLocation: true,
-    namingFunction: () => randomBytes(16).toString('hex'),
+    namingFunction: () => nameUpload(context()),
     maxSize: () => context().maxUploadBytes,
     // Lock keys carry the tenant: one tenant's requests can never ask another's to release.
     locker: () => ({ newLock: (id: string) => options.locker.newLock(`${context().tenant}/${id}`) }),
     // An upload token creates one upload: it is bound to this id before anything is created (403 if it created one already).
     onUploadCreate: async (_req, upload) => {
-      const token = context().uploadToken;
-      if (token) {
+      const current = context();
+      const token = current.uploadToken;
+      if (token && current.concat === 'partial') await holdPartial(current, token, upload);
+      else if (token) {
         const bound = await token.bindings.bind(token.scope.tokenId, upload.id, token.scope.expiresAt);
-        if (bound !== upload.id) throw new ForbiddenError(`this upload token already created upload ${bound}; mint one token per upload`);
+        if (bound !== upload.id)
+          throw new ForbiddenError(`this upload token already created upload ${groupOf(bound) ?? bound}; mint one token per upload`);
       }
       return {};
     },
@@ -227,19 +278,20 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     const parsedConcat = method === 'POST' && typeof concatHeader === 'string' ? parseUploadConcat(concatHeader) : undefined;
     const concat = parsedConcat && !('problem' in parsedConcat) ? parsedConcat : undefined; // a malformed one was refused above
     if (concat?.kind === 'final') {
-      if (scope)
-        return refuse(reply, {
-          status: 403,
-          headers: {},
-          body: 'an upload token creates one upload; joining partial uploads (Upload-Concat) needs a tenant token',
-        });
+      // An upload token joins only the partials it created, into an upload of the same group.
+      const group = scope ? await tokenGroup(scope.tokenId, concat.urls, `${app.prefix}${path}`) : undefined;
+      if (group !== undefined && typeof group !== 'string') {
+        const refused = new ForbiddenError(group.problem);
+        return refuse(reply, { status: 403, headers: { 'WWW-Authenticate': bearerChallenge(refused) }, body: refused.message });
+      }
       const metadataHeader = request.headers['upload-metadata'];
       return serveFinalCreation(reply, {
         uploads: options.uploads,
         tenant: request.tenant,
         path: `${app.prefix}${path}`,
         urls: concat.urls,
-        uploadId: randomBytes(16).toString('hex'),
+        uploadId: group !== undefined ? groupMemberId(group) : randomBytes(16).toString('hex'),
+        ...(scope?.key !== undefined ? { key: scope.key } : {}),
         ...objectMetadataOf(typeof metadataHeader === 'string' ? Metadata.parse(metadataHeader) : {}),
         ...(typeof metadataHeader === 'string' ? { tusMetadata: metadataHeader } : {}),
         maxUploadBytes,

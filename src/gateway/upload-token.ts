@@ -8,7 +8,9 @@
  * - ONE upload: the first creation request binds the token to the upload it creates (in Redis
  *   across replicas, else in memory); a second creation answers 403, and requests on any other
  *   upload id answer 403. Continuing (tus HEAD/PATCH, part URLs, list, complete) and cancelling
- *   (tus DELETE, abort) its own upload are allowed until the token expires;
+ *   (tus DELETE, abort) its own upload are allowed until the token expires. One file sent as tus
+ *   parallel uploads (concatenation) is one upload: its partials and the final form a group the
+ *   token covers (upload-token-bindings.ts), the partials together within `maxBytes`;
  * - at most `maxBytes` bytes (tus: the declared `Upload-Length` is refused with 413 above it; presigned:
  *   the declared size must be given and within it);
  * - optionally one object key (below the tenant's prefix): the upload is stored there whatever

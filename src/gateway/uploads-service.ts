@@ -70,6 +70,7 @@ import {
   recordChunkUpdate,
   recordPartUpdate,
   waitUntilOpenUpdate,
+  waitUntilStoredUpdate,
   claimPartialUpdate,
   releasePartialSignal,
   type GatewayUploadWorkflow,
@@ -130,7 +131,7 @@ export interface CreateUploadRequest {
 /** What a tus client asks for when it joins partial uploads (`Upload-Concat: final;…`). */
 export interface CreateFinalUploadRequest extends Pick<
   CreateUploadRequest,
-  'tenant' | 'uploadId' | 'filename' | 'contentType' | 'metadata' | 'tusMetadata' | 'maxLength'
+  'tenant' | 'uploadId' | 'filename' | 'contentType' | 'metadata' | 'tusMetadata' | 'maxLength' | 'key'
 > {
   /** The partial uploads' ids, in order. */
   partials: string[];
@@ -391,16 +392,22 @@ export class UploadsService {
     if (twice !== undefined)
       throw new InvalidRequestError(`partial upload ${twice} is named twice in Upload-Concat; name each partial once`);
     const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
-    const sources: JoinSource[] = [];
-    for (const id of partials) {
-      const state = await this.state(tenant, id).catch((err: unknown) => {
-        if (!(err instanceof UploadNotFoundError)) throw err;
-        throw new GatewayError(404, 'UploadNotFound', `Upload-Concat names upload ${id}, which does not exist (or is another tenant's)`);
-      });
+    // The partials are read, and then claimed, all at once: a final's creation costs two round trips, not two per partial.
+    const read = await Promise.allSettled(partials.map((id) => this.state(tenant, id)));
+    const states = read.map((outcome, i) => {
+      if (outcome.status === 'fulfilled') return outcome.value;
+      if (!(outcome.reason instanceof UploadNotFoundError)) throw outcome.reason;
+      throw new GatewayError(
+        404,
+        'UploadNotFound',
+        `Upload-Concat names upload ${partials[i]}, which does not exist (or is another tenant's)`,
+      );
+    });
+    const sources: JoinSource[] = states.map((state) => {
       const problem = claimProblem(state, uploadId, Date.now());
-      if (problem) throw this.rejection(problem, id);
-      sources.push({ uploadId: id, workflowId: state.workflowId, key: state.key, ...storedPartial(state) });
-    }
+      if (problem) throw this.rejection(problem, state.uploadId);
+      return { uploadId: state.uploadId, workflowId: state.workflowId, key: state.key, ...storedPartial(state) };
+    });
     const length = sources.reduce((sum, p) => sum + p.size, 0);
     const maxLength = Math.min(tenantSettings(this.options.config, tenant).maxUploadBytes, request.maxLength ?? Infinity);
     if (length > maxLength)
@@ -408,12 +415,16 @@ export class UploadsService {
     const claimed: string[] = [];
     let starting = false;
     try {
-      for (const source of sources) {
-        await this.update(tenant, source.uploadId, (handle) =>
-          handle.executeUpdate(claimPartialUpdate, { args: [{ finalUploadId: uploadId }] }),
-        );
-        claimed.push(source.uploadId);
-      }
+      const claims = await Promise.allSettled(
+        sources.map(async (source) => {
+          await this.update(tenant, source.uploadId, (handle) =>
+            handle.executeUpdate(claimPartialUpdate, { args: [{ finalUploadId: uploadId }] }),
+          );
+          claimed.push(source.uploadId);
+        }),
+      );
+      const refused = claims.find((claim) => claim.status === 'rejected');
+      if (refused) throw refused.reason;
       const { partials: _ids, ...rest } = request;
       starting = true;
       return await this.start({ ...rest, uploadId, length, mode: 'tus' }, { kind: 'final', partials: sources });
@@ -603,9 +614,17 @@ export class UploadsService {
    */
   async waitUntilStored(tenant: string, uploadId: string, timeoutMs: number): Promise<GatewayUploadState> {
     const deadline = Date.now() + timeoutMs;
+    const storedOrEnded = (state: GatewayUploadState) => state.phase === 'await-join' || state.outcome !== 'running';
+    try {
+      // The workflow answers the moment the partial is stored: no polling on the way.
+      const state = await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilStoredUpdate));
+      if (storedOrEnded(state)) return this.changed(state);
+    } catch {
+      // Not answered in time, the run ended or handed over under it, or a worker without the update: read the state instead.
+    }
     for (;;) {
       const state = await this.state(tenant, uploadId);
-      if (state.phase === 'await-join' || state.outcome !== 'running' || Date.now() >= deadline) return this.changed(state);
+      if (storedOrEnded(state) || Date.now() >= deadline) return this.changed(state);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }

@@ -41,6 +41,12 @@ export const completeUpdate = defineUpdate<GatewayUploadState, [{ parts: Gateway
  * unless the partial is stored and unclaimed, or claimed by the same final (a repeated claim).
  */
 export const claimPartialUpdate = defineUpdate<GatewayUploadState, [{ finalUploadId: string }]>('claimPartial');
+/**
+ * tus concatenation: answers once the partial stored its bytes (phase `await-join`), ended, or its
+ * run is about to continue as new (the caller then asks again or reads the state). No command,
+ * so runs that never receive it replay unchanged.
+ */
+export const waitUntilStoredUpdate = defineUpdate<GatewayUploadState>('waitUntilStored');
 /** tus concatenation: the final merged; the partial commits its reservation and deletes its object. */
 export const partialJoinedSignal = defineSignal<[{ finalUploadId: string }]>('partialJoined');
 /** tus concatenation: the final ended without an object; the partial waits for a claim again (until its expiry). */

@@ -27,7 +27,12 @@
  *   carrying the small state; the next run restores the completed steps' compensations.
  */
 import { requireMultipartUploadId } from '../upload/wire-names';
-import { GATEWAY_LOCAL_STEPS_PATCH, TUS_CONCATENATION_PATCH, TUS_DEFERRED_LENGTH_PATCH } from '../patches';
+import {
+  GATEWAY_LOCAL_STEPS_PATCH,
+  TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
+  TUS_CONCATENATION_PATCH,
+  TUS_DEFERRED_LENGTH_PATCH,
+} from '../patches';
 import {
   allHandlersFinished,
   ApplicationFailure,
@@ -63,7 +68,7 @@ import {
   type GatewayUploadState,
 } from '../upload/gateway-upload';
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
-import { CLAIM_LEASE_MS, claimProblem, type ConcatState } from '../upload/concatenation';
+import { CLAIM_LEASE_MS, claimProblem, type ConcatState, type JoinSource } from '../upload/concatenation';
 import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
 import { gatewayUploadSteps, gatewayUploadStepsWithLocalSteps } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
@@ -91,6 +96,7 @@ import {
   recordChunkUpdate,
   recordPartUpdate,
   waitUntilOpenUpdate,
+  waitUntilStoredUpdate,
 } from '../upload/gateway-upload-messages';
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
@@ -291,6 +297,17 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   );
 
   if (partial) {
+    // The partial's finishing PATCH answers once its bytes are stored (no polling); a run about to hand over lets it go first.
+    setHandler(waitUntilStoredUpdate, async () => {
+      await condition(
+        () =>
+          state.phase === 'await-join' ||
+          state.outcome !== 'running' ||
+          updatesThisRun >= updatesPerRun ||
+          workflowInfo().continueAsNewSuggested,
+      );
+      return snapshot();
+    });
     setHandler(
       claimPartialUpdate,
       ({ finalUploadId }) => {
@@ -314,13 +331,18 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   // A final that ends without an object hands its claimed partials back (they wait again, until their expiry).
   let partialsSettled = false;
   const signalPartials = async (signal: typeof partialJoinedSignal) => {
-    for (const source of final?.partials ?? []) {
+    const send = async (source: JoinSource) => {
       try {
         await getExternalWorkflowHandle(source.workflowId).signal(signal, { finalUploadId: uploadId });
       } catch {
         // The partial's workflow ended (cancelled or expired): there is nothing to settle.
       }
-    }
+    };
+    const sources = final?.partials ?? [];
+    if (sources.length === 0) return;
+    // All in one workflow task: the final's answer waits for these signals.
+    if (patched(TUS_CONCAT_SIGNALS_AT_ONCE_PATCH)) await Promise.all(sources.map(send));
+    else for (const source of sources) await send(source);
   };
 
   const event = uploadEvents({ workflowId, uploadId, tenant, bucket, key });

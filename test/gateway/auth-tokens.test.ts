@@ -284,6 +284,45 @@ describe('upload tokens minted for one browser upload', () => {
     expect(again.status).toBe(403);
   });
 
+  it('tus-js-client parallelUploads with an upload token: its partials and final are one upload, at the key it names, within its limit', async () => {
+    const { token } = await mintUploadToken({
+      secret: SECRET,
+      tenant: tokenTenant,
+      maxBytes: 8 * MiB,
+      key: 'parallel/u1.bin',
+      expiresIn: '5m',
+    });
+    const data = randomBytes(6 * MiB + 3);
+    const created: string[] = [];
+    const run = startTus(data, {
+      endpoint: `${gateway.url}/files`,
+      headers: bearer(token),
+      parallelUploads: 3,
+      metadata: { filename: 'ignored.bin' },
+      onAfterResponse: (request, response) => {
+        if (request.getMethod() === 'POST') created.push(`${response.getStatus()} ${response.getHeader('Location')}`);
+      },
+    });
+    await run.done;
+    expect(await objectSha256(stack.s3, BUCKET, `${tokenTenant}/parallel/u1.bin`)).toBe(sha256(data));
+    // Three partials and the final, all inside the group of the first partial's id.
+    const ids = created.map((line) => idOf(line.split(' ')[1]!));
+    expect(created.map((line) => line.split(' ')[0])).toEqual(['201', '201', '201', '201']);
+    const group = ids.find((id) => !id.includes('.'))!;
+    expect(ids.filter((id) => id.startsWith(`${group}.`))).toHaveLength(3);
+    const final = await gateway.app.uploads.state(tokenTenant, idOf(run.upload.url));
+    expect(final).toMatchObject({ outcome: 'completed', length: data.length, concat: { kind: 'final' } });
+    expect((await tusRequest(run.upload.url!, 'HEAD', bearer(token))).status).toBe(200);
+    // An upload that is not a partial, and partials beyond its limit, it does not create.
+    expect((await tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Length': '1' })).status).toBe(403);
+    const over = await tusRequest(`${gateway.url}/files`, 'POST', {
+      ...bearer(token),
+      'Upload-Concat': 'partial',
+      'Upload-Length': String(2 * MiB),
+    });
+    expect(over.status).toBe(413);
+  });
+
   it("a deferred-length upload with an upload token reserves the token's limit, not the tenant's, and may not declare more", async () => {
     const { token } = await mintUploadToken({ secret: SECRET, tenant: tokenTenant, maxBytes: 3 * MiB, expiresIn: '5m' });
     const created = await tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Defer-Length': '1' });
@@ -312,7 +351,7 @@ describe('upload tokens minted for one browser upload', () => {
     expect((await presignedCreate(bearer(token), { 'upload-length': '1' })).status).toBe(403);
   });
 
-  it('across replicas (Redis), of concurrent creations with one token exactly one binds it; the binding expires with the token', async () => {
+  it('across replicas (Redis), of concurrent creations with one token exactly one binds it, a group holds at most its limit; both expire with the token', async () => {
     const redis = testRedis();
     const secondConnection = redis.duplicate();
     const prefix = `${uniqueId('auth-test')}:`;
@@ -326,6 +365,13 @@ describe('upload tokens minted for one browser upload', () => {
       const ttl = await redis.pttl(`${prefix}upload-token:t1`);
       expect(ttl).toBeGreaterThan(1_000);
       expect(ttl).toBeLessThanOrEqual(61_000);
+      // A group's partials: of concurrent additions across replicas, only as many as fit the limit count.
+      const added = await Promise.all(Array.from({ length: 8 }, (_, i) => replicas[i % 2]!.addBytes('t2', 3, 10, Date.now() + 1_000)));
+      expect(added.filter(Boolean)).toHaveLength(3);
+      expect(await redis.get(`${prefix}upload-token:t2:bytes`)).toBe('9');
+      expect(await replicas[0]!.addBytes('t2', -3, 10, Date.now() + 1_000)).toBe(true);
+      expect(await replicas[1]!.addBytes('t2', 1, 10, Date.now() + 1_000)).toBe(true);
+      expect(await redis.get(`${prefix}upload-token:t2:bytes`)).toBe('7');
     } finally {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
@@ -411,6 +457,19 @@ async function scopedTokenWithUpload(): Promise<{ token: string; uploadUrl: stri
   const uploadUrl = new URL(created.headers.get('location')!, gateway.url).toString();
   scopedUploads.add(idOf(uploadUrl));
   return { token, uploadUrl };
+}
+
+/** A partial upload (`Upload-Concat: partial`) of `length` bytes created with `token` (its scoped uploads are counted); its URL. */
+async function scopedPartial(token: string, length: number): Promise<string> {
+  const created = await tusRequest(`${gateway.url}/files`, 'POST', {
+    ...bearer(token),
+    'Upload-Concat': 'partial',
+    'Upload-Length': String(length),
+  });
+  expect(created.status, await created.clone().text()).toBe(201);
+  const uploadUrl = new URL(created.headers.get('location')!, gateway.url).toString();
+  scopedUploads.add(idOf(uploadUrl));
+  return uploadUrl;
 }
 
 /** Each row's case: the answers it produced (each must match the row), and the token it sent, if any. */
@@ -505,6 +564,27 @@ const CASES: Record<string, () => Promise<{ answers: Answer[]; token?: string }>
     const { token } = await mintUploadToken({ secret: SECRET, tenant: refusedTenant, maxBytes: MiB });
     const answer = await answerOf(await tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Length': String(MiB + 1) }));
     return { token, answers: [answer] };
+  },
+  'an upload token joining partial uploads it did not create (tus)': async () => {
+    const { token } = await mintUploadToken({ secret: SECRET, tenant: scopedTenant, maxBytes: MiB });
+    const { token: another } = await mintUploadToken({ secret: SECRET, tenant: scopedTenant, maxBytes: MiB });
+    const { token: fresh } = await mintUploadToken({ secret: SECRET, tenant: scopedTenant, maxBytes: MiB });
+    await scopedPartial(token, 10);
+    const foreign = await scopedPartial(another, 10);
+    const final = (withToken: string) =>
+      tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(withToken), 'Upload-Concat': `final;${new URL(foreign).pathname}` });
+    // A token that created partials of its own, and one that created nothing yet.
+    return { token, answers: [await answerOf(await final(token)), await answerOf(await final(fresh))] };
+  },
+  "an upload token's partial uploads over its size limit (tus)": async () => {
+    const { token } = await mintUploadToken({ secret: SECRET, tenant: scopedTenant, maxBytes: MiB });
+    await scopedPartial(token, MiB / 2 + 1);
+    const answer = await tusRequest(`${gateway.url}/files`, 'POST', {
+      ...bearer(token),
+      'Upload-Concat': 'partial',
+      'Upload-Length': String(MiB / 2),
+    });
+    return { token, answers: [await answerOf(answer)] };
   },
   'an upload token and a larger declared size (presigned)': async () => {
     const { token } = await mintUploadToken({ secret: SECRET, tenant: refusedTenant, maxBytes: MiB });

@@ -10,7 +10,7 @@ import { ConfigError } from '../../src/config';
 import { loadGatewayConfig } from '../../src/gateway/config';
 import { bearerChallenge, ForbiddenError, UnauthorizedError } from '../../src/gateway/errors';
 import { mintUploadToken, UPLOAD_TOKEN_TYPE, verifyUploadToken } from '../../src/gateway/upload-token';
-import { MemoryUploadTokenBindings } from '../../src/gateway/upload-token-bindings';
+import { bindingCovers, groupBinding, groupMemberId, groupOf, MemoryUploadTokenBindings } from '../../src/gateway/upload-token-bindings';
 
 const SECRET = randomBytes(32).toString('base64url');
 
@@ -99,6 +99,29 @@ describe('upload tokens', () => {
     expect(await bindings.boundUpload('t1')).toBe('u1');
     await bindings.release('t1', 'u1');
     expect(await bindings.bind('t1', 'u3', expiresAt)).toBe('u3');
+  });
+
+  it('a group binding (parallel uploads) covers its first upload and the ids inside the group, nothing else', () => {
+    const bound = groupBinding('g1');
+    expect(groupOf(bound)).toBe('g1');
+    expect(groupOf('u1')).toBeUndefined();
+    const member = groupMemberId('g1');
+    expect(member).toMatch(/^g1\.[0-9a-f]{16}$/);
+    for (const id of ['g1', member]) expect(bindingCovers(bound, id), id).toBe(true);
+    for (const id of ['g2', 'g10', 'g1x', 'g1.', `${member}.x`, 'x.g1']) expect(bindingCovers(bound, id), id).toBe(false);
+    expect(bindingCovers('u1', 'u1')).toBe(true);
+    expect(bindingCovers('u1', 'u1.a')).toBe(false);
+  });
+
+  it("a group's partials count against the token's limit together; a failed creation gives its bytes back", async () => {
+    const bindings = new MemoryUploadTokenBindings();
+    const expiresAt = Date.now() + 60_000;
+    expect(await bindings.addBytes('t1', 6, 10, expiresAt)).toBe(true);
+    expect(await bindings.addBytes('t1', 5, 10, expiresAt)).toBe(false);
+    expect(await bindings.addBytes('t1', 4, 10, expiresAt)).toBe(true);
+    expect(await bindings.addBytes('t1', -4, 10, expiresAt)).toBe(true);
+    expect(await bindings.addBytes('t1', 4, 10, expiresAt)).toBe(true);
+    expect(await bindings.addBytes('t2', 10, 10, expiresAt)).toBe(true);
   });
 });
 
