@@ -32,6 +32,10 @@
  * - batch: 10,000 × 64 KiB and 1,000 × 1 MiB files from a local directory as one batch saga, `aws s3
  *   cp --recursive` and `rclone copy` (bench/batch.ts; `--batch-rows` for other sizes).
  *
+ * - migration: 1,000 objects totalling 1 GiB from one bucket to another on the same MinIO: the
+ *   migration saga (server-side copy), `aws s3 sync` and `rclone sync`, who goes first rotating
+ *   (bench/migration.ts; `--migration-objects 100 --migration-bytes 100MiB` for a quick run).
+ *
  * - scaleOut: uploads/s of 100 concurrent 1 MiB uploads with 1, 2 and 3 worker processes on one
  *   task queue, for one tenant and for eight, on the real Temporal server on PostgreSQL (started
  *   for the section; `--scale-out-temporal dev-server` uses the run's dev server), with CPU per
@@ -63,6 +67,7 @@ import { createBaselineActivities } from './baseline-activities';
 import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { batchMarkdown, benchBatch, type BatchBenchRow } from './batch';
+import { benchMigration, migrationMarkdown, type MigrationBenchResult } from './migration';
 import {
   cpuSeconds,
   currentRssMiB,
@@ -91,6 +96,9 @@ interface Options {
   reps: string;
   latencyUploads: string;
   batchRows: string;
+  migrationObjects: string;
+  migrationBytes: string;
+  migrationReps: string;
   latencyRounds: string;
   skip: string[];
   only?: string[];
@@ -113,7 +121,18 @@ interface Options {
   scaleOutTemporal: string;
 }
 
-const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway', 'batch', 'scaleOut'] as const;
+const SECTIONS = [
+  'throughput',
+  'memory',
+  'latency',
+  'history',
+  'startup',
+  'telemetry',
+  'gateway',
+  'batch',
+  'migration',
+  'scaleOut',
+] as const;
 
 interface ThroughputRow {
   bytes: number;
@@ -222,6 +241,9 @@ async function main(): Promise<void> {
     .option('--concurrency <n>', 'parts in flight for every tool', '4')
     .option('--reps <n>', 'runs per tool and size (best counts)', '2')
     .option('--batch-rows <rows>', 'batch section: files x size per row', '10000x64KiB,1000x1MiB')
+    .option('--migration-objects <n>', 'migration section: objects in the source bucket', '1000')
+    .option('--migration-bytes <size>', 'migration section: their total size', '1GiB')
+    .option('--migration-reps <n>', 'migration section: repetitions, who goes first rotating (best counts)', '2')
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
     .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
     .option('--skip <parts...>', `skip any of ${SECTIONS.join(', ')}`, [])
@@ -700,6 +722,24 @@ async function main(): Promise<void> {
         log,
       });
     }
+    if (!skip.has('migration')) {
+      results.migration = await benchMigration({
+        stack,
+        env,
+        client,
+        s3,
+        work,
+        objects: Number(opts.migrationObjects),
+        totalBytes: parseByteSize(opts.migrationBytes)!,
+        reps: Number(opts.migrationReps),
+        startWorker: (workerEnv) => startWorkerProcess(workerEnv),
+        stopProcess,
+        run,
+        have: { aws: await which('aws'), rclone: await which('rclone') },
+        loadAverage: () => os.loadavg()[0]!,
+        log,
+      });
+    }
     if (!skip.has('gateway')) {
       results.gateway = await benchGateway({
         stack,
@@ -827,6 +867,8 @@ function markdown(results: Record<string, unknown>): string {
   }
   const batchRows = results.batch as BatchBenchRow[] | undefined;
   if (batchRows) lines.push(...batchMarkdown(batchRows));
+  const migration = results.migration as MigrationBenchResult | undefined;
+  if (migration) lines.push(...migrationMarkdown(migration));
   const memory = results.memory as Record<string, number> | undefined;
   if (memory)
     lines.push(
