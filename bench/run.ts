@@ -34,6 +34,10 @@
  *   for a short run; `--batch-tuning` for other chunk sizes and concurrencies; `--batch-cpu-prof
  *   <dir>` profiles the worker).
  *
+ * - migration: 1,000 objects totalling 1 GiB from one bucket to another on the same MinIO: the
+ *   migration saga (server-side copy), `aws s3 sync` and `rclone sync`, who goes first rotating
+ *   (bench/migration.ts; `--migration-objects 100 --migration-bytes 100MiB` for a quick run).
+ *
  * - scaleOut: uploads/s of 100 concurrent 1 MiB uploads with 1, 2 and 3 worker processes on one
  *   task queue, for one tenant and for eight, on the real Temporal server on PostgreSQL (started
  *   for the section; `--scale-out-temporal dev-server` uses the run's dev server), with CPU per
@@ -65,6 +69,7 @@ import { createBaselineActivities } from './baseline-activities';
 import { benchGateway, gatewayMarkdown, TUS_SERVERS, type GatewayBenchResult, type TusServerName } from './gateway';
 import { breakdownMarkdown, latencyBreakdown } from './latency-breakdown';
 import { batchMarkdown, benchBatch, parseBatchTuning, type BatchBenchRow } from './batch';
+import { benchMigration, migrationMarkdown, type MigrationBenchResult } from './migration';
 import {
   cpuSeconds,
   currentRssMiB,
@@ -95,6 +100,9 @@ interface Options {
   batchRows: string;
   batchTuning?: string;
   batchCpuProf?: string;
+  migrationObjects: string;
+  migrationBytes: string;
+  migrationReps: string;
   latencyRounds: string;
   skip: string[];
   only?: string[];
@@ -117,7 +125,18 @@ interface Options {
   scaleOutTemporal: string;
 }
 
-const SECTIONS = ['throughput', 'memory', 'latency', 'history', 'startup', 'telemetry', 'gateway', 'batch', 'scaleOut'] as const;
+const SECTIONS = [
+  'throughput',
+  'memory',
+  'latency',
+  'history',
+  'startup',
+  'telemetry',
+  'gateway',
+  'batch',
+  'migration',
+  'scaleOut',
+] as const;
 
 interface ThroughputRow {
   bytes: number;
@@ -231,6 +250,9 @@ async function main(): Promise<void> {
       'batch section: request options of the saga, e.g. filesPerChunk=256,fileConcurrency=16,chunkConcurrency=3 (default: its own)',
     )
     .option('--batch-cpu-prof <dir>', "write a CPU profile of the batch section's worker process (node --cpu-prof) to this directory")
+    .option('--migration-objects <n>', 'migration section: objects in the source bucket', '1000')
+    .option('--migration-bytes <size>', 'migration section: their total size', '1GiB')
+    .option('--migration-reps <n>', 'migration section: repetitions, who goes first rotating (best counts)', '2')
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
     .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
     .option('--skip <parts...>', `skip any of ${SECTIONS.join(', ')}`, [])
@@ -713,6 +735,24 @@ async function main(): Promise<void> {
         log,
       });
     }
+    if (!skip.has('migration')) {
+      results.migration = await benchMigration({
+        stack,
+        env,
+        client,
+        s3,
+        work,
+        objects: Number(opts.migrationObjects),
+        totalBytes: parseByteSize(opts.migrationBytes)!,
+        reps: Number(opts.migrationReps),
+        startWorker: (workerEnv) => startWorkerProcess(workerEnv),
+        stopProcess,
+        run,
+        have: { aws: await which('aws'), rclone: await which('rclone') },
+        loadAverage: () => os.loadavg()[0]!,
+        log,
+      });
+    }
     if (!skip.has('gateway')) {
       results.gateway = await benchGateway({
         stack,
@@ -840,6 +880,8 @@ function markdown(results: Record<string, unknown>): string {
   }
   const batchRows = results.batch as BatchBenchRow[] | undefined;
   if (batchRows) lines.push(...batchMarkdown(batchRows));
+  const migration = results.migration as MigrationBenchResult | undefined;
+  if (migration) lines.push(...migrationMarkdown(migration));
   const memory = results.memory as Record<string, number> | undefined;
   if (memory)
     lines.push(

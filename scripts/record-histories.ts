@@ -17,7 +17,7 @@
 import { WIRE_NAMES } from '../src/upload/wire-names';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -498,12 +498,43 @@ async function recordPausedBatch(r: Recorder): Promise<string> {
   return handle.workflowId;
 }
 
+/**
+ * A migration within the bucket, in one run: 12 objects in chunks of 5, 3 of them already at the
+ * destination (skipped), the others copied server-side.
+ */
+async function recordMigration(r: Recorder, s3: S3Client): Promise<string> {
+  const from = 'histories/migration-src/';
+  const to = 'histories/migration-dst/';
+  for (let i = 0; i < 12; i++) {
+    const body = randomBytes(4096);
+    const name = `o${String(i).padStart(2, '0')}.bin`;
+    await s3.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: `${from}${name}`, Body: body, ContentType: 'text/plain', Metadata: { n: String(i) } }),
+    );
+    if (i % 4 === 0) await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: `${to}${name}`, CopySource: `${BUCKET}/${from}${name}` }));
+  }
+  const handle = await new BatchClient({ client: r.client, taskQueue: MAIN_QUEUE }).migrate({
+    migrationId: 'migration-completed',
+    tenant: 'acme',
+    source: { bucket: BUCKET, prefix: from },
+    destination: { bucket: BUCKET, prefix: to },
+    objectsPerChunk: 5,
+  });
+  const result = await handle.result();
+  if (result.outcome !== 'completed' || result.objectsCopied !== 9 || result.objectsSkipped !== 3)
+    throw new Error(
+      `scenario migration-completed ended ${result.outcome} with ${result.objectsCopied} copied and ${result.objectsSkipped} skipped, expected 9 and 3; nothing written`,
+    );
+  return handle.workflowId;
+}
+
 function selectScenarios(names: string[]): {
   uploads: Scenario[];
   ledger: boolean;
   batch: boolean;
   batchStopped: boolean;
   pausedBatch: boolean;
+  migration: boolean;
   deletedObject: boolean;
   gatewayUploads: GatewayUploadScenario[];
 } {
@@ -513,6 +544,7 @@ function selectScenarios(names: string[]): {
     'batch-partial',
     'batch-quota-stopped',
     'batch-paused',
+    'migration-completed',
     'deleted-object',
     ...GATEWAY_UPLOAD_SCENARIOS.map((s) => s.name),
   ];
@@ -525,6 +557,7 @@ function selectScenarios(names: string[]): {
     batch: wanted('batch-partial'),
     batchStopped: wanted('batch-quota-stopped'),
     pausedBatch: wanted('batch-paused'),
+    migration: wanted('migration-completed'),
     deletedObject: wanted('deleted-object'),
     gatewayUploads: GATEWAY_UPLOAD_SCENARIOS.filter((s) => wanted(s.name)),
   };
@@ -675,6 +708,14 @@ async function main(names: string[]): Promise<void> {
       written.add('batch-paused.json');
       process.stdout.write(
         `${'batch-paused'.padEnd(28)} ${'completed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
+      );
+    }
+    if (selected.migration) {
+      const t0 = Date.now();
+      const events = await writeHistory('migration-completed', await fetchHistory(client, await recordMigration(recorder, s3)));
+      written.add('migration-completed.json');
+      process.stdout.write(
+        `${'migration-completed'.padEnd(28)} ${'completed'.padEnd(12)} ${String(events).padStart(4)} events  ${seconds(t0).padStart(6)}\n`,
       );
     }
     if (selected.deletedObject) {

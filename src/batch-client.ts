@@ -36,6 +36,10 @@ import { PauseRefusedError } from './client';
 import { PAUSE_REFUSED, pauseStateQuery, pauseUpdate, resumeUpdate, type PauseRequest, type PauseState } from './upload/pause';
 import { UploadBucket, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from './upload/search-attributes';
 import type { batchWorkflow } from './workflows/batch-workflow';
+import { MigrationHandle } from './migration-client';
+import { InvalidMigrationRequestError, normalizeMigrationRequest } from './migration/migration-request';
+import { migrationWorkflowId, type MigrationRequest } from './migration/migration-types';
+import type { migrationWorkflow } from './workflows/migration-workflow';
 
 /** Options of {@link BatchClient}. */
 export interface BatchClientOptions {
@@ -222,6 +226,44 @@ export class BatchClient {
     }
   }
 
+  /**
+   * Starts a bucket-to-bucket migration (docs/explanation/migration.md), or returns the running one
+   * with the same tenant and migration id. A finished one started again runs again: it skips every
+   * object already copied.
+   * @throws InvalidMigrationRequestError before anything starts, listing every problem
+   */
+  async migrate(request: MigrationRequest): Promise<MigrationHandle> {
+    const normalized = normalizeMigrationRequest(request);
+    const workflowId = migrationWorkflowId(normalized.tenant, normalized.migrationId);
+    const { source, destination } = normalized;
+    const from = `s3://${source.bucket}/${source.prefix}${source.profile ? ` (profile ${source.profile})` : ''}`;
+    try {
+      const handle = await this.client.workflow.start<typeof migrationWorkflow>('migrationWorkflow', {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [normalized],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        staticSummary: `migration ${from} → s3://${destination.bucket}/${destination.prefix} (tenant ${normalized.tenant})`,
+        typedSearchAttributes: [
+          { key: UploadTenant, value: normalized.tenant },
+          { key: UploadBucket, value: destination.bucket },
+          { key: UploadPhase, value: 'inspect' },
+          { key: UploadOutcome, value: 'running' },
+        ],
+      });
+      return new MigrationHandle(workflowId, handle);
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return this.getMigrationHandle(normalized.tenant, normalized.migrationId);
+      throw err;
+    }
+  }
+
+  /** A handle to an existing migration. */
+  getMigrationHandle(tenant: string, migrationId: string): MigrationHandle {
+    const workflowId = migrationWorkflowId(tenant, migrationId);
+    return new MigrationHandle(workflowId, this.client.workflow.getHandle<typeof migrationWorkflow>(workflowId));
+  }
+
   /** A handle to an existing batch. */
   getHandle(tenant: string, batchId: string): BatchHandle {
     const workflowId = batchWorkflowId(tenant, batchId);
@@ -270,4 +312,4 @@ function toBatchSummary(info: WorkflowExecutionInfo): BatchSummary {
   };
 }
 
-export { InvalidBatchRequestError };
+export { InvalidBatchRequestError, InvalidMigrationRequestError };

@@ -22,6 +22,19 @@ export {
 } from './client';
 export { BatchClient, BatchFailedError, BatchHandle, InvalidBatchRequestError, type BatchClientOptions } from './batch-client';
 export { BatchFailureType, findBatchProblems } from './batch/batch-request';
+export { MigrationFailedError, MigrationHandle, readMigrationReport } from './migration-client';
+export { findMigrationProblems, InvalidMigrationRequestError, MigrationFailureType } from './migration/migration-request';
+export {
+  migrationWorkflowId,
+  type MigrationCounts,
+  type MigrationFailure,
+  type MigrationOutcomeKind,
+  type MigrationProgress,
+  type MigrationReportLine,
+  type MigrationRequest,
+  type MigrationResult,
+  type MigrationSource,
+} from './migration/migration-types';
 export {
   BATCH_DEFAULTS,
   type BatchFileFailure,

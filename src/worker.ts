@@ -204,6 +204,13 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
   const metrics = options.metrics ?? new WorkerMetrics({ tenantLabel: config.metrics?.tenantLabel ?? false });
   instrumentS3Client(options.s3, metrics);
   if (breakers) withS3CircuitBreaker(options.s3, breakers, s3BreakerTarget(config.s3));
+  // One client per source profile: single uploads read through them, migrations list and read through them.
+  const sourceStores = Object.fromEntries(
+    Object.entries(config.s3SourceProfiles).map(([name, profile]) => [
+      name,
+      createS3Client({ ...profile, idleTimeoutMs: config.s3.idleTimeoutMs }),
+    ]),
+  );
   const activities =
     options.activities ??
     createActivities({
@@ -214,14 +221,10 @@ export async function createUploadWorker(options: UploadWorkerOptions): Promise<
         // S3 objects: in the worker's own store (copied server-side), or behind a configured profile.
         s3: new S3ObjectResolver({
           store: options.s3,
-          profiles: Object.fromEntries(
-            Object.entries(config.s3SourceProfiles).map(([name, profile]) => [
-              name,
-              createS3Client({ ...profile, idleTimeoutMs: config.s3.idleTimeoutMs }),
-            ]),
-          ),
+          profiles: sourceStores,
         }),
       }),
+      sourceStores,
       quota:
         options.quota ??
         new TemporalQuotaLedger({

@@ -137,11 +137,28 @@ afterAll(() => {
   if (timings.histories) console.log(`replay: ${timings.histories} histories, ${timings.events} events in ${timings.ms} ms`);
 });
 
+/** The history file's JSON, as recorded (payload data base64). */
+const historyToJsonValue = (h: RecordedHistory): unknown => JSON.parse(readFileSync(path.join(HISTORY_DIR, h.file), 'utf8'));
+
 describe('recorded histories', () => {
   it('include at least six upload histories, each of a finished run', () => {
     const uploads = historyFiles.map(loadHistory).filter((h) => h.workflowType === 'uploadWorkflow');
     expect(uploads.length).toBeGreaterThanOrEqual(6);
     for (const h of uploads) expect(h.closedAs, h.file).not.toBe('open');
+  });
+
+  it('include a migration whose history holds page bounds, not the keys it copied', () => {
+    const migration = loadHistory('migration-completed.json');
+    expect(migration).toMatchObject({ workflowType: 'migrationWorkflow', closedAs: 'completed' });
+    expect(activityTypes(migration)).toEqual(['inspectMigration', 'copyMigrationChunk', 'copyMigrationChunk', 'copyMigrationChunk']);
+    // 12 objects in chunks of 5: each chunk names the key it starts after and its last key, no other.
+    const decoded: string[] = [];
+    JSON.stringify(historyToJsonValue(migration), (key, value: unknown) => {
+      if (key === 'data' && typeof value === 'string') decoded.push(Buffer.from(value, 'base64').toString('utf8'));
+      return value;
+    });
+    const named = new Set(decoded.join('\n').match(/o\d\d\.bin/g) ?? []);
+    expect([...named].sort()).toEqual(['o04.bin', 'o09.bin', 'o11.bin']);
   });
 
   it.each(historyFiles)('%s replays on the current workflow code', async (file) => {

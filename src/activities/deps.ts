@@ -47,6 +47,11 @@ export interface UploadActivityDeps {
    * @default [] (batches of directories and manifests are refused)
    */
   allowedRoots?: readonly string[];
+  /**
+   * The other S3 stores, by source profile name (`UPLOAD_SAGA_S3_SOURCE_PROFILES`): where a migration
+   * from another store lists and reads its source. @default {} (migrations from the worker's own store only)
+   */
+  sourceStores?: Readonly<Record<string, S3Client>>;
   /** Where the destination store differs from others (from S3_MAX_PARTS, S3_ADDITIONAL_CHECKSUMS, …). @default DEFAULT_S3_STORE_RULES */
   storeRules?: S3StoreRules;
   /** Where upload-parts records bytes and part durations (see src/metrics/worker-metrics.ts). @default undefined: not recorded */

@@ -12,6 +12,7 @@ import type { UploadActivityDeps } from './deps';
 import { inspectDeletionActivity } from './inspect-deletion';
 import { inspectSourceActivity } from './inspect-source';
 import { joinPartialsActivity } from './join-partials';
+import { migrationActivities } from './migration';
 import { notifyActivity } from './notify';
 import { quotaActivities } from './quota';
 import { putObjectActivity } from './put-object';
@@ -48,6 +49,8 @@ export function createActivities(deps: UploadActivityDeps) {
     notify: notifyActivity(deps),
     // batches of files in one orchestration (src/workflows/batch-workflow.ts)
     ...batchActivities(deps),
+    // bucket-to-bucket migrations (src/workflows/migration-workflow.ts)
+    ...migrationActivities(deps),
     // gateway uploads through the HTTP gateway (src/workflows/gateway-upload-workflow.ts)
     ...gatewayUploadActivities(deps),
     /** tus concatenation: fills a final upload's multipart upload from its partials (copies server-side where S3 allows). */
@@ -70,6 +73,7 @@ export type { VerifyObjectInput, VerifyObjectResult } from './verify-object';
 export type { DeleteObjectInput, DeleteObjectResult } from './delete-object';
 export type { NotifyInput, NotifyResult } from './notify';
 export type * from './batch';
+export type * from './migration';
 export type { DeletionTarget } from './inspect-deletion';
 export type { RemoveObjectInput, RemoveObjectResult } from './remove-object';
 export type { JoinPartialsInput, JoinPartialsResult } from './join-partials';

@@ -20,6 +20,7 @@ import type * as DeleteCommand from './commands/delete';
 import type * as DemoCommand from './commands/demo';
 import type * as GatewayCommand from './commands/gateway';
 import type * as ListCommand from './commands/list';
+import type * as MigrateCommand from './commands/migrate';
 import type * as PauseCommand from './commands/pause';
 import type * as StackCommand from './commands/stack';
 import type * as StatusCommand from './commands/status';
@@ -49,6 +50,7 @@ const commands = {
   demo: () => require('./commands/demo') as typeof DemoCommand,
   gateway: () => require('./commands/gateway') as typeof GatewayCommand,
   list: () => require('./commands/list') as typeof ListCommand,
+  migrate: () => require('./commands/migrate') as typeof MigrateCommand,
   pause: () => require('./commands/pause') as typeof PauseCommand,
   stack: () => require('./commands/stack') as typeof StackCommand,
   status: () => require('./commands/status') as typeof StatusCommand,
@@ -173,6 +175,26 @@ export function buildProgram(io: CliIo = processIo()): Command {
       if (sources.length !== 1) throw new UsageError('give one source with --key, or a directory / several files with --prefix');
       if (options.key === undefined) throw new UsageError("required option '--key <key>' not specified (or --prefix for a batch)");
       await commands.upload().runUpload(sources[0]!, options, io);
+    });
+
+  program
+    .command('migrate')
+    .description(
+      'copy every object under an S3 prefix under another prefix as one durable migration (server-side in the same store), skipping objects already there; a summary per outcome at the end',
+    )
+    .argument('<source>', "s3://bucket/prefix of the objects to copy (in the worker's store, or in --profile's)")
+    .requiredOption('--bucket <bucket>', 'destination bucket')
+    .option('--prefix <prefix>', 'destination key prefix: source key = source prefix + rest → prefix + rest (default: "")')
+    .option('--profile <name>', 'the source is in the store of this UPLOAD_SAGA_S3_SOURCE_PROFILES profile (streamed through the worker)')
+    .requiredOption('--tenant <tenant>', 'tenant whose quota pays for the bytes copied')
+    .option('--migration-id <id>', 'migration id; the same id attaches to the running migration (default: bucket + random suffix)')
+    .addOption(new Option('--checksum <algorithm>', 'checksum every copy carries (default: CRC32C)').choices(CHECKSUM_ALGORITHMS))
+    .option('--objects-per-chunk <n>', 'objects one chunk activity copies (default: 250)', parsePositiveIntOption)
+    .option('--concurrency <n>', 'copies in flight per chunk (default: 16)', parsePositiveIntOption)
+    .option('--report <file>', 'write the per-object report (JSONL: key, destinationKey, size, status, type, message) to this file')
+    .option('--no-wait', 'start the migration and return at once')
+    .action(async (source: string, options: MigrateCommand.MigrateOptions) => {
+      await commands.migrate().runMigrate(source, options, io);
     });
 
   program

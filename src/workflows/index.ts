@@ -8,3 +8,4 @@ export { quotaLedgerWorkflow } from './quota-ledger';
 export { gatewayUploadWorkflow as clientUploadWorkflow } from './gateway-upload-workflow';
 export { batchWorkflow, batchProgressQuery } from './batch-workflow';
 export { deleteObjectWorkflow } from './delete-workflow';
+export { migrationWorkflow, migrationProgressQuery } from './migration-workflow';

@@ -29,7 +29,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectSourceActivity } from '../../src/activities/inspect-source';
 import type * as CliMain from '../../src/cli/main';
 import { DeleteFailedError, PauseRefusedError, UploadClient, UploadFailedError, type UploadHandle } from '../../src/client';
-import { BatchClient, BatchFailedError, InvalidBatchRequestError } from '../../src/batch-client';
+import { BatchClient, BatchFailedError, InvalidBatchRequestError, InvalidMigrationRequestError } from '../../src/batch-client';
+import { MigrationFailedError } from '../../src/migration-client';
+import type { MigrationRequest } from '../../src/migration/migration-types';
 import type { BatchRequest } from '../../src/batch/batch-types';
 import type { DeleteRequest } from '../../src/upload/delete-request';
 import { InvalidDeleteRequestError, InvalidUploadRequestError } from '../../src/upload/errors';
@@ -229,6 +231,33 @@ async function batchAnswerOf(req: BatchRequest, client = batches): Promise<Answe
   }
 }
 
+/** Starts a migration and says who answered: the client, the worker (the migration failed: its type and message), or nobody. */
+async function migrationAnswerOf(extra: Partial<MigrationRequest>, client = batches): Promise<Answer> {
+  const req: MigrationRequest = {
+    migrationId: uniqueId('row'),
+    tenant: TENANT,
+    source: { bucket: BUCKET, prefix: `catalogue/${uniqueId('empty')}/` },
+    destination: { bucket: BUCKET, prefix: `catalogue/${uniqueId('migration')}/` },
+    ...extra,
+  };
+  let handle;
+  try {
+    handle = await client.migrate(req);
+  } catch (err) {
+    if (err instanceof InvalidMigrationRequestError)
+      return { layer: 'client', text: err.problems.map((p) => `${p.field}: ${p.message}`).join('\n') };
+    throw err;
+  }
+  try {
+    const result = await handle.result();
+    if (result.failures.length) return fromWorker(result.failures.map((f) => `${f.type}: ${f.message}`).join('\n'));
+    return { layer: 'none', text: 'the migration completed without failures' };
+  } catch (err) {
+    if (err instanceof MigrationFailedError) return fromWorker(`${err.type}: ${err.message}`);
+    throw err;
+  }
+}
+
 async function server(handler: RequestListener): Promise<string> {
   const s = createServer(handler);
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
@@ -415,6 +444,26 @@ const workerCases: Record<string, () => Promise<Answer>> = {
     const dir = await batchDirectory('batch-large', { 'large.bin': 6 * MiB });
     return batchAnswerOf(batchRequest({ type: 'directory', path: dir }, { mode: 'atomic', partSize: 5 * MiB }));
   },
+  'a migration source prefix with no object': () => migrationAnswerOf({}),
+  'a migration from a bucket that does not exist': () => migrationAnswerOf({ source: { bucket: 'no-such-bucket', prefix: 'x/' } }),
+  "a migration destination prefix outside the tenant's prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)": () =>
+    migrationAnswerOf(
+      {
+        source: { bucket: BUCKET, prefix: `tenants/${TENANT}/${uniqueId('src')}/` },
+        destination: { bucket: BUCKET, prefix: `tenants/someone-else/${uniqueId('dst')}/` },
+      },
+      prefixBatches,
+    ),
+  "a migration source prefix in the worker's store outside the tenant's prefix (with `UPLOAD_SAGA_TENANT_KEY_PREFIX`)": () =>
+    migrationAnswerOf(
+      {
+        source: { bucket: BUCKET, prefix: `tenants/someone-else/${uniqueId('src')}/` },
+        destination: { bucket: BUCKET, prefix: `tenants/${TENANT}/${uniqueId('dst')}/` },
+      },
+      prefixBatches,
+    ),
+  'a migration from a source profile the worker does not have': () =>
+    migrationAnswerOf({ source: { bucket: BUCKET, prefix: 'x/', profile: 'nope' } }),
   'a request that bypassed the client': async () => {
     const bad = { ...request({ type: 'file', path: await fileInRoot('bypass.bin', MiB) }), partSize: 1024 };
     const handle = await stack.client.workflow.start('uploadWorkflow', {
@@ -561,6 +610,17 @@ const workerCases: Record<string, () => Promise<Answer>> = {
 const cliCases: Record<string, string[]> = {
   'an unknown command': ['uplaod'],
   'a missing argument': ['upload', '--bucket', 'b', '--key', 'k', '--tenant', 't'],
+  'a migration onto its own source (same bucket, overlapping prefixes)': [
+    'migrate',
+    's3://uploads/photos/',
+    '--bucket',
+    'uploads',
+    '--prefix',
+    'photos/copy/',
+    '--tenant',
+    't',
+  ],
+  'a migration source that is not an `s3://` URL': ['migrate', 'uploads/photos/', '--bucket', 'uploads', '--tenant', 't'],
   'a missing required option': ['upload', './x.bin', '--key', 'k', '--tenant', 't'],
   '`--part-size` not a size': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--part-size', '8 bananas'],
   '`--concurrency`, `--limit` not a whole number ≥ 1': [

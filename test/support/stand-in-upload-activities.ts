@@ -18,15 +18,36 @@ export function standInUploadActivities(options: {
       sourceVersion: 'v1',
       sourceDescription: 'stand-in',
     }),
-    // Batches are not driven by stand-ins: their activities refuse.
+    // Batches and migrations are not driven by stand-ins: their activities refuse.
     ...(Object.fromEntries(
-      (['inspectBatch', 'listBatchPage', 'uploadBatchChunk', 'undoBatch', 'finishBatch'] as const).map((name) => [
+      (
+        [
+          'inspectBatch',
+          'listBatchPage',
+          'uploadBatchChunk',
+          'undoBatch',
+          'finishBatch',
+          'inspectMigration',
+          'listMigrationPage',
+          'copyMigrationChunk',
+        ] as const
+      ).map((name) => [
         name,
         async () => {
           throw new Error(`stand-in upload activities do not run batches (${name})`);
         },
       ]),
-    ) as unknown as Pick<UploadActivities, 'inspectBatch' | 'listBatchPage' | 'uploadBatchChunk' | 'undoBatch' | 'finishBatch'>),
+    ) as unknown as Pick<
+      UploadActivities,
+      | 'inspectBatch'
+      | 'listBatchPage'
+      | 'uploadBatchChunk'
+      | 'undoBatch'
+      | 'finishBatch'
+      | 'inspectMigration'
+      | 'listMigrationPage'
+      | 'copyMigrationChunk'
+    >),
     reserveSpace: async () => usage,
     releaseReservation: async () => undefined,
     shrinkReservation: async () => undefined,
