@@ -5,7 +5,7 @@
  *
  * One upload sent in parallel (tus concatenation) is several tus uploads: partials and the final
  * that joins them. A token whose first creation is a partial is bound to a *group* instead
- * (`+<group>`, see {@link groupBinding}): the group's id is that partial's id, and every later
+ * (`+<group>`, see `groupBinding`): the group's id is that partial's id, and every later
  * partial and the final it creates get an id inside the group (`<group>.<suffix>`), so the one
  * binding covers them all ({@link bindingCovers}) and no id outside it.
  *
@@ -43,7 +43,7 @@ export function bindingCovers(bound: string, uploadId: string): boolean {
 /** Where bindings live: shared by all replicas (Redis) or one process (memory). */
 export interface UploadTokenBindings {
   /**
-   * Binds `tokenId` to `uploadId` (or a {@link groupBinding}) unless it is bound already.
+   * Binds `tokenId` to `uploadId` (or a `groupBinding`) unless it is bound already.
    * @returns the binding the token has now: `uploadId`, or the one it had before
    */
   bind(tokenId: string, uploadId: string, expiresAt: number): Promise<string>;
