@@ -20,7 +20,14 @@ export {
   type UploadClientOptions,
   type UploadSummary,
 } from './client';
-export { BatchClient, BatchFailedError, BatchHandle, InvalidBatchRequestError, type BatchClientOptions } from './batch-client';
+export {
+  BatchClient,
+  BatchFailedError,
+  BatchHandle,
+  InvalidBatchRequestError,
+  type BatchClientOptions,
+  type BatchSummary,
+} from './batch-client';
 export { BatchFailureType, findBatchProblems } from './batch/batch-request';
 export { MigrationFailedError, MigrationHandle, readMigrationReport } from './migration-client';
 export { findMigrationProblems, InvalidMigrationRequestError, MigrationFailureType } from './migration/migration-request';
