@@ -371,6 +371,7 @@ const requestCases: Record<string, unknown> = {
   '`metadata` over 1831 bytes': changed({ metadata: { big: 'x'.repeat(1832) } }),
   '`metadata` key starting with `upload-saga-`': changed({ metadata: { 'Upload-Saga-Upload': 'upload:acme:forged' } }),
   'delete with a malformed tenant, bucket or key': new DeleteCase({ tenant: 'acme:1', bucket: 'No_Bucket', key: 'a/../b' }),
+  'delete with a malformed `uploadId`': new DeleteCase({ tenant: 'acme', bucket: 'uploads', key: 'k', uploadId: 'not an id' }),
   '`metadata` keys that differ only in case': changed({ metadata: { Project: 'a', project: 'b' } }),
   '`webhookUrl` not an http(s) URL, or with credentials': changed({ webhookUrl: 'ftp://example.com/hook' }),
   '`webhookUrl` over 2048 characters': changed({ webhookUrl: `https://example.com/${'x'.repeat(2048)}` }),
