@@ -134,6 +134,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked when a paused batch first stops starting pages: it lets its chunks in flight finish, signals its running children to pause, holds until resumed and signals them to resume; no earlier run was ever paused.',
   },
+  gatewayLocalStepsWithdrawn: {
+    id: 'gateway-local-steps-withdrawn',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'asked before gateway-local-steps: a run that records it runs every gateway step as a regular activity again (a local verify re-run after its merge had completed the multipart upload failed with NoSuchUpload and compensated a stored object); runs that recorded gateway-local-steps replay their local steps.',
+  },
   tusConcatSignalsAtOnce: {
     id: 'tus-concat-signals-at-once',
     since: '2026-12-06',
@@ -167,6 +174,8 @@ export const QUOTA_WAIT_PATCH = WORKFLOW_PATCHES.quotaWait.id;
 export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
 /** @see WORKFLOW_PATCHES.gatewayLocalSteps */
 export const GATEWAY_LOCAL_STEPS_PATCH = WORKFLOW_PATCHES.gatewayLocalSteps.id;
+/** @see WORKFLOW_PATCHES.gatewayLocalStepsWithdrawn */
+export const GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH = WORKFLOW_PATCHES.gatewayLocalStepsWithdrawn.id;
 /** @see WORKFLOW_PATCHES.batchFinishNotCancellable */
 export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNotCancellable.id;
 /** @see WORKFLOW_PATCHES.batchListsFailedChunkFiles */

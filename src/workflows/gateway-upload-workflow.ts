@@ -29,6 +29,7 @@
 import { requireMultipartUploadId } from '../upload/wire-names';
 import {
   GATEWAY_LOCAL_STEPS_PATCH,
+  GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH,
   TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
   TUS_CONCATENATION_PATCH,
   TUS_DEFERRED_LENGTH_PATCH,
@@ -187,7 +188,12 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       : reportedParts !== undefined;
 
   // Creation and the last PATCH each wait for one workflow task, not a task-queue trip per step.
-  const steps = patched(GATEWAY_LOCAL_STEPS_PATCH) ? gatewayUploadStepsWithLocalSteps : gatewayUploadSteps;
+  // Local steps are withdrawn for new runs (a verify re-run in a retried workflow task, after its
+  // merge had completed the upload, compensated a stored object); runs that took them replay them.
+  const steps =
+    !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
+      ? gatewayUploadStepsWithLocalSteps
+      : gatewayUploadSteps;
   const saga = new Saga<UploadActivities, typeof gatewayUploadSteps>(steps, {
     onStepStarted: (step) => setPhase(step as GatewayUploadPhase),
     onCompensationStarted: (steps) => {
