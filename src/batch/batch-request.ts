@@ -126,6 +126,7 @@ export function normalizeBatchRequest(input: unknown): BatchRequestWithDefaults 
   return { ...BATCH_DEFAULTS, ...stripUndefined(request) } as BatchRequestWithDefaults;
 }
 
-function stripUndefined<T extends object>(value: T): Partial<T> {
+/** `value` without its properties that are `undefined`, so defaults spread under it stay. */
+export function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

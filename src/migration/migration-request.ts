@@ -4,7 +4,7 @@
  * request that reached Temporal some other way is checked too, before any byte moves).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { prefixProblem } from '../batch/batch-request';
+import { prefixProblem, stripUndefined } from '../batch/batch-request';
 import type { RequestProblem } from '../upload/errors';
 import { bucketNameProblem, CHECKSUM_ALGORITHMS, MAX_PART_CONCURRENCY, PROFILE_PATTERN, STAGING_PREFIX } from '../upload/request';
 import {
@@ -107,6 +107,5 @@ export function normalizeMigrationRequest(input: unknown): MigrationRequestWithD
   const problems = findMigrationProblems(input);
   if (problems.length) throw new InvalidMigrationRequestError(problems);
   const request = input as MigrationRequest;
-  const defined = Object.fromEntries(Object.entries(request).filter(([, v]) => v !== undefined));
-  return { ...MIGRATION_DEFAULTS, ...defined } as MigrationRequestWithDefaults;
+  return { ...MIGRATION_DEFAULTS, ...stripUndefined(request) } as MigrationRequestWithDefaults;
 }

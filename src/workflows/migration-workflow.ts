@@ -197,6 +197,14 @@ export async function migrationWorkflow(request: MigrationRequestWithDefaults, c
     });
   }
 
+  /** What the objects came to so far: carried into the next run, and the result's counts. */
+  const objectCounts = () => ({
+    objectsCopied: progress.objectsCopied,
+    bytesCopied: progress.bytesCopied,
+    objectsSkipped: progress.objectsSkipped,
+    bytesSkipped: progress.bytesSkipped,
+    objectsFailed: progress.objectsFailed,
+  });
   if (!listingDone) {
     const next: MigrationCarriedState = {
       run: progress.run,
@@ -204,11 +212,7 @@ export async function migrationWorkflow(request: MigrationRequestWithDefaults, c
       bytesTotal: progress.bytesTotal ?? 0,
       ...(cursor !== undefined ? { cursor } : {}),
       chunks,
-      objectsCopied: progress.objectsCopied,
-      bytesCopied: progress.bytesCopied,
-      objectsSkipped: progress.objectsSkipped,
-      bytesSkipped: progress.bytesSkipped,
-      objectsFailed: progress.objectsFailed,
+      ...objectCounts(),
       failures,
     };
     return continueAsNew<typeof migrationWorkflow>(request, next);
@@ -226,11 +230,7 @@ export async function migrationWorkflow(request: MigrationRequestWithDefaults, c
     outcome,
     objectsTotal: progress.objectsTotal ?? 0,
     bytesTotal: progress.bytesTotal ?? 0,
-    objectsCopied: progress.objectsCopied,
-    bytesCopied: progress.bytesCopied,
-    objectsSkipped: progress.objectsSkipped,
-    bytesSkipped: progress.bytesSkipped,
-    objectsFailed: progress.objectsFailed,
+    ...objectCounts(),
     failures,
     reportPrefix: migrationReportPrefix(request.tenant, request.migrationId),
   };
