@@ -34,7 +34,10 @@ export interface DraftRequest {
   complete: boolean;
   /** PATCH: where the content starts. */
   offset?: number;
-  /** The upload's final size: POST always (from `Upload-Length`, or the content of a complete creation); PATCH when `Upload-Length` is sent. */
+  /**
+   * The upload's final size: POST from `Upload-Length`, or the content of a complete creation with
+   * `Content-Length` (absent: an upload of unknown length); PATCH when `Upload-Length` is sent.
+   */
   length?: number;
   /** The request's `Content-Length`, when it has one. */
   contentLength?: number;
@@ -150,16 +153,16 @@ export function readDraftRequest(
       `Upload-Length ${length} and the Content-Length ${contentLength} of a creation that completes the upload must be equal (both are its final size)`,
     );
   const finalSize = length ?? (complete ? contentLength : undefined);
-  if (finalSize === undefined)
-    return refusal(
-      501,
-      `the gateway needs the upload's final size at creation: send Upload-Length, or ${completeName}: ${completeName === 'Upload-Complete' ? '?1' : '?0'} with Content-Length (uploads of unknown length are not served yet)`,
-    );
-  if (finalSize > maxUploadBytes)
+  // Of unknown length (deferred): at most the maximum, which the saga reserves until the size is known.
+  const bound = finalSize ?? contentLength;
+  if (bound !== undefined && bound > maxUploadBytes)
     return refusal(
       413,
-      `the upload's final size ${finalSize} exceeds the maximum upload size of ${maxUploadBytes} bytes (Upload-Limit max-size)`,
+      finalSize !== undefined
+        ? `the upload's final size ${finalSize} exceeds the maximum upload size of ${maxUploadBytes} bytes (Upload-Limit max-size)`
+        : `the creation's content (${bound} bytes) exceeds the maximum upload size of ${maxUploadBytes} bytes (Upload-Limit max-size)`,
     );
+  if (finalSize === undefined) return common;
   if (contentLength !== undefined && contentLength > finalSize)
     return refusal(
       400,

@@ -21,6 +21,10 @@
  *   `Upload-Limit`, 204 for offset retrieval, 201 for a creation or an append, 404 for an upload
  *   that is no longer active (tus answers 410), no `Tus-*` fields.
  *
+ * - an upload of unknown length (no final size at creation) is a tus upload with a deferred length;
+ *   its size is declared by the append that makes it known, or, for complete content sent without
+ *   Content-Length, by an empty tus PATCH at the offset that content reached.
+ *
  * One deliberate simplification: the saga completes an upload when its offset reaches its final
  * size (as tusd does), even if that request said `Upload-Complete: ?0`; an empty append with
  * `Upload-Complete: ?1` at that offset is then answered as a success.
@@ -95,8 +99,20 @@ export async function serveDraftRequest(
         });
     }
     answer = await tusRequestContext.run(context, async () => {
-      const early = draft.method === 'PATCH' ? await checkAppend(endpoint.uploads, context, uploadIdOf(request), draft) : undefined;
-      return early ?? translateAnswer(await endpoint.server.handleWeb(tusRequestFor(request, draft, context)), draft, context, limit);
+      const uploadId = uploadIdOf(request);
+      const before = draft.method === 'PATCH' ? await endpoint.uploads.get(context.tenant, uploadId) : undefined;
+      const early = before ? checkAppend(before, uploadId, draft) : undefined;
+      if (early) return early;
+      const declared = lengthToDeclare(draft, before);
+      const response = await endpoint.server.handleWeb(tusRequestFor(request, draft, context, declared));
+      // Complete content of unknown length (no Content-Length): its end is the final size, declared once it arrived.
+      const declareAfter = draft.complete && declared === undefined && (before ? before.length === undefined : draft.length === undefined);
+      if (!declareAfter || !response.ok) return translateAnswer(response, draft, context, limit);
+      const end = Number(response.headers.get('upload-offset') ?? '0');
+      const path = draft.method === 'POST' ? new URL(response.headers.get('location') ?? '', 'http://gateway').pathname : undefined;
+      const declaration = await endpoint.server.handleWeb(declarationRequest(request, path, end));
+      if (!declaration.ok) return translateAnswer(declaration, { ...draft, method: 'PATCH', offset: end }, context, limit);
+      return translateAnswer(response, draft, context, limit, end);
     });
   } catch (err) {
     // The reply is hijacked: every failure is answered here, an unexpected one with the request id its log line carries.
@@ -157,16 +173,47 @@ function creationMetadata(contentType: string | undefined, contentDisposition: s
   return pairs.length > 0 ? pairs.join(',') : undefined;
 }
 
+/**
+ * The final size a request makes known to the store with its content (tus `Upload-Length`): a
+ * creation's; for an append to an upload of unknown length, the one it sends, or where its
+ * complete content ends when its Content-Length says so.
+ */
+function lengthToDeclare(draft: DraftRequest, before: GatewayUploadState | undefined): number | undefined {
+  if (draft.method === 'POST') return draft.length;
+  if (draft.method !== 'PATCH' || !before || before.length !== undefined) return undefined;
+  if (draft.length !== undefined) return draft.length;
+  return draft.complete && draft.contentLength !== undefined ? draft.offset! + draft.contentLength : undefined;
+}
+
+/** An empty tus PATCH that declares an upload's length at its end (the upload's path: the request's, or `path`). */
+function declarationRequest(request: FastifyRequest, path: string | undefined, end: number): Request {
+  const url = new URL(request.raw.url ?? '/', 'http://gateway');
+  url.search = '';
+  if (path !== undefined) url.pathname = path;
+  return new Request(url, {
+    method: 'PATCH',
+    headers: {
+      'Tus-Resumable': TUS_VERSION,
+      'Upload-Offset': String(end),
+      'Upload-Length': String(end),
+      'Content-Type': 'application/offset+octet-stream',
+      'Content-Length': '0',
+    },
+  });
+}
+
 /** The tus 1.0 request a draft request stands for, its content streamed from the raw request. */
-function tusRequestFor(request: FastifyRequest, draft: DraftRequest, context: TusRequestContext): Request {
+function tusRequestFor(request: FastifyRequest, draft: DraftRequest, context: TusRequestContext, length: number | undefined): Request {
   const headers = new Headers({ 'Tus-Resumable': TUS_VERSION });
   const hasContent =
     (draft.method === 'POST' || draft.method === 'PATCH') &&
     (draft.contentLength !== undefined ? draft.contentLength > 0 : request.headers['transfer-encoding'] !== undefined);
   if (draft.method === 'POST') {
-    headers.set('Upload-Length', String(draft.length));
+    // Of unknown length: the saga reserves the maximum until a later request declares the size.
+    if (length === undefined) headers.set('Upload-Defer-Length', '1');
     if (context.uploadMetadata !== undefined) headers.set('Upload-Metadata', context.uploadMetadata);
   }
+  if (length !== undefined) headers.set('Upload-Length', String(length));
   if (draft.method === 'PATCH') headers.set('Upload-Offset', String(draft.offset));
   if (draft.method === 'PATCH' || hasContent) headers.set('Content-Type', 'application/offset+octet-stream');
   if (hasContent && draft.contentLength !== undefined) headers.set('Content-Length', String(draft.contentLength));
@@ -188,13 +235,7 @@ const isComplete = (state: Pick<GatewayUploadState, 'offset' | 'length'>) => sta
  * draft refuses it (or it only confirms completion), else undefined. The store checks the offset
  * again under the upload's lock.
  */
-async function checkAppend(
-  uploads: UploadsService,
-  context: TusRequestContext,
-  uploadId: string,
-  draft: DraftRequest,
-): Promise<Answer | undefined> {
-  const state = await uploads.get(context.tenant, uploadId);
+function checkAppend(state: GatewayUploadState, uploadId: string, draft: DraftRequest): Answer | undefined {
   const offset = draft.offset!;
   const contentLength = draft.contentLength;
   const offsetField = { 'Upload-Offset': String(state.offset) };
@@ -218,19 +259,23 @@ async function checkAppend(
       headers: offsetField,
       body: `Upload-Length ${draft.length} contradicts the upload's final size ${state.length}, recorded at creation`,
     };
-  if (contentLength !== undefined && state.length !== undefined) {
+  // Of an upload of unknown length: the size this append declares, if any.
+  const length = state.length ?? draft.length;
+  if (length !== undefined && length < offset)
+    return { status: 400, headers: offsetField, body: `Upload-Length ${length} is below the upload's offset ${offset}` };
+  if (contentLength !== undefined && length !== undefined) {
     const end = offset + contentLength;
-    if (end > state.length)
+    if (end > length)
       return {
         status: 400,
         headers: offsetField,
-        body: `the append would end at ${end}, past the upload's final size ${state.length}; send at most ${state.length - offset} bytes`,
+        body: `the append would end at ${end}, past the upload's final size ${length}; send at most ${length - offset} bytes`,
       };
-    if (draft.complete && end !== state.length)
+    if (draft.complete && end !== length)
       return {
         status: 400,
         headers: offsetField,
-        body: `the append says it completes the upload but ends at ${end}, and the upload's final size is ${state.length}`,
+        body: `the append says it completes the upload but ends at ${end}, and the upload's final size is ${length}`,
       };
   }
   return undefined;
@@ -257,7 +302,13 @@ function errorAnswer(err: GatewayError): Answer {
 }
 
 /** @tus/server's answer to the translated request, in the draft's terms. */
-async function translateAnswer(response: Response, draft: DraftRequest, context: TusRequestContext, limit: string): Promise<Answer> {
+async function translateAnswer(
+  response: Response,
+  draft: DraftRequest,
+  context: TusRequestContext,
+  limit: string,
+  declaredAtEnd?: number,
+): Promise<Answer> {
   const text = draft.method === 'HEAD' ? '' : await response.text();
   const header = (name: string) => response.headers.get(name);
   const state = context.state;
@@ -272,7 +323,7 @@ async function translateAnswer(response: Response, draft: DraftRequest, context:
   }
   if (draft.method === 'DELETE') return { status: 204, headers: {} };
   const offset = Number(header('upload-offset') ?? '0');
-  const length = draft.method === 'POST' ? draft.length : state?.length;
+  const length = declaredAtEnd ?? (draft.method === 'POST' ? draft.length : state?.length);
   const complete = length !== undefined && offset === length;
   const completeness = Object.fromEntries([completenessField(draft.version, complete)]);
   if (draft.method === 'HEAD') {

@@ -112,6 +112,28 @@ function send(url: string, method: string, headers: Record<string, string>, body
   });
 }
 
+/** One request whose content goes in `pieces` without Content-Length (chunked): its size is not known when it starts. */
+function sendChunked(url: string, method: string, headers: Record<string, string>, pieces: Buffer[]): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const informational: Exchange['informational'] = [];
+    const request = http.request(url, { method, agent: false, headers });
+    request.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers }));
+    request.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        if (response.statusCode === 201 && response.headers.location)
+          createdUploads.add(String(response.headers.location).split('/').pop()!);
+        resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), informational });
+      });
+    });
+    request.on('error', reject);
+    for (const piece of pieces) request.write(piece);
+    request.end();
+  });
+}
+
 /**
  * A creation whose connection is cut mid-content: the head, then (once the 104 names the upload)
  * `sent` bytes, then the socket is destroyed. Resolves with the 104's Location.
@@ -206,6 +228,59 @@ describe('the resumable-upload draft on the gateway: the same sagas as tus', () 
     await appendAccepted(url, 0, data.subarray(0, MiB), '?0');
     await appendAccepted(url, MiB, data.subarray(MiB), '?1');
     await expectStored(idOf(url), data);
+  });
+
+  it('takes an upload of unknown length whole, in one creation without Content-Length: its end is its size', async () => {
+    const data = randomBytes(7 * MiB + 11);
+    const pieces = [data.subarray(0, 3 * MiB), data.subarray(3 * MiB, 5 * MiB), data.subarray(5 * MiB)];
+    const answer = await sendChunked(`${gateway.url}/files`, 'POST', draftHeaders({ 'Upload-Complete': '?1' }), pieces);
+    expect(answer.status, answer.body).toBe(201);
+    expect(answer.headers).toMatchObject({ 'upload-offset': String(data.length), 'upload-complete': '?1' });
+    const url = absolute(answer.headers.location);
+    await expectStored(idOf(url), data);
+    const head = await send(url, 'HEAD', draftHeaders());
+    expect([head.status, head.headers['upload-length'], head.headers['upload-complete']]).toEqual([204, String(data.length), '?1']);
+  });
+
+  it('takes an upload of unknown length in appends: HEAD has no Upload-Length until the last append, sent without Content-Length, ends it', async () => {
+    const data = randomBytes(6 * MiB + 5);
+    const created = await send(`${gateway.url}/files`, 'POST', draftHeaders({ 'Upload-Complete': '?0' }), data.subarray(0, 2 * MiB));
+    expect([created.status, created.headers['upload-offset'], created.headers['upload-complete']], created.body).toEqual([
+      201,
+      String(2 * MiB),
+      '?0',
+    ]);
+    const url = absolute(created.headers.location);
+    const during = await send(url, 'HEAD', draftHeaders());
+    expect([during.status, during.headers['upload-offset'], during.headers['upload-length']]).toEqual([204, String(2 * MiB), undefined]);
+    await appendAccepted(url, 2 * MiB, data.subarray(2 * MiB, 4 * MiB), '?0');
+    const last = await sendChunked(
+      url,
+      'PATCH',
+      draftHeaders({ 'Upload-Offset': String(4 * MiB), 'Upload-Complete': '?1', 'Content-Type': PARTIAL }),
+      [data.subarray(4 * MiB, 5 * MiB), data.subarray(5 * MiB)],
+    );
+    expect([last.status, last.headers['upload-offset'], last.headers['upload-complete']], last.body).toEqual([
+      201,
+      String(data.length),
+      '?1',
+    ]);
+    await expectStored(idOf(url), data);
+  });
+
+  it('refuses, for an upload of unknown length, an append whose declared size is below the offset, and one past it; nothing changes', async () => {
+    const created = await send(`${gateway.url}/files`, 'POST', draftHeaders({ 'Upload-Complete': '?0' }), randomBytes(1000));
+    const url = absolute(created.headers.location);
+    const headers = (extra: Record<string, string>) =>
+      draftHeaders({ 'Upload-Offset': '1000', 'Content-Type': PARTIAL, 'Upload-Complete': '?1', ...extra });
+    const below = await send(url, 'PATCH', headers({ 'Upload-Length': '999' }), Buffer.alloc(0));
+    expect([below.status, below.body]).toEqual([400, "Upload-Length 999 is below the upload's offset 1000"]);
+    const past = await send(url, 'PATCH', headers({ 'Upload-Length': '1500' }), randomBytes(600));
+    expect(past.status).toBe(400);
+    expect(past.body).toContain("the append would end at 1600, past the upload's final size 1500");
+    const head = await send(url, 'HEAD', draftHeaders());
+    expect([head.headers['upload-offset'], head.headers['upload-length']]).toEqual(['1000', undefined]);
+    expect((await send(url, 'DELETE', draftHeaders())).status).toBe(204);
   });
 
   it('resumes after the connection is cut mid-content: offset retrieval, then an append of the rest', async () => {
@@ -506,18 +581,45 @@ const cases: readonly Case[] = [
     ],
   },
   {
-    name: 'a creation of unknown length',
+    name: 'an upload of unknown length: created without a size, which its completing append makes known',
     steps: [
       {
         ...create(0, '?0', undefined, { 'Upload-Length': null }),
-        compare: ['status'],
-        expect: {},
-        deliberateDifference: differsInStatus(
-          'KNOWN GAP, not a choice: the gateway needs the final size at creation (deferred length is another slice of issue 12); tusd defers it',
-          '501',
-          '201',
-        ),
+        compare: [...CREATE_FIELDS, 'upload-complete'],
+        expect: { status: '201', '104': '/files/{id}', location: '/files/{id}', 'upload-offset': '0' },
+        deliberateDifference: { why: INCOMPLETE_201, gateway: { 'upload-complete': '?0' }, tusd: { 'upload-complete': null } },
       },
+      head({ 'upload-offset': '0', 'upload-complete': '?0', 'upload-length': null, 'cache-control': 'no-store' }),
+      {
+        ...append(0, bytes(4), '?0'),
+        compare: ['status', 'upload-offset', 'upload-complete'],
+        expect: { 'upload-offset': '4' },
+        deliberateDifference: {
+          why: APPEND_201,
+          gateway: { status: '201', 'upload-complete': '?0' },
+          tusd: { status: '204', 'upload-complete': null },
+        },
+      },
+      head({ 'upload-offset': '4', 'upload-complete': '?0', 'upload-length': null }),
+      {
+        ...append(4, bytes(6), '?1'),
+        compare: ['status', 'upload-offset', 'upload-complete'],
+        expect: { 'upload-offset': '10' },
+        deliberateDifference: {
+          why: APPEND_201,
+          gateway: { status: '201', 'upload-complete': '?1' },
+          tusd: { status: '204', 'upload-complete': null },
+        },
+      },
+      head({ 'upload-offset': '10', 'upload-complete': '?1', 'upload-length': '10' }),
+    ],
+  },
+  {
+    name: 'an upload of unknown length: an append that declares a size below its offset',
+    steps: [
+      { ...create(0, '?0', bytes(10), { 'Upload-Length': null }), compare: ['status', 'upload-offset'], expect: { status: '201' } },
+      { ...append(10, bytes(0), '?1', { 'Upload-Length': '9' }), compare: ['status'], expect: { status: '400' } },
+      head({ 'upload-offset': '10', 'upload-length': null }),
     ],
   },
   {
