@@ -17,6 +17,7 @@ import { createS3Client } from '../../src/connections';
 import { migrationReportPrefix, type MigrationRequest } from '../../src/migration/migration-types';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { createUploadWorker } from '../../src/worker';
+import { migrationProgressLine, migrationRateLine } from '../../src/cli/commands/migration-status';
 import type * as CliMain from '../../src/cli/main';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 
@@ -223,4 +224,31 @@ describe('the CLI and migrations', () => {
     expect(twice.code).toBe(1);
     expect(twice.output).toContain(`${handle.workflowId} already ended (CANCELLED); there is nothing to cancel`);
   }, 240_000);
+
+  it('shows a migration that failed before copying: its outcome and cause', async () => {
+    const req = request(`${uniqueId('nothing')}/`, `${uniqueId('dst')}/`);
+    const handle = await batches.migrate(req);
+    await handle.result().catch(() => undefined);
+    const status = await runCli('status', TENANT, req.migrationId);
+    expect(status.code, status.output).toBe(0);
+    expect(status.output).toMatch(/status\s+FAILED/);
+    expect(status.output).toMatch(/outcome\s+failed/);
+    expect(status.output).toMatch(/failed: no object under s3:\/\/uploads\/nothing-\S+; nothing to migrate/);
+  }, 120_000);
+});
+
+describe('migration status lines', () => {
+  const counts = { objectsCopied: 10, bytesCopied: 10 * 1024, objectsSkipped: 2, bytesSkipped: 2048, objectsFailed: 1 };
+
+  it('say objects done of the total and how, and bytes done of the total', () => {
+    expect(migrationProgressLine({ ...counts, objectsTotal: 40, bytesTotal: 40 * 1024 })).toBe(
+      '13 of 40 objects (10 copied, 2 skipped, 1 failed), 12.0 KiB of 40.0 KiB',
+    );
+    expect(migrationProgressLine({ ...counts, objectsFailed: 0 })).toBe('12 of ? objects (10 copied, 2 skipped), 12.0 KiB of ?');
+  });
+
+  it('give the average rate of bytes copied and objects, none before any time passed', () => {
+    expect(migrationRateLine(counts, 2)).toBe('5.0 KiB/s copied, 6.5 objects/s (average since the start)');
+    expect(migrationRateLine(counts, 0)).toBeUndefined();
+  });
 });
