@@ -234,6 +234,8 @@ describe('the CLI and migrations', () => {
     expect(status.output).toMatch(/status\s+FAILED/);
     expect(status.output).toMatch(/outcome\s+failed/);
     expect(status.output).toMatch(/failed: no object under s3:\/\/uploads\/nothing-\S+; nothing to migrate/);
+    // Nothing was inspected, copied or reported: no progress, rate or report to show.
+    expect(status.output).not.toMatch(/^\s+(progress|rate|report)\s/m);
   }, 120_000);
 });
 

@@ -31,9 +31,11 @@ export interface MigrationStatusContext {
   namespace: string;
 }
 
+const objectsDone = (counts: MigrationCounts) => counts.objectsCopied + counts.objectsSkipped + counts.objectsFailed;
+
 /** Objects done of the total, then how: `12 of 40 objects (10 copied, 2 skipped, 1 failed), 1.2 MiB of 4.0 MiB`. */
 export function migrationProgressLine(progress: Counts): string {
-  const done = progress.objectsCopied + progress.objectsSkipped + progress.objectsFailed;
+  const done = objectsDone(progress);
   const how = [
     `${progress.objectsCopied} copied`,
     `${progress.objectsSkipped} skipped`,
@@ -46,8 +48,7 @@ export function migrationProgressLine(progress: Counts): string {
 /** Bytes and objects per second over `seconds`: `1.3 MiB/s copied, 42.0 objects/s`. */
 export function migrationRateLine(progress: MigrationCounts, seconds: number): string | undefined {
   if (!(seconds > 0)) return undefined;
-  const objects = progress.objectsCopied + progress.objectsSkipped + progress.objectsFailed;
-  return `${formatRate(progress.bytesCopied / seconds)} copied, ${(objects / seconds).toFixed(1)} objects/s (average since the start)`;
+  return `${formatRate(progress.bytesCopied / seconds)} copied, ${(objectsDone(progress) / seconds).toFixed(1)} objects/s (average since the start)`;
 }
 
 /** When the migration's first run started (the description's own run when it never continued as new). */
@@ -89,7 +90,9 @@ export async function printMigrationStatus(
             : undefined,
       );
   // A cancelled migration's failure carries no counts: its progress query (replayed by a worker) has them.
-  const counts = progress ?? ending?.counts ?? (running ? undefined : await withinTime(() => handle.progress()).catch(() => undefined));
+  const known = progress ?? ending?.counts ?? (running ? undefined : await withinTime(() => handle.progress()).catch(() => undefined));
+  // A migration that ended before it was inspected copied nothing and wrote no report: nothing to count.
+  const counts = !running && known && known.objectsTotal === undefined && objectsDone(known) === 0 ? undefined : known;
   const started = await firstStart(context.client, description);
   const seconds = ((description.closeTime ?? new Date()).getTime() - started.getTime()) / 1000;
   const memo = (key: string) => (typeof description.memo?.[key] === 'string' ? (description.memo[key] as string) : undefined);
@@ -118,7 +121,9 @@ export async function printMigrationStatus(
       ['run', progress ? String(progress.run) : undefined],
       [
         'report',
-        bucket && tenant ? `s3://${bucket}/${migrationReportPrefix(tenant, migrationId)} (one JSONL object per chunk)` : undefined,
+        bucket && tenant && (running || counts)
+          ? `s3://${bucket}/${migrationReportPrefix(tenant, migrationId)} (one JSONL object per chunk)`
+          : undefined,
       ],
       ['started', started.toISOString()],
       ['closed', description.closeTime?.toISOString()],
