@@ -17,7 +17,6 @@
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
-  WorkflowUpdateFailedError,
   type Client,
   type WorkflowExecutionInfo,
   type WorkflowHandle,
@@ -32,13 +31,13 @@ import {
   type BatchRequest,
   type BatchResult,
 } from './batch/batch-types';
-import { PauseRefusedError } from './client';
-import { PAUSE_REFUSED, pauseStateQuery, pauseUpdate, resumeUpdate, type PauseRequest, type PauseState } from './upload/pause';
+import { sendPauseUpdate } from './pause-refusal';
+import { pauseStateQuery, pauseUpdate, resumeUpdate, type PauseRequest, type PauseState } from './upload/pause';
 import { UploadBucket, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from './upload/search-attributes';
 import type { batchWorkflow } from './workflows/batch-workflow';
-import { MigrationHandle } from './migration-client';
+import { MigrationHandle, type MigrationSummary } from './migration-client';
 import { InvalidMigrationRequestError, normalizeMigrationRequest } from './migration/migration-request';
-import { migrationWorkflowId, type MigrationRequest } from './migration/migration-types';
+import { migrationWorkflowId, type MigrationOutcomeKind, type MigrationRequest } from './migration/migration-types';
 import type { migrationWorkflow } from './workflows/migration-workflow';
 
 /** Options of {@link BatchClient}. */
@@ -140,20 +139,8 @@ export class BatchHandle {
     return this.workflow.query(pauseStateQuery);
   }
 
-  private async pauseUpdate(send: () => Promise<PauseState>, what: 'pause' | 'resume'): Promise<PauseState> {
-    try {
-      return await send();
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === PAUSE_REFUSED) {
-        throw new PauseRefusedError(err.cause.message.replace('the upload is not paused', 'the batch is not paused'));
-      }
-      // An ended workflow takes no Update: say so in the same terms.
-      if (err instanceof Error && (err.name === 'WorkflowNotFoundError' || /already completed/i.test(err.message))) {
-        const { status } = await this.workflow.describe().catch(() => ({ status: { name: 'UNKNOWN' } }));
-        if (status.name !== 'RUNNING') throw new PauseRefusedError(`cannot ${what}: ${this.workflowId} has ended (${status.name})`);
-      }
-      throw err;
-    }
+  private pauseUpdate(send: () => Promise<PauseState>, what: 'pause' | 'resume'): Promise<PauseState> {
+    return sendPauseUpdate(this.workflow, this.workflowId, what, 'batch', send);
   }
 }
 
@@ -244,6 +231,12 @@ export class BatchClient {
         args: [normalized],
         workflowIdConflictPolicy: 'USE_EXISTING',
         staticSummary: `migration ${from} → s3://${destination.bucket}/${destination.prefix} (tenant ${normalized.tenant})`,
+        // For listings: visibility answers the memo with each workflow, the search attributes hold no prefixes.
+        memo: {
+          source: `s3://${source.bucket}/${source.prefix}`,
+          prefix: destination.prefix,
+          ...(source.profile ? { profile: source.profile } : {}),
+        },
         typedSearchAttributes: [
           { key: UploadTenant, value: normalized.tenant },
           { key: UploadBucket, value: destination.bucket },
@@ -275,27 +268,71 @@ export class BatchClient {
    * visibility store: eventually consistent). A batch that continued as new is listed once.
    */
   async list(filter: { tenant?: string; outcome?: BatchOutcomeKind; limit?: number } = {}): Promise<BatchSummary[]> {
-    const quote = (value: string) => `'${value.replace(/[\\']/g, '')}'`;
-    const clauses = [`WorkflowType = 'batchWorkflow'`];
-    if (filter.tenant) clauses.push(`UploadTenant = ${quote(filter.tenant)}`);
-    if (filter.outcome) clauses.push(`UploadOutcome = ${quote(filter.outcome)}`);
     const summaries: BatchSummary[] = [];
-    const seen = new Set<string>();
-    for await (const info of this.client.workflow.list({ query: clauses.join(' AND ') })) {
-      // Each run of a batch is a visibility record: the newest comes first, the older runs are skipped.
-      if (seen.has(info.workflowId)) continue;
-      seen.add(info.workflowId);
+    for await (const info of this.latestRuns('batchWorkflow', filter)) {
       summaries.push(toBatchSummary(info));
       if (summaries.length >= (filter.limit ?? 20)) break;
     }
     return summaries;
   }
+
+  /**
+   * Recent migrations, newest first, optionally of one tenant and/or outcome (from Temporal's
+   * visibility store: eventually consistent). A migration that continued as new is listed once.
+   */
+  async listMigrations(filter: { tenant?: string; outcome?: MigrationOutcomeKind; limit?: number } = {}): Promise<MigrationSummary[]> {
+    const summaries: MigrationSummary[] = [];
+    for await (const info of this.latestRuns('migrationWorkflow', filter)) {
+      summaries.push(toMigrationSummary(info));
+      if (summaries.length >= (filter.limit ?? 20)) break;
+    }
+    return summaries;
+  }
+
+  /** The latest run of each workflow of this type and filter, newest first. */
+  private async *latestRuns(type: string, filter: { tenant?: string; outcome?: string }): AsyncGenerator<WorkflowExecutionInfo> {
+    const quote = (value: string) => `'${value.replace(/[\\']/g, '')}'`;
+    const clauses = [`WorkflowType = '${type}'`];
+    if (filter.tenant) clauses.push(`UploadTenant = ${quote(filter.tenant)}`);
+    if (filter.outcome) clauses.push(`UploadOutcome = ${quote(filter.outcome)}`);
+    const seen = new Set<string>();
+    for await (const info of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      // Each run is a visibility record: the newest comes first, the older runs are skipped.
+      if (seen.has(info.workflowId)) continue;
+      seen.add(info.workflowId);
+      yield info;
+    }
+  }
+}
+
+const optional = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : ({ [key]: value } as Record<K, V>));
+const memoString = (info: WorkflowExecutionInfo, key: string) => {
+  const value = info.memo?.[key];
+  return typeof value === 'string' ? value : undefined;
+};
+
+function toMigrationSummary(info: WorkflowExecutionInfo): MigrationSummary {
+  const attrs = info.typedSearchAttributes;
+  return {
+    workflowId: info.workflowId,
+    runId: info.runId,
+    status: info.status.name,
+    migrationId: info.workflowId.split(':').slice(2).join(':'),
+    startTime: info.startTime,
+    ...(info.closeTime ? { closeTime: info.closeTime } : {}),
+    ...optional('tenant', attrs.get(UploadTenant)),
+    ...optional('source', memoString(info, 'source')),
+    ...optional('profile', memoString(info, 'profile')),
+    ...optional('bucket', attrs.get(UploadBucket)),
+    ...optional('prefix', memoString(info, 'prefix')),
+    ...optional('phase', attrs.get(UploadPhase)),
+    ...optional('outcome', attrs.get(UploadOutcome)),
+    ...optional('bytesTotal', attrs.get(UploadSizeBytes)),
+  };
 }
 
 function toBatchSummary(info: WorkflowExecutionInfo): BatchSummary {
   const attrs = info.typedSearchAttributes;
-  const prefix = info.memo?.['prefix'];
-  const optional = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : ({ [key]: value } as Record<K, V>));
   return {
     workflowId: info.workflowId,
     runId: info.runId,
@@ -305,7 +342,7 @@ function toBatchSummary(info: WorkflowExecutionInfo): BatchSummary {
     ...(info.closeTime ? { closeTime: info.closeTime } : {}),
     ...optional('tenant', attrs.get(UploadTenant)),
     ...optional('bucket', attrs.get(UploadBucket)),
-    ...optional('prefix', typeof prefix === 'string' ? prefix : undefined),
+    ...optional('prefix', memoString(info, 'prefix')),
     ...optional('phase', attrs.get(UploadPhase)),
     ...optional('outcome', attrs.get(UploadOutcome)),
     ...optional('bytesTotal', attrs.get(UploadSizeBytes)),

@@ -29,7 +29,7 @@ export {
   type BatchSummary,
 } from './batch-client';
 export { BatchFailureType, findBatchProblems } from './batch/batch-request';
-export { MigrationFailedError, MigrationHandle, readMigrationReport } from './migration-client';
+export { MigrationFailedError, MigrationHandle, readMigrationReport, type MigrationSummary } from './migration-client';
 export { findMigrationProblems, InvalidMigrationRequestError, MigrationFailureType } from './migration/migration-request';
 export {
   migrationWorkflowId,

@@ -19,7 +19,8 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TemporalFailure } from '@temporalio/common';
 import type { MigrationFailure, MigrationProgress, MigrationReportLine, MigrationResult } from './migration/migration-types';
-import { pauseUpdate, resumeUpdate, type PauseState } from './upload/pause';
+import { sendPauseUpdate } from './pause-refusal';
+import { pauseStateQuery, pauseUpdate, resumeUpdate, type PauseState } from './upload/pause';
 import type { migrationWorkflow } from './workflows/migration-workflow';
 
 /** Thrown by {@link MigrationHandle.result} when a migration stopped or was cancelled (the objects copied stay). */
@@ -40,6 +41,32 @@ export class MigrationFailedError extends Error {
   }
 }
 
+/** One migration as listed by `BatchClient.listMigrations` (from Temporal's visibility store). */
+export interface MigrationSummary {
+  workflowId: string;
+  runId: string;
+  /** Temporal's status of the latest run (a migration that continued as new is listed once, by its latest run). */
+  status: string;
+  migrationId: string;
+  tenant?: string;
+  /** `s3://bucket/prefix` of the objects copied (migrations started before it was recorded have none). */
+  source?: string;
+  /** The source profile, when the source is in another store. */
+  profile?: string;
+  /** The destination bucket. */
+  bucket?: string;
+  /** The destination prefix (migrations started before it was recorded have none). */
+  prefix?: string;
+  /** inspect, copy, paused, done. */
+  phase?: string;
+  outcome?: string;
+  /** Bytes under the source prefix, once inspected. */
+  bytesTotal?: number;
+  /** When the latest run started. */
+  startTime: Date;
+  closeTime?: Date;
+}
+
 /** A running or finished migration. */
 export class MigrationHandle {
   constructor(
@@ -53,14 +80,31 @@ export class MigrationHandle {
     return this.workflow.query<MigrationProgress>('migrationProgress');
   }
 
-  /** Pauses: answers once the chunks in flight have finished and nothing runs. */
+  /**
+   * Pauses: resolves once the chunks in flight have finished and nothing of the migration runs (no
+   * new page is listed); what was copied stays. The pause is in the workflow's history: it survives
+   * worker restarts. Pausing a paused migration is a no-op.
+   * @throws PauseRefusedError when the migration has ended
+   */
   pause(reason?: string): Promise<PauseState> {
-    return this.workflow.executeUpdate(pauseUpdate, { args: [reason !== undefined ? { reason } : {}] });
+    return sendPauseUpdate(this.workflow, this.workflowId, 'pause', 'migration', () =>
+      this.workflow.executeUpdate(pauseUpdate, { args: [reason !== undefined ? { reason } : {}] }),
+    );
   }
 
-  /** Resumes a paused migration. */
+  /**
+   * Resumes a paused migration from its cursor: nothing copied is copied again.
+   * @throws PauseRefusedError when the migration is not paused (or has ended)
+   */
   resume(): Promise<PauseState> {
-    return this.workflow.executeUpdate(resumeUpdate, { args: [] });
+    return sendPauseUpdate(this.workflow, this.workflowId, 'resume', 'migration', () =>
+      this.workflow.executeUpdate(resumeUpdate, { args: [] }),
+    );
+  }
+
+  /** Whether the migration is paused now. */
+  pauseState(): Promise<PauseState> {
+    return this.workflow.query(pauseStateQuery);
   }
 
   /** Asks the migration to stop: chunks in flight stop (what they copied stays) and it ends `cancelled`. */

@@ -79,7 +79,7 @@ function describe(error: unknown): DescribedError {
     return { exitCode: ExitCode.Failure, lines: failureReportLines(error) };
   }
   if (error instanceof WorkflowNotFoundError) {
-    return { exitCode: ExitCode.Failure, lines: [`no such upload or batch: workflow ${error.workflowId} does not exist`] };
+    return { exitCode: ExitCode.Failure, lines: [`no such upload, batch or migration: workflow ${error.workflowId} does not exist`] };
   }
   if (error instanceof CliError) {
     return { exitCode: error.exitCode, lines: [error.message, ...error.details] };

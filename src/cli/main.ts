@@ -7,11 +7,12 @@
  * line or upload request (nothing started), 130 interrupted. Run it with `node bin/upload-saga.cjs`
  * (what `npx upload-saga` runs) or `tsx src/cli/main.ts`.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CONFIG_VARIABLES } from '../config';
 import { CHECKSUM_ALGORITHMS } from '../upload/request';
 import { BATCH_MODES, type BatchOutcomeKind } from '../batch/batch-types';
 import { S3_STORE_KINDS } from '../embedded/s3-store';
+import type { MigrationOutcomeKind } from '../migration/migration-types';
 import type { UploadOutcomeKind } from '../upload/outcome';
 import packageJson from '../../package.json';
 import type * as CancelCommand from './commands/cancel';
@@ -59,11 +60,26 @@ const commands = {
   worker: () => require('./commands/worker') as typeof WorkerCommand,
 };
 
-/** Outcomes `list --outcome` accepts: every {@link UploadOutcomeKind} (the type check below fails if one is missing). */
+/** Outcomes `list --outcome` accepts: every {@link UploadOutcomeKind}, batch and migration outcome (the type check below fails if one is missing). */
 const LIST_OUTCOMES = ['running', 'completed', 'compensated', 'cancelled', 'failed', 'expired', 'partial'] as const satisfies readonly (
-  UploadOutcomeKind | BatchOutcomeKind
+  UploadOutcomeKind | BatchOutcomeKind | MigrationOutcomeKind
 )[];
-const _everyOutcomeListed: Exclude<UploadOutcomeKind, (typeof LIST_OUTCOMES)[number]> extends never ? true : never = true;
+const _everyOutcomeListed: Exclude<
+  UploadOutcomeKind | BatchOutcomeKind | MigrationOutcomeKind,
+  (typeof LIST_OUTCOMES)[number]
+> extends never
+  ? true
+  : never = true;
+
+/** What `list --kind` selects (plural; the parser takes the singular too). */
+const LIST_KINDS = ['uploads', 'batches', 'migrations'] as const satisfies readonly ListCommand.ListKind[];
+
+/** `list --kind`: one of {@link LIST_KINDS}, or its singular. */
+function parseListKind(value: string): ListCommand.ListKind {
+  const kind = LIST_KINDS.find((k) => k === value || k === `${value}s` || k === `${value}es`);
+  if (!kind) throw new InvalidArgumentError(`must be ${LIST_KINDS.slice(0, -1).join(', ')} or ${LIST_KINDS.at(-1)} (singular too).`);
+  return kind;
+}
 
 /** The environment variables, for the end of `--help`. */
 function environmentHelp(): string {
@@ -199,32 +215,32 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('status')
-    .description("an upload's or a batch's phase, outcome and progress; its result or failure report once it ended")
+    .description("an upload's, a batch's or a migration's phase, outcome and progress; its result or failure report once it ended")
     .argument('<tenant>')
-    .argument('<id>', 'an upload id or a batch id')
+    .argument('<id>', 'an upload id, a batch id or a migration id')
     .action((tenant: string, uploadId: string) => commands.status().runStatus(tenant, uploadId, {}, io));
 
   program
     .command('cancel')
-    .description('cancel a running upload or batch; the saga undoes what was done')
+    .description('cancel a running upload, batch or migration; the saga undoes what was done (a migration: what it copied stays)')
     .argument('<tenant>')
-    .argument('<id>', 'an upload id or a batch id')
+    .argument('<id>', 'an upload id, a batch id or a migration id')
     .option('--wait', 'wait for the compensations and print their outcome')
     .action((tenant: string, uploadId: string, options: { wait?: boolean }) => commands.cancel().runCancel(tenant, uploadId, options, io));
 
   program
     .command('pause')
-    .description('pause a running upload or batch: parts (chunks) in flight finish, nothing new starts, reservations are kept')
+    .description('pause a running upload, batch or migration: parts (chunks) in flight finish, nothing new starts, reservations are kept')
     .argument('<tenant>')
-    .argument('<id>', 'an upload id or a batch id')
+    .argument('<id>', 'an upload id, a batch id or a migration id')
     .option('--reason <text>', 'who paused it and why (shown in the Web UI)')
     .action((tenant: string, uploadId: string, options: { reason?: string }) => commands.pause().runPause(tenant, uploadId, options, io));
 
   program
     .command('resume')
-    .description('resume a paused upload or batch; what is already stored is not sent again')
+    .description('resume a paused upload, batch or migration; what is already stored is not sent again')
     .argument('<tenant>')
-    .argument('<id>', 'an upload id or a batch id')
+    .argument('<id>', 'an upload id, a batch id or a migration id')
     .action((tenant: string, uploadId: string) => commands.pause().runResume(tenant, uploadId, io));
 
   program
@@ -237,9 +253,9 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   program
     .command('list')
-    .description('recent uploads, then recent batches, newest first')
+    .description('recent uploads, then recent batches, then recent migrations, newest first')
     .option('--tenant <tenant>', 'only this tenant')
-    .addOption(new Option('--kind <kind>', 'only uploads or only batches (default: both)').choices(['uploads', 'batches']))
+    .option('--kind <kind>', 'only uploads, only batches or only migrations (default: all three)', parseListKind)
     .addOption(new Option('--outcome <outcome>', 'only this outcome').choices(LIST_OUTCOMES))
     .option('--limit <n>', 'at most this many (default: 20)', parsePositiveIntOption)
     .action((options: ListCommand.ListCommandOptions) => commands.list().runList(options, io));

@@ -7,6 +7,7 @@
  * orchestration built like a batch (src/workflows/migration-workflow.ts; design in
  * docs/explanation/migration.md).
  */
+import type { PauseState } from '../upload/pause';
 import type { ChecksumAlgorithm } from '../upload/request-types';
 import type { BatchFileFailure } from '../batch/batch-types';
 
@@ -84,6 +85,8 @@ export interface MigrationProgress extends MigrationCounts {
   bytesTotal?: number;
   /** Runs of the workflow so far (continue-as-new). */
   run: number;
+  /** Present while the migration is paused: since when, why, and whether its chunks in flight have finished (`held`). */
+  pause?: PauseState;
 }
 
 /** The result of a migration that ended without throwing. */

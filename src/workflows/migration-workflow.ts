@@ -78,7 +78,6 @@ export async function migrationWorkflow(request: MigrationRequestWithDefaults, c
     run: (carried?.run ?? 0) + 1,
     ...(carried ? { objectsTotal: carried.objectsTotal, bytesTotal: carried.bytesTotal } : {}),
   };
-  setHandler(migrationProgressQuery, () => ({ ...progress }));
   const failures = [...(carried?.failures ?? [])];
   const showDetails = () =>
     setCurrentDetails(
@@ -99,6 +98,11 @@ export async function migrationWorkflow(request: MigrationRequestWithDefaults, c
   const gate = createPauseGate({
     refusal: () => (progress.phase === 'done' ? 'the migration has ended' : undefined),
     onChange: (state) => setPhase(state.held ? 'paused' : 'copy'),
+  });
+  // A pause shows at once, before the migration holds: the gate's state.
+  setHandler(migrationProgressQuery, () => {
+    const pause = gate.state();
+    return { ...progress, ...(pause.paused ? { pause } : {}) };
   });
 
   if (!carried) {

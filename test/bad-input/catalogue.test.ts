@@ -547,6 +547,18 @@ const workerCases: Record<string, () => Promise<Answer>> = {
     await handle.result();
     return pauseAnswer(() => handle.pause());
   },
+  '`pause` of a migration that ended': async () => {
+    const from = `catalogue/${uniqueId('mig-ended')}/`;
+    await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${from}one.bin`, Body: 'one' }));
+    const handle = await batches.migrate({
+      migrationId: uniqueId('row'),
+      tenant: TENANT,
+      source: { bucket: BUCKET, prefix: from },
+      destination: { bucket: BUCKET, prefix: `catalogue/${uniqueId('mig-ended-copy')}/` },
+    });
+    await handle.result();
+    return pauseAnswer(() => handle.pause());
+  },
   '`resume` of an upload that is not paused': async () => pauseAnswer(async () => (await waitingUpload('not-paused.bin')).resume()),
   'a pause reason over 200 characters': async () =>
     pauseAnswer(async () => (await waitingUpload('long-reason.bin')).pause({ reason: 'x'.repeat(201) })),
@@ -662,6 +674,7 @@ const cliCases: Record<string, string[]> = {
     '--quota-wait-deadline',
     'soon',
   ],
+  '`list --kind` not uploads, batches or migrations': ['list', '--kind', 'files'],
   '`--meta` not key=value': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--meta', 'project'],
   'an invalid request (any row of the first table)': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'a/../b', '--tenant', 't'],
   '`status`, `cancel` or `list --tenant` with a malformed tenant or upload id': ['status', 'acme:1', 'x'],

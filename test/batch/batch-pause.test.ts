@@ -277,7 +277,7 @@ describe('pausing a batch', () => {
     const refused = await runCli('pause', TENANT, req.batchId);
     expect(refused.code).toBe(1);
     expect(refused.output).toMatch(/cannot pause: .* has ended \(CANCELLED\)/);
-    expect((await runCli('status', TENANT, 'no-such-batch')).output).toContain('no such upload or batch');
+    expect((await runCli('status', TENANT, 'no-such-batch')).output).toContain('no such upload, batch or migration');
     await expectEveryRunReplays(handle);
     await worker.stop();
   }, 240_000);

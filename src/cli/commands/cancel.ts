@@ -1,5 +1,6 @@
 /**
- * `upload-saga cancel <tenant> <uploadId|batchId> [--wait]`: ask an upload or a batch to stop.
+ * `upload-saga cancel <tenant> <uploadId|batchId|migrationId> [--wait]`: ask an upload, a batch or a
+ * migration to stop.
  *
  * Why it is built this way: cancelling is a request to the workflow — the saga then compensates
  * what was done (aborts the multipart upload, deletes staged parts, releases the reserved quota),
@@ -7,9 +8,12 @@
  * recorded; `--wait` follows the upload to its end and prints the compensation report. An upload
  * that already ended cannot be cancelled, and the command says so instead of a bare "not found".
  * A batch undoes its chunks in flight (atomic: everything it stored) and cancels its child uploads.
+ * A migration stops its chunks in flight and undoes nothing: what it copied stays, and a new run of
+ * the same migration id skips it.
  */
 import { BatchFailedError } from '../../batch-client';
 import { UploadFailedError } from '../../client';
+import { MigrationFailedError } from '../../migration-client';
 import { InvalidUploadRequestError } from '../../upload/errors';
 import { findUploadIdProblems } from '../../upload/request';
 import { withUploads } from '../connect';
@@ -18,6 +22,7 @@ import { note, out, type CliIo } from '../io';
 import { failureReportLines, resultLines } from '../upload-report';
 import { batchSummaryLines } from './upload-batch';
 import { findTarget } from './find-target';
+import { migrationSummaryLines } from './migrate';
 
 /** Options of the `cancel` command. */
 export interface CancelCommandOptions {
@@ -34,6 +39,37 @@ export async function runCancel(tenant: string, uploadId: string, options: Cance
     const { status } = target.description;
     if (status.name !== 'RUNNING') {
       throw new CliError(`${target.handle.workflowId} already ended (${status.name}); there is nothing to cancel`, ExitCode.Failure);
+    }
+    if (target.kind === 'migration') {
+      const migration = target.handle;
+      await migration.cancel();
+      out(io, `cancellation requested for ${migration.workflowId}`);
+      if (!options.wait) {
+        note(
+          io,
+          '  the migration now stops its chunks in flight (what they copied stays); follow it with `upload-saga status` (or pass --wait)',
+        );
+        return;
+      }
+      try {
+        const result = await migration.result();
+        out(
+          io,
+          `the migration ${result.outcome === 'partial' ? 'ended' : 'completed'} before the cancellation took effect:`,
+          ...migrationSummaryLines(result),
+        );
+      } catch (error) {
+        if (!(error instanceof MigrationFailedError)) throw error;
+        // A cancellation carries no counts: the migration's progress query (replayed by a worker) has them.
+        const summary =
+          error.summary ??
+          (await migration.progress().then(
+            (p) => ({ ...p, failures: [] }),
+            () => undefined,
+          ));
+        out(io, `${error.outcome}: ${error.message}`, ...(summary ? migrationSummaryLines(summary) : []));
+      }
+      return;
     }
     if (target.kind === 'batch') {
       const batch = target.handle;

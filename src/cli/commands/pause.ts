@@ -1,11 +1,12 @@
 /**
- * `upload-saga pause <tenant> <uploadId|batchId> [--reason …]` and `upload-saga resume <tenant> <uploadId|batchId>`.
+ * `upload-saga pause <tenant> <id> [--reason …]` and `upload-saga resume <tenant> <id>`, where the id
+ * names an upload, a batch or a migration (find-target.ts).
  *
- * Why it is built this way: both are Updates to the upload's (or batch's) workflow, so the command
- * returns only once the workflow took them — a pause once the parts in flight have finished (a
- * batch: its chunks in flight; its running child uploads are told to pause) — or says why it
- * refused (past the merge, every file of the batch started, ended, not paused), exit 1. Nothing
- * else changes: the reservations and what is already stored stay.
+ * Why it is built this way: both are Updates to the workflow, so the command returns only once the
+ * workflow took them — a pause once the parts in flight have finished (a batch or a migration: its
+ * chunks in flight; a batch's running child uploads are told to pause) — or says why it refused
+ * (past the merge, every file of the batch started, ended, not paused), exit 1. Nothing else
+ * changes: the reservations and what is already stored stay.
  */
 import { PauseRefusedError } from '../../client';
 import type { PauseState } from '../../upload/pause';
@@ -22,21 +23,22 @@ export interface PauseCommandOptions {
   reason?: string;
 }
 
-/** Runs `pause`. @throws CliError when the upload or batch refuses (exit 1) */
+/** Runs `pause`. @throws CliError when the upload, batch or migration refuses (exit 1) */
 export async function runPause(tenant: string, id: string, options: PauseCommandOptions, io: CliIo): Promise<void> {
   await onTarget(tenant, id, io, async (target) => {
-    await target.handle.pause(options.reason ? { reason: options.reason } : {});
-    out(
-      io,
-      target.kind === 'batch'
-        ? `paused ${target.handle.workflowId}: chunks in flight finished, nothing new starts, child uploads told to pause`
-        : `paused ${target.handle.workflowId}: parts in flight finished, nothing new starts`,
-    );
+    if (target.kind === 'migration') await target.handle.pause(options.reason);
+    else await target.handle.pause(options.reason ? { reason: options.reason } : {});
+    const after = {
+      upload: 'parts in flight finished, nothing new starts',
+      batch: 'chunks in flight finished, nothing new starts, child uploads told to pause',
+      migration: 'chunks in flight finished, no new page is copied',
+    }[target.kind];
+    out(io, `paused ${target.handle.workflowId}: ${after}`);
     note(io, `  resume: upload-saga resume ${tenant} ${id}`);
   });
 }
 
-/** Runs `resume`. @throws CliError when the upload or batch is not paused (exit 1) */
+/** Runs `resume`. @throws CliError when the upload, batch or migration is not paused (exit 1) */
 export async function runResume(tenant: string, id: string, io: CliIo): Promise<void> {
   await onTarget(tenant, id, io, async (target) => {
     const resumed: PauseState = await target.handle.resume();

@@ -1,7 +1,7 @@
 /**
- * `upload-saga status <tenant> <uploadId|batchId>`: where an upload stands — Temporal status, saga
- * phase, outcome, bytes and parts done — and, once it has ended, its result or failure report. For a
- * batch, see batch-status.ts.
+ * `upload-saga status <tenant> <uploadId|batchId|migrationId>`: where an upload stands — Temporal
+ * status, saga phase, outcome, bytes and parts done — and, once it has ended, its result or failure
+ * report. For a batch, see batch-status.ts; for a migration, migration-status.ts.
  *
  * Why it is built this way: phase and outcome come from the workflow's search attributes (via
  * describe), which the server answers without a worker. Byte-level progress of a running upload,
@@ -17,6 +17,7 @@ import { UploadOutcome, UploadPhase } from '../../upload/search-attributes';
 import { withUploads } from '../connect';
 import { printBatchStatus } from './batch-status';
 import { findTarget } from './find-target';
+import { printMigrationStatus } from './migration-status';
 import { note, out, type CliIo } from '../io';
 import { failureReportLines, labelled, progressLine, resultLines } from '../upload-report';
 import { uploadUiLink, webUiBaseUrl } from '../web-ui';
@@ -27,7 +28,7 @@ export interface StatusCommandOptions {
   queryTimeoutMs?: number;
 }
 
-/** Runs the command. @throws WorkflowNotFoundError when there is no such upload or batch */
+/** Runs the command. @throws WorkflowNotFoundError when there is no such upload, batch or migration */
 export async function runStatus(tenant: string, uploadId: string, options: StatusCommandOptions, io: CliIo): Promise<void> {
   const problems = findUploadIdProblems({ tenant, uploadId });
   if (problems.length) throw new InvalidUploadRequestError(problems); // exit 2, before connecting
@@ -35,13 +36,9 @@ export async function runStatus(tenant: string, uploadId: string, options: Statu
   await withUploads(io.env, async (connection) => {
     const { config, client } = connection;
     const target = await findTarget(connection, tenant, uploadId);
-    if (target.kind === 'batch')
-      return printBatchStatus(
-        target.handle,
-        target.description,
-        { client, timeoutMs, uiUrl: webUiBaseUrl(io.env), namespace: config.temporal.namespace },
-        io,
-      );
+    const context = { client, timeoutMs, uiUrl: webUiBaseUrl(io.env), namespace: config.temporal.namespace };
+    if (target.kind === 'batch') return printBatchStatus(target.handle, target.description, context, io);
+    if (target.kind === 'migration') return printMigrationStatus(target.handle, target.description, context, io);
     const { handle, description } = target;
     const attrs = description.typedSearchAttributes;
     const running = description.status.name === 'RUNNING';
