@@ -287,13 +287,28 @@ describe('the replay guard', () => {
     expect(patchIds(before)).not.toContain('gateway-local-steps');
     expect(activityTypes(before)).toEqual(['openMultipartUpload', 'verifyClientUpload', 'completeUpload', 'cleanupUpload']);
 
-    const after = loadHistory('client-upload-tus.json');
+    const after = loadHistory('client-upload-tus-gateway-local-steps.json');
     expect(patchIds(after)).toContain('gateway-local-steps');
     expect(activityTypes(after)).toEqual([]);
     expect(localActivities(after)).toEqual([
       'reserveSpace',
       'openMultipartUpload',
       'verifyClientUpload',
+      'completeUpload',
+      'cleanupUpload',
+      'commitReservation',
+      'notify',
+    ]);
+
+    // gateway-local-steps-but-verify: the same local steps, but verify a regular activity, whose
+    // result is recorded before the merge starts (a retried workflow task never runs it after the merge).
+    const butVerify = loadHistory('client-upload-tus.json');
+    expect(patchIds(butVerify)).toContain('gateway-local-steps-but-verify');
+    expect(patchIds(butVerify)).not.toContain('gateway-local-steps');
+    expect(activityTypes(butVerify)).toEqual(['verifyClientUpload']);
+    expect(localActivities(butVerify)).toEqual([
+      'reserveSpace',
+      'openMultipartUpload',
       'completeUpload',
       'cleanupUpload',
       'commitReservation',

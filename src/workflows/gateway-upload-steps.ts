@@ -105,3 +105,20 @@ export const gatewayUploadStepsWithLocalSteps: typeof gatewayUploadSteps = {
   merge: withLocalAction(gatewayUploadSteps.merge),
   'delete-staged': withLocalAction(gatewayUploadSteps['delete-staged']),
 };
+
+/**
+ * The local steps again, but verify a regular activity: open-multipart, merge (and a partial's
+ * store-partial, the same merge) and delete-staged run as local activities. Why verify is not one of them: local activities that ran in a workflow
+ * task run again when that task is retried (its worker gone, or it timed out), and a verify re-run
+ * after its merge completed the multipart upload finds no upload (NoSuchUpload) and compensates a
+ * stored object (fault scenario 18). As a regular activity its result is in the history before the
+ * merge is scheduled, so it never runs after it. The merge may run again; it recognises its own
+ * completed upload by the ETag verify predicted. Chosen by the patch `gateway-local-steps-but-verify`.
+ */
+export const gatewayUploadStepsWithLocalStepsButVerify: typeof gatewayUploadSteps = {
+  ...gatewayUploadSteps,
+  'open-multipart': withLocalAction(gatewayUploadSteps['open-multipart']),
+  merge: withLocalAction(gatewayUploadSteps.merge),
+  'store-partial': withLocalAction(gatewayUploadSteps['store-partial']),
+  'delete-staged': withLocalAction(gatewayUploadSteps['delete-staged']),
+};
