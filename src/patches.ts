@@ -141,12 +141,12 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked before gateway-local-steps: a run that records it runs every gateway step as a regular activity again (a local verify re-run after its merge had completed the multipart upload failed with NoSuchUpload and compensated a stored object); runs that recorded gateway-local-steps replay their local steps.',
   },
-  gatewayLocalStepsButVerify: {
-    id: 'gateway-local-steps-but-verify',
+  gatewayLocalOpenMultipart: {
+    id: 'gateway-local-open-multipart',
     since: '2026-12-07',
     askedBy: 'gatewayUploadWorkflow',
     guards:
-      'asked before gateway-local-steps-withdrawn: open-multipart, merge, store-partial and delete-staged of a gateway upload run as local activities again, verify as a regular activity (its result is recorded before the merge starts, so a retried workflow task never runs it after the merge); earlier runs replay what they recorded.',
+      'asked before gateway-local-steps-withdrawn: open-multipart of a gateway upload runs as a local activity again, so creation takes one workflow task; verify, merge and delete-staged stay regular activities; earlier runs replay what they recorded.',
   },
   tusConcatSignalsAtOnce: {
     id: 'tus-concat-signals-at-once',
@@ -183,8 +183,8 @@ export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
 export const GATEWAY_LOCAL_STEPS_PATCH = WORKFLOW_PATCHES.gatewayLocalSteps.id;
 /** @see WORKFLOW_PATCHES.gatewayLocalStepsWithdrawn */
 export const GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH = WORKFLOW_PATCHES.gatewayLocalStepsWithdrawn.id;
-/** @see WORKFLOW_PATCHES.gatewayLocalStepsButVerify */
-export const GATEWAY_LOCAL_STEPS_BUT_VERIFY_PATCH = WORKFLOW_PATCHES.gatewayLocalStepsButVerify.id;
+/** @see WORKFLOW_PATCHES.gatewayLocalOpenMultipart */
+export const GATEWAY_LOCAL_OPEN_MULTIPART_PATCH = WORKFLOW_PATCHES.gatewayLocalOpenMultipart.id;
 /** @see WORKFLOW_PATCHES.batchFinishNotCancellable */
 export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNotCancellable.id;
 /** @see WORKFLOW_PATCHES.batchListsFailedChunkFiles */

@@ -300,20 +300,13 @@ describe('the replay guard', () => {
       'notify',
     ]);
 
-    // gateway-local-steps-but-verify: the same local steps, but verify a regular activity, whose
-    // result is recorded before the merge starts (a retried workflow task never runs it after the merge).
-    const butVerify = loadHistory('client-upload-tus.json');
-    expect(patchIds(butVerify)).toContain('gateway-local-steps-but-verify');
-    expect(patchIds(butVerify)).not.toContain('gateway-local-steps');
-    expect(activityTypes(butVerify)).toEqual(['verifyClientUpload']);
-    expect(localActivities(butVerify)).toEqual([
-      'reserveSpace',
-      'openMultipartUpload',
-      'completeUpload',
-      'cleanupUpload',
-      'commitReservation',
-      'notify',
-    ]);
+    // gateway-local-open-multipart: creation's open-multipart local, the steps after the bytes regular
+    // (re-run in a retried workflow task, a local verify or merge broke what the run had reported).
+    const openLocal = loadHistory('client-upload-tus.json');
+    expect(patchIds(openLocal)).toContain('gateway-local-open-multipart');
+    expect(patchIds(openLocal)).not.toContain('gateway-local-steps');
+    expect(activityTypes(openLocal)).toEqual(['verifyClientUpload', 'completeUpload', 'cleanupUpload']);
+    expect(localActivities(openLocal)).toEqual(['reserveSpace', 'openMultipartUpload', 'commitReservation', 'notify']);
   });
 
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {

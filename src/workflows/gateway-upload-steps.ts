@@ -107,18 +107,20 @@ export const gatewayUploadStepsWithLocalSteps: typeof gatewayUploadSteps = {
 };
 
 /**
- * The local steps again, but verify a regular activity: open-multipart, merge (and a partial's
- * store-partial, the same merge) and delete-staged run as local activities. Why verify is not one of them: local activities that ran in a workflow
- * task run again when that task is retried (its worker gone, or it timed out), and a verify re-run
- * after its merge completed the multipart upload finds no upload (NoSuchUpload) and compensates a
- * stored object (fault scenario 18). As a regular activity its result is in the history before the
- * merge is scheduled, so it never runs after it. The merge may run again; it recognises its own
- * completed upload by the ETag verify predicted. Chosen by the patch `gateway-local-steps-but-verify`.
+ * Creation's step local again, every step after the bytes regular: open-multipart runs as a local
+ * activity, so reserve-space and open-multipart answer creation in the workflow task the start
+ * runs in. A retried task runs it again; it aborts the part-less uploads an earlier create of its
+ * step left on the key, and no gateway can have sent a part to one (an upload's id reaches a
+ * gateway only with the task's completion).
+ *
+ * Why not verify, merge and delete-staged (as under `gateway-local-steps`): local activities run
+ * again when their workflow task is retried. A verify re-run after its merge finds no upload and
+ * compensated a stored object; with the merge and notify in one task, a retried task sent
+ * upload.completed twice with different contents (the merge's re-run reports `alreadyCompleted`,
+ * the event a new `occurredAt`), which a receiver cannot de-duplicate (fault scenario 18 found
+ * both). Chosen by the patch `gateway-local-open-multipart`.
  */
-export const gatewayUploadStepsWithLocalStepsButVerify: typeof gatewayUploadSteps = {
+export const gatewayUploadStepsWithLocalOpenMultipart: typeof gatewayUploadSteps = {
   ...gatewayUploadSteps,
   'open-multipart': withLocalAction(gatewayUploadSteps['open-multipart']),
-  merge: withLocalAction(gatewayUploadSteps.merge),
-  'store-partial': withLocalAction(gatewayUploadSteps['store-partial']),
-  'delete-staged': withLocalAction(gatewayUploadSteps['delete-staged']),
 };
