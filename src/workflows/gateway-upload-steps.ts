@@ -52,7 +52,10 @@ export const gatewayUploadSteps = defineSaga<UploadActivities>()({
       activity: WIRE_NAMES.verifyGatewayUpload,
       // Rides out a storage outage like the worker-side verify; the client's own failures are never retried.
       retry: { ...OUTAGE_RIDING_RETRY, nonRetryableErrorTypes: NEVER_RETRIED },
-      timeouts: { startToClose: '10m' },
+      // A few ListParts pages (10,000 parts: 10), each cut after 60 s of silence by the S3 client: an
+      // attempt on a worker that died is given up after 2 minutes, not 10 (the last PATCH and the
+      // client wait for it; fault scenario 18 saw one wait out the 10). Timeouts are not replayed.
+      timeouts: { startToClose: '2m' },
     },
   },
   merge: uploadSteps.merge,
