@@ -141,6 +141,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked before gateway-local-steps: a run that records it runs every gateway step as a regular activity again (a local verify re-run after its merge had completed the multipart upload failed with NoSuchUpload and compensated a stored object); runs that recorded gateway-local-steps replay their local steps.',
   },
+  gatewayLocalOpenMultipart: {
+    id: 'gateway-local-open-multipart',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'asked before gateway-local-steps-withdrawn: open-multipart of a gateway upload runs as a local activity again, so creation takes one workflow task; verify, merge and delete-staged stay regular activities; earlier runs replay what they recorded.',
+  },
   tusConcatSignalsAtOnce: {
     id: 'tus-concat-signals-at-once',
     since: '2026-12-06',
@@ -176,6 +183,8 @@ export const TUS_CONCATENATION_PATCH = WORKFLOW_PATCHES.tusConcatenation.id;
 export const GATEWAY_LOCAL_STEPS_PATCH = WORKFLOW_PATCHES.gatewayLocalSteps.id;
 /** @see WORKFLOW_PATCHES.gatewayLocalStepsWithdrawn */
 export const GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH = WORKFLOW_PATCHES.gatewayLocalStepsWithdrawn.id;
+/** @see WORKFLOW_PATCHES.gatewayLocalOpenMultipart */
+export const GATEWAY_LOCAL_OPEN_MULTIPART_PATCH = WORKFLOW_PATCHES.gatewayLocalOpenMultipart.id;
 /** @see WORKFLOW_PATCHES.batchFinishNotCancellable */
 export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNotCancellable.id;
 /** @see WORKFLOW_PATCHES.batchListsFailedChunkFiles */

@@ -287,7 +287,7 @@ describe('the replay guard', () => {
     expect(patchIds(before)).not.toContain('gateway-local-steps');
     expect(activityTypes(before)).toEqual(['openMultipartUpload', 'verifyClientUpload', 'completeUpload', 'cleanupUpload']);
 
-    const after = loadHistory('client-upload-tus.json');
+    const after = loadHistory('client-upload-tus-gateway-local-steps.json');
     expect(patchIds(after)).toContain('gateway-local-steps');
     expect(activityTypes(after)).toEqual([]);
     expect(localActivities(after)).toEqual([
@@ -299,6 +299,14 @@ describe('the replay guard', () => {
       'commitReservation',
       'notify',
     ]);
+
+    // gateway-local-open-multipart: creation's open-multipart local, the steps after the bytes regular
+    // (re-run in a retried workflow task, a local verify or merge broke what the run had reported).
+    const openLocal = loadHistory('client-upload-tus.json');
+    expect(patchIds(openLocal)).toContain('gateway-local-open-multipart');
+    expect(patchIds(openLocal)).not.toContain('gateway-local-steps');
+    expect(activityTypes(openLocal)).toEqual(['verifyClientUpload', 'completeUpload', 'cleanupUpload']);
+    expect(localActivities(openLocal)).toEqual(['reserveSpace', 'openMultipartUpload', 'commitReservation', 'notify']);
   });
 
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {

@@ -239,17 +239,26 @@ export class ChunkWriter {
     return true;
   }
 
-  /** Reads the staged segments back from S3 into the start of `buffer`, checking their lengths. */
+  /**
+   * Reads the staged segments back from S3 into the start of `buffer`, checking their lengths.
+   * Each response chunk is copied straight to its place in the part: no array of the whole
+   * segment is assembled first (with 8 MiB PATCHes that was ~3 MiB of garbage per PATCH, and the
+   * garbage collector was the gateway's largest cost in that row). Bytes beyond the recorded
+   * length are counted, never written.
+   */
   private async readStagedInto(buffer: Buffer): Promise<void> {
     const base = this.pending.partsCompleted * this.partSize;
     for (const segment of this.pending.staged) {
       const key = stagedSegmentKey(this.stagingPrefix, segment);
       const object = await this.options.s3.send(new GetObjectCommand({ Bucket: this.latest.bucket, Key: key }));
-      const bytes = await object.Body!.transformToByteArray();
-      if (bytes.length !== segment.end - segment.start) {
-        throw new Error(`staged segment ${key} has ${bytes.length} bytes, but ${segment.end - segment.start} were recorded`);
+      const expected = segment.end - segment.start;
+      const at = segment.start - base;
+      let received = 0;
+      for await (const chunk of object.Body as AsyncIterable<Uint8Array>) {
+        if (received + chunk.length <= expected) buffer.set(chunk, at + received);
+        received += chunk.length;
       }
-      buffer.set(bytes, segment.start - base);
+      if (received !== expected) throw new Error(`staged segment ${key} has ${received} bytes, but ${expected} were recorded`);
     }
   }
 

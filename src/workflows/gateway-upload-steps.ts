@@ -52,7 +52,10 @@ export const gatewayUploadSteps = defineSaga<UploadActivities>()({
       activity: WIRE_NAMES.verifyGatewayUpload,
       // Rides out a storage outage like the worker-side verify; the client's own failures are never retried.
       retry: { ...OUTAGE_RIDING_RETRY, nonRetryableErrorTypes: NEVER_RETRIED },
-      timeouts: { startToClose: '10m' },
+      // A few ListParts pages (10,000 parts: 10), each cut after 60 s of silence by the S3 client: an
+      // attempt on a worker that died is given up after 2 minutes, not 10 (the last PATCH and the
+      // client wait for it; fault scenario 18 saw one wait out the 10). Timeouts are not replayed.
+      timeouts: { startToClose: '2m' },
     },
   },
   merge: uploadSteps.merge,
@@ -104,4 +107,23 @@ export const gatewayUploadStepsWithLocalSteps: typeof gatewayUploadSteps = {
   verify: withLocalAction(gatewayUploadSteps.verify),
   merge: withLocalAction(gatewayUploadSteps.merge),
   'delete-staged': withLocalAction(gatewayUploadSteps['delete-staged']),
+};
+
+/**
+ * Creation's step local again, every step after the bytes regular: open-multipart runs as a local
+ * activity, so reserve-space and open-multipart answer creation in the workflow task the start
+ * runs in. A retried task runs it again; it aborts the part-less uploads an earlier create of its
+ * step left on the key, and no gateway can have sent a part to one (an upload's id reaches a
+ * gateway only with the task's completion).
+ *
+ * Why not verify, merge and delete-staged (as under `gateway-local-steps`): local activities run
+ * again when their workflow task is retried. A verify re-run after its merge finds no upload and
+ * compensated a stored object; with the merge and notify in one task, a retried task sent
+ * upload.completed twice with different contents (the merge's re-run reports `alreadyCompleted`,
+ * the event a new `occurredAt`), which a receiver cannot de-duplicate (fault scenario 18 found
+ * both). Chosen by the patch `gateway-local-open-multipart`.
+ */
+export const gatewayUploadStepsWithLocalOpenMultipart: typeof gatewayUploadSteps = {
+  ...gatewayUploadSteps,
+  'open-multipart': withLocalAction(gatewayUploadSteps['open-multipart']),
 };

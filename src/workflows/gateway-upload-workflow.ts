@@ -28,6 +28,7 @@
  */
 import { requireMultipartUploadId } from '../upload/wire-names';
 import {
+  GATEWAY_LOCAL_OPEN_MULTIPART_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
   GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH,
   TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
@@ -71,7 +72,7 @@ import {
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
 import { CLAIM_LEASE_MS, claimProblem, type ConcatState, type JoinSource } from '../upload/concatenation';
 import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
-import { gatewayUploadSteps, gatewayUploadStepsWithLocalSteps } from './gateway-upload-steps';
+import { gatewayUploadSteps, gatewayUploadStepsWithLocalSteps, gatewayUploadStepsWithLocalOpenMultipart } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, uploadEvents } from './upload-notifications';
 import {
@@ -188,10 +189,12 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       : reportedParts !== undefined;
 
   // Creation and the last PATCH each wait for one workflow task, not a task-queue trip per step.
-  // Local steps are withdrawn for new runs (a verify re-run in a retried workflow task, after its
-  // merge had completed the upload, compensated a stored object); runs that took them replay them.
-  const steps =
-    !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
+  // New runs: open-multipart local (creation in one workflow task); the steps after the bytes stay
+  // regular (re-run in a retried task, a local verify compensated a stored object and a local merge
+  // made notify send a different upload.completed). Earlier runs replay what they recorded.
+  const steps = patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
+    ? gatewayUploadStepsWithLocalOpenMultipart
+    : !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
       ? gatewayUploadStepsWithLocalSteps
       : gatewayUploadSteps;
   const saga = new Saga<UploadActivities, typeof gatewayUploadSteps>(steps, {
