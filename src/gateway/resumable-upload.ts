@@ -30,7 +30,7 @@ import { requestBodyStream } from './tus-web-request';
 import type { Server } from '@tus/server';
 import { parse as parseContentDisposition } from 'content-disposition';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadGoneError } from './errors';
+import { assertNotPaused, GatewayError, InvalidRequestError, RedisUnavailableError, UploadGoneError } from './errors';
 import { writeInformational } from './informational-response';
 import { completenessField, type DraftRequest } from './resumable-upload-checks';
 import { tusRequestContext, type TusRequestContext } from './tus-request-context';
@@ -195,6 +195,7 @@ async function checkAppend(
   draft: DraftRequest,
 ): Promise<Answer | undefined> {
   const state = await uploads.get(context.tenant, uploadId);
+  assertNotPaused(state);
   const offset = draft.offset!;
   const contentLength = draft.contentLength;
   const offsetField = { 'Upload-Offset': String(state.offset) };
