@@ -198,6 +198,35 @@ describe('pausing a tus upload through the gateway', () => {
   }, 240_000);
 });
 
+describe('pausing an upload of the resumable-upload draft', () => {
+  it('refuses an append with 423 while HEAD answers the offset, and takes it once resumed', async () => {
+    const data = randomBytes(2 * MiB);
+    const url = await createTusUpload(gateway, acme, data.length, 'draft.bin');
+    const uploadId = idOf(url);
+    const draft = (extra: Record<string, string>, body?: Buffer) =>
+      fetch(url, {
+        method: body ? 'PATCH' : 'HEAD',
+        headers: { 'Upload-Draft-Interop-Version': '6', ...acme.auth, ...extra },
+        ...(body ? { body } : {}),
+      });
+    const append = (offset: number, body: Buffer, complete: '?0' | '?1') =>
+      draft({ 'Upload-Offset': String(offset), 'Upload-Complete': complete, 'Content-Type': 'application/partial-upload' }, body);
+    expect((await append(0, data.subarray(0, MiB), '?0')).status).toBe(201);
+    expect((await pauseRoute(gateway, acme, uploadId, 'pause', { reason: 'draft' })).status).toBe(200);
+
+    const refused = await append(MiB, data.subarray(MiB), '?1');
+    expect(refused.status).toBe(423);
+    expect(await refused.text()).toMatch(/is paused since .* \(draft\)/);
+    expect((await draft({})).headers.get('upload-offset')).toBe(String(MiB));
+
+    expect((await pauseRoute(gateway, acme, uploadId, 'resume')).status).toBe(200);
+    expect((await append(MiB, data.subarray(MiB), '?1')).status).toBe(201);
+    const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+    expect(state.outcome).toBe('completed');
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+  });
+});
+
 describe('pausing a presigned multipart upload', () => {
   it('refuses part URLs, part reports and complete with 423, and signs again once resumed', async () => {
     const upload = await companion.create('presigned-paused.bin', { 'upload-length': String(6 * MiB) });
