@@ -274,6 +274,33 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
       ),
   },
   {
+    name: 'client-upload-tus-paused',
+    outcome: 'completed',
+    // 7 MiB: 3 MiB sent, paused through the gateway's route (expiry clock stopped), a PATCH refused
+    // with 423, resumed a second later (the expiry moved on), the rest sent.
+    run: (r) =>
+      withGateway(r, {}, {}, async (tus, _app, request) => {
+        const uploadId = await tusUpload(tus, 7 * MiB, 3 * MiB, 'client-upload-tus-paused.bin');
+        const path = `/files/${uploadId}`;
+        await expectJson(
+          await request('POST', `/uploads/${uploadId}/pause`, { reason: 'history recorder', expiry: 'stops' }),
+          200,
+          'pause',
+        );
+        const refused = await tus('PATCH', path, { 'Upload-Offset': String(3 * MiB) }, randomBytes(MiB));
+        if (refused.status !== 423) throw new Error(`a PATCH of the paused upload answered ${refused.status}: ${await refused.text()}`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await expectJson(await request('POST', `/uploads/${uploadId}/resume`), 200, 'resume');
+        const rest = randomBytes(4 * MiB);
+        for (let offset = 0; offset < rest.length; offset += MiB) {
+          const response = await tus('PATCH', path, { 'Upload-Offset': String(3 * MiB + offset) }, rest.subarray(offset, offset + MiB));
+          if (response.status !== 204)
+            throw new Error(`PATCH at ${3 * MiB + offset} answered ${response.status}: ${await response.text()}`);
+        }
+        return uploadWorkflowId(TENANT, uploadId);
+      }),
+  },
+  {
     name: 'client-upload-tus-concat-final',
     outcome: 'completed',
     // tus concatenation, the final: open, join (one UploadPartCopy, one part read through the worker), verify, merge, settle the partials.

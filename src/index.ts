@@ -68,6 +68,6 @@ export {
 } from './upload/request';
 export type { UploadEvent, UploadEventType, UploadOutcomeKind, UploadPhase, UploadProgress, UploadResult } from './upload/outcome';
 export type { TransferMode } from './upload/integrity';
-export { QUOTA_WAIT_EXPIRED, type PauseRequest, type PauseState } from './upload/pause';
+export { QUOTA_WAIT_EXPIRED, type PauseExpiry, type PauseRequest, type PauseState } from './upload/pause';
 export type { CompensationOutcome, CompensationStatus, SagaFailureReport, SagaState, StepOutcome, StepStatus } from './saga/workflow';
 export { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signWebhookBody } from './activities/notify';

@@ -155,6 +155,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a final upload signals its partials (joined, or released) all in one workflow task; earlier runs signalled them one after the other.',
   },
+  gatewayPause: {
+    id: 'gateway-pause',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'asked when a paused gateway upload first holds in receive-parts: it holds (with a timer up to its expiry when its clock runs) and, when its clock stops, moves its expiry on at resume; no earlier run was ever paused.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -195,3 +202,5 @@ export const BATCH_STOPPED_DELETES_MANIFESTS_PATCH = WORKFLOW_PATCHES.batchStopp
 export const BATCH_PAUSE_PATCH = WORKFLOW_PATCHES.batchPause.id;
 /** @see WORKFLOW_PATCHES.tusConcatSignalsAtOnce */
 export const TUS_CONCAT_SIGNALS_AT_ONCE_PATCH = WORKFLOW_PATCHES.tusConcatSignalsAtOnce.id;
+/** @see WORKFLOW_PATCHES.gatewayPause */
+export const GATEWAY_PAUSE_PATCH = WORKFLOW_PATCHES.gatewayPause.id;

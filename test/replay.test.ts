@@ -356,4 +356,21 @@ describe('the replay guard', () => {
     expect(phases).toEqual(expect.arrayContaining(['paused']));
     expect(phases.at(-1)).toBe('done');
   });
+
+  it('records a paused gateway upload: the gateway-pause patch, the paused phase, pause and resume accepted, then completed', () => {
+    const paused = loadHistory('client-upload-tus-paused.json');
+    expect(paused.workflowType).toBe('clientUploadWorkflow');
+    expect(patchIds(paused)).toEqual(expect.arrayContaining(['gateway-pause', 'pause-resume']));
+    const updates = (paused.history.events ?? []).flatMap((e) => {
+      const name = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name;
+      return name === 'pause' || name === 'resume' ? [name] : [];
+    });
+    expect(updates).toEqual(['pause', 'resume']);
+    const phases = (paused.history.events ?? []).flatMap((e) => {
+      const field = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.['UploadPhase'];
+      return field ? [defaultPayloadConverter.fromPayload(field) as string] : [];
+    });
+    expect(phases).toEqual(expect.arrayContaining(['paused', 'receive-parts', 'merge']));
+    expect(phases.at(-1)).toBe('done');
+  });
 });

@@ -49,6 +49,12 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     default: '24h',
   },
   {
+    name: 'UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY',
+    description:
+      'Whether a paused upload expires while paused ("runs") or gets the paused time added to its expiry at resume ("stops"), when the pause does not say',
+    default: 'runs',
+  },
+  {
     name: 'UPLOAD_SAGA_GATEWAY_PART_SIZE',
     description: 'Part size of tus uploads (a PATCH holds at most parts in flight + 1 parts in memory)',
     default: '5MiB',

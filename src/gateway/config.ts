@@ -8,6 +8,7 @@
  * never configured in clear: the environment holds their SHA-256, so a leaked environment dump
  * does not leak a credential. A bad value stops the gateway at start with every problem listed.
  */
+import { DEFAULT_PAUSE_EXPIRY, PAUSE_EXPIRY_VALUES, type PauseExpiry } from '../upload/pause';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, parseByteSize } from '../config';
@@ -92,6 +93,14 @@ export interface GatewayConfig {
   tenants: Record<string, Partial<TenantSettings>>;
   /** Lifetime of an unfinished upload, in milliseconds. @default 24 h */
   uploadExpiryMs: number;
+  /**
+   * Whether a paused upload's expiry clock runs on (`runs`: it expires while paused) or stops
+   * (`stops`: the paused time is added to its expiry at resume) when the pause request does not
+   * say: for pauses through the gateway's route, and recorded in each upload at its creation for
+   * pauses sent elsewhere (the CLI, `UploadHandle.pause`).
+   * @default 'runs'
+   */
+  pauseExpiry?: PauseExpiry;
   /** Size of every tus part but the last, in bytes. @default 5 MiB */
   partSize: number;
   /**
@@ -180,6 +189,11 @@ const envSchema = z.object({
   UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS_OVERRIDES: z.string().optional(),
   UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: z.string().default('30s'),
   UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: z.string().default('24h'),
+  UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY: z
+    .enum(PAUSE_EXPIRY_VALUES as [PauseExpiry, ...PauseExpiry[]], {
+      error: 'must be "runs" (a paused upload still expires) or "stops" (the paused time is added to its expiry)',
+    })
+    .default(DEFAULT_PAUSE_EXPIRY),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
   UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: z.coerce
     .number({ error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
@@ -364,6 +378,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     },
     tenants,
     uploadExpiryMs: uploadExpiryMs!,
+    pauseExpiry: e.UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY,
     partSize,
     tusPartsInFlight: e.UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT,
     maxBodyStreams: e.UPLOAD_SAGA_GATEWAY_BODY_STREAMS,

@@ -110,6 +110,38 @@ export class UploadConflictError extends GatewayError {
   }
 }
 
+/**
+ * 423: the upload is paused (an operator's `pause`): nothing new is accepted — no PATCH, no part
+ * URL, no part report, no complete — until it is resumed; HEAD and ListParts still answer. 423
+ * because tus-js-client and Uppy retry it a bounded number of times with their back-off
+ * (`retryDelays`, by default 0, 1, 3 and 5 s) and then report the error, never in a tight loop;
+ * a 4xx they do not retry would fail at once, a 5xx would read as a server fault. The message
+ * says since when, who or why, and how the upload's expiry clock behaves meanwhile.
+ */
+export class UploadPausedError extends GatewayError {
+  override readonly name = 'UploadPausedError';
+  constructor(
+    uploadId: string,
+    /** The pause as the workflow reports it. */
+    readonly pause: { since?: string; reason?: string; expiry?: string },
+  ) {
+    super(
+      423,
+      'UploadPaused',
+      `upload ${uploadId} is paused${pause.since ? ` since ${pause.since}` : ''}${pause.reason ? ` (${pause.reason})` : ''}; nothing new is accepted until it is resumed` +
+        `${pause.expiry === 'stops' ? ' (its expiry clock is stopped meanwhile)' : pause.expiry === 'runs' ? ' (its expiry clock runs on meanwhile)' : ''}; HEAD gives its offset`,
+    );
+  }
+}
+
+/** Throws {@link UploadPausedError} when the state says the upload is paused. */
+export function assertNotPaused(state: {
+  uploadId: string;
+  pause?: { paused: boolean; since?: string; reason?: string; expiry?: string };
+}): void {
+  if (state.pause?.paused) throw new UploadPausedError(state.uploadId, state.pause);
+}
+
 /** 413: larger than the tenant may upload, or than its remaining quota. */
 export class UploadTooLargeError extends GatewayError {
   override readonly name = 'UploadTooLargeError';

@@ -42,11 +42,13 @@ import {
   RateLimitedError,
   RedisUnavailableError,
   UnauthorizedError,
+  UploadPausedError,
 } from './errors';
 import type { GatewayPlugin } from './plugin-types';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
 import { RedisLocker } from './redis-locker';
+import { registerPauseRoutes } from './pause-route';
 import { tusPlugin, type TusPluginOptions } from './tus';
 import { MemoryUploadTokenBindings, RedisUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
 import { UploadsService, type UploadsServiceOptions } from './uploads-service';
@@ -173,7 +175,9 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
       // The operator's side of a 503 the client sees: why the key set could not be fetched (never a token).
       if (error instanceof IdentityProviderUnavailableError)
         request.log.warn({ err: error.cause }, 'identity provider key set unavailable');
-      return reply.code(error.status).send({ error: error.code, message: error.message });
+      return reply
+        .code(error.status)
+        .send({ error: error.code, message: error.message, ...(error instanceof UploadPausedError ? { pause: error.pause } : {}) });
     }
     const status = (error as { statusCode?: number }).statusCode;
     if (status && status < 500) return reply.code(status).send({ error: 'InvalidRequest', message: (error as Error).message });
@@ -239,6 +243,7 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
     path: tusPath,
     onUploadEnded: (tenant, outcome) => metrics.uploadOutcome('tus', outcome, tenant),
   });
+  registerPauseRoutes(app, uploads);
   for (const plugin of options.plugins ?? DEFAULT_GATEWAY_PLUGINS) {
     await app.register(plugin, { uploads, config, s3, metrics, uploadTokens, ...(redis ? { redis } : {}) });
   }

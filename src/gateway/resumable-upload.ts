@@ -34,7 +34,7 @@ import { requestBodyStream } from './tus-web-request';
 import type { Server } from '@tus/server';
 import { parse as parseContentDisposition } from 'content-disposition';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError, InvalidRequestError, RedisUnavailableError, UploadGoneError } from './errors';
+import { assertNotPaused, GatewayError, InvalidRequestError, RedisUnavailableError, UploadGoneError } from './errors';
 import { writeInformational } from './informational-response';
 import { completenessField, type DraftRequest } from './resumable-upload-checks';
 import { tusRequestContext, type TusRequestContext } from './tus-request-context';
@@ -236,6 +236,7 @@ const isComplete = (state: Pick<GatewayUploadState, 'offset' | 'length'>) => sta
  * again under the upload's lock.
  */
 function checkAppend(state: GatewayUploadState, uploadId: string, draft: DraftRequest): Answer | undefined {
+  assertNotPaused(state);
   const offset = draft.offset!;
   const contentLength = draft.contentLength;
   const offsetField = { 'Upload-Offset': String(state.offset) };

@@ -57,6 +57,7 @@ import { sameETag } from '../s3/multipart-etag';
 import type { GatewayUploadState } from '../upload/gateway-upload';
 import { tenantSettings } from './config';
 import {
+  assertNotPaused,
   ForbiddenError,
   InvalidRequestError,
   RateLimitedError,
@@ -389,6 +390,8 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
         const state = await presignedUpload(options, tenant, request.params.uploadId, request.query.key);
         const binding = partBinding(state, partNumber, request.query);
         const multipartUploadId = receivingMultipartId(state);
+        // Paused: no new part URL (one signed before the pause may still be used; its report waits for the resume).
+        assertNotPaused(state);
         const remaining = Math.floor((state.expiresAt - Date.now()) / 1000);
         const expiresIn = Math.max(1, Math.min(options.presignExpiresInSeconds, remaining));
         return { ...(await signPart(options.presigner, state, multipartUploadId, partNumber, binding, expiresIn)), expires: expiresIn };
@@ -413,6 +416,7 @@ function registerS3MultipartRoutes(app: FastifyInstance, options: S3MultipartRou
         const { uploadId } = request.params;
         const state = await presignedUpload(options, tenant, uploadId, request.query.key);
         const multipartUploadId = receivingMultipartId(state);
+        assertNotPaused(state);
         // A claim S3 does not confirm records nothing.
         const part = await listedPart(options.s3, { bucket: state.bucket, key: state.key, multipartUploadId }, partNumber);
         if (!part) throw new UploadConflictError(`S3 has no part ${partNumber} of upload ${uploadId}: PUT it before reporting it`);

@@ -34,6 +34,8 @@ export class UploadStateCache {
       state.outcome === 'running' &&
       state.phase === 'receive-parts' &&
       state.mode === 'tus' &&
+      // A paused upload refuses PATCHes until resumed: its state is asked again then.
+      !state.pause?.paused &&
       !(state.length !== undefined && state.offset === state.length);
     if (!receiving) return;
     this.entries.set(key, state);

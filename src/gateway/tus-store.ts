@@ -35,7 +35,7 @@ import type { Readable } from 'node:stream';
 import { DataStore, Upload } from '@tus/server';
 import { Metadata } from '@tus/utils';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
-import { GatewayError, UploadConflictError } from './errors';
+import { assertNotPaused, GatewayError, UploadConflictError } from './errors';
 import { PartBuffers } from '../s3/part-buffers';
 import { BodyChecksum, ChecksumMismatchError } from './tus-checksum';
 import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
@@ -78,6 +78,11 @@ export class GatewayUploadStore extends DataStore {
       ...options,
       buffers: options.buffers ?? new PartBuffers((options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT) + 1),
     };
+    // A pause through this gateway (its route) is seen by the next PATCH at once: its guess goes.
+    if (typeof options.uploads.observe === 'function')
+      options.uploads.observe((state) => {
+        if (state.pause?.paused) this.states.forget(state.tenant, state.uploadId);
+      });
     this.extensions = [
       'creation',
       'creation-with-upload',
@@ -145,6 +150,9 @@ export class GatewayUploadStore extends DataStore {
       state = seen;
       if (!this.options.onlyReplica) {
         context.stateConfirmed = this.options.uploads.get(context.tenant, id).then((current) => {
+          // A pause sent elsewhere (another replica, the CLI) is seen here, before anything is written.
+          if (current.pause?.paused) this.states.forget(context.tenant, id);
+          assertNotPaused(current);
           if (sameWritePosition(current, seen)) return;
           this.states.forget(context.tenant, id);
           throw new UploadConflictError(
@@ -191,6 +199,8 @@ export class GatewayUploadStore extends DataStore {
         state.offset,
       );
     }
+    // Paused: no new PATCH starts (a PATCH already past this point finishes and is recorded).
+    assertNotPaused(state);
     const verifier = context.uploadChecksum ? new BodyChecksum(context.uploadChecksum) : undefined;
     const writer = new ChunkWriter(this.writerOptions, context.tenant, state, {
       recordEachPart: !verifier,

@@ -28,6 +28,9 @@
  * - `cancel` cancels the saga (tus DELETE, Uppy abort) and waits (up to `waitMs`) until the
  *   compensations ran: then nothing of the upload is left in S3 and its reservation is released.
  *   Cancelling a completed upload changes nothing (the object stays; after the merge nothing is undone).
+ * - `pause` and `resume` send the `pause`/`resume` Updates (src/upload/pause.ts); while paused,
+ *   the state carries `pause` and the protocols refuse new bytes with 423 UploadPausedError.
+ *   A refusal (ended, past verify, not paused) is 409 with the workflow's reason.
  * - Calls are bounded by `callTimeoutMs`; a worker that is down yields 503, never a hung request.
  */
 import { WIRE_NAMES } from '../upload/wire-names';
@@ -91,7 +94,17 @@ import {
   UploadGoneError,
   UploadNotFoundError,
   UploadTooLargeError,
+  UploadPausedError,
 } from './errors';
+import {
+  MAX_PAUSE_REASON,
+  PAUSE_REFUSED,
+  pauseExpiryProblem,
+  pauseUpdate,
+  resumeUpdate,
+  type PauseRequest,
+  type PauseState,
+} from '../upload/pause';
 
 /** What a protocol asks for when a client starts an upload. */
 export interface CreateUploadRequest {
@@ -145,7 +158,7 @@ export interface UploadsServiceOptions {
   /** The task queue of the upload workers. */
   taskQueue: string;
   /** The gateway settings the service applies (bucket, part size, expiry, tenant limits). */
-  config: Pick<GatewayConfig, 'bucket' | 'partSize' | 'uploadExpiryMs' | 'defaults' | 'tenants'>;
+  config: Pick<GatewayConfig, 'bucket' | 'partSize' | 'uploadExpiryMs' | 'defaults' | 'tenants' | 'pauseExpiry'>;
   /**
    * Longest wait for one Temporal call (query, update); beyond it the request fails with 503.
    * @default 30000
@@ -325,6 +338,7 @@ export class UploadsService {
       // A final's parts are copied server-side, which S3 stores refuse into an upload with a checksum algorithm.
       ...(mode === 'tus' && concat?.kind !== 'final' ? { checksumAlgorithm: this.options.checksumAlgorithm ?? 'CRC32C' } : {}),
       expiresAt: Date.now() + expiresInMs,
+      ...(this.options.config.pauseExpiry ? { pauseExpiry: this.options.config.pauseExpiry } : {}),
       ...(limits.webhookUrl ? { webhookUrl: limits.webhookUrl } : {}),
       ...(this.options.updatesPerRun ? { updatesPerRun: this.options.updatesPerRun } : {}),
       ...(concat ? { concat } : {}),
@@ -592,6 +606,63 @@ export class UploadsService {
   }
 
   /**
+   * Pauses the upload: from the answer on, its state carries `pause` and the gateway refuses new
+   * PATCHes, part URLs, part reports and completes (423) until {@link resume}; its reservation and
+   * the bytes it has stay. `expiry` defaults to the gateway's `pauseExpiry`. Pausing a paused upload
+   * changes nothing. Returns the state after the pause.
+   * @throws InvalidRequestError (400: reason or expiry malformed), UploadNotFoundError (404),
+   *   UploadConflictError (409: ended, or past its point of no return, with the reason)
+   */
+  async pause(tenant: string, uploadId: string, request: PauseRequest = {}): Promise<GatewayUploadState> {
+    const reason: unknown = request.reason;
+    if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_PAUSE_REASON))
+      throw new InvalidRequestError(`reason must be a string of at most ${MAX_PAUSE_REASON} characters`);
+    const expiryProblem = pauseExpiryProblem(request.expiry);
+    if (expiryProblem) throw new InvalidRequestError(expiryProblem);
+    const expiry = request.expiry ?? this.options.config.pauseExpiry;
+    await this.pauseOrResume(tenant, uploadId, 'pause', (handle) =>
+      handle.executeUpdate(pauseUpdate, { args: [{ ...(reason ? { reason: reason as string } : {}), ...(expiry ? { expiry } : {}) }] }),
+    );
+    return this.changed(await this.state(tenant, uploadId));
+  }
+
+  /**
+   * Resumes a paused upload: the gateway accepts its bytes again (a stopped expiry clock moved its
+   * expiry on). Returns the state after the resume.
+   * @throws UploadNotFoundError (404), UploadConflictError (409: not paused, or ended)
+   */
+  async resume(tenant: string, uploadId: string): Promise<GatewayUploadState> {
+    await this.pauseOrResume(tenant, uploadId, 'resume', (handle) => handle.executeUpdate(resumeUpdate, { args: [] }));
+    return this.changed(await this.state(tenant, uploadId));
+  }
+
+  private async pauseOrResume(
+    tenant: string,
+    uploadId: string,
+    what: 'pause' | 'resume',
+    send: (handle: WorkflowHandle<GatewayUploadWorkflow>) => Promise<PauseState>,
+  ): Promise<PauseState> {
+    // Read first: an unknown id or another tenant's upload is a 404, an ended one a 409 that says how it ended.
+    const state = await this.state(tenant, uploadId);
+    if (state.outcome !== 'running')
+      throw new UploadConflictError(`cannot ${what} upload ${uploadId}: it has ended (${state.outcome})`, state.offset);
+    try {
+      return await this.bounded(() => send(this.handle(tenant, uploadId)));
+    } catch (err) {
+      const cause = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      if (cause?.type === PAUSE_REFUSED) throw new UploadConflictError(cause.message, state.offset);
+      const translated = this.translate(err, uploadId);
+      if (translated instanceof GatewayError) throw translated;
+      // The run ended (or handed over) under the update: the state says which.
+      const after = await this.state(tenant, uploadId);
+      throw new UploadConflictError(
+        `cannot ${what} upload ${uploadId}: it is in phase ${after.phase}, outcome ${after.outcome}`,
+        after.offset,
+      );
+    }
+  }
+
+  /**
    * Cancels the upload's saga and waits (up to `waitMs`) until it compensated. A completed upload
    * stays completed. Returns the state afterwards.
    * @throws UploadNotFoundError
@@ -690,6 +761,8 @@ export class UploadsService {
         return new UploadConflictError(problem.message);
       case ChunkRejection.UploadExpired:
         return new UploadGoneError(uploadId, 'expired', problem.message);
+      case ChunkRejection.Paused:
+        return new UploadPausedError(uploadId, { reason: problem.message });
       default:
         return new InvalidRequestError(problem.message);
     }

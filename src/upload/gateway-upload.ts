@@ -18,6 +18,7 @@ import type { QuotaUsage } from '../quota/ledger';
 import type { SagaFailureReport } from '../saga/workflow';
 import type { UploadOutcomeKind, UploadPhase, UploadResult } from './outcome';
 import type { ChecksumAlgorithm } from './request';
+import type { PauseExpiry, PauseState } from './pause';
 
 /** How the bytes reach S3: through the gateway (tus), or straight from the client with presigned URLs. */
 export type GatewayUploadMode = 'tus' | 'presigned';
@@ -69,6 +70,8 @@ export const ChunkRejection = {
   NotReceiving: 'NotReceiving',
   /** The proposed state breaks a rule (400: a gateway bug or a forged request). */
   InvalidChunk: 'InvalidChunk',
+  /** The upload is paused: nothing new starts until it is resumed (423). */
+  Paused: 'UploadPaused',
 } as const;
 export type ChunkRejection = (typeof ChunkRejection)[keyof typeof ChunkRejection];
 
@@ -116,8 +119,14 @@ export interface GatewayUploadInput {
   partSize: number;
   /** tus: the per-part checksum S3 verifies on receipt. Presigned parts carry none. */
   checksumAlgorithm?: ChecksumAlgorithm;
-  /** Epoch ms after which an unfinished upload is compensated. */
+  /** Epoch ms after which an unfinished upload is compensated (a pause with expiry `stops` moves it on at resume). */
   expiresAt: number;
+  /**
+   * Whether the expiry clock runs or stops while paused, when the pause request does not say (the
+   * gateway's `UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY` at creation).
+   * @default 'runs'
+   */
+  pauseExpiry?: PauseExpiry;
   /** Receives `upload.completed` / `upload.failed` / `upload.cancelled`. */
   webhookUrl?: string;
   /**
@@ -210,6 +219,8 @@ export interface GatewayUploadState {
   failure?: SagaFailureReport;
   /** tus concatenation: what this upload is in one (absent for an ordinary upload). */
   concat?: ConcatState;
+  /** While paused (and after a resume until the next change): the pause (see src/upload/pause.ts). Absent for uploads never paused. */
+  pause?: PauseState;
 }
 
 /**

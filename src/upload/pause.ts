@@ -21,12 +21,39 @@ export interface PauseState {
   since?: string;
   /** Who or why, as the pause request said it, while paused. */
   reason?: string;
+  /** Gateway uploads, while paused: whether the upload's expiry clock runs or stops during this pause. */
+  expiry?: PauseExpiry;
+}
+
+/**
+ * What a pause does to a gateway upload's expiry clock. `runs`: the upload still expires at its
+ * `expiresAt`, paused or not (it is then compensated as expired, its reservation released).
+ * `stops`: the clock stops while paused; at resume the paused time is added to `expiresAt`.
+ */
+export type PauseExpiry = 'runs' | 'stops';
+
+/** Every {@link PauseExpiry}. */
+export const PAUSE_EXPIRY_VALUES: readonly PauseExpiry[] = ['runs', 'stops'];
+
+/** The expiry clock of a gateway upload's pause when neither the request nor the gateway's config says. */
+export const DEFAULT_PAUSE_EXPIRY: PauseExpiry = 'runs';
+
+/** Why `expiry` is not a {@link PauseExpiry} (undefined passes: the default applies), or undefined. */
+export function pauseExpiryProblem(expiry: unknown): string | undefined {
+  if (expiry === undefined || (PAUSE_EXPIRY_VALUES as readonly unknown[]).includes(expiry)) return undefined;
+  return `expiry must be one of ${PAUSE_EXPIRY_VALUES.map((v) => `"${v}"`).join(', ')} (whether the upload's expiry clock runs or stops while paused), got ${JSON.stringify(expiry)}`;
 }
 
 /** What a pause request may say. */
 export interface PauseRequest {
   /** A few words on who paused it and why, shown in the Web UI's current details. At most 200 characters. */
   reason?: string;
+  /**
+   * Gateway uploads only: whether the upload's expiry clock runs or stops while paused (see
+   * {@link PauseExpiry}). Refused by uploads without an expiry (application uploads, batches).
+   * @default the gateway's `UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY` when the upload was created, else 'runs'
+   */
+  expiry?: PauseExpiry;
 }
 
 /** Pauses the upload: answers once parts in flight finished. Refused once the upload passed its point of no return. */

@@ -22,6 +22,14 @@
  *   by {@link lengthDeclarationProblem}) lowers it to the declared length before it answers, so
  *   quota is never over-held once the length is known; after verify it is lowered to the verified
  *   size and committed. A presigned upload without a length reserves after verify.
+ * - Pause (the `pause`/`resume` Updates of src/upload/pause.ts, through pause-gate.ts): the client
+ *   drives the bytes, so a pause refuses what would start something new — `complete`, and the
+ *   gateway refuses new PATCHes, part URLs and part reports once the state says paused — while
+ *   records of bytes already written (a body in flight) are still accepted. The workflow holds in
+ *   receive-parts and goes on to verify only once resumed. The expiry clock runs on while paused
+ *   (`expiry: 'runs'`: expired, compensated) or stops (`'stops'`: the paused time is added to
+ *   `expiresAt` at resume); the default is the input's `pauseExpiry`. Refused once every byte
+ *   arrived (verify and merge start), and for a final or a stored partial.
  * - History stays bounded however many chunks arrive: after `updatesPerRun` updates (or when
  *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
  *   carrying the small state; the next run restores the completed steps' compensations.
@@ -29,6 +37,7 @@
 import { requireMultipartUploadId } from '../upload/wire-names';
 import {
   GATEWAY_LOCAL_OPEN_MULTIPART_PATCH,
+  GATEWAY_PAUSE_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
   GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH,
   TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
@@ -85,6 +94,8 @@ import {
   notifyEnded,
 } from './upload-ending';
 import { stagingPrefixOf } from '../upload/staging';
+import { DEFAULT_PAUSE_EXPIRY } from '../upload/pause';
+import { createPauseGate } from './pause-gate';
 import {
   gatewayUploadProgressQuery,
   gatewayUploadSagaStateQuery,
@@ -178,6 +189,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   };
   const snapshot = (): GatewayUploadState => ({
     ...state,
+    expiresAt: expiresAtNow(),
+    ...(gate.state().paused ? { pause: gate.state() } : {}),
     ...(state.concat ? { concat: { ...state.concat } } : {}),
     staged: [...state.staged],
     ...(state.reportedParts ? { reportedParts: state.reportedParts.map(([first, last]): [number, number] => [first, last]) } : {}),
@@ -197,6 +210,38 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     : !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
       ? gatewayUploadStepsWithLocalSteps
       : gatewayUploadSteps;
+  // Pause: see the module comment. Handlers and the query issue no command; a run never paused replays unchanged.
+  const pausable = new Set<GatewayUploadPhase>(['reserve-space', 'open-multipart', 'receive-parts']);
+  const gate = createPauseGate({
+    expiry: input.pauseExpiry ?? DEFAULT_PAUSE_EXPIRY,
+    refusal: () => {
+      if (state.outcome !== 'running') return `the upload ended (${state.outcome})`;
+      if (final) return 'a final upload joins its partials inside S3: it receives no bytes to pause';
+      if (partial && state.phase === 'await-join')
+        return 'the partial upload is stored and waits for a final upload to join it (or was claimed by one)';
+      if (!pausable.has(state.phase)) return `the upload is at ${state.phase}: past its point of no return (verify and merge)`;
+      if (received()) return 'every byte arrived: verify and merge are starting';
+      if (Date.now() >= state.expiresAt) return `the upload expired at ${new Date(state.expiresAt).toISOString()}`;
+      return undefined;
+    },
+    onChange: (pause) => {
+      // The search attribute changes with `paused` only; `held` shows in the details and the query.
+      upsertSearchAttributes([{ key: UploadPhaseAttribute, value: pause.paused ? 'paused' : state.phase }]);
+      setCurrentDetails(
+        pause.paused
+          ? `**paused** at ${state.phase}${pause.reason ? ` — ${pause.reason}` : ''} (expiry clock ${pause.expiry ?? 'runs'}) — ${describeBytes()} → s3://${bucket}/${key}`
+          : `**${state.phase}** — ${describeBytes()} → s3://${bucket}/${key}`,
+      );
+    },
+  });
+  /** The expiry as of now: while paused with a stopped clock, the paused time so far is added. */
+  function expiresAtNow(): number {
+    const pause = gate.state();
+    return pause.paused && pause.expiry === 'stops' && pause.since
+      ? state.expiresAt + Math.max(0, Date.now() - Date.parse(pause.since))
+      : state.expiresAt;
+  }
+
   const saga = new Saga<UploadActivities, typeof gatewayUploadSteps>(steps, {
     onStepStarted: (step) => setPhase(step as GatewayUploadPhase),
     onCompensationStarted: (steps) => {
@@ -233,7 +278,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     },
     {
       validator: (record) => {
-        const problem = chunkRecordProblem(state, record, Date.now());
+        const problem = chunkRecordProblem({ ...state, expiresAt: expiresAtNow() }, record, Date.now());
         if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
       },
     },
@@ -253,7 +298,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     },
     {
       validator: (report) => {
-        const problem = partReportProblem(state, report, Date.now());
+        const problem = partReportProblem({ ...state, expiresAt: expiresAtNow() }, report, Date.now());
         if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
       },
     },
@@ -271,7 +316,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     },
     {
       validator: (request) => {
-        const problem = lengthDeclarationProblem(state, request?.length, input.maxLength, Date.now());
+        const problem = lengthDeclarationProblem({ ...state, expiresAt: expiresAtNow() }, request?.length, input.maxLength, Date.now());
         if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
       },
     },
@@ -291,6 +336,14 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
               ? 'a tus upload completes when its length is reached'
               : `the upload is in phase ${state.phase}, outcome ${state.outcome}`;
           throw ApplicationFailure.create({ type: ChunkRejection.NotReceiving, message: `cannot complete: ${why}`, nonRetryable: true });
+        }
+        const pause = gate.state();
+        if (pause.paused) {
+          throw ApplicationFailure.create({
+            type: ChunkRejection.Paused,
+            message: `cannot complete: the upload is paused since ${pause.since}${pause.reason ? ` (${pause.reason})` : ''}; resume it first`,
+            nonRetryable: true,
+          });
         }
         if (Date.now() >= state.expiresAt) {
           throw ApplicationFailure.create({
@@ -419,8 +472,28 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
           'receive-parts',
           async () => {
             for (;;) {
+              if (gate.state().paused) {
+                // Nothing new starts (not even verify) until resumed; records of bytes in flight are still accepted.
+                patched(GATEWAY_PAUSE_PATCH);
+                const pause = gate.state();
+                if (pause.expiry === 'stops') {
+                  await gate.hold();
+                  state.expiresAt += Math.max(0, Date.now() - Date.parse(pause.since!));
+                } else if (!(await gate.hold(state.expiresAt - Date.now()))) {
+                  throw ApplicationFailure.create({
+                    type: GatewayUploadFailureType.UploadExpired,
+                    nonRetryable: true,
+                    message: `the upload expired at ${new Date(state.expiresAt).toISOString()} while paused (its expiry clock ran) with ${describeBytes()}`,
+                  });
+                }
+                continue;
+              }
               const handOver = () => updatesThisRun >= updatesPerRun || workflowInfo().continueAsNewSuggested;
-              const inTime = await condition(() => received() || handOver(), Math.max(1, state.expiresAt - Date.now()));
+              const inTime = await condition(
+                () => received() || handOver() || gate.state().paused,
+                Math.max(1, state.expiresAt - Date.now()),
+              );
+              if (gate.state().paused) continue;
               if (received()) return;
               if (!inTime) {
                 throw ApplicationFailure.create({
@@ -434,6 +507,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
               if (received()) return;
               await continueAsNew<typeof gatewayUploadWorkflow>({
                 ...input,
+                // A stopped expiry clock moved it on.
+                expiresAt: state.expiresAt,
                 carried: {
                   createdAt: state.createdAt,
                   ...(reservation ? { reservation } : {}),
@@ -451,6 +526,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
           },
           {},
         );
+      // From here on a pause is refused (and one still waiting is answered).
+      gate.close();
 
       const verified = await saga.run(
         'verify',
@@ -565,6 +642,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     return result;
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
+    gate.close();
     const report = failureReportOf(err);
     setPhase('done');
     if (report) state.failure = report;

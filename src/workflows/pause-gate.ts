@@ -25,10 +25,13 @@ import { PAUSE_RESUME_PATCH } from '../patches';
 import {
   MAX_PAUSE_REASON,
   PAUSE_REFUSED,
+  pauseExpiryProblem,
   pauseStateQuery,
   pauseUpdate,
   resumeUpdate,
   setPausedSignal,
+  type PauseExpiry,
+  type PauseRequest,
   type PauseState,
 } from '../upload/pause';
 
@@ -38,14 +41,23 @@ export interface PauseGateOptions {
   refusal: () => string | undefined;
   /** Called by `hold` when it starts and stops holding, in the workflow's main line: may issue commands (search attributes). */
   onChange: (state: Readonly<PauseState>) => void;
+  /**
+   * A workflow with an expiry clock (a gateway upload): the default of a pause request's `expiry`,
+   * recorded in the state. Without it, a request naming `expiry` is refused.
+   */
+  expiry?: PauseExpiry;
 }
 
 /** See the module comment. */
 export interface PauseGate {
   /** The state now (a copy). */
   state(): PauseState;
-  /** Returns at once unless paused; while paused, holds until resumed. Throws CancelledFailure when the workflow is cancelled meanwhile. */
-  hold(): Promise<void>;
+  /**
+   * Returns at once unless paused; while paused, holds until resumed, or until `timeoutMs` passed
+   * (then returns false, still paused, and holds no more). Throws CancelledFailure when the
+   * workflow is cancelled meanwhile.
+   */
+  hold(timeoutMs?: number): Promise<boolean>;
   /** No more holding: pending pause Updates are answered, later ones refused by `refusal`. */
   close(): void;
 }
@@ -56,18 +68,20 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
   let closed = false;
   const snapshot = (): PauseState => ({ ...state });
 
-  const pause = (reason: string | undefined) => {
+  const pause = (reason: string | undefined, expiry?: PauseExpiry) => {
     if (state.paused) return;
     state.paused = true;
     state.since = new Date().toISOString();
     if (reason) state.reason = reason;
     else delete state.reason;
+    if (options.expiry) state.expiry = expiry ?? options.expiry;
   };
   const resume = () => {
     if (!state.paused) return;
     state.paused = false;
     delete state.since;
     delete state.reason;
+    delete state.expiry;
   };
   const refuse = (message: string) => {
     throw ApplicationFailure.create({ type: PAUSE_REFUSED, message, nonRetryable: true });
@@ -76,8 +90,8 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
   setHandler(pauseStateQuery, snapshot);
   setHandler(
     pauseUpdate,
-    async (request) => {
-      pause(request?.reason);
+    async (request: PauseRequest) => {
+      pause(request?.reason, request?.expiry);
       await condition(() => state.held || !state.paused || closed);
       return snapshot();
     },
@@ -86,6 +100,11 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
         const reason = request?.reason;
         if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_PAUSE_REASON)) {
           refuse(`the pause reason must be a string of at most ${MAX_PAUSE_REASON} characters`);
+        }
+        if (request?.expiry !== undefined) {
+          const problem = pauseExpiryProblem(request.expiry);
+          if (problem) refuse(problem);
+          if (!options.expiry) refuse('expiry applies to gateway uploads only: this workflow has no expiry clock');
         }
         const refusal = closed ? (options.refusal() ?? 'the upload can no longer be paused') : options.refusal();
         if (refusal) refuse(`cannot pause: ${refusal}`);
@@ -114,17 +133,20 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
 
   return {
     state: snapshot,
-    async hold() {
-      if (!state.paused || closed) return;
+    async hold(timeoutMs?: number) {
+      if (!state.paused || closed) return true;
       patched(PAUSE_RESUME_PATCH);
       state.held = true;
       options.onChange(snapshot());
+      let resumed = true;
       try {
-        await condition(() => !state.paused);
+        if (timeoutMs === undefined) await condition(() => !state.paused);
+        else resumed = await condition(() => !state.paused, Math.max(1, timeoutMs));
       } finally {
         state.held = false;
       }
-      options.onChange(snapshot());
+      if (resumed) options.onChange(snapshot());
+      return resumed;
     },
     close() {
       closed = true;
