@@ -234,7 +234,13 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .argument('<tenant>')
     .argument('<id>', 'an upload id, a batch id or a migration id')
     .option('--reason <text>', 'who paused it and why (shown in the Web UI)')
-    .action((tenant: string, uploadId: string, options: { reason?: string }) => commands.pause().runPause(tenant, uploadId, options, io));
+    .option(
+      '--expiry <runs|stops>',
+      "an upload through the gateway: whether its expiry clock runs or stops while paused (default: the gateway's UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY)",
+    )
+    .action((tenant: string, uploadId: string, options: { reason?: string; expiry?: string }) =>
+      commands.pause().runPause(tenant, uploadId, options, io),
+    );
 
   program
     .command('resume')

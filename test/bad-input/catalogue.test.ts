@@ -20,14 +20,11 @@ import { execFileSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { Writable } from 'node:stream';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type WorkflowFailedError } from '@temporalio/client';
 import { type ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectSourceActivity } from '../../src/activities/inspect-source';
-import type * as CliMain from '../../src/cli/main';
 import { DeleteFailedError, PauseRefusedError, UploadClient, UploadFailedError, type UploadHandle } from '../../src/client';
 import { BatchClient, BatchFailedError, InvalidBatchRequestError, InvalidMigrationRequestError } from '../../src/batch-client';
 import { MigrationFailedError } from '../../src/migration-client';
@@ -40,6 +37,7 @@ import type { SagaFailureReport } from '../../src/saga/workflow';
 import { planParts } from '../../src/upload/part-plan';
 import { normalizeUploadRequest, type UploadRequest } from '../../src/upload/request';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
+import { runCliInProcess } from '../support/cli-in-process';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { startFileServer } from '../support/file-server';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
@@ -675,6 +673,7 @@ const cliCases: Record<string, string[]> = {
     'soon',
   ],
   '`list --kind` not uploads, batches or migrations': ['list', '--kind', 'files'],
+  '`pause --expiry` not runs or stops': ['pause', 'acme', 'u1', '--expiry', 'soon'],
   '`--meta` not key=value': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'k', '--tenant', 't', '--meta', 'project'],
   'an invalid request (any row of the first table)': ['upload', './x.bin', '--bucket', 'uploads', '--key', 'a/../b', '--tenant', 't'],
   '`status`, `cancel` or `list --tenant` with a malformed tenant or upload id': ['status', 'acme:1', 'x'],
@@ -690,12 +689,7 @@ const cliCases: Record<string, string[]> = {
  * run with exactly `env`, its stdout and stderr captured. test/cli.test.ts runs the real binary.
  */
 function runCli(argv: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
-  const load = createRequire(__filename);
-  load('tsx/cjs');
-  const cli = load(path.resolve(__dirname, '../../src/cli/main.ts')) as typeof CliMain;
-  let output = '';
-  const capture = () => new Writable({ write: (chunk: Buffer, _encoding, done) => ((output += chunk.toString()), done()) });
-  return cli.main(['node', 'upload-saga', ...argv], { env, stdout: capture(), stderr: capture() }).then((code) => ({ code, output }));
+  return runCliInProcess(env, argv);
 }
 
 async function actual(row: Row): Promise<Answer> {

@@ -4,11 +4,9 @@
  * slowed down so that chunks are in flight when the test acts; the PutObject and UploadPart
  * requests the worker sends are counted on its own S3 client.
  */
-import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +22,7 @@ import { uploadMetricsSinks } from '../../src/metrics/worker-sinks';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { UploadPhase } from '../../src/upload/search-attributes';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
-import type * as CliMain from '../../src/cli/main';
+import { runCliInProcess } from '../support/cli-in-process';
 import { makeTempDir, MiB } from '../support/files';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { keysUnder } from '../support/s3-inspect';
@@ -128,16 +126,8 @@ async function expectEveryRunReplays(handle: BatchHandle): Promise<number> {
   return runs;
 }
 
-/** The CLI in this process, against this file's task queue. */
-async function runCli(...argv: string[]): Promise<{ code: number; output: string }> {
-  const load = createRequire(__filename);
-  load('tsx/cjs');
-  const cli = load(path.resolve(__dirname, '../../src/cli/main.ts')) as typeof CliMain;
-  let output = '';
-  const capture = () => new Writable({ write: (chunk: Buffer, _encoding, done) => ((output += chunk.toString()), done()) });
-  const code = await cli.main(['node', 'upload-saga', ...argv], { env: stack.env, stdout: capture(), stderr: capture() });
-  return { code, output };
-}
+/** The CLI in this process, against this file's stack. */
+const runCli = (...argv: string[]) => runCliInProcess(stack.env, argv);
 
 beforeAll(async () => {
   stack = await connectTestStack({ taskQueue: QUEUE });

@@ -5,9 +5,6 @@
  * The worker's CopyObjects are slowed down so that the migration is still running when the test
  * acts; what the destination holds is read from MinIO.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { Writable } from 'node:stream';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../src/activities';
@@ -18,7 +15,7 @@ import { migrationReportPrefix, type MigrationRequest } from '../../src/migratio
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { createUploadWorker } from '../../src/worker';
 import { migrationProgressLine, migrationRateLine } from '../../src/cli/commands/migration-status';
-import type * as CliMain from '../../src/cli/main';
+import { runCliInProcess } from '../support/cli-in-process';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 
 const TENANT = uniqueId('mcli');
@@ -33,16 +30,8 @@ let batches: BatchClient;
 let s3: S3Client;
 let worker: RunningWorker;
 
-/** The CLI in this process, against this file's task queue. */
-async function runCli(...argv: string[]): Promise<{ code: number; output: string }> {
-  const load = createRequire(__filename);
-  load('tsx/cjs');
-  const cli = load(path.resolve(__dirname, '../../src/cli/main.ts')) as typeof CliMain;
-  let output = '';
-  const capture = () => new Writable({ write: (chunk: Buffer, _encoding, done) => ((output += chunk.toString()), done()) });
-  const code = await cli.main(['node', 'upload-saga', ...argv], { env: stack.env, stdout: capture(), stderr: capture() });
-  return { code, output };
-}
+/** The CLI in this process, against this file's stack. */
+const runCli = (...argv: string[]) => runCliInProcess(stack.env, argv);
 
 beforeAll(async () => {
   stack = await connectTestStack({ taskQueue: QUEUE });

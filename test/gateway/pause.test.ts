@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadClient } from '../../src/client';
 import { s3MultipartPlugin } from '../../src/gateway/s3-multipart';
 import { stagingPrefixOf } from '../../src/upload/staging';
+import { runCliInProcess } from '../support/cli-in-process';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
@@ -95,6 +96,9 @@ async function outcomeOf(target: TestGateway, uploadId: string, tenant = acme): 
   return (await target.app.uploads.waitForEnd(tenant.name, uploadId, 30_000)).outcome;
 }
 
+/** The CLI in this process, against this file's stack. */
+const runCli = (...argv: string[]) => runCliInProcess(stack.env, argv);
+
 describe('pausing a tus upload through the gateway', () => {
   it('refuses the next PATCH with 423 while HEAD gives the offset, holds the reservation, and tus-js-client finishes it once resumed', async () => {
     const data = randomBytes(12 * MiB);
@@ -173,6 +177,27 @@ describe('pausing a tus upload through the gateway', () => {
     const resume = await pauseRoute(shortLived, acme, uploadId, 'resume');
     expect(resume.status).toBe(409);
     expect(String(resume.json.message)).toMatch(/it has ended \(expired\)/);
+  }, 60_000);
+
+  it('is paused from the CLI with --expiry stops and resumed from it; a bad --expiry is refused before anything is asked', async () => {
+    const data = randomBytes(2 * MiB);
+    const url = await createTusUpload(replicated, acme, data.length, 'cli.bin');
+    const uploadId = idOf(url);
+    expect((await patch(url, acme, 0, data.subarray(0, MiB))).status).toBe(204);
+    const bad = await runCli('pause', acme.name, uploadId, '--expiry', 'soon');
+    expect(bad.code, bad.output).toBe(2);
+    expect(bad.output).toContain('--expiry: expiry must be one of "runs", "stops"');
+    const handle = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue }).getHandle(acme.name, uploadId);
+    expect(await handle.pauseState()).toMatchObject({ paused: false });
+
+    const paused = await runCli('pause', acme.name, uploadId, '--expiry', 'stops', '--reason', 'from the CLI');
+    expect(paused.code, paused.output).toBe(0);
+    expect(await handle.pauseState()).toMatchObject({ paused: true, expiry: 'stops', reason: 'from the CLI' });
+    expect((await patch(url, acme, MiB, data.subarray(MiB))).status).toBe(423);
+    const resumed = await runCli('resume', acme.name, uploadId);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect((await patch(url, acme, MiB, data.subarray(MiB))).status).toBe(204);
+    expect((await replicated.app.uploads.waitForEnd(acme.name, uploadId, 30_000)).outcome).toBe('completed');
   }, 60_000);
 
   it('stays paused across a worker restart, and UploadClient resumes a gateway upload', async () => {

@@ -3,9 +3,6 @@
  * activities (the source slowed down so that parts are in flight when the test acts). UploadPart
  * requests are counted on the worker's own S3 client and the parts S3 holds are listed in MinIO.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { Writable } from 'node:stream';
 import { ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, workflowPauseProbe } from '../../src/activities';
@@ -16,11 +13,11 @@ import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import type { UploadRequest } from '../../src/upload/request';
 import { UploadPhase } from '../../src/upload/search-attributes';
 import { bundleUploadWorkflows, createUploadWorker } from '../../src/worker';
+import { runCliInProcess } from '../support/cli-in-process';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, runInBackground, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
 import { slowSource } from '../support/slow-source';
-import type * as CliMain from '../../src/cli/main';
 import { Worker } from '@temporalio/worker';
 import { uploadMetricsSinks } from '../../src/metrics/worker-sinks';
 import { WorkerMetrics } from '../../src/metrics/worker-metrics';
@@ -86,16 +83,8 @@ async function partsInMinio(req: UploadRequest, multipartUploadId: string): Prom
   return page.Parts?.length ?? 0;
 }
 
-/** The CLI in this process (as the bad-input catalogue runs it), against this file's task queue. */
-async function runCli(...argv: string[]): Promise<{ code: number; output: string }> {
-  const load = createRequire(__filename);
-  load('tsx/cjs');
-  const cli = load(path.resolve(__dirname, '../../src/cli/main.ts')) as typeof CliMain;
-  let output = '';
-  const capture = () => new Writable({ write: (chunk: Buffer, _encoding, done) => ((output += chunk.toString()), done()) });
-  const code = await cli.main(['node', 'upload-saga', ...argv], { env: stack.env, stdout: capture(), stderr: capture() });
-  return { code, output };
-}
+/** The CLI in this process, against this file's stack. */
+const runCli = (...argv: string[]) => runCliInProcess(stack.env, argv);
 
 /** The upload's whole history replays on the workflow code: what a worker that lost its cache does. */
 async function expectReplays(handle: UploadHandle): Promise<void> {

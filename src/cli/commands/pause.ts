@@ -9,11 +9,11 @@
  * changes: the reservations and what is already stored stay.
  */
 import { PauseRefusedError } from '../../client';
-import type { PauseState } from '../../upload/pause';
+import { pauseExpiryProblem, type PauseExpiry, type PauseState } from '../../upload/pause';
 import { InvalidUploadRequestError } from '../../upload/errors';
 import { findUploadIdProblems } from '../../upload/request';
 import { withUploads } from '../connect';
-import { CliError, ExitCode } from '../errors';
+import { CliError, ExitCode, UsageError } from '../errors';
 import { note, out, type CliIo } from '../io';
 import { findTarget, type Target } from './find-target';
 
@@ -21,13 +21,21 @@ import { findTarget, type Target } from './find-target';
 export interface PauseCommandOptions {
   /** Who paused it and why. */
   reason?: string;
+  /** A gateway upload's expiry clock during this pause (default: the upload's, as its gateway was configured). */
+  expiry?: string;
 }
 
 /** Runs `pause`. @throws CliError when the upload, batch or migration refuses (exit 1) */
 export async function runPause(tenant: string, id: string, options: PauseCommandOptions, io: CliIo): Promise<void> {
+  const expiryProblem = pauseExpiryProblem(options.expiry);
+  if (expiryProblem) throw new UsageError(`--expiry: ${expiryProblem}`); // before connecting
+  const expiry = options.expiry as PauseExpiry | undefined;
   await onTarget(tenant, id, io, async (target) => {
+    if (expiry && target.kind !== 'upload')
+      throw new UsageError(`--expiry is for uploads through the gateway, which expire; ${target.handle.workflowId} is a ${target.kind}`);
     if (target.kind === 'migration') await target.handle.pause(options.reason);
-    else await target.handle.pause(options.reason ? { reason: options.reason } : {});
+    else if (target.kind === 'batch') await target.handle.pause(options.reason ? { reason: options.reason } : {});
+    else await target.handle.pause({ ...(options.reason ? { reason: options.reason } : {}), ...(expiry ? { expiry } : {}) });
     const after = {
       upload: 'parts in flight finished, nothing new starts',
       batch: 'chunks in flight finished, nothing new starts, child uploads told to pause',
