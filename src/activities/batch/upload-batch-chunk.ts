@@ -38,6 +38,7 @@ import { permanentFailure, UploadFailureType } from '../../upload/errors';
 import type { ChecksumAlgorithm } from '../../upload/request-types';
 import { checksumField, partChecksum } from '../../s3/checksums';
 import { isS3Error, s3Failure } from '../../s3/classify-error';
+import { putSmallObject } from '../../s3/direct-put-object';
 import { headObjectIfPresent } from '../../s3/head-object';
 import type { UploadActivityDeps } from '../deps';
 import { sourceVersionMatches } from '../sources/byte-source';
@@ -144,22 +145,22 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
         return true;
       }
       try {
-        const put = await deps.s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: file.key,
-            Body: body,
-            ContentLength: file.size,
-            ContentType: input.contentType,
-            Metadata: { [BATCH_MARK_METADATA]: mark },
-            ChecksumAlgorithm: input.checksumAlgorithm,
-            [field]: value,
-            ...(input.mode === 'atomic' ? { IfNoneMatch: '*' } : {}),
-          }),
-          { abortSignal: signal },
+        const put = await putSmallObject(
+          deps.s3,
+          {
+            bucket,
+            key: file.key,
+            body,
+            contentType: input.contentType,
+            metadata: { [BATCH_MARK_METADATA]: mark },
+            checksumAlgorithm: input.checksumAlgorithm,
+            checksum: value,
+            ifNoneMatch: input.mode === 'atomic',
+          },
+          signal,
         );
         // S3 validated the checksum on receipt; the echo proves it is the one of these bytes.
-        const echoed = put[field];
+        const echoed = put.checksum;
         if (echoed !== undefined && echoed !== value)
           throw permanentFailure(UploadFailureType.ChecksumMismatch, `s3://${bucket}/${file.key} stored ${echoed}, but ${value} was sent`);
         return true;
