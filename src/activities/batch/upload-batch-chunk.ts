@@ -118,7 +118,7 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       const source = await deps.sources.open({ type: 'file', path: file.path });
       let body: Buffer;
       try {
-        const before = await source.stat();
+        const before = source.statAtOpen ?? (await source.stat());
         if (before.size !== file.size)
           throw permanentFailure(UploadFailureType.SourceChanged, `${file.path} has ${before.size} bytes, but ${file.size} were listed`);
         if (file.version !== undefined && !sourceVersionMatches(file.version, before.version))
