@@ -15,6 +15,13 @@
  * same bytes); one with `If-None-Match: *` whose first attempt stored the object gets 412 on the
  * second, which its caller already treats as "maybe ours" (the same happens to the SDK's own retries).
  *
+ * Middleware added to the client by its owner is honoured: a client whose stack holds anything
+ * beyond the SDK's own and this project's span and failure-count middleware always goes through
+ * the SDK. This project's failure counter (src/metrics/s3-middleware.ts) and circuit breaker
+ * (src/s3/circuit-breaker.ts) see a failure only once the SDK's attempt fails too; while the
+ * breaker of the client's endpoint is open or half-open, the fast path is not taken at all. The
+ * fast path records a span of its own per PutObject.
+ *
  * What it addresses: only a client with a custom endpoint (MinIO, an S3-compatible store, a VPC
  * endpoint) and path-style addressing, where the object's URL is the endpoint, the bucket and the
  * key. Any other client (AWS's own endpoints, virtual-hosted style, FIPS, dual-stack, accelerate)
@@ -26,11 +33,14 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { S3_METRICS_MIDDLEWARE } from '../metrics/s3-middleware';
+import { onBreakerStateChange } from '../resilience/circuit-breakers';
 import { TRACER_NAME } from '../telemetry/tracing';
+import { TRACE_MIDDLEWARE } from '../telemetry/s3-spans';
+import { S3_BREAKER_MIDDLEWARE, s3BreakerTarget } from './circuit-breaker';
 import type { ChecksumAlgorithm } from '../upload/request-types';
 import { checksumField } from './checksums';
 
@@ -90,6 +100,8 @@ class DirectPutObject {
   private readonly transport: typeof http | typeof https;
   private readonly signer: Promise<SignatureV4>;
   private readonly basePath: string;
+  /** The circuit breaker the SDK's path of this client goes through (see {@link breakerClosed}). */
+  readonly breakerTarget: string;
 
   constructor(
     private readonly config: ResolvedS3Config,
@@ -99,6 +111,8 @@ class DirectPutObject {
     this.transport = tls ? https : http;
     this.agent = new this.transport.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
     this.basePath = endpoint.path.replace(/\/+$/, '');
+    const port = endpoint.port === undefined ? '' : `:${endpoint.port}`;
+    this.breakerTarget = s3BreakerTarget({ endpoint: `${endpoint.protocol}//${endpoint.hostname}${port}`, region: '' });
     this.signer = config.region().then(
       (region) =>
         new SignatureV4({
@@ -153,6 +167,39 @@ class DirectPutObject {
   }
 }
 
+/** Middleware this project adds to its clients, which the fast path may pass by (see {@link onlyKnownMiddleware}). */
+const OWN_MIDDLEWARE = [TRACE_MIDDLEWARE, S3_METRICS_MIDDLEWARE, S3_BREAKER_MIDDLEWARE];
+/** The SDK's own middleware of an S3 client, as `identify()` names it. */
+let sdkMiddleware: Set<string> | undefined;
+
+/**
+ * Whether the client's middleware stack holds only the SDK's own and this project's. Middleware
+ * someone added to the client (a header for server-side encryption, a request counter, a
+ * rewrite of the request) would be passed by on the fast path, so such a client always goes
+ * through the SDK. The stack is looked at once per client, on its first PutObject here.
+ */
+function onlyKnownMiddleware(s3: S3Client): boolean {
+  sdkMiddleware ??= new Set(new S3Client({ region: 'us-east-1' }).middlewareStack.identify());
+  return s3.middlewareStack
+    .identify()
+    .every((entry) => sdkMiddleware!.has(entry) || OWN_MIDDLEWARE.some((name) => entry.startsWith(`${name} - `)));
+}
+
+/** Breaker targets (src/s3/circuit-breaker.ts) not closed now: open or half-open. */
+const breakersNotClosed = new Set<string>();
+let watchingBreakers = false;
+
+/** Whether the circuit breaker of `target` is closed (or was never used): the fast path is not taken past an open one. */
+function breakerClosed(target: string): boolean {
+  if (!watchingBreakers) {
+    onBreakerStateChange(
+      (changed, state) => void (state === 'closed' ? breakersNotClosed.delete(changed) : breakersNotClosed.add(changed)),
+    );
+    watchingBreakers = true;
+  }
+  return !breakersNotClosed.has(target);
+}
+
 /** One fast path per client (its agent's sockets are reused across calls); null: the client's endpoint is not one it addresses. */
 const fastPaths = new WeakMap<S3Client, Promise<DirectPutObject | null>>();
 
@@ -162,6 +209,7 @@ function fastPathOf(s3: S3Client): Promise<DirectPutObject | null> {
     const config = s3.config as unknown as ResolvedS3Config;
     found = (async () => {
       if (!config.isCustomEndpoint || !config.forcePathStyle || !config.endpoint) return null;
+      if (!onlyKnownMiddleware(s3)) return null;
       const endpoint = await config.endpoint();
       if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') return null;
       return new DirectPutObject(config, endpoint);
@@ -178,7 +226,7 @@ function fastPathOf(s3: S3Client): Promise<DirectPutObject | null> {
  */
 export async function putSmallObject(s3: S3Client, input: SmallPutObjectInput, signal?: AbortSignal): Promise<SmallPutObjectOutput> {
   const fast = await fastPathOf(s3);
-  if (fast) {
+  if (fast && breakerClosed(fast.breakerTarget)) {
     const tracer = trace.getTracer(TRACER_NAME);
     const stored = await tracer.startActiveSpan(
       'S3.PutObject',

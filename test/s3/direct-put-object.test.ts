@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../src/connections';
 import { putSmallObject } from '../../src/s3/direct-put-object';
 import { partChecksum } from '../../src/s3/checksums';
 import { isS3Error } from '../../src/s3/classify-error';
@@ -85,6 +86,24 @@ describe('putSmallObject', () => {
     const put = await input(`${PREFIX}nowhere.bin`);
     const err = await putSmallObject(stack.s3, { ...put, bucket: `no-such-bucket-${Date.now()}` }).catch((e: unknown) => e);
     expect(isS3Error(err, 'NoSuchBucket', 'Http404')).toBe(true);
+  });
+
+  it('goes through the SDK for a client with middleware of its owner, which it must not pass by', async () => {
+    const s3 = createS3Client(stack.config.s3);
+    const seen: string[] = [];
+    s3.middlewareStack.add(
+      (next, context) => (args) => {
+        seen.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'ownersCounter' },
+    );
+    try {
+      await putSmallObject(s3, await input(`${PREFIX}owned.bin`));
+      expect(seen).toEqual(['PutObjectCommand']);
+    } finally {
+      s3.destroy();
+    }
   });
 
   it('rejects with an AbortError when its signal is aborted', async () => {
