@@ -103,6 +103,7 @@ interface Options {
   migrationObjects: string;
   migrationBytes: string;
   migrationReps: string;
+  migrationCpuProf?: string;
   latencyRounds: string;
   skip: string[];
   only?: string[];
@@ -253,6 +254,10 @@ async function main(): Promise<void> {
     .option('--migration-objects <n>', 'migration section: objects in the source bucket', '1000')
     .option('--migration-bytes <size>', 'migration section: their total size', '1GiB')
     .option('--migration-reps <n>', 'migration section: repetitions, who goes first rotating (best counts)', '2')
+    .option(
+      '--migration-cpu-prof <dir>',
+      "write a CPU profile of the migration section's worker process (node --cpu-prof) to this directory",
+    )
     .option('--latency-uploads <n>', 'concurrent 1 MiB uploads', '50')
     .option('--latency-rounds <n>', 'rounds of the latency run, each of both sides, which goes first alternating', '4')
     .option('--skip <parts...>', `skip any of ${SECTIONS.join(', ')}`, [])
@@ -745,7 +750,10 @@ async function main(): Promise<void> {
         objects: Number(opts.migrationObjects),
         totalBytes: parseByteSize(opts.migrationBytes)!,
         reps: Number(opts.migrationReps),
-        startWorker: (workerEnv) => startWorkerProcess(workerEnv),
+        startWorker: (workerEnv) =>
+          startWorkerProcess(workerEnv, undefined, {
+            nodeArgs: opts.migrationCpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.migrationCpuProf)] : [],
+          }),
         stopProcess,
         run,
         have: { aws: await which('aws'), rclone: await which('rclone') },

@@ -14,7 +14,8 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TRACER_NAME } from './tracing';
 
-const MIDDLEWARE_NAME = 'uploadSagaS3Span';
+/** The span middleware's name in the client's stack. */
+export const TRACE_MIDDLEWARE = 'uploadSagaS3Span';
 
 /** Adds the span middleware to `s3` (once; a second call does nothing). Returns `s3`. */
 export function traceS3Client<T extends Pick<S3Client, 'middlewareStack'>>(s3: T): T {
@@ -22,7 +23,7 @@ export function traceS3Client<T extends Pick<S3Client, 'middlewareStack'>>(s3: T
     add(mw: unknown, options: { step: string; name: string; priority: string }): void;
     identify(): string[];
   };
-  if (stack.identify().some((entry) => entry.startsWith(MIDDLEWARE_NAME))) return s3;
+  if (stack.identify().some((entry) => entry.startsWith(TRACE_MIDDLEWARE))) return s3;
   stack.add(
     (
       next: (args: unknown) => Promise<{ response: unknown; output: { $metadata?: { attempts?: number } } }>,
@@ -62,7 +63,7 @@ export function traceS3Client<T extends Pick<S3Client, 'middlewareStack'>>(s3: T
           },
         );
       },
-    { step: 'initialize', name: MIDDLEWARE_NAME, priority: 'high' },
+    { step: 'initialize', name: TRACE_MIDDLEWARE, priority: 'high' },
   );
   return s3;
 }

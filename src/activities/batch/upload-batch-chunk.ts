@@ -38,6 +38,7 @@ import { permanentFailure, UploadFailureType } from '../../upload/errors';
 import type { ChecksumAlgorithm } from '../../upload/request-types';
 import { checksumField, partChecksum } from '../../s3/checksums';
 import { isS3Error, s3Failure } from '../../s3/classify-error';
+import { putSmallObject } from '../../s3/direct-put-object';
 import { headObjectIfPresent } from '../../s3/head-object';
 import type { UploadActivityDeps } from '../deps';
 import { sourceVersionMatches } from '../sources/byte-source';
@@ -73,6 +74,19 @@ export interface UploadBatchChunkProgress {
 /** The shortest interval between two heartbeats of a chunk while it stores files. */
 const HEARTBEAT_EVERY_MS = 1000;
 
+/**
+ * The largest file a lane reads ahead, while it sends the one before: a chunk holds at most
+ * `fileConcurrency` files being sent and as many of up to this size read ahead.
+ */
+const READ_AHEAD_MAX_BYTES = 1024 * 1024;
+
+/** A file read and checked, ready to send. */
+interface ReadFile {
+  body: Buffer;
+  /** Its checksum, base64. */
+  value: string;
+}
+
 /** A file failure that is the file's, not the store's: listed, never retried. */
 function isFileFailure(err: unknown): err is ApplicationFailure {
   return err instanceof ApplicationFailure && err.nonRetryable === true;
@@ -95,29 +109,34 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
     const reservation = { tenant, uploadId: chunkReservationId(batchId, input.chunk) };
 
     const bytesReserved = input.files.reduce((sum, f) => sum + f.size, 0);
-    await deps.quota.reserve({ ...reservation, bytes: bytesReserved });
-    try {
-      await deps.s3.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: chunkManifestKey(tenant, batchId, input.chunk),
-          Body: JSON.stringify({ batch: mark, keys: input.files.map((f) => f.key) }),
-          ContentType: 'application/json',
-        }),
-        { abortSignal: signal },
-      );
-    } catch (err) {
-      if (signal.aborted) throw new CancelledFailure('upload-batch-chunk was cancelled');
-      throw s3Failure(`PutObject ${chunkManifestKey(tenant, batchId, input.chunk)}`, err);
-    }
+    // The reservation and the manifest come before any file is sent. Reading files writes nothing,
+    // so it need not wait for them: each lane reads its first file meanwhile.
+    const ready = (async () => {
+      await deps.quota.reserve({ ...reservation, bytes: bytesReserved });
+      try {
+        await deps.s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: chunkManifestKey(tenant, batchId, input.chunk),
+            Body: JSON.stringify({ batch: mark, keys: input.files.map((f) => f.key) }),
+            ContentType: 'application/json',
+          }),
+          { abortSignal: signal },
+        );
+      } catch (err) {
+        if (signal.aborted) throw new CancelledFailure('upload-batch-chunk was cancelled');
+        throw s3Failure(`PutObject ${chunkManifestKey(tenant, batchId, input.chunk)}`, err);
+      }
+    })();
+    ready.catch(() => undefined); // awaited after the lanes, which only wait for it
 
     let foundStored = 0;
-    /** Stores one file; resolves true when it is in the store (sent now or found there). */
-    const storeFile = async (file: BatchFile): Promise<boolean> => {
+    /** Reads one file and checks it against its listing (no request to the store): its bytes and their checksum. */
+    const readFile = async (file: BatchFile): Promise<ReadFile> => {
       const source = await deps.sources.open({ type: 'file', path: file.path });
       let body: Buffer;
       try {
-        const before = await source.stat();
+        const before = source.statAtOpen ?? (await source.stat());
         if (before.size !== file.size)
           throw permanentFailure(UploadFailureType.SourceChanged, `${file.path} has ${before.size} bytes, but ${file.size} were listed`);
         if (file.version !== undefined && !sourceVersionMatches(file.version, before.version))
@@ -131,8 +150,11 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       } finally {
         await source.close();
       }
-      const value = await partChecksum(input.checksumAlgorithm, body);
-      const field = checksumField(input.checksumAlgorithm);
+      return { body, value: await partChecksum(input.checksumAlgorithm, body) };
+    };
+    const field = checksumField(input.checksumAlgorithm);
+    /** Stores one file read by readFile; resolves when it is in the store (sent now or found there). */
+    const sendFile = async (file: BatchFile, { body, value }: ReadFile): Promise<void> => {
       const isOurs = async () => {
         const head = await headObjectIfPresent(deps.s3, { bucket, key: file.key }, signal);
         return (
@@ -141,32 +163,31 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       };
       if (retried && (await isOurs())) {
         foundStored++;
-        return true;
+        return;
       }
       try {
-        const put = await deps.s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: file.key,
-            Body: body,
-            ContentLength: file.size,
-            ContentType: input.contentType,
-            Metadata: { [BATCH_MARK_METADATA]: mark },
-            ChecksumAlgorithm: input.checksumAlgorithm,
-            [field]: value,
-            ...(input.mode === 'atomic' ? { IfNoneMatch: '*' } : {}),
-          }),
-          { abortSignal: signal },
+        const put = await putSmallObject(
+          deps.s3,
+          {
+            bucket,
+            key: file.key,
+            body,
+            contentType: input.contentType,
+            metadata: { [BATCH_MARK_METADATA]: mark },
+            checksumAlgorithm: input.checksumAlgorithm,
+            checksum: value,
+            ifNoneMatch: input.mode === 'atomic',
+          },
+          signal,
         );
         // S3 validated the checksum on receipt; the echo proves it is the one of these bytes.
-        const echoed = put[field];
+        const echoed = put.checksum;
         if (echoed !== undefined && echoed !== value)
           throw permanentFailure(UploadFailureType.ChecksumMismatch, `s3://${bucket}/${file.key} stored ${echoed}, but ${value} was sent`);
-        return true;
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
         if (input.mode === 'atomic' && isS3Error(err, 'PreconditionFailed', 'Http412')) {
-          if (await isOurs()) return true;
+          if (await isOurs()) return;
           throw permanentFailure(
             UploadFailureType.ObjectAlreadyExists,
             `s3://${bucket}/${file.key} already exists; an atomic batch never replaces an object`,
@@ -189,11 +210,27 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
     const pending = input.files.map((file, position) => ({ file, position })).filter(({ position }) => !settled.has(position));
     let next = 0;
     let storeError: unknown;
+    /** The next pending file, its read started; undefined when there is none or the chunk stops. */
+    const take = (): { file: BatchFile; position: number; read: Promise<ReadFile> } | undefined => {
+      if (storeError !== undefined || signal.aborted || next >= pending.length) return undefined;
+      const { file, position } = pending[next++]!;
+      const read = readFile(file);
+      read.catch(() => undefined); // settled by its lane, or dropped unsent when the chunk stops
+      return { file, position, read };
+    };
     const lane = async () => {
-      while (storeError === undefined && !signal.aborted && next < pending.length) {
-        const { file, position } = pending[next++]!;
+      let current = take();
+      try {
+        await ready;
+      } catch {
+        return; // the chunk fails with ready's error, below
+      }
+      while (current !== undefined && storeError === undefined && !signal.aborted) {
+        const { file, position, read } = current;
+        // Read ahead: the lane's next file is opened, read and checked while this one is sent.
+        const ahead = next < pending.length && pending[next]!.file.size <= READ_AHEAD_MAX_BYTES ? take() : undefined;
         try {
-          await storeFile(file);
+          await sendFile(file, await read);
           progress.stored.push(position);
           progress.bytesStored += file.size;
         } catch (err) {
@@ -202,9 +239,11 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
           } else storeError ??= err;
         }
         beat();
+        current = ahead ?? take();
       }
     };
     await Promise.all(Array.from({ length: Math.min(input.fileConcurrency, pending.length) }, lane));
+    await ready;
     context.heartbeat(progress);
     if (signal.aborted) throw new CancelledFailure('upload-batch-chunk was cancelled', [progress]);
     if (storeError !== undefined) throw s3Failure(`storing chunk ${input.chunk} of batch ${batchId}`, storeError);

@@ -70,6 +70,9 @@ export interface CopyMigrationChunkProgress {
   settled: Record<string, { status: MigrationReportLine['status']; type?: string; message?: string }>;
 }
 
+/** The shortest interval between two heartbeats of a chunk while it copies. */
+const HEARTBEAT_EVERY_MS = 1000;
+
 /** The largest object one CopyObject copies. */
 const COPY_OBJECT_MAX_BYTES = 5 * 1024 ** 3;
 
@@ -252,6 +255,15 @@ export function copyMigrationChunkActivity(deps: UploadActivityDeps) {
       );
     };
 
+    // Heartbeats at most every HEARTBEAT_EVERY_MS, and once more at the end: each one encodes every
+    // object settled so far, so one per object would cost the chunk a time quadratic in its size.
+    let lastBeat = 0;
+    const beat = () => {
+      const now = Date.now();
+      if (now - lastBeat < HEARTBEAT_EVERY_MS) return;
+      lastBeat = now;
+      context.heartbeat(progress);
+    };
     const pending = objects.filter((o) => progress.settled[o.key] === undefined);
     let next = 0;
     let storeError: unknown;
@@ -269,7 +281,7 @@ export function copyMigrationChunkActivity(deps: UploadActivityDeps) {
           if (isObjectFailure(err)) progress.settled[object.key] = { status: 'failed', type: err.type ?? 'Failed', message: err.message };
           else if (!signal.aborted) storeError ??= err;
         }
-        context.heartbeat(progress);
+        beat();
       }
     };
     await Promise.all(Array.from({ length: Math.min(input.objectConcurrency, pending.length) }, lane));

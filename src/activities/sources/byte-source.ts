@@ -46,6 +46,11 @@ export interface ByteSource {
   /** Size and version of the source now. */
   stat(): Promise<SourceStat>;
   /**
+   * Size and version taken when the source was opened, when the opener took them anyway: a caller
+   * that needs them just after opening uses them instead of another {@link ByteSource.stat}.
+   */
+  readonly statAtOpen?: SourceStat;
+  /**
    * Exactly `length` bytes from `offset`. A short read means the source shrank: it throws a
    * `SourceChanged` failure rather than returning fewer bytes.
    *

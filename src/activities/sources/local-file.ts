@@ -42,11 +42,14 @@ export function localFileVersion(s: { ino: number; size: number; mtimeMs: number
 
 class LocalFileSource implements ByteSource {
   readonly description: string;
+  readonly statAtOpen: SourceStat;
   constructor(
     private readonly handle: fs.FileHandle,
     readonly filePath: string,
+    opened: { ino: number; size: number; mtimeMs: number; ctimeMs: number },
   ) {
     this.description = `file ${filePath}`;
+    this.statAtOpen = { size: opened.size, version: localFileVersion(opened) };
   }
 
   async stat(): Promise<SourceStat> {
@@ -84,13 +87,28 @@ async function pathOfDescriptor(fd: number): Promise<string | undefined> {
   }
 }
 
+/** How long the allowed roots, once resolved, are used before they are resolved again. */
+const ROOTS_TTL_MS = 1000;
+
 /** Opens `file` sources under the allowed roots; see the module comment. */
 export class LocalFileResolver implements SourceResolver {
+  private resolvedRoots?: { at: number; roots: Promise<string[]> };
+
   constructor(private readonly options: LocalFileSourceOptions) {}
 
-  /** The roots with symlinks resolved (so that a root that is itself a link, e.g. /tmp → /private/tmp, compares correctly). */
+  /**
+   * The roots with symlinks resolved (so that a root that is itself a link, e.g. /tmp → /private/tmp,
+   * compares correctly). Resolved at most once a second, not once per file (a batch opens hundreds
+   * a second): a root that is a link re-pointed elsewhere is followed within a second. Every file is
+   * still checked against them after its own open (descriptor path, same inode), whatever the roots.
+   */
   private roots(): Promise<string[]> {
-    return Promise.all(this.options.allowedRoots.map((root) => fs.realpath(root).catch(() => path.resolve(root))));
+    const now = Date.now();
+    if (this.resolvedRoots === undefined || now - this.resolvedRoots.at >= ROOTS_TTL_MS) {
+      const roots = Promise.all(this.options.allowedRoots.map((root) => fs.realpath(root).catch(() => path.resolve(root))));
+      this.resolvedRoots = { at: now, roots };
+    }
+    return this.resolvedRoots.roots;
   }
 
   /** Opens a local file under the allowed roots. */
@@ -156,7 +174,7 @@ export class LocalFileResolver implements SourceResolver {
             : `source file ${requested} is a hard link (${links.links} names) and the allowed roots hold more than ${links.maxEntries} entries to search for its other names; refused, as they may lie outside the roots`,
         );
       }
-      return new LocalFileSource(handle, real);
+      return new LocalFileSource(handle, real, stat);
     } catch (err) {
       await handle.close();
       throw err;
