@@ -43,7 +43,14 @@ export default tseslint.config(
   },
   {
     // Deterministic workflow code: Temporal's sandbox would reject these at run time; catch them at lint time.
-    files: ['src/patches.ts', 'src/workflows/**/*.ts', 'src/saga/workflow/**/*.ts', 'src/saga/shared/**/*.ts', 'test/**/*-workflows.ts'],
+    files: [
+      'src/patches.ts',
+      'src/workflows/**/*.ts',
+      'src/saga/workflow/**/*.ts',
+      'src/saga/shared/**/*.ts',
+      'src/telemetry/workflow/**/*.ts',
+      'test/**/*-workflows.ts',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -1,13 +1,14 @@
 /**
  * Workflow-side CPU per upload without any server: replays one recorded history (test/histories)
- * many times on the workflow bundle workers run, and on the same bundle without the OpenTelemetry
- * workflow interceptors (for comparison only: workers always run them, see
- * docs/explanation/performance.md#latency), and prints the CPU milliseconds per replay of this
+ * many times on the workflow bundle workers run, on the same bundle with the SDK's own OpenTelemetry
+ * workflow interceptors in place of ours (src/telemetry/workflow/interceptors.ts, which make spans
+ * only for runs that carry a trace context) and without any tracing interceptors (for comparison
+ * only, see docs/explanation/performance.md#latency), and prints the CPU milliseconds per replay of this
  * process. A replay runs the same workflow code and activations as the run that recorded it, so
  * this is the CPU the worker spends in workflow tasks per upload (not its activities, not core's
  * polling).
  *
- *   npx tsx bench/replay-cpu.ts [history file] [replays]     # default one-put-completed.json 300
+ *   npx tsx bench/replay-cpu.ts [history file] [replays] [rounds]     # default one-put-completed.json 300 2
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,21 +38,34 @@ async function cpuMsPerReplay(bundle: WorkflowBundleWithSourceMap, history: Retu
 async function main(): Promise<void> {
   const file = process.argv[2] ?? 'one-put-completed.json';
   const replays = Number(process.argv[3] ?? 300);
+  const rounds = Number(process.argv[4] ?? 2);
   const history = historyFromJson(JSON.parse(readFileSync(path.join(__dirname, '../test/histories', file), 'utf8')));
-  const [traced, untraced] = await Promise.all([
+  const sdkInterceptors = require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+  const [ours, sdk, untraced] = await Promise.all([
     bundleUploadWorkflows(),
+    bundleWorkflowCode({
+      workflowsPath,
+      workflowInterceptorModules: [sagaWorkflowInterceptorsPath, sdkInterceptors],
+      logger: new DefaultLogger('WARN'),
+    }),
     bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [sagaWorkflowInterceptorsPath], logger: new DefaultLogger('WARN') }),
   ]);
-  // Alternating, twice: on a shared machine neither side always meets the same load.
-  for (let round = 0; round < 2; round++) {
+  // Alternating, round by round: on a shared machine neither side always meets the same load.
+  const results = new Map<string, number[]>();
+  for (let round = 0; round < rounds; round++) {
     for (const [name, bundle] of [
-      ['with tracing interceptors', traced],
-      ['without', untraced],
+      ['as workers run it (our tracing interceptors)', ours],
+      ["with the SDK's OpenTelemetry interceptors", sdk],
+      ['without tracing interceptors', untraced],
     ] as const) {
-      console.log(
-        `${file}: ${name}: ${(await cpuMsPerReplay(bundle, history, replays)).toFixed(1)} CPU ms per replay (${replays} replays)`,
-      );
+      const ms = await cpuMsPerReplay(bundle, history, replays);
+      results.set(name, [...(results.get(name) ?? []), ms]);
+      console.log(`${file}: ${name}: ${ms.toFixed(1)} CPU ms per replay (${replays} replays)`);
     }
+  }
+  for (const [name, all] of results) {
+    const sorted = [...all].sort((a, b) => a - b);
+    console.log(`${file}: ${name}: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} CPU ms per replay over ${rounds} rounds`);
   }
 }
 

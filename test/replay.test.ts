@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { siblingModule } from '../src/module-path';
 import { sagaWorkflowInterceptorsPath } from '../src/saga/activity';
 import { uploadWorkflowId } from '../src/upload/request';
-import { bundleUploadWorkflows, workflowsPath } from '../src/worker';
+import { bundleUploadWorkflows, tracingWorkflowInterceptorsPath, workflowsPath } from '../src/worker';
 import { WorkerMetrics } from '../src/metrics/worker-metrics';
 import { uploadMetricsSinks } from '../src/metrics/worker-sinks';
 import { quotaLedgerWorkflowId } from '../src/workflows/quota-ledger';
@@ -46,8 +46,45 @@ interface RecordedHistory {
   closedAs: string;
 }
 
-function loadHistory(file: string): RecordedHistory {
-  const history = historyFromJson(JSON.parse(readFileSync(path.join(HISTORY_DIR, file), 'utf8')));
+/**
+ * What to do with the trace headers (`_tracer-data`) of a history's inbound calls (start, signals,
+ * updates): keep them as recorded, or keep each header where it is and make it carry no trace
+ * context (`{}`) or a `traceparent`. The tracing workflow interceptors
+ * (src/telemetry/workflow/interceptors.ts) make spans only for calls whose header carries one;
+ * replaying both ways proves that the traced and the untraced path schedule the same commands, so
+ * a worker may trace or not whatever the worker before it did. (Where a header is, not what it
+ * carries, shapes the SDK's own interceptors, so headers are neither added nor removed.)
+ */
+type TraceHeaders = 'as recorded' | 'without a trace context' | 'with a trace context';
+
+const TRACE_HEADER = '_tracer-data';
+const carrierPayload = (carrier: object) => ({
+  metadata: { encoding: Buffer.from('json/plain').toString('base64') },
+  data: Buffer.from(JSON.stringify(carrier)).toString('base64'),
+});
+
+function withTraceHeaders(json: unknown, mode: TraceHeaders): unknown {
+  if (mode === 'as recorded') return json;
+  const payload = carrierPayload(
+    mode === 'with a trace context' ? { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } : {},
+  );
+  const events = (json as { events: Record<string, Record<string, unknown> | undefined>[] }).events;
+  const setHeader = (holder: Record<string, unknown> | undefined) => {
+    const fields = (holder?.header as { fields?: Record<string, unknown> } | undefined)?.fields;
+    if (fields?.[TRACE_HEADER]) fields[TRACE_HEADER] = payload;
+  };
+  for (const e of events) {
+    setHeader(e.workflowExecutionStartedEventAttributes);
+    setHeader(e.workflowExecutionSignaledEventAttributes);
+    const accepted = e.workflowExecutionUpdateAcceptedEventAttributes as
+      { acceptedRequest?: { input?: Record<string, unknown> } } | undefined;
+    setHeader(accepted?.acceptedRequest?.input);
+  }
+  return json;
+}
+
+function loadHistory(file: string, traceHeaders: TraceHeaders = 'as recorded'): RecordedHistory {
+  const history = historyFromJson(withTraceHeaders(JSON.parse(readFileSync(path.join(HISTORY_DIR, file), 'utf8')), traceHeaders));
   const events = history.events ?? [];
   const started = events[0]?.workflowExecutionStartedEventAttributes;
   if (!started) throw new Error(`${file}: the first event is not WorkflowExecutionStarted`);
@@ -142,7 +179,7 @@ const historyToJsonValue = (h: RecordedHistory): unknown => JSON.parse(readFileS
 
 describe('recorded histories', () => {
   it('include at least six upload histories, each of a finished run', () => {
-    const uploads = historyFiles.map(loadHistory).filter((h) => h.workflowType === 'uploadWorkflow');
+    const uploads = historyFiles.map((f) => loadHistory(f)).filter((h) => h.workflowType === 'uploadWorkflow');
     expect(uploads.length).toBeGreaterThanOrEqual(6);
     for (const h of uploads) expect(h.closedAs, h.file).not.toBe('open');
   });
@@ -214,10 +251,21 @@ describe('the replay guard', () => {
     expect(registered).toContain(path.relative(path.join(__dirname, '..'), sagaWorkflowInterceptorsPath));
   });
 
-  it('replays with the OpenTelemetry workflow interceptors in the bundle: tracing adds no workflow command', () => {
+  it('replays with the tracing workflow interceptors in the bundle: tracing adds no workflow command', () => {
     // Every history above replayed on this bundle; had the tracing interceptors scheduled or reordered a command, one would have diverged.
     const registered = /importInterceptors\(\) \{([\s\S]*?)\n\}/.exec(bundle.code)?.[1] ?? '';
-    expect(registered).toContain('interceptors-opentelemetry/lib/workflow-interceptors');
+    expect(registered).toContain(path.relative(path.join(__dirname, '..'), tracingWorkflowInterceptorsPath));
+  });
+
+  it.each(
+    historyFiles.flatMap((file) => (['without a trace context', 'with a trace context'] as const).map((mode) => [file, mode] as const)),
+  )('%s replays with its trace headers %s: spans or none, the same commands', async (file, mode) => {
+    const recorded = loadHistory(file, mode);
+    try {
+      await replay(bundle, recorded);
+    } catch (err) {
+      throw new Error(`trace headers ${mode}: ${describeReplayFailure(file, err)}`, { cause: err });
+    }
   });
 
   it('fails without the saga interceptor module: the recorded runs depend on it', async () => {

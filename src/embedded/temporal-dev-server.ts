@@ -17,6 +17,11 @@
  *   list can grow between runs.
  * - `restart()` brings the server back on the same ports with the same database (fault-injection
  *   tests kill it mid-upload): clients and workers reconnect to the same address by themselves.
+ * - SQLite runs in WAL mode with `synchronous=normal`: a commit is one append to the write-ahead
+ *   log instead of a rollback journal written, synced and deleted, which takes about a third of
+ *   the server's CPU per upload off (docs/explanation/performance.md#latency). Every commit
+ *   survives a killed server (the log is in the OS's page cache); only a crash of the machine
+ *   itself can lose the last ones, which a development stack may.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -239,6 +244,10 @@ function buildArgs(input: {
     options.logLevel ?? 'warn',
     '--color',
     'never',
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=normal',
   ];
   if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
   for (const [name, type] of searchAttributes) args.push('--search-attribute', `${name}=${type}`);

@@ -8,9 +8,11 @@
  *
  * Invariants:
  * - The workflow interceptor module is in every upload workflow bundle, tracing on or off: a
- *   bundle is built once (`npm run build`) and shipped, and must run under both settings. It adds
- *   no workflow command (replay tests prove it on every recorded history); its spans go out through
- *   the `exporter` sink only, which is never called during replay.
+ *   bundle is built once (`npm run build`) and shipped, and must run under both settings. It is
+ *   ours (src/telemetry/workflow/interceptors.ts): the SDK's interceptors for calls that continue a
+ *   trace, a no-span twin of the same shape for the others. It adds no workflow command, traced or
+ *   not (replay tests prove it on every recorded history, with and without trace headers); its
+ *   spans go out through the `exporter` sink only, which is never called during replay.
  * - So every upload worker registers the `exporter` sink ({@link workflowSpanSinks}): the real one
  *   when tracing is on, a no-op when it is off (an unregistered sink would log an error per call).
  */
@@ -24,10 +26,14 @@ import {
   OpenTelemetryActivityOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry/lib/worker';
 import type { ActivityInterceptorsFactory, WorkerOptions } from '@temporalio/worker';
+import { siblingModule } from '../module-path';
 import type { Tracing } from './tracing';
 
-/** Path of the OpenTelemetry workflow interceptors module, for `workflowInterceptorModules` / `interceptors.workflowModules`. */
-export const tracingWorkflowInterceptorsPath: string = require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+/**
+ * Path of the tracing workflow interceptors module, for `workflowInterceptorModules` /
+ * `interceptors.workflowModules`: spans for runs and calls that carry a trace context, none for the others.
+ */
+export const tracingWorkflowInterceptorsPath: string = siblingModule(__dirname, 'workflow/interceptors');
 
 /** The client interceptor: `StartWorkflow` (and signal, query, update) spans, context passed in headers. */
 export function tracingClientInterceptors(): WorkflowClientInterceptor[] {
