@@ -311,18 +311,17 @@ const memoString = (info: WorkflowExecutionInfo, key: string) => {
   return typeof value === 'string' ? value : undefined;
 };
 
-function toMigrationSummary(info: WorkflowExecutionInfo): MigrationSummary {
+/** What a batch's and a migration's summaries share: the run, its id after `<kind>:<tenant>:`, and the search attributes. */
+function summaryOf(info: WorkflowExecutionInfo) {
   const attrs = info.typedSearchAttributes;
   return {
     workflowId: info.workflowId,
     runId: info.runId,
     status: info.status.name,
-    migrationId: info.workflowId.split(':').slice(2).join(':'),
+    id: info.workflowId.split(':').slice(2).join(':'),
     startTime: info.startTime,
     ...(info.closeTime ? { closeTime: info.closeTime } : {}),
     ...optional('tenant', attrs.get(UploadTenant)),
-    ...optional('source', memoString(info, 'source')),
-    ...optional('profile', memoString(info, 'profile')),
     ...optional('bucket', attrs.get(UploadBucket)),
     ...optional('prefix', memoString(info, 'prefix')),
     ...optional('phase', attrs.get(UploadPhase)),
@@ -331,22 +330,19 @@ function toMigrationSummary(info: WorkflowExecutionInfo): MigrationSummary {
   };
 }
 
-function toBatchSummary(info: WorkflowExecutionInfo): BatchSummary {
-  const attrs = info.typedSearchAttributes;
+function toMigrationSummary(info: WorkflowExecutionInfo): MigrationSummary {
+  const { id, ...common } = summaryOf(info);
   return {
-    workflowId: info.workflowId,
-    runId: info.runId,
-    status: info.status.name,
-    batchId: info.workflowId.split(':').slice(2).join(':'),
-    startTime: info.startTime,
-    ...(info.closeTime ? { closeTime: info.closeTime } : {}),
-    ...optional('tenant', attrs.get(UploadTenant)),
-    ...optional('bucket', attrs.get(UploadBucket)),
-    ...optional('prefix', memoString(info, 'prefix')),
-    ...optional('phase', attrs.get(UploadPhase)),
-    ...optional('outcome', attrs.get(UploadOutcome)),
-    ...optional('bytesTotal', attrs.get(UploadSizeBytes)),
+    ...common,
+    migrationId: id,
+    ...optional('source', memoString(info, 'source')),
+    ...optional('profile', memoString(info, 'profile')),
   };
+}
+
+function toBatchSummary(info: WorkflowExecutionInfo): BatchSummary {
+  const { id, ...common } = summaryOf(info);
+  return { ...common, batchId: id };
 }
 
 export { InvalidBatchRequestError, InvalidMigrationRequestError };

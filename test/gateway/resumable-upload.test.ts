@@ -468,6 +468,17 @@ const INCOMPLETE_201 =
   'tusd sends no Upload-Complete on a creation or an append; the draft (-05): "If the request completes successfully but the entire upload is not yet complete [...] the server MUST acknowledge it by responding with the 201 (Created) status code and an Upload-Complete header value set to false"';
 const APPEND_201 =
   'tusd answers an append 204 without Upload-Complete; the draft (-05) on upload append: "Servers are RECOMMENDED to use a 201 (Created) response" for a complete upload, and for an incomplete one "MUST acknowledge it by responding with a 201 (Created) status code"';
+/** An append both accept: the gateway answers 201 with Upload-Complete, tusd 204 without ({@link APPEND_201}). */
+const acceptedAppend = (offset: number, body: Buffer, complete: '?0' | '?1'): Step => ({
+  ...append(offset, body, complete),
+  compare: ['status', 'upload-offset', 'upload-complete'],
+  expect: { 'upload-offset': String(offset + body.length) },
+  deliberateDifference: {
+    why: APPEND_201,
+    gateway: { status: '201', 'upload-complete': complete },
+    tusd: { status: '204', 'upload-complete': null },
+  },
+});
 const FAILURE_OFFSET =
   'the draft (-05): "The server MUST send the Upload-Offset header field in the response if it considers the upload active, either when the response is a success [...] or when the response is a failure (e.g. 409 (Conflict))"; tusd sends none on a failure';
 
@@ -498,27 +509,9 @@ const cases: readonly Case[] = [
         deliberateDifference: { why: INCOMPLETE_201, gateway: { 'upload-complete': '?0' }, tusd: { 'upload-complete': null } },
       },
       head({ 'upload-offset': '0', 'upload-complete': '?0', 'upload-length': '10', 'cache-control': 'no-store' }),
-      {
-        ...append(0, bytes(4), '?0'),
-        compare: ['status', 'upload-offset', 'upload-complete'],
-        expect: { 'upload-offset': '4' },
-        deliberateDifference: {
-          why: APPEND_201,
-          gateway: { status: '201', 'upload-complete': '?0' },
-          tusd: { status: '204', 'upload-complete': null },
-        },
-      },
+      acceptedAppend(0, bytes(4), '?0'),
       head({ 'upload-offset': '4', 'upload-complete': '?0' }),
-      {
-        ...append(4, bytes(6), '?1'),
-        compare: ['status', 'upload-offset', 'upload-complete'],
-        expect: { 'upload-offset': '10' },
-        deliberateDifference: {
-          why: APPEND_201,
-          gateway: { status: '201', 'upload-complete': '?1' },
-          tusd: { status: '204', 'upload-complete': null },
-        },
-      },
+      acceptedAppend(4, bytes(6), '?1'),
       head({ 'upload-offset': '10', 'upload-complete': '?1', 'upload-length': '10' }),
     ],
   },
@@ -590,27 +583,9 @@ const cases: readonly Case[] = [
         deliberateDifference: { why: INCOMPLETE_201, gateway: { 'upload-complete': '?0' }, tusd: { 'upload-complete': null } },
       },
       head({ 'upload-offset': '0', 'upload-complete': '?0', 'upload-length': null, 'cache-control': 'no-store' }),
-      {
-        ...append(0, bytes(4), '?0'),
-        compare: ['status', 'upload-offset', 'upload-complete'],
-        expect: { 'upload-offset': '4' },
-        deliberateDifference: {
-          why: APPEND_201,
-          gateway: { status: '201', 'upload-complete': '?0' },
-          tusd: { status: '204', 'upload-complete': null },
-        },
-      },
+      acceptedAppend(0, bytes(4), '?0'),
       head({ 'upload-offset': '4', 'upload-complete': '?0', 'upload-length': null }),
-      {
-        ...append(4, bytes(6), '?1'),
-        compare: ['status', 'upload-offset', 'upload-complete'],
-        expect: { 'upload-offset': '10' },
-        deliberateDifference: {
-          why: APPEND_201,
-          gateway: { status: '201', 'upload-complete': '?1' },
-          tusd: { status: '204', 'upload-complete': null },
-        },
-      },
+      acceptedAppend(4, bytes(6), '?1'),
       head({ 'upload-offset': '10', 'upload-complete': '?1', 'upload-length': '10' }),
     ],
   },
