@@ -45,9 +45,15 @@ describe('readDraftRequest', () => {
     expect(completenessField('4', false)).toEqual(['Upload-Complete', '?0']);
   });
 
-  it('needs the final size at creation, within the maximum, consistent with a complete content', () => {
-    expect(post({ 'upload-complete': '?0' })).toMatchObject({ status: 501 });
-    expect(post({ 'upload-complete': '?1' })).toMatchObject({ status: 501 }); // chunked, no length
+  it('takes a creation of unknown length; a final size within the maximum, consistent with a complete content', () => {
+    const unknown = post({ 'upload-complete': '?0' });
+    expect(unknown).toMatchObject({ method: 'POST', complete: false });
+    expect(unknown).not.toHaveProperty('length');
+    const chunked = post({ 'upload-complete': '?1' }); // its end will be its size
+    expect(chunked).toMatchObject({ method: 'POST', complete: true });
+    expect(chunked).not.toHaveProperty('length');
+    expect(post({ 'upload-complete': '?0', 'content-length': String(MAX + 1) })).toMatchObject({ status: 413 });
+    expect(post({ 'upload-complete': '?1', 'content-length': '4' })).toMatchObject({ length: 4 });
     expect(post({ 'upload-complete': '?0', 'upload-length': String(MAX + 1) })).toMatchObject({ status: 413 });
     expect(post({ 'upload-complete': '?0', 'upload-length': String(MAX) })).toMatchObject({ length: MAX });
     expect(post({ 'upload-complete': '?1', 'upload-length': '5', 'content-length': '4' })).toMatchObject({ status: 400 });
