@@ -87,33 +87,13 @@ interface Exchange {
 /** Ids of the uploads the servers created (answered 201, or named in a 104): the only ones S3 may hold anything of. */
 const createdUploads = new Set<string>();
 
-/** One request; the body, when given, is sent with its Content-Length unless `headers` says otherwise. */
-function send(url: string, method: string, headers: Record<string, string>, body?: Buffer): Promise<Exchange> {
-  return new Promise((resolve, reject) => {
-    const informational: Exchange['informational'] = [];
-    const request = http.request(url, {
-      method,
-      agent: false,
-      headers: { ...(body ? { 'Content-Length': String(body.length) } : {}), ...headers },
-    });
-    request.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers }));
-    request.on('response', (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', reject);
-      response.on('end', () => {
-        if (response.statusCode === 201 && response.headers.location)
-          createdUploads.add(String(response.headers.location).split('/').pop()!);
-        resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), informational });
-      });
-    });
-    request.on('error', reject);
-    request.end(body);
-  });
-}
-
-/** One request whose content goes in `pieces` without Content-Length (chunked): its size is not known when it starts. */
-function sendChunked(url: string, method: string, headers: Record<string, string>, pieces: Buffer[]): Promise<Exchange> {
+/** One request whose content `write` sends; resolves with the final answer and the informational ones before it. */
+function exchange(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  write: (request: http.ClientRequest) => void,
+): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const informational: Exchange['informational'] = [];
     const request = http.request(url, { method, agent: false, headers });
@@ -129,6 +109,19 @@ function sendChunked(url: string, method: string, headers: Record<string, string
       });
     });
     request.on('error', reject);
+    write(request);
+  });
+}
+
+/** One request; the body, when given, is sent with its Content-Length unless `headers` says otherwise. */
+function send(url: string, method: string, headers: Record<string, string>, body?: Buffer): Promise<Exchange> {
+  const withLength = { ...(body ? { 'Content-Length': String(body.length) } : {}), ...headers };
+  return exchange(url, method, withLength, (request) => request.end(body));
+}
+
+/** One request whose content goes in `pieces` without Content-Length (chunked): its size is not known when it starts. */
+function sendChunked(url: string, method: string, headers: Record<string, string>, pieces: Buffer[]): Promise<Exchange> {
+  return exchange(url, method, headers, (request) => {
     for (const piece of pieces) request.write(piece);
     request.end();
   });

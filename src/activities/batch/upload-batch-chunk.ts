@@ -40,6 +40,7 @@ import { checksumField, partChecksum } from '../../s3/checksums';
 import { isS3Error, s3Failure } from '../../s3/classify-error';
 import { putSmallObject } from '../../s3/direct-put-object';
 import { headObjectIfPresent } from '../../s3/head-object';
+import { throttledHeartbeat } from '../throttled-heartbeat';
 import type { UploadActivityDeps } from '../deps';
 import { sourceVersionMatches } from '../sources/byte-source';
 
@@ -198,15 +199,9 @@ export function uploadBatchChunkActivity(deps: UploadActivityDeps) {
       }
     };
 
-    // Heartbeats at most every HEARTBEAT_EVERY_MS (each one is encoded and handed to the SDK's core,
-    // which sends only some of them to the server anyway), and once more at the end.
-    let lastBeat = 0;
-    const beat = () => {
-      const now = Date.now();
-      if (now - lastBeat < HEARTBEAT_EVERY_MS) return;
-      lastBeat = now;
-      context.heartbeat(progress);
-    };
+    // Heartbeats at most every HEARTBEAT_EVERY_MS, and once more at the end.
+    const throttled = throttledHeartbeat(context, HEARTBEAT_EVERY_MS);
+    const beat = () => throttled(progress);
     const pending = input.files.map((file, position) => ({ file, position })).filter(({ position }) => !settled.has(position));
     let next = 0;
     let storeError: unknown;

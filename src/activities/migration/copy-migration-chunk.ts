@@ -39,6 +39,7 @@ import { ONE_PUT_MAX_BYTES } from '../../upload/one-put';
 import { checksumField, partChecksum } from '../../s3/checksums';
 import { isS3Error, s3Failure } from '../../s3/classify-error';
 import { headObjectIfPresent } from '../../s3/head-object';
+import { throttledHeartbeat } from '../throttled-heartbeat';
 import type { UploadActivityDeps } from '../deps';
 import { listRange, sourceStore, type ListedObject } from './migration-listing';
 import { copySourceOf } from '../sources/s3-object';
@@ -255,15 +256,9 @@ export function copyMigrationChunkActivity(deps: UploadActivityDeps) {
       );
     };
 
-    // Heartbeats at most every HEARTBEAT_EVERY_MS, and once more at the end: each one encodes every
-    // object settled so far, so one per object would cost the chunk a time quadratic in its size.
-    let lastBeat = 0;
-    const beat = () => {
-      const now = Date.now();
-      if (now - lastBeat < HEARTBEAT_EVERY_MS) return;
-      lastBeat = now;
-      context.heartbeat(progress);
-    };
+    // Heartbeats at most every HEARTBEAT_EVERY_MS, and once more at the end.
+    const throttled = throttledHeartbeat(context, HEARTBEAT_EVERY_MS);
+    const beat = () => throttled(progress);
     const pending = objects.filter((o) => progress.settled[o.key] === undefined);
     let next = 0;
     let storeError: unknown;
