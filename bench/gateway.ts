@@ -26,7 +26,7 @@ import type { EmbeddedStack } from '../src/embedded';
 import { startTusdServer } from '../src/embedded/tusd';
 import { hashToken } from '../src/gateway/config';
 import { siblingModule } from '../src/module-path';
-import { cpuSeconds, currentRssMiB, mbps, MiB, peakRssMiB, timed } from './measure';
+import { cpuSeconds, currentRssMiB, mainThreadCpuSeconds, mbps, MiB, peakRssMiB, timed } from './measure';
 
 export const TUS_SERVERS = ['gateway', 'tusd', 'tus-node-server'] as const;
 export type TusServerName = (typeof TUS_SERVERS)[number];
@@ -53,6 +53,14 @@ export interface GatewayBenchRow {
   cpuSecondsPerGiB?: number;
   /** Mean over the runs: from the start until creation answered (a single upload's POST; absent for parallel uploads). */
   createMs?: number;
+  /**
+   * Mean over the runs: from the client's last body byte until the upload was reported done — the
+   * parts still on their way to S3 and the server's finish (tusd: CompleteMultipartUpload; the
+   * gateway: the saga's verify and merge).
+   */
+  finishMs?: number;
+  /** CPU seconds per GiB the S3 store (MinIO) spent during the row's uploads, mean over the runs. */
+  storeCpuSecondsPerGiB?: number;
   /** Why the row did not run. */
   unsupported?: string;
 }
@@ -139,14 +147,15 @@ async function extensionsOf(endpoint: string): Promise<string[]> {
     .filter(Boolean);
 }
 
-/** When, from the start, the upload's URL was known (creation answered). */
+/** When, from the start, the upload's URL was known (creation answered) and its last byte was handed to the socket. */
 interface Phases {
   createdMs: number;
+  lastByteMs: number;
 }
 
 function upload(data: Buffer, endpoint: string, headers: Record<string, string>, mode: TusMode, parallelUploads: number): Promise<Phases> {
   const start = performance.now();
-  const phases: Phases = { createdMs: NaN };
+  const phases: Phases = { createdMs: NaN, lastByteMs: NaN };
   return new Promise<Phases>((resolve, reject) => {
     const run = new tus.Upload(data, {
       endpoint,
@@ -157,6 +166,9 @@ function upload(data: Buffer, endpoint: string, headers: Record<string, string>,
       retryDelays: null,
       storeFingerprintForResuming: false,
       onUploadUrlAvailable: () => void (phases.createdMs ||= performance.now() - start),
+      onProgress: (sent, total) => {
+        if (sent === total) phases.lastByteMs = performance.now() - start;
+      },
       onSuccess: () => resolve(phases),
       onError: reject,
     });
@@ -268,7 +280,7 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
     }
 
     const data = randomBytes(options.size);
-    const runs = new Map<string, { mbps: number[]; peak: number; cpu: number[]; create: number[] }>();
+    const runs = new Map<string, { mbps: number[]; peak: number; cpu: number[]; create: number[]; finish: number[]; storeCpu: number[] }>();
     const cpuEach = (pids: number[]) => Promise.all(pids.map(cpuSeconds));
     const rowKey = (server: TusServerName, mode: TusMode) => `${server}/${mode}`;
     let resettable = true;
@@ -280,19 +292,25 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           const server = servers[name]!;
           resettable = (await resetPeakRss(server.pid)) && resettable;
           const cpuBefore = await cpuEach(server.cpuPids);
+          const storeCpuBefore = await cpuSeconds(stack.s3.pid);
+          const mainBefore = await mainThreadCpuSeconds(server.pid);
           const { ms, value: phases } = await timed(() => upload(data, server.endpoint, server.headers, mode, options.parallelUploads));
           // Per process (the gateway's: gateway, worker, Temporal), for where the CPU went.
           const cpuByProcess = (await cpuEach(server.cpuPids)).map((after, i) => after - cpuBefore[i]!);
           const cpu = cpuByProcess.reduce((a, b) => a + b, 0);
+          const storeCpu = (await cpuSeconds(stack.s3.pid)) - storeCpuBefore;
+          const mainThreadCpu = (await mainThreadCpuSeconds(server.pid)) - mainBefore;
           const peak = await peakRssMiB(server.pid);
-          const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0, cpu: [], create: [] };
+          const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0, cpu: [], create: [], finish: [], storeCpu: [] };
           entry.create.push(phases.createdMs);
+          entry.finish.push(ms - phases.lastByteMs);
+          entry.storeCpu.push(storeCpu / (options.size / 1024 ** 3));
           entry.mbps.push(round(mbps(options.size, ms)));
           entry.cpu.push(cpu / (options.size / 1024 ** 3));
           entry.peak = Math.max(entry.peak, peak);
           runs.set(rowKey(name, mode), entry);
           log(
-            `rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, peak RSS ${peak.toFixed(0)} MiB, CPU ${cpu.toFixed(1)} s (${cpuByProcess.map((s) => s.toFixed(2)).join(' + ')})`,
+            `rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, created after ${phases.createdMs.toFixed(0)} ms, done ${(ms - phases.lastByteMs).toFixed(0)} ms after the last byte, peak RSS ${peak.toFixed(0)} MiB, CPU ${cpu.toFixed(2)} s (${cpuByProcess.map((s) => s.toFixed(2)).join(' + ')}; server's main thread ${mainThreadCpu.toFixed(2)}), store CPU ${storeCpu.toFixed(2)} s`,
           );
         }
       }
@@ -318,6 +336,8 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           peakRssMiB: round(entry.peak),
           cpuSecondsPerGiB: round(mean(entry.cpu)),
           ...(mode === 'parallel uploads' ? {} : { createMs: Math.round(mean(entry.create)) }),
+          finishMs: Math.round(mean(entry.finish)),
+          storeCpuSecondsPerGiB: round(mean(entry.storeCpu)),
         });
       }
     }
@@ -338,14 +358,14 @@ export function gatewayMarkdown(result: GatewayBenchResult): string {
   const lines = [
     `tus servers on one MinIO, tus-js-client, ${result.bytes / MiB} MiB, best of ${result.reps} (parallel: ${result.parallelUploads} partial uploads)`,
     '',
-    '| mode | server | MB/s | × tusd | peak RSS (MiB) | CPU s per GiB | creation (ms) | runs (MB/s) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| mode | server | MB/s | × tusd | peak RSS (MiB) | CPU s per GiB | store CPU s per GiB | creation (ms) | finish (ms) | runs (MB/s) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of result.rows) {
     lines.push(
       r.unsupported
-        ? `| ${r.mode} | ${r.server} | unsupported: ${r.unsupported} | — | — | — | — | — |`
-        : `| ${r.mode} | ${r.server} | ${r.mbps} | ${r.ratioToTusd ?? '—'} | ${r.peakRssMiB} | ${r.cpuSecondsPerGiB} | ${r.createMs ?? '—'} | ${r.runsMBps.join(', ')} |`,
+        ? `| ${r.mode} | ${r.server} | unsupported: ${r.unsupported} | — | — | — | — | — | — | — |`
+        : `| ${r.mode} | ${r.server} | ${r.mbps} | ${r.ratioToTusd ?? '—'} | ${r.peakRssMiB} | ${r.cpuSecondsPerGiB} | ${r.storeCpuSecondsPerGiB ?? '—'} | ${r.createMs ?? '—'} | ${r.finishMs ?? '—'} | ${r.runsMBps.join(', ')} |`,
     );
   }
   lines.push('');

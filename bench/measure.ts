@@ -49,13 +49,22 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (await statTicks(pid, 11)) / 100; // utime, stime (fields 14 and 15 of the line); USER_HZ is 100 on Linux
 }
 
+/**
+ * CPU time (user + system) of a process's main thread alone, in seconds: for a Node server, the
+ * time its one JavaScript thread was busy (the thread pool's hashing and the V8 helper threads not
+ * included).
+ */
+export async function mainThreadCpuSeconds(pid: number): Promise<number> {
+  return (await statTicks(pid, 11, `/proc/${pid}/task/${pid}/stat`)) / 100;
+}
+
 /** CPU time (user + system) of the children a process has waited for, in seconds: what a command it ran and saw exit used. */
 export async function waitedChildrenCpuSeconds(pid: number): Promise<number> {
   return (await statTicks(pid, 13)) / 100; // cutime, cstime (fields 16 and 17 of the line)
 }
 
-async function statTicks(pid: number, first: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+async function statTicks(pid: number, first: number, file = `/proc/${pid}/stat`): Promise<number> {
+  const stat = await readFile(file, 'utf8');
   // Fields after the command name (which may contain spaces) start at ") ".
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[first]) + Number(fields[first + 1]);

@@ -24,7 +24,7 @@
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { checksumField, partChecksum } from '../s3/checksums';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
-import { unsignedPayload } from '../s3/unsigned-payload';
+import { payloadSignature } from '../s3/payload-signature';
 import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadState, type StagedSegment } from '../upload/gateway-upload';
 import { stagingPrefixOf } from '../upload/staging';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
@@ -303,7 +303,7 @@ export class ChunkWriter {
     if (this.failure) throw this.failure.error;
     part.job = this.options.s3
       .send(
-        unsignedPayload(
+        payloadSignature(
           new UploadPartCommand({
             Bucket: this.latest.bucket,
             Key: this.latest.key,
@@ -386,7 +386,7 @@ export class ChunkWriter {
 
   private async putSegment(segment: StagedSegment, body: Buffer): Promise<void> {
     await this.options.s3.send(
-      unsignedPayload(
+      payloadSignature(
         new PutObjectCommand({
           Bucket: this.latest.bucket,
           Key: stagedSegmentKey(this.stagingPrefix, segment),

@@ -27,7 +27,7 @@
  * key. Any other client (AWS's own endpoints, virtual-hosted style, FIPS, dual-stack, accelerate)
  * goes through the SDK, whose endpoint rules know them.
  *
- * The body's signature follows src/s3/unsigned-payload.ts: the body is hashed into the signature
+ * The body's signature follows src/s3/payload-signature.ts: the body is hashed into the signature
  * over plain HTTP, and sent as `UNSIGNED-PAYLOAD` over HTTPS, where TLS covers it; every request
  * carries its own signed `x-amz-checksum-*` header, which the store checks the body against.
  */

@@ -1,6 +1,7 @@
 /**
- * `unsignedPayload` (src/s3/unsigned-payload.ts) against the real MinIO: the signature no longer
- * covers the body, so the body's own checksum header must still make the store refuse wrong bytes.
+ * `payloadSignature` (src/s3/payload-signature.ts) against the real MinIO: over plain HTTP the body
+ * is signed with a SHA-256 computed off the event loop, which must be the body's own (the store
+ * checks it); unsigned, the body's own checksum header must still make the store refuse wrong bytes.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -13,7 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partChecksum } from '../../src/s3/checksums';
-import { unsignedPayload } from '../../src/s3/unsigned-payload';
+import { payloadSignature } from '../../src/s3/payload-signature';
 import { MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 
@@ -40,7 +41,7 @@ function signedPayloadHashes<T extends { middlewareStack: { addRelativeTo: (...a
   return command;
 }
 
-describe('unsigned payloads', () => {
+describe('payload signatures', () => {
   it('signs a body as UNSIGNED-PAYLOAD instead of its SHA-256, and the store keeps the bytes', async () => {
     const key = `${uniqueId('tus-speed-unsigned')}/object.bin`;
     const body = randomBytes(1 * MiB + 17);
@@ -48,10 +49,10 @@ describe('unsigned payloads', () => {
     const put = (command: PutObjectCommand) => stack.s3.send(signedPayloadHashes(command, seen));
     const input = () => ({ Bucket: BUCKET, Key: key, Body: body, ChecksumAlgorithm: 'CRC32C' as const });
     await put(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) }));
-    // Over plain HTTP (the test store) the body stays signed unless the caller insists.
-    await put(unsignedPayload(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) })));
+    // Over plain HTTP (the test store) the body stays signed, with the hash handed to the signer, unless the caller insists.
+    await put(payloadSignature(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) })));
     await put(
-      unsignedPayload(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) }), { evenOverHttp: true }),
+      payloadSignature(new PutObjectCommand({ ...input(), ChecksumCRC32C: await partChecksum('CRC32C', body) }), { evenOverHttp: true }),
     );
     const sha256 = createHash('sha256').update(body).digest('hex');
     expect(seen).toEqual([sha256, sha256, 'UNSIGNED-PAYLOAD']);
@@ -68,7 +69,7 @@ describe('unsigned payloads', () => {
       const sent = Buffer.from(meant);
       sent[12345] = sent[12345]! ^ 0xff;
       const refused = stack.s3.send(
-        unsignedPayload(
+        payloadSignature(
           new UploadPartCommand({ ...multipart, PartNumber: 1, Body: sent, ChecksumCRC32C: await partChecksum('CRC32C', meant) }),
           { evenOverHttp: true },
         ),
@@ -79,7 +80,7 @@ describe('unsigned payloads', () => {
       expect((await stack.s3.send(new ListPartsCommand(multipart))).Parts ?? []).toEqual([]);
       // The same part with its own bytes is accepted.
       await stack.s3.send(
-        unsignedPayload(
+        payloadSignature(
           new UploadPartCommand({ ...multipart, PartNumber: 1, Body: meant, ChecksumCRC32C: await partChecksum('CRC32C', meant) }),
           { evenOverHttp: true },
         ),
