@@ -2,7 +2,8 @@
  * The `gateway` section of `npm run bench` (`--only gateway`): tus-js-client in the bench process
  * against three tus servers on the same MinIO, in one run —
  *
- * - gateway: `upload-saga gateway` as its own process, with an upload worker in another;
+ * - gateway: `upload-saga gateway` as its own process (the built package, dist/: `npm run build` first),
+ *   with an upload worker in another;
  * - tusd: the reference server (`src/embedded/tusd.ts`) with its S3 store, at its defaults;
  * - tus-node-server: `@tus/server` with `@tus/s3-store` (bench/tus-node-server.ts), at its defaults —
  *
@@ -19,7 +20,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tus from 'tus-js-client';
 import type { EmbeddedStack } from '../src/embedded';
@@ -130,6 +131,27 @@ async function startNodeServer(
   return { child, url };
 }
 
+/**
+ * The gateway as the package ships it (`dist/cli/main.js`, from `npm run build`), not through tsx:
+ * a process that compiles its sources at start keeps a larger heap, and every full collection
+ * marks all of it (with the gateway receiving 128 MiB that was a third more CPU on V8's helper
+ * threads). Refuses a build older than any file under src/, so that a stale build is never measured.
+ */
+async function builtGatewayEntry(): Promise<string> {
+  const root = path.resolve(__dirname, '..');
+  const entry = path.join(root, 'dist/cli/main.js');
+  const built = await stat(entry).then(
+    (s) => s.mtimeMs,
+    () => undefined,
+  );
+  if (built === undefined) throw new Error('dist/cli/main.js is missing: run `npm run build` before the gateway section');
+  for (const file of await readdir(path.join(root, 'src'), { recursive: true })) {
+    if ((await stat(path.join(root, 'src', file))).mtimeMs > built)
+      throw new Error(`src/${file} is newer than dist/: run \`npm run build\` before the gateway section`);
+  }
+  return entry;
+}
+
 /** Resets a process's VmHWM to its current RSS (Linux ≥ 4.0); false where that is not allowed. */
 async function resetPeakRss(pid: number): Promise<boolean> {
   return writeFile(`/proc/${pid}/clear_refs`, '5').then(
@@ -197,9 +219,7 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
     const gateway = await startNodeServer(
       [
         ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []),
-        '--import',
-        'tsx',
-        siblingModule(__dirname, '../src/cli/main'),
+        await builtGatewayEntry(),
         'gateway',
         '--port',
         '0',
