@@ -104,6 +104,8 @@ export class ChunkWriter {
   private filled: number;
   /** Segments folded into parts S3 has: deleted once recorded. */
   private obsolete: StagedSegment[] = [];
+  /** Segments this request put (under keys naming their byte ranges). */
+  private putHere: StagedSegment[] = [];
   /** Parts sent and not yet part of `sent`, in part order. */
   private inflight: PartInFlight[] = [];
   /** The first failure of a part or of a record; the request fails with it. */
@@ -384,7 +386,28 @@ export class ChunkWriter {
     this.obsolete.push(...folded);
   }
 
+  /**
+   * After the workflow refused this request's record: deletes the segments this request put that
+   * the upload does not count (best effort). Without it, a PATCH written from a remembered state
+   * after the upload was cancelled elsewhere (Temporal UI, CLI) left its segment under the staging
+   * prefix, which the saga's compensation had already cleared. A segment the upload's state names
+   * is kept: keys name byte ranges, so an earlier request may have put and recorded the same key.
+   */
+  async discardUnrecorded(): Promise<void> {
+    if (this.putHere.length === 0) return;
+    const state = await this.options.uploads.state(this.tenant, this.latest.uploadId).catch(() => undefined);
+    if (!state) return;
+    const counted = new Set(state.outcome === 'running' ? state.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)) : []);
+    const keys = this.putHere.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !counted.has(k));
+    this.putHere = [];
+    if (keys.length === 0) return;
+    await this.options.s3
+      .send(new DeleteObjectsCommand({ Bucket: this.latest.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }))
+      .catch(() => undefined);
+  }
+
   private async putSegment(segment: StagedSegment, body: Buffer): Promise<void> {
+    this.putHere.push(segment);
     await this.options.s3.send(
       payloadSignature(
         new PutObjectCommand({

@@ -213,6 +213,8 @@ export class GatewayUploadStore extends DataStore {
     } catch (err) {
       this.states.forget(context.tenant, id);
       await writer.abandon();
+      // A refused record (the upload moved on, ended, or was cancelled elsewhere) leaves no segment of this request behind.
+      if (err instanceof GatewayError) await writer.discardUnrecorded();
       throw err;
     }
   }

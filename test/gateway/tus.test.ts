@@ -417,6 +417,31 @@ describe('uploads that end without an object leave nothing behind', () => {
     expect((await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(6 * MiB) }, randomBytes(1024))).status).toBe(410);
   });
 
+  it('leaves no segment behind when a PATCH from a remembered state meets an upload cancelled elsewhere (no Redis): 410', async () => {
+    // Without Redis this gateway is the only replica: a PATCH at the offset it last saw asks the workflow nothing first.
+    const alone = await startTestGateway(stack, [acme]);
+    try {
+      const url = await createTusUpload(alone, acme, 8 * MiB, 'cancelled-elsewhere.bin');
+      const uploadId = idOf(url);
+      const first = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, randomBytes(1 * MiB));
+      expect(first.status).toBe(204);
+      // Cancelled outside the gateway (as from the Temporal UI or the CLI): the saga deletes the staging prefix.
+      const handle = stack.client.workflow.getHandle(uploadWorkflowId(acme.name, uploadId));
+      await handle.cancel();
+      await handle.result().catch(() => undefined);
+      expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId))).toEqual([]);
+
+      // This PATCH stages its bytes before the workflow refuses the record.
+      const late = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(1 * MiB) }, randomBytes(1 * MiB));
+      expect(late.status, await late.text()).toBe(410);
+      const state = await alone.app.uploads.state(acme.name, uploadId);
+      expect(state.outcome).toBe('cancelled');
+      await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    } finally {
+      await alone.close();
+    }
+  });
+
   it('terminates a finished upload on DELETE: its object is deleted through the delete saga, the quota given back, then 410', async () => {
     const tenant = testTenant('acme-finished-delete');
     const own = await startTestGateway(stack, [tenant], { redis });
