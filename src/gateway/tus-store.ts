@@ -122,6 +122,11 @@ export class GatewayUploadStore extends DataStore {
             .catch(() => undefined);
         throw err;
       });
+    // A partial's bytes count against its upload token until it is joined; noted, so that they can be given back if it ends unjoined.
+    if (token && context.heldPartialBytes)
+      await token.bindings
+        .addMember(token.scope.tokenId, upload.id, context.heldPartialBytes, token.scope.expiresAt)
+        .catch(() => undefined);
     if (state.length === 0) {
       // Nothing will be PATCHed: the one (empty) part is sent now.
       await new ChunkWriter(this.writerOptions, context.tenant, state).finish();

@@ -116,11 +116,29 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       );
     // The partials of one token together stay within its limit (a deferred length counts as the limit).
     const bytes = upload.size ?? current.maxUploadBytes;
-    if (!(await token.bindings.addBytes(token.scope.tokenId, bytes, current.maxUploadBytes, token.scope.expiresAt)))
+    const add = () => token.bindings.addBytes(token.scope.tokenId, bytes, current.maxUploadBytes, token.scope.expiresAt);
+    // Over the limit: the bytes of partials that ended without being joined are given back first.
+    if (!(await add()) && !((await giveBackEnded(current.tenant, token)) && (await add())))
       throw new UploadTooLargeError(
         `the partial uploads of this upload token would hold more than its limit of ${current.maxUploadBytes} bytes`,
       );
     current.heldPartialBytes = bytes;
+  };
+  /**
+   * Gives back to an upload token's count the bytes of its partials that ended without an object
+   * (expired, cancelled, failed): a client may create new partials in their place. Joined partials
+   * and running ones keep theirs. Each member's state is one query; only asked when a partial would
+   * not fit. Returns whether any bytes were given back.
+   */
+  const giveBackEnded = async (tenant: string, token: NonNullable<TusRequestContext['uploadToken']>): Promise<boolean> => {
+    const members = await token.bindings.members(token.scope.tokenId);
+    const states = await Promise.allSettled(members.map((member) => options.uploads.state(tenant, member.uploadId)));
+    const ended = members.filter((_, i) => {
+      const read = states[i]!;
+      return read.status === 'fulfilled' && read.value.outcome !== 'running' && read.value.outcome !== 'completed';
+    });
+    const given = await Promise.all(ended.map((member) => token.bindings.giveBack(token.scope.tokenId, member.uploadId)));
+    return given.some(Boolean);
   };
   const tokenGroup = async (tokenId: string, urls: string[], uploadsPath: string): Promise<string | { problem: string } | undefined> => {
     const bound = await uploadTokens.boundUpload(tokenId);

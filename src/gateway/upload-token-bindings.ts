@@ -9,6 +9,10 @@
  * partial and the final it creates get an id inside the group (`<group>.<suffix>`), so the one
  * binding covers them all ({@link bindingCovers}) and no id outside it.
  *
+ * A group's partials count against the token's `maxBytes` together (`addBytes`); each is noted as
+ * a member with its bytes (`addMember`), so that a partial that ended without being joined can give
+ * them back (`giveBack`, once per member).
+ *
  * Invariants: a binding is set only if none exists (Redis `SET NX`, one winner across replicas),
  * so two concurrent creations with one token cannot both succeed; it lives as long as the token
  * can be valid, then expires on its own. Only the token's id (`jti`, not a secret) is stored.
@@ -58,6 +62,16 @@ export interface UploadTokenBindings {
    * @returns whether the bytes were added
    */
   addBytes(tokenId: string, bytes: number, limit: number, expiresAt: number): Promise<boolean>;
+  /** Notes that the token's partial `uploadId` holds `bytes` of its count (so they can be given back if it ends unjoined). */
+  addMember(tokenId: string, uploadId: string, bytes: number, expiresAt: number): Promise<void>;
+  /** The partials noted with `addMember` whose bytes the count still holds. */
+  members(tokenId: string): Promise<{ uploadId: string; bytes: number }[]>;
+  /**
+   * Gives back the bytes of member `uploadId` (it ended without being joined) and forgets it, once:
+   * of concurrent calls for one member, one gives back.
+   * @returns whether this call gave them back
+   */
+  giveBack(tokenId: string, uploadId: string): Promise<boolean>;
 }
 
 /** Bindings in this process: right for one replica. */
@@ -87,6 +101,28 @@ export class MemoryUploadTokenBindings implements UploadTokenBindings {
     this.bytes.set(tokenId, { bytes: Math.max(0, held + bytes), expiresAt });
     return true;
   }
+  private readonly memberBytes = new Map<string, { members: Map<string, number>; expiresAt: number }>();
+  async addMember(tokenId: string, uploadId: string, bytes: number, expiresAt: number): Promise<void> {
+    const now = Date.now();
+    for (const [id, group] of this.memberBytes) if (group.expiresAt <= now) this.memberBytes.delete(id);
+    const group = this.memberBytes.get(tokenId) ?? { members: new Map<string, number>(), expiresAt };
+    group.members.set(uploadId, bytes);
+    this.memberBytes.set(tokenId, group);
+  }
+  async members(tokenId: string): Promise<{ uploadId: string; bytes: number }[]> {
+    const group = this.memberBytes.get(tokenId);
+    if (!group || group.expiresAt <= Date.now()) return [];
+    return [...group.members].map(([uploadId, bytes]) => ({ uploadId, bytes }));
+  }
+  async giveBack(tokenId: string, uploadId: string): Promise<boolean> {
+    const group = this.memberBytes.get(tokenId);
+    const bytes = group?.members.get(uploadId);
+    if (!group || bytes === undefined) return false;
+    group.members.delete(uploadId);
+    const count = this.bytes.get(tokenId);
+    if (count) count.bytes = Math.max(0, count.bytes - bytes);
+    return true;
+  }
 }
 
 /** INCRBY unless the sum exceeds the limit; the count expires with the binding. KEYS[1] count, ARGV bytes, limit, ttl (ms). */
@@ -100,9 +136,20 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
 
+/** Forgets a member and takes its bytes off the count, once. KEYS[1] members hash, KEYS[2] count; ARGV upload id. */
+const GIVE_BACK_SCRIPT = `
+local bytes = redis.call('HGET', KEYS[1], ARGV[1])
+if not bytes then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local held = redis.call('DECRBY', KEYS[2], bytes)
+if held < 0 then redis.call('SET', KEYS[2], 0, 'KEEPTTL') end
+return 1
+`;
+
 /**
- * Bindings in Redis (`<prefix>upload-token:<jti>` → upload id or group, and `…:bytes` → what a
- * group's partials hold; both expiring with the token): valid on every replica.
+ * Bindings in Redis (`<prefix>upload-token:<jti>` → upload id or group, `…:bytes` → what a group's
+ * partials hold, `…:members` → each partial's bytes; all expiring with the token): valid on every
+ * replica.
  */
 export class RedisUploadTokenBindings implements UploadTokenBindings {
   constructor(
@@ -137,5 +184,20 @@ export class RedisUploadTokenBindings implements UploadTokenBindings {
       this.redis.eval(ADD_BYTES_SCRIPT, 1, `${this.keyOf(tokenId)}:bytes`, bytes, limit, ttlMs),
     );
     return added === 1;
+  }
+  async addMember(tokenId: string, uploadId: string, bytes: number, expiresAt: number): Promise<void> {
+    const ttlMs = Math.max(1, expiresAt - Date.now()) + 60_000;
+    const key = `${this.keyOf(tokenId)}:members`;
+    await redisCall('upload token', () => this.redis.multi().hset(key, uploadId, bytes).pexpire(key, ttlMs).exec());
+  }
+  async members(tokenId: string): Promise<{ uploadId: string; bytes: number }[]> {
+    const all = await redisCall('upload token', () => this.redis.hgetall(`${this.keyOf(tokenId)}:members`));
+    return Object.entries(all).map(([uploadId, bytes]) => ({ uploadId, bytes: Number(bytes) }));
+  }
+  async giveBack(tokenId: string, uploadId: string): Promise<boolean> {
+    const given = await redisCall('upload token', () =>
+      this.redis.eval(GIVE_BACK_SCRIPT, 2, `${this.keyOf(tokenId)}:members`, `${this.keyOf(tokenId)}:bytes`, uploadId),
+    );
+    return given === 1;
   }
 }

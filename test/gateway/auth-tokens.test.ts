@@ -323,6 +323,24 @@ describe('upload tokens minted for one browser upload', () => {
     expect(over.status).toBe(413);
   });
 
+  it("gives an upload token back the bytes of its partials that ended unjoined: a new partial fits again", async () => {
+    const { token } = await mintUploadToken({ secret: SECRET, tenant: tokenTenant, maxBytes: 2 * MiB, expiresIn: '5m' });
+    const partial = (length: number) =>
+      tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Concat': 'partial', 'Upload-Length': String(length) });
+    const first = await partial(2 * MiB);
+    expect(first.status, await first.clone().text()).toBe(201);
+    const firstUrl = new URL(first.headers.get('location')!, gateway.url).toString();
+    // While the first runs, it holds the token's whole limit.
+    expect((await partial(MiB)).status).toBe(413);
+    expect((await tusRequest(firstUrl, 'DELETE', bearer(token))).status).toBe(204);
+    expect((await gateway.app.uploads.state(tokenTenant, idOf(firstUrl))).outcome).toBe('cancelled');
+    // Ended without being joined: its bytes are the token's again, once.
+    const second = await partial(2 * MiB);
+    expect(second.status, await second.clone().text()).toBe(201);
+    expect((await partial(MiB)).status).toBe(413);
+    await tusRequest(new URL(second.headers.get('location')!, gateway.url).toString(), 'DELETE', bearer(token));
+  });
+
   it("a deferred-length upload with an upload token reserves the token's limit, not the tenant's, and may not declare more", async () => {
     const { token } = await mintUploadToken({ secret: SECRET, tenant: tokenTenant, maxBytes: 3 * MiB, expiresIn: '5m' });
     const created = await tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Defer-Length': '1' });
@@ -372,6 +390,13 @@ describe('upload tokens minted for one browser upload', () => {
       expect(await replicas[0]!.addBytes('t2', -3, 10, Date.now() + 1_000)).toBe(true);
       expect(await replicas[1]!.addBytes('t2', 1, 10, Date.now() + 1_000)).toBe(true);
       expect(await redis.get(`${prefix}upload-token:t2:bytes`)).toBe('7');
+      // A member's bytes are given back once, whichever replica asks first.
+      await replicas[0]!.addMember('t2', 'g2.a', 3, Date.now() + 1_000);
+      expect(await replicas[1]!.members('t2')).toEqual([{ uploadId: 'g2.a', bytes: 3 }]);
+      const given = await Promise.all(Array.from({ length: 4 }, (_, i) => replicas[i % 2]!.giveBack('t2', 'g2.a')));
+      expect(given.filter(Boolean)).toHaveLength(1);
+      expect(await redis.get(`${prefix}upload-token:t2:bytes`)).toBe('4');
+      expect(await replicas[0]!.members('t2')).toEqual([]);
     } finally {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);

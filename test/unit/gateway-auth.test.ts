@@ -123,6 +123,20 @@ describe('upload tokens', () => {
     expect(await bindings.addBytes('t1', 4, 10, expiresAt)).toBe(true);
     expect(await bindings.addBytes('t2', 10, 10, expiresAt)).toBe(true);
   });
+
+  it("gives back a member partial's bytes once, and only a member's", async () => {
+    const bindings = new MemoryUploadTokenBindings();
+    const expiresAt = Date.now() + 60_000;
+    expect(await bindings.addBytes('t1', 6, 10, expiresAt)).toBe(true);
+    await bindings.addMember('t1', 'g1', 6, expiresAt);
+    expect(await bindings.members('t1')).toEqual([{ uploadId: 'g1', bytes: 6 }]);
+    expect(await bindings.addBytes('t1', 6, 10, expiresAt)).toBe(false);
+    expect(await bindings.giveBack('t1', 'other')).toBe(false);
+    expect(await bindings.giveBack('t1', 'g1')).toBe(true);
+    expect(await bindings.giveBack('t1', 'g1')).toBe(false);
+    expect(await bindings.members('t1')).toEqual([]);
+    expect(await bindings.addBytes('t1', 10, 10, expiresAt)).toBe(true);
+  });
 });
 
 describe('RFC 6750 challenges', () => {
