@@ -323,7 +323,7 @@ describe('upload tokens minted for one browser upload', () => {
     expect(over.status).toBe(413);
   });
 
-  it("gives an upload token back the bytes of its partials that ended unjoined: a new partial fits again", async () => {
+  it('gives an upload token back the bytes of its partials that ended unjoined: a new partial fits again', async () => {
     const { token } = await mintUploadToken({ secret: SECRET, tenant: tokenTenant, maxBytes: 2 * MiB, expiresIn: '5m' });
     const partial = (length: number) =>
       tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Concat': 'partial', 'Upload-Length': String(length) });
