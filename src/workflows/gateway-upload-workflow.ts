@@ -108,6 +108,7 @@ import {
   releasePartialSignal,
   recordChunkUpdate,
   recordPartUpdate,
+  waitUntilMergedUpdate,
   waitUntilOpenUpdate,
   waitUntilStoredUpdate,
 } from '../upload/gateway-upload-messages';
@@ -263,6 +264,17 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   }));
   setHandler(waitUntilOpenUpdate, async () => {
     await condition(() => state.multipartUploadId !== undefined || state.outcome !== 'running');
+    return snapshot();
+  });
+  // A finishing request answers once the object is merged (the pivot): what follows only goes
+  // forward. A run that hands over before every byte arrived lets it go first (it waits for the end then).
+  setHandler(waitUntilMergedUpdate, async () => {
+    await condition(
+      () =>
+        state.merged === true ||
+        state.outcome !== 'running' ||
+        (!received() && (updatesThisRun >= updatesPerRun || workflowInfo().continueAsNewSuggested)),
+    );
     return snapshot();
   });
   setHandler(
@@ -611,6 +623,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         });
       }
       const merged = await saga.run('merge', [mergeInput], { summary: `complete s3://${bucket}/${key}` });
+      // The pivot: the object exists from here on (waitUntilMerged answers).
+      state.merged = true;
       if (final) {
         await saga.runInWorkflow(
           'settle-partials',
