@@ -731,7 +731,10 @@ async function main(names: string[]): Promise<void> {
       // Gateway uploads through an in-process HTTP gateway on the main queue (scripts/gateway-upload-histories.ts).
       const t0 = Date.now();
       const workflowId = await scenario.run({ client, s3, taskQueue: MAIN_QUEUE, webhookUrl: webhooks.url('/client') });
-      const state = await client.workflow.getHandle(workflowId).query<{ outcome: string }>(WIRE_NAMES.gatewayUploadStateQuery);
+      // A finishing PATCH answers once the object is merged: the saga may still run its last steps.
+      const handle = client.workflow.getHandle(workflowId);
+      await client.withDeadline(Date.now() + 60_000, () => handle.result()).catch(() => undefined);
+      const state = await handle.query<{ outcome: string }>(WIRE_NAMES.gatewayUploadStateQuery);
       if (state.outcome !== scenario.outcome)
         throw new Error(`scenario ${scenario.name} ended ${state.outcome}, expected ${scenario.outcome}; nothing written`);
       const events = await writeHistory(scenario.name, await fetchHistory(client, workflowId));

@@ -162,6 +162,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked when a paused gateway upload first holds in receive-parts: it holds (with a timer up to its expiry when its clock runs) and, when its clock stops, moves its expiry on at resume; no earlier run was ever paused.',
   },
+  gatewayConcurrentCreation: {
+    id: 'gateway-concurrent-creation',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'a gateway upload that reserves at creation runs reserve-space and open-multipart at once (both local, waiting for both before going on or compensating); earlier runs ran them one after the other.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -192,6 +199,8 @@ export const GATEWAY_LOCAL_STEPS_PATCH = WORKFLOW_PATCHES.gatewayLocalSteps.id;
 export const GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH = WORKFLOW_PATCHES.gatewayLocalStepsWithdrawn.id;
 /** @see WORKFLOW_PATCHES.gatewayLocalOpenMultipart */
 export const GATEWAY_LOCAL_OPEN_MULTIPART_PATCH = WORKFLOW_PATCHES.gatewayLocalOpenMultipart.id;
+/** @see WORKFLOW_PATCHES.gatewayConcurrentCreation */
+export const GATEWAY_CONCURRENT_CREATION_PATCH = WORKFLOW_PATCHES.gatewayConcurrentCreation.id;
 /** @see WORKFLOW_PATCHES.batchFinishNotCancellable */
 export const BATCH_FINISH_NOT_CANCELLABLE_PATCH = WORKFLOW_PATCHES.batchFinishNotCancellable.id;
 /** @see WORKFLOW_PATCHES.batchListsFailedChunkFiles */

@@ -350,11 +350,21 @@ describe('the replay guard', () => {
 
     // gateway-local-open-multipart: creation's open-multipart local, the steps after the bytes regular
     // (re-run in a retried workflow task, a local verify or merge broke what the run had reported).
-    const openLocal = loadHistory('client-upload-tus.json');
+    const openLocal = loadHistory('client-upload-tus-before-concurrent-creation.json');
     expect(patchIds(openLocal)).toContain('gateway-local-open-multipart');
     expect(patchIds(openLocal)).not.toContain('gateway-local-steps');
+    expect(patchIds(openLocal)).not.toContain('gateway-concurrent-creation');
     expect(activityTypes(openLocal)).toEqual(['verifyClientUpload', 'completeUpload', 'cleanupUpload']);
     expect(localActivities(openLocal)).toEqual(['reserveSpace', 'openMultipartUpload', 'commitReservation', 'notify']);
+
+    // gateway-concurrent-creation: reserve-space and open-multipart at once, in the creation's task
+    // (their markers in the order they finished).
+    const concurrent = loadHistory('client-upload-tus.json');
+    expect(patchIds(concurrent)).toEqual(expect.arrayContaining(['gateway-local-open-multipart', 'gateway-concurrent-creation']));
+    expect(activityTypes(concurrent)).toEqual(['verifyClientUpload', 'completeUpload', 'cleanupUpload']);
+    const [first, second, ...rest] = localActivities(concurrent);
+    expect([first, second].sort()).toEqual(['openMultipartUpload', 'reserveSpace']);
+    expect(rest).toEqual(['commitReservation', 'notify']);
   });
 
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {

@@ -177,7 +177,8 @@ export class GatewayUploadStore extends DataStore {
     const concat = context.uploadsPath !== undefined ? uploadConcatHeader(state, context.uploadsPath) : undefined;
     if (concat !== undefined) context.setHeader('Upload-Concat', concat);
     if (context.method === 'PATCH' && state.concat?.kind === 'final') throw new FinalUploadNotWritableError(id);
-    if (state.outcome === 'running') context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
+    // A merged upload no longer expires (its finishing PATCH was answered; the saga completes forward).
+    if (state.outcome === 'running' && !state.merged) context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
     // What the client sent, as it sent it; uploads created before the header was kept show what the saga stores.
     const metadata: Record<string, string | null> =
       state.tusMetadata !== undefined
@@ -283,7 +284,17 @@ export class GatewayUploadStore extends DataStore {
     const context = currentContext();
     this.states.forget(context.tenant, id);
     // 404 / 410 for an upload that is unknown, or ended without its object (or terminated before).
-    const state = await this.options.uploads.get(context.tenant, id);
+    let state = await this.options.uploads.get(context.tenant, id);
+    // Merged, its saga still running the steps after the pivot (the finishing PATCH was answered):
+    // it completes forward, a cancellation would be ignored; its object is deleted once it ended.
+    if (state.outcome === 'running' && state.merged) {
+      state = await this.options.uploads.waitForEnd(context.tenant, id, 30_000, state);
+      if (state.outcome === 'running')
+        throw new UploadConflictError(
+          `upload ${id} is merged and still completing (${state.phase}); send the DELETE again later`,
+          state.offset,
+        );
+    }
     if (state.outcome === 'completed') await this.options.uploads.deleteStored(context.tenant, id);
     else await this.options.uploads.cancel(context.tenant, id);
   }

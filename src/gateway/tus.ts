@@ -16,8 +16,13 @@
  * in fastify with the body left unread (an encapsulated catch-all content-type parser that does
  * nothing), so @tus/server streams it. The authenticated tenant reaches the store through an
  * AsyncLocalStorage; upload locks are keyed by tenant and id (a Redis locker across replicas).
- * Gateway errors become tus answers in `onResponseError`. A finishing PATCH waits (up to
- * `finishWaitMs`) until the saga merged the object, so a client told "done" finds it in S3.
+ * Gateway errors become tus answers in `onResponseError`. A finishing PATCH (or the draft's, or a
+ * creation-with-upload that carries every byte) waits (up to `finishWaitMs`) until the saga merged
+ * the object — its pivot — so a client told "done" finds it in S3; it does not wait for the steps
+ * after the merge (delete-staged, commit-quota, notify), which only go forward and are retried.
+ * Invariant: a 204 after that wait means the object is in S3 (state `merged`, or `completed`) —
+ * unless the wait ran out, when it answers with the saga still running (the merge goes on, as
+ * before) — and whatever is read afterwards (HEAD: the final offset, no failure) is as far along.
  */
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -68,7 +73,8 @@ export interface TusPluginOptions {
   path?: string;
   /**
    * How long the PATCH that sends the last byte waits for the saga to verify and merge before it
-   * answers (it answers 204 anyway afterwards; the merge goes on).
+   * answers (it answers 204 anyway afterwards; the merge goes on). It answers as soon as the merge
+   * completed, not when the saga ended.
    * @default 60000
    */
   finishWaitMs?: number;
@@ -184,9 +190,10 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       const partial = context().concat === 'partial' || context().state?.concat?.kind === 'partial';
       const state = partial
         ? await options.uploads.waitUntilStored(context().tenant, upload.id, finishWaitMs)
-        : await options.uploads.waitForEnd(context().tenant, upload.id, finishWaitMs, context().state);
-      // A partial is not an upload of the tenant's: its final is counted once it ends.
-      if (!partial) options.onUploadEnded?.(context().tenant, state.outcome);
+        : await options.uploads.waitUntilMerged(context().tenant, upload.id, finishWaitMs, context().state);
+      // A partial is not an upload of the tenant's: its final is counted once it ends. A merged
+      // upload counts as completed: past its pivot it completes forward.
+      if (!partial) options.onUploadEnded?.(context().tenant, state.merged ? 'completed' : state.outcome);
       if (state.outcome === 'completed' || state.outcome === 'running') return {};
       throw new UploadNotStoredError(
         `the upload was received but not stored (${state.outcome})${state.failure ? `: ${state.failure.cause.type}: ${state.failure.cause.message}` : ''}`,

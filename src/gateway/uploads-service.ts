@@ -72,6 +72,7 @@ import {
   declareLengthUpdate,
   recordChunkUpdate,
   recordPartUpdate,
+  waitUntilMergedUpdate,
   waitUntilOpenUpdate,
   waitUntilStoredUpdate,
   claimPartialUpdate,
@@ -698,6 +699,32 @@ export class UploadsService {
       if (storedOrEnded(state) || Date.now() >= deadline) return this.changed(state);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+  }
+
+  /**
+   * tus: waits up to `timeoutMs` until the upload's object is merged (the saga's pivot: from then
+   * on the upload completes forward, state `merged`) or the upload ended, then returns its state.
+   * What a finishing request answers on: a client told "done" finds the object in S3 while
+   * delete-staged, commit-quota and notify still run. A worker that does not know the update (an
+   * earlier version during a rolling deploy), a run that ended or handed over under it, or a
+   * state without `merged`: the wait is {@link waitForEnd}'s, as before the update existed. Once
+   * answered merged, the end is still waited for in the background (within the same `timeoutMs`),
+   * so observers (the progress stream) learn it as promptly as before.
+   */
+  async waitUntilMerged(tenant: string, uploadId: string, timeoutMs: number, last?: GatewayUploadState): Promise<GatewayUploadState> {
+    const deadline = Date.now() + timeoutMs;
+    let state: GatewayUploadState | undefined;
+    try {
+      state = await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilMergedUpdate));
+    } catch {
+      // Unknown to the worker, the run ended or handed over under it, or not answered in time: wait for the end.
+    }
+    if (state && state.outcome !== 'running') return this.changed(state);
+    if (state?.merged) {
+      void this.waitForEnd(tenant, uploadId, Math.max(0, deadline - Date.now()), state).catch(() => undefined);
+      return this.changed(state);
+    }
+    return this.waitForEnd(tenant, uploadId, Math.max(0, deadline - Date.now()), last);
   }
 
   /**

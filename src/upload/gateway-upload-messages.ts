@@ -47,6 +47,14 @@ export const claimPartialUpdate = defineUpdate<GatewayUploadState, [{ finalUploa
  * so runs that never receive it replay unchanged.
  */
 export const waitUntilStoredUpdate = defineUpdate<GatewayUploadState>('waitUntilStored');
+/**
+ * tus: answers once the merge (the saga's pivot) completed — the object exists and only forward
+ * steps remain (state `merged`) — or the upload ended, or its run is about to continue as new
+ * before all its bytes arrived (the caller then waits for the end instead). What a finishing
+ * request waits for. No command, so runs that never receive it replay unchanged; a worker of an
+ * earlier version rejects it as unknown (no history either).
+ */
+export const waitUntilMergedUpdate = defineUpdate<GatewayUploadState>('waitUntilMerged');
 /** tus concatenation: the final merged; the partial commits its reservation and deletes its object. */
 export const partialJoinedSignal = defineSignal<[{ finalUploadId: string }]>('partialJoined');
 /** tus concatenation: the final ended without an object; the partial waits for a claim again (until its expiry). */

@@ -213,6 +213,13 @@ export interface GatewayUploadState {
   expiresAt: number;
   /** Runs so far (continue-as-new). */
   runs: number;
+  /**
+   * Set once the merge (the pivot) completed: the object is in S3 and no compensation removes it;
+   * the steps after it (delete-staged, commit-quota, settle-partials, notify) only go forward, so
+   * the upload completes (outcome `completed`) unless its workflow is terminated. Absent before,
+   * for a partial (concatenation), and in states of workers of earlier versions.
+   */
+  merged?: true;
   /** Once completed. */
   result?: UploadResult;
   /** Once failed, compensated, expired or cancelled. */

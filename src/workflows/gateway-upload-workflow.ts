@@ -36,6 +36,7 @@
  */
 import { requireMultipartUploadId } from '../upload/wire-names';
 import {
+  GATEWAY_CONCURRENT_CREATION_PATCH,
   GATEWAY_LOCAL_OPEN_MULTIPART_PATCH,
   GATEWAY_PAUSE_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
@@ -108,6 +109,7 @@ import {
   releasePartialSignal,
   recordChunkUpdate,
   recordPartUpdate,
+  waitUntilMergedUpdate,
   waitUntilOpenUpdate,
   waitUntilStoredUpdate,
 } from '../upload/gateway-upload-messages';
@@ -263,6 +265,17 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   }));
   setHandler(waitUntilOpenUpdate, async () => {
     await condition(() => state.multipartUploadId !== undefined || state.outcome !== 'running');
+    return snapshot();
+  });
+  // A finishing request answers once the object is merged (the pivot): what follows only goes
+  // forward. A run that hands over before every byte arrived lets it go first (it waits for the end then).
+  setHandler(waitUntilMergedUpdate, async () => {
+    await condition(
+      () =>
+        state.merged === true ||
+        state.outcome !== 'running' ||
+        (!received() && (updatesThisRun >= updatesPerRun || workflowInfo().continueAsNewSuggested)),
+    );
     return snapshot();
   });
   setHandler(
@@ -427,36 +440,56 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         });
       } else {
         // A final reserves nothing: its partials hold the reservations and commit them once it merged.
-        if (input.length !== undefined && !final) await reserve(input.length);
-        else if (deferredLength && patched(TUS_DEFERRED_LENGTH_PATCH)) await reserve(input.maxLength);
-        const openedAt = Date.now();
-        const opened = await saga.run(
-          'open-multipart',
-          [
+        const reserveBytes =
+          input.length !== undefined && !final
+            ? input.length
+            : deferredLength && patched(TUS_DEFERRED_LENGTH_PATCH)
+              ? input.maxLength
+              : undefined;
+        const open = () => {
+          const openedAt = Date.now();
+          return saga.run(
+            'open-multipart',
+            [
+              {
+                bucket,
+                key,
+                contentType: input.contentType,
+                metadata: input.metadata,
+                ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
+              },
+            ],
             {
-              bucket,
-              key,
-              contentType: input.contentType,
-              metadata: input.metadata,
-              ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
+              summary: `open the multipart upload of s3://${bucket}/${key}`,
+              compensateWith: (outcome) =>
+                outcome.status === 'completed'
+                  ? [
+                      {
+                        bucket,
+                        key,
+                        multipartUploadId: requireMultipartUploadId(outcome.result, 'openMultipartUpload result'),
+                        stagingPrefix,
+                      },
+                    ]
+                  : // The answer was lost: abort whatever this step may have created for the key.
+                    [{ bucket, key, initiatedAfterMs: openedAt - 5_000, stagingPrefix }],
             },
-          ],
-          {
-            summary: `open the multipart upload of s3://${bucket}/${key}`,
-            compensateWith: (outcome) =>
-              outcome.status === 'completed'
-                ? [
-                    {
-                      bucket,
-                      key,
-                      multipartUploadId: requireMultipartUploadId(outcome.result, 'openMultipartUpload result'),
-                      stagingPrefix,
-                    },
-                  ]
-                : // The answer was lost: abort whatever this step may have created for the key.
-                  [{ bucket, key, initiatedAfterMs: openedAt - 5_000, stagingPrefix }],
-          },
-        );
+          );
+        };
+        let opened: Awaited<ReturnType<typeof open>>;
+        if (reserveBytes !== undefined && patched(GATEWAY_CONCURRENT_CREATION_PATCH)) {
+          // Both at once, in the creation's workflow task: neither needs the other's result. Both are
+          // awaited before going on or failing, so the compensations (release, abort) meet finished
+          // steps: an abort never races the create it undoes. A refused reservation (413) thus also
+          // opened, and aborts, a multipart upload.
+          const [reserved, openedOrNot] = await Promise.allSettled([reserve(reserveBytes), open()]);
+          if (reserved.status === 'rejected') throw reserved.reason;
+          if (openedOrNot.status === 'rejected') throw openedOrNot.reason;
+          opened = openedOrNot.value;
+        } else {
+          if (reserveBytes !== undefined) await reserve(reserveBytes);
+          opened = await open();
+        }
         // Recorded results may name S3's id `uploadId`: read either name (see multipartUploadIdOf).
         state.multipartUploadId = requireMultipartUploadId(opened, 'openMultipartUpload result');
       }
@@ -611,6 +644,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
         });
       }
       const merged = await saga.run('merge', [mergeInput], { summary: `complete s3://${bucket}/${key}` });
+      // The pivot: the object exists from here on (waitUntilMerged answers).
+      state.merged = true;
       if (final) {
         await saga.runInWorkflow(
           'settle-partials',

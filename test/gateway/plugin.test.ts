@@ -57,7 +57,7 @@ describe('uploadGateway mounted under a prefix', () => {
     });
     await run.done;
     expect(run.upload.url).toContain(`${PREFIX}/files/`);
-    const state = await uploads.state(acme.name, idOf(run.upload.url));
+    const state = await uploads.waitForEnd(acme.name, idOf(run.upload.url), 30_000);
     expect(state).toMatchObject({ outcome: 'completed', offset: 6 * MiB });
     expect(await objectSha256(stack.s3, 'uploads', state.key)).toBe(createHash('sha256').update(data).digest('hex'));
   });

@@ -84,7 +84,7 @@ describe('tus creation-defer-length', () => {
     // The client did defer: no length at creation, declared by the PATCH that sends the last bytes.
     expect(sent).toEqual(['POST defer=1', 'PATCH', 'PATCH', 'PATCH', 'PATCH', `PATCH length=${data.length}`]);
     const uploadId = idOf(run.upload.url);
-    const state = await gateway.app.uploads.state(deferring.name, uploadId);
+    const state = await gateway.app.uploads.waitForEnd(deferring.name, uploadId, 30_000);
     expect(state).toMatchObject({ outcome: 'completed', length: data.length, offset: data.length });
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
     await expectNothingLeftBehind(deferring.name, uploadId, state.key);
@@ -134,7 +134,7 @@ describe('tus creation-defer-length', () => {
 
     const last = await tusRequest(url, 'PATCH', { ...raw.auth, 'Upload-Offset': String(6 * MiB) }, data.subarray(6 * MiB));
     expect(last.status, await last.text()).toBe(204);
-    const state = await gateway.app.uploads.state(raw.name, uploadId);
+    const state = await gateway.app.uploads.waitForEnd(raw.name, uploadId, 30_000);
     expect(state).toMatchObject({ outcome: 'completed', length: data.length });
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
     await expectNothingLeftBehind(raw.name, uploadId, state.key);
@@ -157,7 +157,7 @@ describe('tus creation-defer-length', () => {
       'Content-Type': 'application/offset+octet-stream',
     });
     expect([declared.status, declared.headers.get('upload-offset')], await declared.text()).toEqual([204, String(data.length)]);
-    const state = await gateway.app.uploads.state(empty.name, idOf(url));
+    const state = await gateway.app.uploads.waitForEnd(empty.name, idOf(url), 30_000);
     expect(state.outcome).toBe('completed');
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
 
@@ -169,7 +169,7 @@ describe('tus creation-defer-length', () => {
       'Content-Type': 'application/offset+octet-stream',
     });
     expect(ended.status, await ended.text()).toBe(204);
-    const zeroState = await gateway.app.uploads.state(empty.name, idOf(zero));
+    const zeroState = await gateway.app.uploads.waitForEnd(empty.name, idOf(zero), 30_000);
     expect(zeroState).toMatchObject({ outcome: 'completed', length: 0 });
     expect(await objectSha256(stack.s3, BUCKET, zeroState.key)).toBe(sha256(Buffer.alloc(0)));
     await ledgerShows(() => ledger().usage(empty.name), { tenant: empty.name, usedBytes: data.length, reservedBytes: 0, reservations: 0 });

@@ -94,7 +94,7 @@ async function headOffset(url: string): Promise<number> {
 }
 
 async function expectStoredAndClean(uploadId: string, data: Buffer): Promise<void> {
-  const state = await gateway.app.uploads.state(tenant.name, uploadId);
+  const state = await gateway.app.uploads.waitForEnd(tenant.name, uploadId, 30_000);
   expect(state.outcome).toBe('completed');
   expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
   expect(await incompleteUploads(stack.s3, BUCKET, state.key)).toEqual([]);

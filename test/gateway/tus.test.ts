@@ -19,6 +19,7 @@ import { createTusUpload, idOf, startTestGateway, startTus, testRedis, testTenan
 import { STAMP_KEY } from '../../src/upload/object-stamp';
 import { uploadWorkflowId } from '../../src/upload/request';
 import { itStoreIndependent } from '../support/store-independent';
+import type { GatewayUploadState } from '../../src/upload/gateway-upload';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -29,16 +30,19 @@ let replica: TestGateway;
 let webhooks: WebhookReceiver;
 const acme = testTenant('acme');
 const beta = testTenant('beta');
+const slow = testTenant('slow');
 
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   redis = testRedis();
   webhooks = await startWebhookReceiver();
-  const overrides = { tenants: { [acme.name]: { webhookUrl: webhooks.url('/acme') } } };
+  const overrides = {
+    tenants: { [acme.name]: { webhookUrl: webhooks.url('/acme') }, [slow.name]: { webhookUrl: webhooks.url(`/${slow.name}`) } },
+  };
   // Two replicas sharing Redis (locks, rate limits), as behind a load balancer.
-  gateway = await startTestGateway(stack, [acme, beta], { redis, overrides });
-  replica = await startTestGateway(stack, [acme, beta], { redis, overrides });
+  gateway = await startTestGateway(stack, [acme, beta, slow], { redis, overrides });
+  replica = await startTestGateway(stack, [acme, beta, slow], { redis, overrides });
 });
 
 afterAll(async () => {
@@ -77,9 +81,9 @@ describe('tus with tus-js-client', () => {
     });
     await run.done;
 
-    // The PATCH that sent the last byte answered once the object was merged.
+    // The PATCH that sent the last byte answered once the object was merged; the saga ends after it.
     const uploadId = idOf(run.upload.url);
-    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
     expect(state).toMatchObject({
       outcome: 'completed',
       offset: 12 * MiB,
@@ -100,6 +104,56 @@ describe('tus with tus-js-client', () => {
     });
     // HEAD after completion: the full offset, from the finished workflow.
     expect(await headOffset(run.upload.url!, acme.auth)).toBe(12 * MiB);
+  });
+
+  it('answers the finishing PATCH once the object is merged, while the saga still notifies: object byte-exact, HEAD at the end', async () => {
+    // The tenant's webhook receiver holds its answer: the saga waits at notify, after its pivot.
+    let release!: () => void;
+    webhooks.holdUntil.set(`/${slow.name}`, new Promise<void>((resolve) => (release = resolve)));
+    // The states the gateway answered with (published to progress streams), read without a query.
+    const seen: GatewayUploadState[] = [];
+    const stopObserving = gateway.app.uploads.observe((state) => state.tenant === slow.name && seen.push(state));
+    const data = randomBytes(6 * MiB + 123);
+    const run = startTus(data, {
+      endpoint: `${gateway.url}/files`,
+      chunkSize: 4 * MiB,
+      headers: slow.auth,
+      metadata: { filename: 'early.bin' },
+    });
+    let uploadId: string;
+    try {
+      await run.done;
+      uploadId = idOf(run.upload.url);
+      // Answered while the workflow runs on (Temporal's own view, no worker involved)…
+      const { status } = await stack.client.workflow.getHandle(uploadWorkflowId(slow.name, uploadId)).describe();
+      expect(status.name).toBe('RUNNING');
+      // …from a state that says merged, every byte recorded, nothing failed.
+      const answered = seen.filter((s) => s.uploadId === uploadId).pop();
+      expect(answered).toMatchObject({ outcome: 'running', merged: true, offset: data.length, length: data.length });
+      expect(answered?.failure).toBeUndefined();
+      // A client told "done" finds the object in S3, byte for byte, at that moment.
+      expect(await objectSha256(stack.s3, BUCKET, answered!.key)).toBe(sha256(data));
+      // HEAD on the other replica: the final offset, no expiry any more. (notify runs as a local
+      // activity: the query behind HEAD waits for the workflow task's heartbeat while it is held.)
+      const head = await tusRequest(new URL(new URL(run.upload.url!).pathname, replica.url).toString(), 'HEAD', slow.auth);
+      expect(head.status).toBe(200);
+      expect(Number(head.headers.get('upload-offset'))).toBe(data.length);
+      expect(Number(head.headers.get('upload-length'))).toBe(data.length);
+      expect(head.headers.get('upload-expires')).toBeNull();
+      expect((await stack.client.workflow.getHandle(uploadWorkflowId(slow.name, uploadId)).describe()).status.name, 'still notifying').toBe(
+        'RUNNING',
+      );
+    } finally {
+      release();
+    }
+    const ended = await gateway.app.uploads.waitForEnd(slow.name, uploadId, 30_000);
+    expect(ended).toMatchObject({ outcome: 'completed', phase: 'done', offset: data.length });
+    expect(ended.result).toMatchObject({ size: data.length, notification: { status: 'delivered' } });
+    // The gateway waited for the end in the background and published it.
+    await expect.poll(() => seen.filter((s) => s.uploadId === uploadId).pop()?.outcome).toBe('completed');
+    stopObserving();
+    await expectNothingLeftBehind(slow.name, uploadId, ended.key);
+    await expect.poll(() => ledger().reservation(slow.name, uploadId), { timeout: 10_000 }).toEqual({ status: 'committed' });
   });
 
   it('resumes with a new client from the offset HEAD reports after the connection died mid-PATCH', async () => {
@@ -131,7 +185,7 @@ describe('tus with tus-js-client', () => {
     let resent = 0;
     const second = startTus(data, { uploadUrl: url, headers: acme.auth, onProgress: (sent) => (resent = sent) });
     await second.done;
-    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
     expect(state.outcome).toBe('completed');
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
     await expectNothingLeftBehind(acme.name, uploadId, state.key);
@@ -154,7 +208,7 @@ describe('tus with tus-js-client', () => {
           uploadDataDuringCreation: true,
         });
         await run.done;
-        const state = await small.app.uploads.state(acme.name, idOf(run.upload.url));
+        const state = await small.app.uploads.waitForEnd(acme.name, idOf(run.upload.url), 30_000);
         expect(state.outcome).toBe('completed');
         expect(state.runs).toBeGreaterThanOrEqual(3);
         expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
@@ -180,7 +234,7 @@ describe('tus across replicas', () => {
       offset = Number(response.headers.get('upload-offset'));
       if (offset < data.length) expect(await headOffset(`${(i % 2 === 0 ? replica : gateway).url}${path}`, acme.auth)).toBe(offset);
     }
-    const state = await replica.app.uploads.state(acme.name, idOf(url));
+    const state = await replica.app.uploads.waitForEnd(acme.name, idOf(url), 30_000);
     expect(state.outcome).toBe('completed');
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
     await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
@@ -214,7 +268,7 @@ describe('tus across replicas', () => {
         const response = await patch(target, from, data.subarray(from, from + MiB));
         expect(response.status, await response.text()).toBe(204);
       }
-      const state = await gateway.app.uploads.state(acme.name, idOf(url));
+      const state = await gateway.app.uploads.waitForEnd(acme.name, idOf(url), 30_000);
       expect(state.outcome).toBe('completed');
       expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
       await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
@@ -277,7 +331,7 @@ describe('tus: where a PATCH starts', () => {
             expect(Number(response.headers.get('upload-offset'))).toBe(to);
           }
           expect(queries.count, `queries for ${patches.length} PATCHes`).toBe(queriesPerPatch * patches.length);
-          const state = await target.app.uploads.state(acme.name, idOf(url));
+          const state = await target.app.uploads.waitForEnd(acme.name, idOf(url), 30_000);
           expect(state.outcome).toBe('completed');
           expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
           await expectNothingLeftBehind(acme.name, state.uploadId, state.key);
@@ -361,7 +415,7 @@ describe('tus protocol errors', () => {
         data.subarray(MiB),
       );
       expect(last.status).toBe(204);
-      const state = await gateway.app.uploads.state(acme.name, idOf(url));
+      const state = await gateway.app.uploads.waitForEnd(acme.name, idOf(url), 30_000);
       expect(state.outcome).toBe('completed');
       expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
     },
@@ -450,7 +504,7 @@ describe('uploads that end without an object leave nothing behind', () => {
       const url = await createTusUpload(own, tenant, data.length, 'finished.bin');
       expect((await tusRequest(url, 'PATCH', { ...tenant.auth, 'Upload-Offset': '0' }, data)).status).toBe(204);
       const uploadId = idOf(url);
-      const stored = await own.app.uploads.state(tenant.name, uploadId);
+      const stored = await own.app.uploads.waitForEnd(tenant.name, uploadId, 30_000);
       expect(stored.outcome).toBe('completed');
       expect(await objectSha256(stack.s3, BUCKET, stored.key)).toBe(sha256(data));
       await expect.poll(async () => (await ledger().usage(tenant.name)).usedBytes, { timeout: 15_000 }).toBe(data.length);
@@ -464,6 +518,42 @@ describe('uploads that end without an object leave nothing behind', () => {
     } finally {
       await own.close();
     }
+  });
+
+  it('a DELETE right after the finishing PATCH (merged, the saga still notifying) waits for its end, then deletes the object', async () => {
+    let release!: () => void;
+    webhooks.holdUntil.set(`/${slow.name}`, new Promise<void>((resolve) => (release = resolve)));
+    const data = randomBytes(MiB + 5);
+    const url = await createTusUpload(gateway, slow, data.length, 'deleted-early.bin');
+    const uploadId = idOf(url);
+    // The DELETE reads the upload merged and running; only then may the saga go on to its end.
+    const uploads = gateway.app.uploads;
+    const get = uploads.get.bind(uploads);
+    let readMerged: GatewayUploadState | undefined;
+    uploads.get = async (...args: Parameters<typeof uploads.get>) => {
+      const state = await get(...args);
+      if (state.uploadId === uploadId && state.merged && state.outcome === 'running') {
+        readMerged = state;
+        setTimeout(release, 200);
+      }
+      return state;
+    };
+    try {
+      expect((await tusRequest(url, 'PATCH', { ...slow.auth, 'Upload-Offset': '0' }, data)).status).toBe(204);
+      const handle = stack.client.workflow.getHandle(uploadWorkflowId(slow.name, uploadId));
+      expect((await handle.describe()).status.name, 'answered before the saga ended').toBe('RUNNING');
+      // Not cancelled (after the pivot a cancellation is ignored and the object would stay): deleted once completed.
+      expect((await tusRequest(url, 'DELETE', slow.auth)).status).toBe(204);
+    } finally {
+      uploads.get = get;
+      release();
+    }
+    expect(readMerged, 'the DELETE met the upload merged, its saga running').toBeDefined();
+    expect((await gateway.app.uploads.state(slow.name, uploadId)).outcome).toBe('completed');
+    await expect(stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: readMerged!.key }))).rejects.toMatchObject({
+      name: 'NotFound',
+    });
+    expect((await tusRequest(url, 'HEAD', slow.auth)).status).toBe(410);
   });
 
   it('refuses to merge when a part in S3 is not what the gateway sent (replaced behind its back): 422, compensated', async () => {

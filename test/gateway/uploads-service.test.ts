@@ -21,6 +21,8 @@ import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
+import { uploadWorkflowId } from '../../src/upload/request';
+import { gatewayUploadSagaStateQuery } from '../../src/upload/gateway-upload-messages';
 
 const BUCKET = 'uploads';
 const acme = uniqueId('acme');
@@ -106,10 +108,24 @@ describe('presigned uploads through the uploads service', () => {
     expect((await ledger().usage(acme)).reservedBytes).toBe(before - 8 * MiB);
   });
 
-  it('answers 413 when the tenant’s quota cannot hold the declared length', async () => {
-    const err = await uploads.create({ tenant: tight, mode: 'presigned', length: 2 * MiB }).catch((e: unknown) => e);
+  it('answers 413 when the tenant’s quota cannot hold the declared length; the multipart upload opened meanwhile is aborted', async () => {
+    const uploadId = uniqueId('refused');
+    const err = await uploads.create({ tenant: tight, mode: 'presigned', length: 2 * MiB, uploadId }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UploadTooLargeError);
     expect((err as Error).message).toMatch(/has not enough quota left: .*the upload needs 2097152/);
+    // reserve-space and open-multipart ran at once (patch gateway-concurrent-creation): the refusal
+    // is answered after the compensations, which left no multipart upload and no reservation.
+    const state = await uploads.state(tight, uploadId);
+    expect(state.outcome).toBe('compensated');
+    const saga = await stack.client.workflow.getHandle(uploadWorkflowId(tight, uploadId)).query(gatewayUploadSagaStateQuery);
+    expect(saga.compensations).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ step: 'open-multipart', status: 'compensated' }),
+        expect.objectContaining({ step: 'reserve-space', status: 'compensated' }),
+      ]),
+    );
+    expect(await incompleteUploads(stack.s3, BUCKET, state.key)).toEqual([]);
+    expect(await ledger().reservation(tight, uploadId)).toMatchObject({ status: expect.stringMatching(/^(released|unknown)$/) });
   });
 });
 

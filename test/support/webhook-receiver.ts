@@ -17,12 +17,15 @@ export interface WebhookReceiver {
   received: ReceivedWebhook[];
   /** Status to answer per path (default 204). */
   respondWith: Map<string, number>;
+  /** Per path: the answer waits until this settles (a slow receiver); the request is recorded on arrival. */
+  holdUntil: Map<string, Promise<unknown>>;
   close(): Promise<void>;
 }
 
 export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const received: ReceivedWebhook[] = [];
   const respondWith = new Map<string, number>();
+  const holdUntil = new Map<string, Promise<unknown>>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -36,8 +39,13 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         // recorded as-is
       }
       received.push({ path, headers: req.headers, body, json });
-      res.statusCode = respondWith.get(path) ?? 204;
-      res.end();
+      const answer = () => {
+        res.statusCode = respondWith.get(path) ?? 204;
+        res.end();
+      };
+      const held = holdUntil.get(path);
+      if (held) void held.then(answer, answer);
+      else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -46,6 +54,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     url: (path = '/hook') => `http://127.0.0.1:${port}${path}`,
     received,
     respondWith,
+    holdUntil,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

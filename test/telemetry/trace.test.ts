@@ -137,7 +137,8 @@ describe('one trace per upload, read back from Jaeger', () => {
     });
     await run.done;
     const uploadId = idOf(run.upload.url);
-    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    // The finishing PATCH answers at the merge: the webhook follows before the saga ends.
+    const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
     expect(state.outcome).toBe('completed');
 
     const hook = webhooks.received.find((w) => w.json.uploadId === uploadId);
