@@ -162,6 +162,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked when a paused gateway upload first holds in receive-parts: it holds (with a timer up to its expiry when its clock runs) and, when its clock stops, moves its expiry on at resume; no earlier run was ever paused.',
   },
+  gatewayTailParts: {
+    id: 'gateway-tail-parts',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      "asked once at the start of a tus run: the run takes parts of varying size (a PATCH folds the remainder at its end into its last part), keeps the bytes its parts cover (`partsBytes`) in its state and carry, and verify checks the parts' sum instead of each size; earlier runs keep equal parts.",
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -204,3 +211,5 @@ export const BATCH_PAUSE_PATCH = WORKFLOW_PATCHES.batchPause.id;
 export const TUS_CONCAT_SIGNALS_AT_ONCE_PATCH = WORKFLOW_PATCHES.tusConcatSignalsAtOnce.id;
 /** @see WORKFLOW_PATCHES.gatewayPause */
 export const GATEWAY_PAUSE_PATCH = WORKFLOW_PATCHES.gatewayPause.id;
+/** @see WORKFLOW_PATCHES.gatewayTailParts */
+export const GATEWAY_TAIL_PARTS_PATCH = WORKFLOW_PATCHES.gatewayTailParts.id;

@@ -104,8 +104,8 @@ export interface GatewayConfig {
   /** Size of every tus part but the last, in bytes. @default 5 MiB */
   partSize: number;
   /**
-   * Parts one tus PATCH sends to S3 at once; a PATCH holds at most (tusPartsInFlight + 1) × partSize
-   * of body in memory.
+   * Parts one tus PATCH sends to S3 at once; a PATCH holds at most (tusPartsInFlight + 1) ×
+   * (partSize + 5 MiB) of body in memory (part buffers have room for a folded remainder).
    * @default DEFAULT_TUS_PARTS_IN_FLIGHT (4)
    */
   tusPartsInFlight: number;

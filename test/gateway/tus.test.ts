@@ -102,6 +102,74 @@ describe('tus with tus-js-client', () => {
     expect(await headOffset(run.upload.url!, acme.auth)).toBe(12 * MiB);
   });
 
+  /**
+   * Uploads `data` with tus-js-client in PATCHes of `chunkSize` (chunked bodies, as on Node); after
+   * each PATCH, what is staged: in the workflow's state and under the staging prefix in S3.
+   */
+  async function uploadInChunks(data: Buffer, chunkSize: number, filename: string) {
+    const stagedAfter: { staged: number; objects: number }[] = [];
+    let uploadId = '';
+    const run = startTus(data, {
+      endpoint: `${gateway.url}/files`,
+      chunkSize,
+      headers: acme.auth,
+      metadata: { filename },
+      onAfterResponse: async (request) => {
+        if (request.getMethod() !== 'PATCH') return;
+        uploadId = idOf(request.getURL());
+        const state = await gateway.app.uploads.state(acme.name, uploadId);
+        const objects = await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId));
+        stagedAfter.push({ staged: state.staged.length, objects: objects.length });
+      },
+    });
+    await run.done;
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    return { state, stagedAfter };
+  }
+
+  it('sends the remainder of an 8 MiB PATCH inside its last part (parts of varying size): nothing staged, byte-identical', async () => {
+    // 19 MiB in 8 MiB PATCHes: parts of 8, 8 and 3 MiB (5 MiB + the 3 MiB remainder folded in).
+    const { state, stagedAfter } = await uploadInChunks(randomBytes(19 * MiB), 8 * MiB, 'eight.bin');
+    expect(stagedAfter).toEqual(Array(3).fill({ staged: 0, objects: 0 }));
+    expect(state).toMatchObject({ outcome: 'completed', offset: 19 * MiB, partsCompleted: 3, partsBytes: 19 * MiB });
+    expect(state.result).toMatchObject({ size: 19 * MiB, partCount: 3 });
+  });
+
+  it('cuts PATCHes without a remainder into parts of the part size as before: 10 MiB PATCHes, two 5 MiB parts each', async () => {
+    const { state, stagedAfter } = await uploadInChunks(randomBytes(20 * MiB), 10 * MiB, 'ten.bin');
+    expect(stagedAfter).toEqual(Array(2).fill({ staged: 0, objects: 0 }));
+    expect(state).toMatchObject({ outcome: 'completed', offset: 20 * MiB, partsCompleted: 4 });
+    expect(state.result).toMatchObject({ size: 20 * MiB, partCount: 4 });
+  });
+
+  it("stages a PATCH smaller than a part, and folds it and the next PATCH's remainder into that PATCH's parts", async () => {
+    const data = randomBytes(12 * MiB);
+    const url = await createTusUpload(gateway, acme, data.length);
+    const uploadId = idOf(url);
+    const patch = async (from: number, to: number) => {
+      const response = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(from) }, data.subarray(from, to));
+      expect(response.status, await response.text()).toBe(204);
+      return gateway.app.uploads.state(acme.name, uploadId);
+    };
+    // 2 MiB: smaller than a part, staged as before.
+    expect(await patch(0, 2 * MiB)).toMatchObject({
+      offset: 2 * MiB,
+      partsCompleted: 0,
+      partsBytes: 0,
+      staged: [{ start: 0, end: 2 * MiB }],
+    });
+    // 9 MiB: the staged 2 MiB read back + 3 MiB make part 1; 5 MiB make part 2, and the last 1 MiB is folded into it.
+    expect(await patch(2 * MiB, 11 * MiB)).toMatchObject({ offset: 11 * MiB, partsCompleted: 2, partsBytes: 11 * MiB, staged: [] });
+    // The last MiB: the upload's last part, on its own.
+    expect(await patch(11 * MiB, 12 * MiB)).toMatchObject({ outcome: 'completed', offset: 12 * MiB, partsCompleted: 3 });
+    const state = await gateway.app.uploads.state(acme.name, uploadId);
+    expect(state.result).toMatchObject({ size: 12 * MiB, partCount: 3 });
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+  });
+
   it('resumes with a new client from the offset HEAD reports after the connection died mid-PATCH', async () => {
     const data = randomBytes(12 * MiB);
     const gatewayPort = Number(new URL(gateway.url).port);

@@ -208,7 +208,7 @@ describe('gateway configuration', () => {
   it('reads the caps on bodies received at once and the idle timeout, and states the memory bound they give', () => {
     const defaults = loadGatewayConfig({});
     expect(defaults).toMatchObject({ maxBodyStreams: 16, bodyIdleTimeoutMs: 30_000, defaults: { maxBodyStreams: 8 } });
-    // 16 × (4 parts in flight + the part received) × 5 MiB + 128 MiB for buffers not yet collected.
+    // 16 × (4 parts in flight + the part received) × (5 MiB + 5 MiB for a folded remainder) + 128 MiB for buffers not yet collected.
     expect(
       bodyStreamMemoryBound({
         bodyStreams: defaults.maxBodyStreams,
@@ -216,10 +216,10 @@ describe('gateway configuration', () => {
         partsInFlight: defaults.tusPartsInFlight,
       }),
     ).toEqual({
-      perStreamBytes: 25 * MiB,
-      totalBytes: 16 * 25 * MiB + 128 * MiB,
+      perStreamBytes: 50 * MiB,
+      totalBytes: 16 * 50 * MiB + 128 * MiB,
     });
-    expect(bodyStreamMemoryBound({ bodyStreams: 10, partSize: 8 * MiB, partsInFlight: 1 }).perStreamBytes).toBe(16 * MiB);
+    expect(bodyStreamMemoryBound({ bodyStreams: 10, partSize: 8 * MiB, partsInFlight: 1 }).perStreamBytes).toBe(26 * MiB);
     const config = loadGatewayConfig({
       UPLOAD_SAGA_GATEWAY_BODY_STREAMS: '100',
       UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: '4',
