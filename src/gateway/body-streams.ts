@@ -56,6 +56,8 @@ export interface BodyStreamMemoryInputs {
   partSize: number;
   /** Parts one PATCH sends while it receives the next (`tusPartsInFlight`). */
   partsInFlight: number;
+  /** Every part has the part size (`tusEqualParts`): no room for a folded remainder. */
+  equalParts?: boolean;
 }
 
 /**
@@ -64,7 +66,7 @@ export interface BodyStreamMemoryInputs {
  * with room for a folded remainder — plus {@link GC_ALLOWANCE_BYTES}.
  */
 export function bodyStreamMemoryBound(inputs: BodyStreamMemoryInputs): { perStreamBytes: number; totalBytes: number } {
-  const perStreamBytes = (inputs.partsInFlight + 1) * (inputs.partSize + MIN_PART_BYTES);
+  const perStreamBytes = (inputs.partsInFlight + 1) * (inputs.partSize + (inputs.equalParts ? 0 : MIN_PART_BYTES));
   return { perStreamBytes, totalBytes: inputs.bodyStreams * perStreamBytes + GC_ALLOWANCE_BYTES };
 }
 

@@ -74,6 +74,12 @@ export interface ChunkWriterOptions {
    * @default DEFAULT_TUS_PARTS_IN_FLIGHT
    */
   partsInFlight?: number;
+  /**
+   * Cut every part but the last to exactly the part size, even for runs that take parts of varying
+   * size (stores that require equal parts: `UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS`).
+   * @default false
+   */
+  equalParts?: boolean;
 }
 
 /** How one request's writer behaves. */
@@ -177,7 +183,7 @@ export class ChunkWriter {
     this.recordIntervalMs = options.recordIntervalMs ?? 1000;
     this.partsInFlight = Math.max(1, options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT);
     this.buffers = options.buffers ?? new PartBuffers(this.partsInFlight + 1);
-    this.varyingParts = state.partsBytes !== undefined;
+    this.varyingParts = state.partsBytes !== undefined && !options.equalParts;
     this.capacity = this.varyingParts ? state.partSize + MIN_PART_BYTES : state.partSize;
     this.filled = this.stagedBytes();
   }
@@ -521,9 +527,9 @@ export class ChunkWriter {
     const position = { ...this.sent, staged: [...this.sent.staged] };
     const obsolete = this.obsolete;
     this.obsolete = [];
-    // A run of equal parts is told nothing of parts' bytes (partsCompleted × partSize).
+    // A run of equal parts (no `partsBytes` in its state) is told nothing of parts' bytes.
     const { partsBytes, ...equal } = position;
-    const record: ChunkRecord = { from, ...equal, ...(this.varyingParts ? { partsBytes } : {}) };
+    const record: ChunkRecord = { from, ...equal, ...(this.latest.partsBytes !== undefined ? { partsBytes } : {}) };
     this.latest = await this.options.uploads.recordChunk(this.tenant, this.latest.uploadId, record);
     this.committed = position;
     this.lastRecordAt = Date.now();
