@@ -137,6 +137,33 @@ describe('tus with tus-js-client', () => {
     expect(state.result).toMatchObject({ size: 19 * MiB, partCount: 3 });
   });
 
+  it('keeps equal parts with UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS: 8 MiB PATCHes stage their tails as before', async () => {
+    const equal = await startTestGateway(stack, [acme], { redis, overrides: { tusEqualParts: true } });
+    try {
+      const data = randomBytes(19 * MiB);
+      const staged: number[] = [];
+      let uploadId = '';
+      await startTus(data, {
+        endpoint: `${equal.url}/files`,
+        chunkSize: 8 * MiB,
+        headers: acme.auth,
+        onAfterResponse: async (request) => {
+          if (request.getMethod() !== 'PATCH') return;
+          uploadId = idOf(request.getURL());
+          staged.push((await equal.app.uploads.state(acme.name, uploadId)).staged.length);
+        },
+      }).done;
+      expect(staged).toEqual([1, 1, 0]);
+      const state = await equal.app.uploads.state(acme.name, uploadId);
+      expect(state).toMatchObject({ outcome: 'completed', partsCompleted: 4 });
+      expect(state.result).toMatchObject({ size: 19 * MiB, partCount: 4 });
+      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+      await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    } finally {
+      await equal.close();
+    }
+  });
+
   it('cuts PATCHes without a remainder into parts of the part size as before: 10 MiB PATCHes, two 5 MiB parts each', async () => {
     const { state, stagedAfter } = await uploadInChunks(randomBytes(20 * MiB), 10 * MiB, 'ten.bin');
     expect(stagedAfter).toEqual(Array(2).fill({ staged: 0, objects: 0 }));
