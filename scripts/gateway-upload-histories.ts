@@ -301,6 +301,32 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
       }),
   },
   {
+    name: 'client-upload-tus-tail-parts',
+    outcome: 'completed',
+    // Under the patch gateway-tail-parts: 21 MiB in PATCHes of 8 MiB (one 8 MiB part, the 3 MiB
+    // remainder folded in), 2 MiB (staged) and 11 MiB (the staged 2 MiB read back into a 5 MiB part,
+    // then the last part of 8 MiB): parts of 8, 5 and 8 MiB, verified by their sum.
+    run: (r) =>
+      withGateway(r, {}, {}, async (tus) => {
+        const data = randomBytes(21 * MiB);
+        const created = await tus('POST', '/files', {
+          'Upload-Length': String(data.length),
+          'Upload-Metadata': `filename ${Buffer.from('client-upload-tus-tail-parts.bin').toString('base64')}`,
+        });
+        if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${await created.text()}`);
+        const path = created.headers.get('location')!;
+        for (const [from, to] of [
+          [0, 8 * MiB],
+          [8 * MiB, 10 * MiB],
+          [10 * MiB, 21 * MiB],
+        ] as const) {
+          const response = await tus('PATCH', path, { 'Upload-Offset': String(from) }, data.subarray(from, to));
+          if (response.status !== 204) throw new Error(`PATCH at ${from} answered ${response.status}: ${await response.text()}`);
+        }
+        return uploadWorkflowId(TENANT, path.split('/').pop()!);
+      }),
+  },
+  {
     name: 'client-upload-tus-concat-final',
     outcome: 'completed',
     // tus concatenation, the final: open, join (one UploadPartCopy, one part read through the worker), verify, merge, settle the partials.

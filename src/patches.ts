@@ -169,6 +169,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a gateway upload that reserves at creation runs reserve-space and open-multipart at once (both local, waiting for both before going on or compensating); earlier runs ran them one after the other.',
   },
+  gatewayTailParts: {
+    id: 'gateway-tail-parts',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      "asked once at the start of a tus run: the run takes parts of varying size (a PATCH folds the remainder at its end into its last part), keeps the bytes its parts cover (`partsBytes`) in its state and carry, and verify checks the parts' sum instead of each size; earlier runs keep equal parts.",
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -213,3 +220,5 @@ export const BATCH_PAUSE_PATCH = WORKFLOW_PATCHES.batchPause.id;
 export const TUS_CONCAT_SIGNALS_AT_ONCE_PATCH = WORKFLOW_PATCHES.tusConcatSignalsAtOnce.id;
 /** @see WORKFLOW_PATCHES.gatewayPause */
 export const GATEWAY_PAUSE_PATCH = WORKFLOW_PATCHES.gatewayPause.id;
+/** @see WORKFLOW_PATCHES.gatewayTailParts */
+export const GATEWAY_TAIL_PARTS_PATCH = WORKFLOW_PATCHES.gatewayTailParts.id;

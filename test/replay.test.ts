@@ -415,6 +415,23 @@ describe('the replay guard', () => {
     expect(phases.at(-1)).toBe('done');
   });
 
+  it('records a tus upload with parts of varying size: the gateway-tail-parts patch, records saying partsBytes, earlier tus runs without it', () => {
+    const tail = loadHistory('client-upload-tus-tail-parts.json');
+    expect(patchIds(tail)).toContain('gateway-tail-parts');
+    const records = (tail.history.events ?? []).flatMap((e) => {
+      const input = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input;
+      if (input?.name !== 'recordChunk') return [];
+      const [record] = (input.args?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p) as Record<string, unknown>);
+      return [{ partsCompleted: record!.partsCompleted, partsBytes: record!.partsBytes, staged: (record!.staged as unknown[]).length }];
+    });
+    // 8 MiB (one 8 MiB part), 2 MiB staged, 11 MiB (a 5 MiB part with the staged bytes, then an 8 MiB last part).
+    expect(records.at(-1)).toEqual({ partsCompleted: 3, partsBytes: 21 * 1024 * 1024, staged: 0 });
+    expect(records).toContainEqual({ partsCompleted: 1, partsBytes: 8 * 1024 * 1024, staged: 0 });
+    expect(records).toContainEqual({ partsCompleted: 1, partsBytes: 8 * 1024 * 1024, staged: 1 });
+    for (const file of ['client-upload-tus.json', 'client-upload-tus-deferred.json', 'client-upload-continued.json'])
+      expect(patchIds(loadHistory(file)), file).not.toContain('gateway-tail-parts');
+  });
+
   it('records a paused gateway upload: the gateway-pause patch, the paused phase, pause and resume accepted, then completed', () => {
     const paused = loadHistory('client-upload-tus-paused.json');
     expect(paused.workflowType).toBe('clientUploadWorkflow');

@@ -52,6 +52,12 @@ export type GatewayUploadExpectation =
       length: number;
       partSize: number;
       partsCompleted: number;
+      /**
+       * The parts may differ in size (patch `gateway-tail-parts`): a PATCH folds the remainder at its
+       * end into its last part. Then each part but the last must hold at least `partSize` bytes and
+       * their sum must be the length; without it, each part has exactly its planned size.
+       */
+      varyingParts?: boolean;
       fingerprint: string;
       checksumAlgorithm: ChecksumAlgorithm;
     }
@@ -134,20 +140,37 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
       try {
         const { expected } = input;
         if (expected.kind === 'tus') {
-          const count = partCountOf(expected.length, expected.partSize);
-          if (expected.partsCompleted !== count)
+          const planned = partCountOf(expected.length, expected.partSize);
+          const count = expected.varyingParts ? expected.partsCompleted : planned;
+          if (expected.varyingParts ? count < 1 || count > planned : expected.partsCompleted !== count)
             throw mismatch(`the gateway recorded ${expected.partsCompleted} parts, but ${expected.length} bytes need ${count}`);
           if (parts.length !== count) throw mismatch(`S3 lists ${parts.length} parts, but ${count} were recorded`);
+          if (expected.varyingParts && size !== expected.length)
+            throw mismatch(`the parts hold ${size} bytes in S3, but the upload's length is ${expected.length}`);
           const field = checksumField(expected.checksumAlgorithm);
           let fingerprint = '';
           for (let n = 1; n <= count; n++) {
             const part = parts[n - 1]!;
-            const planned = n < count ? expected.partSize : expected.length - (count - 1) * expected.partSize;
             if (part.PartNumber !== n) throw mismatch(`part ${n} is missing`);
-            if (part.Size !== planned) throw mismatch(`part ${n} has ${part.Size} bytes in S3, but ${planned} were recorded`);
+            if (expected.varyingParts) {
+              // Every part but the last holds at least a part size (≥ S3's 5 MiB minimum).
+              if (n < count && (part.Size ?? 0) < expected.partSize)
+                throw mismatch(`part ${n} has ${part.Size} bytes in S3; every part but the last needs at least ${expected.partSize}`);
+            } else {
+              const partBytes = n < count ? expected.partSize : expected.length - (count - 1) * expected.partSize;
+              if (part.Size !== partBytes) throw mismatch(`part ${n} has ${part.Size} bytes in S3, but ${partBytes} were recorded`);
+            }
             const checksum = part[field];
             if (!checksum) throw mismatch(`S3 lists no ${expected.checksumAlgorithm} checksum for part ${n}`);
             fingerprint = extendPartsFingerprint(fingerprint, n, checksum);
+          }
+          if (expected.varyingParts) {
+            // A store that needs equal parts (S3_EQUAL_PARTS) would refuse the merge: refused here instead.
+            const ruleProblem = partSizesProblem(
+              parts.map((p) => p.Size ?? 0),
+              deps.storeRules ?? DEFAULT_S3_STORE_RULES,
+            );
+            if (ruleProblem) throw mismatch(ruleProblem);
           }
           if (fingerprint !== expected.fingerprint) {
             throw permanentFailure(

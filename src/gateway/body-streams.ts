@@ -6,11 +6,13 @@
  *
  * The bound this gives, per replica (see {@link bodyStreamMemoryBound}):
  *
- *   RSS ≤ base + UPLOAD_SAGA_GATEWAY_BODY_STREAMS × (UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT + 1) × part size + 128 MiB
+ *   RSS ≤ base + UPLOAD_SAGA_GATEWAY_BODY_STREAMS × (UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT + 1) × (part size + 5 MiB) + 128 MiB
  *
  * because a body being received holds at most what the chunk writer holds (tus-chunk-writer.ts:
  * the parts being sent and the part being received, each copied once into a part buffer; the
- * writer stops reading while every slot is busy), and no more bodies than the cap are read. The 128 MiB are for buffers the garbage
+ * writer stops reading while every slot is busy), and no more bodies than the cap are read. A part
+ * buffer has room for a part size + 5 MiB: a PATCH folds a remainder of up to 5 MiB − 1 into its
+ * last part (parts of varying size, patch `gateway-tail-parts`). The 128 MiB are for buffers the garbage
  * collector has not reclaimed yet: V8 starts collecting once they grew by 64 MiB since its last
  * full collection, and uploads keep allocating while it marks (up to 76 MiB beyond measured).
  *
@@ -34,6 +36,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import { tenantSettings, type GatewayConfig } from './config';
 import { BodyStreamsFullError } from './errors';
+import { MIN_PART_BYTES } from '../upload/gateway-upload';
 import type { BodyStreamLeases } from './body-stream-leases';
 
 /** `Retry-After` of a refused body stream, in seconds. */
@@ -53,15 +56,17 @@ export interface BodyStreamMemoryInputs {
   partSize: number;
   /** Parts one PATCH sends while it receives the next (`tusPartsInFlight`). */
   partsInFlight: number;
+  /** Every part has the part size (`tusEqualParts`): no room for a folded remainder. */
+  equalParts?: boolean;
 }
 
 /**
  * The bytes request bodies may hold on one replica, above its idle RSS: streams × (parts in
- * flight + 1) × part size — the parts being sent and the part being received — plus
- * {@link GC_ALLOWANCE_BYTES}.
+ * flight + 1) × (part size + 5 MiB) — the parts being sent and the part being received, in buffers
+ * with room for a folded remainder — plus {@link GC_ALLOWANCE_BYTES}.
  */
 export function bodyStreamMemoryBound(inputs: BodyStreamMemoryInputs): { perStreamBytes: number; totalBytes: number } {
-  const perStreamBytes = (inputs.partsInFlight + 1) * inputs.partSize;
+  const perStreamBytes = (inputs.partsInFlight + 1) * (inputs.partSize + (inputs.equalParts ? 0 : MIN_PART_BYTES));
   return { perStreamBytes, totalBytes: inputs.bodyStreams * perStreamBytes + GC_ALLOWANCE_BYTES };
 }
 

@@ -61,8 +61,14 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
   },
   {
     name: 'UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT',
-    description: 'Parts one tus PATCH sends to S3 at once, 1–16 (memory per PATCH: at most (this + 1) × part size)',
+    description: 'Parts one tus PATCH sends to S3 at once, 1–16 (memory per PATCH: at most (this + 1) × (part size + 5 MiB))',
     default: '4',
+  },
+  {
+    name: 'UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS',
+    description:
+      "Cut every tus part but the last to exactly the part size, staging what a PATCH leaves for the next, for stores that require equal parts (with the worker's S3_EQUAL_PARTS); otherwise a PATCH folds a remainder under 5 MiB into its last part",
+    default: 'false',
   },
   {
     name: 'UPLOAD_SAGA_GATEWAY_BODY_STREAMS',

@@ -104,11 +104,19 @@ export interface GatewayConfig {
   /** Size of every tus part but the last, in bytes. @default 5 MiB */
   partSize: number;
   /**
-   * Parts one tus PATCH sends to S3 at once; a PATCH holds at most (tusPartsInFlight + 1) × partSize
-   * of body in memory.
+   * Parts one tus PATCH sends to S3 at once; a PATCH holds at most (tusPartsInFlight + 1) ×
+   * (partSize + 5 MiB) of body in memory (part buffers have room for a folded remainder).
    * @default DEFAULT_TUS_PARTS_IN_FLIGHT (4)
    */
   tusPartsInFlight: number;
+  /**
+   * Cut every tus part but the last to exactly `partSize`, staging a PATCH's remainder for the next
+   * one, for stores that require equal parts (Cloudflare R2, with the worker's S3_EQUAL_PARTS).
+   * Without it a PATCH folds a remainder under 5 MiB into its last part (runs under the patch
+   * `gateway-tail-parts`).
+   * @default false
+   */
+  tusEqualParts: boolean;
   /** Request bodies one replica receives at once, all tenants together (503 above); see body-streams.ts. @default 16 */
   maxBodyStreams: number;
   /** A request body that sends nothing for this long is ended like a dropped connection, in ms. @default 30 s */
@@ -195,6 +203,10 @@ const envSchema = z.object({
     })
     .default(DEFAULT_PAUSE_EXPIRY),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
+  UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS: z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+    .transform((v) => v === 'true' || v === '1' || v === 'yes')
+    .default(false),
   UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: z.coerce
     .number({ error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
     .int({ error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
@@ -381,6 +393,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     pauseExpiry: e.UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY,
     partSize,
     tusPartsInFlight: e.UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT,
+    tusEqualParts: e.UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS,
     maxBodyStreams: e.UPLOAD_SAGA_GATEWAY_BODY_STREAMS,
     bodyIdleTimeoutMs: bodyIdleTimeoutMs!,
     ...(e.UPLOAD_SAGA_GATEWAY_REDIS_URL ? { redisUrl: e.UPLOAD_SAGA_GATEWAY_REDIS_URL } : {}),

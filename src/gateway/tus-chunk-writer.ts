@@ -1,11 +1,23 @@
 /**
- * Writing one PATCH's bytes with memory bounded by (parts in flight + 1) parts: every time staged
- * bytes plus new ones fill a part, the part is assembled (staged segments read back from S3, then
- * the new bytes, in one copy) and sent with UploadPart and its checksum while the next part is
+ * Writing one PATCH's bytes with memory bounded by (parts in flight + 1) part buffers: every time
+ * staged bytes plus new ones fill a part, the part is assembled (staged segments read back from S3,
+ * then the new bytes, in one copy) and sent with UploadPart and its checksum while the next part is
  * received; up to `partsInFlight` parts are on their way to S3 at once. Bytes that do not fill a
  * part are staged as one segment object under the upload's staging prefix, put while the last parts
  * are still on their way. Staged segments are read back while the body is received when its
  * Content-Length says it fills a part. What S3 has is proposed to the workflow with `recordChunk`.
+ *
+ * Parts of varying size (runs under the patch `gateway-tail-parts`, whose state says `partsBytes`):
+ * a PATCH that has sent a full part and then ends with fewer than 5 MiB (S3's minimum part) folds
+ * them into that part instead of staging them, so the next PATCH reads nothing back. The end of a
+ * body is known only once it ended (tus-js-client sends chunked bodies), so the most recent full
+ * part is held back until 5 MiB more arrived (then it is sent as is) or the body ended (then it is
+ * sent with the remainder): a part holds partSize to partSize + 5 MiB − 1 bytes, and part buffers
+ * have room for partSize + 5 MiB. A held part and the one being received count as two of the
+ * (parts in flight + 1): the second is taken only once a slot is free. A PATCH that sends no full
+ * part, or whose remainder is 5 MiB or more (a part size above 5 MiB), stages as before: every
+ * part but the upload's last has at least `partSize` bytes, so an upload has at most as many parts
+ * as with equal ones.
  *
  * Invariants:
  * - The workflow's recorded position is the truth. Bytes sent but never recorded are overwritten
@@ -25,7 +37,15 @@ import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, UploadPartCom
 import { checksumField, partChecksum } from '../s3/checksums';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
 import { payloadSignature } from '../s3/payload-signature';
-import { MAX_STAGED_SEGMENTS, partCountOf, stagedSegmentKey, type GatewayUploadState, type StagedSegment } from '../upload/gateway-upload';
+import {
+  MAX_STAGED_SEGMENTS,
+  MIN_PART_BYTES,
+  partsBytesOf,
+  stagedSegmentKey,
+  type ChunkRecord,
+  type GatewayUploadState,
+  type StagedSegment,
+} from '../upload/gateway-upload';
 import { stagingPrefixOf } from '../upload/staging';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { UploadTooLargeError } from './errors';
@@ -48,11 +68,18 @@ export interface ChunkWriterOptions {
    */
   buffers?: PartBuffers;
   /**
-   * Parts one PATCH sends to S3 at once. A PATCH holds at most (partsInFlight + 1) × part size of
-   * body in memory: the parts in flight and the one being received.
+   * Parts one PATCH sends to S3 at once. A PATCH holds at most (partsInFlight + 1) part buffers: the
+   * parts in flight and the one being received (or held back and received). A buffer has the part
+   * size, or the part size + 5 MiB when the run takes parts of varying size.
    * @default DEFAULT_TUS_PARTS_IN_FLIGHT
    */
   partsInFlight?: number;
+  /**
+   * Cut every part but the last to exactly the part size, even for runs that take parts of varying
+   * size (stores that require equal parts: `UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS`).
+   * @default false
+   */
+  equalParts?: boolean;
 }
 
 /** How one request's writer behaves. */
@@ -72,6 +99,8 @@ export interface WriterBehaviour {
 interface Position {
   offset: number;
   partsCompleted: number;
+  /** The bytes parts 1..partsCompleted cover. */
+  partsBytes: number;
   fingerprint: string;
   staged: StagedSegment[];
 }
@@ -83,6 +112,15 @@ interface PartInFlight {
   folded: StagedSegment[];
   state: 'sending' | 'sent' | 'failed';
   job: Promise<void>;
+}
+
+/** The most recent full part of a request, not sent yet (parts of varying size). */
+interface HeldPart {
+  buffer: Buffer;
+  /** Its bytes: a part size, and the remainder once folded in. */
+  length: number;
+  /** Where the request stood before it: `pending` goes back there when it is sent. */
+  before: Position;
 }
 
 /**
@@ -102,6 +140,11 @@ export class ChunkWriter {
   private readingStaged: Promise<void> | undefined;
   /** Bytes of the current part so far, staged ones included. */
   private filled: number;
+  /**
+   * The last full part, held back until 5 MiB more arrived or the body ended (parts of varying size).
+   * While it is held, `pending` stands after it (its fingerprint not yet extended) and nothing is staged.
+   */
+  private held: HeldPart | undefined;
   /** Segments folded into parts S3 has: deleted once recorded. */
   private obsolete: StagedSegment[] = [];
   /** Segments this request put (under keys naming their byte ranges). */
@@ -117,6 +160,10 @@ export class ChunkWriter {
   private readonly recordIntervalMs: number;
   private readonly partsInFlight: number;
   private readonly buffers: PartBuffers;
+  /** The run takes parts of varying size: the remainder of a PATCH is folded into its last part. */
+  private readonly varyingParts: boolean;
+  /** Bytes of a part buffer. */
+  private readonly capacity: number;
 
   constructor(
     private readonly options: ChunkWriterOptions,
@@ -127,6 +174,7 @@ export class ChunkWriter {
     this.committed = {
       offset: state.offset,
       partsCompleted: state.partsCompleted,
+      partsBytes: partsBytesOf(state),
       fingerprint: state.fingerprint,
       staged: [...state.staged],
     };
@@ -137,6 +185,8 @@ export class ChunkWriter {
     this.recordIntervalMs = options.recordIntervalMs ?? 1000;
     this.partsInFlight = Math.max(1, options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT);
     this.buffers = options.buffers ?? new PartBuffers(this.partsInFlight + 1);
+    this.varyingParts = state.partsBytes !== undefined && !options.equalParts;
+    this.capacity = this.varyingParts ? state.partSize + MIN_PART_BYTES : state.partSize;
     this.filled = this.stagedBytes();
   }
 
@@ -145,7 +195,7 @@ export class ChunkWriter {
   }
 
   private stagedBytes(): number {
-    return this.pending.offset - this.pending.partsCompleted * this.partSize;
+    return this.pending.offset - this.pending.partsBytes;
   }
 
   /** Bytes of this request not yet in a part or a segment. */
@@ -161,13 +211,17 @@ export class ChunkWriter {
     }
     for (let from = 0; from < chunk.length;) {
       if (!this.current) {
-        this.current = this.buffers.take(this.partSize);
+        // Beside a held part, the next buffer waits for a free slot: (parts in flight + 1) buffers at most.
+        if (this.held) await this.freeSlot();
+        this.current = this.buffers.take(this.capacity);
         this.startReadingStaged(this.current);
       }
       const copied = chunk.copy(this.current, this.filled, from, Math.min(chunk.length, from + this.partSize - this.filled));
       this.filled += copied;
       from += copied;
-      if (this.filled === this.partSize) await this.sendPart();
+      // 5 MiB after a held part: it is not the PATCH's last, so nothing will be folded into it.
+      if (this.held && this.filled >= MIN_PART_BYTES) await this.sendHeld();
+      if (this.filled === this.partSize) await (this.varyingParts ? this.holdPart() : this.sendPart());
     }
   }
 
@@ -175,9 +229,11 @@ export class ChunkWriter {
   async finish(): Promise<GatewayUploadState> {
     await this.behaviour.confirmation;
     const { length } = this.latest;
+    if (this.held) await this.foldRemainder();
     const total = this.pending.offset + this.freshBytes;
     if (length !== undefined && total === length) {
-      if (this.pending.partsCompleted < partCountOf(length, this.partSize)) await this.sendPart();
+      // The last part, unless every byte is in a part already (a zero-byte upload has one empty part).
+      if (this.pending.partsBytes < length || this.pending.partsCompleted === 0) await this.sendPart();
       await this.settle();
     } else if (this.freshBytes > 0) {
       // The tail is put while the parts before it are on their way (it lies after them, under a key
@@ -200,6 +256,8 @@ export class ChunkWriter {
     this.readingStaged = undefined;
     if (this.current) this.buffers.give(this.current);
     this.current = undefined;
+    if (this.held) this.buffers.give(this.held.buffer);
+    this.held = undefined;
   }
 
   /**
@@ -249,7 +307,7 @@ export class ChunkWriter {
    * length are counted, never written.
    */
   private async readStagedInto(buffer: Buffer): Promise<void> {
-    const base = this.pending.partsCompleted * this.partSize;
+    const base = this.pending.partsBytes;
     for (const segment of this.pending.staged) {
       const key = stagedSegmentKey(this.stagingPrefix, segment);
       const object = await this.options.s3.send(new GetObjectCommand({ Bucket: this.latest.bucket, Key: key }));
@@ -269,13 +327,8 @@ export class ChunkWriter {
    * free; returns while it is being sent. Its buffer is reused once S3 answered.
    */
   private async sendPart(): Promise<void> {
-    await this.behaviour.confirmation;
-    const read = this.current !== undefined;
-    const buffer = this.current ?? this.buffers.take(this.partSize);
-    this.current = undefined;
+    const buffer = await this.assemblePart();
     try {
-      const prefetched = read && (await this.stagedRead());
-      if (!prefetched && this.pending.staged.length > 0) await this.readStagedInto(buffer);
       await this.startPart(buffer, buffer.subarray(0, this.filled));
     } catch (error) {
       this.buffers.give(buffer);
@@ -284,14 +337,75 @@ export class ChunkWriter {
     this.filled = 0;
   }
 
+  /** The current part's buffer with the staged bytes read back into its start; given back if that fails. */
+  private async assemblePart(): Promise<Buffer> {
+    await this.behaviour.confirmation;
+    const read = this.current !== undefined;
+    const buffer = this.current ?? this.buffers.take(this.capacity);
+    this.current = undefined;
+    try {
+      const prefetched = read && (await this.stagedRead());
+      if (!prefetched && this.pending.staged.length > 0) await this.readStagedInto(buffer);
+    } catch (error) {
+      this.buffers.give(buffer);
+      throw error;
+    }
+    return buffer;
+  }
+
+  /**
+   * Holds the current (full) part back instead of sending it: the PATCH may end before 5 MiB more
+   * arrive, and those bytes then go into it. `pending` moves past it (so the staged segments it
+   * holds are no longer staged); its fingerprint is extended once it is sent.
+   */
+  private async holdPart(): Promise<void> {
+    const buffer = await this.assemblePart();
+    const before = this.pending;
+    const end = before.partsBytes + this.filled;
+    this.held = { buffer, length: this.filled, before };
+    this.pending = { offset: end, partsBytes: end, partsCompleted: before.partsCompleted + 1, fingerprint: before.fingerprint, staged: [] };
+    this.filled = 0;
+  }
+
+  /** Sends the held part as it is (a slot is free: see `push`). */
+  private async sendHeld(): Promise<void> {
+    const held = this.held!;
+    this.held = undefined;
+    this.pending = held.before;
+    try {
+      await this.startPart(held.buffer, held.buffer.subarray(0, held.length));
+    } catch (error) {
+      this.buffers.give(held.buffer);
+      throw error;
+    }
+  }
+
+  /**
+   * The body ended fewer than 5 MiB after the held part: those bytes (all new, nothing was staged
+   * since) are appended to it, and it is sent as the PATCH's last part.
+   */
+  private async foldRemainder(): Promise<void> {
+    const held = this.held!;
+    const current = this.current;
+    if (current) {
+      current.copy(held.buffer, held.length, 0, this.filled);
+      held.length += this.filled;
+      this.current = undefined;
+      this.filled = 0;
+      this.buffers.give(current);
+    }
+    await this.sendHeld();
+  }
+
   private async startPart(buffer: Buffer, body: Buffer): Promise<void> {
     const partNumber = this.pending.partsCompleted + 1;
     const algorithm = this.latest.checksumAlgorithm ?? 'CRC32C';
     const checksum = await partChecksum(algorithm, body);
     const part: PartInFlight = {
       after: {
-        offset: this.pending.partsCompleted * this.partSize + body.length,
+        offset: this.pending.partsBytes + body.length,
         partsCompleted: partNumber,
+        partsBytes: this.pending.partsBytes + body.length,
         fingerprint: extendPartsFingerprint(this.pending.fingerprint, partNumber, checksum),
         staged: [],
       },
@@ -301,8 +415,7 @@ export class ChunkWriter {
     };
     this.pending = part.after;
     // Backpressure: the request is not read further while every slot is busy.
-    for (let busy = this.busy(); busy.length >= this.partsInFlight && !this.failure; busy = this.busy()) await Promise.race(busy);
-    if (this.failure) throw this.failure.error;
+    await this.freeSlot();
     part.job = this.options.s3
       .send(
         payloadSignature(
@@ -330,6 +443,12 @@ export class ChunkWriter {
       )
       .finally(() => this.buffers.give(buffer));
     this.inflight.push(part);
+  }
+
+  /** Waits until fewer than `partsInFlight` parts are on their way; throws the first failure. */
+  private async freeSlot(): Promise<void> {
+    for (let busy = this.busy(); busy.length >= this.partsInFlight && !this.failure; busy = this.busy()) await Promise.race(busy);
+    if (this.failure) throw this.failure.error;
   }
 
   /** The parts still on their way to S3. */
@@ -374,7 +493,7 @@ export class ChunkWriter {
     if (this.pending.staged.length + 1 > MAX_STAGED_SEGMENTS) {
       if (!(await reading.catch(() => false))) await this.readStagedInto(buffer);
       body = buffer.subarray(0, this.filled);
-      segment = { start: this.pending.partsCompleted * this.partSize, end };
+      segment = { start: this.pending.partsBytes, end };
       folded = this.pending.staged;
     } else {
       await reading.catch(() => undefined);
@@ -431,7 +550,10 @@ export class ChunkWriter {
     const position = { ...this.sent, staged: [...this.sent.staged] };
     const obsolete = this.obsolete;
     this.obsolete = [];
-    this.latest = await this.options.uploads.recordChunk(this.tenant, this.latest.uploadId, { from, ...position });
+    // A run of equal parts (no `partsBytes` in its state) is told nothing of parts' bytes.
+    const { partsBytes, ...equal } = position;
+    const record: ChunkRecord = { from, ...equal, ...(this.latest.partsBytes !== undefined ? { partsBytes } : {}) };
+    this.latest = await this.options.uploads.recordChunk(this.tenant, this.latest.uploadId, record);
     this.committed = position;
     this.lastRecordAt = Date.now();
     const current = new Set(this.committed.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)));

@@ -58,6 +58,7 @@ export function sameWritePosition(a: GatewayUploadState, b: GatewayUploadState):
   return (
     a.offset === b.offset &&
     a.partsCompleted === b.partsCompleted &&
+    a.partsBytes === b.partsBytes &&
     a.fingerprint === b.fingerprint &&
     a.length === b.length &&
     a.phase === b.phase &&

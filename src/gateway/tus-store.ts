@@ -35,7 +35,7 @@ import type { Readable } from 'node:stream';
 import { DataStore, Upload } from '@tus/server';
 import { Metadata } from '@tus/utils';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
-import { assertNotPaused, GatewayError, UploadConflictError } from './errors';
+import { assertNotPaused, GatewayError, UploadConflictError, UploadTooLargeError } from './errors';
 import { PartBuffers } from '../s3/part-buffers';
 import { BodyChecksum, ChecksumMismatchError } from './tus-checksum';
 import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
@@ -199,6 +199,16 @@ export class GatewayUploadStore extends DataStore {
     const state = context.state?.uploadId === id ? context.state : await this.options.uploads.get(context.tenant, id);
     if (state.offset !== offset)
       throw new UploadConflictError(`Upload-Offset ${offset} does not match the upload's offset ${state.offset}`, state.offset);
+    const allReceived = state.length !== undefined && state.offset === state.length && state.phase !== 'receive-parts';
+    if (allReceived && (state.outcome === 'running' || state.outcome === 'completed')) {
+      // Every byte is in the parts already and the saga went on (a PATCH that only declares the
+      // length where the bytes ended, e.g. the resumable-upload draft's, whose remainder the previous
+      // PATCH folded into its last part): nothing to write, and the body must be empty.
+      for await (const chunk of readable)
+        if ((chunk as Uint8Array).byteLength > 0)
+          throw new UploadTooLargeError(`the body goes beyond the upload's length of ${state.length} bytes`);
+      return state.offset;
+    }
     if (state.phase !== 'receive-parts' || state.outcome !== 'running') {
       throw new UploadConflictError(
         `upload ${id} does not receive bytes any more (phase ${state.phase}, outcome ${state.outcome})`,

@@ -215,6 +215,7 @@ function completedState(last: GatewayUploadState, result: UploadResult): Gateway
     length: result.size,
     offset: result.size,
     partsCompleted: result.partCount,
+    ...(last.partsBytes !== undefined ? { partsBytes: result.size } : {}),
     staged: [],
     phase: 'done',
     outcome: 'completed',

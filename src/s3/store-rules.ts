@@ -11,8 +11,9 @@ export interface S3StoreRules {
   /** Most parts one multipart upload may have. @default 10,000 (S3's limit) */
   maxParts: number;
   /**
-   * Every part but the last must have the same size (Cloudflare R2). The worker and tus paths
-   * always cut equal parts; with this set, a presigned upload whose parts differ is refused before
+   * Every part but the last must have the same size (Cloudflare R2). The worker always cuts equal
+   * parts, the gateway's tus path with `UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS`; with this set, an
+   * upload whose parts differ (presigned, or tus with folded remainders) is refused before
    * CompleteMultipartUpload. @default false
    */
   equalParts: boolean;

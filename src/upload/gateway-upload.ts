@@ -148,6 +148,8 @@ export interface CarriedState {
   multipartUploadId: string;
   offset: number;
   partsCompleted: number;
+  /** tus, in a run that takes parts of varying size: the bytes parts 1..partsCompleted cover (see {@link GatewayUploadState.partsBytes}). */
+  partsBytes?: number;
   fingerprint: string;
   staged: StagedSegment[];
   runs: number;
@@ -199,6 +201,13 @@ export interface GatewayUploadState {
   partSize: number;
   /** tus: parts 1..partsCompleted are in S3. Presigned: how many distinct parts the client reported. */
   partsCompleted: number;
+  /**
+   * tus: the bytes parts 1..partsCompleted cover, present when the run takes parts of varying size
+   * (patch `gateway-tail-parts`): a PATCH may fold the remainder at its end into its last part, so
+   * a part may be longer than `partSize`. Absent (runs started before the patch, presigned
+   * uploads): every part has `partSize` bytes, see {@link partsBytesOf}.
+   */
+  partsBytes?: number;
   /** Presigned: the numbers of the parts the client reported, as ranges; absent before the first report. */
   reportedParts?: PartRanges;
   /** Running fingerprint over the completed parts' checksums (tus); '' before the first part. */
@@ -232,15 +241,38 @@ export interface GatewayUploadState {
 
 /**
  * A state change a tus gateway proposes after it sent bytes to S3: the upload stood at
- * `from` (as the gateway read it), and now stands at the rest. Parts are 1..partsCompleted;
- * bytes `[partsCompleted × partSize, offset)` are the staged segments, in order.
+ * `from` (as the gateway read it), and now stands at the rest. Parts are 1..partsCompleted and
+ * cover bytes `[0, partsBytes)`; bytes `[partsBytes, offset)` are the staged segments, in order.
+ * Without `partsBytes` (gateways from before parts of varying size) every part has `partSize` bytes.
  */
 export interface ChunkRecord {
   from: { offset: number; partsCompleted: number };
   offset: number;
   partsCompleted: number;
+  partsBytes?: number;
   fingerprint: string;
   staged: StagedSegment[];
+}
+
+/**
+ * The bytes parts 1..partsCompleted cover: `partsBytes` when the run takes parts of varying size,
+ * else partsCompleted × partSize (every part but the last of the upload has `partSize` bytes).
+ */
+export function partsBytesOf(state: Pick<GatewayUploadState, 'partsCompleted' | 'partSize' | 'partsBytes'>): number {
+  return state.partsBytes ?? state.partsCompleted * state.partSize;
+}
+
+/**
+ * Whether every byte of a tus upload is in its parts: the length reached, nothing staged, and at
+ * least one part (a zero-byte upload has one empty part). Parts of equal size: exactly
+ * {@link partCountOf} parts.
+ */
+export function tusBytesReceived(
+  state: Pick<GatewayUploadState, 'length' | 'offset' | 'partsCompleted' | 'partSize' | 'partsBytes' | 'staged'>,
+): boolean {
+  if (state.length === undefined || state.offset !== state.length) return false;
+  if (state.partsBytes === undefined) return state.partsCompleted === partCountOf(state.length, state.partSize);
+  return state.partsBytes === state.length && state.partsCompleted >= 1 && state.staged.length === 0;
 }
 
 /** A part the client sent straight to S3 (presigned mode), as it reports it on completion. */
@@ -286,6 +318,23 @@ export function withPart(ranges: PartRanges, n: number): PartRanges {
 /** S3's most parts per upload. */
 const MAX_PARTS = 10_000;
 
+/**
+ * The parts a tus upload of known length will have: exact once every byte is in a part; before,
+ * the parts so far and those the rest needs in parts of `partSize` (an upper bound when a PATCH
+ * folds its remainder into its last part). Undefined while the length is unknown.
+ */
+export function tusPartsPlanned(
+  state: Pick<GatewayUploadState, 'length' | 'partsCompleted' | 'partSize' | 'partsBytes'>,
+): number | undefined {
+  if (state.length === undefined) return undefined;
+  if (state.partsBytes === undefined) return partCountOf(state.length, state.partSize);
+  const rest = state.length - state.partsBytes;
+  return rest > 0 ? state.partsCompleted + Math.ceil(rest / state.partSize) : Math.max(1, state.partsCompleted);
+}
+
+/** S3's smallest part but the last. */
+export const MIN_PART_BYTES = 5 * 1024 ** 2;
+
 /** Parts an upload of `length` bytes has at `partSize` (a zero-byte upload has one empty part). */
 export function partCountOf(length: number, partSize: number): number {
   return Math.max(1, Math.ceil(length / partSize));
@@ -315,7 +364,7 @@ function notReceivingProblem(
 export function chunkRecordProblem(
   state: Pick<
     GatewayUploadState,
-    'mode' | 'phase' | 'outcome' | 'offset' | 'partsCompleted' | 'fingerprint' | 'length' | 'partSize' | 'expiresAt'
+    'mode' | 'phase' | 'outcome' | 'offset' | 'partsCompleted' | 'partsBytes' | 'fingerprint' | 'length' | 'partSize' | 'expiresAt'
   >,
   record: ChunkRecord,
   now: number,
@@ -345,6 +394,8 @@ export function chunkRecordProblem(
   if (!Array.isArray(record.staged) || record.staged.length > MAX_STAGED_SEGMENTS)
     return invalid(`at most ${MAX_STAGED_SEGMENTS} staged segments`);
 
+  if (state.partsBytes !== undefined) return varyingPartsProblem({ ...state, partsBytes: state.partsBytes }, record);
+
   const final = state.length !== undefined && record.offset === state.length;
   if (final) {
     const parts = partCountOf(state.length!, state.partSize);
@@ -356,6 +407,13 @@ export function chunkRecordProblem(
   const partsEnd = record.partsCompleted * state.partSize;
   if (partsEnd > record.offset)
     return invalid(`${record.partsCompleted} parts of ${state.partSize} bytes end beyond the offset ${record.offset}`);
+  return stagedProblem(record, partsEnd, state.partSize);
+}
+
+/** Why the staged segments of `record` do not cover `[partsEnd, offset)` with fewer bytes than a part, or undefined. */
+function stagedProblem(record: ChunkRecord, partsEnd: number, partSize: number): { type: ChunkRejection; message: string } | undefined {
+  const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
+  const whole = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
   let at = partsEnd;
   for (const segment of record.staged) {
     if (!whole(segment?.start) || !whole(segment?.end) || segment.start !== at || segment.end <= segment.start) {
@@ -364,9 +422,55 @@ export function chunkRecordProblem(
     at = segment.end;
   }
   if (at !== record.offset) return invalid(`staged segments end at byte ${at}, but the offset is ${record.offset}`);
-  if (record.offset - partsEnd >= state.partSize)
-    return invalid('staged bytes must be fewer than one part: a full part is uploaded, not staged');
+  if (record.offset - partsEnd >= partSize) return invalid('staged bytes must be fewer than one part: a full part is uploaded, not staged');
   return undefined;
+}
+
+/**
+ * The rules of a record in a run that takes parts of varying size (patch `gateway-tail-parts`),
+ * after the checks common to both kinds of run. The parts may have any size S3 takes, as long as
+ * every part but the last of the upload has at least `partSize` bytes: the upload then has at most
+ * {@link partCountOf} parts, as with equal parts, and every part but the last has S3's minimum.
+ * A record without `partsBytes` (an older gateway, which cuts equal parts) is read as equal parts
+ * and taken only while the upload's parts are all of `partSize` bytes.
+ */
+function varyingPartsProblem(
+  state: Pick<GatewayUploadState, 'partsCompleted' | 'fingerprint' | 'length' | 'partSize'> & { partsBytes: number },
+  record: ChunkRecord,
+): { type: ChunkRejection; message: string } | undefined {
+  const invalid = (message: string) => ({ type: ChunkRejection.InvalidChunk, message });
+  let partsBytes = record.partsBytes;
+  if (partsBytes === undefined) {
+    if (state.partsBytes !== state.partsCompleted * state.partSize)
+      return invalid(
+        `this upload has parts of varying size (${state.partsBytes} bytes in ${state.partsCompleted} parts): the record must say partsBytes`,
+      );
+    partsBytes = record.partsCompleted * state.partSize;
+  }
+  if (typeof partsBytes !== 'number' || !Number.isSafeInteger(partsBytes) || partsBytes < 0)
+    return invalid('partsBytes must be a whole number ≥ 0');
+  if (partsBytes > record.offset) return invalid(`the parts end at byte ${partsBytes}, beyond the offset ${record.offset}`);
+  const newParts = record.partsCompleted - state.partsCompleted;
+  const newBytes = partsBytes - state.partsBytes;
+  if (newParts === 0 && newBytes !== 0) return invalid('the bytes in parts may change only when parts were completed');
+  if (newBytes < 0) return invalid(`the bytes in parts may not go back (from ${state.partsBytes} to ${partsBytes})`);
+  if (newBytes > newParts * MAX_PART_BYTES)
+    return invalid(`${newParts} parts cannot hold ${newBytes} bytes: a part has at most ${MAX_PART_BYTES}`);
+  const final = state.length !== undefined && record.offset === state.length;
+  // Every new part but the upload's last holds at least a part size.
+  const fullParts = final ? newParts - 1 : newParts;
+  if (newParts > 0 && newBytes < fullParts * state.partSize)
+    return invalid(`${newParts} new parts hold ${newBytes} bytes, but every part but the last needs at least ${state.partSize}`);
+  if (state.length !== undefined && record.partsCompleted > partCountOf(state.length, state.partSize))
+    return invalid(
+      `${state.length} bytes in parts of at least ${state.partSize} are at most ${partCountOf(state.length, state.partSize)} parts`,
+    );
+  if (final) {
+    if (partsBytes !== state.length || record.partsCompleted < 1 || record.staged.length > 0)
+      return invalid('at the end of the upload every byte must be in a part and nothing staged');
+    return undefined;
+  }
+  return stagedProblem(record, partsBytes, state.partSize);
 }
 
 /**

@@ -39,6 +39,7 @@ import {
   GATEWAY_CONCURRENT_CREATION_PATCH,
   GATEWAY_LOCAL_OPEN_MULTIPART_PATCH,
   GATEWAY_PAUSE_PATCH,
+  GATEWAY_TAIL_PARTS_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
   GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH,
   TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
@@ -73,6 +74,8 @@ import {
   lengthDeclarationProblem,
   partCountOf,
   partReportProblem,
+  tusBytesReceived,
+  tusPartsPlanned,
   withPart,
   type GatewayPart,
   type GatewayUploadInput,
@@ -135,6 +138,9 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   const concat = input.concat !== undefined && patched(TUS_CONCATENATION_PATCH) ? input.concat : undefined;
   const final = concat?.kind === 'final' ? concat : undefined;
   const partial: Extract<ConcatState, { kind: 'partial' }> | undefined = concat?.kind === 'partial' ? { kind: 'partial' } : undefined;
+  // tus: a PATCH may fold the remainder at its end into its last part (parts of varying size, the
+  // state says `partsBytes`); runs started before keep equal parts. Asked once: the answer holds for the run.
+  const varyingParts = input.mode === 'tus' && !final && patched(GATEWAY_TAIL_PARTS_PATCH);
 
   const state: GatewayUploadState = {
     tenant,
@@ -152,6 +158,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     offset: carried?.offset ?? 0,
     partSize: input.partSize,
     partsCompleted: carried?.partsCompleted ?? 0,
+    // A run continued from one of equal parts starts from their bytes.
+    ...(varyingParts ? { partsBytes: carried ? (carried.partsBytes ?? carried.partsCompleted * input.partSize) : 0 } : {}),
     fingerprint: carried?.fingerprint ?? '',
     staged: carried?.staged ?? [],
     ...(carried?.reportedParts ? { reportedParts: carried.reportedParts } : {}),
@@ -198,10 +206,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     ...(state.reportedParts ? { reportedParts: state.reportedParts.map(([first, last]): [number, number] => [first, last]) } : {}),
   });
   // tus: every part recorded (a zero-byte upload has one empty part); presigned: the client reported its parts.
-  const received = () =>
-    state.mode === 'tus'
-      ? state.length !== undefined && state.offset === state.length && state.partsCompleted === partCountOf(state.length, state.partSize)
-      : reportedParts !== undefined;
+  const received = () => (state.mode === 'tus' ? tusBytesReceived(state) : reportedParts !== undefined);
 
   // Creation and the last PATCH each wait for one workflow task, not a task-queue trip per step.
   // New runs: open-multipart local (creation in one workflow task); the steps after the bytes stay
@@ -257,7 +262,9 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   setHandler(gatewayUploadProgressQuery, () => ({
     phase: state.phase,
     outcome: state.outcome,
-    ...(state.length !== undefined ? { totalBytes: state.length, totalParts: partCountOf(state.length, state.partSize) } : {}),
+    ...(state.length !== undefined
+      ? { totalBytes: state.length, totalParts: state.mode === 'tus' ? tusPartsPlanned(state)! : partCountOf(state.length, state.partSize) }
+      : {}),
     partsUploaded: state.partsCompleted,
     bytesUploaded: state.offset,
     batchesDone: 0,
@@ -284,6 +291,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       updatesThisRun++;
       state.offset = record.offset;
       state.partsCompleted = record.partsCompleted;
+      if (state.partsBytes !== undefined) state.partsBytes = record.partsBytes ?? record.partsCompleted * state.partSize;
       state.fingerprint = record.fingerprint;
       state.staged = record.staged.map(({ start, end }) => ({ start, end }));
       setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
@@ -548,6 +556,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                   multipartUploadId,
                   offset: state.offset,
                   partsCompleted: state.partsCompleted,
+                  ...(state.partsBytes !== undefined ? { partsBytes: state.partsBytes } : {}),
                   fingerprint: state.fingerprint,
                   staged: state.staged,
                   runs: state.runs,
@@ -577,6 +586,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                     length: state.length!,
                     partSize: state.partSize,
                     partsCompleted: state.partsCompleted,
+                    // Parts of varying size: verify checks their sum and minimum instead of each size.
+                    ...(state.partsBytes !== undefined ? { varyingParts: true } : {}),
                     fingerprint: state.fingerprint,
                     checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
                   }

@@ -3,7 +3,7 @@
  * deployment runs) with Redis: more stalled tus PATCHes than its caps allow — the extra ones are
  * refused (429 beyond the tenant's cap, 503 beyond the replica's) before their bodies are read —
  * while the process's peak RSS (VmHWM, reset after a warm-up) stays under the stated bound
- * `base + streams × (parts in flight + 2) × part size + 128 MiB` (buffers not yet collected). After the idle timeout the stalled
+ * `base + streams × (parts in flight + 1) × (part size + 5 MiB) + 128 MiB` (buffers not yet collected). After the idle timeout the stalled
  * bodies are ended like dropped connections: HEAD shows every byte they sent, and the slots are
  * free again (the uploads finish). The refusals are the rows of docs/reference/bad-input.md
  * "Gateway body streams", read from the page.
@@ -223,7 +223,7 @@ describe('the gateway keeps its memory budget', () => {
       partSize: PART_SIZE,
       partsInFlight: DEFAULT_TUS_PARTS_IN_FLIGHT,
     });
-    expect(perStreamBytes).toBe((DEFAULT_TUS_PARTS_IN_FLIGHT + 1) * PART_SIZE);
+    expect(perStreamBytes).toBe((DEFAULT_TUS_PARTS_IN_FLIGHT + 1) * (PART_SIZE + 5 * MiB));
     const rssWhileStalled = await memory('VmRSS');
     const outcomes = await Promise.all(stalled.map((s) => s.patch.outcome)); // ended by the idle timeout
     const peak = await memory('VmHWM');

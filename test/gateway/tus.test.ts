@@ -156,6 +156,103 @@ describe('tus with tus-js-client', () => {
     await expect.poll(() => ledger().reservation(slow.name, uploadId), { timeout: 10_000 }).toEqual({ status: 'committed' });
   });
 
+  /**
+   * Uploads `data` with tus-js-client in PATCHes of `chunkSize` (chunked bodies, as on Node); after
+   * each PATCH, what is staged: in the workflow's state and under the staging prefix in S3.
+   */
+  async function uploadInChunks(data: Buffer, chunkSize: number, filename: string) {
+    const stagedAfter: { staged: number; objects: number }[] = [];
+    let uploadId = '';
+    const run = startTus(data, {
+      endpoint: `${gateway.url}/files`,
+      chunkSize,
+      headers: acme.auth,
+      metadata: { filename },
+      onAfterResponse: async (request) => {
+        if (request.getMethod() !== 'PATCH') return;
+        uploadId = idOf(request.getURL());
+        const state = await gateway.app.uploads.state(acme.name, uploadId);
+        const objects = await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId));
+        stagedAfter.push({ staged: state.staged.length, objects: objects.length });
+      },
+    });
+    await run.done;
+    // The finishing answer comes at the merge: the saga's end (staging prefix deleted) follows.
+    const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    return { state, stagedAfter };
+  }
+
+  it('sends the remainder of an 8 MiB PATCH inside its last part (parts of varying size): nothing staged, byte-identical', async () => {
+    // 19 MiB in 8 MiB PATCHes: parts of 8, 8 and 3 MiB (5 MiB + the 3 MiB remainder folded in).
+    const { state, stagedAfter } = await uploadInChunks(randomBytes(19 * MiB), 8 * MiB, 'eight.bin');
+    expect(stagedAfter).toEqual(Array(3).fill({ staged: 0, objects: 0 }));
+    expect(state).toMatchObject({ outcome: 'completed', offset: 19 * MiB, partsCompleted: 3, partsBytes: 19 * MiB });
+    expect(state.result).toMatchObject({ size: 19 * MiB, partCount: 3 });
+  });
+
+  it('keeps equal parts with UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS: 8 MiB PATCHes stage their tails as before', async () => {
+    const equal = await startTestGateway(stack, [acme], { redis, overrides: { tusEqualParts: true } });
+    try {
+      const data = randomBytes(19 * MiB);
+      const staged: number[] = [];
+      let uploadId = '';
+      await startTus(data, {
+        endpoint: `${equal.url}/files`,
+        chunkSize: 8 * MiB,
+        headers: acme.auth,
+        onAfterResponse: async (request) => {
+          if (request.getMethod() !== 'PATCH') return;
+          uploadId = idOf(request.getURL());
+          staged.push((await equal.app.uploads.state(acme.name, uploadId)).staged.length);
+        },
+      }).done;
+      expect(staged).toEqual([1, 1, 0]);
+      const state = await equal.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+      expect(state).toMatchObject({ outcome: 'completed', partsCompleted: 4 });
+      expect(state.result).toMatchObject({ size: 19 * MiB, partCount: 4 });
+      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+      await expectNothingLeftBehind(acme.name, uploadId, state.key);
+    } finally {
+      await equal.close();
+    }
+  });
+
+  it('cuts PATCHes without a remainder into parts of the part size as before: 10 MiB PATCHes, two 5 MiB parts each', async () => {
+    const { state, stagedAfter } = await uploadInChunks(randomBytes(20 * MiB), 10 * MiB, 'ten.bin');
+    expect(stagedAfter).toEqual(Array(2).fill({ staged: 0, objects: 0 }));
+    expect(state).toMatchObject({ outcome: 'completed', offset: 20 * MiB, partsCompleted: 4 });
+    expect(state.result).toMatchObject({ size: 20 * MiB, partCount: 4 });
+  });
+
+  it("stages a PATCH smaller than a part, and folds it and the next PATCH's remainder into that PATCH's parts", async () => {
+    const data = randomBytes(12 * MiB);
+    const url = await createTusUpload(gateway, acme, data.length);
+    const uploadId = idOf(url);
+    const patch = async (from: number, to: number) => {
+      const response = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(from) }, data.subarray(from, to));
+      expect(response.status, await response.text()).toBe(204);
+      return gateway.app.uploads.state(acme.name, uploadId);
+    };
+    // 2 MiB: smaller than a part, staged as before.
+    expect(await patch(0, 2 * MiB)).toMatchObject({
+      offset: 2 * MiB,
+      partsCompleted: 0,
+      partsBytes: 0,
+      staged: [{ start: 0, end: 2 * MiB }],
+    });
+    // 9 MiB: the staged 2 MiB read back + 3 MiB make part 1; 5 MiB make part 2, and the last 1 MiB is folded into it.
+    expect(await patch(2 * MiB, 11 * MiB)).toMatchObject({ offset: 11 * MiB, partsCompleted: 2, partsBytes: 11 * MiB, staged: [] });
+    // The last MiB: the upload's last part, on its own.
+    expect(await patch(11 * MiB, 12 * MiB)).toMatchObject({ offset: 12 * MiB, partsCompleted: 3 });
+    const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+    expect(state.outcome).toBe('completed');
+    expect(state.result).toMatchObject({ size: 12 * MiB, partCount: 3 });
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    await expectNothingLeftBehind(acme.name, uploadId, state.key);
+  });
+
   it('resumes with a new client from the offset HEAD reports after the connection died mid-PATCH', async () => {
     const data = randomBytes(12 * MiB);
     const gatewayPort = Number(new URL(gateway.url).port);
@@ -174,13 +271,13 @@ describe('tus with tus-js-client', () => {
 
     const url = new URL(new URL(first.upload.url!).pathname, gateway.url).toString();
     const offset = await headOffset(url, acme.auth);
-    // What arrived before the cut was kept: the first part (5 MiB) and a staged remainder.
+    // What arrived before the cut was kept: the first part (5 MiB) with the remainder (under 5 MiB)
+    // folded into it, since the body ended there (parts of varying size): nothing staged.
     expect(offset).toBeGreaterThan(5 * MiB);
-    expect(offset).toBeLessThan(12 * MiB);
+    expect(offset).toBeLessThan(10 * MiB);
     const uploadId = idOf(url);
     const before = await gateway.app.uploads.state(acme.name, uploadId);
-    expect(before.partsCompleted).toBe(1);
-    expect(before.staged).toEqual([{ start: 5 * MiB, end: offset }]);
+    expect(before).toMatchObject({ partsCompleted: 1, partsBytes: offset, staged: [] });
 
     let resent = 0;
     const second = startTus(data, { uploadUrl: url, headers: acme.auth, onProgress: (sent) => (resent = sent) });
@@ -451,8 +548,14 @@ describe('tus protocol errors', () => {
 describe('uploads that end without an object leave nothing behind', () => {
   it('terminates an upload on DELETE: multipart upload aborted, staged segment deleted, reservation released, then 410', async () => {
     const url = await createTusUpload(gateway, acme, 8 * MiB, 'terminated.bin');
-    const patch = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, randomBytes(6 * MiB));
-    expect(patch.status).toBe(204);
+    // A part, then a PATCH smaller than a part: staged.
+    for (const [offset, bytes] of [
+      [0, 5 * MiB],
+      [5 * MiB, MiB],
+    ]) {
+      const patch = await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': String(offset) }, randomBytes(bytes!));
+      expect(patch.status).toBe(204);
+    }
     const uploadId = idOf(url);
     const during = await gateway.app.uploads.state(acme.name, uploadId);
     expect(during).toMatchObject({ partsCompleted: 1, staged: [{ start: 5 * MiB, end: 6 * MiB }] });

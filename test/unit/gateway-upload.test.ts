@@ -97,6 +97,95 @@ describe('chunkRecordProblem (the recordChunk validator)', () => {
   });
 });
 
+describe('chunkRecordProblem in a run that takes parts of varying size (patch gateway-tail-parts)', () => {
+  // 19 MiB in parts of at least 5 MiB; the state says the bytes its parts cover.
+  const varying = (over: Partial<GatewayUploadState> = {}) => receiving({ length: 19 * MiB, partsBytes: 0, ...over });
+  const atPartOne = varying({ offset: 8 * MiB, partsCompleted: 1, partsBytes: 8 * MiB, fingerprint: 'f1' });
+  const fromPartOne = { from: { offset: 8 * MiB, partsCompleted: 1 } };
+
+  it('accepts a part with a folded remainder, staging after it, and a small last part', () => {
+    expect(
+      chunkRecordProblem(varying(), record({ offset: 8 * MiB, partsCompleted: 1, partsBytes: 8 * MiB, fingerprint: 'f1' }), 0),
+    ).toBeUndefined();
+    expect(
+      chunkRecordProblem(
+        atPartOne,
+        record({
+          ...fromPartOne,
+          offset: 10 * MiB,
+          partsCompleted: 1,
+          partsBytes: 8 * MiB,
+          fingerprint: 'f1',
+          staged: [{ start: 8 * MiB, end: 10 * MiB }],
+        }),
+        0,
+      ),
+    ).toBeUndefined();
+    expect(
+      chunkRecordProblem(
+        atPartOne,
+        record({ ...fromPartOne, offset: 19 * MiB, partsCompleted: 3, partsBytes: 19 * MiB, fingerprint: 'f3' }),
+        0,
+      ),
+    ).toBeUndefined();
+    // A record without partsBytes (an older gateway) is read as equal parts while they are.
+    expect(chunkRecordProblem(varying(), record({ offset: 5 * MiB, partsCompleted: 1, fingerprint: 'f1' }), 0)).toBeUndefined();
+  });
+
+  it('refuses parts that break the rules, saying why', () => {
+    const cases: [ReturnType<typeof varying>, Partial<ChunkRecord>, RegExp][] = [
+      // A part but the last below the part size.
+      [varying(), { offset: 4 * MiB, partsCompleted: 1, partsBytes: 4 * MiB, fingerprint: 'f1' }, /at least 5242880/],
+      // Parts beyond the offset, or bytes in parts without a new part.
+      [varying(), { offset: 5 * MiB, partsCompleted: 1, partsBytes: 6 * MiB, fingerprint: 'f1' }, /beyond the offset/],
+      [
+        atPartOne,
+        { ...fromPartOne, offset: 9 * MiB, partsCompleted: 1, partsBytes: 9 * MiB, fingerprint: 'f1' },
+        /only when parts were completed/,
+      ],
+      // Staged bytes that do not start where the parts end.
+      [
+        atPartOne,
+        {
+          ...fromPartOne,
+          offset: 10 * MiB,
+          partsCompleted: 1,
+          partsBytes: 8 * MiB,
+          fingerprint: 'f1',
+          staged: [{ start: 5 * MiB, end: 10 * MiB }],
+        },
+        /contiguous from byte 8388608/,
+      ],
+      // The end with bytes outside parts.
+      [
+        atPartOne,
+        {
+          ...fromPartOne,
+          offset: 19 * MiB,
+          partsCompleted: 2,
+          partsBytes: 16 * MiB,
+          fingerprint: 'f2',
+          staged: [{ start: 16 * MiB, end: 19 * MiB }],
+        },
+        /every byte must be in a part/,
+      ],
+      // More parts than the length allows at the part size.
+      [
+        atPartOne,
+        { ...fromPartOne, offset: 19 * MiB, partsCompleted: 5, partsBytes: 19 * MiB, fingerprint: 'f5' },
+        /at least 5242880|at most 4 parts/,
+      ],
+      // An older gateway's record once the parts differ.
+      [atPartOne, { ...fromPartOne, offset: 13 * MiB, partsCompleted: 2, fingerprint: 'f2' }, /must say partsBytes/],
+    ];
+    for (const [state, over, message] of cases) {
+      const problem = chunkRecordProblem(state, record(over), 0);
+      expect(problem?.type, JSON.stringify(over)).toBe('InvalidChunk');
+      expect(problem?.message, JSON.stringify(over)).toMatch(message);
+    }
+  });
+});
+
 describe('lengthDeclarationProblem (the declareLength validator)', () => {
   const deferred = (over: Partial<GatewayUploadState> = {}) => ({ ...receiving({ offset: 3 * MiB }), length: undefined, ...over });
   const MAX = 64 * MiB;
@@ -208,7 +297,7 @@ describe('gateway configuration', () => {
   it('reads the caps on bodies received at once and the idle timeout, and states the memory bound they give', () => {
     const defaults = loadGatewayConfig({});
     expect(defaults).toMatchObject({ maxBodyStreams: 16, bodyIdleTimeoutMs: 30_000, defaults: { maxBodyStreams: 8 } });
-    // 16 × (4 parts in flight + the part received) × 5 MiB + 128 MiB for buffers not yet collected.
+    // 16 × (4 parts in flight + the part received) × (5 MiB + 5 MiB for a folded remainder) + 128 MiB for buffers not yet collected.
     expect(
       bodyStreamMemoryBound({
         bodyStreams: defaults.maxBodyStreams,
@@ -216,10 +305,10 @@ describe('gateway configuration', () => {
         partsInFlight: defaults.tusPartsInFlight,
       }),
     ).toEqual({
-      perStreamBytes: 25 * MiB,
-      totalBytes: 16 * 25 * MiB + 128 * MiB,
+      perStreamBytes: 50 * MiB,
+      totalBytes: 16 * 50 * MiB + 128 * MiB,
     });
-    expect(bodyStreamMemoryBound({ bodyStreams: 10, partSize: 8 * MiB, partsInFlight: 1 }).perStreamBytes).toBe(16 * MiB);
+    expect(bodyStreamMemoryBound({ bodyStreams: 10, partSize: 8 * MiB, partsInFlight: 1 }).perStreamBytes).toBe(26 * MiB);
     const config = loadGatewayConfig({
       UPLOAD_SAGA_GATEWAY_BODY_STREAMS: '100',
       UPLOAD_SAGA_GATEWAY_TENANT_BODY_STREAMS: '4',

@@ -29,6 +29,7 @@ function bodyStreamsLine(config: GatewayConfig): string {
     bodyStreams: config.maxBodyStreams,
     partSize: config.partSize,
     partsInFlight: config.tusPartsInFlight,
+    equalParts: config.tusEqualParts,
   });
   return (
     `at most ${config.maxBodyStreams} at once (${config.defaults.maxBodyStreams} per tenant), ended after ${config.bodyIdleTimeoutMs / 1000} s idle; ` +
