@@ -12,6 +12,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partialObjectKeyOf, stagingPrefixOf } from '../../src/upload/staging';
 import type { GatewayUploadState } from '../../src/upload/gateway-upload';
+import { uploadWorkflowId } from '../../src/upload/request';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { expectCatalogueRows, type CataloguedAnswer } from '../support/http-refusals';
@@ -76,6 +77,12 @@ async function expectPartialsSettled(tenant: string, final: GatewayUploadState):
   expect(await ledger().reservation(tenant, final.uploadId), 'the final reserves nothing').toEqual({ status: 'unknown' });
 }
 
+/** The activities the upload's saga scheduled, in order (regular ones: the task-queue trips it made). */
+async function scheduledActivities(tenant: string, uploadId: string): Promise<string[]> {
+  const history = await stack.client.workflow.getHandle(uploadWorkflowId(tenant, uploadId)).fetchHistory();
+  return (history.events ?? []).flatMap((event) => event.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+}
+
 /** The parts of the stored object, from its multipart ETag (`"…-N"`). */
 async function partCountOf(key: string): Promise<number> {
   const head = await stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
@@ -103,6 +110,11 @@ describe('tus concatenation', () => {
     expect(final.key).toBe(`${parallel.name}/${final.uploadId}/parallel.bin`);
     expect(await objectSha256(stack.s3, BUCKET, final.key)).toBe(sha256(data));
     expect(await partCountOf(final.key), 'one UploadPartCopy per partial').toBe(3);
+    // Patch tus-concat-join-verifies: the join checks what it wrote, the merge follows without a verify step.
+    expect(await scheduledActivities(parallel.name, final.uploadId), "the final's activity trips").toEqual([
+      'joinPartials',
+      'completeUpload',
+    ]);
     await expectPartialsSettled(parallel.name, final);
     await eventually(
       () => ledger().usage(parallel.name),
