@@ -25,23 +25,28 @@ let worker: RunningWorker;
 let gateway: TestGateway;
 let shortExpiry: TestGateway;
 let smallMaximum: TestGateway;
+let replica: TestGateway;
 const parallel = testTenant('concat-par');
 const small = testTenant('concat-small');
 const raw = testTenant('concat-raw');
 const other = testTenant('concat-other');
 const expiring = testTenant('concat-expiry');
 const limited = testTenant('concat-limit');
+const replicated = testTenant('concat-replica');
 
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   const defaults = { maxUploadBytes: 64 * MiB, requestsPerSecond: 1000, maxBodyStreams: 8 };
-  gateway = await startTestGateway(stack, [parallel, small, raw, other], { overrides: { defaults } });
+  gateway = await startTestGateway(stack, [parallel, small, raw, other, replicated], { overrides: { defaults } });
+  // A second replica of the same gateway: it did not see the partials sent through the first.
+  replica = await startTestGateway(stack, [replicated], { overrides: { defaults } });
   shortExpiry = await startTestGateway(stack, [expiring], { overrides: { defaults, uploadExpiryMs: 8_000 } });
   smallMaximum = await startTestGateway(stack, [limited], { overrides: { defaults: { ...defaults, maxUploadBytes: 10 * MiB } } });
 });
 
 afterAll(async () => {
+  await replica?.close();
   await smallMaximum?.close();
   await shortExpiry?.close();
   await gateway?.close();
@@ -195,6 +200,32 @@ describe('tus concatenation', () => {
     );
     // A joined partial cannot be joined again: its bytes were moved into the final.
     const again = await tusRequest(`${gateway.url}/files`, 'POST', { ...raw.auth, 'Upload-Concat': `final;${new URL(urls[0]!).pathname}` });
+    expect([again.status, await again.text()]).toEqual([400, expect.stringContaining(`was already joined into upload ${state.uploadId}`)]);
+  });
+
+  it('two gateways: a final through the one that did not see the partials stored reads them; the stale memory of the other is refused by the claim', async () => {
+    // The partials' finishing PATCHes go through `gateway`, which remembers them stored; the final goes through `replica`.
+    const parts = [randomBytes(5 * MiB + 3), randomBytes(MiB)];
+    const paths: string[] = [];
+    for (const part of parts) {
+      const created = await tusRequest(`${gateway.url}/files`, 'POST', {
+        ...replicated.auth,
+        'Upload-Length': String(part.length),
+        'Upload-Concat': 'partial',
+      });
+      expect(created.status, await created.text()).toBe(201);
+      const url = new URL(created.headers.get('location')!, gateway.url);
+      expect((await tusRequest(url.toString(), 'PATCH', { ...replicated.auth, 'Upload-Offset': '0' }, part)).status).toBe(204);
+      paths.push(url.pathname);
+    }
+    const final = await tusRequest(`${replica.url}/files`, 'POST', { ...replicated.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
+    expect(final.status, await final.text()).toBe(201);
+    const state = await replica.app.uploads.state(replicated.name, idOf(final.headers.get('location')));
+    expect(state.outcome).toBe('completed');
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(Buffer.concat(parts)));
+    await expectPartialsSettled(replicated.name, state);
+    // `gateway` still remembers both partials as stored and waiting: the claim's validator says what they are now.
+    const again = await tusRequest(`${gateway.url}/files`, 'POST', { ...replicated.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
     expect([again.status, await again.text()]).toEqual([400, expect.stringContaining(`was already joined into upload ${state.uploadId}`)]);
   });
 
