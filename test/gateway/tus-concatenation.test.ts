@@ -1,7 +1,8 @@
 /**
  * tus concatenation (parallel uploads) through the gateway, against the real worker, Temporal and
  * MinIO: tus-js-client with `parallelUploads` (partials of 8 MiB, joined by UploadPartCopy; and
- * partials of 3 MiB, joined through the worker), raw requests, a partial that is never joined,
+ * partials of 3 MiB, joined through the worker), raw requests, a final through a second replica
+ * (the first one's memory of the partials it saw stored goes stale), a partial that is never joined,
  * and the refusals that need tenants (another tenant's partial) or limits (partials over the
  * maximum). Each checks the object's bytes, that no partial is left in S3, and the tenant's quota
  * ledger independently of the gateway: the partials' reservations are committed once, the final
