@@ -339,6 +339,12 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).final)),
   },
   {
+    name: 'client-upload-tus-concat-final-join-verifies',
+    outcome: 'completed',
+    // The same final under the patch tus-concat-join-verifies: join-partials verifies what it wrote, no verify step before the merge.
+    run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).final)),
+  },
+  {
     name: 'client-upload-tus-concat-partial',
     outcome: 'completed',
     // tus concatenation, a partial: reserve, receive, verify, store, claimed (Update), joined (signal), commit, delete what it stored.

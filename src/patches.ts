@@ -155,6 +155,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'a final upload signals its partials (joined, or released) all in one workflow task; earlier runs signalled them one after the other.',
   },
+  tusConcatJoinVerifies: {
+    id: 'tus-concat-join-verifies',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      "asked by a final upload before its join: join-partials verifies the parts it wrote (the verify step's check) and the saga goes on to the merge without a verify step; earlier finals ran verify as a step of its own.",
+  },
   gatewayPause: {
     id: 'gateway-pause',
     since: '2026-12-07',
@@ -218,6 +225,8 @@ export const BATCH_STOPPED_DELETES_MANIFESTS_PATCH = WORKFLOW_PATCHES.batchStopp
 export const BATCH_PAUSE_PATCH = WORKFLOW_PATCHES.batchPause.id;
 /** @see WORKFLOW_PATCHES.tusConcatSignalsAtOnce */
 export const TUS_CONCAT_SIGNALS_AT_ONCE_PATCH = WORKFLOW_PATCHES.tusConcatSignalsAtOnce.id;
+/** @see WORKFLOW_PATCHES.tusConcatJoinVerifies */
+export const TUS_CONCAT_JOIN_VERIFIES_PATCH = WORKFLOW_PATCHES.tusConcatJoinVerifies.id;
 /** @see WORKFLOW_PATCHES.gatewayPause */
 export const GATEWAY_PAUSE_PATCH = WORKFLOW_PATCHES.gatewayPause.id;
 /** @see WORKFLOW_PATCHES.gatewayTailParts */

@@ -124,95 +124,107 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
     /** The last look before the pivot: the parts the client sent are exactly those recorded. */
     // Registered under its wire name: see src/upload/wire-names.ts.
     async [WIRE_NAMES.verifyGatewayUpload](input: VerifyGatewayUploadInput): Promise<VerifyGatewayUploadResult> {
-      const where = `s3://${input.bucket}/${input.key}`;
-      let parts;
-      try {
-        parts = await listAllParts(
-          deps.s3,
-          { ...input, multipartUploadId: requireMultipartUploadId(input, 'verifyClientUpload input') },
-          Context.current().cancellationSignal,
-        );
-      } catch (err) {
-        throw s3Failure(`ListParts of ${where}`, err);
-      }
-      const mismatch = (message: string) => gatewayUploadFailure(GatewayUploadFailureType.PartsMismatch, `${where}: ${message}`);
-      const size = parts.reduce((sum, p) => sum + (p.Size ?? 0), 0);
-      try {
-        const { expected } = input;
-        if (expected.kind === 'tus') {
-          const planned = partCountOf(expected.length, expected.partSize);
-          const count = expected.varyingParts ? expected.partsCompleted : planned;
-          if (expected.varyingParts ? count < 1 || count > planned : expected.partsCompleted !== count)
-            throw mismatch(`the gateway recorded ${expected.partsCompleted} parts, but ${expected.length} bytes need ${count}`);
-          if (parts.length !== count) throw mismatch(`S3 lists ${parts.length} parts, but ${count} were recorded`);
-          if (expected.varyingParts && size !== expected.length)
-            throw mismatch(`the parts hold ${size} bytes in S3, but the upload's length is ${expected.length}`);
-          const field = checksumField(expected.checksumAlgorithm);
-          let fingerprint = '';
-          for (let n = 1; n <= count; n++) {
-            const part = parts[n - 1]!;
-            if (part.PartNumber !== n) throw mismatch(`part ${n} is missing`);
-            if (expected.varyingParts) {
-              // Every part but the last holds at least a part size (≥ S3's 5 MiB minimum).
-              if (n < count && (part.Size ?? 0) < expected.partSize)
-                throw mismatch(`part ${n} has ${part.Size} bytes in S3; every part but the last needs at least ${expected.partSize}`);
-            } else {
-              const partBytes = n < count ? expected.partSize : expected.length - (count - 1) * expected.partSize;
-              if (part.Size !== partBytes) throw mismatch(`part ${n} has ${part.Size} bytes in S3, but ${partBytes} were recorded`);
-            }
-            const checksum = part[field];
-            if (!checksum) throw mismatch(`S3 lists no ${expected.checksumAlgorithm} checksum for part ${n}`);
-            fingerprint = extendPartsFingerprint(fingerprint, n, checksum);
-          }
-          if (expected.varyingParts) {
-            // A store that needs equal parts (S3_EQUAL_PARTS) would refuse the merge: refused here instead.
-            const ruleProblem = partSizesProblem(
-              parts.map((p) => p.Size ?? 0),
-              deps.storeRules ?? DEFAULT_S3_STORE_RULES,
-            );
-            if (ruleProblem) throw mismatch(ruleProblem);
-          }
-          if (fingerprint !== expected.fingerprint) {
-            throw permanentFailure(
-              UploadFailureType.ChecksumMismatch,
-              `${where}: the ${expected.checksumAlgorithm} checksums S3 lists for the ${count} parts differ from those the gateway computed from the bytes it received`,
-            );
-          }
-        } else {
-          const listed = new Map(parts.map((p) => [p.PartNumber, p]));
-          if (parts.length !== expected.parts.length) {
-            throw mismatch(`S3 lists ${parts.length} parts, but the client reported ${expected.parts.length}`);
-          }
-          expected.parts.forEach((reported, i) => {
-            const part = listed.get(reported.partNumber);
-            if (!part) throw mismatch(`part ${reported.partNumber}, which the client reported, is not in S3`);
-            if (!sameETag(part.ETag, reported.etag))
-              throw mismatch(`part ${reported.partNumber} has ETag ${part.ETag} in S3, but the client reported ${reported.etag}`);
-            if (i < expected.parts.length - 1 && (part.Size ?? 0) < S3_LIMITS.minPartSize) {
-              throw mismatch(`part ${reported.partNumber} has ${part.Size} bytes; every part but the last needs at least 5 MiB`);
-            }
-          });
-          // The store's own rules (S3_MAX_PARTS, S3_EQUAL_PARTS), refused here rather than by the merge.
-          const ruleProblem = partSizesProblem(
-            expected.parts.map((reported) => listed.get(reported.partNumber)?.Size ?? 0),
-            deps.storeRules ?? DEFAULT_S3_STORE_RULES,
-          );
-          if (ruleProblem) throw mismatch(ruleProblem);
-          if (expected.length !== undefined && size !== expected.length) {
-            throw mismatch(`the parts hold ${size} bytes, but ${expected.length} were declared`);
-          }
-        }
-        if (size > input.maxLength) {
-          throw gatewayUploadFailure(
-            GatewayUploadFailureType.UploadTooLarge,
-            `${where}: ${size} bytes exceed the tenant's maximum upload size of ${input.maxLength}`,
-          );
-        }
-        return { size, partCount: parts.length, expectedETag: multipartETag(parts.map((p) => p.ETag ?? '')) };
-      } catch (err) {
-        if (err instanceof ApplicationFailure) throw err;
-        throw s3Failure(`verify ${where}`, err);
-      }
+      return verifyGatewayUpload(deps, input, Context.current().cancellationSignal);
     },
   };
+}
+
+/**
+ * What `verifyClientUpload` checks, for any activity that needs it (join-partials verifies the
+ * parts it wrote with it before it answers). Throws a permanent failure on any mismatch.
+ */
+export async function verifyGatewayUpload(
+  deps: Pick<UploadActivityDeps, 's3' | 'storeRules'>,
+  input: VerifyGatewayUploadInput,
+  signal?: AbortSignal,
+): Promise<VerifyGatewayUploadResult> {
+  const where = `s3://${input.bucket}/${input.key}`;
+  let parts;
+  try {
+    parts = await listAllParts(
+      deps.s3,
+      { ...input, multipartUploadId: requireMultipartUploadId(input, 'verifyClientUpload input') },
+      signal,
+    );
+  } catch (err) {
+    throw s3Failure(`ListParts of ${where}`, err);
+  }
+  const mismatch = (message: string) => gatewayUploadFailure(GatewayUploadFailureType.PartsMismatch, `${where}: ${message}`);
+  const size = parts.reduce((sum, p) => sum + (p.Size ?? 0), 0);
+  try {
+    const { expected } = input;
+    if (expected.kind === 'tus') {
+      const planned = partCountOf(expected.length, expected.partSize);
+      const count = expected.varyingParts ? expected.partsCompleted : planned;
+      if (expected.varyingParts ? count < 1 || count > planned : expected.partsCompleted !== count)
+        throw mismatch(`the gateway recorded ${expected.partsCompleted} parts, but ${expected.length} bytes need ${count}`);
+      if (parts.length !== count) throw mismatch(`S3 lists ${parts.length} parts, but ${count} were recorded`);
+      if (expected.varyingParts && size !== expected.length)
+        throw mismatch(`the parts hold ${size} bytes in S3, but the upload's length is ${expected.length}`);
+      const field = checksumField(expected.checksumAlgorithm);
+      let fingerprint = '';
+      for (let n = 1; n <= count; n++) {
+        const part = parts[n - 1]!;
+        if (part.PartNumber !== n) throw mismatch(`part ${n} is missing`);
+        if (expected.varyingParts) {
+          // Every part but the last holds at least a part size (≥ S3's 5 MiB minimum).
+          if (n < count && (part.Size ?? 0) < expected.partSize)
+            throw mismatch(`part ${n} has ${part.Size} bytes in S3; every part but the last needs at least ${expected.partSize}`);
+        } else {
+          const partBytes = n < count ? expected.partSize : expected.length - (count - 1) * expected.partSize;
+          if (part.Size !== partBytes) throw mismatch(`part ${n} has ${part.Size} bytes in S3, but ${partBytes} were recorded`);
+        }
+        const checksum = part[field];
+        if (!checksum) throw mismatch(`S3 lists no ${expected.checksumAlgorithm} checksum for part ${n}`);
+        fingerprint = extendPartsFingerprint(fingerprint, n, checksum);
+      }
+      if (expected.varyingParts) {
+        // A store that needs equal parts (S3_EQUAL_PARTS) would refuse the merge: refused here instead.
+        const ruleProblem = partSizesProblem(
+          parts.map((p) => p.Size ?? 0),
+          deps.storeRules ?? DEFAULT_S3_STORE_RULES,
+        );
+        if (ruleProblem) throw mismatch(ruleProblem);
+      }
+      if (fingerprint !== expected.fingerprint) {
+        throw permanentFailure(
+          UploadFailureType.ChecksumMismatch,
+          `${where}: the ${expected.checksumAlgorithm} checksums S3 lists for the ${count} parts differ from those the gateway computed from the bytes it received`,
+        );
+      }
+    } else {
+      const listed = new Map(parts.map((p) => [p.PartNumber, p]));
+      if (parts.length !== expected.parts.length) {
+        throw mismatch(`S3 lists ${parts.length} parts, but the client reported ${expected.parts.length}`);
+      }
+      expected.parts.forEach((reported, i) => {
+        const part = listed.get(reported.partNumber);
+        if (!part) throw mismatch(`part ${reported.partNumber}, which the client reported, is not in S3`);
+        if (!sameETag(part.ETag, reported.etag))
+          throw mismatch(`part ${reported.partNumber} has ETag ${part.ETag} in S3, but the client reported ${reported.etag}`);
+        if (i < expected.parts.length - 1 && (part.Size ?? 0) < S3_LIMITS.minPartSize) {
+          throw mismatch(`part ${reported.partNumber} has ${part.Size} bytes; every part but the last needs at least 5 MiB`);
+        }
+      });
+      // The store's own rules (S3_MAX_PARTS, S3_EQUAL_PARTS), refused here rather than by the merge.
+      const ruleProblem = partSizesProblem(
+        expected.parts.map((reported) => listed.get(reported.partNumber)?.Size ?? 0),
+        deps.storeRules ?? DEFAULT_S3_STORE_RULES,
+      );
+      if (ruleProblem) throw mismatch(ruleProblem);
+      if (expected.length !== undefined && size !== expected.length) {
+        throw mismatch(`the parts hold ${size} bytes, but ${expected.length} were declared`);
+      }
+    }
+    if (size > input.maxLength) {
+      throw gatewayUploadFailure(
+        GatewayUploadFailureType.UploadTooLarge,
+        `${where}: ${size} bytes exceed the tenant's maximum upload size of ${input.maxLength}`,
+      );
+    }
+    return { size, partCount: parts.length, expectedETag: multipartETag(parts.map((p) => p.ETag ?? '')) };
+  } catch (err) {
+    if (err instanceof ApplicationFailure) throw err;
+    throw s3Failure(`verify ${where}`, err);
+  }
 }

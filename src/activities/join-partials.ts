@@ -8,6 +8,12 @@
  * Idempotent: every attempt writes the same part numbers with the same bytes (a retry overwrites),
  * and every read or copy is conditional on the partial's ETag, so a partial changed or deleted
  * since it was claimed fails the step for good instead of joining other bytes.
+ *
+ * With `verify` (finals started under the patch `tus-concat-join-verifies`), the activity ends
+ * with the verify step's own check of the parts it wrote (ListParts: exactly these parts, these
+ * ETags, the declared size, within the tenant's maximum) and answers what verify answers, so the
+ * final's saga goes from the join to the merge without a verify step between them: one activity
+ * trip less between the last byte and the client's answer, the same look before the pivot.
  */
 import { GetObjectCommand, UploadPartCommand, UploadPartCopyCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
@@ -18,6 +24,7 @@ import { s3Failure, isS3Error } from '../s3/classify-error';
 import { copySourceOf } from './sources/s3-object';
 import { runPool } from './worker-pool';
 import type { UploadActivityDeps } from './deps';
+import { verifyGatewayUpload, type VerifyGatewayUploadResult } from './gateway-upload';
 
 /** Parts of a final written at once (copies S3 makes, or parts the worker assembles, at most twice the minimum part size each). */
 export const JOIN_CONCURRENCY = 8;
@@ -29,6 +36,13 @@ export interface JoinPartialsInput {
   multipartUploadId: string;
   /** The partials, in the order the final names them. */
   partials: JoinSource[];
+  /** Verify the parts written (as the verify step does) and answer its result in `verified`. */
+  verify?: {
+    /** The tenant's maximum upload size. */
+    maxLength: number;
+    /** The final's size (the partials' sizes added up). */
+    length?: number;
+  };
 }
 
 /** What {@link joinPartialsActivity} wrote. */
@@ -38,6 +52,8 @@ export interface JoinPartialsResult {
   /** Bytes copied server-side, and bytes read through the worker. */
   copiedBytes: number;
   assembledBytes: number;
+  /** With `verify`: what the verify step answers for these parts. */
+  verified?: VerifyGatewayUploadResult;
 }
 
 /** The join-partials activity, bound to its dependencies. */
@@ -120,6 +136,18 @@ export function joinPartialsActivity(deps: UploadActivityDeps) {
       parts[i] = { partNumber, etag };
       ctx.heartbeat({ partsDone: ++partsDone });
     });
-    return { parts, copiedBytes, assembledBytes };
+    if (!input.verify) return { parts, copiedBytes, assembledBytes };
+    const verified = await verifyGatewayUpload(
+      deps,
+      {
+        bucket: input.bucket,
+        key: input.key,
+        multipartUploadId: input.multipartUploadId,
+        maxLength: input.verify.maxLength,
+        expected: { kind: 'client-parts', parts, ...(input.verify.length !== undefined ? { length: input.verify.length } : {}) },
+      },
+      signal,
+    );
+    return { parts, copiedBytes, assembledBytes, verified };
   };
 }

@@ -93,7 +93,7 @@ export async function serveFinalCreation(reply: FastifyReply, creation: FinalCre
   const ids = partialIdsOf(creation.urls, creation.path);
   if ('problem' in ids) return void reply.code(400).headers(headers).type('text/plain').send(`${ids.problem}\n`);
   try {
-    await creation.uploads.createFinal({
+    const opened = await creation.uploads.createFinal({
       tenant: creation.tenant,
       uploadId: creation.uploadId,
       partials: ids,
@@ -104,7 +104,8 @@ export async function serveFinalCreation(reply: FastifyReply, creation: FinalCre
       ...(creation.key !== undefined ? { key: creation.key } : {}),
       maxLength: creation.maxUploadBytes,
     });
-    const ended = await creation.uploads.waitForEnd(creation.tenant, creation.uploadId, creation.finishWaitMs);
+    // With the state it opened with: a completed final is answered from its result, without a query that replays its closed history.
+    const ended = await creation.uploads.waitForEnd(creation.tenant, creation.uploadId, creation.finishWaitMs, opened);
     creation.onEnded?.(creation.tenant, ended.outcome);
     if (ended.outcome !== 'completed' && ended.outcome !== 'running') {
       const cause = ended.failure?.cause;

@@ -32,6 +32,11 @@
  *   the state carries `pause` and the protocols refuse new bytes with 423 UploadPausedError.
  *   A refusal (ended, past verify, not paused) is 409 with the workflow's reason.
  * - Calls are bounded by `callTimeoutMs`; a worker that is down yields 503, never a hung request.
+ *
+ * The one thing an instance remembers: the partials it saw stored (their finishing PATCH), so a
+ * final naming them starts with its claims instead of reading them first. A hint only: what it
+ * holds of a stored partial (key, size, ETag, expiry) no longer changes, and the claim's validator
+ * in the partial's workflow decides; a final created through another replica reads them.
  */
 import { WIRE_NAMES } from '../upload/wire-names';
 import { randomBytes } from 'node:crypto';
@@ -186,6 +191,8 @@ export interface UploadsServiceOptions {
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Stored partials an instance remembers for the final that names them (a final follows its partials within moments). */
+const STORED_PARTIALS_KEPT = 1024;
 const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
@@ -251,6 +258,8 @@ export class UploadsService {
   private readonly tenantKeyPrefix: string;
   private readonly indexDestination: boolean;
   private readonly observers = new Set<(state: GatewayUploadState) => void>();
+  /** Partials this instance saw stored, by `<tenant>/<id>` (oldest first): see the module comment. */
+  private readonly storedPartials = new Map<string, GatewayUploadState>();
 
   /**
    * Calls `observer` with the state after every change this instance makes or waits for (create,
@@ -408,16 +417,13 @@ export class UploadsService {
     if (twice !== undefined)
       throw new InvalidRequestError(`partial upload ${twice} is named twice in Upload-Concat; name each partial once`);
     const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
-    // The partials are read, and then claimed, all at once: a final's creation costs two round trips, not two per partial.
-    const read = await Promise.allSettled(partials.map((id) => this.state(tenant, id)));
-    const states = read.map((outcome, i) => {
+    // The partials are read, and then claimed, all at once: a final's creation costs two round trips, not two per
+    // partial — one when this instance saw them stored (their finishing PATCHes came here, as a client's usually do).
+    const remembered = partials.map((id) => this.storedPartial(tenant, id));
+    const read = await Promise.allSettled(partials.map((id, i) => remembered[i] ?? this.partialState(tenant, id)));
+    const states = read.map((outcome) => {
       if (outcome.status === 'fulfilled') return outcome.value;
-      if (!(outcome.reason instanceof UploadNotFoundError)) throw outcome.reason;
-      throw new GatewayError(
-        404,
-        'UploadNotFound',
-        `Upload-Concat names upload ${partials[i]}, which does not exist (or is another tenant's)`,
-      );
+      throw outcome.reason;
     });
     const sources: JoinSource[] = states.map((state) => {
       const problem = claimProblem(state, uploadId, Date.now());
@@ -432,10 +438,19 @@ export class UploadsService {
     let starting = false;
     try {
       const claims = await Promise.allSettled(
-        sources.map(async (source) => {
-          await this.update(tenant, source.uploadId, (handle) =>
-            handle.executeUpdate(claimPartialUpdate, { args: [{ finalUploadId: uploadId }] }),
-          );
+        sources.map(async (source, i) => {
+          try {
+            await this.update(tenant, source.uploadId, (handle) =>
+              handle.executeUpdate(claimPartialUpdate, { args: [{ finalUploadId: uploadId }] }),
+            );
+          } catch (err) {
+            // A remembered partial may have moved on since it was stored (joined or ended through another
+            // replica): the refusal says what it is now, as it would had it been read.
+            if (!remembered[i] || err instanceof GatewayUnavailableError) throw err;
+            const now = await this.partialState(tenant, source.uploadId);
+            const problem = claimProblem(now, uploadId, Date.now());
+            throw problem ? this.rejection(problem, now.uploadId) : err;
+          }
           claimed.push(source.uploadId);
         }),
       );
@@ -443,7 +458,9 @@ export class UploadsService {
       if (refused) throw refused.reason;
       const { partials: _ids, ...rest } = request;
       starting = true;
-      return await this.start({ ...rest, uploadId, length, mode: 'tus' }, { kind: 'final', partials: sources });
+      const started = await this.start({ ...rest, uploadId, length, mode: 'tus' }, { kind: 'final', partials: sources });
+      for (const id of partials) this.storedPartials.delete(`${tenant}/${id}`);
+      return started;
     } catch (err) {
       // A start that may have happened (Temporal did not answer in time) leaves the claims to the final's saga.
       const notStarted = !starting || err instanceof InvalidRequestError || err instanceof UploadConflictError;
@@ -670,6 +687,7 @@ export class UploadsService {
    * @throws UploadNotFoundError
    */
   async cancel(tenant: string, uploadId: string, options: { waitMs?: number } = {}): Promise<GatewayUploadState> {
+    this.storedPartials.delete(`${tenant}/${uploadId}`);
     const state = await this.state(tenant, uploadId);
     if (state.outcome !== 'running') return state;
     try {
@@ -691,13 +709,13 @@ export class UploadsService {
     try {
       // The workflow answers the moment the partial is stored: no polling on the way.
       const state = await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilStoredUpdate));
-      if (storedOrEnded(state)) return this.changed(state);
+      if (storedOrEnded(state)) return this.changed(this.rememberStored(state));
     } catch {
       // Not answered in time, the run ended or handed over under it, or a worker without the update: read the state instead.
     }
     for (;;) {
       const state = await this.state(tenant, uploadId);
-      if (storedOrEnded(state) || Date.now() >= deadline) return this.changed(state);
+      if (storedOrEnded(state) || Date.now() >= deadline) return this.changed(this.rememberStored(state));
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
@@ -744,6 +762,43 @@ export class UploadsService {
     }
     if (result && last?.tenant === tenant && last.uploadId === uploadId) return this.changed(completedState(last, result));
     return this.changed(await this.state(tenant, uploadId));
+  }
+
+  /** A partial a final names, read; 404 with the final's words for one that does not exist (or is another tenant's). */
+  private async partialState(tenant: string, uploadId: string): Promise<GatewayUploadState> {
+    try {
+      return await this.state(tenant, uploadId);
+    } catch (err) {
+      if (!(err instanceof UploadNotFoundError)) throw err;
+      throw new GatewayError(
+        404,
+        'UploadNotFound',
+        `Upload-Concat names upload ${uploadId}, which does not exist (or is another tenant's)`,
+      );
+    }
+  }
+
+  /** Remembers a partial that is stored and waits for a final (at most {@link STORED_PARTIALS_KEPT}, oldest dropped first). */
+  private rememberStored(state: GatewayUploadState): GatewayUploadState {
+    if (state.concat?.kind === 'partial' && state.concat.stored && state.phase === 'await-join' && state.outcome === 'running') {
+      const key = `${state.tenant}/${state.uploadId}`;
+      this.storedPartials.delete(key);
+      this.storedPartials.set(key, state);
+      for (const oldest of this.storedPartials.keys()) {
+        if (this.storedPartials.size <= STORED_PARTIALS_KEPT) break;
+        this.storedPartials.delete(oldest);
+      }
+    }
+    return state;
+  }
+
+  /**
+   * A partial of the tenant this instance saw stored, while it has not expired (an expired one is
+   * read, and refused with what its workflow says); undefined to read it.
+   */
+  private storedPartial(tenant: string, uploadId: string): GatewayUploadState | undefined {
+    const state = this.storedPartials.get(`${tenant}/${uploadId}`);
+    return state && Date.now() < state.expiresAt ? state : undefined;
   }
 
   private handle(tenant: string, uploadId: string): WorkflowHandle<GatewayUploadWorkflow> {

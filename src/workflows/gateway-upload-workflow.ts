@@ -42,6 +42,7 @@ import {
   GATEWAY_TAIL_PARTS_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
   GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH,
+  TUS_CONCAT_JOIN_VERIFIES_PATCH,
   TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
   TUS_CONCATENATION_PATCH,
   TUS_DEFERRED_LENGTH_PATCH,
@@ -503,10 +504,24 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       }
       const multipartUploadId = state.multipartUploadId!;
 
+      // A final's join verifies what it wrote (the verify step's check): one activity trip less before the merge.
+      const joinVerifies = final !== undefined && patched(TUS_CONCAT_JOIN_VERIFIES_PATCH);
       const joined = final
-        ? await saga.run('join-partials', [{ bucket, key, multipartUploadId, partials: final.partials }], {
-            summary: `join ${final.partials.length} partial uploads into s3://${bucket}/${key}`,
-          })
+        ? await saga.run(
+            'join-partials',
+            [
+              {
+                bucket,
+                key,
+                multipartUploadId,
+                partials: final.partials,
+                ...(joinVerifies
+                  ? { verify: { maxLength: input.maxLength, ...(input.length !== undefined ? { length: input.length } : {}) } }
+                  : {}),
+              },
+            ],
+            { summary: `join ${final.partials.length} partial uploads into s3://${bucket}/${key}` },
+          )
         : undefined;
       if (!final)
         await saga.runInWorkflow(
@@ -571,35 +586,37 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       // From here on a pause is refused (and one still waiting is answered).
       gate.close();
 
-      const verified = await saga.run(
-        'verify',
-        [
-          {
-            bucket,
-            key,
-            multipartUploadId,
-            maxLength: input.maxLength,
-            expected:
-              state.mode === 'tus' && !joined
-                ? {
-                    kind: 'tus',
-                    length: state.length!,
-                    partSize: state.partSize,
-                    partsCompleted: state.partsCompleted,
-                    // Parts of varying size: verify checks their sum and minimum instead of each size.
-                    ...(state.partsBytes !== undefined ? { varyingParts: true } : {}),
-                    fingerprint: state.fingerprint,
-                    checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
-                  }
-                : {
-                    kind: 'client-parts',
-                    parts: joined?.parts ?? reportedParts!,
-                    ...(input.length !== undefined ? { length: input.length } : {}),
-                  },
-          },
-        ],
-        { summary: `verify the parts of s3://${bucket}/${key}` },
-      );
+      const verified =
+        joined?.verified ??
+        (await saga.run(
+          'verify',
+          [
+            {
+              bucket,
+              key,
+              multipartUploadId,
+              maxLength: input.maxLength,
+              expected:
+                state.mode === 'tus' && !joined
+                  ? {
+                      kind: 'tus',
+                      length: state.length!,
+                      partSize: state.partSize,
+                      partsCompleted: state.partsCompleted,
+                      // Parts of varying size: verify checks their sum and minimum instead of each size.
+                      ...(state.partsBytes !== undefined ? { varyingParts: true } : {}),
+                      fingerprint: state.fingerprint,
+                      checksumAlgorithm: input.checksumAlgorithm ?? 'CRC32C',
+                    }
+                  : {
+                      kind: 'client-parts',
+                      parts: joined?.parts ?? reportedParts!,
+                      ...(input.length !== undefined ? { length: input.length } : {}),
+                    },
+            },
+          ],
+          { summary: `verify the parts of s3://${bucket}/${key}` },
+        ));
       if (deferredLength && reservation) {
         // Settled to the verified size before the commit, whatever the declaration's shrink did.
         await shrinkReservation({ ...reservationRef, bytes: verified.size });

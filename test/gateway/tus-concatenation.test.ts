@@ -1,7 +1,8 @@
 /**
  * tus concatenation (parallel uploads) through the gateway, against the real worker, Temporal and
  * MinIO: tus-js-client with `parallelUploads` (partials of 8 MiB, joined by UploadPartCopy; and
- * partials of 3 MiB, joined through the worker), raw requests, a partial that is never joined,
+ * partials of 3 MiB, joined through the worker), raw requests, a final through a second replica
+ * (the first one's memory of the partials it saw stored goes stale), a partial that is never joined,
  * and the refusals that need tenants (another tenant's partial) or limits (partials over the
  * maximum). Each checks the object's bytes, that no partial is left in S3, and the tenant's quota
  * ledger independently of the gateway: the partials' reservations are committed once, the final
@@ -12,6 +13,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partialObjectKeyOf, stagingPrefixOf } from '../../src/upload/staging';
 import type { GatewayUploadState } from '../../src/upload/gateway-upload';
+import { uploadWorkflowId } from '../../src/upload/request';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { expectCatalogueRows, type CataloguedAnswer } from '../support/http-refusals';
@@ -24,23 +26,28 @@ let worker: RunningWorker;
 let gateway: TestGateway;
 let shortExpiry: TestGateway;
 let smallMaximum: TestGateway;
+let replica: TestGateway;
 const parallel = testTenant('concat-par');
 const small = testTenant('concat-small');
 const raw = testTenant('concat-raw');
 const other = testTenant('concat-other');
 const expiring = testTenant('concat-expiry');
 const limited = testTenant('concat-limit');
+const replicated = testTenant('concat-replica');
 
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   const defaults = { maxUploadBytes: 64 * MiB, requestsPerSecond: 1000, maxBodyStreams: 8 };
-  gateway = await startTestGateway(stack, [parallel, small, raw, other], { overrides: { defaults } });
+  gateway = await startTestGateway(stack, [parallel, small, raw, other, replicated], { overrides: { defaults } });
+  // A second replica of the same gateway: it did not see the partials sent through the first.
+  replica = await startTestGateway(stack, [replicated], { overrides: { defaults } });
   shortExpiry = await startTestGateway(stack, [expiring], { overrides: { defaults, uploadExpiryMs: 8_000 } });
   smallMaximum = await startTestGateway(stack, [limited], { overrides: { defaults: { ...defaults, maxUploadBytes: 10 * MiB } } });
 });
 
 afterAll(async () => {
+  await replica?.close();
   await smallMaximum?.close();
   await shortExpiry?.close();
   await gateway?.close();
@@ -76,6 +83,12 @@ async function expectPartialsSettled(tenant: string, final: GatewayUploadState):
   expect(await ledger().reservation(tenant, final.uploadId), 'the final reserves nothing').toEqual({ status: 'unknown' });
 }
 
+/** The activities the upload's saga scheduled, in order (regular ones: the task-queue trips it made). */
+async function scheduledActivities(tenant: string, uploadId: string): Promise<string[]> {
+  const history = await stack.client.workflow.getHandle(uploadWorkflowId(tenant, uploadId)).fetchHistory();
+  return (history.events ?? []).flatMap((event) => event.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+}
+
 /** The parts of the stored object, from its multipart ETag (`"…-N"`). */
 async function partCountOf(key: string): Promise<number> {
   const head = await stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
@@ -103,6 +116,11 @@ describe('tus concatenation', () => {
     expect(final.key).toBe(`${parallel.name}/${final.uploadId}/parallel.bin`);
     expect(await objectSha256(stack.s3, BUCKET, final.key)).toBe(sha256(data));
     expect(await partCountOf(final.key), 'one UploadPartCopy per partial').toBe(3);
+    // Patch tus-concat-join-verifies: the join checks what it wrote, the merge follows without a verify step.
+    expect(await scheduledActivities(parallel.name, final.uploadId), "the final's activity trips").toEqual([
+      'joinPartials',
+      'completeUpload',
+    ]);
     await expectPartialsSettled(parallel.name, final);
     await eventually(
       () => ledger().usage(parallel.name),
@@ -183,6 +201,32 @@ describe('tus concatenation', () => {
     );
     // A joined partial cannot be joined again: its bytes were moved into the final.
     const again = await tusRequest(`${gateway.url}/files`, 'POST', { ...raw.auth, 'Upload-Concat': `final;${new URL(urls[0]!).pathname}` });
+    expect([again.status, await again.text()]).toEqual([400, expect.stringContaining(`was already joined into upload ${state.uploadId}`)]);
+  });
+
+  it('two gateways: a final through the one that did not see the partials stored reads them; the stale memory of the other is refused by the claim', async () => {
+    // The partials' finishing PATCHes go through `gateway`, which remembers them stored; the final goes through `replica`.
+    const parts = [randomBytes(5 * MiB + 3), randomBytes(MiB)];
+    const paths: string[] = [];
+    for (const part of parts) {
+      const created = await tusRequest(`${gateway.url}/files`, 'POST', {
+        ...replicated.auth,
+        'Upload-Length': String(part.length),
+        'Upload-Concat': 'partial',
+      });
+      expect(created.status, await created.text()).toBe(201);
+      const url = new URL(created.headers.get('location')!, gateway.url);
+      expect((await tusRequest(url.toString(), 'PATCH', { ...replicated.auth, 'Upload-Offset': '0' }, part)).status).toBe(204);
+      paths.push(url.pathname);
+    }
+    const final = await tusRequest(`${replica.url}/files`, 'POST', { ...replicated.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
+    expect(final.status, await final.text()).toBe(201);
+    const state = await replica.app.uploads.state(replicated.name, idOf(final.headers.get('location')));
+    expect(state.outcome).toBe('completed');
+    expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(Buffer.concat(parts)));
+    await expectPartialsSettled(replicated.name, state);
+    // `gateway` still remembers both partials as stored and waiting: the claim's validator says what they are now.
+    const again = await tusRequest(`${gateway.url}/files`, 'POST', { ...replicated.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
     expect([again.status, await again.text()]).toEqual([400, expect.stringContaining(`was already joined into upload ${state.uploadId}`)]);
   });
 
