@@ -291,6 +291,8 @@ const cases: Record<string, () => Promise<{ status: number; message: string }>> 
   'pause of a finished upload': async () => {
     const url = await createTusUpload(gateway, acme, MiB);
     expect((await patch(url, acme, 0, randomBytes(MiB))).status).toBe(204);
+    // The finishing PATCH answers at the merge; the saga ends just after.
+    await gateway.app.uploads.waitForEnd(acme.name, idOf(url), 30_000);
     return answerOf(await pauseRoute(gateway, acme, idOf(url), 'pause'));
   },
   'resume of an upload that is not paused': async () =>
