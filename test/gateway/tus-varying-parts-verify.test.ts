@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import type { VerifyGatewayUploadInput } from '../../src/activities/gateway-upload';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
-import type { QuotaLedger } from '../../src/quota/ledger';
 import { partChecksum } from '../../src/s3/checksums';
 import { extendPartsFingerprint } from '../../src/s3/parts-fingerprint';
 import { WIRE_NAMES } from '../../src/upload/wire-names';
 import { MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
+import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
 const BUCKET = 'uploads';
 const PART_SIZE = 5 * MiB;
@@ -25,16 +25,9 @@ let stack: TestStack;
 let activities: UploadActivities;
 const opened: { key: string; uploadId: string }[] = [];
 
-const noQuota: QuotaLedger = {
-  reserve: () => Promise.reject(new Error('not used')),
-  release: () => Promise.reject(new Error('not used')),
-  commit: () => Promise.reject(new Error('not used')),
-  usage: () => Promise.reject(new Error('not used')),
-};
-
 beforeAll(async () => {
   stack = await connectTestStack();
-  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [] }), quota: noQuota });
+  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [] }), quota: unusedQuotaLedger });
 });
 
 afterAll(async () => {

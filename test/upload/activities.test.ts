@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
 import { partChecksum } from '../../src/s3/checksums';
-import type { QuotaLedger } from '../../src/quota/ledger';
 import { planParts } from '../../src/upload/part-plan';
 import { normalizeUploadRequest } from '../../src/upload/request';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
+import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -25,18 +25,10 @@ let activities: UploadActivities;
 let tmp: { dir: string; remove(): Promise<void> };
 let file: TestFile;
 
-const noQuota: QuotaLedger = {
-  reserve: () => Promise.reject(new Error('not used')),
-  release: () => Promise.reject(new Error('not used')),
-  shrink: () => Promise.reject(new Error('not used')),
-  commit: () => Promise.reject(new Error('not used')),
-  usage: () => Promise.reject(new Error('not used')),
-};
-
 beforeAll(async () => {
   stack = await connectTestStack();
   tmp = await makeTempDir();
-  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: noQuota });
+  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: unusedQuotaLedger });
   file = await makeRandomFile(tmp.dir, 'parts.bin', 17 * MiB);
 });
 

@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities, LocalFileResolver, type UploadActivities } from '../../src/activities';
 import { partChecksum } from '../../src/s3/checksums';
 import { UploadClient, UploadFailedError } from '../../src/client';
-import type { QuotaLedger } from '../../src/quota/ledger';
 import { planParts } from '../../src/upload/part-plan';
 import { normalizeUploadRequest } from '../../src/upload/request';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/files';
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
 import { incompleteUploads, objectExists, objectSha256 } from '../support/s3-inspect';
+import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
 const BUCKET = 'uploads';
 const TENANT = uniqueId('acme');
@@ -28,14 +28,6 @@ let tmp: { dir: string; remove(): Promise<void> };
 let file: TestFile;
 let content: Buffer;
 
-const noQuota: QuotaLedger = {
-  reserve: () => Promise.reject(new Error('not used')),
-  release: () => Promise.reject(new Error('not used')),
-  shrink: () => Promise.reject(new Error('not used')),
-  commit: () => Promise.reject(new Error('not used')),
-  usage: () => Promise.reject(new Error('not used')),
-};
-
 function run<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
   return new MockActivityEnvironment({}).run(fn as never, ...(args as unknown as never[])) as Promise<R>;
 }
@@ -45,7 +37,7 @@ beforeAll(async () => {
   worker = await startUploadWorker(stack);
   uploads = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue });
   tmp = await makeTempDir();
-  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: noQuota });
+  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: unusedQuotaLedger });
   file = await makeRandomFile(tmp.dir, 'full-object.bin', 12 * MiB + 321); // 3 parts of 5 MiB
   content = await readFile(file.path);
 });

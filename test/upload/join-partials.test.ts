@@ -15,26 +15,19 @@ import { createActivities, type UploadActivities } from '../../src/activities';
 import type { JoinPartialsInput } from '../../src/activities/join-partials';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
 import { multipartETag } from '../../src/s3/multipart-etag';
-import type { QuotaLedger } from '../../src/quota/ledger';
 import { GatewayUploadFailureType } from '../../src/upload/gateway-upload';
 import { MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
+import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
 let activities: UploadActivities;
 
-const noQuota: QuotaLedger = {
-  reserve: () => Promise.reject(new Error('not used')),
-  release: () => Promise.reject(new Error('not used')),
-  commit: () => Promise.reject(new Error('not used')),
-  usage: () => Promise.reject(new Error('not used')),
-};
-
 beforeAll(async () => {
   stack = await connectTestStack();
-  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [] }), quota: noQuota });
+  activities = createActivities({ s3: stack.s3, sources: new LocalFileResolver({ allowedRoots: [] }), quota: unusedQuotaLedger });
 });
 
 afterAll(async () => {

@@ -19,12 +19,12 @@ import { createActivities, type UploadActivities } from '../../src/activities';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
 import { createS3Client } from '../../src/connections';
 import { listAllParts } from '../../src/s3/list-parts';
-import type { QuotaLedger } from '../../src/quota/ledger';
 import { planParts } from '../../src/upload/part-plan';
 import { normalizeUploadRequest } from '../../src/upload/request';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 import { incompleteUploads, objectSha256 } from '../support/s3-inspect';
+import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -36,13 +36,6 @@ let answersToLose = 0;
 let createsSent = 0;
 let lossy: S3Client;
 let activities: UploadActivities;
-
-const noQuota: QuotaLedger = {
-  reserve: () => Promise.reject(new Error('not used')),
-  release: () => Promise.reject(new Error('not used')),
-  commit: () => Promise.reject(new Error('not used')),
-  usage: () => Promise.reject(new Error('not used')),
-};
 
 beforeAll(async () => {
   stack = await connectTestStack();
@@ -65,7 +58,7 @@ beforeAll(async () => {
     },
     { step: 'deserialize', name: 'loseCreateAnswers', priority: 'high' },
   );
-  activities = createActivities({ s3: lossy, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: noQuota });
+  activities = createActivities({ s3: lossy, sources: new LocalFileResolver({ allowedRoots: [tmp.dir] }), quota: unusedQuotaLedger });
 });
 
 afterAll(async () => {

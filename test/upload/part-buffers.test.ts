@@ -15,11 +15,11 @@ import type { ByteSource, SourceResolver } from '../../src/activities/sources/by
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
 import { partChecksum } from '../../src/s3/checksums';
 import { listAllParts } from '../../src/s3/list-parts';
-import type { QuotaLedger } from '../../src/quota/ledger';
 import { partRange, planParts } from '../../src/upload/part-plan';
 import type { SourceDescriptor } from '../../src/upload/request';
 import { makeRandomFile, makeTempDir, MiB, type TestFile } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
+import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
 const BUCKET = 'uploads';
 const PART_SIZE = 5 * MiB;
@@ -27,14 +27,6 @@ const CONCURRENCY = 3;
 let stack: TestStack;
 let tmp: { dir: string; remove(): Promise<void> };
 let file: TestFile;
-
-const noQuota: QuotaLedger = {
-  reserve: () => Promise.reject(new Error('not used')),
-  release: () => Promise.reject(new Error('not used')),
-  shrink: () => Promise.reject(new Error('not used')),
-  commit: () => Promise.reject(new Error('not used')),
-  usage: () => Promise.reject(new Error('not used')),
-};
 
 /** Local files, each read delayed by 0–40 ms, recording the buffers the activity offers. */
 class RecordingResolver implements SourceResolver {
@@ -73,7 +65,7 @@ afterAll(async () => {
 describe('upload-parts part buffers', () => {
   it('sends every part with its own bytes while reusing one buffer per part in flight', async () => {
     const sources = new RecordingResolver(new LocalFileResolver({ allowedRoots: [tmp.dir] }));
-    const activities: UploadActivities = createActivities({ s3: stack.s3, sources, quota: noQuota });
+    const activities: UploadActivities = createActivities({ s3: stack.s3, sources, quota: unusedQuotaLedger });
     const key = `part-buffers/${uniqueId('reuse')}.bin`;
     const plan = planParts(file.size, PART_SIZE);
     const source = { type: 'file' as const, path: file.path };
