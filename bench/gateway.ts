@@ -55,9 +55,9 @@ export interface GatewayBenchRow {
   /** Mean over the runs: from the start until creation answered (a single upload's POST; absent for parallel uploads). */
   createMs?: number;
   /**
-   * Parallel uploads only, mean over the runs: from the partials' last body byte (tus-js-client's
-   * progress) until the upload was reported done — the partials' finish, the final's creation and
-   * the join. (A single upload's last progress event comes with its answer, so it has no such figure.)
+   * Parallel uploads only, mean over the runs: from tus-js-client's last progress event until the
+   * upload was reported done. On Node it reports a PATCH's last bytes only with its answer, so this
+   * is from the last partial's answer: the final's creation and the join.
    */
   finishMs?: number;
   /** CPU seconds per GiB the S3 store (MinIO) spent during the row's uploads, mean over the runs. */
@@ -169,15 +169,15 @@ async function extensionsOf(endpoint: string): Promise<string[]> {
     .filter(Boolean);
 }
 
-/** When, from the start, the upload's URL was known (creation answered) and its last byte was handed to the socket. */
+/** When, from the start, the upload's URL was known (creation answered), and when tus-js-client last reported progress. */
 interface Phases {
   createdMs: number;
-  lastByteMs: number;
+  lastProgressMs: number;
 }
 
 function upload(data: Buffer, endpoint: string, headers: Record<string, string>, mode: TusMode, parallelUploads: number): Promise<Phases> {
   const start = performance.now();
-  const phases: Phases = { createdMs: NaN, lastByteMs: NaN };
+  const phases: Phases = { createdMs: NaN, lastProgressMs: NaN };
   return new Promise<Phases>((resolve, reject) => {
     const run = new tus.Upload(data, {
       endpoint,
@@ -189,7 +189,7 @@ function upload(data: Buffer, endpoint: string, headers: Record<string, string>,
       storeFingerprintForResuming: false,
       onUploadUrlAvailable: () => void (phases.createdMs ||= performance.now() - start),
       onProgress: (sent, total) => {
-        if (sent === total) phases.lastByteMs = performance.now() - start;
+        if (sent === total) phases.lastProgressMs = performance.now() - start;
       },
       onSuccess: () => resolve(phases),
       onError: reject,
@@ -323,14 +323,14 @@ export async function benchGateway(options: GatewayBenchOptions): Promise<Gatewa
           const peak = await peakRssMiB(server.pid);
           const entry = runs.get(rowKey(name, mode)) ?? { mbps: [], peak: 0, cpu: [], create: [], finish: [], storeCpu: [] };
           entry.create.push(phases.createdMs);
-          if (mode === 'parallel uploads') entry.finish.push(ms - phases.lastByteMs);
+          if (mode === 'parallel uploads') entry.finish.push(ms - phases.lastProgressMs);
           entry.storeCpu.push(storeCpu / (options.size / 1024 ** 3));
           entry.mbps.push(round(mbps(options.size, ms)));
           entry.cpu.push(cpu / (options.size / 1024 ** 3));
           entry.peak = Math.max(entry.peak, peak);
           runs.set(rowKey(name, mode), entry);
           log(
-            `rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, ${mode === 'parallel uploads' ? `done ${(ms - phases.lastByteMs).toFixed(0)} ms after the last byte` : `created after ${phases.createdMs.toFixed(0)} ms`}, peak RSS ${peak.toFixed(0)} MiB, CPU ${cpu.toFixed(2)} s (${cpuByProcess.map((s) => s.toFixed(2)).join(' + ')}; server's main thread ${mainThreadCpu.toFixed(2)}), store CPU ${storeCpu.toFixed(2)} s`,
+            `rep ${rep + 1}, ${mode}, ${name}: ${mbps(options.size, ms).toFixed(1)} MB/s, ${mode === 'parallel uploads' ? `done ${(ms - phases.lastProgressMs).toFixed(0)} ms after the partials' answers` : `created after ${phases.createdMs.toFixed(0)} ms`}, peak RSS ${peak.toFixed(0)} MiB, CPU ${cpu.toFixed(2)} s (${cpuByProcess.map((s) => s.toFixed(2)).join(' + ')}; server's main thread ${mainThreadCpu.toFixed(2)}), store CPU ${storeCpu.toFixed(2)} s`,
           );
         }
       }
@@ -378,7 +378,7 @@ export function gatewayMarkdown(result: GatewayBenchResult): string {
   const lines = [
     `tus servers on one MinIO, tus-js-client, ${result.bytes / MiB} MiB, best of ${result.reps} (parallel: ${result.parallelUploads} partial uploads)`,
     '',
-    '| mode | server | MB/s | × tusd | peak RSS (MiB) | CPU s per GiB | store CPU s per GiB | creation (ms) | parallel: done after the last byte (ms) | runs (MB/s) |',
+    '| mode | server | MB/s | × tusd | peak RSS (MiB) | CPU s per GiB | store CPU s per GiB | creation (ms) | parallel: done after the last partial answered (ms) | runs (MB/s) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of result.rows) {
