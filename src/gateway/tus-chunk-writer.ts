@@ -516,9 +516,15 @@ export class ChunkWriter {
     if (this.putHere.length === 0) return;
     const state = await this.options.uploads.state(this.tenant, this.latest.uploadId).catch(() => undefined);
     if (!state) return;
-    const counted = new Set(state.outcome === 'running' ? state.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)) : []);
-    const keys = this.putHere.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !counted.has(k));
+    const putHere = this.putHere;
     this.putHere = [];
+    await this.deleteSegments(putHere, state.outcome === 'running' ? state.staged : []);
+  }
+
+  /** Deletes `segments` except those whose keys `kept` names (best effort: failures are ignored). */
+  private async deleteSegments(segments: StagedSegment[], kept: StagedSegment[]): Promise<void> {
+    const keep = new Set(kept.map((s) => stagedSegmentKey(this.stagingPrefix, s)));
+    const keys = segments.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !keep.has(k));
     if (keys.length === 0) return;
     await this.options.s3
       .send(new DeleteObjectsCommand({ Bucket: this.latest.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }))
@@ -556,14 +562,9 @@ export class ChunkWriter {
     this.latest = await this.options.uploads.recordChunk(this.tenant, this.latest.uploadId, record);
     this.committed = position;
     this.lastRecordAt = Date.now();
-    const current = new Set(this.committed.staged.map((s) => stagedSegmentKey(this.stagingPrefix, s)));
-    const keys = obsolete.map((s) => stagedSegmentKey(this.stagingPrefix, s)).filter((k) => !current.has(k));
-    if (keys.length === 0) return;
-    // Best effort, and not awaited: the answer does not depend on it, and a segment left behind is
-    // deleted with the staging prefix when the saga ends. No later segment can have one of these
-    // keys: they lie below the recorded parts, and keys name their byte ranges.
-    void this.options.s3
-      .send(new DeleteObjectsCommand({ Bucket: this.latest.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }))
-      .catch(() => undefined);
+    // Not awaited: the answer does not depend on it, and a segment left behind is deleted with the
+    // staging prefix when the saga ends. No later segment can have one of these keys: they lie
+    // below the recorded parts, and keys name their byte ranges.
+    void this.deleteSegments(obsolete, this.committed.staged);
   }
 }
