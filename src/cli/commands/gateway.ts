@@ -10,6 +10,7 @@
  */
 import { bodyStreamMemoryBound, GC_ALLOWANCE_BYTES } from '../../gateway/body-streams';
 import type { GatewayConfig } from '../../gateway/config';
+import { applyGatewayHeapSettings } from '../../gateway/heap-settings';
 import { startGatewayFromEnv } from '../../gateway/run';
 import { note, out, type CliIo } from '../io';
 import { waitForShutdownSignal } from '../signals';
@@ -44,6 +45,7 @@ export async function runGatewayCommand(options: GatewayCommandOptions, io: CliI
     ...(options.host ? { UPLOAD_SAGA_GATEWAY_HOST: options.host } : {}),
     ...(options.port !== undefined ? { UPLOAD_SAGA_GATEWAY_PORT: String(options.port) } : {}),
   };
+  applyGatewayHeapSettings();
   const gateway = await startGatewayFromEnv(env);
   const shutdown = waitForShutdownSignal();
   try {
