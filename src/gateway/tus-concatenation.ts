@@ -74,15 +74,20 @@ export interface FinalCreation {
   maxUploadBytes: number;
   /** How long the creation waits for the join and merge before it answers anyway. */
   finishWaitMs: number;
-  /** Called with the final's outcome once its saga was started (completed, running when the merge outlasts the wait, or how it failed). */
+  /**
+   * Called with the final's outcome once its saga was started: completed once merged (past its
+   * pivot it completes forward), running when the merge outlasts the wait, or how it failed.
+   */
   onEnded?: (tenant: string, outcome: string) => void;
 }
 
 /**
  * Answers a final's creation: the partials are claimed and the final's saga started, and — as a
  * finishing PATCH does — the answer waits (up to `finishWaitMs`) until the saga merged the
- * object, so a client told "created" finds it in S3. 201 with `Location`; a refusal is the
- * gateway error's status with a body that says what was wrong.
+ * object, so a client told "created" finds it in S3; settle-partials and notify, which only go
+ * forward, run on after the answer. 201 with `Location`; a final that ended without an object
+ * (the join failed) is 422; a refusal is the gateway error's status with a body that says what
+ * was wrong.
  */
 export async function serveFinalCreation(reply: FastifyReply, creation: FinalCreation): Promise<void> {
   const headers = {
@@ -104,23 +109,24 @@ export async function serveFinalCreation(reply: FastifyReply, creation: FinalCre
       ...(creation.key !== undefined ? { key: creation.key } : {}),
       maxLength: creation.maxUploadBytes,
     });
-    // With the state it opened with: a completed final is answered from its result, without a query that replays its closed history.
-    const ended = await creation.uploads.waitForEnd(creation.tenant, creation.uploadId, creation.finishWaitMs, opened);
-    creation.onEnded?.(creation.tenant, ended.outcome);
-    if (ended.outcome !== 'completed' && ended.outcome !== 'running') {
-      const cause = ended.failure?.cause;
+    // With the state it opened with: a final that already completed (or one whose worker does not know the
+    // update, answered at its end) is answered from its result, without a query that replays its closed history.
+    const merged = await creation.uploads.waitUntilMerged(creation.tenant, creation.uploadId, creation.finishWaitMs, opened);
+    creation.onEnded?.(creation.tenant, merged.merged ? 'completed' : merged.outcome);
+    if (merged.outcome !== 'completed' && merged.outcome !== 'running') {
+      const cause = merged.failure?.cause;
       return void reply
         .code(422)
         .headers(headers)
         .type('text/plain')
-        .send(`the partial uploads could not be joined (${ended.outcome})${cause ? `: ${cause.type}: ${cause.message}` : ''}\n`);
+        .send(`the partial uploads could not be joined (${merged.outcome})${cause ? `: ${cause.type}: ${cause.message}` : ''}\n`);
     }
     reply
       .code(201)
       .headers({
         ...headers,
         Location: `${creation.path}/${creation.uploadId}`,
-        'Upload-Concat': uploadConcatHeader(ended, creation.path)!,
+        'Upload-Concat': uploadConcatHeader(merged, creation.path)!,
       })
       .send();
   } catch (err) {

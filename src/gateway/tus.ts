@@ -72,9 +72,9 @@ export interface TusPluginOptions {
   /** @default '/files' */
   path?: string;
   /**
-   * How long the PATCH that sends the last byte waits for the saga to verify and merge before it
-   * answers (it answers 204 anyway afterwards; the merge goes on). It answers as soon as the merge
-   * completed, not when the saga ended.
+   * How long the PATCH that sends the last byte (and a concatenation final's creation) waits for
+   * the saga to verify and merge before it answers (it answers anyway afterwards; the merge goes
+   * on). It answers as soon as the merge completed, not when the saga ended.
    * @default 60000
    */
   finishWaitMs?: number;
@@ -86,7 +86,10 @@ export interface TusPluginOptions {
    * @default false (the state is confirmed with a query while the body is received)
    */
   onlyReplica?: boolean;
-  /** Called with an upload's outcome once its last byte arrived (completed, running when the merge outlasts the wait, or how it failed). */
+  /**
+   * Called with an upload's outcome once its last byte arrived, or a final's creation was answered:
+   * completed once merged, running when the merge outlasts the wait, or how it failed.
+   */
   onUploadEnded?: (tenant: string, outcome: string) => void;
 }
 

@@ -405,7 +405,7 @@ export class UploadsService {
    * partial is checked (the tenant's, a partial, stored, not claimed by another final, named once)
    * and then claimed with an Update before the final's saga starts; a refusal records nothing,
    * and claims taken before a later refusal are released. Returns once the final's multipart
-   * upload is open; the saga then joins, verifies and merges (wait with {@link waitForEnd}).
+   * upload is open; the saga then joins, verifies and merges (wait with {@link waitUntilMerged}).
    * @throws InvalidRequestError (400: not a partial, not finished, named twice, already joined),
    *   UploadNotFoundError (404), UploadConflictError (409: claimed by another final),
    *   UploadGoneError (410: expired), UploadTooLargeError (413: over the maximum upload size)
@@ -723,8 +723,9 @@ export class UploadsService {
   /**
    * tus: waits up to `timeoutMs` until the upload's object is merged (the saga's pivot: from then
    * on the upload completes forward, state `merged`) or the upload ended, then returns its state.
-   * What a finishing request answers on: a client told "done" finds the object in S3 while
-   * delete-staged, commit-quota and notify still run. A worker that does not know the update (an
+   * What a finishing request and a concatenation final's creation answer on: a client told "done"
+   * finds the object in S3 while the steps after the merge (delete-staged or settle-partials,
+   * commit-quota, notify) still run. A worker that does not know the update (an
    * earlier version during a rolling deploy), a run that ended or handed over under it, or a
    * state without `merged`: the wait is {@link waitForEnd}'s, as before the update existed. Once
    * answered merged, the end is still waited for in the background (within the same `timeoutMs`),

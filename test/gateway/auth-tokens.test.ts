@@ -310,7 +310,7 @@ describe('upload tokens minted for one browser upload', () => {
     expect(created.map((line) => line.split(' ')[0])).toEqual(['201', '201', '201', '201']);
     const group = ids.find((id) => !id.includes('.'))!;
     expect(ids.filter((id) => id.startsWith(`${group}.`))).toHaveLength(3);
-    const final = await gateway.app.uploads.state(tokenTenant, idOf(run.upload.url));
+    const final = await gateway.app.uploads.waitForEnd(tokenTenant, idOf(run.upload.url), 30_000);
     expect(final).toMatchObject({ outcome: 'completed', length: data.length, concat: { kind: 'final' } });
     expect((await tusRequest(run.upload.url!, 'HEAD', bearer(token))).status).toBe(200);
     // An upload that is not a partial, and partials beyond its limit, it does not create.

@@ -77,7 +77,7 @@ describe.runIf(enabled)('parallel upload timeline', () => {
     await run.done;
     const done = Date.now();
     const finalId = idOf(run.upload.url);
-    const final = await gateway.app.uploads.state(tenant.name, finalId);
+    const final = await gateway.app.uploads.waitForEnd(tenant.name, finalId, 30_000);
     expect(final.outcome).toBe('completed');
     const ids = final.concat?.kind === 'final' ? final.concat.partials : [];
     const lines: [number, string][] = [];

@@ -9,7 +9,7 @@
  * reserves nothing. The protocol answers are compared with tusd in tus-conformance.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partialObjectKeyOf, stagingPrefixOf } from '../../src/upload/staging';
 import type { GatewayUploadState } from '../../src/upload/gateway-upload';
@@ -18,6 +18,7 @@ import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack
 import { MiB } from '../support/files';
 import { expectCatalogueRows, type CataloguedAnswer } from '../support/http-refusals';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { idOf, quotaLedgerOf, startTestGateway, startTus, testTenant, tusRequest, type TestGateway } from './gateway-harness';
 
 const BUCKET = 'uploads';
@@ -27,6 +28,8 @@ let gateway: TestGateway;
 let shortExpiry: TestGateway;
 let smallMaximum: TestGateway;
 let replica: TestGateway;
+let notifying: TestGateway;
+let webhooks: WebhookReceiver;
 const parallel = testTenant('concat-par');
 const small = testTenant('concat-small');
 const raw = testTenant('concat-raw');
@@ -34,19 +37,28 @@ const other = testTenant('concat-other');
 const expiring = testTenant('concat-expiry');
 const limited = testTenant('concat-limit');
 const replicated = testTenant('concat-replica');
+const held = testTenant('concat-held');
+const broken = testTenant('concat-broken');
 
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   const defaults = { maxUploadBytes: 64 * MiB, requestsPerSecond: 1000, maxBodyStreams: 8 };
-  gateway = await startTestGateway(stack, [parallel, small, raw, other, replicated], { overrides: { defaults } });
+  gateway = await startTestGateway(stack, [parallel, small, raw, other, replicated, broken], { overrides: { defaults } });
   // A second replica of the same gateway: it did not see the partials sent through the first.
   replica = await startTestGateway(stack, [replicated], { overrides: { defaults } });
   shortExpiry = await startTestGateway(stack, [expiring], { overrides: { defaults, uploadExpiryMs: 8_000 } });
   smallMaximum = await startTestGateway(stack, [limited], { overrides: { defaults: { ...defaults, maxUploadBytes: 10 * MiB } } });
+  // A tenant with a webhook, on a gateway of its own (its upload metric counts this tenant's uploads only).
+  webhooks = await startWebhookReceiver();
+  notifying = await startTestGateway(stack, [held], {
+    overrides: { defaults, tenants: { [held.name]: { webhookUrl: webhooks.url(`/${held.name}`) } } },
+  });
 });
 
 afterAll(async () => {
+  await notifying?.close();
+  await webhooks?.close();
   await replica?.close();
   await smallMaximum?.close();
   await shortExpiry?.close();
@@ -83,6 +95,29 @@ async function expectPartialsSettled(tenant: string, final: GatewayUploadState):
   expect(await ledger().reservation(tenant, final.uploadId), 'the final reserves nothing').toEqual({ status: 'unknown' });
 }
 
+/** Partial uploads of `tenant` through `gw`, each sent in one PATCH (so stored): their paths. */
+async function storedPartials(gw: TestGateway, tenant: { auth: Record<string, string> }, parts: Buffer[]): Promise<string[]> {
+  const paths: string[] = [];
+  for (const part of parts) {
+    const created = await tusRequest(`${gw.url}/files`, 'POST', {
+      ...tenant.auth,
+      'Upload-Length': String(part.length),
+      'Upload-Concat': 'partial',
+    });
+    expect(created.status, await created.text()).toBe(201);
+    const url = new URL(created.headers.get('location')!, gw.url);
+    expect((await tusRequest(url.toString(), 'PATCH', { ...tenant.auth, 'Upload-Offset': '0' }, part)).status).toBe(204);
+    paths.push(url.pathname);
+  }
+  return paths;
+}
+
+/** The tus uploads the gateway's metric counts with `outcome`. */
+async function tusUploadsCounted(gw: TestGateway, outcome: string): Promise<number> {
+  const counter = await gw.app.metrics.uploads.get();
+  return counter.values.find((v) => v.labels.protocol === 'tus' && v.labels.outcome === outcome)?.value ?? 0;
+}
+
 /** The activities the upload's saga scheduled, in order (regular ones: the task-queue trips it made). */
 async function scheduledActivities(tenant: string, uploadId: string): Promise<string[]> {
   const history = await stack.client.workflow.getHandle(uploadWorkflowId(tenant, uploadId)).fetchHistory();
@@ -111,7 +146,8 @@ describe('tus concatenation', () => {
     });
     await run.done;
     expect(sent.sort()).toEqual(['POST final', 'POST partial', 'POST partial', 'POST partial']);
-    const final = await gateway.app.uploads.state(parallel.name, idOf(run.upload.url));
+    // The final's creation answered at its merge; its saga ends after settle-partials and notify.
+    const final = await gateway.app.uploads.waitForEnd(parallel.name, idOf(run.upload.url), 30_000);
     expect(final).toMatchObject({ outcome: 'completed', length: data.length, offset: data.length, contentType: 'application/x-test' });
     expect(final.key).toBe(`${parallel.name}/${final.uploadId}/parallel.bin`);
     expect(await objectSha256(stack.s3, BUCKET, final.key)).toBe(sha256(data));
@@ -138,7 +174,7 @@ describe('tus concatenation', () => {
       metadata: { filename: 'small-partials.bin' },
     });
     await run.done;
-    const final = await gateway.app.uploads.state(small.name, idOf(run.upload.url));
+    const final = await gateway.app.uploads.waitForEnd(small.name, idOf(run.upload.url), 30_000);
     expect(final).toMatchObject({ outcome: 'completed', length: data.length });
     expect(await objectSha256(stack.s3, BUCKET, final.key)).toBe(sha256(data));
     // 3 + 2 MiB assembled into part 1, the remaining 1 + 3 MiB into part 2: S3 needs 5 MiB in every part but the last.
@@ -221,13 +257,97 @@ describe('tus concatenation', () => {
     }
     const final = await tusRequest(`${replica.url}/files`, 'POST', { ...replicated.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
     expect(final.status, await final.text()).toBe(201);
-    const state = await replica.app.uploads.state(replicated.name, idOf(final.headers.get('location')));
+    const state = await replica.app.uploads.waitForEnd(replicated.name, idOf(final.headers.get('location')), 30_000);
     expect(state.outcome).toBe('completed');
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(Buffer.concat(parts)));
     await expectPartialsSettled(replicated.name, state);
     // `gateway` still remembers both partials as stored and waiting: the claim's validator says what they are now.
     const again = await tusRequest(`${gateway.url}/files`, 'POST', { ...replicated.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
     expect([again.status, await again.text()]).toEqual([400, expect.stringContaining(`was already joined into upload ${state.uploadId}`)]);
+  });
+
+  it("answers a final's creation once the object is merged, while its saga still notifies: HEAD and the state say merged, the end follows", async () => {
+    const parts = [randomBytes(2 * MiB + 5), randomBytes(MiB)];
+    const paths = await storedPartials(notifying, held, parts);
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    // The tenant's webhook receiver holds its answer: the final's saga waits at notify, after its pivot.
+    let release!: () => void;
+    webhooks.holdUntil.set(`/${held.name}`, new Promise<void>((resolve) => (release = resolve)));
+    const completedBefore = await tusUploadsCounted(notifying, 'completed');
+    let finalId: string;
+    try {
+      const created = await tusRequest(`${notifying.url}/files`, 'POST', { ...held.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
+      expect(created.status, await created.text()).toBe(201);
+      expect(created.headers.get('upload-concat')).toBe(`final;${paths.join(' ')}`);
+      finalId = idOf(created.headers.get('location'));
+      const handle = stack.client.workflow.getHandle(uploadWorkflowId(held.name, finalId));
+      // Answered while the final's saga runs on (Temporal's own view, no worker involved)…
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+      // …with the object in S3, byte for byte, at that moment, and the final counted completed.
+      const key = `${held.name}/${finalId}/file`;
+      expect(await objectSha256(stack.s3, BUCKET, key)).toBe(sha256(Buffer.concat(parts)));
+      expect(await tusUploadsCounted(notifying, 'completed'), 'the final counted completed').toBe(completedBefore + 1);
+      // The saga went on to notify, where the receiver holds it.
+      await expect.poll(() => webhooks.received.some((w) => w.json.uploadId === finalId), { timeout: 10_000 }).toBe(true);
+      // HEAD and the state query (both wait for the workflow task's heartbeat while notify, a local
+      // activity, is held): the final offset, merged, still running, no expiry any more.
+      const [head, state] = await Promise.all([
+        tusRequest(`${notifying.url}/files/${finalId}`, 'HEAD', held.auth),
+        notifying.app.uploads.state(held.name, finalId),
+      ]);
+      expect([
+        head.status,
+        head.headers.get('upload-offset'),
+        head.headers.get('upload-length'),
+        head.headers.get('upload-concat'),
+      ]).toEqual([200, String(total), String(total), `final;${paths.join(' ')}`]);
+      expect(head.headers.get('upload-expires')).toBeNull();
+      expect(state).toMatchObject({ outcome: 'running', merged: true, offset: total, length: total, key });
+      expect(state.failure).toBeUndefined();
+      expect((await handle.describe()).status.name, 'still notifying').toBe('RUNNING');
+    } finally {
+      release();
+    }
+    const ended = await notifying.app.uploads.waitForEnd(held.name, finalId, 30_000);
+    expect(ended).toMatchObject({ outcome: 'completed', phase: 'done', offset: total });
+    expect(ended.result).toMatchObject({ size: total, notification: { status: 'delivered' } });
+    expect(await tusUploadsCounted(notifying, 'completed'), 'counted once').toBe(completedBefore + 1);
+    await expectPartialsSettled(held.name, ended);
+    await eventually(
+      () => ledger().usage(held.name),
+      { tenant: held.name, usedBytes: total, reservedBytes: 0, reservations: 0 },
+      'the tenant uses the final size, holds nothing',
+    );
+  });
+
+  it("a final whose join fails (a partial's stored object replaced) is answered 422 with the failure; its partials are handed back", async () => {
+    const parts = [randomBytes(MiB), randomBytes(MiB + 7)];
+    const paths = await storedPartials(gateway, broken, parts);
+    const ids = paths.map((path) => path.split('/').pop()!);
+    // Replaced behind the saga's back: the join's reads are conditional on the ETag the partial stored.
+    await stack.s3.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: partialObjectKeyOf(broken.name, ids[1]!), Body: randomBytes(MiB + 7) }),
+    );
+    const failedBefore = await tusUploadsCounted(gateway, 'compensated');
+    const created = await tusRequest(`${gateway.url}/files`, 'POST', { ...broken.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
+    const body = await created.text();
+    expect([created.status, created.headers.get('location')], body).toEqual([422, null]);
+    expect(body).toMatch(/^the partial uploads could not be joined \(compensated\): \S+: /);
+    expect(await tusUploadsCounted(gateway, 'compensated')).toBe(failedBefore + 1);
+    // Nothing of the final in S3; the partials wait again, unclaimed.
+    expect(await keysUnder(stack.s3, BUCKET, `${broken.name}/`)).toEqual([]);
+    const multipart = await stack.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${broken.name}/` }));
+    expect(multipart.Uploads ?? [], "the final's multipart upload aborted").toEqual([]);
+    for (const id of ids) {
+      await eventually(
+        async () => {
+          const state = await gateway.app.uploads.state(broken.name, id);
+          return [state.phase, state.concat?.kind === 'partial' ? (state.concat.claimedBy ?? null) : 'not a partial'];
+        },
+        ['await-join', null],
+        `partial ${id} handed back`,
+      );
+    }
   });
 
   it('a partial that is never joined is compensated at its expiry: stored object deleted, reservation released', async () => {
