@@ -103,6 +103,13 @@ async function outcomeOf(target: TestGateway, uploadId: string, tenant = acme): 
   return (await target.app.uploads.waitForEnd(tenant.name, uploadId, 30_000)).outcome;
 }
 
+/** `upload_saga_gateway_pauses_total` of a gateway, by action. */
+async function pauseCounts(target: TestGateway): Promise<Record<'pause' | 'resume', number>> {
+  const { values } = await target.app.metrics.pauses.get();
+  const count = (action: string) => values.find((v) => v.labels.action === action)?.value ?? 0;
+  return { pause: count('pause'), resume: count('resume') };
+}
+
 /** The CLI in this process, against this file's stack. */
 const runCli = (...argv: string[]) => runCliInProcess(stack.env, argv);
 
@@ -112,6 +119,7 @@ describe('pausing a tus upload through the gateway', () => {
     const url = await createTusUpload(gateway, acme, data.length, 'paused.bin');
     const uploadId = idOf(url);
     expect((await patch(url, acme, 0, data.subarray(0, 6 * MiB))).status).toBe(204);
+    const countsBefore = await pauseCounts(gateway);
 
     const paused = await pauseRoute(gateway, acme, uploadId, 'pause', { reason: 'maintenance by ops' });
     expect(paused.status, JSON.stringify(paused.json)).toBe(200);
@@ -137,6 +145,9 @@ describe('pausing a tus upload through the gateway', () => {
     const resumed = await pauseRoute(gateway, acme, uploadId, 'resume');
     expect(resumed.status, JSON.stringify(resumed.json)).toBe(200);
     expect(resumed.json).toMatchObject({ paused: false, offset: 6 * MiB });
+    // Counted by the gateway's metrics; a refused resume (409) is not.
+    expect((await pauseRoute(gateway, acme, uploadId, 'resume')).status).toBe(409);
+    expect(await pauseCounts(gateway)).toEqual({ pause: countsBefore.pause + 1, resume: countsBefore.resume + 1 });
 
     await startTus(data, { endpoint: `${gateway.url}/files`, uploadUrl: url, headers: acme.auth, chunkSize: 4 * MiB }).done;
     const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
@@ -211,6 +222,7 @@ describe('pausing a tus upload through the gateway', () => {
     const uploadId = idOf(url);
     expect((await patch(url, acme, 0, data.subarray(0, MiB))).status).toBe(204);
     const handle = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue }).getHandle(acme.name, uploadId);
+    const countsBefore = await pauseCounts(bounded);
     expect(await handle.pause({ expiry: 'stops', reason: 'around the gateway' })).toMatchObject({ paused: true, expiry: 'stops' });
 
     const ended = await bounded.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
@@ -219,6 +231,8 @@ describe('pausing a tus upload through the gateway', () => {
     expect(await incompleteUploads(stack.s3, BUCKET, ended.key)).toEqual([]);
     expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId))).toEqual([]);
     expect(await quotaLedgerOf(stack).reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
+    // The gateway's metrics count only what went through its route.
+    expect(await pauseCounts(bounded)).toEqual(countsBefore);
   }, 60_000);
 
   it('with the expiry clock running, is compensated as expired while paused, its reservation released', async () => {
