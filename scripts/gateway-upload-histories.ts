@@ -276,8 +276,10 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
   {
     name: 'client-upload-tus-paused',
     outcome: 'completed',
-    // 7 MiB: 3 MiB sent, paused through the gateway's route (expiry clock stopped), a PATCH refused
-    // with 423, resumed a second later (the expiry moved on), the rest sent.
+    // 7 MiB: 3 MiB sent, paused through the gateway's route (expiry clock stopped, at most the
+    // default maximum pause: gateway-pause-bound), a PATCH refused with 423, resumed a second later
+    // (the expiry moved on), the rest sent. client-upload-tus-paused-before-pause-bound.json is the
+    // same run from before the maximum pause (its input has no maxPauseMs).
     run: (r) =>
       withGateway(r, {}, {}, async (tus, _app, request) => {
         const uploadId = await tusUpload(tus, 7 * MiB, 3 * MiB, 'client-upload-tus-paused.bin');
@@ -297,6 +299,24 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
           if (response.status !== 204)
             throw new Error(`PATCH at ${3 * MiB + offset} answered ${response.status}: ${await response.text()}`);
         }
+        return uploadWorkflowId(TENANT, uploadId);
+      }),
+  },
+  {
+    name: 'client-upload-tus-pause-outlasted',
+    outcome: 'expired',
+    // Under the patch gateway-pause-bound: 6 MiB of 8 sent (a part, 1 MiB staged), paused through the
+    // gateway's route with the expiry clock stopped, never resumed: after the 2-second maximum pause it
+    // expires (abort, delete staged, release).
+    run: (r) =>
+      withGateway(r, { maxPauseMs: 2000 }, {}, async (tus, app, request) => {
+        const uploadId = await tusUpload(tus, 8 * MiB, 6 * MiB, 'client-upload-tus-pause-outlasted.bin');
+        await expectJson(
+          await request('POST', `/uploads/${uploadId}/pause`, { reason: 'history recorder', expiry: 'stops' }),
+          200,
+          'pause',
+        );
+        await app.uploads.waitForEnd(TENANT, uploadId, 60_000);
         return uploadWorkflowId(TENANT, uploadId);
       }),
   },

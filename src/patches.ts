@@ -183,6 +183,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       "asked once at the start of a tus run: the run takes parts of varying size (a PATCH folds the remainder at its end into its last part), keeps the bytes its parts cover (`partsBytes`) in its state and carry, and verify checks the parts' sum instead of each size; earlier runs keep equal parts.",
   },
+  gatewayPauseBound: {
+    id: 'gateway-pause-bound',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'asked when a gateway upload whose input carries `maxPauseMs` holds paused with its expiry clock stopped: it holds at most `maxPauseMs` from the pause (a timer), then expires and is compensated; earlier runs held until resumed or cancelled.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -231,3 +238,5 @@ export const TUS_CONCAT_JOIN_VERIFIES_PATCH = WORKFLOW_PATCHES.tusConcatJoinVeri
 export const GATEWAY_PAUSE_PATCH = WORKFLOW_PATCHES.gatewayPause.id;
 /** @see WORKFLOW_PATCHES.gatewayTailParts */
 export const GATEWAY_TAIL_PARTS_PATCH = WORKFLOW_PATCHES.gatewayTailParts.id;
+/** @see WORKFLOW_PATCHES.gatewayPauseBound */
+export const GATEWAY_PAUSE_BOUND_PATCH = WORKFLOW_PATCHES.gatewayPauseBound.id;

@@ -448,4 +448,39 @@ describe('the replay guard', () => {
     expect(phases).toEqual(expect.arrayContaining(['paused', 'receive-parts', 'merge']));
     expect(phases.at(-1)).toBe('done');
   });
+
+  it('records pauses with the expiry clock stopped bounded by maxPauseMs (gateway-pause-bound): resumed in time, or outlasted and expired', () => {
+    const timers = (h: RecordedHistory) =>
+      (h.history.events ?? []).flatMap((e) => {
+        const timeout = e.timerStartedEventAttributes?.startToFireTimeout;
+        return timeout ? [Number(timeout.seconds ?? 0) * 1000 + Math.round((timeout.nanos ?? 0) / 1e6)] : [];
+      });
+    const inputOf = (h: RecordedHistory) => {
+      const first = h.history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      return defaultPayloadConverter.fromPayload(first!) as { maxPauseMs?: number };
+    };
+    // Before the patch: no maxPauseMs in the input, no marker, a hold without a timer.
+    const before = loadHistory('client-upload-tus-paused-before-pause-bound.json');
+    expect(inputOf(before).maxPauseMs).toBeUndefined();
+    expect(patchIds(before)).toContain('gateway-pause');
+    expect(patchIds(before)).not.toContain('gateway-pause-bound');
+    // Resumed within the default maximum (7 d): its timer started, then cancelled at resume.
+    const resumed = loadHistory('client-upload-tus-paused.json');
+    expect(inputOf(resumed).maxPauseMs).toBe(7 * 86_400_000);
+    expect(patchIds(resumed)).toEqual(expect.arrayContaining(['gateway-pause', 'gateway-pause-bound']));
+    expect(timers(resumed).some((ms) => ms > 6 * 86_400_000 && ms <= 7 * 86_400_000)).toBe(true);
+    expect((resumed.history.events ?? []).some((e) => e.timerCanceledEventAttributes)).toBe(true);
+    expect(resumed.closedAs).toBe('completed');
+    // Never resumed: the 2-second timer fired and the run failed as expired, its compensations run.
+    const outlasted = loadHistory('client-upload-tus-pause-outlasted.json');
+    expect(inputOf(outlasted).maxPauseMs).toBe(2000);
+    expect(patchIds(outlasted)).toEqual(expect.arrayContaining(['gateway-pause', 'gateway-pause-bound']));
+    expect(timers(outlasted).some((ms) => ms > 0 && ms <= 2000)).toBe(true);
+    expect((outlasted.history.events ?? []).some((e) => e.timerFiredEventAttributes)).toBe(true);
+    expect(outlasted.closedAs).toBe('failed');
+    const failure = outlasted.history.events?.at(-1)?.workflowExecutionFailedEventAttributes?.failure;
+    const messages: string[] = [];
+    for (let f = failure; f; f = f.cause ?? undefined) messages.push(f.message ?? '');
+    expect(messages.join('\n')).toMatch(/longer than the maximum pause \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 2s\)/);
+  });
 });

@@ -55,6 +55,11 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     default: 'runs',
   },
   {
+    name: 'UPLOAD_SAGA_GATEWAY_MAX_PAUSE',
+    description: 'Longest a pause with the expiry clock stopped lasts (1s–365d): past it the upload expires and is compensated as expired',
+    default: '7d',
+  },
+  {
     name: 'UPLOAD_SAGA_GATEWAY_PART_SIZE',
     description: 'Part size of tus uploads (a PATCH holds at most parts in flight + 1 parts in memory)',
     default: '5MiB',

@@ -8,7 +8,7 @@
  * never configured in clear: the environment holds their SHA-256, so a leaked environment dump
  * does not leak a credential. A bad value stops the gateway at start with every problem listed.
  */
-import { DEFAULT_PAUSE_EXPIRY, PAUSE_EXPIRY_VALUES, type PauseExpiry } from '../upload/pause';
+import { DEFAULT_PAUSE_EXPIRY, MAX_PAUSE_LIMIT_MS, PAUSE_EXPIRY_VALUES, type PauseExpiry } from '../upload/pause';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, parseByteSize } from '../config';
@@ -101,6 +101,13 @@ export interface GatewayConfig {
    * @default 'runs'
    */
   pauseExpiry?: PauseExpiry;
+  /**
+   * The longest a pause with the expiry clock stopped lasts, in milliseconds: past it the upload
+   * expires and is compensated like one whose expiry clock ran out. Recorded in each upload at its
+   * creation, so pauses sent elsewhere (the CLI, `UploadHandle.pause`) are bounded too.
+   * @default DEFAULT_MAX_PAUSE_MS (7 d)
+   */
+  maxPauseMs?: number;
   /** Size of every tus part but the last, in bytes. @default 5 MiB */
   partSize: number;
   /**
@@ -202,6 +209,7 @@ const envSchema = z.object({
       error: 'must be "runs" (a paused upload still expires) or "stops" (the paused time is added to its expiry)',
     })
     .default(DEFAULT_PAUSE_EXPIRY),
+  UPLOAD_SAGA_GATEWAY_MAX_PAUSE: z.string().default('7d'),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
   UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS: z
     .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
@@ -366,6 +374,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     problems.push(
       `UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT: "${e.UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT}" is not a duration from 1s to 1h; use e.g. 30s or 2m`,
     );
+  const maxPauseMs = parseDuration(e.UPLOAD_SAGA_GATEWAY_MAX_PAUSE);
+  if (maxPauseMs === undefined || maxPauseMs < 1000 || maxPauseMs > MAX_PAUSE_LIMIT_MS)
+    problems.push(
+      `UPLOAD_SAGA_GATEWAY_MAX_PAUSE: "${e.UPLOAD_SAGA_GATEWAY_MAX_PAUSE}" is not a duration from 1s to 365d; use e.g. 12h or 7d`,
+    );
   const partSize = size('UPLOAD_SAGA_GATEWAY_PART_SIZE', e.UPLOAD_SAGA_GATEWAY_PART_SIZE);
   if (partSize && (partSize < S3_LIMITS.minPartSize || partSize > MAX_GATEWAY_PART_SIZE)) {
     problems.push(
@@ -391,6 +404,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     tenants,
     uploadExpiryMs: uploadExpiryMs!,
     pauseExpiry: e.UPLOAD_SAGA_GATEWAY_PAUSE_EXPIRY,
+    maxPauseMs: maxPauseMs!,
     partSize,
     tusPartsInFlight: e.UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT,
     tusEqualParts: e.UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS,

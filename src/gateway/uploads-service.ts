@@ -103,6 +103,7 @@ import {
   UploadPausedError,
 } from './errors';
 import {
+  DEFAULT_MAX_PAUSE_MS,
   MAX_PAUSE_REASON,
   PAUSE_REFUSED,
   pauseExpiryProblem,
@@ -164,7 +165,7 @@ export interface UploadsServiceOptions {
   /** The task queue of the upload workers. */
   taskQueue: string;
   /** The gateway settings the service applies (bucket, part size, expiry, tenant limits). */
-  config: Pick<GatewayConfig, 'bucket' | 'partSize' | 'uploadExpiryMs' | 'defaults' | 'tenants' | 'pauseExpiry'>;
+  config: Pick<GatewayConfig, 'bucket' | 'partSize' | 'uploadExpiryMs' | 'defaults' | 'tenants' | 'pauseExpiry' | 'maxPauseMs'>;
   /**
    * Longest wait for one Temporal call (query, update); beyond it the request fails with 503.
    * @default 30000
@@ -350,6 +351,7 @@ export class UploadsService {
       ...(mode === 'tus' && concat?.kind !== 'final' ? { checksumAlgorithm: this.options.checksumAlgorithm ?? 'CRC32C' } : {}),
       expiresAt: Date.now() + expiresInMs,
       ...(this.options.config.pauseExpiry ? { pauseExpiry: this.options.config.pauseExpiry } : {}),
+      maxPauseMs: this.options.config.maxPauseMs ?? DEFAULT_MAX_PAUSE_MS,
       ...(limits.webhookUrl ? { webhookUrl: limits.webhookUrl } : {}),
       ...(this.options.updatesPerRun ? { updatesPerRun: this.options.updatesPerRun } : {}),
       ...(concat ? { concat } : {}),

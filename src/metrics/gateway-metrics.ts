@@ -1,7 +1,8 @@
 /**
  * The gateway's metrics, on prom-client, in a registry of its own per gateway: HTTP requests by
  * route pattern and status, bytes received, uploads by protocol and outcome, 413/429 answers,
- * open progress streams, request bodies being received and those refused or ended idle, Redis errors.
+ * open progress streams, request bodies being received and those refused or ended idle, Redis
+ * errors, pauses and resumes through the gateway's routes.
  *
  * Invariants:
  * - `route` is fastify's route pattern (`/s3/multipart/:uploadId`), never the raw URL (which
@@ -16,6 +17,10 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export type StreamProtocol = 'sse' | 'websocket';
 /** Upload protocols of the gateway. */
 export type GatewayUploadProtocol = 'tus' | 's3-multipart';
+
+/** What the pause routes do, as the pauses counter labels it. */
+export type PauseAction = 'pause' | 'resume';
+const PAUSE_ACTIONS: readonly PauseAction[] = ['pause', 'resume'];
 
 /** Options of {@link GatewayMetrics}. */
 export interface GatewayMetricsOptions {
@@ -42,6 +47,7 @@ export class GatewayMetrics {
   readonly bodyStreams: Gauge<string>;
   readonly bodyStreamsRefused: Counter<string>;
   readonly bodyStreamsIdleEnded: Counter<string>;
+  readonly pauses: Counter<string>;
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [(this.registry = options.registry ?? new Registry())];
@@ -105,7 +111,14 @@ export class GatewayMetrics {
       help: 'Request bodies ended because they sent nothing for UPLOAD_SAGA_GATEWAY_BODY_IDLE_TIMEOUT (what arrived was kept)',
       registers,
     });
+    this.pauses = new Counter({
+      name: 'upload_saga_gateway_pauses_total',
+      help: "Uploads paused and resumed through the gateway's routes (POST /uploads/:id/pause and /resume answered 200), by action (pause, resume)",
+      labelNames: ['action', ...tenant],
+      registers,
+    });
     for (const protocol of ['sse', 'websocket']) this.openStreams.set({ protocol }, 0);
+    if (!this.tenantLabel) for (const action of PAUSE_ACTIONS) this.pauses.inc({ action }, 0);
     for (const scope of ['tenant', 'replica']) this.bodyStreamsRefused.inc({ scope }, 0);
   }
 
@@ -126,6 +139,11 @@ export class GatewayMetrics {
       open = false;
       this.openStreams.dec({ protocol });
     };
+  }
+
+  /** An upload was paused or resumed through the gateway's route. */
+  pauseAction(action: PauseAction, tenant?: string): void {
+    this.pauses.inc(this.tenantLabel ? { action, tenant: tenant ?? '' } : { action });
   }
 
   /** A Redis error happened (an ioredis `error` event or a failed command). */
@@ -165,6 +183,11 @@ function uploadEventOf(protocol: GatewayUploadProtocol | 'other', route: string,
   return undefined;
 }
 
+/** The action of a pause route's pattern (`…/uploads/:id/pause`, `…/uploads/:id/resume`), or undefined. */
+function pauseActionOf(route: string): PauseAction | undefined {
+  return PAUSE_ACTIONS.find((action) => route.endsWith(`/uploads/:id/${action}`));
+}
+
 /**
  * Adds the recording hook to the (encapsulated) gateway instance: only the gateway's routes are
  * counted. `tusPath` is the tus endpoint's full path (prefix included).
@@ -182,5 +205,7 @@ export function recordGatewayRequests(app: FastifyInstance, metrics: GatewayMetr
     if (length > 0) metrics.receivedBytes.inc({ protocol }, length);
     const event = uploadEventOf(protocol, route, method, status);
     if (event && protocol !== 'other') metrics.uploadOutcome(protocol, event, request.tenant);
+    const pause = method === 'POST' && status === 200 ? pauseActionOf(route) : undefined;
+    if (pause) metrics.pauseAction(pause, request.tenant);
   });
 }

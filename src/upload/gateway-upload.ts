@@ -127,6 +127,12 @@ export interface GatewayUploadInput {
    * @default 'runs'
    */
   pauseExpiry?: PauseExpiry;
+  /**
+   * The longest one pause with the expiry clock stopped lasts, in ms (the gateway's
+   * `UPLOAD_SAGA_GATEWAY_MAX_PAUSE` at creation): past it the upload expires and is compensated as
+   * expired. Unset (uploads created before it existed): such a pause lasts until resumed or cancelled.
+   */
+  maxPauseMs?: number;
   /** Receives `upload.completed` / `upload.failed` / `upload.cancelled`. */
   webhookUrl?: string;
   /**

@@ -28,7 +28,9 @@ export interface PauseState {
 /**
  * What a pause does to a gateway upload's expiry clock. `runs`: the upload still expires at its
  * `expiresAt`, paused or not (it is then compensated as expired, its reservation released).
- * `stops`: the clock stops while paused; at resume the paused time is added to `expiresAt`.
+ * `stops`: the clock stops while paused; at resume the paused time is added to `expiresAt`. A pause
+ * with the clock stopped lasts at most the upload's `maxPauseMs` (the gateway's
+ * `UPLOAD_SAGA_GATEWAY_MAX_PAUSE` at its creation); past it the upload expires as if its clock had run out.
  */
 export type PauseExpiry = 'runs' | 'stops';
 
@@ -37,6 +39,24 @@ export const PAUSE_EXPIRY_VALUES: readonly PauseExpiry[] = ['runs', 'stops'];
 
 /** The expiry clock of a gateway upload's pause when neither the request nor the gateway's config says. */
 export const DEFAULT_PAUSE_EXPIRY: PauseExpiry = 'runs';
+
+/** The longest a gateway upload's pause with a stopped expiry clock lasts when the gateway's config does not say: 7 days. */
+export const DEFAULT_MAX_PAUSE_MS = 7 * 86_400_000;
+
+/** The largest maximum pause the gateway accepts: 365 days. */
+export const MAX_PAUSE_LIMIT_MS = 365 * 86_400_000;
+
+/** A maximum pause as it is configured: "7d", "90m", "1500ms" (the largest unit that divides it). */
+export function formatPauseDuration(ms: number): string {
+  const units: [string, number][] = [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ];
+  for (const [unit, size] of units) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
 
 /** Why `expiry` is not a {@link PauseExpiry} (undefined passes: the default applies), or undefined. */
 export function pauseExpiryProblem(expiry: unknown): string | undefined {

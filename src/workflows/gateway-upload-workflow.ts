@@ -28,7 +28,8 @@
  *   records of bytes already written (a body in flight) are still accepted. The workflow holds in
  *   receive-parts and goes on to verify only once resumed. The expiry clock runs on while paused
  *   (`expiry: 'runs'`: expired, compensated) or stops (`'stops'`: the paused time is added to
- *   `expiresAt` at resume); the default is the input's `pauseExpiry`. Refused once every byte
+ *   `expiresAt` at resume, and a pause outlasting the input's `maxPauseMs` expires it, compensated
+ *   as expired); the default is the input's `pauseExpiry`. Refused once every byte
  *   arrived (verify and merge start), and for a final or a stored partial.
  * - History stays bounded however many chunks arrive: after `updatesPerRun` updates (or when
  *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
@@ -38,6 +39,7 @@ import { requireMultipartUploadId } from '../upload/wire-names';
 import {
   GATEWAY_CONCURRENT_CREATION_PATCH,
   GATEWAY_LOCAL_OPEN_MULTIPART_PATCH,
+  GATEWAY_PAUSE_BOUND_PATCH,
   GATEWAY_PAUSE_PATCH,
   GATEWAY_TAIL_PARTS_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
@@ -99,7 +101,7 @@ import {
   notifyEnded,
 } from './upload-ending';
 import { stagingPrefixOf } from '../upload/staging';
-import { DEFAULT_PAUSE_EXPIRY } from '../upload/pause';
+import { DEFAULT_PAUSE_EXPIRY, formatPauseDuration } from '../upload/pause';
 import { createPauseGate } from './pause-gate';
 import {
   gatewayUploadProgressQuery,
@@ -242,10 +244,12 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       );
     },
   });
+  // Set when a pause with a stopped clock outlasted the maximum: the upload expired then, paused.
+  let pauseOutlasted = false;
   /** The expiry as of now: while paused with a stopped clock, the paused time so far is added. */
   function expiresAtNow(): number {
     const pause = gate.state();
-    return pause.paused && pause.expiry === 'stops' && pause.since
+    return pause.paused && pause.expiry === 'stops' && pause.since && !pauseOutlasted
       ? state.expiresAt + Math.max(0, Date.now() - Date.parse(pause.since))
       : state.expiresAt;
   }
@@ -533,8 +537,21 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                 patched(GATEWAY_PAUSE_PATCH);
                 const pause = gate.state();
                 if (pause.expiry === 'stops') {
-                  await gate.hold();
-                  state.expiresAt += Math.max(0, Date.now() - Date.parse(pause.since!));
+                  const pausedAt = Date.parse(pause.since!);
+                  // A stopped clock holds at most the upload's maximum pause (runs created before it hold until resumed).
+                  const maxPauseMs = input.maxPauseMs !== undefined && patched(GATEWAY_PAUSE_BOUND_PATCH) ? input.maxPauseMs : undefined;
+                  if (maxPauseMs === undefined) await gate.hold();
+                  else if (!(await gate.hold(pausedAt + maxPauseMs - Date.now()))) {
+                    // Expired now, as if its clock had run out: the reported expiry stops moving on.
+                    state.expiresAt = Date.now();
+                    pauseOutlasted = true;
+                    throw ApplicationFailure.create({
+                      type: GatewayUploadFailureType.UploadExpired,
+                      nonRetryable: true,
+                      message: `the upload expired at ${new Date(state.expiresAt).toISOString()}: it was paused with its expiry clock stopped since ${pause.since}, longer than the maximum pause (UPLOAD_SAGA_GATEWAY_MAX_PAUSE, ${formatPauseDuration(maxPauseMs)}), with ${describeBytes()}`,
+                    });
+                  }
+                  state.expiresAt += Math.max(0, Date.now() - pausedAt);
                 } else if (!(await gate.hold(state.expiresAt - Date.now()))) {
                   throw ApplicationFailure.create({
                     type: GatewayUploadFailureType.UploadExpired,

@@ -2,7 +2,8 @@
  * Pause and resume of gateway uploads (`POST /uploads/:id/pause` and `/resume`, and the same
  * Updates through UploadClient), against in-process gateways, the real worker, Temporal and MinIO:
  * a paused tus upload refuses PATCHes with 423 and still answers HEAD, keeps its reservation, and
- * finishes with tus-js-client once resumed; the expiry clock runs or stops as asked; a pause
+ * finishes with tus-js-client once resumed; the expiry clock runs or stops as asked, and a pause
+ * with it stopped that outlasts the maximum pause expires the upload (compensated); a pause
  * survives a worker restart; a paused presigned upload signs no part URL. The refusals are the
  * "Gateway pause and resume" table of docs/reference/bad-input.md, read and produced here.
  */
@@ -37,8 +38,10 @@ const TABLE = 'Gateway pause and resume';
 let stack: TestStack;
 let worker: RunningWorker;
 let gateway: TestGateway;
-/** Uploads expire 8 s after creation. */
+/** Uploads expire 8 s after creation; a pause with the clock stopped lasts at most 30 s. */
 let shortLived: TestGateway;
+/** A pause with the clock stopped lasts at most 3 s (uploads expire after the default 24 h). */
+let bounded: TestGateway;
 let companion: CompanionClient;
 /** With Redis, as replicas run: every PATCH confirms its state with the workflow, so it sees a pause sent around the gateway. */
 let replicated: TestGateway;
@@ -50,7 +53,10 @@ beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   gateway = await startTestGateway(stack, [acme, beta], { plugins: [s3MultipartPlugin()] });
-  shortLived = await startTestGateway(stack, [acme, beta], { env: { UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: '8s' } });
+  shortLived = await startTestGateway(stack, [acme, beta], {
+    env: { UPLOAD_SAGA_GATEWAY_UPLOAD_EXPIRY: '8s', UPLOAD_SAGA_GATEWAY_MAX_PAUSE: '30s' },
+  });
+  bounded = await startTestGateway(stack, [acme, beta], { env: { UPLOAD_SAGA_GATEWAY_MAX_PAUSE: '3s' } });
   companion = await sessionClient(gateway, acme);
   redis = testRedis();
   replicated = await startTestGateway(stack, [acme, beta], { redis });
@@ -59,6 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await replicated?.close();
   await redis?.quit();
+  await bounded?.close();
   await shortLived?.close();
   await gateway?.close();
   await worker?.stop();
@@ -96,6 +103,13 @@ async function outcomeOf(target: TestGateway, uploadId: string, tenant = acme): 
   return (await target.app.uploads.waitForEnd(tenant.name, uploadId, 30_000)).outcome;
 }
 
+/** `upload_saga_gateway_pauses_total` of a gateway, by action. */
+async function pauseCounts(target: TestGateway): Promise<Record<'pause' | 'resume', number>> {
+  const { values } = await target.app.metrics.pauses.get();
+  const count = (action: string) => values.find((v) => v.labels.action === action)?.value ?? 0;
+  return { pause: count('pause'), resume: count('resume') };
+}
+
 /** The CLI in this process, against this file's stack. */
 const runCli = (...argv: string[]) => runCliInProcess(stack.env, argv);
 
@@ -105,6 +119,7 @@ describe('pausing a tus upload through the gateway', () => {
     const url = await createTusUpload(gateway, acme, data.length, 'paused.bin');
     const uploadId = idOf(url);
     expect((await patch(url, acme, 0, data.subarray(0, 6 * MiB))).status).toBe(204);
+    const countsBefore = await pauseCounts(gateway);
 
     const paused = await pauseRoute(gateway, acme, uploadId, 'pause', { reason: 'maintenance by ops' });
     expect(paused.status, JSON.stringify(paused.json)).toBe(200);
@@ -130,6 +145,9 @@ describe('pausing a tus upload through the gateway', () => {
     const resumed = await pauseRoute(gateway, acme, uploadId, 'resume');
     expect(resumed.status, JSON.stringify(resumed.json)).toBe(200);
     expect(resumed.json).toMatchObject({ paused: false, offset: 6 * MiB });
+    // Counted by the gateway's metrics; a refused resume (409) is not.
+    expect((await pauseRoute(gateway, acme, uploadId, 'resume')).status).toBe(409);
+    expect(await pauseCounts(gateway)).toEqual({ pause: countsBefore.pause + 1, resume: countsBefore.resume + 1 });
 
     await startTus(data, { endpoint: `${gateway.url}/files`, uploadUrl: url, headers: acme.auth, chunkSize: 4 * MiB }).done;
     const state = await gateway.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
@@ -139,7 +157,7 @@ describe('pausing a tus upload through the gateway', () => {
     expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId))).toEqual([]);
   });
 
-  it('with the expiry clock stopped, outlives its expiry while paused and gets the paused time added at resume', async () => {
+  it('with the expiry clock stopped, outlives its expiry while paused (within the maximum pause) and gets the paused time added at resume', async () => {
     const data = randomBytes(2 * MiB);
     const url = await createTusUpload(shortLived, acme, data.length, 'stops.bin');
     const uploadId = idOf(url);
@@ -159,6 +177,62 @@ describe('pausing a tus upload through the gateway', () => {
     expect(Date.parse(after.headers.get('upload-expires')!) - before).toBeGreaterThanOrEqual(9_000);
     expect((await patch(url, acme, MiB, data.subarray(MiB))).status).toBe(204);
     expect(await outcomeOf(shortLived, uploadId)).toBe('completed');
+  }, 60_000);
+
+  it('with the expiry clock stopped, expires once the pause outlasts the maximum pause, compensated as an expired upload', async () => {
+    const data = randomBytes(8 * MiB);
+    const url = await createTusUpload(bounded, acme, data.length, 'outlasted.bin');
+    const uploadId = idOf(url);
+    // A 5 MiB part in the multipart upload and 1 MiB staged: both must be gone once it expired.
+    expect((await patch(url, acme, 0, data.subarray(0, 5 * MiB))).status).toBe(204);
+    expect((await patch(url, acme, 5 * MiB, data.subarray(5 * MiB, 6 * MiB))).status).toBe(204);
+    const { key } = await bounded.app.uploads.state(acme.name, uploadId);
+    const staging = stagingPrefixOf(acme.name, uploadId);
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toHaveLength(1);
+    expect(await keysUnder(stack.s3, BUCKET, staging)).toHaveLength(1);
+
+    const pausedAt = Date.now();
+    const paused = await pauseRoute(bounded, acme, uploadId, 'pause', { expiry: 'stops', reason: 'forgotten' });
+    expect(paused.json).toMatchObject({ paused: true, pause: { expiry: 'stops' } });
+    // Still paused and running before the bound (the upload's own expiry is a day away).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect((await bounded.app.uploads.state(acme.name, uploadId)).outcome).toBe('running');
+
+    const ended = await bounded.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+    expect(ended.outcome).toBe('expired');
+    expect(Date.now() - pausedAt).toBeGreaterThanOrEqual(3000);
+    expect(ended.failure?.cause.message).toMatch(
+      /^the upload expired at .*: it was paused with its expiry clock stopped since .*, longer than the maximum pause \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\), with 6\.0 MiB of 8\.0 MiB received/,
+    );
+    // The reported expiry is when it expired, not a day later.
+    expect(ended.expiresAt).toBeLessThan(Date.now());
+    // Compensated as any expired upload: multipart upload aborted, staged segment deleted, reservation released.
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
+    expect(await keysUnder(stack.s3, BUCKET, staging)).toEqual([]);
+    expect(await quotaLedgerOf(stack).reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
+    expect((await head(url, acme)).status).toBe(410);
+    const resume = await pauseRoute(bounded, acme, uploadId, 'resume');
+    expect(resume.status).toBe(409);
+    expect(String(resume.json.message)).toMatch(/it has ended \(expired\)/);
+  }, 60_000);
+
+  it('bounds a pause sent around the gateway (UploadHandle) by the maximum recorded at creation', async () => {
+    const data = randomBytes(2 * MiB);
+    const url = await createTusUpload(bounded, acme, data.length, 'outlasted-handle.bin');
+    const uploadId = idOf(url);
+    expect((await patch(url, acme, 0, data.subarray(0, MiB))).status).toBe(204);
+    const handle = new UploadClient({ client: stack.client, taskQueue: stack.config.temporal.taskQueue }).getHandle(acme.name, uploadId);
+    const countsBefore = await pauseCounts(bounded);
+    expect(await handle.pause({ expiry: 'stops', reason: 'around the gateway' })).toMatchObject({ paused: true, expiry: 'stops' });
+
+    const ended = await bounded.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+    expect(ended.outcome).toBe('expired');
+    expect(ended.failure?.cause.message).toMatch(/longer than the maximum pause \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\)/);
+    expect(await incompleteUploads(stack.s3, BUCKET, ended.key)).toEqual([]);
+    expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId))).toEqual([]);
+    expect(await quotaLedgerOf(stack).reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
+    // The gateway's metrics count only what went through its route.
+    expect(await pauseCounts(bounded)).toEqual(countsBefore);
   }, 60_000);
 
   it('with the expiry clock running, is compensated as expired while paused, its reservation released', async () => {

@@ -9,6 +9,7 @@ import { ConfigError } from '../../src/config';
 import { hashToken, loadGatewayConfig, parseDuration, tenantSettings } from '../../src/gateway/config';
 import { bodyStreamMemoryBound } from '../../src/gateway/body-streams';
 import { parseUploadChecksum } from '../../src/gateway/tus-store';
+import { formatPauseDuration } from '../../src/upload/pause';
 import { metadataProblem, safeFileName } from '../../src/gateway/uploads-service';
 import {
   chunkRecordProblem,
@@ -269,6 +270,15 @@ describe('gateway configuration', () => {
       expect(() => loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: bad })).toThrow(
         /UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: must be a whole number of parts from 1 to 16/,
       );
+    expect(config.maxPauseMs).toBe(7 * 86_400_000);
+    expect(loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_MAX_PAUSE: '12h' }).maxPauseMs).toBe(12 * 3_600_000);
+    for (const bad of ['500ms', '366d', 'forever'])
+      expect(() => loadGatewayConfig({ UPLOAD_SAGA_GATEWAY_MAX_PAUSE: bad })).toThrow(
+        new RegExp(`UPLOAD_SAGA_GATEWAY_MAX_PAUSE: "${bad}" is not a duration from 1s to 365d`),
+      );
+    expect(formatPauseDuration(7 * 86_400_000)).toBe('7d');
+    expect(formatPauseDuration(90 * 60_000)).toBe('90m');
+    expect(formatPauseDuration(1500)).toBe('1500ms');
     expect(parseDuration('1.5h')).toBe(5_400_000);
     expect(parseDuration('soon')).toBeUndefined();
   });
