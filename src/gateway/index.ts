@@ -22,7 +22,8 @@
  */
 
 /** The gateway as a fastify plugin, its options and helpers. */
-export { uploadGateway, authenticate, resolveGatewayConfig, DEFAULT_TASK_QUEUE, type UploadGatewayOptions } from './plugin';
+export { uploadGateway, authenticate, resolveGatewayConfig, mergedMarksFor, DEFAULT_TASK_QUEUE, type UploadGatewayOptions } from './plugin';
+export { MemoryMergedMarks, RedisMergedMarks, MERGED_MARK_TTL_MS, type MergedMarks } from './merged-marks';
 /** The standalone gateway server built on {@link uploadGateway}. */
 export { createGateway, type GatewayOptions, type GatewayServer } from './server';
 /** A standalone gateway configured from the environment, its clients constructed and owned. */

@@ -48,6 +48,7 @@ import type { GatewayPlugin } from './plugin-types';
 import { DEFAULT_GATEWAY_PLUGINS } from './plugins';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit';
 import { RedisLocker } from './redis-locker';
+import { MemoryMergedMarks, RedisMergedMarks, type MergedMarks } from './merged-marks';
 import { registerPauseRoutes } from './pause-route';
 import { tusPlugin, type TusPluginOptions } from './tus';
 import { MemoryUploadTokenBindings, RedisUploadTokenBindings, type UploadTokenBindings } from './upload-token-bindings';
@@ -94,8 +95,9 @@ export interface UploadGatewayOptions {
   plugins?: GatewayPlugin[];
   /**
    * The uploads service the routes use, when the host app wants to hold it too (e.g. to read an
-   * upload's state from its own routes).
-   * @default one built from `client`, `taskQueue`, `config` and `service`
+   * upload's state from its own routes). Give it `mergedMarks` for prompt reads of merged uploads:
+   * `mergedMarksFor(redis)` (Redis marks are required when several replicas serve the uploads).
+   * @default one built from `client`, `taskQueue`, `config` and `service`, with `mergedMarksFor(redis)`
    */
   uploads?: UploadsService;
   /**
@@ -122,6 +124,11 @@ export function resolveGatewayConfig(partial: Partial<GatewayConfig> = {}): Gate
   return { ...loadGatewayConfig({}), ...partial };
 }
 
+/** Where the uploads service marks merged uploads: in Redis when replicas share one, else in this replica's memory. */
+export function mergedMarksFor(redis: Redis | undefined): MergedMarks {
+  return redis ? new RedisMergedMarks(redis) : new MemoryMergedMarks();
+}
+
 /** The tenant a request's static bearer token (or `access_token` query parameter, for EventSource) names. */
 export function authenticate(
   request: Pick<FastifyRequest, 'headers' | 'query'>,
@@ -140,7 +147,14 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
   const config = resolveGatewayConfig(options.config);
   const { s3, redis, client } = options;
   const uploads =
-    options.uploads ?? new UploadsService({ ...options.service, client, taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE, config });
+    options.uploads ??
+    new UploadsService({
+      mergedMarks: mergedMarksFor(redis),
+      ...options.service,
+      client,
+      taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
+      config,
+    });
   const locker: Locker & { close?: () => Promise<void> } = redis
     ? await RedisLocker.create({ redis, subscriber: redis.duplicate() })
     : new MemoryLocker();

@@ -63,10 +63,12 @@ export class ProgressFeed {
    */
   static async open(options: ProgressFeedOptions, tenant: string, uploadId: string, log: FastifyBaseLogger): Promise<ProgressFeed> {
     const feed = new ProgressFeed(options, tenant, uploadId);
-    feed.first = await pollObservation(options.uploads, options.s3, tenant, uploadId);
+    // An upload known merged is read from its mark: the first event does not wait for its saga's held workflow task.
+    const read = () => pollObservation(options.uploads, options.s3, tenant, uploadId, { fromMergedMark: true });
+    feed.first = await read();
     try {
       feed.unsubscribe = await options.bus.subscribe(tenant, uploadId, (observation) => feed.apply(observation));
-      feed.first = await pollObservation(options.uploads, options.s3, tenant, uploadId);
+      feed.first = await read();
     } catch (err) {
       // The bus is down: the stream still works from the poll alone.
       log.warn({ err }, 'progress stream without the bus');

@@ -28,6 +28,12 @@ export interface ProgressSource {
    * @default undefined: streams follow gateway uploads only
    */
   applicationUpload?(tenant: string, uploadId: string): Promise<ApplicationUploadState>;
+  /**
+   * The state of an upload known merged, from its mark (no query), or undefined (see
+   * UploadsService.mergedState).
+   * @default undefined: always `state`
+   */
+  mergedState?(tenant: string, uploadId: string): Promise<GatewayUploadState | undefined>;
 }
 
 /** What an application upload's state says about progress; the bus adds the bytes of the batch in flight. */
@@ -50,14 +56,22 @@ export function observationOfApplicationUpload(
   };
 }
 
-/** An observation from the workflow, with ListParts bytes for a presigned upload not yet merged. */
+/**
+ * An observation from the workflow, with ListParts bytes for a presigned upload not yet merged.
+ * With `fromMergedMark`, an upload known merged is observed from its mark, without a query (which
+ * waits while the saga's local activities hold its workflow task): for a stream's first reads. The
+ * stream's later polls ask the workflow, which is how they learn the end when no bus brings it.
+ */
 export async function pollObservation(
   source: ProgressSource,
   s3: S3Client | undefined,
   tenant: string,
   uploadId: string,
+  options: { fromMergedMark?: boolean } = {},
 ): Promise<ProgressObservation> {
   const at = Date.now();
+  const marked = options.fromMergedMark ? await source.mergedState?.(tenant, uploadId) : undefined;
+  if (marked) return observationOfState(marked, at);
   let state: GatewayUploadState;
   try {
     state = await source.state(tenant, uploadId);

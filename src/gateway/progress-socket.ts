@@ -116,7 +116,7 @@ export async function registerProgressSocket(app: FastifyInstance, options: Prog
       // Before the upgrade: no token is a 401 (the gateway's hook), another tenant's or an unknown upload a 404.
       preValidation: async (request) => {
         if (!request.tenant) throw new UnauthorizedError();
-        await pollObservation(options.uploads, undefined, request.tenant, request.params.id);
+        await pollObservation(options.uploads, undefined, request.tenant, request.params.id, { fromMergedMark: true });
       },
     },
     async (socket: WebSocket, request) => {

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { GatewayConfig } from './config';
-import { uploadGateway, type UploadGatewayOptions } from './plugin';
+import { mergedMarksFor, uploadGateway, type UploadGatewayOptions } from './plugin';
 import { UploadsService } from './uploads-service';
 import { fastifyTracingPlugin } from '../telemetry/fastify';
 import { currentTracing, type Tracing } from '../telemetry/tracing';
@@ -66,7 +66,7 @@ export type GatewayServer = FastifyInstance & {
  */
 export async function createGateway(options: GatewayOptions): Promise<GatewayServer> {
   const { config, client, taskQueue } = options;
-  const uploads = new UploadsService({ ...options.service, client, taskQueue, config });
+  const uploads = new UploadsService({ mergedMarks: mergedMarksFor(options.redis), ...options.service, client, taskQueue, config });
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? false }),
     // Unique across replicas and restarts: a 500 answer names it, and its log lines carry it as reqId.

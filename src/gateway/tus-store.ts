@@ -3,7 +3,8 @@
  * upload's saga (via the uploads service) and S3 calls. It keeps no state between requests.
  *
  * Why it is built this way:
- * - Offsets come from the workflow. `getUpload` (HEAD, DELETE) asks the workflow; a PATCH at the
+ * - Offsets come from the workflow. `getUpload` (HEAD, DELETE) asks the workflow (a HEAD of an
+ *   upload marked merged is answered from its mark, merged-marks.ts); a PATCH at the
  *   offset this replica last saw starts from that state (tus-state-cache.ts), confirmed by a query
  *   during the body unless this replica is the only one; a PATCH writes its bytes to S3 and then
  *   proposes the new state with `recordChunk`,
@@ -169,7 +170,10 @@ export class GatewayUploadStore extends DataStore {
         context.stateConfirmed.catch(() => undefined);
       }
     } else {
-      state = await this.options.uploads.get(context.tenant, id);
+      // HEAD of an upload known merged: its mark, without a query that would wait while the saga's
+      // local activities (commit-quota, notify) hold its workflow task.
+      const marked = context.method === 'HEAD' ? await this.options.uploads.mergedState(context.tenant, id) : undefined;
+      state = marked ?? (await this.options.uploads.get(context.tenant, id));
       this.states.remember(state);
     }
     context.state = state;

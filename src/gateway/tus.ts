@@ -284,7 +284,10 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
     const draft = readDraftRequest(request.method, request.headers, maxUploadBytes);
     if (draft && 'status' in draft) return refuseDraftRequest(request, reply, draft);
     if (draft)
-      return serveDraftRequest({ server, uploads: options.uploads }, request, reply, draft, contextFor(request, reply, maxUploadBytes));
+      return serveDraftRequest({ server, uploads: options.uploads }, request, reply, draft, {
+        ...contextFor(request, reply, maxUploadBytes),
+        method: draft.method,
+      });
     // X-HTTP-Method-Override (tus-js-client's overridePatchMethod sends it on a POST): from here on, the request is the named one.
     const method = effectiveMethod(request.method, request.headers);
     if (typeof method !== 'string') return refuse(reply, method);

@@ -37,6 +37,10 @@
  * final naming them starts with its claims instead of reading them first. A hint only: what it
  * holds of a stored partial (key, size, ETag, expiry) no longer changes, and the claim's validator
  * in the partial's workflow decides; a final created through another replica reads them.
+ *
+ * With `mergedMarks`, states read or waited for with `merged: true` are also marked where every
+ * replica sees them (merged-marks.ts), and {@link UploadsService.mergedState} answers reads of such
+ * an upload from its mark; `deleteStored` withdraws the mark before it deletes anything.
  */
 import { WIRE_NAMES } from '../upload/wire-names';
 import { randomBytes } from 'node:crypto';
@@ -89,6 +93,7 @@ import { claimProblem, type GatewayConcat, type JoinSource } from '../upload/con
 import { partialObjectKeyOf } from '../upload/staging';
 import { uploadDeleteWorkflowId, type DeleteResult } from '../upload/delete-request';
 import { startDeleteWorkflow } from '../delete-start';
+import { markable, type MergedMarks } from './merged-marks';
 import { tenantSettings, type GatewayConfig } from './config';
 import {
   GatewayError,
@@ -189,6 +194,14 @@ export interface UploadsServiceOptions {
    * @default true without a payload codec, false with one
    */
   indexDestination?: boolean;
+  /**
+   * Where uploads known merged are marked, so that reads of them ({@link UploadsService.mergedState})
+   * need no workflow query while the saga's local activities (commit-quota, notify) hold its
+   * workflow task. Must be shared by every replica that serves the uploads (Redis), or in memory
+   * for a single replica (see merged-marks.ts).
+   * @default none: every read queries the workflow
+   */
+  mergedMarks?: MergedMarks;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -254,7 +267,10 @@ export class UploadsService {
     if (!prefix.includes('{tenant}')) throw new TypeError(`tenantKeyPrefix must contain "{tenant}", got ${JSON.stringify(prefix)}`);
     this.tenantKeyPrefix = prefix;
     this.indexDestination = options.indexDestination ?? this.client.options.loadedDataConverter.payloadCodecs.length === 0;
+    this.mergedMarks = options.mergedMarks;
   }
+
+  private readonly mergedMarks: MergedMarks | undefined;
 
   private readonly tenantKeyPrefix: string;
   private readonly indexDestination: boolean;
@@ -480,11 +496,27 @@ export class UploadsService {
    */
   async state(tenant: string, uploadId: string): Promise<GatewayUploadState> {
     if (!ID_PATTERN.test(uploadId)) throw new UploadNotFoundError(uploadId);
+    let state: GatewayUploadState;
     try {
-      return await this.bounded(() => this.handle(tenant, uploadId).query(gatewayUploadStateQuery));
+      state = await this.bounded(() => this.handle(tenant, uploadId).query(gatewayUploadStateQuery));
     } catch (err) {
       throw this.translate(err, uploadId);
     }
+    // A replica that learns the merge from the workflow marks it too (never over a withdrawal).
+    if (this.mergedMarks && markable(state)) void this.mergedMarks.mark(state);
+    return state;
+  }
+
+  /**
+   * The upload's state as marked when it was known merged (its saga running the steps after the
+   * merge), without asking the workflow; undefined when it has no mark (then read {@link state} or
+   * {@link get}). A marked state is as true as the workflow's for a read: past the merge its
+   * offset and length no longer change and it no longer expires; a deletion withdraws the mark
+   * first (see merged-marks.ts). Not for deciding a state change: those go to the workflow.
+   */
+  async mergedState(tenant: string, uploadId: string): Promise<GatewayUploadState | undefined> {
+    if (!this.mergedMarks || !ID_PATTERN.test(uploadId)) return undefined;
+    return this.mergedMarks.read(tenant, uploadId);
   }
 
   /**
@@ -535,9 +567,12 @@ export class UploadsService {
    * tus termination of a finished upload: deletes the object it stored through the delete saga
    * (which gives its bytes back to the tenant's quota) and waits up to `waitMs` for it. Only this
    * upload's object goes: a later upload's object at the same key stays (the saga's `uploadId` check).
-   * @throws UploadConflictError (409) for an upload that has not completed
+   * @throws UploadConflictError (409) for an upload that has not completed, RedisUnavailableError
+   *   (503) when its merged mark cannot be withdrawn (nothing is deleted then)
    */
   async deleteStored(tenant: string, uploadId: string, options: { waitMs?: number } = {}): Promise<DeleteResult> {
+    // No read is answered from a mark of this upload any more (RedisUnavailableError before anything is deleted).
+    await this.mergedMarks?.withdraw(tenant, uploadId);
     const state = await this.state(tenant, uploadId);
     if (state.outcome !== 'completed')
       throw new UploadConflictError(`upload ${uploadId} has not completed (${state.outcome})`, state.offset);
@@ -743,6 +778,8 @@ export class UploadsService {
     }
     if (state && state.outcome !== 'running') return this.changed(state);
     if (state?.merged) {
+      // Marked before the answer: a read on any replica right after it finds the mark.
+      await this.mergedMarks?.mark(state);
       void this.waitForEnd(tenant, uploadId, Math.max(0, deadline - Date.now()), state).catch(() => undefined);
       return this.changed(state);
     }

@@ -20,6 +20,8 @@ import { STAMP_KEY } from '../../src/upload/object-stamp';
 import { uploadWorkflowId } from '../../src/upload/request';
 import { itStoreIndependent } from '../support/store-independent';
 import type { GatewayUploadState } from '../../src/upload/gateway-upload';
+import { progressPlugin } from '../../src/gateway/progress';
+import { openStream } from './progress-stream';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -42,7 +44,7 @@ beforeAll(async () => {
   };
   // Two replicas sharing Redis (locks, rate limits), as behind a load balancer.
   gateway = await startTestGateway(stack, [acme, beta, slow], { redis, overrides });
-  replica = await startTestGateway(stack, [acme, beta, slow], { redis, overrides });
+  replica = await startTestGateway(stack, [acme, beta, slow], { redis, overrides, plugins: [progressPlugin()] });
 });
 
 afterAll(async () => {
@@ -133,13 +135,59 @@ describe('tus with tus-js-client', () => {
       expect(answered?.failure).toBeUndefined();
       // A client told "done" finds the object in S3, byte for byte, at that moment.
       expect(await objectSha256(stack.s3, BUCKET, answered!.key)).toBe(sha256(data));
-      // HEAD on the other replica: the final offset, no expiry any more. (notify runs as a local
-      // activity: the query behind HEAD waits for the workflow task's heartbeat while it is held.)
-      const head = await tusRequest(new URL(new URL(run.upload.url!).pathname, replica.url).toString(), 'HEAD', slow.auth);
-      expect(head.status).toBe(200);
-      expect(Number(head.headers.get('upload-offset'))).toBe(data.length);
-      expect(Number(head.headers.get('upload-length'))).toBe(data.length);
-      expect(head.headers.get('upload-expires')).toBeNull();
+      // HEAD on either replica while notify (a local activity) holds the workflow task: answered at
+      // once from the mark the finishing request left (a query would wait for the task's heartbeat,
+      // up to 8 s), with the final offset and no expiry any more.
+      // notify has sent the webhook, whose receiver holds it: the workflow task that runs notify is held.
+      await expect.poll(() => webhooks.received.some((w) => w.path === `/${slow.name}` && w.json.uploadId === uploadId)).toBe(true);
+      const path = new URL(run.upload.url!).pathname;
+      const timedHead = async (base: string) => {
+        const started = performance.now();
+        const head = await tusRequest(new URL(path, base).toString(), 'HEAD', slow.auth);
+        return { head, ms: performance.now() - started };
+      };
+      for (const base of [gateway.url, replica.url]) {
+        const { head, ms } = await timedHead(base);
+        expect(head.status).toBe(200);
+        expect(Number(head.headers.get('upload-offset'))).toBe(data.length);
+        expect(Number(head.headers.get('upload-length'))).toBe(data.length);
+        expect(head.headers.get('upload-expires')).toBeNull();
+        expect(head.headers.get('upload-metadata')).toContain('filename');
+        expect(ms, `HEAD on ${base === gateway.url ? 'the finishing replica' : 'the other replica'}`).toBeLessThan(1_000);
+      }
+      // The resumable-upload draft's HEAD takes the same path: complete, at once.
+      const started = performance.now();
+      const draftHead = await fetch(new URL(path, replica.url), {
+        method: 'HEAD',
+        headers: { ...slow.auth, 'Upload-Draft-Interop-Version': '6' },
+      });
+      expect([draftHead.status, draftHead.headers.get('upload-offset'), draftHead.headers.get('upload-complete')]).toEqual([
+        204,
+        String(data.length),
+        '?1',
+      ]);
+      expect(performance.now() - started, "the draft's HEAD").toBeLessThan(1_000);
+      // A progress stream opened now starts at once too (its first reads take the mark), at the final offset.
+      const streamStarted = performance.now();
+      const stream = await openStream(replica, uploadId, slow.auth);
+      try {
+        await expect.poll(() => stream.events.length, { timeout: 5_000, interval: 20 }).toBeGreaterThan(0);
+        expect(performance.now() - streamStarted, 'first progress event').toBeLessThan(1_000);
+        expect(stream.events[0]).toMatchObject({ uploadId, bytes: data.length, totalBytes: data.length, outcome: 'running' });
+      } finally {
+        stream.close();
+      }
+      // Without the mark (lapsed, or never set), a replica asks the workflow: slower while notify
+      // holds the task, still the final offset; what it learned marks the upload for the next read.
+      await redis.del(`upload-saga:merged:${slow.name}:${uploadId}`);
+      const asked = await timedHead(replica.url);
+      expect(asked.head.status).toBe(200);
+      expect(Number(asked.head.headers.get('upload-offset'))).toBe(data.length);
+      expect(asked.head.headers.get('upload-expires')).toBeNull();
+      await expect.poll(() => redis.exists(`upload-saga:merged:${slow.name}:${uploadId}`)).toBe(1);
+      const again = await timedHead(gateway.url);
+      expect(Number(again.head.headers.get('upload-offset'))).toBe(data.length);
+      expect(again.ms, 'HEAD after a replica learned the merge from the workflow').toBeLessThan(1_000);
       expect((await stack.client.workflow.getHandle(uploadWorkflowId(slow.name, uploadId)).describe()).status.name, 'still notifying').toBe(
         'RUNNING',
       );
@@ -656,7 +704,9 @@ describe('uploads that end without an object leave nothing behind', () => {
     await expect(stack.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: readMerged!.key }))).rejects.toMatchObject({
       name: 'NotFound',
     });
+    // Deleted: no replica answers from the mark the finishing PATCH left (the DELETE withdrew it).
     expect((await tusRequest(url, 'HEAD', slow.auth)).status).toBe(410);
+    expect((await tusRequest(new URL(new URL(url).pathname, replica.url).toString(), 'HEAD', slow.auth)).status).toBe(410);
   });
 
   it('refuses to merge when a part in S3 is not what the gateway sent (replaced behind its back): 422, compensated', async () => {
