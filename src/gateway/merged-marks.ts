@@ -8,7 +8,11 @@
  * - A mark is a state the workflow answered with `merged: true` and outcome `running`. Past the
  *   merge (the pivot) only forward steps remain: the offset and length never change again and the
  *   upload no longer expires; it completes with the same offset and length. So a mark stays a
- *   truthful answer to "where does this upload stand" until the upload is deleted.
+ *   truthful answer to "where does this upload stand" until the upload is deleted. Once the upload
+ *   is seen completed, its mark (if it has one) is replaced by that state ({@link MergedMarks.settle}),
+ *   so a read after the end learns the end (and the object) without a query either; until someone
+ *   sees the end, the mark still says `running`, which a HEAD answers truthfully (the same offset,
+ *   length, no expiry) and a progress stream corrects with its next query.
  * - A deletion withdraws the mark before anything is deleted ({@link MergedMarks.withdraw}), and a
  *   withdrawn mark is never set again: marks are set only where none was (`SET NX`), and the
  *   withdrawal is itself a value (a tombstone) that outlives any read that could set one. So a mark
@@ -19,8 +23,11 @@
  * - Marks lapse after {@link MERGED_MARK_TTL_MS}: then reads ask the workflow again (slower while
  *   notify is held, never wrong). Setting a mark never fails a request; reading one that cannot be
  *   read means asking the workflow; only a withdrawal must succeed (its failure fails the DELETE).
- * - What a mark holds is the upload's state without its result, failure and pause: no secret (the
- *   state carries none; a webhook's URL and secrets are in the workflow's input, not its state).
+ * - What a mark holds is what a state query answers (without a pause, which a merged upload no
+ *   longer has): the object's key, the client's metadata, once completed the result. No secret (a
+ *   webhook's URL and secret are in the workflow's input, not its state); but with a payload codec
+ *   these are in Redis unencrypted for the mark's lifetime (pass `mergedMarks: undefined` to the
+ *   uploads service to go without marks).
  */
 import type { Redis } from 'ioredis';
 import type { GatewayUploadState } from '../upload/gateway-upload';
@@ -32,12 +39,24 @@ export const MERGED_MARK_TTL_MS = 10 * 60_000;
 const MEMORY_CAPACITY = 10_000;
 /** The value of a withdrawn mark. */
 const WITHDRAWN = 'withdrawn';
+/** Replaces a mark that exists and is not withdrawn (KEYS[1]) with ARGV[1], keeping its time to live. */
+const SETTLE_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if not current or current == ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+return 1
+`;
 
 /** Where marks of merged uploads live: Redis (every replica) or memory (one replica). */
 export interface MergedMarks {
   /** Marks `state` (merged, running) unless its upload has a mark or a withdrawal already. Never throws. */
   mark(state: GatewayUploadState): Promise<void>;
-  /** The marked state of the upload, or undefined (none, withdrawn, lapsed, or unreadable). Never throws. */
+  /** Replaces the upload's mark, if it has one (not withdrawn), with `state`, the upload completed. Never throws. */
+  settle(state: GatewayUploadState): Promise<void>;
+  /**
+   * The marked state of the upload (merged and running, or completed), or undefined (none,
+   * withdrawn, lapsed, or unreadable). Never throws.
+   */
   read(tenant: string, uploadId: string): Promise<GatewayUploadState | undefined>;
   /**
    * Withdraws the upload's mark for good (it is being deleted): from the answer on, no replica
@@ -52,9 +71,17 @@ export function markable(state: GatewayUploadState): boolean {
   return state.merged === true && state.outcome === 'running';
 }
 
-/** What a mark holds of a state: everything a read answers with, nothing of how the saga ends. */
+/** Whether `state` may replace a mark: its upload completed. */
+function settled(state: GatewayUploadState): boolean {
+  return state.outcome === 'completed' && state.result !== undefined;
+}
+
+/** Whether a mark read back is one: merged and running, or completed. */
+const isMark = (state: GatewayUploadState) => markable(state) || settled(state);
+
+/** What a mark holds of a state: everything a read answers with, without a pause (a merged upload is never paused). */
 function markOf(state: GatewayUploadState): GatewayUploadState {
-  const { result: _result, failure: _failure, pause: _pause, ...marked } = state;
+  const { pause: _pause, failure: _failure, ...marked } = state;
   return marked;
 }
 
@@ -72,6 +99,13 @@ export class MemoryMergedMarks implements MergedMarks {
     const key = keyOf(state.tenant, state.uploadId);
     if (this.live(key)) return;
     this.put(key, { state: markOf(state), until: Date.now() + this.ttlMs });
+  }
+
+  async settle(state: GatewayUploadState): Promise<void> {
+    if (!settled(state)) return;
+    const key = keyOf(state.tenant, state.uploadId);
+    const entry = this.live(key);
+    if (entry?.state) entry.state = markOf(state);
   }
 
   async read(tenant: string, uploadId: string): Promise<GatewayUploadState | undefined> {
@@ -116,6 +150,14 @@ export class RedisMergedMarks implements MergedMarks {
     );
   }
 
+  async settle(state: GatewayUploadState): Promise<void> {
+    if (!settled(state)) return;
+    const value = JSON.stringify(markOf(state));
+    await redisCall('merged mark', () =>
+      this.redis.eval(SETTLE_SCRIPT, 1, this.keyOf(state.tenant, state.uploadId), value, WITHDRAWN),
+    ).catch((err: unknown) => this.options.onError?.(err));
+  }
+
   async read(tenant: string, uploadId: string): Promise<GatewayUploadState | undefined> {
     const value = await redisCall('merged mark', () => this.redis.get(this.keyOf(tenant, uploadId))).catch((err: unknown) => {
       this.options.onError?.(err);
@@ -130,7 +172,7 @@ export class RedisMergedMarks implements MergedMarks {
       return undefined;
     }
     // A mark names its upload: one that does not (a key written by something else) is not used.
-    return state.tenant === tenant && state.uploadId === uploadId && markable(state) ? state : undefined;
+    return state.tenant === tenant && state.uploadId === uploadId && isMark(state) ? state : undefined;
   }
 
   async withdraw(tenant: string, uploadId: string): Promise<void> {

@@ -5,14 +5,17 @@
  *
  * Invariants: {@link ProgressFeed.open} reads the state before subscribing, so an unknown upload or
  * another tenant's is refused (UploadNotFoundError, 404) before anything is subscribed, and reads
- * it again once subscribed, so nothing between the two is missed; a bus that is down costs only
+ * it again once subscribed, so nothing between the two is missed; an upload known merged is read
+ * from its mark (merged-marks.ts: no query waiting while its saga's local activities hold the
+ * workflow task), and when that mark says running the workflow is polled at once, not only at the
+ * next interval, so an end nobody marked yet is learnt; a bus that is down costs only
  * promptness (the poll goes on); after `close()` nothing is sent and nothing keeps running.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ProgressBus } from '../progress/bus';
 import { ProgressView, type ProgressEvent, type ProgressObservation } from '../progress/view';
-import { pollObservation, type ProgressSource } from './progress-poll';
+import { markedObservation, pollObservation, type ProgressSource } from './progress-poll';
 
 /** What a feed reads from and how often; see ProgressStreamOptions for the defaults. */
 export interface ProgressFeedOptions {
@@ -49,6 +52,8 @@ export class ProgressFeed {
   private send: ((event: ProgressEvent) => void) | undefined;
   private onEnded: (() => void) | undefined;
   private first: ProgressObservation | undefined;
+  /** The first observation came from a merged mark that says running: the workflow is asked at once for the rest. */
+  private firstFromRunningMark = false;
   private closed = false;
 
   private constructor(
@@ -64,7 +69,11 @@ export class ProgressFeed {
   static async open(options: ProgressFeedOptions, tenant: string, uploadId: string, log: FastifyBaseLogger): Promise<ProgressFeed> {
     const feed = new ProgressFeed(options, tenant, uploadId);
     // An upload known merged is read from its mark: the first event does not wait for its saga's held workflow task.
-    const read = () => pollObservation(options.uploads, options.s3, tenant, uploadId, { fromMergedMark: true });
+    const read = async () => {
+      const marked = await markedObservation(options.uploads, tenant, uploadId);
+      feed.firstFromRunningMark = marked?.outcome === 'running';
+      return marked ?? (await pollObservation(options.uploads, options.s3, tenant, uploadId));
+    };
     feed.first = await read();
     try {
       feed.unsubscribe = await options.bus.subscribe(tenant, uploadId, (observation) => feed.apply(observation));
@@ -90,14 +99,17 @@ export class ProgressFeed {
     this.flush();
     if (this.closed) return;
     let polling = false;
-    this.timer = setInterval(() => {
+    const poll = () => {
       if (polling || this.closed) return;
       polling = true;
       pollObservation(this.options.uploads, this.options.s3, this.tenant, this.uploadId)
         .then((observation) => this.apply(observation))
         .catch(() => undefined) // Temporal briefly away: the next poll tries again
         .finally(() => (polling = false));
-    }, this.options.pollIntervalMs);
+    };
+    this.timer = setInterval(poll, this.options.pollIntervalMs);
+    // A mark that says running may predate the end (nobody saw it yet, and its bus message went before this stream): ask now.
+    if (this.firstFromRunningMark) poll();
   }
 
   /** Takes in an observation (from the bus, the poll, or the stream's own action such as a cancel). */

@@ -57,10 +57,21 @@ export function observationOfApplicationUpload(
 }
 
 /**
+ * An observation of an upload known merged, from its mark (no query, which waits while the saga's
+ * local activities hold its workflow task), or undefined without a mark.
+ */
+export async function markedObservation(
+  source: ProgressSource,
+  tenant: string,
+  uploadId: string,
+): Promise<ProgressObservation | undefined> {
+  const marked = await source.mergedState?.(tenant, uploadId);
+  return marked ? observationOfState(marked) : undefined;
+}
+
+/**
  * An observation from the workflow, with ListParts bytes for a presigned upload not yet merged.
- * With `fromMergedMark`, an upload known merged is observed from its mark, without a query (which
- * waits while the saga's local activities hold its workflow task): for a stream's first reads. The
- * stream's later polls ask the workflow, which is how they learn the end when no bus brings it.
+ * With `fromMergedMark`, an upload known merged is observed from its mark ({@link markedObservation}).
  */
 export async function pollObservation(
   source: ProgressSource,
@@ -69,9 +80,9 @@ export async function pollObservation(
   uploadId: string,
   options: { fromMergedMark?: boolean } = {},
 ): Promise<ProgressObservation> {
+  const marked = options.fromMergedMark ? await markedObservation(source, tenant, uploadId) : undefined;
+  if (marked) return marked;
   const at = Date.now();
-  const marked = options.fromMergedMark ? await source.mergedState?.(tenant, uploadId) : undefined;
-  if (marked) return observationOfState(marked, at);
   let state: GatewayUploadState;
   try {
     state = await source.state(tenant, uploadId);

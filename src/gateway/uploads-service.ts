@@ -39,8 +39,8 @@
  * in the partial's workflow decides; a final created through another replica reads them.
  *
  * With `mergedMarks`, states read or waited for with `merged: true` are also marked where every
- * replica sees them (merged-marks.ts), and {@link UploadsService.mergedState} answers reads of such
- * an upload from its mark; `deleteStored` withdraws the mark before it deletes anything.
+ * replica sees them (merged-marks.ts), and settled once seen completed; {@link UploadsService.mergedState}
+ * answers reads of such an upload from its mark; `deleteStored` withdraws the mark before it deletes anything.
  */
 import { WIRE_NAMES } from '../upload/wire-names';
 import { randomBytes } from 'node:crypto';
@@ -502,17 +502,20 @@ export class UploadsService {
     } catch (err) {
       throw this.translate(err, uploadId);
     }
-    // A replica that learns the merge from the workflow marks it too (never over a withdrawal).
+    // A replica that learns the merge from the workflow marks it too (never over a withdrawal), and one that learns the end settles the mark.
     if (this.mergedMarks && markable(state)) void this.mergedMarks.mark(state);
+    else if (this.mergedMarks && state.outcome === 'completed') void this.mergedMarks.settle(state);
     return state;
   }
 
   /**
    * The upload's state as marked when it was known merged (its saga running the steps after the
-   * merge), without asking the workflow; undefined when it has no mark (then read {@link state} or
-   * {@link get}). A marked state is as true as the workflow's for a read: past the merge its
-   * offset and length no longer change and it no longer expires; a deletion withdraws the mark
-   * first (see merged-marks.ts). Not for deciding a state change: those go to the workflow.
+   * merge, or completed once seen completed), without asking the workflow; undefined when it has
+   * no mark (then read {@link state} or {@link get}). A marked state is as true as the workflow's
+   * for a HEAD: past the merge its offset and length no longer change and it no longer expires; a
+   * deletion withdraws the mark first (see merged-marks.ts). A mark may still say `running` after
+   * the end (nobody saw the end yet): a reader that must learn the end asks the workflow too. Not
+   * for deciding a state change: those go to the workflow.
    */
   async mergedState(tenant: string, uploadId: string): Promise<GatewayUploadState | undefined> {
     if (!this.mergedMarks || !ID_PATTERN.test(uploadId)) return undefined;
@@ -800,8 +803,11 @@ export class UploadsService {
     } catch {
       // Failed, cancelled, or still running at the deadline: the state says which.
     }
-    if (result && last?.tenant === tenant && last.uploadId === uploadId) return this.changed(completedState(last, result));
-    return this.changed(await this.state(tenant, uploadId));
+    const state =
+      result && last?.tenant === tenant && last.uploadId === uploadId ? completedState(last, result) : await this.state(tenant, uploadId);
+    // Settled before the answer: a read of the mark after it learns the end.
+    if (state.outcome === 'completed') await this.mergedMarks?.settle(state);
+    return this.changed(state);
   }
 
   /** A partial a final names, read; 404 with the final's words for one that does not exist (or is another tenant's). */

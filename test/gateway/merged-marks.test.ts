@@ -120,6 +120,41 @@ describe.each(kinds)('merged marks in %s', (_kind, make) => {
     expect(await reader.read('acme', never)).toBeUndefined();
   });
 
+  it('settles a mark with the completed state, never a withdrawn one, and marks nothing by settling', async () => {
+    const { writer, reader } = make();
+    const completed = (uploadId: string) =>
+      stateOf(uploadId, {
+        phase: 'done',
+        outcome: 'completed',
+        result: {
+          uploadId,
+          tenant: 'acme',
+          workflowId: `upload:acme:${uploadId}`,
+          bucket: 'uploads',
+          key: `acme/${uploadId}/file.bin`,
+          size: 1234,
+          etag: '"e"',
+          partCount: 1,
+          partSize: 5 * 1024 * 1024,
+          timings: {},
+          notification: { status: 'delivered' },
+        },
+      });
+    const uploadId = id();
+    await writer.mark(stateOf(uploadId));
+    await reader.settle(completed(uploadId));
+    expect(await writer.read('acme', uploadId)).toMatchObject({ outcome: 'completed', offset: 1234, result: { etag: '"e"' } });
+    // Settling is not marking: an upload without a mark gets none, a withdrawn one stays withdrawn.
+    const unmarked = id();
+    await writer.settle(completed(unmarked));
+    expect(await reader.read('acme', unmarked)).toBeUndefined();
+    const withdrawn = id();
+    await writer.mark(stateOf(withdrawn));
+    await writer.withdraw('acme', withdrawn);
+    await reader.settle(completed(withdrawn));
+    expect(await reader.read('acme', withdrawn)).toBeUndefined();
+  });
+
   it('lets a mark lapse after its time to live', async () => {
     const { lapsing } = make();
     const uploadId = id();
@@ -151,8 +186,9 @@ describe('merged marks in Redis', () => {
     const marks = new RedisMergedMarks(away, { keyPrefix: prefix, onError: (err) => errors.push(err) });
     const uploadId = id();
     await marks.mark(stateOf(uploadId));
+    await marks.settle(stateOf(uploadId, { outcome: 'completed', phase: 'done', result: {} as GatewayUploadState['result'] }));
     expect(await marks.read('acme', uploadId)).toBeUndefined();
     await expect(marks.withdraw('acme', uploadId)).rejects.toMatchObject({ status: 503 });
-    expect(errors.length).toBe(2);
+    expect(errors.length).toBe(3);
   });
 });

@@ -133,11 +133,40 @@ describe('the progress stream across replicas', () => {
     expect(await foreign.json()).toMatchObject({ error: 'UploadNotFound' });
     expect((await fetch(`${replicaB.url}/uploads/${uploadId}/events`)).status).toBe(401);
     expect((await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, randomBytes(1024))).status).toBe(204);
+    // The PATCH answered at the merge; the saga ends after it.
+    await replicaA.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
 
     const stream = await openStream(replicaB, uploadId, acme.auth);
     await stream.ended;
     expect(stream.events).toHaveLength(1);
     expect(stream.events[0]).toMatchObject({ outcome: 'completed', bytes: 1024, object: { size: 1024 } });
+  });
+
+  it('learns the end at once when a merged upload’s mark still says running (nobody saw the end), though B never polls', async () => {
+    const url = await createTusUpload(replicaA, acme, 1024, 'marked.bin');
+    const uploadId = idOf(url);
+    expect((await tusRequest(url, 'PATCH', { ...acme.auth, 'Upload-Offset': '0' }, randomBytes(1024))).status).toBe(204);
+    const ended = await replicaA.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+    expect(ended.outcome).toBe('completed');
+    // The mark as the finishing PATCH left it, as if no replica had seen the end since.
+    const { result: _result, ...merged } = ended;
+    await redis.set(
+      `upload-saga:merged:${acme.name}:${uploadId}`,
+      JSON.stringify({ ...merged, phase: 'notify', outcome: 'running', merged: true }),
+      'PX',
+      60_000,
+    );
+    const stream = await openStream(replicaB, uploadId, acme.auth);
+    try {
+      await expect.poll(() => stream.events.length, { timeout: 10_000 }).toBe(2);
+      await stream.ended;
+      // At once from the mark, then the workflow's answer (B's interval poll is an hour: this is the poll at the start).
+      expect(stream.events.map((e) => e.outcome)).toEqual(['running', 'completed']);
+      expect(stream.events[0]).toMatchObject({ bytes: 1024, totalBytes: 1024 });
+      expect(stream.events[1]).toMatchObject({ bytes: 1024, object: { size: 1024 } });
+    } finally {
+      stream.close();
+    }
   });
 
   it('ends its open streams when the gateway stops, so stopping does not wait for them', async () => {
