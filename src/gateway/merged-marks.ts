@@ -21,7 +21,8 @@
  *   replica that did not see the merge reads the mark the finishing replica set; and a DELETE on
  *   any replica withdraws it for all), in memory only when this replica is the only one.
  * - Marks lapse after {@link MERGED_MARK_TTL_MS}: then reads ask the workflow again (slower while
- *   notify is held, never wrong). Setting a mark never fails a request; reading one that cannot be
+ *   notify is held, never wrong). The one end a mark does not learn is a workflow terminated by hand
+ *   after the merge (the object stays in S3): reads answer from the mark until it lapses. Setting a mark never fails a request; reading one that cannot be
  *   read means asking the workflow; only a withdrawal must succeed (its failure fails the DELETE).
  * - What a mark holds is what a state query answers (without a pause, which a merged upload no
  *   longer has): the object's key, the client's metadata, once completed the result. No secret (a
@@ -35,7 +36,11 @@ import { redisCall } from './redis-call';
 
 /** How long a mark (or a withdrawal) lasts: well beyond a notify held by a slow webhook; reads ask the workflow after it. */
 export const MERGED_MARK_TTL_MS = 10 * 60_000;
-/** At most this many marks in memory (each well under 1 KiB for tus metadata of usual size); the oldest go first. */
+/**
+ * At most this many marks in memory (each well under 1 KiB for tus metadata of usual size); the
+ * oldest go first. A withdrawal evicted that way could let a mark set late back in, which takes
+ * this many newer marks within the few seconds a read that raced the deletion is in flight.
+ */
 const MEMORY_CAPACITY = 10_000;
 /** The value of a withdrawn mark. */
 const WITHDRAWN = 'withdrawn';
@@ -79,7 +84,7 @@ function settled(state: GatewayUploadState): boolean {
 /** Whether a mark read back is one: merged and running, or completed. */
 const isMark = (state: GatewayUploadState) => markable(state) || settled(state);
 
-/** What a mark holds of a state: everything a read answers with, without a pause (a merged upload is never paused). */
+/** What a mark holds of a state: everything a read answers with; a pause or failure (a merged upload has neither) never. */
 function markOf(state: GatewayUploadState): GatewayUploadState {
   const { pause: _pause, failure: _failure, ...marked } = state;
   return marked;
