@@ -709,6 +709,37 @@ describe('uploads that end without an object leave nothing behind', () => {
     expect((await tusRequest(new URL(new URL(url).pathname, replica.url).toString(), 'HEAD', slow.auth)).status).toBe(410);
   });
 
+  it('a single replica (no Redis) answers HEAD of a merged upload from its own mark while notify is held; a DELETE withdraws it', async () => {
+    const alone = await startTestGateway(stack, [slow], {
+      overrides: { tenants: { [slow.name]: { webhookUrl: webhooks.url(`/${slow.name}`) } } },
+    });
+    let release!: () => void;
+    webhooks.holdUntil.set(`/${slow.name}`, new Promise<void>((resolve) => (release = resolve)));
+    try {
+      const data = randomBytes(MiB + 7);
+      const url = await createTusUpload(alone, slow, data.length, 'alone.bin');
+      const uploadId = idOf(url);
+      expect((await tusRequest(url, 'PATCH', { ...slow.auth, 'Upload-Offset': '0' }, data)).status).toBe(204);
+      // notify has sent the webhook, whose receiver holds it: the workflow task that runs notify is held.
+      await expect.poll(() => webhooks.received.some((w) => w.path === `/${slow.name}` && w.json.uploadId === uploadId)).toBe(true);
+      const started = performance.now();
+      const head = await tusRequest(url, 'HEAD', slow.auth);
+      expect(performance.now() - started, 'HEAD from the mark in memory').toBeLessThan(1_000);
+      expect([head.status, Number(head.headers.get('upload-offset')), head.headers.get('upload-expires')]).toEqual([
+        200,
+        data.length,
+        null,
+      ]);
+      // The DELETE waits for the saga's end, then deletes the object; HEAD then asks the workflow: gone.
+      setTimeout(release, 200);
+      expect((await tusRequest(url, 'DELETE', slow.auth)).status).toBe(204);
+      expect((await tusRequest(url, 'HEAD', slow.auth)).status).toBe(410);
+    } finally {
+      release();
+      await alone.close();
+    }
+  });
+
   it('refuses to merge when a part in S3 is not what the gateway sent (replaced behind its back): 422, compensated', async () => {
     const data = randomBytes(6 * MiB);
     const url = await createTusUpload(gateway, acme, data.length, 'tampered.bin');
