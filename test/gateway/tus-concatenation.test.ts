@@ -289,12 +289,13 @@ describe('tus concatenation', () => {
       expect(await tusUploadsCounted(notifying, 'completed'), 'the final counted completed').toBe(completedBefore + 1);
       // The saga went on to notify, where the receiver holds it.
       await expect.poll(() => webhooks.received.some((w) => w.json.uploadId === finalId), { timeout: 10_000 }).toBe(true);
-      // HEAD and the state query (both wait for the workflow task's heartbeat while notify, a local
-      // activity, is held): the final offset, merged, still running, no expiry any more.
-      const [head, state] = await Promise.all([
-        tusRequest(`${notifying.url}/files/${finalId}`, 'HEAD', held.auth),
-        notifying.app.uploads.state(held.name, finalId),
-      ]);
+      // HEAD at once, from the merged mark the creation left (a query waits for the workflow task's
+      // heartbeat while notify, a local activity, is held), and the state query: the final offset,
+      // merged, still running, no expiry any more.
+      const started = performance.now();
+      const head = await tusRequest(`${notifying.url}/files/${finalId}`, 'HEAD', held.auth);
+      expect(performance.now() - started, "the final's HEAD, from its mark").toBeLessThan(1_000);
+      const state = await notifying.app.uploads.state(held.name, finalId);
       expect([
         head.status,
         head.headers.get('upload-offset'),
