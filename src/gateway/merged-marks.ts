@@ -26,9 +26,9 @@
  *   read means asking the workflow; only a withdrawal must succeed (its failure fails the DELETE).
  * - What a mark holds is what a state query answers (without a pause, which a merged upload no
  *   longer has): the object's key, the client's metadata, once completed the result. No secret (a
- *   webhook's URL and secret are in the workflow's input, not its state); but with a payload codec
- *   these are in Redis unencrypted for the mark's lifetime (pass `mergedMarks: undefined` to the
- *   uploads service to go without marks).
+ *   webhook's URL and secret are in the workflow's input, not its state). They are kept in plain
+ *   text, so a gateway whose Temporal client has a payload codec (encryption) keeps no marks in
+ *   Redis (`mergedMarksFor`); `mergedMarks: undefined` on the uploads service goes without marks.
  */
 import type { Redis } from 'ioredis';
 import type { GatewayUploadState } from '../upload/gateway-upload';

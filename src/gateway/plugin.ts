@@ -96,8 +96,8 @@ export interface UploadGatewayOptions {
   /**
    * The uploads service the routes use, when the host app wants to hold it too (e.g. to read an
    * upload's state from its own routes). Give it `mergedMarks` for prompt reads of merged uploads:
-   * `mergedMarksFor(redis)` (Redis marks are required when several replicas serve the uploads).
-   * @default one built from `client`, `taskQueue`, `config` and `service`, with `mergedMarksFor(redis)`
+   * `mergedMarksFor(redis, client)` (Redis marks are required when several replicas serve the uploads).
+   * @default one built from `client`, `taskQueue`, `config` and `service`, with `mergedMarksFor(redis, client)`
    */
   uploads?: UploadsService;
   /**
@@ -124,9 +124,15 @@ export function resolveGatewayConfig(partial: Partial<GatewayConfig> = {}): Gate
   return { ...loadGatewayConfig({}), ...partial };
 }
 
-/** Where the uploads service marks merged uploads: in Redis when replicas share one, else in this replica's memory. */
-export function mergedMarksFor(redis: Redis | undefined): MergedMarks {
-  return redis ? new RedisMergedMarks(redis) : new MemoryMergedMarks();
+/**
+ * Where the uploads service marks merged uploads: in Redis when replicas share one, else in this
+ * replica's memory. None in Redis when `client` encodes payloads with a codec (encryption): a mark
+ * holds the upload's state (object key, the client's metadata) in plain text, which would put
+ * outside Temporal what the codec keeps encrypted there; reads then ask the workflow.
+ */
+export function mergedMarksFor(redis: Redis | undefined, client?: Pick<Client, 'options'>): MergedMarks | undefined {
+  if (!redis) return new MemoryMergedMarks();
+  return client && client.options.loadedDataConverter.payloadCodecs.length > 0 ? undefined : new RedisMergedMarks(redis);
 }
 
 /** The tenant a request's static bearer token (or `access_token` query parameter, for EventSource) names. */
@@ -149,7 +155,7 @@ export const uploadGateway: FastifyPluginAsync<UploadGatewayOptions> = async (ap
   const uploads =
     options.uploads ??
     new UploadsService({
-      mergedMarks: mergedMarksFor(redis),
+      mergedMarks: mergedMarksFor(redis, client),
       ...options.service,
       client,
       taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,

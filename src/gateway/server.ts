@@ -66,7 +66,7 @@ export type GatewayServer = FastifyInstance & {
  */
 export async function createGateway(options: GatewayOptions): Promise<GatewayServer> {
   const { config, client, taskQueue } = options;
-  const uploads = new UploadsService({ mergedMarks: mergedMarksFor(options.redis), ...options.service, client, taskQueue, config });
+  const uploads = new UploadsService({ mergedMarks: mergedMarksFor(options.redis, client), ...options.service, client, taskQueue, config });
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? false }),
     // Unique across replicas and restarts: a 500 answer names it, and its log lines carry it as reqId.

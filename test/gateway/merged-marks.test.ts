@@ -1,12 +1,15 @@
 /**
  * Marks of merged uploads (src/gateway/merged-marks.ts), in the machine's Redis and in memory: only
  * a merged, running state is marked; a withdrawal (a deletion) wins over any mark set after it; a
- * mark lapses; Redis marks are seen by every connection (replica).
+ * mark lapses; Redis marks are seen by every connection (replica); none in Redis for a gateway
+ * whose payloads are encoded.
  */
 import { randomBytes } from 'node:crypto';
+import { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryMergedMarks, RedisMergedMarks, type MergedMarks } from '../../src/gateway/merged-marks';
+import { mergedMarksFor } from '../../src/gateway/plugin';
 import type { GatewayUploadState } from '../../src/upload/gateway-upload';
 import { testRedis } from './gateway-harness';
 
@@ -190,5 +193,16 @@ describe('merged marks in Redis', () => {
     expect(await marks.read('acme', uploadId)).toBeUndefined();
     await expect(marks.withdraw('acme', uploadId)).rejects.toMatchObject({ status: 503 });
     expect(errors.length).toBe(3);
+  });
+});
+
+describe('where the gateway keeps marks (mergedMarksFor)', () => {
+  it('in Redis when it has Redis, in memory without, and nowhere in Redis when payloads are encoded (a mark is plain text)', () => {
+    const plain = new Client();
+    const encoding = new Client({ dataConverter: { payloadCodecs: [{ encode: async (p) => p, decode: async (p) => p }] } });
+    expect(mergedMarksFor(redis, plain)).toBeInstanceOf(RedisMergedMarks);
+    expect(mergedMarksFor(undefined, plain)).toBeInstanceOf(MemoryMergedMarks);
+    expect(mergedMarksFor(redis, encoding)).toBeUndefined();
+    expect(mergedMarksFor(undefined, encoding)).toBeInstanceOf(MemoryMergedMarks);
   });
 });
