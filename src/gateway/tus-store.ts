@@ -292,16 +292,20 @@ export class GatewayUploadStore extends DataStore {
   /**
    * DELETE (termination): an unfinished upload's saga is cancelled (it aborts the multipart upload
    * and deletes staged segments); a finished upload's object is deleted by the delete saga, which
-   * gives its bytes back to the tenant's quota.
+   * gives its bytes back to the tenant's quota. A concatenation partial that a final claimed is
+   * not cancelled: 409 (see UploadsService.withdrawPartial); one a final joined is left as it is
+   * (204: its bytes are the final's object).
    */
   override async remove(id: string): Promise<void> {
     const context = currentContext();
     this.states.forget(context.tenant, id);
     // 404 / 410 for an upload that is unknown, or ended without its object (or terminated before).
     let state = await this.options.uploads.get(context.tenant, id);
-    // Merged, its saga still running the steps after the pivot (the finishing PATCH was answered):
-    // it completes forward, a cancellation would be ignored; its object is deleted once it ended.
-    if (state.outcome === 'running' && state.merged) {
+    // Merged, its saga still running the steps after the pivot (the finishing PATCH was answered),
+    // or a partial a final joined, committing its reservation: it completes forward, a cancellation
+    // would be ignored (or undo the joined bytes' quota); it is treated as ended once it ended.
+    const joined = state.concat?.kind === 'partial' && state.concat.joinedInto !== undefined;
+    if (state.outcome === 'running' && (state.merged || joined)) {
       state = await this.options.uploads.waitForEnd(context.tenant, id, 30_000, state);
       if (state.outcome === 'running')
         throw new UploadConflictError(
@@ -309,8 +313,17 @@ export class GatewayUploadStore extends DataStore {
           state.offset,
         );
     }
-    if (state.outcome === 'completed') await this.options.uploads.deleteStored(context.tenant, id);
-    else await this.options.uploads.cancel(context.tenant, id);
+    if (state.outcome === 'completed') {
+      // A joined partial left nothing of its own (its stored object was deleted once joined; its
+      // bytes are the final's object, terminated with the final): nothing to delete, as tusd answers.
+      if (state.concat?.kind === 'partial') return;
+      await this.options.uploads.deleteStored(context.tenant, id);
+      return;
+    }
+    // A partial a final claimed is refused (409): the final copies from it and commits its quota.
+    if (state.outcome === 'running' && state.concat?.kind === 'partial')
+      await this.options.uploads.withdrawPartial(context.tenant, id, state);
+    await this.options.uploads.cancel(context.tenant, id);
   }
 
   /** Expiry is per upload, enforced by the workflow's timer; @tus/server's own expiry arithmetic stays off. */

@@ -85,11 +85,12 @@ import {
   waitUntilOpenUpdate,
   waitUntilStoredUpdate,
   claimPartialUpdate,
+  withdrawPartialUpdate,
   releasePartialSignal,
   type GatewayUploadWorkflow,
 } from '../upload/gateway-upload-messages';
 import { tenantAndObjectAttributes, UploadOutcome, UploadPhase, UploadSizeBytes, UploadTenant } from '../upload/search-attributes';
-import { claimProblem, type GatewayConcat, type JoinSource } from '../upload/concatenation';
+import { claimProblem, withdrawProblem, type GatewayConcat, type JoinSource } from '../upload/concatenation';
 import { partialObjectKeyOf } from '../upload/staging';
 import { uploadDeleteWorkflowId, type DeleteResult } from '../upload/delete-request';
 import { startDeleteWorkflow } from '../delete-start';
@@ -736,6 +737,30 @@ export class UploadsService {
       throw this.translate(err, uploadId);
     }
     return this.waitForEnd(tenant, uploadId, options.waitMs ?? 30_000);
+  }
+
+  /**
+   * tus termination of a running partial, before its {@link cancel}: a partial a final claimed or
+   * joined is refused (409) and nothing changes; otherwise no final may claim it from now on (the
+   * workflow's `withdrawPartial` Update, whose validator decides against the claims it serialises
+   * with), so the cancellation that follows cannot undo bytes a final joins. A worker of an earlier
+   * version, which does not know the Update, or a run that ended under it leave the cancellation
+   * to decide, as before the Update existed.
+   * @throws UploadConflictError (409: claimed or joined by a final), UploadNotFoundError
+   */
+  async withdrawPartial(tenant: string, uploadId: string, state: GatewayUploadState): Promise<void> {
+    this.storedPartials.delete(`${tenant}/${uploadId}`);
+    const problem = withdrawProblem(state);
+    if (problem) throw this.rejection(problem, uploadId);
+    try {
+      await this.bounded(() => this.handle(tenant, uploadId).executeUpdate(withdrawPartialUpdate));
+    } catch (err) {
+      const rejection = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      if (rejection && (Object.values(ChunkRejection) as (string | null | undefined)[]).includes(rejection.type))
+        throw this.rejection({ type: rejection.type as ChunkRejection, message: rejection.message }, uploadId);
+      const translated = this.translate(err, uploadId);
+      if (translated instanceof GatewayUnavailableError || translated instanceof UploadNotFoundError) throw translated;
+    }
   }
 
   /**

@@ -33,6 +33,8 @@ export function claimProblem(
     return invalid(`upload ${state.uploadId} is not a partial upload (created without Upload-Concat: partial)`);
   if (concat.joinedInto !== undefined)
     return invalid(`partial upload ${state.uploadId} was already joined into upload ${concat.joinedInto}`);
+  if (concat.withdrawn)
+    return { type: ChunkRejection.OffsetConflict, message: `partial upload ${state.uploadId} is being terminated (tus DELETE)` };
   if (state.outcome !== 'running' || state.phase !== 'await-join' || concat.stored === undefined)
     return invalid(
       `partial upload ${state.uploadId} is not finished (phase ${state.phase}, outcome ${state.outcome}); send all its bytes first`,
@@ -46,6 +48,27 @@ export function claimProblem(
     return {
       type: ChunkRejection.UploadExpired,
       message: `partial upload ${state.uploadId} expired at ${new Date(state.expiresAt).toISOString()}`,
+    };
+  return undefined;
+}
+
+/**
+ * Why a tus DELETE may not terminate the partial in `state` now, or undefined. Pure: the
+ * withdrawPartial Update's validator, and the gateway's check before it. A final that claimed a
+ * partial copies from its stored object and, once merged, has the partial commit its reservation:
+ * cancelling it then would fail the join or leave the final's bytes out of the tenant's quota.
+ */
+export function withdrawProblem(
+  state: Pick<GatewayUploadState, 'outcome' | 'concat' | 'uploadId'>,
+): { type: ChunkRejection; message: string } | undefined {
+  const concat = state.concat;
+  if (concat?.kind !== 'partial') return { type: ChunkRejection.InvalidChunk, message: `upload ${state.uploadId} is not a partial upload` };
+  if (state.outcome !== 'running') return undefined;
+  const final = concat.joinedInto ?? concat.claimedBy;
+  if (final !== undefined)
+    return {
+      type: ChunkRejection.OffsetConflict,
+      message: `partial upload ${state.uploadId} is being joined by final upload ${final}: it cannot be terminated while a final joins it`,
     };
   return undefined;
 }

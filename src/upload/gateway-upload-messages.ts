@@ -42,6 +42,13 @@ export const completeUpdate = defineUpdate<GatewayUploadState, [{ parts: Gateway
  */
 export const claimPartialUpdate = defineUpdate<GatewayUploadState, [{ finalUploadId: string }]>('claimPartial');
 /**
+ * tus concatenation, termination (DELETE) of a partial: from its acceptance on no final may claim
+ * the partial, so the cancellation the gateway sends next cannot undo bytes a final joins. Rejected
+ * (no history) while a final claims it or once one joined it. No command, so runs that never
+ * receive it replay unchanged; a worker of an earlier version rejects it as unknown.
+ */
+export const withdrawPartialUpdate = defineUpdate<GatewayUploadState>('withdrawPartial');
+/**
  * tus concatenation: answers once the partial stored its bytes (phase `await-join`), ended, or its
  * run is about to continue as new (the caller then asks again or reads the state). No command,
  * so runs that never receive it replay unchanged.

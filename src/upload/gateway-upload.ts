@@ -46,6 +46,8 @@ export type ConcatState =
       claimedBy?: string;
       /** The final it was joined into. */
       joinedInto?: string;
+      /** A tus DELETE is terminating it: no final may claim it any more (its cancellation follows). */
+      withdrawn?: true;
     }
   | { kind: 'final'; partials: string[] };
 

@@ -86,7 +86,7 @@ import {
   type GatewayUploadState,
 } from '../upload/gateway-upload';
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
-import { CLAIM_LEASE_MS, claimProblem, type ConcatState, type JoinSource } from '../upload/concatenation';
+import { CLAIM_LEASE_MS, claimProblem, withdrawProblem, type ConcatState, type JoinSource } from '../upload/concatenation';
 import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
 import { gatewayUploadSteps, gatewayUploadStepsWithLocalSteps, gatewayUploadStepsWithLocalOpenMultipart } from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
@@ -108,6 +108,7 @@ import {
   gatewayUploadSagaStateQuery,
   gatewayUploadStateQuery,
   claimPartialUpdate,
+  withdrawPartialUpdate,
   completeUpdate,
   declareLengthUpdate,
   DEFAULT_UPDATES_PER_RUN,
@@ -405,6 +406,20 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       {
         validator: (request) => {
           const problem = claimProblem(state, request?.finalUploadId, Date.now());
+          if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
+        },
+      },
+    );
+    // tus DELETE: a fence before the gateway's cancellation (which no validator can refuse). No command.
+    setHandler(
+      withdrawPartialUpdate,
+      () => {
+        partial.withdrawn = true;
+        return snapshot();
+      },
+      {
+        validator: () => {
+          const problem = withdrawProblem(state);
           if (problem) throw ApplicationFailure.create({ type: problem.type, message: problem.message, nonRetryable: true });
         },
       },

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partialObjectKeyOf, stagingPrefixOf } from '../../src/upload/staging';
 import type { GatewayUploadState } from '../../src/upload/gateway-upload';
 import { uploadWorkflowId } from '../../src/upload/request';
+import { uploadDeleteWorkflowId } from '../../src/upload/delete-request';
+import { claimPartialUpdate, releasePartialSignal, withdrawPartialUpdate } from '../../src/upload/gateway-upload-messages';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { expectCatalogueRows, type CataloguedAnswer } from '../support/http-refusals';
@@ -39,12 +41,13 @@ const limited = testTenant('concat-limit');
 const replicated = testTenant('concat-replica');
 const held = testTenant('concat-held');
 const broken = testTenant('concat-broken');
+const terminating = testTenant('concat-delete');
 
 beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   const defaults = { maxUploadBytes: 64 * MiB, requestsPerSecond: 1000, maxBodyStreams: 8 };
-  gateway = await startTestGateway(stack, [parallel, small, raw, other, replicated, broken], { overrides: { defaults } });
+  gateway = await startTestGateway(stack, [parallel, small, raw, other, replicated, broken, terminating], { overrides: { defaults } });
   // A second replica of the same gateway: it did not see the partials sent through the first.
   replica = await startTestGateway(stack, [replicated], { overrides: { defaults } });
   shortExpiry = await startTestGateway(stack, [expiring], { overrides: { defaults, uploadExpiryMs: 8_000 } });
@@ -383,6 +386,73 @@ describe('tus concatenation', () => {
   const answer = async (response: Response): Promise<CataloguedAnswer> => ({
     status: String(response.status),
     body: await response.text(),
+  });
+
+  it('a DELETE of a partial a final claims is 409 and cancels nothing; the final joins it; unclaimed it is 204 and compensated', async () => {
+    const parts = [randomBytes(MiB + 11), randomBytes(2 * MiB), randomBytes(MiB)];
+    const paths = await storedPartials(gateway, terminating, parts);
+    const ids = paths.map((path) => path.split('/').pop()!);
+    const [claimedId, withdrawnId, unclaimedId] = ids as [string, string, string];
+    const partialHandle = (id: string) => stack.client.workflow.getHandle(uploadWorkflowId(terminating.name, id));
+    const storedKeys = async (id: string) => keysUnder(stack.s3, BUCKET, stagingPrefixOf(terminating.name, id));
+
+    // A final that is joining it, held on cue: its claim, as the gateway takes it when a final is created.
+    const joining = 'final-joining-it';
+    await partialHandle(claimedId).executeUpdate(claimPartialUpdate, { args: [{ finalUploadId: joining }] });
+    const refused = await tusRequest(`${gateway.url}${paths[0]}`, 'DELETE', terminating.auth);
+    answers.set('a DELETE of a partial a final is joining', [await answer(refused)]);
+    expect(refused.status).toBe(409);
+    // Nothing was cancelled: still stored, still claimed, its reservation still held.
+    const kept = await gateway.app.uploads.state(terminating.name, claimedId);
+    expect([kept.outcome, kept.phase, kept.concat]).toEqual(['running', 'await-join', expect.objectContaining({ claimedBy: joining })]);
+    expect(await storedKeys(claimedId)).toEqual([partialObjectKeyOf(terminating.name, claimedId)]);
+    expect(await ledger().reservation(terminating.name, claimedId)).toEqual({ status: 'reserved', bytes: parts[0]!.length });
+
+    // The race a gateway's read leaves (a final claims between the read and the cancellation) is
+    // closed by the workflow: once a DELETE's withdrawal is accepted, no final can claim the partial.
+    await partialHandle(withdrawnId).executeUpdate(withdrawPartialUpdate);
+    await partialHandle(claimedId).signal(releasePartialSignal, { finalUploadId: joining });
+    const late = await tusRequest(`${gateway.url}/files`, 'POST', {
+      ...terminating.auth,
+      'Upload-Concat': `final;${paths[0]} ${paths[1]}`,
+    });
+    expect([late.status, (await late.text()).trimEnd()]).toEqual([409, `partial upload ${withdrawnId} is being terminated (tus DELETE)`]);
+    const withdrawn = await tusRequest(`${gateway.url}${paths[1]}`, 'DELETE', terminating.auth);
+    expect(withdrawn.status, await withdrawn.text()).toBe(204);
+
+    // The partial the DELETE left alone is joined by a real final: its bytes are the final's, counted once.
+    const created = await tusRequest(`${gateway.url}/files`, 'POST', { ...terminating.auth, 'Upload-Concat': `final;${paths[0]}` });
+    expect(created.status, await created.text()).toBe(201);
+    const finalId = idOf(created.headers.get('location'));
+    const ended = await gateway.app.uploads.waitForEnd(terminating.name, finalId, 30_000);
+    expect(ended).toMatchObject({ outcome: 'completed', offset: parts[0]!.length });
+    expect(await objectSha256(stack.s3, BUCKET, `${terminating.name}/${finalId}/file`)).toBe(sha256(parts[0]!));
+    await expectPartialsSettled(terminating.name, ended);
+    // A DELETE of the joined partial now: 204 and nothing deleted (its bytes are the final's object,
+    // which stays, counted), no delete saga started; HEAD still shows the joined partial.
+    const settled = await tusRequest(`${gateway.url}${paths[0]}`, 'DELETE', terminating.auth);
+    expect(settled.status, await settled.text()).toBe(204);
+    expect(await objectSha256(stack.s3, BUCKET, `${terminating.name}/${finalId}/file`)).toBe(sha256(parts[0]!));
+    const head = await tusRequest(`${gateway.url}${paths[0]}`, 'HEAD', terminating.auth);
+    expect([head.status, head.headers.get('upload-offset')]).toEqual([200, String(parts[0]!.length)]);
+    await expect(stack.client.workflow.getHandle(uploadDeleteWorkflowId(terminating.name, claimedId)).describe()).rejects.toThrow();
+
+    // Unclaimed: terminated as before (compensated: stored object deleted, reservation released).
+    const deleted = await tusRequest(`${gateway.url}${paths[2]}`, 'DELETE', terminating.auth);
+    expect(deleted.status, await deleted.text()).toBe(204);
+    for (const id of [withdrawnId, unclaimedId]) {
+      expect((await gateway.app.uploads.state(terminating.name, id)).outcome, `partial ${id}`).toBe('cancelled');
+      expect(await storedKeys(id), `partial ${id}: staged objects`).toEqual([]);
+      await eventually(() => ledger().reservation(terminating.name, id), { status: 'released' }, `partial ${id}: released`);
+    }
+    // The tenant uses the joined bytes once and holds nothing; S3 holds the final's object only.
+    await eventually(
+      () => ledger().usage(terminating.name),
+      { tenant: terminating.name, usedBytes: parts[0]!.length, reservedBytes: 0, reservations: 0 },
+      'the final counted once',
+    );
+    expect(await keysUnder(stack.s3, BUCKET, `${terminating.name}/`)).toEqual([`${terminating.name}/${finalId}/file`]);
+    for (const id of ids) expect(await storedKeys(id), `partial ${id}`).toEqual([]);
   });
 
   it("refusals that need tenants or limits: another tenant's partial is 404, partials over the maximum 413; nothing is recorded", async () => {

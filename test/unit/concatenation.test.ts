@@ -1,9 +1,9 @@
 /**
  * The pure parts of tus concatenation: how a final's parts are cut from its partials (S3's part
- * rules), the claim rules, and the Upload-Concat header.
+ * rules), the claim rules, when a tus DELETE may terminate a partial, and the Upload-Concat header.
  */
 import { describe, expect, it } from 'vitest';
-import { claimProblem, planJoin, type JoinPart } from '../../src/upload/concatenation';
+import { claimProblem, planJoin, withdrawProblem, type JoinPart } from '../../src/upload/concatenation';
 import { parseUploadConcat, partialIdsOf, uploadConcatHeader } from '../../src/gateway/tus-concatenation';
 
 const MiB = 1024 * 1024;
@@ -98,6 +98,34 @@ describe('claimProblem', () => {
     });
     expect(claimProblem({ ...stored, concat: { ...stored.concat, joinedInto: 'f2' } }, 'f1', 1_000)?.message).toMatch(/already joined/);
     expect(claimProblem(stored, 'f1', 2_000)).toMatchObject({ type: 'UploadExpired' });
+    // A partial a DELETE is terminating, stored or not yet.
+    for (const withdrawn of [
+      { ...stored, concat: { ...stored.concat, withdrawn: true as const } },
+      { ...stored, phase: 'receive-parts' as const, concat: { kind: 'partial' as const, withdrawn: true as const } },
+    ])
+      expect(claimProblem(withdrawn, 'f1', 1_000)).toEqual({
+        type: 'OffsetConflict',
+        message: 'partial upload p1 is being terminated (tus DELETE)',
+      });
+  });
+});
+
+describe('withdrawProblem', () => {
+  const partial = { uploadId: 'p1', outcome: 'running' as const, concat: { kind: 'partial' as const, stored: { size: 5, etag: '"e"' } } };
+  it('lets a DELETE terminate a partial no final claimed, stored or not, and one that ended', () => {
+    expect(withdrawProblem(partial)).toBeUndefined();
+    expect(withdrawProblem({ ...partial, concat: { kind: 'partial' } })).toBeUndefined();
+    expect(withdrawProblem({ ...partial, concat: { ...partial.concat, withdrawn: true } })).toBeUndefined();
+    expect(withdrawProblem({ ...partial, outcome: 'cancelled', concat: { ...partial.concat, claimedBy: 'f1' } })).toBeUndefined();
+  });
+  it('refuses a partial a final claimed or joined, naming the final', () => {
+    const refusal = {
+      type: 'OffsetConflict',
+      message: 'partial upload p1 is being joined by final upload f1: it cannot be terminated while a final joins it',
+    };
+    expect(withdrawProblem({ ...partial, concat: { ...partial.concat, claimedBy: 'f1' } })).toEqual(refusal);
+    expect(withdrawProblem({ ...partial, concat: { ...partial.concat, claimedBy: 'f1', joinedInto: 'f1' } })).toEqual(refusal);
+    expect(withdrawProblem({ ...partial, concat: undefined })?.message).toMatch(/is not a partial upload/);
   });
 });
 
