@@ -370,4 +370,20 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     // tus concatenation, a partial: reserve, receive, verify, store, claimed (Update), joined (signal), commit, delete what it stored.
     run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).partials[0]!)),
   },
+  {
+    name: 'client-upload-tus-concat-partial-terminated',
+    outcome: 'cancelled',
+    // tus concatenation, a partial terminated (DELETE) while it waits unclaimed: withdrawn (Update), then cancelled and compensated.
+    run: (r) =>
+      withGateway(r, {}, {}, async (tus) => {
+        const created = await tus('POST', '/files', { 'Upload-Length': String(MiB), 'Upload-Concat': 'partial' });
+        if (created.status !== 201) throw new Error(`partial POST answered ${created.status}: ${await created.text()}`);
+        const path = created.headers.get('location')!;
+        const stored = await tus('PATCH', path, { 'Upload-Offset': '0' }, randomBytes(MiB));
+        if (stored.status !== 204) throw new Error(`partial PATCH answered ${stored.status}: ${await stored.text()}`);
+        const deleted = await tus('DELETE', path);
+        if (deleted.status !== 204) throw new Error(`partial DELETE answered ${deleted.status}: ${await deleted.text()}`);
+        return uploadWorkflowId(TENANT, path.split('/').pop()!);
+      }),
+  },
 ];
