@@ -127,6 +127,31 @@ export async function tusRequest(
   });
 }
 
+/**
+ * Partial uploads (`Upload-Concat: partial`) of `tenant` through `gateway`, each sent in one PATCH
+ * (so stored): their paths, in the order given, for a final's `Upload-Concat`.
+ */
+export async function storedPartials(
+  gateway: { url: string },
+  tenant: { auth: Record<string, string> },
+  parts: Buffer[],
+): Promise<string[]> {
+  const paths: string[] = [];
+  for (const part of parts) {
+    const created = await tusRequest(`${gateway.url}/files`, 'POST', {
+      ...tenant.auth,
+      'Upload-Length': String(part.length),
+      'Upload-Concat': 'partial',
+    });
+    if (created.status !== 201) throw new Error(`creating a partial upload answered ${created.status}: ${await created.text()}`);
+    const url = new URL(created.headers.get('location')!, gateway.url);
+    const sent = await tusRequest(url.toString(), 'PATCH', { ...tenant.auth, 'Upload-Offset': '0' }, part);
+    if (sent.status !== 204) throw new Error(`the PATCH of partial ${url.pathname} answered ${sent.status}: ${await sent.text()}`);
+    paths.push(url.pathname);
+  }
+  return paths;
+}
+
 /** POSTs a new upload and returns its absolute URL. */
 export async function createTusUpload(
   gateway: { url: string },

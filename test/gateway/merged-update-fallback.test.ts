@@ -18,7 +18,7 @@ import { connectTestStack, runInBackground, type RunningWorker, type TestStack }
 import { MiB } from '../support/files';
 import { objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
-import { idOf, startTestGateway, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import { idOf, startTestGateway, storedPartials, testTenant, tusRequest, type TestGateway } from './gateway-harness';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -137,18 +137,7 @@ describe("waitUntilMerged's fallback: a worker that does not know the Update", (
 
   it("a concatenation final's creation answers 201 after its saga ended, with its Upload-Concat", async () => {
     const parts = [randomBytes(MiB), randomBytes(2 * MiB + 1)];
-    const paths: string[] = [];
-    for (const part of parts) {
-      const created = await tusRequest(`${gateway.url}/files`, 'POST', {
-        ...tenant.auth,
-        'Upload-Length': String(part.length),
-        'Upload-Concat': 'partial',
-      });
-      expect(created.status, await created.text()).toBe(201);
-      const url = new URL(created.headers.get('location')!, gateway.url);
-      expect((await tusRequest(url.toString(), 'PATCH', { ...tenant.auth, 'Upload-Offset': '0' }, part)).status).toBe(204);
-      paths.push(url.pathname);
-    }
+    const paths = await storedPartials(gateway, tenant, parts);
     // The final's id is not known before its answer: it is the upload the next webhook names (partials send none).
     const from = webhooks.received.length;
     const finalId = () => webhooks.received.slice(from).map((w) => w.json.uploadId as string | undefined)[0];

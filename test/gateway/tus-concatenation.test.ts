@@ -21,7 +21,16 @@ import { MiB } from '../support/files';
 import { expectCatalogueRows, type CataloguedAnswer } from '../support/http-refusals';
 import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
-import { idOf, quotaLedgerOf, startTestGateway, startTus, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import {
+  idOf,
+  quotaLedgerOf,
+  startTestGateway,
+  startTus,
+  storedPartials,
+  testTenant,
+  tusRequest,
+  type TestGateway,
+} from './gateway-harness';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -96,23 +105,6 @@ async function expectPartialsSettled(tenant: string, final: GatewayUploadState):
     await eventually(() => ledger().reservation(tenant, id), { status: 'committed' }, `partial ${id}: reservation`);
   }
   expect(await ledger().reservation(tenant, final.uploadId), 'the final reserves nothing').toEqual({ status: 'unknown' });
-}
-
-/** Partial uploads of `tenant` through `gw`, each sent in one PATCH (so stored): their paths. */
-async function storedPartials(gw: TestGateway, tenant: { auth: Record<string, string> }, parts: Buffer[]): Promise<string[]> {
-  const paths: string[] = [];
-  for (const part of parts) {
-    const created = await tusRequest(`${gw.url}/files`, 'POST', {
-      ...tenant.auth,
-      'Upload-Length': String(part.length),
-      'Upload-Concat': 'partial',
-    });
-    expect(created.status, await created.text()).toBe(201);
-    const url = new URL(created.headers.get('location')!, gw.url);
-    expect((await tusRequest(url.toString(), 'PATCH', { ...tenant.auth, 'Upload-Offset': '0' }, part)).status).toBe(204);
-    paths.push(url.pathname);
-  }
-  return paths;
 }
 
 /** The tus uploads the gateway's metric counts with `outcome`. */
@@ -246,18 +238,7 @@ describe('tus concatenation', () => {
   it('two gateways: a final through the one that did not see the partials stored reads them; the stale memory of the other is refused by the claim', async () => {
     // The partials' finishing PATCHes go through `gateway`, which remembers them stored; the final goes through `replica`.
     const parts = [randomBytes(5 * MiB + 3), randomBytes(MiB)];
-    const paths: string[] = [];
-    for (const part of parts) {
-      const created = await tusRequest(`${gateway.url}/files`, 'POST', {
-        ...replicated.auth,
-        'Upload-Length': String(part.length),
-        'Upload-Concat': 'partial',
-      });
-      expect(created.status, await created.text()).toBe(201);
-      const url = new URL(created.headers.get('location')!, gateway.url);
-      expect((await tusRequest(url.toString(), 'PATCH', { ...replicated.auth, 'Upload-Offset': '0' }, part)).status).toBe(204);
-      paths.push(url.pathname);
-    }
+    const paths = await storedPartials(gateway, replicated, parts);
     const final = await tusRequest(`${replica.url}/files`, 'POST', { ...replicated.auth, 'Upload-Concat': `final;${paths.join(' ')}` });
     expect(final.status, await final.text()).toBe(201);
     const state = await replica.app.uploads.waitForEnd(replicated.name, idOf(final.headers.get('location')), 30_000);
