@@ -1,29 +1,52 @@
 /**
- * V8 settings for a process whose main job is receiving request bodies (the `gateway` command).
+ * Keeps V8 from marking the gateway's whole heap for every 64 MiB of request bodies it receives.
  *
  * Node's HTTP parser hands every piece of a request body to JavaScript as a Buffer of its own,
- * allocated outside V8's heap. V8 counts such memory apart from its heap and, by default, starts a
- * full mark-compact of the whole heap each time it grew by 64 MiB since the last one, whether or
- * not the pieces are already garbage: every 64 MiB received paid for marking the gateway's
- * 50–60 MB heap (Temporal client, AWS SDK, Fastify), on its event loop and V8's helper threads.
- * With `--external-memory-accounted-in-global-limit` that memory counts towards V8's global limit
- * instead (heap and external memory together, grown in proportion to what survived the last
- * collection), so far fewer full collections run (a bench run of the gateway's three tus rows: 2
- * instead of 12; docs/explanation/performance.md has the figures).
+ * allocated outside V8's heap. The chunk writer copies each piece into a part buffer at once, so
+ * the pieces die young; but they are small JavaScript objects, so the young generation they live
+ * in fills slowly and is seldom collected, and meanwhile V8 sees their memory grow and, each time it
+ * grew by 64 MiB, starts a full mark-compact of the whole heap: 50–60 MB (Temporal client, AWS SDK,
+ * Fastify), marked on the event loop and on V8's helper threads, for memory a scavenge would have
+ * freed. So the `gateway` command collects the young generation itself after every
+ * {@link SCAVENGE_EVERY_BYTES} of body received ({@link bodyBytesReceived}): a scavenge of a few
+ * milliseconds frees the pieces before V8 counts them as pressure.
  *
- * Invariant: the memory bound of the body-stream caps (body-streams.ts) is kept with this setting;
- * `test/gateway/body-streams.test.ts` measures it on a gateway process started by this command.
+ * Invariant: the pieces received and not yet collected stay below {@link SCAVENGE_EVERY_BYTES} plus
+ * what V8 allows before it collects on its own, so the memory bound of the body-stream caps
+ * (body-streams.ts) holds as before; `test/gateway/body-streams.test.ts` measures it on a gateway
+ * process started by the command.
+ *
+ * Why not a V8 flag: `--external-memory-accounted-in-global-limit` also ends those collections, but
+ * lets the pieces pile up to V8's global limit, which grows with the part buffers in use: 16 bodies
+ * at once peaked 200 MiB higher with it than without (docs/explanation/performance.md).
  */
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
-/** The V8 flags the gateway command sets for its own process. */
-export const GATEWAY_V8_FLAGS = ['--external-memory-accounted-in-global-limit'] as const;
+/** Body bytes between two scavenges: half of V8's 64 MiB step. */
+export const SCAVENGE_EVERY_BYTES = 32 * 1024 * 1024;
+
+type CollectGarbage = (options: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
+
+let scavenge: (() => void) | undefined;
+let sinceScavenge = 0;
 
 /**
- * Sets {@link GATEWAY_V8_FLAGS} in this process. V8 reads this flag whenever it computes its
- * limits, so setting it at start-up is enough; call it only in a process you own (it changes the
- * garbage collector for everything in the process).
+ * Makes {@link bodyBytesReceived} collect the young generation every {@link SCAVENGE_EVERY_BYTES}.
+ * It exposes V8's `gc` function to this module (`--expose-gc`, taken from a fresh context so that
+ * no global named `gc` appears): call it only in a process you own.
  */
 export function applyGatewayHeapSettings(): void {
-  for (const flag of GATEWAY_V8_FLAGS) setFlagsFromString(flag);
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as CollectGarbage;
+  scavenge = () => gc({ type: 'minor' });
+}
+
+/** Counts `bytes` of request body received; a no-op unless {@link applyGatewayHeapSettings} ran. */
+export function bodyBytesReceived(bytes: number): void {
+  if (!scavenge) return;
+  sinceScavenge += bytes;
+  if (sinceScavenge < SCAVENGE_EVERY_BYTES) return;
+  sinceScavenge = 0;
+  scavenge();
 }

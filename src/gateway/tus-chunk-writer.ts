@@ -49,6 +49,7 @@ import {
 import { stagingPrefixOf } from '../upload/staging';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
 import { UploadTooLargeError } from './errors';
+import { bodyBytesReceived } from './heap-settings';
 import { PartBuffers } from '../s3/part-buffers';
 import type { UploadsService } from './uploads-service';
 
@@ -204,6 +205,8 @@ export class ChunkWriter {
   }
 
   async push(chunk: Buffer): Promise<void> {
+    // The request's earlier pieces are garbage by now (copied into part buffers): see heap-settings.ts.
+    bodyBytesReceived(chunk.length);
     if (this.failure) throw this.failure.error;
     const { length } = this.latest;
     if (length !== undefined && this.pending.offset + this.freshBytes + chunk.length > length) {
