@@ -8,6 +8,13 @@
  *   the uploads for the key that were initiated after the step began and aborts those.
  * - Deletes staged part objects under the upload's staging prefix (used by protocol gateways that
  *   receive chunks smaller than a part).
+ * - Called with neither an upload id nor a time (a gateway upload's delete-staged step, after its
+ *   merge): also aborts the uploads of the key still in progress that hold no part. The key's
+ *   object is complete by then, so such an upload is an orphan of this upload's creation: its
+ *   open-multipart runs as a local activity, and runs again when the workflow task that ran it is
+ *   retried (a task lost under load), creating a second upload whose first one nobody records.
+ *   An upload is expected to own its key (docs/explanation/gateway.md): another writer's upload of
+ *   the same key that has not sent a part yet would be aborted too.
  *
  * Throws a retryable failure while anything remains, so the step's compensation policy keeps
  * trying — e.g. until a store that is down comes back.
@@ -50,6 +57,19 @@ async function stillHasParts(s3: S3Client, bucket: string, key: string, multipar
   }
 }
 
+/** The uploads of exactly `key` still in progress that hold no part. */
+async function emptyUploadsOfKey(s3: S3Client, bucket: string, key: string): Promise<string[]> {
+  const empty: string[] = [];
+  for (const { multipartUploadId } of await uploadsForKey(s3, bucket, key)) {
+    try {
+      if ((await listAllParts(s3, { bucket, key, multipartUploadId })).length === 0) empty.push(multipartUploadId);
+    } catch (err) {
+      if (!isS3Error(err, 'NoSuchUpload', 'Http404')) throw err; // gone meanwhile
+    }
+  }
+  return empty;
+}
+
 async function deleteStaged(s3: S3Client, bucket: string, prefix: string): Promise<number> {
   let deleted = 0;
   for (;;) {
@@ -74,6 +94,8 @@ export function cleanupUploadActivity(deps: UploadActivityDeps) {
         ids = (await uploadsForKey(deps.s3, input.bucket, input.key))
           .filter((u) => !u.initiated || u.initiated.getTime() >= after)
           .map((u) => u.multipartUploadId);
+      } else if (!known && input.stagingPrefix !== undefined) {
+        ids = await emptyUploadsOfKey(deps.s3, input.bucket, input.key);
       }
       for (const multipartUploadId of ids) {
         let remaining = true;

@@ -226,6 +226,29 @@ describe('upload activities against MinIO', () => {
     expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([]);
   });
 
+  it("after a gateway upload's merge (no upload id, a staging prefix), aborts the key's uploads that hold no part and keeps one with parts", async () => {
+    const key = `activities/${uniqueId('merged')}.bin`;
+    // The orphan of a create run again in a retried workflow task: nobody recorded it, it holds no part.
+    const orphan = await stack.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    const withPart = await stack.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    await stack.s3.send(
+      new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: withPart.UploadId, PartNumber: 1, Body: Buffer.alloc(MiB, 2) }),
+    );
+    const staging = `.upload-saga/staging/t/${uniqueId('u')}/`;
+    await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${staging}chunk-0001`, Body: 'staged bytes' }));
+
+    const input = { bucket: BUCKET, key, stagingPrefix: staging };
+    expect(await run(activities.cleanupUpload, {}, input)).toEqual({
+      abortedMultipartUploadIds: [orphan.UploadId],
+      stagedObjectsDeleted: 1,
+    });
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([withPart.UploadId]);
+    expect(await keysUnder(stack.s3, BUCKET, staging)).toEqual([]);
+    // Run again (a retried attempt): nothing more to abort.
+    expect(await run(activities.cleanupUpload, { attempt: 2 }, input)).toEqual({ abortedMultipartUploadIds: [], stagedObjectsDeleted: 0 });
+    await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, multipartUploadId: withPart.UploadId! });
+  });
+
   it('raises the part size for a file that would need more than 10,000 parts (a 60 GiB sparse file)', async () => {
     const sparse = path.join(tmp.dir, 'sparse-60g.bin');
     await writeFile(sparse, '');
