@@ -69,19 +69,13 @@ export async function markedObservation(
   return marked ? observationOfState(marked) : undefined;
 }
 
-/**
- * An observation from the workflow, with ListParts bytes for a presigned upload not yet merged.
- * With `fromMergedMark`, an upload known merged is observed from its mark ({@link markedObservation}).
- */
+/** An observation from the workflow, with ListParts bytes for a presigned upload not yet merged. */
 export async function pollObservation(
   source: ProgressSource,
   s3: S3Client | undefined,
   tenant: string,
   uploadId: string,
-  options: { fromMergedMark?: boolean } = {},
 ): Promise<ProgressObservation> {
-  const marked = options.fromMergedMark ? await markedObservation(source, tenant, uploadId) : undefined;
-  if (marked) return marked;
   const at = Date.now();
   let state: GatewayUploadState;
   try {

@@ -28,7 +28,7 @@ import { GatewayError, UnauthorizedError } from './errors';
 import type { ProgressBus } from '../progress/bus';
 import { observationOfState } from '../progress/view';
 import { feedOptionsOf, ProgressFeed } from './progress-feed';
-import { pollObservation, type ProgressSource } from './progress-poll';
+import { markedObservation, pollObservation, type ProgressSource } from './progress-poll';
 import type { ProgressStreamOptions } from './progress-route';
 import type { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { UploadsService } from './uploads-service';
@@ -116,7 +116,9 @@ export async function registerProgressSocket(app: FastifyInstance, options: Prog
       // Before the upgrade: no token is a 401 (the gateway's hook), another tenant's or an unknown upload a 404.
       preValidation: async (request) => {
         if (!request.tenant) throw new UnauthorizedError();
-        await pollObservation(options.uploads, undefined, request.tenant, request.params.id, { fromMergedMark: true });
+        // An upload known merged is found from its mark, without a query waiting on its held workflow task.
+        if (!(await markedObservation(options.uploads, request.tenant, request.params.id)))
+          await pollObservation(options.uploads, undefined, request.tenant, request.params.id);
       },
     },
     async (socket: WebSocket, request) => {

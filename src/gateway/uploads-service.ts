@@ -504,8 +504,8 @@ export class UploadsService {
       throw this.translate(err, uploadId);
     }
     // A replica that learns the merge from the workflow marks it too (never over a withdrawal), and one that learns the end settles the mark.
-    if (this.mergedMarks && markable(state)) void this.mergedMarks.mark(state);
-    else if (this.mergedMarks && state.outcome === 'completed') void this.mergedMarks.settle(state);
+    if (this.mergedMarks && markable(state)) await this.mergedMarks.mark(state);
+    else if (this.mergedMarks && state.outcome === 'completed') await this.mergedMarks.settle(state);
     return state;
   }
 
@@ -755,9 +755,8 @@ export class UploadsService {
     try {
       await this.bounded(() => this.handle(tenant, uploadId).executeUpdate(withdrawPartialUpdate));
     } catch (err) {
-      const rejection = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-      if (rejection && (Object.values(ChunkRejection) as (string | null | undefined)[]).includes(rejection.type))
-        throw this.rejection({ type: rejection.type as ChunkRejection, message: rejection.message }, uploadId);
+      const rejected = this.updateRejection(err, uploadId);
+      if (rejected) throw rejected;
       const translated = this.translate(err, uploadId);
       if (translated instanceof GatewayUnavailableError || translated instanceof UploadNotFoundError) throw translated;
     }
@@ -828,11 +827,11 @@ export class UploadsService {
     } catch {
       // Failed, cancelled, or still running at the deadline: the state says which.
     }
-    const state =
-      result && last?.tenant === tenant && last.uploadId === uploadId ? completedState(last, result) : await this.state(tenant, uploadId);
-    // Settled before the answer: a read of the mark after it learns the end.
-    if (state.outcome === 'completed') await this.mergedMarks?.settle(state);
-    return this.changed(state);
+    if (!(result && last?.tenant === tenant && last.uploadId === uploadId)) return this.changed(await this.state(tenant, uploadId));
+    // Settled before the answer (as `state` does for what it reads): a read of the mark after it learns the end.
+    const completed = completedState(last, result);
+    await this.mergedMarks?.settle(completed);
+    return this.changed(completed);
   }
 
   /** A partial a final names, read; 404 with the final's words for one that does not exist (or is another tenant's). */
@@ -890,9 +889,8 @@ export class UploadsService {
       try {
         return await this.bounded(() => send(this.handle(tenant, uploadId)));
       } catch (err) {
-        const rejection = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-        if (rejection && (Object.values(ChunkRejection) as (string | null | undefined)[]).includes(rejection.type))
-          throw this.rejection({ type: rejection.type as ChunkRejection, message: rejection.message }, uploadId);
+        const rejected = this.updateRejection(err, uploadId);
+        if (rejected) throw rejected;
         const translated = this.translate(err, uploadId);
         if (translated instanceof GatewayUnavailableError) throw translated;
         // The run ended under the update: a continue-as-new (retry on the new run), or the end of the
@@ -908,6 +906,13 @@ export class UploadsService {
   }
 
   /** A refused state change (an Update validator's, or the same check made before sending it) as a gateway error. */
+  /** The gateway error of an Update the workflow's validator refused with a {@link ChunkRejection}; undefined for any other failure. */
+  private updateRejection(err: unknown, uploadId: string): GatewayError | undefined {
+    const rejection = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+    if (!rejection || !(Object.values(ChunkRejection) as (string | null | undefined)[]).includes(rejection.type)) return undefined;
+    return this.rejection({ type: rejection.type as ChunkRejection, message: rejection.message }, uploadId);
+  }
+
   private rejection(problem: { type: ChunkRejection; message: string }, uploadId: string): GatewayError {
     switch (problem.type) {
       case ChunkRejection.OffsetConflict:
