@@ -38,6 +38,14 @@ export interface OpenMultipartUploadInput {
   metadata: Record<string, string>;
   /** The per-part checksum every part must carry; omit for parts sent with presigned URLs. */
   checksumAlgorithm?: ChecksumAlgorithm;
+  /**
+   * When the upload's workflow started (epoch ms). The step runs as a local activity, and a
+   * workflow task that is retried (its worker died before reporting it) runs it again, later:
+   * the earlier run's multipart upload, which nobody recorded, was initiated after this time, not
+   * after the new run was scheduled. Its orphans are looked for from here. Absent in inputs
+   * recorded before it existed.
+   */
+  workflowStartedMs?: number;
 }
 
 export interface OpenMultipartUploadResult {
@@ -106,7 +114,7 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
             Metadata: withStamp(input.metadata, ctx.info.workflowExecution?.workflowId ?? ''),
             ...(input.checksumAlgorithm ? { ChecksumAlgorithm: input.checksumAlgorithm } : {}),
           },
-          ctx.info.scheduledTimestampMs,
+          Math.min(ctx.info.scheduledTimestampMs, input.workflowStartedMs ?? Infinity),
           ctx.cancellationSignal,
         );
         if (created.abortedOrphans.length > 0)

@@ -113,8 +113,8 @@ export const gatewayUploadStepsWithLocalSteps: typeof gatewayUploadSteps = {
  * Creation's step local again, every step after the bytes regular: open-multipart runs as a local
  * activity, so reserve-space and open-multipart answer creation in the workflow task the start
  * runs in. A retried task runs it again; it aborts the part-less uploads an earlier create of its
- * step left on the key, and no gateway can have sent a part to one (an upload's id reaches a
- * gateway only with the task's completion).
+ * step left on the key since the workflow started (`workflowStartedMs`), and no gateway can have
+ * sent a part to one (an upload's id reaches a gateway only with the task's completion).
  *
  * Why not verify, merge and delete-staged (as under `gateway-local-steps`): local activities run
  * again when their workflow task is retried. A verify re-run after its merge finds no upload and

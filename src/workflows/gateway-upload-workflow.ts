@@ -485,6 +485,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                 contentType: input.contentType,
                 metadata: input.metadata,
                 ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
+                workflowStartedMs: workflowInfo().startTime.getTime(),
               },
             ],
             {

@@ -249,6 +249,25 @@ describe('upload activities against MinIO', () => {
     await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, multipartUploadId: withPart.UploadId! });
   });
 
+  it("a gateway upload's open-multipart run again by a retried workflow task aborts the earlier run's upload, looking back to the workflow's start", async () => {
+    const key = `activities/${uniqueId('reopened')}.bin`;
+    const workflowStartedMs = Date.now() - 1_000;
+    // The first run's upload: created, but its workflow task's completion never reached Temporal.
+    const earlier = await stack.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    // The retried task runs the step as a new local activity, scheduled well after (10 s of task timeout later).
+    const retried = { scheduledTimestampMs: Date.now() + 20_000 };
+    const input = { bucket: BUCKET, key, contentType: 'application/octet-stream', metadata: {} };
+
+    // Without the workflow's start, the earlier upload lies before the step's window and stays.
+    const blind = await run(activities.openMultipartUpload, retried, input);
+    expect((await incompleteUploads(stack.s3, BUCKET, key)).sort()).toEqual([earlier.UploadId, blind.multipartUploadId].sort());
+    await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, multipartUploadId: blind.multipartUploadId });
+
+    const opened = await run(activities.openMultipartUpload, retried, { ...input, workflowStartedMs });
+    expect(await incompleteUploads(stack.s3, BUCKET, key)).toEqual([opened.multipartUploadId]);
+    await run(activities.cleanupUpload, {}, { bucket: BUCKET, key, multipartUploadId: opened.multipartUploadId });
+  });
+
   it('raises the part size for a file that would need more than 10,000 parts (a 60 GiB sparse file)', async () => {
     const sparse = path.join(tmp.dir, 'sparse-60g.bin');
     await writeFile(sparse, '');
