@@ -321,6 +321,24 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
       }),
   },
   {
+    name: 'client-upload-tus-pauses-outlasted',
+    outcome: 'expired',
+    // Under the patch gateway-pause-bound-total: 4 MiB of 8 sent, paused with the expiry clock
+    // stopped for 2 s of a 3-second maximum, resumed, paused again: the second hold's timer is the
+    // second left, and the upload expires (abort, delete staged, release).
+    run: (r) =>
+      withGateway(r, { maxPauseMs: 3000 }, {}, async (tus, app, request) => {
+        const uploadId = await tusUpload(tus, 8 * MiB, 4 * MiB, 'client-upload-tus-pauses-outlasted.bin');
+        const pause = { reason: 'history recorder', expiry: 'stops' };
+        await expectJson(await request('POST', `/uploads/${uploadId}/pause`, pause), 200, 'pause');
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        await expectJson(await request('POST', `/uploads/${uploadId}/resume`), 200, 'resume');
+        await expectJson(await request('POST', `/uploads/${uploadId}/pause`, pause), 200, 'pause again');
+        await app.uploads.waitForEnd(TENANT, uploadId, 60_000);
+        return uploadWorkflowId(TENANT, uploadId);
+      }),
+  },
+  {
     name: 'client-upload-tus-tail-parts',
     outcome: 'completed',
     // Under the patch gateway-tail-parts: 21 MiB in PATCHes of 8 MiB (one 8 MiB part, the 3 MiB

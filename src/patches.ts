@@ -190,6 +190,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked when a gateway upload whose input carries `maxPauseMs` holds paused with its expiry clock stopped: it holds at most `maxPauseMs` from the pause (a timer), then expires and is compensated; earlier runs held until resumed or cancelled.',
   },
+  gatewayPauseBoundTotal: {
+    id: 'gateway-pause-bound-total',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'asked with gateway-pause-bound: the pauses of an upload with its expiry clock stopped hold at most `maxPauseMs` in all (the time they held is counted, and carried across continue-as-new); earlier runs bounded each such pause on its own.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -238,5 +245,7 @@ export const TUS_CONCAT_JOIN_VERIFIES_PATCH = WORKFLOW_PATCHES.tusConcatJoinVeri
 export const GATEWAY_PAUSE_PATCH = WORKFLOW_PATCHES.gatewayPause.id;
 /** @see WORKFLOW_PATCHES.gatewayTailParts */
 export const GATEWAY_TAIL_PARTS_PATCH = WORKFLOW_PATCHES.gatewayTailParts.id;
+/** @see WORKFLOW_PATCHES.gatewayPauseBoundTotal */
+export const GATEWAY_PAUSE_BOUND_TOTAL_PATCH = WORKFLOW_PATCHES.gatewayPauseBoundTotal.id;
 /** @see WORKFLOW_PATCHES.gatewayPauseBound */
 export const GATEWAY_PAUSE_BOUND_PATCH = WORKFLOW_PATCHES.gatewayPauseBound.id;

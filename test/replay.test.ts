@@ -483,4 +483,28 @@ describe('the replay guard', () => {
     for (let f = failure; f; f = f.cause ?? undefined) messages.push(f.message ?? '');
     expect(messages.join('\n')).toMatch(/longer than the maximum pause \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 2s\)/);
   });
+
+  it('records pauses with the expiry clock stopped bounded in all (gateway-pause-bound-total): the second hold gets what the first left', () => {
+    const timers = (h: RecordedHistory) =>
+      (h.history.events ?? []).flatMap((e) => {
+        const timeout = e.timerStartedEventAttributes?.startToFireTimeout;
+        return timeout ? [Number(timeout.seconds ?? 0) * 1000 + Math.round((timeout.nanos ?? 0) / 1e6)] : [];
+      });
+    for (const file of ['client-upload-tus-paused.json', 'client-upload-tus-pause-outlasted.json'])
+      expect(patchIds(loadHistory(file)), file).not.toContain('gateway-pause-bound-total');
+    const outlasted = loadHistory('client-upload-tus-pauses-outlasted.json');
+    expect(patchIds(outlasted)).toEqual(expect.arrayContaining(['gateway-pause-bound', 'gateway-pause-bound-total']));
+    // The pause timers: the whole 3 s for the first hold, then the rest after a hold of about 2 s.
+    const holds = timers(outlasted).filter((ms) => ms <= 3000);
+    expect(holds[0]).toBeGreaterThan(2900);
+    expect(holds.at(-1)).toBeGreaterThan(0);
+    expect(holds.at(-1)).toBeLessThan(1500);
+    expect(outlasted.closedAs).toBe('failed');
+    const failure = outlasted.history.events?.at(-1)?.workflowExecutionFailedEventAttributes?.failure;
+    const messages: string[] = [];
+    for (let f = failure; f; f = f.cause ?? undefined) messages.push(f.message ?? '');
+    expect(messages.join('\n')).toMatch(
+      /of such pauses before, longer than the maximum pause in all \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\)/,
+    );
+  });
 });

@@ -56,7 +56,8 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
   },
   {
     name: 'UPLOAD_SAGA_GATEWAY_MAX_PAUSE',
-    description: 'Longest a pause with the expiry clock stopped lasts (1s–365d): past it the upload expires and is compensated as expired',
+    description:
+      "Longest an upload's pauses with the expiry clock stopped last in all (1s–365d): past it the upload expires and is compensated as expired",
     default: '7d',
   },
   {

@@ -130,9 +130,10 @@ export interface GatewayUploadInput {
    */
   pauseExpiry?: PauseExpiry;
   /**
-   * The longest one pause with the expiry clock stopped lasts, in ms (the gateway's
+   * The longest the upload's pauses with the expiry clock stopped last in all, in ms (the gateway's
    * `UPLOAD_SAGA_GATEWAY_MAX_PAUSE` at creation): past it the upload expires and is compensated as
-   * expired. Unset (uploads created before it existed): such a pause lasts until resumed or cancelled.
+   * expired. Runs before the patch `gateway-pause-bound-total` bounded each pause on its own. Unset
+   * (uploads created before it existed): such a pause lasts until resumed or cancelled.
    */
   maxPauseMs?: number;
   /** Receives `upload.completed` / `upload.failed` / `upload.cancelled`. */
@@ -165,6 +166,8 @@ export interface CarriedState {
   reportedParts?: PartRanges;
   /** tus: the length a client declared after creation (deferred length); the reservation was shrunk to it. */
   declaredLength?: number;
+  /** The time the upload's pauses with the expiry clock stopped have held so far, in ms (absent: none). */
+  stoppedPausesMs?: number;
 }
 
 /** Phases of a gateway upload, as shown by the `UploadPhase` search attribute and queries. */

@@ -28,8 +28,8 @@ export interface PauseState {
 /**
  * What a pause does to a gateway upload's expiry clock. `runs`: the upload still expires at its
  * `expiresAt`, paused or not (it is then compensated as expired, its reservation released).
- * `stops`: the clock stops while paused; at resume the paused time is added to `expiresAt`. A pause
- * with the clock stopped lasts at most the upload's `maxPauseMs` (the gateway's
+ * `stops`: the clock stops while paused; at resume the paused time is added to `expiresAt`. The
+ * pauses of an upload with the clock stopped last at most its `maxPauseMs` in all (the gateway's
  * `UPLOAD_SAGA_GATEWAY_MAX_PAUSE` at its creation); past it the upload expires as if its clock had run out.
  */
 export type PauseExpiry = 'runs' | 'stops';

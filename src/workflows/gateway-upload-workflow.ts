@@ -28,8 +28,8 @@
  *   records of bytes already written (a body in flight) are still accepted. The workflow holds in
  *   receive-parts and goes on to verify only once resumed. The expiry clock runs on while paused
  *   (`expiry: 'runs'`: expired, compensated) or stops (`'stops'`: the paused time is added to
- *   `expiresAt` at resume, and a pause outlasting the input's `maxPauseMs` expires it, compensated
- *   as expired); the default is the input's `pauseExpiry`. Refused once every byte
+ *   `expiresAt` at resume, and pauses outlasting the input's `maxPauseMs` in all expire it,
+ *   compensated as expired); the default is the input's `pauseExpiry`. Refused once every byte
  *   arrived (verify and merge start), and for a final or a stored partial.
  * - History stays bounded however many chunks arrive: after `updatesPerRun` updates (or when
  *   Temporal suggests it) the run waits for its update handlers to finish and continues as new,
@@ -40,6 +40,7 @@ import {
   GATEWAY_CONCURRENT_CREATION_PATCH,
   GATEWAY_LOCAL_OPEN_MULTIPART_PATCH,
   GATEWAY_PAUSE_BOUND_PATCH,
+  GATEWAY_PAUSE_BOUND_TOTAL_PATCH,
   GATEWAY_PAUSE_PATCH,
   GATEWAY_TAIL_PARTS_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
@@ -177,6 +178,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
     ...(partial ? { concat: partial } : final ? { concat: { kind: 'final', partials: final.partials.map((p) => p.uploadId) } } : {}),
   };
   let reservation: QuotaUsage | undefined = carried?.reservation;
+  /** How long the upload's pauses with the expiry clock stopped have held, over all its runs. */
+  let stoppedPausesMs = carried?.stoppedPausesMs ?? 0;
   let reportedParts: GatewayPart[] | undefined;
   let updatesThisRun = 0;
   const timings: Record<string, number> = {};
@@ -556,18 +559,26 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                   const pausedAt = Date.parse(pause.since!);
                   // A stopped clock holds at most the upload's maximum pause (runs created before it hold until resumed).
                   const maxPauseMs = input.maxPauseMs !== undefined && patched(GATEWAY_PAUSE_BOUND_PATCH) ? input.maxPauseMs : undefined;
+                  // The bound is on all such pauses together, so pausing again cannot keep an upload (its
+                  // reservation, its parts) alive for ever; runs from before counted each pause on its own.
+                  const inAll = maxPauseMs !== undefined && patched(GATEWAY_PAUSE_BOUND_TOTAL_PATCH);
+                  const heldBefore = inAll ? stoppedPausesMs : 0;
                   if (maxPauseMs === undefined) await gate.hold();
-                  else if (!(await gate.hold(pausedAt + maxPauseMs - Date.now()))) {
+                  else if (!(await gate.hold(pausedAt + maxPauseMs - heldBefore - Date.now()))) {
                     // Expired now, as if its clock had run out: the reported expiry stops moving on.
                     state.expiresAt = Date.now();
                     pauseOutlasted = true;
                     throw ApplicationFailure.create({
                       type: GatewayUploadFailureType.UploadExpired,
                       nonRetryable: true,
-                      message: `the upload expired at ${new Date(state.expiresAt).toISOString()}: it was paused with its expiry clock stopped since ${pause.since}, longer than the maximum pause (UPLOAD_SAGA_GATEWAY_MAX_PAUSE, ${formatPauseDuration(maxPauseMs)}), with ${describeBytes()}`,
+                      message: inAll
+                        ? `the upload expired at ${new Date(state.expiresAt).toISOString()}: it was paused with its expiry clock stopped since ${pause.since}${heldBefore > 0 ? ` after ${formatPauseDuration(Math.max(1000, Math.round(heldBefore / 1000) * 1000))} of such pauses before` : ''}, longer than the maximum pause in all (UPLOAD_SAGA_GATEWAY_MAX_PAUSE, ${formatPauseDuration(maxPauseMs)}), with ${describeBytes()}`
+                        : `the upload expired at ${new Date(state.expiresAt).toISOString()}: it was paused with its expiry clock stopped since ${pause.since}, longer than the maximum pause (UPLOAD_SAGA_GATEWAY_MAX_PAUSE, ${formatPauseDuration(maxPauseMs)}), with ${describeBytes()}`,
                     });
                   }
-                  state.expiresAt += Math.max(0, Date.now() - pausedAt);
+                  const held = Math.max(0, Date.now() - pausedAt);
+                  state.expiresAt += held;
+                  stoppedPausesMs += held;
                 } else if (!(await gate.hold(state.expiresAt - Date.now()))) {
                   throw ApplicationFailure.create({
                     type: GatewayUploadFailureType.UploadExpired,
@@ -610,6 +621,7 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
                   runs: state.runs,
                   ...(state.reportedParts ? { reportedParts: state.reportedParts } : {}),
                   ...(deferredLength && state.length !== undefined ? { declaredLength: state.length } : {}),
+                  ...(stoppedPausesMs > 0 ? { stoppedPausesMs } : {}),
                 },
               });
             }

@@ -202,7 +202,7 @@ describe('pausing a tus upload through the gateway', () => {
     expect(ended.outcome).toBe('expired');
     expect(Date.now() - pausedAt).toBeGreaterThanOrEqual(3000);
     expect(ended.failure?.cause.message).toMatch(
-      /^the upload expired at .*: it was paused with its expiry clock stopped since .*, longer than the maximum pause \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\), with 6\.0 MiB of 8\.0 MiB received/,
+      /^the upload expired at .*: it was paused with its expiry clock stopped since .*, longer than the maximum pause in all \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\), with 6\.0 MiB of 8\.0 MiB received/,
     );
     // The reported expiry is when it expired, not a day later.
     expect(ended.expiresAt).toBeLessThan(Date.now());
@@ -216,6 +216,31 @@ describe('pausing a tus upload through the gateway', () => {
     expect(String(resume.json.message)).toMatch(/it has ended \(expired\)/);
   }, 60_000);
 
+  it('counts every pause with the clock stopped against the maximum: resuming and pausing again does not start it again', async () => {
+    const data = randomBytes(2 * MiB);
+    const url = await createTusUpload(bounded, acme, data.length, 'paused-in-turns.bin');
+    const uploadId = idOf(url);
+    expect((await patch(url, acme, 0, data.subarray(0, MiB))).status).toBe(204);
+    // Two pauses of about 1.2 s each, resumed in between: 2.4 s of the 3 s maximum.
+    for (let turn = 0; turn < 2; turn++) {
+      expect((await pauseRoute(bounded, acme, uploadId, 'pause', { expiry: 'stops' })).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect((await pauseRoute(bounded, acme, uploadId, 'resume')).status).toBe(200);
+    }
+    expect((await bounded.app.uploads.state(acme.name, uploadId)).outcome).toBe('running');
+    // A third pause has what is left, well under the 3 s one pause alone would get.
+    const third = Date.now();
+    expect((await pauseRoute(bounded, acme, uploadId, 'pause', { expiry: 'stops' })).status).toBe(200);
+    const ended = await bounded.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
+    expect(ended.outcome).toBe('expired');
+    expect(Date.now() - third).toBeLessThan(2500);
+    expect(ended.failure?.cause.message).toMatch(
+      /paused with its expiry clock stopped since .* after [23]s of such pauses before, longer than the maximum pause in all \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\)/,
+    );
+    expect(await incompleteUploads(stack.s3, BUCKET, ended.key)).toEqual([]);
+    expect(await quotaLedgerOf(stack).reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
+  }, 60_000);
+
   it('bounds a pause sent around the gateway (UploadHandle) by the maximum recorded at creation', async () => {
     const data = randomBytes(2 * MiB);
     const url = await createTusUpload(bounded, acme, data.length, 'outlasted-handle.bin');
@@ -227,7 +252,7 @@ describe('pausing a tus upload through the gateway', () => {
 
     const ended = await bounded.app.uploads.waitForEnd(acme.name, uploadId, 30_000);
     expect(ended.outcome).toBe('expired');
-    expect(ended.failure?.cause.message).toMatch(/longer than the maximum pause \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\)/);
+    expect(ended.failure?.cause.message).toMatch(/longer than the maximum pause in all \(UPLOAD_SAGA_GATEWAY_MAX_PAUSE, 3s\)/);
     expect(await incompleteUploads(stack.s3, BUCKET, ended.key)).toEqual([]);
     expect(await keysUnder(stack.s3, BUCKET, stagingPrefixOf(acme.name, uploadId))).toEqual([]);
     expect(await quotaLedgerOf(stack).reservation(acme.name, uploadId)).toMatchObject({ status: 'released' });
