@@ -162,7 +162,14 @@ export class HashThreads {
 
 let shared: HashThreads | undefined;
 
-/** The process's pool (started on the first hash). */
+/** The process's pool (its threads start with the first hash). */
 export function hashThreads(): HashThreads {
   return (shared ??= new HashThreads());
+}
+
+/** Makes `pool` the process's pool (tests: threads that fail); returns the one it replaces. */
+export function setHashThreads(pool: HashThreads | undefined): HashThreads | undefined {
+  const replaced = shared;
+  shared = pool;
+  return replaced;
 }
