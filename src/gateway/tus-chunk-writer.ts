@@ -185,7 +185,7 @@ export class ChunkWriter {
     this.stagingPrefix = stagingPrefixOf(state.tenant, state.uploadId);
     this.recordIntervalMs = options.recordIntervalMs ?? 1000;
     this.partsInFlight = Math.max(1, options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT);
-    this.buffers = options.buffers ?? new PartBuffers(this.partsInFlight + 1);
+    this.buffers = options.buffers ?? new PartBuffers(this.partsInFlight + 1, { shared: true });
     this.varyingParts = state.partsBytes !== undefined && !options.equalParts;
     this.capacity = this.varyingParts ? state.partSize + MIN_PART_BYTES : state.partSize;
     this.filled = this.stagedBytes();

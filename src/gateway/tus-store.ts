@@ -77,7 +77,8 @@ export class GatewayUploadStore extends DataStore {
     super();
     this.writerOptions = {
       ...options,
-      buffers: options.buffers ?? new PartBuffers((options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT) + 1),
+      // Shared memory: a part's SHA-256 is computed in place on a worker thread (hash-threads.ts).
+      buffers: options.buffers ?? new PartBuffers((options.partsInFlight ?? DEFAULT_TUS_PARTS_IN_FLIGHT) + 1, { shared: true }),
     };
     // A pause through this gateway (its route) is seen by the next PATCH at once: its guess goes.
     if (typeof options.uploads.observe === 'function')

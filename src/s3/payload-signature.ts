@@ -8,8 +8,10 @@
  *   S3 refuses a body that does not match it (BadDigest).
  * - Over plain HTTP the signature is the only cover of the body against an attacker on the link
  *   (CRC32C is no MAC: a body with the same CRC is easy to forge), so the body stays signed. Its
- *   SHA-256 is computed with WebCrypto, which runs on libuv's thread pool, and handed to the signer
- *   in the header (the signer takes a hash it finds there instead of computing one). The SDK's own
+ *   SHA-256 is computed off the event loop and handed to the signer in the header (the signer
+ *   takes a hash it finds there instead of computing one): a body in shared memory (the gateway's
+ *   part buffers) is hashed in place on a worker thread (hash-threads.ts), any other with
+ *   WebCrypto on libuv's thread pool, which copies the body on the event loop first. The SDK's own
  *   signer hashes on the event loop: in a profile of the gateway receiving one 128 MiB PATCH that
  *   hash was a fifth of the busy time of its only JavaScript thread, the gateway's bottleneck.
  *
@@ -17,6 +19,7 @@
  * (Buffer / Uint8Array) that does not change until S3 answered, go through here.
  */
 import { webcrypto } from 'node:crypto';
+import { hashThreads } from './hash-threads';
 
 const SHA256_HEADER = 'x-amz-content-sha256';
 const MIDDLEWARE_NAME = 'uploadSagaPayloadSignature';
@@ -31,6 +34,7 @@ interface CommandWithStack {
 
 /** The body's SHA-256 as the hex SigV4 puts in `x-amz-content-sha256`, computed off the event loop. */
 async function sha256Hex(body: Uint8Array): Promise<string> {
+  if (body.buffer instanceof SharedArrayBuffer) return hashThreads().sha256Hex(body);
   return Buffer.from(await webcrypto.subtle.digest('SHA-256', body)).toString('hex');
 }
 

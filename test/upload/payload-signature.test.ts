@@ -3,7 +3,7 @@
  * is signed with a SHA-256 computed off the event loop, which must be the body's own (the store
  * checks it); unsigned, the body's own checksum header must still make the store refuse wrong bytes.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partChecksum } from '../../src/s3/checksums';
+import { PartBuffers } from '../../src/s3/part-buffers';
 import { payloadSignature } from '../../src/s3/payload-signature';
 import { MiB } from '../support/files';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
@@ -56,6 +57,34 @@ describe('payload signatures', () => {
     );
     const sha256 = createHash('sha256').update(body).digest('hex');
     expect(seen).toEqual([sha256, sha256, 'UNSIGNED-PAYLOAD']);
+    const stored = await stack.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(Buffer.from(await stored.Body!.transformToByteArray()).equals(body)).toBe(true);
+  });
+
+  it('signs a body in shared memory (as in part buffers of the gateway) with its SHA-256 from a hashing thread, and the store keeps the bytes', async () => {
+    const key = `${uniqueId('tus-speed-shared')}/part.bin`;
+    const buffers = new PartBuffers(1, { shared: true });
+    const buffer = buffers.take(6 * MiB);
+    expect(buffer.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const body = buffer.subarray(0, 5 * MiB + 3);
+    randomFillSync(body);
+    const seen: string[] = [];
+    await stack.s3.send(
+      signedPayloadHashes(
+        payloadSignature(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: key,
+            Body: body,
+            ChecksumAlgorithm: 'CRC32C',
+            ChecksumCRC32C: await partChecksum('CRC32C', body),
+          }),
+        ),
+        seen,
+      ),
+    );
+    // The store checks the signature over the bytes it received: a wrong hash would be refused.
+    expect(seen).toEqual([createHash('sha256').update(body).digest('hex')]);
     const stored = await stack.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(Buffer.from(await stored.Body!.transformToByteArray()).equals(body)).toBe(true);
   });
