@@ -190,6 +190,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked when a gateway upload whose input carries `maxPauseMs` holds paused with its expiry clock stopped: it holds at most `maxPauseMs` from the pause (a timer), then expires and is compensated; earlier runs held until resumed or cancelled.',
   },
+  gatewayLocalVerifyMerge: {
+    id: 'gateway-local-verify-merge',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'asked once at the start of a tus run that is no concatenation partial or final, before gateway-local-open-multipart: open-multipart, verify and merge run as local activities (a verify re-run after its merge accepts the object the merge completed; delete-staged stays a regular activity between the merge and notify); earlier runs replay what they recorded.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -240,3 +247,5 @@ export const GATEWAY_PAUSE_PATCH = WORKFLOW_PATCHES.gatewayPause.id;
 export const GATEWAY_TAIL_PARTS_PATCH = WORKFLOW_PATCHES.gatewayTailParts.id;
 /** @see WORKFLOW_PATCHES.gatewayPauseBound */
 export const GATEWAY_PAUSE_BOUND_PATCH = WORKFLOW_PATCHES.gatewayPauseBound.id;
+/** @see WORKFLOW_PATCHES.gatewayLocalVerifyMerge */
+export const GATEWAY_LOCAL_VERIFY_MERGE_PATCH = WORKFLOW_PATCHES.gatewayLocalVerifyMerge.id;

@@ -322,7 +322,7 @@ describe('the replay guard', () => {
     expect(patchIds(quotaAsActivities)).toContain('quota-steps-as-activities');
     expect(activityTypes(quotaAsActivities)).toEqual(expect.arrayContaining(['reserveSpace', 'commitReservation']));
   });
-  it('runs a tus upload’s open-multipart, verify, merge and delete-staged as local activities under gateway-local-steps; earlier runs keep them regular', () => {
+  it('runs a tus upload’s open-multipart, verify, merge and delete-staged as local activities under gateway-local-steps, verify and merge under gateway-local-verify-merge; earlier runs keep them regular', () => {
     const localActivities = (h: RecordedHistory) =>
       (h.history.events ?? []).flatMap((e) => {
         const data =
@@ -365,6 +365,29 @@ describe('the replay guard', () => {
     const [first, second, ...rest] = localActivities(concurrent);
     expect([first, second].sort()).toEqual(['openMultipartUpload', 'reserveSpace']);
     expect(rest).toEqual(['commitReservation', 'notify']);
+
+    // gateway-local-verify-merge: a tus run's verify and merge local again, in the workflow task of
+    // the last chunk's record; delete-staged regular, so notify runs in a later task than the merge.
+    const verifyMerge = loadHistory('client-upload-tus-local-verify-merge.json');
+    expect(patchIds(verifyMerge)).toContain('gateway-local-verify-merge');
+    expect(patchIds(verifyMerge)).not.toContain('gateway-local-open-multipart');
+    expect(activityTypes(verifyMerge)).toEqual(['cleanupUpload']);
+    const [open1, open2, ...afterCreation] = localActivities(verifyMerge);
+    expect([open1, open2].sort()).toEqual(['openMultipartUpload', 'reserveSpace']);
+    expect(afterCreation).toEqual(['verifyClientUpload', 'completeUpload', 'commitReservation', 'notify']);
+    const events = verifyMerge.history.events ?? [];
+    const taskOf = (index: number) => events.slice(0, index).filter((e) => e.workflowTaskCompletedEventAttributes).length;
+    const markerIndex = (type: string) =>
+      events.findIndex((e) => {
+        const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0];
+        return data !== undefined && (defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type === type;
+      });
+    const lastRecord = events
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name)
+      .lastIndexOf('recordChunk');
+    expect(taskOf(markerIndex('verifyClientUpload'))).toBe(taskOf(lastRecord));
+    expect(taskOf(markerIndex('completeUpload'))).toBe(taskOf(lastRecord));
+    expect(taskOf(markerIndex('notify'))).toBeGreaterThan(taskOf(markerIndex('completeUpload')));
   });
 
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {

@@ -121,9 +121,30 @@ export const gatewayUploadStepsWithLocalSteps: typeof gatewayUploadSteps = {
  * compensated a stored object; with the merge and notify in one task, a retried task sent
  * upload.completed twice with different contents (the merge's re-run reports `alreadyCompleted`,
  * the event a new `occurredAt`), which a receiver cannot de-duplicate (fault scenario 18 found
- * both). Chosen by the patch `gateway-local-open-multipart`.
+ * both). Chosen by the patch `gateway-local-open-multipart` (presigned uploads, concatenation
+ * partials and finals, and tus runs started before `gateway-local-verify-merge`).
  */
 export const gatewayUploadStepsWithLocalOpenMultipart: typeof gatewayUploadSteps = {
   ...gatewayUploadSteps,
   'open-multipart': withLocalAction(gatewayUploadSteps['open-multipart']),
+};
+
+/**
+ * A tus upload's (not a concatenation's): open-multipart, verify and merge local, so the last
+ * PATCH's record, verify and merge take one workflow task (the finishing PATCH answers at the
+ * merge). Safe when the task is retried and runs them again:
+ * - verify, finding its multipart upload gone (`NoSuchUpload`), accepts the object at the key when
+ *   it is the one its merge completed — stamped with the run's workflow id, of the recorded length,
+ *   with parts whose checksums fold into the recorded fingerprint — and answers what it answered
+ *   first; any other object still fails it (src/activities/gateway-upload.ts);
+ * - merge, finding the upload gone, accepts the object whose ETag verify predicted (its re-run's
+ *   `alreadyCompleted` is in no result or event);
+ * - delete-staged stays a regular activity between the merge and commit-quota/notify, so notify
+ *   never shares a workflow task with the merge: `upload.completed` is sent once, from a recorded merge.
+ * Chosen by the patch `gateway-local-verify-merge`.
+ */
+export const gatewayUploadStepsWithLocalVerifyMerge: typeof gatewayUploadSteps = {
+  ...gatewayUploadStepsWithLocalOpenMultipart,
+  verify: withLocalAction(gatewayUploadSteps.verify),
+  merge: withLocalAction(gatewayUploadSteps.merge),
 };

@@ -44,6 +44,7 @@ import {
   GATEWAY_TAIL_PARTS_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
   GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH,
+  GATEWAY_LOCAL_VERIFY_MERGE_PATCH,
   TUS_CONCAT_JOIN_VERIFIES_PATCH,
   TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
   TUS_CONCATENATION_PATCH,
@@ -88,7 +89,12 @@ import {
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
 import { CLAIM_LEASE_MS, claimProblem, withdrawProblem, type ConcatState, type JoinSource } from '../upload/concatenation';
 import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
-import { gatewayUploadSteps, gatewayUploadStepsWithLocalSteps, gatewayUploadStepsWithLocalOpenMultipart } from './gateway-upload-steps';
+import {
+  gatewayUploadSteps,
+  gatewayUploadStepsWithLocalSteps,
+  gatewayUploadStepsWithLocalOpenMultipart,
+  gatewayUploadStepsWithLocalVerifyMerge,
+} from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, uploadEvents } from './upload-notifications';
 import {
@@ -213,14 +219,19 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   const received = () => (state.mode === 'tus' ? tusBytesReceived(state) : reportedParts !== undefined);
 
   // Creation and the last PATCH each wait for one workflow task, not a task-queue trip per step.
-  // New runs: open-multipart local (creation in one workflow task); the steps after the bytes stay
-  // regular (re-run in a retried task, a local verify compensated a stored object and a local merge
-  // made notify send a different upload.completed). Earlier runs replay what they recorded.
-  const steps = patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
-    ? gatewayUploadStepsWithLocalOpenMultipart
-    : !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
-      ? gatewayUploadStepsWithLocalSteps
-      : gatewayUploadSteps;
+  // New tus runs (not a concatenation): open-multipart, verify and merge local, each harmless when a
+  // retried task runs it again after it succeeded (see gatewayUploadStepsWithLocalVerifyMerge);
+  // delete-staged, regular, keeps notify out of the merge's task. Other new runs: open-multipart
+  // local only (a presigned upload's merge shares its task with notify). Earlier runs replay what
+  // they recorded. Asked once at the start: the answer holds for the run.
+  const localVerifyMerge = input.mode === 'tus' && !concat && patched(GATEWAY_LOCAL_VERIFY_MERGE_PATCH);
+  const steps = localVerifyMerge
+    ? gatewayUploadStepsWithLocalVerifyMerge
+    : patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
+      ? gatewayUploadStepsWithLocalOpenMultipart
+      : !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
+        ? gatewayUploadStepsWithLocalSteps
+        : gatewayUploadSteps;
   // Pause: see the module comment. Handlers and the query issue no command; a run never paused replays unchanged.
   const pausable = new Set<GatewayUploadPhase>(['reserve-space', 'open-multipart', 'receive-parts']);
   const gate = createPauseGate({
