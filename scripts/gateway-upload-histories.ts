@@ -381,6 +381,12 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).partials[0]!)),
   },
   {
+    name: 'client-upload-tus-concat-partial-local-verify-store',
+    outcome: 'completed',
+    // The same partial under the patch gateway-local-verify-merge: verify and store-partial local, in the task of its last record.
+    run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).partials[0]!)),
+  },
+  {
     name: 'client-upload-tus-concat-partial-terminated',
     outcome: 'cancelled',
     // tus concatenation, a partial terminated (DELETE) while it waits unclaimed: withdrawn (Update), then cancelled and compensated.

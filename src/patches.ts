@@ -195,7 +195,7 @@ export const WORKFLOW_PATCHES = {
     since: '2026-12-07',
     askedBy: 'gatewayUploadWorkflow',
     guards:
-      'asked once at the start of a tus run that is no concatenation partial or final, before gateway-local-open-multipart: open-multipart, verify and merge run as local activities (a verify re-run after its merge accepts the object the merge completed; delete-staged stays a regular activity between the merge and notify); earlier runs replay what they recorded.',
+      'asked once at the start of a tus run that is no concatenation final, before gateway-local-open-multipart: open-multipart, verify and merge (a partial: store-partial) run as local activities (a verify re-run after its merge accepts the object the merge completed; delete-staged stays a regular activity between the merge and notify); earlier runs replay what they recorded.',
   },
 } as const satisfies Record<string, WorkflowPatch>;
 

@@ -388,6 +388,28 @@ describe('the replay guard', () => {
     expect(taskOf(markerIndex('verifyClientUpload'))).toBe(taskOf(lastRecord));
     expect(taskOf(markerIndex('completeUpload'))).toBe(taskOf(lastRecord));
     expect(taskOf(markerIndex('notify'))).toBeGreaterThan(taskOf(markerIndex('completeUpload')));
+
+    // A concatenation partial under it: verify and store-partial local, in the task of its last record.
+    const partial = loadHistory('client-upload-tus-concat-partial-local-verify-store.json');
+    expect(patchIds(partial)).toContain('gateway-local-verify-merge');
+    expect(activityTypes(partial)).toEqual(['cleanupUpload']);
+    expect(localActivities(partial).slice(2)).toEqual(['verifyClientUpload', 'completeUpload', 'commitReservation']);
+    const partialEvents = partial.history.events ?? [];
+    const partialTaskOf = (index: number) => partialEvents.slice(0, index).filter((e) => e.workflowTaskCompletedEventAttributes).length;
+    const partialRecord = partialEvents
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name)
+      .lastIndexOf('recordChunk');
+    const stored = partialEvents.findIndex((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0];
+      return (
+        data !== undefined && (defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type === 'completeUpload'
+      );
+    });
+    expect(partialTaskOf(stored)).toBe(partialTaskOf(partialRecord));
+    // Earlier partials keep verify and store-partial regular.
+    expect(activityTypes(loadHistory('client-upload-tus-concat-partial.json'))).toEqual(
+      expect.arrayContaining(['verifyClientUpload', 'completeUpload']),
+    );
   });
 
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {

@@ -219,12 +219,13 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   const received = () => (state.mode === 'tus' ? tusBytesReceived(state) : reportedParts !== undefined);
 
   // Creation and the last PATCH each wait for one workflow task, not a task-queue trip per step.
-  // New tus runs (not a concatenation): open-multipart, verify and merge local, each harmless when a
-  // retried task runs it again after it succeeded (see gatewayUploadStepsWithLocalVerifyMerge);
-  // delete-staged, regular, keeps notify out of the merge's task. Other new runs: open-multipart
-  // local only (a presigned upload's merge shares its task with notify). Earlier runs replay what
-  // they recorded. Asked once at the start: the answer holds for the run.
-  const localVerifyMerge = input.mode === 'tus' && !concat && patched(GATEWAY_LOCAL_VERIFY_MERGE_PATCH);
+  // New tus runs that receive bytes (not a concatenation final): open-multipart, verify and merge
+  // (a partial's store-partial) local, each harmless when a retried task runs it again after it
+  // succeeded (see gatewayUploadStepsWithLocalVerifyMerge); what follows them in their task issues
+  // no side effect (delete-staged, regular, keeps notify out of the merge's task; a partial waits).
+  // Other new runs: open-multipart local only (a presigned upload's merge shares its task with
+  // notify). Earlier runs replay what they recorded. Asked once at the start: the answer holds for the run.
+  const localVerifyMerge = input.mode === 'tus' && !final && patched(GATEWAY_LOCAL_VERIFY_MERGE_PATCH);
   const steps = localVerifyMerge
     ? gatewayUploadStepsWithLocalVerifyMerge
     : patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
