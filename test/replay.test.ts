@@ -388,6 +388,14 @@ describe('the replay guard', () => {
     expect(taskOf(markerIndex('verifyClientUpload'))).toBe(taskOf(lastRecord));
     expect(taskOf(markerIndex('completeUpload'))).toBe(taskOf(lastRecord));
     expect(taskOf(markerIndex('notify'))).toBeGreaterThan(taskOf(markerIndex('completeUpload')));
+    // The last record answers once merged (after the merge's marker, in its task): the finishing request sent no waitUntilMerged.
+    const lastRecordId = events[lastRecord]?.workflowExecutionUpdateAcceptedEventAttributes?.protocolInstanceId;
+    const lastRecordAnswered = events.findIndex((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId === lastRecordId);
+    expect(lastRecordAnswered).toBeGreaterThan(markerIndex('completeUpload'));
+    expect(taskOf(lastRecordAnswered)).toBe(taskOf(lastRecord));
+    expect(events.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'waitUntilMerged')).toBe(
+      false,
+    );
 
     // A concatenation partial under it: verify and store-partial local, in the task of its last record.
     const partial = loadHistory('client-upload-tus-concat-partial-local-verify-store.json');

@@ -793,13 +793,16 @@ export class UploadsService {
    * earlier version during a rolling deploy), a run that ended or handed over under it, or a
    * state without `merged`: the wait is {@link waitForEnd}'s, as before the update existed. Once
    * answered merged, the end is still waited for in the background (within the same `timeoutMs`),
-   * so observers (the progress stream) learn it as promptly as before.
+   * so observers (the progress stream) learn it as promptly as before. When `last` (the answer of
+   * the record that brought the last byte) already says merged, no update is sent.
    */
   async waitUntilMerged(tenant: string, uploadId: string, timeoutMs: number, last?: GatewayUploadState): Promise<GatewayUploadState> {
     const deadline = Date.now() + timeoutMs;
-    let state: GatewayUploadState | undefined;
+    // The finishing record already answered merged (patch gateway-local-verify-merge): no update to wait for.
+    let state: GatewayUploadState | undefined =
+      last?.merged === true && last.outcome === 'running' && last.tenant === tenant && last.uploadId === uploadId ? last : undefined;
     try {
-      state = await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilMergedUpdate));
+      state ??= await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilMergedUpdate));
     } catch {
       // Unknown to the worker, the run ended or handed over under it, or not answered in time: wait for the end.
     }

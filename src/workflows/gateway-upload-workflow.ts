@@ -127,6 +127,9 @@ import {
   waitUntilStoredUpdate,
 } from '../upload/gateway-upload-messages';
 
+/** How long the record that brings the last byte waits for the merge before it answers (below the gateway's 30 s call timeout). */
+const FINISHING_RECORD_WAIT = '20s';
+
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
 /** Lowers a reservation (deferred length): idempotent and quick, so a local activity outside the saga's steps. */
@@ -226,6 +229,8 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   // Other new runs: open-multipart local only (a presigned upload's merge shares its task with
   // notify). Earlier runs replay what they recorded. Asked once at the start: the answer holds for the run.
   const localVerifyMerge = input.mode === 'tus' && !final && patched(GATEWAY_LOCAL_VERIFY_MERGE_PATCH);
+  // A partial's finishing request waits with waitUntilStored.
+  const recordAnswersMerged = localVerifyMerge && !partial;
   const steps = localVerifyMerge
     ? gatewayUploadStepsWithLocalVerifyMerge
     : patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
@@ -313,7 +318,15 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       state.fingerprint = record.fingerprint;
       state.staged = record.staged.map(({ start, end }) => ({ start, end }));
       setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
-      return snapshot();
+      if (!(recordAnswersMerged && received())) return snapshot();
+      // The record that brings the last byte: verify and merge run (local) in its workflow task, so
+      // it answers once merged and the finishing request needs no waitUntilMerged (a task of its
+      // own). Bounded below the gateway's call timeout: then it answers unmerged, and the gateway
+      // waits with waitUntilMerged as before.
+      return condition(
+        () => state.merged === true || state.outcome !== 'running' || state.phase === 'compensating',
+        FINISHING_RECORD_WAIT,
+      ).then(snapshot);
     },
     {
       validator: (record) => {
