@@ -414,6 +414,16 @@ describe('the replay guard', () => {
       );
     });
     expect(partialTaskOf(stored)).toBe(partialTaskOf(partialRecord));
+    // Its last record answers once stored, in that task: the finishing request sent no waitUntilStored.
+    const partialRecordId = partialEvents[partialRecord]?.workflowExecutionUpdateAcceptedEventAttributes?.protocolInstanceId;
+    const partialRecordAnswered = partialEvents.findIndex(
+      (e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId === partialRecordId,
+    );
+    expect(partialRecordAnswered).toBeGreaterThan(stored);
+    expect(partialTaskOf(partialRecordAnswered)).toBe(partialTaskOf(partialRecord));
+    expect(
+      partialEvents.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'waitUntilStored'),
+    ).toBe(false);
     // Earlier partials keep verify and store-partial regular.
     expect(activityTypes(loadHistory('client-upload-tus-concat-partial.json'))).toEqual(
       expect.arrayContaining(['verifyClientUpload', 'completeUpload']),

@@ -766,10 +766,15 @@ export class UploadsService {
    * tus concatenation: waits up to `timeoutMs` until a partial upload stored its bytes (phase
    * `await-join`, where it waits for a final) or ended, then returns its state. A partial's
    * workflow does not end when its last byte arrives, so its finishing PATCH waits for this instead.
+   * When `last` (the answer of the record that brought the last byte) already says stored, no
+   * update is sent.
    */
-  async waitUntilStored(tenant: string, uploadId: string, timeoutMs: number): Promise<GatewayUploadState> {
+  async waitUntilStored(tenant: string, uploadId: string, timeoutMs: number, last?: GatewayUploadState): Promise<GatewayUploadState> {
     const deadline = Date.now() + timeoutMs;
     const storedOrEnded = (state: GatewayUploadState) => state.phase === 'await-join' || state.outcome !== 'running';
+    // The finishing record already answered stored (patch gateway-local-verify-merge).
+    if (last?.tenant === tenant && last.uploadId === uploadId && last.phase === 'await-join' && last.outcome === 'running')
+      return this.changed(this.rememberStored(last));
     try {
       // The workflow answers the moment the partial is stored: no polling on the way.
       const state = await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilStoredUpdate));

@@ -135,8 +135,8 @@ export const gatewayUploadStepsWithLocalOpenMultipart: typeof gatewayUploadSteps
 /**
  * A tus upload's that receives bytes (not a concatenation final's): open-multipart, verify and
  * merge (a partial's store-partial) local, so the last PATCH's record, verify and merge take one
- * workflow task (the finishing PATCH answers at the merge — the record itself answers once merged,
- * see the workflow — and a partial's once stored). Safe when the
+ * workflow task (the finishing PATCH answers at the merge, a partial's once stored: the record
+ * itself answers then, see the workflow). Safe when the
  * task is retried and runs them again:
  * - verify, finding its multipart upload gone (`NoSuchUpload`), accepts the object at the key when
  *   it is the one its merge completed — stamped with the run's workflow id, of the recorded length,

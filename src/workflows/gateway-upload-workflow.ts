@@ -229,8 +229,6 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   // Other new runs: open-multipart local only (a presigned upload's merge shares its task with
   // notify). Earlier runs replay what they recorded. Asked once at the start: the answer holds for the run.
   const localVerifyMerge = input.mode === 'tus' && !final && patched(GATEWAY_LOCAL_VERIFY_MERGE_PATCH);
-  // A partial's finishing request waits with waitUntilStored.
-  const recordAnswersMerged = localVerifyMerge && !partial;
   const steps = localVerifyMerge
     ? gatewayUploadStepsWithLocalVerifyMerge
     : patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
@@ -318,13 +316,17 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       state.fingerprint = record.fingerprint;
       state.staged = record.staged.map(({ start, end }) => ({ start, end }));
       setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
-      if (!(recordAnswersMerged && received())) return snapshot();
-      // The record that brings the last byte: verify and merge run (local) in its workflow task, so
-      // it answers once merged and the finishing request needs no waitUntilMerged (a task of its
-      // own). Bounded below the gateway's call timeout: then it answers unmerged, and the gateway
-      // waits with waitUntilMerged as before.
+      if (!(localVerifyMerge && received())) return snapshot();
+      // The record that brings the last byte: verify and merge (a partial's store-partial) run
+      // (local) in its workflow task, so it answers once merged (stored) and the finishing request
+      // needs no waitUntilMerged (waitUntilStored), a task of its own. Bounded below the gateway's
+      // call timeout: then it answers before, and the gateway waits with that update as before.
       return condition(
-        () => state.merged === true || state.outcome !== 'running' || state.phase === 'compensating',
+        () =>
+          state.merged === true ||
+          (partial !== undefined && state.phase === 'await-join') ||
+          state.outcome !== 'running' ||
+          state.phase === 'compensating',
         FINISHING_RECORD_WAIT,
       ).then(snapshot);
     },
