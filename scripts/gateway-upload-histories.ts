@@ -210,6 +210,16 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
       ),
   },
   {
+    name: 'client-upload-tus-local-verify-merge',
+    outcome: 'completed',
+    // Under the patch gateway-local-verify-merge: 7 MiB in 1 MiB PATCHes; the last PATCH's record,
+    // verify and merge (local) in one workflow task, then delete-staged (regular), commit-quota, notify.
+    run: (r) =>
+      withGateway(r, { tenants: { [TENANT]: { webhookUrl: r.webhookUrl } } }, {}, async (tus) =>
+        uploadWorkflowId(TENANT, await tusUpload(tus, 7 * MiB, 7 * MiB, 'client-upload-tus-local-verify-merge.bin')),
+      ),
+  },
+  {
     name: 'client-upload-tus-deferred',
     outcome: 'completed',
     // creation-defer-length: the maximum reserved, 2 MiB staged, the length (7 MiB) declared by the next PATCH
@@ -386,6 +396,12 @@ export const GATEWAY_UPLOAD_SCENARIOS: GatewayUploadScenario[] = [
     name: 'client-upload-tus-concat-partial',
     outcome: 'completed',
     // tus concatenation, a partial: reserve, receive, verify, store, claimed (Update), joined (signal), commit, delete what it stored.
+    run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).partials[0]!)),
+  },
+  {
+    name: 'client-upload-tus-concat-partial-local-verify-store',
+    outcome: 'completed',
+    // The same partial under the patch gateway-local-verify-merge: verify and store-partial local, in the task of its last record.
     run: (r) => withGateway(r, {}, {}, async (tus, app) => uploadWorkflowId(TENANT, (await concatenatedUpload(tus, app)).partials[0]!)),
   },
   {

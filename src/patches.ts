@@ -197,6 +197,13 @@ export const WORKFLOW_PATCHES = {
     guards:
       'asked with gateway-pause-bound: the pauses of an upload with its expiry clock stopped hold at most `maxPauseMs` in all (the time they held is counted, and carried across continue-as-new); earlier runs bounded each such pause on its own.',
   },
+  gatewayLocalVerifyMerge: {
+    id: 'gateway-local-verify-merge',
+    since: '2026-12-07',
+    askedBy: 'gatewayUploadWorkflow',
+    guards:
+      'asked once at the start of a tus run that is no concatenation final, before gateway-local-open-multipart: open-multipart, verify and merge (a partial: store-partial) run as local activities (a verify re-run after its merge accepts the object the merge completed; delete-staged stays a regular activity between the merge and notify); earlier runs replay what they recorded.',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** @see WORKFLOW_PATCHES.localShortSteps */
@@ -249,3 +256,5 @@ export const GATEWAY_TAIL_PARTS_PATCH = WORKFLOW_PATCHES.gatewayTailParts.id;
 export const GATEWAY_PAUSE_BOUND_TOTAL_PATCH = WORKFLOW_PATCHES.gatewayPauseBoundTotal.id;
 /** @see WORKFLOW_PATCHES.gatewayPauseBound */
 export const GATEWAY_PAUSE_BOUND_PATCH = WORKFLOW_PATCHES.gatewayPauseBound.id;
+/** @see WORKFLOW_PATCHES.gatewayLocalVerifyMerge */
+export const GATEWAY_LOCAL_VERIFY_MERGE_PATCH = WORKFLOW_PATCHES.gatewayLocalVerifyMerge.id;

@@ -322,7 +322,7 @@ describe('the replay guard', () => {
     expect(patchIds(quotaAsActivities)).toContain('quota-steps-as-activities');
     expect(activityTypes(quotaAsActivities)).toEqual(expect.arrayContaining(['reserveSpace', 'commitReservation']));
   });
-  it('runs a tus upload’s open-multipart, verify, merge and delete-staged as local activities under gateway-local-steps; earlier runs keep them regular', () => {
+  it('runs a tus upload’s open-multipart, verify, merge and delete-staged as local activities under gateway-local-steps, verify and merge under gateway-local-verify-merge; earlier runs keep them regular', () => {
     const localActivities = (h: RecordedHistory) =>
       (h.history.events ?? []).flatMap((e) => {
         const data =
@@ -365,6 +365,69 @@ describe('the replay guard', () => {
     const [first, second, ...rest] = localActivities(concurrent);
     expect([first, second].sort()).toEqual(['openMultipartUpload', 'reserveSpace']);
     expect(rest).toEqual(['commitReservation', 'notify']);
+
+    // gateway-local-verify-merge: a tus run's verify and merge local again, in the workflow task of
+    // the last chunk's record; delete-staged regular, so notify runs in a later task than the merge.
+    const verifyMerge = loadHistory('client-upload-tus-local-verify-merge.json');
+    expect(patchIds(verifyMerge)).toContain('gateway-local-verify-merge');
+    expect(patchIds(verifyMerge)).not.toContain('gateway-local-open-multipart');
+    expect(activityTypes(verifyMerge)).toEqual(['cleanupUpload']);
+    const [open1, open2, ...afterCreation] = localActivities(verifyMerge);
+    expect([open1, open2].sort()).toEqual(['openMultipartUpload', 'reserveSpace']);
+    expect(afterCreation).toEqual(['verifyClientUpload', 'completeUpload', 'commitReservation', 'notify']);
+    const events = verifyMerge.history.events ?? [];
+    const taskOf = (index: number) => events.slice(0, index).filter((e) => e.workflowTaskCompletedEventAttributes).length;
+    const markerIndex = (type: string) =>
+      events.findIndex((e) => {
+        const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0];
+        return data !== undefined && (defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type === type;
+      });
+    const lastRecord = events
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name)
+      .lastIndexOf('recordChunk');
+    expect(taskOf(markerIndex('verifyClientUpload'))).toBe(taskOf(lastRecord));
+    expect(taskOf(markerIndex('completeUpload'))).toBe(taskOf(lastRecord));
+    expect(taskOf(markerIndex('notify'))).toBeGreaterThan(taskOf(markerIndex('completeUpload')));
+    // The last record answers once merged (after the merge's marker, in its task): the finishing request sent no waitUntilMerged.
+    const lastRecordId = events[lastRecord]?.workflowExecutionUpdateAcceptedEventAttributes?.protocolInstanceId;
+    const lastRecordAnswered = events.findIndex((e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId === lastRecordId);
+    expect(lastRecordAnswered).toBeGreaterThan(markerIndex('completeUpload'));
+    expect(taskOf(lastRecordAnswered)).toBe(taskOf(lastRecord));
+    expect(events.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'waitUntilMerged')).toBe(
+      false,
+    );
+
+    // A concatenation partial under it: verify and store-partial local, in the task of its last record.
+    const partial = loadHistory('client-upload-tus-concat-partial-local-verify-store.json');
+    expect(patchIds(partial)).toContain('gateway-local-verify-merge');
+    expect(activityTypes(partial)).toEqual(['cleanupUpload']);
+    expect(localActivities(partial).slice(2)).toEqual(['verifyClientUpload', 'completeUpload', 'commitReservation']);
+    const partialEvents = partial.history.events ?? [];
+    const partialTaskOf = (index: number) => partialEvents.slice(0, index).filter((e) => e.workflowTaskCompletedEventAttributes).length;
+    const partialRecord = partialEvents
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name)
+      .lastIndexOf('recordChunk');
+    const stored = partialEvents.findIndex((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0];
+      return (
+        data !== undefined && (defaultPayloadConverter.fromPayload(data) as { activity_type: string }).activity_type === 'completeUpload'
+      );
+    });
+    expect(partialTaskOf(stored)).toBe(partialTaskOf(partialRecord));
+    // Its last record answers once stored, in that task: the finishing request sent no waitUntilStored.
+    const partialRecordId = partialEvents[partialRecord]?.workflowExecutionUpdateAcceptedEventAttributes?.protocolInstanceId;
+    const partialRecordAnswered = partialEvents.findIndex(
+      (e) => e.workflowExecutionUpdateCompletedEventAttributes?.meta?.updateId === partialRecordId,
+    );
+    expect(partialRecordAnswered).toBeGreaterThan(stored);
+    expect(partialTaskOf(partialRecordAnswered)).toBe(partialTaskOf(partialRecord));
+    expect(
+      partialEvents.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'waitUntilStored'),
+    ).toBe(false);
+    // Earlier partials keep verify and store-partial regular.
+    expect(activityTypes(loadHistory('client-upload-tus-concat-partial.json'))).toEqual(
+      expect.arrayContaining(['verifyClientUpload', 'completeUpload']),
+    );
   });
 
   it('runs a verify that only lists the parts as a local activity under local-listing-verify, and a re-reading verify as a regular one', () => {

@@ -16,6 +16,7 @@
  */
 import { requireMultipartUploadId, WIRE_NAMES } from '../upload/wire-names';
 import { createMultipartUpload } from '../s3/create-multipart-upload';
+import { GetObjectAttributesCommand, type ObjectPart } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { GatewayUploadFailureType, partCountOf, type GatewayPart } from '../upload/gateway-upload';
@@ -25,11 +26,12 @@ import { DEFAULT_S3_STORE_RULES, partSizesProblem } from '../s3/store-rules';
 import type { ChecksumAlgorithm } from '../upload/request';
 import type { UploadActivityDeps } from './deps';
 import { checksumField } from '../s3/checksums';
-import { s3Failure } from '../s3/classify-error';
+import { isS3Error, s3Failure } from '../s3/classify-error';
+import { headObjectIfPresent } from '../s3/head-object';
 import { listAllParts } from '../s3/list-parts';
 import { multipartETag, sameETag } from '../s3/multipart-etag';
 import { extendPartsFingerprint } from '../s3/parts-fingerprint';
-import { withStamp } from '../upload/object-stamp';
+import { STAMP_KEY, withStamp } from '../upload/object-stamp';
 
 export interface OpenMultipartUploadInput {
   bucket: string;
@@ -132,7 +134,8 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
     /** The last look before the pivot: the parts the client sent are exactly those recorded. */
     // Registered under its wire name: see src/upload/wire-names.ts.
     async [WIRE_NAMES.verifyGatewayUpload](input: VerifyGatewayUploadInput): Promise<VerifyGatewayUploadResult> {
-      return verifyGatewayUpload(deps, input, Context.current().cancellationSignal);
+      const ctx = Context.current();
+      return verifyGatewayUpload(deps, input, ctx.cancellationSignal, ctx.info.workflowExecution?.workflowId);
     },
   };
 }
@@ -140,11 +143,17 @@ export function gatewayUploadActivities(deps: UploadActivityDeps) {
 /**
  * What `verifyClientUpload` checks, for any activity that needs it (join-partials verifies the
  * parts it wrote with it before it answers). Throws a permanent failure on any mismatch.
+ *
+ * `ownWorkflowId` (the verify step's own run): a tus verify that finds its multipart upload gone
+ * (`NoSuchUpload`) accepts the object at the key when it is the one its own merge completed (see
+ * {@link ownCompletedUpload}): a local verify runs again when its workflow task is retried, after
+ * the merge of that task may have completed the upload.
  */
 export async function verifyGatewayUpload(
   deps: Pick<UploadActivityDeps, 's3' | 'storeRules'>,
   input: VerifyGatewayUploadInput,
   signal?: AbortSignal,
+  ownWorkflowId?: string,
 ): Promise<VerifyGatewayUploadResult> {
   const where = `s3://${input.bucket}/${input.key}`;
   let parts;
@@ -155,6 +164,10 @@ export async function verifyGatewayUpload(
       signal,
     );
   } catch (err) {
+    if (ownWorkflowId && input.expected.kind === 'tus' && isS3Error(err, 'NoSuchUpload')) {
+      const completed = await ownCompletedUpload(deps, { ...input, expected: input.expected }, ownWorkflowId, signal);
+      if (completed) return completed;
+    }
     throw s3Failure(`ListParts of ${where}`, err);
   }
   const mismatch = (message: string) => gatewayUploadFailure(GatewayUploadFailureType.PartsMismatch, `${where}: ${message}`);
@@ -234,5 +247,59 @@ export async function verifyGatewayUpload(
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;
     throw s3Failure(`verify ${where}`, err);
+  }
+}
+
+/**
+ * The object at the key, when it is what this upload's own merge completed from the verified
+ * parts: stamped with `workflowId` (open-multipart stamps the upload, so the object carries it),
+ * of the recorded length, made of the recorded number of parts whose checksums (as S3 keeps them
+ * with the object, GetObjectAttributes) fold into the recorded fingerprint. The result is the one
+ * the first verify answered (size, part count, the object's ETag: the merge's re-run accepts the
+ * object by it). Anything else — no object, another upload's, other bytes — is undefined, and the
+ * caller fails as before.
+ */
+async function ownCompletedUpload(
+  deps: Pick<UploadActivityDeps, 's3'>,
+  input: VerifyGatewayUploadInput & { expected: Extract<GatewayUploadExpectation, { kind: 'tus' }> },
+  workflowId: string,
+  signal?: AbortSignal,
+): Promise<VerifyGatewayUploadResult | undefined> {
+  const { expected } = input;
+  const where = `s3://${input.bucket}/${input.key}`;
+  try {
+    const head = await headObjectIfPresent(deps.s3, input, signal);
+    if (!head?.ETag || head.Metadata?.[STAMP_KEY] !== workflowId || head.ContentLength !== expected.length) return undefined;
+    const field = checksumField(expected.checksumAlgorithm);
+    const parts: ObjectPart[] = [];
+    let marker: string | undefined;
+    for (;;) {
+      const page = await deps.s3.send(
+        new GetObjectAttributesCommand({
+          Bucket: input.bucket,
+          Key: input.key,
+          VersionId: head.VersionId,
+          ObjectAttributes: ['ObjectParts'],
+          MaxParts: 1000,
+          PartNumberMarker: marker,
+        }),
+        { abortSignal: signal },
+      );
+      parts.push(...(page.ObjectParts?.Parts ?? []));
+      if (!page.ObjectParts?.IsTruncated || !page.ObjectParts.NextPartNumberMarker) break;
+      marker = page.ObjectParts.NextPartNumberMarker;
+    }
+    if (parts.length !== expected.partsCompleted) return undefined;
+    parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    let fingerprint = '';
+    for (const [i, part] of parts.entries()) {
+      const checksum = part[field];
+      if (part.PartNumber !== i + 1 || !checksum) return undefined;
+      fingerprint = extendPartsFingerprint(fingerprint, i + 1, checksum);
+    }
+    if (fingerprint !== expected.fingerprint) return undefined;
+    return { size: expected.length, partCount: parts.length, expectedETag: head.ETag };
+  } catch (err) {
+    throw s3Failure(`reading ${where} back (its multipart upload is gone: completed by this upload's merge?)`, err);
   }
 }

@@ -193,7 +193,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       // A partial (concatenation) does not end with its last byte: it is done once stored, waiting for a final.
       const partial = context().concat === 'partial' || context().state?.concat?.kind === 'partial';
       const state = partial
-        ? await options.uploads.waitUntilStored(context().tenant, upload.id, finishWaitMs)
+        ? await options.uploads.waitUntilStored(context().tenant, upload.id, finishWaitMs, context().state)
         : await options.uploads.waitUntilMerged(context().tenant, upload.id, finishWaitMs, context().state);
       // A partial is not an upload of the tenant's: its final is counted once it ends. A merged
       // upload counts as completed: past its pivot it completes forward.

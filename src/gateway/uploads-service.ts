@@ -766,10 +766,15 @@ export class UploadsService {
    * tus concatenation: waits up to `timeoutMs` until a partial upload stored its bytes (phase
    * `await-join`, where it waits for a final) or ended, then returns its state. A partial's
    * workflow does not end when its last byte arrives, so its finishing PATCH waits for this instead.
+   * When `last` (the answer of the record that brought the last byte) already says stored, no
+   * update is sent.
    */
-  async waitUntilStored(tenant: string, uploadId: string, timeoutMs: number): Promise<GatewayUploadState> {
+  async waitUntilStored(tenant: string, uploadId: string, timeoutMs: number, last?: GatewayUploadState): Promise<GatewayUploadState> {
     const deadline = Date.now() + timeoutMs;
     const storedOrEnded = (state: GatewayUploadState) => state.phase === 'await-join' || state.outcome !== 'running';
+    // The finishing record already answered stored (patch gateway-local-verify-merge).
+    if (last?.tenant === tenant && last.uploadId === uploadId && last.phase === 'await-join' && last.outcome === 'running')
+      return this.changed(this.rememberStored(last));
     try {
       // The workflow answers the moment the partial is stored: no polling on the way.
       const state = await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilStoredUpdate));
@@ -793,13 +798,16 @@ export class UploadsService {
    * earlier version during a rolling deploy), a run that ended or handed over under it, or a
    * state without `merged`: the wait is {@link waitForEnd}'s, as before the update existed. Once
    * answered merged, the end is still waited for in the background (within the same `timeoutMs`),
-   * so observers (the progress stream) learn it as promptly as before.
+   * so observers (the progress stream) learn it as promptly as before. When `last` (the answer of
+   * the record that brought the last byte) already says merged, no update is sent.
    */
   async waitUntilMerged(tenant: string, uploadId: string, timeoutMs: number, last?: GatewayUploadState): Promise<GatewayUploadState> {
     const deadline = Date.now() + timeoutMs;
-    let state: GatewayUploadState | undefined;
+    // The finishing record already answered merged (patch gateway-local-verify-merge): no update to wait for.
+    let state: GatewayUploadState | undefined =
+      last?.merged === true && last.outcome === 'running' && last.tenant === tenant && last.uploadId === uploadId ? last : undefined;
     try {
-      state = await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilMergedUpdate));
+      state ??= await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilMergedUpdate));
     } catch {
       // Unknown to the worker, the run ended or handed over under it, or not answered in time: wait for the end.
     }

@@ -20,6 +20,9 @@
  *
  * A partial's merge (`store-partial`) is no pivot: until a final joins it, an expiry or a
  * cancellation still undoes it. The final reserves nothing: its partials commit their reservations.
+ *
+ * Which steps run as local activities (in the workflow task that needs them, run again when that
+ * task is retried) depends on the run's patches: the tables below.
  */
 import { WIRE_NAMES } from '../upload/wire-names';
 import type { UploadActivities } from '../activities';
@@ -121,9 +124,35 @@ export const gatewayUploadStepsWithLocalSteps: typeof gatewayUploadSteps = {
  * compensated a stored object; with the merge and notify in one task, a retried task sent
  * upload.completed twice with different contents (the merge's re-run reports `alreadyCompleted`,
  * the event a new `occurredAt`), which a receiver cannot de-duplicate (fault scenario 18 found
- * both). Chosen by the patch `gateway-local-open-multipart`.
+ * both). Chosen by the patch `gateway-local-open-multipart` (presigned uploads, concatenation
+ * finals, and tus runs started before `gateway-local-verify-merge`).
  */
 export const gatewayUploadStepsWithLocalOpenMultipart: typeof gatewayUploadSteps = {
   ...gatewayUploadSteps,
   'open-multipart': withLocalAction(gatewayUploadSteps['open-multipart']),
+};
+
+/**
+ * A tus upload's that receives bytes (not a concatenation final's): open-multipart, verify and
+ * merge (a partial's store-partial) local, so the last PATCH's record, verify and merge take one
+ * workflow task (the finishing PATCH answers at the merge, a partial's once stored: the record
+ * itself answers then, see the workflow). Safe when the
+ * task is retried and runs them again:
+ * - verify, finding its multipart upload gone (`NoSuchUpload`), accepts the object at the key when
+ *   it is the one its merge completed — stamped with the run's workflow id, of the recorded length,
+ *   with parts whose checksums fold into the recorded fingerprint — and answers what it answered
+ *   first; any other object still fails it (src/activities/gateway-upload.ts);
+ * - merge and store-partial, finding the upload gone, accept the object whose ETag verify
+ *   predicted (their re-run's `alreadyCompleted` is in no result or event);
+ * - nothing after them in their task has a side effect: delete-staged stays a regular activity
+ *   between the merge and commit-quota/notify, so notify never shares a workflow task with the
+ *   merge (`upload.completed` is sent once, from a recorded merge); a stored partial waits for a
+ *   final, whose claim is accepted only once the partial's task completed.
+ * Chosen by the patch `gateway-local-verify-merge`.
+ */
+export const gatewayUploadStepsWithLocalVerifyMerge: typeof gatewayUploadSteps = {
+  ...gatewayUploadStepsWithLocalOpenMultipart,
+  verify: withLocalAction(gatewayUploadSteps.verify),
+  merge: withLocalAction(gatewayUploadSteps.merge),
+  'store-partial': withLocalAction(gatewayUploadSteps['store-partial']),
 };

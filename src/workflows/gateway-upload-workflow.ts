@@ -45,6 +45,7 @@ import {
   GATEWAY_TAIL_PARTS_PATCH,
   GATEWAY_LOCAL_STEPS_PATCH,
   GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH,
+  GATEWAY_LOCAL_VERIFY_MERGE_PATCH,
   TUS_CONCAT_JOIN_VERIFIES_PATCH,
   TUS_CONCAT_SIGNALS_AT_ONCE_PATCH,
   TUS_CONCATENATION_PATCH,
@@ -89,7 +90,12 @@ import {
 import type { UploadOutcomeKind, UploadResult } from '../upload/outcome';
 import { CLAIM_LEASE_MS, claimProblem, withdrawProblem, type ConcatState, type JoinSource } from '../upload/concatenation';
 import { endedFailure, uploadMetricsSink } from '../metrics/upload-sinks';
-import { gatewayUploadSteps, gatewayUploadStepsWithLocalSteps, gatewayUploadStepsWithLocalOpenMultipart } from './gateway-upload-steps';
+import {
+  gatewayUploadSteps,
+  gatewayUploadStepsWithLocalSteps,
+  gatewayUploadStepsWithLocalOpenMultipart,
+  gatewayUploadStepsWithLocalVerifyMerge,
+} from './gateway-upload-steps';
 import { UploadOutcome, UploadPhase as UploadPhaseAttribute, UploadSizeBytes } from '../upload/search-attributes';
 import { failureReportOf, uploadEvents } from './upload-notifications';
 import {
@@ -121,6 +127,9 @@ import {
   waitUntilOpenUpdate,
   waitUntilStoredUpdate,
 } from '../upload/gateway-upload-messages';
+
+/** How long the record that brings the last byte waits for the merge before it answers (below the gateway's 30 s call timeout). */
+const FINISHING_RECORD_WAIT = '20s';
 
 const formatMiB = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
@@ -216,14 +225,20 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
   const received = () => (state.mode === 'tus' ? tusBytesReceived(state) : reportedParts !== undefined);
 
   // Creation and the last PATCH each wait for one workflow task, not a task-queue trip per step.
-  // New runs: open-multipart local (creation in one workflow task); the steps after the bytes stay
-  // regular (re-run in a retried task, a local verify compensated a stored object and a local merge
-  // made notify send a different upload.completed). Earlier runs replay what they recorded.
-  const steps = patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
-    ? gatewayUploadStepsWithLocalOpenMultipart
-    : !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
-      ? gatewayUploadStepsWithLocalSteps
-      : gatewayUploadSteps;
+  // New tus runs that receive bytes (not a concatenation final): open-multipart, verify and merge
+  // (a partial's store-partial) local, each harmless when a retried task runs it again after it
+  // succeeded (see gatewayUploadStepsWithLocalVerifyMerge); what follows them in their task issues
+  // no side effect (delete-staged, regular, keeps notify out of the merge's task; a partial waits).
+  // Other new runs: open-multipart local only (a presigned upload's merge shares its task with
+  // notify). Earlier runs replay what they recorded. Asked once at the start: the answer holds for the run.
+  const localVerifyMerge = input.mode === 'tus' && !final && patched(GATEWAY_LOCAL_VERIFY_MERGE_PATCH);
+  const steps = localVerifyMerge
+    ? gatewayUploadStepsWithLocalVerifyMerge
+    : patched(GATEWAY_LOCAL_OPEN_MULTIPART_PATCH)
+      ? gatewayUploadStepsWithLocalOpenMultipart
+      : !patched(GATEWAY_LOCAL_STEPS_WITHDRAWN_PATCH) && patched(GATEWAY_LOCAL_STEPS_PATCH)
+        ? gatewayUploadStepsWithLocalSteps
+        : gatewayUploadSteps;
   // Pause: see the module comment. Handlers and the query issue no command; a run never paused replays unchanged.
   const pausable = new Set<GatewayUploadPhase>(['reserve-space', 'open-multipart', 'receive-parts']);
   const gate = createPauseGate({
@@ -304,7 +319,19 @@ export async function gatewayUploadWorkflow(input: GatewayUploadInput): Promise<
       state.fingerprint = record.fingerprint;
       state.staged = record.staged.map(({ start, end }) => ({ start, end }));
       setCurrentDetails(`**receive-parts** — ${describeBytes()} → s3://${bucket}/${key}`);
-      return snapshot();
+      if (!(localVerifyMerge && received())) return snapshot();
+      // The record that brings the last byte: verify and merge (a partial's store-partial) run
+      // (local) in its workflow task, so it answers once merged (stored) and the finishing request
+      // needs no waitUntilMerged (waitUntilStored), a task of its own. Bounded below the gateway's
+      // call timeout: then it answers before, and the gateway waits with that update as before.
+      return condition(
+        () =>
+          state.merged === true ||
+          (partial !== undefined && state.phase === 'await-join') ||
+          state.outcome !== 'running' ||
+          state.phase === 'compensating',
+        FINISHING_RECORD_WAIT,
+      ).then(snapshot);
     },
     {
       validator: (record) => {

@@ -153,6 +153,16 @@ describe('tus concatenation', () => {
       'completeUpload',
     ]);
     await expectPartialsSettled(parallel.name, final);
+    // Patch gateway-local-verify-merge: each partial verified and stored its bytes as local
+    // activities, and its last record answered once stored (no waitUntilStored sent).
+    for (const id of final.concat?.kind === 'final' ? final.concat.partials : []) {
+      expect(await scheduledActivities(parallel.name, id), "a partial's activity trips").toEqual(['cleanupUpload']);
+      const history = await stack.client.workflow.getHandle(uploadWorkflowId(parallel.name, id)).fetchHistory();
+      const updates = (history.events ?? []).flatMap(
+        (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? [],
+      );
+      expect(updates).not.toContain('waitUntilStored');
+    }
     await eventually(
       () => ledger().usage(parallel.name),
       { tenant: parallel.name, usedBytes: data.length, reservedBytes: 0, reservations: 0 },

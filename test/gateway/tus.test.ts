@@ -133,6 +133,14 @@ describe('tus with tus-js-client', () => {
       const answered = seen.filter((s) => s.uploadId === uploadId).pop();
       expect(answered).toMatchObject({ outcome: 'running', merged: true, offset: data.length, length: data.length });
       expect(answered?.failure).toBeUndefined();
+      // The record that brought the last byte answered merged (verify and merge ran in its workflow
+      // task, patch gateway-local-verify-merge): the finishing request sent no waitUntilMerged.
+      const history = await stack.client.workflow.getHandle(uploadWorkflowId(slow.name, uploadId)).fetchHistory();
+      const updates = (history.events ?? []).flatMap(
+        (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? [],
+      );
+      expect(updates.at(-1)).toBe('recordChunk');
+      expect(updates).not.toContain('waitUntilMerged');
       // A client told "done" finds the object in S3, byte for byte, at that moment.
       expect(await objectSha256(stack.s3, BUCKET, answered!.key)).toBe(sha256(data));
       // HEAD on either replica while notify (a local activity) holds the workflow task: answered at
