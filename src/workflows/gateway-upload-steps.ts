@@ -42,7 +42,8 @@ export const gatewayUploadSteps = defineSaga<UploadActivities>()({
       timeouts: { startToClose: '1m' },
     },
     // Abort (confirmed by listing) and delete the staged segments: leave nothing outside an object.
-    compensation: uploadSteps['upload-parts'].compensation,
+    // Given up after 2 minutes on a worker that died, as delete-staged (below) is.
+    compensation: { ...uploadSteps['upload-parts'].compensation, timeouts: { startToClose: '2m' } },
   },
   'receive-parts': {
     action: {
@@ -83,7 +84,10 @@ export const gatewayUploadSteps = defineSaga<UploadActivities>()({
       // cleanupUpload without an upload id only deletes what is under the staging prefix (orphans of gateways that died).
       activity: 'cleanupUpload',
       retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2m', jitter: 'full' },
-      timeouts: { startToClose: '10m' },
+      // A listing and a few deletes and aborts, each cut after 60 s of silence by the S3 client: an
+      // attempt on a worker that died is given up after 2 minutes, not 10 (fault scenario 18 saw an
+      // upload wait out the 10 after its merge). Timeouts are not replayed.
+      timeouts: { startToClose: '2m' },
     },
   },
   'commit-quota': uploadStepsWithLocalShortSteps['commit-quota'],
