@@ -28,6 +28,7 @@ import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type
 import { codeSpans, fragmentPattern, readRepoFile, tables } from '../support/markdown';
 import { keysUnder, objectSha256 } from '../support/s3-inspect';
 import {
+  collectingLogger,
   createTusUpload,
   idOf,
   quotaLedgerOf,
@@ -127,18 +128,7 @@ beforeAll(async () => {
     // A short cooldown between JWKS fetches, so that the rotation test need not wait the default 30 s.
     overrides: { jwt: { ...jwt, jwksCooldownMs: 200 } },
     plugins: [s3MultipartPlugin(), progressPlugin()],
-    loggerInstance: createLogger(
-      { level: 'debug', format: 'json' },
-      {
-        name: 'gateway',
-        destination: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            gatewayLines.push(...chunk.toString().split('\n').filter(Boolean));
-            done();
-          },
-        }),
-      },
-    ),
+    loggerInstance: collectingLogger('debug', gatewayLines),
   });
 });
 

@@ -9,10 +9,14 @@
  * first served it (each test file has its own queue).
  */
 import { randomBytes } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import * as tus from 'tus-js-client';
 import { hashToken, loadGatewayConfig, type GatewayConfig } from '../../src/gateway/config';
+import { createLogger } from '../../src/logging';
+import { partChecksum } from '../../src/s3/checksums';
+import { extendPartsFingerprint } from '../../src/s3/parts-fingerprint';
 import { createGateway, type GatewayOptions, type GatewayServer } from '../../src/gateway/server';
 import { TemporalQuotaLedger } from '../../src/quota/temporal-ledger';
 import type { TestStack } from '../support/harness';
@@ -166,4 +170,44 @@ export async function createTusUpload(
   });
   if (response.status !== 201) throw new Error(`POST answered ${response.status}: ${await response.text()}`);
   return new URL(response.headers.get('location')!, gateway.url).toString();
+}
+
+/** A gateway logger (JSON, at `level`) whose every line lands in `lines`. */
+export function collectingLogger(level: 'debug' | 'error', lines: string[]): ReturnType<typeof createLogger> {
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return createLogger({ level, format: 'json' }, { name: 'gateway', destination });
+}
+
+/**
+ * Fills a multipart upload with random parts of `sizes`, each with its CRC32C as the gateway sends
+ * them; answers the fingerprint of their checksums (what a gateway upload's record holds).
+ */
+export async function uploadCrc32cParts(
+  s3: S3Client,
+  target: { bucket: string; key: string; multipartUploadId: string },
+  sizes: number[],
+): Promise<string> {
+  let fingerprint = '';
+  for (const [i, size] of sizes.entries()) {
+    const body = randomBytes(size);
+    const checksum = await partChecksum('CRC32C', body);
+    await s3.send(
+      new UploadPartCommand({
+        Bucket: target.bucket,
+        Key: target.key,
+        UploadId: target.multipartUploadId,
+        PartNumber: i + 1,
+        Body: body,
+        ChecksumAlgorithm: 'CRC32C',
+        ChecksumCRC32C: checksum,
+      }),
+    );
+    fingerprint = extendPartsFingerprint(fingerprint, i + 1, checksum);
+  }
+  return fingerprint;
 }

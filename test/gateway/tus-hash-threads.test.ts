@@ -5,14 +5,12 @@
  * the right bytes (real worker, Temporal and MinIO; the threads are replaced, S3 is not).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logging';
 import { HashThreads, setHashThreads } from '../../src/s3/hash-threads';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { objectSha256 } from '../support/s3-inspect';
-import { createTusUpload, idOf, startTestGateway, testTenant, tusRequest, type TestGateway } from './gateway-harness';
+import { collectingLogger, createTusUpload, idOf, startTestGateway, testTenant, tusRequest, type TestGateway } from './gateway-harness';
 
 const BUCKET = 'uploads';
 let stack: TestStack;
@@ -25,18 +23,7 @@ beforeAll(async () => {
   stack = await connectTestStack();
   worker = await startUploadWorker(stack);
   gateway = await startTestGateway(stack, [tenant], {
-    loggerInstance: createLogger(
-      { level: 'error', format: 'json' },
-      {
-        name: 'gateway',
-        destination: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            gatewayLines.push(...chunk.toString().split('\n').filter(Boolean));
-            done();
-          },
-        }),
-      },
-    ),
+    loggerInstance: collectingLogger('error', gatewayLines),
   });
 });
 

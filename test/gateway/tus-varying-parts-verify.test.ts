@@ -4,18 +4,16 @@
  * still refused — a sum that is not the length, a part but the last below the part size, a count
  * other than the recorded one, checksums that do not fold into the recorded fingerprint.
  */
-import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import type { VerifyGatewayUploadInput } from '../../src/activities/gateway-upload';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
-import { partChecksum } from '../../src/s3/checksums';
-import { extendPartsFingerprint } from '../../src/s3/parts-fingerprint';
 import { WIRE_NAMES } from '../../src/upload/wire-names';
 import { MiB } from '../support/files';
+import { uploadCrc32cParts } from './gateway-harness';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
@@ -42,24 +40,7 @@ async function partsOf(sizes: number[]): Promise<{ key: string; multipartUploadI
   const created = await stack.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key, ChecksumAlgorithm: 'CRC32C' }));
   const multipartUploadId = created.UploadId!;
   opened.push({ key, uploadId: multipartUploadId });
-  let fingerprint = '';
-  for (const [i, size] of sizes.entries()) {
-    const body = randomBytes(size);
-    const checksum = await partChecksum('CRC32C', body);
-    await stack.s3.send(
-      new UploadPartCommand({
-        Bucket: BUCKET,
-        Key: key,
-        UploadId: multipartUploadId,
-        PartNumber: i + 1,
-        Body: body,
-        ChecksumAlgorithm: 'CRC32C',
-        ChecksumCRC32C: checksum,
-      }),
-    );
-    fingerprint = extendPartsFingerprint(fingerprint, i + 1, checksum);
-  }
-  return { key, multipartUploadId, fingerprint };
+  return { key, multipartUploadId, fingerprint: await uploadCrc32cParts(stack.s3, { bucket: BUCKET, key, multipartUploadId }, sizes) };
 }
 
 async function verify(

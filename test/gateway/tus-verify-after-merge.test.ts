@@ -6,21 +6,19 @@
  * fingerprint — answering what the first verify answered, so the merge's re-run accepts it too.
  * Any other object at the key (another upload's, other bytes, none) still fails verify.
  */
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type UploadActivities } from '../../src/activities';
 import type { VerifyGatewayUploadInput, VerifyGatewayUploadResult } from '../../src/activities/gateway-upload';
 import type { CompleteUploadResult } from '../../src/activities/complete-upload';
 import { LocalFileResolver } from '../../src/activities/sources/local-file';
-import { partChecksum } from '../../src/s3/checksums';
-import { extendPartsFingerprint } from '../../src/s3/parts-fingerprint';
 import { withStamp } from '../../src/upload/object-stamp';
 import { uploadWorkflowId } from '../../src/upload/request';
 import { WIRE_NAMES } from '../../src/upload/wire-names';
 import { MiB } from '../support/files';
+import { uploadCrc32cParts } from './gateway-harness';
 import { connectTestStack, uniqueId, type TestStack } from '../support/harness';
 import { unusedQuotaLedger } from '../support/unused-quota-ledger';
 
@@ -53,24 +51,7 @@ async function openAndFill(key: string, workflowId: string): Promise<{ multipart
     new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key, ChecksumAlgorithm: 'CRC32C', Metadata: withStamp({}, workflowId) }),
   );
   const multipartUploadId = created.UploadId!;
-  let fingerprint = '';
-  for (const [i, size] of SIZES.entries()) {
-    const body = randomBytes(size);
-    const checksum = await partChecksum('CRC32C', body);
-    await stack.s3.send(
-      new UploadPartCommand({
-        Bucket: BUCKET,
-        Key: key,
-        UploadId: multipartUploadId,
-        PartNumber: i + 1,
-        Body: body,
-        ChecksumAlgorithm: 'CRC32C',
-        ChecksumCRC32C: checksum,
-      }),
-    );
-    fingerprint = extendPartsFingerprint(fingerprint, i + 1, checksum);
-  }
-  return { multipartUploadId, fingerprint };
+  return { multipartUploadId, fingerprint: await uploadCrc32cParts(stack.s3, { bucket: BUCKET, key, multipartUploadId }, SIZES) };
 }
 
 type TusExpectation = Extract<VerifyGatewayUploadInput['expected'], { kind: 'tus' }>;
