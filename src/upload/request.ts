@@ -406,6 +406,8 @@ export function normalizeUploadRequest(input: unknown): UploadRequestWithDefault
   const request = input as UploadRequest;
   return {
     ...request,
+    // -0 passes as ≥ 0: it is 0 bytes, which is what the workflow input records (JSON writes 0).
+    ...(Object.is(request.declaredSize, -0) ? { declaredSize: 0 } : {}),
     partSize: request.partSize ?? UPLOAD_DEFAULTS.partSize,
     partConcurrency: request.partConcurrency ?? UPLOAD_DEFAULTS.partConcurrency,
     checksumAlgorithm: request.checksumAlgorithm ?? expectedCrc(request.expectedChecksum)?.algorithm ?? UPLOAD_DEFAULTS.checksumAlgorithm,

@@ -114,6 +114,10 @@ describe('upload request validation', () => {
     expect(problem!.message).toContain(message);
   });
 
+  it('takes a declared size of -0 as 0, as the workflow input will record it (fast-check found it)', () => {
+    expect(Object.is(normalizeUploadRequest({ ...valid, declaredSize: -0 }).declaredSize, 0)).toBe(true);
+  });
+
   it('lists every problem at once in one typed error', () => {
     const err = (() => {
       try {
