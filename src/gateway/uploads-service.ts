@@ -254,6 +254,11 @@ export interface ApplicationUploadState {
   error?: string;
 }
 
+/** Whether `state` (a state the caller already has, e.g. a record's answer) is of this upload. */
+function isUpload(state: GatewayUploadState | undefined, tenant: string, uploadId: string): state is GatewayUploadState {
+  return state?.tenant === tenant && state.uploadId === uploadId;
+}
+
 /** The protocol-neutral uploads API over Temporal: create, read, record, complete and cancel gateway uploads (see the contract above). */
 export class UploadsService {
   private readonly client: Client;
@@ -773,7 +778,7 @@ export class UploadsService {
     const deadline = Date.now() + timeoutMs;
     const storedOrEnded = (state: GatewayUploadState) => state.phase === 'await-join' || state.outcome !== 'running';
     // The finishing record already answered stored (patch gateway-local-verify-merge).
-    if (last?.tenant === tenant && last.uploadId === uploadId && last.phase === 'await-join' && last.outcome === 'running')
+    if (isUpload(last, tenant, uploadId) && last.phase === 'await-join' && last.outcome === 'running')
       return this.changed(this.rememberStored(last));
     try {
       // The workflow answers the moment the partial is stored: no polling on the way.
@@ -805,7 +810,7 @@ export class UploadsService {
     const deadline = Date.now() + timeoutMs;
     // The finishing record already answered merged (patch gateway-local-verify-merge): no update to wait for.
     let state: GatewayUploadState | undefined =
-      last?.merged === true && last.outcome === 'running' && last.tenant === tenant && last.uploadId === uploadId ? last : undefined;
+      isUpload(last, tenant, uploadId) && last.merged === true && last.outcome === 'running' ? last : undefined;
     try {
       state ??= await this.client.withDeadline(deadline, () => this.handle(tenant, uploadId).executeUpdate(waitUntilMergedUpdate));
     } catch {
@@ -835,7 +840,7 @@ export class UploadsService {
     } catch {
       // Failed, cancelled, or still running at the deadline: the state says which.
     }
-    if (!(result && last?.tenant === tenant && last.uploadId === uploadId)) return this.changed(await this.state(tenant, uploadId));
+    if (!(result && isUpload(last, tenant, uploadId))) return this.changed(await this.state(tenant, uploadId));
     // Settled before the answer (as `state` does for what it reads): a read of the mark after it learns the end.
     const completed = completedState(last, result);
     await this.mergedMarks?.settle(completed);
@@ -913,7 +918,6 @@ export class UploadsService {
     }
   }
 
-  /** A refused state change (an Update validator's, or the same check made before sending it) as a gateway error. */
   /** The gateway error of an Update the workflow's validator refused with a {@link ChunkRejection}; undefined for any other failure. */
   private updateRejection(err: unknown, uploadId: string): GatewayError | undefined {
     const rejection = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
@@ -921,6 +925,7 @@ export class UploadsService {
     return this.rejection({ type: rejection.type as ChunkRejection, message: rejection.message }, uploadId);
   }
 
+  /** A refused state change (an Update validator's, or the same check made before sending it) as a gateway error. */
   private rejection(problem: { type: ChunkRejection; message: string }, uploadId: string): GatewayError {
     switch (problem.type) {
       case ChunkRejection.OffsetConflict:
