@@ -89,9 +89,12 @@ export interface WriterBehaviour {
   recordEachPart: boolean;
   /**
    * Settles once the state the writer starts from is confirmed (see `stateConfirmed` of the request
-   * context); nothing is read from or written to S3 before, and the writer fails with its rejection.
+   * context), with the workflow's state when it has one (a new upload's, once open: the writer
+   * takes it, multipart upload id and all); nothing is read from or written to S3 before, and the
+   * writer fails with its rejection. Until then the body is still received, into at most
+   * `partsInFlight` parts waiting to be sent.
    */
-  confirmation?: Promise<void>;
+  confirmation?: Promise<GatewayUploadState | void>;
   /** The body's length (Content-Length), when known: the staged segments are read back while it is received if it fills a part. */
   bodyLength?: number;
 }
@@ -228,9 +231,15 @@ export class ChunkWriter {
     }
   }
 
+  /** Waits for the confirmation of the starting state (see {@link WriterBehaviour.confirmation}); takes the workflow's state when it comes with one. */
+  private async confirmed(): Promise<void> {
+    const state = await this.behaviour.confirmation;
+    if (state && this.latest.multipartUploadId === undefined) this.latest = state;
+  }
+
   /** Ends the request: sends the last part or stages the remainder, records, deletes folded segments. */
   async finish(): Promise<GatewayUploadState> {
-    await this.behaviour.confirmation;
+    await this.confirmed();
     const { length } = this.latest;
     if (this.held) await this.foldRemainder();
     const total = this.pending.offset + this.freshBytes;
@@ -281,12 +290,12 @@ export class ChunkWriter {
    * the part. Nothing is read before the state is confirmed.
    */
   private startReadingStaged(buffer: Buffer): void {
-    const { bodyLength, confirmation } = this.behaviour;
+    const { bodyLength } = this.behaviour;
     if (this.pending.staged.length === 0 || bodyLength === undefined) return;
     const fills = this.stagedBytes() + bodyLength >= this.partSize || this.pending.offset + bodyLength === this.latest.length;
     if (!fills) return;
     this.readingStaged = (async () => {
-      await confirmation;
+      await this.confirmed();
       await this.readStagedInto(buffer);
     })();
     // Awaited before the buffer is sent or given back; a failure fails the request there.
@@ -342,13 +351,15 @@ export class ChunkWriter {
 
   /** The current part's buffer with the staged bytes read back into its start; given back if that fails. */
   private async assemblePart(): Promise<Buffer> {
-    await this.behaviour.confirmation;
     const read = this.current !== undefined;
     const buffer = this.current ?? this.buffers.take(this.capacity);
     this.current = undefined;
     try {
       const prefetched = read && (await this.stagedRead());
-      if (!prefetched && this.pending.staged.length > 0) await this.readStagedInto(buffer);
+      if (!prefetched && this.pending.staged.length > 0) {
+        await this.confirmed();
+        await this.readStagedInto(buffer);
+      }
     } catch (error) {
       this.buffers.give(buffer);
       throw error;
@@ -419,19 +430,22 @@ export class ChunkWriter {
     this.pending = part.after;
     // Backpressure: the request is not read further while every slot is busy.
     await this.freeSlot();
-    part.job = this.options.s3
-      .send(
-        payloadSignature(
-          new UploadPartCommand({
-            Bucket: this.latest.bucket,
-            Key: this.latest.key,
-            UploadId: this.latest.multipartUploadId,
-            PartNumber: partNumber,
-            Body: body,
-            ContentLength: body.length,
-            ChecksumAlgorithm: algorithm,
-            [checksumField(algorithm)]: checksum,
-          }),
+    // Sent once the starting state is confirmed; the next part is received meanwhile.
+    part.job = this.confirmed()
+      .then(() =>
+        this.options.s3.send(
+          payloadSignature(
+            new UploadPartCommand({
+              Bucket: this.latest.bucket,
+              Key: this.latest.key,
+              UploadId: this.latest.multipartUploadId,
+              PartNumber: partNumber,
+              Body: body,
+              ContentLength: body.length,
+              ChecksumAlgorithm: algorithm,
+              [checksumField(algorithm)]: checksum,
+            }),
+          ),
         ),
       )
       .then(
@@ -484,7 +498,7 @@ export class ChunkWriter {
    * Moves `pending` (not `sent`: parts before the segment may still be on their way).
    */
   private async stage(): Promise<void> {
-    await this.behaviour.confirmation;
+    await this.confirmed();
     const end = this.pending.offset + this.freshBytes;
     let segment: StagedSegment;
     let body: Buffer;

@@ -30,9 +30,11 @@ export interface TusRequestContext {
   /**
    * When `state` is this replica's last sight of the upload rather than the workflow's answer: settles
    * once the workflow confirmed it, rejects (409) when the upload stands elsewhere. Nothing is
-   * written to S3 before it settled.
+   * written to S3 before it settled. For an upload created here that still opens, `state` is the
+   * state expected once open, and this settles with the workflow's (multipart upload id and all),
+   * or rejects with the creation's refusal (413 for quota).
    */
-  stateConfirmed?: Promise<void>;
+  stateConfirmed?: Promise<GatewayUploadState | void>;
   /** Called once the store created the upload, before the creation's content is read (the resumable-upload draft's 104). */
   onUploadCreated?: (location: string) => void;
   /** PATCH: the request's Upload-Offset. */

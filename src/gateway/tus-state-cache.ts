@@ -18,8 +18,36 @@ import type { GatewayUploadState } from '../upload/gateway-upload';
 /** The states one replica last saw of its uploads (see the module's invariants). */
 export class UploadStateCache {
   private readonly entries = new Map<string, GatewayUploadState>();
+  /** Uploads this replica created whose saga still opens them: the workflow's state once open. */
+  private readonly openings = new Map<string, Promise<GatewayUploadState>>();
 
   constructor(private readonly capacity = 10_000) {}
+
+  /**
+   * Keeps the state a new upload will have once open (`expectedOpenState`) as its guess until
+   * `opened` settles: then the workflow's state replaces it (unless something newer did), or the
+   * upload is forgotten when it could not open.
+   */
+  rememberOpening(expected: GatewayUploadState, opened: Promise<GatewayUploadState>): void {
+    const key = keyOf(expected.tenant, expected.uploadId);
+    this.remember(expected);
+    this.openings.set(key, opened);
+    opened.then(
+      (state) => {
+        if (this.openings.get(key) === opened) this.openings.delete(key);
+        if (this.entries.get(key) === expected) this.remember(state);
+      },
+      () => {
+        if (this.openings.get(key) === opened) this.openings.delete(key);
+        if (this.entries.get(key) === expected) this.entries.delete(key);
+      },
+    );
+  }
+
+  /** The workflow's state once open, for an upload this replica created whose saga still opens it. */
+  opening(tenant: string, uploadId: string): Promise<GatewayUploadState> | undefined {
+    return this.openings.get(keyOf(tenant, uploadId));
+  }
 
   /** The last state of `uploadId` this replica saw, when it still receives bytes. */
   get(tenant: string, uploadId: string): GatewayUploadState | undefined {

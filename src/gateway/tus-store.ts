@@ -36,7 +36,7 @@ import type { Readable } from 'node:stream';
 import { DataStore, Upload } from '@tus/server';
 import { Metadata } from '@tus/utils';
 import { DEFAULT_TUS_PARTS_IN_FLIGHT } from './config';
-import { assertNotPaused, GatewayError, UploadConflictError, UploadTooLargeError } from './errors';
+import { assertNotPaused, GatewayError, UploadConflictError, UploadNotStoredError, UploadTooLargeError } from './errors';
 import { PartBuffers } from '../s3/part-buffers';
 import { BodyChecksum, ChecksumMismatchError } from './tus-checksum';
 import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
@@ -44,7 +44,7 @@ import { currentContext } from './tus-request-context';
 import { objectMetadataOf } from './tus-metadata';
 import { FinalUploadNotWritableError, uploadConcatHeader } from './tus-concatenation';
 import { sameWritePosition, UploadStateCache } from './tus-state-cache';
-import type { GatewayUploadState } from '../upload/gateway-upload';
+import { openedAsExpected, type GatewayUploadState } from '../upload/gateway-upload';
 
 export {
   parseUploadChecksum,
@@ -96,34 +96,53 @@ export class GatewayUploadStore extends DataStore {
     ];
   }
 
-  /** POST: starts the upload's saga (reserve space, open the multipart upload). */
+  /**
+   * POST: starts the upload's saga (reserve space, open the multipart upload). An upload with bytes
+   * to come is answered once Temporal started the saga: its first PATCH is received while the saga
+   * opens, and written once it is open (a refusal for quota answers that PATCH, 413). A zero-byte
+   * upload is answered once open and its one empty part sent.
+   */
   override async create(upload: Upload): Promise<Upload> {
     const context = currentContext();
     const { filename, contentType, metadata } = objectMetadataOf(upload.metadata ?? {});
     const token = context.uploadToken;
-    const state = await this.options.uploads
-      .create({
-        tenant: context.tenant,
-        uploadId: upload.id,
-        // Without a size (Upload-Defer-Length: 1) the saga reserves the maximum until a PATCH declares it.
-        ...(upload.size !== undefined ? { length: upload.size } : { maxLength: context.maxUploadBytes }),
-        ...(filename ? { filename } : {}),
-        ...(contentType ? { contentType } : {}),
-        ...(token?.scope.key !== undefined ? { key: token.scope.key } : {}),
-        metadata,
-        ...(context.uploadMetadata !== undefined ? { tusMetadata: context.uploadMetadata } : {}),
-        mode: 'tus',
-        ...(context.concat === 'partial' ? { concat: 'partial' as const } : {}),
-      })
-      .catch(async (err: unknown) => {
-        // Nothing was created: the upload token may create its one upload again (or, a partial, use its bytes for another).
-        if (token) await token.bindings.release(token.scope.tokenId, upload.id).catch(() => undefined);
-        if (token && context.heldPartialBytes)
-          await token.bindings
-            .addBytes(token.scope.tokenId, -context.heldPartialBytes, context.maxUploadBytes, token.scope.expiresAt)
-            .catch(() => undefined);
-        throw err;
-      });
+    /** The upload token's hold on this creation given back: nothing (usable) was created. */
+    const giveBackToken = async (partialBytes: boolean) => {
+      if (!token) return;
+      await token.bindings.release(token.scope.tokenId, upload.id).catch(() => undefined);
+      if (partialBytes && context.heldPartialBytes)
+        await token.bindings
+          .addBytes(token.scope.tokenId, -context.heldPartialBytes, context.maxUploadBytes, token.scope.expiresAt)
+          .catch(() => undefined);
+    };
+    const request = {
+      tenant: context.tenant,
+      uploadId: upload.id,
+      // Without a size (Upload-Defer-Length: 1) the saga reserves the maximum until a PATCH declares it.
+      ...(upload.size !== undefined ? { length: upload.size } : { maxLength: context.maxUploadBytes }),
+      ...(filename ? { filename } : {}),
+      ...(contentType ? { contentType } : {}),
+      ...(token?.scope.key !== undefined ? { key: token.scope.key } : {}),
+      metadata,
+      ...(context.uploadMetadata !== undefined ? { tusMetadata: context.uploadMetadata } : {}),
+      mode: 'tus' as const,
+      ...(context.concat === 'partial' ? { concat: 'partial' as const } : {}),
+    };
+    let state: GatewayUploadState;
+    let opened: Promise<GatewayUploadState> | undefined;
+    try {
+      if (upload.size === 0) state = await this.options.uploads.create(request);
+      else ({ state, opened } = await this.options.uploads.createStarted(request));
+    } catch (err) {
+      // Nothing was created: the upload token may create its one upload again (or, a partial, use its bytes for another).
+      await giveBackToken(true);
+      throw err;
+    }
+    // Refused once started (quota), the saga ended: the token may create again; a partial's bytes come
+    // back as a member's that ended unjoined (noted below), so they are not given back twice.
+    opened?.catch((err: unknown) =>
+      err instanceof UploadTooLargeError || err instanceof UploadNotStoredError ? giveBackToken(false) : undefined,
+    );
     // A partial's bytes count against its upload token until it is joined; noted, so that they can be given back if it ends unjoined.
     if (token && context.heldPartialBytes)
       await token.bindings
@@ -135,7 +154,12 @@ export class GatewayUploadStore extends DataStore {
     } else {
       // creation-with-upload: the body is written from this state, no query needed.
       context.state = state;
-      this.states.remember(state);
+      if (opened) {
+        this.states.rememberOpening(state, opened);
+        const confirmation = confirmedOpen(state, opened);
+        confirmation.catch(() => undefined);
+        context.stateConfirmed = confirmation;
+      } else this.states.remember(state);
       context.setHeader('Upload-Expires', new Date(state.expiresAt).toUTCString());
     }
     upload.creation_date = new Date(state.createdAt).toISOString();
@@ -152,29 +176,32 @@ export class GatewayUploadStore extends DataStore {
     // A PATCH that names another offset, or one after the expiry, is answered from the workflow's state.
     const last = context.method === 'PATCH' ? this.states.get(context.tenant, id) : undefined;
     const seen = last && last.offset === context.uploadOffset && Date.now() < last.expiresAt ? last : undefined;
+    const opening = seen && seen.multipartUploadId === undefined ? this.states.opening(context.tenant, id) : undefined;
     let state: GatewayUploadState;
-    if (seen) {
+    if (seen && opening) {
+      // Created here and still opening: the PATCH is received meanwhile, and written once open
+      // (and, unless this is the only replica, once a query confirmed the state it opened with).
+      state = seen;
+      const confirmation = confirmedOpen(seen, opening).then(async (opened) => {
+        if (!this.options.onlyReplica) await this.confirmedByQuery(context.tenant, id, opened);
+        return opened;
+      });
+      confirmation.catch(() => undefined);
+      context.stateConfirmed = confirmation;
+    } else if (seen && seen.multipartUploadId !== undefined) {
       state = seen;
       if (!this.options.onlyReplica) {
-        context.stateConfirmed = this.options.uploads.get(context.tenant, id).then((current) => {
-          // A pause sent elsewhere (another replica, the CLI) is seen here, before anything is written.
-          if (current.pause?.paused) this.states.forget(context.tenant, id);
-          assertNotPaused(current);
-          if (sameWritePosition(current, seen)) return;
-          this.states.forget(context.tenant, id);
-          throw new UploadConflictError(
-            `upload ${id} moved on to offset ${current.offset} (phase ${current.phase}, outcome ${current.outcome}); HEAD tells where it stands`,
-            current.offset,
-          );
-        });
+        context.stateConfirmed = this.confirmedByQuery(context.tenant, id, seen);
         // Awaited by the writer; a request refused before it writes does not wait for it.
         context.stateConfirmed.catch(() => undefined);
       }
     } else {
       // HEAD of an upload known merged: its mark, without a query that would wait while the saga's
-      // local activities (commit-quota, notify) hold its workflow task.
+      // local activities (commit-quota, notify) hold its workflow task. An upload created here
+      // that still opens: the workflow's state once open (or its refusal).
       const marked = context.method === 'HEAD' ? await this.options.uploads.mergedState(context.tenant, id) : undefined;
-      state = marked ?? (await this.options.uploads.get(context.tenant, id));
+      const opened = marked ? undefined : this.states.opening(context.tenant, id);
+      state = marked ?? (opened ? await opened : await this.options.uploads.get(context.tenant, id));
       this.states.remember(state);
     }
     context.state = state;
@@ -196,6 +223,22 @@ export class GatewayUploadStore extends DataStore {
       metadata,
       creation_date: new Date(state.createdAt).toISOString(),
     });
+  }
+
+  /**
+   * Settles once the workflow's state stands where `seen` does; otherwise forgets the upload and
+   * rejects (409: HEAD tells where it stands), or with the pause sent elsewhere (another replica, the CLI).
+   */
+  private async confirmedByQuery(tenant: string, id: string, seen: GatewayUploadState): Promise<void> {
+    const current = await this.options.uploads.get(tenant, id);
+    if (current.pause?.paused) this.states.forget(tenant, id);
+    assertNotPaused(current);
+    if (sameWritePosition(current, seen)) return;
+    this.states.forget(tenant, id);
+    throw new UploadConflictError(
+      `upload ${id} moved on to offset ${current.offset} (phase ${current.phase}, outcome ${current.outcome}); HEAD tells where it stands`,
+      current.offset,
+    );
   }
 
   /** PATCH: streams the body into parts and staged segments, records the new offset. */
@@ -331,4 +374,21 @@ export class GatewayUploadStore extends DataStore {
   override getExpiration(): number {
     return 0;
   }
+}
+
+/**
+ * Settles with the workflow's state once the upload is open, when it is the state `expected`
+ * guessed in all a PATCH writes by; otherwise rejects (409: HEAD tells where it stands), or with
+ * the refusal of the creation (413 for quota).
+ */
+async function confirmedOpen(expected: GatewayUploadState, opened: Promise<GatewayUploadState>): Promise<GatewayUploadState> {
+  const state = await opened;
+  assertNotPaused(state);
+  if (!openedAsExpected(state, expected)) {
+    throw new UploadConflictError(
+      `upload ${expected.uploadId} opened at offset ${state.offset} (phase ${state.phase}, outcome ${state.outcome}), not as this gateway expected; HEAD tells where it stands`,
+      state.offset,
+    );
+  }
+  return state;
 }

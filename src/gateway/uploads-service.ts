@@ -58,6 +58,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import {
   ChunkRejection,
+  expectedOpenState,
   type ChunkRecord,
   type GatewayPart,
   type GatewayUploadInput,
@@ -120,6 +121,14 @@ import {
 } from '../upload/pause';
 
 /** What a protocol asks for when a client starts an upload. */
+/** A creation answered once Temporal started its saga (see {@link UploadsService.createStarted}). */
+export interface StartedUpload {
+  /** The state the upload will have once open, without the multipart upload id. */
+  state: GatewayUploadState;
+  /** The workflow's state once open; rejects when the saga could not open it (413 for quota). */
+  opened: Promise<GatewayUploadState>;
+}
+
 export interface CreateUploadRequest {
   tenant: string;
   /** @default a random 32-hex-digit id */
@@ -319,7 +328,58 @@ export class UploadsService {
     return this.start(request, request.concat === 'partial' ? { kind: 'partial' } : undefined);
   }
 
+  /**
+   * Starts the upload's saga and returns as soon as Temporal has started it, before the saga
+   * reserved space and opened the multipart upload (a tus creation answers then, and its first
+   * PATCH receives bytes while the saga opens). `state` is the state the upload will have once
+   * opened, without the multipart upload id; `opened` settles with the workflow's state once it
+   * is open, or rejects as {@link create} would have: a refusal for quota (413) comes only there.
+   * @throws InvalidRequestError, UploadTooLargeError (size), UploadConflictError (id taken)
+   */
+  async createStarted(request: CreateUploadRequest): Promise<StartedUpload> {
+    const prepared = this.prepare(request, request.concat === 'partial' ? { kind: 'partial' } : undefined);
+    const { startWorkflowOperation, workflowId, input } = prepared;
+    const createdAt = Date.now();
+    let handle: WorkflowHandle<GatewayUploadWorkflow>;
+    try {
+      handle = await this.bounded(() =>
+        this.client.workflow.start<GatewayUploadWorkflow>(WIRE_NAMES.gatewayUploadWorkflow, startWorkflowOperation.options),
+      );
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        throw new UploadConflictError(`upload id ${input.uploadId} is already taken`);
+      throw this.translate(err, input.uploadId);
+    }
+    const opened = (async () => {
+      let state: GatewayUploadState;
+      try {
+        state = await this.bounded(() => handle.executeUpdate(waitUntilOpenUpdate));
+      } catch (err) {
+        throw this.translate(err, input.uploadId);
+      }
+      return this.changed(prepared.refusedOrOpen(state));
+    })();
+    // The caller may drop it (the client never sent a PATCH): never an unhandled rejection.
+    opened.catch(() => undefined);
+    return { state: expectedOpenState(input, workflowId, createdAt), opened };
+  }
+
   private async start(request: Omit<CreateUploadRequest, 'concat'>, concat: GatewayConcat | undefined): Promise<GatewayUploadState> {
+    const prepared = this.prepare(request, concat);
+    const { startWorkflowOperation, input } = prepared;
+    let state: GatewayUploadState;
+    try {
+      state = await this.bounded(() => this.client.workflow.executeUpdateWithStart(waitUntilOpenUpdate, { startWorkflowOperation }));
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        throw new UploadConflictError(`upload id ${input.uploadId} is already taken`);
+      throw this.translate(err, input.uploadId);
+    }
+    return this.changed(prepared.refusedOrOpen(state));
+  }
+
+  /** Checks a creation and builds its workflow's input and start; throws what a creation is refused with before it starts. */
+  private prepare(request: Omit<CreateUploadRequest, 'concat'>, concat: GatewayConcat | undefined) {
     const { tenant, mode } = request;
     if (!ID_PATTERN.test(tenant) || tenant.length > 63) throw new InvalidRequestError(`tenant "${tenant}" is not a valid tenant name`);
     const uploadId = request.uploadId ?? randomBytes(16).toString('hex');
@@ -403,14 +463,9 @@ export class UploadsService {
         { key: UploadOutcome, value: 'running' satisfies UploadOutcomeKind },
       ],
     });
-    let state: GatewayUploadState;
-    try {
-      state = await this.bounded(() => this.client.workflow.executeUpdateWithStart(waitUntilOpenUpdate, { startWorkflowOperation }));
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new UploadConflictError(`upload id ${uploadId} is already taken`);
-      throw this.translate(err, uploadId);
-    }
-    if (state.outcome !== 'running') {
+    /** The workflow's answer once open, or the refusal it stands for. */
+    const refusedOrOpen = (state: GatewayUploadState): GatewayUploadState => {
+      if (state.outcome === 'running') return state;
       const cause = state.failure?.cause;
       if (cause?.type === 'QuotaExceeded') {
         const deferred =
@@ -420,8 +475,8 @@ export class UploadsService {
         throw new UploadTooLargeError(`tenant ${tenant} has not enough quota left: ${cause.message}${deferred}`);
       }
       throw new UploadNotStoredError(`the upload could not start: ${cause ? `${cause.type}: ${cause.message}` : state.outcome}`);
-    }
-    return this.changed(state);
+    };
+    return { input, workflowId, startWorkflowOperation, refusedOrOpen };
   }
 
   /**

@@ -251,6 +251,68 @@ export interface GatewayUploadState {
 }
 
 /**
+ * What a new tus upload's workflow will answer once its multipart upload is open, except the
+ * multipart upload id (and `createdAt`, the caller's clock): what a gateway writes a first PATCH
+ * from while the saga still opens (UploadsService.createStarted). A guess, like every state a
+ * gateway keeps: it is compared with the workflow's answer before any byte goes to S3 (see
+ * `openedAsExpected`). Mirrors the first state of `gatewayUploadWorkflow` for a run of the current
+ * version (parts of varying size); a test holds the two together.
+ */
+export function expectedOpenState(input: GatewayUploadInput, workflowId: string, createdAt: number): GatewayUploadState {
+  if (input.mode !== 'tus' || input.carried !== undefined || input.concat?.kind === 'final')
+    throw new Error('expectedOpenState: only for a new tus upload that receives bytes');
+  return {
+    tenant: input.tenant,
+    uploadId: input.uploadId,
+    workflowId,
+    mode: input.mode,
+    bucket: input.bucket,
+    key: input.key,
+    ...(input.filename !== undefined ? { filename: input.filename } : {}),
+    contentType: input.contentType,
+    metadata: input.metadata,
+    ...(input.tusMetadata !== undefined ? { tusMetadata: input.tusMetadata } : {}),
+    ...(input.length !== undefined ? { length: input.length } : {}),
+    offset: 0,
+    partSize: input.partSize,
+    partsCompleted: 0,
+    partsBytes: 0,
+    fingerprint: '',
+    staged: [],
+    ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
+    phase: 'receive-parts',
+    outcome: 'running',
+    createdAt,
+    expiresAt: input.expiresAt,
+    runs: 1,
+    ...(input.concat?.kind === 'partial' ? { concat: { kind: 'partial' } } : {}),
+  };
+}
+
+/**
+ * Whether the workflow's state once open is the one a gateway expected (`expectedOpenState`) in
+ * everything a PATCH writes by: where it stands, how parts are cut and checksummed, and where they go.
+ */
+export function openedAsExpected(opened: GatewayUploadState, expected: GatewayUploadState): boolean {
+  return (
+    opened.uploadId === expected.uploadId &&
+    opened.outcome === 'running' &&
+    opened.phase === 'receive-parts' &&
+    opened.multipartUploadId !== undefined &&
+    opened.offset === expected.offset &&
+    opened.partsCompleted === expected.partsCompleted &&
+    opened.partsBytes === expected.partsBytes &&
+    opened.fingerprint === expected.fingerprint &&
+    opened.staged.length === expected.staged.length &&
+    opened.length === expected.length &&
+    opened.partSize === expected.partSize &&
+    opened.checksumAlgorithm === expected.checksumAlgorithm &&
+    opened.bucket === expected.bucket &&
+    opened.key === expected.key
+  );
+}
+
+/**
  * A state change a tus gateway proposes after it sent bytes to S3: the upload stood at
  * `from` (as the gateway read it), and now stands at the rest. Parts are 1..partsCompleted and
  * cover bytes `[0, partsBytes)`; bytes `[partsBytes, offset)` are the staged segments, in order.

@@ -336,6 +336,8 @@ describe('upload tokens minted for one browser upload', () => {
     const created = await tusRequest(`${gateway.url}/files`, 'POST', { ...bearer(token), 'Upload-Defer-Length': '1' });
     expect(created.status, await created.text()).toBe(201);
     const url = new URL(created.headers.get('location')!, gateway.url).toString();
+    // The creation answers once the saga started; HEAD answers once it reserved and opened.
+    expect((await tusRequest(url, 'HEAD', bearer(token))).status).toBe(200);
     expect(await quotaLedgerOf(stack).reservation(tokenTenant, idOf(url))).toEqual({ status: 'reserved', bytes: 3 * MiB });
     const over = await tusRequest(url, 'PATCH', {
       ...bearer(token),
@@ -647,7 +649,11 @@ describe(`the refusals of ${CATALOGUE}, "${TABLE}"`, () => {
 
   it('created nothing for the tenants the refused tokens named: no workflow, nothing in S3', async () => {
     // A visibility barrier: one upload created now for the refused tenant must be listed before the count is read.
-    const barrier = await createTusUploadWith(bearer(await idpToken(first, { [TENANT_CLAIM]: refusedTenant })));
+    const refusedBearer = bearer(await idpToken(first, { [TENANT_CLAIM]: refusedTenant }));
+    const barrier = await createTusUploadWith(refusedBearer);
+    // Answered once its saga opened it: the saga's first task (the tenant's first reservation, which
+    // starts its ledger) is not left running when the worker stops after this file.
+    expect((await tusRequest(`${gateway.url}/files/${barrier}`, 'HEAD', refusedBearer)).status).toBe(200);
     await expect.poll(() => workflowsOf(refusedTenant), { timeout: 10_000, interval: 200 }).toBeGreaterThanOrEqual(1);
     expect(await workflowsOf(refusedTenant)).toBe(1);
     expect((await keysUnder(stack.s3, BUCKET, `${refusedTenant}/`)).filter((k) => !k.includes(barrier))).toEqual([]);

@@ -189,17 +189,28 @@ describe('tus creation-defer-length', () => {
     await ledgerShows(() => ledger().usage(expiring.name), { tenant: expiring.name, usedBytes: 0, reservedBytes: 0, reservations: 0 });
   });
 
-  it('a tenant with less quota left than the maximum cannot start a deferred upload (413), while a declared one fits', async () => {
-    const refused = await tusRequest(`${gateway.url}/files`, 'POST', { ...small.auth, 'Upload-Defer-Length': '1' });
+  it('a tenant with less quota left than the maximum cannot send a deferred upload (413 at its first PATCH, nothing written), while a declared one fits', async () => {
+    // The creation is answered once the saga started; the refusal comes with the first PATCH, before any byte is written.
+    const created = await tusRequest(`${gateway.url}/files`, 'POST', { ...small.auth, 'Upload-Defer-Length': '1' });
+    expect(created.status, await created.text()).toBe(201);
+    const url = new URL(created.headers.get('location')!, gateway.url).toString();
+    const refused = await tusRequest(url, 'PATCH', { ...small.auth, 'Upload-Offset': '0' }, randomBytes(MiB));
     expect([refused.status, await refused.text()]).toEqual([
       413,
       expect.stringMatching(
         new RegExp(`tenant ${small.name} has not enough quota left.*reserves the maximum upload size, ${MAX_UPLOAD} bytes`),
       ),
     ]);
+    const ended = await gateway.app.uploads.waitForEnd(small.name, idOf(url), 30_000);
+    expect(ended.failure?.cause.type).toBe('QuotaExceeded');
+    await expectNothingLeftBehind(small.name, idOf(url), ended.key);
+    expect(await ledger().reservation(small.name, idOf(url))).toEqual({ status: 'unknown' });
+
     const declared = await tusRequest(`${gateway.url}/files`, 'POST', { ...small.auth, 'Upload-Length': String(MiB) });
     expect(declared.status, await declared.text()).toBe(201);
     const uploadId = idOf(declared.headers.get('location'));
+    // HEAD answers once the saga opened the upload, its space reserved.
+    expect((await tusRequest(new URL(declared.headers.get('location')!, gateway.url).toString(), 'HEAD', small.auth)).status).toBe(200);
     expect(await ledger().reservation(small.name, uploadId)).toEqual({ status: 'reserved', bytes: MiB });
     expect(await ledger().usage(small.name)).toMatchObject({ reservedBytes: MiB, reservations: 1 });
   });

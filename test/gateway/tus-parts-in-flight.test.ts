@@ -128,8 +128,9 @@ describe('tus PATCH with several parts in flight', () => {
     );
     const deadline = Date.now() + 60_000;
     // A full part is sent once 5 MiB of the next arrived (it might take a remainder otherwise): at
-    // 4 parts + 2 MiB, at least parts 1 and 2 are on their way.
-    while (relay.bytesUp() < 4 * PART + 2 * MiB && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // 4 parts + 2 MiB, at least parts 1 and 2 are on their way once the saga opened the upload (the
+    // body is received while it opens, and nothing is sent before).
+    while ((relay.bytesUp() < 4 * PART + 2 * MiB || watch.active < 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const inFlightAtCut = watch.active;
     await relay.close();
     expect(await failed).toBeInstanceOf(Error);
