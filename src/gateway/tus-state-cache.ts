@@ -4,8 +4,10 @@
  *
  * Invariants:
  * - The workflow's state is the truth; an entry is only a guess of it. An entry is what the
- *   workflow answered to this replica (creation, HEAD, a record, a declared length); any failure
- *   of a request on the upload forgets it, and so does an upload that stops receiving bytes.
+ *   workflow answered to this replica (HEAD, a record, a declared length), or, for an upload this
+ *   replica created whose saga still opens it, the state expected once open (its `opening` settles
+ *   with the workflow's, which then replaces it); any failure of a request on the upload forgets
+ *   it, and so does an upload that stops receiving bytes.
  * - How far a guess is trusted is the store's decision (tus-store.ts): with `trusted`, only this
  *   replica changes its uploads (an in-process lock serialises their requests, so no other replica
  *   may serve them), and an entry equals the workflow's state except for what the workflow does by

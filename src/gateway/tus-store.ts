@@ -3,6 +3,9 @@
  * upload's saga (via the uploads service) and S3 calls. It keeps no state between requests.
  *
  * Why it is built this way:
+ * - Creation answers once the saga started, before it reserved space and opened the multipart
+ *   upload: the first PATCH is received into its part buffers meanwhile, and nothing is sent to S3
+ *   before the saga answered that the upload is open as expected (`expectedOpenState`).
  * - Offsets come from the workflow. `getUpload` (HEAD, DELETE) asks the workflow (a HEAD of an
  *   upload marked merged is answered from its mark, merged-marks.ts); a PATCH at the
  *   offset this replica last saw starts from that state (tus-state-cache.ts), confirmed by a query

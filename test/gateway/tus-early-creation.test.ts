@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openedAsExpected } from '../../src/upload/gateway-upload';
 import { stagingPrefixOf } from '../../src/upload/staging';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
@@ -72,6 +73,24 @@ describe('tus creation answered once the saga started', () => {
     expect(patched.status, await patched.text()).toBe(204);
     const state = await other.app.uploads.waitForEnd(tenant.name, idOf(url), 60_000);
     expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+  });
+
+  it("the state a creation expects is the workflow's once open, but for the multipart upload id and the clock", async () => {
+    worker ??= await startUploadWorker(stack);
+    const requests = [
+      { length: 7 * MiB, filename: 'a.bin', metadata: { note: 'x' }, tusMetadata: 'filename YS5iaW4=' },
+      { maxLength: 64 * MiB, contentType: 'text/plain' },
+      { length: MiB, concat: 'partial' as const },
+    ];
+    for (const request of requests) {
+      const started = await gateway.app.uploads.createStarted({ tenant: tenant.name, mode: 'tus', ...request });
+      const opened = await started.opened;
+      expect(opened.multipartUploadId).toEqual(expect.any(String));
+      expect({ ...started.state, createdAt: 0 }).toEqual({ ...opened, multipartUploadId: undefined, createdAt: 0 });
+      expect(openedAsExpected(opened, started.state)).toBe(true);
+      expect(openedAsExpected({ ...opened, partSize: opened.partSize + 1 }, started.state)).toBe(false);
+      expect((await tusRequest(`${gateway.url}/files/${opened.uploadId}`, 'DELETE', tenant.auth)).status).toBe(204);
+    }
   });
 
   it('an upload over the quota left is refused at its first PATCH (413, why), before a byte is written; nothing stays behind', async () => {
