@@ -100,6 +100,9 @@ describe("waitUntilMerged's fallback: a worker that does not know the Update", (
     expect(created.status, await created.text()).toBe(201);
     const url = new URL(created.headers.get('location')!, gateway.url).toString();
     const uploadId = idOf(url);
+    // Once open (HEAD waits for it; the creation answered when the saga started): an Update that
+    // reached the run's first task would meet the handler before this fixture removes it.
+    expect((await tusRequest(url, 'HEAD', tenant.auth)).status).toBe(200);
     // What an earlier version answers: the Update is rejected, not accepted.
     const rejected = await handleOf(uploadId)
       .executeUpdate(waitUntilMergedUpdate)
