@@ -68,6 +68,6 @@ export { progressPlugin, type ProgressPluginOptions } from './progress';
 export { pagePlugin, type PagePluginOptions } from './page';
 export type { TusPluginOptions } from './tus';
 /** The protocol-neutral uploads API the routes use. */
-export { UploadsService, type UploadsServiceOptions } from './uploads-service';
+export { UploadsService, type StartedUpload, type UploadsServiceOptions } from './uploads-service';
 /** Errors the gateway answers with, each with its HTTP status. */
 export * from './errors';
