@@ -34,16 +34,12 @@ export class UploadStateCache {
     const key = keyOf(expected.tenant, expected.uploadId);
     this.remember(expected);
     this.openings.set(key, opened);
-    opened.then(
-      (state) => {
-        if (this.openings.get(key) === opened) this.openings.delete(key);
-        if (this.entries.get(key) === expected) this.remember(state);
-      },
-      () => {
-        if (this.openings.get(key) === opened) this.openings.delete(key);
-        if (this.entries.get(key) === expected) this.entries.delete(key);
-      },
-    );
+    opened
+      .then(
+        (state) => this.entries.get(key) === expected && this.remember(state),
+        () => this.entries.get(key) === expected && this.entries.delete(key),
+      )
+      .finally(() => this.openings.get(key) === opened && this.openings.delete(key));
   }
 
   /** The workflow's state once open, for an upload this replica created whose saga still opens it. */
@@ -96,5 +92,22 @@ export function sameWritePosition(a: GatewayUploadState, b: GatewayUploadState):
     a.multipartUploadId === b.multipartUploadId &&
     a.staged.length === b.staged.length &&
     a.staged.every((s, i) => s.start === b.staged[i]!.start && s.end === b.staged[i]!.end)
+  );
+}
+
+/**
+ * Whether the workflow's state once open is the one a gateway expected (`expectedOpenState`) in
+ * everything a PATCH writes by: where it stands (as {@link sameWritePosition}, the multipart upload
+ * id aside, which only the workflow knows), how parts are cut and checksummed, and where they go.
+ */
+export function openedAsExpected(opened: GatewayUploadState, expected: GatewayUploadState): boolean {
+  return (
+    opened.uploadId === expected.uploadId &&
+    opened.multipartUploadId !== undefined &&
+    sameWritePosition({ ...opened, multipartUploadId: expected.multipartUploadId }, expected) &&
+    opened.partSize === expected.partSize &&
+    opened.checksumAlgorithm === expected.checksumAlgorithm &&
+    opened.bucket === expected.bucket &&
+    opened.key === expected.key
   );
 }

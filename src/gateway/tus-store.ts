@@ -46,8 +46,8 @@ import { ChunkWriter, type ChunkWriterOptions } from './tus-chunk-writer';
 import { currentContext } from './tus-request-context';
 import { objectMetadataOf } from './tus-metadata';
 import { FinalUploadNotWritableError, uploadConcatHeader } from './tus-concatenation';
-import { sameWritePosition, UploadStateCache } from './tus-state-cache';
-import { openedAsExpected, type GatewayUploadState } from '../upload/gateway-upload';
+import { openedAsExpected, sameWritePosition, UploadStateCache } from './tus-state-cache';
+import type { GatewayUploadState } from '../upload/gateway-upload';
 
 export {
   parseUploadChecksum,

@@ -120,7 +120,6 @@ import {
   type PauseState,
 } from '../upload/pause';
 
-/** What a protocol asks for when a client starts an upload. */
 /** A creation answered once Temporal started its saga (see {@link UploadsService.createStarted}). */
 export interface StartedUpload {
   /** The state the upload will have once open, without the multipart upload id. */
@@ -129,6 +128,7 @@ export interface StartedUpload {
   opened: Promise<GatewayUploadState>;
 }
 
+/** What a protocol asks for when a client starts an upload. */
 export interface CreateUploadRequest {
   tenant: string;
   /** @default a random 32-hex-digit id */
@@ -346,8 +346,6 @@ export class UploadsService {
         this.client.workflow.start<GatewayUploadWorkflow>(WIRE_NAMES.gatewayUploadWorkflow, startWorkflowOperation.options),
       );
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError)
-        throw new UploadConflictError(`upload id ${input.uploadId} is already taken`);
       throw this.translate(err, input.uploadId);
     }
     const opened = (async () => {
@@ -371,8 +369,6 @@ export class UploadsService {
     try {
       state = await this.bounded(() => this.client.workflow.executeUpdateWithStart(waitUntilOpenUpdate, { startWorkflowOperation }));
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError)
-        throw new UploadConflictError(`upload id ${input.uploadId} is already taken`);
       throw this.translate(err, input.uploadId);
     }
     return this.changed(prepared.refusedOrOpen(state));
@@ -998,6 +994,8 @@ export class UploadsService {
   /** Temporal's errors as gateway errors; other tenants' and non-gateway uploads look missing. */
   private translate(err: unknown, uploadId: string): Error {
     if (err instanceof GatewayError) return err;
+    // A start: an upload id is used once.
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return new UploadConflictError(`upload id ${uploadId} is already taken`);
     if (err instanceof WorkflowNotFoundError || err instanceof QueryNotRegisteredError) return new UploadNotFoundError(uploadId);
     if (err instanceof WorkflowFailedError) return new UploadNotStoredError(err.cause?.message ?? err.message);
     // The SDK reports a deadline met during an update as its own error, without the gRPC code.

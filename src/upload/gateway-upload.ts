@@ -255,7 +255,7 @@ export interface GatewayUploadState {
  * multipart upload id (and `createdAt`, the caller's clock): what a gateway writes a first PATCH
  * from while the saga still opens (UploadsService.createStarted). A guess, like every state a
  * gateway keeps: it is compared with the workflow's answer before any byte goes to S3 (see
- * `openedAsExpected`). Mirrors the first state of `gatewayUploadWorkflow` for a run of the current
+ * `openedAsExpected` in src/gateway/tus-state-cache.ts). Mirrors the first state of `gatewayUploadWorkflow` for a run of the current
  * version (parts of varying size); a test holds the two together.
  */
 export function expectedOpenState(input: GatewayUploadInput, workflowId: string, createdAt: number): GatewayUploadState {
@@ -287,29 +287,6 @@ export function expectedOpenState(input: GatewayUploadInput, workflowId: string,
     runs: 1,
     ...(input.concat?.kind === 'partial' ? { concat: { kind: 'partial' } } : {}),
   };
-}
-
-/**
- * Whether the workflow's state once open is the one a gateway expected (`expectedOpenState`) in
- * everything a PATCH writes by: where it stands, how parts are cut and checksummed, and where they go.
- */
-export function openedAsExpected(opened: GatewayUploadState, expected: GatewayUploadState): boolean {
-  return (
-    opened.uploadId === expected.uploadId &&
-    opened.outcome === 'running' &&
-    opened.phase === 'receive-parts' &&
-    opened.multipartUploadId !== undefined &&
-    opened.offset === expected.offset &&
-    opened.partsCompleted === expected.partsCompleted &&
-    opened.partsBytes === expected.partsBytes &&
-    opened.fingerprint === expected.fingerprint &&
-    opened.staged.length === expected.staged.length &&
-    opened.length === expected.length &&
-    opened.partSize === expected.partSize &&
-    opened.checksumAlgorithm === expected.checksumAlgorithm &&
-    opened.bucket === expected.bucket &&
-    opened.key === expected.key
-  );
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openedAsExpected } from '../../src/upload/gateway-upload';
+import { openedAsExpected } from '../../src/gateway/tus-state-cache';
 import { stagingPrefixOf } from '../../src/upload/staging';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
