@@ -12,6 +12,8 @@
  * - A thread that dies fails the hashes it was given with {@link HashThreadError} (a request
  *   failing with it may be retried), only once it has exited, so it reads no buffer after that;
  *   the next hash starts a new thread.
+ * - A thread that does not answer a hash within the timeout is terminated, and then fails the same
+ *   way: no hash waits forever.
  * - The threads never keep the process alive: each is unref'd while it has nothing to hash.
  */
 import os from 'node:os';
@@ -43,6 +45,8 @@ interface Task {
   resolve: (hex: string) => void;
   reject: (error: Error) => void;
   buffer: SharedArrayBuffer;
+  /** Terminates the thread when the hash takes longer than the timeout. */
+  timer: NodeJS.Timeout;
 }
 
 interface Thread {
@@ -87,6 +91,12 @@ export interface HashThreadsOptions {
   threads?: number;
   /** The threads' code (tests: a thread that fails). @default the SHA-256 thread */
   source?: string;
+  /**
+   * How long one hash may take before its thread is terminated and its hashes fail. Far above a
+   * hash of the largest part S3 takes (5 GiB at 100 MB/s is under a minute).
+   * @default 120_000
+   */
+  timeoutMs?: number;
 }
 
 /** A pool of threads that compute SHA-256 over views of shared memory. */
@@ -94,11 +104,13 @@ export class HashThreads {
   private readonly threads: Thread[] = [];
   private readonly maxThreads: number;
   private readonly source: string;
+  private readonly timeoutMs: number;
   private nextId = 0;
 
   constructor(options: HashThreadsOptions = {}) {
     this.maxThreads = Math.max(1, options.threads ?? Math.min(4, os.availableParallelism()));
     this.source = options.source ?? THREAD_SOURCE;
+    this.timeoutMs = options.timeoutMs ?? 120_000;
   }
 
   /** The SHA-256 of `view`, in hex; `view` must lie in a SharedArrayBuffer and not change until this settles. */
@@ -110,7 +122,11 @@ export class HashThreads {
     startReading(buffer);
     if (thread.tasks.size === 0) thread.worker.ref();
     return new Promise<string>((resolve, reject) => {
-      thread.tasks.set(id, { resolve, reject, buffer });
+      const timer = setTimeout(() => {
+        thread.failure ??= new Error(`no answer to a hash of ${view.byteLength} bytes within ${this.timeoutMs} ms`);
+        void thread.worker.terminate();
+      }, this.timeoutMs).unref();
+      thread.tasks.set(id, { resolve, reject, buffer, timer });
       thread.worker.postMessage({ id, buffer, offset: view.byteOffset, length: view.byteLength });
     });
   }
@@ -120,12 +136,13 @@ export class HashThreads {
     await Promise.all(this.threads.map((thread) => thread.worker.terminate()));
   }
 
-  /** An idle thread, a new one while fewer than the maximum run, else the least busy. */
+  /** An idle thread, a new one while fewer than the maximum run, else the least busy; never one that failed. */
   private pick(): Thread {
-    const idle = this.threads.find((thread) => thread.tasks.size === 0);
+    const live = this.threads.filter((thread) => thread.failure === undefined);
+    const idle = live.find((thread) => thread.tasks.size === 0);
     if (idle) return idle;
-    if (this.threads.length < this.maxThreads) return this.spawn();
-    return this.threads.reduce((a, b) => (b.tasks.size < a.tasks.size ? b : a));
+    if (live.length < this.maxThreads) return this.spawn();
+    return live.reduce((a, b) => (b.tasks.size < a.tasks.size ? b : a));
   }
 
   private spawn(): Thread {
@@ -154,6 +171,7 @@ export class HashThreads {
   }
 
   private finish(thread: Thread, id: number, task: Task): void {
+    clearTimeout(task.timer);
     thread.tasks.delete(id);
     stopReading(task.buffer);
     if (thread.tasks.size === 0) thread.worker.unref();

@@ -93,6 +93,34 @@ describe('hash threads', () => {
     }
   });
 
+  it('terminate a thread that does not answer within the timeout, fail its hashes, and hash the next on a new thread', async () => {
+    // The first message hangs its thread for good; a thread started afterwards hashes normally.
+    const hanging = `
+      const { parentPort, threadId } = require('node:worker_threads');
+      const { createHash } = require('node:crypto');
+      parentPort.on('message', ({ id, buffer, offset, length, }) => {
+        if (new Uint8Array(buffer, offset, length)[0] === 1) for (;;) {}
+        parentPort.postMessage({ id, hex: createHash('sha256').update(new Uint8Array(buffer, offset, length)).digest('hex') });
+      });`;
+    const threads = new HashThreads({ threads: 1, source: hanging, timeoutMs: 300 });
+    try {
+      const stuck = Buffer.from(new SharedArrayBuffer(64));
+      stuck[0] = 1;
+      const started = Date.now();
+      const failed = threads.sha256Hex(stuck);
+      await expect(failed).rejects.toBeInstanceOf(HashThreadError);
+      await expect(failed).rejects.toThrow(
+        /exited \(code 1\): no answer to a hash of 64 bytes within 300 ms; the part was not sent, retry/,
+      );
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(unreadBy(stuck.buffer)).toBeUndefined();
+      const fine = Buffer.from(new SharedArrayBuffer(64));
+      await expect(threads.sha256Hex(fine)).resolves.toBe(sha256(fine));
+    } finally {
+      await threads.close();
+    }
+  });
+
   it('do not keep a process alive once idle', async () => {
     // A process that hashes once and then has nothing else to do must exit by itself.
     const script = `
