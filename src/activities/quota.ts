@@ -2,6 +2,7 @@
  * reserve-space and its compensation, the commit after merge and the give-back after a delete: thin adapters from the saga's
  * steps to the injected {@link QuotaLedger}, which carries the idempotency and exactness.
  */
+import { Context } from '@temporalio/activity';
 import type { QuotaUsage } from '../quota/ledger';
 import type { UploadActivityDeps } from './deps';
 
@@ -14,7 +15,10 @@ export function quotaActivities(deps: UploadActivityDeps) {
   return {
     /** Reserves the upload's bytes in the quota ledger; `wakeWorkflowId` asks to be woken when space is given back after a refusal. */
     async reserveSpace(request: ReservationRef & { bytes: number; wakeWorkflowId?: string }): Promise<QuotaUsage> {
-      return deps.quota.reserve(request);
+      // The reservation waits for the tenant's ledger workflow, which may need a worker that is not
+      // there (the only one is stopping). Cancellation (its timeout, the worker's shutdown) ends
+      // the wait; the request itself cannot be called back and settles in the ledger as it would.
+      return Promise.race([deps.quota.reserve(request), Context.current().cancelled]);
     },
     /** Compensation of `reserveSpace`: gives the reservation back. */
     async releaseReservation(ref: ReservationRef): Promise<void> {
