@@ -77,6 +77,12 @@ export const GATEWAY_CONFIG_VARIABLES: ConfigVariable[] = [
     default: 'false',
   },
   {
+    name: 'UPLOAD_SAGA_GATEWAY_TUS_CREATE_WHEN_OPEN',
+    description:
+      'Answer a tus creation once the saga reserved space and opened the multipart upload, so that a tenant over its quota is refused at the POST (413); otherwise it answers once the saga started, and a quota refusal answers the first PATCH or HEAD',
+    default: 'false',
+  },
+  {
     name: 'UPLOAD_SAGA_GATEWAY_BODY_STREAMS',
     description:
       'Request bodies (tus PATCH, creation-with-upload POST) one gateway replica receives at once, all tenants together (503 with Retry-After above); bounds its memory',

@@ -124,6 +124,14 @@ export interface GatewayConfig {
    * @default false
    */
   tusEqualParts: boolean;
+  /**
+   * Answer a tus creation once the saga reserved space and opened the multipart upload, as before
+   * 2026-12-07: a tenant over its quota is refused at the POST (413), and the upload exists in S3
+   * when the 201 answers. Without it the POST answers once Temporal started the saga (tens of ms
+   * sooner), and a quota refusal answers the first PATCH or HEAD.
+   * @default false
+   */
+  tusCreateWhenOpen: boolean;
   /** Request bodies one replica receives at once, all tenants together (503 above); see body-streams.ts. @default 16 */
   maxBodyStreams: number;
   /** A request body that sends nothing for this long is ended like a dropped connection, in ms. @default 30 s */
@@ -212,6 +220,10 @@ const envSchema = z.object({
   UPLOAD_SAGA_GATEWAY_MAX_PAUSE: z.string().default('7d'),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
   UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS: z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+    .transform((v) => v === 'true' || v === '1' || v === 'yes')
+    .default(false),
+  UPLOAD_SAGA_GATEWAY_TUS_CREATE_WHEN_OPEN: z
     .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
     .transform((v) => v === 'true' || v === '1' || v === 'yes')
     .default(false),
@@ -408,6 +420,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     partSize,
     tusPartsInFlight: e.UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT,
     tusEqualParts: e.UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS,
+    tusCreateWhenOpen: e.UPLOAD_SAGA_GATEWAY_TUS_CREATE_WHEN_OPEN,
     maxBodyStreams: e.UPLOAD_SAGA_GATEWAY_BODY_STREAMS,
     bodyIdleTimeoutMs: bodyIdleTimeoutMs!,
     ...(e.UPLOAD_SAGA_GATEWAY_REDIS_URL ? { redisUrl: e.UPLOAD_SAGA_GATEWAY_REDIS_URL } : {}),

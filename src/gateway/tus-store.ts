@@ -67,6 +67,12 @@ export interface GatewayUploadStoreOptions extends ChunkWriterOptions {
    * @default false
    */
   onlyReplica?: boolean;
+  /**
+   * Answer a creation once the saga opened the upload (a quota refusal answers the POST), not once
+   * it started (see `tusCreateWhenOpen` of the gateway's configuration).
+   * @default false
+   */
+  createWhenOpen?: boolean;
 }
 
 /** The {@link DataStore} of the gateway's tus endpoint. */
@@ -103,7 +109,8 @@ export class GatewayUploadStore extends DataStore {
    * POST: starts the upload's saga (reserve space, open the multipart upload). An upload with bytes
    * to come is answered once Temporal started the saga: its first PATCH is received while the saga
    * opens, and written once it is open (a refusal for quota answers that PATCH, 413). A zero-byte
-   * upload is answered once open and its one empty part sent.
+   * upload is answered once open and its one empty part sent, and so is every upload with
+   * `createWhenOpen` (a refusal for quota answers the POST).
    */
   override async create(upload: Upload): Promise<Upload> {
     const context = currentContext();
@@ -134,7 +141,7 @@ export class GatewayUploadStore extends DataStore {
     let state: GatewayUploadState;
     let opened: Promise<GatewayUploadState> | undefined;
     try {
-      if (upload.size === 0) state = await this.options.uploads.create(request);
+      if (upload.size === 0 || this.options.createWhenOpen) state = await this.options.uploads.create(request);
       else ({ state, opened } = await this.options.uploads.createStarted(request));
     } catch (err) {
       // Nothing was created: the upload token may create its one upload again (or, a partial, use its bytes for another).

@@ -64,7 +64,8 @@ export interface TusPluginOptions {
   /** S3 client parts and staged segments are written with. */
   s3: S3Client;
   /** Tenant limits (maximum upload size); parts one PATCH sends at once. */
-  config: Pick<GatewayConfig, 'defaults' | 'tenants' | 'tusPartsInFlight'> & Partial<Pick<GatewayConfig, 'tusEqualParts'>>;
+  config: Pick<GatewayConfig, 'defaults' | 'tenants' | 'tusPartsInFlight'> &
+    Partial<Pick<GatewayConfig, 'tusEqualParts' | 'tusCreateWhenOpen'>>;
   /** Serialises requests on one upload (a RedisLocker across replicas). */
   locker: Locker;
   /** Where an upload token's one upload is bound at creation. @default in memory */
@@ -167,6 +168,7 @@ export const tusPlugin: FastifyPluginAsync<TusPluginOptions> = async (app, optio
       s3: options.s3,
       partsInFlight: options.config.tusPartsInFlight,
       ...(options.config.tusEqualParts ? { equalParts: true } : {}),
+      ...(options.config.tusCreateWhenOpen ? { createWhenOpen: true } : {}),
       ...(options.onlyReplica ? { onlyReplica: true } : {}),
       ...(options.recordIntervalMs !== undefined ? { recordIntervalMs: options.recordIntervalMs } : {}),
     }),

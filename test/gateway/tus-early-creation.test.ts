@@ -20,9 +20,10 @@ let gateway: TestGateway;
 let other: TestGateway;
 const tenant = testTenant('early');
 const small = testTenant('early-small');
+const whenOpen = testTenant('early-when-open');
 
 beforeAll(async () => {
-  stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTAS: `${small.name}=4MiB` } });
+  stack = await connectTestStack({ env: { UPLOAD_SAGA_QUOTAS: `${small.name}=4MiB,${whenOpen.name}=4MiB` } });
   gateway = await startTestGateway(stack, [tenant, small]);
   // A second replica, which did not see the creations.
   other = await startTestGateway(stack, [tenant, small]);
@@ -117,5 +118,36 @@ describe('tus creation answered once the saga started', () => {
     const fits = randomBytes(3 * MiB);
     const fitting = await createTusUpload(gateway, small, fits.length);
     expect((await tusRequest(fitting, 'PATCH', { ...small.auth, 'Upload-Offset': '0' }, fits)).status).toBe(204);
+  });
+
+  it('with UPLOAD_SAGA_GATEWAY_TUS_CREATE_WHEN_OPEN a creation answers once open: a quota refusal at the POST, the multipart upload there at the 201', async () => {
+    worker ??= await startUploadWorker(stack);
+    const atOpen = await startTestGateway(stack, [whenOpen], { env: { UPLOAD_SAGA_GATEWAY_TUS_CREATE_WHEN_OPEN: 'true' } });
+    try {
+      const post = (length: number) =>
+        tusRequest(`${atOpen.url}/files`, 'POST', {
+          ...whenOpen.auth,
+          'Upload-Length': String(length),
+          'Upload-Metadata': `filename ${Buffer.from('a.bin').toString('base64')}`,
+        });
+      const refused = await post(5 * MiB);
+      expect([refused.status, await refused.text()]).toEqual([
+        413,
+        expect.stringMatching(new RegExp(`tenant ${whenOpen.name} has not enough quota left: .*the upload needs ${5 * MiB}`)),
+      ]);
+      const data = randomBytes(3 * MiB);
+      const created = await post(data.length);
+      expect(created.status, await created.text()).toBe(201);
+      const url = new URL(created.headers.get('location')!, atOpen.url).toString();
+      // Open at the 201, before anything asked the workflow: its default key is <prefix><id>/<file name>.
+      const key = `${atOpen.app.uploads.keyPrefixOf(whenOpen.name)}${idOf(url)}/a.bin`;
+      expect(await incompleteUploads(stack.s3, BUCKET, key), 'multipart uploads at the 201').toHaveLength(1);
+      expect((await tusRequest(url, 'PATCH', { ...whenOpen.auth, 'Upload-Offset': '0' }, data)).status).toBe(204);
+      const state = await atOpen.app.uploads.waitForEnd(whenOpen.name, idOf(url), 30_000);
+      expect(state.key).toBe(key);
+      expect(await objectSha256(stack.s3, BUCKET, state.key)).toBe(sha256(data));
+    } finally {
+      await atOpen.close();
+    }
   });
 });
