@@ -10,7 +10,7 @@
  * not an object at all. They run concurrently, a few dozen at once.
  */
 import { randomUUID } from 'node:crypto';
-import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import fc from 'fast-check';
@@ -20,6 +20,7 @@ import { findRequestProblems } from '../../src/upload/request';
 import { stagingPrefixOf } from '../../src/upload/staging';
 import { makeRandomFile, makeTempDir, MiB } from '../support/files';
 import { connectTestStack, startUploadWorker, uniqueId, type RunningWorker, type TestStack } from '../support/harness';
+import { multipartKeysUnder } from '../support/s3-inspect';
 
 const TENANT = uniqueId('fuzz');
 const BUCKET = 'uploads';
@@ -154,8 +155,7 @@ describe('invalid requests started around the client', () => {
         label,
       ).toEqual([]);
     }
-    const uploads = await stack.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: PREFIX }));
-    expect(uploads.Uploads ?? []).toEqual([]);
+    expect(await multipartKeysUnder(stack.s3, BUCKET, PREFIX)).toEqual([]);
     const objects = await stack.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: PREFIX }));
     expect(objects.Contents ?? []).toEqual([]);
     const staged = await stack.s3.send(

@@ -18,14 +18,13 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTusdServer, type TusdServer } from '../../src/embedded';
 import { mintUploadToken } from '../../src/gateway/upload-token';
 import { MiB } from '../support/files';
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { expectCatalogueRows, expectOnlyCreatedUploadsInS3 } from '../support/http-refusals';
-import { keysUnder, objectSha256 } from '../support/s3-inspect';
+import { keysUnder, multipartKeysUnder, objectSha256 } from '../support/s3-inspect';
 import { startTestGateway, testTenant, type TestGateway } from './gateway-harness';
 import { SERVER_BUILD_WAIT_MS } from '../support/late-built-servers';
 
@@ -310,8 +309,7 @@ describe('the resumable-upload draft on the gateway: the same sagas as tus', () 
     expect(cancelled.status).toBe(204);
     const ended = await gateway.app.uploads.waitForEnd(tenant.name, idOf(url), 60_000);
     expect(ended.outcome).toBe('cancelled');
-    const multipart = await stack.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${tenant.name}/${idOf(url)}/` }));
-    expect(multipart.Uploads ?? []).toEqual([]);
+    expect(await multipartKeysUnder(stack.s3, BUCKET, `${tenant.name}/${idOf(url)}/`)).toEqual([]);
     expect(await keysUnder(stack.s3, BUCKET, `.upload-saga/staging/${tenant.name}/${idOf(url)}/`)).toEqual([]);
     expect((await send(url, 'HEAD', draftHeaders())).status).toBe(404);
   });

@@ -9,7 +9,7 @@
  * reserves nothing. The protocol answers are compared with tusd in tus-conformance.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partialObjectKeyOf, stagingPrefixOf } from '../../src/upload/staging';
 import type { GatewayUploadState } from '../../src/upload/gateway-upload';
@@ -19,7 +19,7 @@ import { claimPartialUpdate, releasePartialSignal, withdrawPartialUpdate } from 
 import { connectTestStack, startUploadWorker, type RunningWorker, type TestStack } from '../support/harness';
 import { MiB } from '../support/files';
 import { expectCatalogueRows, type CataloguedAnswer } from '../support/http-refusals';
-import { incompleteUploads, keysUnder, objectSha256 } from '../support/s3-inspect';
+import { incompleteUploads, keysUnder, multipartKeysUnder, objectSha256 } from '../support/s3-inspect';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import {
   idOf,
@@ -331,8 +331,7 @@ describe('tus concatenation', () => {
     expect(await tusUploadsCounted(gateway, 'compensated')).toBe(failedBefore + 1);
     // Nothing of the final in S3; the partials wait again, unclaimed.
     expect(await keysUnder(stack.s3, BUCKET, `${broken.name}/`)).toEqual([]);
-    const multipart = await stack.s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${broken.name}/` }));
-    expect(multipart.Uploads ?? [], "the final's multipart upload aborted").toEqual([]);
+    expect(await multipartKeysUnder(stack.s3, BUCKET, `${broken.name}/`), "the final's multipart upload aborted").toEqual([]);
     for (const id of ids) {
       await eventually(
         async () => {

@@ -32,8 +32,18 @@ export async function keysUnder(s3: S3Client, bucket: string, prefix: string): P
   return (page.Contents ?? []).map((o) => o.Key!);
 }
 
-/** Keys of the multipart uploads in progress under `prefix`. */
+/**
+ * Keys of the multipart uploads in progress under `prefix`. MinIO lists multipart uploads by a
+ * prefix only when the prefix is a whole key (any other prefix lists none), so every upload of the
+ * bucket is listed and filtered here.
+ */
 export async function multipartKeysUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
-  return (page.Uploads ?? []).map((u) => u.Key!);
+  const keys: string[] = [];
+  let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+  for (;;) {
+    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, ...markers }));
+    keys.push(...(page.Uploads ?? []).map((u) => u.Key!).filter((key) => key.startsWith(prefix)));
+    if (!page.IsTruncated) return keys;
+    markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+  }
 }
