@@ -125,9 +125,9 @@ export interface GatewayConfig {
    */
   tusEqualParts: boolean;
   /**
-   * Answer a tus creation once the saga reserved space and opened the multipart upload, as before
-   * 2026-12-07: a tenant over its quota is refused at the POST (413), and the upload exists in S3
-   * when the 201 answers. Without it the POST answers once Temporal started the saga (tens of ms
+   * Answer a tus creation once the saga reserved space and opened the multipart upload: a tenant
+   * over its quota is refused at the POST (413), and the multipart upload exists in S3 when the 201
+   * answers. Without it the POST answers once Temporal started the saga (tens of ms
    * sooner), and a quota refusal answers the first PATCH or HEAD.
    * @default false
    */
