@@ -24,9 +24,18 @@ export async function startGatewayProcess(
     env: { ...process.env, ...env, UPLOAD_SAGA_GATEWAY_PORT: String(port), UPLOAD_SAGA_GATEWAY_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // The last of its output (for a replica that does not start), and every error it logs in the
+  // scenario's log, so that a 500 it answered can be explained afterwards.
   let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  let partial = '';
+  const take = (c: Buffer) => {
+    output = (output + c.toString()).slice(-20_000);
+    const lines = (partial + c.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (/"level":(50|60)\b/.test(line)) ctx.log(`gateway ${label}: ${line.slice(0, 4000)}`);
+  };
+  child.stdout!.on('data', take);
+  child.stderr!.on('data', take);
   const kill = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
