@@ -235,7 +235,8 @@ export function parseByteSize(text: string): number | undefined {
   return Number.isSafeInteger(value) ? value : undefined;
 }
 
-const flag = z
+/** A true/false environment variable (`true`/`false`, `1`/`0`, `yes`/`no`). */
+export const envFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const byteSize = z.string().transform((text, ctx) => {
@@ -258,7 +259,7 @@ const envSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('upload-saga'),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
-  TEMPORAL_TLS: flag.optional(),
+  TEMPORAL_TLS: envFlag.optional(),
   TEMPORAL_TLS_CERT_PATH: z.string().optional(),
   TEMPORAL_TLS_KEY_PATH: z.string().optional(),
   TEMPORAL_TLS_CA_PATH: z.string().optional(),
@@ -267,12 +268,12 @@ const envSchema = z.object({
   S3_REGION: z.string().min(1).default('us-east-1'),
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  S3_FORCE_PATH_STYLE: flag.optional(),
+  S3_FORCE_PATH_STYLE: envFlag.optional(),
   S3_IDLE_TIMEOUT_MS: wholeNumber(1_000, 3_600_000, 'milliseconds').default(60_000),
   S3_MAX_PARTS: wholeNumber(1, S3_LIMITS.maxParts).default(S3_LIMITS.maxParts),
-  S3_EQUAL_PARTS: flag.default(false),
-  S3_ADDITIONAL_CHECKSUMS: flag.default(true),
-  S3_CHECKSUMMED_PART_COPY: flag.default(false),
+  S3_EQUAL_PARTS: envFlag.default(false),
+  S3_ADDITIONAL_CHECKSUMS: envFlag.default(true),
+  S3_CHECKSUMMED_PART_COPY: envFlag.default(false),
   UPLOAD_SAGA_ALLOWED_ROOTS: z
     .string()
     .refine(
@@ -311,8 +312,8 @@ const envSchema = z.object({
   UPLOAD_SAGA_METRICS_PORT: wholeNumber(0, 65535).optional(),
   UPLOAD_SAGA_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
   UPLOAD_SAGA_GATEWAY_METRICS_PORT: wholeNumber(0, 65535).optional(),
-  UPLOAD_SAGA_METRICS_TENANT_LABEL: flag.default(false),
-  UPLOAD_SAGA_BREAKER_ENABLED: flag.default(true),
+  UPLOAD_SAGA_METRICS_TENANT_LABEL: envFlag.default(false),
+  UPLOAD_SAGA_BREAKER_ENABLED: envFlag.default(true),
   UPLOAD_SAGA_BREAKER_FAILURE_THRESHOLD: wholeNumber(1, 1000).default(5),
   UPLOAD_SAGA_BREAKER_HALF_OPEN_AFTER_MS: wholeNumber(100, 3_600_000, 'milliseconds').default(10_000),
   UPLOAD_SAGA_PROGRESS_REDIS_URL: z

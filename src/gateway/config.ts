@@ -11,7 +11,7 @@
 import { DEFAULT_PAUSE_EXPIRY, MAX_PAUSE_LIMIT_MS, PAUSE_EXPIRY_VALUES, type PauseExpiry } from '../upload/pause';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigError, parseByteSize } from '../config';
+import { ConfigError, envFlag, parseByteSize } from '../config';
 import { MiB, S3_LIMITS } from '../upload/part-plan';
 import { bucketNameProblem } from '../upload/request';
 
@@ -219,14 +219,8 @@ const envSchema = z.object({
     .default(DEFAULT_PAUSE_EXPIRY),
   UPLOAD_SAGA_GATEWAY_MAX_PAUSE: z.string().default('7d'),
   UPLOAD_SAGA_GATEWAY_PART_SIZE: z.string().default('5MiB'),
-  UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS: z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
-    .transform((v) => v === 'true' || v === '1' || v === 'yes')
-    .default(false),
-  UPLOAD_SAGA_GATEWAY_TUS_CREATE_WHEN_OPEN: z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
-    .transform((v) => v === 'true' || v === '1' || v === 'yes')
-    .default(false),
+  UPLOAD_SAGA_GATEWAY_TUS_EQUAL_PARTS: envFlag.default(false),
+  UPLOAD_SAGA_GATEWAY_TUS_CREATE_WHEN_OPEN: envFlag.default(false),
   UPLOAD_SAGA_GATEWAY_TUS_PARTS_IN_FLIGHT: z.coerce
     .number({ error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
     .int({ error: `must be a whole number of parts from 1 to ${MAX_TUS_PARTS_IN_FLIGHT}` })
